@@ -1,0 +1,41 @@
+# The two commands of the contract: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+PORT   ?= 8000
+
+.PHONY: run test install lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: set up, migrate the SQLite database, start paymend on http://127.0.0.1:$(PORT)
+run: install
+	$(BIN)/paymend db upgrade
+	$(BIN)/paymend serve --port $(PORT) --demo-key-file .paymend-demo-key
+
+## test: set up and run the whole suite (lint, types, tests)
+test: install lint typecheck pytest
+
+lint:
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest -q
+
+## bench: the engine benchmark (SQLite, and PostgreSQL when reachable)
+bench: install
+	$(BIN)/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache paymend.db paymend.db-* .paymend-demo-key

@@ -1,0 +1,1 @@
+"""The HTTP API: merchant endpoints today, ops and help pages later."""

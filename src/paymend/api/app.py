@@ -1,0 +1,70 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from paymend import __version__
+from paymend.api import errors
+from paymend.api.guard import RequestGuard
+from paymend.api.payments import router as payments_router
+from paymend.domain.errors import Unavailable
+from paymend.engine.runtime import Runtime
+from paymend.observability import configure_tracing
+
+DESCRIPTION = """
+paymend sits between your checkout and your payment providers. Create a payment with
+`POST /v1/payments`; the answer tells you its status and, when it failed, why.
+
+Authenticate with `Authorization: Bearer sk_…` (create a key with
+`paymend merchants create NAME`). Amounts are integers in the currency's minor units.
+Send an `Idempotency-Key` header on every POST so a retried request never pays twice.
+Errors are `{"error": {"type", "code", "message", "param"}}` with stable codes.
+"""
+
+
+def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
+    configure_tracing()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.worker.run(stop)) if run_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+
+    app = FastAPI(
+        title="paymend",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(payments_router)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            await runtime.store.run(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
+        except Unavailable:
+            return JSONResponse({"status": "degraded", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=True)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(RequestGuard)
+    return app

@@ -1,0 +1,97 @@
+"""Every error leaves the API as `{"error": {"type", "code", "message", "param"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from paymend.domain.errors import PaymendError
+from paymend.observability import get_logger
+
+log = get_logger("paymend.api")
+
+
+def error_body(
+    code: str, message: str, *, type: str = "invalid_request_error", param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"type": type, "code": code, "message": message, "param": param}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, type=type, param=param), status_code=status)
+
+
+def paymend_error_response(exc: PaymendError) -> JSONResponse:
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    return JSONResponse(
+        error_body(exc.code, exc.message, type=exc.type, param=exc.param),
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+_PYDANTIC_CODES = {
+    "missing": "parameter_missing",
+    "extra_forbidden": "parameter_unknown",
+    "json_invalid": "invalid_json",
+    "model_attributes_type": "invalid_json",
+    "dict_type": "parameter_invalid",
+}
+
+
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    kind = str(first.get("type", ""))
+    code = _PYDANTIC_CODES.get(kind, "parameter_invalid")
+    if param == "amount" and code == "parameter_invalid":
+        code = "amount_invalid"
+    if kind == "json_invalid":
+        message = "the body is not valid JSON"
+        param = None
+    elif kind == "missing":
+        message = f"'{param}' is required" if param else "a JSON object body is required"
+    elif kind == "extra_forbidden":
+        message = f"'{param}' is not a parameter of this request"
+    else:
+        message = f"'{param}': {first.get('msg', 'invalid')}" if param else str(first.get("msg"))
+    return error_response(400, code, message, param=param)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PaymendError)
+    async def _paymend(_request: Request, exc: PaymendError) -> JSONResponse:
+        return paymend_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", error=type(exc).__name__)
+        return error_response(
+            500,
+            "internal_error",
+            "an unexpected error occurred; it has been logged",
+            type="api_error",
+        )

@@ -1,0 +1,121 @@
+"""Merchant endpoints: create, read and refund payments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from paymend.api import auth
+from paymend.api.idempotent import run_once
+from paymend.api.schemas import PaymentIn, RefundIn
+from paymend.api.views import payment_json, refund_json
+from paymend.domain.errors import InvalidInput
+from paymend.domain.money import payment_amount
+from paymend.domain.payment import Customer
+from paymend.engine.commands import PayCommand, RefundCommand
+from paymend.engine.runtime import Runtime
+from paymend.observability import current_trace_id
+from paymend.store.merchants import Merchant
+
+router = APIRouter(prefix="/v1", tags=["payments"])
+Authed = Annotated[Merchant, Depends(auth.merchant)]
+IdemKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="the same key with the same body replays the first response",
+    ),
+]
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+@router.post("/payments", status_code=201, summary="Create and authorize a payment")
+async def create_payment(
+    body: PaymentIn, request: Request, merchant: Authed, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """Validates, routes and authorizes the payment, and answers with its status:
+    `succeeded`, `failed` (with the reason), `requires_action`, or `processing` when the
+    outcome is not yet known (the worker finishes it)."""
+    runtime = _runtime(request)
+    amount = payment_amount(body.amount, body.currency)
+    if body.method not in runtime.service.methods():
+        raise InvalidInput(
+            "payment_method_unsupported",
+            f"'{body.method}' is not a payment method of any configured channel "
+            f"(have: {', '.join(sorted(runtime.service.methods()))})",
+            param="method",
+        )
+    c = body.customer
+    command = PayCommand(
+        merchant_id=merchant.id,
+        order_id=body.order_id,
+        amount=amount,
+        method=body.method,
+        bank=body.bank,
+        region=body.region,
+        token=body.payment_token,
+        customer=Customer(c.id, c.locale, c.phone, c.email) if c else Customer(),
+        metadata=body.metadata or {},
+        trace_id=current_trace_id(),
+    )
+
+    async def handler() -> tuple[int, dict[str, object]]:
+        return 201, payment_json(await runtime.service.pay(command))
+
+    return await run_once(
+        runtime, merchant.id, idempotency_key, "/v1/payments", body.model_dump(mode="json"), handler
+    )
+
+
+@router.get("/payments/{payment_id}", summary="A payment with its attempt timeline")
+async def get_payment(payment_id: str, request: Request, merchant: Authed) -> JSONResponse:
+    view = await _runtime(request).service.get(payment_id, merchant.id)
+    return JSONResponse(payment_json(view))
+
+
+@router.get("/payments", summary="Payments of an order")
+async def list_payments(
+    request: Request,
+    merchant: Authed,
+    order_id: Annotated[str, Query(min_length=1, max_length=128)],
+) -> JSONResponse:
+    views = await _runtime(request).service.find_by_order(merchant.id, order_id)
+    return JSONResponse({"object": "list", "data": [payment_json(v) for v in views]})
+
+
+@router.post(
+    "/payments/{payment_id}/refunds", status_code=201, summary="Refund all or part of a payment"
+)
+async def create_refund(
+    payment_id: str,
+    body: RefundIn,
+    request: Request,
+    merchant: Authed,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    runtime = _runtime(request)
+    command = RefundCommand(
+        merchant_id=merchant.id,
+        payment_id=payment_id,
+        amount=body.amount,
+        reason=body.reason,
+        trace_id=current_trace_id(),
+    )
+
+    async def handler() -> tuple[int, dict[str, object]]:
+        return 201, refund_json(await runtime.service.refund(command))
+
+    return await run_once(
+        runtime,
+        merchant.id,
+        idempotency_key,
+        f"/v1/payments/{payment_id}/refunds",
+        body.model_dump(mode="json"),
+        handler,
+    )

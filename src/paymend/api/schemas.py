@@ -1,0 +1,84 @@
+"""Request bodies of the merchant API. Unknown fields are refused, types are strict."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
+
+Short = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+
+class CustomerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    locale: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None
+    ) = Field(
+        None, description="BCP 47 tag such as zh-CN or en; picks the language of customer messages"
+    )
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ()-]{4,24}$")] | None = None
+    email: (
+        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+        | None
+    ) = None
+
+
+class PaymentIn(BaseModel):
+    """A payment request. `amount` is in minor units of `currency` (1999 CNY = ¥19.99)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount": 1999,
+                    "currency": "CNY",
+                    "method": "card",
+                    "order_id": "order-1001",
+                    "bank": "ICBC",
+                    "region": "CN-East",
+                    "payment_token": "tok_from_provider_sdk",
+                    "customer": {"id": "c-42", "locale": "zh-CN"},
+                }
+            ]
+        },
+    )
+
+    amount: StrictInt = Field(description="integer minor units, > 0")
+    currency: Annotated[str, StringConstraints(min_length=3, max_length=3)] = Field(
+        description="ISO 4217 code"
+    )
+    method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] = Field(
+        description="card, alipay, wechat_pay, …"
+    )
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    bank: Short | None = None
+    region: Short | None = None
+    payment_token: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        None, description="token from the provider's client-side SDK; never a card number"
+    )
+    customer: CustomerIn | None = None
+    metadata: dict[str, Annotated[str, StringConstraints(max_length=500)]] | None = Field(
+        None, description="up to 50 string pairs, returned as given"
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None:
+            if len(v) > 50:
+                raise ValueError("at most 50 keys")
+            if any(not 1 <= len(k) <= 40 for k in v):
+                raise ValueError("keys must be 1 to 40 characters")
+        return v
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: StrictInt | None = Field(
+        None, description="minor units; omit to refund everything still refundable"
+    )
+    reason: Annotated[str, StringConstraints(max_length=200)] | None = None

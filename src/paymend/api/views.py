@@ -1,0 +1,78 @@
+"""How payments, attempts and refunds look in API responses (PII masked)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from paymend.domain.masking import mask_customer, mask_token
+from paymend.domain.payment import Attempt, Refund
+from paymend.engine.payments import PaymentView
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def attempt_json(a: Attempt) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "seq": a.seq,
+        "provider": a.provider,
+        "status": a.status.value,
+        "raw_code": a.raw_code,
+        "raw_message": a.raw_message,
+        "unified_code": a.unified_code,
+        "decision": a.decision,
+        "reason": a.reason,
+        "latency_ms": a.latency_ms,
+        "provider_reference": a.provider_reference,
+        "trace_id": a.trace_id,
+        "created_at": _ts(a.created_at),
+        "finished_at": _ts(a.finished_at),
+    }
+
+
+def refund_json(r: Refund) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "object": "refund",
+        "payment_id": r.payment_id,
+        "amount": r.amount.minor,
+        "currency": r.amount.currency,
+        "status": r.status.value,
+        "reason": r.reason,
+        "provider": r.provider,
+        "raw_code": r.raw_code,
+        "created_at": _ts(r.created_at),
+        "updated_at": _ts(r.updated_at),
+    }
+
+
+def payment_json(view: PaymentView) -> dict[str, Any]:
+    p = view.payment
+    failure = None
+    if p.failure_code is not None:
+        failure = {"raw_code": p.failure_code, "raw_message": p.failure_message}
+    return {
+        "id": p.id,
+        "object": "payment",
+        "status": p.status.value,
+        "order_id": p.order_id,
+        "amount": p.amount.minor,
+        "currency": p.amount.currency,
+        "amount_display": p.amount.format(),
+        "amount_refunded": p.amount_refunded,
+        "method": p.method,
+        "bank": p.bank,
+        "region": p.region,
+        "payment_token": mask_token(p.token),
+        "customer": mask_customer(p.customer.as_dict()),
+        "metadata": p.metadata,
+        "failure": failure,
+        "trace_id": p.trace_id,
+        "created_at": _ts(p.created_at),
+        "updated_at": _ts(p.updated_at),
+        "attempts": [attempt_json(a) for a in view.attempts],
+        "refunds": [refund_json(r) for r in view.refunds],
+    }

@@ -1,0 +1,200 @@
+"""The `paymend` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from paymend import __version__
+from paymend.config import Settings, load_config
+from paymend.datafiles import DataFileError
+from paymend.domain.errors import PaymendError
+from paymend.domain.ids import MerchantId
+from paymend.engine.clock import SystemClock
+from paymend.engine.ids import IdFactory
+from paymend.engine.runtime import Runtime, build_runtime
+from paymend.observability import configure_logging
+from paymend.store import merchants
+from paymend.store.database import Store
+from paymend.store.migrate import upgrade
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _runtime(settings: Settings) -> Runtime:
+    try:
+        return build_runtime(settings)
+    except DataFileError as exc:
+        raise click.ClickException(f"invalid config: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="paymend")
+def main() -> None:
+    """paymend: keeps online payments from failing, and handles the ones that do.
+
+    The database is chosen by PAYMEND_DATABASE_URL (default sqlite:///paymend.db), the
+    channels by paymend.yaml (or PAYMEND_CONFIG).
+    """
+
+
+def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None) -> None:
+    import uvicorn
+
+    from paymend.api.app import create_app
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    runtime = _runtime(settings)
+    if demo_key_file is not None:
+        _ensure_demo_merchant(runtime.store, demo_key_file)
+    app = create_app(runtime, run_worker=run_worker)
+    click.echo(f"paymend {__version__} on http://{host}:{port}  (API docs: /docs)", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        runtime.close()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--demo-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Create a merchant 'demo' on first start and keep its API key in this file.",
+)
+def serve(host: str, port: int, demo_key_file: Path | None) -> None:
+    """Run the API and the worker in one process (the default set-up)."""
+    _serve(host, port, run_worker=True, demo_key_file=demo_key_file)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def api(host: str, port: int) -> None:
+    """Run the API only; run `paymend worker` processes beside it."""
+    _serve(host, port, run_worker=False, demo_key_file=None)
+
+
+@main.command()
+def worker() -> None:
+    """Run the worker only: settles unknown outcomes, resends pending refunds."""
+    settings = _settings()
+    configure_logging(settings.log_level)
+    runtime = _runtime(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.worker.run(stop)
+
+    try:
+        asyncio.run(run())
+    finally:
+        runtime.close()
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema to the latest version."""
+    url = _settings().database_url
+    try:
+        upgrade(url, revision)
+    except Exception as exc:  # noqa: BLE001 - report any driver error plainly
+        raise click.ClickException(f"migration failed on {_redact(url)}: {exc}") from None
+    click.echo(f"database at {_redact(url)} is up to date", err=True)
+
+
+@main.group("merchants")
+def merchants_group() -> None:
+    """Manage merchants and their API keys."""
+
+
+@merchants_group.command("create")
+@click.argument("name")
+def merchants_create(name: str) -> None:
+    """Create merchant NAME and print its secret API key (shown only this once)."""
+    if not name.strip() or len(name) > 200:
+        raise click.BadParameter("a name of 1 to 200 characters", param_hint="NAME")
+    store = Store(_settings().database_url)
+    try:
+        merchant, key = store.run_sync(
+            lambda conn: merchants.create(
+                conn, MerchantId(IdFactory().new("mer")), name.strip(), SystemClock().now()
+            )
+        )
+    except PaymendError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+    click.echo(f"merchant {merchant.id} ({merchant.name})", err=True)
+    click.echo("secret key (store it now, it is not shown again):", err=True)
+    click.echo(key)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check the channel and routing configuration."""
+
+
+@config_group.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def config_check(path: Path | None) -> None:
+    """Validate PATH (default: the file paymend would load) and summarise it."""
+    target = path or _settings().config_path()
+    try:
+        config = load_config(target)
+    except DataFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{target}: ok")
+    for name, ch in config.providers.items():
+        click.echo(f"  {name}: {ch.type}, methods {', '.join(ch.methods)}")
+    click.echo(f"  routing: {' -> '.join(config.routing)}")
+
+
+def _ensure_demo_merchant(store: Store, key_file: Path) -> None:
+    if key_file.exists():
+        key = key_file.read_text().strip()
+        if store.run_sync(lambda conn: merchants.by_api_key(conn, key)) is not None:
+            click.echo(f"demo merchant key: {key_file}", err=True)
+            return
+    merchant, key = store.run_sync(
+        lambda conn: merchants.create(
+            conn, MerchantId(IdFactory().new("mer")), "demo", SystemClock().now()
+        )
+    )
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    click.echo(f"created merchant 'demo' ({merchant.id}); its key is in {key_file}", err=True)
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "<database url>"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Settings from the environment and the `paymend.yaml` file of channels and routing.
+
+Environment (secrets and deployment): `PAYMEND_DATABASE_URL`, `PAYMEND_CONFIG`,
+`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`. Everything about channels and policies lives in
+the YAML file, validated on load with errors naming the line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from paymend.datafiles import load_model, parse_duration
+from paymend.domain.currencies import EXPONENTS
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+PACKAGED_CONFIG = Path(__file__).with_name("paymend.yaml")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYMEND_", extra="ignore")
+
+    database_url: str = "sqlite:///paymend.db"
+    config: str | None = None
+    log_level: str = "INFO"
+    redis_url: str | None = None
+
+    def config_path(self) -> Path:
+        if self.config:
+            return Path(self.config)
+        local = Path("paymend.yaml")
+        return local if local.exists() else PACKAGED_CONFIG
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Latency(_Strict):
+    p50: float = Field(0.0, ge=0)
+    p99: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Latency:
+        if self.p99 and self.p99 < self.p50:
+            raise ValueError("p99 must not be below p50")
+        return self
+
+
+class SimulatorChannel(_Strict):
+    """A simulated channel: see `providers/simulator.py` for what each rate does."""
+
+    type: Literal["simulator"]
+    methods: list[str] = Field(min_length=1)
+    currencies: list[str] | None = None
+    regions: list[str] | None = None
+    success_rate: Rate = 1.0
+    declines: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: {"DO_NOT_HONOR": 1.0}
+    )
+    authentication_rate: Rate = 0.0
+    latency_ms: Latency = Latency()
+    timeout_rate: Rate = 0.0
+    charged_on_timeout: Rate = 0.0
+    lost_response_rate: Rate = 0.0
+    error_rate: Rate = 0.0
+    outage: bool = False
+
+    @model_validator(mode="after")
+    def _known_currencies(self) -> SimulatorChannel:
+        unknown = [c for c in self.currencies or () if c not in EXPONENTS]
+        if unknown:
+            raise ValueError(f"unknown currency {', '.join(unknown)}")
+        return self
+
+
+class EngineConfig(_Strict):
+    provider_timeout: Duration = 10.0
+
+
+class WorkerConfig(_Strict):
+    interval: Duration = 1.0
+    query_unknown_after: Duration = 2.0
+    orphaned_pending_after: Duration = 60.0
+
+
+class PaymendConfig(_Strict):
+    seed: int = 0
+    providers: dict[str, SimulatorChannel] = Field(min_length=1)
+    routing: list[str] = Field(min_length=1)
+    engine: EngineConfig = EngineConfig()
+    worker: WorkerConfig = WorkerConfig()
+
+    @model_validator(mode="after")
+    def _routing_names_providers(self) -> PaymendConfig:
+        unknown = [r for r in self.routing if r not in self.providers]
+        if unknown:
+            raise ValueError(f"routing names unknown provider(s): {', '.join(unknown)}")
+        return self
+
+
+def load_config(path: str | Path) -> PaymendConfig:
+    return load_model(PaymendConfig, path)

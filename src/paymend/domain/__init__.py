@@ -1,0 +1,1 @@
+"""Value types and invariants. Pure: no I/O, no framework, no clock reads."""

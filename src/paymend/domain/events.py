@@ -1,0 +1,18 @@
+"""Event types written to the outbox in the same transaction as the change they describe."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    PAYMENT_CREATED = "payment.created"
+    PAYMENT_PROCESSING = "payment.processing"
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_REQUIRES_ACTION = "payment.requires_action"
+    PAYMENT_CANCELED = "payment.canceled"
+    PAYMENT_REFUNDED = "payment.refunded"
+    ATTEMPT_FINISHED = "attempt.finished"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"

@@ -1,0 +1,247 @@
+"""Payment, Attempt and Refund with explicit state machines.
+
+Every status change goes through `transition`, which refuses edges the machine does not
+have, so no code path can put a payment into a state the business never defined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from paymend.domain.errors import IllegalTransition, InvalidInput
+from paymend.domain.ids import AttemptId, MerchantId, PaymentId, RefundId
+from paymend.domain.money import Money
+
+S = TypeVar("S", bound=StrEnum)
+
+
+class PaymentStatus(StrEnum):
+    CREATED = "created"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REQUIRES_ACTION = "requires_action"
+    CANCELED = "canceled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+PAYMENT_EDGES: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.CREATED: frozenset({PaymentStatus.PROCESSING, PaymentStatus.CANCELED}),
+    PaymentStatus.PROCESSING: frozenset(
+        {
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.FAILED,
+            PaymentStatus.REQUIRES_ACTION,
+            PaymentStatus.CANCELED,
+        }
+    ),
+    # the customer completes (-> processing), abandons (-> canceled) or fails the challenge
+    PaymentStatus.REQUIRES_ACTION: frozenset(
+        {PaymentStatus.PROCESSING, PaymentStatus.CANCELED, PaymentStatus.FAILED}
+    ),
+    PaymentStatus.SUCCEEDED: frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}),
+    PaymentStatus.PARTIALLY_REFUNDED: frozenset(
+        {PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+    ),
+    PaymentStatus.FAILED: frozenset(),
+    PaymentStatus.CANCELED: frozenset(),
+    PaymentStatus.REFUNDED: frozenset(),
+}
+
+FINAL_PAYMENT_STATUSES = frozenset(
+    {
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.FAILED,
+        PaymentStatus.CANCELED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    }
+)
+
+
+class AttemptStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REQUIRES_ACTION = "requires_action"
+    UNKNOWN = "unknown"
+
+
+ATTEMPT_EDGES: dict[AttemptStatus, frozenset[AttemptStatus]] = {
+    AttemptStatus.PENDING: frozenset(
+        {
+            AttemptStatus.SUCCEEDED,
+            AttemptStatus.FAILED,
+            AttemptStatus.UNKNOWN,
+            AttemptStatus.REQUIRES_ACTION,
+        }
+    ),
+    # resolved by a status query at the provider
+    AttemptStatus.UNKNOWN: frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.FAILED}),
+    # the customer finished (or failed) 3-D Secure for this very attempt
+    AttemptStatus.REQUIRES_ACTION: frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.FAILED}),
+    AttemptStatus.SUCCEEDED: frozenset(),
+    AttemptStatus.FAILED: frozenset(),
+}
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+REFUND_EDGES: dict[RefundStatus, frozenset[RefundStatus]] = {
+    RefundStatus.PENDING: frozenset({RefundStatus.SUCCEEDED, RefundStatus.FAILED}),
+    RefundStatus.SUCCEEDED: frozenset(),
+    RefundStatus.FAILED: frozenset(),
+}
+
+
+def check_edge(entity: str, edges: dict[S, frozenset[S]], current: S, target: S) -> S:
+    """Return `target` if `current -> target` is an edge of the machine, else raise."""
+    if target not in edges[current]:
+        raise IllegalTransition(entity, current.value, target.value)
+    return target
+
+
+@dataclass(slots=True)
+class Customer:
+    """Who pays. Contact details are kept for notifications and masked in every log."""
+
+    id: str | None = None
+    locale: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "locale": self.locale, "phone": self.phone, "email": self.email}
+
+
+@dataclass(slots=True)
+class Payment:
+    """One order's request to be paid, across however many attempts it takes."""
+
+    id: PaymentId
+    merchant_id: MerchantId
+    order_id: str
+    amount: Money
+    method: str
+    status: PaymentStatus = PaymentStatus.CREATED
+    amount_refunded: int = 0
+    amount_refund_pending: int = 0
+    bank: str | None = None
+    region: str | None = None
+    customer: Customer = field(default_factory=Customer)
+    metadata: dict[str, str] = field(default_factory=dict)
+    token: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    trace_id: str | None = None
+    version: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def transition(self, target: PaymentStatus) -> None:
+        self.status = check_edge("payment", PAYMENT_EDGES, self.status, target)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_PAYMENT_STATUSES
+
+    @property
+    def refundable(self) -> int:
+        """Minor units that may still be refunded (captured - refunded - in flight)."""
+        if self.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED):
+            return 0
+        return self.amount.minor - self.amount_refunded - self.amount_refund_pending
+
+    def reserve_refund(self, minor: int) -> None:
+        """Hold `minor` units for a refund about to be sent to the provider."""
+        if self.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED):
+            raise InvalidInput(
+                "payment_not_refundable",
+                f"a payment in status '{self.status.value}' cannot be refunded",
+                param="payment",
+                status=409,
+            )
+        if isinstance(minor, bool) or not isinstance(minor, int) or minor <= 0:
+            raise InvalidInput(
+                "amount_too_small", "refund amount must be a positive integer", param="amount"
+            )
+        if minor > self.refundable:
+            raise InvalidInput(
+                "refund_exceeds_captured",
+                f"refund of {minor} exceeds the {self.refundable} minor units still refundable",
+                param="amount",
+            )
+        self.amount_refund_pending += minor
+
+    def settle_refund(self, minor: int, *, succeeded: bool) -> None:
+        """Release a reservation; on success count it as refunded and move the status."""
+        if minor <= 0 or minor > self.amount_refund_pending:
+            raise InvalidInput("refund_not_reserved", "no such amount is waiting to be refunded")
+        self.amount_refund_pending -= minor
+        if not succeeded:
+            return
+        self.amount_refunded += minor
+        if self.amount_refunded == self.amount.minor:
+            self.transition(PaymentStatus.REFUNDED)
+        else:
+            self.transition(PaymentStatus.PARTIALLY_REFUNDED)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One call to one provider for one payment: the audit record of that call."""
+
+    id: AttemptId
+    payment_id: PaymentId
+    seq: int
+    provider: str
+    status: AttemptStatus = AttemptStatus.PENDING
+    provider_reference: str | None = None
+    raw_code: str | None = None
+    raw_message: str | None = None
+    unified_code: str | None = None
+    decision: str | None = None
+    reason: str | None = None
+    latency_ms: int | None = None
+    trace_id: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key the provider sees: stable per attempt, so a resend never charges twice."""
+        return f"paymend-{self.id}"
+
+    def transition(self, target: AttemptStatus) -> None:
+        self.status = check_edge("attempt", ATTEMPT_EDGES, self.status, target)
+
+
+@dataclass(slots=True)
+class Refund:
+    id: RefundId
+    payment_id: PaymentId
+    amount: Money
+    provider: str
+    status: RefundStatus = RefundStatus.PENDING
+    reason: str | None = None
+    provider_reference: str | None = None
+    raw_code: str | None = None
+    raw_message: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"paymend-{self.id}"
+
+    def transition(self, target: RefundStatus) -> None:
+        self.status = check_edge("refund", REFUND_EDGES, self.status, target)

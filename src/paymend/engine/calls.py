@@ -1,0 +1,73 @@
+"""Calling a provider: timeout, latency, and the translation of what happened into an
+attempt outcome. A timeout or a connection lost after sending is `unknown`, never
+`failed`: the money may have moved, and only a status query can tell."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+from paymend.domain.clock import Clock
+from paymend.domain.payment import AttemptStatus
+from paymend.observability import get_logger
+from paymend.providers.base import ProviderConnectionError, ProviderOutcome, ProviderResult
+
+log = get_logger("paymend.engine")
+
+_STATUS = {
+    ProviderOutcome.SUCCEEDED: AttemptStatus.SUCCEEDED,
+    ProviderOutcome.DECLINED: AttemptStatus.FAILED,
+    ProviderOutcome.ERROR: AttemptStatus.FAILED,
+    ProviderOutcome.REQUIRES_ACTION: AttemptStatus.REQUIRES_ACTION,
+    ProviderOutcome.NOT_FOUND: AttemptStatus.FAILED,
+    ProviderOutcome.PENDING: AttemptStatus.UNKNOWN,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    status: AttemptStatus
+    raw_code: str | None
+    raw_message: str | None
+    reference: str | None
+    latency_ms: int
+    technical: bool  # the failure lies with the channel (not the payer): timeouts, errors
+
+
+async def call(
+    clock: Clock, timeout_s: float, provider_call: Awaitable[ProviderResult]
+) -> CallOutcome:
+    start = clock.monotonic()
+
+    def elapsed() -> int:
+        return round((clock.monotonic() - start) * 1000)
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            result = await provider_call
+    except TimeoutError:
+        return CallOutcome(
+            AttemptStatus.UNKNOWN,
+            "TIMEOUT",
+            f"no answer within {timeout_s:g}s",
+            None,
+            elapsed(),
+            True,
+        )
+    except ProviderConnectionError as exc:
+        status = AttemptStatus.UNKNOWN if exc.sent else AttemptStatus.FAILED
+        return CallOutcome(status, exc.raw_code, exc.raw_message, None, elapsed(), True)
+    except Exception as exc:
+        log.exception("provider_call_crashed", error=type(exc).__name__)
+        return CallOutcome(
+            AttemptStatus.UNKNOWN, "ADAPTER_ERROR", type(exc).__name__, None, elapsed(), True
+        )
+    return CallOutcome(
+        _STATUS[result.outcome],
+        result.raw_code,
+        result.raw_message,
+        result.reference,
+        elapsed(),
+        result.outcome in (ProviderOutcome.ERROR, ProviderOutcome.PENDING),
+    )

@@ -1,0 +1,47 @@
+"""Clocks: the real one for servers, and one that follows the event loop's (virtual) time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+
+class SystemClock:
+    """Wall-clock time for `now`, the loop's monotonic time for waits."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class LoopClock:
+    """Time read from the running event loop, anchored at `epoch`.
+
+    On a virtual-time loop (`engine.virtual_time`) this clock jumps with the loop, so a
+    one-hour outage replays in moments and every timestamp is reproducible.
+    """
+
+    def __init__(self, epoch: datetime | None = None) -> None:
+        self._epoch = epoch or datetime(2026, 1, 1, tzinfo=UTC)
+        self._origin: float | None = None
+
+    def _loop_time(self) -> float:
+        t = asyncio.get_running_loop().time()
+        if self._origin is None:
+            self._origin = t
+        return t - self._origin
+
+    def now(self) -> datetime:
+        return self._epoch + timedelta(seconds=self._loop_time())
+
+    def monotonic(self) -> float:
+        return self._loop_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))

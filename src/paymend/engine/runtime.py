@@ -1,0 +1,88 @@
+"""Everything one paymend process needs, built from settings and the config file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from paymend.config import PaymendConfig, Settings, load_config
+from paymend.domain.clock import Clock
+from paymend.engine.clock import SystemClock
+from paymend.engine.ids import IdFactory
+from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.engine.worker import Worker, WorkerSettings
+from paymend.providers.base import Provider
+from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
+from paymend.store.database import Store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: PaymendConfig
+    store: Store
+    clock: Clock
+    providers: dict[str, Provider]
+    service: PaymentService
+    worker: Worker
+    simulators: dict[str, SimulatedProvider] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_providers(config: PaymendConfig, clock: Clock) -> dict[str, SimulatedProvider]:
+    sims: dict[str, SimulatedProvider] = {}
+    for name, ch in config.providers.items():
+        sims[name] = SimulatedProvider(
+            name,
+            SimulatorSettings(
+                methods=tuple(ch.methods),
+                currencies=tuple(ch.currencies) if ch.currencies else None,
+                regions=tuple(ch.regions) if ch.regions else None,
+                success_rate=ch.success_rate,
+                declines=dict(ch.declines),
+                authentication_rate=ch.authentication_rate,
+                latency_p50_ms=ch.latency_ms.p50,
+                latency_p99_ms=ch.latency_ms.p99,
+                timeout_rate=ch.timeout_rate,
+                charged_on_timeout=ch.charged_on_timeout,
+                lost_response_rate=ch.lost_response_rate,
+                error_rate=ch.error_rate,
+                outage=ch.outage,
+            ),
+            clock,
+            seed=config.seed,
+        )
+    return sims
+
+
+def build_runtime(
+    settings: Settings,
+    config: PaymendConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+) -> Runtime:
+    config = config or load_config(settings.config_path())
+    clock = clock or SystemClock()
+    store = store or Store(settings.database_url)
+    sims = build_providers(config, clock)
+    providers: dict[str, Provider] = dict(sims)
+    service = PaymentService(
+        store,
+        providers,
+        clock,
+        EngineSettings(
+            provider_timeout_s=config.engine.provider_timeout, routing=tuple(config.routing)
+        ),
+        IdFactory(),
+    )
+    worker = Worker(
+        service,
+        WorkerSettings(
+            interval_s=config.worker.interval,
+            unknown_after_s=config.worker.query_unknown_after,
+            pending_after_s=config.worker.orphaned_pending_after,
+        ),
+    )
+    return Runtime(settings, config, store, clock, providers, service, worker, sims)

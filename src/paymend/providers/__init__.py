@@ -1,0 +1,1 @@
+"""Payment providers behind one protocol: the simulator, and real providers later."""

@@ -1,0 +1,1 @@
+"""Ranking of channels for a payment: the primary and its fallbacks."""

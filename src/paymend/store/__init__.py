@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, repositories, Alembic migrations. SQLite or PostgreSQL."""

@@ -1,0 +1,125 @@
+"""Engine creation and the one gateway to the database: `await store.run(fn)`.
+
+`fn` receives a Connection inside a transaction that commits when it returns and rolls
+back when it raises, so a state change and its outbox events land together or not at
+all. On SQLite the process keeps one writer connection (WAL, `BEGIN IMMEDIATE`) and runs
+store work on one thread; on PostgreSQL a small pool and as many threads. In the lab the
+work runs inline on the event loop, which keeps virtual time honest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from paymend.domain.errors import Unavailable
+
+T = TypeVar("T")
+
+DEFAULT_URL = "sqlite:///paymend.db"
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """An Engine tuned for paymend's access pattern on SQLite or PostgreSQL."""
+    if is_sqlite(url):
+        engine = sa.create_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=30,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # take the write lock up front: no deadlock when two processes upgrade a read
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {},
+    )
+
+
+class Store:
+    """The database gateway. Every read and write in paymend goes through `run`."""
+
+    def __init__(self, url: str, *, inline: bool = False, pool_size: int = 8) -> None:
+        self.url = url
+        self.engine = create_db_engine(url, pool_size=pool_size)
+        self.inline = inline
+        workers = 1 if is_sqlite(url) else pool_size
+        self._executor = None if inline else ThreadPoolExecutor(workers, "paymend-store")
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn(conn)` in one transaction, off the event loop unless inline."""
+        if self._executor is None:
+            return self.run_sync(fn)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, fn)
+
+    def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn)
+        except (exc.OperationalError, exc.InterfaceError) as error:
+            if _is_unreachable(error):
+                raise Unavailable(
+                    "database_unavailable",
+                    "the database cannot be reached; nothing was changed, try again",
+                ) from error
+            raise
+        except exc.TimeoutError as error:
+            raise Unavailable(
+                "database_busy", "the database is busy; nothing was changed, try again"
+            ) from error
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def _is_unreachable(error: exc.DBAPIError) -> bool:
+    if error.connection_invalidated:
+        return True
+    text = str(error.orig).lower()
+    markers = (
+        "connection",
+        "could not connect",
+        "server closed",
+        "unable to open database",
+        "database is locked",
+        "disk i/o error",
+        "terminating",
+        "timeout",
+    )
+    return any(m in text for m in markers)

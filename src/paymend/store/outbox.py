@@ -1,0 +1,85 @@
+"""The transactional outbox: events written with the state change they describe.
+
+A publisher (the worker) reads unpublished events in order and marks them published
+after delivery, so every event is delivered at least once under its stable id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from paymend.domain.events import EventType
+from paymend.store.tables import events
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    merchant_id: str
+    type: str
+    subject_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+    published_at: datetime | None
+
+
+def add(
+    conn: Connection,
+    event_id: str,
+    merchant_id: str,
+    type: EventType,
+    subject_id: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    conn.execute(
+        events.insert().values(
+            id=event_id,
+            merchant_id=merchant_id,
+            type=type.value,
+            subject_id=subject_id,
+            payload=payload,
+            created_at=now,
+        )
+    )
+
+
+def for_subject(conn: Connection, subject_id: str) -> list[Event]:
+    rows = conn.execute(
+        sa.select(events)
+        .where(events.c.subject_id == subject_id)
+        .order_by(events.c.created_at, events.c.id)
+    )
+    return [_event(r) for r in rows]
+
+
+def unpublished(conn: Connection, limit: int = 100) -> list[Event]:
+    rows = conn.execute(
+        sa.select(events)
+        .where(events.c.published_at.is_(None))
+        .order_by(events.c.created_at, events.c.id)
+        .limit(limit)
+    )
+    return [_event(r) for r in rows]
+
+
+def mark_published(conn: Connection, event_ids: list[str], now: datetime) -> None:
+    if event_ids:
+        conn.execute(events.update().where(events.c.id.in_(event_ids)).values(published_at=now))
+
+
+def _event(row: sa.Row[Any]) -> Event:
+    return Event(
+        row.id,
+        row.merchant_id,
+        row.type,
+        row.subject_id,
+        dict(row.payload),
+        row.created_at,
+        row.published_at,
+    )

@@ -1,0 +1,187 @@
+"""Payments and their attempts. Writes use optimistic locking on `payments.version`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from paymend.domain.errors import Conflict, NotFound
+from paymend.domain.ids import AttemptId, MerchantId, PaymentId
+from paymend.domain.money import Money
+from paymend.domain.payment import Attempt, AttemptStatus, Customer, Payment, PaymentStatus
+from paymend.store.tables import attempts, payments
+
+
+class StaleWrite(Conflict):
+    """Someone else changed the payment since it was read; re-read and decide again."""
+
+    def __init__(self, payment_id: str) -> None:
+        super().__init__("concurrent_update", f"payment {payment_id} was changed concurrently")
+
+
+def insert_payment(conn: Connection, p: Payment, now: datetime) -> None:
+    p.created_at = p.updated_at = now
+    conn.execute(payments.insert().values(**_payment_values(p), created_at=now))
+
+
+def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
+    """Write `p` if nobody else did since it was read; bump its version."""
+    values = _payment_values(p)
+    values["version"] = p.version + 1
+    values["updated_at"] = now
+    result = conn.execute(
+        payments.update()
+        .where(payments.c.id == p.id, payments.c.version == p.version)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise StaleWrite(p.id)
+    p.version += 1
+    p.updated_at = now
+
+
+def get_payment(conn: Connection, payment_id: str, merchant_id: str | None = None) -> Payment:
+    query = sa.select(payments).where(payments.c.id == payment_id)
+    if merchant_id is not None:
+        query = query.where(payments.c.merchant_id == merchant_id)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound("payment_not_found", f"no payment '{payment_id}'", param="id")
+    return _payment(row)
+
+
+def find_by_order(
+    conn: Connection, merchant_id: str, order_id: str, limit: int = 100
+) -> list[Payment]:
+    rows = conn.execute(
+        sa.select(payments)
+        .where(payments.c.merchant_id == merchant_id, payments.c.order_id == order_id)
+        .order_by(payments.c.created_at, payments.c.id)
+        .limit(limit)
+    )
+    return [_payment(r) for r in rows]
+
+
+def insert_attempt(conn: Connection, a: Attempt) -> None:
+    conn.execute(attempts.insert().values(**_attempt_values(a)))
+
+
+def update_attempt(conn: Connection, a: Attempt) -> None:
+    conn.execute(attempts.update().where(attempts.c.id == a.id).values(**_attempt_values(a)))
+
+
+def list_attempts(conn: Connection, payment_id: str) -> list[Attempt]:
+    rows = conn.execute(
+        sa.select(attempts).where(attempts.c.payment_id == payment_id).order_by(attempts.c.seq)
+    )
+    return [_attempt(r) for r in rows]
+
+
+def attempts_in_status(
+    conn: Connection, status: AttemptStatus, older_than: datetime, limit: int = 100
+) -> list[Attempt]:
+    rows = conn.execute(
+        sa.select(attempts)
+        .where(attempts.c.status == status.value, attempts.c.created_at <= older_than)
+        .order_by(attempts.c.created_at)
+        .limit(limit)
+    )
+    return [_attempt(r) for r in rows]
+
+
+def _payment_values(p: Payment) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "merchant_id": p.merchant_id,
+        "order_id": p.order_id,
+        "amount": p.amount.minor,
+        "currency": p.amount.currency,
+        "method": p.method,
+        "bank": p.bank,
+        "region": p.region,
+        "status": p.status.value,
+        "amount_refunded": p.amount_refunded,
+        "amount_refund_pending": p.amount_refund_pending,
+        "customer": p.customer.as_dict(),
+        "metadata": p.metadata,
+        "payment_token": p.token,
+        "failure_code": p.failure_code,
+        "failure_message": p.failure_message,
+        "trace_id": p.trace_id,
+        "version": p.version,
+        "updated_at": p.updated_at,
+    }
+
+
+def _payment(row: sa.Row[Any]) -> Payment:
+    return Payment(
+        id=PaymentId(row.id),
+        merchant_id=MerchantId(row.merchant_id),
+        order_id=row.order_id,
+        amount=Money(row.amount, row.currency),
+        method=row.method,
+        status=PaymentStatus(row.status),
+        amount_refunded=row.amount_refunded,
+        amount_refund_pending=row.amount_refund_pending,
+        bank=row.bank,
+        region=row.region,
+        customer=Customer(**row.customer),
+        metadata=dict(row.metadata),
+        token=row.payment_token,
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+        trace_id=row.trace_id,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _attempt_values(a: Attempt) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "payment_id": a.payment_id,
+        "seq": a.seq,
+        "provider": a.provider,
+        "status": a.status.value,
+        "idempotency_key": a.idempotency_key,
+        "provider_reference": a.provider_reference,
+        "raw_code": a.raw_code,
+        "raw_message": _clip(a.raw_message),
+        "unified_code": a.unified_code,
+        "decision": a.decision,
+        "reason": _clip(a.reason),
+        "latency_ms": a.latency_ms,
+        "trace_id": a.trace_id,
+        "request": a.request,
+        "created_at": a.created_at,
+        "finished_at": a.finished_at,
+    }
+
+
+def _attempt(row: sa.Row[Any]) -> Attempt:
+    return Attempt(
+        id=AttemptId(row.id),
+        payment_id=PaymentId(row.payment_id),
+        seq=row.seq,
+        provider=row.provider,
+        status=AttemptStatus(row.status),
+        provider_reference=row.provider_reference,
+        raw_code=row.raw_code,
+        raw_message=row.raw_message,
+        unified_code=row.unified_code,
+        decision=row.decision,
+        reason=row.reason,
+        latency_ms=row.latency_ms,
+        trace_id=row.trace_id,
+        request=dict(row.request),
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _clip(text: str | None, limit: int = 500) -> str | None:
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,72 @@
+"""Refunds of a payment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from paymend.domain.errors import NotFound
+from paymend.domain.ids import PaymentId, RefundId
+from paymend.domain.money import Money
+from paymend.domain.payment import Refund, RefundStatus
+from paymend.store.tables import refunds
+
+
+def insert(conn: Connection, r: Refund) -> None:
+    conn.execute(refunds.insert().values(**_values(r)))
+
+
+def update(conn: Connection, r: Refund) -> None:
+    conn.execute(refunds.update().where(refunds.c.id == r.id).values(**_values(r)))
+
+
+def get(conn: Connection, refund_id: str) -> Refund:
+    row = conn.execute(sa.select(refunds).where(refunds.c.id == refund_id)).first()
+    if row is None:
+        raise NotFound("refund_not_found", f"no refund '{refund_id}'", param="id")
+    return _refund(row)
+
+
+def for_payment(conn: Connection, payment_id: str) -> list[Refund]:
+    rows = conn.execute(
+        sa.select(refunds)
+        .where(refunds.c.payment_id == payment_id)
+        .order_by(refunds.c.created_at, refunds.c.id)
+    )
+    return [_refund(r) for r in rows]
+
+
+def _values(r: Refund) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "payment_id": r.payment_id,
+        "amount": r.amount.minor,
+        "currency": r.amount.currency,
+        "status": r.status.value,
+        "reason": r.reason,
+        "provider": r.provider,
+        "idempotency_key": r.idempotency_key,
+        "provider_reference": r.provider_reference,
+        "raw_code": r.raw_code,
+        "raw_message": r.raw_message,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+    }
+
+
+def _refund(row: sa.Row[Any]) -> Refund:
+    return Refund(
+        id=RefundId(row.id),
+        payment_id=PaymentId(row.payment_id),
+        amount=Money(row.amount, row.currency),
+        provider=row.provider,
+        status=RefundStatus(row.status),
+        reason=row.reason,
+        provider_reference=row.provider_reference,
+        raw_code=row.raw_code,
+        raw_message=row.raw_message,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,167 @@
+"""The schema. Alembic migrations in `store/migrations` must match it (a test checks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSON: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
+Id = sa.String(40)
+
+merchants = sa.Table(
+    "merchants",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("api_key_hint", sa.String(16), nullable=False),
+    sa.Column("settings", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("merchant_id", Id, sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("bank", sa.String(64)),
+    sa.Column("region", sa.String(64)),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("amount_refunded", sa.BigInteger(), nullable=False),
+    sa.Column("amount_refund_pending", sa.BigInteger(), nullable=False),
+    sa.Column("customer", JSON, nullable=False),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("payment_token", sa.String(255)),
+    sa.Column("failure_code", sa.String(64)),
+    sa.Column("failure_message", sa.String(500)),
+    sa.Column("trace_id", sa.String(32)),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "merchant_id", "order_id"),
+    sa.Index(None, "status", "updated_at"),
+    sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
+    sa.CheckConstraint(
+        "amount_refunded >= 0 AND amount_refund_pending >= 0"
+        " AND amount_refunded + amount_refund_pending <= amount",
+        name="ck_payments_refunds_within_amount",
+    ),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("payment_id", Id, sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("idempotency_key", sa.String(80), nullable=False, unique=True),
+    sa.Column("provider_reference", sa.String(128)),
+    sa.Column("raw_code", sa.String(128)),
+    sa.Column("raw_message", sa.String(500)),
+    sa.Column("unified_code", sa.String(64)),
+    sa.Column("decision", sa.String(32)),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("latency_ms", sa.Integer()),
+    sa.Column("trace_id", sa.String(32)),
+    sa.Column("request", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.UniqueConstraint("payment_id", "seq"),
+    # never charge twice: the database itself allows one succeeded attempt per payment
+    sa.Index(
+        "uq_attempts_one_success_per_payment",
+        "payment_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'succeeded'"),
+        postgresql_where=sa.text("status = 'succeeded'"),
+    ),
+    sa.Index(None, "status", "created_at"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("payment_id", Id, sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(200)),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(80), nullable=False, unique=True),
+    sa.Column("provider_reference", sa.String(128)),
+    sa.Column("raw_code", sa.String(128)),
+    sa.Column("raw_message", sa.String(500)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "payment_id"),
+    sa.CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("merchant_id", Id, sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("subject_id", Id, nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("published_at", UTCDateTime()),
+    sa.Index(None, "published_at", "created_at"),
+    sa.Index(None, "subject_id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("merchant_id", Id, sa.ForeignKey("merchants.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("request_path", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("response_status", sa.Integer()),
+    sa.Column("response_body", JSON),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
