@@ -21,7 +21,7 @@ class SystemClock:
 
 
 class LoopClock:
-    """Time read from the running event loop, anchored at `epoch`.
+    """Time read from the running event loop; `now()` starts at `epoch` on first use.
 
     On a virtual-time loop (`engine.virtual_time`) this clock jumps with the loop, so a
     one-hour outage replays in moments and every timestamp is reproducible.
@@ -41,7 +41,7 @@ class LoopClock:
         return self._epoch + timedelta(seconds=self._loop_time())
 
     def monotonic(self) -> float:
-        return self._loop_time()
+        return asyncio.get_running_loop().time()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

@@ -210,11 +210,11 @@ class PaymentService:
 
         def write(conn: Connection) -> None:
             repo.update_attempt(conn, attempt)
+            self._event(conn, payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt)
             if target is not None:
                 payment.transition(target)
                 repo.update_payment(conn, payment, now)
-                self._event(conn, payment, _STATUS_EVENTS[target], now)
-            self._event(conn, payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt)
+                self._event(conn, payment, _STATUS_EVENTS[target], now, attempt=attempt)
 
         await self.store.run(write)
         if target is not None:

@@ -51,19 +51,14 @@ def add(
 
 def for_subject(conn: Connection, subject_id: str) -> list[Event]:
     rows = conn.execute(
-        sa.select(events)
-        .where(events.c.subject_id == subject_id)
-        .order_by(events.c.created_at, events.c.id)
+        sa.select(events).where(events.c.subject_id == subject_id).order_by(events.c.seq)
     )
     return [_event(r) for r in rows]
 
 
 def unpublished(conn: Connection, limit: int = 100) -> list[Event]:
     rows = conn.execute(
-        sa.select(events)
-        .where(events.c.published_at.is_(None))
-        .order_by(events.c.created_at, events.c.id)
-        .limit(limit)
+        sa.select(events).where(events.c.published_at.is_(None)).order_by(events.c.seq).limit(limit)
     )
     return [_event(r) for r in rows]
 

@@ -141,14 +141,21 @@ refunds = sa.Table(
 events = sa.Table(
     "events",
     metadata,
-    sa.Column("id", Id, primary_key=True),
+    # seq orders events as they were committed; id is the stable id receivers dedupe on
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("id", Id, nullable=False, unique=True),
     sa.Column("merchant_id", Id, sa.ForeignKey("merchants.id"), nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("subject_id", Id, nullable=False),
     sa.Column("payload", JSON, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("published_at", UTCDateTime()),
-    sa.Index(None, "published_at", "created_at"),
+    sa.Index(None, "published_at", "seq"),
     sa.Index(None, "subject_id"),
 )
 

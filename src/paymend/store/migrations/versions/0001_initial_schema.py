@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 10:01:51.960530
+Create Date: 2026-11-24 10:06:44.462067
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "events",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("merchant_id", sa.String(length=40), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
@@ -43,13 +49,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["merchant_id"], ["merchants.id"], name=op.f("fk_events_merchant_id_merchants")
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
+        sa.UniqueConstraint("id", name=op.f("uq_events_id")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_events_published_at_created_at"),
-            ["published_at", "created_at"],
-            unique=False,
+            batch_op.f("ix_events_published_at_seq"), ["published_at", "seq"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_events_subject_id"), ["subject_id"], unique=False)
 
@@ -200,7 +205,7 @@ def downgrade() -> None:
     op.drop_table("idempotency_keys")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_subject_id"))
-        batch_op.drop_index(batch_op.f("ix_events_published_at_created_at"))
+        batch_op.drop_index(batch_op.f("ix_events_published_at_seq"))
 
     op.drop_table("events")
     op.drop_table("merchants")

@@ -1,0 +1,77 @@
+"""A real paymend server on 127.0.0.1 (uvicorn in a thread), per test, on SQLite or
+PostgreSQL, with zero-latency simulated channels."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from paymend.api.app import create_app
+from paymend.config import PaymendConfig, Settings
+from paymend.engine.runtime import Runtime, build_runtime
+from tests.helpers import make_merchant
+
+CONFIG = {
+    "seed": 3,
+    "providers": {
+        "sim_a": {"type": "simulator", "methods": ["card", "alipay"]},
+        "sim_b": {"type": "simulator", "methods": ["card", "alipay", "wechat_pay"]},
+    },
+    "routing": ["sim_a", "sim_b"],
+    "engine": {"provider_timeout": "5s"},
+}
+
+
+@dataclass
+class Server:
+    url: str
+    runtime: Runtime
+    key: str
+    merchant_id: str
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key or self.key}"},
+            timeout=30,
+        )
+
+
+def serve(runtime: Runtime) -> tuple[uvicorn.Server, threading.Thread, str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(runtime), log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)  # waiting for a real server thread to bind, not for test timing
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def server(db_url: str) -> Iterator[Server]:
+    runtime = build_runtime(Settings(database_url=db_url), PaymendConfig.model_validate(CONFIG))
+    merchant_id, key = make_merchant(runtime.store)
+    uv, thread, url = serve(runtime)
+    yield Server(url, runtime, key, merchant_id)
+    uv.should_exit = True
+    thread.join(10)
+    runtime.close()
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client

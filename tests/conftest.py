@@ -1,0 +1,87 @@
+"""Shared fixtures: real SQLite files and a real PostgreSQL database, migrated by Alembic.
+
+PostgreSQL tests run against PAYMEND_TEST_POSTGRES_URL (default: the local server). When
+it cannot be reached they skip with the reason, except under CI=true, where they fail:
+CI must exercise both databases.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from paymend.store.migrate import upgrade
+from paymend.store.tables import metadata
+
+PG_URL = os.environ.get(
+    "PAYMEND_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    reason = f"{what} not reachable ({type(error).__name__}: {str(error).splitlines()[0]})"
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once keeps tests fast)."""
+    path = tmp_path_factory.mktemp("template") / "paymend.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "paymend.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server, migrated, dropped at the end."""
+    admin_url = make_url(PG_URL)
+    name = f"paymend_test_{os.getpid()}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        _unavailable("PostgreSQL", error)
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> Iterator[str]:
+    """The session database, emptied before each test."""
+    engine = sa.create_engine(postgres_database)
+    with engine.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        conn.exec_driver_sql(f"TRUNCATE {names} CASCADE")
+    engine.dispose()
+    yield postgres_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(name)
+    return url

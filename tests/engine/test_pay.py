@@ -1,0 +1,296 @@
+"""PaymentService: write before calling, record every attempt, never charge twice.
+
+Runs on a virtual-time event loop with the store inline, so provider latencies and
+timeouts cost no real time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from paymend.domain.errors import InvalidInput
+from paymend.domain.ids import MerchantId
+from paymend.domain.money import Money
+from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus, RefundStatus
+from paymend.engine.clock import LoopClock
+from paymend.engine.commands import PayCommand, RefundCommand
+from paymend.engine.virtual_time import run_virtual
+from paymend.engine.worker import Worker, WorkerSettings
+from paymend.providers.base import ChargeRequest, ProviderResult
+from paymend.providers.simulator import SimulatedProvider
+from paymend.store import outbox
+from paymend.store.database import Store
+from paymend.store.tables import attempts, payments
+from tests.helpers import count_rows, make_merchant, service, simulator
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url, inline=True)
+    yield s
+    s.close()
+
+
+def pay_cmd(
+    mid: MerchantId, token: str | None = None, amount: int = 5000, order: str = "o-1"
+) -> PayCommand:
+    return PayCommand(
+        merchant_id=mid,
+        order_id=order,
+        amount=Money(amount, "CNY"),
+        method="card",
+        token=token,
+        customer=Customer("c1", "zh-CN", "+8613812345678", "li@example.com"),
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+    )
+
+
+def test_a_successful_payment_is_recorded_with_its_attempt(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, latency_p50_ms=150, latency_p99_ms=150)
+        view = await service(store, {"sim_a": sim}, clock).pay(pay_cmd(mid))
+        assert view.payment.status is PaymentStatus.SUCCEEDED
+        stored = await service(store, {"sim_a": sim}, clock).get(view.payment.id, mid)
+        (attempt,) = stored.attempts
+        assert attempt.status is AttemptStatus.SUCCEEDED
+        assert attempt.raw_code == "APPROVED"
+        assert attempt.latency_ms == 150
+        assert attempt.trace_id == "0af7651916cd43dd8448eb211c80319c"
+        assert attempt.provider_reference is not None
+        assert attempt.request["customer"]["phone"] == "+86****5678"  # masked in the audit log
+        assert sim.ledger.net_charged(view.payment.id) == 5000
+        events = await store.run(lambda c: outbox.for_subject(c, view.payment.id))
+        assert [e.type for e in events] == [
+            "payment.created",
+            "attempt.finished",
+            "payment.succeeded",
+        ]
+
+    run_virtual(scenario())
+
+
+def test_the_attempt_row_exists_before_the_provider_is_called(store: Store) -> None:
+    mid, _ = make_merchant(store)
+    seen: list[tuple[str, str]] = []
+
+    class Watching(SimulatedProvider):
+        async def authorize(self, request: ChargeRequest) -> ProviderResult:
+            row = store.run_sync(
+                lambda c: c.execute(
+                    sa.select(attempts.c.status, payments.c.status)
+                    .join(payments, payments.c.id == attempts.c.payment_id)
+                    .where(attempts.c.payment_id == request.payment_id)
+                ).one()
+            )
+            seen.append((row[0], row[1]))
+            return await super().authorize(request)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = Watching("sim_a", simulator().settings, clock)
+        await service(store, {"sim_a": sim}, clock).pay(pay_cmd(mid))
+
+    run_virtual(scenario())
+    assert seen == [("pending", "processing")]
+
+
+def test_a_decline_fails_the_payment_with_the_raw_code(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock)
+        view = await service(store, {"sim_a": sim}, clock).pay(
+            pay_cmd(mid, "sim_decline_insufficient_funds")
+        )
+        assert view.payment.status is PaymentStatus.FAILED
+        assert view.payment.failure_code == "INSUFFICIENT_FUNDS"
+        assert sim.ledger.net_charged(view.payment.id) == 0
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize("token", ["sim_timeout", "sim_timeout_charged", "sim_lost_response"])
+def test_a_lost_answer_is_unknown_then_settled_by_a_status_query(store: Store, token: str) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, hang_s=60)
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=3)
+        start = clock.monotonic()
+        view = await svc.pay(pay_cmd(mid, token))
+        assert clock.monotonic() - start <= 3.0 + 1e-6  # the checkout is answered in time
+        assert view.payment.status is PaymentStatus.PROCESSING  # never "failed"
+        assert view.attempts[0].status is AttemptStatus.UNKNOWN
+        assert view.attempts[0].decision == "query_status"
+
+        worker = Worker(svc, WorkerSettings(unknown_after_s=2))
+        await clock.sleep(2)
+        report = await worker.sweep()
+        assert report.resolved == 1
+        settled = await svc.get(view.payment.id)
+        charged = sim.ledger.net_charged(view.payment.id)
+        if token == "sim_timeout":
+            assert settled.payment.status is PaymentStatus.FAILED
+            assert charged == 0
+        else:
+            assert settled.payment.status is PaymentStatus.SUCCEEDED
+            assert charged == 5000
+        assert len(sim.ledger.charged(view.payment.id)) <= 1
+
+    run_virtual(scenario())
+
+
+def test_an_outage_is_a_clean_technical_failure(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        view = await service(store, {"sim_a": simulator(clock=clock, outage=True)}, clock).pay(
+            pay_cmd(mid)
+        )
+        assert view.payment.status is PaymentStatus.FAILED
+        assert view.attempts[0].raw_code == "CONNECTION_REFUSED"
+
+    run_virtual(scenario())
+
+
+def test_3ds_puts_the_payment_in_requires_action(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        view = await service(store, {"sim_a": simulator(clock=clock)}, clock).pay(
+            pay_cmd(mid, "sim_3ds")
+        )
+        assert view.payment.status is PaymentStatus.REQUIRES_ACTION
+
+    run_virtual(scenario())
+
+
+def test_no_channel_for_the_method_changes_nothing(store: Store) -> None:
+    mid, _ = make_merchant(store)
+    before = count_rows(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        cmd = PayCommand(mid, "o-1", Money(100, "CNY"), "wechat_pay")
+        with pytest.raises(InvalidInput) as info:
+            await service(store, {"sim_a": simulator(clock=clock)}, clock).pay(cmd)
+        assert info.value.code == "payment_method_unavailable"
+
+    run_virtual(scenario())
+    assert count_rows(store) == before
+
+
+def test_routing_skips_channels_that_cannot_take_the_method(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a = simulator("sim_a", clock=clock, methods=("card",))
+        b = simulator("sim_b", clock=clock, methods=("card", "alipay"))
+        cmd = PayCommand(mid, "o-1", Money(100, "CNY"), "alipay")
+        view = await service(store, {"sim_a": a, "sim_b": b}, clock).pay(cmd)
+        assert view.attempts[0].provider == "sim_b"
+        assert "skipped sim_a" in (view.attempts[0].reason or "")
+
+    run_virtual(scenario())
+
+
+def test_partial_and_full_refunds(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock)
+        svc = service(store, {"sim_a": sim}, clock)
+        pid = (await svc.pay(pay_cmd(mid, amount=10_000))).payment.id
+        first = await svc.refund(RefundCommand(mid, pid, 3_000))
+        assert first.status is RefundStatus.SUCCEEDED
+        assert (await svc.get(pid)).payment.status is PaymentStatus.PARTIALLY_REFUNDED
+        with pytest.raises(InvalidInput) as info:
+            await svc.refund(RefundCommand(mid, pid, 7_001))
+        assert info.value.code == "refund_exceeds_captured"
+        rest = await svc.refund(RefundCommand(mid, pid))  # everything still refundable
+        assert rest.amount.minor == 7_000
+        view = await svc.get(pid)
+        assert view.payment.status is PaymentStatus.REFUNDED
+        assert view.payment.amount_refunded == 10_000
+        assert [r.amount.minor for r in view.refunds] == [3_000, 7_000]
+        assert sim.ledger.net_charged(pid) == 0
+
+    run_virtual(scenario())
+
+
+def test_a_refund_the_provider_could_not_take_is_resent_by_the_worker(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock)
+        svc = service(store, {"sim_a": sim}, clock)
+        pid = (await svc.pay(pay_cmd(mid))).payment.id
+        sim.settings.outage = True
+        pending = await svc.refund(RefundCommand(mid, pid, 1_000))
+        assert pending.status is RefundStatus.PENDING
+        with pytest.raises(InvalidInput):  # the pending amount is reserved
+            await svc.refund(RefundCommand(mid, pid, 4_001))
+        sim.settings.outage = False
+        await clock.sleep(5)
+        report = await Worker(svc, WorkerSettings(unknown_after_s=2)).sweep()
+        assert report.refunds_resent == 1
+        view = await svc.get(pid)
+        assert view.refunds[0].status is RefundStatus.SUCCEEDED
+        assert view.payment.amount_refunded == 1_000
+        assert sim.ledger.net_charged(pid) == 4_000
+
+    run_virtual(scenario())
+
+
+def test_many_overlapping_payments_never_double_charge(store: Store) -> None:
+    """200 concurrent payments against a channel that times out, sometimes after charging,
+    and loses responses: after the worker, the store and the ledger agree one by one."""
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        import asyncio
+
+        clock = LoopClock()
+        sim = simulator(
+            clock=clock,
+            latency_p50_ms=100,
+            latency_p99_ms=900,
+            timeout_rate=0.1,
+            charged_on_timeout=0.5,
+            lost_response_rate=0.05,
+            success_rate=0.9,
+            declines={"INSUFFICIENT_FUNDS": 1},
+            hang_s=30,
+        )
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=2)
+        views = await asyncio.gather(
+            *(svc.pay(pay_cmd(mid, order=f"o-{i}", amount=100 + i)) for i in range(200))
+        )
+        await clock.sleep(3)
+        await Worker(svc, WorkerSettings(unknown_after_s=2, batch=500)).sweep()
+        for v in views:
+            final = await svc.get(v.payment.id)
+            charges = sim.ledger.charged(v.payment.id)
+            assert len(charges) <= 1
+            if final.payment.status is PaymentStatus.SUCCEEDED:
+                assert sim.ledger.net_charged(v.payment.id) == v.payment.amount.minor
+            else:
+                assert final.payment.status is PaymentStatus.FAILED
+                assert sim.ledger.net_charged(v.payment.id) == 0
+        statuses = {(await svc.get(v.payment.id)).payment.status for v in views}
+        assert statuses == {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED}
+
+    run_virtual(scenario())

@@ -1,0 +1,63 @@
+"""Small builders shared by tests (real objects, no mocks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from paymend.domain.ids import MerchantId
+from paymend.engine.clock import LoopClock
+from paymend.engine.ids import IdFactory
+from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.providers.base import Provider
+from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
+from paymend.store import merchants
+from paymend.store.database import Store
+from paymend.store.tables import metadata
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_merchant(store: Store, name: str = "shop") -> tuple[MerchantId, str]:
+    merchant, key = store.run_sync(
+        lambda conn: merchants.create(conn, MerchantId(f"mer_{name}"), name, NOW)
+    )
+    return merchant.id, key
+
+
+def count_rows(store: Store) -> dict[str, int]:
+    """Row count of every table: a test compares it before and after a refused request."""
+
+    def read(conn: sa.Connection) -> dict[str, int]:
+        return {
+            t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            for t in metadata.sorted_tables
+        }
+
+    return store.run_sync(read)
+
+
+def simulator(
+    name: str = "sim_a", clock: LoopClock | None = None, **settings: Any
+) -> SimulatedProvider:
+    settings.setdefault("methods", ("card", "alipay"))
+    return SimulatedProvider(name, SimulatorSettings(**settings), clock or LoopClock(), seed=7)
+
+
+def service(
+    store: Store,
+    providers: dict[str, Provider],
+    clock: LoopClock,
+    *,
+    timeout_s: float = 5.0,
+    routing: tuple[str, ...] | None = None,
+) -> PaymentService:
+    return PaymentService(
+        store,
+        providers,
+        clock,
+        EngineSettings(provider_timeout_s=timeout_s, routing=routing or tuple(providers)),
+        IdFactory(seed=1),
+    )
