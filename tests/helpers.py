@@ -52,12 +52,18 @@ def service(
     clock: LoopClock,
     *,
     timeout_s: float = 5.0,
+    deadline_s: float = 10.0,
     routing: tuple[str, ...] | None = None,
 ) -> PaymentService:
     return PaymentService(
         store,
         providers,
         clock,
-        EngineSettings(provider_timeout_s=timeout_s, routing=routing or tuple(providers)),
+        EngineSettings(
+            provider_timeout_s=timeout_s,
+            checkout_deadline_s=deadline_s,
+            routing=routing or tuple(providers),
+            seed=1,
+        ),
         IdFactory(seed=1),
     )

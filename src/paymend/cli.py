@@ -129,7 +129,12 @@ def merchants_group() -> None:
 
 @merchants_group.command("create")
 @click.argument("name")
-def merchants_create(name: str) -> None:
+@click.option(
+    "--support-contact",
+    default=None,
+    help="How customers reach the shop, quoted in failure messages (e.g. 'support@shop.cn').",
+)
+def merchants_create(name: str, support_contact: str | None) -> None:
     """Create merchant NAME and print its secret API key (shown only this once)."""
     if not name.strip() or len(name) > 200:
         raise click.BadParameter("a name of 1 to 200 characters", param_hint="NAME")
@@ -137,7 +142,11 @@ def merchants_create(name: str) -> None:
     try:
         merchant, key = store.run_sync(
             lambda conn: merchants.create(
-                conn, MerchantId(IdFactory().new("mer")), name.strip(), SystemClock().now()
+                conn,
+                MerchantId(IdFactory().new("mer")),
+                name.strip(),
+                SystemClock().now(),
+                {"support_contact": support_contact} if support_contact else None,
             )
         )
     except PaymendError as exc:

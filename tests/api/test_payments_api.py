@@ -57,7 +57,13 @@ def test_a_declined_payment_says_why(api: httpx.Client) -> None:
     body = {**BODY, "payment_token": "sim_decline_expired_card"}
     payment = api.post("/v1/payments", json=body).json()
     assert payment["status"] == "failed"
-    assert payment["failure"]["raw_code"] == "EXPIRED_CARD"
+    failure = payment["failure"]
+    assert failure["raw_code"] == "EXPIRED_CARD"
+    assert failure["code"] == "expired_card"
+    assert failure["kind"] == "business"
+    assert failure["locale"] == "zh-CN"  # the customer's locale
+    assert failure["title"] and failure["message"] and 1 <= len(failure["suggestions"]) <= 3
+    assert failure["help_url"].endswith("/help/expired_card?locale=zh-CN")
 
 
 def test_a_trace_context_from_the_shop_is_kept(api: httpx.Client) -> None:

@@ -100,7 +100,7 @@ def test_the_attempt_row_exists_before_the_provider_is_called(store: Store) -> N
     assert seen == [("pending", "processing")]
 
 
-def test_a_decline_fails_the_payment_with_the_raw_code(store: Store) -> None:
+def test_a_decline_fails_the_payment_with_its_unified_code(store: Store) -> None:
     mid, _ = make_merchant(store)
 
     async def scenario() -> None:
@@ -110,20 +110,25 @@ def test_a_decline_fails_the_payment_with_the_raw_code(store: Store) -> None:
             pay_cmd(mid, "sim_decline_insufficient_funds")
         )
         assert view.payment.status is PaymentStatus.FAILED
-        assert view.payment.failure_code == "INSUFFICIENT_FUNDS"
+        assert view.payment.failure_code == "insufficient_funds"
+        assert view.attempts[0].raw_code == "INSUFFICIENT_FUNDS"
+        assert view.attempts[0].decision == "customer_action"
         assert sim.ledger.net_charged(view.payment.id) == 0
 
     run_virtual(scenario())
 
 
 @pytest.mark.parametrize("token", ["sim_timeout", "sim_timeout_charged", "sim_lost_response"])
-def test_a_lost_answer_is_unknown_then_settled_by_a_status_query(store: Store, token: str) -> None:
+def test_past_the_deadline_an_unknown_outcome_is_left_to_the_worker(
+    store: Store, token: str
+) -> None:
     mid, _ = make_merchant(store)
 
     async def scenario() -> None:
         clock = LoopClock()
-        sim = simulator(clock=clock, hang_s=60)
-        svc = service(store, {"sim_a": sim}, clock, timeout_s=3)
+        # answers (and resets) take the whole checkout budget: no time is left to ask
+        sim = simulator(clock=clock, hang_s=60, latency_p50_ms=3000, latency_p99_ms=3000)
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=5, deadline_s=3)
         start = clock.monotonic()
         view = await svc.pay(pay_cmd(mid, token))
         assert clock.monotonic() - start <= 3.0 + 1e-6  # the checkout is answered in time
@@ -139,6 +144,7 @@ def test_a_lost_answer_is_unknown_then_settled_by_a_status_query(store: Store, t
         charged = sim.ledger.net_charged(view.payment.id)
         if token == "sim_timeout":
             assert settled.payment.status is PaymentStatus.FAILED
+            assert settled.payment.failure_code == "provider_timeout"
             assert charged == 0
         else:
             assert settled.payment.status is PaymentStatus.SUCCEEDED
@@ -148,16 +154,107 @@ def test_a_lost_answer_is_unknown_then_settled_by_a_status_query(store: Store, t
     run_virtual(scenario())
 
 
-def test_an_outage_is_a_clean_technical_failure(store: Store) -> None:
+def test_a_timeout_that_charged_is_found_by_an_immediate_query(store: Store) -> None:
     mid, _ = make_merchant(store)
 
     async def scenario() -> None:
         clock = LoopClock()
-        view = await service(store, {"sim_a": simulator(clock=clock, outage=True)}, clock).pay(
-            pay_cmd(mid)
+        sim = simulator(clock=clock, hang_s=60)
+        other = simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": sim, "sim_b": other}, clock, timeout_s=2, deadline_s=10)
+        view = await svc.pay(pay_cmd(mid, "sim_timeout_charged"))
+        assert view.payment.status is PaymentStatus.SUCCEEDED
+        (attempt,) = view.attempts  # no failover: the query found the money had moved
+        assert attempt.raw_code == "TIMEOUT" and attempt.status is AttemptStatus.SUCCEEDED
+        assert other.calls == 0
+        assert sim.ledger.net_charged(view.payment.id) == 5000
+
+    run_virtual(scenario())
+
+
+def test_a_timeout_that_did_not_charge_fails_over_after_the_query(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a = simulator(clock=clock, hang_s=60, timeout_rate=1.0)
+        b = simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock, timeout_s=2, deadline_s=10)
+        view = await svc.pay(pay_cmd(mid))
+        assert view.payment.status is PaymentStatus.SUCCEEDED
+        first, second = view.attempts
+        assert (first.status, first.unified_code, first.decision) == (
+            AttemptStatus.FAILED, "provider_timeout", "failover"
         )
+        assert "status query: TRADE_NOT_FOUND" in (first.reason or "")
+        assert second.provider == "sim_b" and second.status is AttemptStatus.SUCCEEDED
+        assert a.ledger.net_charged(view.payment.id) + b.ledger.net_charged(view.payment.id) == 5000
+
+    run_virtual(scenario())
+
+
+def test_an_outage_fails_over_to_the_next_channel(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        down = simulator(clock=clock, outage=True)
+        up = simulator("sim_b", clock=clock)
+        view = await service(store, {"sim_a": down, "sim_b": up}, clock).pay(pay_cmd(mid))
+        assert view.payment.status is PaymentStatus.SUCCEEDED
+        first, second = view.attempts
+        assert first.raw_code == "CONNECTION_REFUSED"
+        assert first.unified_code == "provider_unavailable"
+        assert first.decision == "failover"
+        assert second.provider == "sim_b"
+
+    run_virtual(scenario())
+
+
+def test_an_outage_with_no_other_channel_fails_with_a_technical_code(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, outage=True)
+        view = await service(store, {"sim_a": sim}, clock).pay(pay_cmd(mid))
         assert view.payment.status is PaymentStatus.FAILED
-        assert view.attempts[0].raw_code == "CONNECTION_REFUSED"
+        assert view.payment.failure_code == "provider_unavailable"
+        assert [a.raw_code for a in view.attempts] == ["CONNECTION_REFUSED"] * 2  # one retry
+        assert sim.calls == 2
+
+    run_virtual(scenario())
+
+
+def test_an_error_answer_is_queried_then_retried_with_backoff(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock)
+        svc = service(store, {"sim_a": sim}, clock)
+        start = clock.monotonic()
+        view = await svc.pay(pay_cmd(mid, "sim_error_system_error"))
+        assert view.payment.status is PaymentStatus.FAILED
+        assert view.payment.failure_code == "provider_error"
+        first, second = view.attempts
+        assert first.decision == "retry_later" and second.decision == "do_not_retry"
+        assert 0 < clock.monotonic() - start <= 1.0 + 1e-6  # full jitter under the 1 s base
+
+    run_virtual(scenario())
+
+
+def test_expired_credentials_are_refreshed_once_then_retried(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, credentials_expired=True)
+        view = await service(store, {"sim_a": sim}, clock).pay(pay_cmd(mid))
+        assert view.payment.status is PaymentStatus.SUCCEEDED
+        first, second = view.attempts
+        assert (first.raw_code, first.decision) == ("TOKEN_EXPIRED", "refresh_credentials")
+        assert second.provider == "sim_a" and second.status is AttemptStatus.SUCCEEDED
 
     run_virtual(scenario())
 
@@ -171,6 +268,7 @@ def test_3ds_puts_the_payment_in_requires_action(store: Store) -> None:
             pay_cmd(mid, "sim_3ds")
         )
         assert view.payment.status is PaymentStatus.REQUIRES_ACTION
+        assert view.attempts[0].decision == "authenticate"
 
     run_virtual(scenario())
 

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from paymend import __version__
 from paymend.api import errors
+from paymend.api.failures import router as failures_router
 from paymend.api.guard import RequestGuard
 from paymend.api.payments import router as payments_router
 from paymend.domain.errors import Unavailable
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.state.runtime = runtime
     errors.install(app)
     app.include_router(payments_router)
+    app.include_router(failures_router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
     async def healthz(request: Request) -> JSONResponse:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from paymend.api import auth
+from paymend.api.failures import failure_json
 from paymend.api.idempotent import run_once
 from paymend.api.schemas import PaymentIn, RefundIn
 from paymend.api.views import payment_json, refund_json
@@ -15,6 +16,7 @@ from paymend.domain.errors import InvalidInput
 from paymend.domain.money import payment_amount
 from paymend.domain.payment import Customer
 from paymend.engine.commands import PayCommand, RefundCommand
+from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.observability import current_trace_id
 from paymend.store.merchants import Merchant
@@ -33,6 +35,22 @@ IdemKey = Annotated[
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def _render(request: Request, merchant: Merchant, view: PaymentView) -> dict[str, object]:
+    """The payment as JSON, its failure told in the reader's (or the customer's) language."""
+    classifier = _runtime(request).service.classifier
+    locale = classifier.messages.negotiate(
+        request.headers.get("accept-language"), view.payment.customer.locale
+    )
+    failure = failure_json(
+        view,
+        classifier,
+        locale=locale,
+        support_contact=merchant.settings.get("support_contact"),
+        base_url=str(request.base_url).rstrip("/"),
+    )
+    return payment_json(view, failure)
 
 
 @router.post("/payments", status_code=201, summary="Create and authorize a payment")
@@ -66,7 +84,7 @@ async def create_payment(
     )
 
     async def handler() -> tuple[int, dict[str, object]]:
-        return 201, payment_json(await runtime.service.pay(command))
+        return 201, _render(request, merchant, await runtime.service.pay(command))
 
     return await run_once(
         runtime, merchant.id, idempotency_key, "/v1/payments", body.model_dump(mode="json"), handler
@@ -76,7 +94,7 @@ async def create_payment(
 @router.get("/payments/{payment_id}", summary="A payment with its attempt timeline")
 async def get_payment(payment_id: str, request: Request, merchant: Authed) -> JSONResponse:
     view = await _runtime(request).service.get(payment_id, merchant.id)
-    return JSONResponse(payment_json(view))
+    return JSONResponse(_render(request, merchant, view))
 
 
 @router.get("/payments", summary="Payments of an order")
@@ -86,7 +104,7 @@ async def list_payments(
     order_id: Annotated[str, Query(min_length=1, max_length=128)],
 ) -> JSONResponse:
     views = await _runtime(request).service.find_by_order(merchant.id, order_id)
-    return JSONResponse({"object": "list", "data": [payment_json(v) for v in views]})
+    return JSONResponse({"object": "list", "data": [_render(request, merchant, v) for v in views]})
 
 
 @router.post(

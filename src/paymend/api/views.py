@@ -49,11 +49,9 @@ def refund_json(r: Refund) -> dict[str, Any]:
     }
 
 
-def payment_json(view: PaymentView) -> dict[str, Any]:
+def payment_json(view: PaymentView, failure: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`failure` is the localized failure object (api/failures.py), None when it did not fail."""
     p = view.payment
-    failure = None
-    if p.failure_code is not None:
-        failure = {"raw_code": p.failure_code, "raw_message": p.failure_message}
     return {
         "id": p.id,
         "object": "payment",

@@ -33,6 +33,7 @@ class CallOutcome:
     reference: str | None
     latency_ms: int
     technical: bool  # the failure lies with the channel (not the payer): timeouts, errors
+    query_code: str | None = None  # what a follow-up status query answered
 
 
 async def call(

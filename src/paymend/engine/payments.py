@@ -9,8 +9,10 @@ twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -18,6 +20,7 @@ from sqlalchemy.engine import Connection
 from paymend.domain.clock import Clock
 from paymend.domain.errors import InvalidInput, PaymendError, PaymentInFlight, Unavailable
 from paymend.domain.events import EventType
+from paymend.domain.failure import Action, Decision, Failure
 from paymend.domain.ids import AttemptId, PaymentId, RefundId
 from paymend.domain.masking import mask_customer, mask_token
 from paymend.domain.money import Money
@@ -32,6 +35,8 @@ from paymend.domain.payment import (
 from paymend.engine.calls import CallOutcome, call
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.ids import IdFactory
+from paymend.failures.classify import Classifier, RawAnswer, default_classifier
+from paymend.failures.policy import DecisionContext, PriorAttempt, decide
 from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, PAYMENTS, get_logger
 from paymend.providers.base import (
     ChargeRequest,
@@ -48,6 +53,8 @@ from paymend.store.payments import StaleWrite
 
 T = TypeVar("T")
 log = get_logger("paymend.engine")
+REPEAT_WINDOW = timedelta(hours=1)
+MIN_CALL_S = 0.05  # no call starts with less time than this left before the deadline
 
 _STATUS_EVENTS = {
     PaymentStatus.SUCCEEDED: EventType.PAYMENT_SUCCEEDED,
@@ -67,12 +74,16 @@ class PaymentView:
     payment: Payment
     attempts: list[Attempt] = field(default_factory=list)
     refunds: list[Refund] = field(default_factory=list)
+    repeat_failures: int = 0  # same customer, same cause, within the hour before it
 
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     provider_timeout_s: float = 10.0
     routing: tuple[str, ...] = ()
+    checkout_deadline_s: float = 10.0  # no new attempt starts after this in a checkout call
+    max_attempts: int = 4  # provider calls for one payment inside one checkout call
+    seed: int | None = None  # for the backoff jitter; None: unpredictable
 
 
 class PaymentService:
@@ -83,12 +94,15 @@ class PaymentService:
         clock: Clock,
         settings: EngineSettings,
         ids: IdFactory | None = None,
+        classifier: Classifier | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
         self.clock = clock
         self.settings = settings
         self.ids = ids or IdFactory()
+        self.classifier = classifier or default_classifier()
+        self._rng = random.Random(settings.seed)  # noqa: S311 - jitter, not secrets
 
     # -- pay ----------------------------------------------------------------------------
 
@@ -134,17 +148,144 @@ class PaymentService:
             self._event(conn, payment, EventType.PAYMENT_CREATED, now)
 
         await self.store.run(create)
-        attempts = [attempt]
-        # The loop is where retries and failover slot in: the decision after each call
-        # says whether another attempt follows. Today every outcome ends the payment
-        # (or leaves it to the worker when the outcome is unknown).
         try:
-            outcome = await self._authorize(payment, attempt)
-            await self._record(payment, attempt, outcome)
+            attempts = await self._drive(payment, attempt, route.channels, self.clock.monotonic())
         except PaymendError as exc:
             log.warning("payment_left_in_flight", payment_id=payment.id, code=exc.code)
             raise PaymentInFlight(payment.id) from exc
-        return PaymentView(payment, attempts, [])
+        repeats = 0
+        if payment.failure_code is not None:
+            repeats = await self.store.run(
+                lambda conn: repo.recent_failures(conn, payment, REPEAT_WINDOW)
+            )
+        return PaymentView(payment, attempts, [], repeats)
+
+    async def _drive(
+        self, payment: Payment, attempt: Attempt, channels: Sequence[str], started: float
+    ) -> list[Attempt]:
+        """Call, classify, decide, and follow the decision until the payment settles,
+        needs the customer, or is left to the worker."""
+        attempts = [attempt]
+        while True:
+            outcome = await self._authorize(payment, attempt, self._call_timeout(started))
+            failure: Failure | None = None
+            decision: Decision | None = None
+            if outcome.status is not AttemptStatus.SUCCEEDED:
+                failure = self._classify(attempt.provider, outcome)
+                decision = decide(
+                    failure, self._context(attempt, attempts, channels, started, failure)
+                )
+                if (
+                    decision.action is Action.QUERY_STATUS
+                    and self._remaining(started) >= MIN_CALL_S
+                ):
+                    outcome = await self._query_after(attempt, outcome, self._call_timeout(started))
+                    if outcome.status is AttemptStatus.SUCCEEDED:
+                        failure = decision = None
+                    elif outcome.status is AttemptStatus.FAILED:
+                        ctx = self._context(attempt, attempts, channels, started, failure)
+                        decision = decide(failure, replace(ctx, status_known=True))
+                if (
+                    decision is not None
+                    and decision.action is Action.QUERY_STATUS
+                    and outcome.status is AttemptStatus.FAILED
+                ):
+                    # an error answer that leaves the outcome uncertain: the worker asks
+                    outcome = replace(outcome, status=AttemptStatus.UNKNOWN)
+            following = self._follow(payment, attempt, attempts, decision, started)
+            if decision is not None and decision.action is Action.REFRESH_CREDENTIALS:
+                await self._refresh(attempt.provider)
+            await self._record(payment, attempt, outcome, failure, decision, following)
+            if following is None:
+                return attempts
+            if decision is not None and decision.after_s > 0:
+                await self.clock.sleep(decision.after_s)
+            attempts.append(following)
+            attempt = following
+
+    def _remaining(self, started: float) -> float:
+        return self.settings.checkout_deadline_s - (self.clock.monotonic() - started)
+
+    def _classify(self, channel: str, outcome: CallOutcome) -> Failure:
+        provider = self.providers[channel]
+        return self.classifier.classify(
+            getattr(provider, "code_map", channel),
+            RawAnswer(outcome.raw_code, outcome.raw_message),
+        )
+
+    def _context(
+        self,
+        attempt: Attempt,
+        attempts: Sequence[Attempt],
+        channels: Sequence[str],
+        started: float,
+        failure: Failure,
+    ) -> DecisionContext:
+        tried = {a.provider for a in attempts}
+        prior = [PriorAttempt(a.provider, a.unified_code) for a in attempts[:-1]]
+        return DecisionContext(
+            channel=attempt.provider,
+            attempts=[*prior, PriorAttempt(attempt.provider, failure.code)],
+            channels_left=[c for c in channels if c not in tried],
+            remaining_s=self._remaining(started),
+            credentials_refreshed=any(
+                a.provider == attempt.provider and a.decision == Action.REFRESH_CREDENTIALS.value
+                for a in attempts[:-1]
+            ),
+            jitter=lambda cap: self._rng.uniform(0, cap),
+        )
+
+    def _follow(
+        self,
+        payment: Payment,
+        attempt: Attempt,
+        attempts: Sequence[Attempt],
+        decision: Decision | None,
+        started: float,
+    ) -> Attempt | None:
+        """The next attempt the decision calls for, if the checkout has room for it."""
+        if decision is None or decision.action not in (
+            Action.FAILOVER,
+            Action.RETRY_LATER,
+            Action.REFRESH_CREDENTIALS,
+        ):
+            return None
+        if len(attempts) >= self.settings.max_attempts:
+            return None
+        if self._remaining(started) - decision.after_s < MIN_CALL_S:
+            return None
+        channel = decision.channel or attempt.provider
+        return self._new_attempt(payment, attempt.seq + 1, channel, decision.reason)
+
+    async def _refresh(self, channel: str) -> None:
+        refresh = getattr(self.providers[channel], "refresh_credentials", None)
+        if refresh is not None:
+            await refresh()
+
+    def _call_timeout(self, started: float) -> float:
+        """A call may not outlive the checkout's deadline: past it, the outcome is
+        unknown and the worker finishes the payment."""
+        return max(MIN_CALL_S, min(self.settings.provider_timeout_s, self._remaining(started)))
+
+    async def _query_after(
+        self, attempt: Attempt, outcome: CallOutcome, timeout_s: float
+    ) -> CallOutcome:
+        """Ask the provider what became of the call; keep the original raw answer."""
+        provider = self.providers[attempt.provider]
+        queried = await call(
+            self.clock,
+            timeout_s,
+            provider.query(QueryRequest(attempt.idempotency_key, attempt.payment_id)),
+        )
+        self._observe(attempt, queried, "query")
+        if queried.status not in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
+            return outcome
+        return replace(
+            outcome,
+            status=queried.status,
+            reference=queried.reference or outcome.reference,
+            query_code=queried.raw_code,
+        )
 
     def _new_attempt(self, payment: Payment, seq: int, channel: str, reason: str) -> Attempt:
         return Attempt(
@@ -165,7 +306,7 @@ class PaymentService:
             },
         )
 
-    async def _authorize(self, payment: Payment, attempt: Attempt) -> CallOutcome:
+    async def _authorize(self, payment: Payment, attempt: Attempt, timeout_s: float) -> CallOutcome:
         provider = self.providers[attempt.provider]
         request = ChargeRequest(
             idempotency_key=attempt.idempotency_key,
@@ -177,40 +318,57 @@ class PaymentService:
             region=payment.region,
             metadata=payment.metadata,
         )
-        outcome = await call(
-            self.clock, self.settings.provider_timeout_s, provider.authorize(request)
-        )
+        outcome = await call(self.clock, timeout_s, provider.authorize(request))
         self._observe(attempt, outcome, "authorize")
         return outcome
 
-    async def _record(self, payment: Payment, attempt: Attempt, outcome: CallOutcome) -> None:
-        """Commit the attempt's outcome, the payment's new status and its events at once."""
+    async def _record(
+        self,
+        payment: Payment,
+        attempt: Attempt,
+        outcome: CallOutcome,
+        failure: Failure | None,
+        decision: Decision | None,
+        following: Attempt | None,
+    ) -> None:
+        """Commit the attempt's outcome, the payment's new status, the next attempt (if
+        any: written before it is called) and the events, in one transaction."""
         now = self.clock.now()
         attempt.transition(outcome.status)
         attempt.raw_code = outcome.raw_code
         attempt.raw_message = outcome.raw_message
         attempt.provider_reference = outcome.reference
         attempt.latency_ms = outcome.latency_ms
-        attempt.finished_at = now
-        target = {
-            AttemptStatus.SUCCEEDED: PaymentStatus.SUCCEEDED,
-            AttemptStatus.FAILED: PaymentStatus.FAILED,
-            AttemptStatus.REQUIRES_ACTION: PaymentStatus.REQUIRES_ACTION,
-        }.get(attempt.status)
-        if attempt.status is AttemptStatus.UNKNOWN:
-            attempt.decision = "query_status"
-            attempt.reason = (
-                "outcome unknown: the worker will ask the provider before anything else"
-            )
-        elif attempt.status is AttemptStatus.FAILED:
-            attempt.decision = "give_up"
-        if attempt.status is AttemptStatus.FAILED:
-            payment.failure_code = outcome.raw_code
+        attempt.finished_at = now if outcome.status is not AttemptStatus.UNKNOWN else None
+        if failure is not None:
+            attempt.unified_code = failure.code
+        if decision is not None:
+            attempt.decision = decision.action.value
+            attempt.reason = decision.reason
+            if outcome.query_code:
+                attempt.reason = f"status query: {outcome.query_code}; {decision.reason}"
+            if decision.alert_ops:
+                log.warning(
+                    "ops_alert",
+                    payment_id=payment.id,
+                    attempt_id=attempt.id,
+                    provider=attempt.provider,
+                    code=failure.code if failure else None,
+                    raw_code=outcome.raw_code,
+                    reason=decision.reason,
+                )
+        target = self._payment_target(attempt, decision, following)
+        if target is PaymentStatus.FAILED or target is PaymentStatus.REQUIRES_ACTION:
+            payment.failure_code = failure.code if failure else None
             payment.failure_message = outcome.raw_message
+        if following is not None:
+            following.created_at = now
 
         def write(conn: Connection) -> None:
             repo.update_attempt(conn, attempt)
             self._event(conn, payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt)
+            if following is not None:
+                repo.insert_attempt(conn, following)
             if target is not None:
                 payment.transition(target)
                 repo.update_payment(conn, payment, now)
@@ -219,6 +377,20 @@ class PaymentService:
         await self.store.run(write)
         if target is not None:
             PAYMENTS.labels(payment.status.value, attempt.provider).inc()
+
+    @staticmethod
+    def _payment_target(
+        attempt: Attempt, decision: Decision | None, following: Attempt | None
+    ) -> PaymentStatus | None:
+        if attempt.status is AttemptStatus.SUCCEEDED:
+            return PaymentStatus.SUCCEEDED
+        if following is not None or attempt.status is AttemptStatus.UNKNOWN:
+            return None  # another attempt follows, or the worker settles it
+        if decision is not None and decision.action is Action.AUTHENTICATE:
+            return PaymentStatus.REQUIRES_ACTION
+        if attempt.status is AttemptStatus.REQUIRES_ACTION:
+            return PaymentStatus.REQUIRES_ACTION
+        return PaymentStatus.FAILED
 
     def _observe(self, attempt: Attempt, outcome: CallOutcome, operation: str) -> None:
         ATTEMPTS.labels(attempt.provider, outcome.status.value, outcome.raw_code or "").inc()
@@ -270,19 +442,24 @@ class PaymentService:
 
     # -- read ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _view(conn: Connection, p: Payment) -> PaymentView:
+        return PaymentView(
+            p,
+            repo.list_attempts(conn, p.id),
+            refunds.for_payment(conn, p.id),
+            repo.recent_failures(conn, p, REPEAT_WINDOW),
+        )
+
     async def get(self, payment_id: str, merchant_id: str | None = None) -> PaymentView:
         def read(conn: Connection) -> PaymentView:
-            p = repo.get_payment(conn, payment_id, merchant_id)
-            return PaymentView(p, repo.list_attempts(conn, p.id), refunds.for_payment(conn, p.id))
+            return self._view(conn, repo.get_payment(conn, payment_id, merchant_id))
 
         return await self.store.run(read)
 
     async def find_by_order(self, merchant_id: str, order_id: str) -> list[PaymentView]:
         def read(conn: Connection) -> list[PaymentView]:
-            return [
-                PaymentView(p, repo.list_attempts(conn, p.id), refunds.for_payment(conn, p.id))
-                for p in repo.find_by_order(conn, merchant_id, order_id)
-            ]
+            return [self._view(conn, p) for p in repo.find_by_order(conn, merchant_id, order_id)]
 
         return await self.store.run(read)
 
@@ -326,7 +503,7 @@ class PaymentService:
                     else PaymentStatus.FAILED
                 )
                 if target is PaymentStatus.FAILED:
-                    payment.failure_code = current.raw_code
+                    payment.failure_code = current.unified_code
                     payment.failure_message = current.raw_message
                 payment.transition(target)
                 repo.update_payment(conn, payment, now)

@@ -91,6 +91,7 @@ class Provider(Protocol):
     """A payment channel. Every call is idempotent under its request's idempotency key."""
 
     name: str
+    code_map: str  # which failures/providers/*.yaml classifies its raw codes
     capabilities: Capabilities
 
     async def authorize(self, request: ChargeRequest) -> ProviderResult: ...

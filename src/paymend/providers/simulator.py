@@ -101,11 +101,14 @@ class SimulatorSettings:
     lost_response_rate: float = 0.0  # money moves, then the connection resets
     error_rate: float = 0.0  # the provider answers SYSTEM_ERROR, nothing charged
     outage: bool = False  # every call is refused at connect, nothing charged
+    credentials_expired: bool = False  # every call answers TOKEN_EXPIRED until refreshed
     hang_s: float = 60.0
 
 
 class SimulatedProvider:
     """One simulated channel. Deterministic for a given seed and call order."""
+
+    code_map = "simulator"
 
     def __init__(
         self, name: str, settings: SimulatorSettings, clock: Clock, *, seed: int = 0
@@ -126,36 +129,50 @@ class SimulatedProvider:
     # -- the Provider protocol ---------------------------------------------------------
 
     async def authorize(self, request: ChargeRequest) -> ProviderResult:
+        """Decide and book the charge as the request arrives; the answer then takes its
+        latency. As with a real provider, a caller that stops waiting does not undo it."""
         self.calls += 1
         s = self.settings
         if s.outage:
             raise ProviderConnectionError(
                 "CONNECTION_REFUSED", f"{self.name}: connection refused", sent=False
             )
-        await self._wait(self._latency())
+        latency = self._latency()
         existing = self.ledger.charges.get(request.idempotency_key)
         if existing is not None and existing.result is not None:
+            await self._wait(latency)
             return existing.result  # an idempotent replay: same answer, no new charge
+        if s.credentials_expired:
+            await self._wait(latency)
+            return ProviderResult(
+                ProviderOutcome.ERROR, "TOKEN_EXPIRED", _MESSAGES["TOKEN_EXPIRED"]
+            )
         behaviour = self._choose(request.token)
-        if behaviour == "timeout" or behaviour == "timeout_charged":
+        if behaviour in ("timeout", "timeout_charged"):
             if behaviour == "timeout_charged":
                 self._charge(request, ProviderOutcome.SUCCEEDED, APPROVED)
             await self._wait(s.hang_s)
             raise ProviderConnectionError("READ_TIMEOUT", f"{self.name}: no answer", sent=True)
         if behaviour == "lost_response":
             self._charge(request, ProviderOutcome.SUCCEEDED, APPROVED)
+            await self._wait(latency)
             raise ProviderConnectionError(
                 "CONNECTION_RESET", f"{self.name}: connection reset by peer", sent=True
             )
         if behaviour.startswith("error:"):
             code = behaviour.removeprefix("error:")
+            await self._wait(latency)
             return ProviderResult(ProviderOutcome.ERROR, code, _MESSAGES.get(code, code))
         if behaviour == "3ds":
-            return self._charge(request, ProviderOutcome.REQUIRES_ACTION, AUTHENTICATION_REQUIRED)
-        if behaviour.startswith("decline:"):
-            code = behaviour.removeprefix("decline:")
-            return self._charge(request, ProviderOutcome.DECLINED, code)
-        return self._charge(request, ProviderOutcome.SUCCEEDED, APPROVED)
+            result = self._charge(request, ProviderOutcome.REQUIRES_ACTION, AUTHENTICATION_REQUIRED)
+        elif behaviour.startswith("decline:"):
+            result = self._charge(
+                request, ProviderOutcome.DECLINED, behaviour.removeprefix("decline:")
+            )
+        else:
+            result = self._charge(request, ProviderOutcome.SUCCEEDED, APPROVED)
+        await self._wait(latency)
+        return result
 
     async def query(self, request: QueryRequest) -> ProviderResult:
         self.calls += 1
@@ -194,6 +211,11 @@ class SimulatedProvider:
         ref = self._next_ref("rf")
         self.ledger.refunds[request.idempotency_key] = (ref, request.amount.minor)
         return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", ref)
+
+    async def refresh_credentials(self) -> None:
+        """Fetch a new access token: ends a `credentials_expired` spell."""
+        self.calls += 1
+        self.settings.credentials_expired = False
 
     # -- behaviour ---------------------------------------------------------------------
 

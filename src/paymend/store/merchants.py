@@ -34,9 +34,16 @@ def new_api_key() -> str:
 
 
 def create(
-    conn: Connection, merchant_id: MerchantId, name: str, now: datetime
+    conn: Connection,
+    merchant_id: MerchantId,
+    name: str,
+    now: datetime,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[Merchant, str]:
-    """Create a merchant; return it with its plaintext key, which is not kept anywhere."""
+    """Create a merchant; return it with its plaintext key, which is not kept anywhere.
+
+    `settings` holds what customers are told about the shop, e.g. `support_contact`.
+    """
     key = new_api_key()
     hint = f"sk_…{key[-4:]}"
     conn.execute(
@@ -45,11 +52,11 @@ def create(
             name=name,
             api_key_hash=hash_key(key),
             api_key_hint=hint,
-            settings={},
+            settings=settings or {},
             created_at=now,
         )
     )
-    return Merchant(merchant_id, name, hint, now), key
+    return Merchant(merchant_id, name, hint, now, dict(settings or {})), key
 
 
 def by_api_key(conn: Connection, api_key: str) -> Merchant | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,6 +65,27 @@ def find_by_order(
     return [_payment(r) for r in rows]
 
 
+def recent_failures(conn: Connection, p: Payment, window: timedelta) -> int:
+    """Payments of the same customer that failed for the same cause in the `window`
+    before this one: the customer messages escalate instead of repeating themselves."""
+    if p.customer.id is None or p.failure_code is None or p.created_at is None:
+        return 0
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(payments)
+            .where(
+                payments.c.merchant_id == p.merchant_id,
+                payments.c.customer_id == p.customer.id,
+                payments.c.failure_code == p.failure_code,
+                payments.c.id != p.id,
+                payments.c.created_at >= p.created_at - window,
+                payments.c.created_at <= p.created_at,
+            )
+        ).scalar_one()
+    )
+
+
 def insert_attempt(conn: Connection, a: Attempt) -> None:
     conn.execute(attempts.insert().values(**_attempt_values(a)))
 
@@ -106,6 +127,7 @@ def _payment_values(p: Payment) -> dict[str, Any]:
         "amount_refunded": p.amount_refunded,
         "amount_refund_pending": p.amount_refund_pending,
         "customer": p.customer.as_dict(),
+        "customer_id": p.customer.id,
         "metadata": p.metadata,
         "payment_token": p.token,
         "failure_code": p.failure_code,

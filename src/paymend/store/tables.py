@@ -68,6 +68,7 @@ payments = sa.Table(
     sa.Column("amount_refunded", sa.BigInteger(), nullable=False),
     sa.Column("amount_refund_pending", sa.BigInteger(), nullable=False),
     sa.Column("customer", JSON, nullable=False),
+    sa.Column("customer_id", sa.String(128)),
     sa.Column("metadata", JSON, nullable=False),
     sa.Column("payment_token", sa.String(255)),
     sa.Column("failure_code", sa.String(64)),
@@ -78,6 +79,7 @@ payments = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index(None, "merchant_id", "order_id"),
     sa.Index(None, "status", "updated_at"),
+    sa.Index(None, "merchant_id", "customer_id", "created_at"),
     sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
     sa.CheckConstraint(
         "amount_refunded >= 0 AND amount_refund_pending >= 0"

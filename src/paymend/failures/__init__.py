@@ -1,0 +1,1 @@
+"""The failure catalogue: provider codes -> unified failures -> decisions and messages."""
