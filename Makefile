@@ -33,9 +33,10 @@ typecheck:
 pytest:
 	$(BIN)/pytest -q
 
-## bench: the engine benchmark (SQLite, and PostgreSQL when reachable)
+## bench: the engine and HTTP benchmarks (PostgreSQL too when reachable)
 bench: install
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/http_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache paymend.db paymend.db-* .paymend-demo-key

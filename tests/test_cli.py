@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from paymend.cli import main
+from paymend.failures.classify import default_classifier
 from paymend.store import merchants
 from paymend.store.database import Store
 
@@ -75,3 +77,80 @@ def test_a_bad_database_url_fails_with_a_message(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "migration failed" in result.output
     assert "secret" not in result.output
+
+
+def test_explain_code_in_both_languages_and_as_json() -> None:
+    runner = CliRunner()
+    zh = runner.invoke(
+        main, ["explain-code", "alipay", "ACQ.BUYER_BALANCE_NOT_ENOUGH", "--locale", "zh-CN"]
+    )
+    assert zh.exit_code == 0 and "insufficient_funds" in zh.output and "余额" in zh.output
+    out = runner.invoke(main, ["explain-code", "card", "05", "--json"])
+    info = json.loads(out.output)
+    assert info["code"] == "generic_decline" and info["retry_same_channel"] is False
+    assert set(info) >= {
+        "provider",
+        "raw_code",
+        "code",
+        "kind",
+        "category",
+        "action",
+        "retry_same_channel",
+        "customer_message",
+        "source",
+    }
+    assert set(info["customer_message"]) == {"title", "detail", "suggestions"}
+
+
+def test_explain_code_reads_every_mapped_code_from_stdin() -> None:
+    classifier = default_classifier()
+    pairs = [
+        (name, code)
+        for name, pmap in classifier.maps.items()
+        for (_, code) in pmap.codes
+        if " " not in code
+    ]
+    text = "\n".join(f"{p} {c}" for p, c in pairs) + "\n"
+    result = CliRunner().invoke(main, ["explain-code", "--stdin", "--json"], input=text)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert len(lines) == len(pairs)
+    assert all(line["code"] for line in lines)
+    assert sum(line["code"] == "unrecognized_response" for line in lines) == 0
+
+
+def test_explain_code_refuses_bad_input_with_its_line() -> None:
+    result = CliRunner().invoke(
+        main, ["explain-code", "--stdin"], input="stripe do_not_honor\noops\n"
+    )
+    assert result.exit_code == 1 and "<stdin>:2" in result.output
+    unknown = CliRunner().invoke(main, ["explain-code", "paypal", "X"])
+    assert unknown.exit_code == 1 and "unknown provider 'paypal'" in unknown.output
+
+
+def test_explain_code_lists_codes_no_map_knows(tmp_path: Path) -> None:
+    from paymend.domain.money import Money
+    from paymend.engine.clock import LoopClock
+    from paymend.engine.commands import PayCommand
+    from paymend.engine.virtual_time import run_virtual
+    from paymend.store.migrate import upgrade
+    from tests.helpers import make_merchant, service, simulator
+
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    upgrade(url)
+    store = Store(url, inline=True)
+    mid, _ = make_merchant(store)
+
+    async def pay() -> None:
+        clock = LoopClock()
+        svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
+        await svc.pay(PayCommand(mid, "o", Money(100, "CNY"), "card", token="sim_error_brand_new"))
+
+    run_virtual(pay())
+    store.close()
+    result = CliRunner().invoke(
+        main, ["explain-code", "--unmapped", "--json"], env={"PAYMEND_DATABASE_URL": url}
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.output.splitlines()]
+    assert (row["provider"], row["raw_code"]) == ("sim_a", "BRAND_NEW")

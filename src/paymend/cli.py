@@ -158,6 +158,105 @@ def merchants_create(name: str, support_contact: str | None) -> None:
     click.echo(key)
 
 
+@main.command("explain-code")
+@click.argument("provider", required=False)
+@click.argument("code", required=False)
+@click.option("--locale", default="en", show_default=True, help="Language of the customer message.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per code.")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read 'PROVIDER CODE' pairs, one a line.")
+@click.option("--unmapped", is_flag=True, help="List codes seen in the database that no map knows.")
+def explain_code(
+    provider: str | None,
+    code: str | None,
+    locale: str,
+    as_json: bool,
+    from_stdin: bool,
+    unmapped: bool,
+) -> None:
+    """Explain what a provider's CODE means, whose problem it is, and what paymend does.
+
+    \b
+    Examples:
+      paymend explain-code alipay ACQ.BUYER_BALANCE_NOT_ENOUGH --locale zh-CN
+      paymend explain-code card 51 --json
+      printf 'stripe do_not_honor\\nwechatpay NOTENOUGH\\n' | paymend explain-code --stdin --json
+    """
+    import json
+
+    from paymend.failures.classify import default_classifier
+    from paymend.failures.explain import as_text, explain
+
+    try:
+        classifier = default_classifier()
+    except DataFileError as exc:
+        raise click.ClickException(f"invalid failure data: {exc}") from None
+    chosen = classifier.messages.negotiate(locale)
+    if unmapped:
+        _print_unmapped(as_json)
+        return
+    pairs: list[tuple[str, str]] = []
+    if from_stdin:
+        for number, line in enumerate(sys.stdin, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise click.ClickException(f"<stdin>:{number}: expected 'PROVIDER CODE'")
+            pairs.append((parts[0], parts[1]))
+    elif provider and code:
+        pairs.append((provider, code))
+    else:
+        raise click.UsageError("give PROVIDER CODE, or --stdin, or --unmapped")
+    for prov, raw in pairs:
+        if prov not in classifier.maps:
+            known = ", ".join(sorted(p for p in classifier.maps if p != "transport"))
+            raise click.ClickException(f"unknown provider '{prov}' (known: {known})")
+        info = explain(classifier, prov, raw, chosen)
+        click.echo(json.dumps(info, ensure_ascii=False) if as_json else as_text(info))
+
+
+def _print_unmapped(as_json: bool) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from paymend.store.tables import attempts
+
+    store = Store(_settings().database_url)
+    try:
+        rows = store.run_sync(
+            lambda conn: conn.execute(
+                sa.select(
+                    attempts.c.provider,
+                    attempts.c.raw_code,
+                    sa.func.count().label("seen"),
+                    sa.func.max(attempts.c.created_at).label("last_seen"),
+                )
+                .where(attempts.c.unified_code == "unrecognized_response")
+                .group_by(attempts.c.provider, attempts.c.raw_code)
+                .order_by(sa.func.count().desc())
+            ).all()
+        )
+    except PaymendError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+    for row in rows:
+        item = {
+            "provider": row.provider,
+            "raw_code": row.raw_code,
+            "seen": row.seen,
+            "last_seen": str(row.last_seen),
+        }
+        click.echo(
+            json.dumps(item)
+            if as_json
+            else f"{row.provider} {row.raw_code}: seen {row.seen} times, last {row.last_seen}"
+        )
+    if not rows and not as_json:
+        click.echo("no unmapped codes seen", err=True)
+
+
 @main.group("config")
 def config_group() -> None:
     """Check the channel and routing configuration."""

@@ -67,6 +67,17 @@ def test_unknown_attempt_is_resolved_only_to_success_or_failure() -> None:
         a.transition(AttemptStatus.FAILED)
 
 
+def test_only_a_settled_refund_makes_a_payment_refunded() -> None:
+    p = new_payment()
+    p.transition(PaymentStatus.PROCESSING)
+    p.transition(PaymentStatus.SUCCEEDED)
+    with pytest.raises(IllegalTransition):
+        p.transition(PaymentStatus.REFUNDED)
+    p.reserve_refund(100)
+    p.settle_refund(100, succeeded=False)  # a failed refund changes no status
+    assert p.status is PaymentStatus.SUCCEEDED and p.amount_refunded == 0
+
+
 def test_refund_of_unpaid_payment_is_refused() -> None:
     p = new_payment()
     p.transition(PaymentStatus.PROCESSING)
@@ -103,6 +114,7 @@ def test_no_event_sequence_breaks_the_payment_invariants(amount: int, events: li
             if kind == "to":
                 p.transition(arg)
                 assert arg in PAYMENT_EDGES[before[0]], "an edge the machine does not have"
+                assert arg not in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED)
             elif kind == "reserve":
                 p.reserve_refund(arg)
                 reserved.append(arg)

@@ -52,6 +52,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.key_cache = {}  # api/auth.py: API key hash -> merchant, briefly
     errors.install(app)
     app.include_router(payments_router)
     app.include_router(failures_router)

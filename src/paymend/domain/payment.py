@@ -52,6 +52,8 @@ PAYMENT_EDGES: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.REFUNDED: frozenset(),
 }
 
+_REFUND_STATUSES = frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
+
 FINAL_PAYMENT_STATUSES = frozenset(
     {
         PaymentStatus.SUCCEEDED,
@@ -147,6 +149,10 @@ class Payment:
     updated_at: datetime | None = None
 
     def transition(self, target: PaymentStatus) -> None:
+        """Move along an edge of the machine. Refund statuses are reached only through
+        `settle_refund`, so the status always agrees with the amounts."""
+        if target in _REFUND_STATUSES:
+            raise IllegalTransition("payment", self.status.value, target.value)
         self.status = check_edge("payment", PAYMENT_EDGES, self.status, target)
 
     @property
@@ -189,10 +195,12 @@ class Payment:
         if not succeeded:
             return
         self.amount_refunded += minor
-        if self.amount_refunded == self.amount.minor:
-            self.transition(PaymentStatus.REFUNDED)
-        else:
-            self.transition(PaymentStatus.PARTIALLY_REFUNDED)
+        target = (
+            PaymentStatus.REFUNDED
+            if self.amount_refunded == self.amount.minor
+            else PaymentStatus.PARTIALLY_REFUNDED
+        )
+        self.status = check_edge("payment", PAYMENT_EDGES, self.status, target)
 
 
 @dataclass(slots=True)

@@ -60,9 +60,11 @@ def create(
 
 
 def by_api_key(conn: Connection, api_key: str) -> Merchant | None:
-    row = conn.execute(
-        sa.select(merchants).where(merchants.c.api_key_hash == hash_key(api_key))
-    ).first()
+    return by_key_hash(conn, hash_key(api_key))
+
+
+def by_key_hash(conn: Connection, digest: str) -> Merchant | None:
+    row = conn.execute(sa.select(merchants).where(merchants.c.api_key_hash == digest)).first()
     return _merchant(row) if row else None
 
 

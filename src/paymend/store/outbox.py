@@ -28,6 +28,9 @@ class Event:
     published_at: datetime | None
 
 
+_INSERT = events.insert()
+
+
 def add(
     conn: Connection,
     event_id: str,
@@ -38,14 +41,15 @@ def add(
     now: datetime,
 ) -> None:
     conn.execute(
-        events.insert().values(
-            id=event_id,
-            merchant_id=merchant_id,
-            type=type.value,
-            subject_id=subject_id,
-            payload=payload,
-            created_at=now,
-        )
+        _INSERT,
+        {
+            "id": event_id,
+            "merchant_id": merchant_id,
+            "type": type.value,
+            "subject_id": subject_id,
+            "payload": payload,
+            "created_at": now,
+        },
     )
 
 

@@ -22,21 +22,29 @@ class StaleWrite(Conflict):
         super().__init__("concurrent_update", f"payment {payment_id} was changed concurrently")
 
 
+# Statements are built once and executed with parameter dicts: SQLAlchemy caches their
+# compiled form, where `.values(**row)` would rebuild the statement on every call.
+_INSERT_PAYMENT = payments.insert()
+_UPDATE_PAYMENT = payments.update().where(
+    payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_version")
+)
+_INSERT_ATTEMPT = attempts.insert()
+_UPDATE_ATTEMPT = attempts.update().where(attempts.c.id == sa.bindparam("b_id"))
+
+
 def insert_payment(conn: Connection, p: Payment, now: datetime) -> None:
     p.created_at = p.updated_at = now
-    conn.execute(payments.insert().values(**_payment_values(p), created_at=now))
+    values = _payment_values(p)
+    values["created_at"] = now
+    conn.execute(_INSERT_PAYMENT, values)
 
 
 def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
     """Write `p` if nobody else did since it was read; bump its version."""
     values = _payment_values(p)
-    values["version"] = p.version + 1
-    values["updated_at"] = now
-    result = conn.execute(
-        payments.update()
-        .where(payments.c.id == p.id, payments.c.version == p.version)
-        .values(**values)
-    )
+    del values["id"]
+    values.update(version=p.version + 1, updated_at=now, b_id=p.id, b_version=p.version)
+    result = conn.execute(_UPDATE_PAYMENT, values)
     if result.rowcount != 1:
         raise StaleWrite(p.id)
     p.version += 1
@@ -87,11 +95,13 @@ def recent_failures(conn: Connection, p: Payment, window: timedelta) -> int:
 
 
 def insert_attempt(conn: Connection, a: Attempt) -> None:
-    conn.execute(attempts.insert().values(**_attempt_values(a)))
+    conn.execute(_INSERT_ATTEMPT, _attempt_values(a))
 
 
 def update_attempt(conn: Connection, a: Attempt) -> None:
-    conn.execute(attempts.update().where(attempts.c.id == a.id).values(**_attempt_values(a)))
+    values = _attempt_values(a)
+    values["b_id"] = values.pop("id")
+    conn.execute(_UPDATE_ATTEMPT, values)
 
 
 def list_attempts(conn: Connection, payment_id: str) -> list[Attempt]:

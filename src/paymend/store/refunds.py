@@ -13,13 +13,18 @@ from paymend.domain.money import Money
 from paymend.domain.payment import Refund, RefundStatus
 from paymend.store.tables import refunds
 
+_INSERT = refunds.insert()
+_UPDATE = refunds.update().where(refunds.c.id == sa.bindparam("b_id"))
+
 
 def insert(conn: Connection, r: Refund) -> None:
-    conn.execute(refunds.insert().values(**_values(r)))
+    conn.execute(_INSERT, _values(r))
 
 
 def update(conn: Connection, r: Refund) -> None:
-    conn.execute(refunds.update().where(refunds.c.id == r.id).values(**_values(r)))
+    values = _values(r)
+    values["b_id"] = values.pop("id")
+    conn.execute(_UPDATE, values)
 
 
 def get(conn: Connection, refund_id: str) -> Refund:

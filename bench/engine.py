@@ -1,0 +1,632 @@
+"""Engine benchmark: payments per second through `PaymentService.pay`, against a floor.
+
+What is measured
+----------------
+N payments go through `PaymentService.pay` in this one process, against a simulated
+channel that answers at once and always approves (latency 0, success rate 1, no faults).
+With the provider out of the picture, what remains is paymend's own cost per payment:
+routing, the domain objects and their state machines, id generation, masking, the
+structured log line and metrics, and its two transactions through `Store.run`:
+
+    tx1  insert payment, insert attempt (pending), insert event payment.created
+    tx2  update attempt, insert event attempt.finished,
+         update payment (optimistic version check), insert event payment.succeeded
+
+Each database is measured in the store's normal threaded mode (SQLite: one writer
+thread; PostgreSQL: a pool of 8 connections and as many threads), sequentially and with
+16 payments in flight. On SQLite the inline mode (store work on the event loop, as the
+lab runs it) is reported too.
+
+The floor, and why it is fair
+-----------------------------
+The floor writes the same rows in the same shape of transactions - the same tables and
+column types (`paymend.store.tables`), the same JSON documents, the same statements per
+transaction and one commit per transaction - with bare SQLAlchemy Core
+(`conn.execute(table.insert(), row)`), on an engine built by the same
+`create_db_engine` (SQLite: WAL, synchronous=NORMAL, BEGIN IMMEDIATE, one connection;
+PostgreSQL: the same pool). It has no business logic: ids come from a counter, the JSON
+documents are built once, and the updates set only the columns that change (the rows
+end up identical in content and size). It runs without asyncio, sequentially on one
+connection and concurrently from as many threads as the store has, each thread looping
+over its share. It is the cheapest honest way to put these rows into the database, so
+engine/floor says how much of the achievable write throughput paymend keeps. The
+headline ratio is the strict one: the engine as `paymend serve` runs it (threaded store,
+16 in flight) over the floor's best mode. The project's target is >= 0.5.
+
+Every database (engine threaded, engine inline, floor) is fresh and sees the same
+sequence - warm-up, sequential N, concurrent N - so table sizes match at every step.
+Afterwards the row counts and statuses are checked, and one payment's rows as the engine
+wrote them are compared with the floor's (ids and times aside): if pay() changes what it
+writes, the run says the floor no longer matches instead of quietly comparing unlike
+work. Logs go through paymend's real
+logging set-up (JSON, masking) into /dev/null, so their cost is counted but no terminal
+I/O is.
+
+    python bench/engine.py [--n 2000] [--postgres-url URL] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from paymend.domain.events import EventType
+from paymend.domain.ids import MerchantId
+from paymend.domain.masking import mask_customer, mask_token
+from paymend.domain.money import Money
+from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus
+from paymend.engine.clock import SystemClock
+from paymend.engine.commands import PayCommand
+from paymend.engine.ids import IdFactory
+from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.observability import configure_logging
+from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
+from paymend.store import merchants
+from paymend.store.database import Store, create_db_engine, is_sqlite
+from paymend.store.migrate import upgrade
+from paymend.store.tables import attempts, events, payments
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+BENCH_DB = "paymend_bench"
+CONCURRENCY = 16
+PG_POOL = 8  # Store's default pool_size, hence its thread count on PostgreSQL
+TARGET = 0.5
+CHANNEL = "sim"
+
+# One payment as a checkout would send it (the API's documented example).
+AMOUNT, CURRENCY, METHOD = 1999, "CNY", "card"
+BANK, REGION, TOKEN = "ICBC", "CN-East", "tok_from_provider_sdk_0123456789"
+CUSTOMER = Customer("c-42", "zh-CN", "+86 138 0013 8000", "buyer@example.com")
+METADATA = {"cart": "cart-7f3a", "channel": "web"}
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    payments: int
+    seconds: float
+
+    @property
+    def per_s(self) -> float:
+        return self.payments / self.seconds
+
+
+@dataclass
+class DbResult:
+    database: str
+    engine: dict[str, float] = field(default_factory=dict)
+    floor: dict[str, float] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+    headline_ratio: float = 0.0
+    floor_matches: bool = False
+    seconds: float = 0.0
+
+    def add(self, kind: str, phase: Phase) -> None:
+        target = self.engine if kind == "engine" else self.floor
+        target[phase.name] = round(phase.per_s, 1)
+
+
+# -- engine -------------------------------------------------------------------------------
+
+
+def make_service(store: Store) -> PaymentService:
+    clock = SystemClock()
+    provider = SimulatedProvider(
+        CHANNEL,
+        SimulatorSettings(
+            methods=(METHOD,),
+            success_rate=1.0,
+            latency_p50_ms=0.0,
+            latency_p99_ms=0.0,
+            timeout_rate=0.0,
+            lost_response_rate=0.0,
+            error_rate=0.0,
+        ),
+        clock,
+        seed=1,
+    )
+    return PaymentService(
+        store,
+        {CHANNEL: provider},
+        clock,
+        EngineSettings(provider_timeout_s=10.0, routing=(CHANNEL,)),
+        IdFactory(),
+    )
+
+
+def create_merchant(store: Store) -> MerchantId:
+    merchant, _key = store.run_sync(
+        lambda conn: merchants.create(
+            conn, MerchantId(IdFactory().new("mer")), "bench", datetime.now(UTC)
+        )
+    )
+    return merchant.id
+
+
+def commands(merchant_id: MerchantId, tag: str, n: int) -> list[PayCommand]:
+    return [
+        PayCommand(
+            merchant_id=merchant_id,
+            order_id=f"order-{tag}-{i:07d}",
+            amount=Money(AMOUNT, CURRENCY),
+            method=METHOD,
+            bank=BANK,
+            region=REGION,
+            token=TOKEN,
+            customer=CUSTOMER,
+            metadata=dict(METADATA),
+        )
+        for i in range(n)
+    ]
+
+
+async def pay_all(service: PaymentService, cmds: list[PayCommand], concurrency: int) -> float:
+    """Pay every command with at most `concurrency` in flight; return elapsed seconds."""
+    failures: list[str] = []
+    it = iter(cmds)
+
+    async def lane() -> None:
+        for cmd in it:
+            view = await service.pay(cmd)
+            if view.payment.status is not PaymentStatus.SUCCEEDED:
+                failures.append(view.payment.status.value)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} payments did not succeed: {failures[:5]}")
+    return elapsed
+
+
+def run_engine(url: str, *, inline: bool, n: int, warmup: int) -> tuple[list[Phase], Shape]:
+    store = Store(url, inline=inline, pool_size=PG_POOL)
+    try:
+        service = make_service(store)
+        merchant_id = create_merchant(store)
+        mode = "inline" if inline else "threaded"
+
+        async def main() -> list[Phase]:
+            await pay_all(service, commands(merchant_id, "warm", warmup), CONCURRENCY)
+            seq = await pay_all(service, commands(merchant_id, "seq", n), 1)
+            conc = await pay_all(service, commands(merchant_id, "conc", n), CONCURRENCY)
+            return [
+                Phase(f"{mode} sequential", n, seq),
+                Phase(f"{mode} concurrent{CONCURRENCY}", n, conc),
+            ]
+
+        phases = asyncio.run(main())
+        check_rows(store.engine, warmup + 2 * n)
+        return phases, row_shape(store.engine)
+    finally:
+        store.close()
+
+
+# -- floor --------------------------------------------------------------------------------
+
+
+class FloorRows:
+    """The rows pay() writes, built from constants and a counter: no business logic."""
+
+    def __init__(self, merchant_id: str) -> None:
+        self.merchant_id = merchant_id
+        self._serial = itertools.count(1)  # next() on it is atomic: threads share it
+        self.customer = CUSTOMER.as_dict()
+        self.request = {
+            "amount": AMOUNT,
+            "currency": CURRENCY,
+            "method": METHOD,
+            "bank": BANK,
+            "region": REGION,
+            "token": mask_token(TOKEN),
+            "customer": mask_customer(CUSTOMER.as_dict()),
+        }
+
+        # built once: the statements carry no per-payment logic
+        self.finish_attempt = (
+            attempts.update()
+            .where(attempts.c.id == sa.bindparam("aid"))
+            .values(
+                status="succeeded",
+                provider_reference=sa.bindparam("ref"),
+                raw_code="APPROVED",
+                raw_message="approved",
+                latency_ms=0,
+                finished_at=sa.bindparam("now"),
+            )
+        )
+        self.finish_payment = (
+            payments.update()
+            .where(payments.c.id == sa.bindparam("pid"), payments.c.version == 0)
+            .values(status="succeeded", version=1, updated_at=sa.bindparam("now"))
+        )
+
+    def payload(self, pid: str, order: str, status: str, aid: str | None) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "payment_id": pid,
+            "order_id": order,
+            "status": status,
+            "amount": AMOUNT,
+            "currency": CURRENCY,
+            "amount_refunded": 0,
+        }
+        if aid is not None:
+            doc["attempt"] = {
+                "id": aid,
+                "provider": CHANNEL,
+                "status": "succeeded",
+                "raw_code": "APPROVED",
+            }
+        return doc
+
+    def event(self, eid: str, kind: EventType, pid: str, doc: dict[str, Any], now: datetime) -> Any:
+        return {
+            "id": eid,
+            "merchant_id": self.merchant_id,
+            "type": kind.value,
+            "subject_id": pid,
+            "payload": doc,
+            "created_at": now,
+        }
+
+    def pay(self, engine: Engine) -> None:
+        """tx1 and tx2 of one payment, statement for statement as pay() issues them."""
+        serial = next(self._serial)
+        k = f"{serial:020d}"  # ids as long as IdFactory's random ones
+        pid, aid, order = f"pay_{k}", f"att_{k}", f"order-flr-{serial:07d}"
+        e1, e2, e3 = (f"evt_{3 * serial + j:020d}" for j in range(3))
+        now = datetime.now(UTC)
+        with engine.begin() as conn:  # tx1
+            conn.execute(
+                payments.insert(),
+                {
+                    "id": pid,
+                    "merchant_id": self.merchant_id,
+                    "order_id": order,
+                    "amount": AMOUNT,
+                    "currency": CURRENCY,
+                    "method": METHOD,
+                    "bank": BANK,
+                    "region": REGION,
+                    "status": "processing",
+                    "amount_refunded": 0,
+                    "amount_refund_pending": 0,
+                    "customer": self.customer,
+                    "customer_id": CUSTOMER.id,
+                    "metadata": METADATA,
+                    "payment_token": TOKEN,
+                    "failure_code": None,
+                    "failure_message": None,
+                    "trace_id": None,
+                    "version": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            conn.execute(
+                attempts.insert(),
+                {
+                    "id": aid,
+                    "payment_id": pid,
+                    "seq": 1,
+                    "provider": CHANNEL,
+                    "status": "pending",
+                    "idempotency_key": f"paymend-{aid}",
+                    "provider_reference": None,
+                    "raw_code": None,
+                    "raw_message": None,
+                    "unified_code": None,
+                    "decision": None,
+                    "reason": "route: merchant priority list",
+                    "latency_ms": None,
+                    "trace_id": None,
+                    "request": self.request,
+                    "created_at": now,
+                    "finished_at": None,
+                },
+            )
+            created = self.payload(pid, order, "processing", None)
+            conn.execute(
+                events.insert(), self.event(e1, EventType.PAYMENT_CREATED, pid, created, now)
+            )
+        ref = f"ch_{CHANNEL}_{serial:08d}"
+        now = datetime.now(UTC)
+        with engine.begin() as conn:  # tx2
+            conn.execute(self.finish_attempt, {"aid": aid, "ref": ref, "now": now})
+            finished = self.payload(pid, order, "processing", aid)
+            conn.execute(
+                events.insert(), self.event(e2, EventType.ATTEMPT_FINISHED, pid, finished, now)
+            )
+            done = conn.execute(self.finish_payment, {"pid": pid, "now": now})
+            if done.rowcount != 1:
+                raise RuntimeError(f"floor: payment {pid} not updated")
+            succeeded = self.payload(pid, order, "succeeded", aid)
+            conn.execute(
+                events.insert(), self.event(e3, EventType.PAYMENT_SUCCEEDED, pid, succeeded, now)
+            )
+
+
+def floor_all(rows: FloorRows, engine: Engine, n: int, threads: int) -> float:
+    """Write n payments' rows from `threads` threads (1: a plain loop); return seconds."""
+    if threads == 1:
+        start = time.perf_counter()
+        for _ in range(n):
+            rows.pay(engine)
+        return time.perf_counter() - start
+    shares = [n // threads + (1 if t < n % threads else 0) for t in range(threads)]
+
+    def lane(count: int) -> None:
+        for _ in range(count):
+            rows.pay(engine)
+
+    with ThreadPoolExecutor(threads) as pool:
+        start = time.perf_counter()
+        list(pool.map(lane, shares))
+        return time.perf_counter() - start
+
+
+def run_floor(url: str, *, n: int, warmup: int) -> tuple[list[Phase], Shape]:
+    engine = create_db_engine(url, pool_size=PG_POOL)
+    threads = 1 if is_sqlite(url) else PG_POOL
+    try:
+        with engine.begin() as conn:
+            merchant_id = _floor_merchant(conn)
+        rows = FloorRows(merchant_id)
+        floor_all(rows, engine, warmup, threads)
+        seq = floor_all(rows, engine, n, 1)
+        conc = floor_all(rows, engine, n, threads)
+        check_rows(engine, warmup + 2 * n)
+        phases = [
+            Phase("sequential", n, seq),
+            Phase(f"{threads} thread{'s' if threads > 1 else ''}", n, conc),
+        ]
+        return phases, row_shape(engine)
+    finally:
+        engine.dispose()
+
+
+def _floor_merchant(conn: Connection) -> str:
+    merchant, _key = merchants.create(
+        conn, MerchantId(IdFactory().new("mer")), "bench", datetime.now(UTC)
+    )
+    return merchant.id
+
+
+# -- databases ----------------------------------------------------------------------------
+
+
+def check_rows(engine: Engine, expected: int) -> None:
+    """Every payment succeeded, with one succeeded attempt and three events."""
+    with engine.connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count()).where(payments.c.status == PaymentStatus.SUCCEEDED.value)
+        ).scalar_one()
+        n_attempts = conn.execute(
+            sa.select(sa.func.count()).where(attempts.c.status == AttemptStatus.SUCCEEDED.value)
+        ).scalar_one()
+        n_events = conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
+    if (count, n_attempts, n_events) != (expected, expected, 3 * expected):
+        raise RuntimeError(
+            f"row check failed: {count} payments, {n_attempts} attempts, {n_events} events;"
+            f" expected {expected}, {expected}, {3 * expected}"
+        )
+
+
+Shape = dict[str, Any]
+
+
+def row_shape(engine: Engine) -> Shape:
+    """What one payment left behind, ids and times aside: to prove the floor matches."""
+    order = events.c.seq if "seq" in events.c else events.c.created_at
+    with engine.connect() as conn:
+        pid = conn.execute(sa.select(payments.c.id).limit(1)).scalar_one()
+        payment = conn.execute(sa.select(payments).where(payments.c.id == pid)).one()
+        attempt = conn.execute(sa.select(attempts).where(attempts.c.payment_id == pid)).one()
+        docs = conn.execute(
+            sa.select(events.c.type, events.c.payload)
+            .where(events.c.subject_id == pid)
+            .order_by(order)
+        ).all()
+    skip = {"id", "payment_id", "order_id", "merchant_id", "idempotency_key"}
+    skip |= {"created_at", "updated_at", "finished_at", "provider_reference"}
+
+    def plain(row: Any) -> dict[str, Any]:
+        return {k: v for k, v in row._mapping.items() if k not in skip}
+
+    def doc(payload: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in payload.items() if k not in ("payment_id", "order_id")}
+        if "attempt" in out:
+            out["attempt"] = {k: v for k, v in out["attempt"].items() if k != "id"}
+        return out
+
+    return {
+        "payment": plain(payment),
+        "attempt": plain(attempt),
+        "events": [(t, doc(p)) for t, p in docs],
+    }
+
+
+def sqlite_dbs(tmp: Path) -> Iterator[str]:
+    for i in range(100):
+        url = f"sqlite:///{tmp / f'bench-{i}.db'}"
+        upgrade(url)
+        yield url
+
+
+class PostgresDbs:
+    """Creates the database `paymend_bench` afresh for each use; drops it at the end."""
+
+    def __init__(self, url: str) -> None:
+        self.admin = sa.create_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            poolclass=NullPool,
+            connect_args={"connect_timeout": 5},
+        )
+        self.url = make_url(url).set(database=BENCH_DB).render_as_string(hide_password=False)
+
+    def reachable(self) -> str | None:
+        try:
+            with self.admin.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any driver error means "skip"
+            return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+        return None
+
+    def drop(self) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+
+    def fresh(self) -> str:
+        self.drop()
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{BENCH_DB}"'))
+        upgrade(self.url)
+        return self.url
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def measure(label: str, fresh: Callable[[], str], *, n: int, warmup: int, inline: bool) -> DbResult:
+    result = DbResult(label)
+    start = time.perf_counter()
+    phases, engine_shape = run_engine(fresh(), inline=False, n=n, warmup=warmup)
+    if inline:
+        phases += run_engine(fresh(), inline=True, n=n, warmup=warmup)[0]
+    for phase in phases:
+        result.add("engine", phase)
+    phases, floor_shape = run_floor(fresh(), n=n, warmup=warmup)
+    for phase in phases:
+        result.add("floor", phase)
+    result.floor_matches = engine_shape == floor_shape
+    if not result.floor_matches:
+        print(
+            f"WARNING {label}: the floor's rows differ from what pay() wrote; update"
+            f" FloorRows.pay\n  engine {engine_shape}\n  floor  {floor_shape}",
+            file=sys.stderr,
+        )
+    floor_seq, floor_best = result.floor["sequential"], max(result.floor.values())
+    for name, value in result.engine.items():
+        base = floor_seq if name.endswith("sequential") else floor_best
+        result.ratios[name] = round(value / base, 3)
+    production = result.engine[f"threaded concurrent{CONCURRENCY}"]
+    result.headline_ratio = round(production / floor_best, 3)
+    result.seconds = round(time.perf_counter() - start, 1)
+    return result
+
+
+def report(result: DbResult) -> None:
+    print(f"\n{result.database}  ({result.seconds:.1f}s)")
+    print(f"  {'engine':<28}{'payments/s':>12}{'/floor':>9}")
+    for name, value in result.engine.items():
+        print(f"  {name:<28}{value:>12.1f}{result.ratios[name]:>9.2f}")
+    same = "same rows as pay(): yes" if result.floor_matches else "ROWS DIFFER from pay()"
+    print(f"  floor (bare SQLAlchemy Core; {same})")
+    for name, value in result.floor.items():
+        print(f"  {name:<28}{value:>12.1f}")
+    print(
+        f"  ratio engine/floor = {result.headline_ratio:.2f}"
+        f"  (threaded, {CONCURRENCY} in flight / best floor; target >= {TARGET})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="payments per measured phase")
+    parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be positive")
+    warmup = max(50, min(200, args.n // 10))
+
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
+    configure_logging("INFO", stream=devnull)
+    say: Callable[[str], None] = (
+        (lambda m: print(m, file=sys.stderr)) if args.json else (lambda m: print(m))
+    )
+    say(
+        f"paymend engine benchmark: {args.n} payments per phase, {warmup} warm-up,"
+        f" concurrency {CONCURRENCY}, {os.cpu_count()} CPUs"
+    )
+    results: list[DbResult] = []
+    skipped: dict[str, str] = {}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="paymend-bench-") as tmp:
+        dbs = sqlite_dbs(Path(tmp))
+        sqlite = measure("sqlite", lambda: next(dbs), n=args.n, warmup=warmup, inline=True)
+        results.append(sqlite)
+        if not args.json:
+            report(sqlite)
+    pg = PostgresDbs(args.postgres_url)
+    reason = pg.reachable()
+    if reason is not None:
+        skipped["postgresql"] = f"unreachable at {_redact(args.postgres_url)} ({reason})"
+        say(f"\npostgresql skipped: {skipped['postgresql']}")
+    else:
+        try:
+            postgres = measure("postgresql", pg.fresh, n=args.n, warmup=warmup, inline=False)
+        finally:
+            pg.drop()
+            pg.admin.dispose()
+        results.append(postgres)
+        if not args.json:
+            report(postgres)
+    total = round(time.perf_counter() - started, 1)
+    ok = all(r.headline_ratio >= TARGET for r in results)
+    summary = "; ".join(
+        f"{r.database} {r.headline_ratio:.2f}"
+        + ("" if r.floor_matches else " (floor rows differ from pay(): not comparable)")
+        for r in results
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "n": args.n,
+                    "warmup": warmup,
+                    "concurrency": CONCURRENCY,
+                    "target_ratio": TARGET,
+                    "results": [asdict(r) for r in results],
+                    "skipped": skipped,
+                    "meets_target": ok,
+                    "seconds": total,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(
+            f"\nSUMMARY engine/floor ratio: {summary} (target >= {TARGET}:"
+            f" {'met' if ok else 'NOT met'}); {total:.0f}s"
+        )
+    devnull.close()
+    return 0
+
+
+def _redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
