@@ -394,3 +394,25 @@ def test_many_overlapping_payments_never_double_charge(store: Store) -> None:
         assert statuses == {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED}
 
     run_virtual(scenario())
+
+
+def test_a_card_tried_15_times_in_30_days_is_not_retried_again(store: Store) -> None:
+    """Visa's reattempt limit counts the card's earlier declines across payments."""
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        # card code 91 (issuer unavailable, Visa category 2) is retried while allowed
+        sim = simulator(clock=clock)
+        sim.code_map = "card"  # an acquirer passing network codes through
+        svc = service(store, {"sim_a": sim}, clock)
+        first = await svc.pay(pay_cmd(mid, "sim_error_91", order="o-0"))
+        assert [a.decision for a in first.attempts] == ["retry_later", "customer_action"]
+        for i in range(1, 8):
+            await svc.pay(pay_cmd(mid, "sim_error_91", order=f"o-{i}"))
+        # 16 failed tries of this token now: the limit forbids even the first retry
+        last = await svc.pay(pay_cmd(mid, "sim_error_91", order="o-last"))
+        assert [a.decision for a in last.attempts] == ["do_not_retry"]
+        assert "30 days" in (last.attempts[0].reason or "")
+
+    run_virtual(scenario())

@@ -54,6 +54,7 @@ from paymend.store.payments import StaleWrite
 T = TypeVar("T")
 log = get_logger("paymend.engine")
 REPEAT_WINDOW = timedelta(hours=1)
+CARD_HISTORY = timedelta(days=30)  # the card networks' reattempt window
 MIN_CALL_S = 0.05  # no call starts with less time than this left before the deadline
 
 _STATUS_EVENTS = {
@@ -147,9 +148,17 @@ class PaymentService:
             repo.insert_attempt(conn, attempt)
             self._event(conn, payment, EventType.PAYMENT_CREATED, now)
 
-        await self.store.run(create)
+        def create_and_count(conn: Connection) -> int:
+            create(conn)
+            if payment.token is None:
+                return 0
+            return repo.card_tries_since(conn, payment.token, now - CARD_HISTORY)
+
+        card_tries = await self.store.run(create_and_count)
         try:
-            attempts = await self._drive(payment, attempt, route.channels, self.clock.monotonic())
+            attempts = await self._drive(
+                payment, attempt, route.channels, self.clock.monotonic(), card_tries
+            )
         except PaymendError as exc:
             log.warning("payment_left_in_flight", payment_id=payment.id, code=exc.code)
             raise PaymentInFlight(payment.id) from exc
@@ -161,7 +170,12 @@ class PaymentService:
         return PaymentView(payment, attempts, [], repeats)
 
     async def _drive(
-        self, payment: Payment, attempt: Attempt, channels: Sequence[str], started: float
+        self,
+        payment: Payment,
+        attempt: Attempt,
+        channels: Sequence[str],
+        started: float,
+        card_tries: int = 0,
     ) -> list[Attempt]:
         """Call, classify, decide, and follow the decision until the payment settles,
         needs the customer, or is left to the worker."""
@@ -173,7 +187,8 @@ class PaymentService:
             if outcome.status is not AttemptStatus.SUCCEEDED:
                 failure = self._classify(attempt.provider, outcome)
                 decision = decide(
-                    failure, self._context(attempt, attempts, channels, started, failure)
+                    failure,
+                    self._context(attempt, attempts, channels, started, failure, card_tries),
                 )
                 if (
                     decision.action is Action.QUERY_STATUS
@@ -183,7 +198,9 @@ class PaymentService:
                     if outcome.status is AttemptStatus.SUCCEEDED:
                         failure = decision = None
                     elif outcome.status is AttemptStatus.FAILED:
-                        ctx = self._context(attempt, attempts, channels, started, failure)
+                        ctx = self._context(
+                            attempt, attempts, channels, started, failure, card_tries
+                        )
                         decision = decide(failure, replace(ctx, status_known=True))
                 if (
                     decision is not None
@@ -220,6 +237,7 @@ class PaymentService:
         channels: Sequence[str],
         started: float,
         failure: Failure,
+        card_tries: int,
     ) -> DecisionContext:
         tried = {a.provider for a in attempts}
         prior = [PriorAttempt(a.provider, a.unified_code) for a in attempts[:-1]]
@@ -227,6 +245,7 @@ class PaymentService:
             channel=attempt.provider,
             attempts=[*prior, PriorAttempt(attempt.provider, failure.code)],
             channels_left=[c for c in channels if c not in tried],
+            card_reattempts_30d=card_tries + len(attempts) - 1,
             remaining_s=self._remaining(started),
             credentials_refreshed=any(
                 a.provider == attempt.provider and a.decision == Action.REFRESH_CREDENTIALS.value

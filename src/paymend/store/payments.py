@@ -94,6 +94,22 @@ def recent_failures(conn: Connection, p: Payment, window: timedelta) -> int:
     )
 
 
+def card_tries_since(conn: Connection, token: str, since: datetime) -> int:
+    """Declined or failed provider calls with this card (payment token) since `since`:
+    what the card networks count against their reattempt limits."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(attempts.join(payments, payments.c.id == attempts.c.payment_id))
+            .where(
+                payments.c.payment_token == token,
+                attempts.c.status == AttemptStatus.FAILED.value,
+                attempts.c.created_at >= since,
+            )
+        ).scalar_one()
+    )
+
+
 def insert_attempt(conn: Connection, a: Attempt) -> None:
     conn.execute(_INSERT_ATTEMPT, _attempt_values(a))
 

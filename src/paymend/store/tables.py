@@ -80,6 +80,7 @@ payments = sa.Table(
     sa.Index(None, "merchant_id", "order_id"),
     sa.Index(None, "status", "updated_at"),
     sa.Index(None, "merchant_id", "customer_id", "created_at"),
+    sa.Index(None, "payment_token"),
     sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
     sa.CheckConstraint(
         "amount_refunded >= 0 AND amount_refund_pending >= 0"

@@ -1,4 +1,5 @@
-"""payments.customer_id, for per-customer look-ups (message escalation, velocity)
+"""payments.customer_id and an index on payment_token, for per-customer and per-card
+look-ups (message escalation, the card networks' reattempt limits)
 
 Revision ID: 0002
 Revises: 0001
@@ -22,9 +23,11 @@ def upgrade() -> None:
             "ix_payments_merchant_id_customer_id_created_at",
             ["merchant_id", "customer_id", "created_at"],
         )
+        batch_op.create_index("ix_payments_payment_token", ["payment_token"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("payments") as batch_op:
+        batch_op.drop_index("ix_payments_payment_token")
         batch_op.drop_index("ix_payments_merchant_id_customer_id_created_at")
         batch_op.drop_column("customer_id")
