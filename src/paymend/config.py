@@ -80,11 +80,11 @@ class SimulatorChannel(_Strict):
 
 class EngineConfig(_Strict):
     provider_timeout: Duration = 10.0
+    checkout_deadline: Duration = 3.0
 
 
 class WorkerConfig(_Strict):
     interval: Duration = 1.0
-    query_unknown_after: Duration = 2.0
     orphaned_pending_after: Duration = 60.0
 
 

@@ -16,3 +16,20 @@ class EventType(StrEnum):
     ATTEMPT_FINISHED = "attempt.finished"
     REFUND_SUCCEEDED = "refund.succeeded"
     REFUND_FAILED = "refund.failed"
+    DUPLICATE_CHARGE = "payment.duplicate_charge"  # a late extra charge, refunded by paymend
+    COMPENSATION_GRANTED = "compensation.granted"
+
+
+# the events merchants receive by webhook
+WEBHOOK_EVENTS = frozenset(
+    {
+        EventType.PAYMENT_SUCCEEDED,
+        EventType.PAYMENT_FAILED,
+        EventType.PAYMENT_REQUIRES_ACTION,
+        EventType.PAYMENT_CANCELED,
+        EventType.PAYMENT_REFUNDED,
+        EventType.REFUND_FAILED,
+        EventType.DUPLICATE_CHARGE,
+        EventType.COMPENSATION_GRANTED,
+    }
+)

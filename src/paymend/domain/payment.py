@@ -71,6 +71,9 @@ class AttemptStatus(StrEnum):
     FAILED = "failed"
     REQUIRES_ACTION = "requires_action"
     UNKNOWN = "unknown"
+    # the provider charged, but the payment had already settled another way (another
+    # attempt succeeded, or it was canceled or failed): paymend refunds this charge
+    REVERSED = "reversed"
 
 
 ATTEMPT_EDGES: dict[AttemptStatus, frozenset[AttemptStatus]] = {
@@ -80,15 +83,26 @@ ATTEMPT_EDGES: dict[AttemptStatus, frozenset[AttemptStatus]] = {
             AttemptStatus.FAILED,
             AttemptStatus.UNKNOWN,
             AttemptStatus.REQUIRES_ACTION,
+            AttemptStatus.REVERSED,
         }
     ),
     # resolved by a status query at the provider
-    AttemptStatus.UNKNOWN: frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.FAILED}),
+    AttemptStatus.UNKNOWN: frozenset(
+        {AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.REVERSED}
+    ),
     # the customer finished (or failed) 3-D Secure for this very attempt
-    AttemptStatus.REQUIRES_ACTION: frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.FAILED}),
+    AttemptStatus.REQUIRES_ACTION: frozenset(
+        {AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.REVERSED}
+    ),
     AttemptStatus.SUCCEEDED: frozenset(),
     AttemptStatus.FAILED: frozenset(),
+    AttemptStatus.REVERSED: frozenset(),
 }
+
+
+class RefundKind(StrEnum):
+    MERCHANT = "merchant"  # asked for through the API
+    DUPLICATE = "duplicate"  # an extra charge paymend sends back on its own
 
 
 class RefundStatus(StrEnum):
@@ -240,6 +254,8 @@ class Refund:
     amount: Money
     provider: str
     status: RefundStatus = RefundStatus.PENDING
+    kind: RefundKind = RefundKind.MERCHANT
+    attempt_id: AttemptId | None = None  # the charge it refunds
     reason: str | None = None
     provider_reference: str | None = None
     raw_code: str | None = None

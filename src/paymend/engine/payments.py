@@ -1,71 +1,59 @@
-"""PaymentService: pay, get, refund, and settling attempts whose outcome was unknown.
+"""PaymentService: pay, and finish what a checkout call could not.
 
 The order of work is the safety argument: the payment and a pending attempt are committed
-*before* the provider is called, and the outcome, the payment's new status and the outbox
-events are committed together afterwards. A crash anywhere leaves rows the worker can
-finish; the attempt id is the provider's idempotency key, so a resend never charges
-twice.
+*before* the provider is called, and the outcome, the payment's new status, the next
+attempt (if any) and the outbox events are committed together afterwards. A crash
+anywhere leaves rows the worker can finish; the attempt id is the provider's idempotency
+key, so a resend never charges twice.
+
+A payment is worked on in *runs*: the checkout call (bounded by the checkout deadline)
+and, when that is not enough, worker runs started by jobs. Each run calls, classifies,
+decides and follows the decision: query an unknown outcome, fail over, retry with
+backoff, ask for 3-D Secure, or stop and tell the customer.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
 from paymend.domain.clock import Clock
-from paymend.domain.errors import InvalidInput, PaymendError, PaymentInFlight, Unavailable
+from paymend.domain.errors import Conflict, InvalidInput, PaymendError, PaymentInFlight
 from paymend.domain.events import EventType
 from paymend.domain.failure import Action, Decision, Failure
-from paymend.domain.ids import AttemptId, PaymentId, RefundId
+from paymend.domain.ids import AttemptId, PaymentId
 from paymend.domain.masking import mask_customer, mask_token
-from paymend.domain.money import Money
 from paymend.domain.payment import (
     Attempt,
     AttemptStatus,
     Payment,
     PaymentStatus,
     Refund,
-    RefundStatus,
 )
 from paymend.engine.calls import CallOutcome, call
 from paymend.engine.commands import PayCommand, RefundCommand
+from paymend.engine.events import STATUS_EVENTS, emit
 from paymend.engine.ids import IdFactory
+from paymend.engine.refunds import RefundService
+from paymend.engine.stale import retry_stale
 from paymend.failures.classify import Classifier, RawAnswer, default_classifier
 from paymend.failures.policy import DecisionContext, PriorAttempt, decide
 from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, PAYMENTS, get_logger
-from paymend.providers.base import (
-    ChargeRequest,
-    Provider,
-    ProviderOutcome,
-    QueryRequest,
-    RefundRequest,
-)
+from paymend.providers.base import ChargeRequest, Provider, QueryRequest
 from paymend.routing.priority import rank
-from paymend.store import outbox, refunds
+from paymend.store import jobs, refunds
 from paymend.store import payments as repo
 from paymend.store.database import Store
-from paymend.store.payments import StaleWrite
 
-T = TypeVar("T")
 log = get_logger("paymend.engine")
 REPEAT_WINDOW = timedelta(hours=1)
 CARD_HISTORY = timedelta(days=30)  # the card networks' reattempt window
 MIN_CALL_S = 0.05  # no call starts with less time than this left before the deadline
-
-_STATUS_EVENTS = {
-    PaymentStatus.SUCCEEDED: EventType.PAYMENT_SUCCEEDED,
-    PaymentStatus.FAILED: EventType.PAYMENT_FAILED,
-    PaymentStatus.REQUIRES_ACTION: EventType.PAYMENT_REQUIRES_ACTION,
-    PaymentStatus.CANCELED: EventType.PAYMENT_CANCELED,
-    PaymentStatus.PROCESSING: EventType.PAYMENT_PROCESSING,
-    PaymentStatus.REFUNDED: EventType.PAYMENT_REFUNDED,
-    PaymentStatus.PARTIALLY_REFUNDED: EventType.PAYMENT_REFUNDED,
-}
+SETTLE_FIRST_AFTER = timedelta(seconds=2)  # first worker query of an unknown outcome
 
 
 @dataclass(slots=True)
@@ -82,9 +70,22 @@ class PaymentView:
 class EngineSettings:
     provider_timeout_s: float = 10.0
     routing: tuple[str, ...] = ()
-    checkout_deadline_s: float = 10.0  # no new attempt starts after this in a checkout call
-    max_attempts: int = 4  # provider calls for one payment inside one checkout call
+    checkout_deadline_s: float = 3.0  # what fits runs in the checkout call; the rest later
+    worker_deadline_s: float = 30.0  # one worker run on a payment
+    settle_within_s: float = 300.0  # retries and failover stop this long after creation
+    max_attempts: int = 4  # provider calls for one payment, all runs together
     seed: int | None = None  # for the backoff jitter; None: unpredictable
+
+
+@dataclass(slots=True)
+class Run:
+    """One stretch of work on a payment: a checkout call or a worker continuation."""
+
+    channels: tuple[str, ...]
+    started: float  # on the monotonic clock
+    deadline_s: float
+    attempts: list[Attempt]
+    card_tries: int = 0
 
 
 class PaymentService:
@@ -103,22 +104,27 @@ class PaymentService:
         self.settings = settings
         self.ids = ids or IdFactory()
         self.classifier = classifier or default_classifier()
+        self.refunds = RefundService(store, providers, clock, self.ids)
         self._rng = random.Random(settings.seed)  # noqa: S311 - jitter, not secrets
-
-    # -- pay ----------------------------------------------------------------------------
 
     def methods(self) -> set[str]:
         return {m for p in self.providers.values() for m in p.capabilities.methods}
 
-    async def pay(self, cmd: PayCommand) -> PaymentView:
+    # -- pay ----------------------------------------------------------------------------
+
+    def _route(self, method: str, currency: str, region: str | None) -> tuple[tuple[str, ...], str]:
         route = rank(
             self.settings.routing or tuple(self.providers),
             {n: p.capabilities for n, p in self.providers.items()},
-            method=cmd.method,
-            currency=cmd.amount.currency,
-            region=cmd.region,
+            method=method,
+            currency=currency,
+            region=region,
         )
-        if not route.channels:
+        return route.channels, route.reason
+
+    async def pay(self, cmd: PayCommand) -> PaymentView:
+        channels, reason = self._route(cmd.method, cmd.amount.currency, cmd.region)
+        if not channels:
             raise InvalidInput(
                 "payment_method_unavailable",
                 f"no configured channel accepts {cmd.method} in {cmd.amount.currency}"
@@ -140,25 +146,27 @@ class PaymentService:
             trace_id=cmd.trace_id,
         )
         payment.transition(PaymentStatus.PROCESSING)
-        attempt = self._new_attempt(payment, 1, route.channels[0], f"route: {route.reason}")
+        attempt = self._new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
 
-        def create(conn: Connection) -> None:
+        def create(conn: Connection) -> int:
             repo.insert_payment(conn, payment, now)
             repo.insert_attempt(conn, attempt)
-            self._event(conn, payment, EventType.PAYMENT_CREATED, now)
-
-        def create_and_count(conn: Connection) -> int:
-            create(conn)
+            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
             if payment.token is None:
                 return 0
             return repo.card_tries_since(conn, payment.token, now - CARD_HISTORY)
 
-        card_tries = await self.store.run(create_and_count)
+        card_tries = await self.store.run(create)
+        run = Run(
+            channels,
+            self.clock.monotonic(),
+            self.settings.checkout_deadline_s,
+            [attempt],
+            card_tries,
+        )
         try:
-            attempts = await self._drive(
-                payment, attempt, route.channels, self.clock.monotonic(), card_tries
-            )
+            await self._drive(payment, run)
         except PaymendError as exc:
             log.warning("payment_left_in_flight", payment_id=payment.id, code=exc.code)
             raise PaymentInFlight(payment.id) from exc
@@ -167,128 +175,129 @@ class PaymentService:
             repeats = await self.store.run(
                 lambda conn: repo.recent_failures(conn, payment, REPEAT_WINDOW)
             )
-        return PaymentView(payment, attempts, [], repeats)
+        return PaymentView(payment, run.attempts, [], repeats)
 
-    async def _drive(
-        self,
-        payment: Payment,
-        attempt: Attempt,
-        channels: Sequence[str],
-        started: float,
-        card_tries: int = 0,
-    ) -> list[Attempt]:
-        """Call, classify, decide, and follow the decision until the payment settles,
-        needs the customer, or is left to the worker."""
-        attempts = [attempt]
+    async def _drive(self, payment: Payment, run: Run) -> None:
+        """Call the run's last attempt, then follow each decision while the run has time."""
+        attempt = run.attempts[-1]
         while True:
-            outcome = await self._authorize(payment, attempt, self._call_timeout(started))
-            failure: Failure | None = None
-            decision: Decision | None = None
-            if outcome.status is not AttemptStatus.SUCCEEDED:
-                failure = self._classify(attempt.provider, outcome)
-                decision = decide(
-                    failure,
-                    self._context(attempt, attempts, channels, started, failure, card_tries),
-                )
-                if (
-                    decision.action is Action.QUERY_STATUS
-                    and self._remaining(started) >= MIN_CALL_S
-                ):
-                    outcome = await self._query_after(attempt, outcome, self._call_timeout(started))
-                    if outcome.status is AttemptStatus.SUCCEEDED:
-                        failure = decision = None
-                    elif outcome.status is AttemptStatus.FAILED:
-                        ctx = self._context(
-                            attempt, attempts, channels, started, failure, card_tries
-                        )
-                        decision = decide(failure, replace(ctx, status_known=True))
-                if (
-                    decision is not None
-                    and decision.action is Action.QUERY_STATUS
-                    and outcome.status is AttemptStatus.FAILED
-                ):
-                    # an error answer that leaves the outcome uncertain: the worker asks
-                    outcome = replace(outcome, status=AttemptStatus.UNKNOWN)
-            following = self._follow(payment, attempt, attempts, decision, started)
-            if decision is not None and decision.action is Action.REFRESH_CREDENTIALS:
-                await self._refresh(attempt.provider)
-            await self._record(payment, attempt, outcome, failure, decision, following)
-            if following is None:
-                return attempts
-            if decision is not None and decision.after_s > 0:
-                await self.clock.sleep(decision.after_s)
-            attempts.append(following)
+            outcome = await self._authorize(payment, attempt, self._call_timeout(run))
+            following, inline, after_s = await self._after_call(payment, run, attempt, outcome)
+            if following is None or not inline:
+                return
+            if after_s > 0:
+                await self.clock.sleep(after_s)
+            run.attempts.append(following)
             attempt = following
 
-    def _remaining(self, started: float) -> float:
-        return self.settings.checkout_deadline_s - (self.clock.monotonic() - started)
+    async def _after_call(
+        self,
+        payment: Payment,
+        run: Run,
+        attempt: Attempt,
+        outcome: CallOutcome,
+        *,
+        status_known: bool = False,
+    ) -> tuple[Attempt | None, bool, float]:
+        """Classify, decide, query an unknown outcome if there is time, and record it all.
+        Returns the next attempt (if any), whether it runs now, and the wait before it."""
+        failure: Failure | None = None
+        decision: Decision | None = None
+        if outcome.status is not AttemptStatus.SUCCEEDED:
+            failure = self._classify(attempt.provider, outcome)
+            decision = decide(failure, self._context(payment, run, attempt, failure, status_known))
+            if (
+                decision.action is Action.QUERY_STATUS
+                and not status_known
+                and self._remaining(run) >= MIN_CALL_S
+            ):
+                outcome = await self._query(attempt, outcome, self._call_timeout(run))
+                if outcome.status is AttemptStatus.SUCCEEDED:
+                    failure = decision = None
+                elif outcome.status is AttemptStatus.FAILED:
+                    ctx = self._context(payment, run, attempt, failure, True)
+                    decision = decide(failure, ctx)
+            if (
+                decision is not None
+                and decision.action is Action.QUERY_STATUS
+                and outcome.status is AttemptStatus.FAILED
+            ):
+                # an error answer that leaves the outcome uncertain: the worker asks
+                outcome = replace(outcome, status=AttemptStatus.UNKNOWN)
+        following, inline = self._follow(payment, run, attempt, decision)
+        if decision is not None and decision.action is Action.REFRESH_CREDENTIALS:
+            await self._refresh(attempt.provider)
+        after_s = decision.after_s if decision is not None else 0.0
+        await self._record(payment, attempt, outcome, failure, decision, following, inline, after_s)
+        return following, inline, after_s
+
+    def _remaining(self, run: Run) -> float:
+        return run.deadline_s - (self.clock.monotonic() - run.started)
+
+    def _budget(self, payment: Payment) -> float:
+        """Seconds left for retries and failover on this payment, all runs together."""
+        if payment.created_at is None:
+            return self.settings.settle_within_s
+        spent = (self.clock.now() - payment.created_at).total_seconds()
+        return self.settings.settle_within_s - spent
+
+    def _call_timeout(self, run: Run) -> float:
+        """A call may not outlive its run: past the deadline the outcome is unknown and
+        the worker finishes the payment."""
+        return max(MIN_CALL_S, min(self.settings.provider_timeout_s, self._remaining(run)))
 
     def _classify(self, channel: str, outcome: CallOutcome) -> Failure:
-        provider = self.providers[channel]
+        provider = self.providers.get(channel)
         return self.classifier.classify(
             getattr(provider, "code_map", channel),
             RawAnswer(outcome.raw_code, outcome.raw_message),
         )
 
     def _context(
-        self,
-        attempt: Attempt,
-        attempts: Sequence[Attempt],
-        channels: Sequence[str],
-        started: float,
-        failure: Failure,
-        card_tries: int,
+        self, payment: Payment, run: Run, attempt: Attempt, failure: Failure, status_known: bool
     ) -> DecisionContext:
-        tried = {a.provider for a in attempts}
-        prior = [PriorAttempt(a.provider, a.unified_code) for a in attempts[:-1]]
+        earlier = [a for a in run.attempts if a.id != attempt.id]
+        tried = {a.provider for a in run.attempts}
         return DecisionContext(
             channel=attempt.provider,
-            attempts=[*prior, PriorAttempt(attempt.provider, failure.code)],
-            channels_left=[c for c in channels if c not in tried],
-            card_reattempts_30d=card_tries + len(attempts) - 1,
-            remaining_s=self._remaining(started),
+            attempts=[
+                *(PriorAttempt(a.provider, a.unified_code) for a in earlier),
+                PriorAttempt(attempt.provider, failure.code),
+            ],
+            channels_left=[c for c in run.channels if c not in tried],
+            card_reattempts_30d=run.card_tries + len(earlier),
+            remaining_s=self._budget(payment),
             credentials_refreshed=any(
                 a.provider == attempt.provider and a.decision == Action.REFRESH_CREDENTIALS.value
-                for a in attempts[:-1]
+                for a in earlier
             ),
+            status_known=status_known,
             jitter=lambda cap: self._rng.uniform(0, cap),
         )
 
     def _follow(
-        self,
-        payment: Payment,
-        attempt: Attempt,
-        attempts: Sequence[Attempt],
-        decision: Decision | None,
-        started: float,
-    ) -> Attempt | None:
-        """The next attempt the decision calls for, if the checkout has room for it."""
+        self, payment: Payment, run: Run, attempt: Attempt, decision: Decision | None
+    ) -> tuple[Attempt | None, bool]:
+        """The next attempt the decision calls for, and whether it fits in this run (if
+        not, a job runs it later and the payment stays `processing`)."""
         if decision is None or decision.action not in (
             Action.FAILOVER,
             Action.RETRY_LATER,
             Action.REFRESH_CREDENTIALS,
         ):
-            return None
-        if len(attempts) >= self.settings.max_attempts:
-            return None
-        if self._remaining(started) - decision.after_s < MIN_CALL_S:
-            return None
+            return None, False
+        if len(run.attempts) >= self.settings.max_attempts:
+            return None, False
         channel = decision.channel or attempt.provider
-        return self._new_attempt(payment, attempt.seq + 1, channel, decision.reason)
+        following = self._new_attempt(payment, attempt.seq + 1, channel, decision.reason)
+        return following, self._remaining(run) - decision.after_s >= MIN_CALL_S
 
     async def _refresh(self, channel: str) -> None:
-        refresh = getattr(self.providers[channel], "refresh_credentials", None)
+        refresh = getattr(self.providers.get(channel), "refresh_credentials", None)
         if refresh is not None:
             await refresh()
 
-    def _call_timeout(self, started: float) -> float:
-        """A call may not outlive the checkout's deadline: past it, the outcome is
-        unknown and the worker finishes the payment."""
-        return max(MIN_CALL_S, min(self.settings.provider_timeout_s, self._remaining(started)))
-
-    async def _query_after(
-        self, attempt: Attempt, outcome: CallOutcome, timeout_s: float
-    ) -> CallOutcome:
+    async def _query(self, attempt: Attempt, outcome: CallOutcome, timeout_s: float) -> CallOutcome:
         """Ask the provider what became of the call; keep the original raw answer."""
         provider = self.providers[attempt.provider]
         queried = await call(
@@ -325,7 +334,9 @@ class PaymentService:
             },
         )
 
-    async def _authorize(self, payment: Payment, attempt: Attempt, timeout_s: float) -> CallOutcome:
+    async def _authorize(
+        self, payment: Payment, attempt: Attempt, timeout_s: float, *, authenticated: bool = False
+    ) -> CallOutcome:
         provider = self.providers[attempt.provider]
         request = ChargeRequest(
             idempotency_key=attempt.idempotency_key,
@@ -336,6 +347,7 @@ class PaymentService:
             bank=payment.bank,
             region=payment.region,
             metadata=payment.metadata,
+            authenticated=authenticated,
         )
         outcome = await call(self.clock, timeout_s, provider.authorize(request))
         self._observe(attempt, outcome, "authorize")
@@ -349,9 +361,12 @@ class PaymentService:
         failure: Failure | None,
         decision: Decision | None,
         following: Attempt | None,
+        inline: bool,
+        after_s: float,
     ) -> None:
-        """Commit the attempt's outcome, the payment's new status, the next attempt (if
-        any: written before it is called) and the events, in one transaction."""
+        """Commit the attempt's outcome, the payment's new status, the next attempt
+        (written before it is called), the jobs the worker now owes and the events, in
+        one transaction."""
         now = self.clock.now()
         attempt.transition(outcome.status)
         attempt.raw_code = outcome.raw_code
@@ -376,40 +391,74 @@ class PaymentService:
                     raw_code=outcome.raw_code,
                     reason=decision.reason,
                 )
-        target = self._payment_target(attempt, decision, following)
-        if target is PaymentStatus.FAILED or target is PaymentStatus.REQUIRES_ACTION:
+        target = _payment_target(attempt, decision, following)
+        if target in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION):
             payment.failure_code = failure.code if failure else None
             payment.failure_message = outcome.raw_message
         if following is not None:
             following.created_at = now
 
         def write(conn: Connection) -> None:
+            current = repo.get_payment(conn, payment.id)
+            if current.status is not payment.status:
+                # canceled meanwhile: keep the record, call nothing more
+                raise Conflict("payment_changed", f"payment {payment.id} is {current.status}")
             repo.update_attempt(conn, attempt)
-            self._event(conn, payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt)
+            emit(
+                conn, self.ids.new("evt"), payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt
+            )
+            if attempt.status is AttemptStatus.UNKNOWN:
+                jobs.enqueue(
+                    conn,
+                    self.ids.new("job"),
+                    jobs.JobKind.SETTLE_ATTEMPT,
+                    attempt.id,
+                    now + SETTLE_FIRST_AFTER,
+                    now,
+                )
             if following is not None:
                 repo.insert_attempt(conn, following)
+                if not inline:
+                    jobs.enqueue(
+                        conn,
+                        self.ids.new("job"),
+                        jobs.JobKind.RUN_ATTEMPT,
+                        following.id,
+                        now + timedelta(seconds=after_s),
+                        now,
+                    )
             if target is not None:
                 payment.transition(target)
                 repo.update_payment(conn, payment, now)
-                self._event(conn, payment, _STATUS_EVENTS[target], now, attempt=attempt)
+                emit(
+                    conn, self.ids.new("evt"), payment, STATUS_EVENTS[target], now, attempt=attempt
+                )
 
-        await self.store.run(write)
+        try:
+            await self.store.run(write)
+        except Conflict:
+            await self._record_only(attempt)
+            raise
         if target is not None:
             PAYMENTS.labels(payment.status.value, attempt.provider).inc()
 
-    @staticmethod
-    def _payment_target(
-        attempt: Attempt, decision: Decision | None, following: Attempt | None
-    ) -> PaymentStatus | None:
-        if attempt.status is AttemptStatus.SUCCEEDED:
-            return PaymentStatus.SUCCEEDED
-        if following is not None or attempt.status is AttemptStatus.UNKNOWN:
-            return None  # another attempt follows, or the worker settles it
-        if decision is not None and decision.action is Action.AUTHENTICATE:
-            return PaymentStatus.REQUIRES_ACTION
-        if attempt.status is AttemptStatus.REQUIRES_ACTION:
-            return PaymentStatus.REQUIRES_ACTION
-        return PaymentStatus.FAILED
+    async def _record_only(self, attempt: Attempt) -> None:
+        """Keep the audit trail of a call whose payment moved on without it."""
+
+        def write(conn: Connection) -> None:
+            repo.update_attempt(conn, attempt)
+            if attempt.status is AttemptStatus.UNKNOWN:
+                now = self.clock.now()
+                jobs.enqueue(
+                    conn,
+                    self.ids.new("job"),
+                    jobs.JobKind.SETTLE_ATTEMPT,
+                    attempt.id,
+                    now + SETTLE_FIRST_AFTER,
+                    now,
+                )
+
+        await self.store.run(write)
 
     def _observe(self, attempt: Attempt, outcome: CallOutcome, operation: str) -> None:
         ATTEMPTS.labels(attempt.provider, outcome.status.value, outcome.raw_code or "").inc()
@@ -427,37 +476,249 @@ class PaymentService:
             trace_id=attempt.trace_id,
         )
 
-    def _event(
-        self,
-        conn: Connection,
-        payment: Payment,
-        type: EventType,
-        now: Any,
-        attempt: Attempt | None = None,
-        refund: Refund | None = None,
-    ) -> None:
-        payload: dict[str, Any] = {
-            "payment_id": payment.id,
-            "order_id": payment.order_id,
-            "status": payment.status.value,
-            "amount": payment.amount.minor,
-            "currency": payment.amount.currency,
-            "amount_refunded": payment.amount_refunded,
-        }
-        if attempt is not None:
-            payload["attempt"] = {
-                "id": attempt.id,
-                "provider": attempt.provider,
-                "status": attempt.status.value,
-                "raw_code": attempt.raw_code,
-            }
-        if refund is not None:
-            payload["refund"] = {
-                "id": refund.id,
-                "amount": refund.amount.minor,
-                "status": refund.status.value,
-            }
-        outbox.add(conn, self.ids.new("evt"), payment.merchant_id, type, payment.id, payload, now)
+    # -- the worker's side --------------------------------------------------------------
+
+    async def _load(self, attempt_id: str) -> tuple[Payment, list[Attempt], Attempt] | None:
+        def read(conn: Connection) -> tuple[Payment, list[Attempt], Attempt] | None:
+            attempt = repo.get_attempt(conn, attempt_id)
+            if attempt is None:
+                return None
+            attempts = repo.list_attempts(conn, attempt.payment_id)
+            return repo.get_payment(conn, attempt.payment_id), attempts, attempt
+
+        return await self.store.run(read)
+
+    def _worker_run(self, payment: Payment, attempts: list[Attempt], upto: Attempt) -> Run:
+        channels, _ = self._route(payment.method, payment.amount.currency, payment.region)
+        return Run(
+            channels,
+            self.clock.monotonic(),
+            self.settings.worker_deadline_s,
+            [a for a in attempts if a.seq <= upto.seq],
+        )
+
+    async def run_attempt(self, attempt_id: str) -> None:
+        """Call an attempt decided after its checkout's deadline (a job)."""
+        loaded = await self._load(attempt_id)
+        if loaded is None:
+            return
+        payment, attempts, attempt = loaded
+        if (
+            attempt.status is not AttemptStatus.PENDING
+            or payment.status is not PaymentStatus.PROCESSING
+        ):
+            return  # done already, or the payment was settled or canceled meanwhile
+        try:
+            await self._drive(payment, self._worker_run(payment, attempts, attempt))
+        except Conflict:
+            return
+
+    async def settle_attempt(self, attempt_id: str) -> bool:
+        """Ask the provider about an attempt whose outcome is unknown (a job, or the sweep
+        for attempts a crash left pending). True when settled, False to ask again later."""
+        loaded = await self._load(attempt_id)
+        if loaded is None:
+            return True
+        payment, attempts, attempt = loaded
+        if attempt.status not in (AttemptStatus.UNKNOWN, AttemptStatus.PENDING):
+            return True
+        queried = await call(
+            self.clock,
+            self.settings.provider_timeout_s,
+            self.providers[attempt.provider].query(
+                QueryRequest(attempt.idempotency_key, attempt.payment_id)
+            ),
+        )
+        self._observe(attempt, queried, "query")
+        if queried.status not in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
+            return False
+        outcome = CallOutcome(
+            queried.status,
+            attempt.raw_code or queried.raw_code,
+            attempt.raw_message or queried.raw_message,
+            queried.reference or attempt.provider_reference,
+            attempt.latency_ms or 0,
+            True,
+            query_code=queried.raw_code,
+        )
+        if queried.status is AttemptStatus.SUCCEEDED:
+            await self._settle_success(attempt, outcome)
+            return True
+        if payment.status is not PaymentStatus.PROCESSING:
+            attempt.transition(AttemptStatus.FAILED)
+            attempt.reason = f"status query: {queried.raw_code}; the payment is {payment.status}"
+            attempt.finished_at = self.clock.now()
+            await self.store.run(lambda conn: repo.update_attempt(conn, attempt))
+            return True
+        run = self._worker_run(payment, attempts, attempt)
+        try:
+            following, inline, after_s = await self._after_call(
+                payment, run, attempt, outcome, status_known=True
+            )
+            if following is not None and inline:
+                if after_s > 0:
+                    await self.clock.sleep(after_s)
+                run.attempts.append(following)
+                await self._drive(payment, run)
+        except Conflict:
+            pass
+        return True
+
+    async def _settle_success(self, attempt: Attempt, outcome: CallOutcome) -> None:
+        """The provider charged. The payment succeeds, unless it settled another way
+        meanwhile: then this charge is a duplicate and is refunded at once."""
+        now = self.clock.now()
+
+        def write(conn: Connection) -> None:
+            payment = repo.get_payment(conn, attempt.payment_id)
+            current = repo.get_attempt(conn, attempt.id)
+            if current is None or current.status not in (
+                AttemptStatus.UNKNOWN,
+                AttemptStatus.PENDING,
+            ):
+                return
+            others = [
+                a
+                for a in repo.list_attempts(conn, payment.id)
+                if a.id != current.id and a.status is AttemptStatus.SUCCEEDED
+            ]
+            current.provider_reference = outcome.reference
+            current.finished_at = now
+            if (
+                payment.status in (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
+                and not others
+            ):
+                current.transition(AttemptStatus.SUCCEEDED)
+                current.reason = f"status query: {outcome.query_code}; the money had moved"
+                repo.update_attempt(conn, current)
+                for waiting in repo.list_attempts(conn, payment.id):
+                    if waiting.status is AttemptStatus.PENDING and waiting.id != current.id:
+                        waiting.transition(AttemptStatus.FAILED)
+                        waiting.reason = f"not called: attempt {current.id} had succeeded"
+                        repo.update_attempt(conn, waiting)
+                if payment.status is PaymentStatus.REQUIRES_ACTION:
+                    payment.transition(PaymentStatus.PROCESSING)
+                payment.transition(PaymentStatus.SUCCEEDED)
+                payment.failure_code = payment.failure_message = None
+                repo.update_payment(conn, payment, now)
+                emit(
+                    conn,
+                    self.ids.new("evt"),
+                    payment,
+                    EventType.PAYMENT_SUCCEEDED,
+                    now,
+                    attempt=current,
+                )
+                return
+            current.transition(AttemptStatus.REVERSED)
+            current.reason = (
+                f"status query: {outcome.query_code}; charged after the payment was "
+                f"{payment.status}: refunded automatically"
+            )
+            repo.update_attempt(conn, current)
+            refund = self.refunds.refund_duplicate(conn, payment, current, now)
+            emit(
+                conn,
+                self.ids.new("evt"),
+                payment,
+                EventType.DUPLICATE_CHARGE,
+                now,
+                attempt=current,
+                refund=refund,
+            )
+            log.warning(
+                "ops_alert",
+                payment_id=payment.id,
+                attempt_id=current.id,
+                reason="a second charge for one payment: refunded automatically",
+            )
+
+        await retry_stale(self.store, write)
+
+    # -- the merchant's and the customer's side ----------------------------------------
+
+    async def cancel(self, merchant_id: str, payment_id: str) -> PaymentView:
+        """Stop a payment that is not final. A charge that still lands later is refunded."""
+        now = self.clock.now()
+
+        def write(conn: Connection) -> None:
+            payment = repo.get_payment(conn, payment_id, merchant_id)
+            if payment.status not in (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION):
+                raise InvalidInput(
+                    "payment_not_cancelable",
+                    f"a payment in status '{payment.status.value}' cannot be canceled",
+                    status=409,
+                )
+            for waiting in repo.list_attempts(conn, payment.id):
+                if waiting.status is AttemptStatus.PENDING and waiting.latency_ms is None:
+                    waiting.transition(AttemptStatus.FAILED)
+                    waiting.reason = "not called: the payment was canceled"
+                    repo.update_attempt(conn, waiting)
+            payment.transition(PaymentStatus.CANCELED)
+            repo.update_payment(conn, payment, now)
+            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CANCELED, now)
+
+        await retry_stale(self.store, write)
+        return await self.get(payment_id, merchant_id)
+
+    async def confirm(self, merchant_id: str, payment_id: str) -> PaymentView:
+        """Continue a payment after the customer completed 3-D Secure."""
+        view = await self.get(payment_id, merchant_id)
+        payment = view.payment
+        if payment.status is not PaymentStatus.REQUIRES_ACTION:
+            raise InvalidInput(
+                "payment_not_awaiting_action",
+                f"a payment in status '{payment.status.value}' has nothing to confirm",
+                status=409,
+            )
+        last = view.attempts[-1]
+        now = self.clock.now()
+        if last.status is AttemptStatus.REQUIRES_ACTION:
+            attempt = last  # the provider holds the authenticated charge: complete it
+        else:
+            attempt = self._new_attempt(
+                payment, last.seq + 1, last.provider, "customer completed 3-D Secure"
+            )
+            attempt.created_at = now
+        payment.transition(PaymentStatus.PROCESSING)
+
+        def write(conn: Connection) -> None:
+            repo.update_payment(conn, payment, now)
+            if attempt is not last:
+                repo.insert_attempt(conn, attempt)
+
+        await self.store.run(write)
+        run = Run(
+            (last.provider,),
+            self.clock.monotonic(),
+            self.settings.checkout_deadline_s,
+            [*view.attempts, *([attempt] if attempt is not last else [])],
+        )
+        if attempt is last:
+            outcome = await call(
+                self.clock,
+                self._call_timeout(run),
+                self.providers[attempt.provider].confirm(
+                    QueryRequest(attempt.idempotency_key, payment.id)
+                ),
+            )
+            self._observe(attempt, outcome, "confirm")
+        else:
+            outcome = await self._authorize(
+                payment, attempt, self._call_timeout(run), authenticated=True
+            )
+        if outcome.status is AttemptStatus.UNKNOWN and attempt is last:
+            outcome = replace(outcome, status=AttemptStatus.FAILED)
+        try:
+            following, inline, after_s = await self._after_call(payment, run, attempt, outcome)
+            if following is not None and inline:
+                if after_s > 0:
+                    await self.clock.sleep(after_s)
+                run.attempts.append(following)
+                await self._drive(payment, run)
+        except Conflict:
+            pass
+        return await self.get(payment_id, merchant_id)
 
     # -- read ---------------------------------------------------------------------------
 
@@ -482,154 +743,19 @@ class PaymentService:
 
         return await self.store.run(read)
 
-    # -- unknown outcomes ---------------------------------------------------------------
-
-    async def resolve_unknown(self, attempt: Attempt) -> AttemptStatus:
-        """Ask the provider what became of an attempt whose outcome is unknown.
-
-        Also settles attempts left `pending` by a crash between the call and its record.
-        """
-        provider = self.providers.get(attempt.provider)
-        if provider is None:
-            return attempt.status
-        outcome = await call(
-            self.clock,
-            self.settings.provider_timeout_s,
-            provider.query(QueryRequest(attempt.idempotency_key, attempt.payment_id)),
-        )
-        self._observe(attempt, outcome, "query")
-        if outcome.status not in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
-            return AttemptStatus.UNKNOWN  # still unknown: ask again later
-        now = self.clock.now()
-
-        def settle(conn: Connection) -> AttemptStatus:
-            current = next(
-                a for a in repo.list_attempts(conn, attempt.payment_id) if a.id == attempt.id
-            )
-            if current.status not in (AttemptStatus.UNKNOWN, AttemptStatus.PENDING):
-                return current.status  # someone settled it meanwhile
-            payment = repo.get_payment(conn, attempt.payment_id)
-            settled = outcome.status
-            current.transition(settled)
-            current.provider_reference = outcome.reference or current.provider_reference
-            current.reason = f"status query answered {outcome.raw_code}"
-            current.finished_at = now
-            repo.update_attempt(conn, current)
-            if payment.status is PaymentStatus.PROCESSING:
-                target = (
-                    PaymentStatus.SUCCEEDED
-                    if settled is AttemptStatus.SUCCEEDED
-                    else PaymentStatus.FAILED
-                )
-                if target is PaymentStatus.FAILED:
-                    payment.failure_code = current.unified_code
-                    payment.failure_message = current.raw_message
-                payment.transition(target)
-                repo.update_payment(conn, payment, now)
-                self._event(conn, payment, _STATUS_EVENTS[target], now, attempt=current)
-            elif settled is AttemptStatus.SUCCEEDED:
-                log.warning(
-                    "late_success",
-                    payment_id=payment.id,
-                    attempt_id=current.id,
-                    payment_status=payment.status.value,
-                )
-            return settled
-
-        return await self._retry_stale(settle)
-
-    # -- refunds ------------------------------------------------------------------------
-
     async def refund(self, cmd: RefundCommand) -> Refund:
-        now = self.clock.now()
+        return await self.refunds.refund(cmd)
 
-        def reserve(conn: Connection) -> tuple[Refund, str]:
-            payment = repo.get_payment(conn, cmd.payment_id, cmd.merchant_id)
-            charged = next(
-                (
-                    a
-                    for a in repo.list_attempts(conn, payment.id)
-                    if a.status is AttemptStatus.SUCCEEDED
-                ),
-                None,
-            )
-            amount = cmd.amount if cmd.amount is not None else payment.refundable
-            payment.reserve_refund(amount)
-            if charged is None or charged.provider_reference is None:  # pragma: no cover
-                raise InvalidInput("payment_not_refundable", "no captured charge to refund")
-            refund = Refund(
-                id=RefundId(self.ids.new("re")),
-                payment_id=payment.id,
-                amount=Money(amount, payment.amount.currency),
-                provider=charged.provider,
-                reason=cmd.reason,
-                created_at=now,
-                updated_at=now,
-            )
-            refunds.insert(conn, refund)
-            repo.update_payment(conn, payment, now)
-            return refund, charged.provider_reference
 
-        refund, reference = await self._retry_stale(reserve)
-        return await self._send_refund(refund, reference)
-
-    async def _send_refund(self, refund: Refund, charge_reference: str) -> Refund:
-        provider = self.providers.get(refund.provider)
-        if provider is None:
-            raise Unavailable(
-                "provider_unavailable", f"channel {refund.provider} is not configured"
-            )
-        try:
-            result = await provider.refund(
-                RefundRequest(refund.idempotency_key, charge_reference, refund.amount)
-            )
-        except Exception as exc:  # noqa: BLE001 - stays pending; the worker resends it
-            log.warning("refund_call_failed", refund_id=refund.id, error=type(exc).__name__)
-            return refund
-        if result.outcome not in (ProviderOutcome.SUCCEEDED, ProviderOutcome.DECLINED):
-            return refund  # an error: the worker resends under the same idempotency key
-        now = self.clock.now()
-
-        def settle(conn: Connection) -> Refund:
-            current = refunds.get(conn, refund.id)
-            if current.status is not RefundStatus.PENDING:
-                return current
-            payment = repo.get_payment(conn, current.payment_id)
-            ok = result.outcome is ProviderOutcome.SUCCEEDED
-            current.transition(RefundStatus.SUCCEEDED if ok else RefundStatus.FAILED)
-            current.raw_code, current.raw_message = result.raw_code, result.raw_message
-            current.provider_reference = result.reference
-            current.updated_at = now
-            refunds.update(conn, current)
-            payment.settle_refund(current.amount.minor, succeeded=ok)
-            repo.update_payment(conn, payment, now)
-            kind = EventType.REFUND_SUCCEEDED if ok else EventType.REFUND_FAILED
-            self._event(conn, payment, kind, now, refund=current)
-            if ok:
-                self._event(conn, payment, EventType.PAYMENT_REFUNDED, now, refund=current)
-            return current
-
-        return await self._retry_stale(settle)
-
-    async def resend_refund(self, refund: Refund) -> Refund:
-        def reference(conn: Connection) -> str | None:
-            return next(
-                (
-                    a.provider_reference
-                    for a in repo.list_attempts(conn, refund.payment_id)
-                    if a.status is AttemptStatus.SUCCEEDED
-                ),
-                None,
-            )
-
-        ref = await self.store.run(reference)
-        return refund if ref is None else await self._send_refund(refund, ref)
-
-    async def _retry_stale(self, fn: Callable[[Connection], T], tries: int = 5) -> T:
-        """Run `fn` again when a concurrent writer got to the payment first."""
-        for _ in range(tries - 1):
-            try:
-                return await self.store.run(fn)
-            except StaleWrite:
-                continue
-        return await self.store.run(fn)
+def _payment_target(
+    attempt: Attempt, decision: Decision | None, following: Attempt | None
+) -> PaymentStatus | None:
+    if attempt.status is AttemptStatus.SUCCEEDED:
+        return PaymentStatus.SUCCEEDED
+    if following is not None or attempt.status is AttemptStatus.UNKNOWN:
+        return None  # another attempt follows, or the worker settles it
+    if decision is not None and decision.action is Action.AUTHENTICATE:
+        return PaymentStatus.REQUIRES_ACTION
+    if attempt.status is AttemptStatus.REQUIRES_ACTION:
+        return PaymentStatus.REQUIRES_ACTION
+    return PaymentStatus.FAILED

@@ -73,7 +73,9 @@ def build_runtime(
         providers,
         clock,
         EngineSettings(
-            provider_timeout_s=config.engine.provider_timeout, routing=tuple(config.routing)
+            provider_timeout_s=config.engine.provider_timeout,
+            routing=tuple(config.routing),
+            checkout_deadline_s=config.engine.checkout_deadline,
         ),
         IdFactory(),
     )
@@ -81,7 +83,6 @@ def build_runtime(
         service,
         WorkerSettings(
             interval_s=config.worker.interval,
-            unknown_after_s=config.worker.query_unknown_after,
             pending_after_s=config.worker.orphaned_pending_after,
         ),
     )

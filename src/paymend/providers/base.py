@@ -45,6 +45,7 @@ class ChargeRequest:
     bank: str | None = None
     region: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    authenticated: bool = False  # the customer completed 3-D Secure for this charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,5 +98,9 @@ class Provider(Protocol):
     async def authorize(self, request: ChargeRequest) -> ProviderResult: ...
 
     async def query(self, request: QueryRequest) -> ProviderResult: ...
+
+    async def confirm(self, request: QueryRequest) -> ProviderResult:
+        """Complete a charge that waited for the customer's 3-D Secure."""
+        ...
 
     async def refund(self, request: RefundRequest) -> ProviderResult: ...

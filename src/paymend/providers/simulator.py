@@ -163,7 +163,7 @@ class SimulatedProvider:
             code = behaviour.removeprefix("error:")
             await self._wait(latency)
             return ProviderResult(ProviderOutcome.ERROR, code, _MESSAGES.get(code, code))
-        if behaviour == "3ds":
+        if behaviour == "3ds" and not request.authenticated:
             result = self._charge(request, ProviderOutcome.REQUIRES_ACTION, AUTHENTICATION_REQUIRED)
         elif behaviour.startswith("decline:"):
             result = self._charge(
@@ -189,6 +189,24 @@ class SimulatedProvider:
         if charge.result is not None:
             return charge.result
         return ProviderResult(ProviderOutcome.SUCCEEDED, APPROVED, "approved", charge.reference)
+
+    async def confirm(self, request: QueryRequest) -> ProviderResult:
+        """The customer passed 3-D Secure: the held charge goes through."""
+        self.calls += 1
+        if self.settings.outage:
+            raise ProviderConnectionError(
+                "CONNECTION_REFUSED", f"{self.name}: connection refused", sent=False
+            )
+        charge = self.ledger.charges.get(request.idempotency_key)
+        await self._wait(self._latency())
+        if charge is None:
+            return ProviderResult(ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no such charge")
+        if charge.state is ChargeState.AWAITING_AUTHENTICATION:
+            charge.state = ChargeState.CHARGED
+            charge.result = ProviderResult(
+                ProviderOutcome.SUCCEEDED, APPROVED, "approved", charge.reference
+            )
+        return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
 
     async def refund(self, request: RefundRequest) -> ProviderResult:
         self.calls += 1

@@ -12,7 +12,7 @@ from paymend.domain.errors import Conflict, NotFound
 from paymend.domain.ids import AttemptId, MerchantId, PaymentId
 from paymend.domain.money import Money
 from paymend.domain.payment import Attempt, AttemptStatus, Customer, Payment, PaymentStatus
-from paymend.store.tables import attempts, payments
+from paymend.store.tables import attempts, jobs, payments
 
 
 class StaleWrite(Conflict):
@@ -118,6 +118,30 @@ def update_attempt(conn: Connection, a: Attempt) -> None:
     values = _attempt_values(a)
     values["b_id"] = values.pop("id")
     conn.execute(_UPDATE_ATTEMPT, values)
+
+
+def get_attempt(conn: Connection, attempt_id: str) -> Attempt | None:
+    row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).first()
+    return _attempt(row) if row else None
+
+
+def orphaned_attempts(conn: Connection, older_than: datetime, limit: int = 100) -> list[Attempt]:
+    """Attempts left pending (a crash between the call and its record) with no job that
+    will run them: the worker asks the provider what became of them."""
+    waiting = sa.select(jobs.c.id).where(
+        jobs.c.subject_id == attempts.c.id, jobs.c.status == "pending"
+    )
+    rows = conn.execute(
+        sa.select(attempts)
+        .where(
+            attempts.c.status == AttemptStatus.PENDING.value,
+            attempts.c.created_at <= older_than,
+            ~sa.exists(waiting),
+        )
+        .order_by(attempts.c.created_at)
+        .limit(limit)
+    )
+    return [_attempt(r) for r in rows]
 
 
 def list_attempts(conn: Connection, payment_id: str) -> list[Attempt]:

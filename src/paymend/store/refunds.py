@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import NotFound
-from paymend.domain.ids import PaymentId, RefundId
+from paymend.domain.ids import AttemptId, PaymentId, RefundId
 from paymend.domain.money import Money
-from paymend.domain.payment import Refund, RefundStatus
+from paymend.domain.payment import Refund, RefundKind, RefundStatus
 from paymend.store.tables import refunds
 
 _INSERT = refunds.insert()
@@ -56,6 +56,8 @@ def _values(r: Refund) -> dict[str, Any]:
         "provider_reference": r.provider_reference,
         "raw_code": r.raw_code,
         "raw_message": r.raw_message,
+        "kind": r.kind.value,
+        "attempt_id": r.attempt_id,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
     }
@@ -72,6 +74,8 @@ def _refund(row: sa.Row[Any]) -> Refund:
         provider_reference=row.provider_reference,
         raw_code=row.raw_code,
         raw_message=row.raw_message,
+        kind=RefundKind(row.kind),
+        attempt_id=AttemptId(row.attempt_id) if row.attempt_id else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -135,6 +135,9 @@ refunds = sa.Table(
     sa.Column("provider_reference", sa.String(128)),
     sa.Column("raw_code", sa.String(128)),
     sa.Column("raw_message", sa.String(500)),
+    # merchant: asked for; duplicate: an extra charge paymend sends back on its own
+    sa.Column("kind", sa.String(16), nullable=False, server_default="merchant"),
+    sa.Column("attempt_id", Id),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index(None, "payment_id"),
@@ -174,4 +177,66 @@ idempotency_keys = sa.Table(
     sa.Column("response_body", JSON),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    # work the worker owes: enqueued in the transaction of the change that needs it
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject_id", Id, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | dead
+    sa.Column("run_at", UTCDateTime(), nullable=False),
+    sa.Column("tries", sa.Integer(), nullable=False),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "status", "run_at"),
+    sa.Index(None, "subject_id"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("event_id", Id, nullable=False),
+    sa.Column("merchant_id", Id, sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("tries", sa.Integer(), nullable=False),
+    sa.Column("last_status_code", sa.Integer()),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime()),
+    sa.UniqueConstraint("event_id", "url"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    # every delivery attempt, logged
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("delivery_id", Id, sa.ForeignKey("webhook_deliveries.id"), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("status_code", sa.Integer()),
+    sa.Column("error", sa.String(500)),
+    sa.Column("latency_ms", sa.Integer()),
+    sa.Index(None, "delivery_id"),
+)
+
+compensations = sa.Table(
+    "compensations",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("payment_id", Id, sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # coupon | credit
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("granted_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "payment_id"),
+    sa.CheckConstraint("amount > 0", name="ck_compensations_amount_positive"),
 )

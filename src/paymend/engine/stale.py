@@ -1,0 +1,24 @@
+"""Re-running a transaction that lost an optimistic-locking race."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.engine import Connection
+
+from paymend.store.database import Store
+from paymend.store.payments import StaleWrite
+
+T = TypeVar("T")
+
+
+async def retry_stale(store: Store, fn: Callable[[Connection], T], tries: int = 5) -> T:
+    """Run `fn` again (re-reading what it needs) when a concurrent writer got to the
+    payment first."""
+    for _ in range(tries - 1):
+        try:
+            return await store.run(fn)
+        except StaleWrite:
+            continue
+    return await store.run(fn)

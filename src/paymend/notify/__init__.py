@@ -1,0 +1,1 @@
+"""Telling people: merchant webhooks today; customer and ops channels next."""

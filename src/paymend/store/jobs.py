@@ -1,0 +1,109 @@
+"""Durable jobs: work the worker owes, enqueued in the transaction that makes it needed.
+
+Workers claim due jobs under a lease. On PostgreSQL the claim uses `FOR UPDATE SKIP
+LOCKED`, so many workers share the queue without waiting on each other; on SQLite the
+writer lock (`BEGIN IMMEDIATE`) makes the claim exclusive. A worker that dies mid-job
+loses its lease and another picks the job up: every handler is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from paymend.store.tables import jobs
+
+_INSERT = jobs.insert()
+
+
+class JobKind(StrEnum):
+    SETTLE_ATTEMPT = "settle_attempt"  # ask the provider about an unknown outcome
+    RUN_ATTEMPT = "run_attempt"  # call a provider for an attempt decided after the deadline
+    RESEND_REFUND = "resend_refund"  # a refund the provider could not take yet
+    DELIVER_WEBHOOK = "deliver_webhook"  # an event to the merchant's endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    kind: JobKind
+    subject_id: str
+    run_at: datetime
+    tries: int
+
+
+def enqueue(
+    conn: Connection, job_id: str, kind: JobKind, subject_id: str, run_at: datetime, now: datetime
+) -> None:
+    conn.execute(
+        _INSERT,
+        {
+            "id": job_id,
+            "kind": kind.value,
+            "subject_id": subject_id,
+            "status": "pending",
+            "run_at": run_at,
+            "tries": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def claim(conn: Connection, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+    """Take up to `limit` due jobs for `lease`; nobody else gets them meanwhile."""
+    rows = conn.execute(
+        sa.select(jobs.c.id, jobs.c.kind, jobs.c.subject_id, jobs.c.run_at, jobs.c.tries)
+        .where(
+            jobs.c.status == "pending",
+            jobs.c.run_at <= now,
+            sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now),
+        )
+        .order_by(jobs.c.run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if rows:
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.id.in_([r.id for r in rows]))
+            .values(lease_until=now + lease, tries=jobs.c.tries + 1, updated_at=now)
+        )
+    return [Job(r.id, JobKind(r.kind), r.subject_id, r.run_at, r.tries + 1) for r in rows]
+
+
+def done(conn: Connection, job_id: str, now: datetime) -> None:
+    conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id)
+        .values(status="done", lease_until=None, updated_at=now)
+    )
+
+
+def retry(conn: Connection, job_id: str, run_at: datetime, error: str, now: datetime) -> None:
+    conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id)
+        .values(run_at=run_at, lease_until=None, last_error=error[:500], updated_at=now)
+    )
+
+
+def bury(conn: Connection, job_id: str, error: str, now: datetime) -> None:
+    """Give up on a job: it stays visible to ops as `dead`."""
+    conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id)
+        .values(status="dead", lease_until=None, last_error=error[:500], updated_at=now)
+    )
+
+
+def pending(conn: Connection, subject_id: str | None = None) -> list[dict[str, Any]]:
+    query = sa.select(jobs).where(jobs.c.status == "pending").order_by(jobs.c.run_at)
+    if subject_id is not None:
+        query = query.where(jobs.c.subject_id == subject_id)
+    return [dict(r._mapping) for r in conn.execute(query)]
