@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,3 +67,25 @@ def service(
         ),
         IdFactory(seed=1),
     )
+
+
+class ManualClock:
+    """A clock the test moves by hand, for real I/O on a normal event loop: job schedules
+    (hours of retries) pass in one call to `advance`, network calls stay real."""
+
+    def __init__(self, start: datetime = NOW) -> None:
+        self._now = start
+        self._mono = 0.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+        self._mono += seconds

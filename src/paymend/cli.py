@@ -134,8 +134,23 @@ def merchants_group() -> None:
     default=None,
     help="How customers reach the shop, quoted in failure messages (e.g. 'support@shop.cn').",
 )
-def merchants_create(name: str, support_contact: str | None) -> None:
+@click.option(
+    "--webhook-url",
+    default=None,
+    help="Where payment events are POSTed, signed; the signing secret is printed once.",
+)
+def merchants_create(name: str, support_contact: str | None, webhook_url: str | None) -> None:
     """Create merchant NAME and print its secret API key (shown only this once)."""
+    from paymend.notify.webhooks import new_secret
+
+    settings: dict[str, str] = {}
+    if support_contact:
+        settings["support_contact"] = support_contact
+    if webhook_url:
+        if not webhook_url.startswith(("http://", "https://")):
+            raise click.BadParameter("an http(s) URL", param_hint="--webhook-url")
+        settings["webhook_url"] = webhook_url
+        settings["webhook_secret"] = new_secret()
     if not name.strip() or len(name) > 200:
         raise click.BadParameter("a name of 1 to 200 characters", param_hint="NAME")
     store = Store(_settings().database_url)
@@ -146,7 +161,7 @@ def merchants_create(name: str, support_contact: str | None) -> None:
                 MerchantId(IdFactory().new("mer")),
                 name.strip(),
                 SystemClock().now(),
-                {"support_contact": support_contact} if support_contact else None,
+                settings or None,
             )
         )
     except PaymendError as exc:
@@ -154,6 +169,8 @@ def merchants_create(name: str, support_contact: str | None) -> None:
     finally:
         store.close()
     click.echo(f"merchant {merchant.id} ({merchant.name})", err=True)
+    if webhook_url:
+        click.echo(f"webhook signing secret: {settings['webhook_secret']}", err=True)
     click.echo("secret key (store it now, it is not shown again):", err=True)
     click.echo(key)
 

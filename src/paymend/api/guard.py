@@ -71,15 +71,6 @@ class RequestGuard:
     async def _read_checked(
         self, headers: dict[str, str], receive: Receive
     ) -> tuple[bytes, tuple[int, dict[str, Any]] | None]:
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            return b"", (
-                415,
-                error_body(
-                    "unsupported_media_type",
-                    "send the body as JSON with 'Content-Type: application/json'",
-                ),
-            )
         too_large = (
             413,
             error_body("body_too_large", f"the request body must be at most {self.max_body} bytes"),
@@ -101,6 +92,17 @@ class RequestGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if not body:
+            return body, None  # an action without a body (confirm, cancel)
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return b"", (
+                415,
+                error_body(
+                    "unsupported_media_type",
+                    "send the body as JSON with 'Content-Type: application/json'",
+                ),
+            )
         where = _card_data_in(body)
         if where is not None:
             log.warning("card_data_refused", field=where)

@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse
 from paymend.api import auth
 from paymend.api.failures import failure_json
 from paymend.api.idempotent import run_once
-from paymend.api.schemas import PaymentIn, RefundIn
-from paymend.api.views import payment_json, refund_json
+from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
+from paymend.api.views import compensation_json, payment_json, refund_json
 from paymend.domain.errors import InvalidInput
 from paymend.domain.money import payment_amount
 from paymend.domain.payment import Customer
+from paymend.engine import compensations
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
@@ -134,6 +135,74 @@ async def create_refund(
         merchant.id,
         idempotency_key,
         f"/v1/payments/{payment_id}/refunds",
+        body.model_dump(mode="json"),
+        handler,
+    )
+
+
+@router.post("/payments/{payment_id}/confirm", summary="Continue after 3-D Secure")
+async def confirm_payment(
+    payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """Call this when the customer came back from the bank's authentication page."""
+    runtime = _runtime(request)
+
+    async def handler() -> tuple[int, dict[str, object]]:
+        view = await runtime.service.confirm(merchant.id, payment_id)
+        return 200, _render(request, merchant, view)
+
+    return await run_once(
+        runtime, merchant.id, idempotency_key, f"/v1/payments/{payment_id}/confirm", {}, handler
+    )
+
+
+@router.post("/payments/{payment_id}/cancel", summary="Cancel a payment that is not final")
+async def cancel_payment(
+    payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
+) -> JSONResponse:
+    """A charge that still lands after the cancel is refunded automatically."""
+    runtime = _runtime(request)
+
+    async def handler() -> tuple[int, dict[str, object]]:
+        view = await runtime.service.cancel(merchant.id, payment_id)
+        return 200, _render(request, merchant, view)
+
+    return await run_once(
+        runtime, merchant.id, idempotency_key, f"/v1/payments/{payment_id}/cancel", {}, handler
+    )
+
+
+@router.post(
+    "/payments/{payment_id}/compensations",
+    status_code=201,
+    summary="Grant a coupon or credit for a failed or delayed payment",
+)
+async def create_compensation(
+    payment_id: str,
+    body: CompensationIn,
+    request: Request,
+    merchant: Authed,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    runtime = _runtime(request)
+
+    async def handler() -> tuple[int, dict[str, object]]:
+        comp = await compensations.grant(
+            runtime.service,
+            merchant.id,
+            payment_id,
+            compensations.CompensationKind(body.kind),
+            body.amount,
+            body.reason,
+            body.granted_by,
+        )
+        return 201, compensation_json(comp)
+
+    return await run_once(
+        runtime,
+        merchant.id,
+        idempotency_key,
+        f"/v1/payments/{payment_id}/compensations",
         body.model_dump(mode="json"),
         handler,
     )

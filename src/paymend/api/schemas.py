@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
 
@@ -82,3 +82,16 @@ class RefundIn(BaseModel):
         None, description="minor units; omit to refund everything still refundable"
     )
     reason: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class CompensationIn(BaseModel):
+    """A coupon or credit granted to the customer by support staff."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["coupon", "credit"]
+    amount: StrictInt = Field(description="minor units of the payment's currency, > 0")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    granted_by: Annotated[
+        str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)
+    ] = Field(description="the staff member, as your support tool names them")

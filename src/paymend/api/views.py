@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from paymend.domain.masking import mask_customer, mask_token
-from paymend.domain.payment import Attempt, Refund
+from paymend.domain.payment import Attempt, PaymentStatus, Refund
+from paymend.engine.compensations import Compensation
 from paymend.engine.payments import PaymentView
 
 
@@ -41,11 +42,41 @@ def refund_json(r: Refund) -> dict[str, Any]:
         "amount": r.amount.minor,
         "currency": r.amount.currency,
         "status": r.status.value,
+        "kind": r.kind.value,
         "reason": r.reason,
         "provider": r.provider,
         "raw_code": r.raw_code,
         "created_at": _ts(r.created_at),
         "updated_at": _ts(r.updated_at),
+    }
+
+
+def compensation_json(c: Compensation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "object": "compensation",
+        "payment_id": c.payment_id,
+        "kind": c.kind.value,
+        "amount": c.amount,
+        "currency": c.currency,
+        "reason": c.reason,
+        "granted_by": c.granted_by,
+        "created_at": _ts(c.created_at),
+    }
+
+
+def next_action(view: PaymentView) -> dict[str, Any] | None:
+    """What the checkout does for a payment waiting on the customer."""
+    p = view.payment
+    if p.status is not PaymentStatus.REQUIRES_ACTION:
+        return None
+    last = view.attempts[-1] if view.attempts else None
+    return {
+        "type": "authenticate",
+        "provider": last.provider if last else None,
+        "description": "send the customer through the bank's 3-D Secure check, then call "
+        f"POST /v1/payments/{p.id}/confirm",
+        "confirm_url": f"/v1/payments/{p.id}/confirm",
     }
 
 
@@ -68,6 +99,7 @@ def payment_json(view: PaymentView, failure: dict[str, Any] | None = None) -> di
         "customer": mask_customer(p.customer.as_dict()),
         "metadata": p.metadata,
         "failure": failure,
+        "next_action": next_action(view),
         "trace_id": p.trace_id,
         "created_at": _ts(p.created_at),
         "updated_at": _ts(p.updated_at),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from paymend.domain.clock import Clock
 from paymend.domain.payment import AttemptStatus
@@ -34,6 +34,7 @@ class CallOutcome:
     latency_ms: int
     technical: bool  # the failure lies with the channel (not the payer): timeouts, errors
     query_code: str | None = None  # what a follow-up status query answered
+    answered: ProviderOutcome | None = None  # the provider's own answer; None: no answer
 
 
 async def call(
@@ -71,4 +72,28 @@ async def call(
         result.reference,
         elapsed(),
         result.outcome in (ProviderOutcome.ERROR, ProviderOutcome.PENDING),
+        answered=result.outcome,
     )
+
+
+# What a status query's answer says of the charge. Only the provider saying it has no
+# such charge, or that it declined it, means no money moved; an error, a timeout or a
+# refused connection while asking means we still do not know.
+_QUERY_STATUS = {
+    ProviderOutcome.SUCCEEDED: AttemptStatus.SUCCEEDED,
+    ProviderOutcome.NOT_FOUND: AttemptStatus.FAILED,
+    ProviderOutcome.DECLINED: AttemptStatus.FAILED,
+}
+
+
+async def query_call(
+    clock: Clock, timeout_s: float, provider_call: Awaitable[ProviderResult]
+) -> CallOutcome:
+    """A status query: `succeeded`, `failed` (provably not charged) or `unknown`."""
+    outcome = await call(clock, timeout_s, provider_call)
+    status = (
+        _QUERY_STATUS.get(outcome.answered, AttemptStatus.UNKNOWN)
+        if outcome.answered
+        else (AttemptStatus.UNKNOWN)
+    )
+    return replace(outcome, status=status)

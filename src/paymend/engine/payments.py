@@ -34,7 +34,7 @@ from paymend.domain.payment import (
     PaymentStatus,
     Refund,
 )
-from paymend.engine.calls import CallOutcome, call
+from paymend.engine.calls import CallOutcome, call, query_call
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.events import STATUS_EVENTS, emit
 from paymend.engine.ids import IdFactory
@@ -300,7 +300,7 @@ class PaymentService:
     async def _query(self, attempt: Attempt, outcome: CallOutcome, timeout_s: float) -> CallOutcome:
         """Ask the provider what became of the call; keep the original raw answer."""
         provider = self.providers[attempt.provider]
-        queried = await call(
+        queried = await query_call(
             self.clock,
             timeout_s,
             provider.query(QueryRequest(attempt.idempotency_key, attempt.payment_id)),
@@ -522,7 +522,7 @@ class PaymentService:
         payment, attempts, attempt = loaded
         if attempt.status not in (AttemptStatus.UNKNOWN, AttemptStatus.PENDING):
             return True
-        queried = await call(
+        queried = await query_call(
             self.clock,
             self.settings.provider_timeout_s,
             self.providers[attempt.provider].query(

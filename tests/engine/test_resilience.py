@@ -1,0 +1,178 @@
+"""What the worker finishes after the checkout call: continuations, late charges,
+cancellations, 3-D Secure, and the job queue itself."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from paymend.domain.events import EventType
+from paymend.domain.payment import AttemptStatus, PaymentStatus, RefundKind, RefundStatus
+from paymend.engine.clock import LoopClock
+from paymend.engine.virtual_time import run_virtual
+from paymend.engine.worker import Worker
+from paymend.store import jobs, outbox
+from paymend.store.database import Store
+from tests.engine.test_pay import pay_cmd
+from tests.helpers import NOW, make_merchant, service, simulator
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url, inline=True)
+    yield s
+    s.close()
+
+
+def test_a_failover_past_the_deadline_is_run_by_the_worker(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        down = simulator(clock=clock, outage=True, latency_p50_ms=0)
+        up = simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": down, "sim_b": up}, clock, deadline_s=0.01)
+        view = await svc.pay(pay_cmd(mid))
+        assert view.payment.status is PaymentStatus.PROCESSING  # answered within the deadline
+        assert [a.status for a in view.attempts] == [AttemptStatus.FAILED]
+        assert up.calls == 0
+        due = await store.run(lambda c: jobs.pending(c))
+        assert [j["kind"] for j in due] == ["run_attempt"]
+        await Worker(svc).drain()
+        final = await svc.get(view.payment.id)
+        assert final.payment.status is PaymentStatus.SUCCEEDED
+        assert [a.provider for a in final.attempts] == ["sim_a", "sim_b"]
+        events = [e.type for e in await store.run(lambda c: outbox.for_subject(c, view.payment.id))]
+        assert events[-1] == "payment.succeeded"
+
+    run_virtual(scenario())
+
+
+def test_a_charge_landing_after_a_cancel_is_refunded_automatically(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, hang_s=60)
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=3, deadline_s=3)
+        view = await svc.pay(pay_cmd(mid, "sim_timeout_charged"))
+        assert view.payment.status is PaymentStatus.PROCESSING
+        # the shop gives up on the order while the outcome is still unknown
+        canceled = await svc.cancel(mid, view.payment.id)
+        assert canceled.payment.status is PaymentStatus.CANCELED
+        await clock.sleep(2)
+        await Worker(svc).drain()
+        final = await svc.get(view.payment.id)
+        assert final.payment.status is PaymentStatus.CANCELED
+        assert final.attempts[0].status is AttemptStatus.REVERSED
+        (refund,) = final.refunds
+        assert refund.kind is RefundKind.DUPLICATE and refund.status is RefundStatus.SUCCEEDED
+        assert sim.ledger.net_charged(view.payment.id) == 0  # the customer got it back
+        types = [e.type for e in await store.run(lambda c: outbox.for_subject(c, view.payment.id))]
+        assert EventType.DUPLICATE_CHARGE.value in types
+        assert "refund.succeeded" in types
+
+    run_virtual(scenario())
+
+
+def test_3ds_then_confirm_completes_the_held_charge(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock)
+        svc = service(store, {"sim_a": sim}, clock)
+        view = await svc.pay(pay_cmd(mid, "sim_3ds"))
+        assert view.payment.status is PaymentStatus.REQUIRES_ACTION
+        assert sim.ledger.net_charged(view.payment.id) == 0
+        done = await svc.confirm(mid, view.payment.id)
+        assert done.payment.status is PaymentStatus.SUCCEEDED
+        assert [a.status for a in done.attempts] == [AttemptStatus.SUCCEEDED]
+        assert sim.ledger.net_charged(view.payment.id) == 5000
+        with pytest.raises(Exception) as again:
+            await svc.confirm(mid, view.payment.id)
+        assert getattr(again.value, "code", "") == "payment_not_awaiting_action"
+
+    run_virtual(scenario())
+
+
+def test_a_final_payment_cannot_be_canceled(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
+        view = await svc.pay(pay_cmd(mid))
+        with pytest.raises(Exception) as refused:
+            await svc.cancel(mid, view.payment.id)
+        assert getattr(refused.value, "code", "") == "payment_not_cancelable"
+
+    run_virtual(scenario())
+
+
+def test_unknown_outcomes_are_asked_again_with_backoff(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, hang_s=60, latency_p50_ms=3000, latency_p99_ms=3000)
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=5, deadline_s=3)
+        view = await svc.pay(pay_cmd(mid, "sim_lost_response"))
+        sim.settings.outage = True  # the provider cannot even be asked for a while
+        worker = Worker(svc)
+        waits = []
+        for _ in range(4):
+            (due,) = await store.run(lambda c: jobs.pending(c, view.attempts[0].id))
+            waits.append(due["run_at"])
+            await clock.sleep((due["run_at"] - clock.now()).total_seconds())
+            await worker.sweep()
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(waits)]
+        assert gaps == sorted(gaps) and gaps[-1] > gaps[0]  # backing off
+        sim.settings.outage = False
+        (due,) = await store.run(lambda c: jobs.pending(c, view.attempts[0].id))
+        await clock.sleep((due["run_at"] - clock.now()).total_seconds())
+        await worker.drain()
+        final = await svc.get(view.payment.id)
+        assert final.payment.status is PaymentStatus.SUCCEEDED
+        assert sim.ledger.net_charged(view.payment.id) == 5000
+
+    run_virtual(scenario())
+
+
+@pytest.mark.postgres
+def test_workers_claim_disjoint_jobs_with_skip_locked(postgres_url: str) -> None:
+    store = Store(postgres_url, inline=True, pool_size=4)
+    try:
+        for i in range(40):
+            store.run_sync(
+                lambda c, i=i: jobs.enqueue(
+                    c, f"job_{i:02d}", jobs.JobKind.RUN_ATTEMPT, f"att_{i}", NOW, NOW
+                )
+            )
+        barrier = threading.Barrier(4)
+        taken: list[list[str]] = []
+
+        def claimer() -> None:
+            barrier.wait()
+            got = store.run_sync(lambda c: jobs.claim(c, NOW, timedelta(minutes=1), 15))
+            taken.append([j.id for j in got])
+
+        threads = [threading.Thread(target=claimer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        flat = [j for batch in taken for j in batch]
+        assert len(flat) == len(set(flat)) == 40  # every job once, none twice
+        again = store.run_sync(lambda c: jobs.claim(c, NOW, timedelta(minutes=1), 50))
+        assert again == []  # leased
+        later = store.run_sync(
+            lambda c: jobs.claim(c, NOW + timedelta(minutes=2), timedelta(minutes=1), 50)
+        )
+        assert len(later) == 40 and all(j.tries == 2 for j in later)  # lease expired: retaken
+    finally:
+        store.close()
