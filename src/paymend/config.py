@@ -88,8 +88,13 @@ class WorkerConfig(_Strict):
     orphaned_pending_after: Duration = 60.0
 
 
+class SimulatorConfig(_Strict):
+    ledger: str | None = None  # a SQLite file for the simulators' ledger; None: in memory
+
+
 class PaymendConfig(_Strict):
     seed: int = 0
+    simulator: SimulatorConfig = SimulatorConfig()
     providers: dict[str, SimulatorChannel] = Field(min_length=1)
     routing: list[str] = Field(min_length=1)
     engine: EngineConfig = EngineConfig()

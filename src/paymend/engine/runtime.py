@@ -12,6 +12,7 @@ from paymend.engine.payments import EngineSettings, PaymentService
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
+from paymend.providers.simulator_ledger import SqliteLedger
 from paymend.store.database import Store
 
 
@@ -32,6 +33,7 @@ class Runtime:
 
 def build_providers(config: PaymendConfig, clock: Clock) -> dict[str, SimulatedProvider]:
     sims: dict[str, SimulatedProvider] = {}
+    path = config.simulator.ledger
     for name, ch in config.providers.items():
         sims[name] = SimulatedProvider(
             name,
@@ -52,6 +54,7 @@ def build_providers(config: PaymendConfig, clock: Clock) -> dict[str, SimulatedP
             ),
             clock,
             seed=config.seed,
+            ledger=SqliteLedger(path) if path else None,
         )
     return sims
 

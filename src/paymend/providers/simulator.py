@@ -62,20 +62,39 @@ class LedgerCharge:
     result: ProviderResult | None = None
 
 
-@dataclass(slots=True)
 class Ledger:
-    """What the provider believes happened: charges by idempotency key, refunds."""
+    """What the provider believes happened: charges by idempotency key, and refunds.
+    Kept in memory; `SqliteLedger` keeps it in a file that outlives the process."""
 
-    charges: dict[str, LedgerCharge] = field(default_factory=dict)
-    refunds: dict[str, tuple[str, int]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.charges: dict[str, LedgerCharge] = {}
+        self.refunds: dict[str, tuple[str, int]] = {}
+
+    def get(self, key: str) -> LedgerCharge | None:
+        return self.charges.get(key)
+
+    def put(self, charge: LedgerCharge) -> None:
+        self.charges[charge.idempotency_key] = charge
 
     def by_reference(self, reference: str) -> LedgerCharge | None:
         return next((c for c in self.charges.values() if c.reference == reference), None)
 
+    def all_charges(self) -> list[LedgerCharge]:
+        return list(self.charges.values())
+
+    def refund_get(self, key: str) -> tuple[str, int] | None:
+        return self.refunds.get(key)
+
+    def refund_put(self, key: str, reference: str, amount: int) -> None:
+        self.refunds[key] = (reference, amount)
+
+    def size(self) -> int:
+        return len(self.charges) + len(self.refunds)
+
     def charged(self, payment_id: str) -> list[LedgerCharge]:
         return [
             c
-            for c in self.charges.values()
+            for c in self.all_charges()
             if c.payment_id == payment_id and c.state is ChargeState.CHARGED
         ]
 
@@ -111,19 +130,25 @@ class SimulatedProvider:
     code_map = "simulator"
 
     def __init__(
-        self, name: str, settings: SimulatorSettings, clock: Clock, *, seed: int = 0
+        self,
+        name: str,
+        settings: SimulatorSettings,
+        clock: Clock,
+        *,
+        seed: int = 0,
+        ledger: Ledger | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self.clock = clock
-        self.ledger = Ledger()
+        self.ledger = ledger if ledger is not None else Ledger()
         self.capabilities = Capabilities(
             methods=frozenset(settings.methods),
             currencies=frozenset(settings.currencies) if settings.currencies else None,
             regions=frozenset(settings.regions) if settings.regions else None,
         )
         self._rng = random.Random(f"{name}:{seed}")  # noqa: S311 - a simulation, not secrets
-        self._refs = 0
+        self._refs = self.ledger.size()  # references stay unique across restarts
         self.calls = 0
 
     # -- the Provider protocol ---------------------------------------------------------
@@ -138,7 +163,7 @@ class SimulatedProvider:
                 "CONNECTION_REFUSED", f"{self.name}: connection refused", sent=False
             )
         latency = self._latency()
-        existing = self.ledger.charges.get(request.idempotency_key)
+        existing = self.ledger.get(request.idempotency_key)
         if existing is not None and existing.result is not None:
             await self._wait(latency)
             return existing.result  # an idempotent replay: same answer, no new charge
@@ -181,7 +206,7 @@ class SimulatedProvider:
                 "CONNECTION_REFUSED", f"{self.name}: connection refused", sent=False
             )
         await self._wait(self._latency())
-        charge = self.ledger.charges.get(request.idempotency_key)
+        charge = self.ledger.get(request.idempotency_key)
         if charge is None:
             return ProviderResult(
                 ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no charge with this key"
@@ -197,7 +222,7 @@ class SimulatedProvider:
             raise ProviderConnectionError(
                 "CONNECTION_REFUSED", f"{self.name}: connection refused", sent=False
             )
-        charge = self.ledger.charges.get(request.idempotency_key)
+        charge = self.ledger.get(request.idempotency_key)
         await self._wait(self._latency())
         if charge is None:
             return ProviderResult(ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no such charge")
@@ -206,6 +231,7 @@ class SimulatedProvider:
             charge.result = ProviderResult(
                 ProviderOutcome.SUCCEEDED, APPROVED, "approved", charge.reference
             )
+            self.ledger.put(charge)
         return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
 
     async def refund(self, request: RefundRequest) -> ProviderResult:
@@ -215,9 +241,9 @@ class SimulatedProvider:
                 "CONNECTION_REFUSED", f"{self.name}: connection refused", sent=False
             )
         await self._wait(self._latency())
-        if request.idempotency_key in self.ledger.refunds:
-            ref, _ = self.ledger.refunds[request.idempotency_key]
-            return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", ref)
+        earlier = self.ledger.refund_get(request.idempotency_key)
+        if earlier is not None:
+            return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", earlier[0])
         charge = self.ledger.by_reference(request.charge_reference)
         if charge is None or charge.state is not ChargeState.CHARGED:
             return ProviderResult(ProviderOutcome.DECLINED, "TRADE_NOT_FOUND", "no such charge")
@@ -227,7 +253,8 @@ class SimulatedProvider:
             )
         charge.refunded += request.amount.minor
         ref = self._next_ref("rf")
-        self.ledger.refunds[request.idempotency_key] = (ref, request.amount.minor)
+        self.ledger.put(charge)
+        self.ledger.refund_put(request.idempotency_key, ref, request.amount.minor)
         return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", ref)
 
     async def refresh_credentials(self) -> None:
@@ -277,13 +304,15 @@ class SimulatedProvider:
         }.get(outcome, ChargeState.DECLINED)
         ref = self._next_ref("ch")
         result = ProviderResult(outcome, code, _MESSAGES.get(code, code.lower()), ref)
-        self.ledger.charges[request.idempotency_key] = LedgerCharge(
-            reference=ref,
-            idempotency_key=request.idempotency_key,
-            payment_id=request.payment_id,
-            amount=request.amount,
-            state=state,
-            result=result,
+        self.ledger.put(
+            LedgerCharge(
+                reference=ref,
+                idempotency_key=request.idempotency_key,
+                payment_id=request.payment_id,
+                amount=request.amount,
+                state=state,
+                result=result,
+            )
         )
         return result
 
