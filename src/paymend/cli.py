@@ -274,6 +274,54 @@ def _print_unmapped(as_json: bool) -> None:
         click.echo("no unmapped codes seen", err=True)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Settle charges the store missed (counted if the payment is open, else refunded).",
+)
+def reconcile(as_json: bool, fix: bool) -> None:
+    """Compare the store with each provider's settlement report and list every mismatch.
+
+    Exits 1 when anything does not match (after --fix: when anything is left).
+    """
+    import json
+
+    from paymend.engine.reconcile import reconcile as run_reconcile
+
+    settings = _settings()
+    configure_logging("WARNING", stream=sys.stderr)
+    runtime = _runtime(settings)
+    try:
+        report = asyncio.run(run_reconcile(runtime.service, fix=fix))
+    except PaymendError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        runtime.close()
+    data = report.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, default=str))
+    else:
+        click.echo(
+            f"compared {data['charges_compared']} settled charges on "
+            f"{', '.join(data['providers']) or 'no provider'}"
+        )
+        for m in data["mismatches"]:
+            mark = " (fixed)" if m["fixed"] else ""
+            click.echo(
+                f"  {m['kind']}: {m['provider']} {m['reference']} payment {m['payment_id']}: "
+                f"store {m['store']}, provider {m['provider_says']}{mark}"
+            )
+        for pid in data["stuck_payments"]:
+            click.echo(f"  stuck in processing: {pid}")
+        if data["ok"]:
+            click.echo("everything matches")
+    unresolved = [m for m in data["mismatches"] if not m["fixed"]]
+    if unresolved or (data["stuck_payments"] and not fix):
+        sys.exit(1)
+
+
 @main.group("config")
 def config_group() -> None:
     """Check the channel and routing configuration."""

@@ -15,6 +15,7 @@ from paymend.domain.errors import InvalidInput
 from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
 from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus, RefundStatus
+from paymend.engine.budget import BudgetSettings, RetryBudget
 from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.virtual_time import run_virtual
@@ -406,6 +407,7 @@ def test_a_card_tried_15_times_in_30_days_is_not_retried_again(store: Store) -> 
         sim = simulator(clock=clock)
         sim.code_map = "card"  # an acquirer passing network codes through
         svc = service(store, {"sim_a": sim}, clock)
+        svc.budget = RetryBudget(BudgetSettings(floor=100))  # the network's limit, not ours
         first = await svc.pay(pay_cmd(mid, "sim_error_91", order="o-0"))
         assert [a.decision for a in first.attempts] == ["retry_later", "customer_action"]
         for i in range(1, 8):
@@ -414,5 +416,23 @@ def test_a_card_tried_15_times_in_30_days_is_not_retried_again(store: Store) -> 
         last = await svc.pay(pay_cmd(mid, "sim_error_91", order="o-last"))
         assert [a.decision for a in last.attempts] == ["do_not_retry"]
         assert "30 days" in (last.attempts[0].reason or "")
+
+    run_virtual(scenario())
+
+
+def test_a_spent_retry_budget_stops_same_channel_retries(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, outage=True)
+        svc = service(store, {"sim_a": sim}, clock)
+        decisions = []
+        for i in range(6):  # an outage: every payment wants its one retry
+            view = await svc.pay(pay_cmd(mid, order=f"o-{i}"))
+            decisions.append([a.decision for a in view.attempts])
+        retried = sum(1 for d in decisions if d[0] == "retry_later")
+        assert retried == 3  # the floor of the budget, then no more retries
+        assert decisions[-1] == ["do_not_retry"]
 
     run_virtual(scenario())

@@ -176,3 +176,61 @@ def test_workers_claim_disjoint_jobs_with_skip_locked(postgres_url: str) -> None
         assert len(later) == 40 and all(j.tries == 2 for j in later)  # lease expired: retaken
     finally:
         store.close()
+
+
+def test_a_late_success_after_failover_is_found_and_refunded(store: Store) -> None:
+    """The provider's query lags its own charges: the timed-out charge looked absent, so
+    paymend failed over and the second channel charged too. Reconciliation finds the
+    extra charge and sends it back; the payment keeps exactly one."""
+    from paymend.engine.reconcile import reconcile
+
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a = simulator(clock=clock, hang_s=60, query_lag_s=30)
+        b = simulator("sim_b", clock=clock)
+        b.ledger = a.ledger  # one report of the customer's card across both channels
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock, timeout_s=2)
+        view = await svc.pay(pay_cmd(mid, "sim_timeout_charged"))
+        assert view.payment.status is PaymentStatus.SUCCEEDED
+        assert [x.provider for x in view.attempts] == ["sim_a", "sim_b"]
+        assert len(a.ledger.charged(view.payment.id)) == 2  # charged twice at providers
+        before = await reconcile(svc)
+        (mismatch,) = before.mismatches
+        assert mismatch.kind == "charged_not_recorded" and mismatch.provider == "sim_a"
+        await reconcile(svc, fix=True)
+        await Worker(svc).drain()
+        final = await svc.get(view.payment.id)
+        assert final.payment.status is PaymentStatus.SUCCEEDED
+        assert [x.status for x in final.attempts] == [
+            AttemptStatus.REVERSED,
+            AttemptStatus.SUCCEEDED,
+        ]
+        assert a.ledger.net_charged(view.payment.id) == 5000  # exactly one charge stays
+        after = await reconcile(svc)
+        assert after.as_dict()["ok"], after.as_dict()
+
+    run_virtual(scenario())
+
+
+def test_reconciliation_of_a_clean_day_finds_nothing(store: Store) -> None:
+    from paymend.engine.reconcile import reconcile
+
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, success_rate=0.7, declines={"INSUFFICIENT_FUNDS": 1})
+        svc = service(store, {"sim_a": sim}, clock)
+        for i in range(30):
+            view = await svc.pay(pay_cmd(mid, order=f"o-{i}"))
+            if i % 5 == 0 and view.payment.status is PaymentStatus.SUCCEEDED:
+                from paymend.engine.commands import RefundCommand
+
+                await svc.refund(RefundCommand(mid, view.payment.id, 1000))
+        report = await reconcile(svc)
+        assert report.charges_compared > 15
+        assert report.as_dict()["ok"], report.as_dict()
+
+    run_virtual(scenario())

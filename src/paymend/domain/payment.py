@@ -95,7 +95,8 @@ ATTEMPT_EDGES: dict[AttemptStatus, frozenset[AttemptStatus]] = {
         {AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.REVERSED}
     ),
     AttemptStatus.SUCCEEDED: frozenset(),
-    AttemptStatus.FAILED: frozenset(),
+    # reconciliation found the provider charged after all: refunded, never "succeeded"
+    AttemptStatus.FAILED: frozenset({AttemptStatus.REVERSED}),
     AttemptStatus.REVERSED: frozenset(),
 }
 

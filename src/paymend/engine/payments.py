@@ -34,6 +34,7 @@ from paymend.domain.payment import (
     PaymentStatus,
     Refund,
 )
+from paymend.engine.budget import RetryBudget
 from paymend.engine.calls import CallOutcome, call, query_call
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.events import STATUS_EVENTS, emit
@@ -105,6 +106,7 @@ class PaymentService:
         self.ids = ids or IdFactory()
         self.classifier = classifier or default_classifier()
         self.refunds = RefundService(store, providers, clock, self.ids)
+        self.budget = RetryBudget()
         self._rng = random.Random(settings.seed)  # noqa: S311 - jitter, not secrets
 
     def methods(self) -> set[str]:
@@ -158,6 +160,7 @@ class PaymentService:
             return repo.card_tries_since(conn, payment.token, now - CARD_HISTORY)
 
         card_tries = await self.store.run(create)
+        self.budget.first(attempt.provider, self.clock.monotonic())
         run = Run(
             channels,
             self.clock.monotonic(),
@@ -224,12 +227,29 @@ class PaymentService:
             ):
                 # an error answer that leaves the outcome uncertain: the worker asks
                 outcome = replace(outcome, status=AttemptStatus.UNKNOWN)
+        if failure is not None and decision is not None:
+            decision = self._within_budget(attempt, failure, decision)
         following, inline = self._follow(payment, run, attempt, decision)
         if decision is not None and decision.action is Action.REFRESH_CREDENTIALS:
             await self._refresh(attempt.provider)
         after_s = decision.after_s if decision is not None else 0.0
         await self._record(payment, attempt, outcome, failure, decision, following, inline, after_s)
         return following, inline, after_s
+
+    def _within_budget(self, attempt: Attempt, failure: Failure, decision: Decision) -> Decision:
+        """A same-channel retry spends the channel's retry budget; when it is spent, the
+        payment stops here instead of adding load to a struggling provider."""
+        same_channel = (decision.channel or attempt.provider) == attempt.provider
+        if decision.action is not Action.RETRY_LATER or not same_channel:
+            return decision
+        if self.budget.try_retry(attempt.provider, self.clock.monotonic()):
+            return decision
+        kind = Action.CUSTOMER_ACTION if failure.kind.value == "business" else Action.DO_NOT_RETRY
+        return Decision(
+            kind,
+            f"{decision.reason}; but {attempt.provider}'s retry budget is spent: not retried",
+            alert_ops=decision.alert_ops,
+        )
 
     def _remaining(self, run: Run) -> float:
         return run.deadline_s - (self.clock.monotonic() - run.started)
@@ -575,6 +595,7 @@ class PaymentService:
             if current is None or current.status not in (
                 AttemptStatus.UNKNOWN,
                 AttemptStatus.PENDING,
+                AttemptStatus.FAILED,  # reconciliation: charged after being recorded failed
             ):
                 return
             others = [
@@ -634,6 +655,24 @@ class PaymentService:
             )
 
         await retry_stale(self.store, write)
+
+    async def charged_after_all(self, attempt_id: str, reference: str) -> None:
+        """Reconciliation found a charge the store does not count: settle it like a late
+        success (a duplicate when the payment settled otherwise: refunded at once)."""
+        loaded = await self._load(attempt_id)
+        if loaded is None:
+            return
+        attempt = loaded[2]
+        outcome = CallOutcome(
+            AttemptStatus.SUCCEEDED,
+            attempt.raw_code,
+            attempt.raw_message,
+            reference,
+            attempt.latency_ms or 0,
+            True,
+            query_code="SETTLEMENT_REPORT",
+        )
+        await self._settle_success(attempt, outcome)
 
     # -- the merchant's and the customer's side ----------------------------------------
 

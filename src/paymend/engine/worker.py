@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from paymend.engine.payments import PaymentService
+from paymend.engine.reconcile import reconcile
 from paymend.engine.webhooks import WebhookSender
 from paymend.observability import get_logger
 from paymend.store import jobs
@@ -47,6 +48,7 @@ class WorkerSettings:
     pending_after_s: float = 60.0  # a pending attempt this old, with no job, was orphaned
     lease_s: float = 120.0  # a claimed job another worker may take over after this
     batch: int = 50
+    reconcile_every_s: float = 600.0  # compare with the providers' settlement reports
 
 
 @dataclass(slots=True)
@@ -72,6 +74,7 @@ class Worker:
         self.service = service
         self.settings = settings or WorkerSettings()
         self.webhooks = webhooks or WebhookSender(service.store, service.clock, service.ids)
+        self._reconciled_at: float | None = None
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -92,7 +95,19 @@ class Worker:
         )
         for job in claimed:
             await self._run(job, report)
+        await self._maybe_reconcile()
         return report
+
+    async def _maybe_reconcile(self) -> None:
+        now = self.service.clock.monotonic()
+        if self._reconciled_at is None:
+            self._reconciled_at = now  # not at start: a fresh worker has nothing to compare
+            return
+        if now - self._reconciled_at < self.settings.reconcile_every_s:
+            return
+        self._reconciled_at = now
+        with _logged("reconcile_failed", "-"):
+            await reconcile(self.service, fix=True)
 
     async def _run(self, job: Job, report: SweepReport) -> None:
         store, clock = self.service.store, self.service.clock

@@ -23,6 +23,7 @@ __all__ = [
     "ProviderResult",
     "QueryRequest",
     "RefundRequest",
+    "SettlementLine",
 ]
 
 
@@ -70,6 +71,17 @@ class ProviderResult:
     raw_message: str | None = None
     reference: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLine:
+    """One charge as the provider's settlement report lists it."""
+
+    reference: str
+    idempotency_key: str
+    payment_id: str
+    amount: Money
+    refunded: int
 
 
 class ProviderConnectionError(Exception):

@@ -27,6 +27,7 @@ from paymend.providers.base import (
     ProviderResult,
     QueryRequest,
     RefundRequest,
+    SettlementLine,
 )
 
 # The simulator's own vocabulary of answers (mapped in failures/providers/simulator.yaml).
@@ -60,6 +61,7 @@ class LedgerCharge:
     state: ChargeState
     refunded: int = 0
     result: ProviderResult | None = None
+    booked_at: float = 0.0  # on the simulator's monotonic clock
 
 
 class Ledger:
@@ -122,6 +124,7 @@ class SimulatorSettings:
     outage: bool = False  # every call is refused at connect, nothing charged
     credentials_expired: bool = False  # every call answers TOKEN_EXPIRED until refreshed
     hang_s: float = 60.0
+    query_lag_s: float = 0.0  # a status query does not see a charge younger than this
 
 
 class SimulatedProvider:
@@ -207,7 +210,11 @@ class SimulatedProvider:
             )
         await self._wait(self._latency())
         charge = self.ledger.get(request.idempotency_key)
-        if charge is None:
+        lagging = (
+            charge is not None
+            and self.clock.monotonic() - charge.booked_at < self.settings.query_lag_s
+        )
+        if charge is None or lagging:
             return ProviderResult(
                 ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no charge with this key"
             )
@@ -233,6 +240,14 @@ class SimulatedProvider:
             )
             self.ledger.put(charge)
         return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
+
+    async def settlements(self) -> list[SettlementLine]:
+        """The settlement report: every charge that moved money, with its refunds."""
+        return [
+            SettlementLine(c.reference, c.idempotency_key, c.payment_id, c.amount, c.refunded)
+            for c in self.ledger.all_charges()
+            if c.state is ChargeState.CHARGED and c.reference.startswith(f"ch_{self.name}_")
+        ]
 
     async def refund(self, request: RefundRequest) -> ProviderResult:
         self.calls += 1

@@ -20,7 +20,8 @@ from paymend.providers.simulator import ChargeState, Ledger, LedgerCharge
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
     idempotency_key TEXT PRIMARY KEY, reference TEXT UNIQUE, payment_id TEXT,
-    amount INTEGER, currency TEXT, state TEXT, refunded INTEGER, result TEXT);
+    amount INTEGER, currency TEXT, state TEXT, refunded INTEGER, result TEXT,
+    booked_at REAL);
 CREATE INDEX IF NOT EXISTS charges_payment ON charges (payment_id);
 CREATE TABLE IF NOT EXISTS refunds (
     idempotency_key TEXT PRIMARY KEY, reference TEXT, amount INTEGER);
@@ -51,7 +52,7 @@ class SqliteLedger(Ledger):
             result = json.dumps([r.outcome.value, r.raw_code, r.raw_message, r.reference])
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     charge.idempotency_key,
                     charge.reference,
@@ -61,6 +62,7 @@ class SqliteLedger(Ledger):
                     charge.state.value,
                     charge.refunded,
                     result,
+                    charge.booked_at,
                 ),
             )
 
@@ -108,7 +110,7 @@ class SqliteLedger(Ledger):
 
 
 def _charge(row: tuple[object, ...]) -> LedgerCharge:
-    key, reference, payment_id, amount, currency, state, refunded, result = row
+    key, reference, payment_id, amount, currency, state, refunded, result, booked_at = row
     parsed = None
     if result:
         outcome, code, message, ref = json.loads(str(result))
@@ -121,4 +123,5 @@ def _charge(row: tuple[object, ...]) -> LedgerCharge:
         state=ChargeState(str(state)),
         refunded=int(str(refunded)),
         result=parsed,
+        booked_at=float(str(booked_at or 0.0)),
     )

@@ -1,0 +1,199 @@
+"""Reconciliation: the store against each provider's settlement report.
+
+Every charge the provider settled must be a succeeded attempt (or a reversed one whose
+refund went back), every succeeded attempt must be a settled charge of the same amount,
+and refunds must agree. Mismatches are listed; with `fix`, charges the store believes
+failed or never recorded are settled the safe way: counted if the payment is still open,
+refunded at once otherwise. Payments stuck in `processing` are asked about too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from paymend.domain.payment import AttemptStatus, PaymentStatus, RefundStatus
+from paymend.engine.payments import PaymentService
+from paymend.observability import get_logger
+from paymend.providers.base import SettlementLine
+from paymend.store.tables import attempts, payments, refunds
+
+log = get_logger("paymend.reconcile")
+STUCK_AFTER = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    kind: str  # charged_not_recorded | recorded_not_charged | amount | refund | unknown_charge
+    provider: str
+    reference: str | None
+    payment_id: str | None
+    attempt_id: str | None
+    store: str
+    provider_says: str
+    fixed: bool = False
+
+
+@dataclass(slots=True)
+class Report:
+    providers: list[str] = field(default_factory=list)
+    charges_compared: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    stuck_payments: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "providers": self.providers,
+            "charges_compared": self.charges_compared,
+            "mismatches": [asdict(m) for m in self.mismatches],
+            "stuck_payments": self.stuck_payments,
+            "ok": not self.mismatches and not self.stuck_payments,
+        }
+
+
+async def reconcile(service: PaymentService, *, fix: bool = False) -> Report:
+    report = Report()
+    for name, provider in service.providers.items():
+        settlements = getattr(provider, "settlements", None)
+        if settlements is None:
+            continue
+        report.providers.append(name)
+        lines: list[SettlementLine] = await settlements()
+        report.charges_compared += len(lines)
+        await _compare(service, name, lines, report, fix)
+    await _stuck(service, report, fix)
+    for m in report.mismatches:
+        log.warning("reconciliation_mismatch", **asdict(m))
+    return report
+
+
+async def _compare(
+    service: PaymentService, name: str, lines: list[SettlementLine], report: Report, fix: bool
+) -> None:
+    def read(conn: Connection) -> tuple[dict[str, Any], list[Any], dict[str, int]]:
+        keyed = (
+            {
+                r.idempotency_key: r
+                for r in conn.execute(
+                    sa.select(attempts, payments.c.amount, payments.c.status.label("p_status"))
+                    .join(payments, payments.c.id == attempts.c.payment_id)
+                    .where(attempts.c.idempotency_key.in_([ln.idempotency_key for ln in lines]))
+                )
+            }
+            if lines
+            else {}
+        )
+        succeeded = conn.execute(
+            sa.select(attempts.c.id, attempts.c.payment_id, attempts.c.provider_reference).where(
+                attempts.c.provider == name, attempts.c.status == AttemptStatus.SUCCEEDED.value
+            )
+        ).all()
+        refunded = {
+            r.attempt_id: int(r.total)
+            for r in conn.execute(
+                sa.select(refunds.c.attempt_id, sa.func.sum(refunds.c.amount).label("total"))
+                .where(refunds.c.status == RefundStatus.SUCCEEDED.value)
+                .group_by(refunds.c.attempt_id)
+            )
+        }
+        return keyed, list(succeeded), refunded
+
+    keyed, succeeded, refunded = await service.store.run(read)
+    settled_refs = {ln.reference for ln in lines}
+    for line in lines:
+        row = keyed.get(line.idempotency_key)
+        if row is None:
+            report.mismatches.append(
+                Mismatch(
+                    "unknown_charge",
+                    name,
+                    line.reference,
+                    line.payment_id,
+                    None,
+                    "no attempt with this idempotency key",
+                    f"charged {line.amount.minor}",
+                )
+            )
+            continue
+        status = AttemptStatus(row.status)
+        if status not in (AttemptStatus.SUCCEEDED, AttemptStatus.REVERSED):
+            fixed = False
+            if fix:
+                await service.charged_after_all(row.id, line.reference)
+                fixed = True
+            report.mismatches.append(
+                Mismatch(
+                    "charged_not_recorded",
+                    name,
+                    line.reference,
+                    row.payment_id,
+                    row.id,
+                    f"attempt {status.value}",
+                    f"charged {line.amount.minor}",
+                    fixed,
+                )
+            )
+            continue
+        if line.amount.minor != row.amount:
+            report.mismatches.append(
+                Mismatch(
+                    "amount",
+                    name,
+                    line.reference,
+                    row.payment_id,
+                    row.id,
+                    f"amount {row.amount}",
+                    f"charged {line.amount.minor}",
+                )
+            )
+        ours = refunded.get(row.id, 0)
+        if ours != line.refunded:
+            report.mismatches.append(
+                Mismatch(
+                    "refund",
+                    name,
+                    line.reference,
+                    row.payment_id,
+                    row.id,
+                    f"refunded {ours}",
+                    f"refunded {line.refunded}",
+                )
+            )
+    for row in succeeded:
+        if row.provider_reference not in settled_refs:
+            report.mismatches.append(
+                Mismatch(
+                    "recorded_not_charged",
+                    name,
+                    row.provider_reference,
+                    row.payment_id,
+                    row.id,
+                    "attempt succeeded",
+                    "no such charge settled",
+                )
+            )
+
+
+async def _stuck(service: PaymentService, report: Report, fix: bool) -> None:
+    cutoff = service.clock.now() - STUCK_AFTER
+
+    def read(conn: Connection) -> list[tuple[str, str]]:
+        rows = conn.execute(
+            sa.select(payments.c.id, attempts.c.id.label("attempt_id"))
+            .join(attempts, attempts.c.payment_id == payments.c.id)
+            .where(
+                payments.c.status == PaymentStatus.PROCESSING.value,
+                payments.c.updated_at <= cutoff,
+                attempts.c.status.in_([AttemptStatus.UNKNOWN.value, AttemptStatus.PENDING.value]),
+            )
+        ).all()
+        return [(r.id, r.attempt_id) for r in rows]
+
+    for payment_id, attempt_id in await service.store.run(read):
+        report.stuck_payments.append(payment_id)
+        if fix:
+            await service.settle_attempt(attempt_id)
