@@ -39,4 +39,4 @@ bench: install
 	$(BIN)/python bench/http_load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache paymend.db paymend.db-* .paymend-demo-key
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache paymend.db paymend.db-* paymend-simulator.db* .paymend-demo-key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -154,3 +155,48 @@ def test_explain_code_lists_codes_no_map_knows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (row,) = [json.loads(line) for line in result.output.splitlines()]
     assert (row["provider"], row["raw_code"]) == ("sim_a", "BRAND_NEW")
+
+
+def test_reconcile_reads_the_simulators_ledger_from_another_process(tmp_path: Path) -> None:
+    from paymend.config import Settings, load_config
+    from paymend.domain.money import Money
+    from paymend.engine.commands import PayCommand
+    from paymend.engine.runtime import build_runtime
+    from paymend.store.migrate import upgrade
+    from tests.helpers import make_merchant
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    config_path = tmp_path / "paymend.yaml"
+    config_path.write_text(
+        "simulator: {ledger: " + str(tmp_path / "sim.db") + "}\n"
+        "providers:\n  sim_a: {type: simulator, methods: [card]}\nrouting: [sim_a]\n"
+    )
+    env = {"PAYMEND_DATABASE_URL": url, "PAYMEND_CONFIG": str(config_path)}
+    runtime = build_runtime(Settings(database_url=url), load_config(config_path))
+    mid, _ = make_merchant(runtime.store)
+
+    async def pay() -> None:
+        for i in range(3):
+            await runtime.service.pay(PayCommand(mid, f"o-{i}", Money(100 + i, "CNY"), "card"))
+
+    asyncio.run(pay())
+    runtime.close()
+    clean = CliRunner().invoke(main, ["reconcile", "--json"], env=env)
+    assert clean.exit_code == 0, clean.output
+    report = json.loads(clean.stdout)
+    assert report["ok"] and report["charges_compared"] == 3
+    # the store loses a success the provider did settle: reconciliation says so
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE attempts SET status = 'failed'"
+                " WHERE id IN (SELECT id FROM attempts LIMIT 1)"
+            )
+        )
+    engine.dispose()
+    broken = CliRunner().invoke(main, ["reconcile", "--json"], env=env)
+    assert broken.exit_code == 1
+    (mismatch,) = json.loads(broken.stdout)["mismatches"]
+    assert mismatch["kind"] == "charged_not_recorded"
