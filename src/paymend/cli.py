@@ -139,11 +139,27 @@ def merchants_group() -> None:
     default=None,
     help="Where payment events are POSTed, signed; the signing secret is printed once.",
 )
-def merchants_create(name: str, support_contact: str | None, webhook_url: str | None) -> None:
+@click.option(
+    "--checkout-deadline",
+    default=None,
+    help="How long a checkout call may take before answering 'processing' (e.g. 3s).",
+)
+def merchants_create(
+    name: str, support_contact: str | None, webhook_url: str | None, checkout_deadline: str | None
+) -> None:
     """Create merchant NAME and print its secret API key (shown only this once)."""
+    from paymend.datafiles import parse_duration
     from paymend.notify.webhooks import new_secret
 
-    settings: dict[str, str] = {}
+    settings: dict[str, object] = {}
+    if checkout_deadline:
+        try:
+            seconds = parse_duration(checkout_deadline)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--checkout-deadline") from None
+        if not 0.1 <= seconds <= 60:
+            raise click.BadParameter("between 100ms and 60s", param_hint="--checkout-deadline")
+        settings["checkout_deadline_s"] = seconds
     if support_contact:
         settings["support_contact"] = support_contact
     if webhook_url:

@@ -7,6 +7,7 @@ timeouts cost no real time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -434,5 +435,20 @@ def test_a_spent_retry_budget_stops_same_channel_retries(store: Store) -> None:
         retried = sum(1 for d in decisions if d[0] == "retry_later")
         assert retried == 3  # the floor of the budget, then no more retries
         assert decisions[-1] == ["do_not_retry"]
+
+    run_virtual(scenario())
+
+
+def test_the_merchant_sets_its_own_checkout_deadline(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, hang_s=60)
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=30, deadline_s=3)
+        start = clock.monotonic()
+        quick = await svc.pay(replace(pay_cmd(mid, "sim_timeout", order="a"), deadline_s=1.5))
+        assert clock.monotonic() - start == pytest.approx(1.5)
+        assert quick.payment.status is PaymentStatus.PROCESSING
 
     run_virtual(scenario())

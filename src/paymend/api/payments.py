@@ -82,6 +82,7 @@ async def create_payment(
         customer=Customer(c.id, c.locale, c.phone, c.email) if c else Customer(),
         metadata=body.metadata or {},
         trace_id=current_trace_id(),
+        deadline_s=merchant.settings.get("checkout_deadline_s"),
     )
 
     async def handler() -> tuple[int, dict[str, object]]:

@@ -21,6 +21,7 @@ class PayCommand:
     customer: Customer = field(default_factory=Customer)
     metadata: dict[str, str] = field(default_factory=dict)
     trace_id: str | None = None
+    deadline_s: float | None = None  # the merchant's checkout deadline; None: the default
 
 
 @dataclass(frozen=True, slots=True)

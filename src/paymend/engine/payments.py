@@ -164,7 +164,7 @@ class PaymentService:
         run = Run(
             channels,
             self.clock.monotonic(),
-            self.settings.checkout_deadline_s,
+            cmd.deadline_s or self.settings.checkout_deadline_s,
             [attempt],
             card_tries,
         )
