@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -141,19 +142,34 @@ async def create_refund(
     )
 
 
+async def _act(
+    request: Request,
+    merchant: Merchant,
+    payment_id: str,
+    action: str,
+    idempotency_key: str | None,
+    run: Callable[[], Awaitable[PaymentView]],
+) -> JSONResponse:
+    async def handler() -> tuple[int, dict[str, object]]:
+        return 200, _render(request, merchant, await run())
+
+    path = f"/v1/payments/{payment_id}/{action}"
+    return await run_once(_runtime(request), merchant.id, idempotency_key, path, {}, handler)
+
+
 @router.post("/payments/{payment_id}/confirm", summary="Continue after 3-D Secure")
 async def confirm_payment(
     payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
 ) -> JSONResponse:
     """Call this when the customer came back from the bank's authentication page."""
-    runtime = _runtime(request)
-
-    async def handler() -> tuple[int, dict[str, object]]:
-        view = await runtime.service.confirm(merchant.id, payment_id)
-        return 200, _render(request, merchant, view)
-
-    return await run_once(
-        runtime, merchant.id, idempotency_key, f"/v1/payments/{payment_id}/confirm", {}, handler
+    service = _runtime(request).service
+    return await _act(
+        request,
+        merchant,
+        payment_id,
+        "confirm",
+        idempotency_key,
+        lambda: service.confirm(merchant.id, payment_id),
     )
 
 
@@ -162,14 +178,14 @@ async def cancel_payment(
     payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
 ) -> JSONResponse:
     """A charge that still lands after the cancel is refunded automatically."""
-    runtime = _runtime(request)
-
-    async def handler() -> tuple[int, dict[str, object]]:
-        view = await runtime.service.cancel(merchant.id, payment_id)
-        return 200, _render(request, merchant, view)
-
-    return await run_once(
-        runtime, merchant.id, idempotency_key, f"/v1/payments/{payment_id}/cancel", {}, handler
+    service = _runtime(request).service
+    return await _act(
+        request,
+        merchant,
+        payment_id,
+        "cancel",
+        idempotency_key,
+        lambda: service.cancel(merchant.id, payment_id),
     )
 
 

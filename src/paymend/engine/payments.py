@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
@@ -427,15 +427,7 @@ class PaymentService:
             emit(
                 conn, self.ids.new("evt"), payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt
             )
-            if attempt.status is AttemptStatus.UNKNOWN:
-                jobs.enqueue(
-                    conn,
-                    self.ids.new("job"),
-                    jobs.JobKind.SETTLE_ATTEMPT,
-                    attempt.id,
-                    now + SETTLE_FIRST_AFTER,
-                    now,
-                )
+            self._settle_later(conn, attempt, now)
             if following is not None:
                 repo.insert_attempt(conn, following)
                 if not inline:
@@ -465,20 +457,25 @@ class PaymentService:
     async def _record_only(self, attempt: Attempt) -> None:
         """Keep the audit trail of a call whose payment moved on without it."""
 
+        now = self.clock.now()
+
         def write(conn: Connection) -> None:
             repo.update_attempt(conn, attempt)
-            if attempt.status is AttemptStatus.UNKNOWN:
-                now = self.clock.now()
-                jobs.enqueue(
-                    conn,
-                    self.ids.new("job"),
-                    jobs.JobKind.SETTLE_ATTEMPT,
-                    attempt.id,
-                    now + SETTLE_FIRST_AFTER,
-                    now,
-                )
+            self._settle_later(conn, attempt, now)
 
         await self.store.run(write)
+
+    def _settle_later(self, conn: Connection, attempt: Attempt, now: datetime) -> None:
+        """An unknown outcome owes a status query: the job is written with the outcome."""
+        if attempt.status is AttemptStatus.UNKNOWN:
+            jobs.enqueue(
+                conn,
+                self.ids.new("job"),
+                jobs.JobKind.SETTLE_ATTEMPT,
+                attempt.id,
+                now + SETTLE_FIRST_AFTER,
+                now,
+            )
 
     def _observe(self, attempt: Attempt, outcome: CallOutcome, operation: str) -> None:
         ATTEMPTS.labels(attempt.provider, outcome.status.value, outcome.raw_code or "").inc()
