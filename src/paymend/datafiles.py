@@ -28,6 +28,16 @@ class DataFileError(Exception):
         self.message = message
 
 
+class At(ValueError):
+    """Raised by a model validator to blame one field below the model: `loc` is the path
+    from the model to it, so the error names that field's line."""
+
+    def __init__(self, loc: Sequence[int | str], message: str) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+        self.message = message
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
 
@@ -109,8 +119,12 @@ def validate_model(model: type[M], data: Any, node: yaml.Node | None, path: str)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        field = ".".join(str(p) for p in loc) or "(top level)"
         message = first["msg"]
+        blamed = (first.get("ctx") or {}).get("error")
+        if isinstance(blamed, At):
+            loc = [*loc, *blamed.loc]
+            message = blamed.message
+        field = ".".join(str(p) for p in loc) or "(top level)"
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         raise DataFileError(path, line_of(node, loc), f"{field}: {message}") from exc

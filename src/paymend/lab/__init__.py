@@ -1,0 +1,1 @@
+"""The lab: replay outages and fraud waves in simulated time, against an oracle."""
