@@ -76,6 +76,10 @@ class EngineSettings:
     settle_within_s: float = 300.0  # retries and failover stop this long after creation
     max_attempts: int = 4  # provider calls for one payment, all runs together
     seed: int | None = None  # for the backoff jitter; None: unpredictable
+    # "naive": one attempt on the first channel, no retry, no failover, no status query,
+    # an unknown outcome read as failed: what a checkout without paymend does (the lab's
+    # baseline). Never for production.
+    policy: str = "default"
 
 
 @dataclass(slots=True)
@@ -206,6 +210,8 @@ class PaymentService:
         Returns the next attempt (if any), whether it runs now, and the wait before it."""
         failure: Failure | None = None
         decision: Decision | None = None
+        if self.settings.policy == "naive" and outcome.status is not AttemptStatus.SUCCEEDED:
+            return await self._naive(payment, attempt, outcome)
         if outcome.status is not AttemptStatus.SUCCEEDED:
             failure = self._classify(attempt.provider, outcome)
             decision = decide(failure, self._context(payment, run, attempt, failure, status_known))
@@ -235,6 +241,19 @@ class PaymentService:
         after_s = decision.after_s if decision is not None else 0.0
         await self._record(payment, attempt, outcome, failure, decision, following, inline, after_s)
         return following, inline, after_s
+
+    async def _naive(
+        self, payment: Payment, attempt: Attempt, outcome: CallOutcome
+    ) -> tuple[Attempt | None, bool, float]:
+        failure = self._classify(attempt.provider, outcome)
+        if outcome.status is AttemptStatus.UNKNOWN:
+            outcome = replace(outcome, status=AttemptStatus.FAILED)
+        action = (
+            Action.AUTHENTICATE if failure.action is Action.AUTHENTICATE else Action.DO_NOT_RETRY
+        )
+        decision = Decision(action, "naive policy: one attempt, no query, no retry")
+        await self._record(payment, attempt, outcome, failure, decision, None, False, 0.0)
+        return None, False, 0.0
 
     def _within_budget(self, attempt: Attempt, failure: Failure, decision: Decision) -> Decision:
         """A same-channel retry spends the channel's retry budget; when it is spent, the

@@ -1,0 +1,140 @@
+"""The figures of a lab run, from the store and from the providers' own ledger.
+
+Money figures come from the provider's side (what was charged and refunded), never from
+paymend's opinion of itself: a duplicate charge or a customer charged but told "failed"
+shows up here even if paymend's records missed it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import sqlalchemy as sa
+
+from paymend.domain.failure import Kind
+from paymend.failures.classify import default_classifier
+from paymend.lab.oracle import hits, recoverable
+from paymend.lab.runner import Run
+from paymend.store.tables import attempts, payments
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
+    scenario = run.scenario
+    engine = sa.create_engine(f"sqlite:///{run.db_path}")
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(sa.select(payments))}
+        tried = conn.execute(
+            sa.select(attempts.c.payment_id, attempts.c.status, attempts.c.provider)
+        )
+        attempt_rows = list(tried)
+    engine.dispose()
+    catalogue = default_classifier().catalogue
+    status = Counter(r.status for r in rows.values())
+    n = len(run.arrivals)
+    succeeded = status["succeeded"] + status["partially_refunded"] + status["refunded"]
+    oracle = sum(1 for a in run.arrivals if recoverable(scenario, a))
+    ledger = run.ledger
+    duplicates = charged_but_failed = 0
+    for pid, row in rows.items():
+        open_charges = [c for c in ledger.charged(pid) if c.refunded < c.amount.minor]
+        if len(open_charges) > 1:
+            duplicates += 1
+        if row.status in ("failed", "canceled") and ledger.net_charged(pid) > 0:
+            charged_but_failed += 1
+    known = set(rows)
+    lost = sum(1 for a in run.arrivals if a.payment_id is None) + sum(
+        1 for c in ledger.all_charges() if c.payment_id not in known
+    )
+    unresolved = sum(1 for a in attempt_rows if a.status in ("unknown", "pending"))
+    latencies = [a.latency_s * 1000 for a in run.arrivals if a.latency_s is not None]
+    succeeded_channel = {a.payment_id: a.provider for a in attempt_rows if a.status == "succeeded"}
+    costs = [scenario.channels[ch].cost_bps for ch in succeeded_channel.values()]
+    messages = Counter(r.failure_code for r in rows.values() if r.status == "failed")
+    faults = []
+    by_payment = {a.payment_id: a for a in run.arrivals}
+    for fault in scenario.faults:
+        into = sum(
+            1
+            for p in run.providers.values()
+            for c in p.calls
+            if fault.kind != "payer"
+            and fault.at <= c.t < fault.end
+            and fault.channel in (None, c.channel)
+            and fault.method in (None, c.method)
+            and fault.bank in (None, c.bank)
+            and fault.region in (None, c.region)
+        )
+        technical = 0
+        for pid, row in rows.items():
+            arrival = by_payment.get(pid)
+            if arrival is None or not (fault.at <= arrival.t < fault.end):
+                continue
+            if fault.kind != "payer" and not any(
+                hits(fault, ch, arrival) for ch in scenario.channels
+            ):
+                continue
+            code = row.failure_code
+            if (
+                row.status == "failed"
+                and code in catalogue
+                and catalogue[code].kind is Kind.TECHNICAL
+            ):
+                technical += 1
+        faults.append(
+            {
+                "kind": fault.kind,
+                "at_s": fault.at,
+                "for_s": fault.for_,
+                "scope": {k: getattr(fault, k) for k in ("channel", "method", "bank", "region")},
+                "attempts_into_fault": into,
+                "customer_failures": technical,
+                "detect_s": None,  # automatic actions arrive with health and playbooks
+                "recover_s": None,
+            }
+        )
+    success_rate = succeeded / n if n else 0.0
+    oracle_rate = oracle / n if n else 0.0
+    naive_rate = None
+    if naive is not None:
+        naive_rate = summarize(naive)["success_rate"]
+    elif run.policy == "naive":
+        naive_rate = success_rate
+    return {
+        "scenario": scenario.name,
+        "policy": run.policy,
+        "seed": scenario.seed,
+        "payments": n,
+        "succeeded": succeeded,
+        "failed": status["failed"],
+        "requires_action": status["requires_action"],
+        "canceled": status["canceled"],
+        "processing_at_end": status["processing"],
+        "success_rate": round(success_rate, 4),
+        "oracle_success_rate": round(oracle_rate, 4),
+        "naive_success_rate": None if naive_rate is None else round(naive_rate, 4),
+        "recovery_ratio": round(success_rate / oracle_rate, 4) if oracle_rate else None,
+        "duplicate_charges": duplicates,
+        "charged_but_failed": charged_but_failed,
+        "lost_payments": lost,
+        "unknown_unresolved": unresolved,
+        "p50_latency_ms": _round(_percentile(latencies, 0.5)),
+        "p99_latency_ms": _round(_percentile(latencies, 0.99)),
+        "retries_per_payment": round((len(attempt_rows) - len(rows)) / n, 4) if n else 0.0,
+        "avg_cost_bps": round(sum(costs) / len(costs), 2) if costs else None,
+        "messages": dict(sorted(messages.items(), key=lambda kv: (-kv[1], str(kv[0])))),
+        "faults": faults,
+        "false_actions": 0,
+        "wall_s": round(run.wall_s, 2),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
