@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -232,5 +233,45 @@ def test_reconciliation_of_a_clean_day_finds_nothing(store: Store) -> None:
         report = await reconcile(svc)
         assert report.charges_compared > 15
         assert report.as_dict()["ok"], report.as_dict()
+
+    run_virtual(scenario())
+
+
+def test_a_call_a_crash_left_pending_is_a_technical_failure(store: Store) -> None:
+    """The attempt row was written, the process died before the provider saw the call:
+    the orphan sweep's query finds nothing, and the payment goes on to another channel
+    instead of being told its order is closed."""
+    from paymend.domain.payment import Attempt
+    from paymend.store import payments as repo
+
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock)
+        view = await svc.pay(pay_cmd(mid))  # a normal payment, to copy rows from
+        payment = view.payment
+        # what a crash leaves: a processing payment with a pending attempt, never sent
+        orphan_payment = replace(payment, id="pay_orphan", order_id="o-orphan", version=0)
+        orphan_payment.status = PaymentStatus.PROCESSING
+        attempt = Attempt("att_orphan", orphan_payment.id, 1, "sim_a", created_at=clock.now())  # type: ignore[arg-type]
+
+        def write(conn):  # type: ignore[no-untyped-def]
+            repo.insert_payment(conn, orphan_payment, clock.now())
+            repo.insert_attempt(conn, attempt)
+
+        await store.run(write)
+        await clock.sleep(120)
+        await Worker(svc).drain()
+        final = await svc.get("pay_orphan")
+        assert final.payment.status is PaymentStatus.SUCCEEDED
+        first, second = final.attempts
+        assert (first.raw_code, first.unified_code, first.decision) == (
+            "INTERRUPTED",
+            "network_error",
+            "failover",
+        )
+        assert second.provider == "sim_b"
 
     run_virtual(scenario())

@@ -55,6 +55,7 @@ REPEAT_WINDOW = timedelta(hours=1)
 CARD_HISTORY = timedelta(days=30)  # the card networks' reattempt window
 MIN_CALL_S = 0.05  # no call starts with less time than this left before the deadline
 SETTLE_FIRST_AFTER = timedelta(seconds=2)  # first worker query of an unknown outcome
+INTERRUPTED = "INTERRUPTED"  # transport code of a call whose answer a crash lost
 
 
 @dataclass(slots=True)
@@ -568,10 +569,12 @@ class PaymentService:
         self._observe(attempt, queried, "query")
         if queried.status not in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
             return False
+        # an attempt a crash left pending never got an answer: it was interrupted, a
+        # technical failure of ours, not whatever the status query's code would mean
         outcome = CallOutcome(
             queried.status,
-            attempt.raw_code or queried.raw_code,
-            attempt.raw_message or queried.raw_message,
+            attempt.raw_code or INTERRUPTED,
+            attempt.raw_message or "paymend stopped before the provider's answer was recorded",
             queried.reference or attempt.provider_reference,
             attempt.latency_ms or 0,
             True,
