@@ -358,7 +358,7 @@ HEADLINE = (
 )
 
 
-def _lab_run(path: Path, policy: str) -> dict[str, Any]:
+def _lab_run(path: Path, policy: str, report: Path | None = None) -> dict[str, Any]:
     from paymend.lab.metrics import summarize
     from paymend.lab.runner import run as run_lab
     from paymend.lab.scenario import load_scenario
@@ -373,6 +373,10 @@ def _lab_run(path: Path, policy: str) -> dict[str, Any]:
     summary = summarize(result, baseline)
     if baseline is not None:
         summary["wall_s"] = round(result.wall_s + baseline.wall_s, 2)
+    if report is not None:
+        from paymend.lab.report import write_report
+
+        write_report(result, baseline, summary, report)
     return summary
 
 
@@ -382,11 +386,17 @@ def _lab_run(path: Path, policy: str) -> dict[str, Any]:
     "--policy", type=click.Choice(["default", "naive"]), default="default", show_default=True
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as one JSON object.")
-def lab_run(path: Path, policy: str, as_json: bool) -> None:
+@click.option(
+    "--report",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write report.md and plots (success, traffic, latency over time) into this folder.",
+)
+def lab_run(path: Path, policy: str, as_json: bool, report: Path | None) -> None:
     """Run the scenario in PATH through the real engine (and the naive baseline)."""
     import json
 
-    summary = _lab_run(path, policy)
+    summary = _lab_run(path, policy, report)
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
         return

@@ -275,3 +275,28 @@ def test_a_call_a_crash_left_pending_is_a_technical_failure(store: Store) -> Non
         assert second.provider == "sim_b"
 
     run_virtual(scenario())
+
+
+def test_a_timed_out_call_that_waits_for_3ds_asks_the_customer(store: Store) -> None:
+    """The answer 'authenticate first' was lost in a timeout; the status query brings it
+    back, and the payment waits for the customer instead of staying unknown."""
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, latency_p50_ms=4000, latency_p99_ms=4000)
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=5, deadline_s=3)
+        view = await svc.pay(pay_cmd(mid, "sim_3ds"))
+        assert view.payment.status is PaymentStatus.PROCESSING
+        await clock.sleep(2)
+        await Worker(svc).drain()
+        waiting = await svc.get(view.payment.id)
+        assert waiting.payment.status is PaymentStatus.REQUIRES_ACTION
+        assert waiting.attempts[0].status is AttemptStatus.REQUIRES_ACTION
+        assert waiting.payment.failure_code == "authentication_required"
+        sim.settings.latency_p50_ms = sim.settings.latency_p99_ms = 0  # the provider recovers
+        done = await svc.confirm(mid, view.payment.id)
+        assert done.payment.status is PaymentStatus.SUCCEEDED
+        assert sim.ledger.net_charged(view.payment.id) == 5000
+
+    run_virtual(scenario())

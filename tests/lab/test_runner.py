@@ -84,3 +84,19 @@ def test_the_naive_checkout_takes_money_it_reports_as_failed(
     assert naive["retries_per_payment"] == 0
     # timeouts that charged anyway, told "failed": what paymend exists to prevent
     assert naive["charged_but_failed"] > 0
+
+
+def test_the_report_has_the_figures_and_three_plots(scenario_file: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from paymend.cli import main
+
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["lab", "run", str(scenario_file), "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    assert "# Lab run: small" in report and "| duplicate_charges | 0 |" in report
+    for name in ("success", "traffic", "latency"):
+        png = out / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert f"({name}.png)" in report

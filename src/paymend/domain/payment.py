@@ -86,13 +86,25 @@ ATTEMPT_EDGES: dict[AttemptStatus, frozenset[AttemptStatus]] = {
             AttemptStatus.REVERSED,
         }
     ),
-    # resolved by a status query at the provider
+    # resolved by a status query at the provider (which may say the bank now waits for
+    # the customer's 3-D Secure)
     AttemptStatus.UNKNOWN: frozenset(
-        {AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.REVERSED}
+        {
+            AttemptStatus.SUCCEEDED,
+            AttemptStatus.FAILED,
+            AttemptStatus.REVERSED,
+            AttemptStatus.REQUIRES_ACTION,
+        }
     ),
-    # the customer finished (or failed) 3-D Secure for this very attempt
+    # the customer finished (or failed) 3-D Secure for this very attempt; unknown when
+    # the confirming call's answer was lost
     AttemptStatus.REQUIRES_ACTION: frozenset(
-        {AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.REVERSED}
+        {
+            AttemptStatus.SUCCEEDED,
+            AttemptStatus.FAILED,
+            AttemptStatus.REVERSED,
+            AttemptStatus.UNKNOWN,
+        }
     ),
     AttemptStatus.SUCCEEDED: frozenset(),
     # reconciliation found the provider charged after all: refunded, never "succeeded"

@@ -83,13 +83,15 @@ _QUERY_STATUS = {
     ProviderOutcome.SUCCEEDED: AttemptStatus.SUCCEEDED,
     ProviderOutcome.NOT_FOUND: AttemptStatus.FAILED,
     ProviderOutcome.DECLINED: AttemptStatus.FAILED,
+    ProviderOutcome.REQUIRES_ACTION: AttemptStatus.REQUIRES_ACTION,  # waits for 3-D Secure
 }
 
 
 async def query_call(
     clock: Clock, timeout_s: float, provider_call: Awaitable[ProviderResult]
 ) -> CallOutcome:
-    """A status query: `succeeded`, `failed` (provably not charged) or `unknown`."""
+    """A status query: `succeeded`, `failed` (provably not charged), `requires_action`
+    (the charge waits for the customer's authentication) or `unknown`."""
     outcome = await call(clock, timeout_s, provider_call)
     status = (
         _QUERY_STATUS.get(outcome.answered, AttemptStatus.UNKNOWN)

@@ -14,6 +14,7 @@ backoff, ask for 3-D Secure, or stop and tell the customer.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -224,6 +225,8 @@ class PaymentService:
                 outcome = await self._query(attempt, outcome, self._call_timeout(run))
                 if outcome.status is AttemptStatus.SUCCEEDED:
                     failure = decision = None
+                elif outcome.status is AttemptStatus.REQUIRES_ACTION:
+                    failure, decision = self._awaits_authentication(attempt, outcome)
                 elif outcome.status is AttemptStatus.FAILED:
                     ctx = self._context(payment, run, attempt, failure, True)
                     decision = decide(failure, ctx)
@@ -255,6 +258,17 @@ class PaymentService:
         decision = Decision(action, "naive policy: one attempt, no query, no retry")
         await self._record(payment, attempt, outcome, failure, decision, None, False, 0.0)
         return None, False, 0.0
+
+    def _awaits_authentication(
+        self, attempt: Attempt, outcome: CallOutcome
+    ) -> tuple[Failure, Decision]:
+        """A status query says the charge waits for the customer's 3-D Secure."""
+        failure = self._classify(attempt.provider, replace(outcome, raw_code=outcome.query_code))
+        decision = Decision(
+            Action.AUTHENTICATE,
+            f"status query: {outcome.query_code}; the customer must authenticate",
+        )
+        return failure, decision
 
     def _within_budget(self, attempt: Attempt, failure: Failure, decision: Decision) -> Decision:
         """A same-channel retry spends the channel's retry budget; when it is spent, the
@@ -567,7 +581,11 @@ class PaymentService:
             ),
         )
         self._observe(attempt, queried, "query")
-        if queried.status not in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
+        if queried.status not in (
+            AttemptStatus.SUCCEEDED,
+            AttemptStatus.FAILED,
+            AttemptStatus.REQUIRES_ACTION,
+        ):
             return False
         # an attempt a crash left pending never got an answer: it was interrupted, a
         # technical failure of ours, not whatever the status query's code would mean
@@ -582,6 +600,13 @@ class PaymentService:
         )
         if queried.status is AttemptStatus.SUCCEEDED:
             await self._settle_success(attempt, outcome)
+            return True
+        if queried.status is AttemptStatus.REQUIRES_ACTION:
+            if payment.status is not PaymentStatus.PROCESSING:
+                return True  # canceled or settled meanwhile: the held charge never completes
+            failure, decision = self._awaits_authentication(attempt, outcome)
+            with contextlib.suppress(Conflict):
+                await self._record(payment, attempt, outcome, failure, decision, None, False, 0.0)
             return True
         if payment.status is not PaymentStatus.PROCESSING:
             attempt.transition(AttemptStatus.FAILED)
@@ -765,8 +790,6 @@ class PaymentService:
             outcome = await self._authorize(
                 payment, attempt, self._call_timeout(run), authenticated=True
             )
-        if outcome.status is AttemptStatus.UNKNOWN and attempt is last:
-            outcome = replace(outcome, status=AttemptStatus.FAILED)
         try:
             following, inline, after_s = await self._after_call(payment, run, attempt, outcome)
             if following is not None and inline:

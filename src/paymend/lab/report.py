@@ -1,0 +1,208 @@
+"""A lab run as a person reads it: report.md and three plots.
+
+- success over time, paymend against the naive checkout and the oracle, with the fault
+  windows shaded and named;
+- traffic per channel over time: where paymend sent the calls while channels failed;
+- checkout latency over time (p50 and p99) against the checkout deadline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from paymend.lab.oracle import recoverable
+from paymend.lab.runner import Run
+
+SUCCESS = ("succeeded", "partially_refunded", "refunded")
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+
+
+def _bucket_s(run: Run) -> float:
+    return max(5.0, math.ceil(run.scenario.duration / 80 / 5) * 5)
+
+
+def _final_statuses(run: Run) -> dict[str, str]:
+    import sqlalchemy as sa
+
+    from paymend.store.tables import payments
+
+    engine = sa.create_engine(f"sqlite:///{run.db_path}")
+    with engine.connect() as conn:
+        rows = {r.id: r.status for r in conn.execute(sa.select(payments.c.id, payments.c.status))}
+    engine.dispose()
+    return rows
+
+
+def _success_series(run: Run, size: float) -> tuple[list[float], list[float], list[float]]:
+    statuses = _final_statuses(run)
+    total: dict[int, int] = defaultdict(int)
+    ok: dict[int, int] = defaultdict(int)
+    oracle: dict[int, int] = defaultdict(int)
+    for a in run.arrivals:
+        b = int(a.t // size)
+        total[b] += 1
+        ok[b] += statuses.get(a.payment_id or "", "") in SUCCESS
+        oracle[b] += recoverable(run.scenario, a)
+    keys = sorted(total)
+    return (
+        [(k + 0.5) * size / 60 for k in keys],
+        [ok[k] / total[k] for k in keys],
+        [oracle[k] / total[k] for k in keys],
+    )
+
+
+def _shade_faults(ax: Axes, run: Run) -> None:
+    for i, fault in enumerate(run.scenario.faults):
+        scope = "/".join(
+            str(v) for v in (fault.channel, fault.method, fault.bank, fault.region) if v
+        )
+        ax.axvspan(
+            fault.at / 60,
+            fault.end / 60,
+            color="red" if fault.kind != "payer" else "grey",
+            alpha=0.08 + 0.04 * (i % 2),
+        )
+        ax.text(
+            (fault.at + fault.end) / 120,
+            1.0 - 0.06 * (i % 4),
+            f"{fault.kind} {scope}".strip(),
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=7,
+        )
+
+
+def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    size = _bucket_s(run)
+    name = run.scenario.name
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    x, y, oracle = _success_series(run, size)
+    ax.plot(x, oracle, color="black", linestyle=":", label="oracle (best possible)")
+    ax.plot(x, y, color=COLOURS[0], linewidth=2, label="paymend")
+    if naive is not None:
+        nx, ny, _ = _success_series(naive, size)
+        ax.plot(nx, ny, color=COLOURS[1], label="naive checkout")
+    _shade_faults(ax, run)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("simulated minutes")
+    ax.set_ylabel(f"payments that succeeded (per {size:g} s of arrivals)")
+    ax.set_title(f"{name}: success over time")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "success.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    counts: dict[str, dict[int, int]] = {ch: defaultdict(int) for ch in run.providers}
+    for ch, provider in run.providers.items():
+        for call in provider.calls:
+            counts[ch][int(call.t // size)] += 1
+    buckets = sorted({b for c in counts.values() for b in c})
+    xs = [(b + 0.5) * size / 60 for b in buckets]
+    stacks = [[counts[ch][b] / size for b in buckets] for ch in run.providers]
+    ax.stackplot(xs, stacks, labels=list(run.providers), colors=COLOURS[: len(stacks)], alpha=0.8)
+    _shade_faults(ax, run)
+    ax.set_xlabel("simulated minutes")
+    ax.set_ylabel("provider calls per second")
+    ax.set_title(f"{name}: where the calls went")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "traffic.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    lat: dict[int, list[float]] = defaultdict(list)
+    for a in run.arrivals:
+        if a.latency_s is not None:
+            lat[int(a.t // size)].append(a.latency_s * 1000)
+    keys = sorted(lat)
+    p50 = [sorted(lat[k])[len(lat[k]) // 2] for k in keys]
+    p99 = [sorted(lat[k])[min(len(lat[k]) - 1, int(len(lat[k]) * 0.99))] for k in keys]
+    lx = [(k + 0.5) * size / 60 for k in keys]
+    ax.plot(lx, p50, color=COLOURS[0], label="p50")
+    ax.plot(lx, p99, color=COLOURS[3], label="p99")
+    ax.axhline(3000, color="black", linestyle=":", label="checkout deadline")
+    _shade_faults(ax, run)
+    ax.set_xlabel("simulated minutes")
+    ax.set_ylabel("checkout latency (ms)")
+    ax.set_title(f"{name}: how long the checkout waited")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "latency.png", dpi=110)
+    plt.close(fig)
+
+    headline = [
+        "payments",
+        "success_rate",
+        "oracle_success_rate",
+        "naive_success_rate",
+        "recovery_ratio",
+        "duplicate_charges",
+        "charged_but_failed",
+        "lost_payments",
+        "unknown_unresolved",
+        "processing_at_end",
+        "p50_latency_ms",
+        "p99_latency_ms",
+        "retries_per_payment",
+        "avg_cost_bps",
+        "wall_s",
+    ]
+    lines = [
+        f"# Lab run: {name}",
+        "",
+        f"Seed {run.scenario.seed}, {run.scenario.duration / 60:g} simulated minutes at "
+        f"{run.scenario.rate:g} payments/s, policy `{run.policy}`.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        *[f"| {k} | {summary.get(k)} |" for k in headline],
+        "",
+        "## Faults",
+        "",
+        "| kind | scope | from | for | attempts into it | technical failures"
+        " | detect_s | recover_s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in summary["faults"]:
+        scope = ", ".join(f"{k}={v}" for k, v in f["scope"].items() if v) or "all"
+        lines.append(
+            f"| {f['kind']} | {scope} | {f['at_s'] / 60:g} min | {f['for_s'] / 60:g} min | "
+            f"{f['attempts_into_fault']} | {f['customer_failures']} | {f['detect_s']} | "
+            f"{f['recover_s']} |"
+        )
+    lines += [
+        "",
+        "## Customer messages",
+        "",
+        *[f"- `{code}`: {count}" for code, count in summary["messages"].items()],
+        "",
+        "## Success over time",
+        "",
+        "![success over time](success.png)",
+        "",
+        "## Where the calls went",
+        "",
+        "![traffic per channel](traffic.png)",
+        "",
+        "## Checkout latency",
+        "",
+        "![checkout latency](latency.png)",
+        "",
+    ]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
