@@ -344,20 +344,6 @@ def lab() -> None:
     """Replay outages and fraud waves in simulated time, against an oracle."""
 
 
-HEADLINE = (
-    "payments",
-    "success_rate",
-    "oracle_success_rate",
-    "naive_success_rate",
-    "recovery_ratio",
-    "duplicate_charges",
-    "charged_but_failed",
-    "lost_payments",
-    "p99_latency_ms",
-    "wall_s",
-)
-
-
 def _lab_run(path: Path, policy: str, report: Path | None = None) -> dict[str, Any]:
     from paymend.lab.metrics import summarize
     from paymend.lab.runner import run as run_lab
@@ -400,6 +386,8 @@ def lab_run(path: Path, policy: str, as_json: bool, report: Path | None) -> None
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
         return
+    from paymend.lab.metrics import HEADLINE
+
     for key in HEADLINE:
         click.echo(f"{key:>22}: {summary[key]}")
     for fault in summary["faults"]:
@@ -417,6 +405,8 @@ def lab_run(path: Path, policy: str, as_json: bool, report: Path | None) -> None
 )
 def lab_compare(paths: tuple[Path, ...]) -> None:
     """One table of the headline figures for several scenarios."""
+    from paymend.lab.metrics import HEADLINE
+
     cols = ("scenario", *HEADLINE)
     rows = []
     for path in paths:

@@ -18,6 +18,25 @@ from paymend.lab.oracle import hits, recoverable
 from paymend.lab.runner import Run
 from paymend.store.tables import attempts, payments
 
+HEADLINE = (
+    "payments",
+    "success_rate",
+    "oracle_success_rate",
+    "naive_success_rate",
+    "recovery_ratio",
+    "duplicate_charges",
+    "charged_but_failed",
+    "lost_payments",
+    "unknown_unresolved",
+    "processing_at_end",
+    "p50_latency_ms",
+    "p99_latency_ms",
+    "retries_per_payment",
+    "avg_cost_bps",
+    "wall_s",
+)
+"""The figures a person looks at first (the compare table, the report's summary)."""
+
 
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:

@@ -22,10 +22,8 @@ from paymend.providers.base import (
     ProviderOutcome,
     ProviderResult,
     QueryRequest,
-    RefundRequest,
-    SettlementLine,
 )
-from paymend.providers.simulator import ChargeState, Ledger, LedgerCharge
+from paymend.providers.simulator import Ledger, LedgerChannel
 
 TRUTH_KEY = "lab_truth"  # metadata key carrying the payer's truth
 HANG_S = 30.0
@@ -49,7 +47,7 @@ class Call:
     operation: str
 
 
-class LabProvider:
+class LabProvider(LedgerChannel):
     code_map = "simulator"
 
     def __init__(
@@ -132,44 +130,8 @@ class LabProvider:
             return ProviderResult(ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no such charge")
         return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
 
-    async def confirm(self, request: QueryRequest) -> ProviderResult:
-        charge = self.ledger.get(request.idempotency_key)
-        await self._wait(self._latency([]))
-        if charge is None:
-            return ProviderResult(ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no such charge")
-        if charge.state is ChargeState.AWAITING_AUTHENTICATION:
-            charge.state = ChargeState.CHARGED
-            charge.result = ProviderResult(
-                ProviderOutcome.SUCCEEDED, "APPROVED", "approved", charge.reference
-            )
-            self.ledger.put(charge)
-        return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
-
-    async def refund(self, request: RefundRequest) -> ProviderResult:
-        await self._wait(self._latency([]))
-        earlier = self.ledger.refund_get(request.idempotency_key)
-        if earlier is not None:
-            return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", earlier[0])
-        charge = self.ledger.by_reference(request.charge_reference)
-        if charge is None or charge.state is not ChargeState.CHARGED:
-            return ProviderResult(ProviderOutcome.DECLINED, "TRADE_NOT_FOUND", "no such charge")
-        if request.amount.minor > charge.amount.minor - charge.refunded:
-            return ProviderResult(ProviderOutcome.DECLINED, "REFUND_AMOUNT_EXCEEDED", "too much")
-        charge.refunded += request.amount.minor
-        self.ledger.put(charge)
-        ref = self._next_ref("rf")
-        self.ledger.refund_put(request.idempotency_key, ref, request.amount.minor)
-        return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", ref)
-
     async def refresh_credentials(self) -> None:
         self._expired = False
-
-    async def settlements(self) -> list[SettlementLine]:
-        return [
-            SettlementLine(c.reference, c.idempotency_key, c.payment_id, c.amount, c.refunded)
-            for c in self.ledger.all_charges()
-            if c.state is ChargeState.CHARGED and c.reference.startswith(f"ch_{self.name}_")
-        ]
 
     # -- internals ---------------------------------------------------------------------
 
@@ -195,30 +157,5 @@ class LabProvider:
         sigma = max(0.0, math.log(max(p99, p50) / p50) / 2.326)
         return self._rng.lognormvariate(math.log(p50), sigma) / 1000.0
 
-    async def _wait(self, seconds: float) -> None:
-        if seconds > 0:
-            await self.clock.sleep(seconds)
-
-    def _book(self, request: ChargeRequest, outcome: ProviderOutcome, code: str) -> ProviderResult:
-        state = {
-            ProviderOutcome.SUCCEEDED: ChargeState.CHARGED,
-            ProviderOutcome.REQUIRES_ACTION: ChargeState.AWAITING_AUTHENTICATION,
-        }.get(outcome, ChargeState.DECLINED)
-        ref = self._next_ref("ch")
-        result = ProviderResult(outcome, code, code.lower(), ref)
-        self.ledger.put(
-            LedgerCharge(
-                ref,
-                request.idempotency_key,
-                request.payment_id,
-                request.amount,
-                state,
-                result=result,
-                booked_at=self.clock.monotonic(),
-            )
-        )
-        return result
-
-    def _next_ref(self, prefix: str) -> str:
-        self._refs += 1
-        return f"{prefix}_{self.name}_{self._refs:08d}"
+    def _quiet_latency(self) -> float:
+        return self._latency([])

@@ -20,6 +20,7 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from paymend.lab.metrics import HEADLINE
 from paymend.lab.oracle import recoverable
 from paymend.lab.runner import Run
 
@@ -144,23 +145,6 @@ def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: P
     fig.savefig(folder / "latency.png", dpi=110)
     plt.close(fig)
 
-    headline = [
-        "payments",
-        "success_rate",
-        "oracle_success_rate",
-        "naive_success_rate",
-        "recovery_ratio",
-        "duplicate_charges",
-        "charged_but_failed",
-        "lost_payments",
-        "unknown_unresolved",
-        "processing_at_end",
-        "p50_latency_ms",
-        "p99_latency_ms",
-        "retries_per_payment",
-        "avg_cost_bps",
-        "wall_s",
-    ]
     lines = [
         f"# Lab run: {name}",
         "",
@@ -169,7 +153,7 @@ def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: P
         "",
         "| figure | value |",
         "|---|---|",
-        *[f"| {k} | {summary.get(k)} |" for k in headline],
+        *[f"| {k} | {summary.get(k)} |" for k in HEADLINE],
         "",
         "## Faults",
         "",

@@ -127,7 +127,97 @@ class SimulatorSettings:
     query_lag_s: float = 0.0  # a status query does not see a charge younger than this
 
 
-class SimulatedProvider:
+class LedgerChannel:
+    """What simulated channels share: a ledger, references, and the operations that only
+    read and move money in it (confirm, refund, the settlement report)."""
+
+    name: str
+    clock: Clock
+    ledger: Ledger
+    _refs: int
+
+    def _before_call(self) -> None:
+        """Count the call and refuse it when the channel is down."""
+
+    def _quiet_latency(self) -> float:
+        return 0.0
+
+    def _message(self, code: str) -> str:
+        return code.lower()
+
+    async def confirm(self, request: QueryRequest) -> ProviderResult:
+        """The customer passed 3-D Secure: the held charge goes through."""
+        self._before_call()
+        charge = self.ledger.get(request.idempotency_key)
+        await self._wait(self._quiet_latency())
+        if charge is None:
+            return ProviderResult(ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no such charge")
+        if charge.state is ChargeState.AWAITING_AUTHENTICATION:
+            charge.state = ChargeState.CHARGED
+            charge.result = ProviderResult(
+                ProviderOutcome.SUCCEEDED, APPROVED, "approved", charge.reference
+            )
+            self.ledger.put(charge)
+        return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
+
+    async def refund(self, request: RefundRequest) -> ProviderResult:
+        self._before_call()
+        await self._wait(self._quiet_latency())
+        earlier = self.ledger.refund_get(request.idempotency_key)
+        if earlier is not None:
+            return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", earlier[0])
+        charge = self.ledger.by_reference(request.charge_reference)
+        if charge is None or charge.state is not ChargeState.CHARGED:
+            return ProviderResult(ProviderOutcome.DECLINED, "TRADE_NOT_FOUND", "no such charge")
+        if request.amount.minor > charge.amount.minor - charge.refunded:
+            return ProviderResult(
+                ProviderOutcome.DECLINED, "REFUND_AMOUNT_EXCEEDED", "refund exceeds charge"
+            )
+        charge.refunded += request.amount.minor
+        ref = self._next_ref("rf")
+        self.ledger.put(charge)
+        self.ledger.refund_put(request.idempotency_key, ref, request.amount.minor)
+        return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", ref)
+
+    async def settlements(self) -> list[SettlementLine]:
+        """The settlement report: every charge that moved money, with its refunds."""
+        return [
+            SettlementLine(c.reference, c.idempotency_key, c.payment_id, c.amount, c.refunded)
+            for c in self.ledger.all_charges()
+            if c.state is ChargeState.CHARGED and c.reference.startswith(f"ch_{self.name}_")
+        ]
+
+    async def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            await self.clock.sleep(seconds)
+
+    def _book(self, request: ChargeRequest, outcome: ProviderOutcome, code: str) -> ProviderResult:
+        """Record the charge as the provider decided it, the moment the request arrives."""
+        state = {
+            ProviderOutcome.SUCCEEDED: ChargeState.CHARGED,
+            ProviderOutcome.REQUIRES_ACTION: ChargeState.AWAITING_AUTHENTICATION,
+        }.get(outcome, ChargeState.DECLINED)
+        ref = self._next_ref("ch")
+        result = ProviderResult(outcome, code, self._message(code), ref)
+        self.ledger.put(
+            LedgerCharge(
+                reference=ref,
+                idempotency_key=request.idempotency_key,
+                payment_id=request.payment_id,
+                amount=request.amount,
+                state=state,
+                result=result,
+                booked_at=self.clock.monotonic(),
+            )
+        )
+        return result
+
+    def _next_ref(self, prefix: str) -> str:
+        self._refs += 1
+        return f"{prefix}_{self.name}_{self._refs:08d}"
+
+
+class SimulatedProvider(LedgerChannel):
     """One simulated channel. Deterministic for a given seed and call order."""
 
     code_map = "simulator"
@@ -178,11 +268,11 @@ class SimulatedProvider:
         behaviour = self._choose(request.token)
         if behaviour in ("timeout", "timeout_charged"):
             if behaviour == "timeout_charged":
-                self._charge(request, ProviderOutcome.SUCCEEDED, APPROVED)
+                self._book(request, ProviderOutcome.SUCCEEDED, APPROVED)
             await self._wait(s.hang_s)
             raise ProviderConnectionError("READ_TIMEOUT", f"{self.name}: no answer", sent=True)
         if behaviour == "lost_response":
-            self._charge(request, ProviderOutcome.SUCCEEDED, APPROVED)
+            self._book(request, ProviderOutcome.SUCCEEDED, APPROVED)
             await self._wait(latency)
             raise ProviderConnectionError(
                 "CONNECTION_RESET", f"{self.name}: connection reset by peer", sent=True
@@ -192,13 +282,13 @@ class SimulatedProvider:
             await self._wait(latency)
             return ProviderResult(ProviderOutcome.ERROR, code, _MESSAGES.get(code, code))
         if behaviour == "3ds" and not request.authenticated:
-            result = self._charge(request, ProviderOutcome.REQUIRES_ACTION, AUTHENTICATION_REQUIRED)
+            result = self._book(request, ProviderOutcome.REQUIRES_ACTION, AUTHENTICATION_REQUIRED)
         elif behaviour.startswith("decline:"):
-            result = self._charge(
+            result = self._book(
                 request, ProviderOutcome.DECLINED, behaviour.removeprefix("decline:")
             )
         else:
-            result = self._charge(request, ProviderOutcome.SUCCEEDED, APPROVED)
+            result = self._book(request, ProviderOutcome.SUCCEEDED, APPROVED)
         await self._wait(latency)
         return result
 
@@ -222,55 +312,18 @@ class SimulatedProvider:
             return charge.result
         return ProviderResult(ProviderOutcome.SUCCEEDED, APPROVED, "approved", charge.reference)
 
-    async def confirm(self, request: QueryRequest) -> ProviderResult:
-        """The customer passed 3-D Secure: the held charge goes through."""
+    def _before_call(self) -> None:
         self.calls += 1
         if self.settings.outage:
             raise ProviderConnectionError(
                 "CONNECTION_REFUSED", f"{self.name}: connection refused", sent=False
             )
-        charge = self.ledger.get(request.idempotency_key)
-        await self._wait(self._latency())
-        if charge is None:
-            return ProviderResult(ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no such charge")
-        if charge.state is ChargeState.AWAITING_AUTHENTICATION:
-            charge.state = ChargeState.CHARGED
-            charge.result = ProviderResult(
-                ProviderOutcome.SUCCEEDED, APPROVED, "approved", charge.reference
-            )
-            self.ledger.put(charge)
-        return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
 
-    async def settlements(self) -> list[SettlementLine]:
-        """The settlement report: every charge that moved money, with its refunds."""
-        return [
-            SettlementLine(c.reference, c.idempotency_key, c.payment_id, c.amount, c.refunded)
-            for c in self.ledger.all_charges()
-            if c.state is ChargeState.CHARGED and c.reference.startswith(f"ch_{self.name}_")
-        ]
+    def _quiet_latency(self) -> float:
+        return self._latency()
 
-    async def refund(self, request: RefundRequest) -> ProviderResult:
-        self.calls += 1
-        if self.settings.outage:
-            raise ProviderConnectionError(
-                "CONNECTION_REFUSED", f"{self.name}: connection refused", sent=False
-            )
-        await self._wait(self._latency())
-        earlier = self.ledger.refund_get(request.idempotency_key)
-        if earlier is not None:
-            return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", earlier[0])
-        charge = self.ledger.by_reference(request.charge_reference)
-        if charge is None or charge.state is not ChargeState.CHARGED:
-            return ProviderResult(ProviderOutcome.DECLINED, "TRADE_NOT_FOUND", "no such charge")
-        if request.amount.minor > charge.amount.minor - charge.refunded:
-            return ProviderResult(
-                ProviderOutcome.DECLINED, "REFUND_AMOUNT_EXCEEDED", "refund exceeds charge"
-            )
-        charge.refunded += request.amount.minor
-        ref = self._next_ref("rf")
-        self.ledger.put(charge)
-        self.ledger.refund_put(request.idempotency_key, ref, request.amount.minor)
-        return ProviderResult(ProviderOutcome.SUCCEEDED, "REFUNDED", "refunded", ref)
+    def _message(self, code: str) -> str:
+        return _MESSAGES.get(code, code.lower())
 
     async def refresh_credentials(self) -> None:
         """Fetch a new access token: ends a `credentials_expired` spell."""
@@ -305,35 +358,6 @@ class SimulatedProvider:
             return 0.0
         sigma = max(0.0, math.log(max(p99, p50) / p50) / 2.326)
         return self._rng.lognormvariate(math.log(p50), sigma) / 1000.0
-
-    async def _wait(self, seconds: float) -> None:
-        if seconds > 0:
-            await self.clock.sleep(seconds)
-
-    def _charge(
-        self, request: ChargeRequest, outcome: ProviderOutcome, code: str
-    ) -> ProviderResult:
-        state = {
-            ProviderOutcome.SUCCEEDED: ChargeState.CHARGED,
-            ProviderOutcome.REQUIRES_ACTION: ChargeState.AWAITING_AUTHENTICATION,
-        }.get(outcome, ChargeState.DECLINED)
-        ref = self._next_ref("ch")
-        result = ProviderResult(outcome, code, _MESSAGES.get(code, code.lower()), ref)
-        self.ledger.put(
-            LedgerCharge(
-                reference=ref,
-                idempotency_key=request.idempotency_key,
-                payment_id=request.payment_id,
-                amount=request.amount,
-                state=state,
-                result=result,
-            )
-        )
-        return result
-
-    def _next_ref(self, prefix: str) -> str:
-        self._refs += 1
-        return f"{prefix}_{self.name}_{self._refs:08d}"
 
 
 def _forced(token: str | None) -> str | None:
