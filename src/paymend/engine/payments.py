@@ -44,6 +44,9 @@ from paymend.engine.refunds import RefundService
 from paymend.engine.stale import retry_stale
 from paymend.failures.classify import Classifier, RawAnswer, default_classifier
 from paymend.failures.policy import DecisionContext, PriorAttempt, decide
+from paymend.health.book import HealthBook
+from paymend.health.breaker import BreakerState
+from paymend.health.outcomes import Outcome
 from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, PAYMENTS, get_logger
 from paymend.providers.base import ChargeRequest, Provider, QueryRequest
 from paymend.routing.priority import rank
@@ -104,6 +107,7 @@ class PaymentService:
         settings: EngineSettings,
         ids: IdFactory | None = None,
         classifier: Classifier | None = None,
+        health: HealthBook | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -113,6 +117,7 @@ class PaymentService:
         self.classifier = classifier or default_classifier()
         self.refunds = RefundService(store, providers, clock, self.ids)
         self.budget = RetryBudget()
+        self.health = health or HealthBook()
         self._rng = random.Random(settings.seed)  # noqa: S311 - jitter, not secrets
 
     def methods(self) -> set[str]:
@@ -128,7 +133,29 @@ class PaymentService:
             currency=currency,
             region=region,
         )
-        return route.channels, route.reason
+        if self.settings.policy == "naive" or not route.channels:
+            return route.channels, route.reason
+        return self._around_open_circuits(route.channels, route.reason)
+
+    def _around_open_circuits(
+        self, channels: tuple[str, ...], reason: str
+    ) -> tuple[tuple[str, ...], str]:
+        """Skip channels whose circuit is open. Only the first channel may spend a
+        half-open breaker's probe; fallbacks must be closed."""
+        now = self.clock.monotonic()
+        usable: list[str] = []
+        skipped: list[str] = []
+        for name in channels:
+            closed = self.health.state(name) is BreakerState.CLOSED
+            if closed or (not usable and self.health.allow(name, now)):
+                usable.append(name)
+            else:
+                skipped.append(name)
+        if not usable:  # every circuit open: better one try than none
+            return channels, f"{reason}; every circuit open, trying in priority order"
+        if skipped:
+            reason += f"; skipped {', '.join(skipped)} (circuit open)"
+        return tuple(usable), reason
 
     async def pay(self, cmd: PayCommand) -> PaymentView:
         channels, reason = self._route(cmd.method, cmd.amount.currency, cmd.region)
@@ -216,6 +243,9 @@ class PaymentService:
             return await self._naive(payment, attempt, outcome)
         if outcome.status is not AttemptStatus.SUCCEEDED:
             failure = self._classify(attempt.provider, outcome)
+        if not status_known:  # the call as it happened, before any status query
+            self._record_health(attempt.provider, outcome, failure)
+        if failure is not None:
             decision = decide(failure, self._context(payment, run, attempt, failure, status_known))
             if (
                 decision.action is Action.QUERY_STATUS
@@ -269,6 +299,18 @@ class PaymentService:
             f"status query: {outcome.query_code}; the customer must authenticate",
         )
         return failure, decision
+
+    def _record_health(self, channel: str, outcome: CallOutcome, failure: Failure | None) -> None:
+        """Only technical failures count against a channel; a decline shows it works."""
+        if self.settings.policy == "naive":
+            return
+        if failure is None or outcome.status is AttemptStatus.SUCCEEDED:
+            verdict = Outcome.SUCCESS
+        elif failure.counts_against_health:
+            verdict = Outcome.TECHNICAL
+        else:
+            verdict = Outcome.BUSINESS
+        self.health.record(channel, self.clock.monotonic(), verdict)
 
     def _within_budget(self, attempt: Attempt, failure: Failure, decision: Decision) -> Decision:
         """A same-channel retry spends the channel's retry budget; when it is spent, the

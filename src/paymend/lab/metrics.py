@@ -115,8 +115,7 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
                 "scope": {k: getattr(fault, k) for k in ("channel", "method", "bank", "region")},
                 "attempts_into_fault": into,
                 "customer_failures": technical,
-                "detect_s": None,  # automatic actions arrive with health and playbooks
-                "recover_s": None,
+                **_detection(run, fault),
             }
         )
     success_rate = succeeded / n if n else 0.0
@@ -150,9 +149,55 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
         "avg_cost_bps": round(sum(costs) / len(costs), 2) if costs else None,
         "messages": dict(sorted(messages.items(), key=lambda kv: (-kv[1], str(kv[0])))),
         "faults": faults,
-        "false_actions": 0,
+        "false_actions": _false_actions(run),
         "wall_s": round(run.wall_s, 2),
     }
+
+
+GRACE_S = 30.0  # an action this soon after a fault ends still belongs to it
+
+
+def _opens(run: Run) -> list[Any]:
+    from paymend.health.breaker import BreakerState
+
+    return [t for t in run.transitions if t.after is BreakerState.OPEN]
+
+
+def _detection(run: Run, fault: Any) -> dict[str, float | None]:
+    """Onset to the first circuit opened on the fault's channel; fault end to that
+    channel's circuit closed again (traffic restored)."""
+    from paymend.health.breaker import BreakerState
+
+    if fault.kind == "payer" or fault.channel is None:
+        return {"detect_s": None, "recover_s": None}
+    opened = next(
+        (t for t in _opens(run) if t.key == fault.channel and fault.at <= t.at < fault.end),
+        None,
+    )
+    closed = next(
+        (
+            t
+            for t in run.transitions
+            if t.key == fault.channel and t.after is BreakerState.CLOSED and t.at >= fault.end
+        ),
+        None,
+    )
+    return {
+        "detect_s": None if opened is None else round(opened.at - fault.at, 3),
+        "recover_s": None if opened is None or closed is None else round(closed.at - fault.end, 3),
+    }
+
+
+def _false_actions(run: Run) -> int:
+    """Circuits opened outside every fault that touches their channel."""
+    count = 0
+    for t in _opens(run):
+        inside = any(
+            f.kind != "payer" and f.channel in (None, t.key) and f.at <= t.at <= f.end + GRACE_S
+            for f in run.scenario.faults
+        )
+        count += not inside
+    return count
 
 
 def _round(value: float | None) -> float | None:

@@ -27,6 +27,7 @@ from paymend.engine.ids import IdFactory
 from paymend.engine.payments import EngineSettings, PaymentService
 from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker, WorkerSettings
+from paymend.health.breaker import Transition
 from paymend.lab.provider import TRUTH_KEY, LabProvider
 from paymend.lab.scenario import PAYER_TRUTHS, Scenario
 from paymend.providers.base import Provider
@@ -65,6 +66,7 @@ class Run:
     ledger: Ledger = field(default_factory=Ledger)
     db_path: Path | None = None
     wall_s: float = 0.0
+    transitions: list[Transition] = field(default_factory=list)  # breakers, in order
 
 
 def _pick(rng: random.Random, shares: dict[str, float]) -> str:
@@ -125,6 +127,7 @@ async def _run(scenario: Scenario, policy: str, url: str, result: Run) -> None:
         ),
         IdFactory(seed=scenario.seed),
     )
+    result.transitions = service.health.transitions
     store.run_sync(lambda conn: merchants.create(conn, MERCHANT, "lab", clock.now()))
     stop = asyncio.Event()
     worker_task = None

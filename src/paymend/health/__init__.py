@@ -1,0 +1,1 @@
+"""Channel health: sliding windows of outcomes, circuit breakers, their shared state."""
