@@ -85,3 +85,21 @@ def db_url(request: pytest.FixtureRequest) -> str:
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+REDIS_URL = os.environ.get("PAYMEND_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database for one test; its keys carry a unique prefix and are removed."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as error:
+        client.close()
+        _unavailable("Redis", error)
+    yield REDIS_URL
+    client.close()

@@ -47,6 +47,7 @@ from paymend.failures.policy import DecisionContext, PriorAttempt, decide
 from paymend.health.book import HealthBook
 from paymend.health.breaker import BreakerState
 from paymend.health.outcomes import Outcome
+from paymend.health.redis_book import RedisHealthBook
 from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, PAYMENTS, get_logger
 from paymend.providers.base import ChargeRequest, Provider, QueryRequest
 from paymend.routing.priority import rank
@@ -107,7 +108,7 @@ class PaymentService:
         settings: EngineSettings,
         ids: IdFactory | None = None,
         classifier: Classifier | None = None,
-        health: HealthBook | None = None,
+        health: HealthBook | RedisHealthBook | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -142,7 +143,7 @@ class PaymentService:
     ) -> tuple[tuple[str, ...], str]:
         """Skip channels whose circuit is open. Only the first channel may spend a
         half-open breaker's probe; fallbacks must be closed."""
-        now = self.clock.monotonic()
+        now = self._health_now()
         usable: list[str] = []
         skipped: list[str] = []
         for name in channels:
@@ -310,7 +311,11 @@ class PaymentService:
             verdict = Outcome.TECHNICAL
         else:
             verdict = Outcome.BUSINESS
-        self.health.record(channel, self.clock.monotonic(), verdict)
+        self.health.record(channel, self._health_now(), verdict)
+
+    def _health_now(self) -> float:
+        """Epoch seconds: breakers shared through Redis need a time all processes share."""
+        return self.clock.now().timestamp()
 
     def _within_budget(self, attempt: Attempt, failure: Failure, decision: Decision) -> Decision:
         """A same-channel retry spends the channel's retry budget; when it is spent, the

@@ -10,6 +10,8 @@ from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
 from paymend.engine.payments import EngineSettings, PaymentService
 from paymend.engine.worker import Worker, WorkerSettings
+from paymend.health.book import HealthBook
+from paymend.health.redis_book import RedisHealthBook
 from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.providers.simulator_ledger import SqliteLedger
@@ -71,6 +73,7 @@ def build_runtime(
     store = store or Store(settings.database_url)
     sims = build_providers(config, clock)
     providers: dict[str, Provider] = dict(sims)
+    health = RedisHealthBook.from_url(settings.redis_url) if settings.redis_url else HealthBook()
     service = PaymentService(
         store,
         providers,
@@ -81,6 +84,7 @@ def build_runtime(
             checkout_deadline_s=config.engine.checkout_deadline,
         ),
         IdFactory(),
+        health=health,
     )
     worker = Worker(
         service,

@@ -8,6 +8,7 @@ shows up here even if paymend's records missed it.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -157,10 +158,15 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
 GRACE_S = 30.0  # an action this soon after a fault ends still belongs to it
 
 
+def _offsets(run: Run) -> list[Any]:
+    """Breaker transitions with their time as seconds into the scenario."""
+    return [replace(t, at=t.at - run.epoch_s) for t in run.transitions]
+
+
 def _opens(run: Run) -> list[Any]:
     from paymend.health.breaker import BreakerState
 
-    return [t for t in run.transitions if t.after is BreakerState.OPEN]
+    return [t for t in _offsets(run) if t.after is BreakerState.OPEN]
 
 
 def _detection(run: Run, fault: Any) -> dict[str, float | None]:
@@ -177,7 +183,7 @@ def _detection(run: Run, fault: Any) -> dict[str, float | None]:
     closed = next(
         (
             t
-            for t in run.transitions
+            for t in _offsets(run)
             if t.key == fault.channel and t.after is BreakerState.CLOSED and t.at >= fault.end
         ),
         None,

@@ -67,6 +67,7 @@ class Run:
     db_path: Path | None = None
     wall_s: float = 0.0
     transitions: list[Transition] = field(default_factory=list)  # breakers, in order
+    epoch_s: float = 0.0  # the simulated clock's start, to turn breaker times into offsets
 
 
 def _pick(rng: random.Random, shares: dict[str, float]) -> str:
@@ -128,6 +129,7 @@ async def _run(scenario: Scenario, policy: str, url: str, result: Run) -> None:
         IdFactory(seed=scenario.seed),
     )
     result.transitions = service.health.transitions
+    result.epoch_s = clock.now().timestamp() - clock.monotonic()
     store.run_sync(lambda conn: merchants.create(conn, MERCHANT, "lab", clock.now()))
     stop = asyncio.Event()
     worker_task = None

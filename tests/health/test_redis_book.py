@@ -1,0 +1,137 @@
+"""Breakers shared through Redis: the same rules, one state for every process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from paymend.health.breaker import BreakerSettings, BreakerState
+from paymend.health.outcomes import Outcome
+from paymend.health.redis_book import RedisHealthBook
+
+pytestmark = pytest.mark.redis
+T, B, S = Outcome.TECHNICAL, Outcome.BUSINESS, Outcome.SUCCESS
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    name = f"paymend-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{name}:*"):
+        client.delete(key)
+    client.close()
+
+
+def book(url: str, prefix: str, **settings: float) -> RedisHealthBook:
+    return RedisHealthBook(redis.Redis.from_url(url), BreakerSettings(**settings), prefix)  # type: ignore[arg-type]
+
+
+def test_the_rules_hold_in_redis(redis_url: str, prefix: str) -> None:
+    b = book(redis_url, prefix, open_s=10, probes=2)
+    for i in range(200):
+        b.record("sim_a", 1000 + i * 0.01, B)  # declines never open it
+    assert b.state("sim_a") is BreakerState.CLOSED
+    for i in range(5):
+        b.record("sim_a", 1010 + i * 0.01, T)
+    assert b.state("sim_a") is BreakerState.OPEN
+    assert not b.allow("sim_a", 1011)
+    assert b.allow("sim_a", 1021) and b.allow("sim_a", 1021.1)
+    assert not b.allow("sim_a", 1021.2)  # two probes at most
+    b.record("sim_a", 1021.5, S)
+    b.record("sim_a", 1021.6, S)
+    assert b.state("sim_a") is BreakerState.CLOSED
+    assert [t.after for t in b.transitions] == [
+        BreakerState.OPEN,
+        BreakerState.HALF_OPEN,
+        BreakerState.CLOSED,
+    ]
+
+
+def test_an_error_rate_opens_it_in_redis(redis_url: str, prefix: str) -> None:
+    b = book(redis_url, prefix, consecutive=100, error_rate=0.5, min_calls=20, window_s=10)
+    for i in range(40):
+        b.record("sim_b", 2000 + i * 0.1, T if i % 2 else S)
+    assert b.state("sim_b") is BreakerState.OPEN
+    assert "error rate" in b.transitions[0].why
+
+
+def test_two_processes_share_one_breaker(redis_url: str, prefix: str) -> None:
+    """Another paymend process sees the channel fail; this one stops calling it."""
+    other = (
+        "import redis, sys\n"
+        "from paymend.health.redis_book import RedisHealthBook\n"
+        "from paymend.health.outcomes import Outcome\n"
+        "b = RedisHealthBook(redis.Redis.from_url(sys.argv[1]), prefix=sys.argv[2])\n"
+        "for i in range(5):\n"
+        "    b.record('sim_a', 5000 + i * 0.1, Outcome.TECHNICAL)\n"
+        "print(b.state('sim_a').value)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", other, redis_url, prefix],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "open"  # (its log lines come first)
+    here = book(redis_url, prefix, open_s=10, probes=1)
+    assert here.state("sim_a") is BreakerState.OPEN
+    assert not here.allow("sim_a", 5001)
+    assert here.allow("sim_a", 5011)  # the cool-down is shared too: one probe, from here
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import redis, sys\n"
+            "from paymend.health.breaker import BreakerSettings\n"
+            "from paymend.health.redis_book import RedisHealthBook\n"
+            "s = BreakerSettings(open_s=10, probes=1)  # all processes run one config\n"
+            "b = RedisHealthBook(redis.Redis.from_url(sys.argv[1]), s, prefix=sys.argv[2])\n"
+            "print(b.allow('sim_a', 5011.5))\n",
+            redis_url,
+            prefix,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert again.stdout.strip().splitlines()[-1] == "False"  # this process took the probe
+
+
+def test_a_payment_routes_around_a_circuit_another_process_opened(
+    redis_url: str, prefix: str, sqlite_url: str
+) -> None:
+    from paymend.engine.clock import LoopClock
+    from paymend.engine.virtual_time import run_virtual
+    from paymend.store.database import Store
+    from tests.engine.test_pay import pay_cmd
+    from tests.helpers import make_merchant, service, simulator
+
+    store = Store(sqlite_url, inline=True)
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock)
+        svc.health = book(redis_url, prefix)
+        elsewhere = book(redis_url, prefix)  # another paymend process, same Redis
+        now = clock.now().timestamp()
+        for i in range(5):
+            elsewhere.record("sim_a", now + i * 0.01, T)
+        view = await svc.pay(pay_cmd(mid))
+        assert [x.provider for x in view.attempts] == ["sim_b"]
+        assert "skipped sim_a (circuit open)" in (view.attempts[0].reason or "")
+        assert a.calls == 0
+
+    try:
+        run_virtual(scenario())
+    finally:
+        store.close()
