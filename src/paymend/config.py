@@ -1,8 +1,8 @@
 """Settings from the environment and the `paymend.yaml` file of channels and routing.
 
 Environment (secrets and deployment): `PAYMEND_DATABASE_URL`, `PAYMEND_CONFIG`,
-`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`. Everything about channels and policies lives in
-the YAML file, validated on load with errors naming the line.
+`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_ADMIN_KEY`. Everything about channels
+and policies lives in the YAML file, validated on load with errors naming the line.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     config: str | None = None
     log_level: str = "INFO"
     redis_url: str | None = None
+    admin_key: str | None = None  # the ops API's bearer key; unset: the ops API is off
 
     def config_path(self) -> Path:
         if self.config:

@@ -23,7 +23,13 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection
 
 from paymend.domain.clock import Clock
-from paymend.domain.errors import Conflict, InvalidInput, PaymendError, PaymentInFlight
+from paymend.domain.errors import (
+    Conflict,
+    InvalidInput,
+    PaymendError,
+    PaymentInFlight,
+    Unavailable,
+)
 from paymend.domain.events import EventType
 from paymend.domain.failure import Action, Decision, Failure
 from paymend.domain.ids import AttemptId, PaymentId
@@ -38,6 +44,7 @@ from paymend.domain.payment import (
 from paymend.engine.budget import RetryBudget
 from paymend.engine.calls import CallOutcome, call, query_call
 from paymend.engine.commands import PayCommand, RefundCommand
+from paymend.engine.controls import ControlService, RouteControls
 from paymend.engine.events import STATUS_EVENTS, emit
 from paymend.engine.ids import IdFactory
 from paymend.engine.refunds import RefundService
@@ -119,6 +126,7 @@ class PaymentService:
         self.refunds = RefundService(store, providers, clock, self.ids)
         self.budget = RetryBudget()
         self.health = health or HealthBook()
+        self.controls = ControlService(store, clock, self.ids)
         self._rng = random.Random(settings.seed)  # noqa: S311 - jitter, not secrets
 
     def methods(self) -> set[str]:
@@ -126,7 +134,13 @@ class PaymentService:
 
     # -- pay ----------------------------------------------------------------------------
 
-    def _route(self, method: str, currency: str, region: str | None) -> tuple[tuple[str, ...], str]:
+    def _route(
+        self,
+        method: str,
+        currency: str,
+        region: str | None,
+        controls: RouteControls | None = None,
+    ) -> tuple[tuple[str, ...], str]:
         route = rank(
             self.settings.routing or tuple(self.providers),
             {n: p.capabilities for n, p in self.providers.items()},
@@ -134,9 +148,12 @@ class PaymentService:
             currency=currency,
             region=region,
         )
-        if self.settings.policy == "naive" or not route.channels:
-            return route.channels, route.reason
-        return self._around_open_circuits(route.channels, route.reason)
+        channels, reason = route.channels, route.reason
+        if controls is not None and channels:
+            channels, reason = _apply_controls(channels, reason, controls)
+        if self.settings.policy == "naive" or not channels:
+            return channels, reason
+        return self._around_open_circuits(channels, reason)
 
     def _around_open_circuits(
         self, channels: tuple[str, ...], reason: str
@@ -159,7 +176,13 @@ class PaymentService:
         return tuple(usable), reason
 
     async def pay(self, cmd: PayCommand) -> PaymentView:
-        channels, reason = self._route(cmd.method, cmd.amount.currency, cmd.region)
+        controls = await self.controls.for_payment(cmd.method, cmd.bank, cmd.region)
+        channels, reason = self._route(cmd.method, cmd.amount.currency, cmd.region, controls)
+        if not channels and controls.paused_channels:
+            raise Unavailable(
+                "payment_method_paused",
+                f"every channel for {cmd.method} is paused by ops; nothing was charged",
+            )
         if not channels:
             raise InvalidInput(
                 "payment_method_unavailable",
@@ -182,6 +205,8 @@ class PaymentService:
             trace_id=cmd.trace_id,
         )
         payment.transition(PaymentStatus.PROCESSING)
+        if controls.paused_because is not None:
+            return await self._refuse_paused(payment, controls.paused_because, now)
         attempt = self._new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
 
@@ -213,6 +238,22 @@ class PaymentService:
                 lambda conn: repo.recent_failures(conn, payment, REPEAT_WINDOW)
             )
         return PaymentView(payment, run.attempts, [], repeats)
+
+    async def _refuse_paused(self, payment: Payment, why: str, now: datetime) -> PaymentView:
+        """The customer's bank or region is paused: no provider is called, and the
+        customer is told the bank is unavailable and to use another method."""
+        payment.failure_code = "issuer_unavailable"
+        payment.failure_message = why
+        payment.transition(PaymentStatus.FAILED)
+
+        def write(conn: Connection) -> None:
+            repo.insert_payment(conn, payment, now)
+            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_FAILED, now)
+
+        await self.store.run(write)
+        PAYMENTS.labels(payment.status.value, "none").inc()
+        return PaymentView(payment, [], [])
 
     async def _drive(self, payment: Payment, run: Run) -> None:
         """Call the run's last attempt, then follow each decision while the run has time."""
@@ -887,3 +928,16 @@ def _payment_target(
     if attempt.status is AttemptStatus.REQUIRES_ACTION:
         return PaymentStatus.REQUIRES_ACTION
     return PaymentStatus.FAILED
+
+
+def _apply_controls(
+    channels: tuple[str, ...], reason: str, controls: RouteControls
+) -> tuple[tuple[str, ...], str]:
+    kept = tuple(c for c in channels if c not in controls.paused_channels)
+    if len(kept) < len(channels):
+        paused = [c for c in channels if c in controls.paused_channels]
+        reason += f"; skipped {', '.join(paused)} (paused by ops)"
+    if controls.forced in kept:
+        kept = (controls.forced, *(c for c in kept if c != controls.forced))
+        reason += f"; {controls.forced} forced by ops"
+    return kept, reason

@@ -240,3 +240,35 @@ compensations = sa.Table(
     sa.Index(None, "payment_id"),
     sa.CheckConstraint("amount > 0", name="ck_compensations_amount_positive"),
 )
+
+controls = sa.Table(
+    "controls",
+    metadata,
+    # operator (and, later, playbook) overrides of routing: pause a channel, a bank or a
+    # region (optionally for one method), or force a channel for a method
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # pause | force_route
+    sa.Column("scope", sa.String(16), nullable=False),  # channel | bank | region
+    sa.Column("value", sa.String(64), nullable=False),
+    sa.Column("method", sa.String(32)),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("set_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Column("ended_by", sa.String(200)),
+    sa.Index(None, "ended_at"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    # every operator or automatic action: who, when, what, why, with the signal values
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200)),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("details", JSON, nullable=False),
+    sa.Index(None, "at"),
+)

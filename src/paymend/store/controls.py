@@ -1,0 +1,126 @@
+"""Routing controls set by operators, and the audit log of every action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from paymend.domain.errors import NotFound
+from paymend.store.tables import audit_log, controls
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    id: str
+    kind: str  # pause | force_route
+    scope: str  # channel | bank | region
+    value: str
+    method: str | None
+    reason: str
+    set_by: str
+    created_at: datetime
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "scope": self.scope,
+            "value": self.value,
+            "method": self.method,
+            "reason": self.reason,
+            "set_by": self.set_by,
+            "created_at": self.created_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "ended_by": self.ended_by,
+        }
+
+
+def add(conn: Connection, c: Control) -> None:
+    conn.execute(
+        controls.insert(),
+        {
+            "id": c.id,
+            "kind": c.kind,
+            "scope": c.scope,
+            "value": c.value,
+            "method": c.method,
+            "reason": c.reason,
+            "set_by": c.set_by,
+            "created_at": c.created_at,
+        },
+    )
+
+
+def end(conn: Connection, control_id: str, by: str, now: datetime) -> Control:
+    row = conn.execute(sa.select(controls).where(controls.c.id == control_id)).first()
+    if row is None or row.ended_at is not None:
+        raise NotFound("control_not_found", f"no active control '{control_id}'", param="id")
+    conn.execute(
+        controls.update().where(controls.c.id == control_id).values(ended_at=now, ended_by=by)
+    )
+    return _control(row)
+
+
+def active(conn: Connection) -> list[Control]:
+    rows = conn.execute(
+        sa.select(controls).where(controls.c.ended_at.is_(None)).order_by(controls.c.created_at)
+    )
+    return [_control(r) for r in rows]
+
+
+def audit(
+    conn: Connection,
+    now: datetime,
+    actor: str,
+    action: str,
+    target: str | None,
+    reason: str | None,
+    details: dict[str, Any],
+) -> None:
+    conn.execute(
+        audit_log.insert(),
+        {
+            "at": now,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "reason": reason,
+            "details": details,
+        },
+    )
+
+
+def audit_entries(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
+    return [
+        {
+            "at": r.at.isoformat(),
+            "actor": r.actor,
+            "action": r.action,
+            "target": r.target,
+            "reason": r.reason,
+            "details": dict(r.details),
+        }
+        for r in rows
+    ]
+
+
+def _control(r: sa.Row[Any]) -> Control:
+    return Control(
+        r.id,
+        r.kind,
+        r.scope,
+        r.value,
+        r.method,
+        r.reason,
+        r.set_by,
+        r.created_at,
+        r.ended_at,
+        r.ended_by,
+    )

@@ -1,0 +1,129 @@
+"""Operators pause and resume channels, banks and regions; every action is audited."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.api.conftest import Server
+from tests.api.test_payments_api import BODY
+from tests.helpers import count_rows
+
+ADMIN = "admin-secret-for-tests"
+
+
+@pytest.fixture
+def ops(server: Server) -> httpx.Client:
+    server.runtime.settings.admin_key = ADMIN
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN}"})
+
+
+def test_the_ops_api_needs_the_admin_key(server: Server, api: httpx.Client) -> None:
+    off = httpx.get(f"{server.url}/v1/ops/controls")
+    assert off.status_code == 503 and off.json()["error"]["code"] == "ops_api_disabled"
+    server.runtime.settings.admin_key = ADMIN
+    merchant_key = api.get("/v1/ops/controls")  # a merchant's key is not an admin key
+    assert merchant_key.status_code == 401
+    assert merchant_key.json()["error"]["code"] == "admin_key_invalid"
+
+
+def test_pausing_a_channel_reroutes_and_resuming_restores(
+    server: Server, api: httpx.Client, ops: httpx.Client
+) -> None:
+    paused = ops.post(
+        "/v1/ops/controls",
+        json={
+            "kind": "pause",
+            "scope": "channel",
+            "value": "sim_a",
+            "reason": "acquirer incident",
+            "actor": "ops-lin",
+        },
+    )
+    assert paused.status_code == 201, paused.text
+    payment = api.post("/v1/payments", json=BODY).json()
+    assert payment["status"] == "succeeded"
+    assert [a["provider"] for a in payment["attempts"]] == ["sim_b"]
+    assert "paused by ops" in payment["attempts"][0]["reason"]
+    ended = ops.post(
+        f"/v1/ops/controls/{paused.json()['id']}/end",
+        json={"reason": "acquirer fixed", "actor": "ops-lin"},
+    )
+    assert ended.status_code == 200
+    again = api.post("/v1/payments", json=BODY).json()
+    assert [a["provider"] for a in again["attempts"]] == ["sim_a"]
+    audit = ops.get("/v1/ops/audit").json()["data"]
+    assert [(e["action"], e["actor"], e["target"]) for e in audit] == [
+        ("control.pause.end", "ops-lin", "channel:sim_a"),
+        ("control.pause", "ops-lin", "channel:sim_a"),
+    ]
+    assert audit[1]["reason"] == "acquirer incident"
+
+
+def test_a_paused_bank_fails_fast_with_a_message_to_use_another_method(
+    server: Server, api: httpx.Client, ops: httpx.Client
+) -> None:
+    ops.post(
+        "/v1/ops/controls",
+        json={
+            "kind": "pause",
+            "scope": "bank",
+            "value": "ICBC",
+            "method": "card",
+            "reason": "bank maintenance",
+            "actor": "ops-lin",
+        },
+    )
+    refused = api.post("/v1/payments", json=BODY, headers={"Accept-Language": "en"}).json()
+    assert refused["status"] == "failed" and refused["attempts"] == []
+    assert refused["failure"]["code"] == "issuer_unavailable"
+    assert any("method" in s.lower() for s in refused["failure"]["suggestions"])
+    assert server.runtime.simulators["sim_a"].calls == 0
+    other_bank = api.post("/v1/payments", json={**BODY, "bank": "CMB"}).json()
+    assert other_bank["status"] == "succeeded"
+    wallet = api.post("/v1/payments", json={**BODY, "method": "alipay"}).json()
+    assert wallet["status"] == "succeeded"  # the pause was for cards only
+
+
+def test_forcing_a_route(api: httpx.Client, ops: httpx.Client) -> None:
+    ops.post(
+        "/v1/ops/controls",
+        json={
+            "kind": "force_route",
+            "scope": "channel",
+            "value": "sim_b",
+            "method": "card",
+            "reason": "cheaper today",
+            "actor": "ops-wang",
+        },
+    )
+    payment = api.post("/v1/payments", json=BODY).json()
+    assert payment["attempts"][0]["provider"] == "sim_b"
+
+
+def test_bad_controls_change_nothing(server: Server, ops: httpx.Client) -> None:
+    before = count_rows(server.runtime.store)
+    cases = [
+        (
+            {"kind": "force_route", "scope": "bank", "value": "ICBC", "reason": "x", "actor": "a"},
+            "control_invalid",
+        ),
+        (
+            {"kind": "pause", "scope": "channel", "value": "sim_z", "reason": "x", "actor": "a"},
+            "channel_unknown",
+        ),
+        (
+            {"kind": "pause", "scope": "channel", "value": "sim_a", "reason": "", "actor": "a"},
+            "parameter_invalid",
+        ),
+        (
+            {"kind": "pause", "scope": "channel", "value": "sim_a", "reason": "x"},
+            "parameter_missing",
+        ),
+    ]
+    for body, code in cases:
+        response = ops.post("/v1/ops/controls", json=body)
+        assert response.status_code == 400 and response.json()["error"]["code"] == code, body
+    missing = ops.post("/v1/ops/controls/ctl_nope/end", json={"reason": "x", "actor": "a"})
+    assert missing.status_code == 404
+    assert count_rows(server.runtime.store) == before
