@@ -9,9 +9,9 @@ the failures expected from a baseline window with those seen in the anomaly wind
 - surprise: how far the value's share moved, by the Jensen-Shannon divergence of its
   expected and actual shares.
 
-Within a dimension, values are taken by falling surprise while each explains at least
-10% and together they explain at least 67%; dimensions are ranked by the surprise of
-the values they need. The answer is the ranked list of (dimension, value): the first
+Within a dimension, values are taken by falling explanatory power while each explains
+at least 10%, until together they explain at least 67%; dimensions are ranked by how few
+values they need, then by their surprise. A dimension with a single value is skipped. The answer is the ranked list of (dimension, value): the first
 entry is the best single explanation of the spike, not a restatement of whatever alarm
 fired.
 """
@@ -74,8 +74,8 @@ def diagnose(
             if value is not None:
                 calls_base[value] += 1
                 fails_base[value] += o.failed
-        if not calls_now:
-            continue
+        if len(calls_now) < 2:
+            continue  # one value explains everything and tells nothing
         overall = sum(fails_base.values()) / max(1, sum(calls_base.values()))
         expected = {
             v: calls_now[v] * (fails_base[v] / calls_base[v] if calls_base.get(v) else overall)
@@ -92,7 +92,9 @@ def diagnose(
             p = expected[v] / expected_total if expected_total > 0 else 0.0
             q = fails_now[v] / actual_total if actual_total > 0 else 0.0
             candidates.append(Suspect(dim, v, ep, _js(p, q), fails_now[v], expected[v]))
-        candidates.sort(key=lambda s: s.surprise, reverse=True)
+        # by explanatory power: routing moves traffic away from a sick channel, which
+        # distorts shares (and so surprise) more than it distorts the excess of failures
+        candidates.sort(key=lambda s: (s.explanatory_power, s.surprise), reverse=True)
         chosen: list[Suspect] = []
         explained = 0.0
         for s in candidates:
@@ -103,6 +105,7 @@ def diagnose(
             if explained >= TEP:
                 break
         if chosen and explained >= TEP:
-            ranked.append((sum(s.surprise for s in chosen) / len(chosen), chosen))
+            ranked.append((sum(s.surprise for s in chosen), chosen))
+    # the fewest values that explain the spike, then the most surprising
     ranked.sort(key=lambda item: (len(item[1]), -item[0]))
     return [s for _, chosen in ranked for s in chosen]

@@ -117,6 +117,7 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
                 "attempts_into_fault": into,
                 "customer_failures": technical,
                 **_detection(run, fault),
+                **_diagnosis(run, fault),
             }
         )
     success_rate = succeeded / n if n else 0.0
@@ -156,6 +157,50 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
 
 
 GRACE_S = 30.0  # an action this soon after a fault ends still belongs to it
+DIAGNOSIS_WINDOW_S = 30.0  # the fault's first seconds, against the minute before it
+
+
+def _diagnosis(run: Run, fault: Any) -> dict[str, Any]:
+    """The root-cause search over the calls around the fault's onset, and whether its
+    first answer names the fault's scope."""
+    from paymend.health.diagnosis import Observation, diagnose
+
+    if fault.kind == "payer":
+        return {"diagnosis": [], "diagnosis_correct": None}
+    calls = [c for p in run.providers.values() for c in p.calls]
+
+    def observed(lo: float, hi: float) -> list[Observation]:
+        return [
+            Observation(
+                {
+                    "channel": c.channel,
+                    "method": c.method,
+                    "bank": c.bank,
+                    "region": c.region,
+                    "code": c.code,
+                },
+                c.code is not None,
+            )
+            for c in calls
+            if lo <= c.t < hi
+        ]
+
+    suspects = diagnose(
+        observed(fault.at - 60.0, fault.at),
+        observed(fault.at, min(fault.end, fault.at + DIAGNOSIS_WINDOW_S)),
+    )
+    scope = {(k, getattr(fault, k)) for k in ("channel", "method", "bank", "region")}
+    scope = {item for item in scope if item[1] is not None}
+    top = [
+        {
+            "dimension": s.dimension,
+            "value": s.value,
+            "explanatory_power": round(s.explanatory_power, 3),
+        }
+        for s in suspects[:3]
+    ]
+    correct = bool(suspects) and (suspects[0].dimension, suspects[0].value) in scope
+    return {"diagnosis": top, "diagnosis_correct": correct if scope else None}
 
 
 def _offsets(run: Run) -> list[Any]:

@@ -45,6 +45,7 @@ class Call:
     bank: str | None
     region: str | None
     operation: str
+    code: str | None = None  # set when the call failed technically
 
 
 class LabProvider(LedgerChannel):
@@ -76,9 +77,8 @@ class LabProvider(LedgerChannel):
 
     async def authorize(self, request: ChargeRequest) -> ProviderResult:
         now = self.clock.monotonic()
-        self.calls.append(
-            Call(now, self.name, request.method, request.bank, request.region, "authorize")
-        )
+        call = Call(now, self.name, request.method, request.bank, request.region, "authorize")
+        self.calls.append(call)
         active = self._active(now, request.method, request.bank, request.region)
         latency = self._latency(active)
         existing = self.ledger.get(request.idempotency_key)
@@ -89,14 +89,17 @@ class LabProvider(LedgerChannel):
             if self._rng.random() >= fault.rate:
                 continue
             if fault.kind == "outage":
+                call.code = "CONNECTION_REFUSED"
                 raise ProviderConnectionError("CONNECTION_REFUSED", "outage", sent=False)
             if fault.kind == "timeout":
+                call.code = "TIMEOUT"
                 if self._rng.random() < fault.charged:
                     self._book(request, ProviderOutcome.SUCCEEDED, "APPROVED")
                 await self._wait(HANG_S)
                 raise ProviderConnectionError("READ_TIMEOUT", "no answer", sent=True)
             if fault.kind in ("error", "rate_limit"):
                 code = fault.code or "RATE_LIMITED"
+                call.code = code
                 await self._wait(latency)
                 return ProviderResult(ProviderOutcome.ERROR, code, code.lower())
             if fault.kind == "credentials_expired":
@@ -104,9 +107,13 @@ class LabProvider(LedgerChannel):
                     self._expired_by.add(id(fault))
                     self._expired = True
                 if self._expired:  # until paymend refreshes it
+                    call.code = "TOKEN_EXPIRED"
                     await self._wait(latency)
                     return ProviderResult(ProviderOutcome.ERROR, "TOKEN_EXPIRED", "token expired")
+        if any(f.kind == "latency" for f in active) and latency > 3.0:
+            call.code = "SLOW"  # past any checkout's patience: a technical symptom
         if self._rng.random() < self.channel.technical_error_rate:
+            call.code = "SYSTEM_ERROR"
             await self._wait(latency)
             return ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "system error")
         truth = request.metadata.get(TRUTH_KEY, "ok")
