@@ -11,7 +11,8 @@ the failures expected from a baseline window with those seen in the anomaly wind
 
 Within a dimension, values are taken by falling explanatory power while each explains
 at least 10%, until together they explain at least 67%; dimensions are ranked by how few
-values they need, then by their surprise. A dimension with a single value is skipped. The answer is the ranked list of (dimension, value): the first
+values they need, then by their surprise. A dimension with a single value is skipped.
+The answer is the ranked list of (dimension, value): the first
 entry is the best single explanation of the spike, not a restatement of whatever alarm
 fired.
 """
