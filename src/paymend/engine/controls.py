@@ -5,8 +5,10 @@ process follows a change within a second."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -74,51 +76,47 @@ class ControlService:
         now = self.clock.now()
         control = Control(self.ids.new("ctl"), kind, scope, value, method, reason, actor, now)
 
-        def write(conn: Connection) -> Control:
+        def write(conn: Connection) -> tuple[Control, str, dict[str, Any]]:
             repo.add(conn, control)
-            repo.audit(
-                conn, now, actor, f"control.{kind}", f"{scope}:{value}", reason, control.as_dict()
-            )
-            return control
+            return control, f"control.{kind}", control.as_dict()
 
-        saved = await self.store.run(write)
-        self.forget()
-        log.info(
-            "audit",
-            action=f"control.{kind}",
-            who=actor,
-            target=f"{scope}:{value}",
-            method=method,
-            why=reason,
-        )
-        return saved
+        return await self._audited(write, reason, actor, now)
 
     async def end(self, control_id: str, reason: str, actor: str) -> Control:
         now = self.clock.now()
 
-        def write(conn: Connection) -> Control:
+        def write(conn: Connection) -> tuple[Control, str, dict[str, Any]]:
             ended = repo.end(conn, control_id, actor, now)
-            repo.audit(
-                conn,
-                now,
-                actor,
-                f"control.{ended.kind}.end",
-                f"{ended.scope}:{ended.value}",
-                reason,
-                {"id": control_id},
-            )
-            return ended
+            return ended, f"control.{ended.kind}.end", {"id": control_id}
 
-        ended = await self.store.run(write)
+        return await self._audited(write, reason, actor, now)
+
+    async def _audited(
+        self,
+        change: Callable[[Connection], tuple[Control, str, dict[str, Any]]],
+        reason: str,
+        actor: str,
+        now: datetime,
+    ) -> Control:
+        """Make a change and its audit entry in one transaction, then log it."""
+
+        def write(conn: Connection) -> tuple[Control, str]:
+            control, action, details = change(conn)
+            target = f"{control.scope}:{control.value}"
+            repo.audit(conn, now, actor, action, target, reason, details)
+            return control, action
+
+        control, action = await self.store.run(write)
         self.forget()
         log.info(
             "audit",
-            action=f"control.{ended.kind}.end",
+            action=action,
             who=actor,
-            target=f"{ended.scope}:{ended.value}",
+            target=f"{control.scope}:{control.value}",
+            method=control.method,
             why=reason,
         )
-        return ended
+        return control
 
 
 def route_controls(
