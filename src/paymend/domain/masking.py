@@ -15,9 +15,6 @@ from typing import Any
 # or a digit: international phone numbers are not card numbers.
 _PAN_RE = re.compile(r"(?<![\d+])[2-6](?:[ -]?\d){12,18}(?![\d])")
 _PHONE_KEYS = frozenset({"phone", "mobile", "phone_number", "tel"})
-SENSITIVE_KEYS = frozenset(
-    {"card_number", "cardnumber", "pan", "number", "cvv", "cvc", "cvv2", "cvc2", "security_code"}
-)
 _FORBIDDEN_KEY_RE = re.compile(r"^(card_?number|pan|cvv2?|cvc2?|security_?code|track_?[12])$", re.I)
 
 

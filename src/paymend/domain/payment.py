@@ -54,16 +54,6 @@ PAYMENT_EDGES: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 
 _REFUND_STATUSES = frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
 
-FINAL_PAYMENT_STATUSES = frozenset(
-    {
-        PaymentStatus.SUCCEEDED,
-        PaymentStatus.FAILED,
-        PaymentStatus.CANCELED,
-        PaymentStatus.PARTIALLY_REFUNDED,
-        PaymentStatus.REFUNDED,
-    }
-)
-
 
 class AttemptStatus(StrEnum):
     PENDING = "pending"
@@ -181,10 +171,6 @@ class Payment:
         if target in _REFUND_STATUSES:
             raise IllegalTransition("payment", self.status.value, target.value)
         self.status = check_edge("payment", PAYMENT_EDGES, self.status, target)
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_PAYMENT_STATUSES
 
     @property
     def refundable(self) -> int:

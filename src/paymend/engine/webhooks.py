@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paymend.domain.clock import Clock
-from paymend.domain.events import WEBHOOK_EVENTS, EventType
+from paymend.domain.events import WEBHOOK_EVENTS
 from paymend.engine.ids import IdFactory
 from paymend.notify import webhooks as signing
 from paymend.observability import get_logger
@@ -191,14 +191,3 @@ class WebhookSender:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-
-
-def deliveries_for(
-    conn: Connection, event_type: EventType | None = None
-) -> list[dict[str, object]]:
-    query = sa.select(webhook_deliveries, events.c.type).join(
-        events, events.c.id == webhook_deliveries.c.event_id
-    )
-    if event_type is not None:
-        query = query.where(events.c.type == event_type.value)
-    return [dict(r._mapping) for r in conn.execute(query)]

@@ -140,9 +140,6 @@ class RedisHealthBook:
             return BreakerState.CLOSED
         return BreakerState(raw.decode() if isinstance(raw, bytes) else str(raw))
 
-    def reset(self, key: str) -> None:
-        self.client.delete(self._key(key))
-
     def _note(self, key: str, now: float, moved: list[Any]) -> None:
         before, after, why = (m.decode() if isinstance(m, bytes) else str(m) for m in moved)
         t = Transition(now, key, BreakerState(before), BreakerState(after), why)

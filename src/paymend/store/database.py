@@ -22,8 +22,6 @@ from paymend.domain.errors import Unavailable
 
 T = TypeVar("T")
 
-DEFAULT_URL = "sqlite:///paymend.db"
-
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")

@@ -68,11 +68,6 @@ def by_key_hash(conn: Connection, digest: str) -> Merchant | None:
     return _merchant(row) if row else None
 
 
-def by_name(conn: Connection, name: str) -> Merchant | None:
-    row = conn.execute(sa.select(merchants).where(merchants.c.name == name)).first()
-    return _merchant(row) if row else None
-
-
 def _merchant(row: sa.Row[Any]) -> Merchant:
     return Merchant(
         MerchantId(row.id), row.name, row.api_key_hint, row.created_at, dict(row.settings)

@@ -151,18 +151,6 @@ def list_attempts(conn: Connection, payment_id: str) -> list[Attempt]:
     return [_attempt(r) for r in rows]
 
 
-def attempts_in_status(
-    conn: Connection, status: AttemptStatus, older_than: datetime, limit: int = 100
-) -> list[Attempt]:
-    rows = conn.execute(
-        sa.select(attempts)
-        .where(attempts.c.status == status.value, attempts.c.created_at <= older_than)
-        .order_by(attempts.c.created_at)
-        .limit(limit)
-    )
-    return [_attempt(r) for r in rows]
-
-
 def _payment_values(p: Payment) -> dict[str, Any]:
     return {
         "id": p.id,
