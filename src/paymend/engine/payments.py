@@ -255,18 +255,29 @@ class PaymentService:
         PAYMENTS.labels(payment.status.value, "none").inc()
         return PaymentView(payment, [], [])
 
-    async def _drive(self, payment: Payment, run: Run) -> None:
-        """Call the run's last attempt, then follow each decision while the run has time."""
+    async def _drive(
+        self,
+        payment: Payment,
+        run: Run,
+        outcome: CallOutcome | None = None,
+        *,
+        status_known: bool = False,
+    ) -> None:
+        """Call the run's last attempt (unless its `outcome` is already in hand), then
+        follow each decision while the run has time."""
         attempt = run.attempts[-1]
         while True:
-            outcome = await self._authorize(payment, attempt, self._call_timeout(run))
-            following, inline, after_s = await self._after_call(payment, run, attempt, outcome)
+            if outcome is None:
+                outcome = await self._authorize(payment, attempt, self._call_timeout(run))
+            following, inline, after_s = await self._after_call(
+                payment, run, attempt, outcome, status_known=status_known
+            )
             if following is None or not inline:
                 return
             if after_s > 0:
                 await self.clock.sleep(after_s)
             run.attempts.append(following)
-            attempt = following
+            attempt, outcome, status_known = following, None, False
 
     async def _after_call(
         self,
@@ -633,7 +644,7 @@ class PaymentService:
             channels,
             self.clock.monotonic(),
             self.settings.worker_deadline_s,
-            [a for a in attempts if a.seq <= upto.seq],
+            [*(a for a in attempts if a.seq < upto.seq), upto],
         )
 
     async def run_attempt(self, attempt_id: str) -> None:
@@ -703,17 +714,8 @@ class PaymentService:
             await self.store.run(lambda conn: repo.update_attempt(conn, attempt))
             return True
         run = self._worker_run(payment, attempts, attempt)
-        try:
-            following, inline, after_s = await self._after_call(
-                payment, run, attempt, outcome, status_known=True
-            )
-            if following is not None and inline:
-                if after_s > 0:
-                    await self.clock.sleep(after_s)
-                run.attempts.append(following)
-                await self._drive(payment, run)
-        except Conflict:
-            pass
+        with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
+            await self._drive(payment, run, outcome, status_known=True)
         return True
 
     async def _settle_success(self, attempt: Attempt, outcome: CallOutcome) -> None:
@@ -878,15 +880,8 @@ class PaymentService:
             outcome = await self._authorize(
                 payment, attempt, self._call_timeout(run), authenticated=True
             )
-        try:
-            following, inline, after_s = await self._after_call(payment, run, attempt, outcome)
-            if following is not None and inline:
-                if after_s > 0:
-                    await self.clock.sleep(after_s)
-                run.attempts.append(following)
-                await self._drive(payment, run)
-        except Conflict:
-            pass
+        with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
+            await self._drive(payment, run, outcome)
         return await self.get(payment_id, merchant_id)
 
     # -- read ---------------------------------------------------------------------------
