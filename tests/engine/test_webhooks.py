@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -153,3 +154,5 @@ def test_the_retry_schedule_spans_three_days() -> None:
         total += signing.next_wait(tries)
         tries += 1
     assert tries > 10 and total > 2 * 86400
+    assert signing.next_try_in(1, timedelta(0)) == 10
+    assert signing.next_try_in(tries, timedelta(seconds=total)) is None  # never past 3 days

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 
 import httpx
 import sqlalchemy as sa
@@ -130,13 +129,8 @@ class WebhookSender:
         latency = round((time.perf_counter() - start) * 1000)
         ok = status is not None and 200 <= status < 300
         tries = delivery.tries + 1
-        expired = now - delivery.created_at >= signing.GIVE_UP_AFTER
-        wait = None if ok else signing.next_wait(tries)
-        if not ok and (
-            expired
-            or now + timedelta(seconds=wait or 0) - delivery.created_at > signing.GIVE_UP_AFTER
-        ):
-            wait = None
+        wait = None if ok else signing.next_try_in(tries, now - delivery.created_at)
+        if not ok and wait is None:
             log.warning(
                 "ops_alert",
                 reason="webhook given up after 3 days",

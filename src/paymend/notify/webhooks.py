@@ -59,3 +59,10 @@ def verify(
 def next_wait(tries: int) -> float:
     """Seconds before try number `tries + 1` (tries made so far, starting at 1)."""
     return float(SCHEDULE_S[min(tries - 1, len(SCHEDULE_S) - 1)])
+
+
+def next_try_in(tries: int, age: timedelta) -> float | None:
+    """Seconds until the next try of a delivery `age` old, or None to give up: no try is
+    scheduled past GIVE_UP_AFTER."""
+    wait = next_wait(tries)
+    return None if age + timedelta(seconds=wait) > GIVE_UP_AFTER else wait
