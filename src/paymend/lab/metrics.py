@@ -39,9 +39,8 @@ HEADLINE = (
 """The figures a person looks at first (the compare table, the report's summary)."""
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank quantile `q` of a non-empty list (the JSON and the plots share it)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
@@ -145,8 +144,8 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
         "charged_but_failed": charged_but_failed,
         "lost_payments": lost,
         "unknown_unresolved": unresolved,
-        "p50_latency_ms": _round(_percentile(latencies, 0.5)),
-        "p99_latency_ms": _round(_percentile(latencies, 0.99)),
+        "p50_latency_ms": round(percentile(latencies, 0.5), 1) if latencies else None,
+        "p99_latency_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
         "retries_per_payment": round((len(attempt_rows) - len(rows)) / n, 4) if n else 0.0,
         "avg_cost_bps": round(sum(costs) / len(costs), 2) if costs else None,
         "messages": dict(sorted(messages.items(), key=lambda kv: (-kv[1], str(kv[0])))),
@@ -249,7 +248,3 @@ def _false_actions(run: Run) -> int:
         )
         count += not inside
     return count
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 
@@ -20,9 +20,9 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from paymend.lab.metrics import HEADLINE
+from paymend.lab.metrics import HEADLINE, percentile
 from paymend.lab.oracle import recoverable
-from paymend.lab.runner import Run
+from paymend.lab.runner import CHECKOUT_DEADLINE_S, Run
 
 SUCCESS = ("succeeded", "partially_refunded", "refunded")
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
@@ -84,6 +84,26 @@ def _shade_faults(ax: Axes, run: Run) -> None:
         )
 
 
+def _finish(
+    fig: Any,
+    ax: Axes,
+    run: Run,
+    title: str,
+    ylabel: str,
+    legend: Literal["upper left", "lower left"],
+    path: Path,
+) -> None:
+    """What every plot shares: the fault windows, the axes' words, the file."""
+    _shade_faults(ax, run)
+    ax.set_xlabel("simulated minutes")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc=legend, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     size = _bucket_s(run)
@@ -96,15 +116,16 @@ def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: P
     if naive is not None:
         nx, ny, _ = _success_series(naive, size)
         ax.plot(nx, ny, color=COLOURS[1], label="naive checkout")
-    _shade_faults(ax, run)
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("simulated minutes")
-    ax.set_ylabel(f"payments that succeeded (per {size:g} s of arrivals)")
-    ax.set_title(f"{name}: success over time")
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "success.png", dpi=110)
-    plt.close(fig)
+    _finish(
+        fig,
+        ax,
+        run,
+        f"{name}: success over time",
+        f"payments that succeeded (per {size:g} s of arrivals)",
+        "lower left",
+        folder / "success.png",
+    )
 
     fig, ax = plt.subplots(figsize=(10, 4))
     counts: dict[str, dict[int, int]] = {ch: defaultdict(int) for ch in run.providers}
@@ -115,14 +136,15 @@ def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: P
     xs = [(b + 0.5) * size / 60 for b in buckets]
     stacks = [[counts[ch][b] / size for b in buckets] for ch in run.providers]
     ax.stackplot(xs, stacks, labels=list(run.providers), colors=COLOURS[: len(stacks)], alpha=0.8)
-    _shade_faults(ax, run)
-    ax.set_xlabel("simulated minutes")
-    ax.set_ylabel("provider calls per second")
-    ax.set_title(f"{name}: where the calls went")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "traffic.png", dpi=110)
-    plt.close(fig)
+    _finish(
+        fig,
+        ax,
+        run,
+        f"{name}: where the calls went",
+        "provider calls per second",
+        "upper left",
+        folder / "traffic.png",
+    )
 
     fig, ax = plt.subplots(figsize=(10, 4))
     lat: dict[int, list[float]] = defaultdict(list)
@@ -130,20 +152,21 @@ def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: P
         if a.latency_s is not None:
             lat[int(a.t // size)].append(a.latency_s * 1000)
     keys = sorted(lat)
-    p50 = [sorted(lat[k])[len(lat[k]) // 2] for k in keys]
-    p99 = [sorted(lat[k])[min(len(lat[k]) - 1, int(len(lat[k]) * 0.99))] for k in keys]
+    p50 = [percentile(lat[k], 0.5) for k in keys]
+    p99 = [percentile(lat[k], 0.99) for k in keys]
     lx = [(k + 0.5) * size / 60 for k in keys]
     ax.plot(lx, p50, color=COLOURS[0], label="p50")
     ax.plot(lx, p99, color=COLOURS[3], label="p99")
-    ax.axhline(3000, color="black", linestyle=":", label="checkout deadline")
-    _shade_faults(ax, run)
-    ax.set_xlabel("simulated minutes")
-    ax.set_ylabel("checkout latency (ms)")
-    ax.set_title(f"{name}: how long the checkout waited")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "latency.png", dpi=110)
-    plt.close(fig)
+    ax.axhline(CHECKOUT_DEADLINE_S * 1000, color="black", linestyle=":", label="checkout deadline")
+    _finish(
+        fig,
+        ax,
+        run,
+        f"{name}: how long the checkout waited",
+        "checkout latency (ms)",
+        "upper left",
+        folder / "latency.png",
+    )
 
     lines = [
         f"# Lab run: {name}",

@@ -39,6 +39,7 @@ from paymend.store.migrate import upgrade
 MERCHANT = MerchantId("mer_lab")
 AUTHENTICATION_DELAY_S = 20.0  # the simulated customer completes 3-D Secure
 DRAIN_S = 900.0  # after the last arrival, let the worker finish for this long
+CHECKOUT_DEADLINE_S = 3.0
 POLICIES = ("default", "naive")
 
 
@@ -122,7 +123,7 @@ async def _run(scenario: Scenario, policy: str, url: str, result: Run) -> None:
         EngineSettings(
             provider_timeout_s=10.0,
             routing=tuple(scenario.routing),
-            checkout_deadline_s=3.0,
+            checkout_deadline_s=CHECKOUT_DEADLINE_S,
             seed=scenario.seed,
             policy=policy,
         ),
