@@ -5,12 +5,13 @@ paymend's (a Pydantic model with the same fields and types, unknown fields refus
 inserts one row - the request, its idempotency key and a generated id - into a SQLite
 table with SQLAlchemy Core and commits, and answers 201 with a small JSON document.
 
-The database is set up as paymend's: WAL journal, synchronous=NORMAL, one connection,
-`BEGIN IMMEDIATE`. The write runs inline on the event loop (a SQLite commit in WAL mode
-takes tens of microseconds, so a thread hop would only add cost): this is the cheapest
-honest way to accept a payment request and keep it, so paymend/baseline is the share of
-that ceiling paymend keeps. It is served like `paymend serve`: `uvicorn.run` in one
-process, one worker, `log_config=None`, no access log.
+The database is set up by paymend's own create_db_engine: WAL journal,
+synchronous=NORMAL, one connection, `BEGIN IMMEDIATE`. The write runs inline on the
+event loop (a SQLite commit in WAL mode takes tens of microseconds, so a thread hop
+would only add cost): this is the cheapest honest way to accept a payment request and
+keep it, so paymend/baseline is the share of that ceiling paymend keeps. It is served
+like `paymend serve`: `uvicorn.run` in one process, one worker, `log_config=None`, no
+access log.
 
     python bench/baseline_app.py --port 8100 --database-url sqlite:////tmp/baseline.db
 """
@@ -20,14 +21,14 @@ from __future__ import annotations
 import argparse
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+
+from paymend.store.database import create_db_engine
 
 metadata = sa.MetaData()
 payments = sa.Table(
@@ -70,29 +71,8 @@ class PaymentIn(BaseModel):
     metadata: dict[str, Annotated[str, StringConstraints(max_length=500)]] | None = None
 
 
-def create_engine(url: str) -> Engine:
-    engine = sa.create_engine(
-        url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False}
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
 def create_app(url: str) -> FastAPI:
-    engine = create_engine(url)
+    engine = create_db_engine(url)  # paymend's own SQLite tuning: a like-for-like floor
     metadata.create_all(engine)
     app = FastAPI(title="baseline")
     insert = payments.insert()

@@ -78,7 +78,6 @@ engine:
   provider_timeout: 10s
 worker:
   interval: 1s
-  query_unknown_after: 2s
   orphaned_pending_after: 60s
 """
 
