@@ -275,6 +275,8 @@ class FloorRows:
                 "provider": CHANNEL,
                 "status": "succeeded",
                 "raw_code": "APPROVED",
+                "unified_code": None,
+                "decision": None,
             }
         return doc
 

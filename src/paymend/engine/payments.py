@@ -103,7 +103,7 @@ class Run:
     started: float  # on the monotonic clock
     deadline_s: float
     attempts: list[Attempt]
-    card_tries: int = 0
+    card_tries: int | None = None  # the card's failed tries on other payments, 30 days
 
 
 class PaymentService:
@@ -210,22 +210,18 @@ class PaymentService:
         attempt = self._new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
 
-        def create(conn: Connection) -> int:
+        def create(conn: Connection) -> None:
             repo.insert_payment(conn, payment, now)
             repo.insert_attempt(conn, attempt)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
-            if payment.token is None:
-                return 0
-            return repo.card_tries_since(conn, payment.token, now - CARD_HISTORY)
 
-        card_tries = await self.store.run(create)
+        await self.store.run(create)
         self.budget.first(attempt.provider, self.clock.monotonic())
         run = Run(
             channels,
             self.clock.monotonic(),
             cmd.deadline_s or self.settings.checkout_deadline_s,
             [attempt],
-            card_tries,
         )
         try:
             await self._drive(payment, run)
@@ -296,6 +292,8 @@ class PaymentService:
             return await self._naive(payment, attempt, outcome)
         if outcome.status is not AttemptStatus.SUCCEEDED:
             failure = self._classify(attempt.provider, outcome)
+            if run.card_tries is None:  # only a failure's decision needs the card's history
+                run.card_tries = await self._card_tries(payment)
         if not status_known:  # the call as it happened, before any status query
             self._record_health(attempt.provider, outcome, failure)
         if failure is not None:
@@ -384,6 +382,15 @@ class PaymentService:
             alert_ops=decision.alert_ops,
         )
 
+    async def _card_tries(self, payment: Payment) -> int:
+        token = payment.token
+        if token is None:
+            return 0
+        since = self.clock.now() - CARD_HISTORY
+        return await self.store.run(
+            lambda conn: repo.card_tries_since(conn, token, since, excluding=payment.id)
+        )
+
     def _remaining(self, run: Run) -> float:
         return run.deadline_s - (self.clock.monotonic() - run.started)
 
@@ -418,7 +425,7 @@ class PaymentService:
                 PriorAttempt(attempt.provider, failure.code),
             ],
             channels_left=[c for c in run.channels if c not in tried],
-            card_reattempts_30d=run.card_tries + len(earlier),
+            card_reattempts_30d=(run.card_tries or 0) + len(earlier),
             remaining_s=self._budget(payment),
             credentials_refreshed=any(
                 a.provider == attempt.provider and a.decision == Action.REFRESH_CREDENTIALS.value
@@ -552,10 +559,12 @@ class PaymentService:
             following.created_at = now
 
         def write(conn: Connection) -> None:
-            current = repo.get_payment(conn, payment.id)
-            if current.status is not payment.status:
-                # canceled meanwhile: keep the record, call nothing more
-                raise Conflict("payment_changed", f"payment {payment.id} is {current.status}")
+            # canceled meanwhile? A status change below is refused by the payment's version
+            # check (StaleWrite); without one, look: keep the record, call nothing more
+            if target is None:
+                current = repo.get_payment(conn, payment.id)
+                if current.status is not payment.status:
+                    raise Conflict("payment_changed", f"payment {payment.id} is {current.status}")
             repo.update_attempt(conn, attempt)
             emit(
                 conn, self.ids.new("evt"), payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt

@@ -94,15 +94,19 @@ def recent_failures(conn: Connection, p: Payment, window: timedelta) -> int:
     )
 
 
-def card_tries_since(conn: Connection, token: str, since: datetime) -> int:
-    """Declined or failed provider calls with this card (payment token) since `since`:
-    what the card networks count against their reattempt limits."""
+def card_tries_since(
+    conn: Connection, token: str, since: datetime, *, excluding: str | None = None
+) -> int:
+    """Declined or failed provider calls with this card (payment token) since `since`,
+    on payments other than `excluding`: what the card networks count against their
+    reattempt limits."""
     return int(
         conn.execute(
             sa.select(sa.func.count())
             .select_from(attempts.join(payments, payments.c.id == attempts.c.payment_id))
             .where(
                 payments.c.payment_token == token,
+                payments.c.id != (excluding or ""),
                 attempts.c.status == AttemptStatus.FAILED.value,
                 attempts.c.created_at >= since,
             )
