@@ -301,3 +301,32 @@ def test_a_timed_out_call_that_waits_for_3ds_asks_the_customer(store: Store) -> 
         assert sim.ledger.net_charged(view.payment.id) == 5000
 
     run_virtual(scenario())
+
+
+def test_a_charge_answered_after_a_cancel_is_refunded(store: Store) -> None:
+    """The merchant cancels while the provider is still answering; the answer is 'charged'.
+    The payment stays canceled and the customer gets the money back."""
+    import asyncio
+
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sim = simulator(clock=clock, latency_p50_ms=2000, latency_p99_ms=2000)
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=5, deadline_s=3)
+        paying = asyncio.create_task(svc.pay(pay_cmd(mid)))
+        await clock.sleep(1)
+        (pending,) = await svc.find_by_order(mid, "o-1")
+        await svc.cancel(mid, pending.payment.id)
+        with pytest.raises(Exception) as stopped:
+            await paying
+        assert getattr(stopped.value, "code", "") == "payment_in_flight"
+        await Worker(svc).drain()
+        final = await svc.get(pending.payment.id)
+        assert final.payment.status is PaymentStatus.CANCELED
+        assert [a.status for a in final.attempts] == [AttemptStatus.REVERSED]
+        (refund,) = final.refunds
+        assert refund.kind is RefundKind.DUPLICATE and refund.status is RefundStatus.SUCCEEDED
+        assert sim.ledger.net_charged(pending.payment.id) == 0
+
+    run_virtual(scenario())

@@ -591,7 +591,11 @@ class PaymentService:
         try:
             await self.store.run(write)
         except Conflict:
-            await self._record_only(attempt)
+            if attempt.status is AttemptStatus.SUCCEEDED:
+                # charged after the payment was canceled: a late success, sent back
+                await self._settle_success(attempt, outcome)
+            else:
+                await self._record_only(attempt)
             raise
         if target is not None:
             PAYMENTS.labels(payment.status.value, attempt.provider).inc()
