@@ -200,3 +200,57 @@ def test_reconcile_reads_the_simulators_ledger_from_another_process(tmp_path: Pa
     assert broken.exit_code == 1
     (mismatch,) = json.loads(broken.stdout)["mismatches"]
     assert mismatch["kind"] == "charged_not_recorded"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--webhook-url", "ftp://shop.example/hooks", "an http(s) URL"),
+        ("--checkout-deadline", "soon", "not a duration"),
+        ("--checkout-deadline", "5m", "between 100ms and 60s"),
+    ],
+)
+def test_merchant_options_are_checked_and_nothing_is_written(
+    tmp_path: Path, option: str, value: str, words: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    env = {"PAYMEND_DATABASE_URL": url}
+    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    result = CliRunner().invoke(main, ["merchants", "create", "Shop", option, value], env=env)
+    assert result.exit_code == 2
+    assert words in result.output and option in result.output
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM merchants")).scalar_one() == 0
+    engine.dispose()
+
+
+def test_merchant_settings_reach_the_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    env = {"PAYMEND_DATABASE_URL": url}
+    CliRunner().invoke(main, ["db", "upgrade"], env=env)
+    result = CliRunner().invoke(
+        main,
+        [
+            "merchants",
+            "create",
+            "Shop",
+            "--support-contact",
+            "400-800-1234",
+            "--webhook-url",
+            "https://shop.example/hooks",
+            "--checkout-deadline",
+            "5s",
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "webhook signing secret: whsec_" in result.output
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        settings = json.loads(conn.execute(sa.text("SELECT settings FROM merchants")).scalar_one())
+    engine.dispose()
+    assert settings["support_contact"] == "400-800-1234"
+    assert settings["webhook_url"] == "https://shop.example/hooks"
+    assert settings["checkout_deadline_s"] == 5.0
+    assert settings["webhook_secret"].startswith("whsec_")

@@ -88,7 +88,8 @@ def api(host: str, port: int) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run the worker only: settles unknown outcomes, resends pending refunds."""
+    """Run the worker only: its jobs (status queries, retries, refunds, webhooks) and
+    reconciliation. Several may run on PostgreSQL."""
     settings = _settings()
     configure_logging(settings.log_level)
     runtime = _runtime(settings)

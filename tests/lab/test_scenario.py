@@ -51,3 +51,15 @@ def test_mistakes_name_the_line(tmp_path: Path, old: str, new: str, words: str) 
     assert str(info.value).startswith(f"{path}:{info.value.line}: ")
     if new and "\n" not in new:
         assert info.value.line == line_of(text, new.split(",")[0].split("}")[0]), str(info.value)
+
+
+def test_lab_run_refuses_a_broken_scenario_naming_the_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from paymend.cli import main
+
+    path = tmp_path / "broken.yaml"
+    path.write_text(BASE.replace("kind: outage}", "kind: meltdown}", 1))
+    result = CliRunner().invoke(main, ["lab", "run", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:{line_of(BASE, 'kind: outage}')}:" in result.output
