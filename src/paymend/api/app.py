@@ -15,6 +15,7 @@ from paymend import __version__
 from paymend.api import errors
 from paymend.api.failures import router as failures_router
 from paymend.api.guard import RequestGuard
+from paymend.api.incidents import router as incidents_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
 from paymend.domain.errors import Unavailable
@@ -58,6 +59,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(payments_router)
     app.include_router(failures_router)
     app.include_router(ops_router)
+    app.include_router(incidents_router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
     async def healthz(request: Request) -> JSONResponse:

@@ -8,10 +8,13 @@ from paymend.config import PaymendConfig, Settings, load_config
 from paymend.domain.clock import Clock
 from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
+from paymend.engine.incidents import IncidentService
 from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.health.book import HealthBook
 from paymend.health.redis_book import RedisHealthBook
+from paymend.playbooks.model import load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.providers.simulator_ledger import SqliteLedger
@@ -27,6 +30,7 @@ class Runtime:
     providers: dict[str, Provider]
     service: PaymentService
     worker: Worker
+    incidents: IncidentService
     simulators: dict[str, SimulatedProvider] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -86,11 +90,14 @@ def build_runtime(
         IdFactory(),
         health=health,
     )
+    playbooks = load_playbooks(config.playbooks_path(settings.config_path()))
     worker = Worker(
         service,
         WorkerSettings(
             interval_s=config.worker.interval,
             pending_after_s=config.worker.orphaned_pending_after,
         ),
+        playbooks=PlaybookRunner(service, playbooks),
     )
-    return Runtime(settings, config, store, clock, providers, service, worker, sims)
+    incidents = IncidentService(store, clock, service.ids)
+    return Runtime(settings, config, store, clock, providers, service, worker, incidents, sims)

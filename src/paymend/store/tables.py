@@ -272,3 +272,51 @@ audit_log = sa.Table(
     sa.Column("details", JSON, nullable=False),
     sa.Index(None, "at"),
 )
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    # a broken channel, bank or region as one record: opened and resolved by playbooks,
+    # acknowledged and reviewed by operators; reviewed incidents are the case library
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("playbook", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),  # critical | major | minor
+    sa.Column("status", sa.String(16), nullable=False),  # open | resolved
+    sa.Column("scope", JSON, nullable=False),  # {"channel": "sim_a", "bank": "CMB"}
+    sa.Column("scope_key", sa.String(200), nullable=False),  # the health key: sim_a|bank=CMB
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Column("acknowledged_at", UTCDateTime()),
+    sa.Column("acknowledged_by", sa.String(200)),
+    sa.Column("affected_payments", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("diagnosis", JSON, nullable=False),  # [{dimension, value, explanatory_power, …}]
+    sa.Column("review", JSON),  # {cause, resolution, lessons, reviewer, reviewed_at}
+    # lower-cased words of title, playbook, scope, diagnosis and review: the search index
+    sa.Column("search_text", sa.Text(), nullable=False),
+    sa.Index(None, "status", "opened_at"),
+    sa.Index(None, "scope_key"),
+    # one open incident per playbook and scope, even with many workers evaluating playbooks
+    sa.Index(
+        "uq_incidents_one_open_per_playbook_scope",
+        "playbook",
+        "scope_key",
+        unique=True,
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
+)
+
+incident_events = sa.Table(
+    "incident_events",
+    metadata,
+    # an incident's timeline: signals, actions, recoveries, notes, operator steps
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("incident_id", Id, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    # signal | action | recovery | note | acknowledged | review | resolved
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("details", JSON, nullable=False),
+    sa.Index(None, "incident_id"),
+)
