@@ -40,39 +40,72 @@ def test_an_error_rate_over_the_window_opens_it() -> None:
     assert "error rate" in opened[0].why
 
 
-def test_half_open_probes_close_it_or_open_it_again() -> None:
+def test_half_open_probes_go_one_at_a_time_and_close_it() -> None:
     settings = BreakerSettings(open_s=10, probes=3)
     b = Breaker("sim_a", settings)
     for i in range(5):
         b.record(i * 0.1, T)
     allowed, moved = b.allow(10.5)
     assert allowed and moved is not None and moved.after is BreakerState.HALF_OPEN
-    assert b.allow(10.6)[0] and b.allow(10.7)[0]
-    assert b.allow(10.8) == (False, None)  # three probes at most
+    assert b.allow(10.6) == (False, None)  # one probe out at a time
     b.record(11, S)
-    b.record(11.1, S)
-    closed = b.record(11.2, S)
+    assert b.allow(11.1)[0]
+    b.record(11.2, S)
+    assert b.allow(11.3)[0]
+    closed = b.record(11.4, S)
+    assert closed is not None and closed.after is BreakerState.CLOSED
+    assert b.allow(11.5) == (True, None)
+
+
+def test_a_failed_probe_doubles_the_wait_up_to_the_cap() -> None:
+    b = Breaker("sim_a", BreakerSettings(open_s=10, max_open_s=30, probes=1))
+    for i in range(5):
+        b.record(i * 0.1, T)
+    probes = []
+    t = 0.4
+    while t < 200:
+        t += 0.5
+        if b.allow(t)[0]:
+            probes.append(round(t - 0.4, 1))
+            b.record(t, T)
+    # waits of 10, 20, then 30 s each (capped)
+    assert probes[:5] == [10.0, 30.0, 60.0, 90.0, 120.0]
+    b.allow(t + 31)
+    closed = b.record(t + 31, S)
     assert closed is not None and closed.after is BreakerState.CLOSED
     for i in range(5):
-        b.record(20 + i * 0.1, T)
-    b.allow(31)
-    reopened = b.record(31.1, T)
-    assert reopened is not None and reopened.after is BreakerState.OPEN
+        b.record(t + 40 + i * 0.1, T)
+    assert b.open_for == 10  # a fresh opening starts from the short wait again
 
 
-def test_probes_that_never_report_back_are_retried() -> None:
+def test_a_business_decline_is_a_passing_probe() -> None:
     b = Breaker("sim_a", BreakerSettings(open_s=10, probes=1))
     for i in range(5):
         b.record(i * 0.1, T)
     assert b.allow(10.5)[0]
-    assert not b.allow(11)[0]
-    assert b.allow(21)[0]  # the lost probe does not leave it half-open forever
+    closed = b.record(10.6, Outcome.BUSINESS)
+    assert closed is not None and closed.after is BreakerState.CLOSED
+
+
+def test_an_unknown_outcome_counts_as_a_failure() -> None:
+    b = Breaker("sim_a")
+    for i in range(5):
+        moved = b.record(i * 0.1, Outcome.UNKNOWN)
+    assert moved is not None and moved.after is BreakerState.OPEN
+
+
+def test_a_playbook_can_force_it_open() -> None:
+    b = Breaker("sim_a|bank=CMB")
+    moved = b.force_open(3.0, "playbook bank-errors")
+    assert moved is not None and moved.after is BreakerState.OPEN
+    assert b.force_open(4.0, "again") is None
+    assert not b.allow(5.0)[0]
 
 
 def test_the_book_logs_every_transition() -> None:
     book = HealthBook()
     for i in range(5):
-        book.record("sim_a", i * 0.1, T)
+        book.record(["sim_a"], i * 0.1, T)
     assert book.state("sim_a") is BreakerState.OPEN
     assert book.state("sim_b") is BreakerState.CLOSED
     assert [t.after for t in book.transitions] == [BreakerState.OPEN]
@@ -84,3 +117,46 @@ def test_the_window_forgets_old_seconds() -> None:
         w.add(float(i), T)
     assert w.counts(29.5)[T] == 10
     assert w.counts(29.5, last_s=3)[T] == 3
+
+
+def test_the_book_keeps_a_breaker_per_scope_and_windows_for_every_key() -> None:
+    book = HealthBook()
+    cmb = ["sim_a", "sim_a|bank=CMB", "*|bank=CMB"]
+    icbc = ["sim_a", "sim_a|bank=ICBC", "*|bank=ICBC"]
+    for i in range(40):
+        book.record(icbc, i * 0.1, S, 150.0)
+        if i % 8 == 0:
+            book.record(cmb, i * 0.1 + 0.05, T, 3000.0)
+    assert book.state("sim_a|bank=CMB") is BreakerState.OPEN  # five in a row for CMB
+    assert book.state("sim_a") is BreakerState.CLOSED  # the channel as a whole is fine
+    assert book.state("*|bank=CMB") is BreakerState.CLOSED  # cross-channel: no breaker
+    assert book.allow("*|bank=CMB", 4.0)
+    whole = book.stats("sim_a", 4.0)
+    assert whole is not None and (whole.success, whole.technical) == (40, 5)
+    assert book.last_success("sim_a|bank=ICBC") == 39 * 0.1
+    assert book.last_success("sim_a|bank=CMB") is None
+    history = book.history("*|bank=CMB", 4.0, last_s=60)
+    assert history is not None and history.technical == 5
+    p99 = history.latency_quantile(0.99)
+    assert p99 is not None and p99 > 2000
+    assert set(book.keys()) == set(cmb + icbc[1:])
+
+
+def test_a_success_that_was_in_flight_when_the_run_began_does_not_end_it() -> None:
+    b = Breaker("sim_a")
+    b.record(10.0, T)
+    b.record(10.1, T)
+    b.record(10.2, S, latency_ms=600)  # sent at 9.6, before the channel broke
+    b.record(10.3, T)
+    b.record(10.4, T)
+    opened = b.record(10.5, T)
+    assert opened is not None and opened.after is BreakerState.OPEN
+
+
+def test_a_success_sent_after_the_run_began_ends_it() -> None:
+    b = Breaker("sim_a")
+    for i in range(4):
+        b.record(10.0 + i * 0.1, T)
+    b.record(10.5, S, latency_ms=100)  # sent at 10.4: the channel answers again
+    assert b.record(10.6, T) is None
+    assert b.state is BreakerState.CLOSED

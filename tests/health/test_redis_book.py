@@ -35,16 +35,17 @@ def book(url: str, prefix: str, **settings: float) -> RedisHealthBook:
 def test_the_rules_hold_in_redis(redis_url: str, prefix: str) -> None:
     b = book(redis_url, prefix, open_s=10, probes=2)
     for i in range(200):
-        b.record("sim_a", 1000 + i * 0.01, B)  # declines never open it
+        b.record(["sim_a"], 1000 + i * 0.01, B)  # declines never open it
     assert b.state("sim_a") is BreakerState.CLOSED
     for i in range(5):
-        b.record("sim_a", 1010 + i * 0.01, T)
+        b.record(["sim_a"], 1010 + i * 0.01, T)
     assert b.state("sim_a") is BreakerState.OPEN
     assert not b.allow("sim_a", 1011)
-    assert b.allow("sim_a", 1021) and b.allow("sim_a", 1021.1)
-    assert not b.allow("sim_a", 1021.2)  # two probes at most
-    b.record("sim_a", 1021.5, S)
-    b.record("sim_a", 1021.6, S)
+    assert b.allow("sim_a", 1021)
+    assert not b.allow("sim_a", 1021.1)  # one probe out at a time
+    b.record(["sim_a"], 1021.5, S)
+    assert b.allow("sim_a", 1021.6)
+    b.record(["sim_a"], 1021.7, S)
     assert b.state("sim_a") is BreakerState.CLOSED
     assert [t.after for t in b.transitions] == [
         BreakerState.OPEN,
@@ -56,7 +57,7 @@ def test_the_rules_hold_in_redis(redis_url: str, prefix: str) -> None:
 def test_an_error_rate_opens_it_in_redis(redis_url: str, prefix: str) -> None:
     b = book(redis_url, prefix, consecutive=100, error_rate=0.5, min_calls=20, window_s=10)
     for i in range(40):
-        b.record("sim_b", 2000 + i * 0.1, T if i % 2 else S)
+        b.record(["sim_b"], 2000 + i * 0.1, T if i % 2 else S)
     assert b.state("sim_b") is BreakerState.OPEN
     assert "error rate" in b.transitions[0].why
 
@@ -69,7 +70,7 @@ def test_two_processes_share_one_breaker(redis_url: str, prefix: str) -> None:
         "from paymend.health.outcomes import Outcome\n"
         "b = RedisHealthBook(redis.Redis.from_url(sys.argv[1]), prefix=sys.argv[2])\n"
         "for i in range(5):\n"
-        "    b.record('sim_a', 5000 + i * 0.1, Outcome.TECHNICAL)\n"
+        "    b.record(['sim_a'], 5000 + i * 0.1, Outcome.TECHNICAL)\n"
         "print(b.state('sim_a').value)\n"
     )
     done = subprocess.run(
@@ -125,7 +126,7 @@ def test_a_payment_routes_around_a_circuit_another_process_opened(
         elsewhere = book(redis_url, prefix)  # another paymend process, same Redis
         now = clock.now().timestamp()
         for i in range(5):
-            elsewhere.record("sim_a", now + i * 0.01, T)
+            elsewhere.record(["sim_a"], now + i * 0.01, T)
         view = await svc.pay(pay_cmd(mid))
         assert [x.provider for x in view.attempts] == ["sim_b"]
         assert "skipped sim_a (circuit open)" in (view.attempts[0].reason or "")
@@ -135,3 +136,58 @@ def test_a_payment_routes_around_a_circuit_another_process_opened(
         run_virtual(scenario())
     finally:
         store.close()
+
+
+def test_a_failed_probe_doubles_the_wait_in_redis(redis_url: str, prefix: str) -> None:
+    b = book(redis_url, prefix, open_s=10, max_open_s=30, probes=1)
+    for i in range(5):
+        b.record(["sim_a"], 3000 + i * 0.01, T)
+    assert b.allow("sim_a", 3010.1)
+    b.record(["sim_a"], 3010.2, T)
+    assert not b.allow("sim_a", 3029)  # twice as long: 20 s
+    assert b.allow("sim_a", 3030.3)
+    b.record(["sim_a"], 3030.4, T)
+    assert not b.allow("sim_a", 3060)  # capped at 30 s
+    assert b.allow("sim_a", 3060.5)
+
+
+def test_windows_count_outcomes_and_latency_per_key(redis_url: str, prefix: str) -> None:
+    b = book(redis_url, prefix)
+    keys = ["sim_a", "sim_a|bank=CMB", "*|bank=CMB"]
+    for i in range(30):
+        b.record(keys, 4000 + i * 0.5, S, 120.0)
+    for i in range(10):
+        b.record(keys[:1], 4015 + i * 0.1, B, 300.0)
+    whole = b.stats("sim_a", 4015.9)
+    assert whole is not None
+    assert (whole.success, whole.business, whole.technical) == (30, 10, 0)
+    recent = b.stats("sim_a|bank=CMB", 4014.9, last_s=5)
+    assert recent is not None and recent.success == 10
+    p50 = whole.latency_quantile(0.5)
+    assert p50 is not None and 100 <= p50 <= 200
+    history = b.history("*|bank=CMB", 4016, last_s=60)
+    assert history is not None and history.success == 30
+    assert b.history("*|bank=CMB", 4016, last_s=60, upto_s=30) is None
+    assert set(b.keys()) == set(keys)
+    assert b.state("*|bank=CMB") is BreakerState.CLOSED  # cross-channel keys: no breaker
+
+
+def test_a_playbook_forces_a_breaker_open_for_everyone(redis_url: str, prefix: str) -> None:
+    b = book(redis_url, prefix, open_s=10)
+    b.force_open("sim_a|region=CN-North", 6000, "playbook regional-errors")
+    other = book(redis_url, prefix, open_s=10)
+    assert other.state("sim_a|region=CN-North") is BreakerState.OPEN
+    assert not other.allow("sim_a|region=CN-North", 6005)
+    assert other.allow("sim_a|region=CN-North", 6010.5)
+
+
+def test_an_in_flight_success_does_not_end_the_run_in_redis(redis_url: str, prefix: str) -> None:
+    b = book(redis_url, prefix)
+    b.record(["sim_a"], 7000.0, T, 50)
+    b.record(["sim_a"], 7000.1, T, 50)
+    b.record(["sim_a"], 7000.2, S, 600)  # sent before the run began
+    b.record(["sim_a"], 7000.3, T, 50)
+    b.record(["sim_a"], 7000.4, T, 50)
+    assert b.state("sim_a") is BreakerState.CLOSED
+    b.record(["sim_a"], 7000.5, T, 50)
+    assert b.state("sim_a") is BreakerState.OPEN

@@ -1,50 +1,133 @@
-"""The health book: one breaker per channel, in this process's memory, and the log of
-every transition (what the lab measures detection and recovery from, and ops read).
+"""The health book: a window of outcomes and a circuit breaker per key, and the log of
+every breaker transition (what the lab measures detection and recovery from).
 
-Sharing breakers across processes through Redis comes next behind this same interface.
+Keys name a scope (health/keys.py): a channel ("sim_a"), a channel for one method, bank,
+region or amount band ("sim_a|bank=CMB"), or a bank or region across every channel
+("*|bank=CMB"). Channel keys get breakers, so routing can step around one channel for
+one bank; cross-channel keys only feed the detectors (pausing a bank everywhere is a
+playbook's decision, not a breaker's).
+
+Each key keeps a short window (one-second buckets, what breakers and routing read) and a
+long one (ten-second buckets over half an hour, the baseline detectors compare with).
+`HealthBook` keeps them in this process's memory; `RedisHealthBook` shares them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from paymend.health.breaker import Breaker, BreakerSettings, BreakerState, Transition
 from paymend.health.outcomes import Outcome
+from paymend.health.window import SlidingWindow, WindowStats
 from paymend.observability import get_logger
 
 log = get_logger("paymend.health")
+SHORT_S = 60.0
+HISTORY_S = 1800.0
+HISTORY_BUCKET_S = 10.0
+
+
+class Health(Protocol):
+    """What the engine, routing and playbooks need of a health book."""
+
+    transitions: list[Transition]
+
+    def record(
+        self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
+    ) -> None: ...
+    def allow(self, key: str, now: float) -> bool: ...
+    def state(self, key: str) -> BreakerState: ...
+    def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None: ...
+    def history(
+        self, key: str, now: float, last_s: float, upto_s: float = 0.0
+    ) -> WindowStats | None: ...
+    def keys(self) -> list[str]: ...
+    def force_open(self, key: str, now: float, why: str) -> None: ...
+    def last_success(self, key: str) -> float | None: ...
+
+
+def has_breaker(key: str) -> bool:
+    """Channel keys have breakers; cross-channel ones ("*|bank=CMB") only windows."""
+    return not key.startswith("*")
+
+
+def log_transition(moved: Transition) -> None:
+    log.warning(
+        "breaker",
+        key=moved.key,
+        before=moved.before.value,
+        after=moved.after.value,
+        why=moved.why,
+        at=round(moved.at, 3),
+    )
 
 
 class HealthBook:
     def __init__(self, settings: BreakerSettings | None = None) -> None:
         self.settings = settings or BreakerSettings()
         self.breakers: dict[str, Breaker] = {}
+        self.windows: dict[str, SlidingWindow] = {}
+        self.histories: dict[str, SlidingWindow] = {}
         self.transitions: list[Transition] = []
+        self._succeeded_at: dict[str, float] = {}
 
     def breaker(self, key: str) -> Breaker:
         found = self.breakers.get(key)
         if found is None:
-            found = self.breakers[key] = Breaker(key, self.settings)
+            found = self.breakers[key] = Breaker(key, self.settings, window=self._window(key))
         return found
 
+    def _window(self, key: str) -> SlidingWindow:
+        found = self.windows.get(key)
+        if found is None:
+            found = self.windows[key] = SlidingWindow(SHORT_S)
+            self.histories[key] = SlidingWindow(HISTORY_S, HISTORY_BUCKET_S)
+        return found
+
+    def record(
+        self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
+    ) -> None:
+        for key in keys:
+            self._window(key).add(now, outcome, latency_ms)
+            self.histories[key].add(now, outcome, latency_ms)
+            if outcome is Outcome.SUCCESS:
+                self._succeeded_at[key] = now
+            if has_breaker(key):
+                self._note(self.breaker(key).judge(now, outcome, latency_ms))
+
     def allow(self, key: str, now: float) -> bool:
-        allowed, moved = self.breaker(key).allow(now)
+        found = self.breakers.get(key)
+        if found is None:
+            return True
+        allowed, moved = found.allow(now)
         self._note(moved)
         return allowed
 
-    def record(self, key: str, now: float, outcome: Outcome) -> None:
-        self._note(self.breaker(key).record(now, outcome))
-
     def state(self, key: str) -> BreakerState:
-        return self.breaker(key).state
+        found = self.breakers.get(key)
+        return BreakerState.CLOSED if found is None else found.state
+
+    def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None:
+        found = self.windows.get(key)
+        return None if found is None else found.stats(now, last_s)
+
+    def history(
+        self, key: str, now: float, last_s: float, upto_s: float = 0.0
+    ) -> WindowStats | None:
+        found = self.histories.get(key)
+        return None if found is None else found.stats(now, last_s, upto_s)
+
+    def keys(self) -> list[str]:
+        return list(self.windows)
+
+    def force_open(self, key: str, now: float, why: str) -> None:
+        self._note(self.breaker(key).force_open(now, why))
+
+    def last_success(self, key: str) -> float | None:
+        return self._succeeded_at.get(key)
 
     def _note(self, moved: Transition | None) -> None:
-        if moved is None:
-            return
-        self.transitions.append(moved)
-        log.warning(
-            "breaker",
-            key=moved.key,
-            before=moved.before.value,
-            after=moved.after.value,
-            why=moved.why,
-            at=round(moved.at, 3),
-        )
+        if moved is not None:
+            self.transitions.append(moved)
+            log_transition(moved)

@@ -1,97 +1,152 @@
-"""Circuit breakers shared by every paymend process through Redis.
+"""The health book shared by every paymend process through Redis.
 
-Each breaker is one Redis hash (state, when it opened, the run of failures, probes) plus
-per-second outcome counters in the same hash; `record` and `allow` are Lua scripts, so a
-decision and its state change are one atomic step whichever process makes it. Times are
-epoch seconds from the caller's clock, which all processes share.
+Each breaker is one Redis hash (state, when it opened, for how long, the run of
+failures, the probe slot) plus per-second failure counters for its error-rate rule;
+`record` and `allow` are Lua scripts, so a decision and its state change are one atomic
+step whichever process makes it. Windows are hashes per key and bucket (one second for
+the short window, ten for the history) that expire on their own, and a set lists the
+keys. Times are epoch seconds from the caller's clock, which all processes share.
+
+Routing reads a key's short window for every payment, so those reads are cached for a
+second per process: ranking follows health within a second, like the ops controls.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
+from paymend.health.book import HISTORY_BUCKET_S, HISTORY_S, SHORT_S, has_breaker, log_transition
 from paymend.health.breaker import BreakerSettings, BreakerState, Transition
 from paymend.health.outcomes import Outcome
-from paymend.observability import get_logger
+from paymend.health.window import LATENCY_BOUNDS_MS, WindowStats, latency_bucket
 
-log = get_logger("paymend.health")
+_FIELDS = (
+    "success",
+    "business",
+    "technical",
+    "unknown",
+    *(f"l{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1)),
+)
 
-# ARGV: now, outcome, consecutive, error_rate, min_calls, window_s, probes
+# KEYS: breaker hashes, then window hashes (short bucket, history bucket per key)
+# ARGV: now, outcome, latency field or '', n, the n keys, settings..., latency in ms
 _RECORD = """
-local k = KEYS[1]
-local now = tonumber(ARGV[1]); local outcome = ARGV[2]
-local consecutive = tonumber(ARGV[3]); local error_rate = tonumber(ARGV[4])
-local min_calls = tonumber(ARGV[5]); local window_s = tonumber(ARGV[6])
-local probes = tonumber(ARGV[7])
+local now = tonumber(ARGV[1]); local outcome = ARGV[2]; local lat = ARGV[3]
+local n = tonumber(ARGV[4])
+local started = now - tonumber(ARGV[14 + n]) / 1000  -- when the call began
+local consecutive = tonumber(ARGV[5 + n]); local error_rate = tonumber(ARGV[6 + n])
+local min_calls = tonumber(ARGV[7 + n]); local window_s = tonumber(ARGV[8 + n])
+local probes = tonumber(ARGV[9 + n]); local max_open = tonumber(ARGV[10 + n])
+local short_ttl = tonumber(ARGV[11 + n]); local long_ttl = tonumber(ARGV[12 + n])
+local registry = KEYS[3 * n + 1]
+local failed = (outcome == 'technical' or outcome == 'unknown')
 local sec = math.floor(now)
-redis.call('HINCRBY', k, 'n:' .. sec, 1)
-if outcome == 'technical' then redis.call('HINCRBY', k, 't:' .. sec, 1) end
-redis.call('HDEL', k, 'n:' .. (sec - 120), 't:' .. (sec - 120))
-redis.call('EXPIRE', k, 86400)
-local state = redis.call('HGET', k, 'state') or 'closed'
-local row = tonumber(redis.call('HGET', k, 'row') or '0')
-if outcome == 'technical' then row = row + 1 else row = 0 end
-redis.call('HSET', k, 'row', row)
-if state == 'half_open' then
-  if outcome == 'technical' then
-    redis.call('HSET', k, 'state', 'open', 'opened_at', now)
-    return {'half_open', 'open', 'a probe failed'}
+local out = {}
+for i = 1, n do
+  for j, ttl in ipairs({short_ttl, long_ttl}) do
+    local w = KEYS[n + 2 * (i - 1) + j]
+    redis.call('HINCRBY', w, outcome, 1)
+    if lat ~= '' then redis.call('HINCRBY', w, lat, 1) end
+    redis.call('EXPIRE', w, ttl)
   end
-  local passed = redis.call('HINCRBY', k, 'passed', 1)
-  if passed >= probes then
-    redis.call('HSET', k, 'state', 'closed')
-    return {'half_open', 'closed', passed .. ' probes passed'}
+  redis.call('ZADD', registry, now, ARGV[4 + i])
+  local k = KEYS[i]
+  if k ~= '' then
+    redis.call('HINCRBY', k, 'n:' .. sec, 1)
+    if failed then redis.call('HINCRBY', k, 't:' .. sec, 1) end
+    redis.call('HDEL', k, 'n:' .. (sec - 120), 't:' .. (sec - 120))
+    redis.call('EXPIRE', k, 86400)
+    local state = redis.call('HGET', k, 'state') or 'closed'
+    local row = tonumber(redis.call('HGET', k, 'row') or '0')
+    if failed then
+      if row == 0 then redis.call('HSET', k, 'run_since', now) end
+      row = row + 1
+    elseif started >= tonumber(redis.call('HGET', k, 'run_since') or '0') then
+      row = 0
+    end
+    if outcome == 'success' then redis.call('HSET', k, 'ok_at', now) end
+    redis.call('HSET', k, 'row', row)
+    local moved = nil
+    if state == 'half_open' then
+      redis.call('HSET', k, 'probing', 0)
+      if failed then
+        local again = math.min(2 * tonumber(redis.call('HGET', k, 'open_for') or '0'), max_open)
+        redis.call('HSET', k, 'state', 'open', 'opened_at', now, 'open_for', again)
+        moved = {'half_open', 'open', 'a probe failed'}
+      else
+        local passed = redis.call('HINCRBY', k, 'passed', 1)
+        if passed >= probes then
+          redis.call('HSET', k, 'state', 'closed')
+          moved = {'half_open', 'closed', passed .. ' probes passed'}
+        end
+      end
+    elseif state == 'closed' and failed then
+      if row >= consecutive then
+        redis.call('HSET', k, 'state', 'open', 'opened_at', now, 'open_for', ARGV[13 + n])
+        moved = {'closed', 'open', row .. ' technical failures in a row'}
+      else
+        local c = 0; local t = 0
+        for s = sec - window_s + 1, sec do
+          c = c + tonumber(redis.call('HGET', k, 'n:' .. s) or '0')
+          t = t + tonumber(redis.call('HGET', k, 't:' .. s) or '0')
+        end
+        if c >= min_calls and t / c >= error_rate then
+          redis.call('HSET', k, 'state', 'open', 'opened_at', now, 'open_for', ARGV[13 + n])
+          local why = 'technical error rate ' .. math.floor(100 * t / c) .. '% of ' .. c .. ' calls'
+          moved = {'closed', 'open', why}
+        end
+      end
+    end
+    if moved then
+      table.insert(out, i); table.insert(out, moved[1])
+      table.insert(out, moved[2]); table.insert(out, moved[3])
+    end
   end
-  return {}
 end
-if state == 'closed' and outcome == 'technical' then
-  if row >= consecutive then
-    redis.call('HSET', k, 'state', 'open', 'opened_at', now)
-    return {'closed', 'open', row .. ' technical failures in a row'}
-  end
-  local n = 0; local t = 0
-  for s = sec - window_s + 1, sec do
-    n = n + tonumber(redis.call('HGET', k, 'n:' .. s) or '0')
-    t = t + tonumber(redis.call('HGET', k, 't:' .. s) or '0')
-  end
-  if n >= min_calls and t / n >= error_rate then
-    redis.call('HSET', k, 'state', 'open', 'opened_at', now)
-    local why = 'technical error rate ' .. math.floor(100 * t / n) .. '% of ' .. n .. ' calls'
-    return {'closed', 'open', why}
-  end
-end
-return {}
+return out
 """
 
-# ARGV: now, open_s, probes ; returns {allowed, before, after, why}
+# ARGV: now, probe_timeout_s ; returns {allowed, before, after, why}
 _ALLOW = """
 local k = KEYS[1]
-local now = tonumber(ARGV[1]); local open_s = tonumber(ARGV[2]); local probes = tonumber(ARGV[3])
+local now = tonumber(ARGV[1]); local probe_timeout = tonumber(ARGV[2])
 local state = redis.call('HGET', k, 'state') or 'closed'
 if state == 'closed' then return {1} end
 local moved = {}
 if state == 'open' then
   local opened = tonumber(redis.call('HGET', k, 'opened_at') or '0')
-  if now - opened < open_s then return {0} end
-  redis.call('HSET', k, 'state', 'half_open', 'sent', 0, 'passed', 0)
-  moved = {'open', 'half_open', open_s .. 's open'}
+  local open_for = tonumber(redis.call('HGET', k, 'open_for') or '0')
+  if now - opened < open_for then return {0} end
+  redis.call('HSET', k, 'state', 'half_open', 'probing', 0, 'passed', 0)
+  moved = {'open', 'half_open', open_for .. 's open'}
 end
-local sent = tonumber(redis.call('HGET', k, 'sent') or '0')
-if sent >= probes then
-  local probe_at = tonumber(redis.call('HGET', k, 'probe_at') or '0')
-  if now - probe_at < open_s then return {0, unpack(moved)} end
-  redis.call('HSET', k, 'sent', 0, 'passed', 0)
-end
-redis.call('HINCRBY', k, 'sent', 1)
-redis.call('HSET', k, 'probe_at', now)
+local probing = tonumber(redis.call('HGET', k, 'probing') or '0')
+local probe_at = tonumber(redis.call('HGET', k, 'probe_at') or '0')
+if probing == 1 and now - probe_at < probe_timeout then return {0, unpack(moved)} end
+redis.call('HSET', k, 'probing', 1, 'probe_at', now)
 return {1, unpack(moved)}
 """
 
+# ARGV: now, why, open_s
+_FORCE_OPEN = """
+local k = KEYS[1]
+local state = redis.call('HGET', k, 'state') or 'closed'
+if state == 'open' then return {} end
+redis.call('HSET', k, 'state', 'open', 'opened_at', ARGV[1], 'open_for', ARGV[3])
+redis.call('EXPIRE', k, 86400)
+return {state, 'open', ARGV[2]}
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
 
 class RedisHealthBook:
-    """The HealthBook interface over Redis: one breaker per key for all processes."""
+    """The `Health` interface over Redis: one breaker and one window per key for all."""
 
     def __init__(
         self, client: redis.Redis, settings: BreakerSettings | None = None, prefix: str = "paymend"
@@ -102,46 +157,111 @@ class RedisHealthBook:
         self.transitions: list[Transition] = []  # the ones this process caused
         self._record = client.register_script(_RECORD)
         self._allow = client.register_script(_ALLOW)
+        self._force = client.register_script(_FORCE_OPEN)
+        self._cache: dict[str, tuple[float, WindowStats | None]] = {}
 
     @classmethod
     def from_url(cls, url: str, settings: BreakerSettings | None = None) -> RedisHealthBook:
         return cls(redis.Redis.from_url(url), settings)
 
-    def _key(self, key: str) -> str:
+    def _breaker(self, key: str) -> str:
         return f"{self.prefix}:breaker:{key}"
 
+    def _short(self, key: str, second: float) -> str:
+        return f"{self.prefix}:win:{key}:{int(second)}"
+
+    def _long(self, key: str, t: float) -> str:
+        return f"{self.prefix}:hist:{key}:{int(t - t % HISTORY_BUCKET_S)}"
+
     def allow(self, key: str, now: float) -> bool:
-        s = self.settings
-        answer: list[Any] = self._allow(keys=[self._key(key)], args=[now, s.open_s, s.probes])
+        if not has_breaker(key):
+            return True
+        answer: list[Any] = self._allow(
+            keys=[self._breaker(key)], args=[now, self.settings.probe_timeout_s]
+        )
         if len(answer) > 1:
             self._note(key, now, answer[1:])
         return bool(answer[0])
 
-    def record(self, key: str, now: float, outcome: Outcome) -> None:
+    def record(
+        self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
+    ) -> None:
         s = self.settings
+        windows = [w for k in keys for w in (self._short(k, now), self._long(k, now))]
+        lat = "" if latency_ms is None else f"l{latency_bucket(latency_ms)}"
         moved: list[Any] = self._record(
-            keys=[self._key(key)],
-            args=[
-                now,
-                outcome.value,
-                s.consecutive,
-                s.error_rate,
-                s.min_calls,
-                int(s.window_s),
-                s.probes,
+            keys=[
+                *(self._breaker(k) if has_breaker(k) else "" for k in keys),
+                *windows,
+                f"{self.prefix}:keys",
             ],
+            args=[
+                *(now, outcome.value, lat, len(keys), *keys),
+                *(s.consecutive, s.error_rate, s.min_calls, int(s.window_s), s.probes),
+                *(s.max_open_s, int(SHORT_S) + 5, int(HISTORY_S + HISTORY_BUCKET_S), s.open_s),
+                latency_ms or 0,
+            ],
+        )
+        for i in range(0, len(moved), 4):
+            self._note(keys[int(moved[i]) - 1], now, moved[i + 1 : i + 4])
+
+    def state(self, key: str) -> BreakerState:
+        raw = self.client.hget(self._breaker(key), "state")
+        return BreakerState(_text(raw)) if raw else BreakerState.CLOSED
+
+    def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None:
+        """The short window; read whole (routing) at most once a second per process."""
+        if last_s is None:
+            cached = self._cache.get(key)
+            if cached is not None and now - cached[0] < 1.0:
+                return cached[1]
+        span = SHORT_S if last_s is None else min(last_s, SHORT_S)
+        first = int(now - span) + 1
+        found = self._sum([self._short(key, s) for s in range(first, int(now) + 1)])
+        if last_s is None:
+            self._cache[key] = (now, found)
+        return found
+
+    def history(
+        self, key: str, now: float, last_s: float, upto_s: float = 0.0
+    ) -> WindowStats | None:
+        b = HISTORY_BUCKET_S
+        names = []
+        t = now - upto_s
+        while t > now - last_s:
+            names.append(self._long(key, t))
+            t -= b
+        return self._sum(names)
+
+    def _sum(self, names: list[str]) -> WindowStats | None:
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(name, _FIELDS)
+        row = [0] * len(_FIELDS)
+        seen = False
+        for values in pipe.execute():
+            for i, v in enumerate(values):
+                if v is not None:
+                    row[i] += int(v)
+                    seen = True
+        return WindowStats.from_row(row) if seen else None
+
+    def keys(self) -> list[str]:
+        return sorted(_text(k) for k in self.client.zrange(f"{self.prefix}:keys", 0, -1))
+
+    def force_open(self, key: str, now: float, why: str) -> None:
+        moved: list[Any] = self._force(
+            keys=[self._breaker(key)], args=[now, why, self.settings.open_s]
         )
         if moved:
             self._note(key, now, moved)
 
-    def state(self, key: str) -> BreakerState:
-        raw = self.client.hget(self._key(key), "state")
-        if not raw:
-            return BreakerState.CLOSED
-        return BreakerState(raw.decode() if isinstance(raw, bytes) else str(raw))
+    def last_success(self, key: str) -> float | None:
+        raw = self.client.hget(self._breaker(key), "ok_at")
+        return float(_text(raw)) if raw else None
 
     def _note(self, key: str, now: float, moved: list[Any]) -> None:
-        before, after, why = (m.decode() if isinstance(m, bytes) else str(m) for m in moved)
+        before, after, why = (_text(m) for m in moved)
         t = Transition(now, key, BreakerState(before), BreakerState(after), why)
         self.transitions.append(t)
-        log.warning("breaker", key=key, before=before, after=after, why=why, at=round(now, 3))
+        log_transition(t)

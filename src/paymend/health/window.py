@@ -1,34 +1,146 @@
-"""A sliding window of outcome counts in one-second buckets."""
+"""Sliding windows of call outcomes and latencies in one-second buckets.
+
+Latencies go into fixed histogram buckets (as Prometheus histograms do), so a window is
+a handful of integers per second whatever the traffic, windows add up across processes
+(the Redis book keeps the same buckets), and quantiles come from interpolation inside
+a bucket: good to a bucket's width, which is all a latency-spike detector needs.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
+from dataclasses import dataclass
 
 from paymend.health.outcomes import Outcome
 
+LATENCY_BOUNDS_MS: tuple[float, ...] = (
+    25, 50, 100, 200, 300, 500, 800, 1200, 2000, 3000, 5000, 8000, 12000,
+)  # fmt: skip
+"""Upper bounds of the latency buckets; one more bucket holds everything above."""
+_OUTCOMES = tuple(Outcome)
+_WIDTH = len(_OUTCOMES) + len(LATENCY_BOUNDS_MS) + 1
+
+
+def latency_bucket(latency_ms: float) -> int:
+    return bisect_left(LATENCY_BOUNDS_MS, latency_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """What one key saw over a stretch of time."""
+
+    success: int = 0
+    business: int = 0
+    technical: int = 0
+    unknown: int = 0
+    latency: tuple[int, ...] = (0,) * (len(LATENCY_BOUNDS_MS) + 1)
+
+    @classmethod
+    def from_row(cls, row: list[int]) -> WindowStats:
+        n = len(_OUTCOMES)
+        return cls(row[0], row[1], row[2], row[3], tuple(row[n:]))
+
+    @property
+    def calls(self) -> int:
+        return self.success + self.business + self.technical + self.unknown
+
+    @property
+    def failures(self) -> int:
+        """Calls that count against the channel: technical failures and unknowns."""
+        return self.technical + self.unknown
+
+    @property
+    def answered(self) -> int:
+        """Calls where the channel did its job or failed at it (business declines are
+        the payer's, so they are left out of the channel's rates)."""
+        return self.success + self.failures
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.answered if self.answered else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.success / self.answered if self.answered else 1.0
+
+    def latency_quantile(self, q: float) -> float | None:
+        """The q-quantile of latency in ms, interpolated inside its bucket."""
+        total = sum(self.latency)
+        if total == 0:
+            return None
+        rank = q * total
+        seen = 0
+        for i, n in enumerate(self.latency):
+            if n and seen + n >= rank:
+                lo = LATENCY_BOUNDS_MS[i - 1] if i > 0 else 0.0
+                hi = LATENCY_BOUNDS_MS[i] if i < len(LATENCY_BOUNDS_MS) else 2 * lo
+                return lo + (hi - lo) * max(0.0, rank - seen) / n
+            seen += n
+        return LATENCY_BOUNDS_MS[-1] * 2
+
+    def __add__(self, other: WindowStats) -> WindowStats:
+        return WindowStats(
+            self.success + other.success,
+            self.business + other.business,
+            self.technical + other.technical,
+            self.unknown + other.unknown,
+            tuple(a + b for a, b in zip(self.latency, other.latency, strict=True)),
+        )
+
 
 class SlidingWindow:
-    def __init__(self, span_s: float = 60.0) -> None:
-        self.span_s = span_s
-        self._buckets: deque[tuple[int, dict[Outcome, int]]] = deque()
+    """Buckets of `bucket_s` seconds over `span_s`, with running totals so the whole
+    span reads in constant time (routing reads it for every payment)."""
 
-    def add(self, now: float, outcome: Outcome) -> None:
-        second = int(now)
+    def __init__(self, span_s: float = 60.0, bucket_s: float = 1.0) -> None:
+        self.span_s = span_s
+        self.bucket_s = bucket_s
+        self._buckets: deque[tuple[float, list[int]]] = deque()
+        self._total = [0] * _WIDTH
+
+    def add(self, now: float, outcome: Outcome, latency_ms: float | None = None) -> None:
+        second = now - now % self.bucket_s
         if not self._buckets or self._buckets[-1][0] != second:
-            self._buckets.append((second, dict.fromkeys(Outcome, 0)))
-        self._buckets[-1][1][outcome] += 1
+            self._buckets.append((second, [0] * _WIDTH))
+        bucket = self._buckets[-1][1]
+        i = _OUTCOMES.index(outcome)
+        bucket[i] += 1
+        self._total[i] += 1
+        if latency_ms is not None:
+            j = len(_OUTCOMES) + latency_bucket(latency_ms)
+            bucket[j] += 1
+            self._total[j] += 1
         self._trim(now)
+
+    def stats(self, now: float, last_s: float | None = None, upto_s: float = 0.0) -> WindowStats:
+        """Outcomes in the buckets that start within (now - last_s, now - upto_s]:
+        `upto_s` > 0 reads an older stretch, a baseline to compare the latest with."""
+        self._trim(now)
+        if last_s is None and upto_s == 0.0:
+            return WindowStats.from_row(self._total)
+        since = now - (last_s if last_s is not None else self.span_s)
+        until = now - upto_s
+        row = [0] * _WIDTH
+        for start, bucket in reversed(self._buckets):  # newest first: stop at `since`
+            if start < since:
+                break
+            if start <= until:
+                for i, n in enumerate(bucket):
+                    row[i] += n
+        return WindowStats.from_row(row)
 
     def counts(self, now: float, last_s: float | None = None) -> dict[Outcome, int]:
-        self._trim(now)
-        since = now - (last_s if last_s is not None else self.span_s)
-        total = dict.fromkeys(Outcome, 0)
-        for second, bucket in self._buckets:
-            if second >= since:  # buckets that start inside the window
-                for outcome, n in bucket.items():
-                    total[outcome] += n
-        return total
+        s = self.stats(now, last_s)
+        return {
+            Outcome.SUCCESS: s.success,
+            Outcome.BUSINESS: s.business,
+            Outcome.TECHNICAL: s.technical,
+            Outcome.UNKNOWN: s.unknown,
+        }
 
     def _trim(self, now: float) -> None:
-        while self._buckets and self._buckets[0][0] + 1 <= now - self.span_s:
-            self._buckets.popleft()
+        while self._buckets and self._buckets[0][0] < now - self.span_s:  # started before
+            _, old = self._buckets.popleft()
+            for i, n in enumerate(old):
+                self._total[i] -= n
