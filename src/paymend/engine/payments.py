@@ -51,13 +51,13 @@ from paymend.engine.refunds import RefundService
 from paymend.engine.stale import retry_stale
 from paymend.failures.classify import Classifier, RawAnswer, default_classifier
 from paymend.failures.policy import DecisionContext, PriorAttempt, decide
-from paymend.health.book import HealthBook
+from paymend.health.book import Health, HealthBook
 from paymend.health.breaker import BreakerState
+from paymend.health.keys import amount_band, context_keys, parse_key, scoped_key
 from paymend.health.outcomes import Outcome
-from paymend.health.redis_book import RedisHealthBook
 from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, PAYMENTS, get_logger
 from paymend.providers.base import ChargeRequest, Provider, QueryRequest
-from paymend.routing.priority import rank
+from paymend.routing.ranking import PaymentContext, RoutingRules, rank
 from paymend.store import jobs, refunds
 from paymend.store import payments as repo
 from paymend.store.database import Store
@@ -83,7 +83,9 @@ class PaymentView:
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     provider_timeout_s: float = 10.0
-    routing: tuple[str, ...] = ()
+    routing: tuple[str, ...] = ()  # the merchant's priority list; empty: every channel
+    rules: RoutingRules | None = None  # pinned channels, volume split...; overrides routing
+    costs: Mapping[str, float] = field(default_factory=dict)  # basis points per channel
     checkout_deadline_s: float = 3.0  # what fits runs in the checkout call; the rest later
     worker_deadline_s: float = 30.0  # one worker run on a payment
     settle_within_s: float = 300.0  # retries and failover stop this long after creation
@@ -115,7 +117,7 @@ class PaymentService:
         settings: EngineSettings,
         ids: IdFactory | None = None,
         classifier: Classifier | None = None,
-        health: HealthBook | RedisHealthBook | None = None,
+        health: Health | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -125,7 +127,9 @@ class PaymentService:
         self.classifier = classifier or default_classifier()
         self.refunds = RefundService(store, providers, clock, self.ids)
         self.budget = RetryBudget()
-        self.health = health or HealthBook()
+        self.health: Health = health or HealthBook()
+        self.rules = settings.rules or RoutingRules(settings.routing or tuple(providers))
+        self._capabilities = {n: p.capabilities for n, p in providers.items()}
         self.controls = ControlService(store, clock, self.ids)
         self._rng = random.Random(settings.seed)  # noqa: S311 - jitter, not secrets
 
@@ -135,49 +139,84 @@ class PaymentService:
     # -- pay ----------------------------------------------------------------------------
 
     def _route(
-        self,
-        method: str,
-        currency: str,
-        region: str | None,
-        controls: RouteControls | None = None,
+        self, ctx: PaymentContext, bank: str | None, controls: RouteControls | None = None
     ) -> tuple[tuple[str, ...], str]:
+        """Rank the channels for one payment (routing/ranking.py) around what is blocked:
+        channels paused by ops, and circuits open for this payment's context."""
+        blocked: dict[str, str] = {}
+        if controls is not None:
+            blocked.update(dict.fromkeys(controls.paused_channels, "paused by ops"))
+        now = self._health_now()
+        band = amount_band(ctx.amount_minor, ctx.currency)
+        tripped: dict[str, tuple[str, ...]] = {}
+        if self.settings.policy != "naive":
+            for name in self.rules.priority:
+                if name in blocked:
+                    continue
+                keys = context_keys(name, ctx.method, bank, ctx.region, band)
+                open_keys = tuple(
+                    k for k in keys if self.health.state(k) is not BreakerState.CLOSED
+                )
+                if open_keys:
+                    tripped[name] = open_keys
+                    scope = parse_key(open_keys[0])[1]
+                    where = ", ".join(f"{k}={v}" for k, v in scope.items())
+                    blocked[name] = f"circuit open for {where}" if where else "circuit open"
         route = rank(
-            self.settings.routing or tuple(self.providers),
-            {n: p.capabilities for n, p in self.providers.items()},
-            method=method,
-            currency=currency,
-            region=region,
+            ctx,
+            self.rules,
+            self._capabilities,
+            self.settings.costs,
+            lambda key: self.health.stats(key, now),
+            self._rng,
+            blocked,
         )
         channels, reason = route.channels, route.reason
-        if controls is not None and channels:
-            channels, reason = _apply_controls(channels, reason, controls)
-        if self.settings.policy == "naive" or not channels:
+        if controls is not None and controls.forced in channels:
+            channels = (controls.forced, *(c for c in channels if c != controls.forced))
+            reason += f"; {controls.forced} forced by ops"
+        if not tripped:
             return channels, reason
-        return self._around_open_circuits(channels, reason)
+        return self._probe_or_fall_back(ctx, channels, reason, tripped, now)
 
-    def _around_open_circuits(
-        self, channels: tuple[str, ...], reason: str
+    def _probe_or_fall_back(
+        self,
+        ctx: PaymentContext,
+        channels: tuple[str, ...],
+        reason: str,
+        tripped: dict[str, tuple[str, ...]],
+        now: float,
     ) -> tuple[tuple[str, ...], str]:
-        """Skip channels whose circuit is open. Only the first channel may spend a
-        half-open breaker's probe; fallbacks must be closed."""
-        now = self._health_now()
-        usable: list[str] = []
-        skipped: list[str] = []
-        for name in channels:
-            closed = self.health.state(name) is BreakerState.CLOSED
-            if closed or (not usable and self.health.allow(name, now)):
-                usable.append(name)
-            else:
-                skipped.append(name)
-        if not usable:  # every circuit open: better one try than none
-            return channels, f"{reason}; every circuit open, trying in priority order"
-        if skipped:
-            reason += f"; skipped {', '.join(skipped)} (circuit open)"
-        return tuple(usable), reason
+        """A channel whose circuit is open may take this payment as its probe when the
+        merchant prefers it to the ranking's first; fallbacks stay closed circuits. When
+        every circuit is open, one try on the channel that last succeeded beats none."""
+        first = self.rules.priority.index(channels[0]) if channels else len(self.rules.priority)
+        for name in self.rules.priority[:first]:
+            keys = tripped.get(name)
+            supported = self._capabilities[name].supports(ctx.method, ctx.currency, ctx.region)
+            if keys and supported and all(self.health.allow(k, now) for k in keys):
+                return (name, *channels), f"{reason}; probing {name} (circuit half-open)"
+        if channels:
+            return channels, reason
+        candidates = [
+            n
+            for n in tripped
+            if self._capabilities[n].supports(ctx.method, ctx.currency, ctx.region)
+        ]
+        if not candidates:
+            return channels, reason
+        best = max(
+            candidates,
+            key=lambda n: max((self.health.last_success(k) or 0.0) for k in tripped[n]),
+        )
+        return (best,), f"{reason}; every circuit open: trying {best}, which last succeeded"
 
     async def pay(self, cmd: PayCommand) -> PaymentView:
         controls = await self.controls.for_payment(cmd.method, cmd.bank, cmd.region)
-        channels, reason = self._route(cmd.method, cmd.amount.currency, cmd.region, controls)
+        ctx = PaymentContext(
+            cmd.method, cmd.amount.currency, cmd.region, cmd.bank, cmd.amount.minor
+        )
+        channels, reason = self._route(ctx, cmd.bank, controls)
         if not channels and controls.paused_channels:
             raise Unavailable(
                 "payment_method_paused",
@@ -295,7 +334,7 @@ class PaymentService:
             if run.card_tries is None:  # only a failure's decision needs the card's history
                 run.card_tries = await self._card_tries(payment)
         if not status_known:  # the call as it happened, before any status query
-            self._record_health(attempt.provider, outcome, failure)
+            self._record_health(payment, attempt.provider, outcome, failure)
         if failure is not None:
             decision = decide(failure, self._context(payment, run, attempt, failure, status_known))
             if (
@@ -351,17 +390,28 @@ class PaymentService:
         )
         return failure, decision
 
-    def _record_health(self, channel: str, outcome: CallOutcome, failure: Failure | None) -> None:
-        """Only technical failures count against a channel; a decline shows it works."""
+    def _record_health(
+        self, payment: Payment, channel: str, outcome: CallOutcome, failure: Failure | None
+    ) -> None:
+        """Count the call under every key of its context (health/keys.py). Only technical
+        failures and unknowns count against a channel; a decline shows it works."""
         if self.settings.policy == "naive":
             return
         if failure is None or outcome.status is AttemptStatus.SUCCEEDED:
             verdict = Outcome.SUCCESS
-        elif failure.counts_against_health:
-            verdict = Outcome.TECHNICAL
-        else:
+        elif not failure.counts_against_health:
             verdict = Outcome.BUSINESS
-        self.health.record(channel, self._health_now(), verdict)
+        elif outcome.status is AttemptStatus.UNKNOWN or outcome.answered is None:
+            verdict = Outcome.UNKNOWN
+        else:
+            verdict = Outcome.TECHNICAL
+        band = amount_band(payment.amount.minor, payment.amount.currency)
+        keys = context_keys(channel, payment.method, payment.bank, payment.region, band)
+        if payment.bank is not None:
+            keys += (scoped_key("*", "bank", payment.bank),)
+        if payment.region is not None:
+            keys += (scoped_key("*", "region", payment.region),)
+        self.health.record(keys, self._health_now(), verdict, outcome.latency_ms)
 
     def _health_now(self) -> float:
         """Epoch seconds: breakers shared through Redis need a time all processes share."""
@@ -652,7 +702,14 @@ class PaymentService:
         return await self.store.run(read)
 
     def _worker_run(self, payment: Payment, attempts: list[Attempt], upto: Attempt) -> Run:
-        channels, _ = self._route(payment.method, payment.amount.currency, payment.region)
+        ctx = PaymentContext(
+            payment.method,
+            payment.amount.currency,
+            payment.region,
+            payment.bank,
+            payment.amount.minor,
+        )
+        channels, _ = self._route(ctx, payment.bank)
         return Run(
             channels,
             self.clock.monotonic(),
@@ -936,16 +993,3 @@ def _payment_target(
     if attempt.status is AttemptStatus.REQUIRES_ACTION:
         return PaymentStatus.REQUIRES_ACTION
     return PaymentStatus.FAILED
-
-
-def _apply_controls(
-    channels: tuple[str, ...], reason: str, controls: RouteControls
-) -> tuple[tuple[str, ...], str]:
-    kept = tuple(c for c in channels if c not in controls.paused_channels)
-    if len(kept) < len(channels):
-        paused = [c for c in channels if c in controls.paused_channels]
-        reason += f"; skipped {', '.join(paused)} (paused by ops)"
-    if controls.forced in kept:
-        kept = (controls.forced, *(c for c in kept if c != controls.forced))
-        reason += f"; {controls.forced} forced by ops"
-    return kept, reason
