@@ -20,6 +20,7 @@ from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
 from paymend.engine.runtime import Runtime, build_runtime
 from paymend.observability import configure_logging
+from paymend.playbooks.model import load_playbooks
 from paymend.store import merchants
 from paymend.store.database import Store
 from paymend.store.migrate import upgrade
@@ -422,22 +423,25 @@ def lab_compare(paths: tuple[Path, ...]) -> None:
 
 @main.group("config")
 def config_group() -> None:
-    """Check the channel and routing configuration."""
+    """Check the channel, routing and playbook configuration."""
 
 
 @config_group.command("check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path | None) -> None:
-    """Validate PATH (default: the file paymend would load) and summarise it."""
+    """Validate PATH (default: the file paymend would load) and the playbooks it names."""
     target = path or _settings().config_path()
     try:
         config = load_config(target)
+        playbooks_file = config.playbooks_path(Path(target))
+        playbooks = load_playbooks(playbooks_file)
     except DataFileError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{target}: ok")
     for name, ch in config.providers.items():
         click.echo(f"  {name}: {ch.type}, methods {', '.join(ch.methods)}")
     click.echo(f"  routing: {' -> '.join(config.routing)}")
+    click.echo(f"  playbooks ({playbooks_file}): {', '.join(p.name for p in playbooks)}")
 
 
 def _ensure_demo_merchant(store: Store, key_file: Path) -> None:

@@ -100,6 +100,13 @@ class PaymendConfig(_Strict):
     routing: list[str] = Field(min_length=1)
     engine: EngineConfig = EngineConfig()
     worker: WorkerConfig = WorkerConfig()
+    # the emergency playbooks file, relative to this one; None: the shipped playbooks
+    playbooks: str | None = None
+
+    def playbooks_path(self, config_path: Path) -> Path:
+        from paymend.playbooks.model import DEFAULT_PATH
+
+        return DEFAULT_PATH if self.playbooks is None else config_path.parent / self.playbooks
 
     @model_validator(mode="after")
     def _routing_names_providers(self) -> PaymendConfig:

@@ -1,10 +1,11 @@
 """The worker: finishes what checkout calls could not, from the durable job table.
 
-Each sweep relays outbox events to webhook deliveries, asks providers about attempts a
-crash left pending, and runs the due jobs: status queries for unknown outcomes (with
-backoff), attempts decided after a checkout's deadline, refunds to resend, webhooks to
-deliver. It runs as a task inside `paymend serve`, or as `paymend worker` processes
-(several on PostgreSQL: jobs are claimed with FOR UPDATE SKIP LOCKED).
+Each sweep runs the emergency playbooks over channel health, relays outbox events to
+webhook deliveries, asks providers about attempts a crash left pending, and runs the due
+jobs: status queries for unknown outcomes (with backoff), attempts decided after a
+checkout's deadline, refunds to resend, webhooks to deliver. It runs as a task inside
+`paymend serve`, or as `paymend worker` processes (several on PostgreSQL: jobs are
+claimed with FOR UPDATE SKIP LOCKED).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from paymend.engine.payments import PaymentService
+from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.reconcile import reconcile
 from paymend.engine.webhooks import WebhookSender
 from paymend.observability import get_logger
@@ -70,8 +72,10 @@ class Worker:
         service: PaymentService,
         settings: WorkerSettings | None = None,
         webhooks: WebhookSender | None = None,
+        playbooks: PlaybookRunner | None = None,
     ) -> None:
         self.service = service
+        self.playbooks = playbooks
         self.settings = settings or WorkerSettings()
         self.webhooks = webhooks or WebhookSender(service.store, service.clock, service.ids)
         self._reconciled_at: float | None = None
@@ -79,6 +83,9 @@ class Worker:
     async def sweep(self) -> SweepReport:
         report = SweepReport()
         store, clock, s = self.service.store, self.service.clock, self.settings
+        if self.playbooks is not None:
+            with _logged("playbooks_failed", "-"):
+                await self.playbooks.tick()
         report.relayed = await self.webhooks.relay()
         now = clock.now()
         orphans = await store.run(

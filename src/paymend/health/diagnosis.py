@@ -11,7 +11,8 @@ the failures expected from a baseline window with those seen in the anomaly wind
 
 Within a dimension, values are taken by falling explanatory power while each explains
 at least 10%, until together they explain at least 67%; dimensions are ranked by how few
-values they need, then by their surprise. A dimension with a single value is skipped.
+values they need, then by their surprise, the failure code after every place (it names
+the symptom; ops act on places). A dimension with a single value is skipped.
 The answer is the ranked list of (dimension, value): the first
 entry is the best single explanation of the spike, not a restatement of whatever alarm
 fired.
@@ -107,6 +108,8 @@ def diagnose(
                 break
         if chosen and explained >= TEP:
             ranked.append((sum(s.surprise for s in chosen), chosen))
-    # the fewest values that explain the spike, then the most surprising
-    ranked.sort(key=lambda item: (len(item[1]), -item[0]))
+    # places first (channel, method, bank, region: what ops can route around or pause),
+    # then the fewest values that explain the spike, then the most surprising; the code
+    # says what failed rather than where, so it comes after the places that explain it
+    ranked.sort(key=lambda item: (item[1][0].dimension == "code", len(item[1]), -item[0]))
     return [s for _, chosen in ranked for s in chosen]

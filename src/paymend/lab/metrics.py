@@ -8,7 +8,7 @@ shows up here even if paymend's records missed it.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,6 +78,7 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
     costs = [scenario.channels[ch].cost_bps for ch in succeeded_channel.values()]
     messages = Counter(r.failure_code for r in rows.values() if r.status == "failed")
     faults = []
+    done = actions(run)
     by_payment = {a.payment_id: a for a in run.arrivals}
     for fault in scenario.faults:
         into = sum(
@@ -115,10 +116,11 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
                 "scope": {k: getattr(fault, k) for k in ("channel", "method", "bank", "region")},
                 "attempts_into_fault": into,
                 "customer_failures": technical,
-                **_detection(run, fault),
-                **_diagnosis(run, fault),
+                **_detection(fault, done),
+                **_diagnosis(fault, done),
             }
         )
+    false = _false_actions(run, done)
     success_rate = succeeded / n if n else 0.0
     oracle_rate = oracle / n if n else 0.0
     naive_rate = None
@@ -150,101 +152,144 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
         "avg_cost_bps": round(sum(costs) / len(costs), 2) if costs else None,
         "messages": dict(sorted(messages.items(), key=lambda kv: (-kv[1], str(kv[0])))),
         "faults": faults,
-        "false_actions": _false_actions(run),
+        "false_actions": len(false),
+        "false_action_list": [
+            {"at_s": round(a.at, 1), "what": a.what, "scope": a.scope} for a in false[:20]
+        ],
         "wall_s": round(run.wall_s, 2),
     }
 
 
 GRACE_S = 30.0  # an action this soon after a fault ends still belongs to it
-DIAGNOSIS_WINDOW_S = 30.0  # the fault's first seconds, against the minute before it
+DIMS = ("channel", "method", "bank", "region")
 
 
-def _diagnosis(run: Run, fault: Any) -> dict[str, Any]:
-    """The root-cause search over the calls around the fault's onset, and whether its
-    first answer names the fault's scope."""
-    from paymend.health.diagnosis import Observation, diagnose
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An automatic action or incident, as seconds into the scenario and the scope it
+    acted on ({"channel": "sim_a", "bank": "CMB"})."""
 
+    at: float
+    what: str  # circuit_open | circuit_closed | playbook | incident
+    scope: dict[str, str]
+    diagnosis: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _fault_scope(fault: Any) -> dict[str, str]:
+    return {d: getattr(fault, d) for d in DIMS if getattr(fault, d) is not None}
+
+
+def _within(scope: dict[str, str], fault: Any) -> bool:
+    """The action is on the fault: nothing in its scope contradicts the fault's, and it
+    names part of it (the channel of a channel x region fault, a channel x bank of a
+    bank-wide one)."""
+    f = _fault_scope(fault)
+    return _compatible(scope, fault) and any(f.get(d) == v for d, v in scope.items())
+
+
+def _compatible(scope: dict[str, str], fault: Any) -> bool:
+    """Nothing in the action's scope contradicts the fault's."""
+    f = _fault_scope(fault)
+    return all(f.get(d, v) == v for d, v in scope.items() if d in DIMS)
+
+
+def actions(run: Run) -> list[Action]:
+    """Breaker transitions, playbook starts and incidents of a run, in time order."""
+    from paymend.health.breaker import BreakerState
+    from paymend.playbooks.evaluate import scope_of
+    from paymend.store.tables import audit_log, incidents
+
+    found = [
+        Action(
+            t.at - run.epoch_s,
+            "circuit_open" if t.after is BreakerState.OPEN else "circuit_closed",
+            scope_of(t.key),
+        )
+        for t in run.transitions
+        if t.after is BreakerState.CLOSED
+        or (t.after is BreakerState.OPEN and t.before is BreakerState.CLOSED)
+    ]
+    engine = sa.create_engine(f"sqlite:///{run.db_path}")
+    with engine.connect() as conn:
+        for r in conn.execute(sa.select(audit_log).where(audit_log.c.action == "playbook.start")):
+            found.append(Action(r.at.timestamp() - run.epoch_s, "playbook", scope_of(r.target)))
+        for r in conn.execute(sa.select(incidents)):
+            at = r.opened_at.timestamp() - run.epoch_s
+            found.append(Action(at, "incident", dict(r.scope), list(r.diagnosis or [])))
+    engine.dispose()
+    return sorted(found, key=lambda a: a.at)
+
+
+def _diagnosis(fault: Any, done: list[Action]) -> dict[str, Any]:
+    """The diagnosis of the incident opened for the fault, and whether its first entry
+    names the fault's scope."""
     if fault.kind == "payer":
         return {"diagnosis": [], "diagnosis_correct": None}
-    calls = [c for p in run.providers.values() for c in p.calls]
-
-    def observed(lo: float, hi: float) -> list[Observation]:
-        return [
-            Observation(
-                {
-                    "channel": c.channel,
-                    "method": c.method,
-                    "bank": c.bank,
-                    "region": c.region,
-                    "code": c.code,
-                },
-                c.code is not None,
-            )
-            for c in calls
-            if lo <= c.t < hi
-        ]
-
-    suspects = diagnose(
-        observed(fault.at - 60.0, fault.at),
-        observed(fault.at, min(fault.end, fault.at + DIAGNOSIS_WINDOW_S)),
-    )
-    scope = {(k, getattr(fault, k)) for k in ("channel", "method", "bank", "region")}
-    scope = {item for item in scope if item[1] is not None}
-    top = [
-        {
-            "dimension": s.dimension,
-            "value": s.value,
-            "explanatory_power": round(s.explanatory_power, 3),
-        }
-        for s in suspects[:3]
+    opened = [
+        a
+        for a in done
+        if a.what == "incident"
+        and fault.at <= a.at <= fault.end + GRACE_S
+        and _compatible(a.scope, fault)
     ]
-    correct = bool(suspects) and (suspects[0].dimension, suspects[0].value) in scope
-    return {"diagnosis": top, "diagnosis_correct": correct if scope else None}
-
-
-def _offsets(run: Run) -> list[Any]:
-    """Breaker transitions with their time as seconds into the scenario."""
-    return [replace(t, at=t.at - run.epoch_s) for t in run.transitions]
-
-
-def _opens(run: Run) -> list[Any]:
-    from paymend.health.breaker import BreakerState
-
-    return [t for t in _offsets(run) if t.after is BreakerState.OPEN]
-
-
-def _detection(run: Run, fault: Any) -> dict[str, float | None]:
-    """Onset to the first circuit opened on the fault's channel; fault end to that
-    channel's circuit closed again (traffic restored)."""
-    from paymend.health.breaker import BreakerState
-
-    if fault.kind == "payer" or fault.channel is None:
-        return {"detect_s": None, "recover_s": None}
-    opened = next(
-        (t for t in _opens(run) if t.key == fault.channel and fault.at <= t.at < fault.end),
-        None,
-    )
-    closed = next(
-        (
-            t
-            for t in _offsets(run)
-            if t.key == fault.channel and t.after is BreakerState.CLOSED and t.at >= fault.end
-        ),
-        None,
-    )
+    opened.sort(key=lambda a: (not _within(a.scope, fault), a.at))
+    if not opened:
+        return {"diagnosis": [], "diagnosis_correct": False}
+    top = opened[0].diagnosis[:3]
+    scope = set(_fault_scope(fault).items())
+    correct = bool(top) and (top[0]["dimension"], top[0]["value"]) in scope
     return {
-        "detect_s": None if opened is None else round(opened.at - fault.at, 3),
-        "recover_s": None if opened is None or closed is None else round(closed.at - fault.end, 3),
+        "diagnosis": [{k: d[k] for k in ("dimension", "value", "explanatory_power")} for d in top],
+        "diagnosis_correct": correct,
     }
 
 
-def _false_actions(run: Run) -> int:
-    """Circuits opened outside every fault that touches their channel."""
-    count = 0
-    for t in _opens(run):
+def _detection(fault: Any, done: list[Action]) -> dict[str, float | None]:
+    """Onset to the first automatic action on the fault's scope; fault end to the last
+    circuit it opened closing again (traffic restored)."""
+    if fault.kind == "payer":
+        return {"detect_s": None, "recover_s": None}
+    acted = [
+        a
+        for a in done
+        if a.what in ("circuit_open", "playbook")
+        and fault.at <= a.at < fault.end
+        and _within(a.scope, fault)
+    ]
+    if not acted:
+        return {"detect_s": None, "recover_s": None}
+    opened = {tuple(sorted(a.scope.items())) for a in acted if a.what == "circuit_open"}
+    closed_at = []
+    for scope in opened:
+        closing = next(
+            (
+                a.at
+                for a in done
+                if a.what == "circuit_closed"
+                and a.at >= fault.end
+                and tuple(sorted(a.scope.items())) == scope
+            ),
+            None,
+        )
+        if closing is not None:
+            closed_at.append(closing)
+    recover = max(closed_at) - fault.end if closed_at and len(closed_at) == len(opened) else None
+    return {
+        "detect_s": round(acted[0].at - fault.at, 3),
+        "recover_s": None if recover is None else round(recover, 3),
+    }
+
+
+def _false_actions(run: Run, done: list[Action]) -> list[Action]:
+    """Automatic actions and incidents outside every fault they could belong to."""
+    found = []
+    for a in done:
+        if a.what == "circuit_closed":
+            continue
         inside = any(
-            f.kind != "payer" and f.channel in (None, t.key) and f.at <= t.at <= f.end + GRACE_S
+            f.kind != "payer" and f.at <= a.at <= f.end + GRACE_S and _compatible(a.scope, f)
             for f in run.scenario.faults
         )
-        count += not inside
-    return count
+        if not inside:
+            found.append(a)
+    return found

@@ -25,11 +25,13 @@ from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.ids import IdFactory
 from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.health.breaker import Transition
 from paymend.lab.provider import TRUTH_KEY, LabProvider
 from paymend.lab.scenario import PAYER_TRUTHS, Scenario
+from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import Ledger
 from paymend.store import merchants
@@ -123,6 +125,7 @@ async def _run(scenario: Scenario, policy: str, url: str, result: Run) -> None:
         EngineSettings(
             provider_timeout_s=10.0,
             routing=tuple(scenario.routing),
+            costs={name: channel.cost_bps for name, channel in scenario.channels.items()},
             checkout_deadline_s=CHECKOUT_DEADLINE_S,
             seed=scenario.seed,
             policy=policy,
@@ -134,8 +137,11 @@ async def _run(scenario: Scenario, policy: str, url: str, result: Run) -> None:
     store.run_sync(lambda conn: merchants.create(conn, MERCHANT, "lab", clock.now()))
     stop = asyncio.Event()
     worker_task = None
+    worker = None
     if policy != "naive":  # a checkout without paymend has no worker either
-        worker_task = asyncio.create_task(Worker(service, WorkerSettings(interval_s=1.0)).run(stop))
+        runner = PlaybookRunner(service, load_playbooks(DEFAULT_PATH))
+        worker = Worker(service, WorkerSettings(interval_s=1.0), playbooks=runner)
+        worker_task = asyncio.create_task(worker.run(stop))
     rng = random.Random(scenario.seed)  # noqa: S311 - a simulation
     lo, hi = math.log(scenario.amount.min), math.log(scenario.amount.max)
     tasks: list[asyncio.Task[None]] = []
@@ -159,6 +165,8 @@ async def _run(scenario: Scenario, policy: str, url: str, result: Run) -> None:
         result.arrivals.append(arrival)
         tasks.append(asyncio.create_task(_pay(service, scenario, clock, arrival)))
     await asyncio.gather(*tasks)
+    if worker is not None:
+        worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
     await clock.sleep(DRAIN_S)
     stop.set()
     if worker_task is not None:

@@ -249,3 +249,24 @@ def _attempt(row: sa.Row[Any]) -> Attempt:
 
 def _clip(text: str | None, limit: int = 500) -> str | None:
     return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def calls_between(conn: Connection, since: datetime, until: datetime) -> list[sa.Row[Any]]:
+    """Every provider call (attempt) made in [since, until), with its payment's scope:
+    what incident diagnosis and affected counts are computed from."""
+    query = (
+        sa.select(
+            attempts.c.payment_id,
+            attempts.c.provider,
+            attempts.c.status,
+            attempts.c.unified_code,
+            attempts.c.latency_ms,
+            attempts.c.created_at,
+            payments.c.method,
+            payments.c.bank,
+            payments.c.region,
+        )
+        .join(payments, payments.c.id == attempts.c.payment_id)
+        .where(attempts.c.created_at >= since, attempts.c.created_at < until)
+    )
+    return list(conn.execute(query))

@@ -1,0 +1,231 @@
+"""Carrying out the playbooks: actions when a signal starts, undoing them on recovery,
+and the incident each one opens, with its diagnosis and the payments it touched.
+
+The evaluator (playbooks/evaluate.py) decides; this runs in the worker and acts through
+the same parts an operator uses: breakers, ops controls (audit-logged, actor
+`playbook:<name>`), the incident record. Every start and recovery is audit-logged with
+the signal's values, so ops can tell what the machine did and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from paymend.domain.failure import Kind
+from paymend.engine.payments import PaymentService
+from paymend.failures.classify import default_classifier
+from paymend.health.diagnosis import Observation, Suspect, diagnose
+from paymend.health.keys import parse_key
+from paymend.observability import get_logger
+from paymend.playbooks.evaluate import Evaluator, Recovered, Started, scope_of
+from paymend.playbooks.model import PauseAction, Playbook
+from paymend.store import controls as audit_repo
+from paymend.store import incidents as incident_repo
+from paymend.store import payments as payment_repo
+
+log = get_logger("paymend.playbooks")
+BASELINE_S = 120.0  # diagnosis compares the two minutes before the signal...
+LEAD_S = 10.0  # ...with the calls from shortly before it fired
+DIAGNOSE_FOR_S = 60.0  # and refines it while the incident is young
+REFRESH_S = 10.0
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one playbook did on one key, to undo and to report."""
+
+    started_at: float
+    signal: str
+    slow_ms: float | None  # latency incidents: a call slower than this was affected
+    incident_id: str | None = None
+    control_ids: list[str] = field(default_factory=list)
+    refreshed_at: float = 0.0
+
+
+class PlaybookRunner:
+    def __init__(self, service: PaymentService, playbooks: list[Playbook]) -> None:
+        self.service = service
+        self.evaluator = Evaluator(playbooks)
+        self.runs: dict[tuple[str, str], _Run] = {}
+        self._catalogue = default_classifier().catalogue
+
+    async def tick(self) -> None:
+        now = self.service._health_now()
+        for change in self.evaluator.tick(self.service.health, now):
+            if isinstance(change, Started):
+                await self._start(change)
+            else:
+                await self._recover(change)
+        for (name, key), run in self.runs.items():
+            young = now - run.started_at <= DIAGNOSE_FOR_S + REFRESH_S
+            if run.incident_id is not None and young and now - run.refreshed_at >= REFRESH_S:
+                await self._refresh(name, key, run, now)
+
+    async def _start(self, s: Started) -> None:
+        p, key, signal = s.playbook, s.key, s.signal
+        actor = f"playbook:{p.name}"
+        reason = f"{p.name}: {signal.why}"
+        slow = signal.baseline * 2 if signal.name == "latency_spike" and signal.baseline else None
+        run = self.runs[(p.name, key)] = _Run(s.at, signal.name, slow)
+        scope = scope_of(key)
+        done: list[str] = []
+        for action in p.do:
+            if action == "open_circuit":
+                self.service.health.force_open(key, s.at, reason)
+                done.append(f"opened the circuit of {key}")
+            elif isinstance(action, PauseAction):
+                what = action.pause.what
+                control = await self.service.controls.set(
+                    "pause",
+                    what,
+                    scope[what],
+                    action.pause.method,
+                    reason,
+                    actor,
+                    self.service.providers,
+                )
+                run.control_ids.append(control.id)
+                done.append(f"paused {what} {scope[what]}" + _for(action.pause.method))
+            elif action == "alert":
+                log.warning("ops_alert", playbook=p.name, key=key, severity=p.severity, why=reason)
+                done.append("alerted ops")
+        at = self._at(s.at)
+        details: dict[str, Any] = {
+            "key": key,
+            "signal": signal.name,
+            "value": signal.value,
+            "baseline": signal.baseline,
+            "calls": signal.calls,
+            "p_value": signal.p_value,
+            "actions": done,
+        }
+        opens = "open_incident" in p.do
+        ids = self.service.ids
+
+        def write(conn: Connection) -> str | None:
+            audit_repo.audit(conn, at, actor, "playbook.start", key, reason, details)
+            if not opens:
+                return None
+            found = incident_repo.open_for(conn, p.name, key)
+            if found is None:
+                where = ", ".join(f"{k}={v}" for k, v in scope.items())
+                found = incident_repo.open_incident(
+                    conn,
+                    incident_repo.Incident.new(
+                        ids.new("inc"),
+                        p.name,
+                        f"{p.description} ({where})",
+                        p.severity,
+                        scope,
+                        key,
+                        at,
+                    ),
+                )
+            incident_repo.add_event(conn, found.id, at, "signal", signal.why, details)
+            for action in done:
+                incident_repo.add_event(conn, found.id, at, "action", action, {"actor": actor})
+            return found.id
+
+        run.incident_id = await self.service.store.run(write)
+        log.warning("playbook_started", playbook=p.name, key=key, why=signal.why, actions=done)
+        if run.incident_id is not None:
+            await self._refresh(p.name, key, run, s.at)
+
+    async def _recover(self, r: Recovered) -> None:
+        p, key = r.playbook, r.key
+        run = self.runs.pop((p.name, key), None)
+        actor = f"playbook:{p.name}"
+        undone: list[str] = []
+        for control_id in run.control_ids if run else []:
+            await self.service.controls.end(control_id, f"{p.name} recovered: {r.why}", actor)
+            undone.append(f"ended control {control_id}")
+        if run is not None and run.incident_id is not None:
+            await self._refresh(p.name, key, run, r.at)
+        at = self._at(r.at)
+        incident_id = run.incident_id if run else None
+
+        def write(conn: Connection) -> None:
+            details = {"key": key, "undone": undone, "incident": incident_id}
+            audit_repo.audit(conn, at, actor, "playbook.recover", key, r.why, details)
+            if incident_id is not None:
+                incident_repo.add_event(conn, incident_id, at, "recovery", r.why, details)
+                incident_repo.resolve(conn, incident_id, at, f"{p.name} recovered: {r.why}")
+
+        await self.service.store.run(write)
+        log.info("playbook_recovered", playbook=p.name, key=key, why=r.why, undone=undone)
+
+    async def _refresh(self, name: str, key: str, run: _Run, now: float) -> None:
+        """Diagnose where the failures concentrate, and count the payments they hit."""
+        run.refreshed_at = now
+        incident_id = run.incident_id
+        if incident_id is None:
+            return
+        start = run.started_at
+        since = self._at(start - BASELINE_S - LEAD_S)
+        split = self._at(start - LEAD_S)
+        until = self._at(min(now, start + DIAGNOSE_FOR_S) + 0.001)
+        rows = await self.service.store.run(
+            lambda conn: payment_repo.calls_between(conn, since, until)
+        )
+        base = [self._observe(r, run) for r in rows if r.created_at < split]
+        anomaly = [self._observe(r, run) for r in rows if r.created_at >= split]
+        suspects = diagnose(base, anomaly)
+        channel, dims = parse_key(key)
+        affected = len(
+            {
+                r.payment_id
+                for r in rows
+                if r.created_at >= split
+                and (channel == "*" or r.provider == channel)
+                and all(getattr(r, d, None) == v for d, v in dims.items())
+                and self._observe(r, run).failed
+            }
+        )
+        diagnosis = [_suspect(s) for s in suspects[:5]]
+
+        def write(conn: Connection) -> None:
+            incident_repo.update(conn, incident_id, affected_payments=affected, diagnosis=diagnosis)
+
+        await self.service.store.run(write)
+
+    def _observe(self, r: Any, run: _Run) -> Observation:
+        dims = {
+            "channel": r.provider,
+            "method": r.method,
+            "bank": r.bank,
+            "region": r.region,
+            "code": r.unified_code,
+        }
+        if run.slow_ms is not None:
+            return Observation(dims, r.latency_ms is not None and r.latency_ms > run.slow_ms)
+        code = r.unified_code
+        technical = r.status == "unknown" or (
+            r.status == "failed"
+            and code in self._catalogue
+            and self._catalogue[code].kind is Kind.TECHNICAL
+        )
+        return Observation(dims, technical)
+
+    def _at(self, epoch_s: float) -> datetime:
+        """Health time (epoch seconds on the service's clock) as the store's datetime."""
+        now = self.service.clock.now()
+        return now + timedelta(seconds=epoch_s - now.timestamp())
+
+
+def _for(method: str | None) -> str:
+    return f" for {method}" if method else ""
+
+
+def _suspect(s: Suspect) -> dict[str, Any]:
+    return {
+        "dimension": s.dimension,
+        "value": s.value,
+        "explanatory_power": round(s.explanatory_power, 3),
+        "surprise": round(s.surprise, 4),
+        "failures": s.failures,
+        "expected": round(s.expected, 2),
+    }

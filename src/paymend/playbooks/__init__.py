@@ -1,0 +1,1 @@
+"""Emergency plans as data: triggers over health signals -> actions, with recovery."""

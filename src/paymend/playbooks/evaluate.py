@@ -1,0 +1,148 @@
+"""Watching the health book for the playbooks' signals, key by key.
+
+Every tick (the worker's, once a second) each playbook looks at the keys of its scope:
+a signal that has held for the trigger's `for` starts the playbook on that key; while
+active, each firing pushes recovery back; once the signal has been clear for the
+recovery's `after` and every circuit on the key is closed, the playbook recovers. The
+evaluator only decides: the engine (engine/playbooks.py) carries out and undoes the
+actions, so this stays pure and testable on a hand-made health book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from paymend.health.book import Health
+from paymend.health.breaker import BreakerState
+from paymend.health.detectors import DEFAULT_SETTINGS, DetectorSettings, Signal, detect
+from paymend.health.keys import parse_key
+from paymend.health.window import WindowStats
+from paymend.playbooks.model import Playbook
+
+_SCOPE_DIMS = {
+    "channel": (),
+    "channel_method": ("method",),
+    "channel_bank": ("bank",),
+    "channel_region": ("region",),
+    "bank": ("bank",),
+    "region": ("region",),
+}
+
+
+def in_scope(key: str, scope: str) -> bool:
+    channel, dims = parse_key(key)
+    if (channel == "*") != (scope in ("bank", "region")):
+        return False
+    return tuple(dims) == _SCOPE_DIMS[scope]
+
+
+def scope_of(key: str) -> dict[str, str]:
+    """A key as the scope it names: {"channel": "sim_a", "bank": "CMB"}."""
+    channel, dims = parse_key(key)
+    return ({} if channel == "*" else {"channel": channel}) | dims
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    playbook: Playbook
+    key: str
+    signal: Signal
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    playbook: Playbook
+    key: str
+    at: float
+    why: str
+
+
+@dataclass(slots=True)
+class _Watch:
+    first_seen: float | None = None  # the signal started firing (not yet acted on)
+    active_since: float | None = None
+    last_fired: float = 0.0
+
+
+@dataclass(slots=True)
+class Evaluator:
+    playbooks: list[Playbook]
+    detectors: DetectorSettings = DEFAULT_SETTINGS
+    watches: dict[tuple[str, str], _Watch] = field(default_factory=dict)
+
+    def active(self) -> list[tuple[str, str]]:
+        return [k for k, w in self.watches.items() if w.active_since is not None]
+
+    def tick(self, health: Health, now: float) -> list[Started | Recovered]:
+        keys = health.keys()
+        changes: list[Started | Recovered] = []
+        for p in self.playbooks:
+            for key in keys:
+                if not in_scope(key, p.when.scope):
+                    continue
+                signal = self.signal(p, health, key, now)
+                watch = self.watches.setdefault((p.name, key), _Watch())
+                change = self._step(p, key, watch, signal, health, now)
+                if change is not None:
+                    changes.append(change)
+        return changes
+
+    def _step(
+        self, p: Playbook, key: str, w: _Watch, signal: Signal, health: Health, now: float
+    ) -> Started | Recovered | None:
+        if signal.fired:
+            w.last_fired = now
+            if w.active_since is not None:
+                return None
+            if w.first_seen is None:
+                w.first_seen = now
+            if now - w.first_seen >= p.when.for_:
+                w.active_since = now
+                return Started(p, key, signal, now)
+            return None
+        w.first_seen = None
+        if w.active_since is None or now - w.last_fired < p.recover.after:
+            return None
+        if health.state(key) is not BreakerState.CLOSED:
+            return None  # its probes have not proved the channel yet
+        w.active_since = None
+        quiet = now - w.last_fired
+        return Recovered(p, key, now, f"clear for {quiet:.0f}s and the circuit is closed")
+
+    def signal(self, p: Playbook, health: Health, key: str, now: float) -> Signal:
+        t = p.when
+        channel = parse_key(key)[0]
+        if t.scope.startswith("channel_") and health.state(channel) is not BreakerState.CLOSED:
+            # the whole channel is down: its own playbook speaks for every part of it
+            return Signal(t.signal, 0.0, None, 0, 1.0, False, f"channel {channel} is down")
+        if t.signal == "circuit_open":
+            state = health.state(key)
+            fired = state is not BreakerState.CLOSED
+            return Signal("circuit_open", float(fired), None, 0, 1.0, fired, f"circuit {state}")
+        recent = health.stats(key, now, t.recent) or WindowStats()
+        baseline = health.history(key, now, t.baseline, upto_s=t.recent) or WindowStats()
+        found = next(
+            s
+            for s in detect(recent, baseline, t.recent, t.baseline, self._settings(p))
+            if s.name == t.signal
+        )
+        if t.signal == "traffic_drop" and health.state(key) is not BreakerState.CLOSED:
+            return replace(found, fired=False)  # our own rerouting, not the world's
+        return found
+
+    def _settings(self, p: Playbook) -> DetectorSettings:
+        """The detector defaults, with the trigger's own volume and threshold."""
+        t, s = p.when, self.detectors
+        n, x = t.min_calls, t.threshold
+        if t.signal == "error_spike":
+            s = replace(s, error_min_calls=n or s.error_min_calls)
+            return replace(s, error_threshold=x or s.error_threshold)
+        if t.signal == "success_drop":
+            s = replace(s, success_min_calls=n or s.success_min_calls)
+            return replace(s, success_min_drop=x or s.success_min_drop)
+        if t.signal == "latency_spike":
+            s = replace(s, latency_min_calls=n or s.latency_min_calls)
+            return replace(s, latency_ratio=x or s.latency_ratio)
+        s = replace(s, traffic_min_expected=float(n or s.traffic_min_expected))
+        return replace(s, traffic_drop_ratio=x or s.traffic_drop_ratio)

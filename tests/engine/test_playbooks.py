@@ -1,0 +1,153 @@
+"""Playbooks carried out: a channel goes down, an incident opens with its diagnosis and
+timeline, every automatic action is audit-logged, and it all recovers by itself."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from paymend.domain.ids import MerchantId
+from paymend.domain.money import Money
+from paymend.domain.payment import Customer
+from paymend.engine.clock import LoopClock
+from paymend.engine.commands import PayCommand
+from paymend.engine.payments import PaymentService
+from paymend.engine.playbooks import PlaybookRunner
+from paymend.engine.virtual_time import run_virtual
+from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
+from paymend.store import incidents
+from paymend.store.database import Store
+from paymend.store.tables import audit_log
+from tests.helpers import make_merchant, service, simulator
+
+BANKS = ("ICBC", "CCB", "CMB", "BOC")
+REGIONS = ("CN-East", "CN-North", "CN-South")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url, inline=True)
+    yield s
+    s.close()
+
+
+async def pay_many(
+    svc: PaymentService, clock: LoopClock, mid: MerchantId, n: int, at: int
+) -> list[str]:
+    providers = []
+    for i in range(at, at + n):
+        view = await svc.pay(
+            PayCommand(
+                merchant_id=mid,
+                order_id=f"o-{i}",
+                amount=Money(1000 + i, "CNY"),
+                method="card",
+                bank=BANKS[i % len(BANKS)],
+                region=REGIONS[i % len(REGIONS)],
+                customer=Customer(f"c{i}", "zh-CN"),
+            )
+        )
+        assert view.payment.status.value == "succeeded"
+        providers.append(view.attempts[-1].provider)
+        await clock.sleep(0.1)
+    return providers
+
+
+def test_a_channel_outage_opens_an_incident_and_recovers_by_itself(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
+        runner = PlaybookRunner(svc, load_playbooks(DEFAULT_PATH))
+        served = await pay_many(svc, clock, mid, 600, 0)
+        assert served.count("sim_a") > 550  # the rest: exploration keeps sim_b known
+        await runner.tick()
+        assert store.run_sync(lambda c: incidents.search(c, None, None, 10)) == []
+
+        a.settings = dataclasses.replace(a.settings, outage=True)
+        served = await pay_many(svc, clock, mid, 100, 600)  # every customer still pays
+        assert served[-50:] == ["sim_b"] * 50  # the circuit opened on sim_a
+        await runner.tick()
+        (opened,) = store.run_sync(lambda c: incidents.search(c, None, "open", 10))
+        assert (opened.playbook, opened.scope, opened.severity) == (
+            "channel-down",
+            {"channel": "sim_a"},
+            "critical",
+        )
+        assert opened.diagnosis[0]["dimension"] == "channel"
+        assert opened.diagnosis[0]["value"] == "sim_a"
+        assert opened.affected_payments >= 5
+
+        a.settings = dataclasses.replace(a.settings, outage=False)
+        for _ in range(20):  # a few minutes: probes pass, the circuit closes, all clear
+            await pay_many(svc, clock, mid, 100, 700 + _ * 100)
+            await runner.tick()
+        whole = store.run_sync(lambda c: incidents.get(c, opened.id))
+        assert whole.status == "resolved"
+        kinds = [e.kind for e in whole.events or []]
+        assert kinds[0] == "signal" and "action" in kinds and kinds[-1] == "resolved"
+        assert "recovery" in kinds
+
+    run_virtual(scenario())
+    with store.engine.connect() as conn:
+        entries = [
+            (r.actor, r.action, r.target)
+            for r in conn.execute(sa.select(audit_log).order_by(audit_log.c.id))
+        ]
+    assert entries == [
+        ("playbook:channel-down", "playbook.start", "sim_a"),
+        ("playbook:channel-down", "playbook.recover", "sim_a"),
+    ]
+
+
+def test_a_bank_down_everywhere_is_paused_for_customers_and_resumed(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
+        runner = PlaybookRunner(svc, load_playbooks(DEFAULT_PATH))
+        await pay_many(svc, clock, mid, 400, 0)
+        bank = "CMB"
+        from paymend.health.keys import scoped_key
+        from paymend.health.outcomes import Outcome
+
+        key = scoped_key("*", "bank", bank)
+        for _ in range(2):  # CMB fails on every channel, for longer than the trigger's 5 s
+            now = svc._health_now()
+            for i in range(60):
+                svc.health.record([key], now + i * 0.1, Outcome.TECHNICAL)
+            await clock.sleep(6)
+            await runner.tick()
+        controls = await svc.controls.active()
+        assert [(c.kind, c.scope, c.value, c.set_by) for c in controls] == [
+            ("pause", "bank", bank, "playbook:bank-down")
+        ]
+        view = await svc.pay(
+            PayCommand(
+                merchant_id=mid,
+                order_id="o-cmb",
+                amount=Money(1000, "CNY"),
+                method="card",
+                bank=bank,
+                region="CN-East",
+                customer=Customer("c", "zh-CN"),
+            )
+        )
+        assert view.payment.failure_code == "issuer_unavailable"
+        assert a.calls + b.calls == 400  # nobody was called for it
+        for _ in range(30):
+            await clock.sleep(10)
+            await runner.tick()
+        assert await svc.controls.active() == []
+
+    run_virtual(scenario())
+    with store.engine.connect() as conn:
+        actions = [r.action for r in conn.execute(sa.select(audit_log).order_by(audit_log.c.id))]
+    assert actions == ["control.pause", "playbook.start", "control.pause.end", "playbook.recover"]

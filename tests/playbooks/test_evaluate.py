@@ -1,0 +1,112 @@
+"""The evaluator: a signal that holds starts a playbook on its key; a quiet spell with
+closed circuits recovers it. Driven on a real in-memory health book, time by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paymend.health.book import HealthBook
+from paymend.health.outcomes import Outcome
+from paymend.playbooks.evaluate import Evaluator, Recovered, Started, in_scope, scope_of
+from paymend.playbooks.model import Playbook, load_playbooks
+
+S, B, T = Outcome.SUCCESS, Outcome.BUSINESS, Outcome.TECHNICAL
+REGION = ("sim_a", "sim_a|region=CN-North", "*|region=CN-North")
+ELSEWHERE = ("sim_a", "sim_a|region=CN-East", "*|region=CN-East")
+
+
+def playbook(tmp_path: Path, when: str, recover: str = "{after: 30s}") -> Playbook:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "playbooks:\n"
+        "  - name: watch\n"
+        "    description: test\n"
+        "    severity: major\n"
+        f"    when: {when}\n"
+        "    do: [alert, open_incident]\n"
+        f"    recover: {recover}\n"
+    )
+    return load_playbooks(path)[0]
+
+
+def traffic(book: HealthBook, start: float, end: float, fail_every: int | None) -> None:
+    """20 calls a second on two regions; CN-North fails every `fail_every`-th call."""
+    t, n = start, 0
+    while t < end:
+        book.record(ELSEWHERE, t, S, 120)
+        failed = fail_every is not None and n % fail_every == 0
+        book.record(REGION, t + 0.025, T if failed else S, 120)
+        t += 0.1
+        n += 1
+
+
+def test_keys_in_scope() -> None:
+    assert in_scope("sim_a|region=CN-North", "channel_region")
+    assert not in_scope("sim_a|region=CN-North", "channel")
+    assert in_scope("*|bank=CMB", "bank") and not in_scope("*|bank=CMB", "channel_bank")
+    assert scope_of("sim_a|bank=CMB") == {"channel": "sim_a", "bank": "CMB"}
+    assert scope_of("*|region=CN-North") == {"region": "CN-North"}
+
+
+def test_an_error_spike_starts_the_playbook_on_its_key_only(tmp_path: Path) -> None:
+    p = playbook(tmp_path, "{signal: error_spike, scope: channel_region, min_calls: 20}")
+    ev = Evaluator([p])
+    book = HealthBook()
+    traffic(book, 0, 300, None)
+    assert ev.tick(book, 300) == []
+    traffic(book, 300, 303, 2)  # half the CN-North calls fail
+    changes = ev.tick(book, 303)
+    assert [(type(c), c.key) for c in changes] == [(Started, "sim_a|region=CN-North")]
+    started = changes[0]
+    assert isinstance(started, Started) and started.signal.value > 0.1  # over 10 s
+    assert ev.tick(book, 304) == []  # started once, not every tick
+    assert ev.active() == [("watch", "sim_a|region=CN-North")]
+
+
+def test_it_recovers_after_a_quiet_spell_with_closed_circuits(tmp_path: Path) -> None:
+    p = playbook(tmp_path, "{signal: error_spike, scope: channel_region, min_calls: 20}")
+    ev = Evaluator([p])
+    book = HealthBook()
+    traffic(book, 0, 300, None)
+    traffic(book, 300, 303, 2)
+    ev.tick(book, 303)
+    book.force_open("sim_a|region=CN-North", 303, "the playbook's action")
+    for t in range(304, 334):
+        traffic(book, t - 1, t, None)
+        assert ev.tick(book, t) == []  # clear, but not for 30 s yet / circuit not closed
+    for second in range(334, 400):
+        for _ in range(3):  # probes pass one at a time and close the circuit
+            if book.allow("sim_a|region=CN-North", second):
+                book.record(REGION, second + 0.1, S, 100)
+        changes = ev.tick(book, second + 0.5)
+        if changes:
+            break
+    assert [type(c) for c in changes] == [Recovered]
+    assert "circuit is closed" in changes[0].why  # type: ignore[union-attr]
+    assert ev.active() == []
+
+
+def test_a_wave_of_declines_starts_nothing(tmp_path: Path) -> None:
+    playbooks = load_playbooks(Path(__file__).parents[2] / "src/paymend/playbooks.yaml")
+    ev = Evaluator(playbooks)
+    book = HealthBook()
+    traffic(book, 0, 300, None)
+    t = 300.0
+    while t < 420:
+        book.record(REGION, t, B, 150)  # insufficient funds, everyone
+        book.record(ELSEWHERE, t + 0.05, B, 150)
+        t += 0.05
+        if t % 1 < 0.05:
+            assert ev.tick(book, t) == []
+    assert book.state("sim_a") is book.state("sim_a|region=CN-North")
+
+
+def test_the_whole_channel_down_speaks_for_its_parts(tmp_path: Path) -> None:
+    p = playbook(tmp_path, "{signal: circuit_open, scope: channel_region}")
+    ev = Evaluator([p])
+    book = HealthBook()
+    for i in range(10):
+        book.record(REGION, i * 0.01, T, 20)
+    assert book.state("sim_a").value == "open"
+    assert book.state("sim_a|region=CN-North").value == "open"
+    assert ev.tick(book, 1) == []  # channel-down covers it; no second incident
