@@ -127,3 +127,62 @@ def test_bad_controls_change_nothing(server: Server, ops: httpx.Client) -> None:
     missing = ops.post("/v1/ops/controls/ctl_nope/end", json={"reason": "x", "actor": "a"})
     assert missing.status_code == 404
     assert count_rows(server.runtime.store) == before
+
+
+def test_held_payments_wait_in_the_queue_until_ops_release_or_reject(
+    server: Server, api: httpx.Client, ops: httpx.Client
+) -> None:
+    hold = ops.post(
+        "/v1/ops/controls",
+        json={
+            "kind": "hold",
+            "scope": "bank",
+            "value": "CMB",
+            "amount_above": 100_00,
+            "reason": "CMB errors: review large payments",
+            "actor": "ops-lin",
+        },
+    )
+    assert hold.status_code == 201, hold.text
+    assert hold.json()["amount_above"] == 100_00
+    large = {**BODY, "bank": "CMB", "amount": 500_00}
+    first = api.post("/v1/payments", json={**large, "order_id": "o-h1"}).json()
+    second = api.post("/v1/payments", json={**large, "order_id": "o-h2"}).json()
+    assert first["status"] == "held" and first["attempts"] == []
+    assert first["next_action"]["type"] == "wait_for_review"
+    queue = ops.get("/v1/ops/payments/held").json()["data"]
+    assert [p["id"] for p in queue] == [first["id"], second["id"]]
+    calls = server.runtime.simulators["sim_a"].calls
+
+    released = ops.post(
+        f"/v1/ops/payments/{first['id']}/release",
+        json={"reason": "customer verified", "actor": "ops-lin"},
+    )
+    assert released.status_code == 200 and released.json()["status"] == "succeeded"
+    rejected = ops.post(
+        f"/v1/ops/payments/{second['id']}/reject",
+        json={"reason": "no answer", "actor": "ops-lin"},
+    )
+    assert rejected.status_code == 200 and rejected.json()["status"] == "failed"
+    assert server.runtime.simulators["sim_a"].calls == calls + 1
+    before = count_rows(server.runtime.store)
+    twice = ops.post(
+        f"/v1/ops/payments/{second['id']}/release", json={"reason": "r", "actor": "ops-lin"}
+    )
+    assert twice.status_code == 409 and twice.json()["error"]["code"] == "payment_not_held"
+    assert count_rows(server.runtime.store) == before
+    seen = api.get(f"/v1/payments/{second['id']}").json()
+    assert seen["failure"]["code"] == "generic_decline"  # the review is never named
+    audit = [e["action"] for e in ops.get("/v1/ops/audit").json()["data"]]
+    assert audit[:3] == ["payment.reject", "payment.release", "control.hold"]
+
+
+def test_a_hold_without_an_amount_is_refused(server: Server, ops: httpx.Client) -> None:
+    before = count_rows(server.runtime.store)
+    refused = ops.post(
+        "/v1/ops/controls",
+        json={"kind": "hold", "scope": "bank", "value": "CMB", "reason": "r", "actor": "a"},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "amount_above"
+    assert count_rows(server.runtime.store) == before

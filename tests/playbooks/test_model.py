@@ -84,3 +84,15 @@ def test_two_playbooks_may_not_share_a_name(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="a second playbook named 'bank-down'") as caught:
         load_playbooks(write(tmp_path, twice))
     assert caught.value.line == 8
+
+
+def test_a_hold_reads_as_written_and_must_fit_the_scope(tmp_path: Path) -> None:
+    held = GOOD.replace(
+        "[{pause: {what: bank, method: card}}, ", "[{hold: {what: bank, above: 500000}}, "
+    )
+    (p,) = load_playbooks(write(tmp_path, held))
+    assert p.actions == ["hold", "alert", "open_incident"]
+    wrong = held.replace("{what: bank, above", "{what: region, above")
+    with pytest.raises(DataFileError, match="cannot hold a region") as caught:
+        load_playbooks(write(tmp_path, wrong))
+    assert caught.value.line == 6

@@ -7,12 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from paymend.api.auth import Unauthenticated
+from paymend.api.views import payment_json
 from paymend.domain.errors import PaymendError
+from paymend.engine import review
+from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.store import controls as repo
+from paymend.store import payments as payment_repo
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
@@ -40,10 +44,11 @@ Admin = Annotated[None, Depends(admin)]
 class ControlIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["pause", "force_route"]
+    kind: Literal["pause", "force_route", "hold"]
     scope: Literal["channel", "bank", "region"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] | None = None
+    amount_above: Annotated[int, Field(ge=0, le=10**15)] | None = None  # hold: minor units
     reason: Text
     actor: Name
 
@@ -73,8 +78,33 @@ async def add_control(body: ControlIn, request: Request, _: Admin) -> JSONRespon
         body.reason,
         body.actor,
         runtime.providers,
+        body.amount_above,
     )
     return JSONResponse(control.as_dict(), status_code=201)
+
+
+@router.get("/payments/held", summary="Payments held for manual review, oldest first")
+async def held_payments(
+    request: Request, _: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    found = await runtime.store.run(lambda conn: payment_repo.held(conn, limit))
+    data = [payment_json(PaymentView(p, [], [])) for p in found]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@router.post("/payments/{payment_id}/release", summary="Release a held payment: charge it now")
+async def release_payment(payment_id: str, body: EndIn, request: Request, _: Admin) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    view = await review.release(runtime.service, payment_id, body.actor, body.reason)
+    return JSONResponse(payment_json(view))
+
+
+@router.post("/payments/{payment_id}/reject", summary="Reject a held payment without charging")
+async def reject_payment(payment_id: str, body: EndIn, request: Request, _: Admin) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    view = await review.reject(runtime.service, payment_id, body.actor, body.reason)
+    return JSONResponse(payment_json(view))
 
 
 @router.post("/controls/{control_id}/end", summary="Resume: end a control")

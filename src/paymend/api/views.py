@@ -68,6 +68,13 @@ def compensation_json(c: Compensation) -> dict[str, Any]:
 def next_action(view: PaymentView) -> dict[str, Any] | None:
     """What the checkout does for a payment waiting on the customer."""
     p = view.payment
+    if p.status is PaymentStatus.HELD:
+        return {
+            "type": "wait_for_review",
+            "description": "the payment is being reviewed before it is charged; tell the "
+            "customer it is being checked, and expect payment.processing (released) or "
+            "payment.failed (declined) by webhook",
+        }
     if p.status is not PaymentStatus.REQUIRES_ACTION:
         return None
     last = view.attempts[-1] if view.attempts else None

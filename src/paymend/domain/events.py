@@ -12,6 +12,7 @@ class EventType(StrEnum):
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_REQUIRES_ACTION = "payment.requires_action"
     PAYMENT_CANCELED = "payment.canceled"
+    PAYMENT_HELD = "payment.held"  # waiting for manual review
     PAYMENT_REFUNDED = "payment.refunded"
     ATTEMPT_FINISHED = "attempt.finished"
     REFUND_SUCCEEDED = "refund.succeeded"
@@ -26,6 +27,7 @@ WEBHOOK_EVENTS = frozenset(
         EventType.PAYMENT_SUCCEEDED,
         EventType.PAYMENT_FAILED,
         EventType.PAYMENT_REQUIRES_ACTION,
+        EventType.PAYMENT_HELD,
         EventType.PAYMENT_CANCELED,
         EventType.PAYMENT_REFUNDED,
         EventType.REFUND_FAILED,

@@ -24,6 +24,7 @@ class PaymentStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REQUIRES_ACTION = "requires_action"
+    HELD = "held"  # waiting for an operator's review before any provider is called
     CANCELED = "canceled"
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
@@ -36,8 +37,13 @@ PAYMENT_EDGES: dict[PaymentStatus, frozenset[PaymentStatus]] = {
             PaymentStatus.SUCCEEDED,
             PaymentStatus.FAILED,
             PaymentStatus.REQUIRES_ACTION,
+            PaymentStatus.HELD,
             PaymentStatus.CANCELED,
         }
+    ),
+    # released by ops (-> processing), rejected (-> failed), or canceled by the shop
+    PaymentStatus.HELD: frozenset(
+        {PaymentStatus.PROCESSING, PaymentStatus.FAILED, PaymentStatus.CANCELED}
     ),
     # the customer completes (-> processing), abandons (-> canceled) or fails the challenge
     PaymentStatus.REQUIRES_ACTION: frozenset(

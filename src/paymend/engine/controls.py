@@ -1,5 +1,6 @@
 """Operator controls over routing: pause a channel, a bank or a region (optionally for
-one method), force a channel for a method. Every change is audit-logged in the same
+one method), force a channel for a method, hold a bank's or region's payments above an
+amount for manual review. Every change is audit-logged in the same
 transaction; the engine reads active controls through a one-second cache, so every
 process follows a change within a second."""
 
@@ -22,7 +23,11 @@ from paymend.store.database import Store
 
 log = get_logger("paymend.audit")
 CACHE_S = 1.0
-KINDS = {"pause": ("channel", "bank", "region"), "force_route": ("channel",)}
+KINDS = {
+    "pause": ("channel", "bank", "region"),
+    "force_route": ("channel",),
+    "hold": ("bank", "region"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,7 @@ class RouteControls:
     paused_channels: frozenset[str]
     forced: str | None
     paused_because: str | None  # the payment's bank or region is paused
+    held_because: str | None = None  # it waits for review before any provider is called
 
 
 class ControlService:
@@ -52,8 +58,10 @@ class ControlService:
     def forget(self) -> None:
         self._loaded_at = None
 
-    async def for_payment(self, method: str, bank: str | None, region: str | None) -> RouteControls:
-        return route_controls(await self.active(), method, bank, region)
+    async def for_payment(
+        self, method: str, bank: str | None, region: str | None, amount_minor: int = 0
+    ) -> RouteControls:
+        return route_controls(await self.active(), method, bank, region, amount_minor)
 
     async def set(
         self,
@@ -64,6 +72,7 @@ class ControlService:
         reason: str,
         actor: str,
         known_channels: Iterable[str],
+        amount_above: int | None = None,
     ) -> Control:
         if scope not in KINDS.get(kind, ()):
             raise InvalidInput(
@@ -73,8 +82,24 @@ class ControlService:
             )
         if scope == "channel" and value not in set(known_channels):
             raise InvalidInput("channel_unknown", f"no channel '{value}'", param="value")
+        if (kind == "hold") != (amount_above is not None):
+            raise InvalidInput(
+                "control_invalid",
+                "a hold needs amount_above (minor units); other controls take none",
+                param="amount_above",
+            )
         now = self.clock.now()
-        control = Control(self.ids.new("ctl"), kind, scope, value, method, reason, actor, now)
+        control = Control(
+            self.ids.new("ctl"),
+            kind,
+            scope,
+            value,
+            method,
+            reason,
+            actor,
+            now,
+            amount_above=amount_above,
+        )
 
         def write(conn: Connection) -> tuple[Control, str, dict[str, Any]]:
             repo.add(conn, control)
@@ -120,18 +145,28 @@ class ControlService:
 
 
 def route_controls(
-    active: Iterable[Control], method: str, bank: str | None, region: str | None
+    active: Iterable[Control],
+    method: str,
+    bank: str | None,
+    region: str | None,
+    amount_minor: int = 0,
 ) -> RouteControls:
     paused: set[str] = set()
     forced = None
-    because = None
+    because = held = None
     for c in active:
         if c.method is not None and c.method != method:
             continue
+        ours = (c.scope == "bank" and c.value == bank) or (
+            c.scope == "region" and c.value == region
+        )
         if c.kind == "force_route":
             forced = c.value
         elif c.scope == "channel":
             paused.add(c.value)
-        elif (c.scope == "bank" and c.value == bank) or (c.scope == "region" and c.value == region):
+        elif c.kind == "hold":
+            if ours and c.amount_above is not None and amount_minor > c.amount_above:
+                held = f"{c.scope} {c.value}: above {c.amount_above} held for review: {c.reason}"
+        elif ours:
             because = f"{c.scope} {c.value} paused by ops: {c.reason}"
-    return RouteControls(frozenset(paused), forced, because)
+    return RouteControls(frozenset(paused), forced, because, held)

@@ -16,6 +16,7 @@ STATUS_EVENTS = {
     PaymentStatus.FAILED: EventType.PAYMENT_FAILED,
     PaymentStatus.REQUIRES_ACTION: EventType.PAYMENT_REQUIRES_ACTION,
     PaymentStatus.CANCELED: EventType.PAYMENT_CANCELED,
+    PaymentStatus.HELD: EventType.PAYMENT_HELD,
     PaymentStatus.PROCESSING: EventType.PAYMENT_PROCESSING,
     PaymentStatus.REFUNDED: EventType.PAYMENT_REFUNDED,
     PaymentStatus.PARTIALLY_REFUNDED: EventType.PAYMENT_REFUNDED,

@@ -212,7 +212,9 @@ class PaymentService:
         return (best,), f"{reason}; every circuit open: trying {best}, which last succeeded"
 
     async def pay(self, cmd: PayCommand) -> PaymentView:
-        controls = await self.controls.for_payment(cmd.method, cmd.bank, cmd.region)
+        controls = await self.controls.for_payment(
+            cmd.method, cmd.bank, cmd.region, cmd.amount.minor
+        )
         ctx = PaymentContext(
             cmd.method, cmd.amount.currency, cmd.region, cmd.bank, cmd.amount.minor
         )
@@ -246,6 +248,8 @@ class PaymentService:
         payment.transition(PaymentStatus.PROCESSING)
         if controls.paused_because is not None:
             return await self._refuse_paused(payment, controls.paused_because, now)
+        if controls.held_because is not None:
+            return await self._hold(payment, controls.held_because, now)
         attempt = self._new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
 
@@ -287,6 +291,28 @@ class PaymentService:
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_FAILED, now)
 
         await self.store.run(write)
+        PAYMENTS.labels(payment.status.value, "none").inc()
+        return PaymentView(payment, [], [])
+
+    async def _hold(self, payment: Payment, why: str, now: datetime) -> PaymentView:
+        """A playbook or an operator holds this scope's large payments: nothing is called
+        until ops release it (engine/review.py); the shop learns by `payment.held`."""
+        payment.transition(PaymentStatus.HELD)
+
+        def write(conn: Connection) -> None:
+            repo.insert_payment(conn, payment, now)
+            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+            emit(
+                conn,
+                self.ids.new("evt"),
+                payment,
+                EventType.PAYMENT_HELD,
+                now,
+                extra={"reason": why},
+            )
+
+        await self.store.run(write)
+        log.warning("payment_held", payment_id=payment.id, why=why)
         PAYMENTS.labels(payment.status.value, "none").inc()
         return PaymentView(payment, [], [])
 
@@ -886,7 +912,11 @@ class PaymentService:
 
         def write(conn: Connection) -> None:
             payment = repo.get_payment(conn, payment_id, merchant_id)
-            if payment.status not in (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION):
+            if payment.status not in (
+                PaymentStatus.PROCESSING,
+                PaymentStatus.REQUIRES_ACTION,
+                PaymentStatus.HELD,
+            ):
                 raise InvalidInput(
                     "payment_not_cancelable",
                     f"a payment in status '{payment.status.value}' cannot be canceled",

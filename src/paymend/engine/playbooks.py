@@ -22,7 +22,7 @@ from paymend.health.diagnosis import Observation, Suspect, diagnose
 from paymend.health.keys import parse_key
 from paymend.observability import get_logger
 from paymend.playbooks.evaluate import Evaluator, Recovered, Started, scope_of
-from paymend.playbooks.model import PauseAction, Playbook
+from paymend.playbooks.model import HoldAction, PauseAction, Playbook
 from paymend.store import controls as audit_repo
 from paymend.store import incidents as incident_repo
 from paymend.store import payments as payment_repo
@@ -90,6 +90,20 @@ class PlaybookRunner:
                 )
                 run.control_ids.append(control.id)
                 done.append(f"paused {what} {scope[what]}" + _for(action.pause.method))
+            elif isinstance(action, HoldAction):
+                h = action.hold
+                control = await self.service.controls.set(
+                    "hold",
+                    h.what,
+                    scope[h.what],
+                    h.method,
+                    reason,
+                    actor,
+                    self.service.providers,
+                    amount_above=h.above,
+                )
+                run.control_ids.append(control.id)
+                done.append(f"holding {h.what} {scope[h.what]} above {h.above}" + _for(h.method))
             elif action == "alert":
                 log.warning("ops_alert", playbook=p.name, key=key, severity=p.severity, why=reason)
                 done.append("alerted ops")

@@ -57,13 +57,29 @@ class PauseAction(_Strict):
     pause: Pause
 
 
+class Hold(_Strict):
+    what: Literal["bank", "region"]
+    above: int = Field(gt=0)  # minor units of the payment's own currency
+    method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] | None = None
+
+
+class HoldAction(_Strict):
+    """Hold the scope's payments above an amount for manual review: while the bank or
+    region misbehaves, a large charge waits for a person rather than risk a bad outcome."""
+
+    hold: Hold
+
+
 def _action_kind(value: Any) -> str:
+    if isinstance(value, HoldAction) or (isinstance(value, dict) and "hold" in value):
+        return "hold"
     return "pause" if isinstance(value, dict | PauseAction) else "action"
 
 
 Action = Annotated[
     Annotated[Literal["open_circuit", "alert", "open_incident"], Tag("action")]
-    | Annotated[PauseAction, Tag("pause")],
+    | Annotated[PauseAction, Tag("pause")]
+    | Annotated[HoldAction, Tag("hold")],
     Discriminator(_action_kind),
 ]
 
@@ -89,11 +105,13 @@ class Playbook(_Strict):
         for i, action in enumerate(self.do):
             if action == "open_circuit" and not scope.startswith("channel"):
                 raise At(["do", i], f"open_circuit needs a channel scope, not '{scope}'")
-            if isinstance(action, PauseAction) and action.pause.what not in scope:
-                raise At(
-                    ["do", i, "pause", "what"],
-                    f"cannot pause a {action.pause.what} from a '{scope}' signal",
-                )
+            if isinstance(action, PauseAction | HoldAction):
+                kind = "pause" if isinstance(action, PauseAction) else "hold"
+                what = action.pause.what if isinstance(action, PauseAction) else action.hold.what
+                if what not in scope:
+                    raise At(
+                        ["do", i, kind, "what"], f"cannot {kind} a {what} from a '{scope}' signal"
+                    )
         return self
 
     @property

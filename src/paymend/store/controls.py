@@ -16,7 +16,7 @@ from paymend.store.tables import audit_log, controls
 @dataclass(frozen=True, slots=True)
 class Control:
     id: str
-    kind: str  # pause | force_route
+    kind: str  # pause | force_route | hold
     scope: str  # channel | bank | region
     value: str
     method: str | None
@@ -25,6 +25,7 @@ class Control:
     created_at: datetime
     ended_at: datetime | None = None
     ended_by: str | None = None
+    amount_above: int | None = None  # hold: payments above this many minor units
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class Control:
             "created_at": self.created_at.isoformat(),
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "ended_by": self.ended_by,
+            "amount_above": self.amount_above,
         }
 
 
@@ -53,6 +55,7 @@ def add(conn: Connection, c: Control) -> None:
             "reason": c.reason,
             "set_by": c.set_by,
             "created_at": c.created_at,
+            "amount_above": c.amount_above,
         },
     )
 
@@ -123,4 +126,5 @@ def _control(r: sa.Row[Any]) -> Control:
         r.created_at,
         r.ended_at,
         r.ended_by,
+        r.amount_above,
     )

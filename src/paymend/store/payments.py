@@ -270,3 +270,14 @@ def calls_between(conn: Connection, since: datetime, until: datetime) -> list[sa
         .where(attempts.c.created_at >= since, attempts.c.created_at < until)
     )
     return list(conn.execute(query))
+
+
+def held(conn: Connection, limit: int = 100) -> list[Payment]:
+    """Payments waiting for manual review, oldest first (the review queue)."""
+    rows = conn.execute(
+        sa.select(payments)
+        .where(payments.c.status == PaymentStatus.HELD.value)
+        .order_by(payments.c.created_at)
+        .limit(limit)
+    )
+    return [_payment(r) for r in rows]

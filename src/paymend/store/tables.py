@@ -244,10 +244,11 @@ compensations = sa.Table(
 controls = sa.Table(
     "controls",
     metadata,
-    # operator (and, later, playbook) overrides of routing: pause a channel, a bank or a
-    # region (optionally for one method), or force a channel for a method
+    # operator and playbook overrides of routing: pause a channel, a bank or a region
+    # (optionally for one method), force a channel for a method, or hold a bank's or
+    # region's payments above an amount for manual review
     sa.Column("id", Id, primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # pause | force_route
+    sa.Column("kind", sa.String(16), nullable=False),  # pause | force_route | hold
     sa.Column("scope", sa.String(16), nullable=False),  # channel | bank | region
     sa.Column("value", sa.String(64), nullable=False),
     sa.Column("method", sa.String(32)),
@@ -256,6 +257,7 @@ controls = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("ended_at", UTCDateTime()),
     sa.Column("ended_by", sa.String(200)),
+    sa.Column("amount_above", sa.BigInteger()),  # hold: minor units of the payment's currency
     sa.Index(None, "ended_at"),
 )
 

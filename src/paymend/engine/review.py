@@ -1,0 +1,89 @@
+"""Manual review of held payments: an operator releases one (it is routed and charged
+now) or rejects it (the customer is told the bank declined and to use another method;
+a review's suspicion is never shown). Each decision is audit-logged with the change."""
+
+from __future__ import annotations
+
+import contextlib
+
+from sqlalchemy.engine import Connection
+
+from paymend.domain.errors import Conflict, InvalidInput, Unavailable
+from paymend.domain.events import EventType
+from paymend.domain.payment import Payment, PaymentStatus
+from paymend.engine.events import emit
+from paymend.engine.payments import PaymentService, PaymentView, Run
+from paymend.observability import get_logger
+from paymend.routing.ranking import PaymentContext
+from paymend.store import controls as audit_repo
+from paymend.store import payments as repo
+
+log = get_logger("paymend.audit")
+REJECTED_CODE = "generic_decline"
+
+
+async def _held(service: PaymentService, payment_id: str) -> PaymentView:
+    view = await service.get(payment_id)
+    if view.payment.status is not PaymentStatus.HELD:
+        raise InvalidInput(
+            "payment_not_held",
+            f"a payment in status '{view.payment.status.value}' is not waiting for review",
+            status=409,
+        )
+    return view
+
+
+async def release(service: PaymentService, payment_id: str, actor: str, reason: str) -> PaymentView:
+    """Route the held payment now and charge it as its checkout would have."""
+    payment = (await _held(service, payment_id)).payment
+    controls = await service.controls.for_payment(
+        payment.method, payment.bank, payment.region
+    )  # amount 0: the hold itself is what ops just decided on
+    ctx = PaymentContext(
+        payment.method, payment.amount.currency, payment.region, payment.bank, payment.amount.minor
+    )
+    channels, route = service._route(ctx, payment.bank, controls)
+    if not channels or controls.paused_because is not None:
+        raise Unavailable(
+            "payment_method_unavailable",
+            controls.paused_because or f"no channel can take {payment.method} now; still held",
+        )
+    now = service.clock.now()
+    payment.transition(PaymentStatus.PROCESSING)
+    attempt = service._new_attempt(payment, 1, channels[0], f"released by {actor}; route: {route}")
+    attempt.created_at = now
+
+    def write(conn: Connection) -> None:
+        repo.update_payment(conn, payment, now)
+        repo.insert_attempt(conn, attempt)
+        emit(conn, service.ids.new("evt"), payment, EventType.PAYMENT_PROCESSING, now)
+        target = f"payment:{payment.id}"
+        details = {"channel": attempt.provider, "amount": payment.amount.minor}
+        audit_repo.audit(conn, now, actor, "payment.release", target, reason, details)
+
+    await service.store.run(write)
+    log.info("audit", action="payment.release", who=actor, target=payment.id, why=reason)
+    run = Run(channels, service.clock.monotonic(), service.settings.checkout_deadline_s, [attempt])
+    with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
+        await service._drive(payment, run)
+    return await service.get(payment.id)
+
+
+async def reject(service: PaymentService, payment_id: str, actor: str, reason: str) -> PaymentView:
+    """Fail the held payment without calling anyone."""
+    payment: Payment = (await _held(service, payment_id)).payment
+    now = service.clock.now()
+    payment.failure_code = REJECTED_CODE
+    payment.failure_message = "declined after review"
+    payment.transition(PaymentStatus.FAILED)
+
+    def write(conn: Connection) -> None:
+        repo.update_payment(conn, payment, now)
+        emit(conn, service.ids.new("evt"), payment, EventType.PAYMENT_FAILED, now)
+        target = f"payment:{payment.id}"
+        details = {"amount": payment.amount.minor, "code": REJECTED_CODE}
+        audit_repo.audit(conn, now, actor, "payment.reject", target, reason, details)
+
+    await service.store.run(write)
+    log.info("audit", action="payment.reject", who=actor, target=payment.id, why=reason)
+    return await service.get(payment.id)
