@@ -191,3 +191,9 @@ def test_an_in_flight_success_does_not_end_the_run_in_redis(redis_url: str, pref
     assert b.state("sim_a") is BreakerState.CLOSED
     b.record(["sim_a"], 7000.5, T, 50)
     assert b.state("sim_a") is BreakerState.OPEN
+
+
+def test_an_ops_flag_is_seen_by_every_process(redis_url: str, prefix: str) -> None:
+    book(redis_url, prefix).flag("sim_a", 8000.5, "credentials_expired")
+    assert book(redis_url, prefix).flagged("sim_a") == (8000.5, "credentials_expired")
+    assert book(redis_url, prefix).flagged("sim_b") is None

@@ -110,3 +110,20 @@ def test_the_whole_channel_down_speaks_for_its_parts(tmp_path: Path) -> None:
     assert book.state("sim_a").value == "open"
     assert book.state("sim_a|region=CN-North").value == "open"
     assert ev.tick(book, 1) == []  # channel-down covers it; no second incident
+
+
+def test_a_failure_ops_must_hear_of_starts_a_playbook_at_once(tmp_path: Path) -> None:
+    p = playbook(tmp_path, "{signal: ops_alert, scope: channel, recent: 60s}", "{after: 5m}")
+    ev = Evaluator([p])
+    book = HealthBook()
+    traffic(book, 0, 10, None)
+    assert ev.tick(book, 10) == []
+    book.flag("sim_a", 10.5, "credentials_expired")
+    changes = ev.tick(book, 11)
+    assert [(type(c), c.key) for c in changes] == [(Started, "sim_a")]
+    assert "credentials_expired" in changes[0].signal.why  # type: ignore[union-attr]
+    t = 11
+    while not (changes := ev.tick(book, t)):
+        t += 1
+    assert isinstance(changes[0], Recovered)
+    assert t == 10 + 60 + 300  # the alert ages out after 60 s, then 5 quiet minutes

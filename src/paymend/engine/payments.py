@@ -53,7 +53,7 @@ from paymend.failures.classify import Classifier, RawAnswer, default_classifier
 from paymend.failures.policy import DecisionContext, PriorAttempt, decide
 from paymend.health.book import Health, HealthBook
 from paymend.health.breaker import BreakerState
-from paymend.health.keys import amount_band, context_keys, parse_key, scoped_key
+from paymend.health.keys import amount_band, channel_key, context_keys, parse_key, scoped_key
 from paymend.health.outcomes import Outcome
 from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, PAYMENTS, get_logger
 from paymend.providers.base import ChargeRequest, Provider, QueryRequest
@@ -618,6 +618,8 @@ class PaymentService:
             if outcome.query_code:
                 attempt.reason = f"status query: {outcome.query_code}; {decision.reason}"
             if decision.alert_ops:
+                code = failure.code if failure else "alert"
+                self.health.flag(channel_key(attempt.provider), self._health_now(), code)
                 log.warning(
                     "ops_alert",
                     payment_id=payment.id,

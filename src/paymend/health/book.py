@@ -45,6 +45,8 @@ class Health(Protocol):
     def keys(self) -> list[str]: ...
     def force_open(self, key: str, now: float, why: str) -> None: ...
     def last_success(self, key: str) -> float | None: ...
+    def flag(self, key: str, now: float, code: str) -> None: ...
+    def flagged(self, key: str) -> tuple[float, str] | None: ...
 
 
 def has_breaker(key: str) -> bool:
@@ -71,6 +73,7 @@ class HealthBook:
         self.histories: dict[str, SlidingWindow] = {}
         self.transitions: list[Transition] = []
         self._succeeded_at: dict[str, float] = {}
+        self._flags: dict[str, tuple[float, str]] = {}
 
     def breaker(self, key: str) -> Breaker:
         found = self.breakers.get(key)
@@ -126,6 +129,14 @@ class HealthBook:
 
     def last_success(self, key: str) -> float | None:
         return self._succeeded_at.get(key)
+
+    def flag(self, key: str, now: float, code: str) -> None:
+        """A failure ops must hear of whatever the rates say (our credentials, our
+        request, an answer we cannot read): the `ops_alert` signal."""
+        self._flags[key] = (now, code)
+
+    def flagged(self, key: str) -> tuple[float, str] | None:
+        return self._flags.get(key)
 
     def _note(self, moved: Transition | None) -> None:
         if moved is not None:

@@ -256,6 +256,14 @@ class RedisHealthBook:
         if moved:
             self._note(key, now, moved)
 
+    def flag(self, key: str, now: float, code: str) -> None:
+        self.client.hset(self._breaker(key), mapping={"flag_at": now, "flag_code": code})
+        self.client.expire(self._breaker(key), 86400)
+
+    def flagged(self, key: str) -> tuple[float, str] | None:
+        at, code = self.client.hmget(self._breaker(key), ["flag_at", "flag_code"])
+        return None if at is None else (float(_text(at)), _text(code))
+
     def last_success(self, key: str) -> float | None:
         raw = self.client.hget(self._breaker(key), "ok_at")
         return float(_text(raw)) if raw else None

@@ -170,7 +170,7 @@ class Action:
     acted on ({"channel": "sim_a", "bank": "CMB"})."""
 
     at: float
-    what: str  # circuit_open | circuit_closed | playbook | incident
+    what: str  # circuit_open | circuit_closed | playbook | playbook_recovered | incident
     scope: dict[str, str]
     diagnosis: list[dict[str, Any]] = field(default_factory=list)
 
@@ -211,8 +211,10 @@ def actions(run: Run) -> list[Action]:
     ]
     engine = sa.create_engine(f"sqlite:///{run.db_path}")
     with engine.connect() as conn:
-        for r in conn.execute(sa.select(audit_log).where(audit_log.c.action == "playbook.start")):
-            found.append(Action(r.at.timestamp() - run.epoch_s, "playbook", scope_of(r.target)))
+        names = {"playbook.start": "playbook", "playbook.recover": "playbook_recovered"}
+        for r in conn.execute(sa.select(audit_log).where(audit_log.c.action.in_(names))):
+            at = r.at.timestamp() - run.epoch_s
+            found.append(Action(at, names[r.action], scope_of(r.target)))
         for r in conn.execute(sa.select(incidents)):
             at = r.opened_at.timestamp() - run.epoch_s
             found.append(Action(at, "incident", dict(r.scope), list(r.diagnosis or [])))
@@ -245,8 +247,9 @@ def _diagnosis(fault: Any, done: list[Action]) -> dict[str, Any]:
 
 
 def _detection(fault: Any, done: list[Action]) -> dict[str, float | None]:
-    """Onset to the first automatic action on the fault's scope; fault end to the last
-    circuit it opened closing again (traffic restored)."""
+    """Onset to the first automatic action on the fault's scope; fault end to the last of
+    its actions undone (circuits closed again, playbooks recovered; 0 when paymend had
+    already fixed it, as a refreshed credential)."""
     if fault.kind == "payer":
         return {"detect_s": None, "recover_s": None}
     acted = [
@@ -258,22 +261,24 @@ def _detection(fault: Any, done: list[Action]) -> dict[str, float | None]:
     ]
     if not acted:
         return {"detect_s": None, "recover_s": None}
-    opened = {tuple(sorted(a.scope.items())) for a in acted if a.what == "circuit_open"}
+    undo = {"circuit_open": "circuit_closed", "playbook": "playbook_recovered"}
+    pending = {(undo[a.what], tuple(sorted(a.scope.items()))) for a in acted}
     closed_at = []
-    for scope in opened:
+    for what, scope in pending:
+        after = fault.end if what == "circuit_closed" else fault.at
         closing = next(
             (
                 a.at
                 for a in done
-                if a.what == "circuit_closed"
-                and a.at >= fault.end
-                and tuple(sorted(a.scope.items())) == scope
+                if a.what == what and a.at >= after and tuple(sorted(a.scope.items())) == scope
             ),
             None,
         )
         if closing is not None:
             closed_at.append(closing)
-    recover = max(closed_at) - fault.end if closed_at and len(closed_at) == len(opened) else None
+    recover = None
+    if closed_at and len(closed_at) == len(pending):
+        recover = max(0.0, max(closed_at) - fault.end)
     return {
         "detect_s": round(acted[0].at - fault.at, 3),
         "recover_s": None if recover is None else round(recover, 3),
@@ -284,7 +289,7 @@ def _false_actions(run: Run, done: list[Action]) -> list[Action]:
     """Automatic actions and incidents outside every fault they could belong to."""
     found = []
     for a in done:
-        if a.what == "circuit_closed":
+        if a.what in ("circuit_closed", "playbook_recovered"):
             continue
         inside = any(
             f.kind != "payer" and f.at <= a.at <= f.end + GRACE_S and _compatible(a.scope, f)

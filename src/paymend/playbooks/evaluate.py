@@ -116,6 +116,11 @@ class Evaluator:
         if t.scope.startswith("channel_") and health.state(channel) is not BreakerState.CLOSED:
             # the whole channel is down: its own playbook speaks for every part of it
             return Signal(t.signal, 0.0, None, 0, 1.0, False, f"channel {channel} is down")
+        if t.signal == "ops_alert":  # a failure ops must hear of, within `recent`
+            flag = health.flagged(key)
+            fired = flag is not None and now - flag[0] <= t.recent
+            why = f"{flag[1]} on {key}" if flag is not None else "no alert"
+            return Signal("ops_alert", float(fired), None, 0, 1.0, fired, why)
         if t.signal == "circuit_open":
             state = health.state(key)
             fired = state is not BreakerState.CLOSED

@@ -24,7 +24,14 @@ from pydantic import (
 from paymend.datafiles import At, load_model, parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-SIGNALS = ("circuit_open", "error_spike", "success_drop", "latency_spike", "traffic_drop")
+SIGNALS = (
+    "circuit_open",
+    "ops_alert",
+    "error_spike",
+    "success_drop",
+    "latency_spike",
+    "traffic_drop",
+)
 SCOPES = ("channel", "channel_method", "channel_bank", "channel_region", "bank", "region")
 SIMPLE_ACTIONS = ("open_circuit", "alert", "open_incident")
 
@@ -36,7 +43,9 @@ class _Strict(BaseModel):
 class Trigger(_Strict):
     """When to act: `signal` fires on a key of `scope` and holds for `for`."""
 
-    signal: Literal["circuit_open", "error_spike", "success_drop", "latency_spike", "traffic_drop"]
+    signal: Literal[
+        "circuit_open", "ops_alert", "error_spike", "success_drop", "latency_spike", "traffic_drop"
+    ]
     scope: Literal["channel", "channel_method", "channel_bank", "channel_region", "bank", "region"]
     for_: Duration = Field(0.0, alias="for", ge=0)
     recent: Duration = Field(10.0, gt=0, le=60)  # the detectors' latest stretch
