@@ -17,6 +17,8 @@ from paymend.engine.commands import PayCommand
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.virtual_time import run_virtual
+from paymend.health.keys import scoped_key
+from paymend.health.outcomes import Outcome
 from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
 from paymend.store import incidents
 from paymend.store.database import Store
@@ -34,22 +36,24 @@ def store(db_url: str) -> Iterator[Store]:
     s.close()
 
 
+def command(mid: MerchantId, i: int, bank: str | None = None) -> PayCommand:
+    return PayCommand(
+        merchant_id=mid,
+        order_id=f"o-{i}",
+        amount=Money(1000 + i, "CNY"),
+        method="card",
+        bank=bank or BANKS[i % len(BANKS)],
+        region=REGIONS[i % len(REGIONS)],
+        customer=Customer(f"c{i}", "zh-CN"),
+    )
+
+
 async def pay_many(
     svc: PaymentService, clock: LoopClock, mid: MerchantId, n: int, at: int
 ) -> list[str]:
     providers = []
     for i in range(at, at + n):
-        view = await svc.pay(
-            PayCommand(
-                merchant_id=mid,
-                order_id=f"o-{i}",
-                amount=Money(1000 + i, "CNY"),
-                method="card",
-                bank=BANKS[i % len(BANKS)],
-                region=REGIONS[i % len(REGIONS)],
-                customer=Customer(f"c{i}", "zh-CN"),
-            )
-        )
+        view = await svc.pay(command(mid, i))
         assert view.payment.status.value == "succeeded"
         providers.append(view.attempts[-1].provider)
         await clock.sleep(0.1)
@@ -115,8 +119,6 @@ def test_a_bank_down_everywhere_is_paused_for_customers_and_resumed(store: Store
         runner = PlaybookRunner(svc, load_playbooks(DEFAULT_PATH))
         await pay_many(svc, clock, mid, 400, 0)
         bank = "CMB"
-        from paymend.health.keys import scoped_key
-        from paymend.health.outcomes import Outcome
 
         key = scoped_key("*", "bank", bank)
         for _ in range(2):  # CMB fails on every channel, for longer than the trigger's 5 s
@@ -129,17 +131,7 @@ def test_a_bank_down_everywhere_is_paused_for_customers_and_resumed(store: Store
         assert [(c.kind, c.scope, c.value, c.set_by) for c in controls] == [
             ("pause", "bank", bank, "playbook:bank-down")
         ]
-        view = await svc.pay(
-            PayCommand(
-                merchant_id=mid,
-                order_id="o-cmb",
-                amount=Money(1000, "CNY"),
-                method="card",
-                bank=bank,
-                region="CN-East",
-                customer=Customer("c", "zh-CN"),
-            )
-        )
+        view = await svc.pay(command(mid, 9999, bank=bank))
         assert view.payment.failure_code == "issuer_unavailable"
         assert a.calls + b.calls == 400  # nobody was called for it
         for _ in range(30):

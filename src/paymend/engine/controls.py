@@ -6,15 +6,14 @@ process follows a change within a second."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from paymend.domain.clock import Clock
 from paymend.domain.errors import InvalidInput
+from paymend.engine.audit import Audited, audited
 from paymend.engine.ids import IdFactory
 from paymend.observability import get_logger
 from paymend.store import controls as repo
@@ -101,47 +100,24 @@ class ControlService:
             amount_above=amount_above,
         )
 
-        def write(conn: Connection) -> tuple[Control, str, dict[str, Any]]:
+        def write(conn: Connection) -> Audited[Control]:
             repo.add(conn, control)
-            return control, f"control.{kind}", control.as_dict()
+            return Audited(control, f"control.{kind}", f"{scope}:{value}", control.as_dict())
 
-        return await self._audited(write, reason, actor, now)
+        added = await audited(self.store, now, actor, reason, write)
+        self.forget()
+        return added
 
     async def end(self, control_id: str, reason: str, actor: str) -> Control:
         now = self.clock.now()
 
-        def write(conn: Connection) -> tuple[Control, str, dict[str, Any]]:
-            ended = repo.end(conn, control_id, actor, now)
-            return ended, f"control.{ended.kind}.end", {"id": control_id}
+        def write(conn: Connection) -> Audited[Control]:
+            c = repo.end(conn, control_id, actor, now)
+            return Audited(c, f"control.{c.kind}.end", f"{c.scope}:{c.value}", {"id": control_id})
 
-        return await self._audited(write, reason, actor, now)
-
-    async def _audited(
-        self,
-        change: Callable[[Connection], tuple[Control, str, dict[str, Any]]],
-        reason: str,
-        actor: str,
-        now: datetime,
-    ) -> Control:
-        """Make a change and its audit entry in one transaction, then log it."""
-
-        def write(conn: Connection) -> tuple[Control, str]:
-            control, action, details = change(conn)
-            target = f"{control.scope}:{control.value}"
-            repo.audit(conn, now, actor, action, target, reason, details)
-            return control, action
-
-        control, action = await self.store.run(write)
+        ended = await audited(self.store, now, actor, reason, write)
         self.forget()
-        log.info(
-            "audit",
-            action=action,
-            who=actor,
-            target=f"{control.scope}:{control.value}",
-            method=control.method,
-            why=reason,
-        )
-        return control
+        return ended
 
 
 def route_controls(

@@ -9,22 +9,16 @@ own transactions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy.engine import Connection
 
 from paymend.domain.clock import Clock
 from paymend.domain.errors import InvalidInput
+from paymend.engine.audit import Audited, audited
 from paymend.engine.ids import IdFactory
-from paymend.observability import get_logger
-from paymend.store import controls as audit_repo
 from paymend.store import incidents as repo
 from paymend.store.database import Store
 from paymend.store.incidents import Incident
 
-log = get_logger("paymend.audit")
 REVIEW_TEXT_MAX = 5000
 
 
@@ -46,14 +40,15 @@ class IncidentService:
         _require("reason", reason, 500)
         now = self.clock.now()
 
-        def change(conn: Connection) -> tuple[Incident, dict[str, Any]]:
-            incident = repo.acknowledge(conn, incident_id, actor, now)
+        def change(conn: Connection) -> Audited[Incident]:
+            repo.acknowledge(conn, incident_id, actor, now)
             details = {"actor": actor, "reason": reason}
             message = f"acknowledged by {actor}: {reason}"
             repo.add_event(conn, incident_id, now, "acknowledged", message, details)
-            return incident, details
+            whole = repo.get(conn, incident_id)
+            return Audited(whole, "incident.acknowledge", f"incident:{incident_id}", details)
 
-        return await self._audited("incident.acknowledge", change, actor, reason, now)
+        return await audited(self.store, now, actor, reason, change)
 
     async def review(
         self, incident_id: str, cause: str, resolution: str, lessons: str, actor: str
@@ -64,41 +59,14 @@ class IncidentService:
             _require(name, text, REVIEW_TEXT_MAX)
         now = self.clock.now()
 
-        def change(conn: Connection) -> tuple[Incident, dict[str, Any]]:
-            incident = repo.review(conn, incident_id, cause, resolution, lessons, actor, now)
+        def change(conn: Connection) -> Audited[Incident]:
+            repo.review(conn, incident_id, cause, resolution, lessons, actor, now)
             details = {"cause": cause, "resolution": resolution, "lessons": lessons}
             repo.add_event(conn, incident_id, now, "review", f"reviewed by {actor}", details)
-            return incident, details
+            whole = repo.get(conn, incident_id)
+            return Audited(whole, "incident.review", f"incident:{incident_id}", details)
 
-        return await self._audited("incident.review", change, actor, None, now)
-
-    async def _audited(
-        self,
-        action: str,
-        change: Callable[[Connection], tuple[Incident, dict[str, Any]]],
-        actor: str,
-        reason: str | None,
-        now: datetime,
-    ) -> Incident:
-        """Make a change and its audit entry in one transaction, then log it. Answers the
-        whole incident, timeline included, as that transaction left it."""
-
-        def write(conn: Connection) -> Incident:
-            incident, details = change(conn)
-            target = f"incident:{incident.id}"
-            audit_repo.audit(conn, now, actor, action, target, reason, details)
-            return repo.get(conn, incident.id)
-
-        incident = await self.store.run(write)
-        log.info(
-            "audit",
-            action=action,
-            who=actor,
-            target=f"incident:{incident.id}",
-            scope=incident.scope_key,
-            why=reason,
-        )
-        return incident
+        return await audited(self.store, now, actor, None, change)
 
 
 def _require(name: str, text: str, longest: int) -> None:

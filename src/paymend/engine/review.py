@@ -11,14 +11,12 @@ from sqlalchemy.engine import Connection
 from paymend.domain.errors import Conflict, InvalidInput, Unavailable
 from paymend.domain.events import EventType
 from paymend.domain.payment import Payment, PaymentStatus
+from paymend.engine.audit import Audited, audited
 from paymend.engine.events import emit
 from paymend.engine.payments import PaymentService, PaymentView, Run
-from paymend.observability import get_logger
 from paymend.routing.ranking import PaymentContext
-from paymend.store import controls as audit_repo
 from paymend.store import payments as repo
 
-log = get_logger("paymend.audit")
 REJECTED_CODE = "generic_decline"
 
 
@@ -53,16 +51,14 @@ async def release(service: PaymentService, payment_id: str, actor: str, reason: 
     attempt = service._new_attempt(payment, 1, channels[0], f"released by {actor}; route: {route}")
     attempt.created_at = now
 
-    def write(conn: Connection) -> None:
+    def write(conn: Connection) -> Audited[None]:
         repo.update_payment(conn, payment, now)
         repo.insert_attempt(conn, attempt)
         emit(conn, service.ids.new("evt"), payment, EventType.PAYMENT_PROCESSING, now)
-        target = f"payment:{payment.id}"
         details = {"channel": attempt.provider, "amount": payment.amount.minor}
-        audit_repo.audit(conn, now, actor, "payment.release", target, reason, details)
+        return Audited(None, "payment.release", f"payment:{payment.id}", details)
 
-    await service.store.run(write)
-    log.info("audit", action="payment.release", who=actor, target=payment.id, why=reason)
+    await audited(service.store, now, actor, reason, write)
     run = Run(channels, service.clock.monotonic(), service.settings.checkout_deadline_s, [attempt])
     with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
         await service._drive(payment, run)
@@ -77,13 +73,11 @@ async def reject(service: PaymentService, payment_id: str, actor: str, reason: s
     payment.failure_message = "declined after review"
     payment.transition(PaymentStatus.FAILED)
 
-    def write(conn: Connection) -> None:
+    def write(conn: Connection) -> Audited[None]:
         repo.update_payment(conn, payment, now)
         emit(conn, service.ids.new("evt"), payment, EventType.PAYMENT_FAILED, now)
-        target = f"payment:{payment.id}"
         details = {"amount": payment.amount.minor, "code": REJECTED_CODE}
-        audit_repo.audit(conn, now, actor, "payment.reject", target, reason, details)
+        return Audited(None, "payment.reject", f"payment:{payment.id}", details)
 
-    await service.store.run(write)
-    log.info("audit", action="payment.reject", who=actor, target=payment.id, why=reason)
+    await audited(service.store, now, actor, reason, write)
     return await service.get(payment.id)
