@@ -100,3 +100,15 @@ def test_the_report_has_the_figures_and_three_plots(scenario_file: Path, tmp_pat
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         assert f"({name}.png)" in report
+
+
+def test_faults_are_detected_and_diagnosed_by_the_real_incidents(figures: dict) -> None:  # type: ignore[type-arg]
+    outage, timeouts, payers = figures["faults"]
+    assert outage["detect_s"] is not None and outage["detect_s"] < 10  # at 8 payments/s
+    assert outage["customer_failures"] == 0
+    assert outage["diagnosis_correct"] is True
+    assert outage["diagnosis"][0] == {**outage["diagnosis"][0], "value": "sim_a"}
+    # sim_a's CMB payments: a circuit of their own, unless routing already kept them away
+    assert timeouts["detect_s"] is not None or timeouts["attempts_into_fault"] <= 10
+    assert payers["detect_s"] is None and payers["diagnosis_correct"] is None
+    assert figures["false_actions"] == len(figures["false_action_list"]) == 0

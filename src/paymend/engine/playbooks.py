@@ -30,7 +30,8 @@ from paymend.store import payments as payment_repo
 log = get_logger("paymend.playbooks")
 BASELINE_S = 120.0  # diagnosis compares the two minutes before the signal...
 LEAD_S = 10.0  # ...with the calls from shortly before it fired
-DIAGNOSE_FOR_S = 60.0  # and refines it while the incident is young
+DIAGNOSE_FOR_S = 30.0  # and refines it while the incident is young (not longer: a later
+# fault elsewhere must not blur this one's picture)
 REFRESH_S = 10.0
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 DIMENSIONS = ("channel", "method", "bank", "region", "code")
 EEP = 0.1  # a value must explain at least this share of the excess
 TEP = 0.67  # the chosen values of a dimension together explain at least this much
+PRIOR_CALLS = 20  # weight of the overall failure rate in each value's expected rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,12 @@ def diagnose(
         if len(calls_now) < 2:
             continue  # one value explains everything and tells nothing
         overall = sum(fails_base.values()) / max(1, sum(calls_base.values()))
+        # a value's own baseline rate, shrunk toward the overall one: a channel that had
+        # two calls before routing moved traffic to it has no rate of its own yet
         expected = {
-            v: calls_now[v] * (fails_base[v] / calls_base[v] if calls_base.get(v) else overall)
+            v: calls_now[v]
+            * (fails_base[v] + PRIOR_CALLS * overall)
+            / (calls_base[v] + PRIOR_CALLS)
             for v in calls_now
         }
         actual_total = sum(fails_now.values())

@@ -7,7 +7,7 @@ shows up here even if paymend's records missed it.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from paymend.domain.failure import Kind
 from paymend.failures.classify import default_classifier
 from paymend.lab.oracle import hits, recoverable
 from paymend.lab.runner import Run
+from paymend.providers.simulator import ChargeState
 from paymend.store.tables import attempts, payments
 
 HEADLINE = (
@@ -61,12 +62,17 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
     succeeded = status["succeeded"] + status["partially_refunded"] + status["refunded"]
     oracle = sum(1 for a in run.arrivals if recoverable(scenario, a))
     ledger = run.ledger
+    charged: dict[str, list[Any]] = defaultdict(list)  # one pass, not one scan per payment
+    for c in ledger.all_charges():
+        if c.state is ChargeState.CHARGED:
+            charged[c.payment_id].append(c)
     duplicates = charged_but_failed = 0
     for pid, row in rows.items():
-        open_charges = [c for c in ledger.charged(pid) if c.refunded < c.amount.minor]
-        if len(open_charges) > 1:
+        mine = charged.get(pid, [])
+        if sum(1 for c in mine if c.refunded < c.amount.minor) > 1:
             duplicates += 1
-        if row.status in ("failed", "canceled") and ledger.net_charged(pid) > 0:
+        net = sum(c.amount.minor - c.refunded for c in mine)
+        if row.status in ("failed", "canceled") and net > 0:
             charged_but_failed += 1
     known = set(rows)
     lost = sum(1 for a in run.arrivals if a.payment_id is None) + sum(

@@ -79,7 +79,7 @@ class Evaluator:
         changes: list[Started | Recovered] = []
         for p in self.playbooks:
             for key in keys:
-                if not in_scope(key, p.when.scope):
+                if not any(in_scope(key, scope) for scope in p.when.scopes):
                     continue
                 signal = self.signal(p, health, key, now)
                 watch = self.watches.setdefault((p.name, key), _Watch())
@@ -113,7 +113,7 @@ class Evaluator:
     def signal(self, p: Playbook, health: Health, key: str, now: float) -> Signal:
         t = p.when
         channel = parse_key(key)[0]
-        if t.scope.startswith("channel_") and health.state(channel) is not BreakerState.CLOSED:
+        if channel != "*" and key != channel and health.state(channel) is not BreakerState.CLOSED:
             # the whole channel is down: its own playbook speaks for every part of it
             return Signal(t.signal, 0.0, None, 0, 1.0, False, f"channel {channel} is down")
         if t.signal == "ops_alert":  # a failure ops must hear of, within `recent`

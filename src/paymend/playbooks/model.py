@@ -40,18 +40,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+Scope = Literal["channel", "channel_method", "channel_bank", "channel_region", "bank", "region"]
+
+
 class Trigger(_Strict):
-    """When to act: `signal` fires on a key of `scope` and holds for `for`."""
+    """When to act: `signal` fires on a key of `scope` (one, or a list) and holds for
+    `for`."""
 
     signal: Literal[
         "circuit_open", "ops_alert", "error_spike", "success_drop", "latency_spike", "traffic_drop"
     ]
-    scope: Literal["channel", "channel_method", "channel_bank", "channel_region", "bank", "region"]
+    scope: Scope | list[Scope]
     for_: Duration = Field(0.0, alias="for", ge=0)
     recent: Duration = Field(10.0, gt=0, le=60)  # the detectors' latest stretch
     baseline: Duration = Field(900.0, gt=0, le=1800)  # the stretch before it, compared with
     min_calls: int | None = Field(None, ge=1)  # overrides the detector's minimum volume
     threshold: float | None = Field(None, gt=0)  # overrides the detector's threshold
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return (self.scope,) if isinstance(self.scope, str) else tuple(self.scope)
 
 
 class Pause(_Strict):
@@ -110,14 +118,15 @@ class Playbook(_Strict):
 
     @model_validator(mode="after")
     def _actions_fit_the_scope(self) -> Playbook:
-        scope = self.when.scope
+        scopes = self.when.scopes
+        scope = ", ".join(scopes)
         for i, action in enumerate(self.do):
-            if action == "open_circuit" and not scope.startswith("channel"):
+            if action == "open_circuit" and not all(s.startswith("channel") for s in scopes):
                 raise At(["do", i], f"open_circuit needs a channel scope, not '{scope}'")
             if isinstance(action, PauseAction | HoldAction):
                 kind = "pause" if isinstance(action, PauseAction) else "hold"
                 what = action.pause.what if isinstance(action, PauseAction) else action.hold.what
-                if what not in scope:
+                if not all(what in s for s in scopes):
                     raise At(
                         ["do", i, kind, "what"], f"cannot {kind} a {what} from a '{scope}' signal"
                     )

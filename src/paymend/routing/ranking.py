@@ -37,7 +37,7 @@ from paymend.health.window import WindowStats
 
 PRIOR = 0.98
 """Success rate assumed for a channel before any evidence."""
-STRENGTH = 20.0
+STRENGTH = 50.0
 """Weight of the prior in calls: a window needs about this many answered calls before its
 own rate counts as much as what it shrinks toward."""
 EXPLORE_WINDOW = 0.05
@@ -85,7 +85,7 @@ class RoutingRules:
     """channel -> volume share, used to pick the first among channels tied on success."""
     exploration: float = 0.02
     """Share of payments that try a near-best channel first, so a recovery is noticed."""
-    tie_margin: float = 0.005
+    tie_margin: float = 0.02
     """Estimates within this of the best are tied: cost decides, then priority."""
 
     def __post_init__(self) -> None:
