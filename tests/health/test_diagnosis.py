@@ -57,3 +57,26 @@ def test_noise_is_not_blamed_on_anyone() -> None:
 def test_a_spike_is_not_explained_by_a_bystander() -> None:
     suspects = diagnose(traffic(4000, 9), traffic(4000, 10, {"bank": "CMB"}))
     assert ("bank", "CCB") not in {(s.dimension, s.value) for s in suspects}
+
+
+def test_a_channel_whose_circuit_opened_is_still_named_though_routing_moved_away() -> None:
+    """A few failing calls on the dead channel, thousands of ordinary ones rerouted to the
+    other: by counts a method could look as big; by the rise of its rate the channel is
+    the only answer."""
+    rng = random.Random(11)
+
+    def call(channel: str, failed: bool) -> Observation:
+        dims = {
+            "channel": channel,
+            "method": rng.choice(METHODS),
+            "bank": rng.choice(BANKS),
+            "region": rng.choice(REGIONS),
+        }
+        return Observation({**dims, "code": "ERR" if failed else None}, failed)
+
+    baseline = [call(rng.choice(CHANNELS), rng.random() < 0.003) for _ in range(4000)]
+    anomaly = [call("sim_a", i < 6) for i in range(30)]
+    anomaly += [call("sim_b", rng.random() < 0.004) for _ in range(1600)]
+    top = diagnose(baseline, anomaly)[0]
+    assert (top.dimension, top.value) == ("channel", "sim_a")
+    assert top.p_value < 1e-6

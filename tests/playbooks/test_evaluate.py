@@ -101,17 +101,6 @@ def test_a_wave_of_declines_starts_nothing(tmp_path: Path) -> None:
     assert book.state("sim_a") is book.state("sim_a|region=CN-North")
 
 
-def test_the_whole_channel_down_speaks_for_its_parts(tmp_path: Path) -> None:
-    p = playbook(tmp_path, "{signal: circuit_open, scope: channel_region}")
-    ev = Evaluator([p])
-    book = HealthBook()
-    for i in range(10):
-        book.record(REGION, i * 0.01, T, 20)
-    assert book.state("sim_a").value == "open"
-    assert book.state("sim_a|region=CN-North").value == "open"
-    assert ev.tick(book, 1) == []  # channel-down covers it; no second incident
-
-
 def test_a_failure_ops_must_hear_of_starts_a_playbook_at_once(tmp_path: Path) -> None:
     p = playbook(tmp_path, "{signal: ops_alert, scope: channel, recent: 60s}", "{after: 5m}")
     ev = Evaluator([p])

@@ -243,4 +243,5 @@ def _suspect(s: Suspect) -> dict[str, Any]:
         "surprise": round(s.surprise, 4),
         "failures": s.failures,
         "expected": round(s.expected, 2),
+        "p_value": float(f"{s.p_value:.3g}"),
     }

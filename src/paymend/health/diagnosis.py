@@ -1,21 +1,24 @@
 """Where do the failures concentrate? A multi-dimensional root-cause search.
 
-Adtributor (Bhagwan et al., NSDI 2014), applied to technical failures: for every
-dimension (channel, method, bank, region, failure code) and each of its values, compare
-the failures expected from a baseline window with those seen in the anomaly window.
+For every dimension (channel, method, bank, region, failure code) and each of its values,
+compare the failures expected from a baseline window with those seen in the anomaly
+window, as Adtributor does (Bhagwan et al., NSDI 2014):
 
 - explanatory power: how much of the whole excess of failures a value accounts for,
   EP = (actual - expected) / (total actual - total expected);
 - surprise: how far the value's share moved, by the Jensen-Shannon divergence of its
   expected and actual shares.
 
-Within a dimension, values are taken by falling explanatory power while each explains
-at least 10%, until together they explain at least 67%; dimensions are ranked by how few
-values they need, then by their surprise, the failure code after every place (it names
-the symptom; ops act on places). A dimension with a single value is skipped.
-The answer is the ranked list of (dimension, value): the first
-entry is the best single explanation of the spike, not a restatement of whatever alarm
-fired.
+A value is a candidate when it explains at least 10% of the excess. Candidates are then
+ranked by the evidence that the value's own failure rate rose: the exact binomial tail
+of its failures against its baseline rate (as the HotSpot family scores a value's
+deviation rather than its share). Share alone misleads once routing reacts: after a
+circuit opens the dead channel has a handful of failing calls and the healthy channel
+thousands of calls with their usual noise, so by counts a method or bank that happens
+to carry the failing calls can look as big as the channel; by rate, 6 failures in 30
+calls on a channel that fails 0.2% of the time leave no doubt. Places (channel, method,
+bank, region: what ops can route around or pause) come before the failure code, which
+names the symptom. A dimension with a single value tells nothing and is skipped.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from paymend.health.detectors import binomial_upper_tail
+
 DIMENSIONS = ("channel", "method", "bank", "region", "code")
 EEP = 0.1  # a value must explain at least this share of the excess
-TEP = 0.67  # the chosen values of a dimension together explain at least this much
 PRIOR_CALLS = 20  # weight of the overall failure rate in each value's expected rate
+SIGNIFICANT = 1e-3  # a candidate's rise must be at least this unlikely by chance
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +52,23 @@ class Suspect:
     surprise: float
     failures: int
     expected: float
+    p_value: float = 1.0  # chance of this many failures at the value's baseline rate
 
 
 def _js(p: float, q: float) -> float:
     """Jensen-Shannon divergence of one value's share p (expected) and q (actual)."""
     return sum(0.5 * x * math.log(2 * x / (p + q)) for x in (p, q) if x > 0)
+
+
+def _count(observations: list[Observation], dim: str) -> tuple[dict[str, int], dict[str, int]]:
+    calls: dict[str, int] = defaultdict(int)
+    fails: dict[str, int] = defaultdict(int)
+    for o in observations:
+        value = o.dims.get(dim)
+        if value is not None:
+            calls[value] += 1
+            fails[value] += o.failed
+    return calls, fails
 
 
 def diagnose(
@@ -61,60 +78,35 @@ def diagnose(
 ) -> list[Suspect]:
     base = list(baseline)
     now = list(anomaly)
-    ranked: list[tuple[float, list[Suspect]]] = []
+    found: list[Suspect] = []
     for dim in dimensions:
-        calls_now: dict[str, int] = defaultdict(int)
-        fails_now: dict[str, int] = defaultdict(int)
-        calls_base: dict[str, int] = defaultdict(int)
-        fails_base: dict[str, int] = defaultdict(int)
-        for o in now:
-            value = o.dims.get(dim)
-            if value is not None:
-                calls_now[value] += 1
-                fails_now[value] += o.failed
-        for o in base:
-            value = o.dims.get(dim)
-            if value is not None:
-                calls_base[value] += 1
-                fails_base[value] += o.failed
+        calls_now, fails_now = _count(now, dim)
+        calls_base, fails_base = _count(base, dim)
         if len(calls_now) < 2:
             continue  # one value explains everything and tells nothing
         overall = sum(fails_base.values()) / max(1, sum(calls_base.values()))
         # a value's own baseline rate, shrunk toward the overall one: a channel that had
         # two calls before routing moved traffic to it has no rate of its own yet
-        expected = {
-            v: calls_now[v]
-            * (fails_base[v] + PRIOR_CALLS * overall)
-            / (calls_base[v] + PRIOR_CALLS)
+        rate = {
+            v: (fails_base[v] + PRIOR_CALLS * overall) / (calls_base[v] + PRIOR_CALLS)
             for v in calls_now
         }
+        expected = {v: calls_now[v] * rate[v] for v in calls_now}
         actual_total = sum(fails_now.values())
         expected_total = sum(expected.values())
         excess = actual_total - expected_total
         if excess <= 0:
             continue
-        candidates = []
         for v in calls_now:
             ep = (fails_now[v] - expected[v]) / excess
-            p = expected[v] / expected_total if expected_total > 0 else 0.0
-            q = fails_now[v] / actual_total if actual_total > 0 else 0.0
-            candidates.append(Suspect(dim, v, ep, _js(p, q), fails_now[v], expected[v]))
-        # by explanatory power: routing moves traffic away from a sick channel, which
-        # distorts shares (and so surprise) more than it distorts the excess of failures
-        candidates.sort(key=lambda s: (s.explanatory_power, s.surprise), reverse=True)
-        chosen: list[Suspect] = []
-        explained = 0.0
-        for s in candidates:
-            if s.explanatory_power < EEP:
+            if ep < EEP:
                 continue
-            chosen.append(s)
-            explained += s.explanatory_power
-            if explained >= TEP:
-                break
-        if chosen and explained >= TEP:
-            ranked.append((sum(s.surprise for s in chosen), chosen))
-    # places first (channel, method, bank, region: what ops can route around or pause),
-    # then the fewest values that explain the spike, then the most surprising; the code
-    # says what failed rather than where, so it comes after the places that explain it
-    ranked.sort(key=lambda item: (item[1][0].dimension == "code", len(item[1]), -item[0]))
-    return [s for _, chosen in ranked for s in chosen]
+            p = binomial_upper_tail(fails_now[v], calls_now[v], max(rate[v], 1e-6))
+            if p > SIGNIFICANT:
+                continue
+            share_p = expected[v] / expected_total if expected_total > 0 else 0.0
+            share_q = fails_now[v] / actual_total if actual_total > 0 else 0.0
+            found.append(Suspect(dim, v, ep, _js(share_p, share_q), fails_now[v], expected[v], p))
+    # places first, then the strongest evidence of a rise, then the larger share
+    found.sort(key=lambda s: (s.dimension == "code", s.p_value, -s.explanatory_power))
+    return found

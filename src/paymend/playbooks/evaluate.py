@@ -112,10 +112,6 @@ class Evaluator:
 
     def signal(self, p: Playbook, health: Health, key: str, now: float) -> Signal:
         t = p.when
-        channel = parse_key(key)[0]
-        if channel != "*" and key != channel and health.state(channel) is not BreakerState.CLOSED:
-            # the whole channel is down: its own playbook speaks for every part of it
-            return Signal(t.signal, 0.0, None, 0, 1.0, False, f"channel {channel} is down")
         if t.signal == "ops_alert":  # a failure ops must hear of, within `recent`
             flag = health.flagged(key)
             fired = flag is not None and now - flag[0] <= t.recent
