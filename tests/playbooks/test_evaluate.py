@@ -116,3 +116,31 @@ def test_a_failure_ops_must_hear_of_starts_a_playbook_at_once(tmp_path: Path) ->
         t += 1
     assert isinstance(changes[0], Recovered)
     assert t == 10 + 60 + 300  # the alert ages out after 60 s, then 5 quiet minutes
+
+
+def test_a_sick_channel_opens_one_incident_not_one_per_scope(tmp_path: Path) -> None:
+    p = playbook(tmp_path, "{signal: circuit_open, scope: [channel_region, channel_bank]}")
+    ev = Evaluator([p])
+    book = HealthBook()
+    for i in range(10):
+        book.record(REGION, i * 0.01, T, 20)
+    assert book.state("sim_a").value == "open"
+    assert book.state("sim_a|region=CN-North").value == "open"
+    assert ev.tick(book, 1) == []  # channel-down speaks for it
+
+
+def test_a_scope_failing_far_worse_than_its_sick_channel_is_a_fault_of_its_own(
+    tmp_path: Path,
+) -> None:
+    p = playbook(tmp_path, "{signal: circuit_open, scope: channel_bank}")
+    ev = Evaluator([p])
+    book = HealthBook()
+    cmb = ("sim_b", "sim_b|bank=CMB")
+    icbc = ("sim_b", "sim_b|bank=ICBC")
+    for i in range(100):  # the channel times out a third of the time; CMB nearly always
+        book.record(icbc, i * 0.2, T if i % 3 == 0 else S, 3000)
+        book.record(cmb, i * 0.2 + 0.1, T if i % 10 else S, 3000)
+    assert book.state("sim_b").value != "closed"
+    assert book.state("sim_b|bank=CMB").value != "closed"
+    changes = ev.tick(book, 20.5)
+    assert [(type(c), c.key) for c in changes] == [(Started, "sim_b|bank=CMB")]

@@ -106,6 +106,16 @@ class Run:
     deadline_s: float
     attempts: list[Attempt]
     card_tries: int | None = None  # the card's failed tries on other payments, 30 days
+    # channels skipped for an open circuit: a failover may still probe one (health.allow)
+    # when nothing else is left, or their breakers would never see a call again
+    spare: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    channels: tuple[str, ...]
+    reason: str
+    spare: Mapping[str, tuple[str, ...]]  # channel -> its open breaker keys
 
 
 class PaymentService:
@@ -140,7 +150,7 @@ class PaymentService:
 
     def _route(
         self, ctx: PaymentContext, bank: str | None, controls: RouteControls | None = None
-    ) -> tuple[tuple[str, ...], str]:
+    ) -> Routed:
         """Rank the channels for one payment (routing/ranking.py) around what is blocked:
         channels paused by ops, and circuits open for this payment's context."""
         blocked: dict[str, str] = {}
@@ -175,9 +185,15 @@ class PaymentService:
         if controls is not None and controls.forced in channels:
             channels = (controls.forced, *(c for c in channels if c != controls.forced))
             reason += f"; {controls.forced} forced by ops"
-        if not tripped:
-            return channels, reason
-        return self._probe_or_fall_back(ctx, channels, reason, tripped, now)
+        if tripped:
+            channels, reason = self._probe_or_fall_back(ctx, channels, reason, tripped, now)
+        spare = {
+            n: keys
+            for n, keys in tripped.items()
+            if n not in channels
+            and self._capabilities[n].supports(ctx.method, ctx.currency, ctx.region)
+        }
+        return Routed(channels, reason, spare)
 
     def _probe_or_fall_back(
         self,
@@ -218,7 +234,8 @@ class PaymentService:
         ctx = PaymentContext(
             cmd.method, cmd.amount.currency, cmd.region, cmd.bank, cmd.amount.minor
         )
-        channels, reason = self._route(ctx, cmd.bank, controls)
+        routed = self._route(ctx, cmd.bank, controls)
+        channels, reason = routed.channels, routed.reason
         if not channels and controls.paused_channels:
             raise Unavailable(
                 "payment_method_paused",
@@ -265,6 +282,7 @@ class PaymentService:
             self.clock.monotonic(),
             cmd.deadline_s or self.settings.checkout_deadline_s,
             [attempt],
+            spare=routed.spare,
         )
         try:
             await self._drive(payment, run)
@@ -494,13 +512,21 @@ class PaymentService:
     ) -> DecisionContext:
         earlier = [a for a in run.attempts if a.id != attempt.id]
         tried = {a.provider for a in run.attempts}
+        left = [c for c in run.channels if c not in tried]
+        if not left and failure.failover:  # the last resort: probe a tripped channel
+            now = self._health_now()
+            left = [
+                name
+                for name, keys in run.spare.items()
+                if name not in tried and all(self.health.allow(k, now) for k in keys)
+            ][:1]
         return DecisionContext(
             channel=attempt.provider,
             attempts=[
                 *(PriorAttempt(a.provider, a.unified_code) for a in earlier),
                 PriorAttempt(attempt.provider, failure.code),
             ],
-            channels_left=[c for c in run.channels if c not in tried],
+            channels_left=left,
             card_reattempts_30d=(run.card_tries or 0) + len(earlier),
             remaining_s=self._budget(payment),
             credentials_refreshed=any(
@@ -737,12 +763,13 @@ class PaymentService:
             payment.bank,
             payment.amount.minor,
         )
-        channels, _ = self._route(ctx, payment.bank)
+        routed = self._route(ctx, payment.bank)
         return Run(
-            channels,
+            routed.channels,
             self.clock.monotonic(),
             self.settings.worker_deadline_s,
             [*(a for a in attempts if a.seq < upto.seq), upto],
+            spare=routed.spare,
         )
 
     async def run_attempt(self, attempt_id: str) -> None:

@@ -40,7 +40,8 @@ async def release(service: PaymentService, payment_id: str, actor: str, reason: 
     ctx = PaymentContext(
         payment.method, payment.amount.currency, payment.region, payment.bank, payment.amount.minor
     )
-    channels, route = service._route(ctx, payment.bank, controls)
+    routed = service._route(ctx, payment.bank, controls)
+    channels, route = routed.channels, routed.reason
     if not channels or controls.paused_because is not None:
         raise Unavailable(
             "payment_method_unavailable",
@@ -59,7 +60,13 @@ async def release(service: PaymentService, payment_id: str, actor: str, reason: 
         return Audited(None, "payment.release", f"payment:{payment.id}", details)
 
     await audited(service.store, now, actor, reason, write)
-    run = Run(channels, service.clock.monotonic(), service.settings.checkout_deadline_s, [attempt])
+    run = Run(
+        channels,
+        service.clock.monotonic(),
+        service.settings.checkout_deadline_s,
+        [attempt],
+        spare=routed.spare,
+    )
     with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
         await service._drive(payment, run)
     return await service.get(payment.id)

@@ -103,8 +103,9 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
             arrival = by_payment.get(pid)
             if arrival is None or not (fault.at <= arrival.t < fault.end):
                 continue
-            if fault.kind != "payer" and not any(
-                hits(fault, ch, arrival) for ch in scenario.channels
+            if fault.kind != "payer" and not any(  # a channel it could use is at fault
+                hits(fault, ch, arrival) and arrival.method in scenario.channels[ch].methods
+                for ch in scenario.channels
             ):
                 continue
             code = row.failure_code

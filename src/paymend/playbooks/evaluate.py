@@ -112,6 +112,14 @@ class Evaluator:
 
     def signal(self, p: Playbook, health: Health, key: str, now: float) -> Signal:
         t = p.when
+        channel = parse_key(key)[0]
+        covered = (  # the channel's own incident covers this scope
+            channel not in ("*", key)
+            and health.state(channel) is not BreakerState.CLOSED
+            and not _distinct(health, key, channel, now)
+        )
+        if covered:
+            return Signal(t.signal, 0.0, None, 0, 1.0, False, f"covered by {channel}")
         if t.signal == "ops_alert":  # a failure ops must hear of, within `recent`
             flag = health.flagged(key)
             fired = flag is not None and now - flag[0] <= t.recent
@@ -147,3 +155,16 @@ class Evaluator:
             return replace(s, latency_ratio=x or s.latency_ratio)
         s = replace(s, traffic_min_expected=float(n or s.traffic_min_expected))
         return replace(s, traffic_drop_ratio=x or s.traffic_drop_ratio)
+
+
+DISTINCT_BY = 0.25  # a scope fails this much more than its sick channel: a second fault
+DISTINCT_CALLS = 10
+
+
+def _distinct(health: Health, key: str, channel: str, now: float) -> bool:
+    """While a channel's own circuit is open, its banks, regions and methods fail with it
+    and would each open an incident for the one fault; a scope that fails clearly worse
+    than its channel (a bank timing out on a channel that is merely slow) is its own."""
+    scope = health.stats(key, now, 60.0) or WindowStats()
+    whole = health.stats(channel, now, 60.0) or WindowStats()
+    return scope.answered >= DISTINCT_CALLS and scope.error_rate >= whole.error_rate + DISTINCT_BY
