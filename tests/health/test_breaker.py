@@ -160,3 +160,14 @@ def test_a_success_sent_after_the_run_began_ends_it() -> None:
     b.record(10.5, S, latency_ms=100)  # sent at 10.4: the channel answers again
     assert b.record(10.6, T) is None
     assert b.state is BreakerState.CLOSED
+
+
+def test_ready_asks_without_taking_the_probe() -> None:
+    b = Breaker("sim_a", BreakerSettings(open_s=10))
+    assert b.ready(0.0)
+    for i in range(5):
+        b.record(i * 0.1, T)
+    assert not b.ready(5.0)
+    assert b.ready(10.5) and b.ready(10.5)  # asking twice takes nothing
+    assert b.allow(10.5)[0]
+    assert not b.ready(10.6)  # now the probe is out

@@ -197,3 +197,14 @@ def test_an_ops_flag_is_seen_by_every_process(redis_url: str, prefix: str) -> No
     book(redis_url, prefix).flag("sim_a", 8000.5, "credentials_expired")
     assert book(redis_url, prefix).flagged("sim_a") == (8000.5, "credentials_expired")
     assert book(redis_url, prefix).flagged("sim_b") is None
+
+
+def test_ready_asks_redis_without_taking_the_probe(redis_url: str, prefix: str) -> None:
+    b = book(redis_url, prefix, open_s=10)
+    assert b.ready("sim_a", 9000)
+    for i in range(5):
+        b.record(["sim_a"], 9000 + i * 0.01, T)
+    assert not b.ready("sim_a", 9005)
+    assert b.ready("sim_a", 9010.5) and b.ready("sim_a", 9010.5)
+    assert b.allow("sim_a", 9010.5)
+    assert not b.ready("sim_a", 9010.6)

@@ -518,7 +518,7 @@ class PaymentService:
             left = [
                 name
                 for name, keys in run.spare.items()
-                if name not in tried and all(self.health.allow(k, now) for k in keys)
+                if name not in tried and all(self.health.ready(k, now) for k in keys)
             ][:1]
         return DecisionContext(
             channel=attempt.provider,
@@ -551,6 +551,11 @@ class PaymentService:
         if len(run.attempts) >= self.settings.max_attempts:
             return None, False
         channel = decision.channel or attempt.provider
+        probe = run.spare.get(channel)
+        if probe is not None:  # a tripped channel as the last resort: it must take a probe
+            now = self._health_now()
+            if not all(self.health.allow(k, now) for k in probe):
+                return None, False  # another payment took the probe meanwhile
         following = self._new_attempt(payment, attempt.seq + 1, channel, decision.reason)
         return following, self._remaining(run) - decision.after_s >= MIN_CALL_S
 

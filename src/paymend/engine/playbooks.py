@@ -244,4 +244,5 @@ def _suspect(s: Suspect) -> dict[str, Any]:
         "failures": s.failures,
         "expected": round(s.expected, 2),
         "p_value": float(f"{s.p_value:.3g}"),
+        "evidence": round(s.evidence, 1),
     }

@@ -37,6 +37,7 @@ class Health(Protocol):
         self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
     ) -> None: ...
     def allow(self, key: str, now: float) -> bool: ...
+    def ready(self, key: str, now: float) -> bool: ...
     def state(self, key: str) -> BreakerState: ...
     def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None: ...
     def history(
@@ -106,6 +107,10 @@ class HealthBook:
         allowed, moved = found.allow(now)
         self._note(moved)
         return allowed
+
+    def ready(self, key: str, now: float) -> bool:
+        found = self.breakers.get(key)
+        return found is None or found.ready(now)
 
     def state(self, key: str) -> BreakerState:
         found = self.breakers.get(key)

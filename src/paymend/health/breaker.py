@@ -84,6 +84,14 @@ class Breaker:
         self.probe_at = now
         return True, moved
 
+    def ready(self, now: float) -> bool:
+        """Would `allow` admit a call now? (Asks without taking the probe slot.)"""
+        if self.state is BreakerState.CLOSED:
+            return True
+        if self.state is BreakerState.OPEN:
+            return now - self.opened_at >= self.open_for
+        return not self.probing or now - self.probe_at >= self.settings.probe_timeout_s
+
     def record(
         self, now: float, outcome: Outcome, latency_ms: float | None = None
     ) -> Transition | None:

@@ -9,14 +9,16 @@ window, as Adtributor does (Bhagwan et al., NSDI 2014):
 - surprise: how far the value's share moved, by the Jensen-Shannon divergence of its
   expected and actual shares.
 
-A value is a candidate when it explains at least 10% of the excess. Candidates are then
-ranked by the evidence that the value's own failure rate rose: the exact binomial tail
-of its failures against its baseline rate (as the HotSpot family scores a value's
-deviation rather than its share). Share alone misleads once routing reacts: after a
-circuit opens the dead channel has a handful of failing calls and the healthy channel
-thousands of calls with their usual noise, so by counts a method or bank that happens
-to carry the failing calls can look as big as the channel; by rate, 6 failures in 30
-calls on a channel that fails 0.2% of the time leave no doubt. Places (channel, method,
+A value is a candidate when it explains at least 10% of the excess and its failures are
+unlikely at its baseline rate (exact binomial tail under 0.1%). Candidates are ranked by
+the evidence that the value's own failure rate rose, the log-likelihood ratio (G) of its
+failures at the new rate against its baseline rate (as the HotSpot family scores a
+value's deviation rather than its share; G does not underflow where p-values do).
+Share alone misleads once routing reacts: after a circuit opens the dead channel has a
+handful of failing calls and the healthy channel thousands of calls with their usual
+noise, so by counts a method or bank that happens to carry the failing calls can look as
+big as the channel; by rate, 6 failures in 30 calls on a channel that fails 0.2% of the
+time leave no doubt. Places (channel, method,
 bank, region: what ops can route around or pause) come before the failure code, which
 names the symptom. A dimension with a single value tells nothing and is skipped.
 """
@@ -53,6 +55,17 @@ class Suspect:
     failures: int
     expected: float
     p_value: float = 1.0  # chance of this many failures at the value's baseline rate
+    evidence: float = 0.0  # G: log-likelihood ratio of the new rate against the baseline
+
+
+def _g(k: int, n: int, p0: float) -> float:
+    """G statistic of k failures in n calls against the rate p0 (0 when not above it)."""
+    if n == 0 or k <= n * p0:
+        return 0.0
+    g = k * math.log(k / (n * p0))
+    if n > k:
+        g += (n - k) * math.log((n - k) / (n * (1 - p0)))
+    return 2 * g
 
 
 def _js(p: float, q: float) -> float:
@@ -101,12 +114,15 @@ def diagnose(
             ep = (fails_now[v] - expected[v]) / excess
             if ep < EEP:
                 continue
-            p = binomial_upper_tail(fails_now[v], calls_now[v], max(rate[v], 1e-6))
+            base_rate = min(max(rate[v], 1e-6), 1 - 1e-6)
+            p = binomial_upper_tail(fails_now[v], calls_now[v], base_rate)
             if p > SIGNIFICANT:
                 continue
             share_p = expected[v] / expected_total if expected_total > 0 else 0.0
             share_q = fails_now[v] / actual_total if actual_total > 0 else 0.0
-            found.append(Suspect(dim, v, ep, _js(share_p, share_q), fails_now[v], expected[v], p))
+            g = _g(fails_now[v], calls_now[v], base_rate)
+            js = _js(share_p, share_q)
+            found.append(Suspect(dim, v, ep, js, fails_now[v], expected[v], p, g))
     # places first, then the strongest evidence of a rise, then the larger share
-    found.sort(key=lambda s: (s.dimension == "code", s.p_value, -s.explanatory_power))
+    found.sort(key=lambda s: (s.dimension == "code", -s.evidence, -s.explanatory_power))
     return found

@@ -205,6 +205,17 @@ class RedisHealthBook:
         for i in range(0, len(moved), 4):
             self._note(keys[int(moved[i]) - 1], now, moved[i + 1 : i + 4])
 
+    def ready(self, key: str, now: float) -> bool:
+        """Would `allow` admit a call now? Read-only: no probe slot is taken."""
+        fields = ["state", "opened_at", "open_for", "probing", "probe_at"]
+        state, opened, open_for, probing, probe_at = self.client.hmget(self._breaker(key), fields)
+        if not state or _text(state) == "closed":
+            return True
+        if _text(state) == "open":
+            return now - float(_text(opened or 0)) >= float(_text(open_for or 0))
+        busy = probing is not None and _text(probing) == "1"
+        return not busy or now - float(_text(probe_at or 0)) >= self.settings.probe_timeout_s
+
     def state(self, key: str) -> BreakerState:
         raw = self.client.hget(self._breaker(key), "state")
         return BreakerState(_text(raw)) if raw else BreakerState.CLOSED

@@ -1,0 +1,67 @@
+"""Routing in the engine: health-aware ranking per payment, circuits per scope, and the
+last-resort probe that keeps a tripped backup from being shut out for good."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from paymend.engine.clock import LoopClock
+from paymend.engine.virtual_time import run_virtual
+from paymend.health.outcomes import Outcome
+from paymend.store.database import Store
+from tests.engine.test_playbooks import command
+from tests.helpers import make_merchant, service, simulator
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    s = Store(sqlite_url, inline=True)
+    yield s
+    s.close()
+
+
+def test_a_failing_payment_probes_a_tripped_backup_as_its_last_resort(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a = simulator(clock=clock, error_rate=1.0)
+        b = simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
+        svc.health.force_open("sim_b", svc._health_now(), "an earlier fault")
+        early = await svc.pay(command(mid, 1))  # the backup's circuit is still cooling down
+        assert [x.provider for x in early.attempts] == ["sim_a", "sim_a"]
+        assert early.payment.status.value == "failed"
+        await clock.sleep(15)
+        view = await svc.pay(command(mid, 2))
+        assert [x.provider for x in view.attempts] == ["sim_a", "sim_b"]
+        assert view.payment.status.value == "succeeded"
+        assert svc.health.state("sim_b").value == "half_open"  # one probe passed, more to go
+
+    run_virtual(scenario())
+
+
+def test_a_bank_failing_on_the_primary_moves_only_that_banks_payments(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
+        now = svc._health_now()
+        for i in range(2000):  # both healthy, with plenty of evidence
+            svc.health.record(["sim_a", "sim_a|bank=ICBC"], now + i * 0.001, Outcome.SUCCESS, 1)
+            svc.health.record(["sim_b"], now + i * 0.001, Outcome.SUCCESS, 1)
+        for i in range(30):  # CMB on sim_a: 2 in 3 calls fail, not in a row of five
+            failed = Outcome.TECHNICAL if i % 3 else Outcome.SUCCESS
+            svc.health.record(["sim_a", "sim_a|bank=CMB"], now + 2 + i * 0.1, failed, 5)
+        cmb = await svc.pay(command(mid, 1, bank="CMB"))
+        icbc = await svc.pay(command(mid, 2, bank="ICBC"))
+        assert [x.provider for x in cmb.attempts] == ["sim_b"]
+        assert "sim_a" in (cmb.attempts[0].reason or "")
+        assert "bank=CMB" in (cmb.attempts[0].reason or "")  # its circuit or its estimate
+        assert [x.provider for x in icbc.attempts] == ["sim_a"]
+
+    run_virtual(scenario())
