@@ -52,10 +52,12 @@ class PlaybookRunner:
         self.service = service
         self.evaluator = Evaluator(playbooks)
         self.runs: dict[tuple[str, str], _Run] = {}
+        self._audited_transitions = 0
         self._catalogue = default_classifier().catalogue
 
     async def tick(self) -> None:
         now = self.service._health_now()
+        await self._audit_breakers()
         for change in self.evaluator.tick(self.service.health, now):
             if isinstance(change, Started):
                 await self._start(change)
@@ -65,6 +67,22 @@ class PlaybookRunner:
             young = now - run.started_at <= DIAGNOSE_FOR_S + REFRESH_S
             if run.incident_id is not None and young and now - run.refreshed_at >= REFRESH_S:
                 await self._refresh(name, key, run, now)
+
+    async def _audit_breakers(self) -> None:
+        """Breakers move in the payment path, where nothing may wait on the database;
+        their transitions reach the audit log here, on the worker's next sweep."""
+        moved = self.service.health.transitions[self._audited_transitions :]
+        if not moved:
+            return
+        self._audited_transitions += len(moved)
+
+        def write(conn: Connection) -> None:
+            for t in moved:
+                action = f"breaker.{t.after.value}"
+                details = {"before": t.before.value, "after": t.after.value}
+                audit_repo.audit(conn, self._at(t.at), "breaker", action, t.key, t.why, details)
+
+        await self.service.store.run(write)
 
     async def _start(self, s: Started) -> None:
         p, key, signal = s.playbook, s.key, s.signal
