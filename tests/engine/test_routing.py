@@ -1,5 +1,5 @@
 """Routing in the engine: health-aware ranking per payment, circuits per scope, and the
-last-resort probe that keeps a tripped backup from being shut out for good."""
+probes that keep a tripped backup from being shut out for good."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def store(sqlite_url: str) -> Iterator[Store]:
     s.close()
 
 
-def test_a_failing_payment_probes_a_tripped_backup_as_its_last_resort(store: Store) -> None:
+def test_a_backup_nobody_prefers_is_still_probed_when_its_circuit_cools(store: Store) -> None:
     mid, _ = make_merchant(store)
 
     async def scenario() -> None:
@@ -36,9 +36,13 @@ def test_a_failing_payment_probes_a_tripped_backup_as_its_last_resort(store: Sto
         assert early.payment.status.value == "failed"
         await clock.sleep(15)
         view = await svc.pay(command(mid, 2))
-        assert [x.provider for x in view.attempts] == ["sim_a", "sim_b"]
+        assert [x.provider for x in view.attempts] == ["sim_b"]  # the probe goes first
+        assert "probing sim_b" in (view.attempts[0].reason or "")
         assert view.payment.status.value == "succeeded"
         assert svc.health.state("sim_b").value == "half_open"  # one probe passed, more to go
+        for i in range(3, 6):
+            await svc.pay(command(mid, i))
+        assert svc.health.state("sim_b").value == "closed"
 
     run_virtual(scenario())
 

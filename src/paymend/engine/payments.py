@@ -203,11 +203,13 @@ class PaymentService:
         tripped: dict[str, tuple[str, ...]],
         now: float,
     ) -> tuple[tuple[str, ...], str]:
-        """A channel whose circuit is open may take this payment as its probe when the
-        merchant prefers it to the ranking's first; fallbacks stay closed circuits. When
-        every circuit is open, one try on the channel that last succeeded beats none."""
-        first = self.rules.priority.index(channels[0]) if channels else len(self.rules.priority)
-        for name in self.rules.priority[:first]:
+        """A channel whose circuit is open takes this payment first as its probe when its
+        breaker admits one (one at a time, waits doubling after each failed probe); the
+        healthy ranking follows as its failover. Every tripped channel is probed so, not
+        only the merchant's favourite: a backup nobody prefers would otherwise stay shut
+        long after its fault, and be missing when the primary breaks next. When every
+        circuit is open, one try on the channel that last succeeded beats none."""
+        for name in self.rules.priority:
             keys = tripped.get(name)
             supported = self._capabilities[name].supports(ctx.method, ctx.currency, ctx.region)
             if keys and supported and all(self.health.allow(k, now) for k in keys):

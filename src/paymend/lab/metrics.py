@@ -31,6 +31,7 @@ HEADLINE = (
     "lost_payments",
     "unknown_unresolved",
     "processing_at_end",
+    "false_actions",
     "p50_latency_ms",
     "p99_latency_ms",
     "retries_per_payment",
@@ -98,7 +99,7 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
             and fault.bank in (None, c.bank)
             and fault.region in (None, c.region)
         )
-        technical = 0
+        technical = unavoidable = 0
         for pid, row in rows.items():
             arrival = by_payment.get(pid)
             if arrival is None or not (fault.at <= arrival.t < fault.end):
@@ -114,7 +115,10 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
                 and code in catalogue
                 and catalogue[code].kind is Kind.TECHNICAL
             ):
-                technical += 1
+                if recoverable(scenario, arrival):
+                    technical += 1
+                else:  # every channel it could use was at fault: nobody could have saved it
+                    unavoidable += 1
         faults.append(
             {
                 "kind": fault.kind,
@@ -123,6 +127,7 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
                 "scope": {k: getattr(fault, k) for k in ("channel", "method", "bank", "region")},
                 "attempts_into_fault": into,
                 "customer_failures": technical,
+                "customer_failures_unavoidable": unavoidable,
                 **_detection(fault, done),
                 **_diagnosis(fault, done),
             }
