@@ -236,10 +236,10 @@ class PlaybookRunner:
         if run.slow_ms is not None:
             return Observation(dims, r.latency_ms is not None and r.latency_ms > run.slow_ms)
         code = r.unified_code
+        # the call as it happened: a timeout whose charge a later status query found is
+        # still a call the channel failed (health counted it so, and so does diagnosis)
         technical = r.status == "unknown" or (
-            r.status == "failed"
-            and code in self._catalogue
-            and self._catalogue[code].kind is Kind.TECHNICAL
+            code in self._catalogue and self._catalogue[code].kind is Kind.TECHNICAL
         )
         return Observation(dims, technical)
 
