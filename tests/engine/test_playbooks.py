@@ -20,6 +20,7 @@ from paymend.engine.virtual_time import run_virtual
 from paymend.health.keys import scoped_key
 from paymend.health.outcomes import Outcome
 from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
+from paymend.providers.simulator import SimulatedProvider
 from paymend.store import incidents
 from paymend.store.database import Store
 from paymend.store.tables import audit_log
@@ -60,14 +61,21 @@ async def pay_many(
     return providers
 
 
+def two_channels(
+    store: Store,
+) -> tuple[LoopClock, SimulatedProvider, SimulatedProvider, PaymentService, PlaybookRunner]:
+    """sim_a first, sim_b behind it, the shipped playbooks (call inside the loop)."""
+    clock = LoopClock()
+    a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
+    svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
+    return clock, a, b, svc, PlaybookRunner(svc, load_playbooks(DEFAULT_PATH))
+
+
 def test_a_channel_outage_opens_an_incident_and_recovers_by_itself(store: Store) -> None:
     mid, _ = make_merchant(store)
 
     async def scenario() -> None:
-        clock = LoopClock()
-        a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
-        svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
-        runner = PlaybookRunner(svc, load_playbooks(DEFAULT_PATH))
+        clock, a, _, svc, runner = two_channels(store)
         served = await pay_many(svc, clock, mid, 600, 0)
         assert served.count("sim_a") > 550  # the rest: exploration keeps sim_b known
         await runner.tick()
@@ -117,10 +125,7 @@ def test_a_bank_down_everywhere_is_paused_for_customers_and_resumed(store: Store
     mid, _ = make_merchant(store)
 
     async def scenario() -> None:
-        clock = LoopClock()
-        a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
-        svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
-        runner = PlaybookRunner(svc, load_playbooks(DEFAULT_PATH))
+        clock, a, b, svc, runner = two_channels(store)
         await pay_many(svc, clock, mid, 400, 0)
         bank = "CMB"
 
