@@ -144,3 +144,20 @@ def test_a_scope_failing_far_worse_than_its_sick_channel_is_a_fault_of_its_own(
     assert book.state("sim_b|bank=CMB").value != "closed"
     changes = ev.tick(book, 20.5)
     assert [(type(c), c.key) for c in changes] == [(Started, "sim_b|bank=CMB")]
+
+
+def test_a_scope_that_tripped_with_its_channel_stays_covered_until_it_closes(
+    tmp_path: Path,
+) -> None:
+    p = playbook(tmp_path, "{signal: circuit_open, scope: channel_region}")
+    ev = Evaluator([p])
+    book = HealthBook()
+    for i in range(10):
+        book.record(REGION, i * 0.01, T, 20)
+    assert ev.tick(book, 1) == []
+    for t in range(11, 14):  # the channel's probes pass; the region's circuit waits
+        assert book.allow("sim_a", t)
+        book.record(["sim_a"], t + 0.1, S, 20)
+    assert book.state("sim_a").value == "closed"
+    assert book.state("sim_a|region=CN-North").value == "open"
+    assert ev.tick(book, 15) == []  # still the channel's fault, not a second one

@@ -70,6 +70,7 @@ class Evaluator:
     playbooks: list[Playbook]
     detectors: DetectorSettings = DEFAULT_SETTINGS
     watches: dict[tuple[str, str], _Watch] = field(default_factory=dict)
+    covered: set[str] = field(default_factory=set)  # scopes their channel's fault covers
 
     def active(self) -> list[tuple[str, str]]:
         return [k for k, w in self.watches.items() if w.active_since is not None]
@@ -113,12 +114,7 @@ class Evaluator:
     def signal(self, p: Playbook, health: Health, key: str, now: float) -> Signal:
         t = p.when
         channel = parse_key(key)[0]
-        covered = (  # the channel's own incident covers this scope
-            channel not in ("*", key)
-            and health.state(channel) is not BreakerState.CLOSED
-            and not _distinct(health, key, channel, now)
-        )
-        if covered:
+        if self._covered(health, key, channel, now):
             return Signal(t.signal, 0.0, None, 0, 1.0, False, f"covered by {channel}")
         if t.signal == "ops_alert":  # a failure ops must hear of, within `recent`
             flag = health.flagged(key)
@@ -139,6 +135,23 @@ class Evaluator:
         if t.signal == "traffic_drop" and health.state(key) is not BreakerState.CLOSED:
             return replace(found, fired=False)  # our own rerouting, not the world's
         return found
+
+    def _covered(self, health: Health, key: str, channel: str, now: float) -> bool:
+        """Is this scope part of its channel's fault? While the channel's own circuit is
+        open, yes (unless the scope fails clearly worse: a fault of its own); and a
+        scope whose circuit opened then stays covered until that circuit closes, though
+        the channel recovers first."""
+        if channel in ("*", key):
+            return False
+        if health.state(channel) is not BreakerState.CLOSED:
+            if _distinct(health, key, channel, now):
+                return False
+            self.covered.add(key)
+            return True
+        if key in self.covered and health.state(key) is not BreakerState.CLOSED:
+            return True
+        self.covered.discard(key)
+        return False
 
     def _settings(self, p: Playbook) -> DetectorSettings:
         """The detector defaults, with the trigger's own volume and threshold."""
