@@ -115,8 +115,8 @@ def test_the_window_forgets_old_seconds() -> None:
     w = SlidingWindow(span_s=10)
     for i in range(30):
         w.add(float(i), T)
-    assert w.counts(29.5)[T] == 10
-    assert w.counts(29.5, last_s=3)[T] == 3
+    assert w.stats(29.5).technical == 10
+    assert w.stats(29.5, last_s=3).technical == 3
 
 
 def test_the_book_keeps_a_breaker_per_scope_and_windows_for_every_key() -> None:

@@ -130,15 +130,6 @@ class SlidingWindow:
                     row[i] += n
         return WindowStats.from_row(row)
 
-    def counts(self, now: float, last_s: float | None = None) -> dict[Outcome, int]:
-        s = self.stats(now, last_s)
-        return {
-            Outcome.SUCCESS: s.success,
-            Outcome.BUSINESS: s.business,
-            Outcome.TECHNICAL: s.technical,
-            Outcome.UNKNOWN: s.unknown,
-        }
-
     def _trim(self, now: float) -> None:
         while self._buckets and self._buckets[0][0] < now - self.span_s:  # started before
             _, old = self._buckets.popleft()
