@@ -304,35 +304,29 @@ class PaymentService:
         payment.failure_code = "issuer_unavailable"
         payment.failure_message = why
         payment.transition(PaymentStatus.FAILED)
-
-        def write(conn: Connection) -> None:
-            repo.insert_payment(conn, payment, now)
-            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
-            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_FAILED, now)
-
-        await self.store.run(write)
-        PAYMENTS.labels(payment.status.value, "none").inc()
-        return PaymentView(payment, [], [])
+        return await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {})
 
     async def _hold(self, payment: Payment, why: str, now: datetime) -> PaymentView:
         """A playbook or an operator holds this scope's large payments: nothing is called
         until ops release it (engine/review.py); the shop learns by `payment.held`."""
         payment.transition(PaymentStatus.HELD)
+        view = await self._decided_without_call(
+            payment, now, EventType.PAYMENT_HELD, {"reason": why}
+        )
+        log.warning("payment_held", payment_id=payment.id, why=why)
+        return view
+
+    async def _decided_without_call(
+        self, payment: Payment, now: datetime, event: EventType, extra: dict[str, str]
+    ) -> PaymentView:
+        """Store a payment the controls settled before any provider call, with its events."""
 
         def write(conn: Connection) -> None:
             repo.insert_payment(conn, payment, now)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
-            emit(
-                conn,
-                self.ids.new("evt"),
-                payment,
-                EventType.PAYMENT_HELD,
-                now,
-                extra={"reason": why},
-            )
+            emit(conn, self.ids.new("evt"), payment, event, now, extra=extra or None)
 
         await self.store.run(write)
-        log.warning("payment_held", payment_id=payment.id, why=why)
         PAYMENTS.labels(payment.status.value, "none").inc()
         return PaymentView(payment, [], [])
 
