@@ -208,3 +208,13 @@ def test_ready_asks_redis_without_taking_the_probe(redis_url: str, prefix: str) 
     assert b.ready("sim_a", 9010.5) and b.ready("sim_a", 9010.5)
     assert b.allow("sim_a", 9010.5)
     assert not b.ready("sim_a", 9010.6)
+
+
+def test_states_reads_several_breakers_at_once(redis_url: str, prefix: str) -> None:
+    b = book(redis_url, prefix)
+    for i in range(5):
+        b.record(["sim_a|bank=CMB"], 9500 + i * 0.01, T)
+    keys = ["sim_a", "sim_a|bank=CMB", "sim_b"]
+    assert b.states(keys) == [BreakerState.CLOSED, BreakerState.OPEN, BreakerState.CLOSED]
+    assert b.states(keys) == [b.state(k) for k in keys]
+    assert b.states([]) == []

@@ -160,13 +160,16 @@ class PaymentService:
         band = amount_band(ctx.amount_minor, ctx.currency)
         tripped: dict[str, tuple[str, ...]] = {}
         if self.settings.policy != "naive":
-            for name in self.rules.priority:
-                if name in blocked:
-                    continue
-                keys = context_keys(name, ctx.method, bank, ctx.region, band)
-                open_keys = tuple(
-                    k for k in keys if self.health.state(k) is not BreakerState.CLOSED
-                )
+            candidates = [
+                (name, context_keys(name, ctx.method, bank, ctx.region, band))
+                for name in self.rules.priority
+                if name not in blocked
+                and self._capabilities[name].supports(ctx.method, ctx.currency, ctx.region)
+            ]
+            # every breaker this payment could meet, read at once (one Redis round trip)
+            states = iter(self.health.states([k for _, keys in candidates for k in keys]))
+            for name, keys in candidates:
+                open_keys = tuple(k for k in keys if next(states) is not BreakerState.CLOSED)
                 if open_keys:
                     tripped[name] = open_keys
                     scope = parse_key(open_keys[0])[1]
@@ -186,45 +189,31 @@ class PaymentService:
             channels = (controls.forced, *(c for c in channels if c != controls.forced))
             reason += f"; {controls.forced} forced by ops"
         if tripped:
-            channels, reason = self._probe_or_fall_back(ctx, channels, reason, tripped, now)
-        spare = {
-            n: keys
-            for n, keys in tripped.items()
-            if n not in channels
-            and self._capabilities[n].supports(ctx.method, ctx.currency, ctx.region)
-        }
+            channels, reason = self._probe_or_fall_back(channels, reason, tripped, now)
+        spare = {n: keys for n, keys in tripped.items() if n not in channels}
         return Routed(channels, reason, spare)
 
     def _probe_or_fall_back(
         self,
-        ctx: PaymentContext,
         channels: tuple[str, ...],
         reason: str,
         tripped: dict[str, tuple[str, ...]],
         now: float,
     ) -> tuple[tuple[str, ...], str]:
-        """A channel whose circuit is open takes this payment first as its probe when its
-        breaker admits one (one at a time, waits doubling after each failed probe); the
-        healthy ranking follows as its failover. Every tripped channel is probed so, not
-        only the merchant's favourite: a backup nobody prefers would otherwise stay shut
-        long after its fault, and be missing when the primary breaks next. When every
-        circuit is open, one try on the channel that last succeeded beats none."""
-        for name in self.rules.priority:
-            keys = tripped.get(name)
-            supported = self._capabilities[name].supports(ctx.method, ctx.currency, ctx.region)
-            if keys and supported and all(self.health.allow(k, now) for k in keys):
+        """`tripped`: the channels that could take this payment but have a circuit open
+        for it, with those circuits. One of them takes the payment first as its probe when
+        its breakers admit one (one at a time, waits doubling after each failed probe);
+        the healthy ranking follows as its failover. Every tripped channel is probed so,
+        not only the merchant's favourite: a backup nobody prefers would otherwise stay
+        shut long after its fault, and be missing when the primary breaks next. When
+        every circuit is open, one try on the channel that last succeeded beats none."""
+        for name, keys in tripped.items():  # in the merchant's priority order
+            if all(self.health.allow(k, now) for k in keys):
                 return (name, *channels), f"{reason}; probing {name} (circuit half-open)"
         if channels:
             return channels, reason
-        candidates = [
-            n
-            for n in tripped
-            if self._capabilities[n].supports(ctx.method, ctx.currency, ctx.region)
-        ]
-        if not candidates:
-            return channels, reason
         best = max(
-            candidates,
+            tripped,
             key=lambda n: max((self.health.last_success(k) or 0.0) for k in tripped[n]),
         )
         return (best,), f"{reason}; every circuit open: trying {best}, which last succeeded"

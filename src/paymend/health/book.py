@@ -39,6 +39,7 @@ class Health(Protocol):
     def allow(self, key: str, now: float) -> bool: ...
     def ready(self, key: str, now: float) -> bool: ...
     def state(self, key: str) -> BreakerState: ...
+    def states(self, keys: Sequence[str]) -> list[BreakerState]: ...
     def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None: ...
     def history(
         self, key: str, now: float, last_s: float, upto_s: float = 0.0
@@ -115,6 +116,9 @@ class HealthBook:
     def state(self, key: str) -> BreakerState:
         found = self.breakers.get(key)
         return BreakerState.CLOSED if found is None else found.state
+
+    def states(self, keys: Sequence[str]) -> list[BreakerState]:
+        return [self.state(k) for k in keys]
 
     def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None:
         found = self.windows.get(key)

@@ -217,8 +217,15 @@ class RedisHealthBook:
         return not busy or now - float(_text(probe_at or 0)) >= self.settings.probe_timeout_s
 
     def state(self, key: str) -> BreakerState:
-        raw = self.client.hget(self._breaker(key), "state")
-        return BreakerState(_text(raw)) if raw else BreakerState.CLOSED
+        return self.states([key])[0]
+
+    def states(self, keys: Sequence[str]) -> list[BreakerState]:
+        """Several breakers' states in one round trip (routing reads every breaker a
+        payment could meet)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(self._breaker(key), "state")
+        return [BreakerState(_text(raw)) if raw else BreakerState.CLOSED for raw in pipe.execute()]
 
     def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None:
         """The short window; read whole (routing) at most once a second per process."""
