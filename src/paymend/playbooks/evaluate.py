@@ -14,7 +14,15 @@ from dataclasses import dataclass, field, replace
 
 from paymend.health.book import Health
 from paymend.health.breaker import BreakerState
-from paymend.health.detectors import DEFAULT_SETTINGS, DetectorSettings, Signal, detect
+from paymend.health.detectors import (
+    DEFAULT_SETTINGS,
+    DetectorSettings,
+    Signal,
+    error_spike,
+    latency_spike,
+    success_drop,
+    traffic_drop,
+)
 from paymend.health.keys import parse_key
 from paymend.health.window import WindowStats
 from paymend.playbooks.model import Playbook
@@ -127,12 +135,15 @@ class Evaluator:
             return Signal("circuit_open", float(fired), None, 0, 1.0, fired, f"circuit {state}")
         recent = health.stats(key, now, t.recent) or WindowStats()
         baseline = health.history(key, now, t.baseline, upto_s=t.recent) or WindowStats()
-        found = next(
-            s
-            for s in detect(recent, baseline, t.recent, t.baseline, self._settings(p))
-            if s.name == t.signal
-        )
-        if t.signal == "traffic_drop" and health.state(key) is not BreakerState.CLOSED:
+        s = self._settings(p)
+        if t.signal == "error_spike":
+            return error_spike(recent, baseline, s)
+        if t.signal == "success_drop":
+            return success_drop(recent, baseline, s)
+        if t.signal == "latency_spike":
+            return latency_spike(recent, baseline, s)
+        found = traffic_drop(recent, baseline, t.recent, t.baseline, s)
+        if health.state(key) is not BreakerState.CLOSED:
             return replace(found, fired=False)  # our own rerouting, not the world's
         return found
 
