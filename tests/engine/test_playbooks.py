@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -157,3 +158,46 @@ def test_a_bank_down_everywhere_is_paused_for_customers_and_resumed(store: Store
         "control.pause.end",
         "playbook.recover",
     ]
+
+
+def test_a_hold_playbook_holds_large_payments_and_lifts_the_hold(
+    store: Store, tmp_path: Path
+) -> None:
+    mid, _ = make_merchant(store)
+    path = tmp_path / "playbooks.yaml"
+    path.write_text(
+        "playbooks:\n"
+        "  - name: bank-hold\n"
+        "    description: Large payments of a failing bank wait for review\n"
+        "    severity: major\n"
+        "    when: {signal: error_spike, scope: bank, threshold: 0.5, min_calls: 20}\n"
+        "    do: [{hold: {what: bank, above: 5000, method: card}}]\n"
+        "    recover: {after: 60s}\n"
+    )
+
+    async def scenario() -> None:
+        clock, _, _, svc, _ = two_channels(store)
+        runner = PlaybookRunner(svc, load_playbooks(path))
+        await pay_many(svc, clock, mid, 200, 0)
+        now = svc._health_now()
+        for i in range(40):
+            svc.health.record([scoped_key("*", "bank", "CMB")], now + i * 0.1, Outcome.TECHNICAL)
+        await clock.sleep(5)
+        await runner.tick()
+        (hold,) = await svc.controls.active()
+        assert (hold.kind, hold.value, hold.amount_above, hold.method) == (
+            "hold",
+            "CMB",
+            5000,
+            "card",
+        )
+        assert hold.set_by == "playbook:bank-hold"
+        large = await svc.pay(command(mid, 9000, bank="CMB"))  # 10,000 minor units
+        small = await svc.pay(command(mid, 3000, bank="CMB"))
+        assert (large.payment.status.value, small.payment.status.value) == ("held", "succeeded")
+        for _ in range(20):
+            await clock.sleep(10)
+            await runner.tick()
+        assert await svc.controls.active() == []
+
+    run_virtual(scenario())

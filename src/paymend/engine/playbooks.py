@@ -22,7 +22,7 @@ from paymend.health.diagnosis import Observation, Suspect, diagnose
 from paymend.health.keys import parse_key
 from paymend.observability import get_logger
 from paymend.playbooks.evaluate import Evaluator, Recovered, Started, scope_of
-from paymend.playbooks.model import HoldAction, PauseAction, Playbook
+from paymend.playbooks.model import Hold, HoldAction, Pause, PauseAction, Playbook
 from paymend.store import controls as audit_repo
 from paymend.store import incidents as incident_repo
 from paymend.store import payments as payment_repo
@@ -40,7 +40,6 @@ class _Run:
     """What one playbook did on one key, to undo and to report."""
 
     started_at: float
-    signal: str
     slow_ms: float | None  # latency incidents: a call slower than this was affected
     incident_id: str | None = None
     control_ids: list[str] = field(default_factory=list)
@@ -89,40 +88,32 @@ class PlaybookRunner:
         actor = f"playbook:{p.name}"
         reason = f"{p.name}: {signal.why}"
         slow = signal.baseline * 2 if signal.name == "latency_spike" and signal.baseline else None
-        run = self.runs[(p.name, key)] = _Run(s.at, signal.name, slow)
+        run = self.runs[(p.name, key)] = _Run(s.at, slow)
         scope = scope_of(key)
         done: list[str] = []
         for action in p.do:
             if action == "open_circuit":
                 self.service.health.force_open(key, s.at, reason)
                 done.append(f"opened the circuit of {key}")
-            elif isinstance(action, PauseAction):
-                what = action.pause.what
+            elif isinstance(action, PauseAction | HoldAction):  # an ops control, undone later
+                spec: Pause | Hold = (
+                    action.pause if isinstance(action, PauseAction) else action.hold
+                )
+                above = spec.above if isinstance(spec, Hold) else None
                 control = await self.service.controls.set(
-                    "pause",
-                    what,
-                    scope[what],
-                    action.pause.method,
+                    "pause" if above is None else "hold",
+                    spec.what,
+                    scope[spec.what],
+                    spec.method,
                     reason,
                     actor,
                     self.service.providers,
+                    amount_above=above,
                 )
                 run.control_ids.append(control.id)
-                done.append(f"paused {what} {scope[what]}" + _for(action.pause.method))
-            elif isinstance(action, HoldAction):
-                h = action.hold
-                control = await self.service.controls.set(
-                    "hold",
-                    h.what,
-                    scope[h.what],
-                    h.method,
-                    reason,
-                    actor,
-                    self.service.providers,
-                    amount_above=h.above,
-                )
-                run.control_ids.append(control.id)
-                done.append(f"holding {h.what} {scope[h.what]} above {h.above}" + _for(h.method))
+                did = "paused" if above is None else "holding"
+                tail = "" if above is None else f" above {above}"
+                done.append(f"{did} {spec.what} {scope[spec.what]}{tail}{_for(spec.method)}")
             elif action == "alert":
                 log.warning("ops_alert", playbook=p.name, key=key, severity=p.severity, why=reason)
                 done.append("alerted ops")
