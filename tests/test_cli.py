@@ -254,3 +254,22 @@ def test_merchant_settings_reach_the_store(tmp_path: Path) -> None:
     assert settings["webhook_url"] == "https://shop.example/hooks"
     assert settings["checkout_deadline_s"] == 5.0
     assert settings["webhook_secret"].startswith("whsec_")
+
+
+def test_config_check_names_the_line_of_a_playbook_mistake(tmp_path: Path) -> None:
+    (tmp_path / "plays.yaml").write_text(
+        "playbooks:\n"
+        "  - name: x-down\n"
+        "    description: d\n"
+        "    severity: major\n"
+        "    when: {signal: circuit_open, scope: channel}\n"
+        "    do: [page_everyone]\n"
+    )
+    path = tmp_path / "paymend.yaml"
+    path.write_text(
+        "providers:\n  sim_a:\n    type: simulator\n    methods: [card]\n"
+        "routing: [sim_a]\nplaybooks: plays.yaml\n"
+    )
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'plays.yaml'}:6: playbooks.0.do.0" in result.output

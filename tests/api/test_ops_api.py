@@ -186,3 +186,26 @@ def test_a_hold_without_an_amount_is_refused(server: Server, ops: httpx.Client) 
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "amount_above"
     assert count_rows(server.runtime.store) == before
+
+
+def test_bad_reviews_change_nothing(server: Server, ops: httpx.Client) -> None:
+    before = count_rows(server.runtime.store)
+    unknown = ops.post("/v1/ops/payments/pay_nope/release", json={"reason": "r", "actor": "a"})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "payment_not_found"
+    no_actor = ops.post("/v1/ops/payments/pay_nope/reject", json={"reason": "r"})
+    assert no_actor.status_code == 400
+    assert no_actor.json()["error"]["code"] == "parameter_missing"
+    negative = ops.post(
+        "/v1/ops/controls",
+        json={
+            "kind": "hold",
+            "scope": "bank",
+            "value": "CMB",
+            "amount_above": -1,
+            "reason": "r",
+            "actor": "a",
+        },
+    )
+    assert negative.status_code == 400 and negative.json()["error"]["param"] == "amount_above"
+    assert count_rows(server.runtime.store) == before
