@@ -210,6 +210,27 @@ def _too_few(name: str, value: float, baseline: float | None, calls: int, why: s
     return Signal(name, value, baseline, calls, 1.0, False, why)
 
 
+def _verdict(
+    name: str,
+    value: float,
+    baseline: float | None,
+    calls: int,
+    p: float,
+    seen: str,
+    s: DetectorSettings,
+    *sizes: tuple[bool, str],
+    unlikely: str = ", not significant",
+) -> Signal:
+    """Fire when the test is significant and every size check holds; otherwise `seen`
+    says why not: the test, or the first size check that failed."""
+    if p >= s.alpha:
+        return Signal(name, value, baseline, calls, p, False, seen + unlikely)
+    for holds, why_not in sizes:
+        if not holds:
+            return Signal(name, value, baseline, calls, p, False, seen + why_not)
+    return Signal(name, value, baseline, calls, p, True, seen)
+
+
 def error_spike(
     recent: WindowStats, baseline: WindowStats, s: DetectorSettings = DEFAULT_SETTINGS
 ) -> Signal:
@@ -223,18 +244,21 @@ def error_spike(
         return _too_few("error_spike", rate, base, n, f"too few calls ({n} < {s.error_min_calls})")
     null = max(base or 0.0, s.error_floor)
     p = binomial_upper_tail(k, n, null)
-    fired = p < s.alpha and rate >= s.error_threshold
     seen = (
         f"technical error rate {_pct(rate)} of {n} calls vs "
         f"{'no' if base is None else _pct(base)} baseline ({_p(p)})"
     )
-    if not fired:
-        seen += (
-            f", not significant against {_pct(null)}"
-            if p >= s.alpha
-            else f", under the {_pct(s.error_threshold)} threshold"
-        )
-    return Signal("error_spike", rate, base, n, p, fired, seen)
+    return _verdict(
+        "error_spike",
+        rate,
+        base,
+        n,
+        p,
+        seen,
+        s,
+        (rate >= s.error_threshold, f", under the {_pct(s.error_threshold)} threshold"),
+        unlikely=f", not significant against {_pct(null)}",
+    )
 
 
 def success_drop(
@@ -262,15 +286,9 @@ def success_drop(
         )
     p = fisher_upper_tail(recent.failures, n, baseline.failures, base_n)
     drop = base - rate
-    fired = p < s.alpha and drop >= s.success_min_drop
     seen = f"success rate {_pct(rate)} of {n} calls vs {_pct(base)} baseline ({_p(p)})"
-    if not fired:
-        seen += (
-            ", not significant"
-            if p >= s.alpha
-            else f", a drop under {s.success_min_drop * 100:g} points"
-        )
-    return Signal("success_drop", rate, base, n, p, fired, seen)
+    small = f", a drop under {s.success_min_drop * 100:g} points"
+    return _verdict("success_drop", rate, base, n, p, seen, s, (drop >= s.success_min_drop, small))
 
 
 def latency_spike(
@@ -302,19 +320,21 @@ def latency_spike(
     bound = LATENCY_BOUNDS_MS[min(cut, len(LATENCY_BOUNDS_MS) - 1)]
     p = binomial_upper_tail(above, n, 0.05)
     ratio = value / base if base > 0 else math.inf
-    fired = p < s.alpha and ratio >= s.latency_ratio and value >= s.latency_floor_ms
     seen = (
         f"p95 latency {value:.0f} ms of {n} calls vs {base:.0f} ms baseline, "
         f"{_pct(above / n)} of calls over {bound:g} ms ({_p(p)})"
     )
-    if not fired:
-        if p >= s.alpha:
-            seen += ", not significant"
-        elif ratio < s.latency_ratio:
-            seen += f", under {s.latency_ratio:g}x the baseline"
-        else:
-            seen += f", under the {s.latency_floor_ms:g} ms floor"
-    return Signal("latency_spike", value, base, n, p, fired, seen)
+    return _verdict(
+        "latency_spike",
+        value,
+        base,
+        n,
+        p,
+        seen,
+        s,
+        (ratio >= s.latency_ratio, f", under {s.latency_ratio:g}x the baseline"),
+        (value >= s.latency_floor_ms, f", under the {s.latency_floor_ms:g} ms floor"),
+    )
 
 
 def traffic_drop(
@@ -342,18 +362,14 @@ def traffic_drop(
             f"too few calls ({lam:.1f} expected < {s.traffic_min_expected:g})",
         )
     p = poisson_lower_tail(k, lam)
-    fired = p < s.alpha and k < s.traffic_drop_ratio * lam
     seen = (
         f"traffic {_rate(rate)} calls/s ({k} calls) vs {_rate(base)}/s baseline, "
         f"{_pct(k / lam)} of expected ({_p(p)})"
     )
-    if not fired:
-        seen += (
-            ", not significant"
-            if p >= s.alpha
-            else f", above {_pct(s.traffic_drop_ratio)} of expected"
-        )
-    return Signal("traffic_drop", rate, base, k, p, fired, seen)
+    small = f", above {_pct(s.traffic_drop_ratio)} of expected"
+    return _verdict(
+        "traffic_drop", rate, base, k, p, seen, s, (k < s.traffic_drop_ratio * lam, small)
+    )
 
 
 def detect(
