@@ -3,6 +3,7 @@ PostgreSQL, with zero-latency simulated channels."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -60,15 +61,24 @@ def serve(runtime: Runtime) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
+@contextlib.contextmanager
+def running(runtime: Runtime) -> Iterator[Server]:
+    """Serve `runtime` with one merchant until the block ends, then close it."""
+    merchant_id, key = make_merchant(runtime.store)
+    uv, thread, url = serve(runtime)
+    try:
+        yield Server(url, runtime, key, merchant_id)
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        runtime.close()
+
+
 @pytest.fixture
 def server(db_url: str) -> Iterator[Server]:
     runtime = build_runtime(Settings(database_url=db_url), PaymendConfig.model_validate(CONFIG))
-    merchant_id, key = make_merchant(runtime.store)
-    uv, thread, url = serve(runtime)
-    yield Server(url, runtime, key, merchant_id)
-    uv.should_exit = True
-    thread.join(10)
-    runtime.close()
+    with running(runtime) as server:
+        yield server
 
 
 @pytest.fixture

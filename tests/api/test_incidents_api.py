@@ -15,8 +15,8 @@ from paymend.engine.runtime import build_runtime
 from paymend.store import incidents as repo
 from paymend.store.database import Store
 from paymend.store.incidents import Incident
-from tests.api.conftest import CONFIG, Server, serve
-from tests.helpers import NOW, ManualClock, count_rows, make_merchant
+from tests.api.conftest import CONFIG, Server, running
+from tests.helpers import NOW, ManualClock, count_rows
 
 ADMIN = "admin-secret-for-tests"
 REVIEW = {
@@ -37,12 +37,8 @@ def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
     """conftest's server, on a clock the test controls, with the ops API on."""
     settings = Settings(database_url=db_url, admin_key=ADMIN)
     runtime = build_runtime(settings, PaymendConfig.model_validate(CONFIG), clock=clock)
-    merchant_id, key = make_merchant(runtime.store)
-    uv, thread, url = serve(runtime)
-    yield Server(url, runtime, key, merchant_id)
-    uv.should_exit = True
-    thread.join(10)
-    runtime.close()
+    with running(runtime) as started:
+        yield started
 
 
 @pytest.fixture
