@@ -59,7 +59,7 @@ def open_incident(store: Store, iid: str, title: str, bank: str, hours: int) -> 
         f"sim_a|bank={bank}",
         at,
         affected_payments=7,
-        diagnosis=[{"dimension": "bank", "value": bank, "explanatory_power": 0.9}],
+        diagnosis=[{"scope": {"bank": bank}, "explanatory_power": 0.9}],
     )
 
     def write(conn: sa.Connection) -> None:
@@ -111,7 +111,7 @@ def test_one_incident_comes_with_its_timeline(library: Store, ops: httpx.Client)
         ("action", "paused CMB"),
         ("resolved", "recovered"),
     ]
-    assert body["diagnosis"][0]["dimension"] == "bank"
+    assert body["diagnosis"][0]["scope"] == {"bank": "CMB"}
 
 
 def test_acknowledging_the_alert_is_recorded_and_audited(

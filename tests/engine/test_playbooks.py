@@ -4,6 +4,7 @@ timeline, every automatic action is audit-logged, and it all recovers by itself.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from paymend.domain.payment import Customer
 from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.payments import PaymentService
-from paymend.engine.playbooks import PlaybookRunner
+from paymend.engine.playbooks import PlaybookRunner, quiet_spans
 from paymend.engine.virtual_time import run_virtual
 from paymend.health.keys import scoped_key
 from paymend.health.outcomes import Outcome
@@ -92,8 +93,7 @@ def test_a_channel_outage_opens_an_incident_and_recovers_by_itself(store: Store)
             {"channel": "sim_a"},
             "critical",
         )
-        assert opened.diagnosis[0]["dimension"] == "channel"
-        assert opened.diagnosis[0]["value"] == "sim_a"
+        assert opened.diagnosis[0]["scope"] == {"channel": "sim_a"}
         assert opened.affected_payments >= 5
 
         a.settings = dataclasses.replace(a.settings, outage=False)
@@ -201,3 +201,18 @@ def test_a_hold_playbook_holds_large_payments_and_lifts_the_hold(
         assert await svc.controls.active() == []
 
     run_virtual(scenario())
+
+
+def test_the_diagnosis_baseline_skips_time_when_incidents_were_open() -> None:
+    # nothing open: the two minutes before the signal
+    assert quiet_spans(1000.0, [], 120.0, 1800.0) == [(880.0, 1000.0)]
+    # an incident open from 900 to 950: 50 s after it, then 70 s before it
+    assert quiet_spans(1000.0, [(900.0, 950.0)], 120.0, 1800.0) == [
+        (950.0, 1000.0),
+        (830.0, 900.0),
+    ]
+    # overlapping incidents, one still open: the time before the first of them
+    busy = [(700.0, 960.0), (800.0, math.inf)]
+    assert quiet_spans(1000.0, busy, 120.0, 1800.0) == [(580.0, 700.0)]
+    # never further back than the lookback, even when that gives less than asked
+    assert quiet_spans(1000.0, [(950.0, math.inf)], 120.0, 100.0) == [(900.0, 950.0)]

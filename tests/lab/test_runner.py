@@ -107,7 +107,7 @@ def test_faults_are_detected_and_diagnosed_by_the_real_incidents(figures: dict) 
     assert outage["detect_s"] is not None and outage["detect_s"] < 10  # at 8 payments/s
     assert outage["customer_failures"] == 0
     assert outage["diagnosis_correct"] is True
-    assert outage["diagnosis"][0] == {**outage["diagnosis"][0], "value": "sim_a"}
+    assert outage["diagnosis"][0]["scope"] == {"channel": "sim_a"}
     # sim_a's CMB payments: a circuit of their own, unless routing already kept them away
     assert timeouts["detect_s"] is not None or timeouts["attempts_into_fault"] <= 10
     assert payers["detect_s"] is None and payers["diagnosis_correct"] is None

@@ -34,7 +34,6 @@ def an_incident(
     minutes: int = 0,
 ) -> Incident:
     scope = scope if scope is not None else {"channel": "sim_a", "bank": "CMB"}
-    dimension, value = next((k, v) for k, v in scope.items() if k != "channel")
     return Incident.new(
         iid,
         playbook,
@@ -44,7 +43,7 @@ def an_incident(
         scope_key,
         NOW + timedelta(minutes=minutes),
         affected_payments=12,
-        diagnosis=[Suspect(dimension, value, 0.91, 0.3, 40, 3.5)],
+        diagnosis=[Suspect(dict(scope), 60, 0.91, 0.3, 40, 3.5, 2e-40, 180.25, "provider_timeout")],
     )
 
 
@@ -83,14 +82,18 @@ def test_an_incident_round_trips_and_its_timeline_keeps_order(store: Store) -> N
     assert got.opened_at == NOW and got.opened_at.tzinfo is not None
     assert got.diagnosis == [
         {
-            "dimension": "bank",
-            "value": "CMB",
-            "explanatory_power": 0.91,
-            "surprise": 0.3,
+            "scope": {"channel": "sim_a", "bank": "CMB"},
+            "symptom": "provider_timeout",
+            "calls": 60,
             "failures": 40,
             "expected": 3.5,
+            "explanatory_power": 0.91,
+            "surprise": 0.3,
+            "p_value": 2e-40,  # its magnitude kept, not rounded to 0
+            "evidence": 180.25,
         }
     ]
+    assert search(store, "code=provider_timeout bank=cmb") == ["inc_1"]
     assert got.review is None and got.acknowledged_at is None
     assert got.events is not None
     assert [(e.kind, e.details["m"]) for e in got.events] == [
@@ -113,14 +116,18 @@ def test_update_changes_what_the_playbook_learned(store: Store) -> None:
             "inc_1",
             affected_payments=40,
             severity="critical",
-            diagnosis=[{"dimension": "region", "value": "Shanghai", "failures": 7}],
+            diagnosis=[{"scope": {"region": "Shanghai"}, "failures": 7}],
         )
     )
     got = store.run_sync(lambda c: repo.get(c, "inc_1"))
     assert (got.affected_payments, got.severity) == (40, "critical")
-    assert got.diagnosis[0]["value"] == "Shanghai" and got.diagnosis[0]["surprise"] is None
+    assert got.diagnosis[0]["scope"] == {"region": "Shanghai"}
+    assert got.diagnosis[0]["surprise"] is None
     assert changed.search_text == got.search_text
     assert search(store, "region=SHANGHAI") == ["inc_1"]  # the new diagnosis is searchable
+    older = [{"dimension": "bank", "value": "CMB", "failures": 3}]  # before scopes
+    store.run_sync(lambda c: repo.update(c, "inc_1", diagnosis=older))
+    assert store.run_sync(lambda c: repo.get(c, "inc_1")).diagnosis[0]["scope"] == {"bank": "CMB"}
     with pytest.raises(InvalidInput):
         store.run_sync(lambda c: repo.update(c, "inc_1", severity="apocalyptic"))
     with pytest.raises(NotFound):

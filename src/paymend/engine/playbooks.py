@@ -9,6 +9,7 @@ the signal's values, so ops can tell what the machine did and why.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,9 @@ from paymend.store import incidents as incident_repo
 from paymend.store import payments as payment_repo
 
 log = get_logger("paymend.playbooks")
-BASELINE_S = 120.0  # diagnosis compares the two minutes before the signal...
+BASELINE_S = 120.0  # diagnosis compares two minutes of calls before the signal...
+LOOKBACK_S = 1800.0  # (while no incident was open, looking back at most half an hour)
+MIN_QUIET_S = 30.0  # (or, when too little of that time was quiet, just before the signal)
 LEAD_S = 10.0  # ...with the calls from shortly before it fired
 DIAGNOSE_FOR_S = 30.0  # and refines it while the incident is young (not longer: a later
 # fault elsewhere must not blur this one's picture)
@@ -189,22 +192,28 @@ class PlaybookRunner:
         if incident_id is None:
             return
         start = run.started_at
-        since = self._at(start - BASELINE_S - LEAD_S)
-        split = self._at(start - LEAD_S)
+        split = start - LEAD_S
         until = self._at(min(now, start + DIAGNOSE_FOR_S) + 0.001)
-        rows = await self.service.store.run(
-            lambda conn: payment_repo.calls_between(conn, since, until)
-        )
-        base = [self._observe(r, run) for r in rows if r.created_at < split]
-        anomaly = [self._observe(r, run) for r in rows if r.created_at >= split]
+
+        def read(conn: Connection) -> tuple[list[Any], list[Any]]:
+            opened = incident_repo.open_during(conn, self._at(split - LOOKBACK_S), self._at(split))
+            busy = [(self._epoch(a), self._epoch(b) if b else math.inf) for a, b in opened]
+            spans = quiet_spans(split, busy, BASELINE_S, LOOKBACK_S)
+            if sum(b - a for a, b in spans) < MIN_QUIET_S:
+                spans = [(split - BASELINE_S, split)]
+            base = [r for a, b in spans for r in payment_repo.calls_between(conn, *self._dt(a, b))]
+            return base, payment_repo.calls_between(conn, self._at(split), until)
+
+        base_rows, rows = await self.service.store.run(read)
+        base = [self._observe(r, run) for r in base_rows]
+        anomaly = [self._observe(r, run) for r in rows]
         suspects = diagnose(base, anomaly)
         channel, dims = parse_key(key)
         affected = len(
             {
                 r.payment_id
                 for r in rows
-                if r.created_at >= split
-                and (channel == "*" or r.provider == channel)
+                if (channel == "*" or r.provider == channel)
                 and all(getattr(r, d, None) == v for d, v in dims.items())
                 and self._observe(r, run).failed
             }
@@ -224,20 +233,52 @@ class PlaybookRunner:
             "region": r.region,
             "code": r.unified_code,
         }
+        at = self._epoch(r.created_at)
         if run.slow_ms is not None:
-            return Observation(dims, r.latency_ms is not None and r.latency_ms > run.slow_ms)
+            return Observation(dims, r.latency_ms is not None and r.latency_ms > run.slow_ms, at)
         code = r.unified_code
         # the call as it happened: a timeout whose charge a later status query found is
         # still a call the channel failed (health counted it so, and so does diagnosis)
         technical = r.status == "unknown" or (
             code in self._catalogue and self._catalogue[code].kind is Kind.TECHNICAL
         )
-        return Observation(dims, technical)
+        return Observation(dims, technical, at)
 
     def _at(self, epoch_s: float) -> datetime:
         """Health time (epoch seconds on the service's clock) as the store's datetime."""
         now = self.service.clock.now()
         return now + timedelta(seconds=epoch_s - now.timestamp())
+
+    def _epoch(self, at: datetime) -> float:
+        """The store's datetime as health time: the inverse of `_at`."""
+        now = self.service.clock.now()
+        return now.timestamp() + (at - now).total_seconds()
+
+    def _dt(self, since: float, until: float) -> tuple[datetime, datetime]:
+        return self._at(since), self._at(until)
+
+
+def quiet_spans(
+    end: float, busy: list[tuple[float, float]], need_s: float, lookback_s: float
+) -> list[tuple[float, float]]:
+    """Up to `need_s` seconds before `end`, latest first, when no incident was open
+    (`busy`: their open periods), looking back at most `lookback_s`. A baseline taken
+    during another fault would expect that fault's failures and hide this one's."""
+    floor, cursor, got = end - lookback_s, end, 0.0
+    spans: list[tuple[float, float]] = []
+    for opened, resolved in sorted(busy, key=lambda b: b[1], reverse=True):
+        if resolved < cursor:
+            start = max(resolved, floor, cursor - (need_s - got))
+            if start < cursor:
+                spans.append((start, cursor))
+                got += cursor - start
+        cursor = min(cursor, opened)
+        if got >= need_s or cursor <= floor:
+            return spans
+    start = max(floor, cursor - (need_s - got))
+    if start < cursor:
+        spans.append((start, cursor))
+    return spans
 
 
 def _for(method: str | None) -> str:
@@ -246,12 +287,13 @@ def _for(method: str | None) -> str:
 
 def _suspect(s: Suspect) -> dict[str, Any]:
     return {
-        "dimension": s.dimension,
-        "value": s.value,
-        "explanatory_power": round(s.explanatory_power, 3),
-        "surprise": round(s.surprise, 4),
+        "scope": dict(s.scope),
+        "symptom": s.symptom,
+        "calls": s.calls,
         "failures": s.failures,
         "expected": round(s.expected, 2),
+        "explanatory_power": round(s.explanatory_power, 3),
+        "surprise": round(s.surprise, 4),
         "p_value": float(f"{s.p_value:.3g}"),
         "evidence": round(s.evidence, 1),
     }

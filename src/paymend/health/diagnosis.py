@@ -1,26 +1,30 @@
 """Where do the failures concentrate? A multi-dimensional root-cause search.
 
-For every dimension (channel, method, bank, region, failure code) and each of its values,
-compare the failures expected from a baseline window with those seen in the anomaly
-window, as Adtributor does (Bhagwan et al., NSDI 2014):
+Two steps, both comparing the failures expected from a baseline window with those seen in
+the anomaly window.
 
-- explanatory power: how much of the whole excess of failures a value accounts for,
-  EP = (actual - expected) / (total actual - total expected);
-- surprise: how far the value's share moved, by the Jensen-Shannon divergence of its
-  expected and actual shares.
+1. Candidates, as Adtributor picks them (Bhagwan et al., NSDI 2014): for every dimension
+   (channel, method, bank, region, failure code) and each of its values, the explanatory
+   power, how much of the whole excess of failures the value accounts for,
+   EP = (actual - expected) / (total actual - total expected). A value is a candidate
+   when EP is at least 10% and its failures are unlikely at its baseline rate (exact
+   binomial tail under 0.1%).
+2. Refinement, as the HotSpot family searches combinations: a fault of one channel in one
+   region is neither "the channel" nor "the region". A candidate scope is narrowed by
+   another dimension's value while that value's failure rate inside the scope is
+   significantly above the rest of the scope's (one-sided Fisher exact test under 0.1%);
+   a channel outage fails every bank alike and stays the channel.
 
-A value is a candidate when it explains at least 10% of the excess and its failures are
-unlikely at its baseline rate (exact binomial tail under 0.1%). Candidates are ranked by
-the evidence that the value's own failure rate rose, the log-likelihood ratio (G) of its
-failures at the new rate against its baseline rate (as the HotSpot family scores a
-value's deviation rather than its share; G does not underflow where p-values do).
-Share alone misleads once routing reacts: after a circuit opens the dead channel has a
-handful of failing calls and the healthy channel thousands of calls with their usual
-noise, so by counts a method or bank that happens to carry the failing calls can look as
-big as the channel; by rate, 6 failures in 30 calls on a channel that fails 0.2% of the
-time leave no doubt. Places (channel, method,
-bank, region: what ops can route around or pause) come before the failure code, which
-names the symptom. A dimension with a single value tells nothing and is skipped.
+Scopes are ranked by the evidence that their own failure rate rose: the log-likelihood
+ratio (G) of their failures at the new rate against their baseline rate. G grows with the
+calls at a raised rate, so it prefers the widest scope that fails alike and drops the
+parts that do not fail. Share alone misleads once routing reacts: after a circuit opens
+the dead channel has a handful of failing calls and the healthy channel thousands with
+their usual noise; by rate, 6 failures in 30 calls on a channel that fails 0.2% of the
+time leave no doubt. Places (channel, method, bank, region: what ops can route around or
+pause) come before the failure code, which names the symptom. A dimension that had one
+value in both windows tells nothing and is skipped; one value now but several before
+(every payment moved to the backup channel) is an answer.
 """
 
 from __future__ import annotations
@@ -28,14 +32,16 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from paymend.health.detectors import binomial_upper_tail
+from paymend.health.detectors import binomial_upper_tail, fisher_upper_tail
 
 DIMENSIONS = ("channel", "method", "bank", "region", "code")
+SYMPTOMS = ("code",)  # what failed rather than where: never narrowed, listed after places
 EEP = 0.1  # a value must explain at least this share of the excess
-PRIOR_CALLS = 20  # weight of the overall failure rate in each value's expected rate
-SIGNIFICANT = 1e-3  # a candidate's rise must be at least this unlikely by chance
+PRIOR_CALLS = 20  # weight of the overall failure rate in each scope's expected rate
+SIGNIFICANT = 1e-3  # a rise, or a part failing more than the rest, must be this unlikely
+FOCUS = 2.0  # a part is a place of its own when it fails this many times as often
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +50,28 @@ class Observation:
 
     dims: Mapping[str, str | None]
     failed: bool
+    at: float = 0.0  # when the call was made (seconds on any clock)
 
 
 @dataclass(frozen=True, slots=True)
 class Suspect:
-    dimension: str
-    value: str
+    """A scope, {"channel": "sim_a", "region": "CN-North"}, and how strongly it explains
+    the spike."""
+
+    scope: Mapping[str, str]
+    calls: int  # in the anomaly window
     explanatory_power: float
     surprise: float
     failures: int
     expected: float
-    p_value: float = 1.0  # chance of this many failures at the value's baseline rate
+    p_value: float = 1.0  # chance of this many failures at the scope's baseline rate
     evidence: float = 0.0  # G: log-likelihood ratio of the new rate against the baseline
+    symptom: str | None = None  # the failure code searched for, when not every failure
+
+    @property
+    def label(self) -> str:
+        where = ", ".join(f"{k}={v}" for k, v in self.scope.items())
+        return where if self.symptom is None else f"{where} ({self.symptom})"
 
 
 def _g(k: int, n: int, p0: float) -> float:
@@ -73,15 +89,156 @@ def _js(p: float, q: float) -> float:
     return sum(0.5 * x * math.log(2 * x / (p + q)) for x in (p, q) if x > 0)
 
 
-def _count(observations: list[Observation], dim: str) -> tuple[dict[str, int], dict[str, int]]:
-    calls: dict[str, int] = defaultdict(int)
-    fails: dict[str, int] = defaultdict(int)
-    for o in observations:
-        value = o.dims.get(dim)
-        if value is not None:
-            calls[value] += 1
-            fails[value] += o.failed
-    return calls, fails
+def _g_split(k1: int, n1: int, k2: int, n2: int) -> float:
+    """G statistic of a 2x2 table: how strongly two parts' failure rates differ (it does
+    not underflow where the Fisher p-value of a big difference does)."""
+    k, n = k1 + k2, n1 + n2
+    cells = [(k1, n1 * k / n), (n1 - k1, n1 * (n - k) / n)]
+    cells += [(k2, n2 * k / n), (n2 - k2, n2 * (n - k) / n)]
+    return 2 * sum(o * math.log(o / e) for o, e in cells if o > 0)
+
+
+def _in(o: Observation, scope: Mapping[str, str]) -> bool:
+    return all(o.dims.get(d) == v for d, v in scope.items())
+
+
+def _since_onset(calls: list[Observation]) -> list[Observation]:
+    """The calls from the scope's first failure on. The anomaly window opens a little
+    before the signal, and routing moves traffic away after it: a part whose calls were
+    mostly made before the fault began would look healthier than its siblings."""
+    onset = min((o.at for o in calls if o.failed), default=None)
+    return calls if onset is None else [o for o in calls if o.at >= onset]
+
+
+class _Search:
+    """The two windows, and the figures of any scope within them."""
+
+    def __init__(
+        self, base: list[Observation], now: list[Observation], excess: float | None = None
+    ) -> None:
+        self.base, self.now = base, now
+        self.overall = sum(o.failed for o in base) / max(1, len(base))
+        self.failed_now = sum(o.failed for o in now)
+        self.expected_now = len(now) * self.overall
+        self.own_excess = self.failed_now - self.expected_now
+        # explanatory power is a share of the whole spike, also when searching one code
+        self.excess = self.own_excess if excess is None else excess
+
+    def rate(self, scope: Mapping[str, str]) -> float:
+        """The scope's baseline failure rate, shrunk toward the overall one: a channel
+        that had two calls before routing moved traffic to it has no rate of its own."""
+        calls = [o for o in self.base if _in(o, scope)]
+        failed = sum(o.failed for o in calls)
+        rate = (failed + PRIOR_CALLS * self.overall) / (len(calls) + PRIOR_CALLS)
+        return min(max(rate, 1e-6), 1 - 1e-6)
+
+    def suspect(self, scope: Mapping[str, str], calls: list[Observation]) -> Suspect:
+        """The figures of `scope`, whose anomaly-window calls are `calls`."""
+        k, n = sum(o.failed for o in calls), len(calls)
+        rate = self.rate(scope)
+        expected = n * rate
+        share_p = expected / self.expected_now if self.expected_now > 0 else 0.0
+        share_q = k / self.failed_now if self.failed_now > 0 else 0.0
+        return Suspect(
+            dict(scope),
+            n,
+            (k - expected) / self.excess,
+            _js(share_p, share_q),
+            k,
+            expected,
+            binomial_upper_tail(k, n, rate),
+            _g(k, n, rate),
+        )
+
+    def candidates(self, dimensions: Sequence[str]) -> list[Suspect]:
+        """Adtributor's step: single values that explain enough of the excess and whose
+        failures are unlikely at their own baseline rate."""
+        found = []
+        for dim in dimensions:
+            seen = {o.dims.get(dim) for o in self.base + self.now} - {None}
+            if len(seen) < 2:
+                continue  # one value always: it explains everything and tells nothing
+            groups: dict[str, list[Observation]] = defaultdict(list)
+            for o in self.now:
+                value = o.dims.get(dim)
+                if value is not None:
+                    groups[value].append(o)
+            for value, calls in groups.items():
+                s = self.suspect({dim: value}, calls)
+                if s.explanatory_power >= EEP and s.p_value <= SIGNIFICANT:
+                    found.append(s)
+        return found
+
+    def refine(self, s: Suspect, places: Sequence[str]) -> Suspect:
+        """Narrow the scope while one part of it fails significantly more than the rest,
+        and widen it again where a narrowing is not needed: a part that fails no more
+        than its siblings (the card calls of a channel that is down) is the channel."""
+        scope = dict(s.scope)
+        for _ in range(2 * len(places)):  # each step adds or drops a dimension
+            wider = self._widen(scope)
+            if wider is not None:
+                scope = wider
+                continue
+            narrower = self._narrow(scope, places)
+            if narrower is None:
+                break
+            scope = narrower
+        ordered = {d: scope[d] for d in places if d in scope}
+        if ordered == dict(s.scope):
+            return s
+        return self.suspect(ordered, [o for o in self.now if _in(o, ordered)])
+
+    def _narrow(self, scope: dict[str, str], places: Sequence[str]) -> dict[str, str] | None:
+        """The scope and the value of another dimension whose calls hold the scope's
+        failures, the most decisively, or None."""
+        calls = _since_onset([o for o in self.now if _in(o, scope)])
+        best: tuple[float, str, str] | None = None
+        for dim in places:
+            if dim in scope:
+                continue
+            groups: dict[str, list[Observation]] = defaultdict(list)
+            for o in calls:
+                value = o.dims.get(dim)
+                if value is not None:
+                    groups[value].append(o)
+            for value, part in groups.items():
+                g = _holds(calls, part)
+                if g is not None and (best is None or g > best[0]):
+                    best = (g, dim, value)
+        return None if best is None else {**scope, best[1]: best[2]}
+
+    def _widen(self, scope: dict[str, str]) -> dict[str, str] | None:
+        """The scope without a dimension it does not need: one whose value does not hold
+        the failures of the rest of the scope, or None."""
+        if len(scope) < 2:
+            return None
+        for dim in scope:
+            parent = {d: v for d, v in scope.items() if d != dim}
+            calls = _since_onset([o for o in self.now if _in(o, parent)])
+            part = [o for o in calls if o.dims.get(dim) == scope[dim]]
+            if _holds(calls, part) is None:
+                return parent
+        return None
+
+
+def _holds(calls: list[Observation], part: list[Observation]) -> float | None:
+    """Whether `part` of a scope's `calls` is a place of its own: it fails significantly
+    more than the rest (one-sided Fisher exact test) and at least twice as often. A region
+    that fails 73% where the others fail 57% is chance among many comparisons, or one
+    fault across the scope, not the place. Returns the G statistic of the split (how
+    decisive; it does not underflow as p-values do), or None."""
+    k_part, n_part = sum(o.failed for o in part), len(part)
+    k_rest, n_rest = sum(o.failed for o in calls) - k_part, len(calls) - n_part
+    if n_rest == 0 or k_part * n_rest < FOCUS * k_rest * n_part:
+        return None
+    if fisher_upper_tail(k_part, n_part, k_rest, n_rest) > SIGNIFICANT:
+        return None
+    return _g_split(k_part, n_part, k_rest, n_rest)
+
+
+def _only(observations: list[Observation], code: str) -> list[Observation]:
+    """The calls with only the failures of `code` counted as failed."""
+    return [replace(o, failed=o.failed and o.dims.get("code") == code) for o in observations]
 
 
 def diagnose(
@@ -89,40 +246,40 @@ def diagnose(
     anomaly: Iterable[Observation],
     dimensions: Sequence[str] = DIMENSIONS,
 ) -> list[Suspect]:
-    base = list(baseline)
-    now = list(anomaly)
-    found: list[Suspect] = []
-    for dim in dimensions:
-        calls_now, fails_now = _count(now, dim)
-        calls_base, fails_base = _count(base, dim)
-        if len(calls_now) < 2:
-            continue  # one value explains everything and tells nothing
-        overall = sum(fails_base.values()) / max(1, sum(calls_base.values()))
-        # a value's own baseline rate, shrunk toward the overall one: a channel that had
-        # two calls before routing moved traffic to it has no rate of its own yet
-        rate = {
-            v: (fails_base[v] + PRIOR_CALLS * overall) / (calls_base[v] + PRIOR_CALLS)
-            for v in calls_now
-        }
-        expected = {v: calls_now[v] * rate[v] for v in calls_now}
-        actual_total = sum(fails_now.values())
-        expected_total = sum(expected.values())
-        excess = actual_total - expected_total
-        if excess <= 0:
+    """The scopes that best explain the anomaly window's excess of failures, best first:
+    places ranked by evidence, then symptoms (failure codes).
+
+    A failure code that appears from nowhere is a sharper signal than the total (four
+    expired-credential errors hide in a primary channel's usual noise), so the places are
+    also searched with only each suspect code's failures; a place keeps its strongest
+    evidence, and the code it was found with."""
+    base, now = list(baseline), list(anomaly)
+    search = _Search(base, now)
+    if search.excess <= 0:
+        return []
+    places = [d for d in dimensions if d not in SYMPTOMS]
+    found = search.candidates(dimensions)
+    symptoms = sorted((s for s in found if any(d in SYMPTOMS for d in s.scope)), key=_by_evidence)
+    best: dict[tuple[tuple[str, str], ...], Suspect] = {}
+
+    def keep(s: Suspect) -> None:
+        key = tuple(sorted(s.scope.items()))
+        if key not in best or s.evidence > best[key].evidence:
+            best[key] = s
+
+    for s in found:
+        if s not in symptoms:
+            keep(search.refine(s, places))
+    for symptom in symptoms:
+        code = symptom.scope.get("code")
+        if code is None:
             continue
-        for v in calls_now:
-            ep = (fails_now[v] - expected[v]) / excess
-            if ep < EEP:
-                continue
-            base_rate = min(max(rate[v], 1e-6), 1 - 1e-6)
-            p = binomial_upper_tail(fails_now[v], calls_now[v], base_rate)
-            if p > SIGNIFICANT:
-                continue
-            share_p = expected[v] / expected_total if expected_total > 0 else 0.0
-            share_q = fails_now[v] / actual_total if actual_total > 0 else 0.0
-            g = _g(fails_now[v], calls_now[v], base_rate)
-            js = _js(share_p, share_q)
-            found.append(Suspect(dim, v, ep, js, fails_now[v], expected[v], p, g))
-    # places first, then the strongest evidence of a rise, then the larger share
-    found.sort(key=lambda s: (s.dimension == "code", -s.evidence, -s.explanatory_power))
-    return found
+        only = _Search(_only(base, code), _only(now, code), search.excess)
+        if only.own_excess > 0:
+            for s in only.candidates(places):
+                keep(replace(only.refine(s, places), symptom=code))
+    return sorted(best.values(), key=_by_evidence) + symptoms
+
+
+def _by_evidence(s: Suspect) -> tuple[float, int, float]:
+    return (-round(s.explanatory_power, 2), -s.calls, -s.evidence)

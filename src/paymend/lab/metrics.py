@@ -236,7 +236,8 @@ def actions(run: Run) -> list[Action]:
 
 def _diagnosis(fault: Any, done: list[Action]) -> dict[str, Any]:
     """The diagnosis of the incident opened for the fault, and whether its first entry
-    names the fault's scope."""
+    is the fault's scope: all of it and nothing else (a channel x region fault is
+    neither the channel nor the region)."""
     if fault.kind == "payer":
         return {"diagnosis": [], "diagnosis_correct": None}
     opened = [
@@ -250,12 +251,9 @@ def _diagnosis(fault: Any, done: list[Action]) -> dict[str, Any]:
     if not opened:
         return {"diagnosis": [], "diagnosis_correct": False}
     top = opened[0].diagnosis[:3]
-    scope = set(_fault_scope(fault).items())
-    correct = bool(top) and (top[0]["dimension"], top[0]["value"]) in scope
-    return {
-        "diagnosis": [{k: d[k] for k in ("dimension", "value", "explanatory_power")} for d in top],
-        "diagnosis_correct": correct,
-    }
+    correct = bool(top) and top[0]["scope"] == _fault_scope(fault)
+    keep = ("scope", "symptom", "explanatory_power")
+    return {"diagnosis": [{k: d.get(k) for k in keep} for d in top], "diagnosis_correct": correct}
 
 
 def _detection(fault: Any, done: list[Action]) -> dict[str, float | None]:

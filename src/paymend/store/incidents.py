@@ -26,7 +26,18 @@ SEVERITIES = ("critical", "major", "minor")
 STATUSES = ("open", "resolved")
 EVENT_KINDS = ("signal", "action", "recovery", "note", "acknowledged", "review", "resolved")
 _MAX_TITLE = 200
-_SUSPECT = ("dimension", "value", "explanatory_power", "surprise", "failures", "expected")
+_SUSPECT = (
+    "scope",
+    "symptom",
+    "calls",
+    "failures",
+    "expected",
+    "explanatory_power",
+    "surprise",
+    "p_value",
+    "evidence",
+)
+_FIGURES = ("expected", "explanatory_power", "surprise", "p_value", "evidence")
 
 
 class SuspectLike(Protocol):
@@ -34,9 +45,11 @@ class SuspectLike(Protocol):
     health/: a playbook can hand its diagnosis over as it is."""
 
     @property
-    def dimension(self) -> str: ...
+    def scope(self) -> Mapping[str, str]: ...
     @property
-    def value(self) -> str: ...
+    def symptom(self) -> str | None: ...
+    @property
+    def calls(self) -> int: ...
     @property
     def explanatory_power(self) -> float: ...
     @property
@@ -293,6 +306,20 @@ def open_for(conn: Connection, playbook: str, scope_key: str) -> Incident | None
     return None if row is None else _incident(row)
 
 
+def open_during(
+    conn: Connection, since: datetime, until: datetime
+) -> list[tuple[datetime, datetime | None]]:
+    """When incidents were open in [since, until): (opened, resolved or None), any scope.
+    Diagnosis keeps these periods out of its baseline."""
+    rows = conn.execute(
+        sa.select(incidents.c.opened_at, incidents.c.resolved_at).where(
+            incidents.c.opened_at < until,
+            sa.or_(incidents.c.resolved_at.is_(None), incidents.c.resolved_at > since),
+        )
+    )
+    return [(r.opened_at, r.resolved_at) for r in rows]
+
+
 def search(conn: Connection, q: str | None, status: str | None, limit: int) -> list[Incident]:
     """The case library, newest first: incidents whose search text contains every word of
     `q` (case-insensitive, `%` and `_` literal), optionally of one status."""
@@ -316,7 +343,9 @@ def search_text_of(incident: Incident) -> str:
     `key=value`, and the review; lower-cased, each word once, in order of appearance."""
     parts = [incident.title, incident.playbook, incident.severity]
     parts += [f"{k}={v}" for k, v in incident.scope.items()]
-    parts += [f"{d.get('dimension')}={d.get('value')}" for d in incident.diagnosis]
+    for d in incident.diagnosis:
+        parts += [f"{k}={v}" for k, v in d["scope"].items()]
+        parts += [f"code={d['symptom']}"] if d.get("symptom") else []
     if incident.review:
         parts += [str(incident.review.get(k, "")) for k in ("cause", "resolution", "lessons")]
         parts.append(str(incident.review.get("reviewer", "")))
@@ -349,16 +378,25 @@ def _check(incident: Incident) -> None:
 
 def _diagnosis(entries: Diagnosis) -> list[dict[str, Any]]:
     """Suspects or mappings as plain JSON; non-finite numbers become null (JSONB refuses
-    NaN and infinity)."""
+    NaN and infinity). A mapping of the older form {dimension, value} becomes a scope."""
     out: list[dict[str, Any]] = []
     for e in entries:
         raw = dict(e) if isinstance(e, Mapping) else {k: getattr(e, k, None) for k in _SUSPECT}
-        entry: dict[str, Any] = {"dimension": str(raw["dimension"]), "value": str(raw["value"])}
-        for key in ("explanatory_power", "surprise", "expected"):
+        scope = raw.get("scope")
+        if scope is None:
+            scope = {str(raw["dimension"]): str(raw["value"])}
+        entry: dict[str, Any] = {"scope": {str(k): str(v) for k, v in dict(scope).items()}}
+        symptom = raw.get("symptom")
+        entry["symptom"] = None if symptom is None else str(symptom)
+        for key in ("calls", "failures"):
+            n = raw.get(key)
+            entry[key] = int(n) if n is not None else None
+        for key in _FIGURES:
             x = raw.get(key)
-            entry[key] = round(float(x), 4) if x is not None and math.isfinite(x) else None
-        failures = raw.get("failures")
-        entry["failures"] = int(failures) if failures is not None else None
+            if x is None or not math.isfinite(x):
+                entry[key] = None
+            else:  # a p-value keeps its magnitude: 1e-40 is not 0
+                entry[key] = float(f"{x:.3g}") if key == "p_value" else round(float(x), 4)
         out.append(entry)
     return out
 
@@ -416,7 +454,7 @@ def _incident(r: sa.Row[Any]) -> Incident:
         r.acknowledged_at,
         r.acknowledged_by,
         r.affected_payments,
-        [dict(d) for d in r.diagnosis],
+        _diagnosis(r.diagnosis),  # rows of the older {dimension, value} form read as scopes
         dict(r.review) if r.review is not None else None,
         r.search_text,
     )
