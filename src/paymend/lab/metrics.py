@@ -258,8 +258,8 @@ def _diagnosis(fault: Any, done: list[Action]) -> dict[str, Any]:
 
 def _detection(fault: Any, done: list[Action]) -> dict[str, float | None]:
     """Onset to the first automatic action on the fault's scope; fault end to the last of
-    its actions undone (circuits closed again, playbooks recovered; 0 when paymend had
-    already fixed it, as a refreshed credential)."""
+    its actions undone (each circuit closed, each playbook recovered after it last
+    started; 0 when all were undone before the fault ended, as a refreshed credential)."""
     if fault.kind == "payer":
         return {"detect_s": None, "recover_s": None}
     acted = [
@@ -272,22 +272,24 @@ def _detection(fault: Any, done: list[Action]) -> dict[str, float | None]:
     if not acted:
         return {"detect_s": None, "recover_s": None}
     undo = {"circuit_open": "circuit_closed", "playbook": "playbook_recovered"}
-    pending = {(undo[a.what], tuple(sorted(a.scope.items()))) for a in acted}
+    last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for a in acted:  # each circuit or playbook: its last start within the fault
+        last[(undo[a.what], tuple(sorted(a.scope.items())))] = a.at
     closed_at = []
-    for what, scope in pending:
-        after = fault.end if what == "circuit_closed" else fault.at
+    for (what, scope), opened in last.items():
         closing = next(
             (
                 a.at
                 for a in done
-                if a.what == what and a.at >= after and tuple(sorted(a.scope.items())) == scope
+                if a.what == what and a.at >= opened and tuple(sorted(a.scope.items())) == scope
             ),
             None,
         )
-        if closing is not None:
-            closed_at.append(closing)
+        if closing is None:
+            break  # still open when the run ended
+        closed_at.append(closing)
     recover = None
-    if closed_at and len(closed_at) == len(pending):
+    if closed_at and len(closed_at) == len(last):
         recover = max(0.0, max(closed_at) - fault.end)
     return {
         "detect_s": round(acted[0].at - fault.at, 3),
