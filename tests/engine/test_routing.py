@@ -3,6 +3,7 @@ probes that keep a tripped backup from being shut out for good."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -67,5 +68,31 @@ def test_a_bank_failing_on_the_primary_moves_only_that_banks_payments(store: Sto
         assert "sim_a" in (cmb.attempts[0].reason or "")
         assert "bank=CMB" in (cmb.attempts[0].reason or "")  # its circuit or its estimate
         assert [x.provider for x in icbc.attempts] == ["sim_a"]
+
+    run_virtual(scenario())
+
+
+def test_a_payment_with_nowhere_else_to_go_probes_a_cooling_backup_early(store: Store) -> None:
+    """The backup's circuit failed a probe and waits 20 s; the primary fails this
+    customer. Eleven seconds on, the backup, fixed meanwhile, takes the payment as an
+    early probe instead of a second doomed try on the primary."""
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        a = simulator(clock=clock, error_rate=1.0)
+        b = simulator("sim_b", clock=clock, error_rate=1.0)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
+        svc.health.force_open("sim_b", svc._health_now(), "an earlier fault")
+        await clock.sleep(10.5)
+        probed = await svc.pay(command(mid, 1))  # the scheduled probe: it fails
+        assert probed.attempts[0].provider == "sim_b"
+        assert svc.health.state("sim_b").value == "open"  # for 20 s now
+        b.settings = dataclasses.replace(b.settings, error_rate=0.0)
+        await clock.sleep(11)
+        view = await svc.pay(command(mid, 2))
+        assert [x.provider for x in view.attempts] == ["sim_a", "sim_b"]
+        assert view.payment.status.value == "succeeded"
+        assert svc.health.state("sim_b").value == "half_open"  # the early probe counted
 
     run_virtual(scenario())

@@ -6,6 +6,7 @@ from paymend.health.book import HealthBook
 from paymend.health.breaker import Breaker, BreakerSettings, BreakerState
 from paymend.health.outcomes import Outcome
 from paymend.health.window import SlidingWindow
+from tests.health.early_probe import check_early_probes, check_in_flight_success_proves_nothing
 
 T, B, S = Outcome.TECHNICAL, Outcome.BUSINESS, Outcome.SUCCESS
 
@@ -171,3 +172,9 @@ def test_ready_asks_without_taking_the_probe() -> None:
     assert b.ready(10.5) and b.ready(10.5)  # asking twice takes nothing
     assert b.allow(10.5)[0]
     assert not b.ready(10.6)  # now the probe is out
+
+
+def test_a_payment_with_nowhere_else_to_go_probes_early() -> None:
+    settings = BreakerSettings(open_s=10, max_open_s=120, probes=2, last_resort_s=10)
+    check_early_probes(HealthBook(settings), 1000.0)
+    check_in_flight_success_proves_nothing(HealthBook(settings), 1000.0)

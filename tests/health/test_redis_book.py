@@ -13,6 +13,7 @@ import redis
 from paymend.health.breaker import BreakerSettings, BreakerState
 from paymend.health.outcomes import Outcome
 from paymend.health.redis_book import RedisHealthBook
+from tests.health.early_probe import check_early_probes, check_in_flight_success_proves_nothing
 
 pytestmark = pytest.mark.redis
 T, B, S = Outcome.TECHNICAL, Outcome.BUSINESS, Outcome.SUCCESS
@@ -218,3 +219,11 @@ def test_states_reads_several_breakers_at_once(redis_url: str, prefix: str) -> N
     assert b.states(keys) == [BreakerState.CLOSED, BreakerState.OPEN, BreakerState.CLOSED]
     assert b.states(keys) == [b.state(k) for k in keys]
     assert b.states([]) == []
+
+
+def test_a_payment_with_nowhere_else_to_go_probes_early_in_redis(
+    redis_url: str, prefix: str
+) -> None:
+    settings = {"open_s": 10, "max_open_s": 120, "probes": 2, "last_resort_s": 10}
+    check_early_probes(book(redis_url, prefix, **settings), 12000.0)
+    check_in_flight_success_proves_nothing(book(redis_url, f"{prefix}:b", **settings), 12000.0)

@@ -498,12 +498,13 @@ class PaymentService:
         earlier = [a for a in run.attempts if a.id != attempt.id]
         tried = {a.provider for a in run.attempts}
         left = [c for c in run.channels if c not in tried]
-        if not left and failure.failover:  # the last resort: probe a tripped channel
+        if not left and failure.failover:  # the last resort: a tripped channel, probed
+            # early if need be (health/breaker.py)
             now = self._health_now()
             left = [
                 name
                 for name, keys in run.spare.items()
-                if name not in tried and all(self.health.ready(k, now) for k in keys)
+                if name not in tried and all(self.health.ready(k, now, True) for k in keys)
             ][:1]
         return DecisionContext(
             channel=attempt.provider,
@@ -539,7 +540,7 @@ class PaymentService:
         probe = run.spare.get(channel)
         if probe is not None:  # a tripped channel as the last resort: it must take a probe
             now = self._health_now()
-            if not all(self.health.allow(k, now) for k in probe):
+            if not all(self.health.allow(k, now, last_resort=True) for k in probe):
                 return None, False  # another payment took the probe meanwhile
         following = self._new_attempt(payment, attempt.seq + 1, channel, decision.reason)
         return following, self._remaining(run) - decision.after_s >= MIN_CALL_S

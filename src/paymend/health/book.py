@@ -36,8 +36,8 @@ class Health(Protocol):
     def record(
         self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
     ) -> None: ...
-    def allow(self, key: str, now: float) -> bool: ...
-    def ready(self, key: str, now: float) -> bool: ...
+    def allow(self, key: str, now: float, last_resort: bool = False) -> bool: ...
+    def ready(self, key: str, now: float, last_resort: bool = False) -> bool: ...
     def state(self, key: str) -> BreakerState: ...
     def states(self, keys: Sequence[str]) -> list[BreakerState]: ...
     def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None: ...
@@ -101,17 +101,17 @@ class HealthBook:
             if has_breaker(key):
                 self._note(self.breaker(key).judge(now, outcome, latency_ms))
 
-    def allow(self, key: str, now: float) -> bool:
+    def allow(self, key: str, now: float, last_resort: bool = False) -> bool:
         found = self.breakers.get(key)
         if found is None:
             return True
-        allowed, moved = found.allow(now)
+        allowed, moved = found.allow(now, last_resort)
         self._note(moved)
         return allowed
 
-    def ready(self, key: str, now: float) -> bool:
+    def ready(self, key: str, now: float, last_resort: bool = False) -> bool:
         found = self.breakers.get(key)
-        return found is None or found.ready(now)
+        return found is None or found.ready(now, last_resort)
 
     def state(self, key: str) -> BreakerState:
         found = self.breakers.get(key)

@@ -13,6 +13,14 @@ a customer's payment that has to fail over: at 40 payments a second a four-minut
 costs the five failures that opened the circuit plus four probes, not a probe salvo every
 ten seconds. A probe that never reports back frees the slot after `probe_timeout_s`.
 
+A payment with nowhere else to go (its other channels failed or are shut) may probe an
+open circuit before its wait is over, at most once every `last_resort_s`: it would fail
+anyway, and a backup that recovered while its wait doubled is found within seconds, not
+two minutes. A success from a call that began after the circuit opened is proof the key
+works again (a call whose latency is unknown proves nothing): the breaker goes
+half-open with that probe counted as passed. A failed
+early probe changes nothing (the scheduled probe stays where it was).
+
 The defaults follow common practice (resilience4j and Hystrix open after 5 to 20 failures
 in a window); the lab measures them against outages and business waves (docs/lab.md).
 """
@@ -42,6 +50,7 @@ class BreakerSettings:
     max_open_s: float = 120.0
     probes: int = 3
     probe_timeout_s: float = 10.0
+    last_resort_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +74,20 @@ class Breaker:
     probing: bool = False  # a probe is out and has not reported back
     probes_passed: int = 0
     probe_at: float = 0.0
+    last_resort_at: float = 0.0
     window: SlidingWindow = field(default_factory=lambda: SlidingWindow(60.0))
 
-    def allow(self, now: float) -> tuple[bool, Transition | None]:
-        """May a call go to this key now? A half-open breaker admits one probe at a time."""
+    def allow(self, now: float, last_resort: bool = False) -> tuple[bool, Transition | None]:
+        """May a call go to this key now? A half-open breaker admits one probe at a time;
+        an open one admits a `last_resort` call once every `last_resort_s`."""
         if self.state is BreakerState.CLOSED:
             return True, None
         moved = None
         if self.state is BreakerState.OPEN:
             if now - self.opened_at < self.open_for:
+                if last_resort and self._early(now):
+                    self.last_resort_at = now
+                    return True, None
                 return False, None
             moved = self._move(now, BreakerState.HALF_OPEN, f"{self.open_for:g}s open")
             self.probing = False
@@ -84,13 +98,17 @@ class Breaker:
         self.probe_at = now
         return True, moved
 
-    def ready(self, now: float) -> bool:
+    def ready(self, now: float, last_resort: bool = False) -> bool:
         """Would `allow` admit a call now? (Asks without taking the probe slot.)"""
         if self.state is BreakerState.CLOSED:
             return True
         if self.state is BreakerState.OPEN:
-            return now - self.opened_at >= self.open_for
+            due = now - self.opened_at >= self.open_for
+            return due or (last_resort and self._early(now))
         return not self.probing or now - self.probe_at >= self.settings.probe_timeout_s
+
+    def _early(self, now: float) -> bool:
+        return now - max(self.opened_at, self.last_resort_at) >= self.settings.last_resort_s
 
     def record(
         self, now: float, outcome: Outcome, latency_ms: float | None = None
@@ -110,6 +128,13 @@ class Breaker:
             self.failures_in_a_row += 1
         elif latency_ms is None or now - latency_ms / 1000 >= self.run_since:
             self.failures_in_a_row = 0
+        began_open = latency_ms is not None and now - latency_ms / 1000 >= self.opened_at
+        if self.state is BreakerState.OPEN and not outcome.failed and began_open:
+            moved = self._move(now, BreakerState.HALF_OPEN, "a call made while open succeeded")
+            self.probing, self.probes_passed = False, 1
+            if self.probes_passed >= self.settings.probes:
+                return self._move(now, BreakerState.CLOSED, "1 probe passed")
+            return moved
         if self.state is BreakerState.HALF_OPEN:
             self.probing = False
             if outcome.failed:

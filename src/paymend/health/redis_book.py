@@ -36,7 +36,8 @@ _FIELDS = (
 _RECORD = """
 local now = tonumber(ARGV[1]); local outcome = ARGV[2]; local lat = ARGV[3]
 local n = tonumber(ARGV[4])
-local started = now - tonumber(ARGV[14 + n]) / 1000  -- when the call began
+local took = ARGV[14 + n]  -- the call's latency in ms, '' when unknown
+local started = now - (tonumber(took) or 0) / 1000  -- when the call began
 local consecutive = tonumber(ARGV[5 + n]); local error_rate = tonumber(ARGV[6 + n])
 local min_calls = tonumber(ARGV[7 + n]); local window_s = tonumber(ARGV[8 + n])
 local probes = tonumber(ARGV[9 + n]); local max_open = tonumber(ARGV[10 + n])
@@ -70,7 +71,17 @@ for i = 1, n do
     if outcome == 'success' then redis.call('HSET', k, 'ok_at', now) end
     redis.call('HSET', k, 'row', row)
     local moved = nil
-    if state == 'half_open' then
+    if state == 'open' and not failed and took ~= ''
+        and started >= tonumber(redis.call('HGET', k, 'opened_at') or '0') then
+      -- a call made while open succeeded (a last-resort probe): half-open, one passed
+      if probes <= 1 then
+        redis.call('HSET', k, 'state', 'closed')
+        moved = {'open', 'closed', '1 probe passed'}
+      else
+        redis.call('HSET', k, 'state', 'half_open', 'probing', 0, 'passed', 1)
+        moved = {'open', 'half_open', 'a call made while open succeeded'}
+      end
+    elseif state == 'half_open' then
       redis.call('HSET', k, 'probing', 0)
       if failed then
         local again = math.min(2 * tonumber(redis.call('HGET', k, 'open_for') or '0'), max_open)
@@ -109,7 +120,8 @@ end
 return out
 """
 
-# ARGV: now, probe_timeout_s ; returns {allowed, before, after, why}
+# ARGV: now, probe_timeout_s, last_resort (0|1), last_resort_s
+# returns {allowed, before, after, why}
 _ALLOW = """
 local k = KEYS[1]
 local now = tonumber(ARGV[1]); local probe_timeout = tonumber(ARGV[2])
@@ -119,7 +131,14 @@ local moved = {}
 if state == 'open' then
   local opened = tonumber(redis.call('HGET', k, 'opened_at') or '0')
   local open_for = tonumber(redis.call('HGET', k, 'open_for') or '0')
-  if now - opened < open_for then return {0} end
+  if now - opened < open_for then
+    local last = math.max(opened, tonumber(redis.call('HGET', k, 'last_resort_at') or '0'))
+    if ARGV[3] == '1' and now - last >= tonumber(ARGV[4]) then
+      redis.call('HSET', k, 'last_resort_at', now)
+      return {1}
+    end
+    return {0}
+  end
   redis.call('HSET', k, 'state', 'half_open', 'probing', 0, 'passed', 0)
   moved = {'open', 'half_open', open_for .. 's open'}
 end
@@ -173,11 +192,13 @@ class RedisHealthBook:
     def _long(self, key: str, t: float) -> str:
         return f"{self.prefix}:hist:{key}:{int(t - t % HISTORY_BUCKET_S)}"
 
-    def allow(self, key: str, now: float) -> bool:
+    def allow(self, key: str, now: float, last_resort: bool = False) -> bool:
         if not has_breaker(key):
             return True
+        s = self.settings
         answer: list[Any] = self._allow(
-            keys=[self._breaker(key)], args=[now, self.settings.probe_timeout_s]
+            keys=[self._breaker(key)],
+            args=[now, s.probe_timeout_s, int(last_resort), s.last_resort_s],
         )
         if len(answer) > 1:
             self._note(key, now, answer[1:])
@@ -199,20 +220,26 @@ class RedisHealthBook:
                 *(now, outcome.value, lat, len(keys), *keys),
                 *(s.consecutive, s.error_rate, s.min_calls, int(s.window_s), s.probes),
                 *(s.max_open_s, int(SHORT_S) + 5, int(HISTORY_S + HISTORY_BUCKET_S), s.open_s),
-                latency_ms or 0,
+                "" if latency_ms is None else latency_ms,
             ],
         )
         for i in range(0, len(moved), 4):
             self._note(keys[int(moved[i]) - 1], now, moved[i + 1 : i + 4])
 
-    def ready(self, key: str, now: float) -> bool:
+    def ready(self, key: str, now: float, last_resort: bool = False) -> bool:
         """Would `allow` admit a call now? Read-only: no probe slot is taken."""
-        fields = ["state", "opened_at", "open_for", "probing", "probe_at"]
-        state, opened, open_for, probing, probe_at = self.client.hmget(self._breaker(key), fields)
+        fields = ["state", "opened_at", "open_for", "probing", "probe_at", "last_resort_at"]
+        state, opened, open_for, probing, probe_at, early = self.client.hmget(
+            self._breaker(key), fields
+        )
         if not state or _text(state) == "closed":
             return True
         if _text(state) == "open":
-            return now - float(_text(opened or 0)) >= float(_text(open_for or 0))
+            since = now - float(_text(opened or 0))
+            if since >= float(_text(open_for or 0)):
+                return True
+            last = max(float(_text(opened or 0)), float(_text(early or 0)))
+            return last_resort and now - last >= self.settings.last_resort_s
         busy = probing is not None and _text(probing) == "1"
         return not busy or now - float(_text(probe_at or 0)) >= self.settings.probe_timeout_s
 
