@@ -34,6 +34,11 @@ ATTEMPT_LATENCY = Histogram(
     ["provider"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30),
 )
+OPS_ALERTS = Counter(
+    "paymend_ops_alerts_total",
+    "Playbook alerts to ops (page on its rate: Prometheus Alertmanager, Grafana)",
+    ["playbook", "severity"],
+)
 REQUESTS = Counter("paymend_http_requests_total", "API requests", ["method", "route", "status"])
 REQUEST_LATENCY = Histogram(
     "paymend_http_request_latency_seconds", "API request latency", ["method", "route"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
@@ -84,6 +85,8 @@ def test_a_channel_outage_opens_an_incident_and_recovers_by_itself(store: Store)
         assert store.run_sync(lambda c: incidents.search(c, None, None, 10)) == []
 
         a.settings = dataclasses.replace(a.settings, outage=True)
+        alerts = ("paymend_ops_alerts_total", {"playbook": "channel-down", "severity": "critical"})
+        before = REGISTRY.get_sample_value(*alerts) or 0.0
         served = await pay_many(svc, clock, mid, 100, 600)  # every customer still pays
         assert served[-50:] == ["sim_b"] * 50  # the circuit opened on sim_a
         await runner.tick()
@@ -95,6 +98,7 @@ def test_a_channel_outage_opens_an_incident_and_recovers_by_itself(store: Store)
         )
         assert opened.diagnosis[0]["scope"] == {"channel": "sim_a"}
         assert opened.affected_payments >= 5
+        assert REGISTRY.get_sample_value(*alerts) == before + 1  # what pages ops
 
         a.settings = dataclasses.replace(a.settings, outage=False)
         for _ in range(20):  # a few minutes: probes pass, the circuit closes, all clear

@@ -21,7 +21,7 @@ from paymend.engine.payments import PaymentService
 from paymend.failures.classify import default_classifier
 from paymend.health.diagnosis import Observation, Suspect, diagnose
 from paymend.health.keys import parse_key
-from paymend.observability import get_logger
+from paymend.observability import OPS_ALERTS, get_logger
 from paymend.playbooks.evaluate import Evaluator, Recovered, Started, scope_of
 from paymend.playbooks.model import Hold, HoldAction, Pause, PauseAction, Playbook
 from paymend.store import controls as audit_repo
@@ -119,6 +119,7 @@ class PlaybookRunner:
                 done.append(f"{did} {spec.what} {scope[spec.what]}{tail}{_for(spec.method)}")
             elif action == "alert":
                 log.warning("ops_alert", playbook=p.name, key=key, severity=p.severity, why=reason)
+                OPS_ALERTS.labels(p.name, p.severity).inc()
                 done.append("alerted ops")
         at = self._at(s.at)
         details: dict[str, Any] = {
