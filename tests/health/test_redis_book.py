@@ -105,6 +105,27 @@ def test_two_processes_share_one_breaker(redis_url: str, prefix: str) -> None:
         check=True,
     )
     assert again.stdout.strip().splitlines()[-1] == "False"  # this process took the probe
+    # the worker here audits what the other process did, once
+    taken = here.unaudited("worker-1")
+    assert [(t.key, t.after) for _, t in taken] == [
+        ("sim_a", BreakerState.OPEN),  # the other process
+        ("sim_a", BreakerState.HALF_OPEN),  # this one
+    ]
+    here.audited([i for i, _ in taken])
+    assert here.unaudited("worker-2") == []
+
+
+def test_transitions_a_dead_worker_took_are_audited_by_another(redis_url: str, prefix: str) -> None:
+    api = book(redis_url, prefix)
+    for i in range(5):
+        api.record(["sim_b"], 6000 + i * 0.1, T)
+    first, second = book(redis_url, prefix), book(redis_url, prefix)
+    (taken,) = first.unaudited("worker-1")  # ...and it dies before acknowledging
+    assert second.unaudited("worker-2") == []  # not stale yet
+    second.stale_ms = 0
+    assert second.unaudited("worker-2") == [taken]
+    second.audited([taken[0]])
+    assert second.unaudited("worker-2") == [] and first.unaudited("worker-1") == []
 
 
 def test_a_payment_routes_around_a_circuit_another_process_opened(

@@ -10,6 +10,8 @@ the signal's values, so ops can tell what the machine did and why.
 from __future__ import annotations
 
 import math
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,7 +56,7 @@ class PlaybookRunner:
         self.service = service
         self.evaluator = Evaluator(playbooks)
         self.runs: dict[tuple[str, str], _Run] = {}
-        self._audited_transitions = 0
+        self._consumer = f"{socket.gethostname()}-{os.getpid()}"  # as a Redis stream reader
         self._catalogue = default_classifier().catalogue
 
     async def tick(self) -> None:
@@ -72,19 +74,20 @@ class PlaybookRunner:
 
     async def _audit_breakers(self) -> None:
         """Breakers move in the payment path, where nothing may wait on the database;
-        their transitions reach the audit log here, on the worker's next sweep."""
-        moved = self.service.health.transitions[self._audited_transitions :]
-        if not moved:
+        their transitions (from every process, with Redis) reach the audit log here, on
+        the worker's next sweep, and are acknowledged once written."""
+        taken = self.service.health.unaudited(self._consumer)
+        if not taken:
             return
-        self._audited_transitions += len(moved)
 
         def write(conn: Connection) -> None:
-            for t in moved:
+            for _, t in taken:
                 action = f"breaker.{t.after.value}"
                 details = {"before": t.before.value, "after": t.after.value}
                 audit_repo.audit(conn, self._at(t.at), "breaker", action, t.key, t.why, details)
 
         await self.service.store.run(write)
+        self.service.health.audited([i for i, _ in taken])
 
     async def _start(self, s: Started) -> None:
         p, key, signal = s.playbook, s.key, s.signal

@@ -49,6 +49,8 @@ class Health(Protocol):
     def last_success(self, key: str) -> float | None: ...
     def flag(self, key: str, now: float, code: str) -> None: ...
     def flagged(self, key: str) -> tuple[float, str] | None: ...
+    def unaudited(self, consumer: str, limit: int = 500) -> list[tuple[str, Transition]]: ...
+    def audited(self, ids: Sequence[str]) -> None: ...
 
 
 def has_breaker(key: str) -> bool:
@@ -74,6 +76,7 @@ class HealthBook:
         self.windows: dict[str, SlidingWindow] = {}
         self.histories: dict[str, SlidingWindow] = {}
         self.transitions: list[Transition] = []
+        self._audited = 0  # transitions[:_audited] are in the audit log
         self._succeeded_at: dict[str, float] = {}
         self._flags: dict[str, tuple[float, str]] = {}
 
@@ -146,6 +149,16 @@ class HealthBook:
 
     def flagged(self, key: str) -> tuple[float, str] | None:
         return self._flags.get(key)
+
+    def unaudited(self, consumer: str, limit: int = 500) -> list[tuple[str, Transition]]:
+        """Transitions not yet in the audit log, with ids for `audited` (one process
+        here, so `consumer` does not matter)."""
+        start = self._audited
+        return [(str(start + i), t) for i, t in enumerate(self.transitions[start:][:limit])]
+
+    def audited(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._audited = max(self._audited, max(int(i) for i in ids) + 1)
 
     def _note(self, moved: Transition | None) -> None:
         if moved is not None:

@@ -7,6 +7,11 @@ step whichever process makes it. Windows are hashes per key and bucket (one seco
 the short window, ten for the history) that expire on their own, and a set lists the
 keys. Times are epoch seconds from the caller's clock, which all processes share.
 
+Every transition also goes to a stream that the workers read as one consumer group: a
+breaker that an API process opened reaches the audit log once, through whichever worker
+reads it first (a worker that dies before acknowledging leaves it to another after a
+minute).
+
 Routing reads a key's short window for every payment, so those reads are cached for a
 second per process: ranking follows health within a second, like the ops controls.
 """
@@ -22,6 +27,10 @@ from paymend.health.book import HISTORY_BUCKET_S, HISTORY_S, SHORT_S, has_breake
 from paymend.health.breaker import BreakerSettings, BreakerState, Transition
 from paymend.health.outcomes import Outcome
 from paymend.health.window import LATENCY_BOUNDS_MS, WindowStats, latency_bucket
+
+AUDIT_GROUP = "audit"
+STALE_MS = 60_000  # a worker that took transitions and did not acknowledge them died
+STREAM_MAX = 100_000  # transitions kept in the stream (about; trimmed as it grows)
 
 _FIELDS = (
     "success",
@@ -178,6 +187,8 @@ class RedisHealthBook:
         self._allow = client.register_script(_ALLOW)
         self._force = client.register_script(_FORCE_OPEN)
         self._cache: dict[str, tuple[float, WindowStats | None]] = {}
+        self._stream = f"{prefix}:transitions"
+        self.stale_ms = STALE_MS
 
     @classmethod
     def from_url(cls, url: str, settings: BreakerSettings | None = None) -> RedisHealthBook:
@@ -318,3 +329,34 @@ class RedisHealthBook:
         t = Transition(now, key, BreakerState(before), BreakerState(after), why)
         self.transitions.append(t)
         log_transition(t)
+        fields = {"at": repr(now), "key": key, "before": before, "after": after, "why": why}
+        self.client.xadd(self._stream, fields, maxlen=STREAM_MAX, approximate=True)  # type: ignore[arg-type]
+
+    def unaudited(self, consumer: str, limit: int = 500) -> list[tuple[str, Transition]]:
+        """Transitions from every process not yet audited: first those another worker
+        took and never acknowledged, then new ones."""
+        try:
+            self.client.xgroup_create(self._stream, AUDIT_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:  # BUSYGROUP: it exists
+            if "BUSYGROUP" not in str(exc):
+                raise
+        claimed: Any = self.client.xautoclaim(
+            self._stream, AUDIT_GROUP, consumer, min_idle_time=self.stale_ms, count=limit
+        )
+        fresh: Any = self.client.xreadgroup(AUDIT_GROUP, consumer, {self._stream: ">"}, count=limit)
+        entries = list(claimed[1]) + [e for _, batch in fresh or [] for e in batch]
+        found, gone = [], []
+        for entry_id, raw in entries:
+            if not raw:  # trimmed from the stream while it waited
+                gone.append(_text(entry_id))
+                continue
+            f = {_text(k): _text(v) for k, v in raw.items()}
+            before, after = BreakerState(f["before"]), BreakerState(f["after"])
+            t = Transition(float(f["at"]), f["key"], before, after, f["why"])
+            found.append((_text(entry_id), t))
+        self.audited(gone)
+        return found
+
+    def audited(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.client.xack(self._stream, AUDIT_GROUP, *ids)
