@@ -72,10 +72,15 @@ def test_a_bank_failing_on_the_primary_moves_only_that_banks_payments(store: Sto
     run_virtual(scenario())
 
 
-def test_a_payment_with_nowhere_else_to_go_probes_a_cooling_backup_early(store: Store) -> None:
+@pytest.mark.parametrize("primary_sick", [True, False])
+def test_a_payment_with_nowhere_else_to_go_probes_a_cooling_backup_early(
+    store: Store, primary_sick: bool
+) -> None:
     """The backup's circuit failed a probe and waits 20 s; the primary fails this
-    customer. Eleven seconds on, the backup, fixed meanwhile, takes the payment as an
-    early probe instead of a second doomed try on the primary."""
+    customer. When the primary is failing half its calls, the backup, fixed meanwhile,
+    takes the payment as an early probe instead of a second doomed try on the primary;
+    when the primary is healthy (a blip), the payment retries there and the backup waits
+    for its scheduled probe."""
     mid, _ = make_merchant(store)
 
     async def scenario() -> None:
@@ -90,9 +95,19 @@ def test_a_payment_with_nowhere_else_to_go_probes_a_cooling_backup_early(store: 
         assert svc.health.state("sim_b").value == "open"  # for 20 s now
         b.settings = dataclasses.replace(b.settings, error_rate=0.0)
         await clock.sleep(11)
+        now = svc._health_now()
+        for i in range(12):  # the primary's last 10 s: half failed, or all fine
+            failed = primary_sick and i % 2 == 0
+            svc.health.record(
+                ["sim_a"], now - 6 + i * 0.5, Outcome.TECHNICAL if failed else Outcome.SUCCESS, 50
+            )
         view = await svc.pay(command(mid, 2))
-        assert [x.provider for x in view.attempts] == ["sim_a", "sim_b"]
-        assert view.payment.status.value == "succeeded"
-        assert svc.health.state("sim_b").value == "half_open"  # the early probe counted
+        if primary_sick:
+            assert [x.provider for x in view.attempts] == ["sim_a", "sim_b"]
+            assert view.payment.status.value == "succeeded"
+            assert svc.health.state("sim_b").value == "half_open"  # the early probe counted
+        else:
+            assert [x.provider for x in view.attempts] == ["sim_a", "sim_a"]
+            assert svc.health.state("sim_b").value == "open"
 
     run_virtual(scenario())

@@ -67,6 +67,7 @@ REPEAT_WINDOW = timedelta(hours=1)
 CARD_HISTORY = timedelta(days=30)  # the card networks' reattempt window
 MIN_CALL_S = 0.05  # no call starts with less time than this left before the deadline
 SETTLE_FIRST_AFTER = timedelta(seconds=2)  # first worker query of an unknown outcome
+SICK_WINDOW_S, SICK_CALLS = 10.0, 10  # a channel failing half its calls for a scope is sick
 INTERRUPTED = "INTERRUPTED"  # transport code of a call whose answer a crash lost
 
 
@@ -442,6 +443,19 @@ class PaymentService:
             keys += (scoped_key("*", "region", payment.region),)
         self.health.record(keys, self._health_now(), verdict, outcome.latency_ms)
 
+    def _sick(self, payment: Payment, channel: str, now: float) -> bool:
+        """Is `channel` failing for this payment's scope: a circuit of its context not
+        closed, or half its calls of the last 10 s failed (at least 10 of them)?"""
+        band = amount_band(payment.amount.minor, payment.amount.currency)
+        keys = context_keys(channel, payment.method, payment.bank, payment.region, band)
+        if any(state is not BreakerState.CLOSED for state in self.health.states(keys)):
+            return True
+        for key in keys:
+            seen = self.health.stats(key, now, SICK_WINDOW_S)
+            if seen is not None and seen.calls >= SICK_CALLS and seen.failures * 2 >= seen.calls:
+                return True
+        return False
+
     def _health_now(self) -> float:
         """Epoch seconds: breakers shared through Redis need a time all processes share."""
         return self.clock.now().timestamp()
@@ -498,13 +512,16 @@ class PaymentService:
         earlier = [a for a in run.attempts if a.id != attempt.id]
         tried = {a.provider for a in run.attempts}
         left = [c for c in run.channels if c not in tried]
-        if not left and failure.failover:  # the last resort: a tripped channel, probed
-            # early if need be (health/breaker.py)
+        if not left and failure.failover:  # the last resort: a tripped channel...
             now = self._health_now()
+            # ...probed early (health/breaker.py) only when the channel that failed is
+            # failing for this payment's scope too: a blip on a healthy channel is
+            # better retried there than sent into a channel still down
+            early = self._sick(payment, attempt.provider, now)
             left = [
                 name
                 for name, keys in run.spare.items()
-                if name not in tried and all(self.health.ready(k, now, True) for k in keys)
+                if name not in tried and all(self.health.ready(k, now, early) for k in keys)
             ][:1]
         return DecisionContext(
             channel=attempt.provider,
