@@ -72,15 +72,22 @@ def test_a_bank_failing_on_the_primary_moves_only_that_banks_payments(store: Sto
     run_virtual(scenario())
 
 
-@pytest.mark.parametrize("primary_sick", [True, False])
+@pytest.mark.parametrize(
+    ("tripped", "primary_sick", "early"),
+    [
+        ("sim_b|bank=CMB", True, True),
+        ("sim_b|bank=CMB", False, False),  # a blip on a healthy primary: retried there
+        ("sim_b", True, False),  # a backup down as a whole keeps its probe schedule
+    ],
+)
 def test_a_payment_with_nowhere_else_to_go_probes_a_cooling_backup_early(
-    store: Store, primary_sick: bool
+    store: Store, tripped: str, primary_sick: bool, early: bool
 ) -> None:
-    """The backup's circuit failed a probe and waits 20 s; the primary fails this
-    customer. When the primary is failing half its calls, the backup, fixed meanwhile,
-    takes the payment as an early probe instead of a second doomed try on the primary;
-    when the primary is healthy (a blip), the payment retries there and the backup waits
-    for its scheduled probe."""
+    """The backup's circuit for CMB failed a probe and waits 20 s; the primary fails this
+    CMB customer. When the primary is failing half its calls, the backup, fixed
+    meanwhile, takes the payment as an early probe instead of a second doomed try on
+    the primary. Not when the primary is healthy (a blip), nor when the backup's whole
+    channel is down."""
     mid, _ = make_merchant(store)
 
     async def scenario() -> None:
@@ -88,26 +95,25 @@ def test_a_payment_with_nowhere_else_to_go_probes_a_cooling_backup_early(
         a = simulator(clock=clock, error_rate=1.0)
         b = simulator("sim_b", clock=clock, error_rate=1.0)
         svc = service(store, {"sim_a": a, "sim_b": b}, clock, routing=("sim_a", "sim_b"))
-        svc.health.force_open("sim_b", svc._health_now(), "an earlier fault")
+        svc.health.force_open(tripped, svc._health_now(), "an earlier fault")
         await clock.sleep(10.5)
-        probed = await svc.pay(command(mid, 1))  # the scheduled probe: it fails
+        probed = await svc.pay(command(mid, 1, bank="CMB"))  # the scheduled probe: it fails
         assert probed.attempts[0].provider == "sim_b"
-        assert svc.health.state("sim_b").value == "open"  # for 20 s now
+        assert svc.health.state(tripped).value == "open"  # for 20 s now
         b.settings = dataclasses.replace(b.settings, error_rate=0.0)
         await clock.sleep(11)
         now = svc._health_now()
         for i in range(12):  # the primary's last 10 s: half failed, or all fine
             failed = primary_sick and i % 2 == 0
-            svc.health.record(
-                ["sim_a"], now - 6 + i * 0.5, Outcome.TECHNICAL if failed else Outcome.SUCCESS, 50
-            )
-        view = await svc.pay(command(mid, 2))
-        if primary_sick:
+            verdict = Outcome.TECHNICAL if failed else Outcome.SUCCESS
+            svc.health.record(["sim_a"], now - 6 + i * 0.5, verdict, 50)
+        view = await svc.pay(command(mid, 2, bank="CMB"))
+        if early:
             assert [x.provider for x in view.attempts] == ["sim_a", "sim_b"]
             assert view.payment.status.value == "succeeded"
-            assert svc.health.state("sim_b").value == "half_open"  # the early probe counted
+            assert svc.health.state(tripped).value == "half_open"  # the early probe counted
         else:
             assert [x.provider for x in view.attempts] == ["sim_a", "sim_a"]
-            assert svc.health.state("sim_b").value == "open"
+            assert svc.health.state(tripped).value == "open"
 
     run_virtual(scenario())

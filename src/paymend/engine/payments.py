@@ -515,13 +515,17 @@ class PaymentService:
         if not left and failure.failover:  # the last resort: a tripped channel...
             now = self._health_now()
             # ...probed early (health/breaker.py) only when the channel that failed is
-            # failing for this payment's scope too: a blip on a healthy channel is
-            # better retried there than sent into a channel still down
-            early = self._sick(payment, attempt.provider, now)
+            # failing for this payment's scope too (a blip on a healthy channel is
+            # better retried there), and only for a circuit of a scope on a channel
+            # that otherwise works: a channel down as a whole keeps its schedule
+            sick = self._sick(payment, attempt.provider, now)
             left = [
                 name
                 for name, keys in run.spare.items()
-                if name not in tried and all(self.health.ready(k, now, early) for k in keys)
+                if name not in tried
+                and all(
+                    self.health.ready(k, now, sick and channel_key(name) not in keys) for k in keys
+                )
             ][:1]
         return DecisionContext(
             channel=attempt.provider,

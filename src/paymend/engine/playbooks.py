@@ -34,6 +34,7 @@ log = get_logger("paymend.playbooks")
 BASELINE_S = 120.0  # diagnosis compares two minutes of calls before the signal...
 LOOKBACK_S = 1800.0  # (while no incident was open, looking back at most half an hour)
 MIN_QUIET_S = 30.0  # (or, when too little of that time was quiet, just before the signal)
+SETTLE_S = 60.0  # (nor in the minute after one resolved: a fault can outlast its signal)
 LEAD_S = 10.0  # ...with the calls from shortly before it fired
 DIAGNOSE_FOR_S = 30.0  # and refines it while the incident is young (not longer: a later
 # fault elsewhere must not blur this one's picture)
@@ -201,7 +202,9 @@ class PlaybookRunner:
 
         def read(conn: Connection) -> tuple[list[Any], list[Any]]:
             opened = incident_repo.open_during(conn, self._at(split - LOOKBACK_S), self._at(split))
-            busy = [(self._epoch(a), self._epoch(b) if b else math.inf) for a, b in opened]
+            busy = [
+                (self._epoch(a), self._epoch(b) + SETTLE_S if b else math.inf) for a, b in opened
+            ]
             spans = quiet_spans(split, busy, BASELINE_S, LOOKBACK_S)
             if sum(b - a for a, b in spans) < MIN_QUIET_S:
                 spans = [(split - BASELINE_S, split)]
