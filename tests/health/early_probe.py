@@ -37,3 +37,7 @@ def check_in_flight_success_proves_nothing(book: Health, t0: float) -> None:
         book.record(["sim_b"], t0 + i * 0.01, Outcome.TECHNICAL)
     book.record(["sim_b"], t0 + 1, Outcome.SUCCESS, 2000)  # sent before it opened
     assert book.state("sim_b") is BreakerState.OPEN
+    book.allow("sim_b", t0 + 10.5)  # half-open: the probe goes out
+    book.record(["sim_b"], t0 + 10.6, Outcome.SUCCESS, 3000)  # began before it: no probe
+    assert book.state("sim_b") is BreakerState.HALF_OPEN
+    assert not book.allow("sim_b", t0 + 10.7)  # the probe is still out

@@ -13,13 +13,14 @@ a customer's payment that has to fail over: at 40 payments a second a four-minut
 costs the five failures that opened the circuit plus four probes, not a probe salvo every
 ten seconds. A probe that never reports back frees the slot after `probe_timeout_s`.
 
-A payment with nowhere else to go (its other channels failed or are shut) may probe an
-open circuit before its wait is over, at most once every `last_resort_s`: it would fail
-anyway, and a backup that recovered while its wait doubled is found within seconds, not
-two minutes. A success from a call that began after the circuit opened is proof the key
-works again (a call whose latency is unknown proves nothing): the breaker goes
-half-open with that probe counted as passed. A failed
-early probe changes nothing (the scheduled probe stays where it was).
+A payment with nowhere else to go may probe an open circuit before its wait is over, at
+most once every `last_resort_s` (the engine decides when: engine/payments.py): it would
+fail anyway, and a backup that recovered while its wait doubled is found within seconds,
+not two minutes. When the early probe succeeds, the breaker goes half-open with that
+probe counted as passed; when it fails, nothing changes (the scheduled probe stays where
+it was). A probe's outcome is that of a call begun after it was admitted: a success
+from a call already in flight (or a customer's 3-D Secure confirmation on the channel)
+is not a passed probe.
 
 The defaults follow common practice (resilience4j and Hystrix open after 5 to 20 failures
 in a window); the lab measures them against outages and business waves (docs/lab.md).
@@ -32,6 +33,8 @@ from enum import StrEnum
 
 from paymend.health.outcomes import Outcome
 from paymend.health.window import SlidingWindow
+
+SLACK_S = 0.01
 
 
 class BreakerState(StrEnum):
@@ -75,6 +78,7 @@ class Breaker:
     probes_passed: int = 0
     probe_at: float = 0.0
     last_resort_at: float = 0.0
+    early_out: bool = False  # an early probe is out
     window: SlidingWindow = field(default_factory=lambda: SlidingWindow(60.0))
 
     def allow(self, now: float, last_resort: bool = False) -> tuple[bool, Transition | None]:
@@ -86,7 +90,7 @@ class Breaker:
         if self.state is BreakerState.OPEN:
             if now - self.opened_at < self.open_for:
                 if last_resort and self._early(now):
-                    self.last_resort_at = now
+                    self.last_resort_at, self.early_out = now, True
                     return True, None
                 return False, None
             moved = self._move(now, BreakerState.HALF_OPEN, f"{self.open_for:g}s open")
@@ -128,13 +132,21 @@ class Breaker:
             self.failures_in_a_row += 1
         elif latency_ms is None or now - latency_ms / 1000 >= self.run_since:
             self.failures_in_a_row = 0
-        began_open = latency_ms is not None and now - latency_ms / 1000 >= self.opened_at
-        if self.state is BreakerState.OPEN and not outcome.failed and began_open:
-            moved = self._move(now, BreakerState.HALF_OPEN, "a call made while open succeeded")
+        # when the call began (to the 10 ms: start times are reconstructed from latency)
+        started = None if latency_ms is None else now - latency_ms / 1000 + SLACK_S
+        if self.state is BreakerState.OPEN:
+            if not self.early_out or started is None or started < self.last_resort_at:
+                return None
+            self.early_out = False  # the early probe's outcome
+            if outcome.failed:
+                return None
+            moved = self._move(now, BreakerState.HALF_OPEN, "an early probe passed")
             self.probing, self.probes_passed = False, 1
             if self.probes_passed >= self.settings.probes:
                 return self._move(now, BreakerState.CLOSED, "1 probe passed")
             return moved
+        if self.state is BreakerState.HALF_OPEN and started is not None and started < self.probe_at:
+            return None  # a call from before the probe: not its outcome
         if self.state is BreakerState.HALF_OPEN:
             self.probing = False
             if outcome.failed:

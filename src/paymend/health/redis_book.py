@@ -80,16 +80,23 @@ for i = 1, n do
     if outcome == 'success' then redis.call('HSET', k, 'ok_at', now) end
     redis.call('HSET', k, 'row', row)
     local moved = nil
-    if state == 'open' and not failed and took ~= ''
-        and started >= tonumber(redis.call('HGET', k, 'opened_at') or '0') then
-      -- a call made while open succeeded (a last-resort probe): half-open, one passed
-      if probes <= 1 then
-        redis.call('HSET', k, 'state', 'closed')
-        moved = {'open', 'closed', '1 probe passed'}
-      else
-        redis.call('HSET', k, 'state', 'half_open', 'probing', 0, 'passed', 1)
-        moved = {'open', 'half_open', 'a call made while open succeeded'}
+    local after = function(field)
+      -- to the 10 ms: start times are reconstructed from latency
+      return took ~= '' and started + 0.01 >= tonumber(redis.call('HGET', k, field) or '0')
+    end
+    if state == 'open' then
+      if redis.call('HGET', k, 'early_out') == '1' and after('last_resort_at') then
+        redis.call('HSET', k, 'early_out', 0)  -- the early probe's outcome
+        if not failed and probes <= 1 then
+          redis.call('HSET', k, 'state', 'closed')
+          moved = {'open', 'closed', '1 probe passed'}
+        elseif not failed then
+          redis.call('HSET', k, 'state', 'half_open', 'probing', 0, 'passed', 1)
+          moved = {'open', 'half_open', 'an early probe passed'}
+        end
       end
+    elseif state == 'half_open' and took ~= '' and not after('probe_at') then
+      moved = nil  -- a call from before the probe: not its outcome
     elseif state == 'half_open' then
       redis.call('HSET', k, 'probing', 0)
       if failed then
@@ -143,7 +150,7 @@ if state == 'open' then
   if now - opened < open_for then
     local last = math.max(opened, tonumber(redis.call('HGET', k, 'last_resort_at') or '0'))
     if ARGV[3] == '1' and now - last >= tonumber(ARGV[4]) then
-      redis.call('HSET', k, 'last_resort_at', now)
+      redis.call('HSET', k, 'last_resort_at', now, 'early_out', 1)
       return {1}
     end
     return {0}
