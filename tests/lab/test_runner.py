@@ -96,6 +96,7 @@ def test_the_report_has_the_figures_and_three_plots(scenario_file: Path, tmp_pat
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
     assert "# Lab run: small" in report and "| duplicate_charges | 0 |" in report
+    assert "| channel=sim_a (provider_unavailable) ✓ |" in report  # the outage's diagnosis
     for name in ("success", "traffic", "latency"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

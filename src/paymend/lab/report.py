@@ -181,15 +181,15 @@ def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: P
         "## Faults",
         "",
         "| kind | scope | from | for | attempts into it | technical failures"
-        " | detect_s | recover_s |",
-        "|---|---|---|---|---|---|---|---|",
+        " | detect_s | recover_s | diagnosis (first) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in summary["faults"]:
         scope = ", ".join(f"{k}={v}" for k, v in f["scope"].items() if v) or "all"
         lines.append(
             f"| {f['kind']} | {scope} | {f['at_s'] / 60:g} min | {f['for_s'] / 60:g} min | "
             f"{f['attempts_into_fault']} | {f['customer_failures']} | {f['detect_s']} | "
-            f"{f['recover_s']} |"
+            f"{f['recover_s']} | {_diagnosed(f)} |"
         )
     lines += [
         "",
@@ -213,3 +213,13 @@ def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: P
     path = folder / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _diagnosed(fault: dict[str, Any]) -> str:
+    """The incident's first suspect, marked right or wrong against the fault's scope."""
+    if fault.get("diagnosis_correct") is None:
+        return "—"
+    first = (fault.get("diagnosis") or [{}])[0]
+    where = ", ".join(f"{k}={v}" for k, v in (first.get("scope") or {}).items()) or "none"
+    symptom = f" ({first['symptom']})" if first.get("symptom") else ""
+    return f"{where}{symptom} {'✓' if fault['diagnosis_correct'] else '✗'}"
