@@ -330,3 +330,52 @@ def test_a_charge_answered_after_a_cancel_is_refunded(store: Store) -> None:
         assert sim.ledger.net_charged(pending.payment.id) == 0
 
     run_virtual(scenario())
+
+
+def test_a_scheduled_failover_never_calls_a_channel_ops_paused_meanwhile(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        down = simulator(clock=clock, outage=True, latency_p50_ms=0)
+        paused, spare = simulator("sim_b", clock=clock), simulator("sim_c", clock=clock)
+        providers = {"sim_a": down, "sim_b": paused, "sim_c": spare}
+        svc = service(store, providers, clock, deadline_s=0.01)
+        view = await svc.pay(pay_cmd(mid))
+        due = await store.run(lambda c: jobs.pending(c))
+        assert [j["kind"] for j in due] == ["run_attempt"]  # sim_b, after the deadline
+        await svc.controls.set("pause", "channel", "sim_b", None, "maintenance", "ops", providers)
+        await Worker(svc).drain()
+        final = await svc.get(view.payment.id)
+        assert paused.calls == 1 and paused.ledger.all_charges() == []  # asked, never charged
+        assert [a.provider for a in final.attempts] == ["sim_a", "sim_b", "sim_c"]
+        assert final.attempts[1].status is AttemptStatus.FAILED
+        assert final.payment.status is PaymentStatus.SUCCEEDED
+
+    run_virtual(scenario())
+
+
+def test_a_scheduled_retry_waits_while_its_bank_is_paused(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        down = simulator(clock=clock, outage=True, latency_p50_ms=0)
+        up = simulator("sim_b", clock=clock)
+        providers = {"sim_a": down, "sim_b": up}
+        svc = service(store, providers, clock, deadline_s=0.01)
+        view = await svc.pay(replace(pay_cmd(mid), bank="CMB"))
+        pause = await svc.controls.set("pause", "bank", "CMB", None, "bank says", "ops", providers)
+        await Worker(svc).drain()
+        assert up.calls == 0
+        waiting = await svc.get(view.payment.id)
+        assert waiting.payment.status is PaymentStatus.PROCESSING
+        await svc.controls.end(pause.id, "bank is back", "ops")
+        (job,) = await store.run(lambda c: jobs.pending(c))
+        await clock.sleep((job["run_at"] - clock.now()).total_seconds())
+        await Worker(svc).drain()
+        final = await svc.get(view.payment.id)
+        assert final.payment.status is PaymentStatus.SUCCEEDED
+        assert [a.provider for a in final.attempts] == ["sim_a", "sim_b"]
+
+    run_virtual(scenario())

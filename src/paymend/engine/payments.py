@@ -67,6 +67,7 @@ REPEAT_WINDOW = timedelta(hours=1)
 CARD_HISTORY = timedelta(days=30)  # the card networks' reattempt window
 MIN_CALL_S = 0.05  # no call starts with less time than this left before the deadline
 SETTLE_FIRST_AFTER = timedelta(seconds=2)  # first worker query of an unknown outcome
+PAUSE_WAIT_S = 10.0  # a scheduled retry for a paused bank or region waits at least this
 SICK_WINDOW_S, SICK_CALLS = 10.0, 10  # a channel failing half its calls for a scope is sick
 INTERRUPTED = "INTERRUPTED"  # transport code of a call whose answer a crash lost
 
@@ -767,7 +768,13 @@ class PaymentService:
 
         return await self.store.run(read)
 
-    def _worker_run(self, payment: Payment, attempts: list[Attempt], upto: Attempt) -> Run:
+    def _worker_run(
+        self,
+        payment: Payment,
+        attempts: list[Attempt],
+        upto: Attempt,
+        controls: RouteControls | None = None,
+    ) -> Run:
         ctx = PaymentContext(
             payment.method,
             payment.amount.currency,
@@ -775,7 +782,7 @@ class PaymentService:
             payment.bank,
             payment.amount.minor,
         )
-        routed = self._route(ctx, payment.bank)
+        routed = self._route(ctx, payment.bank, controls)
         return Run(
             routed.channels,
             self.clock.monotonic(),
@@ -784,21 +791,40 @@ class PaymentService:
             spare=routed.spare,
         )
 
-    async def run_attempt(self, attempt_id: str) -> None:
-        """Call an attempt decided after its checkout's deadline (a job)."""
+    async def run_attempt(self, attempt_id: str) -> float | None:
+        """Call an attempt decided after its checkout's deadline (a job). None when done,
+        else seconds until it runs again. Ops may have paused a scope meanwhile: on a
+        paused channel the attempt is settled by a status query instead (never a charge;
+        as an attempt a crash left pending is) and the payment fails over around it; with
+        its bank or region paused it waits until the pause ends or its time is up."""
         loaded = await self._load(attempt_id)
         if loaded is None:
-            return
+            return None
         payment, attempts, attempt = loaded
         if (
             attempt.status is not AttemptStatus.PENDING
             or payment.status is not PaymentStatus.PROCESSING
         ):
-            return  # done already, or the payment was settled or canceled meanwhile
+            return None  # done already, or the payment was settled or canceled meanwhile
+        controls = await self.controls.for_payment(
+            payment.method, payment.bank, payment.region, payment.amount.minor
+        )
+        if attempt.provider in controls.paused_channels:  # fail over around it now
+            log.info("attempt_not_sent", attempt_id=attempt.id, why="channel paused by ops")
+            await self.settle_attempt(attempt.id)
+            return None
+        if controls.paused_because is not None:  # every channel: wait for ops, or time
+            left = self._budget(payment)
+            if left > 0:
+                log.info("attempt_waits_for_ops", attempt_id=attempt.id, left_s=round(left))
+                return max(PAUSE_WAIT_S, left)
+            await self.settle_attempt(attempt.id)  # no time left: nothing more is called
+            return None
         try:
-            await self._drive(payment, self._worker_run(payment, attempts, attempt))
+            await self._drive(payment, self._worker_run(payment, attempts, attempt, controls))
         except Conflict:
-            return
+            return None
+        return None
 
     async def settle_attempt(self, attempt_id: str) -> bool:
         """Ask the provider about an attempt whose outcome is unknown (a job, or the sweep
@@ -850,7 +876,10 @@ class PaymentService:
             attempt.finished_at = self.clock.now()
             await self.store.run(lambda conn: repo.update_attempt(conn, attempt))
             return True
-        run = self._worker_run(payment, attempts, attempt)
+        controls = await self.controls.for_payment(
+            payment.method, payment.bank, payment.region, payment.amount.minor
+        )
+        run = self._worker_run(payment, attempts, attempt, controls)
         with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
             await self._drive(payment, run, outcome, status_known=True)
         return True

@@ -28,7 +28,7 @@ log = get_logger("paymend.worker")
 
 MAX_TRIES = {
     JobKind.SETTLE_ATTEMPT: 300,  # about a day at the 10-minute cap: then ops look
-    JobKind.RUN_ATTEMPT: 5,
+    JobKind.RUN_ATTEMPT: 10,  # its waits while ops pause its bank or region count too
     JobKind.RESEND_REFUND: 60,
     JobKind.DELIVER_WEBHOOK: 1000,  # the schedule itself stops after three days
 }
@@ -151,8 +151,7 @@ class Worker:
             settled = await self.service.settle_attempt(job.subject_id)
             return None if settled else _backoff(job.kind, job.tries)
         if job.kind is JobKind.RUN_ATTEMPT:
-            await self.service.run_attempt(job.subject_id)
-            return None
+            return await self.service.run_attempt(job.subject_id)
         if job.kind is JobKind.RESEND_REFUND:
             final = await self.service.refunds.resend(job.subject_id)
             return None if final else _backoff(job.kind, job.tries)
