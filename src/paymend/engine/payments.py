@@ -436,19 +436,23 @@ class PaymentService:
             verdict = Outcome.UNKNOWN
         else:
             verdict = Outcome.TECHNICAL
-        band = amount_band(payment.amount.minor, payment.amount.currency)
-        keys = context_keys(channel, payment.method, payment.bank, payment.region, band)
+        keys = self._keys(payment, channel)
         if payment.bank is not None:
             keys += (scoped_key("*", "bank", payment.bank),)
         if payment.region is not None:
             keys += (scoped_key("*", "region", payment.region),)
         self.health.record(keys, self._health_now(), verdict, outcome.latency_ms)
 
+    @staticmethod
+    def _keys(payment: Payment, channel: str) -> tuple[str, ...]:
+        """The health keys of `channel` for this payment's context."""
+        band = amount_band(payment.amount.minor, payment.amount.currency)
+        return context_keys(channel, payment.method, payment.bank, payment.region, band)
+
     def _sick(self, payment: Payment, channel: str, now: float) -> bool:
         """Is `channel` failing for this payment's scope: a circuit of its context not
         closed, or half its calls of the last 10 s failed (at least 10 of them)?"""
-        band = amount_band(payment.amount.minor, payment.amount.currency)
-        keys = context_keys(channel, payment.method, payment.bank, payment.region, band)
+        keys = self._keys(payment, channel)
         if any(state is not BreakerState.CLOSED for state in self.health.states(keys)):
             return True
         for key in keys:
@@ -768,6 +772,12 @@ class PaymentService:
 
         return await self.store.run(read)
 
+    async def _controls(self, payment: Payment) -> RouteControls:
+        """The ops controls in force for a stored payment's scope."""
+        return await self.controls.for_payment(
+            payment.method, payment.bank, payment.region, payment.amount.minor
+        )
+
     def _worker_run(
         self,
         payment: Payment,
@@ -806,9 +816,7 @@ class PaymentService:
             or payment.status is not PaymentStatus.PROCESSING
         ):
             return None  # done already, or the payment was settled or canceled meanwhile
-        controls = await self.controls.for_payment(
-            payment.method, payment.bank, payment.region, payment.amount.minor
-        )
+        controls = await self._controls(payment)
         if attempt.provider in controls.paused_channels:  # fail over around it now
             log.info("attempt_not_sent", attempt_id=attempt.id, why="channel paused by ops")
             await self.settle_attempt(attempt.id)
@@ -876,9 +884,7 @@ class PaymentService:
             attempt.finished_at = self.clock.now()
             await self.store.run(lambda conn: repo.update_attempt(conn, attempt))
             return True
-        controls = await self.controls.for_payment(
-            payment.method, payment.bank, payment.region, payment.amount.minor
-        )
+        controls = await self._controls(payment)
         run = self._worker_run(payment, attempts, attempt, controls)
         with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
             await self._drive(payment, run, outcome, status_known=True)
