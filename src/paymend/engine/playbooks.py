@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from paymend.domain.failure import Kind
 from paymend.engine.payments import PaymentService
 from paymend.failures.classify import default_classifier
-from paymend.health.diagnosis import Observation, Suspect, diagnose
+from paymend.health.diagnosis import Observation, diagnose
 from paymend.health.keys import parse_key
 from paymend.observability import OPS_ALERTS, get_logger
 from paymend.playbooks.evaluate import Evaluator, Recovered, Started, scope_of
@@ -225,7 +225,7 @@ class PlaybookRunner:
                 and self._observe(r, run).failed
             }
         )
-        diagnosis = [_suspect(s) for s in suspects[:5]]
+        diagnosis = suspects[:5]  # the store keeps them as JSON
 
         def write(conn: Connection) -> None:
             incident_repo.update(conn, incident_id, affected_payments=affected, diagnosis=diagnosis)
@@ -290,17 +290,3 @@ def quiet_spans(
 
 def _for(method: str | None) -> str:
     return f" for {method}" if method else ""
-
-
-def _suspect(s: Suspect) -> dict[str, Any]:
-    return {
-        "scope": dict(s.scope),
-        "symptom": s.symptom,
-        "calls": s.calls,
-        "failures": s.failures,
-        "expected": round(s.expected, 2),
-        "explanatory_power": round(s.explanatory_power, 3),
-        "surprise": round(s.surprise, 4),
-        "p_value": float(f"{s.p_value:.3g}"),
-        "evidence": round(s.evidence, 1),
-    }

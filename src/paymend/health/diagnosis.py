@@ -98,6 +98,16 @@ def _g_split(k1: int, n1: int, k2: int, n2: int) -> float:
     return 2 * sum(o * math.log(o / e) for o, e in cells if o > 0)
 
 
+def _by_value(calls: list[Observation], dim: str) -> dict[str, list[Observation]]:
+    """The calls grouped by their value of `dim` (calls without one left out)."""
+    groups: dict[str, list[Observation]] = defaultdict(list)
+    for o in calls:
+        value = o.dims.get(dim)
+        if value is not None:
+            groups[value].append(o)
+    return groups
+
+
 def _in(o: Observation, scope: Mapping[str, str]) -> bool:
     return all(o.dims.get(d) == v for d, v in scope.items())
 
@@ -158,12 +168,7 @@ class _Search:
             seen = {o.dims.get(dim) for o in self.base + self.now} - {None}
             if len(seen) < 2:
                 continue  # one value always: it explains everything and tells nothing
-            groups: dict[str, list[Observation]] = defaultdict(list)
-            for o in self.now:
-                value = o.dims.get(dim)
-                if value is not None:
-                    groups[value].append(o)
-            for value, calls in groups.items():
+            for value, calls in _by_value(self.now, dim).items():
                 s = self.suspect({dim: value}, calls)
                 if s.explanatory_power >= EEP and s.p_value <= SIGNIFICANT:
                     found.append(s)
@@ -196,12 +201,7 @@ class _Search:
         for dim in places:
             if dim in scope:
                 continue
-            groups: dict[str, list[Observation]] = defaultdict(list)
-            for o in calls:
-                value = o.dims.get(dim)
-                if value is not None:
-                    groups[value].append(o)
-            for value, part in groups.items():
+            for value, part in _by_value(calls, dim).items():
                 g = _holds(calls, part)
                 if g is not None and (best is None or g > best[0]):
                     best = (g, dim, value)
