@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from paymend.health.book import HISTORY_BUCKET_S, HISTORY_S, SHORT_S, has_breaker, log_transition
-from paymend.health.breaker import BreakerSettings, BreakerState, Transition
+from paymend.health.breaker import SLACK_S, BreakerSettings, BreakerState, Transition
 from paymend.health.outcomes import Outcome
 from paymend.health.window import LATENCY_BOUNDS_MS, WindowStats, latency_bucket
 
@@ -41,11 +41,12 @@ _FIELDS = (
 )
 
 # KEYS: breaker hashes, then window hashes (short bucket, history bucket per key)
-# ARGV: now, outcome, latency field or '', n, the n keys, settings..., latency in ms
+# ARGV: now, outcome, latency field or '', n, the n keys, settings..., latency in ms, slack
 _RECORD = """
 local now = tonumber(ARGV[1]); local outcome = ARGV[2]; local lat = ARGV[3]
 local n = tonumber(ARGV[4])
 local took = ARGV[14 + n]  -- the call's latency in ms, '' when unknown
+local slack = tonumber(ARGV[15 + n])  -- start times are reconstructed from latency
 local started = now - (tonumber(took) or 0) / 1000  -- when the call began
 local consecutive = tonumber(ARGV[5 + n]); local error_rate = tonumber(ARGV[6 + n])
 local min_calls = tonumber(ARGV[7 + n]); local window_s = tonumber(ARGV[8 + n])
@@ -81,8 +82,7 @@ for i = 1, n do
     redis.call('HSET', k, 'row', row)
     local moved = nil
     local after = function(field)
-      -- to the 10 ms: start times are reconstructed from latency
-      return took ~= '' and started + 0.01 >= tonumber(redis.call('HGET', k, field) or '0')
+      return took ~= '' and started + slack >= tonumber(redis.call('HGET', k, field) or '0')
     end
     if state == 'open' then
       if redis.call('HGET', k, 'early_out') == '1' and after('last_resort_at') then
@@ -239,6 +239,7 @@ class RedisHealthBook:
                 *(s.consecutive, s.error_rate, s.min_calls, int(s.window_s), s.probes),
                 *(s.max_open_s, int(SHORT_S) + 5, int(HISTORY_S + HISTORY_BUCKET_S), s.open_s),
                 "" if latency_ms is None else latency_ms,
+                SLACK_S,
             ],
         )
         for i in range(0, len(moved), 4):
