@@ -152,6 +152,7 @@ def test_bad_refunds_change_nothing(server: Server, api: httpx.Client) -> None:
         (ok["id"], {"amount": 0}, 400, "amount_too_small"),
         (ok["id"], {"amount": -5}, 400, "amount_too_small"),
         (ok["id"], {"amount": 1.5}, 400, "amount_invalid"),
+        (ok["id"], {"amount": None}, 400, "amount_invalid"),  # not "refund everything"
         (ok["id"], {"amount": 2000}, 400, "refund_exceeds_captured"),
         (ok["id"], {"amount": 10, "why": "x"}, 400, "parameter_unknown"),
         ("pay_missing", {"amount": 10}, 404, "payment_not_found"),

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
-from paymend.domain.errors import InvalidInput
+from paymend.domain.errors import Conflict, InvalidInput
 from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
 from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus, RefundStatus
@@ -332,6 +332,35 @@ def test_partial_and_full_refunds(store: Store) -> None:
     run_virtual(scenario())
 
 
+def test_concurrent_refunds_the_loser_is_told_one_is_in_progress(store: Store) -> None:
+    """Two refunds that each fit the captured amount but not together: the one that loses
+    the race gets refund_in_progress (409), not a validation error, and nothing of it is
+    booked."""
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        import asyncio
+
+        clock = LoopClock()
+        sim = simulator(clock=clock, latency_p50_ms=200, latency_p99_ms=200)
+        svc = service(store, {"sim_a": sim}, clock)
+        pid = (await svc.pay(pay_cmd(mid, amount=10_000))).payment.id
+        results = await asyncio.gather(
+            svc.refund(RefundCommand(mid, pid, 6_000)),
+            svc.refund(RefundCommand(mid, pid, 5_000)),
+            return_exceptions=True,
+        )
+        done, lost = results
+        assert not isinstance(done, BaseException) and done.status is RefundStatus.SUCCEEDED
+        assert isinstance(lost, Conflict) and lost.code == "refund_in_progress", lost
+        view = await svc.get(pid)
+        assert [r.amount.minor for r in view.refunds] == [6_000]
+        assert (view.payment.amount_refunded, view.payment.amount_refund_pending) == (6_000, 0)
+        assert sim.ledger.net_charged(pid) == 4_000
+
+    run_virtual(scenario())
+
+
 def test_a_refund_the_provider_could_not_take_is_resent_by_the_worker(store: Store) -> None:
     mid, _ = make_merchant(store)
 
@@ -343,8 +372,9 @@ def test_a_refund_the_provider_could_not_take_is_resent_by_the_worker(store: Sto
         sim.settings.outage = True
         pending = await svc.refund(RefundCommand(mid, pid, 1_000))
         assert pending.status is RefundStatus.PENDING
-        with pytest.raises(InvalidInput):  # the pending amount is reserved
+        with pytest.raises(Conflict) as racing:  # the pending amount is reserved
             await svc.refund(RefundCommand(mid, pid, 4_001))
+        assert racing.value.code == "refund_in_progress"
         sim.settings.outage = False
         await clock.sleep(5)
         report = await Worker(svc).sweep()

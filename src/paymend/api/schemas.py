@@ -83,6 +83,15 @@ class RefundIn(BaseModel):
     )
     reason: Annotated[str, StringConstraints(max_length=200)] | None = None
 
+    @field_validator("amount")
+    @classmethod
+    def _not_null(cls, v: int | None) -> int:
+        # an explicit null is a mistake, not "everything": refunding the whole payment
+        # must be asked for by leaving the field out
+        if v is None:
+            raise ValueError("must be an integer; leave 'amount' out to refund the rest")
+        return v
+
 
 class CompensationIn(BaseModel):
     """A coupon or credit granted to the customer by support staff."""

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from paymend.domain.errors import IllegalTransition, InvalidInput
+from paymend.domain.errors import Conflict, IllegalTransition, InvalidInput
 from paymend.domain.ids import AttemptId, MerchantId, PaymentId, RefundId
 from paymend.domain.money import Money
 
@@ -185,8 +185,9 @@ class Payment:
             return 0
         return self.amount.minor - self.amount_refunded - self.amount_refund_pending
 
-    def reserve_refund(self, minor: int) -> None:
-        """Hold `minor` units for a refund about to be sent to the provider."""
+    def reserve_refund(self, minor: int | None = None) -> int:
+        """Hold `minor` units (None: all not yet refunded) for a refund about to be sent
+        to the provider; return the units held."""
         if self.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED):
             raise InvalidInput(
                 "payment_not_refundable",
@@ -194,17 +195,29 @@ class Payment:
                 param="payment",
                 status=409,
             )
+        if minor is None:
+            minor = self.amount.minor - self.amount_refunded
         if isinstance(minor, bool) or not isinstance(minor, int) or minor <= 0:
             raise InvalidInput(
                 "amount_too_small", "refund amount must be a positive integer", param="amount"
             )
         if minor > self.refundable:
+            if minor <= self.amount.minor - self.amount_refunded:
+                # it would fit but for refunds still in flight: a race lost, not bad input
+                raise Conflict(
+                    "refund_in_progress",
+                    f"{self.amount_refund_pending} minor units of this payment are being "
+                    f"refunded right now; {self.refundable} remain refundable. Look at the "
+                    "payment's refunds before refunding more",
+                    param="amount",
+                )
             raise InvalidInput(
                 "refund_exceeds_captured",
                 f"refund of {minor} exceeds the {self.refundable} minor units still refundable",
                 param="amount",
             )
         self.amount_refund_pending += minor
+        return minor
 
     def settle_refund(self, minor: int, *, succeeded: bool) -> None:
         """Release a reservation; on success count it as refunded and move the status."""

@@ -59,8 +59,7 @@ class RefundService:
                 ),
                 None,
             )
-            amount = cmd.amount if cmd.amount is not None else payment.refundable
-            payment.reserve_refund(amount)
+            amount = payment.reserve_refund(cmd.amount)
             if charged is None or charged.provider_reference is None:  # pragma: no cover
                 raise InvalidInput("payment_not_refundable", "no captured charge to refund")
             refund = Refund(
