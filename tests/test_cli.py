@@ -208,6 +208,7 @@ def test_reconcile_reads_the_simulators_ledger_from_another_process(tmp_path: Pa
         ("--webhook-url", "ftp://shop.example/hooks", "an http(s) URL"),
         ("--checkout-deadline", "soon", "not a duration"),
         ("--checkout-deadline", "5m", "between 100ms and 60s"),
+        ("--compensation-cap-percent", "-5", "not in the range"),
     ],
 )
 def test_merchant_options_are_checked_and_nothing_is_written(
@@ -241,6 +242,8 @@ def test_merchant_settings_reach_the_store(tmp_path: Path) -> None:
             "https://shop.example/hooks",
             "--checkout-deadline",
             "5s",
+            "--compensation-cap-percent",
+            "20",
         ],
         env=env,
     )
@@ -253,6 +256,7 @@ def test_merchant_settings_reach_the_store(tmp_path: Path) -> None:
     assert settings["support_contact"] == "400-800-1234"
     assert settings["webhook_url"] == "https://shop.example/hooks"
     assert settings["checkout_deadline_s"] == 5.0
+    assert settings["compensation_cap_percent"] == 20
     assert settings["webhook_secret"].startswith("whsec_")
 
 

@@ -147,8 +147,19 @@ def merchants_group() -> None:
     default=None,
     help="How long a checkout call may take before answering 'processing' (e.g. 3s).",
 )
+@click.option(
+    "--compensation-cap-percent",
+    type=click.IntRange(0, 1000),
+    default=None,
+    help="What support may grant for one payment in coupons and credits together, as a "
+    "percentage of its amount (default 100).",
+)
 def merchants_create(
-    name: str, support_contact: str | None, webhook_url: str | None, checkout_deadline: str | None
+    name: str,
+    support_contact: str | None,
+    webhook_url: str | None,
+    checkout_deadline: str | None,
+    compensation_cap_percent: int | None,
 ) -> None:
     """Create merchant NAME and print its secret API key (shown only this once)."""
     from paymend.datafiles import parse_duration
@@ -165,6 +176,8 @@ def merchants_create(
         settings["checkout_deadline_s"] = seconds
     if support_contact:
         settings["support_contact"] = support_contact
+    if compensation_cap_percent is not None:
+        settings["compensation_cap_percent"] = compensation_cap_percent
     if webhook_url:
         if not webhook_url.startswith(("http://", "https://")):
             raise click.BadParameter("an http(s) URL", param_hint="--webhook-url")

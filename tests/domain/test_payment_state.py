@@ -121,9 +121,7 @@ def test_attempt_idempotency_key_is_derived_from_the_attempt() -> None:
 payment_events = st.lists(
     st.one_of(
         st.tuples(st.just("to"), st.sampled_from(list(PaymentStatus))),
-        st.tuples(
-            st.just("reserve"), st.none() | st.integers(min_value=-50, max_value=12_000)
-        ),
+        st.tuples(st.just("reserve"), st.none() | st.integers(min_value=-50, max_value=12_000)),
         st.tuples(st.just("settle"), st.booleans()),
     ),
     max_size=40,

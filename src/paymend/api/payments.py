@@ -206,7 +206,7 @@ async def create_compensation(
     async def handler() -> tuple[int, dict[str, object]]:
         comp = await compensations.grant(
             runtime.service,
-            merchant.id,
+            merchant,
             payment_id,
             compensations.CompensationKind(body.kind),
             body.amount,

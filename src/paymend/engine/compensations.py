@@ -1,25 +1,28 @@
 """Compensation for a failed or delayed payment: a coupon or a credit granted by support
-staff, stored with who granted it and why, and announced as an event."""
+staff, within the merchant's cap, stored with who granted it and why, audit-logged, and
+announced as an event."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from paymend.domain.errors import InvalidInput
+from paymend.domain.errors import Conflict, InvalidInput
 from paymend.domain.events import EventType
 from paymend.domain.money import payment_amount
+from paymend.domain.payment import Attempt, AttemptStatus, Payment, PaymentStatus
+from paymend.engine.audit import Audited, audited
 from paymend.engine.events import emit
 from paymend.engine.payments import PaymentService
-from paymend.observability import get_logger
 from paymend.store import payments as repo
-from paymend.store.tables import compensations
-
-log = get_logger("paymend.audit")
+from paymend.store.merchants import Merchant
+from paymend.store.tables import compensations, payments
 
 
 class CompensationKind(StrEnum):
@@ -39,22 +42,82 @@ class Compensation:
     created_at: datetime
 
 
+# a payment that took longer than this to succeed was delayed: support may make up for it
+DELAYED_AFTER = timedelta(seconds=60)
+DEFAULT_CAP_PERCENT = 100  # all compensations of a payment together, of its amount
+_TROUBLE = frozenset({AttemptStatus.FAILED, AttemptStatus.UNKNOWN, AttemptStatus.REVERSED})
+
+
+def cap_minor(payment: Payment, settings: Mapping[str, Any]) -> int:
+    """What all compensations of `payment` may add up to under the merchant's policy
+    (`compensation_cap_percent` of the payment's amount; 100 unless the merchant set it)."""
+    percent = int(settings.get("compensation_cap_percent", DEFAULT_CAP_PERCENT))
+    return payment.amount.minor * percent // 100
+
+
+def why_not_applicable(payment: Payment, attempts: list[Attempt]) -> str | None:
+    """Why a compensation makes no sense for this payment, or None when it does.
+
+    Compensations make up for a failed or delayed payment: one that failed, is still
+    being settled or held, waits on the customer, or succeeded only after a failed or
+    unknown call or a long delay. A payment the shop canceled, or one that went through at
+    once, has nothing to make up for."""
+    if payment.status is PaymentStatus.CANCELED:
+        return "the shop canceled this payment"
+    if payment.status not in (
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    ):
+        return None  # failed, processing, held, requires_action: delayed or failed
+    if any(a.status in _TROUBLE for a in attempts):
+        return None
+    charged = next((a for a in attempts if a.status is AttemptStatus.SUCCEEDED), None)
+    took = (
+        charged.finished_at - payment.created_at
+        if charged is not None and charged.finished_at and payment.created_at
+        else None
+    )
+    if took is not None and took > DELAYED_AFTER:
+        return None
+    return "this payment succeeded at its first try without delay"
+
+
 async def grant(
     service: PaymentService,
-    merchant_id: str,
+    merchant: Merchant,
     payment_id: str,
     kind: CompensationKind,
     amount: int,
     reason: str,
     granted_by: str,
 ) -> Compensation:
+    """Grant a coupon or credit within the merchant's cap, on a payment where it makes
+    sense; stored with its audit entry and its event in one transaction."""
     now = service.clock.now()
+    actor = f"merchant:{merchant.id}/{granted_by.strip()}"
 
-    def write(conn: Connection) -> Compensation:
-        payment = repo.get_payment(conn, payment_id, merchant_id)
+    def write(conn: Connection) -> Audited[Compensation]:
+        _lock_payment(conn, payment_id)  # concurrent grants see each other's totals
+        payment = repo.get_payment(conn, payment_id, merchant.id)
         money = payment_amount(amount, payment.amount.currency)
         if not reason.strip() or not granted_by.strip():
             raise InvalidInput("parameter_missing", "reason and granted_by are required")
+        why_not = why_not_applicable(payment, repo.list_attempts(conn, payment.id))
+        if why_not is not None:
+            raise Conflict(
+                "compensation_not_applicable",
+                f"compensations make up for a failed or delayed payment; {why_not}",
+            )
+        granted = _granted_minor(conn, payment.id)
+        cap = cap_minor(payment, merchant.settings)
+        if granted + money.minor > cap:
+            raise InvalidInput(
+                "compensation_exceeds_cap",
+                f"compensations for this payment may total at most {cap} minor units under "
+                f"the shop's policy; {granted} are granted, {max(0, cap - granted)} remain",
+                param="amount",
+            )
         comp = Compensation(
             service.ids.new("cmp"),
             payment.id,
@@ -78,37 +141,39 @@ async def grant(
                 "created_at": now,
             },
         )
+        details = {
+            "id": comp.id,
+            "kind": comp.kind.value,
+            "amount": comp.amount,
+            "currency": comp.currency,
+            "reason": comp.reason,
+            "granted_by": comp.granted_by,
+        }
         emit(
             conn,
             service.ids.new("evt"),
             payment,
             EventType.COMPENSATION_GRANTED,
             now,
-            extra={
-                "compensation": {
-                    "id": comp.id,
-                    "kind": comp.kind.value,
-                    "amount": comp.amount,
-                    "currency": comp.currency,
-                    "reason": comp.reason,
-                    "granted_by": comp.granted_by,
-                }
-            },
+            extra={"compensation": details},
         )
-        return comp
+        return Audited(comp, "compensation.grant", f"payment:{payment.id}", details)
 
-    comp = await service.store.run(write)
-    log.info(
-        "audit",
-        action="compensation.granted",
-        who=granted_by,
-        payment_id=payment_id,
-        compensation_id=comp.id,
-        amount=comp.amount,
-        currency=comp.currency,
-        why=reason,
-    )
-    return comp
+    return await audited(service.store, now, actor, reason.strip(), write)
+
+
+def _lock_payment(conn: Connection, payment_id: str) -> None:
+    """Serialize grants on one payment (PostgreSQL row lock; SQLite has one writer)."""
+    conn.execute(sa.select(payments.c.id).where(payments.c.id == payment_id).with_for_update())
+
+
+def _granted_minor(conn: Connection, payment_id: str) -> int:
+    total = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(compensations.c.amount), 0)).where(
+            compensations.c.payment_id == payment_id
+        )
+    ).scalar_one()
+    return int(total)
 
 
 async def for_payment(service: PaymentService, payment_id: str) -> list[Compensation]:
