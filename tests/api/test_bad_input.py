@@ -167,7 +167,7 @@ def test_unknown_routes_and_payments_are_404_json(api: httpx.Client) -> None:
     assert api.get("/v1/payments/pay_nope").json()["error"]["code"] == "payment_not_found"
     missing = api.get("/v1/nothing")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    assert api.get("/v1/payments").json()["error"]["code"] == "parameter_missing"
+    assert api.get("/v1/payments", params={"order_id": ""}).json()["error"]["param"] == "order_id"
 
 
 def test_database_unreachable_is_503_and_writes_nothing(tmp_path: Any) -> None:

@@ -52,7 +52,10 @@ _PYDANTIC_CODES = {
 
 def validation_response(exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    where = tuple(first.get("loc", ()))
+    # a repeated query parameter (status=a&status=b) is named, not its position
+    parts = where[:2] if where[:1] == ("query",) else where
+    loc = [str(p) for p in parts if p not in ("body", "query", "path", "header")]
     param = ".".join(loc) or None
     kind = str(first.get("type", ""))
     code = _PYDANTIC_CODES.get(kind, "parameter_invalid")

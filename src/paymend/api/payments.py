@@ -7,20 +7,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from paymend.api import auth
 from paymend.api.failures import failure_json
 from paymend.api.idempotent import run_once
 from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
 from paymend.api.views import compensation_json, payment_json, refund_json
-from paymend.domain.errors import InvalidInput
+from paymend.domain.errors import InvalidInput, NotFound
 from paymend.domain.money import payment_amount
-from paymend.domain.payment import Customer
-from paymend.engine import compensations
+from paymend.domain.payment import Customer, PaymentStatus
+from paymend.engine import compensations, listing
 from paymend.engine.commands import PayCommand, RefundCommand
+from paymend.engine.events import envelope
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.observability import current_trace_id
+from paymend.store.listing import PaymentQuery
 from paymend.store.merchants import Merchant
 
 router = APIRouter(prefix="/v1", tags=["payments"])
@@ -100,14 +103,100 @@ async def get_payment(payment_id: str, request: Request, merchant: Authed) -> JS
     return JSONResponse(_render(request, merchant, view))
 
 
-@router.get("/payments", summary="Payments of an order")
+Limit = Annotated[int, Query(ge=1, le=100, description="items per page (1-100)")]
+StartingAfter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="the id of the last item of the previous page: this page starts after it",
+    ),
+]
+
+
+@router.get("/payments", summary="List and search payments, newest first")
 async def list_payments(
     request: Request,
     merchant: Authed,
-    order_id: Annotated[str, Query(min_length=1, max_length=128)],
+    order_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    status: Annotated[
+        list[PaymentStatus] | None, Query(description="repeat for several: status=failed&…")
+    ] = None,
+    created_gte: Annotated[
+        AwareDatetime | None, Query(description="created at or after (ISO 8601 with a zone)")
+    ] = None,
+    created_lt: Annotated[AwareDatetime | None, Query(description="created before")] = None,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    channel: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="any attempt went to it")
+    ] = None,
+    failure_code: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    limit: Limit = 20,
+    starting_after: StartingAfter = None,
 ) -> JSONResponse:
-    views = await _runtime(request).service.find_by_order(merchant.id, order_id)
-    return JSONResponse({"object": "list", "data": [_render(request, merchant, v) for v in views]})
+    """Every filter given must hold. The answer is one page: `has_more` says whether
+    another follows; ask for it with `starting_after` set to the last id of this one."""
+    query = PaymentQuery(
+        order_id=order_id,
+        statuses=tuple(status or ()),
+        created_gte=created_gte,
+        created_lt=created_lt,
+        customer_id=customer_id,
+        channel=channel,
+        failure_code=failure_code,
+    )
+    page = await listing.payments(
+        _runtime(request).store, merchant.id, query, limit, starting_after
+    )
+    data = [_render(request, merchant, v) for v in page.items]
+    return JSONResponse(_list(data, page.has_more))
+
+
+def _list(data: list[dict[str, object]], has_more: bool) -> dict[str, object]:
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "next_starting_after": data[-1]["id"] if has_more and data else None,
+    }
+
+
+@router.get("/payments/{payment_id}/refunds", summary="The refunds of a payment, oldest first")
+async def list_refunds(payment_id: str, request: Request, merchant: Authed) -> JSONResponse:
+    found = await listing.refunds_of(_runtime(request).store, merchant.id, payment_id)
+    return JSONResponse(_list([refund_json(r) for r in found], False))
+
+
+@router.get("/events", tags=["events"], summary="Your events, newest first: what webhooks deliver")
+async def list_events(
+    request: Request,
+    merchant: Authed,
+    type: Annotated[
+        list[str] | None, Query(max_length=20, description="e.g. payment.failed; repeatable")
+    ] = None,
+    payment_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    limit: Limit = 20,
+    starting_after: StartingAfter = None,
+) -> JSONResponse:
+    """The events paymend sent (or is sending) to your webhook endpoint, also when you
+    have none: a way to catch up after downtime without waiting for redeliveries."""
+    page = await listing.events(
+        _runtime(request).store,
+        merchant.id,
+        limit,
+        types=tuple(type or ()),
+        subject_id=payment_id,
+        starting_after=starting_after,
+    )
+    return JSONResponse(_list([envelope(e) for e in page.items], page.has_more))
+
+
+@router.get("/events/{event_id}", tags=["events"], summary="One event")
+async def get_event(event_id: str, request: Request, merchant: Authed) -> JSONResponse:
+    found = await listing.event(_runtime(request).store, merchant.id, event_id)
+    if found is None:
+        raise NotFound("event_not_found", "no such event", param="event_id")
+    return JSONResponse(envelope(found))
 
 
 @router.post(

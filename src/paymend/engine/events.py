@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from paymend.domain.events import EventType
 from paymend.domain.payment import Attempt, Payment, PaymentStatus, Refund
 from paymend.store import outbox
+from paymend.store.outbox import Event
 
 STATUS_EVENTS = {
     PaymentStatus.SUCCEEDED: EventType.PAYMENT_SUCCEEDED,
@@ -83,3 +84,14 @@ def emit(
     if extra:
         payload.update(extra)
     outbox.add(conn, event_id, payment.merchant_id, type, payment.id, payload, now)
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    """An event as webhooks deliver it and the events API lists it."""
+    return {
+        "id": event.id,
+        "object": "event",
+        "type": event.type,
+        "created": int(event.created_at.timestamp()),
+        "data": event.payload,
+    }

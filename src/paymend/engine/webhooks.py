@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from paymend.domain.clock import Clock
 from paymend.domain.events import WEBHOOK_EVENTS
+from paymend.engine.events import envelope
 from paymend.engine.ids import IdFactory
 from paymend.notify import webhooks as signing
 from paymend.observability import get_logger
@@ -102,12 +103,7 @@ class WebhookSender:
             return None
         delivery, event, secret = loaded
         body = json.dumps(
-            {
-                "id": event.id,
-                "type": event.type,
-                "created": int(event.created_at.timestamp()),
-                "data": event.payload,
-            },
+            envelope(outbox.from_row(event)),
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()

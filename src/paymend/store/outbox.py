@@ -82,3 +82,6 @@ def _event(row: sa.Row[Any]) -> Event:
         row.created_at,
         row.published_at,
     )
+
+
+from_row = _event  # for repositories that page through events

@@ -281,3 +281,8 @@ def held(conn: Connection, limit: int = 100) -> list[Payment]:
         .limit(limit)
     )
     return [_payment(r) for r in rows]
+
+
+# the row mappings, for other repositories that read payments and attempts in bulk
+payment_from_row = _payment
+attempt_from_row = _attempt

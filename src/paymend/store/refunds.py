@@ -79,3 +79,6 @@ def _refund(row: sa.Row[Any]) -> Refund:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+from_row = _refund  # for repositories that read refunds in bulk

@@ -80,6 +80,7 @@ payments = sa.Table(
     sa.Index(None, "merchant_id", "order_id"),
     sa.Index(None, "status", "updated_at"),
     sa.Index(None, "merchant_id", "customer_id", "created_at"),
+    sa.Index(None, "merchant_id", "created_at", "id"),  # listing, newest first, by pages
     sa.Index(None, "payment_token"),
     sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
     sa.CheckConstraint(
@@ -163,6 +164,7 @@ events = sa.Table(
     sa.Column("published_at", UTCDateTime()),
     sa.Index(None, "published_at", "seq"),
     sa.Index(None, "subject_id"),
+    sa.Index(None, "merchant_id", "seq"),  # a merchant's events, newest first
 )
 
 idempotency_keys = sa.Table(
