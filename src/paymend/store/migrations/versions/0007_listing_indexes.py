@@ -1,6 +1,6 @@
 """indexes for listing a merchant's payments and events newest first, page by page
 
-Revision ID: 0011
+Revision ID: 0007
 Revises: 0006
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0011"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
