@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from paymend.domain.masking import mask_customer, mask_token
+from paymend.domain.masking import mask_token
 from paymend.domain.payment import Attempt, PaymentStatus, Refund
 from paymend.engine.compensations import Compensation
 from paymend.engine.payments import PaymentView
@@ -103,7 +103,7 @@ def payment_json(view: PaymentView, failure: dict[str, Any] | None = None) -> di
         "bank": p.bank,
         "region": p.region,
         "payment_token": mask_token(p.token),
-        "customer": mask_customer(p.customer.as_dict()),
+        "customer": p.customer.masked(),
         "metadata": p.metadata,
         "failure": failure,
         "next_action": next_action(view),
