@@ -680,6 +680,8 @@ class PaymentService:
         if target in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION):
             payment.failure_code = failure.code if failure else None
             payment.failure_message = outcome.raw_message
+        elif target is PaymentStatus.SUCCEEDED:  # e.g. after 3-D Secure: no failure is left
+            payment.failure_code = payment.failure_message = None
         if following is not None:
             following.created_at = now
 
