@@ -69,7 +69,8 @@ def main() -> None:
     """paymend: keeps online payments from failing, and handles the ones that do.
 
     The database is chosen by PAYMEND_DATABASE_URL (default sqlite:///paymend.db), the
-    channels by paymend.yaml (or PAYMEND_CONFIG).
+    channels by paymend.yaml (or PAYMEND_CONFIG). Customer email and phone are sealed
+    under PAYMEND_DATA_KEY, and not stored without it (see `paymend pii`).
     """
 
 
