@@ -85,8 +85,11 @@ def recent_failures(conn: Connection, p: Payment, window: timedelta) -> int:
     The same customer is the same `customer.id`, or the same email or phone, matched by
     their blind indexes (store/pii.py) as stored with this payment: nothing is decrypted.
     """
-    if p.failure_code is None or p.created_at is None:
+    c = p.customer
+    if p.status is not PaymentStatus.FAILED or p.failure_code is None or p.created_at is None:
         return 0
+    if c.id is None and c.email_masked is None and c.phone_masked is None:
+        return 0  # nobody to recognise: spare the query
     me = payments.alias("me")
     same_customer = sa.or_(
         *(
