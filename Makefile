@@ -15,10 +15,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The key that seals customer email and phone at rest: made once for this checkout
+# (git-ignored), used unless PAYMEND_DATA_KEY is already set. Keep it with the database:
+# without it the sealed contact details cannot be read.
+DATA_KEY_FILE := .paymend-data-key
+WITH_DATA_KEY  = PAYMEND_DATA_KEY="$${PAYMEND_DATA_KEY:-$$(cat $(DATA_KEY_FILE))}"
+
+$(DATA_KEY_FILE): | $(STAMP)
+	umask 077 && $(BIN)/paymend pii new-key > $@.tmp && mv $@.tmp $@
+
 ## run: set up, migrate the SQLite database, start paymend on http://127.0.0.1:$(PORT)
-run: install
-	$(BIN)/paymend db upgrade
-	$(BIN)/paymend serve --port $(PORT) --demo-key-file .paymend-demo-key
+run: install $(DATA_KEY_FILE)
+	$(WITH_DATA_KEY) $(BIN)/paymend db upgrade
+	$(WITH_DATA_KEY) $(BIN)/paymend serve --port $(PORT) --demo-key-file .paymend-demo-key
 
 ## test: set up and run the whole suite (lint, types, tests)
 test: install lint typecheck pytest

@@ -68,7 +68,7 @@ from sqlalchemy.pool import NullPool
 
 from paymend.domain.events import EventType
 from paymend.domain.ids import MerchantId
-from paymend.domain.masking import mask_customer, mask_token
+from paymend.domain.masking import mask_token
 from paymend.domain.money import Money
 from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus
 from paymend.engine.clock import SystemClock
@@ -230,7 +230,7 @@ class FloorRows:
     def __init__(self, merchant_id: str) -> None:
         self.merchant_id = merchant_id
         self._serial = itertools.count(1)  # next() on it is atomic: threads share it
-        self.customer = CUSTOMER.as_dict()
+        self.customer = CUSTOMER.masked()  # no data key in the bench: masked forms only
         self.request = {
             "amount": AMOUNT,
             "currency": CURRENCY,
@@ -238,7 +238,7 @@ class FloorRows:
             "bank": BANK,
             "region": REGION,
             "token": mask_token(TOKEN),
-            "customer": mask_customer(CUSTOMER.as_dict()),
+            "customer": CUSTOMER.masked(),
         }
 
         # built once: the statements carry no per-payment logic
@@ -268,6 +268,7 @@ class FloorRows:
             "amount": AMOUNT,
             "currency": CURRENCY,
             "amount_refunded": 0,
+            "customer": self.customer,
         }
         if aid is not None:
             doc["attempt"] = {

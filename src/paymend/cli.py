@@ -19,11 +19,14 @@ from paymend.domain.ids import MerchantId
 from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
 from paymend.engine.runtime import Runtime, build_runtime
-from paymend.observability import configure_logging
+from paymend.observability import configure_logging, get_logger
 from paymend.playbooks.model import load_playbooks
 from paymend.store import merchants
 from paymend.store.database import Store
 from paymend.store.migrate import upgrade
+from paymend.store.pii import DataKey, DataKeyError, Vault
+
+log = get_logger("paymend.cli")
 
 
 def _settings() -> Settings:
@@ -32,9 +35,32 @@ def _settings() -> Settings:
 
 def _runtime(settings: Settings) -> Runtime:
     try:
-        return build_runtime(settings)
+        runtime = build_runtime(settings)
     except DataFileError as exc:
         raise click.ClickException(f"invalid config: {exc}") from None
+    except DataKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    _announce_pii(runtime.service.pii)
+    return runtime
+
+
+def _announce_pii(vault: Vault) -> None:
+    """Say at start how customer contact details are kept: an operator must not find
+    out from an empty notification log that emails were never stored."""
+    if vault.current is None:
+        click.echo(
+            "PAYMEND_DATA_KEY is not set: customer email and phone are NOT stored, only "
+            "their masked forms (set it to the output of `paymend pii new-key` to keep "
+            "them sealed at rest)",
+            err=True,
+        )
+        log.warning("customer_contact_not_stored", reason="PAYMEND_DATA_KEY is not set")
+    else:
+        click.echo(
+            f"customer email and phone are sealed at rest (AES-256-GCM, data key "
+            f"{vault.current.id})",
+            err=True,
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,7 +69,8 @@ def main() -> None:
     """paymend: keeps online payments from failing, and handles the ones that do.
 
     The database is chosen by PAYMEND_DATABASE_URL (default sqlite:///paymend.db), the
-    channels by paymend.yaml (or PAYMEND_CONFIG).
+    channels by paymend.yaml (or PAYMEND_CONFIG). Customer email and phone are sealed
+    under PAYMEND_DATA_KEY, and not stored without it (see `paymend pii`).
     """
 
 
@@ -123,6 +150,66 @@ def db_upgrade(revision: str) -> None:
     except Exception as exc:  # noqa: BLE001 - report any driver error plainly
         raise click.ClickException(f"migration failed on {_redact(url)}: {exc}") from None
     click.echo(f"database at {_redact(url)} is up to date", err=True)
+
+
+@main.group("pii")
+def pii_group() -> None:
+    """Customer contact details at rest: data keys and their rotation."""
+
+
+@pii_group.command("new-key")
+def pii_new_key() -> None:
+    """Print a new data key (base64 of 32 random bytes) for PAYMEND_DATA_KEY."""
+    click.echo(DataKey.generate().encoded())
+
+
+@pii_group.command("reseal")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10_000))
+def pii_reseal(batch: int) -> None:
+    """Re-seal every customer email and phone under the current PAYMEND_DATA_KEY.
+
+    After a rotation: put the old key in PAYMEND_DATA_KEYS_OLD, the new one in
+    PAYMEND_DATA_KEY, run this, then drop the old key. Blind indexes are recomputed
+    too. Safe to run again; each batch is one transaction and is audit-logged."""
+    from paymend.engine.runtime import data_vault
+    from paymend.store import controls as audit_repo
+    from paymend.store.pii import reseal
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    try:
+        vault = data_vault(settings)
+    except DataKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    if vault.current is None:
+        raise click.ClickException("PAYMEND_DATA_KEY is not set: nothing to reseal under")
+    key_id = vault.current.id
+    actor = f"cli:{os.environ.get('USER') or 'unknown'}"
+    store = Store(settings.database_url)
+    total = 0
+
+    def one_batch(conn: Any) -> int:
+        moved = reseal(conn, vault, batch)
+        if moved:
+            audit_repo.audit(
+                conn,
+                SystemClock().now(),
+                actor,
+                "pii.reseal",
+                f"data_key:{key_id}",
+                "re-seal customer contact details under the current data key",
+                {"rows": moved},
+            )
+        return moved
+
+    try:
+        while moved := store.run_sync(one_batch):
+            total += moved
+    except ValueError as exc:  # a row no configured key opens
+        raise click.ClickException(f"{exc}; {total} rows were resealed before it") from None
+    finally:
+        store.close()
+    click.echo(f"{total} payments resealed under data key {key_id}", err=True)
 
 
 @main.group("merchants")

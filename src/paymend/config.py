@@ -1,8 +1,9 @@
 """Settings from the environment and the `paymend.yaml` file of channels and routing.
 
 Environment (secrets and deployment): `PAYMEND_DATABASE_URL`, `PAYMEND_CONFIG`,
-`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_ADMIN_KEY`. Everything about channels
-and policies lives in the YAML file, validated on load with errors naming the line.
+`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_ADMIN_KEY`, `PAYMEND_DATA_KEY`,
+`PAYMEND_DATA_KEYS_OLD`. Everything about channels and policies lives in the YAML file,
+validated on load with errors naming the line.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paymend.datafiles import load_model, parse_duration
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     redis_url: str | None = None
     admin_key: str | None = None  # the ops API's bearer key; unset: the ops API is off
+    # base64 of 32 bytes: seals customer email and phone (store/pii.py); unset: not stored
+    data_key: SecretStr | None = None
+    data_keys_old: SecretStr | None = None  # comma-separated earlier keys: open, never seal
 
     def config_path(self) -> Path:
         if self.config:

@@ -1,4 +1,9 @@
-"""The customer-facing failure object, the catalogue endpoint and the public help pages."""
+"""What the customer reads about a payment (its `customer_message`, and for a failed one
+the `failure` object), the catalogue endpoint and the public help pages.
+
+A customer only ever sees public codes: a code the catalogue shows as another (a fraud
+or lost-card block, shown as `generic_decline`) links to, and is rendered as, that one.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import html
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from paymend.domain.errors import NotFound
+from paymend.domain.payment import PaymentStatus
 from paymend.engine.payments import PaymentView
 from paymend.failures.classify import Classifier, default_classifier
 
@@ -28,10 +34,13 @@ def failure_json(
     support_contact: str | None,
     base_url: str,
 ) -> dict[str, Any] | None:
+    """Why a failed payment failed, for the merchant's systems (the real `code`, its kind
+    and the provider's raw answer) with the customer's text. None unless it failed: a
+    payment that succeeded, or is still under way, carries no failure."""
     p = view.payment
-    if p.failure_code is None:
+    if p.status is not PaymentStatus.FAILED:
         return None
-    code = p.failure_code if p.failure_code in classifier.catalogue else "unrecognized_response"
+    code = _known(p.failure_code, classifier)
     entry = classifier.catalogue[code]
     message = classifier.messages.render(
         code, locale, support_contact=support_contact, method=p.method, repeat=view.repeat_failures
@@ -45,11 +54,58 @@ def failure_json(
         "title": message.title,
         "message": message.detail,
         "suggestions": list(message.suggestions),
-        "help_url": f"{base_url}/help/{code}?locale={message.locale}",
+        "help_url": _help_url(base_url, message.code, message.locale),
         "locale": message.locale,
         "raw_code": last.raw_code if last else None,
         "raw_message": last.raw_message if last else None,
     }
+
+
+def customer_message_json(
+    view: PaymentView,
+    classifier: Classifier,
+    *,
+    locale: str,
+    support_contact: str | None,
+    base_url: str,
+) -> dict[str, Any]:
+    """What to show the customer for the payment's status, whatever it is: the failure's
+    text once it failed (escalated on a repeat), else the status's own (confirming, being
+    checked, confirm with your bank, received, canceled, refunded)."""
+    p = view.payment
+    if p.status is PaymentStatus.FAILED:
+        message = classifier.messages.render(
+            _known(p.failure_code, classifier),
+            locale,
+            support_contact=support_contact,
+            method=p.method,
+            repeat=view.repeat_failures,
+        )
+        help_url: str | None = _help_url(base_url, message.code, message.locale)
+    else:
+        status = PaymentStatus.PROCESSING if p.status is PaymentStatus.CREATED else p.status
+        message = classifier.messages.render_status(
+            status.value, locale, support_contact=support_contact, method=p.method
+        )
+        help_url = None
+    return {
+        "status": p.status.value,
+        "title": message.title,
+        "message": message.detail,
+        "suggestions": list(message.suggestions),
+        "help_url": help_url,
+        "locale": message.locale,
+    }
+
+
+def _known(code: str | None, classifier: Classifier) -> str:
+    return (
+        code if code is not None and code in classifier.catalogue else classifier.catalogue.DEFAULT
+    )
+
+
+def _help_url(base_url: str, public_code: str, locale: str) -> str:
+    return f"{base_url}/help/{public_code}?locale={locale}"
 
 
 @router.get("/v1/failure-codes", summary="The unified failure catalogue")
@@ -66,6 +122,7 @@ async def failure_codes(
         data.append(
             {
                 "code": code,
+                "shown_to_customer_as": msg.code,
                 "kind": entry.kind.value,
                 "category": entry.category,
                 "action": entry.action.value,
@@ -83,17 +140,27 @@ async def failure_codes(
     return JSONResponse({"object": "list", "locale": chosen, "data": data})
 
 
-@router.get("/help/{code}", response_class=HTMLResponse, summary="Public help page for a failure")
+@router.get(
+    "/help/{code}",
+    response_class=HTMLResponse,
+    summary="Public help page for a failure",
+    responses={302: {"description": "a code customers are shown as another: its page"}},
+)
 async def help_page(
     code: str,
     request: Request,
     locale: Annotated[str | None, Query()] = None,
     accept_language: Annotated[str | None, Header()] = None,
-) -> HTMLResponse:
+) -> Response:
+    """A code customers must not read (a fraud or lost-card block) redirects to the
+    page of the code they are shown instead, so no public page ever names it."""
     classifier = default_classifier()
     if code not in classifier.catalogue:
         raise NotFound("failure_code_not_found", f"no failure code '{code}'", param="code")
     chosen = classifier.messages.negotiate(locale, accept_language)
+    public = classifier.messages.public_code(code)
+    if public != code:
+        return RedirectResponse(f"/help/{public}?locale={chosen}", status_code=302)
     msg = classifier.messages.render(code, chosen, support_contact=None)
     items = "".join(f"<li>{html.escape(s)}</li>" for s in msg.suggestions)
     others = " · ".join(

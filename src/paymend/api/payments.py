@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from paymend.api import auth
-from paymend.api.failures import failure_json
+from paymend.api.failures import customer_message_json, failure_json
 from paymend.api.idempotent import run_once
 from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
 from paymend.api.views import compensation_json, payment_json, refund_json
@@ -43,19 +43,21 @@ def _runtime(request: Request) -> Runtime:
 
 
 def _render(request: Request, merchant: Merchant, view: PaymentView) -> dict[str, object]:
-    """The payment as JSON, its failure told in the reader's (or the customer's) language."""
+    """The payment as JSON, what the customer reads (and its failure) in the reader's (or
+    the customer's) language."""
     classifier = _runtime(request).service.classifier
     locale = classifier.messages.negotiate(
         request.headers.get("accept-language"), view.payment.customer.locale
     )
-    failure = failure_json(
+    contact = merchant.settings.get("support_contact")
+    base_url = str(request.base_url).rstrip("/")
+    return payment_json(
         view,
-        classifier,
-        locale=locale,
-        support_contact=merchant.settings.get("support_contact"),
-        base_url=str(request.base_url).rstrip("/"),
+        failure_json(view, classifier, locale=locale, support_contact=contact, base_url=base_url),
+        customer_message_json(
+            view, classifier, locale=locale, support_contact=contact, base_url=base_url
+        ),
     )
-    return payment_json(view, failure)
 
 
 @router.post("/payments", status_code=201, summary="Create and authorize a payment")

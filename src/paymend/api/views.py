@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from paymend.domain.masking import mask_customer, mask_token
+from paymend.domain.masking import mask_token
 from paymend.domain.payment import Attempt, PaymentStatus, Refund
 from paymend.engine.compensations import Compensation
 from paymend.engine.payments import PaymentView
@@ -87,8 +87,14 @@ def next_action(view: PaymentView) -> dict[str, Any] | None:
     }
 
 
-def payment_json(view: PaymentView, failure: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`failure` is the localized failure object (api/failures.py), None when it did not fail."""
+def payment_json(
+    view: PaymentView,
+    failure: dict[str, Any] | None = None,
+    customer_message: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`failure` is the localized failure object (api/failures.py), None unless it
+    failed; `customer_message` what the customer reads for its status (api/failures.py).
+    The customer's email and phone appear masked only."""
     p = view.payment
     return {
         "id": p.id,
@@ -103,9 +109,10 @@ def payment_json(view: PaymentView, failure: dict[str, Any] | None = None) -> di
         "bank": p.bank,
         "region": p.region,
         "payment_token": mask_token(p.token),
-        "customer": mask_customer(p.customer.as_dict()),
+        "customer": p.customer.masked(),
         "metadata": p.metadata,
         "failure": failure,
+        "customer_message": customer_message,
         "next_action": next_action(view),
         "trace_id": p.trace_id,
         "created_at": _ts(p.created_at),

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from paymend.domain.errors import Conflict, IllegalTransition, InvalidInput
 from paymend.domain.ids import AttemptId, MerchantId, PaymentId, RefundId
+from paymend.domain.masking import mask_email, mask_phone
 from paymend.domain.money import Money
 
 S = TypeVar("S", bound=StrEnum)
@@ -136,15 +137,32 @@ def check_edge(entity: str, edges: dict[S, frozenset[S]], current: S, target: S)
 
 @dataclass(slots=True)
 class Customer:
-    """Who pays. Contact details are kept for notifications and masked in every log."""
+    """Who pays. `phone` and `email` are in clear only on their way in (from the API to
+    the store, which seals them: store/pii.py); a payment read back carries their masked
+    forms alone, which is all a response, a webhook, an attempt's snapshot or a log shows.
+    """
 
     id: str | None = None
     locale: str | None = None
     phone: str | None = None
     email: str | None = None
+    phone_masked: str | None = None
+    email_masked: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "locale": self.locale, "phone": self.phone, "email": self.email}
+    def __post_init__(self) -> None:
+        if self.phone and self.phone_masked is None:
+            self.phone_masked = mask_phone(self.phone)
+        if self.email and self.email_masked is None:
+            self.email_masked = mask_email(self.email)
+
+    def masked(self) -> dict[str, Any]:
+        """The customer as anyone but the customer may see it."""
+        return {
+            "id": self.id,
+            "locale": self.locale,
+            "phone": self.phone_masked,
+            "email": self.email_masked,
+        }
 
 
 @dataclass(slots=True)

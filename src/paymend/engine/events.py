@@ -1,4 +1,5 @@
-"""Outbox events: what each one carries, written in the caller's transaction."""
+"""Outbox events: what each one carries, written in the caller's transaction. A payload
+is what a merchant's webhook receives: the customer's contact details appear masked."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ def emit(
         "amount": payment.amount.minor,
         "currency": payment.amount.currency,
         "amount_refunded": payment.amount_refunded,
+        # who paid, as anyone but the customer may see it: email and phone masked
+        "customer": payment.customer.masked(),
     }
     if payment.failure_code is not None and type is EventType.PAYMENT_FAILED:
         payload["failure_code"] = payment.failure_code

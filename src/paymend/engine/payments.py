@@ -33,7 +33,7 @@ from paymend.domain.errors import (
 from paymend.domain.events import EventType
 from paymend.domain.failure import Action, Decision, Failure
 from paymend.domain.ids import AttemptId, PaymentId
-from paymend.domain.masking import mask_customer, mask_token
+from paymend.domain.masking import mask_token
 from paymend.domain.payment import (
     Attempt,
     AttemptStatus,
@@ -61,6 +61,7 @@ from paymend.routing.ranking import PaymentContext, RoutingRules, rank
 from paymend.store import jobs, refunds
 from paymend.store import payments as repo
 from paymend.store.database import Store
+from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
 REPEAT_WINDOW = timedelta(hours=1)
@@ -130,8 +131,11 @@ class PaymentService:
         ids: IdFactory | None = None,
         classifier: Classifier | None = None,
         health: Health | None = None,
+        pii: Vault | None = None,
     ) -> None:
         self.store = store
+        # seals customer contact details at creation; without a data key none are stored
+        self.pii = pii or Vault(None)
         self.providers = providers
         self.clock = clock
         self.settings = settings
@@ -264,7 +268,7 @@ class PaymentService:
         attempt.created_at = now
 
         def create(conn: Connection) -> None:
-            repo.insert_payment(conn, payment, now)
+            repo.insert_payment(conn, payment, now, self.pii)
             repo.insert_attempt(conn, attempt)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
 
@@ -313,7 +317,7 @@ class PaymentService:
         """Store a payment the controls settled before any provider call, with its events."""
 
         def write(conn: Connection) -> None:
-            repo.insert_payment(conn, payment, now)
+            repo.insert_payment(conn, payment, now, self.pii)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
             emit(conn, self.ids.new("evt"), payment, event, now, extra=extra or None)
 
@@ -609,7 +613,7 @@ class PaymentService:
                 "bank": payment.bank,
                 "region": payment.region,
                 "token": mask_token(payment.token),
-                "customer": mask_customer(payment.customer.as_dict()),
+                "customer": payment.customer.masked(),
             },
         )
 
@@ -676,6 +680,8 @@ class PaymentService:
         if target in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION):
             payment.failure_code = failure.code if failure else None
             payment.failure_message = outcome.raw_message
+        elif target is PaymentStatus.SUCCEEDED:  # e.g. after 3-D Secure: no failure is left
+            payment.failure_code = payment.failure_message = None
         if following is not None:
             following.created_at = now
 

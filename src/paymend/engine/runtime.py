@@ -19,6 +19,7 @@ from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.providers.simulator_ledger import SqliteLedger
 from paymend.store.database import Store
+from paymend.store.pii import Vault
 
 
 @dataclass
@@ -65,6 +66,16 @@ def build_providers(config: PaymendConfig, clock: Clock) -> dict[str, SimulatedP
     return sims
 
 
+def data_vault(settings: Settings) -> Vault:
+    """The customer data keys of the environment (store/pii.py); a malformed key raises
+    DataKeyError naming the variable, so paymend refuses to start rather than guess."""
+    current, old = settings.data_key, settings.data_keys_old
+    return Vault.from_settings(
+        current.get_secret_value() if current else None,
+        old.get_secret_value() if old else None,
+    )
+
+
 def build_runtime(
     settings: Settings,
     config: PaymendConfig | None = None,
@@ -78,6 +89,7 @@ def build_runtime(
     sims = build_providers(config, clock)
     providers: dict[str, Provider] = dict(sims)
     health = RedisHealthBook.from_url(settings.redis_url) if settings.redis_url else HealthBook()
+    pii = data_vault(settings)
     service = PaymentService(
         store,
         providers,
@@ -89,6 +101,7 @@ def build_runtime(
         ),
         IdFactory(),
         health=health,
+        pii=pii,
     )
     playbooks = load_playbooks(config.playbooks_path(settings.config_path()))
     worker = Worker(

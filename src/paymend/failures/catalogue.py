@@ -32,6 +32,9 @@ class Entry(BaseModel):
     failover: bool
     health: bool
     alert_ops: bool = False
+    # the code customers are shown instead of this one (its text and its help page), so
+    # a fraud or lost-card block reads as a plain decline; the merchant sees the real code
+    shown_as: str | None = None
     description: str = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -79,6 +82,22 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
                 line_of(node, ["codes", code, "category"]),
                 f"codes.{code}.category: unknown category '{entry.category}' "
                 f"(known: {', '.join(parsed.categories)})",
+            )
+        if entry.category == "risk" and entry.shown_as is None:
+            raise DataFileError(
+                str(path),
+                line_of(node, ["codes", code]),
+                f"codes.{code}: a risk block must be shown to customers as another code "
+                "(shown_as: generic_decline), never under its own name",
+            )
+        if entry.shown_as is not None and (
+            entry.shown_as not in parsed.codes or parsed.codes[entry.shown_as].shown_as
+        ):
+            raise DataFileError(
+                str(path),
+                line_of(node, ["codes", code, "shown_as"]),
+                f"codes.{code}.shown_as: '{entry.shown_as}' must be a code of the catalogue "
+                "that customers are shown as itself",
             )
     if Catalogue.DEFAULT not in parsed.codes:
         raise DataFileError(str(path), None, f"the catalogue must define '{Catalogue.DEFAULT}'")

@@ -12,6 +12,7 @@ from paymend.domain.errors import Conflict, NotFound
 from paymend.domain.ids import AttemptId, MerchantId, PaymentId
 from paymend.domain.money import Money
 from paymend.domain.payment import Attempt, AttemptStatus, Customer, Payment, PaymentStatus
+from paymend.store.pii import Vault, customer_columns
 from paymend.store.tables import attempts, jobs, payments
 
 
@@ -32,15 +33,20 @@ _INSERT_ATTEMPT = attempts.insert()
 _UPDATE_ATTEMPT = attempts.update().where(attempts.c.id == sa.bindparam("b_id"))
 
 
-def insert_payment(conn: Connection, p: Payment, now: datetime) -> None:
+def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | None = None) -> None:
+    """Insert a new payment. Its customer's email and phone are sealed under `vault`'s
+    key (store/pii.py); without one only their masked forms are stored."""
     p.created_at = p.updated_at = now
     values = _payment_values(p)
+    values.update(customer_columns(vault, p.id, p.customer))
     values["created_at"] = now
     conn.execute(_INSERT_PAYMENT, values)
 
 
 def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
-    """Write `p` if nobody else did since it was read; bump its version."""
+    """Write `p` if nobody else did since it was read; bump its version. The customer
+    columns are written once, at insert: an update never touches them (a payment read
+    back holds no clear contact details to write)."""
     values = _payment_values(p)
     del values["id"]
     values.update(version=p.version + 1, updated_at=now, b_id=p.id, b_version=p.version)
@@ -75,16 +81,30 @@ def find_by_order(
 
 def recent_failures(conn: Connection, p: Payment, window: timedelta) -> int:
     """Payments of the same customer that failed for the same cause in the `window`
-    before this one: the customer messages escalate instead of repeating themselves."""
-    if p.customer.id is None or p.failure_code is None or p.created_at is None:
+    before this one: the customer messages escalate instead of repeating themselves.
+    The same customer is the same `customer.id`, or the same email or phone, matched by
+    their blind indexes (store/pii.py) as stored with this payment: nothing is decrypted.
+    """
+    c = p.customer
+    if p.status is not PaymentStatus.FAILED or p.failure_code is None or p.created_at is None:
         return 0
+    if c.id is None and c.email_masked is None and c.phone_masked is None:
+        return 0  # nobody to recognise: spare the query
+    me = payments.alias("me")
+    same_customer = sa.or_(
+        *(
+            sa.and_(me.c[col].is_not(None), payments.c[col] == me.c[col])
+            for col in ("customer_id", "customer_email_index", "customer_phone_index")
+        )
+    )
     return int(
         conn.execute(
             sa.select(sa.func.count())
-            .select_from(payments)
+            .select_from(payments.join(me, me.c.id == p.id))
             .where(
-                payments.c.merchant_id == p.merchant_id,
-                payments.c.customer_id == p.customer.id,
+                payments.c.merchant_id == me.c.merchant_id,
+                same_customer,
+                payments.c.status == PaymentStatus.FAILED.value,
                 payments.c.failure_code == p.failure_code,
                 payments.c.id != p.id,
                 payments.c.created_at >= p.created_at - window,
@@ -168,8 +188,6 @@ def _payment_values(p: Payment) -> dict[str, Any]:
         "status": p.status.value,
         "amount_refunded": p.amount_refunded,
         "amount_refund_pending": p.amount_refund_pending,
-        "customer": p.customer.as_dict(),
-        "customer_id": p.customer.id,
         "metadata": p.metadata,
         "payment_token": p.token,
         "failure_code": p.failure_code,
@@ -192,7 +210,12 @@ def _payment(row: sa.Row[Any]) -> Payment:
         amount_refund_pending=row.amount_refund_pending,
         bank=row.bank,
         region=row.region,
-        customer=Customer(**row.customer),
+        customer=Customer(
+            id=row.customer.get("id"),
+            locale=row.customer.get("locale"),
+            phone_masked=row.customer.get("phone"),
+            email_masked=row.customer.get("email"),
+        ),
         metadata=dict(row.metadata),
         token=row.payment_token,
         failure_code=row.failure_code,

@@ -67,8 +67,15 @@ payments = sa.Table(
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("amount_refunded", sa.BigInteger(), nullable=False),
     sa.Column("amount_refund_pending", sa.BigInteger(), nullable=False),
+    # id, locale and the masked email and phone (store/pii.py); never their clear text
     sa.Column("customer", JSON, nullable=False),
     sa.Column("customer_id", sa.String(128)),
+    # AES-256-GCM under the data key, with its key id; NULL without a key
+    sa.Column("customer_email_sealed", sa.Text()),
+    sa.Column("customer_phone_sealed", sa.Text()),
+    # HMAC-SHA256 blind indexes of the normalised email and phone: match without decrypting
+    sa.Column("customer_email_index", sa.String(64)),
+    sa.Column("customer_phone_index", sa.String(64)),
     sa.Column("metadata", JSON, nullable=False),
     sa.Column("payment_token", sa.String(255)),
     sa.Column("failure_code", sa.String(64)),
@@ -81,6 +88,8 @@ payments = sa.Table(
     sa.Index(None, "status", "updated_at"),
     sa.Index(None, "merchant_id", "customer_id", "created_at"),
     sa.Index(None, "merchant_id", "created_at", "id"),  # listing, newest first, by pages
+    sa.Index(None, "merchant_id", "customer_email_index", "created_at"),
+    sa.Index(None, "merchant_id", "customer_phone_index", "created_at"),
     sa.Index(None, "payment_token"),
     sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
     sa.CheckConstraint(
