@@ -83,3 +83,35 @@ def test_log_lines_carry_no_clear_contact(sealed: Server) -> None:
     text = buffer.getvalue().lower()
     assert "provider_call" in text  # the lines were captured
     assert not any(c in text for c in CLEAR)
+
+
+def test_payments_are_found_by_the_customers_email_or_phone(sealed: Server) -> None:
+    """Search matches the sealed contact through its keyed index, whatever the case or
+    spacing the shop sends this time; another customer's payments stay out."""
+    with sealed.client() as api:
+        mine = []
+        for n, customer in enumerate(
+            (CUSTOMER, {"email": "li.wei@example.com"}, {"phone": "+8613812345678"})
+        ):
+            body = {**BODY, "order_id": f"find-{n}", "customer": customer}
+            mine.append(api.post("/v1/payments", json=body).json()["id"])
+        other = {"email": "wang@example.com", "phone": "+8613900000000"}
+        api.post("/v1/payments", json={**BODY, "order_id": "find-x", "customer": other})
+
+        def found(**params: str) -> set[str]:
+            response = api.get("/v1/payments", params=params)
+            assert response.status_code == 200, response.text
+            return {p["id"] for p in response.json()["data"]}
+
+        assert found(customer_email=" LI.WEI@example.COM ") == {mine[0], mine[1]}
+        assert found(customer_phone="+86 138-1234-5678") == {mine[0], mine[2]}
+        assert found(customer_email="nobody@example.com") == set()
+
+
+def test_without_a_key_search_by_contact_is_refused_plainly(server: Server) -> None:
+    with server.client() as api:
+        refused = api.get("/v1/payments", params={"customer_email": "li@example.com"})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["code"], error["param"]) == ("customer_search_unavailable", "customer_email")
+    assert "li@example.com" not in refused.text  # not echoed

@@ -25,6 +25,7 @@ from paymend.engine.runtime import Runtime
 from paymend.observability import current_trace_id
 from paymend.store.listing import PaymentQuery
 from paymend.store.merchants import Merchant
+from paymend.store.pii import Field
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 Authed = Annotated[Merchant, Depends(auth.merchant)]
@@ -129,6 +130,10 @@ async def list_payments(
     ] = None,
     created_lt: Annotated[AwareDatetime | None, Query(description="created before")] = None,
     customer_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    customer_email: Annotated[
+        str | None, Query(min_length=3, max_length=254, description="matched by its keyed index")
+    ] = None,
+    customer_phone: Annotated[str | None, Query(min_length=5, max_length=32)] = None,
     channel: Annotated[
         str | None, Query(min_length=1, max_length=64, description="any attempt went to it")
     ] = None,
@@ -138,20 +143,42 @@ async def list_payments(
 ) -> JSONResponse:
     """Every filter given must hold. The answer is one page: `has_more` says whether
     another follows; ask for it with `starting_after` set to the last id of this one."""
+    runtime = _runtime(request)
     query = PaymentQuery(
         order_id=order_id,
         statuses=tuple(status or ()),
         created_gte=created_gte,
         created_lt=created_lt,
         customer_id=customer_id,
+        customer_email_index=_blind_index(runtime, "email", customer_email),
+        customer_phone_index=_blind_index(runtime, "phone", customer_phone),
         channel=channel,
         failure_code=failure_code,
     )
-    page = await listing.payments(
-        _runtime(request).store, merchant.id, query, limit, starting_after
-    )
+    page = await listing.payments(runtime.store, merchant.id, query, limit, starting_after)
     data = [_render(request, merchant, v) for v in page.items]
     return JSONResponse(_list(data, page.has_more))
+
+
+def _blind_index(runtime: Runtime, field: Field, value: str | None) -> str | None:
+    """Emails and phones are stored sealed; they are found by their keyed index."""
+    if value is None:
+        return None
+    if not runtime.service.pii.enabled:
+        raise InvalidInput(
+            "customer_search_unavailable",
+            f"customer_{field}: contact details are not stored without PAYMEND_DATA_KEY, so "
+            "payments cannot be found by them; search by customer_id",
+            param=f"customer_{field}",
+        )
+    found = runtime.service.pii.blind_index(field, value)
+    if found is None:
+        raise InvalidInput(
+            "parameter_invalid",
+            f"customer_{field}: not a usable {field}",
+            param=f"customer_{field}",
+        )
+    return found
 
 
 def _list(data: list[dict[str, object]], has_more: bool) -> dict[str, object]:

@@ -31,6 +31,8 @@ class PaymentQuery:
     created_gte: datetime | None = None
     created_lt: datetime | None = None
     customer_id: str | None = None
+    customer_email_index: str | None = None  # blind indexes (store/pii.py), never clear text
+    customer_phone_index: str | None = None
     channel: str | None = None  # a provider any attempt of the payment went to
     failure_code: str | None = None
 
@@ -56,6 +58,10 @@ def payments_page(
         where.append(p.created_at < query.created_lt)
     if query.customer_id is not None:
         where.append(p.customer_id == query.customer_id)
+    if query.customer_email_index is not None:
+        where.append(p.customer_email_index == query.customer_email_index)
+    if query.customer_phone_index is not None:
+        where.append(p.customer_phone_index == query.customer_phone_index)
     if query.failure_code is not None:
         where.append(p.failure_code == query.failure_code)
     if query.channel is not None:
