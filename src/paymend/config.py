@@ -1,7 +1,7 @@
 """Settings from the environment and the `paymend.yaml` file of channels and routing.
 
 Environment (secrets and deployment): `PAYMEND_DATABASE_URL`, `PAYMEND_CONFIG`,
-`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_ADMIN_KEY`. Everything about channels
+`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`. Everything about channels
 and policies lives in the YAML file, validated on load with errors naming the line.
 """
 
@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     config: str | None = None
     log_level: str = "INFO"
     redis_url: str | None = None
-    admin_key: str | None = None  # the ops API's bearer key; unset: the ops API is off
+    # no longer used: operators have their own keys (`paymend operators create`); read
+    # only to warn a deployment that still sets it
+    admin_key: str | None = None
 
     def config_path(self) -> Path:
         if self.config:

@@ -1,30 +1,23 @@
-"""Operators pause and resume channels, banks and regions; every action is audited."""
+"""Operators pause and resume channels, banks and regions, hold and review payments;
+every action is audited under the operator's own name; bad controls change nothing."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.api.conftest import Server
 from tests.api.test_payments_api import BODY
-from tests.helpers import count_rows
-
-ADMIN = "admin-secret-for-tests"
+from tests.helpers import count_rows, make_operator
 
 
 @pytest.fixture
-def ops(server: Server) -> httpx.Client:
-    server.runtime.settings.admin_key = ADMIN
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN}"})
-
-
-def test_the_ops_api_needs_the_admin_key(server: Server, api: httpx.Client) -> None:
-    off = httpx.get(f"{server.url}/v1/ops/controls")
-    assert off.status_code == 503 and off.json()["error"]["code"] == "ops_api_disabled"
-    server.runtime.settings.admin_key = ADMIN
-    merchant_key = api.get("/v1/ops/controls")  # a merchant's key is not an admin key
-    assert merchant_key.status_code == 401
-    assert merchant_key.json()["error"]["code"] == "admin_key_invalid"
+def ops(server: Server) -> Iterator[httpx.Client]:
+    key = make_operator(server.runtime.store, "ops-lin", "ops")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as c:
+        yield c
 
 
 def test_pausing_a_channel_reroutes_and_resuming_restores(
@@ -37,7 +30,6 @@ def test_pausing_a_channel_reroutes_and_resuming_restores(
             "scope": "channel",
             "value": "sim_a",
             "reason": "acquirer incident",
-            "actor": "ops-lin",
         },
     )
     assert paused.status_code == 201, paused.text
@@ -47,15 +39,15 @@ def test_pausing_a_channel_reroutes_and_resuming_restores(
     assert "paused by ops" in payment["attempts"][0]["reason"]
     ended = ops.post(
         f"/v1/ops/controls/{paused.json()['id']}/end",
-        json={"reason": "acquirer fixed", "actor": "ops-lin"},
+        json={"reason": "acquirer fixed"},
     )
     assert ended.status_code == 200
     again = api.post("/v1/payments", json=BODY).json()
     assert [a["provider"] for a in again["attempts"]] == ["sim_a"]
     audit = ops.get("/v1/ops/audit").json()["data"]
     assert [(e["action"], e["actor"], e["target"]) for e in audit] == [
-        ("control.pause.end", "ops-lin", "channel:sim_a"),
-        ("control.pause", "ops-lin", "channel:sim_a"),
+        ("control.pause.end", "operator:ops-lin", "channel:sim_a"),
+        ("control.pause", "operator:ops-lin", "channel:sim_a"),
     ]
     assert audit[1]["reason"] == "acquirer incident"
 
@@ -71,7 +63,6 @@ def test_a_paused_bank_fails_fast_with_a_message_to_use_another_method(
             "value": "ICBC",
             "method": "card",
             "reason": "bank maintenance",
-            "actor": "ops-lin",
         },
     )
     refused = api.post("/v1/payments", json=BODY, headers={"Accept-Language": "en"}).json()
@@ -94,7 +85,6 @@ def test_forcing_a_route(api: httpx.Client, ops: httpx.Client) -> None:
             "value": "sim_b",
             "method": "card",
             "reason": "cheaper today",
-            "actor": "ops-wang",
         },
     )
     payment = api.post("/v1/payments", json=BODY).json()
@@ -105,26 +95,26 @@ def test_bad_controls_change_nothing(server: Server, ops: httpx.Client) -> None:
     before = count_rows(server.runtime.store)
     cases = [
         (
-            {"kind": "force_route", "scope": "bank", "value": "ICBC", "reason": "x", "actor": "a"},
+            {"kind": "force_route", "scope": "bank", "value": "ICBC", "reason": "x"},
             "control_invalid",
         ),
         (
-            {"kind": "pause", "scope": "channel", "value": "sim_z", "reason": "x", "actor": "a"},
+            {"kind": "pause", "scope": "channel", "value": "sim_z", "reason": "x"},
             "channel_unknown",
         ),
         (
-            {"kind": "pause", "scope": "channel", "value": "sim_a", "reason": "", "actor": "a"},
+            {"kind": "pause", "scope": "channel", "value": "sim_a", "reason": ""},
             "parameter_invalid",
         ),
         (
-            {"kind": "pause", "scope": "channel", "value": "sim_a", "reason": "x"},
+            {"kind": "pause", "scope": "channel", "value": "sim_a"},
             "parameter_missing",
         ),
     ]
     for body, code in cases:
         response = ops.post("/v1/ops/controls", json=body)
         assert response.status_code == 400 and response.json()["error"]["code"] == code, body
-    missing = ops.post("/v1/ops/controls/ctl_nope/end", json={"reason": "x", "actor": "a"})
+    missing = ops.post("/v1/ops/controls/ctl_nope/end", json={"reason": "x"})
     assert missing.status_code == 404
     assert count_rows(server.runtime.store) == before
 
@@ -140,7 +130,6 @@ def test_held_payments_wait_in_the_queue_until_ops_release_or_reject(
             "value": "CMB",
             "amount_above": 100_00,
             "reason": "CMB errors: review large payments",
-            "actor": "ops-lin",
         },
     )
     assert hold.status_code == 201, hold.text
@@ -156,19 +145,17 @@ def test_held_payments_wait_in_the_queue_until_ops_release_or_reject(
 
     released = ops.post(
         f"/v1/ops/payments/{first['id']}/release",
-        json={"reason": "customer verified", "actor": "ops-lin"},
+        json={"reason": "customer verified"},
     )
     assert released.status_code == 200 and released.json()["status"] == "succeeded"
     rejected = ops.post(
         f"/v1/ops/payments/{second['id']}/reject",
-        json={"reason": "no answer", "actor": "ops-lin"},
+        json={"reason": "no answer"},
     )
     assert rejected.status_code == 200 and rejected.json()["status"] == "failed"
     assert server.runtime.simulators["sim_a"].calls == calls + 1
     before = count_rows(server.runtime.store)
-    twice = ops.post(
-        f"/v1/ops/payments/{second['id']}/release", json={"reason": "r", "actor": "ops-lin"}
-    )
+    twice = ops.post(f"/v1/ops/payments/{second['id']}/release", json={"reason": "r"})
     assert twice.status_code == 409 and twice.json()["error"]["code"] == "payment_not_held"
     assert count_rows(server.runtime.store) == before
     seen = api.get(f"/v1/payments/{second['id']}").json()
@@ -181,7 +168,7 @@ def test_a_hold_without_an_amount_is_refused(server: Server, ops: httpx.Client) 
     before = count_rows(server.runtime.store)
     refused = ops.post(
         "/v1/ops/controls",
-        json={"kind": "hold", "scope": "bank", "value": "CMB", "reason": "r", "actor": "a"},
+        json={"kind": "hold", "scope": "bank", "value": "CMB", "reason": "r"},
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "amount_above"
@@ -190,12 +177,12 @@ def test_a_hold_without_an_amount_is_refused(server: Server, ops: httpx.Client) 
 
 def test_bad_reviews_change_nothing(server: Server, ops: httpx.Client) -> None:
     before = count_rows(server.runtime.store)
-    unknown = ops.post("/v1/ops/payments/pay_nope/release", json={"reason": "r", "actor": "a"})
+    unknown = ops.post("/v1/ops/payments/pay_nope/release", json={"reason": "r"})
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "payment_not_found"
-    no_actor = ops.post("/v1/ops/payments/pay_nope/reject", json={"reason": "r"})
-    assert no_actor.status_code == 400
-    assert no_actor.json()["error"]["code"] == "parameter_missing"
+    no_reason = ops.post("/v1/ops/payments/pay_nope/reject", json={})
+    assert no_reason.status_code == 400
+    assert no_reason.json()["error"]["code"] == "parameter_missing"
     negative = ops.post(
         "/v1/ops/controls",
         json={
@@ -204,8 +191,32 @@ def test_bad_reviews_change_nothing(server: Server, ops: httpx.Client) -> None:
             "value": "CMB",
             "amount_above": -1,
             "reason": "r",
-            "actor": "a",
         },
     )
     assert negative.status_code == 400 and negative.json()["error"]["param"] == "amount_above"
     assert count_rows(server.runtime.store) == before
+
+
+PAUSE_CMB = {"kind": "pause", "scope": "bank", "value": "CMB", "reason": "CMB maintenance"}
+
+
+def test_the_actor_is_the_operator_and_a_body_cannot_name_one(
+    server: Server, api: httpx.Client, ops: httpx.Client
+) -> None:
+    before = count_rows(server.runtime.store)
+    for path, body in [
+        ("/v1/ops/controls", {**PAUSE_CMB, "actor": "playbook:bank-down"}),
+        ("/v1/ops/controls/ctl_x/end", {"reason": "r", "actor": "breaker"}),
+        ("/v1/ops/payments/pay_x/release", {"reason": "r", "actor": "ops-wang"}),
+        ("/v1/ops/payments/pay_x/reject", {"reason": "r", "reviewer": "ops-wang"}),
+    ]:
+        refused = ops.post(path, json=body)
+        assert refused.status_code == 400, (path, refused.text)
+        error = refused.json()["error"]
+        assert error["code"] == "parameter_unknown" and error["param"] in ("actor", "reviewer")
+    assert count_rows(server.runtime.store) == before
+    assert ops.post("/v1/ops/controls", json=PAUSE_CMB).status_code == 201
+    (entry,) = ops.get("/v1/ops/audit").json()["data"]
+    assert (entry["action"], entry["actor"]) == ("control.pause", "operator:ops-lin")
+    (control,) = ops.get("/v1/ops/controls").json()["data"]
+    assert control["set_by"] == "operator:ops-lin"

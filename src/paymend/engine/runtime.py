@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from paymend.config import PaymendConfig, Settings, load_config
 from paymend.domain.clock import Clock
+from paymend.engine.access import AccessService
 from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
 from paymend.engine.incidents import IncidentService
@@ -32,6 +33,11 @@ class Runtime:
     worker: Worker
     incidents: IncidentService
     simulators: dict[str, SimulatedProvider] = field(default_factory=dict)
+
+    @property
+    def access(self) -> AccessService:
+        """Operators, merchants and their keys (engine/access.py)."""
+        return AccessService(self.store, self.clock, self.service.ids)
 
     def close(self) -> None:
         self.store.close()
