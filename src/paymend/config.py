@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paymend.datafiles import load_model, parse_duration
@@ -18,6 +25,7 @@ from paymend.domain.currencies import EXPONENTS
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+ScopeName = Annotated[str, StringConstraints(pattern=r"^\w(?:[\w .-]{0,62}\w)?$")]
 PACKAGED_CONFIG = Path(__file__).with_name("paymend.yaml")
 
 
@@ -104,11 +112,24 @@ class PaymendConfig(_Strict):
     worker: WorkerConfig = WorkerConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
+    # the banks and regions ops controls may name (a typo is refused rather than pausing
+    # nothing); unset: any name of a sound shape. Channels' `regions` count as known too.
+    banks: list[ScopeName] | None = None
+    regions: list[ScopeName] | None = None
 
     def playbooks_path(self, config_path: Path) -> Path:
         from paymend.playbooks.model import DEFAULT_PATH
 
         return DEFAULT_PATH if self.playbooks is None else config_path.parent / self.playbooks
+
+    def known_regions(self) -> frozenset[str] | None:
+        """Regions named here or by a channel; None when none is named anywhere."""
+        named = [
+            *(self.regions or ()),
+            *(r for ch in self.providers.values() for r in ch.regions or ()),
+        ]
+        declared = self.regions is not None or any(ch.regions for ch in self.providers.values())
+        return frozenset(named) if declared else None
 
     @model_validator(mode="after")
     def _routing_names_providers(self) -> PaymendConfig:

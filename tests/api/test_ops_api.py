@@ -3,12 +3,15 @@ every action is audited under the operator's own name; bad controls change nothi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.api.conftest import Server
+from paymend.config import PaymendConfig, Settings
+from paymend.engine.runtime import build_runtime
+from tests.api.conftest import CONFIG, Server, running
 from tests.api.test_payments_api import BODY
 from tests.helpers import count_rows, make_operator
 
@@ -129,6 +132,7 @@ def test_held_payments_wait_in_the_queue_until_ops_release_or_reject(
             "scope": "bank",
             "value": "CMB",
             "amount_above": 100_00,
+            "currency": "CNY",
             "reason": "CMB errors: review large payments",
         },
     )
@@ -220,3 +224,143 @@ def test_the_actor_is_the_operator_and_a_body_cannot_name_one(
     assert (entry["action"], entry["actor"]) == ("control.pause", "operator:ops-lin")
     (control,) = ops.get("/v1/ops/controls").json()["data"]
     assert control["set_by"] == "operator:ops-lin"
+
+
+def test_an_identical_active_control_is_refused_with_the_existing_id(
+    server: Server, ops: httpx.Client
+) -> None:
+    first = ops.post("/v1/ops/controls", json=PAUSE_CMB).json()
+    before = count_rows(server.runtime.store)
+    again = ops.post("/v1/ops/controls", json={**PAUSE_CMB, "reason": "another reason"})
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "control_exists"
+    assert again.json()["error"]["control_id"] == first["id"]
+    assert count_rows(server.runtime.store) == before
+    for other in ({"method": "card"}, {"value": "ICBC"}, {"scope": "region", "value": "CMB"}):
+        assert ops.post("/v1/ops/controls", json={**PAUSE_CMB, **other}).status_code == 201
+    ops.post(f"/v1/ops/controls/{first['id']}/end", json={"reason": "done"})
+    assert ops.post("/v1/ops/controls", json=PAUSE_CMB).status_code == 201  # ended: set anew
+
+
+def test_concurrent_identical_controls_make_one(server: Server, ops: httpx.Client) -> None:
+    n = 8
+    gate = threading.Barrier(n)
+    answers: list[httpx.Response] = []
+
+    def post() -> None:
+        gate.wait(timeout=10)
+        with httpx.Client(base_url=server.url, headers=dict(ops.headers), timeout=30) as c:
+            answers.append(c.post("/v1/ops/controls", json=PAUSE_CMB))
+
+    threads = [threading.Thread(target=post) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] + [409] * (n - 1), [a.text for a in answers]
+    (made,) = [a.json()["id"] for a in answers if a.status_code == 201]
+    assert {a.json()["error"]["control_id"] for a in answers if a.status_code == 409} == {made}
+    assert [c["id"] for c in ops.get("/v1/ops/controls").json()["data"]] == [made]
+    audit = ops.get("/v1/ops/audit").json()["data"]
+    assert [e["action"] for e in audit] == ["control.pause"]
+
+
+@pytest.fixture
+def listed(db_url: str) -> Iterator[Server]:
+    """A server whose configuration lists its banks, and regions through a channel."""
+    config = {
+        **CONFIG,
+        "banks": ["CMB", "ICBC", "招商银行"],
+        "providers": {
+            **CONFIG["providers"],
+            "sim_c": {"type": "simulator", "methods": ["card"], "regions": ["CN-East"]},
+        },
+    }
+    runtime = build_runtime(Settings(database_url=db_url), PaymendConfig.model_validate(config))
+    with running(runtime) as started:
+        yield started
+
+
+def test_control_values_are_checked_against_the_configuration(listed: Server) -> None:
+    key = make_operator(listed.runtime.store, "ops-lin", "ops")
+    ops = httpx.Client(base_url=listed.url, headers={"Authorization": f"Bearer {key}"})
+    before = count_rows(listed.runtime.store)
+    region = {**PAUSE_CMB, "scope": "region"}
+    refused = [
+        ({**PAUSE_CMB, "value": "CBM"}, "bank_unknown", "value"),
+        ({**region, "value": "CN-Esat"}, "region_unknown", "value"),
+        ({**PAUSE_CMB, "scope": "channel", "value": "sim_z"}, "channel_unknown", "value"),
+        ({**PAUSE_CMB, "method": "crad"}, "method_unknown", "method"),
+        ({**PAUSE_CMB, "value": "CM\x00B"}, "parameter_invalid", "value"),
+        ({**PAUSE_CMB, "value": "CMB\u202e"}, "parameter_invalid", "value"),
+        ({**PAUSE_CMB, "value": "CMB\n"}, "parameter_invalid", "value"),
+        ({**PAUSE_CMB, "value": " CMB"}, "parameter_invalid", "value"),
+        ({**PAUSE_CMB, "value": "CMB|card"}, "parameter_invalid", "value"),
+        ({**PAUSE_CMB, "reason": "ok\x1b[2Jfaked"}, "parameter_invalid", "reason"),
+        ({**PAUSE_CMB, "reason": "line\nbreak"}, "parameter_invalid", "reason"),
+    ]
+    for body, code, param in refused:
+        response = ops.post("/v1/ops/controls", json=body)
+        assert response.status_code == 400, (body, response.text)
+        assert (response.json()["error"]["code"], response.json()["error"]["param"]) == (
+            code,
+            param,
+        ), body
+    ended = ops.post("/v1/ops/controls/ctl_x/end", json={"reason": "bad\x00"})
+    assert ended.status_code == 400 and ended.json()["error"]["param"] == "reason"
+    assert count_rows(listed.runtime.store) == before
+    for body in (PAUSE_CMB, {**PAUSE_CMB, "value": "招商银行"}, {**region, "value": "CN-East"}):
+        assert ops.post("/v1/ops/controls", json=body).status_code == 201, body
+    ops.close()
+
+
+def test_without_a_list_any_sound_bank_or_region_is_taken(ops: httpx.Client) -> None:
+    for value in ("BOC", "Bank of China", "招商银行", "cn-north-1", "St. George"):
+        response = ops.post("/v1/ops/controls", json={**PAUSE_CMB, "value": value})
+        assert response.status_code == 201, (value, response.text)
+
+
+HOLD = {
+    "kind": "hold",
+    "scope": "bank",
+    "value": "CMB",
+    "amount_above": 100_00,
+    "currency": "CNY",
+    "reason": "CMB errors: review large payments",
+}
+
+
+def test_a_hold_applies_to_payments_of_its_currency_only(
+    server: Server, api: httpx.Client, ops: httpx.Client
+) -> None:
+    assert ops.post("/v1/ops/controls", json=HOLD).status_code == 201
+    cmb = {**BODY, "bank": "CMB"}
+    assert api.post("/v1/payments", json={**cmb, "amount": 500_00}).json()["status"] == "held"
+    # the same 50000 minor units are ¥50,000 and ₩50,000: not CNY, not held
+    for currency in ("JPY", "KRW", "KWD"):
+        paid = api.post("/v1/payments", json={**cmb, "amount": 500_00, "currency": currency})
+        assert paid.json()["status"] == "succeeded", (currency, paid.text)
+    assert api.post("/v1/payments", json={**cmb, "amount": 99_00}).json()["status"] == "succeeded"
+    yen = {**HOLD, "amount_above": 100_000, "currency": "jpy"}  # ¥100,000
+    made = ops.post("/v1/ops/controls", json=yen).json()
+    assert (made["currency"], made["amount_above"]) == ("JPY", 100_000)
+    large = api.post("/v1/payments", json={**cmb, "amount": 150_000, "currency": "JPY"})
+    assert large.json()["status"] == "held"
+
+
+def test_a_hold_needs_a_known_currency_and_other_controls_take_none(
+    server: Server, ops: httpx.Client
+) -> None:
+    before = count_rows(server.runtime.store)
+    no_currency = {k: v for k, v in HOLD.items() if k != "currency"}
+    for body, code, param in [
+        (no_currency, "control_invalid", "currency"),
+        ({**HOLD, "currency": "XYZ"}, "currency_unsupported", "currency"),
+        ({**PAUSE_CMB, "currency": "CNY"}, "control_invalid", "currency"),
+    ]:
+        response = ops.post("/v1/ops/controls", json=body)
+        assert response.status_code == 400, (body, response.text)
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == (code, param), body
+    assert count_rows(server.runtime.store) == before

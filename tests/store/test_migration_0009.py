@@ -1,6 +1,6 @@
 """Migration 0009 upgrades a database that already holds data: merchants' keys keep
-working from their new table, duplicate merchant names are resolved, and the database
-then refuses new duplicates."""
+working from their new table, duplicate merchant names and identical active controls are
+resolved, old holds keep holding, and the database then refuses new duplicates."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from paymend.domain.ids import MerchantId
-from paymend.store import keys, merchants
+from paymend.domain.money import Money
+from paymend.engine.controls import route_controls
+from paymend.store import controls, keys, merchants
 from paymend.store.database import Store
 from paymend.store.migrate import downgrade, upgrade
 from tests.conftest import PG_URL
@@ -59,6 +61,30 @@ def test_0009_upgrades_a_database_with_data(empty_url: str) -> None:
                     "at": NOW + timedelta(minutes=i),
                 },
             )
+        for i, (cid, value, ended) in enumerate(
+            [
+                ("ctl_1", "CMB", None),
+                ("ctl_2", "CMB", None),
+                ("ctl_3", "CMB", NOW),
+                ("ctl_4", "ICBC", None),
+            ]
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO controls (id, kind, scope, value, method, reason, set_by,"
+                    " created_at, ended_at) VALUES (:id, 'pause', 'bank', :value, NULL, 'r',"
+                    " 'ops-lin', :at, :ended)"
+                ),
+                {"id": cid, "value": value, "at": NOW + timedelta(minutes=i), "ended": ended},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO controls (id, kind, scope, value, method, reason, set_by,"
+                " created_at, amount_above) VALUES ('ctl_5', 'hold', 'region', 'CN-East',"
+                " 'card', 'r', 'ops-lin', :at, 500000)"
+            ),
+            {"at": NOW},
+        )
     engine.dispose()
 
     upgrade(empty_url)
@@ -77,6 +103,18 @@ def test_0009_upgrades_a_database_with_data(empty_url: str) -> None:
             "mer_3": "other",
             "mer_4": "shop (mer_4)",
         }
+        active = store.run_sync(controls.active)
+        assert sorted(c.id for c in active) == ["ctl_1", "ctl_4", "ctl_5"]  # ctl_2 was ctl_1
+        audit = store.run_sync(controls.audit_entries)
+        assert [(e["actor"], e["action"], e["details"]) for e in audit] == [
+            ("paymend:migration-0009", "control.pause.end", {"id": "ctl_2", "kept": "ctl_1"})
+        ]
+        old_hold = next(c for c in active if c.id == "ctl_5")
+        assert old_hold.currency is None  # as before: every currency above 500000
+        for currency in ("CNY", "KRW"):
+            routed = route_controls([old_hold], "card", None, "CN-East", Money(500_001, currency))
+            assert routed.held_because is not None
+
         with pytest.raises(sa.exc.IntegrityError):
             store.run_sync(
                 lambda c: c.execute(
@@ -85,6 +123,17 @@ def test_0009_upgrades_a_database_with_data(empty_url: str) -> None:
                         " VALUES ('mer_5', 'other', '{}', :at)"
                     ),
                     {"at": NOW},
+                )
+            )
+        with pytest.raises(sa.exc.IntegrityError):
+            store.run_sync(
+                lambda c: c.execute(
+                    sa.text(
+                        "INSERT INTO controls (id, kind, scope, value, reason, set_by, created_at,"
+                        " signature) VALUES ('ctl_6', 'pause', 'bank', 'CMB', 'r', 'x', :at,"
+                        " :signature)"
+                    ),
+                    {"at": NOW, "signature": next(c for c in active if c.id == "ctl_1").signature},
                 )
             )
     finally:

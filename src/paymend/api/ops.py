@@ -11,10 +11,12 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from paymend.api.auth import Ops, Support, Viewer
+from paymend.api.errors import error_body
 from paymend.api.failures import failure_json
 from paymend.api.views import payment_json
 from paymend.domain.printable import unprintable
 from paymend.engine import review
+from paymend.engine.controls import ControlExists
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.store import controls as repo
@@ -51,7 +53,10 @@ class ControlIn(BaseModel):
     value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] | None = None
     amount_above: Annotated[int, Field(ge=0, le=10**15)] | None = Field(
-        None, description="hold: payments above this many minor units"
+        None, description="hold: payments above this many minor units of `currency`"
+    )
+    currency: Annotated[str, StringConstraints(min_length=3, max_length=3)] | None = Field(
+        None, description="hold: the ISO 4217 currency of `amount_above`; only its payments"
     )
     reason: Text
 
@@ -77,16 +82,23 @@ async def list_controls(request: Request, _: Viewer) -> JSONResponse:
 )
 async def add_control(body: ControlIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    control = await runtime.service.controls.set(
-        body.kind,
-        body.scope,
-        body.value,
-        body.method,
-        body.reason,
-        who.actor,
-        runtime.providers,
-        body.amount_above,
-    )
+    try:
+        control = await runtime.service.controls.set(
+            body.kind,
+            body.scope,
+            body.value,
+            body.method,
+            body.reason,
+            who.actor,
+            runtime.known,
+            body.amount_above,
+            body.currency,
+        )
+    except ControlExists as exists:
+        found = exists.existing
+        refused = error_body(exists.code, exists.message)
+        refused["error"]["control_id"] = found.id if found else None
+        return JSONResponse(refused, status_code=exists.status)
     return JSONResponse(control.as_dict(), status_code=201)
 
 

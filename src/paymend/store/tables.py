@@ -289,8 +289,19 @@ controls = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("ended_at", UTCDateTime()),
     sa.Column("ended_by", sa.String(200)),
-    sa.Column("amount_above", sa.BigInteger()),  # hold: minor units of the payment's currency
+    sa.Column("amount_above", sa.BigInteger()),  # hold: minor units of `currency`
+    sa.Column("currency", sa.String(3)),  # hold: it applies to payments in this currency
+    # what the control does (kind|scope|value|method|currency|amount_above): two active
+    # controls never do the same thing, even when two operators set one at once
+    sa.Column("signature", sa.String(200), nullable=False),
     sa.Index(None, "ended_at"),
+    sa.Index(
+        "uq_controls_one_active_per_signature",
+        "signature",
+        unique=True,
+        sqlite_where=sa.text("ended_at IS NULL"),
+        postgresql_where=sa.text("ended_at IS NULL"),
+    ),
 )
 
 audit_log = sa.Table(

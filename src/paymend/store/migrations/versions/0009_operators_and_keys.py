@@ -1,24 +1,32 @@
-"""operators with their own keys; several keys per merchant; unique merchant names
+"""operators with their own keys; several keys per merchant; unique merchant names;
+controls never duplicated; holds per currency
 
 Revision ID: 0009
 Revises: 0006
 
 Existing data: each merchant's key moves to merchant_keys (it keeps working); a merchant
-whose name another, older merchant already has is renamed `<name> (<id>)`.
+whose name another, older merchant already has is renamed `<name> (<id>)`; of identical
+active controls the oldest stays and the others are ended, with an audit entry each.
+Holds set before this revision carry no currency and keep applying to every currency.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0009"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+ACTOR = "paymend:migration-0009"
 
 
 def _key_table(name: str, owner: str) -> None:
@@ -46,8 +54,15 @@ def _key_id() -> str:
     return "key_" + base64.b32encode(secrets.token_bytes(15)).decode().lower()
 
 
+def _signature(row: sa.Row) -> str:  # type: ignore[type-arg]
+    # as store/controls.py Control.signature computes it (kept here: migrations are frozen)
+    tail = "|".join("*" if p is None else str(p) for p in (row.method, None, row.amount_above))
+    return f"{row.kind}|{row.scope}|{row.value}|{tail}"
+
+
 def upgrade() -> None:
     conn = op.get_bind()
+    now = datetime.now(UTC)
 
     op.create_table(
         "operators",
@@ -105,9 +120,68 @@ def upgrade() -> None:
         batch.drop_column("api_key_hint")
         batch.create_index(batch.f("ix_merchants_name"), ["name"], unique=True)
 
+    with op.batch_alter_table("controls") as batch:
+        batch.add_column(sa.Column("currency", sa.String(length=3), nullable=True))
+        batch.add_column(sa.Column("signature", sa.String(length=200), nullable=True))
+    controls = sa.table(
+        "controls",
+        sa.column("id", sa.String),
+        sa.column("kind", sa.String),
+        sa.column("scope", sa.String),
+        sa.column("value", sa.String),
+        sa.column("method", sa.String),
+        sa.column("amount_above", sa.BigInteger),
+        sa.column("signature", sa.String),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("ended_at", sa.DateTime(timezone=True)),
+        sa.column("ended_by", sa.String),
+    )
+    audit_log = sa.table(
+        "audit_log",
+        sa.column("at", sa.DateTime(timezone=True)),
+        sa.column("actor", sa.String),
+        sa.column("action", sa.String),
+        sa.column("target", sa.String),
+        sa.column("reason", sa.String),
+        sa.column("details", JSON),
+    )
+    active: dict[str, str] = {}
+    for r in conn.execute(sa.select(controls).order_by(controls.c.created_at, controls.c.id)):
+        signature = _signature(r)
+        values: dict[str, object] = {"signature": signature}
+        if r.ended_at is None and signature in active:  # a duplicate: the oldest stays
+            values.update(ended_at=now, ended_by=ACTOR)
+            conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=ACTOR,
+                    action=f"control.{r.kind}.end",
+                    target=f"{r.scope}:{r.value}",
+                    reason=f"identical to the older active control {active[signature]}",
+                    details={"id": r.id, "kept": active[signature]},
+                )
+            )
+        elif r.ended_at is None:
+            active[signature] = r.id
+        conn.execute(controls.update().where(controls.c.id == r.id).values(**values))
+    with op.batch_alter_table("controls") as batch:
+        batch.alter_column("signature", existing_type=sa.String(length=200), nullable=False)
+        batch.create_index(
+            "uq_controls_one_active_per_signature",
+            ["signature"],
+            unique=True,
+            sqlite_where=sa.text("ended_at IS NULL"),
+            postgresql_where=sa.text("ended_at IS NULL"),
+        )
+
 
 def downgrade() -> None:
     conn = op.get_bind()
+    with op.batch_alter_table("controls") as batch:
+        batch.drop_index("uq_controls_one_active_per_signature")
+        batch.drop_column("signature")
+        batch.drop_column("currency")
+
     with op.batch_alter_table("merchants") as batch:
         batch.drop_index(batch.f("ix_merchants_name"))
         batch.add_column(sa.Column("api_key_hash", sa.String(length=64), nullable=True))
