@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -379,3 +386,68 @@ def test_config_check_names_the_line_of_a_playbook_mistake(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["config", "check", str(path)])
     assert result.exit_code == 1
     assert f"{tmp_path / 'plays.yaml'}:6: playbooks.0.do.0" in result.output
+
+
+def _serve(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    args = ["serve", "--port", str(port), "--demo-key-file", "demo-key"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paymend.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        time.sleep(0.05)  # polling a real server's socket until it listens
+    proc.kill()
+    raise AssertionError("paymend serve did not start")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_the_quick_start_demo_merchant_survives_a_lost_key_file(tmp_path: Path) -> None:
+    env = {**os.environ, "PAYMEND_DATABASE_URL": f"sqlite:///{tmp_path / 'paymend.db'}"}
+    env.pop("PAYMEND_CONFIG", None)
+    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    port = _free_port()
+
+    def pays(key: str) -> int:
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v1/payments",
+            params={"order_id": "o"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        return response.status_code
+
+    proc = _serve(tmp_path, env, port)
+    try:
+        first = (tmp_path / "demo-key").read_text().strip()
+        assert pays(first) == 200
+    finally:
+        _stop(proc)
+    (tmp_path / "demo-key").unlink()  # the merchant 'demo' exists; its name is taken
+    proc = _serve(tmp_path, env, port)
+    try:
+        second = (tmp_path / "demo-key").read_text().strip()
+        assert second != first and pays(second) == 200
+        assert pays(first) == 200  # the lost key runs out after the usual overlap
+    finally:
+        _stop(proc)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -255,7 +255,7 @@ def operators_group() -> None:
     """Manage operators: the people of the ops API, their roles and their keys.
 
     \b
-    Roles, each allowed what the ones before it are:
+    Roles (each may also do what the ones above it may):
       viewer   reads controls, incidents and the audit log
       support  also looks up payments (customer service)
       ops      also pauses, forces routes, holds and reviews payments, handles incidents
