@@ -179,6 +179,21 @@ def test_support_looks_up_any_merchants_payment(server: Server, api: httpx.Clien
             "/v1/ops/payments", params={"merchant_id": server.merchant_id, "order_id": "o-77"}
         )
         assert [p["id"] for p in listed.json()["data"]] == [paid["id"]]
+        audit = cs.get("/v1/ops/audit").json()["data"]  # who saw which customer's payment
+        assert [(e["action"], e["actor"], e["target"], e["details"]) for e in audit] == [
+            (
+                "payment.lookup",
+                "operator:cs-wu",
+                f"order:{server.merchant_id}/o-77",
+                {"payments": [paid["id"]], "count": 1},
+            ),
+            (
+                "payment.lookup",
+                "operator:cs-wu",
+                f"payment:{paid['id']}",
+                {"payments": [paid["id"]], "count": 1},
+            ),
+        ]
 
 
 # -- operators and their keys ----------------------------------------------------------

@@ -165,7 +165,7 @@ def test_held_payments_wait_in_the_queue_until_ops_release_or_reject(
     seen = api.get(f"/v1/payments/{second['id']}").json()
     assert seen["failure"]["code"] == "generic_decline"  # the review is never named
     audit = [e["action"] for e in ops.get("/v1/ops/audit").json()["data"]]
-    assert audit[:3] == ["payment.reject", "payment.release", "control.hold"]
+    assert audit[:4] == ["payment.reject", "payment.release", "payment.lookup", "control.hold"]
 
 
 def test_a_hold_without_an_amount_is_refused(server: Server, ops: httpx.Client) -> None:

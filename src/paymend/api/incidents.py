@@ -11,12 +11,12 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from paymend.api.auth import Ops, Viewer
-from paymend.api.ops import Text, needs
+from paymend.api.ops import ERRORS, Text, needs
 from paymend.domain.printable import unprintable
 from paymend.engine.incidents import REVIEW_TEXT_MAX
 from paymend.engine.runtime import Runtime
 
-router = APIRouter(prefix="/v1/ops/incidents", tags=["ops"])
+router = APIRouter(prefix="/v1/ops/incidents", tags=["ops"], responses=ERRORS)
 
 
 def _paragraphs(text: str) -> str:

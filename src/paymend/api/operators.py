@@ -11,14 +11,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from paymend.api.auth import Admin, Viewer
-from paymend.api.ops import Text, needs
+from paymend.api.ops import ERRORS, Text, needs
 from paymend.domain.roles import Role
 from paymend.engine.access import DEFAULT_OVERLAP_S, MAX_LIFETIME_S, MAX_OVERLAP_S, Issued
 from paymend.engine.runtime import Runtime
 from paymend.store.keys import ApiKey
 from paymend.store.operators import Operator
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"])
+router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=ERRORS)
 RoleName = Literal["viewer", "support", "ops", "admin"]
 Lifetime = Annotated[int, Field(gt=0, le=MAX_LIFETIME_S)]
 

@@ -4,7 +4,7 @@ the operator the key belongs to, never something the body says."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -22,7 +22,15 @@ from paymend.engine.runtime import Runtime
 from paymend.store import controls as repo
 from paymend.store import payments as payment_repo
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"])
+# what any ops endpoint may answer besides success (each error is {"error": {…}})
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "bad input (the code and param say which); nothing was written"},
+    401: {"description": "no operator key as `Authorization: Bearer`, or not a valid one"},
+    403: {"description": "the operator's role is too low (`role_insufficient`)"},
+    404: {"description": "no such control, payment, incident, operator, merchant or key"},
+    409: {"description": "conflicts with the current state (e.g. `control_exists`)"},
+}
+router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=ERRORS)
 
 
 def one_line(text: str) -> str:
@@ -108,10 +116,11 @@ async def add_control(body: ControlIn, request: Request, who: Ops) -> JSONRespon
     description=needs("support"),
 )
 async def held_payments(
-    request: Request, _: Support, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    request: Request, who: Support, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     found = await runtime.store.run(lambda conn: payment_repo.held(conn, limit))
+    await runtime.access.note_lookup(who.actor, "payments:held", [p.id for p in found])
     data = [payment_json(PaymentView(p, [], [])) for p in found]
     return JSONResponse({"object": "list", "data": data})
 
@@ -123,12 +132,14 @@ async def held_payments(
 )
 async def payments_of_order(
     request: Request,
-    _: Support,
+    who: Support,
     merchant_id: Annotated[str, Query(min_length=1, max_length=40)],
     order_id: Annotated[str, Query(min_length=1, max_length=128)],
 ) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     views = await runtime.service.find_by_order(merchant_id, order_id)
+    target = f"order:{merchant_id}/{order_id}"
+    await runtime.access.note_lookup(who.actor, target, [v.payment.id for v in views])
     return JSONResponse({"object": "list", "data": [_payment(request, v) for v in views]})
 
 
@@ -137,9 +148,11 @@ async def payments_of_order(
     summary="Any merchant's payment, with its attempts",
     description=needs("support"),
 )
-async def get_payment(payment_id: str, request: Request, _: Support) -> JSONResponse:
+async def get_payment(payment_id: str, request: Request, who: Support) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    return JSONResponse(_payment(request, await runtime.service.get(payment_id)))
+    view = await runtime.service.get(payment_id)
+    await runtime.access.note_lookup(who.actor, f"payment:{payment_id}", [payment_id])
+    return JSONResponse(_payment(request, view))
 
 
 def _payment(request: Request, view: PaymentView) -> dict[str, object]:

@@ -113,6 +113,17 @@ class AccessService:
             keys.OPERATOR, lambda c: operators.get(c, name), key_id, actor, reason
         )
 
+    async def note_lookup(self, actor: str, target: str, payment_ids: list[str]) -> None:
+        """An operator read customers' payments: the audit log says who saw which, so
+        reading customer data is as accountable as changing it."""
+        now = self.clock.now()
+        details = {"payments": payment_ids[:100], "count": len(payment_ids)}
+
+        def change(_conn: Connection) -> Audited[None]:
+            return Audited(None, "payment.lookup", target, details)
+
+        await audited(self.store, now, actor, None, change)
+
     # -- merchants ------------------------------------------------------------------
 
     async def create_merchant(
