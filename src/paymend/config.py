@@ -25,7 +25,8 @@ from paymend.domain.currencies import EXPONENTS
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
-ScopeName = Annotated[str, StringConstraints(pattern=r"^\w(?:[\w .-]{0,62}\w)?$")]
+# a bank or region name ops controls may carry (engine/controls.py VALUE_SHAPE)
+ScopeName = Annotated[str, StringConstraints(pattern=r"^\w(?:[\w .,&'()/+-]{0,62}[\w.)])?$")]
 PACKAGED_CONFIG = Path(__file__).with_name("paymend.yaml")
 
 

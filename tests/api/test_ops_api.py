@@ -297,6 +297,9 @@ def test_control_values_are_checked_against_the_configuration(listed: Server) ->
         ({**PAUSE_CMB, "value": "CMB\n"}, "parameter_invalid", "value"),
         ({**PAUSE_CMB, "value": " CMB"}, "parameter_invalid", "value"),
         ({**PAUSE_CMB, "value": "CMB|card"}, "parameter_invalid", "value"),
+        ({**PAUSE_CMB, "value": "CMB "}, "parameter_invalid", "value"),
+        ({**PAUSE_CMB, "value": "<script>"}, "parameter_invalid", "value"),
+        ({**PAUSE_CMB, "value": "x" * 65}, "parameter_invalid", "value"),
         ({**PAUSE_CMB, "reason": "ok\x1b[2Jfaked"}, "parameter_invalid", "reason"),
         ({**PAUSE_CMB, "reason": "line\nbreak"}, "parameter_invalid", "reason"),
     ]
@@ -316,7 +319,15 @@ def test_control_values_are_checked_against_the_configuration(listed: Server) ->
 
 
 def test_without_a_list_any_sound_bank_or_region_is_taken(ops: httpx.Client) -> None:
-    for value in ("BOC", "Bank of China", "招商银行", "cn-north-1", "St. George"):
+    for value in (
+        "BOC",
+        "Bank of China (Hong Kong)",
+        "招商银行",
+        "cn-north-1",
+        "St. George",
+        "People's Bank",
+        "R&D Bank",
+    ):
         response = ops.post("/v1/ops/controls", json={**PAUSE_CMB, "value": value})
         assert response.status_code == 201, (value, response.text)
 

@@ -37,9 +37,11 @@ KINDS = {
     "force_route": ("channel",),
     "hold": ("bank", "region"),
 }
-# a bank or region code or name: letters (any script), digits, and inner spaces, dots,
-# hyphens or underscores; 1 to 64 characters
-VALUE_SHAPE = re.compile(r"^\w(?:[\w .-]{0,62}\w)?$")
+# a bank or region code or name, 1 to 64 characters: letters (any script) and digits,
+# with spaces and the punctuation of names inside ("Bank of China (Hong Kong)",
+# "People's Bank"); never a control character, an edge space or a `|` (it separates
+# the parts of a control's signature)
+VALUE_SHAPE = re.compile(r"^\w(?:[\w .,&'()/+-]{0,62}[\w.)])?$")
 METHOD_SHAPE = re.compile(r"^[a-z][a-z_]{1,31}$")
 
 
@@ -172,7 +174,7 @@ def _check(
         why = f"holds the control character {bad}" if bad else "has an odd shape"
         raise InvalidInput(
             "parameter_invalid",
-            f"value {why}: give 1 to 64 letters or digits (spaces, '.', '-', '_' inside)",
+            f"value {why}: 1 to 64 letters and digits, with spaces and .,&'()/+- inside",
             param="value",
         )
     known.check(scope, value)
