@@ -8,12 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from paymend.domain.ids import MerchantId
+from paymend.domain.roles import Role
 from paymend.engine.clock import LoopClock
 from paymend.engine.ids import IdFactory
 from paymend.engine.payments import EngineSettings, PaymentService
 from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
-from paymend.store import merchants
+from paymend.store import keys, merchants, operators
 from paymend.store.database import Store
 from paymend.store.tables import metadata
 
@@ -25,6 +26,16 @@ def make_merchant(store: Store, name: str = "shop") -> tuple[MerchantId, str]:
         lambda conn: merchants.create(conn, MerchantId(f"mer_{name}"), name, NOW)
     )
     return merchant.id, key
+
+
+def make_operator(store: Store, name: str = "ops-lin", role: str = "ops") -> str:
+    """An operator with one key; returns the key's secret."""
+
+    def create(conn: sa.Connection) -> str:
+        op = operators.create(conn, f"opr_{name}", name, Role(role), NOW)
+        return keys.issue(conn, keys.OPERATOR, op.id, NOW)[1]
+
+    return store.run_sync(create)
 
 
 def count_rows(store: Store) -> dict[str, int]:

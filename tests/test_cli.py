@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import getpass
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from paymend.cli import main
+from paymend.engine.clock import SystemClock
 from paymend.failures.classify import default_classifier
-from paymend.store import merchants
+from paymend.store import controls, keys, merchants, operators
 from paymend.store.database import Store
 
 
@@ -27,6 +36,16 @@ from paymend.store.database import Store
         ["db", "upgrade"],
         ["merchants"],
         ["merchants", "create"],
+        ["merchants", "keys"],
+        ["merchants", "keys", "list"],
+        ["merchants", "keys", "rotate"],
+        ["merchants", "keys", "revoke"],
+        ["operators"],
+        ["operators", "create"],
+        ["operators", "list"],
+        ["operators", "rotate"],
+        ["operators", "revoke"],
+        ["operators", "role"],
         ["config", "check"],
     ],
 )
@@ -49,13 +68,107 @@ def test_db_upgrade_then_merchant_create_prints_a_working_key(tmp_path: Path) ->
     assert key.startswith("sk_")
     store = Store(url, inline=True)
     try:
-        found = store.run_sync(lambda c: merchants.by_api_key(c, key))
+        found = store.run_sync(lambda c: merchants.by_api_key(c, key, SystemClock().now()))
         assert found is not None and found.name == "Acme Shop"
-        assert key not in str(
-            store.run_sync(lambda c: c.execute(sa.text("SELECT * FROM merchants")).all())
-        )
+        for table in ("merchants", "merchant_keys", "audit_log"):
+            rows = store.run_sync(lambda c, t=table: c.execute(sa.text(f"SELECT * FROM {t}")).all())
+            assert rows and key not in str(rows)
     finally:
         store.close()
+
+
+def test_operators_are_created_rotated_revoked_and_audited(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"PAYMEND_DATABASE_URL": url}
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, list(args), env=env)
+
+    created = run("operators", "create", "ops-lin", "--role", "ops")
+    assert created.exit_code == 0, created.output
+    first = created.stdout.strip().splitlines()[-1]
+    assert first.startswith("opk_")
+    assert "operator:ops-lin" in created.stderr
+    store = Store(url, inline=True)
+    try:
+
+        def who(key: str) -> str | None:
+            now = SystemClock().now()
+            found = store.run_sync(lambda c: operators.authenticate(c, keys.hash_key(key), now))
+            return f"{found[0].name} ({found[0].role.value})" if found else None
+
+        assert who(first) == "ops-lin (ops)"
+        rotated = run("operators", "rotate", "ops-lin", "--overlap", "0", "--reason", "yearly")
+        assert rotated.exit_code == 0, rotated.output
+        second = rotated.stdout.strip().splitlines()[-1]
+        assert who(second) == "ops-lin (ops)" and who(first) is None  # no overlap: gone now
+        assert run("operators", "role", "ops-lin", "viewer").exit_code == 0
+        assert who(second) == "ops-lin (viewer)"
+        listed = run("operators", "list", "--json")
+        (line,) = [json.loads(x) for x in listed.stdout.splitlines()]
+        assert [k["status"] for k in line["keys"]] == ["expired", "active"]
+        assert first not in listed.output and second not in listed.output
+        revoked = run("operators", "revoke", "ops-lin", "--all", "--reason", "left the team")
+        assert revoked.exit_code == 0 and who(second) is None
+        audit = store.run_sync(lambda c: controls.audit_entries(c))
+        assert [e["action"] for e in audit] == [
+            "operator.key.revoke",
+            "operator.role",
+            "operator.key.rotate",
+            "operator.create",
+        ]
+        assert {e["actor"] for e in audit} == {f"cli:{getpass.getuser()}"}
+        assert first not in str(audit) and second not in str(audit)
+    finally:
+        store.close()
+    refusals = [
+        (run("operators", "create", "ops-lin", "--role", "ops"), "an operator named 'ops-lin'"),
+        (run("operators", "create", "Ops Lin", "--role", "ops"), "lower-case"),
+        (run("operators", "create", "x", "--role", "root"), "'root' is not one of"),
+        (run("operators", "revoke", "ops-lin"), "give KEY_ID or --all"),
+        (run("operators", "rotate", "nobody"), "no operator 'nobody'"),
+        (run("operators", "rotate", "ops-lin", "--overlap", "soon"), "not a duration"),
+    ]
+    for result, words in refusals:
+        assert result.exit_code != 0 and words in result.output, result.output
+
+
+def test_merchant_names_are_unique_and_keys_rotate_from_the_cli(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"PAYMEND_DATABASE_URL": url}
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, list(args), env=env)
+
+    first = run("merchants", "create", "Acme Shop").stdout.strip().splitlines()[-1]
+    twice = run("merchants", "create", "Acme Shop")
+    assert twice.exit_code == 1 and "a merchant named 'Acme Shop' exists" in twice.output
+    rotated = run("merchants", "keys", "rotate", "Acme Shop", "--overlap", "1h")
+    assert rotated.exit_code == 0, rotated.output
+    second = rotated.stdout.strip().splitlines()[-1]
+    assert second.startswith("sk_") and "keeps working until" in rotated.stderr
+    listed = run("merchants", "keys", "list", "Acme Shop", "--json")
+    old, new = [json.loads(x) for x in listed.stdout.splitlines()]
+    assert (old["status"], new["status"]) == ("active", "active")
+    assert old["expires_at"] is not None and new["expires_at"] is None
+    assert old["hint"].endswith(first[-4:]) and new["hint"].endswith(second[-4:])
+    revoked = run("merchants", "keys", "revoke", "Acme Shop", old["id"])
+    assert revoked.exit_code == 0 and old["id"] in revoked.output
+    store = Store(url, inline=True)
+    try:
+        now = SystemClock().now()
+        assert store.run_sync(lambda c: merchants.by_api_key(c, first, now)) is None
+        assert store.run_sync(lambda c: merchants.by_api_key(c, second, now)) is not None
+        audit = [e["action"] for e in store.run_sync(controls.audit_entries)]
+        assert audit == ["merchant.key.revoke", "merchant.key.rotate", "merchant.create"]
+    finally:
+        store.close()
+    unknown = run("merchants", "keys", "list", "Nobody")
+    assert unknown.exit_code == 1 and "no merchant 'Nobody'" in unknown.output
 
 
 def test_config_check_names_the_line_of_a_mistake(tmp_path: Path) -> None:
@@ -277,3 +390,68 @@ def test_config_check_names_the_line_of_a_playbook_mistake(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["config", "check", str(path)])
     assert result.exit_code == 1
     assert f"{tmp_path / 'plays.yaml'}:6: playbooks.0.do.0" in result.output
+
+
+def _serve(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    args = ["serve", "--port", str(port), "--demo-key-file", "demo-key"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paymend.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        time.sleep(0.05)  # polling a real server's socket until it listens
+    proc.kill()
+    raise AssertionError("paymend serve did not start")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_the_quick_start_demo_merchant_survives_a_lost_key_file(tmp_path: Path) -> None:
+    env = {**os.environ, "PAYMEND_DATABASE_URL": f"sqlite:///{tmp_path / 'paymend.db'}"}
+    env.pop("PAYMEND_CONFIG", None)
+    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    port = _free_port()
+
+    def pays(key: str) -> int:
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v1/payments",
+            params={"order_id": "o"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        return response.status_code
+
+    proc = _serve(tmp_path, env, port)
+    try:
+        first = (tmp_path / "demo-key").read_text().strip()
+        assert pays(first) == 200
+    finally:
+        _stop(proc)
+    (tmp_path / "demo-key").unlink()  # the merchant 'demo' exists; its name is taken
+    proc = _serve(tmp_path, env, port)
+    try:
+        second = (tmp_path / "demo-key").read_text().strip()
+        assert second != first and pays(second) == 200
+        assert pays(first) == 200  # the lost key runs out after the usual overlap
+    finally:
+        _stop(proc)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -15,7 +18,8 @@ from paymend import __version__
 from paymend.config import Settings, load_config
 from paymend.datafiles import DataFileError
 from paymend.domain.errors import PaymendError
-from paymend.domain.ids import MerchantId
+from paymend.domain.roles import ROLE_NAMES, Role
+from paymend.engine.access import AccessService, Issued
 from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
 from paymend.engine.runtime import Runtime, build_runtime
@@ -23,10 +27,13 @@ from paymend.observability import configure_logging, get_logger
 from paymend.playbooks.model import load_playbooks
 from paymend.store import merchants
 from paymend.store.database import Store
+from paymend.store.keys import ApiKey
 from paymend.store.migrate import upgrade
 from paymend.store.pii import DataKey, DataKeyError, Vault
 
 log = get_logger("paymend.cli")
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -212,6 +219,18 @@ def pii_reseal(batch: int) -> None:
     click.echo(f"{total} payments resealed under data key {key_id}", err=True)
 
 
+_OVERLAP = click.option(
+    "--overlap",
+    default="24h",
+    show_default=True,
+    help="How long the other keys keep working (e.g. 1h, 7d; 0 stops them now).",
+)
+_EXPIRES_IN = click.option(
+    "--expires-in", default=None, help="The new key's lifetime (e.g. 90d); default: none."
+)
+_REASON = click.option("--reason", default=None, help="Why, for the audit log.")
+
+
 @main.group("merchants")
 def merchants_group() -> None:
     """Manage merchants and their API keys."""
@@ -272,26 +291,212 @@ def merchants_create(
         settings["webhook_secret"] = new_secret()
     if not name.strip() or len(name) > 200:
         raise click.BadParameter("a name of 1 to 200 characters", param_hint="NAME")
-    store = Store(_settings().database_url)
-    try:
-        merchant, key = store.run_sync(
-            lambda conn: merchants.create(
-                conn,
-                MerchantId(IdFactory().new("mer")),
-                name.strip(),
-                SystemClock().now(),
-                settings or None,
-            )
-        )
-    except PaymendError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        store.close()
+    merchant, key = _access(lambda a: a.create_merchant(name, _cli_actor(), settings or None))
     click.echo(f"merchant {merchant.id} ({merchant.name})", err=True)
     if webhook_url:
         click.echo(f"webhook signing secret: {settings['webhook_secret']}", err=True)
     click.echo("secret key (store it now, it is not shown again):", err=True)
     click.echo(key)
+
+
+@merchants_group.group("keys")
+def merchant_keys_group() -> None:
+    """List, rotate and revoke a merchant's API keys (MERCHANT: its id or name).
+
+    Each change is audit-logged as cli:<your user name>."""
+
+
+@merchant_keys_group.command("list")
+@click.argument("merchant")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
+def merchant_keys_list(merchant: str, as_json: bool) -> None:
+    """List MERCHANT's keys: hint, status, created, expires, revoked, last used."""
+    found, listed = _access(lambda a: a.merchant_keys(merchant))
+    click.echo(f"merchant {found.id} ({found.name})", err=True)
+    _print_keys(listed, as_json)
+
+
+@merchant_keys_group.command("rotate")
+@click.argument("merchant")
+@_OVERLAP
+@_EXPIRES_IN
+@_REASON
+def merchant_keys_rotate(
+    merchant: str, overlap: str, expires_in: str | None, reason: str | None
+) -> None:
+    """Give MERCHANT a new key (printed once); its other keys keep working for the
+    overlap, then expire."""
+    overlap_s, lifetime = _duration(overlap, "--overlap"), _lifetime(expires_in)
+    found, issued = _access(
+        lambda a: a.rotate_merchant_key(merchant, _cli_actor(), overlap_s, lifetime, reason)
+    )
+    click.echo(f"merchant {found.id} ({found.name})", err=True)
+    _print_issued(issued)
+
+
+@merchant_keys_group.command("revoke")
+@click.argument("merchant")
+@click.argument("key_id", required=False)
+@click.option("--all", "every", is_flag=True, help="Revoke every key still working.")
+@_REASON
+def merchant_keys_revoke(
+    merchant: str, key_id: str | None, every: bool, reason: str | None
+) -> None:
+    """Revoke KEY_ID of MERCHANT (or --all of its keys). API processes stop accepting it
+    within 5 seconds."""
+    target = _one_or_all(key_id, every)
+    done = _access(lambda a: a.revoke_merchant_keys(merchant, target, _cli_actor(), reason))
+    for key in done:
+        click.echo(f"revoked {key.id} ({key.hint})")
+
+
+@main.group("operators")
+def operators_group() -> None:
+    """Manage operators: the people of the ops API, their roles and their keys.
+
+    \b
+    Roles (each may also do what the ones above it may):
+      viewer   reads controls, incidents and the audit log
+      support  also looks up payments (customer service)
+      ops      also pauses, forces routes, holds and reviews payments, handles incidents
+      admin    also manages operators and every key
+    Each change is audit-logged as cli:<your user name>.
+    """
+
+
+@operators_group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLE_NAMES), required=True, help="What NAME may do.")
+@_EXPIRES_IN
+def operators_create(name: str, role: str, expires_in: str | None) -> None:
+    """Create operator NAME (lower case, e.g. ops-lin) and print their key (shown once)."""
+    lifetime = _lifetime(expires_in)
+    op, issued = _access(lambda a: a.create_operator(name, Role(role), _cli_actor(), lifetime))
+    click.echo(f"operator {op.name} ({op.role.value}); audit log: {op.actor}", err=True)
+    _print_issued(issued)
+
+
+@operators_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per operator.")
+def operators_list(as_json: bool) -> None:
+    """List operators, their roles and keys."""
+    import json
+
+    found = _access(lambda a: a.operators())
+    now = SystemClock().now()
+    for op, listed in found:
+        if as_json:
+            data = {**op.as_dict(), "keys": [k.as_dict(now) for k in listed]}
+            click.echo(json.dumps(data))
+            continue
+        click.echo(f"{op.name} ({op.role.value})")
+        for key in listed:
+            click.echo("  " + _key_line(key, now))
+    if not found and not as_json:
+        click.echo("no operators yet: paymend operators create NAME --role admin", err=True)
+
+
+@operators_group.command("rotate")
+@click.argument("name")
+@_OVERLAP
+@_EXPIRES_IN
+@_REASON
+def operators_rotate(name: str, overlap: str, expires_in: str | None, reason: str | None) -> None:
+    """Give operator NAME a new key (printed once); their other keys keep working for the
+    overlap, then expire."""
+    overlap_s, lifetime = _duration(overlap, "--overlap"), _lifetime(expires_in)
+    _, issued = _access(
+        lambda a: a.rotate_operator_key(name, _cli_actor(), overlap_s, lifetime, reason)
+    )
+    _print_issued(issued)
+
+
+@operators_group.command("revoke")
+@click.argument("name")
+@click.argument("key_id", required=False)
+@click.option("--all", "every", is_flag=True, help="Revoke every key still working.")
+@_REASON
+def operators_revoke(name: str, key_id: str | None, every: bool, reason: str | None) -> None:
+    """Revoke KEY_ID of operator NAME (or --all, when they leave): it stops at once."""
+    target = _one_or_all(key_id, every)
+    done = _access(lambda a: a.revoke_operator_keys(name, target, _cli_actor(), reason))
+    for key in done:
+        click.echo(f"revoked {key.id} ({key.hint})")
+
+
+@operators_group.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLE_NAMES))
+@_REASON
+def operators_role(name: str, role: str, reason: str | None) -> None:
+    """Give operator NAME another ROLE."""
+    op = _access(lambda a: a.set_role(name, Role(role), _cli_actor(), reason))
+    click.echo(f"{op.name} is now {op.role.value}")
+
+
+def _access(use: Callable[[AccessService], Coroutine[Any, Any, T]]) -> T:
+    """Run one use case of engine/access.py on the configured database."""
+    store = Store(_settings().database_url, inline=True)
+    try:
+        return asyncio.run(use(AccessService(store, SystemClock(), IdFactory())))
+    except PaymendError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+
+
+def _cli_actor() -> str:
+    """Who the audit log names for a command: the user running it on this machine."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (some containers)
+        user = f"uid-{os.getuid()}"
+    return f"cli:{user}"
+
+
+def _duration(text: str, option: str) -> float:
+    from paymend.datafiles import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _lifetime(text: str | None) -> float | None:
+    return None if text is None else _duration(text, "--expires-in")
+
+
+def _one_or_all(key_id: str | None, every: bool) -> str | None:
+    if (key_id is None) == (not every):
+        raise click.UsageError("give KEY_ID or --all (not both)")
+    return key_id
+
+
+def _key_line(key: ApiKey, now: datetime) -> str:
+    def ts(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    return (
+        f"{key.id}  {key.hint:<10} {key.status(now):<8} created {ts(key.created_at)}"
+        f"  expires {ts(key.expires_at)}  revoked {ts(key.revoked_at)}"
+        f"  last used {ts(key.last_used_at)}"
+    )
+
+
+def _print_keys(listed: list[ApiKey], as_json: bool) -> None:
+    import json
+
+    now = SystemClock().now()
+    for key in listed:
+        click.echo(json.dumps(key.as_dict(now)) if as_json else _key_line(key, now))
+
+
+def _print_issued(issued: Issued) -> None:
+    for old in issued.expiring:
+        click.echo(f"{old.id} ({old.hint}) keeps working until {old.expires_at}", err=True)
+    click.echo(f"new key {issued.key.id} (store it now, it is not shown again):", err=True)
+    click.echo(issued.secret)
 
 
 @main.command("explain-code")
@@ -545,20 +750,24 @@ def config_check(path: Path | None) -> None:
 
 
 def _ensure_demo_merchant(store: Store, key_file: Path) -> None:
+    now = SystemClock().now()
     if key_file.exists():
         key = key_file.read_text().strip()
-        if store.run_sync(lambda conn: merchants.by_api_key(conn, key)) is not None:
+        if store.run_sync(lambda conn: merchants.by_api_key(conn, key, now)) is not None:
             click.echo(f"demo merchant key: {key_file}", err=True)
             return
-    merchant, key = store.run_sync(
-        lambda conn: merchants.create(
-            conn, MerchantId(IdFactory().new("mer")), "demo", SystemClock().now()
-        )
-    )
+    access = AccessService(store, SystemClock(), IdFactory())
+    if store.run_sync(lambda conn: merchants.by_name(conn, "demo")) is None:
+        merchant, key = asyncio.run(access.create_merchant("demo", _cli_actor()))
+        did = "created merchant 'demo'"
+    else:  # names are unique: the demo merchant gets a new key instead
+        why = f"{key_file} was missing or its key no longer works"
+        merchant, issued = asyncio.run(access.rotate_merchant_key("demo", _cli_actor(), reason=why))
+        key, did = issued.secret, "gave merchant 'demo' a new key"
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
-    click.echo(f"created merchant 'demo' ({merchant.id}); its key is in {key_file}", err=True)
+    click.echo(f"{did} ({merchant.id}); its key is in {key_file}", err=True)
 
 
 def _redact(url: str) -> str:

@@ -1,9 +1,9 @@
 """Settings from the environment and the `paymend.yaml` file of channels and routing.
 
 Environment (secrets and deployment): `PAYMEND_DATABASE_URL`, `PAYMEND_CONFIG`,
-`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_ADMIN_KEY`, `PAYMEND_DATA_KEY`,
-`PAYMEND_DATA_KEYS_OLD`. Everything about channels and policies lives in the YAML file,
-validated on load with errors naming the line.
+`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_DATA_KEY`, `PAYMEND_DATA_KEYS_OLD`.
+Everything about channels and policies lives in the YAML file, validated on load with
+errors naming the line.
 """
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paymend.datafiles import load_model, parse_duration
@@ -19,6 +27,8 @@ from paymend.domain.currencies import EXPONENTS
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+# a bank or region name ops controls may carry (engine/controls.py VALUE_SHAPE)
+ScopeName = Annotated[str, StringConstraints(pattern=r"^\w(?:[\w .,&'()/+-]{0,62}[\w.)])?$")]
 PACKAGED_CONFIG = Path(__file__).with_name("paymend.yaml")
 
 
@@ -29,7 +39,9 @@ class Settings(BaseSettings):
     config: str | None = None
     log_level: str = "INFO"
     redis_url: str | None = None
-    admin_key: str | None = None  # the ops API's bearer key; unset: the ops API is off
+    # no longer used: operators have their own keys (`paymend operators create`); read
+    # only to warn a deployment that still sets it
+    admin_key: str | None = None
     # base64 of 32 bytes: seals customer email and phone (store/pii.py); unset: not stored
     data_key: SecretStr | None = None
     data_keys_old: SecretStr | None = None  # comma-separated earlier keys: open, never seal
@@ -106,11 +118,24 @@ class PaymendConfig(_Strict):
     worker: WorkerConfig = WorkerConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
+    # the banks and regions ops controls may name (a typo is refused rather than pausing
+    # nothing); unset: any name of a sound shape. Channels' `regions` count as known too.
+    banks: list[ScopeName] | None = None
+    regions: list[ScopeName] | None = None
 
     def playbooks_path(self, config_path: Path) -> Path:
         from paymend.playbooks.model import DEFAULT_PATH
 
         return DEFAULT_PATH if self.playbooks is None else config_path.parent / self.playbooks
+
+    def known_regions(self) -> frozenset[str] | None:
+        """Regions named here or by a channel; None when none is named anywhere."""
+        named = [
+            *(self.regions or ()),
+            *(r for ch in self.providers.values() for r in ch.regions or ()),
+        ]
+        declared = self.regions is not None or any(ch.regions for ch in self.providers.values())
+        return frozenset(named) if declared else None
 
     @model_validator(mode="after")
     def _routing_names_providers(self) -> PaymendConfig:

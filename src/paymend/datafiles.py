@@ -82,7 +82,8 @@ def read_yaml(path: str | Path, text: str | None = None) -> tuple[Any, yaml.Node
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """The 1-based line of the node at `loc` (or of its nearest existing parent)."""
+    """The 1-based line of the node at `loc` (or of its nearest existing parent). A part
+    the file does not have (a tagged union's tag, a dict key's `[key]`) is passed over."""
     if node is None:
         return None
     line = node.start_mark.line + 1
@@ -101,9 +102,8 @@ def line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
         ):
             child = node.value[part]
             line = child.start_mark.line + 1
-        if child is None:
-            return line
-        node = child
+        if child is not None:
+            node = child
     return line
 
 

@@ -148,7 +148,15 @@ def test_held_canceled_and_refunded_payments_each_have_their_text(
 ) -> None:
     asyncio.run(
         server.runtime.service.controls.set(
-            "hold", "bank", "CMB", None, "checks", "ops-lin", ["sim_a"], amount_above=1
+            "hold",
+            "bank",
+            "CMB",
+            None,
+            "checks",
+            "ops-lin",
+            ["sim_a"],
+            amount_above=1,
+            currency="CNY",
         )
     )
     held = pay(api, "tok_ok", bank="CMB")

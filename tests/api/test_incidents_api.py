@@ -16,11 +16,9 @@ from paymend.store import incidents as repo
 from paymend.store.database import Store
 from paymend.store.incidents import Incident
 from tests.api.conftest import CONFIG, Server, running
-from tests.helpers import NOW, ManualClock, count_rows
+from tests.helpers import NOW, ManualClock, count_rows, make_operator
 
-ADMIN = "admin-secret-for-tests"
 REVIEW = {
-    "actor": "ops-lin",
     "cause": "The acquirer's TLS certificate expired",
     "resolution": "The acquirer renewed it; traffic went back to sim_a",
     "lessons": "Watch certificate expiry dates of every acquirer",
@@ -34,8 +32,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
-    """conftest's server, on a clock the test controls, with the ops API on."""
-    settings = Settings(database_url=db_url, admin_key=ADMIN)
+    """conftest's server, on a clock the test controls."""
+    settings = Settings(database_url=db_url)
     runtime = build_runtime(settings, PaymendConfig.model_validate(CONFIG), clock=clock)
     with running(runtime) as started:
         yield started
@@ -43,7 +41,8 @@ def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
 
 @pytest.fixture
 def ops(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+    key = make_operator(server.runtime.store, "ops-lin", "ops")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as c:
         yield c
 
 
@@ -117,23 +116,18 @@ def test_one_incident_comes_with_its_timeline(library: Store, ops: httpx.Client)
 def test_acknowledging_the_alert_is_recorded_and_audited(
     library: Store, ops: httpx.Client, clock: ManualClock
 ) -> None:
-    acked = ops.post(
-        "/v1/ops/incidents/inc_b/acknowledge",
-        json={"actor": "ops-lin", "reason": "calling ICBC"},
-    )
+    acked = ops.post("/v1/ops/incidents/inc_b/acknowledge", json={"reason": "calling ICBC"})
     assert acked.status_code == 200, acked.text
     body = acked.json()
-    assert body["acknowledged_by"] == "ops-lin"
+    assert body["acknowledged_by"] == "operator:ops-lin"
     assert body["acknowledged_at"] == clock.now().isoformat()
     assert body["events"][-1]["kind"] == "acknowledged"
-    assert body["events"][-1]["message"] == "acknowledged by ops-lin: calling ICBC"
+    assert body["events"][-1]["message"] == "acknowledged by operator:ops-lin: calling ICBC"
     audit = ops.get("/v1/ops/audit").json()["data"]
     assert [(e["action"], e["actor"], e["target"], e["reason"]) for e in audit] == [
-        ("incident.acknowledge", "ops-lin", "incident:inc_b", "calling ICBC")
+        ("incident.acknowledge", "operator:ops-lin", "incident:inc_b", "calling ICBC")
     ]
-    twice = ops.post(
-        "/v1/ops/incidents/inc_b/acknowledge", json={"actor": "ops-wang", "reason": "me too"}
-    )
+    twice = ops.post("/v1/ops/incidents/inc_b/acknowledge", json={"reason": "me too"})
     assert twice.status_code == 409
     assert twice.json()["error"]["code"] == "incident_already_acknowledged"
 
@@ -152,7 +146,7 @@ def test_a_review_waits_for_the_incident_to_be_resolved(
     assert {k: review[k] for k in ("cause", "resolution", "lessons")} == {
         k: REVIEW[k] for k in ("cause", "resolution", "lessons")
     }
-    assert review["reviewer"] == "ops-lin"
+    assert review["reviewer"] == "operator:ops-lin"
     assert reviewed.json()["events"][-1]["kind"] == "review"
     found = ops.get("/v1/ops/incidents", params={"q": "certificate expiry"})
     assert ids(found) == ["inc_b"]
@@ -160,24 +154,25 @@ def test_a_review_waits_for_the_incident_to_be_resolved(
     assert [(e["action"], e["target"]) for e in audit] == [("incident.review", "incident:inc_b")]
 
 
-def test_the_incidents_api_needs_the_admin_key(
+def test_the_incidents_api_needs_an_operator_key(
     server: Server, library: Store, api: httpx.Client
 ) -> None:
     before = count_rows(library)
     anonymous = httpx.get(f"{server.url}/v1/ops/incidents")
     assert anonymous.status_code == 401
-    assert anonymous.json()["error"]["code"] == "admin_key_invalid"
+    assert anonymous.json()["error"]["code"] == "operator_key_missing"
     merchant = api.post(
-        "/v1/ops/incidents/inc_b/acknowledge", json={"actor": "shop", "reason": "x"}
-    )  # a merchant's key is not an admin key
+        "/v1/ops/incidents/inc_b/acknowledge", json={"reason": "x"}
+    )  # a merchant's key is not an operator's
     assert merchant.status_code == 401
+    assert merchant.json()["error"]["code"] == "operator_key_invalid"
     assert count_rows(library) == before
 
 
 def test_unknown_incidents_are_404(library: Store, ops: httpx.Client) -> None:
     for response in (
         ops.get("/v1/ops/incidents/inc_nope"),
-        ops.post("/v1/ops/incidents/inc_nope/acknowledge", json={"actor": "a", "reason": "r"}),
+        ops.post("/v1/ops/incidents/inc_nope/acknowledge", json={"reason": "r"}),
         ops.post("/v1/ops/incidents/inc_nope/review", json=REVIEW),
     ):
         assert response.status_code == 404
@@ -188,9 +183,21 @@ def test_bad_requests_change_nothing(library: Store, ops: httpx.Client) -> None:
     before = count_rows(library)
     ack = "/v1/ops/incidents/inc_b/acknowledge"
     cases: list[tuple[httpx.Response, str, str | None]] = [
-        (ops.post(ack, json={"reason": "x"}), "parameter_missing", "actor"),
-        (ops.post(ack, json={"actor": "a", "reason": "  "}), "parameter_invalid", "reason"),
-        (ops.post(ack, json={"actor": "a", "reason": "x", "by": "y"}), "parameter_unknown", "by"),
+        (ops.post(ack, json={}), "parameter_missing", "reason"),
+        (ops.post(ack, json={"reason": "  "}), "parameter_invalid", "reason"),
+        (ops.post(ack, json={"reason": "x", "by": "y"}), "parameter_unknown", "by"),
+        (ops.post(ack, json={"reason": "x", "actor": "a"}), "parameter_unknown", "actor"),
+        (ops.post(ack, json={"reason": "x\x00"}), "parameter_invalid", "reason"),
+        (
+            ops.post("/v1/ops/incidents/inc_a/review", json={**REVIEW, "reviewer": "a"}),
+            "parameter_unknown",
+            "reviewer",
+        ),
+        (
+            ops.post("/v1/ops/incidents/inc_a/review", json={**REVIEW, "cause": "a\x1b[1m"}),
+            "parameter_invalid",
+            "cause",
+        ),
         (
             ops.post(ack, content=b"{nope", headers={"Content-Type": "application/json"}),
             "invalid_json",

@@ -164,45 +164,123 @@ def test_a_bank_down_everywhere_is_paused_for_customers_and_resumed(store: Store
     ]
 
 
-def test_a_hold_playbook_holds_large_payments_and_lifts_the_hold(
+HOLD_PLAYBOOK = (
+    "playbooks:\n"
+    "  - name: bank-hold\n"
+    "    description: Large payments of a failing bank wait for review\n"
+    "    severity: major\n"
+    "    when: {signal: error_spike, scope: bank, threshold: 0.5, min_calls: 20}\n"
+    "    do: [{hold: {what: bank, above: {CNY: 5000, JPY: 500}, method: card}}]\n"
+    "    recover: {after: 60s}\n"
+)
+
+
+def cmb_fails(svc: PaymentService) -> None:
+    now = svc._health_now()
+    for i in range(40):
+        svc.health.record([scoped_key("*", "bank", "CMB")], now + i * 0.1, Outcome.TECHNICAL)
+
+
+def in_currency(c: PayCommand, minor: int, currency: str) -> PayCommand:
+    return dataclasses.replace(c, amount=Money(minor, currency))
+
+
+def test_a_hold_playbook_holds_large_payments_per_currency_and_lifts_the_hold(
     store: Store, tmp_path: Path
 ) -> None:
     mid, _ = make_merchant(store)
     path = tmp_path / "playbooks.yaml"
-    path.write_text(
-        "playbooks:\n"
-        "  - name: bank-hold\n"
-        "    description: Large payments of a failing bank wait for review\n"
-        "    severity: major\n"
-        "    when: {signal: error_spike, scope: bank, threshold: 0.5, min_calls: 20}\n"
-        "    do: [{hold: {what: bank, above: 5000, method: card}}]\n"
-        "    recover: {after: 60s}\n"
-    )
+    path.write_text(HOLD_PLAYBOOK)
 
     async def scenario() -> None:
         clock, _, _, svc, _ = two_channels(store)
         runner = PlaybookRunner(svc, load_playbooks(path))
         await pay_many(svc, clock, mid, 200, 0)
-        now = svc._health_now()
-        for i in range(40):
-            svc.health.record([scoped_key("*", "bank", "CMB")], now + i * 0.1, Outcome.TECHNICAL)
+        cmb_fails(svc)
         await clock.sleep(5)
         await runner.tick()
-        (hold,) = await svc.controls.active()
-        assert (hold.kind, hold.value, hold.amount_above, hold.method) == (
-            "hold",
-            "CMB",
-            5000,
-            "card",
-        )
-        assert hold.set_by == "playbook:bank-hold"
-        large = await svc.pay(command(mid, 9000, bank="CMB"))  # 10,000 minor units
-        small = await svc.pay(command(mid, 3000, bank="CMB"))
-        assert (large.payment.status.value, small.payment.status.value) == ("held", "succeeded")
+        holds = await svc.controls.active()
+        assert [(h.kind, h.value, h.currency, h.amount_above, h.method) for h in holds] == [
+            ("hold", "CMB", "CNY", 5000, "card"),
+            ("hold", "CMB", "JPY", 500, "card"),
+        ]
+        assert {h.set_by for h in holds} == {"playbook:bank-hold"}
+        cny = command(mid, 9000, bank="CMB")  # 10,000 fen: ¥100
+        statuses = [
+            (await svc.pay(c)).payment.status.value
+            for c in (
+                cny,
+                command(mid, 3000, bank="CMB"),  # ¥40: under CNY 5000
+                in_currency(command(mid, 9001, bank="CMB"), 600, "JPY"),  # ¥600: above 500
+                in_currency(command(mid, 9002, bank="CMB"), 400, "JPY"),
+                in_currency(command(mid, 9003, bank="CMB"), 10_000, "KRW"),  # not listed
+            )
+        ]
+        assert statuses == ["held", "succeeded", "held", "succeeded", "succeeded"]
         for _ in range(20):
             await clock.sleep(10)
             await runner.tick()
         assert await svc.controls.active() == []
+
+    run_virtual(scenario())
+
+
+def test_a_playbook_leaves_an_operators_identical_control_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    mid, _ = make_merchant(store)
+    path = tmp_path / "playbooks.yaml"
+    path.write_text(HOLD_PLAYBOOK.replace("do: [{hold", "do: [open_incident, {hold"))
+
+    async def scenario() -> None:
+        clock, _, _, svc, _ = two_channels(store)
+        runner = PlaybookRunner(svc, load_playbooks(path))
+        mine = await svc.controls.set(
+            "hold", "bank", "CMB", "card", "watching CMB", "operator:lin", ["sim_a"], 5000, "CNY"
+        )
+        await pay_many(svc, clock, mid, 200, 0)
+        cmb_fails(svc)
+        await clock.sleep(5)
+        await runner.tick()  # the CNY hold is the operator's: only the JPY one is new
+        holds = await svc.controls.active()
+        assert [(h.currency, h.set_by) for h in holds] == [
+            ("CNY", "operator:lin"),
+            ("JPY", "playbook:bank-hold"),
+        ]
+        for _ in range(20):
+            await clock.sleep(10)
+            await runner.tick()
+        assert [h.id for h in await svc.controls.active()] == [mine.id]  # still the operator's
+        (incident,) = store.run_sync(lambda c: incidents.search(c, None, None, 10))
+        whole = store.run_sync(lambda c: incidents.get(c, incident.id))
+        actions = [e.message for e in whole.events or [] if e.kind == "action"]
+        assert f"already held ({mine.id}, set by operator:lin)" in " ".join(actions)
+
+    run_virtual(scenario())
+
+
+def test_a_playbook_restarted_mid_run_takes_back_its_own_control(
+    store: Store, tmp_path: Path
+) -> None:
+    mid, _ = make_merchant(store)
+    path = tmp_path / "playbooks.yaml"
+    path.write_text(HOLD_PLAYBOOK)
+
+    async def scenario() -> None:
+        clock, _, _, svc, _ = two_channels(store)
+        await pay_many(svc, clock, mid, 200, 0)
+        cmb_fails(svc)
+        await clock.sleep(5)
+        await PlaybookRunner(svc, load_playbooks(path)).tick()
+        before = {h.id for h in await svc.controls.active()}
+        restarted = PlaybookRunner(svc, load_playbooks(path))  # a new worker: no memory
+        cmb_fails(svc)
+        await restarted.tick()
+        assert {h.id for h in await svc.controls.active()} == before  # none twice
+        for _ in range(20):
+            await clock.sleep(10)
+            await restarted.tick()
+        assert await svc.controls.active() == []  # and it ends them on recovery
 
     run_virtual(scenario())
 

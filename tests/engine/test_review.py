@@ -14,11 +14,13 @@ from paymend.domain.payment import Customer, PaymentStatus
 from paymend.engine import review
 from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
+from paymend.engine.controls import route_controls
 from paymend.engine.virtual_time import run_virtual
 from paymend.store import payments as repo
+from paymend.store.controls import Control
 from paymend.store.database import Store
 from paymend.store.tables import audit_log, events
-from tests.helpers import make_merchant, service, simulator
+from tests.helpers import NOW, make_merchant, service, simulator
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def test_large_payments_of_a_held_bank_wait_and_ops_decide(store: Store) -> None
         a = simulator(clock=clock)
         svc = service(store, {"sim_a": a}, clock)
         await svc.controls.set(
-            "hold", "bank", "CMB", "card", "CMB errors", "playbook:x", ["sim_a"], 50_000
+            "hold", "bank", "CMB", "card", "CMB errors", "playbook:x", ["sim_a"], 50_000, "CNY"
         )
         small = await svc.pay(cmd(mid, 50_000, "o-small"))
         other = await svc.pay(cmd(mid, 900_000, "o-icbc", bank="ICBC"))
@@ -90,6 +92,29 @@ def test_a_hold_needs_an_amount_and_only_a_hold_takes_one(store: Store) -> None:
             await svc.controls.set("pause", "bank", "CMB", None, "r", "ops", ["sim_a"], 10)
         with pytest.raises(InvalidInput, match="'hold' applies to bank, region"):
             await svc.controls.set("hold", "channel", "sim_a", None, "r", "ops", ["sim_a"], 10)
+        with pytest.raises(InvalidInput, match="currency") as no_currency:
+            await svc.controls.set("hold", "bank", "CMB", None, "r", "ops", ["sim_a"], 10)
+        assert no_currency.value.param == "currency"
         assert await svc.controls.active() == []
 
     run_virtual(scenario())
+
+
+def test_a_hold_is_per_currency_and_one_from_before_currencies_holds_every_one() -> None:
+    def hold(currency: str | None) -> Control:
+        return Control(
+            "ctl_1", "hold", "bank", "CMB", None, "r", "ops", NOW, None, None, 500_000, currency
+        )
+
+    def held(c: Control, minor: int, currency: str) -> bool:
+        return (
+            route_controls([c], "card", "CMB", None, Money(minor, currency)).held_because
+            is not None
+        )
+
+    cny = hold("CNY")
+    assert held(cny, 500_001, "CNY") and not held(cny, 500_000, "CNY")
+    assert not held(cny, 500_001, "KRW") and not held(cny, 500_001, "KWD")
+    assert route_controls([cny], "card", "CMB", None).held_because is None  # a release
+    legacy = hold(None)  # set before migration 0009: it holds as it did
+    assert all(held(legacy, 500_001, c) for c in ("CNY", "KRW", "KWD"))

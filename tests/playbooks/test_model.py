@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from paymend.datafiles import DataFileError
-from paymend.playbooks.model import DEFAULT_PATH, PauseAction, load_playbooks
+from paymend.playbooks.model import DEFAULT_PATH, HoldAction, PauseAction, load_playbooks
 
 GOOD = """\
 playbooks:
@@ -88,11 +88,68 @@ def test_two_playbooks_may_not_share_a_name(tmp_path: Path) -> None:
 
 def test_a_hold_reads_as_written_and_must_fit_the_scope(tmp_path: Path) -> None:
     held = GOOD.replace(
-        "[{pause: {what: bank, method: card}}, ", "[{hold: {what: bank, above: 500000}}, "
+        "[{pause: {what: bank, method: card}}, ",
+        "[{hold: {what: bank, above: {CNY: 500000, JPY: 50000}}}, ",
     )
     (p,) = load_playbooks(write(tmp_path, held))
     assert p.actions == ["hold", "alert", "open_incident"]
+    hold = p.do[0]
+    assert isinstance(hold, HoldAction)
+    assert hold.hold.above == {"CNY": 500000, "JPY": 50000}
     wrong = held.replace("{what: bank, above", "{what: region, above")
     with pytest.raises(DataFileError, match="cannot hold a region") as caught:
         load_playbooks(write(tmp_path, wrong))
     assert caught.value.line == 6
+
+
+HOLD = """\
+playbooks:
+  - name: bank-hold
+    description: Large payments of a failing bank wait for review
+    severity: major
+    when: {signal: error_spike, scope: bank}
+    do:
+      - hold:
+          what: bank
+          above:
+            CNY: 500000
+            JPY: 50000
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "message"),
+    [
+        # one number for every currency: 500000 is ¥5,000 but also ₩500,000 and 500 KWD
+        (
+            ("above:\n            CNY: 500000\n            JPY: 50000", "above: 500000"),
+            9,
+            "per currency",
+        ),
+        (("JPY: 50000", "YEN: 50000"), 11, "'YEN' is not an ISO 4217 currency"),
+        (("JPY: 50000", "jpy: 50000"), 11, "'jpy' is not an ISO 4217 currency"),
+        (("JPY: 50000", "JPY: 0"), 11, "greater than 0"),
+        (("JPY: 50000", "JPY: 1.5"), 11, "integer"),
+        (
+            ("above:\n            CNY: 500000\n            JPY: 50000", "above: {}"),
+            9,
+            "at least 1",
+        ),
+    ],
+)
+def test_a_hold_takes_a_threshold_per_currency(
+    tmp_path: Path, change: tuple[str, str], line: int, message: str
+) -> None:
+    assert load_playbooks(write(tmp_path, HOLD))
+    with pytest.raises(DataFileError, match=message) as caught:
+        load_playbooks(write(tmp_path, HOLD.replace(*change)))
+    assert caught.value.line == line
+
+
+def test_the_hold_example_in_the_shipped_file_is_valid(tmp_path: Path) -> None:
+    text = DEFAULT_PATH.read_text()
+    example = text[text.index("  # - name: bank-errors-hold-large") :]
+    uncommented = "\n".join(line.replace("  # ", "  ", 1) for line in example.splitlines())
+    (p,) = load_playbooks(write(tmp_path, "playbooks:\n" + uncommented + "\n"))
+    hold = p.do[0]
+    assert isinstance(hold, HoldAction) and hold.hold.above == {"CNY": 500000, "JPY": 100000}

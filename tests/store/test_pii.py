@@ -18,7 +18,7 @@ from paymend.store import pii
 from paymend.store.database import Store
 from paymend.store.migrate import downgrade, upgrade
 from paymend.store.pii import DataKey, DataKeyError, SealedValueError, Vault
-from paymend.store.tables import merchants, metadata, payments
+from paymend.store.tables import JSON, UTCDateTime, metadata, payments
 from tests.helpers import NOW, make_merchant
 
 EMAIL, PHONE = "Li.Wei@Example.com", "+86 138-1234-5678"
@@ -251,8 +251,14 @@ def test_the_migration_seals_or_masks_existing_rows(
     }
     try:
         with engine.begin() as conn:  # only the columns of revision 0006
+            old_merchants = sa.table(  # revision 0006's merchants, before keys moved out
+                "merchants",
+                *(sa.column(c) for c in ("id", "name", "api_key_hash", "api_key_hint")),
+                sa.column("settings", JSON),
+                sa.column("created_at", UTCDateTime()),
+            )
             conn.execute(
-                merchants.insert().values(
+                old_merchants.insert().values(
                     id="mer_1",
                     name="shop",
                     api_key_hash="h",

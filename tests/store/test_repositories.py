@@ -67,11 +67,20 @@ def test_payment_round_trip_keeps_every_field(store: Store) -> None:
 def test_api_keys_are_stored_hashed(store: Store) -> None:
     mid, key = make_merchant(store)
     with store.engine.connect() as conn:
-        stored = conn.execute(sa.text("SELECT api_key_hash FROM merchants")).scalar_one()
-    assert key not in stored
-    found = store.run_sync(lambda c: merchants.by_api_key(c, key))
+        stored = conn.execute(sa.text("SELECT * FROM merchant_keys")).one()
+    assert key not in str(stored) and key[-4:] == stored.hint[-4:]
+    found = store.run_sync(lambda c: merchants.by_api_key(c, key, NOW))
     assert found is not None and found.id == mid
-    assert store.run_sync(lambda c: merchants.by_api_key(c, key + "x")) is None
+    assert store.run_sync(lambda c: merchants.by_api_key(c, key + "x", NOW)) is None
+
+
+def test_merchant_names_are_unique(store: Store) -> None:
+    make_merchant(store, "shop")
+    before = count_rows(store)
+    with pytest.raises(Conflict) as taken:
+        store.run_sync(lambda c: merchants.create(c, MerchantId("mer_2"), "shop", NOW))
+    assert taken.value.code == "merchant_name_taken"
+    assert count_rows(store) == before
 
 
 def test_a_stale_write_is_refused(store: Store) -> None:

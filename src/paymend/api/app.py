@@ -16,12 +16,14 @@ from paymend.api import errors
 from paymend.api.failures import router as failures_router
 from paymend.api.guard import RequestGuard
 from paymend.api.incidents import router as incidents_router
+from paymend.api.operators import router as operators_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
-from paymend.observability import configure_tracing
+from paymend.observability import configure_tracing, get_logger
 
+log = get_logger("paymend.api")
 DESCRIPTION = """
 paymend sits between your checkout and your payment providers. Create a payment with
 `POST /v1/payments`; the answer tells you its status and, when it failed, why.
@@ -30,6 +32,9 @@ Authenticate with `Authorization: Bearer sk_…` (create a key with
 `paymend merchants create NAME`). Amounts are integers in the currency's minor units.
 Send an `Idempotency-Key` header on every POST so a retried request never pays twice.
 Errors are `{"error": {"type", "code", "message", "param"}}` with stable codes.
+
+The ops API (`/v1/ops/…`) takes an operator's own key (`Authorization: Bearer opk_…`,
+from `paymend operators create NAME --role ROLE`); each endpoint names the role it needs.
 """
 
 
@@ -54,12 +59,19 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    if runtime.settings.admin_key:
+        log.warning(
+            "admin_key_ignored",
+            why="PAYMEND_ADMIN_KEY is no longer used: give each operator a key with "
+            "`paymend operators create NAME --role admin|ops|support|viewer`",
+        )
     app.state.key_cache = {}  # api/auth.py: API key hash -> merchant, briefly
     errors.install(app)
     app.include_router(payments_router)
     app.include_router(failures_router)
     app.include_router(ops_router)
     app.include_router(incidents_router)
+    app.include_router(operators_router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
     async def healthz(request: Request) -> JSONResponse:

@@ -1,5 +1,6 @@
 """The ops API for incidents: the case library, one incident with its timeline, and the
-operators' two steps, acknowledging the alert and reviewing the incident (admin key)."""
+operators' two steps, acknowledging the alert and reviewing the incident (the ops role;
+reading needs only viewer). The operator is the one the key belongs to."""
 
 from __future__ import annotations
 
@@ -7,38 +8,49 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-from paymend.api.ops import Admin, Name, Text
+from paymend.api.auth import Ops, Viewer
+from paymend.api.ops import ERRORS, Text, needs
+from paymend.domain.printable import unprintable
 from paymend.engine.incidents import REVIEW_TEXT_MAX
 from paymend.engine.runtime import Runtime
 
-router = APIRouter(prefix="/v1/ops/incidents", tags=["ops"])
+router = APIRouter(prefix="/v1/ops/incidents", tags=["ops"], responses=ERRORS)
+
+
+def _paragraphs(text: str) -> str:
+    bad = unprintable(text, multiline=True)
+    if bad is not None:
+        raise ValueError(f"holds the control character {bad}")
+    return text
+
+
 ReviewText = Annotated[
-    str, StringConstraints(min_length=1, max_length=REVIEW_TEXT_MAX, strip_whitespace=True)
+    str,
+    StringConstraints(min_length=1, max_length=REVIEW_TEXT_MAX, strip_whitespace=True),
+    AfterValidator(_paragraphs),
 ]
 
 
 class AcknowledgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    actor: Name
     reason: Text
 
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    actor: Name
     cause: ReviewText
     resolution: ReviewText
     lessons: ReviewText
 
 
-@router.get("", summary="The case library: incidents, newest first")
+@router.get("", summary="The case library: incidents, newest first", description=needs("viewer"))
 async def list_incidents(
     request: Request,
-    _: Admin,
+    _: Viewer,
     q: Annotated[
         str | None,
         Query(max_length=200, description="words that must all appear (case-insensitive)"),
@@ -51,26 +63,34 @@ async def list_incidents(
     return JSONResponse({"object": "list", "data": [i.as_dict() for i in found]})
 
 
-@router.get("/{incident_id}", summary="One incident with its timeline")
-async def get_incident(incident_id: str, request: Request, _: Admin) -> JSONResponse:
+@router.get("/{incident_id}", summary="One incident with its timeline", description=needs("viewer"))
+async def get_incident(incident_id: str, request: Request, _: Viewer) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     incident = await runtime.incidents.get(incident_id)
     return JSONResponse(incident.as_dict())
 
 
-@router.post("/{incident_id}/acknowledge", summary="Acknowledge the alert: someone is on it")
+@router.post(
+    "/{incident_id}/acknowledge",
+    summary="Acknowledge the alert: someone is on it",
+    description=needs("ops"),
+)
 async def acknowledge(
-    incident_id: str, body: AcknowledgeIn, request: Request, _: Admin
+    incident_id: str, body: AcknowledgeIn, request: Request, who: Ops
 ) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    incident = await runtime.incidents.acknowledge(incident_id, body.actor, body.reason)
+    incident = await runtime.incidents.acknowledge(incident_id, who.actor, body.reason)
     return JSONResponse(incident.as_dict())
 
 
-@router.post("/{incident_id}/review", summary="Review a resolved incident: cause, fix, lessons")
-async def review(incident_id: str, body: ReviewIn, request: Request, _: Admin) -> JSONResponse:
+@router.post(
+    "/{incident_id}/review",
+    summary="Review a resolved incident: cause, fix, lessons",
+    description=needs("ops"),
+)
+async def review(incident_id: str, body: ReviewIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     incident = await runtime.incidents.review(
-        incident_id, body.cause, body.resolution, body.lessons, body.actor
+        incident_id, body.cause, body.resolution, body.lessons, who.actor
     )
     return JSONResponse(incident.as_dict())

@@ -1,44 +1,56 @@
-"""The ops API: routing controls and the audit log, for operators (admin key)."""
+"""The ops API: routing controls, held payments, payment look-ups and the audit log, for
+operators, each with their own key and role (api/auth.py). The actor of every change is
+the operator the key belongs to, never something the body says."""
 
 from __future__ import annotations
 
-import hmac
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from paymend.api.auth import Unauthenticated
+from paymend.api.auth import Ops, Support, Viewer
+from paymend.api.errors import error_body
+from paymend.api.failures import failure_json
 from paymend.api.views import payment_json
-from paymend.domain.errors import PaymendError
+from paymend.domain.printable import unprintable
 from paymend.engine import review
+from paymend.engine.controls import ControlExists
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.store import controls as repo
 from paymend.store import payments as payment_repo
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"])
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# what any ops endpoint may answer besides success (each error is {"error": {…}})
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "bad input (the code and param say which); nothing was written"},
+    401: {"description": "no operator key as `Authorization: Bearer`, or not a valid one"},
+    403: {"description": "the operator's role is too low (`role_insufficient`)"},
+    404: {"description": "no such control, payment, incident, operator, merchant or key"},
+    409: {"description": "conflicts with the current state (e.g. `control_exists`)"},
+}
+router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=ERRORS)
 
 
-class Disabled(PaymendError):
-    status = 503
-    type = "api_error"
+def one_line(text: str) -> str:
+    """Refuse control characters in a one-line text (pydantic AfterValidator)."""
+    bad = unprintable(text)
+    if bad is not None:
+        raise ValueError(f"holds the control character {bad}")
+    return text
 
 
-async def admin(request: Request) -> None:
-    runtime: Runtime = request.app.state.runtime
-    key = runtime.settings.admin_key
-    if not key:
-        raise Disabled("ops_api_disabled", "set PAYMEND_ADMIN_KEY to use the ops API")
-    given = request.headers.get("authorization", "").partition(" ")[2].strip()
-    if not hmac.compare_digest(given.encode(), key.encode()):
-        raise Unauthenticated("admin_key_invalid", "the ops API needs the admin key")
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500, strip_whitespace=True),
+    AfterValidator(one_line),
+]
+ROLE_NOTE = "Needs the **{}** role or above (docs/api.md, the ops API)."
 
 
-Admin = Annotated[None, Depends(admin)]
+def needs(role: str) -> str:
+    return ROLE_NOTE.format(role)
 
 
 class ControlIn(BaseModel):
@@ -48,75 +60,153 @@ class ControlIn(BaseModel):
     scope: Literal["channel", "bank", "region"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] | None = None
-    amount_above: Annotated[int, Field(ge=0, le=10**15)] | None = None  # hold: minor units
+    amount_above: Annotated[int, Field(ge=0, le=10**15)] | None = Field(
+        None, description="hold: payments above this many minor units of `currency`"
+    )
+    currency: Annotated[str, StringConstraints(min_length=3, max_length=3)] | None = Field(
+        None, description="hold: the ISO 4217 currency of `amount_above`; only its payments"
+    )
     reason: Text
-    actor: Name
 
 
 class EndIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Text
-    actor: Name
 
 
-@router.get("/controls", summary="Active routing controls")
-async def list_controls(request: Request, _: Admin) -> JSONResponse:
+@router.get("/controls", summary="Active routing controls", description=needs("viewer"))
+async def list_controls(request: Request, _: Viewer) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     active = await runtime.store.run(repo.active)
     return JSONResponse({"object": "list", "data": [c.as_dict() for c in active]})
 
 
-@router.post("/controls", status_code=201, summary="Pause a channel, bank or region; force a route")
-async def add_control(body: ControlIn, request: Request, _: Admin) -> JSONResponse:
+@router.post(
+    "/controls",
+    status_code=201,
+    summary="Pause a channel, bank or region; force a route; hold large payments",
+    description=needs("ops"),
+)
+async def add_control(body: ControlIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    control = await runtime.service.controls.set(
-        body.kind,
-        body.scope,
-        body.value,
-        body.method,
-        body.reason,
-        body.actor,
-        runtime.providers,
-        body.amount_above,
-    )
+    try:
+        control = await runtime.service.controls.set(
+            body.kind,
+            body.scope,
+            body.value,
+            body.method,
+            body.reason,
+            who.actor,
+            runtime.known,
+            body.amount_above,
+            body.currency,
+        )
+    except ControlExists as exists:
+        found = exists.existing
+        refused = error_body(exists.code, exists.message)
+        refused["error"]["control_id"] = found.id if found else None
+        return JSONResponse(refused, status_code=exists.status)
     return JSONResponse(control.as_dict(), status_code=201)
 
 
-@router.get("/payments/held", summary="Payments held for manual review, oldest first")
+@router.get(
+    "/payments/held",
+    summary="Payments held for manual review, oldest first",
+    description=needs("support"),
+)
 async def held_payments(
-    request: Request, _: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    request: Request, who: Support, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     found = await runtime.store.run(lambda conn: payment_repo.held(conn, limit))
+    await runtime.access.note_lookup(who.actor, "payments:held", [p.id for p in found])
     data = [payment_json(PaymentView(p, [], [])) for p in found]
     return JSONResponse({"object": "list", "data": data})
 
 
-@router.post("/payments/{payment_id}/release", summary="Release a held payment: charge it now")
-async def release_payment(payment_id: str, body: EndIn, request: Request, _: Admin) -> JSONResponse:
+@router.get(
+    "/payments",
+    summary="A merchant's payments for one order (customer service looks them up)",
+    description=needs("support"),
+)
+async def payments_of_order(
+    request: Request,
+    who: Support,
+    merchant_id: Annotated[str, Query(min_length=1, max_length=40)],
+    order_id: Annotated[str, Query(min_length=1, max_length=128)],
+) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    view = await review.release(runtime.service, payment_id, body.actor, body.reason)
+    views = await runtime.service.find_by_order(merchant_id, order_id)
+    target = f"order:{merchant_id}/{order_id}"
+    await runtime.access.note_lookup(who.actor, target, [v.payment.id for v in views])
+    return JSONResponse({"object": "list", "data": [_payment(request, v) for v in views]})
+
+
+@router.get(
+    "/payments/{payment_id}",
+    summary="Any merchant's payment, with its attempts",
+    description=needs("support"),
+)
+async def get_payment(payment_id: str, request: Request, who: Support) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    view = await runtime.service.get(payment_id)
+    await runtime.access.note_lookup(who.actor, f"payment:{payment_id}", [payment_id])
+    return JSONResponse(_payment(request, view))
+
+
+def _payment(request: Request, view: PaymentView) -> dict[str, object]:
+    """A payment as its merchant sees it, with whose it is and its failure as the
+    customer was told it (in the operator's language when the request names one)."""
+    runtime: Runtime = request.app.state.runtime
+    classifier = runtime.service.classifier
+    locale = classifier.messages.negotiate(
+        request.headers.get("accept-language"), view.payment.customer.locale
+    )
+    failure = failure_json(
+        view,
+        classifier,
+        locale=locale,
+        support_contact=None,
+        base_url=str(request.base_url).rstrip("/"),
+    )
+    return {**payment_json(view, failure), "merchant_id": view.payment.merchant_id}
+
+
+@router.post(
+    "/payments/{payment_id}/release",
+    summary="Release a held payment: charge it now",
+    description=needs("ops"),
+)
+async def release_payment(payment_id: str, body: EndIn, request: Request, who: Ops) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    view = await review.release(runtime.service, payment_id, who.actor, body.reason)
     return JSONResponse(payment_json(view))
 
 
-@router.post("/payments/{payment_id}/reject", summary="Reject a held payment without charging")
-async def reject_payment(payment_id: str, body: EndIn, request: Request, _: Admin) -> JSONResponse:
+@router.post(
+    "/payments/{payment_id}/reject",
+    summary="Reject a held payment without charging",
+    description=needs("ops"),
+)
+async def reject_payment(payment_id: str, body: EndIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    view = await review.reject(runtime.service, payment_id, body.actor, body.reason)
+    view = await review.reject(runtime.service, payment_id, who.actor, body.reason)
     return JSONResponse(payment_json(view))
 
 
-@router.post("/controls/{control_id}/end", summary="Resume: end a control")
-async def end_control(control_id: str, body: EndIn, request: Request, _: Admin) -> JSONResponse:
+@router.post(
+    "/controls/{control_id}/end", summary="Resume: end a control", description=needs("ops")
+)
+async def end_control(control_id: str, body: EndIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    ended = await runtime.service.controls.end(control_id, body.reason, body.actor)
+    ended = await runtime.service.controls.end(control_id, body.reason, who.actor)
     return JSONResponse(ended.as_dict())
 
 
-@router.get("/audit", summary="The audit log, newest first")
+@router.get("/audit", summary="The audit log, newest first", description=needs("viewer"))
 async def audit(
-    request: Request, _: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    request: Request, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     entries = await runtime.store.run(lambda conn: repo.audit_entries(conn, limit))

@@ -1,11 +1,17 @@
 """Operator controls over routing: pause a channel, a bank or a region (optionally for
-one method), force a channel for a method, hold a bank's or region's payments above an
-amount for manual review. Every change is audit-logged in the same
+one method), force a channel for a method, hold a bank's or region's payments of one
+currency above an amount for manual review. Every change is audit-logged in the same
 transaction; the engine reads active controls through a one-second cache, so every
-process follows a change within a second."""
+process follows a change within a second.
+
+A control names only what the configuration knows (a channel it configures; a bank or
+region it lists, when it lists them) in a sound shape, so a typo is refused rather than
+silently pausing nothing; and an identical active control is never set twice.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -13,12 +19,16 @@ from sqlalchemy.engine import Connection
 
 from paymend.domain.clock import Clock
 from paymend.domain.errors import InvalidInput
+from paymend.domain.money import Money, check_currency
+from paymend.domain.printable import unprintable
 from paymend.engine.audit import Audited, audited
 from paymend.engine.ids import IdFactory
 from paymend.observability import get_logger
 from paymend.store import controls as repo
-from paymend.store.controls import Control
+from paymend.store.controls import Control, ControlExists
 from paymend.store.database import Store
+
+__all__ = ["ControlExists", "ControlService", "KnownScopes", "RouteControls", "route_controls"]
 
 log = get_logger("paymend.audit")
 CACHE_S = 1.0
@@ -27,6 +37,33 @@ KINDS = {
     "force_route": ("channel",),
     "hold": ("bank", "region"),
 }
+# a bank or region code or name, 1 to 64 characters: letters (any script) and digits,
+# with spaces and the punctuation of names inside ("Bank of China (Hong Kong)",
+# "People's Bank"); never a control character, an edge space or a `|` (it separates
+# the parts of a control's signature)
+VALUE_SHAPE = re.compile(r"^\w(?:[\w .,&'()/+-]{0,62}[\w.)])?$")
+METHOD_SHAPE = re.compile(r"^[a-z][a-z_]{1,31}$")
+
+
+@dataclass(frozen=True, slots=True)
+class KnownScopes:
+    """What the configuration knows a control may name. `banks` or `regions` None: it
+    lists none, so any value of a sound shape is taken; `methods` None: not checked."""
+
+    channels: frozenset[str]
+    banks: frozenset[str] | None = None
+    regions: frozenset[str] | None = None
+    methods: frozenset[str] | None = None
+
+    def check(self, scope: str, value: str) -> None:
+        known = {"channel": self.channels, "bank": self.banks, "region": self.regions}[scope]
+        if known is not None and value not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise InvalidInput(
+                f"{scope}_unknown",
+                f"no {scope} '{value}' in the configuration (it knows: {listed})",
+                param="value",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +95,10 @@ class ControlService:
         self._loaded_at = None
 
     async def for_payment(
-        self, method: str, bank: str | None, region: str | None, amount_minor: int = 0
+        self, method: str, bank: str | None, region: str | None, amount: Money | None = None
     ) -> RouteControls:
-        return route_controls(await self.active(), method, bank, region, amount_minor)
+        """`amount` None: holds are not asked about (a release decides on one)."""
+        return route_controls(await self.active(), method, bank, region, amount)
 
     async def set(
         self,
@@ -70,23 +108,16 @@ class ControlService:
         method: str | None,
         reason: str,
         actor: str,
-        known_channels: Iterable[str],
+        known: KnownScopes | Iterable[str],
         amount_above: int | None = None,
+        currency: str | None = None,
     ) -> Control:
-        if scope not in KINDS.get(kind, ()):
-            raise InvalidInput(
-                "control_invalid",
-                f"'{kind}' applies to {', '.join(KINDS.get(kind, ())) or 'nothing'}, not '{scope}'",
-                param="scope",
-            )
-        if scope == "channel" and value not in set(known_channels):
-            raise InvalidInput("channel_unknown", f"no channel '{value}'", param="value")
-        if (kind == "hold") != (amount_above is not None):
-            raise InvalidInput(
-                "control_invalid",
-                "a hold needs amount_above (minor units); other controls take none",
-                param="amount_above",
-            )
+        """Set a control; `known` is what the configuration knows (or just its channels).
+        InvalidInput names the parameter at fault; ControlExists (409) carries the
+        identical control already active. Nothing is written when either is raised."""
+        if not isinstance(known, KnownScopes):
+            known = KnownScopes(frozenset(known))
+        currency = _check(kind, scope, value, method, reason, known, amount_above, currency)
         now = self.clock.now()
         control = Control(
             self.ids.new("ctl"),
@@ -98,6 +129,7 @@ class ControlService:
             actor,
             now,
             amount_above=amount_above,
+            currency=currency,
         )
 
         def write(conn: Connection) -> Audited[Control]:
@@ -120,12 +152,71 @@ class ControlService:
         return ended
 
 
+def _check(
+    kind: str,
+    scope: str,
+    value: str,
+    method: str | None,
+    reason: str,
+    known: KnownScopes,
+    amount_above: int | None,
+    currency: str | None,
+) -> str | None:
+    """Refuse a control that could not do what it says; return its currency, canonical."""
+    if scope not in KINDS.get(kind, ()):
+        raise InvalidInput(
+            "control_invalid",
+            f"'{kind}' applies to {', '.join(KINDS.get(kind, ())) or 'nothing'}, not '{scope}'",
+            param="scope",
+        )
+    bad = unprintable(value)
+    if bad is not None or not VALUE_SHAPE.match(value):
+        why = f"holds the control character {bad}" if bad else "has an odd shape"
+        raise InvalidInput(
+            "parameter_invalid",
+            f"value {why}: 1 to 64 letters and digits, with spaces and .,&'()/+- inside",
+            param="value",
+        )
+    known.check(scope, value)
+    if method is not None:
+        if not METHOD_SHAPE.match(method):
+            raise InvalidInput("parameter_invalid", "method: a name such as card", param="method")
+        if known.methods is not None and method not in known.methods:
+            raise InvalidInput(
+                "method_unknown",
+                f"no configured channel takes '{method}' ({', '.join(sorted(known.methods))})",
+                param="method",
+            )
+    bad = unprintable(reason)
+    if bad is not None or not reason.strip():
+        raise InvalidInput(
+            "parameter_invalid",
+            f"reason holds the control character {bad}" if bad else "reason is empty",
+            param="reason",
+        )
+    if (kind == "hold") != (amount_above is not None):
+        raise InvalidInput(
+            "control_invalid",
+            "a hold needs amount_above (minor units); other controls take none",
+            param="amount_above",
+        )
+    if amount_above is not None and amount_above < 0:
+        raise InvalidInput("parameter_invalid", "amount_above must be >= 0", param="amount_above")
+    if (kind == "hold") != (currency is not None):
+        raise InvalidInput(
+            "control_invalid",
+            "a hold needs the currency its amount_above is in; other controls take none",
+            param="currency",
+        )
+    return None if currency is None else check_currency(currency)
+
+
 def route_controls(
     active: Iterable[Control],
     method: str,
     bank: str | None,
     region: str | None,
-    amount_minor: int = 0,
+    amount: Money | None = None,
 ) -> RouteControls:
     paused: set[str] = set()
     forced = None
@@ -141,8 +232,19 @@ def route_controls(
         elif c.scope == "channel":
             paused.add(c.value)
         elif c.kind == "hold":
-            if ours and c.amount_above is not None and amount_minor > c.amount_above:
-                held = f"{c.scope} {c.value}: above {c.amount_above} held for review: {c.reason}"
+            if ours and amount is not None and _holds(c, amount):
+                held = (
+                    f"{c.scope} {c.value}: {c.currency or 'payments'} above {c.amount_above}"
+                    f" held for review: {c.reason}"
+                )
         elif ours:
             because = f"{c.scope} {c.value} paused by ops: {c.reason}"
     return RouteControls(frozenset(paused), forced, because, held)
+
+
+def _holds(c: Control, amount: Money) -> bool:
+    """A hold applies to payments of its currency above its threshold (one set before
+    holds had a currency applies to every currency, as it did)."""
+    if c.amount_above is None or amount.minor <= c.amount_above:
+        return False
+    return c.currency is None or c.currency == amount.currency

@@ -225,9 +225,7 @@ class PaymentService:
         return (best,), f"{reason}; every circuit open: trying {best}, which last succeeded"
 
     async def pay(self, cmd: PayCommand) -> PaymentView:
-        controls = await self.controls.for_payment(
-            cmd.method, cmd.bank, cmd.region, cmd.amount.minor
-        )
+        controls = await self.controls.for_payment(cmd.method, cmd.bank, cmd.region, cmd.amount)
         ctx = PaymentContext(
             cmd.method, cmd.amount.currency, cmd.region, cmd.bank, cmd.amount.minor
         )
@@ -781,7 +779,7 @@ class PaymentService:
     async def _controls(self, payment: Payment) -> RouteControls:
         """The ops controls in force for a stored payment's scope."""
         return await self.controls.for_payment(
-            payment.method, payment.bank, payment.region, payment.amount.minor
+            payment.method, payment.bank, payment.region, payment.amount
         )
 
     def _worker_run(

@@ -18,7 +18,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from paymend.domain.errors import InvalidInput
 from paymend.domain.failure import Kind
+from paymend.engine.controls import ControlExists, KnownScopes
 from paymend.engine.payments import PaymentService
 from paymend.failures.classify import default_classifier
 from paymend.health.diagnosis import Observation, diagnose
@@ -102,25 +104,20 @@ class PlaybookRunner:
             if action == "open_circuit":
                 self.service.health.force_open(key, s.at, reason)
                 done.append(f"opened the circuit of {key}")
-            elif isinstance(action, PauseAction | HoldAction):  # an ops control, undone later
-                spec: Pause | Hold = (
-                    action.pause if isinstance(action, PauseAction) else action.hold
-                )
-                above = spec.above if isinstance(spec, Hold) else None
-                control = await self.service.controls.set(
-                    "pause" if above is None else "hold",
-                    spec.what,
-                    scope[spec.what],
-                    spec.method,
-                    reason,
-                    actor,
-                    self.service.providers,
-                    amount_above=above,
-                )
-                run.control_ids.append(control.id)
-                did = "paused" if above is None else "holding"
-                tail = "" if above is None else f" above {above}"
-                done.append(f"{did} {spec.what} {scope[spec.what]}{tail}{_for(spec.method)}")
+            elif isinstance(action, PauseAction):  # an ops control, undone later
+                pause = action.pause
+                what = f"{pause.what} {scope[pause.what]}{_for(pause.method)}"
+                did = await self._control(run, actor, reason, "pause", pause.what, scope, pause)
+                done.append(f"paused {what}" if did is None else f"{what}: {did}")
+            elif isinstance(action, HoldAction):  # one control per currency, undone later
+                hold = action.hold
+                for currency, above in hold.above.items():
+                    what = f"{hold.what} {scope[hold.what]}{_for(hold.method)}"
+                    did = await self._control(
+                        run, actor, reason, "hold", hold.what, scope, hold, above, currency
+                    )
+                    held = f"holding {what} above {above} {currency}"
+                    done.append(held if did is None else f"{what} ({currency}): {did}")
             elif action == "alert":
                 log.warning("ops_alert", playbook=p.name, key=key, severity=p.severity, why=reason)
                 OPS_ALERTS.labels(p.name, p.severity).inc()
@@ -166,6 +163,44 @@ class PlaybookRunner:
         log.warning("playbook_started", playbook=p.name, key=key, why=signal.why, actions=done)
         if run.incident_id is not None:
             await self._refresh(p.name, key, run, s.at)
+
+    async def _control(
+        self,
+        run: _Run,
+        actor: str,
+        reason: str,
+        kind: str,
+        what: str,
+        scope: dict[str, str],
+        spec: Pause | Hold,
+        above: int | None = None,
+        currency: str | None = None,
+    ) -> str | None:
+        """Set a pause or hold for the run; None when set, else what happened instead.
+
+        An identical control already active is this playbook's own when it set it before
+        a restart (the run adopts it and ends it on recovery), else someone else's (an
+        operator's, another playbook's): it is left to them, and stays when this one
+        recovers. The values come from live traffic, so only their shape is checked."""
+        service = self.service
+        known = KnownScopes(frozenset(service.providers))
+        try:
+            control = await service.controls.set(
+                kind, what, scope[what], spec.method, reason, actor, known, above, currency
+            )
+        except ControlExists as exists:
+            found = exists.existing
+            if found is not None and found.set_by == actor:
+                run.control_ids.append(found.id)
+                return f"kept its control {found.id} from before"
+            by = f"{found.id}, set by {found.set_by}" if found else "ended meanwhile"
+            log.info("playbook_control_exists", actor=actor, kind=kind, control=by)
+            return f"already {'paused' if kind == 'pause' else 'held'} ({by})"
+        except InvalidInput as refused:  # e.g. a bank name no control may carry
+            log.warning("playbook_control_refused", actor=actor, why=refused.message)
+            return f"not {'paused' if kind == 'pause' else 'held'}: {refused.message}"
+        run.control_ids.append(control.id)
+        return None
 
     async def _recover(self, r: Recovered) -> None:
         p, key = r.playbook, r.key

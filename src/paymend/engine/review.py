@@ -34,9 +34,8 @@ async def _held(service: PaymentService, payment_id: str) -> PaymentView:
 async def release(service: PaymentService, payment_id: str, actor: str, reason: str) -> PaymentView:
     """Route the held payment now and charge it as its checkout would have."""
     payment = (await _held(service, payment_id)).payment
-    controls = await service.controls.for_payment(
-        payment.method, payment.bank, payment.region
-    )  # amount 0: the hold itself is what ops just decided on
+    # no amount: holds are not asked about, the hold itself is what ops just decided on
+    controls = await service.controls.for_payment(payment.method, payment.bank, payment.region)
     ctx = PaymentContext(
         payment.method, payment.amount.currency, payment.region, payment.bank, payment.amount.minor
     )

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from paymend.config import PaymendConfig, Settings, load_config
 from paymend.domain.clock import Clock
+from paymend.engine.access import AccessService
 from paymend.engine.clock import SystemClock
+from paymend.engine.controls import KnownScopes
 from paymend.engine.ids import IdFactory
 from paymend.engine.incidents import IncidentService
 from paymend.engine.payments import EngineSettings, PaymentService
@@ -33,6 +35,23 @@ class Runtime:
     worker: Worker
     incidents: IncidentService
     simulators: dict[str, SimulatedProvider] = field(default_factory=dict)
+
+    @property
+    def access(self) -> AccessService:
+        """Operators, merchants and their keys (engine/access.py)."""
+        return AccessService(self.store, self.clock, self.service.ids)
+
+    @property
+    def known(self) -> KnownScopes:
+        """What ops controls may name: the configured channels and their methods, and
+        the banks and regions the configuration lists (any, when it lists none)."""
+        banks = self.config.banks
+        return KnownScopes(
+            frozenset(self.providers),
+            None if banks is None else frozenset(banks),
+            self.config.known_regions(),
+            frozenset(self.service.methods()),
+        )
 
     def close(self) -> None:
         self.store.close()

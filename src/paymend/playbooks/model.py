@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,6 +23,7 @@ from pydantic import (
 )
 
 from paymend.datafiles import At, load_model, parse_duration
+from paymend.domain.currencies import EXPONENTS
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 SIGNALS = (
@@ -74,15 +76,37 @@ class PauseAction(_Strict):
     pause: Pause
 
 
+def _per_currency(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            "give a threshold per currency in its minor units, e.g. {CNY: 500000, JPY: 50000}:"
+            " 500000 is ¥5,000 but also ₩500,000 and 500 KWD"
+        )
+    return value
+
+
+def _currency(code: str) -> str:
+    if code not in EXPONENTS:
+        raise ValueError(f"'{code}' is not an ISO 4217 currency code (upper case)")
+    return code
+
+
 class Hold(_Strict):
     what: Literal["bank", "region"]
-    above: int = Field(gt=0)  # minor units of the payment's own currency
+    # minor units per currency: a payment is held above its own currency's threshold;
+    # payments in a currency not listed are not held
+    above: Annotated[
+        dict[Annotated[str, AfterValidator(_currency)], Annotated[int, Field(gt=0)]],
+        BeforeValidator(_per_currency),
+        Field(min_length=1),
+    ]
     method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] | None = None
 
 
 class HoldAction(_Strict):
-    """Hold the scope's payments above an amount for manual review: while the bank or
-    region misbehaves, a large charge waits for a person rather than risk a bad outcome."""
+    """Hold the scope's payments above an amount (per currency) for manual review: while
+    the bank or region misbehaves, a large charge waits for a person rather than risk a
+    bad outcome."""
 
     hold: Hold
 

@@ -1,4 +1,9 @@
-"""Routing controls set by operators, and the audit log of every action."""
+"""Routing controls set by operators and playbooks, and the audit log of every action.
+
+Two active controls never do the same thing: the database keeps one active control per
+signature (kind, scope, value, method, currency, threshold), so two operators, or an
+operator and a playbook, setting the same pause at once make one control.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from paymend.domain.errors import NotFound
+from paymend.domain.errors import Conflict, NotFound
 from paymend.store.tables import audit_log, controls
 
 
@@ -25,7 +30,15 @@ class Control:
     created_at: datetime
     ended_at: datetime | None = None
     ended_by: str | None = None
-    amount_above: int | None = None  # hold: payments above this many minor units
+    amount_above: int | None = None  # hold: payments above this many minor units...
+    currency: str | None = None  # ...of this currency (None: any, as holds before 0009)
+
+    @property
+    def signature(self) -> str:
+        """What the control does; identical active controls are refused."""
+        parts = (self.method, self.currency, self.amount_above)
+        tail = "|".join("*" if p is None else str(p) for p in parts)
+        return f"{self.kind}|{self.scope}|{self.value}|{tail}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,24 +53,52 @@ class Control:
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "ended_by": self.ended_by,
             "amount_above": self.amount_above,
+            "currency": self.currency,
         }
 
 
+class ControlExists(Conflict):
+    """An identical control is already active: `existing` (None if it ended meanwhile)."""
+
+    def __init__(self, existing: Control | None) -> None:
+        what = f": {existing.id}, set by {existing.set_by}" if existing else "; try again"
+        super().__init__("control_exists", f"an identical control is already active{what}")
+        self.existing = existing
+
+
 def add(conn: Connection, c: Control) -> None:
-    conn.execute(
-        controls.insert(),
-        {
-            "id": c.id,
-            "kind": c.kind,
-            "scope": c.scope,
-            "value": c.value,
-            "method": c.method,
-            "reason": c.reason,
-            "set_by": c.set_by,
-            "created_at": c.created_at,
-            "amount_above": c.amount_above,
-        },
-    )
+    """Insert an active control; ControlExists if an identical one is active, also when
+    another transaction inserted it a moment ago (the unique index decides)."""
+    found = active_like(conn, c.signature)
+    if found is not None:
+        raise ControlExists(found)
+    try:
+        with conn.begin_nested():  # a savepoint: the transaction survives a refused insert
+            conn.execute(
+                controls.insert(),
+                {
+                    "id": c.id,
+                    "kind": c.kind,
+                    "scope": c.scope,
+                    "value": c.value,
+                    "method": c.method,
+                    "reason": c.reason,
+                    "set_by": c.set_by,
+                    "created_at": c.created_at,
+                    "amount_above": c.amount_above,
+                    "currency": c.currency,
+                    "signature": c.signature,
+                },
+            )
+    except sa.exc.IntegrityError:
+        raise ControlExists(active_like(conn, c.signature)) from None
+
+
+def active_like(conn: Connection, signature: str) -> Control | None:
+    row = conn.execute(
+        sa.select(controls).where(controls.c.signature == signature, controls.c.ended_at.is_(None))
+    ).first()
+    return _control(row) if row else None
 
 
 def end(conn: Connection, control_id: str, by: str, now: datetime) -> Control:
@@ -127,4 +168,5 @@ def _control(r: sa.Row[Any]) -> Control:
         r.ended_at,
         r.ended_by,
         r.amount_above,
+        r.currency,
     )

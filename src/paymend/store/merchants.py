@@ -1,9 +1,8 @@
-"""Merchants and their API keys. Keys are stored as SHA-256 hashes, shown once at creation."""
+"""Merchants, named uniquely, and their API keys (store/keys.py: several per merchant,
+stored hashed, shown once)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,7 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from paymend.domain.errors import Conflict, NotFound
 from paymend.domain.ids import MerchantId
+from paymend.store import keys
+from paymend.store.keys import ApiKey
 from paymend.store.tables import merchants
 
 
@@ -19,18 +21,12 @@ from paymend.store.tables import merchants
 class Merchant:
     id: MerchantId
     name: str
-    api_key_hint: str
     created_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
 
 
 def hash_key(api_key: str) -> str:
-    # API keys carry 190 bits of entropy, so a fast hash is enough (no password stretching)
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def new_api_key() -> str:
-    return "sk_" + secrets.token_urlsafe(32)
+    return keys.hash_key(api_key)
 
 
 def create(
@@ -40,35 +36,52 @@ def create(
     now: datetime,
     settings: dict[str, Any] | None = None,
 ) -> tuple[Merchant, str]:
-    """Create a merchant; return it with its plaintext key, which is not kept anywhere.
+    """Create a merchant with one key; return it with the plaintext key, which is not kept
+    anywhere. A name already taken is a Conflict (the database refuses it too).
 
     `settings` holds what customers are told about the shop, e.g. `support_contact`.
     """
-    key = new_api_key()
-    hint = f"sk_…{key[-4:]}"
+    taken = by_name(conn, name)
+    if taken is not None:
+        raise Conflict(
+            "merchant_name_taken", f"a merchant named '{name}' exists: {taken.id}", param="name"
+        )
     conn.execute(
         merchants.insert().values(
-            id=merchant_id,
-            name=name,
-            api_key_hash=hash_key(key),
-            api_key_hint=hint,
-            settings=settings or {},
-            created_at=now,
+            id=merchant_id, name=name, settings=settings or {}, created_at=now
         )
     )
-    return Merchant(merchant_id, name, hint, now, dict(settings or {})), key
+    _, secret = keys.issue(conn, keys.MERCHANT, merchant_id, now)
+    return Merchant(merchant_id, name, now, dict(settings or {})), secret
 
 
-def by_api_key(conn: Connection, api_key: str) -> Merchant | None:
-    return by_key_hash(conn, hash_key(api_key))
+def get(conn: Connection, ref: str) -> Merchant:
+    """A merchant by id, else by name."""
+    row = conn.execute(sa.select(merchants).where(merchants.c.id == ref)).first()
+    found = _merchant(row) if row else by_name(conn, ref)
+    if found is None:
+        raise NotFound("merchant_not_found", f"no merchant '{ref}'", param="merchant")
+    return found
 
 
-def by_key_hash(conn: Connection, digest: str) -> Merchant | None:
-    row = conn.execute(sa.select(merchants).where(merchants.c.api_key_hash == digest)).first()
+def by_name(conn: Connection, name: str) -> Merchant | None:
+    row = conn.execute(sa.select(merchants).where(merchants.c.name == name)).first()
     return _merchant(row) if row else None
 
 
+def by_api_key(conn: Connection, api_key: str, now: datetime) -> Merchant | None:
+    found = authenticate(conn, hash_key(api_key), now)
+    return found[0] if found else None
+
+
+def authenticate(conn: Connection, digest: str, now: datetime) -> tuple[Merchant, ApiKey] | None:
+    """The merchant whose working key has this hash, and that key."""
+    key = keys.find_working(conn, keys.MERCHANT, digest, now)
+    if key is None:
+        return None
+    row = conn.execute(sa.select(merchants).where(merchants.c.id == key.owner_id)).one()
+    return _merchant(row), key
+
+
 def _merchant(row: sa.Row[Any]) -> Merchant:
-    return Merchant(
-        MerchantId(row.id), row.name, row.api_key_hint, row.created_at, dict(row.settings)
-    )
+    return Merchant(MerchantId(row.id), row.name, row.created_at, dict(row.settings))

@@ -47,11 +47,43 @@ merchants = sa.Table(
     metadata,
     sa.Column("id", Id, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("api_key_hint", sa.String(16), nullable=False),
     sa.Column("settings", JSON, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "name", unique=True),  # the CLI and the ops API name merchants by it
 )
+
+
+def _key_table(name: str, owner: str) -> sa.Table:
+    """API keys of merchants or operators: several per owner (rotation overlaps them),
+    stored as SHA-256 hashes; a key works while it is neither revoked nor expired."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", Id, primary_key=True),
+        sa.Column(f"{owner}_id", Id, sa.ForeignKey(f"{owner}s.id"), nullable=False),
+        sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("hint", sa.String(16), nullable=False),  # sk_…abcd: tells keys apart
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime()),  # set by a rotation's overlap, or at creation
+        sa.Column("revoked_at", UTCDateTime()),
+        sa.Column("last_used_at", UTCDateTime()),  # to the minute: written at most that often
+        sa.Index(None, f"{owner}_id"),
+    )
+
+
+merchant_keys = _key_table("merchant_keys", "merchant")
+
+operators = sa.Table(
+    "operators",
+    metadata,
+    # the people of the ops API; the audit log names them as operator:<name>
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),  # viewer | support | ops | admin
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+operator_keys = _key_table("operator_keys", "operator")
 
 payments = sa.Table(
     "payments",
@@ -268,8 +300,19 @@ controls = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("ended_at", UTCDateTime()),
     sa.Column("ended_by", sa.String(200)),
-    sa.Column("amount_above", sa.BigInteger()),  # hold: minor units of the payment's currency
+    sa.Column("amount_above", sa.BigInteger()),  # hold: minor units of `currency`
+    sa.Column("currency", sa.String(3)),  # hold: it applies to payments in this currency
+    # what the control does (kind|scope|value|method|currency|amount_above): two active
+    # controls never do the same thing, even when two operators set one at once
+    sa.Column("signature", sa.String(200), nullable=False),
     sa.Index(None, "ended_at"),
+    sa.Index(
+        "uq_controls_one_active_per_signature",
+        "signature",
+        unique=True,
+        sqlite_where=sa.text("ended_at IS NULL"),
+        postgresql_where=sa.text("ended_at IS NULL"),
+    ),
 )
 
 audit_log = sa.Table(
