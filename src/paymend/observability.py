@@ -18,7 +18,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import Counter, Histogram
 
-from paymend.domain.masking import mask_email, mask_phone, mask_token, scrub_card_numbers
+from paymend.domain.card_data import is_forbidden_name, mask_card_numbers
+from paymend.domain.masking import mask_email, mask_phone, mask_token
 
 PAYMENTS = Counter(
     "paymend_payments_total", "Payments that reached a status", ["status", "provider"]
@@ -57,21 +58,31 @@ _MASKERS = {
 def mask_event(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: mask PII by key, scrub card numbers from every string."""
-    return {k: _mask_value(k, v) for k, v in event.items()}
+    """structlog processor: mask PII by key, mask card numbers in every string and key."""
+    return {_mask_key(str(k)): _mask_value(str(k), v) for k, v in event.items()}
+
+
+def _mask_key(key: str) -> str:
+    return mask_card_numbers(key)
 
 
 def _mask_value(key: str, value: Any) -> Any:
     masker = _MASKERS.get(key.lower())
     if masker is not None and isinstance(value, str):
         return masker(value)
-    if key.lower() in ("cvv", "cvc", "card_number", "pan"):
+    if is_forbidden_name(key):
         return "[removed]"
     if isinstance(value, str):
-        return scrub_card_numbers(value)
+        return mask_card_numbers(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        text = str(value)
+        masked = mask_card_numbers(text)
+        return value if masked == text else masked
     if isinstance(value, Mapping):
-        return {k: _mask_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {_mask_key(str(k)): _mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [_mask_value(key, v) for v in value]
     return value
 
