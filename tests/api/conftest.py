@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from paymend.api.app import create_app
 from paymend.config import PaymendConfig, Settings
@@ -46,10 +47,19 @@ class Server:
 
 
 def serve(runtime: Runtime) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """`runtime`'s app behind uvicorn, as `paymend serve` runs it."""
+    return serve_asgi(create_app(runtime))
+
+
+def serve_asgi(
+    app: ASGIApp, *, lifespan: str = "on"
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """`app` behind uvicorn as `paymend serve` runs it, on a free port of 127.0.0.1, in a
+    thread."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(runtime), log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(app, lifespan=lifespan, log_config=None, access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -1,9 +1,11 @@
 """An ASGI guard in front of every request: tracing, request logs, the body's size and
-type, and the refusal of card data and unsafe text before anything parses, stores or logs
-the body (`api/inputs.py`)."""
+type, the refusal of card data and unsafe text before anything parses, stores
+or logs the body (`api/inputs.py`), and a JSON 500 for any error that escapes the app, so
+the server never prints a raw traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -89,6 +91,12 @@ class RequestGuard:
                         return
                     receive = _replay(body)
                 await self.app(scope, receive, send_logged)
+            except Exception as exc:
+                # the last line before the server: its type and where, never its message
+                log.error("unhandled_error", trace_id=_trace_id(), exc_info=exc)
+                if not state["started"]:
+                    with contextlib.suppress(Exception):  # the client may be gone too
+                        await _send_json(send_logged, _INTERNAL_ERROR)
             finally:
                 log_request()
 
@@ -135,6 +143,16 @@ class RequestGuard:
                 log.warning("card_data_refused", field=payload["error"]["param"])
             return b"", Refusal(status, payload)
         return body, None
+
+
+_INTERNAL_ERROR = Refusal(
+    500,
+    error_body(
+        "internal_error",
+        "an unexpected error occurred; it has been logged with this response's X-Trace-Id",
+        type="api_error",
+    ),
+)
 
 
 def _replay(body: bytes) -> Receive:
