@@ -273,3 +273,12 @@ def test_config_check_names_the_line_of_a_playbook_mistake(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["config", "check", str(path)])
     assert result.exit_code == 1
     assert f"{tmp_path / 'plays.yaml'}:6: playbooks.0.do.0" in result.output
+
+
+def test_a_bad_http_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMEND_HTTP_BODY_TIMEOUT", "soon")
+    monkeypatch.setenv("PAYMEND_HTTP_MAX_CONNECTIONS", "0")
+    result = CliRunner().invoke(main, ["api"])
+    assert result.exit_code == 1
+    assert "PAYMEND_HTTP_BODY_TIMEOUT" in result.output and "not a duration" in result.output
+    assert "PAYMEND_HTTP_MAX_CONNECTIONS" in result.output

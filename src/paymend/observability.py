@@ -49,6 +49,12 @@ REQUESTS = Counter("paymend_http_requests_total", "API requests", ["method", "ro
 REQUEST_LATENCY = Histogram(
     "paymend_http_request_latency_seconds", "API request latency", ["method", "route"]
 )
+SLOW_CLIENTS = Counter(
+    "paymend_http_slow_clients_total",
+    "Requests cut short by the server's limits: a request head or body too slow to "
+    "arrive, or a connection over the limit",
+    ["reason"],
+)
 
 _MASKERS = {
     "phone": mask_phone,

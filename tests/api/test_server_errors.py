@@ -11,6 +11,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from paymend.api.guard import RequestGuard
+from paymend.config import Settings
 from paymend.observability import configure_tracing
 from tests.api.conftest import serve_asgi
 from tests.logs import captured
@@ -32,7 +33,7 @@ async def broken(scope: Scope, receive: Receive, send: Send) -> None:
 @pytest.fixture
 def url() -> Iterator[str]:
     configure_tracing()  # as create_app does: spans with real trace ids
-    uv, thread, url = serve_asgi(RequestGuard(broken), lifespan="off")
+    uv, thread, url = serve_asgi(RequestGuard(broken), Settings(), lifespan="off")
     try:
         yield url
     finally:
@@ -62,13 +63,15 @@ def test_an_escaping_error_is_a_json_500_logged_without_its_message(
     assert not [line for line in lines if line.get("logger", "").startswith("uvicorn")]
 
 
-def test_uvicorn_complaints_are_json_log_lines(url: str) -> None:
+def test_a_request_uvicorn_cannot_parse_gets_a_json_400_and_a_json_log_line(url: str) -> None:
     host, port = url.removeprefix("http://").split(":")
     with captured() as logs, socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
         answer = b""
         while chunk := sock.recv(4096):
             answer += chunk
-    assert answer.startswith(b"HTTP/1.1 400")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b'"code": "invalid_http_request"' in body
     (line,) = [x for x in logs.lines() if x.get("logger") == "uvicorn.error"]
     assert line["event"] == "Invalid HTTP request received." and line["level"] == "warning"

@@ -75,5 +75,5 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(RequestGuard)
+    app.add_middleware(RequestGuard, body_timeout_s=runtime.settings.http_body_timeout)
     return app

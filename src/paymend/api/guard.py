@@ -1,10 +1,11 @@
-"""An ASGI guard in front of every request: tracing, request logs, the body's size and
-type, the refusal of card data and unsafe text before anything parses, stores
+"""An ASGI guard in front of every request: tracing, request logs, the body's size, type
+and read timeout, the refusal of card data and unsafe text before anything parses, stores
 or logs the body (`api/inputs.py`), and a JSON 500 for any error that escapes the app, so
 the server never prints a raw traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -17,10 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymend.api.errors import error_body
 from paymend.api.inputs import body_refusal
-from paymend.observability import REQUEST_LATENCY, REQUESTS, get_logger, tracer
+from paymend.observability import REQUEST_LATENCY, REQUESTS, SLOW_CLIENTS, get_logger, tracer
 
 log = get_logger("paymend.api")
 MAX_BODY_BYTES = 64 * 1024
+BODY_TIMEOUT_S = 10.0
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CLIENT_GONE = 499  # logged only: nginx's code for a client that closed the request
 
@@ -33,9 +35,12 @@ class Refusal:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body: int = MAX_BODY_BYTES, body_timeout_s: float = BODY_TIMEOUT_S
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,17 +118,29 @@ class RequestGuard:
             return b"", too_large
         chunks: list[bytes] = []
         size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None, None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return b"", too_large
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None, None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:
+                        return b"", too_large
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            SLOW_CLIENTS.labels("body_timeout").inc()
+            return b"", Refusal(
+                408,
+                error_body(
+                    "request_timeout",
+                    f"the request body did not arrive within {self.body_timeout_s:g}s",
+                ),
+                close=True,
+            )
         body = b"".join(chunks)
         if not body:
             return body, None  # an action without a body (confirm, cancel)
