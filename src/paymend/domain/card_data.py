@@ -10,7 +10,7 @@ characters. A stretch of whole groups of 12 to 19 digits that a network issues (
 range and length, `card_networks.py`) with a valid Luhn digit is a card number.
 
 Shape alone cannot tell a card number from a random 16-digit order id: about one in
-thirty of those passes. So the field decides (`field_kind`):
+twenty of those passes. So the field decides (`field_kind`):
 
 - free text and contact fields (`TEXT`): any card number in any form is refused;
 - identifier fields (`IDENTIFIER`: `order_id`, `customer.id`, keys such as `order_no`,
