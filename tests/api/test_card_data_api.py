@@ -160,3 +160,21 @@ def test_identifiers_printed_like_cards_are_refused_in_bodies_paths_queries_and_
 def test_real_phone_numbers_pay(api: httpx.Client, phone: str) -> None:
     body = {**BODY, "customer": {**BODY["customer"], "phone": phone}, "metadata": {"tel": phone}}
     assert api.post("/v1/payments", json=body).status_code == 201
+
+
+def test_a_caller_trace_id_holding_a_card_number_is_not_joined(api: httpx.Client) -> None:
+    pan = "4242424242424242"
+    caller = f"ab{pan}cdef0123456789"  # 32 hex digits
+    with captured() as logs:
+        theirs = api.post(
+            "/v1/payments", json=BODY, headers={"traceparent": f"00-{caller}-00f067aa0ba902b7-01"}
+        )
+    assert theirs.status_code == 201
+    assert theirs.headers["x-trace-id"] != caller
+    assert theirs.json()["trace_id"] == theirs.headers["x-trace-id"]
+    assert not logs.holds(pan)
+    fine = "0af7651916cd43dd8448eb211c80319c"
+    joined = api.post(
+        "/v1/payments", json=BODY, headers={"traceparent": f"00-{fine}-00f067aa0ba902b7-01"}
+    )
+    assert joined.headers["x-trace-id"] == fine

@@ -13,12 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagate import extract
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymend.api.errors import error_body
 from paymend.api.inputs import body_refusal
-from paymend.observability import REQUEST_LATENCY, REQUESTS, SLOW_CLIENTS, get_logger, tracer
+from paymend.observability import (
+    REQUEST_LATENCY,
+    REQUESTS,
+    SLOW_CLIENTS,
+    get_logger,
+    id_holds_card_number,
+    tracer,
+)
 
 log = get_logger("paymend.api")
 MAX_BODY_BYTES = 64 * 1024
@@ -83,7 +91,7 @@ class RequestGuard:
             await send(message)
 
         with tracer().start_as_current_span(
-            f"{method} {path}", context=extract(headers), kind=trace.SpanKind.SERVER
+            f"{method} {path}", context=_caller_context(headers), kind=trace.SpanKind.SERVER
         ):
             try:
                 if method in _WITH_BODY:
@@ -195,6 +203,16 @@ async def _send_json(send: Send, refusal: Refusal) -> None:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": raw})
+
+
+def _caller_context(headers: dict[str, str]) -> Context:
+    """The caller's trace (W3C `traceparent`) to join, unless its trace id holds a card
+    number: then a trace of our own, so no log line has to mask its trace id."""
+    context = extract(headers)
+    caller = trace.get_current_span(context).get_span_context()
+    if caller.is_valid and id_holds_card_number(format(caller.trace_id, "032x")):
+        return Context()  # empty: not whatever context the task happens to carry
+    return context
 
 
 def _trace_id() -> str | None:
