@@ -455,3 +455,12 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def test_a_bad_http_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMEND_HTTP_BODY_TIMEOUT", "soon")
+    monkeypatch.setenv("PAYMEND_HTTP_MAX_CONNECTIONS", "0")
+    result = CliRunner().invoke(main, ["api"])
+    assert result.exit_code == 1
+    assert "PAYMEND_HTTP_BODY_TIMEOUT" in result.output and "not a duration" in result.output
+    assert "PAYMEND_HTTP_MAX_CONNECTIONS" in result.output

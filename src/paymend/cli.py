@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from paymend import __version__
 from paymend.config import Settings, load_config
@@ -37,7 +38,15 @@ T = TypeVar("T")
 
 
 def _settings() -> Settings:
-    return Settings()
+    """Settings from the environment; a bad value names its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PAYMEND_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise click.ClickException(f"invalid environment: {problems}") from None
 
 
 def _runtime(settings: Settings) -> Runtime:
@@ -85,6 +94,7 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
     import uvicorn
 
     from paymend.api.app import create_app
+    from paymend.api.server import uvicorn_options
 
     settings = _settings()
     configure_logging(settings.log_level)
@@ -94,7 +104,7 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
     app = create_app(runtime, run_worker=run_worker)
     click.echo(f"paymend {__version__} on http://{host}:{port}  (API docs: /docs)", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
     finally:
         runtime.close()
 

@@ -1,9 +1,9 @@
 """Settings from the environment and the `paymend.yaml` file of channels and routing.
 
 Environment (secrets and deployment): `PAYMEND_DATABASE_URL`, `PAYMEND_CONFIG`,
-`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_DATA_KEY`, `PAYMEND_DATA_KEYS_OLD`.
-Everything about channels and policies lives in the YAML file, validated on load with
-errors naming the line.
+`PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_DATA_KEY`, `PAYMEND_DATA_KEYS_OLD`,
+and the HTTP server's bounds `PAYMEND_HTTP_…`. Everything about channels and policies
+lives in the YAML file, validated on load with errors naming the line.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from paymend.datafiles import load_model, parse_duration
 from paymend.domain.currencies import EXPONENTS
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 # a bank or region name ops controls may carry (engine/controls.py VALUE_SHAPE)
 ScopeName = Annotated[str, StringConstraints(pattern=r"^\w(?:[\w .,&'()/+-]{0,62}[\w.)])?$")]
@@ -45,6 +46,14 @@ class Settings(BaseSettings):
     # base64 of 32 bytes: seals customer email and phone (store/pii.py); unset: not stored
     data_key: SecretStr | None = None
     data_keys_old: SecretStr | None = None  # comma-separated earlier keys: open, never seal
+    # The HTTP server's bounds on slow and greedy clients (api/server.py). A checkout's
+    # backend sends a few hundred bytes at once, so a request head or body that takes
+    # seconds is a stalled or hostile client; keep-alive outlasts load balancers' 60 s.
+    http_header_timeout: Seconds = 10.0  # the request line and headers, from the first byte
+    http_body_timeout: Seconds = 10.0  # the whole body, once the head is in
+    http_keep_alive: Seconds = 75.0  # an idle connection between requests
+    http_max_connections: int = Field(1000, ge=1)  # open connections; past it: 503
+    http_max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)  # past it: 431
 
     def config_path(self) -> Path:
         if self.config:

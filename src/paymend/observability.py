@@ -1,7 +1,10 @@
 """Logging, metrics and tracing set-up.
 
 Logs are JSON lines (structlog) with PII masked by a processor that runs on every event,
-so no code path can log a phone number, an email, a token or a card number in clear.
+so no code path can log a phone number, an email, a token or a card number in clear. The
+standard library's loggers (uvicorn, SQLAlchemy, asyncio) go through the same pipeline.
+An exception is logged as its type and where it was raised, never its message: messages
+carry data (SQL parameters, request values, a provider's answer).
 Metrics are Prometheus, prefixed `paymend_`. Trace ids follow W3C Trace Context through
 OpenTelemetry, so a shop's own tracing joins paymend's.
 """
@@ -10,15 +13,19 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Mapping, MutableMapping
+from types import TracebackType
 from typing import Any
 
 import structlog
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from prometheus_client import Counter, Histogram
 
-from paymend.domain.masking import mask_email, mask_phone, mask_token, scrub_card_numbers
+from paymend.domain.card_data import is_forbidden_name, mask_card_numbers
+from paymend.domain.masking import mask_email, mask_phone, mask_token
 
 PAYMENTS = Counter(
     "paymend_payments_total", "Payments that reached a status", ["status", "provider"]
@@ -43,6 +50,12 @@ REQUESTS = Counter("paymend_http_requests_total", "API requests", ["method", "ro
 REQUEST_LATENCY = Histogram(
     "paymend_http_request_latency_seconds", "API request latency", ["method", "route"]
 )
+SLOW_CLIENTS = Counter(
+    "paymend_http_slow_clients_total",
+    "Requests cut short by the server's limits: a request head or body too slow to "
+    "arrive, or a connection over the limit",
+    ["reason"],
+)
 
 _MASKERS = {
     "phone": mask_phone,
@@ -57,46 +70,168 @@ _MASKERS = {
 def mask_event(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: mask PII by key, scrub card numbers from every string."""
-    return {k: _mask_value(k, v) for k, v in event.items()}
+    """structlog processor: mask PII by key, mask card numbers in every string and key."""
+    return {_mask_key(str(k)): _mask_value(str(k), v) for k, v in event.items()}
+
+
+def _mask_key(key: str) -> str:
+    return mask_card_numbers(key)
 
 
 def _mask_value(key: str, value: Any) -> Any:
     masker = _MASKERS.get(key.lower())
     if masker is not None and isinstance(value, str):
         return masker(value)
-    if key.lower() in ("cvv", "cvc", "card_number", "pan"):
+    if is_forbidden_name(key):
         return "[removed]"
     if isinstance(value, str):
-        return scrub_card_numbers(value)
+        return mask_card_numbers(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        text = str(value)
+        masked = mask_card_numbers(text)
+        return value if masked == text else masked
     if isinstance(value, Mapping):
-        return {k: _mask_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {_mask_key(str(k)): _mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [_mask_value(key, v) for v in value]
     return value
 
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+_FRAMES = 8  # the innermost frames of a traceback worth logging
+
+
+def summarize_exception(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: `exc_info` becomes `error_type` (with `error_causes`, the
+    types of the exceptions it was raised from) and `error_at`, the innermost frames as
+    file:line:function. Never the message or the locals."""
+    event.pop("stack_info", None)
+    info = _exc_info(event.pop("exc_info", None))
+    if info is None:
+        return event
+    etype, value, tb = info
+    event["error_type"] = _type_name(etype)
+    causes: list[str] = []
+    seen = {id(value)}
+    link = value.__cause__ or value.__context__
+    while link is not None and id(link) not in seen and len(causes) < 5:
+        seen.add(id(link))
+        causes.append(_type_name(type(link)))
+        link = link.__cause__ or link.__context__
+    if causes:
+        event["error_causes"] = causes
+    frames = [
+        f"{_short_path(frame.f_code.co_filename)}:{line}:{frame.f_code.co_name}"
+        for frame, line in traceback.walk_tb(tb)
+    ]
+    event["error_at"] = frames[-_FRAMES:]
+    return event
+
+
+def _exc_info(raw: Any) -> ExcInfo | None:
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        current = sys.exc_info()
+        if current[0] is None or current[1] is None:
+            return None
+        return current[0], current[1], current[2]
+    if isinstance(raw, BaseException):
+        return type(raw), raw, raw.__traceback__
+    if isinstance(raw, tuple) and len(raw) == 3 and raw[1] is not None:
+        return raw[0], raw[1], raw[2]
+    return None
+
+
+def _type_name(etype: type[BaseException]) -> str:
+    module = etype.__module__
+    return etype.__qualname__ if module == "builtins" else f"{module}.{etype.__qualname__}"
+
+
+def _short_path(filename: str) -> str:
+    for marker in ("site-packages/", "src/"):
+        _, found, rest = filename.rpartition(marker)
+        if found:
+            return rest
+    return filename.rsplit("/", 1)[-1]
+
+
+def _first_line(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Foreign (standard library) records keep the first line of their message: asyncio
+    and others append reprs of tasks and exceptions, with their messages, below it."""
+    text = event.get("event")
+    if isinstance(text, str):
+        event["event"] = text.split("\n", 1)[0].strip()
+    return event
+
+
 _configured = False
+_STDLIB_NOISY = ("sqlalchemy", "alembic")  # INFO there is every statement
+
+
+class _JsonHandler(logging.Handler):
+    """Writes standard-library records, formatted by structlog, through structlog's
+    PrintLogger, so both share one lock per stream and lines never interleave."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._out = structlog.PrintLogger(stream)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._out.msg(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
-    """JSON logs to stdout (or `stream`), masked."""
+    """JSON logs to stdout (or `stream`), masked; the standard library's loggers
+    (uvicorn, SQLAlchemy, asyncio) are routed through the same processors."""
     global _configured
+    out = stream or sys.stdout
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    tail: list[Any] = [
+        summarize_exception,
+        mask_event,
+        structlog.processors.JSONRenderer(sort_keys=True),
+    ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            mask_event,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(sort_keys=True),
+            *tail,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    handler = _JsonHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                _first_line,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _JsonHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name in _STDLIB_NOISY:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    logging.captureWarnings(True)
     _configured = True
 
 
@@ -104,11 +239,34 @@ def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
+class CardFreeIds(RandomIdGenerator):
+    """Random trace and span ids without a run of digits that reads as a card number
+    (about 1 in 1,700 random trace ids has one): the log masking, which spares no
+    string, never hides an id a log line is searched by."""
+
+    def generate_trace_id(self) -> int:
+        while True:
+            value = super().generate_trace_id()
+            if not id_holds_card_number(format(value, "032x")):
+                return value
+
+    def generate_span_id(self) -> int:
+        while True:
+            value = super().generate_span_id()
+            if not id_holds_card_number(format(value, "016x")):
+                return value
+
+
+def id_holds_card_number(hex_id: str) -> bool:
+    """The log masking would hide part of this hex id."""
+    return mask_card_numbers(hex_id) != hex_id
+
+
 def configure_tracing() -> None:
     """Install an SDK tracer provider so spans get real ids (export is configured by
     the standard OTEL_* variables when an exporter package is installed)."""
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
+        trace.set_tracer_provider(TracerProvider(id_generator=CardFreeIds()))
 
 
 def tracer() -> trace.Tracer:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from paymend.api.app import create_app
+from paymend.api.server import uvicorn_options
 from paymend.config import PaymendConfig, Settings
 from paymend.engine.runtime import Runtime, build_runtime
 from tests.helpers import make_merchant
@@ -46,10 +48,19 @@ class Server:
 
 
 def serve(runtime: Runtime) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """`runtime`'s app behind uvicorn with the options `paymend serve` uses."""
+    return serve_asgi(create_app(runtime), runtime.settings)
+
+
+def serve_asgi(
+    app: ASGIApp, settings: Settings, *, lifespan: str = "on"
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """`app` behind uvicorn with the options `paymend serve` uses (the HTTP bounds of
+    `settings`), on a free port of 127.0.0.1, in a thread."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(runtime), log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(app, lifespan=lifespan, **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

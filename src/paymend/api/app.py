@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -16,6 +16,7 @@ from paymend.api import errors
 from paymend.api.failures import router as failures_router
 from paymend.api.guard import RequestGuard
 from paymend.api.incidents import router as incidents_router
+from paymend.api.inputs import safe_parameters
 from paymend.api.operators import router as operators_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
@@ -57,6 +58,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(safe_parameters)],  # no card data or control characters
     )
     app.state.runtime = runtime
     if runtime.settings.admin_key:
@@ -85,5 +87,5 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(RequestGuard)
+    app.add_middleware(RequestGuard, body_timeout_s=runtime.settings.http_body_timeout)
     return app

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paymend.domain.errors import PaymendError
-from paymend.observability import get_logger
+from paymend.observability import current_trace_id, get_logger
 
 log = get_logger("paymend.api")
 
@@ -91,7 +91,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", error=type(exc).__name__)
+        # its type and where it was raised, never its message (observability.py)
+        log.error("unhandled_error", trace_id=current_trace_id(), exc_info=exc)
         return error_response(
             500,
             "internal_error",

@@ -119,12 +119,13 @@ class Worker:
     async def _run(self, job: Job, report: SweepReport) -> None:
         store, clock = self.service.store, self.service.clock
         wait: float | None
-        error = ""
+        error = error_type = ""
         try:
             wait = await self._handle(job)
         except Exception as exc:
             log.exception("job_failed", job_id=job.id, kind=job.kind.value)
             wait, error = _backoff(job.kind, job.tries), f"{type(exc).__name__}: {exc}"
+            error_type = type(exc).__name__
         now = clock.now()
         if wait is None:
             await store.run(lambda conn: jobs.done(conn, job.id, now))
@@ -136,7 +137,7 @@ class Worker:
                 job_id=job.id,
                 kind=job.kind.value,
                 subject_id=job.subject_id,
-                error=error,
+                error_type=error_type,  # the message stays in the job row, out of the logs
             )
             await store.run(lambda conn: jobs.bury(conn, job.id, error or "too many tries", now))
             report.buried += 1

@@ -49,7 +49,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
     scenario = run.scenario
-    engine = sa.create_engine(f"sqlite:///{run.db_path}")
+    engine = sa.create_engine(f"sqlite:///{run.db_path}", hide_parameters=True)
     with engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(sa.select(payments))}
         tried = conn.execute(
@@ -221,7 +221,7 @@ def actions(run: Run) -> list[Action]:
         if t.after is BreakerState.CLOSED
         or (t.after is BreakerState.OPEN and t.before is BreakerState.CLOSED)
     ]
-    engine = sa.create_engine(f"sqlite:///{run.db_path}")
+    engine = sa.create_engine(f"sqlite:///{run.db_path}", hide_parameters=True)
     with engine.connect() as conn:
         names = {"playbook.start": "playbook", "playbook.recover": "playbook_recovered"}
         for r in conn.execute(sa.select(audit_log).where(audit_log.c.action.in_(names))):

@@ -37,7 +37,7 @@ def _final_statuses(run: Run) -> dict[str, str]:
 
     from paymend.store.tables import payments
 
-    engine = sa.create_engine(f"sqlite:///{run.db_path}")
+    engine = sa.create_engine(f"sqlite:///{run.db_path}", hide_parameters=True)
     with engine.connect() as conn:
         rows = {r.id: r.status for r in conn.execute(sa.select(payments.c.id, payments.c.status))}
     engine.dispose()

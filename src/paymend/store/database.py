@@ -28,7 +28,10 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
-    """An Engine tuned for paymend's access pattern on SQLite or PostgreSQL."""
+    """An Engine tuned for paymend's access pattern on SQLite or PostgreSQL.
+
+    `hide_parameters`: a database error's text never carries the statement's parameters
+    (tokens, metadata, customer data), so no log line or error message can leak them."""
     if is_sqlite(url):
         engine = sa.create_engine(
             url,
@@ -36,6 +39,7 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
             max_overflow=0,
             pool_timeout=30,
             connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -60,6 +64,7 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {},
+        hide_parameters=True,
     )
 
 

@@ -10,7 +10,7 @@ from paymend.store.tables import metadata
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
 assert url is not None
-engine = create_engine(url, poolclass=pool.NullPool)
+engine = create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
 with engine.connect() as connection:
     context.configure(
         connection=connection,
