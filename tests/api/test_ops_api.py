@@ -50,7 +50,7 @@ def test_pausing_a_channel_reroutes_and_resuming_restores(
         json={"reason": "acquirer fixed", "actor": "ops-lin"},
     )
     assert ended.status_code == 200
-    again = api.post("/v1/payments", json=BODY).json()
+    again = api.post("/v1/payments", json={**BODY, "order_id": "order-1002"}).json()
     assert [a["provider"] for a in again["attempts"]] == ["sim_a"]
     audit = ops.get("/v1/ops/audit").json()["data"]
     assert [(e["action"], e["actor"], e["target"]) for e in audit] == [
@@ -81,7 +81,9 @@ def test_a_paused_bank_fails_fast_with_a_message_to_use_another_method(
     assert server.runtime.simulators["sim_a"].calls == 0
     other_bank = api.post("/v1/payments", json={**BODY, "bank": "CMB"}).json()
     assert other_bank["status"] == "succeeded"
-    wallet = api.post("/v1/payments", json={**BODY, "method": "alipay"}).json()
+    wallet = api.post(
+        "/v1/payments", json={**BODY, "method": "alipay", "order_id": "order-1002"}
+    ).json()
     assert wallet["status"] == "succeeded"  # the pause was for cards only
 
 
