@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,25 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _runtime(settings: Settings) -> Runtime:
+SHUTDOWN_MARGIN_S = 2.0  # beyond the checkout deadline, for requests to finish on SIGTERM
+
+
+def _runtime(settings: Settings, role: str = "serve") -> Runtime:
     try:
-        return build_runtime(settings)
+        return build_runtime(settings, role=role)
     except DataFileError as exc:
         raise click.ClickException(f"invalid config: {exc}") from None
+
+
+def _exit_cleanly_on_signals() -> None:
+    """SIGTERM and SIGINT end the process with status 0 once it has stopped cleanly. The
+    server handles them first and, once shut down, raises them again: they land here."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,19 +63,39 @@ def main() -> None:
 
 
 def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None) -> None:
+    """Serve until SIGTERM or SIGINT, then stop cleanly: no new connections, requests in
+    flight get the checkout deadline plus a margin to finish, the worker stops (jobs it
+    held are released), the instance is marked stopped; exit status 0."""
     import uvicorn
 
     from paymend.api.app import create_app
 
+    _exit_cleanly_on_signals()
     settings = _settings()
     configure_logging(settings.log_level)
-    runtime = _runtime(settings)
+    runtime = _runtime(settings, "serve" if run_worker else "api")
     if demo_key_file is not None:
         _ensure_demo_merchant(runtime.store, demo_key_file)
     app = create_app(runtime, run_worker=run_worker)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=round(
+            runtime.config.engine.checkout_deadline + SHUTDOWN_MARGIN_S
+        ),
+    )
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.state.stopping.set()  # the worker stops while requests in flight finish
+            await super().shutdown(sockets)
+
     click.echo(f"paymend {__version__} on http://{host}:{port}  (API docs: /docs)", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        Server(config).run()
     finally:
         runtime.close()
 
@@ -90,17 +125,20 @@ def api(host: str, port: int) -> None:
 @main.command()
 def worker() -> None:
     """Run the worker only: its jobs (status queries, retries, refunds, webhooks) and
-    reconciliation. Several may run on PostgreSQL."""
+    reconciliation. Several may run on PostgreSQL. SIGTERM stops it cleanly: running jobs
+    get `worker.stop_grace`, then are cancelled and released to the other workers."""
+    _exit_cleanly_on_signals()
     settings = _settings()
     configure_logging(settings.log_level)
-    runtime = _runtime(settings)
+    runtime = _runtime(settings, "worker")
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await runtime.worker.run(stop)
+        async with runtime.alive():
+            await runtime.worker.run(stop)
 
     try:
         asyncio.run(run())

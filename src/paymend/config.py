@@ -86,7 +86,41 @@ class EngineConfig(_Strict):
 
 class WorkerConfig(_Strict):
     interval: Duration = 1.0
+    # an attempt left pending this long is settled even if its owner seems alive (one
+    # whose owner is known dead is settled at once: `instances`)
     orphaned_pending_after: Duration = 60.0
+    concurrency: int = Field(16, ge=1, le=256)  # jobs and orphaned attempts at once
+    stop_grace: Duration = 1.0  # on SIGTERM, running jobs get this long, then are cancelled
+
+
+class InstancesConfig(_Strict):
+    """Each paymend process registers itself and beats; what a dead one owned (pending
+    attempts, jobs, idempotency claims) is taken over (engine/liveness.py)."""
+
+    heartbeat: Duration = 1.0
+    # a process whose heartbeat is older is dead (on the same machine a vanished pid
+    # tells at once)
+    dead_after: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _beats_before_dying(self) -> InstancesConfig:
+        if self.heartbeat <= 0:
+            raise ValueError("heartbeat must be positive")
+        if self.dead_after < 2 * self.heartbeat:
+            raise ValueError("dead_after must be at least twice the heartbeat")
+        return self
+
+
+class IdempotencyConfig(_Strict):
+    # a request still in progress after this is taken for dead even if its process lives
+    # (hung): the next request with its key recovers it. Above any checkout deadline.
+    claim_expires_after: Duration = 120.0
+
+    @model_validator(mode="after")
+    def _above_deadlines(self) -> IdempotencyConfig:
+        if self.claim_expires_after < 61:
+            raise ValueError("claim_expires_after must be above the longest deadline (60s)")
+        return self
 
 
 class SimulatorConfig(_Strict):
@@ -100,6 +134,8 @@ class PaymendConfig(_Strict):
     routing: list[str] = Field(min_length=1)
     engine: EngineConfig = EngineConfig()
     worker: WorkerConfig = WorkerConfig()
+    instances: InstancesConfig = InstancesConfig()
+    idempotency: IdempotencyConfig = IdempotencyConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
 
