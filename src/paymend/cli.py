@@ -110,7 +110,11 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
     help="Create a merchant 'demo' on first start and keep its API key in this file.",
 )
 def serve(host: str, port: int, demo_key_file: Path | None) -> None:
-    """Run the API and the worker in one process (the default set-up)."""
+    """Run the API and the worker in one process (the default set-up).
+
+    SIGTERM (or Ctrl-C) stops it cleanly: no new connections, requests in flight get the
+    checkout deadline plus 2s, running jobs get worker.stop_grace and are then released
+    to other workers, and it exits 0."""
     _serve(host, port, run_worker=True, demo_key_file=demo_key_file)
 
 
@@ -118,7 +122,10 @@ def serve(host: str, port: int, demo_key_file: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def api(host: str, port: int) -> None:
-    """Run the API only; run `paymend worker` processes beside it."""
+    """Run the API only; run `paymend worker` processes beside it.
+
+    SIGTERM stops it cleanly: no new connections, requests in flight get the checkout
+    deadline plus 2s, exit 0."""
     _serve(host, port, run_worker=False, demo_key_file=None)
 
 
