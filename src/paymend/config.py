@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paymend.datafiles import load_model, parse_duration
@@ -97,18 +105,17 @@ class InstancesConfig(_Strict):
     """Each paymend process registers itself and beats; what a dead one owned (pending
     attempts, jobs, idempotency claims) is taken over (engine/liveness.py)."""
 
-    heartbeat: Duration = 1.0
+    heartbeat: Annotated[Duration, Field(gt=0)] = 1.0
     # a process whose heartbeat is older is dead (on the same machine a vanished pid
     # tells at once)
     dead_after: Duration = 5.0
 
-    @model_validator(mode="after")
-    def _beats_before_dying(self) -> InstancesConfig:
-        if self.heartbeat <= 0:
-            raise ValueError("heartbeat must be positive")
-        if self.dead_after < 2 * self.heartbeat:
-            raise ValueError("dead_after must be at least twice the heartbeat")
-        return self
+    @field_validator("dead_after")
+    @classmethod
+    def _beats_before_dying(cls, value: float, info: ValidationInfo) -> float:
+        if value < 2 * info.data.get("heartbeat", 0.0):
+            raise ValueError("must be at least twice the heartbeat")
+        return value
 
 
 class IdempotencyConfig(_Strict):
@@ -116,11 +123,12 @@ class IdempotencyConfig(_Strict):
     # (hung): the next request with its key recovers it. Above any checkout deadline.
     claim_expires_after: Duration = 120.0
 
-    @model_validator(mode="after")
-    def _above_deadlines(self) -> IdempotencyConfig:
-        if self.claim_expires_after < 61:
-            raise ValueError("claim_expires_after must be above the longest deadline (60s)")
-        return self
+    @field_validator("claim_expires_after")
+    @classmethod
+    def _above_deadlines(cls, value: float) -> float:
+        if value <= 60:
+            raise ValueError("must be above the longest checkout deadline (60s)")
+        return value
 
 
 class SimulatorConfig(_Strict):

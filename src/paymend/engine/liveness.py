@@ -7,7 +7,9 @@ Each process registers an *instance* (store/instances.py) and beats every
   /proc) and its pid no longer runs, now runs another program (a different start time),
   or is our own pid while the instance is not one of ours: a process killed and
   restarted on one machine is found dead on the restart's first look;
-- otherwise when its heartbeat is older than `dead_after_s`, whatever the machine.
+- otherwise when its heartbeat is older than `dead_after_s`, whatever the machine
+  (heartbeats are stamped with each machine's clock: keep them synchronised, NTP,
+  well within `dead_after_s`).
 
 A dead instance is marked stopped in the database, so SQL alone tells every process
 which owners are gone (`store.instances.live_owner`). A clean stop marks the instance
@@ -155,7 +157,13 @@ class Presence:
             started_at=now,
             heartbeat_at=now,
         )
-        await self.store.run(lambda conn: instances.register(conn, me))
+        forget = now - FORGET_AFTER
+
+        def register(conn: Connection) -> None:
+            instances.prune(conn, forget)
+            instances.register(conn, me)
+
+        await self.store.run(register)
         self.id = me.id
         _OURS.add(me.id)
         if self._on_start is not None:
@@ -178,23 +186,21 @@ class Presence:
         """Beat, then mark every instance found dead; their ids."""
         me, now = self.id, self.clock.now()
 
-        def work(conn: Connection) -> tuple[bool, list[str]]:
+        def work(conn: Connection) -> tuple[bool, list[tuple[str, str]]]:
             alive = instances.beat(conn, me, now) if me is not None else True
             dead = []
             for other in instances.running(conn, excluding=me):
                 reason = why_dead(other, self.host, now, self.settings.dead_after)
                 if reason is not None and instances.mark_stopped(conn, other.id, now, reason):
-                    dead.append(f"{other.id}:{reason}")
-            instances.prune(conn, now - FORGET_AFTER)
+                    dead.append((other.id, reason))
             return alive, dead
 
         alive, dead = await self.store.run(work)
         if not alive:
             log.warning("instance_was_taken_for_dead", instance_id=me)
-        for found in dead:
-            instance_id, reason = found.split(":", 1)
+        for instance_id, reason in dead:
             log.warning("instance_dead", instance_id=instance_id, reason=reason)
-        return [found.split(":", 1)[0] for found in dead]
+        return [instance_id for instance_id, _ in dead]
 
     def owner_dead(self, conn: Connection, owner: str | None) -> bool:
         """Is the instance `owner` dead (marking it so)? Unknown owners are dead: they were

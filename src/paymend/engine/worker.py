@@ -153,7 +153,7 @@ class Worker:
         report.started += len(claimed)
         self._saturated = self._free() <= 0
         if wait:
-            await self.settle()
+            await self.join()
         await self._maybe_reconcile()
         return report
 
@@ -171,7 +171,7 @@ class Worker:
 
         task.add_done_callback(ended)
 
-    async def settle(self, timeout_s: float | None = None) -> bool:
+    async def join(self, timeout_s: float | None = None) -> bool:
         """Wait for the work started so far; False when `timeout_s` ran out first."""
         tasks = list(self._running.values())
         if not tasks:
