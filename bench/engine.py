@@ -8,7 +8,9 @@ With the provider out of the picture, what remains is paymend's own cost per pay
 routing, the domain objects and their state machines, id generation, masking, the
 structured log line and metrics, and its two transactions through `Store.run`:
 
-    tx1  insert payment, insert attempt (pending), insert event payment.created
+    tx1  check the order holds no other payment (PostgreSQL: under an advisory lock on
+         the order), insert payment, insert attempt (pending), insert event
+         payment.created
     tx2  update attempt, insert event attempt.finished,
          update payment (optimistic version check), insert event payment.succeeded
 
@@ -80,7 +82,7 @@ from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.store import merchants
 from paymend.store.database import Store, create_db_engine, is_sqlite
 from paymend.store.migrate import upgrade
-from paymend.store.tables import attempts, events, payments
+from paymend.store.tables import ORDER_HOLDING, attempts, events, payments
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "paymend_bench"
@@ -254,6 +256,12 @@ class FloorRows:
                 finished_at=sa.bindparam("now"),
             )
         )
+        self.lock_order = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("key")))
+        self.order_taken = sa.select(payments.c.id).where(
+            payments.c.merchant_id == sa.bindparam("mid"),
+            payments.c.order_id == sa.bindparam("order"),
+            payments.c.status.in_(ORDER_HOLDING),
+        )
         self.finish_payment = (
             payments.update()
             .where(payments.c.id == sa.bindparam("pid"), payments.c.version == 0)
@@ -299,6 +307,10 @@ class FloorRows:
         e1, e2, e3 = (f"evt_{3 * serial + j:020d}" for j in range(3))
         now = datetime.now(UTC)
         with engine.begin() as conn:  # tx1
+            if engine.dialect.name == "postgresql":
+                conn.execute(self.lock_order, {"key": serial})
+            if conn.execute(self.order_taken, {"mid": self.merchant_id, "order": order}).first():
+                raise RuntimeError(f"floor: order {order} already taken")
             conn.execute(
                 payments.insert(),
                 {

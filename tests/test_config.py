@@ -49,6 +49,9 @@ def test_the_shipped_default_loads() -> None:
         (GOOD + "seed: 2\n", 7, "duplicate key 'seed'"),
         (GOOD.replace("methods: [card]", "methods: [card"), 6, ""),
         (GOOD + "engine:\n  provider_timeout: soon\n", 8, "not a duration"),
+        (GOOD + "instances:\n  heartbeat: 2s\n  dead_after: 3s\n", 9, "twice the heartbeat"),
+        (GOOD + "idempotency:\n  claim_expires_after: 30s\n", 8, "longest checkout deadline"),
+        (GOOD + "worker:\n  concurrency: 0\n", 8, "greater than or equal to 1"),
     ],
 )
 def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -49,9 +50,12 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid environment: {problems}") from None
 
 
-def _runtime(settings: Settings) -> Runtime:
+SHUTDOWN_MARGIN_S = 2.0  # beyond the checkout deadline, for requests to finish on SIGTERM
+
+
+def _runtime(settings: Settings, role: str = "serve") -> Runtime:
     try:
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, role=role)
     except DataFileError as exc:
         raise click.ClickException(f"invalid config: {exc}") from None
     except DataKeyError as exc:
@@ -79,6 +83,17 @@ def _announce_pii(vault: Vault) -> None:
         )
 
 
+def _exit_cleanly_on_signals() -> None:
+    """SIGTERM and SIGINT end the process with status 0 once it has stopped cleanly. The
+    server handles them first and, once shut down, raises them again: they land here."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="paymend")
 def main() -> None:
@@ -91,20 +106,39 @@ def main() -> None:
 
 
 def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None) -> None:
+    """Serve until SIGTERM or SIGINT, then stop cleanly: no new connections, requests in
+    flight get the checkout deadline plus a margin to finish, the worker stops (jobs it
+    held are released), the instance is marked stopped; exit status 0."""
     import uvicorn
 
     from paymend.api.app import create_app
     from paymend.api.server import uvicorn_options
 
+    _exit_cleanly_on_signals()
     settings = _settings()
     configure_logging(settings.log_level)
-    runtime = _runtime(settings)
+    runtime = _runtime(settings, "serve" if run_worker else "api")
     if demo_key_file is not None:
         _ensure_demo_merchant(runtime.store, demo_key_file)
     app = create_app(runtime, run_worker=run_worker)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=round(
+            runtime.config.engine.checkout_deadline + SHUTDOWN_MARGIN_S
+        ),
+        **uvicorn_options(settings),
+    )
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.state.stopping.set()  # the worker stops while requests in flight finish
+            await super().shutdown(sockets)
+
     click.echo(f"paymend {__version__} on http://{host}:{port}  (API docs: /docs)", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
+        Server(config).run()
     finally:
         runtime.close()
 
@@ -119,7 +153,11 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
     help="Create a merchant 'demo' on first start and keep its API key in this file.",
 )
 def serve(host: str, port: int, demo_key_file: Path | None) -> None:
-    """Run the API and the worker in one process (the default set-up)."""
+    """Run the API and the worker in one process (the default set-up).
+
+    SIGTERM (or Ctrl-C) stops it cleanly: no new connections, requests in flight get the
+    checkout deadline plus 2s, running jobs get worker.stop_grace and are then released
+    to other workers, and it exits 0."""
     _serve(host, port, run_worker=True, demo_key_file=demo_key_file)
 
 
@@ -127,24 +165,30 @@ def serve(host: str, port: int, demo_key_file: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def api(host: str, port: int) -> None:
-    """Run the API only; run `paymend worker` processes beside it."""
+    """Run the API only; run `paymend worker` processes beside it.
+
+    SIGTERM stops it cleanly: no new connections, requests in flight get the checkout
+    deadline plus 2s, exit 0."""
     _serve(host, port, run_worker=False, demo_key_file=None)
 
 
 @main.command()
 def worker() -> None:
     """Run the worker only: its jobs (status queries, retries, refunds, webhooks) and
-    reconciliation. Several may run on PostgreSQL."""
+    reconciliation. Several may run on PostgreSQL. SIGTERM stops it cleanly: running jobs
+    get `worker.stop_grace`, then are cancelled and released to the other workers."""
+    _exit_cleanly_on_signals()
     settings = _settings()
     configure_logging(settings.log_level)
-    runtime = _runtime(settings)
+    runtime = _runtime(settings, "worker")
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await runtime.worker.run(stop)
+        async with runtime.alive():
+            await runtime.worker.run(stop)
 
     try:
         asyncio.run(run())

@@ -18,6 +18,8 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -111,7 +113,41 @@ class EngineConfig(_Strict):
 
 class WorkerConfig(_Strict):
     interval: Duration = 1.0
+    # an attempt left pending this long is settled even if its owner seems alive (one
+    # whose owner is known dead is settled at once: `instances`)
     orphaned_pending_after: Duration = 60.0
+    concurrency: int = Field(16, ge=1, le=256)  # jobs and orphaned attempts at once
+    stop_grace: Duration = 1.0  # on SIGTERM, running jobs get this long, then are cancelled
+
+
+class InstancesConfig(_Strict):
+    """Each paymend process registers itself and beats; what a dead one owned (pending
+    attempts, jobs, idempotency claims) is taken over (engine/liveness.py)."""
+
+    heartbeat: Annotated[Duration, Field(gt=0)] = 1.0
+    # a process whose heartbeat is older is dead (on the same machine a vanished pid
+    # tells at once)
+    dead_after: Duration = 5.0
+
+    @field_validator("dead_after")
+    @classmethod
+    def _beats_before_dying(cls, value: float, info: ValidationInfo) -> float:
+        if value < 2 * info.data.get("heartbeat", 0.0):
+            raise ValueError("must be at least twice the heartbeat")
+        return value
+
+
+class IdempotencyConfig(_Strict):
+    # a request still in progress after this is taken for dead even if its process lives
+    # (hung): the next request with its key recovers it. Above any checkout deadline.
+    claim_expires_after: Duration = 120.0
+
+    @field_validator("claim_expires_after")
+    @classmethod
+    def _above_deadlines(cls, value: float) -> float:
+        if value <= 60:
+            raise ValueError("must be above the longest checkout deadline (60s)")
+        return value
 
 
 class SimulatorConfig(_Strict):
@@ -125,6 +161,8 @@ class PaymendConfig(_Strict):
     routing: list[str] = Field(min_length=1)
     engine: EngineConfig = EngineConfig()
     worker: WorkerConfig = WorkerConfig()
+    instances: InstancesConfig = InstancesConfig()
+    idempotency: IdempotencyConfig = IdempotencyConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
     # the banks and regions ops controls may name (a typo is refused rather than pausing

@@ -7,6 +7,7 @@ offering a retry again."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -57,8 +58,12 @@ def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
         yield started
 
 
+_orders = itertools.count(1)
+
+
 def pay(api: httpx.Client, token: str, **changes: Any) -> dict[str, Any]:
-    body = {**BODY, "payment_token": token, **changes}
+    """A payment of its own order (an order holds one payment in flight or paid)."""
+    body = {**BODY, "order_id": f"msg-{next(_orders)}", "payment_token": token, **changes}
     response = api.post("/v1/payments", json=body, headers=EN)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]

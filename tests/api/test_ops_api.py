@@ -45,7 +45,7 @@ def test_pausing_a_channel_reroutes_and_resuming_restores(
         json={"reason": "acquirer fixed"},
     )
     assert ended.status_code == 200
-    again = api.post("/v1/payments", json=BODY).json()
+    again = api.post("/v1/payments", json={**BODY, "order_id": "order-1002"}).json()
     assert [a["provider"] for a in again["attempts"]] == ["sim_a"]
     audit = ops.get("/v1/ops/audit").json()["data"]
     assert [(e["action"], e["actor"], e["target"]) for e in audit] == [
@@ -75,7 +75,9 @@ def test_a_paused_bank_fails_fast_with_a_message_to_use_another_method(
     assert server.runtime.simulators["sim_a"].calls == 0
     other_bank = api.post("/v1/payments", json={**BODY, "bank": "CMB"}).json()
     assert other_bank["status"] == "succeeded"
-    wallet = api.post("/v1/payments", json={**BODY, "method": "alipay"}).json()
+    wallet = api.post(
+        "/v1/payments", json={**BODY, "method": "alipay", "order_id": "order-1002"}
+    ).json()
     assert wallet["status"] == "succeeded"  # the pause was for cards only
 
 
@@ -347,17 +349,21 @@ def test_a_hold_applies_to_payments_of_its_currency_only(
 ) -> None:
     assert ops.post("/v1/ops/controls", json=HOLD).status_code == 201
     cmb = {**BODY, "bank": "CMB"}
-    assert api.post("/v1/payments", json={**cmb, "amount": 500_00}).json()["status"] == "held"
+
+    def status(order: str, **changes: object) -> str:
+        paid = api.post("/v1/payments", json={**cmb, "order_id": order, **changes})
+        assert paid.status_code == 201, paid.text
+        return str(paid.json()["status"])
+
+    assert status("cny-large", amount=500_00) == "held"
     # the same 50000 minor units are ¥50,000 and ₩50,000: not CNY, not held
     for currency in ("JPY", "KRW", "KWD"):
-        paid = api.post("/v1/payments", json={**cmb, "amount": 500_00, "currency": currency})
-        assert paid.json()["status"] == "succeeded", (currency, paid.text)
-    assert api.post("/v1/payments", json={**cmb, "amount": 99_00}).json()["status"] == "succeeded"
+        assert status(f"{currency}-same", amount=500_00, currency=currency) == "succeeded"
+    assert status("cny-small", amount=99_00) == "succeeded"
     yen = {**HOLD, "amount_above": 100_000, "currency": "jpy"}  # ¥100,000
     made = ops.post("/v1/ops/controls", json=yen).json()
     assert (made["currency"], made["amount_above"]) == ("JPY", 100_000)
-    large = api.post("/v1/payments", json={**cmb, "amount": 150_000, "currency": "JPY"})
-    assert large.json()["status"] == "held"
+    assert status("jpy-large", amount=150_000, currency="JPY") == "held"
 
 
 def test_a_hold_needs_a_known_currency_and_other_controls_take_none(

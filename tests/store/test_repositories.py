@@ -147,14 +147,12 @@ def test_a_state_change_and_its_event_commit_together(store: Store) -> None:
 def test_idempotency_key_claim_replay_and_conflict(store: Store) -> None:
     mid, _ = make_merchant(store)
     digest = idempotency.request_hash("/v1/payments", {"a": 1})
-    assert (
-        store.run_sync(lambda c: idempotency.claim(c, mid, "k", "/v1/payments", digest, NOW))
-        is None
-    )
+    claim = store.run_sync(lambda c: idempotency.claim(c, mid, "k", "/v1/payments", digest, NOW))
+    assert isinstance(claim, idempotency.Claim)
     with pytest.raises(Conflict) as busy:
         store.run_sync(lambda c: idempotency.claim(c, mid, "k", "/v1/payments", digest, NOW))
     assert busy.value.code == "idempotency_request_in_progress"
-    store.run_sync(lambda c: idempotency.complete(c, mid, "k", 201, {"id": "pay_1"}, NOW))
+    store.run_sync(lambda c: idempotency.complete(c, claim, 201, {"id": "pay_1"}, NOW))
     replay = store.run_sync(lambda c: idempotency.claim(c, mid, "k", "/v1/payments", digest, NOW))
     assert replay == idempotency.Replay(201, {"id": "pay_1"})
     other = idempotency.request_hash("/v1/payments", {"a": 2})

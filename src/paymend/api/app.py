@@ -40,18 +40,23 @@ from `paymend operators create NAME --role ROLE`); each endpoint names the role 
 
 
 def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
+    """The app. Its lifespan registers the process's instance and beats for it, runs the
+    worker (`run_worker`), and on shutdown stops the worker, then marks the instance
+    stopped. Setting `app.state.stopping` stops the worker early: the server does so as
+    soon as it stops accepting requests, while the ones in flight finish."""
     configure_tracing()
+    stopping = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(runtime.worker.run(stop)) if run_worker else None
-        try:
-            yield
-        finally:
-            stop.set()
-            if task is not None:
-                await task
+        async with runtime.alive():
+            task = asyncio.create_task(runtime.worker.run(stopping)) if run_worker else None
+            try:
+                yield
+            finally:
+                stopping.set()
+                if task is not None:
+                    await task
 
     app = FastAPI(
         title="paymend",
@@ -67,6 +72,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
             why="PAYMEND_ADMIN_KEY is no longer used: give each operator a key with "
             "`paymend operators create NAME --role admin|ops|support|viewer`",
         )
+    app.state.stopping = stopping
     app.state.key_cache = {}  # api/auth.py: API key hash -> merchant, briefly
     errors.install(app)
     app.include_router(payments_router)

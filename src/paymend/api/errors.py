@@ -1,7 +1,9 @@
-"""Every error leaves the API as `{"error": {"type", "code", "message", "param"}}`."""
+"""Every error leaves the API as `{"error": {"type", "code", "message", "param"}}`, with
+the further fields some errors carry (`payment_id` of an order conflict)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,9 +18,17 @@ log = get_logger("paymend.api")
 
 
 def error_body(
-    code: str, message: str, *, type: str = "invalid_request_error", param: str | None = None
+    code: str,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {"error": {"type": type, "code": code, "message": message, "param": param}}
+    error: dict[str, Any] = {"type": type, "code": code, "message": message, "param": param}
+    # an error adds fields; it never replaces the four every client reads
+    error.update((k, v) for k, v in (extra or {}).items() if k not in error)
+    return {"error": error}
 
 
 def error_response(
@@ -35,7 +45,7 @@ def error_response(
 def paymend_error_response(exc: PaymendError) -> JSONResponse:
     headers = {"Retry-After": "1"} if exc.status == 503 else None
     return JSONResponse(
-        error_body(exc.code, exc.message, type=exc.type, param=exc.param),
+        error_body(exc.code, exc.message, type=exc.type, param=exc.param, extra=exc.extra),
         status_code=exc.status,
         headers=headers,
     )

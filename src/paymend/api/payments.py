@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -11,7 +12,7 @@ from pydantic import AwareDatetime
 
 from paymend.api import auth
 from paymend.api.failures import customer_message_json, failure_json
-from paymend.api.idempotent import run_once
+from paymend.api.idempotent import Render, run_once
 from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
 from paymend.api.views import compensation_json, payment_json, refund_json
 from paymend.domain.errors import InvalidInput, NotFound
@@ -23,6 +24,7 @@ from paymend.engine.events import envelope
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.observability import current_trace_id
+from paymend.store.idempotency import Claim, Resource
 from paymend.store.listing import PaymentQuery
 from paymend.store.merchants import Merchant
 from paymend.store.pii import Field
@@ -90,14 +92,46 @@ async def create_payment(
         metadata=body.metadata or {},
         trace_id=current_trace_id(),
         deadline_s=merchant.settings.get("checkout_deadline_s"),
+        split=body.split_payment,
     )
 
-    async def handler() -> tuple[int, dict[str, object]]:
-        return 201, _render(request, merchant, await runtime.service.pay(command))
+    async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
+        view = await runtime.service.pay(replace(command, claim=claim))
+        return 201, _render(request, merchant, view)
 
     return await run_once(
-        runtime, merchant.id, idempotency_key, "/v1/payments", body.model_dump(mode="json"), handler
+        runtime,
+        merchant.id,
+        idempotency_key,
+        "/v1/payments",
+        idempotency_body(body),
+        handler,
+        _resource(request, merchant),
+        status=201,
     )
+
+
+def idempotency_body(body: PaymentIn) -> dict[str, object]:
+    """The body as the idempotency hash sees it. A default `split_payment` is left out,
+    so keys stored before the field existed still match their request."""
+    dumped = body.model_dump(mode="json")
+    if not body.split_payment:
+        del dumped["split_payment"]
+    return dumped
+
+
+def _resource(request: Request, merchant: Merchant) -> Render:
+    """How a key whose request died answers: with what it created, as it is now."""
+    runtime = _runtime(request)
+
+    async def render(resource: Resource) -> dict[str, object]:
+        if resource.kind == "payment":
+            return _render(request, merchant, await runtime.service.get(resource.id, merchant.id))
+        if resource.kind == "refund":
+            return refund_json(await runtime.service.refunds.get(resource.id, merchant.id))
+        return compensation_json(await compensations.get(runtime.service, resource.id, merchant.id))
+
+    return render
 
 
 @router.get("/payments/{payment_id}", summary="A payment with its attempt timeline")
@@ -247,8 +281,8 @@ async def create_refund(
         trace_id=current_trace_id(),
     )
 
-    async def handler() -> tuple[int, dict[str, object]]:
-        return 201, refund_json(await runtime.service.refund(command))
+    async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
+        return 201, refund_json(await runtime.service.refund(replace(command, claim=claim)))
 
     return await run_once(
         runtime,
@@ -257,6 +291,8 @@ async def create_refund(
         f"/v1/payments/{payment_id}/refunds",
         body.model_dump(mode="json"),
         handler,
+        _resource(request, merchant),
+        status=201,
     )
 
 
@@ -266,13 +302,22 @@ async def _act(
     payment_id: str,
     action: str,
     idempotency_key: str | None,
-    run: Callable[[], Awaitable[PaymentView]],
+    run: Callable[[Claim | None], Awaitable[PaymentView]],
 ) -> JSONResponse:
-    async def handler() -> tuple[int, dict[str, object]]:
-        return 200, _render(request, merchant, await run())
+    async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
+        return 200, _render(request, merchant, await run(claim))
 
     path = f"/v1/payments/{payment_id}/{action}"
-    return await run_once(_runtime(request), merchant.id, idempotency_key, path, {}, handler)
+    return await run_once(
+        _runtime(request),
+        merchant.id,
+        idempotency_key,
+        path,
+        {},
+        handler,
+        _resource(request, merchant),
+        status=200,
+    )
 
 
 @router.post("/payments/{payment_id}/confirm", summary="Continue after 3-D Secure")
@@ -287,7 +332,7 @@ async def confirm_payment(
         payment_id,
         "confirm",
         idempotency_key,
-        lambda: service.confirm(merchant.id, payment_id),
+        lambda claim: service.confirm(merchant.id, payment_id, claim),
     )
 
 
@@ -303,7 +348,7 @@ async def cancel_payment(
         payment_id,
         "cancel",
         idempotency_key,
-        lambda: service.cancel(merchant.id, payment_id),
+        lambda claim: service.cancel(merchant.id, payment_id, claim),
     )
 
 
@@ -321,7 +366,7 @@ async def create_compensation(
 ) -> JSONResponse:
     runtime = _runtime(request)
 
-    async def handler() -> tuple[int, dict[str, object]]:
+    async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
         comp = await compensations.grant(
             runtime.service,
             merchant,
@@ -330,6 +375,7 @@ async def create_compensation(
             body.amount,
             body.reason,
             body.granted_by,
+            claim,
         )
         return 201, compensation_json(comp)
 
@@ -340,4 +386,6 @@ async def create_compensation(
         f"/v1/payments/{payment_id}/compensations",
         body.model_dump(mode="json"),
         handler,
+        _resource(request, merchant),
+        status=201,
     )

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 
@@ -62,6 +70,14 @@ class PaymentIn(BaseModel):
     customer: CustomerIn | None = None
     metadata: dict[str, Annotated[str, StringConstraints(max_length=500)]] | None = Field(
         None, description="up to 50 string pairs, returned as given"
+    )
+    split_payment: StrictBool = Field(
+        False,
+        description="one of several payments for this order (split payment, like "
+        "Alipay's and WeChat Pay's out_trade_no per part): it may be created while other "
+        "split payments of the order are in flight or paid. Without it a payment is the "
+        "order's only one: refused with 409 order_already_paid or "
+        "order_payment_in_progress while another holds the order",
     )
 
     @field_validator("metadata")

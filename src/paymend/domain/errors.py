@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class PaymendError(Exception):
     """An error with a stable `code` that callers (and API clients) can branch on.
 
     `status` is the HTTP status the API answers with; `param` names the offending input
-    field when there is one.
+    field when there is one; `extra` holds further fields of the error object a client
+    acts on (e.g. the `payment_id` an order conflict is about).
     """
 
     status: int = 400
@@ -22,11 +25,13 @@ class PaymendError(Exception):
         param: str | None = None,
         status: int | None = None,
         type: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.param = param
+        self.extra: dict[str, str] = dict(extra or {})
         if status is not None:
             self.status = status
         if type is not None:
@@ -62,6 +67,34 @@ class Conflict(PaymendError):
     type = "invalid_request_error"
 
 
+class OrderAlreadyPaid(Conflict):
+    """The order already has a succeeded (or partially refunded) payment: paying it again
+    would charge the customer twice. Nothing was written."""
+
+    def __init__(self, order_id: str, payment_id: str) -> None:
+        super().__init__(
+            "order_already_paid",
+            f"order '{order_id}' is already paid by payment {payment_id}; to take several "
+            "payments for one order, send split_payment: true",
+            param="order_id",
+            extra={"payment_id": payment_id},
+        )
+
+
+class OrderPaymentInProgress(Conflict):
+    """The order has a payment still in flight (processing, awaiting 3-D Secure or held
+    for review): wait for its outcome, or cancel it first. Nothing was written."""
+
+    def __init__(self, order_id: str, payment_id: str) -> None:
+        super().__init__(
+            "order_payment_in_progress",
+            f"order '{order_id}' has payment {payment_id} in progress; wait for its outcome "
+            f"(GET /v1/payments/{payment_id}) or cancel it before paying again",
+            param="order_id",
+            extra={"payment_id": payment_id},
+        )
+
+
 class Unavailable(PaymendError):
     """A dependency (the database, every provider) cannot be reached right now."""
 
@@ -81,5 +114,6 @@ class PaymentInFlight(Unavailable):
             "payment_in_flight",
             f"payment {payment_id} was created but its outcome is not recorded yet; it will "
             f"be finished automatically: look it up with GET /v1/payments/{payment_id}",
+            extra={"payment_id": payment_id},
         )
         self.payment_id = payment_id

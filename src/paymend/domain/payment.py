@@ -31,6 +31,19 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+# One order, one payment: a payment in these statuses holds its order, and another payment
+# for the order is refused (unless both are split payments). Failed, canceled and fully
+# refunded payments let go: the customer may pay again.
+ORDER_IN_FLIGHT = frozenset(
+    {
+        PaymentStatus.CREATED,
+        PaymentStatus.PROCESSING,
+        PaymentStatus.REQUIRES_ACTION,
+        PaymentStatus.HELD,
+    }
+)
+ORDER_PAID = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED})
+
 PAYMENT_EDGES: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.CREATED: frozenset({PaymentStatus.PROCESSING, PaymentStatus.CANCELED}),
     PaymentStatus.PROCESSING: frozenset(
@@ -188,6 +201,7 @@ class Payment:
     version: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    split: bool = False  # one of several payments the merchant takes for this order
 
     def transition(self, target: PaymentStatus) -> None:
         """Move along an edge of the machine. Refund statuses are reached only through

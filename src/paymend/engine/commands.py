@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer
+from paymend.store.idempotency import Claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class PayCommand:
     metadata: dict[str, str] = field(default_factory=dict)
     trace_id: str | None = None
     deadline_s: float | None = None  # the merchant's checkout deadline; None: the default
+    split: bool = False  # one of several payments for the order (does not hold it alone)
+    claim: Claim | None = None  # the Idempotency-Key this runs under: linked to the payment
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +34,4 @@ class RefundCommand:
     amount: int | None = None  # None: everything still refundable
     reason: str | None = None
     trace_id: str | None = None
+    claim: Claim | None = None  # the Idempotency-Key this runs under: linked to the refund

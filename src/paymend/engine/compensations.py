@@ -13,14 +13,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from paymend.domain.errors import Conflict, InvalidInput
+from paymend.domain.errors import Conflict, InvalidInput, NotFound
 from paymend.domain.events import EventType
 from paymend.domain.money import payment_amount
 from paymend.domain.payment import Attempt, AttemptStatus, Payment, PaymentStatus
 from paymend.engine.audit import Audited, audited
 from paymend.engine.events import emit
 from paymend.engine.payments import PaymentService
+from paymend.store import idempotency
 from paymend.store import payments as repo
+from paymend.store.idempotency import Claim
 from paymend.store.merchants import Merchant
 from paymend.store.tables import compensations, payments
 
@@ -91,9 +93,11 @@ async def grant(
     amount: int,
     reason: str,
     granted_by: str,
+    claim: Claim | None = None,
 ) -> Compensation:
     """Grant a coupon or credit within the merchant's cap, on a payment where it makes
-    sense; stored with its audit entry and its event in one transaction."""
+    sense; stored with its audit entry and its event in one transaction. `claim`: the
+    Idempotency-Key it runs under, linked to the compensation."""
     now = service.clock.now()
     actor = f"merchant:{merchant.id}/{granted_by.strip()}"
 
@@ -141,6 +145,7 @@ async def grant(
                 "created_at": now,
             },
         )
+        idempotency.link(conn, claim, "compensation", comp.id)
         details = {
             "id": comp.id,
             "kind": comp.kind.value,
@@ -183,18 +188,34 @@ async def for_payment(service: PaymentService, payment_id: str) -> list[Compensa
             .where(compensations.c.payment_id == payment_id)
             .order_by(compensations.c.created_at)
         )
-        return [
-            Compensation(
-                r.id,
-                r.payment_id,
-                CompensationKind(r.kind),
-                r.amount,
-                r.currency,
-                r.reason,
-                r.granted_by,
-                r.created_at,
-            )
-            for r in rows
-        ]
+        return [_compensation(r) for r in rows]
 
     return await service.store.run(read)
+
+
+async def get(service: PaymentService, compensation_id: str, merchant_id: str) -> Compensation:
+    """One of the merchant's compensations."""
+
+    def read(conn: Connection) -> Compensation:
+        row = conn.execute(
+            sa.select(compensations).where(compensations.c.id == compensation_id)
+        ).first()
+        if row is None:
+            raise NotFound("compensation_not_found", f"no compensation '{compensation_id}'")
+        repo.get_payment(conn, row.payment_id, merchant_id)  # NotFound if not theirs
+        return _compensation(row)
+
+    return await service.store.run(read)
+
+
+def _compensation(r: sa.Row[Any]) -> Compensation:
+    return Compensation(
+        r.id,
+        r.payment_id,
+        CompensationKind(r.kind),
+        r.amount,
+        r.currency,
+        r.reason,
+        r.granted_by,
+        r.created_at,
+    )

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
 from paymend.domain.clock import Clock
 from paymend.domain.errors import (
     Conflict,
     InvalidInput,
+    OrderAlreadyPaid,
+    OrderPaymentInProgress,
     PaymendError,
     PaymentInFlight,
     Unavailable,
@@ -35,6 +38,7 @@ from paymend.domain.failure import Action, Decision, Failure
 from paymend.domain.ids import AttemptId, PaymentId
 from paymend.domain.masking import mask_token
 from paymend.domain.payment import (
+    ORDER_PAID,
     Attempt,
     AttemptStatus,
     Payment,
@@ -58,9 +62,10 @@ from paymend.health.outcomes import Outcome
 from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, PAYMENTS, get_logger
 from paymend.providers.base import ChargeRequest, Provider, QueryRequest
 from paymend.routing.ranking import PaymentContext, RoutingRules, rank
-from paymend.store import jobs, refunds
+from paymend.store import idempotency, jobs, refunds
 from paymend.store import payments as repo
 from paymend.store.database import Store
+from paymend.store.idempotency import Claim
 from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
@@ -148,6 +153,10 @@ class PaymentService:
         self._capabilities = {n: p.capabilities for n, p in providers.items()}
         self.controls = ControlService(store, clock, self.ids)
         self._rng = random.Random(settings.seed)  # noqa: S311 - jitter, not secrets
+        # the process instance (engine/liveness.py) that owns the attempts this service
+        # calls: when it dies, the worker settles them at once. None: no instance (the
+        # lab, tests): an attempt is orphaned only by its age
+        self.owner: str | None = None
 
     def methods(self) -> set[str]:
         return {m for p in self.providers.values() for m in p.capabilities.methods}
@@ -256,21 +265,22 @@ class PaymentService:
             metadata=dict(cmd.metadata),
             token=cmd.token,
             trace_id=cmd.trace_id,
+            split=cmd.split,
         )
         payment.transition(PaymentStatus.PROCESSING)
         if controls.paused_because is not None:
-            return await self._refuse_paused(payment, controls.paused_because, now)
+            return await self._refuse_paused(payment, controls.paused_because, now, cmd.claim)
         if controls.held_because is not None:
-            return await self._hold(payment, controls.held_because, now)
+            return await self._hold(payment, controls.held_because, now, cmd.claim)
         attempt = self._new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
 
         def create(conn: Connection) -> None:
-            repo.insert_payment(conn, payment, now, self.pii)
-            repo.insert_attempt(conn, attempt)
+            self._insert_payment(conn, payment, now, cmd.claim)
+            repo.insert_attempt(conn, attempt, self.owner)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
 
-        await self.store.run(create)
+        await self._create(payment, create)
         self.budget.first(attempt.provider, self.clock.monotonic())
         run = Run(
             channels,
@@ -291,35 +301,76 @@ class PaymentService:
             )
         return PaymentView(payment, run.attempts, [], repeats)
 
-    async def _refuse_paused(self, payment: Payment, why: str, now: datetime) -> PaymentView:
+    def _insert_payment(
+        self, conn: Connection, payment: Payment, now: datetime, claim: Claim | None
+    ) -> None:
+        """Insert a new payment if its order lets it (one payment per order, unless split),
+        linked to the Idempotency-Key it is created under, in the caller's transaction."""
+        repo.lock_order(conn, payment.merchant_id, payment.order_id)
+        holder = repo.holding_order(
+            conn, payment.merchant_id, payment.order_id, split=payment.split
+        )
+        if holder is not None:
+            raise _order_taken(payment.order_id, holder)
+        repo.insert_payment(conn, payment, now, self.pii)
+        idempotency.link(conn, claim, "payment", payment.id)
+
+    async def _create(self, payment: Payment, write: Callable[[Connection], None]) -> None:
+        """Run the transaction that creates `payment`. The database's one-payment-per-order
+        index backs the check in `_insert_payment`: an insert it refuses gets the same 409."""
+        try:
+            await self.store.run(write)
+        except exc.IntegrityError as error:
+            if not repo.is_order_conflict(error):
+                raise
+            holder = await self.store.run(
+                lambda conn: repo.holding_order(
+                    conn, payment.merchant_id, payment.order_id, split=payment.split
+                )
+            )
+            if holder is None:  # the other payment failed meanwhile: the order is free
+                await self.store.run(write)
+                return
+            raise _order_taken(payment.order_id, holder) from None
+
+    async def _refuse_paused(
+        self, payment: Payment, why: str, now: datetime, claim: Claim | None
+    ) -> PaymentView:
         """The customer's bank or region is paused: no provider is called, and the
         customer is told the bank is unavailable and to use another method."""
         payment.failure_code = "issuer_unavailable"
         payment.failure_message = why
         payment.transition(PaymentStatus.FAILED)
-        return await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {})
+        return await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim)
 
-    async def _hold(self, payment: Payment, why: str, now: datetime) -> PaymentView:
+    async def _hold(
+        self, payment: Payment, why: str, now: datetime, claim: Claim | None
+    ) -> PaymentView:
         """A playbook or an operator holds this scope's large payments: nothing is called
         until ops release it (engine/review.py); the shop learns by `payment.held`."""
         payment.transition(PaymentStatus.HELD)
         view = await self._decided_without_call(
-            payment, now, EventType.PAYMENT_HELD, {"reason": why}
+            payment, now, EventType.PAYMENT_HELD, {"reason": why}, claim
         )
         log.warning("payment_held", payment_id=payment.id, why=why)
         return view
 
     async def _decided_without_call(
-        self, payment: Payment, now: datetime, event: EventType, extra: dict[str, str]
+        self,
+        payment: Payment,
+        now: datetime,
+        event: EventType,
+        extra: dict[str, str],
+        claim: Claim | None,
     ) -> PaymentView:
         """Store a payment the controls settled before any provider call, with its events."""
 
         def write(conn: Connection) -> None:
-            repo.insert_payment(conn, payment, now, self.pii)
+            self._insert_payment(conn, payment, now, claim)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
             emit(conn, self.ids.new("evt"), payment, event, now, extra=extra or None)
 
-        await self.store.run(write)
+        await self._create(payment, write)
         PAYMENTS.labels(payment.status.value, "none").inc()
         return PaymentView(payment, [], [])
 
@@ -696,7 +747,7 @@ class PaymentService:
             )
             self._settle_later(conn, attempt, now)
             if following is not None:
-                repo.insert_attempt(conn, following)
+                repo.insert_attempt(conn, following, self.owner)
                 if not inline:
                     jobs.enqueue(
                         conn,
@@ -986,12 +1037,16 @@ class PaymentService:
 
     # -- the merchant's and the customer's side ----------------------------------------
 
-    async def cancel(self, merchant_id: str, payment_id: str) -> PaymentView:
-        """Stop a payment that is not final. A charge that still lands later is refunded."""
+    async def cancel(
+        self, merchant_id: str, payment_id: str, claim: Claim | None = None
+    ) -> PaymentView:
+        """Stop a payment that is not final. A charge that still lands later is refunded.
+        `claim`: the Idempotency-Key it runs under, linked to the payment with the change."""
         now = self.clock.now()
 
         def write(conn: Connection) -> None:
             payment = repo.get_payment(conn, payment_id, merchant_id)
+            idempotency.link(conn, claim, "payment", payment.id)
             if payment.status not in (
                 PaymentStatus.PROCESSING,
                 PaymentStatus.REQUIRES_ACTION,
@@ -1014,8 +1069,11 @@ class PaymentService:
         await retry_stale(self.store, write)
         return await self.get(payment_id, merchant_id)
 
-    async def confirm(self, merchant_id: str, payment_id: str) -> PaymentView:
-        """Continue a payment after the customer completed 3-D Secure."""
+    async def confirm(
+        self, merchant_id: str, payment_id: str, claim: Claim | None = None
+    ) -> PaymentView:
+        """Continue a payment after the customer completed 3-D Secure. `claim`: the
+        Idempotency-Key it runs under, linked to the payment with the change."""
         view = await self.get(payment_id, merchant_id)
         payment = view.payment
         if payment.status is not PaymentStatus.REQUIRES_ACTION:
@@ -1037,8 +1095,9 @@ class PaymentService:
 
         def write(conn: Connection) -> None:
             repo.update_payment(conn, payment, now)
+            idempotency.link(conn, claim, "payment", payment.id)
             if attempt is not last:
-                repo.insert_attempt(conn, attempt)
+                repo.insert_attempt(conn, attempt, self.owner)
 
         await self.store.run(write)
         run = Run(
@@ -1089,6 +1148,12 @@ class PaymentService:
 
     async def refund(self, cmd: RefundCommand) -> Refund:
         return await self.refunds.refund(cmd)
+
+
+def _order_taken(order_id: str, holder: Payment) -> Conflict:
+    if holder.status in ORDER_PAID:
+        return OrderAlreadyPaid(order_id, holder.id)
+    return OrderPaymentInProgress(order_id, holder.id)
 
 
 def _payment_target(

@@ -1,7 +1,8 @@
 """Refunds: asked for by the merchant, or sent back on paymend's own initiative when a
 payment was charged twice. Idempotent at the provider under the refund's id, reserved
 against the captured amount before the call, resent by the worker until the provider
-gives a final answer."""
+gives a final answer. The resend job is written with the reservation, so a crash before
+the call leaves a refund the worker sends, never one nobody sends."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from paymend.engine.ids import IdFactory
 from paymend.engine.stale import retry_stale
 from paymend.observability import get_logger
 from paymend.providers.base import Provider, ProviderOutcome, RefundRequest
-from paymend.store import jobs, refunds
+from paymend.store import idempotency, jobs, refunds
 from paymend.store import payments as repo
 from paymend.store.database import Store
 
@@ -74,10 +75,29 @@ class RefundService:
             )
             refunds.insert(conn, refund)
             repo.update_payment(conn, payment, now)
+            idempotency.link(conn, cmd.claim, "refund", refund.id)
+            jobs.enqueue(
+                conn,
+                self.ids.new("job"),
+                jobs.JobKind.RESEND_REFUND,
+                refund.id,
+                now + RESEND_AFTER,
+                now,
+            )
             return refund, charged.provider_reference
 
         refund, reference = await retry_stale(self.store, reserve)
-        return await self.send(refund, reference)
+        return await self.send(refund, reference, schedule_retry=False)
+
+    async def get(self, refund_id: str, merchant_id: str) -> Refund:
+        """One of the merchant's refunds."""
+
+        def read(conn: Connection) -> Refund:
+            refund = refunds.get(conn, refund_id)
+            repo.get_payment(conn, refund.payment_id, merchant_id)  # NotFound if not theirs
+            return refund
+
+        return await self.store.run(read)
 
     def refund_duplicate(
         self, conn: Connection, payment: Payment, attempt: Attempt, now: datetime

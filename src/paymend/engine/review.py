@@ -53,7 +53,7 @@ async def release(service: PaymentService, payment_id: str, actor: str, reason: 
 
     def write(conn: Connection) -> Audited[None]:
         repo.update_payment(conn, payment, now)
-        repo.insert_attempt(conn, attempt)
+        repo.insert_attempt(conn, attempt, service.owner)
         emit(conn, service.ids.new("evt"), payment, EventType.PAYMENT_PROCESSING, now)
         details = {"channel": attempt.provider, "amount": payment.amount.minor}
         return Audited(None, "payment.release", f"payment:{payment.id}", details)

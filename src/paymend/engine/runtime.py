@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from paymend.config import PaymendConfig, Settings, load_config
 from paymend.domain.clock import Clock
+from paymend.domain.errors import Unavailable
 from paymend.engine.access import AccessService
 from paymend.engine.clock import SystemClock
 from paymend.engine.controls import KnownScopes
 from paymend.engine.ids import IdFactory
 from paymend.engine.incidents import IncidentService
+from paymend.engine.liveness import LivenessSettings, Presence
 from paymend.engine.payments import EngineSettings, PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.health.book import HealthBook
 from paymend.health.redis_book import RedisHealthBook
+from paymend.observability import get_logger
 from paymend.playbooks.model import load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.providers.simulator_ledger import SqliteLedger
 from paymend.store.database import Store
 from paymend.store.pii import Vault
+
+log = get_logger("paymend.runtime")
 
 
 @dataclass
@@ -34,6 +42,7 @@ class Runtime:
     service: PaymentService
     worker: Worker
     incidents: IncidentService
+    presence: Presence
     simulators: dict[str, SimulatedProvider] = field(default_factory=dict)
 
     @property
@@ -52,6 +61,26 @@ class Runtime:
             self.config.known_regions(),
             frozenset(self.service.methods()),
         )
+
+    @contextlib.asynccontextmanager
+    async def alive(self) -> AsyncIterator[None]:
+        """While the block runs, this process is a registered instance that beats: it owns
+        what it starts (pending attempts, jobs, idempotency claims), and predecessors
+        found dead are released. With the database out of reach at start, the beats
+        register later. On exit, after the work inside stopped, the instance is marked
+        stopped: what it still owns is free for the others at once."""
+        await self.presence.try_start()
+        done = asyncio.Event()
+        beats = asyncio.create_task(self.presence.run(done))
+        try:
+            yield
+        finally:
+            done.set()
+            await beats
+            try:
+                await self.presence.stop()
+            except Unavailable as exc:
+                log.warning("instance_not_marked_stopped", code=exc.code)
 
     def close(self) -> None:
         self.store.close()
@@ -101,7 +130,9 @@ def build_runtime(
     *,
     clock: Clock | None = None,
     store: Store | None = None,
+    role: str = "serve",
 ) -> Runtime:
+    """`role`: what this process runs (serve, api, worker), as its instance shows it."""
     config = config or load_config(settings.config_path())
     clock = clock or SystemClock()
     store = store or Store(settings.database_url)
@@ -128,8 +159,20 @@ def build_runtime(
         WorkerSettings(
             interval_s=config.worker.interval,
             pending_after_s=config.worker.orphaned_pending_after,
+            concurrency=config.worker.concurrency,
+            stop_grace_s=config.worker.stop_grace,
+            dead_after_s=config.instances.dead_after,
         ),
         playbooks=PlaybookRunner(service, playbooks),
     )
     incidents = IncidentService(store, clock, service.ids)
-    return Runtime(settings, config, store, clock, providers, service, worker, incidents, sims)
+    presence = Presence(
+        store,
+        clock,
+        role,
+        LivenessSettings(config.instances.heartbeat, config.instances.dead_after),
+        on_start=lambda instance_id: setattr(service, "owner", instance_id),
+    )
+    return Runtime(
+        settings, config, store, clock, providers, service, worker, incidents, presence, sims
+    )

@@ -6,14 +6,25 @@ jobs: status queries for unknown outcomes (with backoff), attempts decided after
 checkout's deadline, refunds to resend, webhooks to deliver. It runs as a task inside
 `paymend serve`, or as `paymend worker` processes (several on PostgreSQL: jobs are
 claimed with FOR UPDATE SKIP LOCKED).
+
+Jobs and orphaned attempts run concurrently, at most `concurrency` at once, each as its
+own task: a provider that hangs until its timeout holds one slot, not the whole queue.
+A sweep claims no more than the free slots, so nothing claimed waits on a slot while its
+lease runs; when a sweep filled every slot the next one starts as soon as one frees. On
+SQLite the database work still goes through the one writer thread; only the waits on
+providers overlap. An attempt whose owner instance is known dead is orphaned at once
+(engine/liveness.py); one with no owner after `pending_after_s`. A job whose owner is
+dead is taken over without waiting for its lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
@@ -51,11 +62,15 @@ class WorkerSettings:
     lease_s: float = 120.0  # a claimed job another worker may take over after this
     batch: int = 50
     reconcile_every_s: float = 600.0  # compare with the providers' settlement reports
+    concurrency: int = 16  # jobs and orphaned attempts worked on at once
+    dead_after_s: float = 5.0  # an owner silent this long is dead (engine/liveness.py)
+    stop_grace_s: float = 1.0  # on stop, what runs gets this long, then is cancelled
 
 
 @dataclass(slots=True)
 class SweepReport:
     relayed: int = 0
+    started: int = 0  # jobs and orphaned attempts begun (they end later unless waited for)
     orphans: int = 0
     done: dict[str, int] = field(default_factory=dict)
     retried: int = 0
@@ -79,31 +94,95 @@ class Worker:
         self.settings = settings or WorkerSettings()
         self.webhooks = webhooks or WebhookSender(service.store, service.clock, service.ids)
         self._reconciled_at: float | None = None
+        self._running: dict[str, asyncio.Task[None]] = {}  # "attempt:<id>" / "job:<id>"
+        self._saturated = False  # the last sweep filled every slot: more may be due
+        self._freed = asyncio.Event()  # a task ended while saturated: sweep again now
 
-    async def sweep(self) -> SweepReport:
+    @property
+    def owner(self) -> str | None:
+        """The instance this worker claims jobs for: the service's (engine/liveness.py)."""
+        return self.service.owner
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def sweep(self, *, wait: bool = True) -> SweepReport:
+        """One round. `wait`: return when everything it started has ended (tests, the
+        lab's drain); else leave the work running in the background (`run`)."""
         report = SweepReport()
         store, clock, s = self.service.store, self.service.clock, self.settings
         if self.playbooks is not None:
             with _logged("playbooks_failed", "-"):
                 await self.playbooks.tick()
         report.relayed = await self.webhooks.relay()
+        dead_after = timedelta(seconds=s.dead_after_s)
+        busy = [key.split(":", 1)[1] for key in self._running if key.startswith("attempt:")]
         now = clock.now()
-        orphans = await store.run(
-            lambda conn: repo.orphaned_attempts(
-                conn, now - timedelta(seconds=s.pending_after_s), s.batch
+        orphans = []
+        if self._free() > 0:
+            limit = min(s.batch, self._free())
+            orphans = await store.run(
+                lambda conn: repo.orphaned_attempts(
+                    conn,
+                    now - timedelta(seconds=s.pending_after_s),
+                    limit,
+                    now=now,
+                    dead_after=dead_after,
+                    skip=busy,
+                )
             )
-        )
         for attempt in orphans:
-            with _logged("orphan_settle_failed", attempt.id):
-                await self.service.settle_attempt(attempt.id)
-                report.orphans += 1
-        claimed = await store.run(
-            lambda conn: jobs.claim(conn, clock.now(), timedelta(seconds=s.lease_s), s.batch)
-        )
+            self._start(f"attempt:{attempt.id}", self._settle_orphan(attempt.id, report))
+        report.started += len(orphans)
+        claimed: list[Job] = []
+        limit = min(s.batch, self._free())
+        if limit > 0:
+            claimed = await store.run(
+                lambda conn: jobs.claim(
+                    conn,
+                    clock.now(),
+                    timedelta(seconds=s.lease_s),
+                    limit,
+                    owner=self.owner,
+                    dead_after=dead_after,
+                )
+            )
         for job in claimed:
-            await self._run(job, report)
+            self._start(f"job:{job.id}", self._run(job, report))
+        report.started += len(claimed)
+        self._saturated = self._free() <= 0
+        if wait:
+            await self.join()
         await self._maybe_reconcile()
         return report
+
+    def _free(self) -> int:
+        return self.settings.concurrency - len(self._running)
+
+    def _start(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=key)
+        self._running[key] = task
+
+        def ended(_task: asyncio.Task[None]) -> None:
+            self._running.pop(key, None)
+            if self._saturated:
+                self._freed.set()
+
+        task.add_done_callback(ended)
+
+    async def join(self, timeout_s: float | None = None) -> bool:
+        """Wait for the work started so far; False when `timeout_s` ran out first."""
+        tasks = list(self._running.values())
+        if not tasks:
+            return True
+        _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        return not pending
+
+    async def _settle_orphan(self, attempt_id: str, report: SweepReport) -> None:
+        with _logged("orphan_settle_failed", attempt_id):
+            await self.service.settle_attempt(attempt_id)
+            report.orphans += 1
 
     async def _maybe_reconcile(self) -> None:
         now = self.service.clock.monotonic()
@@ -127,24 +206,27 @@ class Worker:
             wait, error = _backoff(job.kind, job.tries), f"{type(exc).__name__}: {exc}"
             error_type = type(exc).__name__
         now = clock.now()
-        if wait is None:
-            await store.run(lambda conn: jobs.done(conn, job.id, now))
-            report.done[job.kind.value] = report.done.get(job.kind.value, 0) + 1
-        elif job.tries >= MAX_TRIES[job.kind]:
-            log.warning(
-                "ops_alert",
-                reason="job given up",
-                job_id=job.id,
-                kind=job.kind.value,
-                subject_id=job.subject_id,
-                error_type=error_type,  # the message stays in the job row, out of the logs
-            )
-            await store.run(lambda conn: jobs.bury(conn, job.id, error or "too many tries", now))
-            report.buried += 1
-        else:
-            run_at = now + timedelta(seconds=wait)
-            await store.run(lambda conn: jobs.retry(conn, job.id, run_at, error, now))
-            report.retried += 1
+        with _logged("job_not_recorded", job.id):  # its lease runs out: it runs again
+            if wait is None:
+                await store.run(lambda conn: jobs.done(conn, job.id, now))
+                report.done[job.kind.value] = report.done.get(job.kind.value, 0) + 1
+            elif job.tries >= MAX_TRIES[job.kind]:
+                log.warning(
+                    "ops_alert",
+                    reason="job given up",
+                    job_id=job.id,
+                    kind=job.kind.value,
+                    subject_id=job.subject_id,
+                    error_type=error_type,  # the message stays in the job row, out of the logs
+                )
+                await store.run(
+                    lambda conn: jobs.bury(conn, job.id, error or "too many tries", now)
+                )
+                report.buried += 1
+            else:
+                run_at = now + timedelta(seconds=wait)
+                await store.run(lambda conn: jobs.retry(conn, job.id, run_at, error, now))
+                report.retried += 1
 
     async def _handle(self, job: Job) -> float | None:
         """Run one job. None when finished; else seconds until it runs again."""
@@ -166,24 +248,75 @@ class Worker:
         return max_sweeps
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep every `interval_s` until `stop` is set. Errors are logged, never fatal."""
+        """Sweep every `interval_s` (at once when a sweep filled every slot and one
+        freed) until `stop` is set. Errors are logged, never fatal. On stop, what runs
+        gets `stop_grace_s`, then is cancelled, and the jobs still held are released."""
         try:
             while not stop.is_set():
+                self._freed.clear()
+                sweep = asyncio.ensure_future(self.sweep(wait=False))
+                if not await _until(sweep, stop):
+                    await self._cancel([sweep])
+                    break
                 with _logged("worker_sweep_failed", "-"):
-                    report = await self.sweep()
-                    if report.busy:
+                    report = sweep.result()
+                    if report.relayed or report.started:
                         log.info(
                             "worker_sweep",
                             relayed=report.relayed,
-                            orphans=report.orphans,
-                            done=report.done,
-                            retried=report.retried,
-                            buried=report.buried,
+                            started=report.started,
+                            running=self.running,
                         )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.interval_s)
+                    await asyncio.wait_for(
+                        _first(stop.wait(), self._freed.wait()), timeout=self.settings.interval_s
+                    )
         finally:
+            await self._cancel(list(self._running.values()))
+            await self._release()
             await self.webhooks.close()
+
+    async def _cancel(self, tasks: list[asyncio.Future[Any]]) -> None:
+        """Give `tasks` the stop grace to end, then cancel the rest and wait for them."""
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=self.settings.stop_grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.info("worker_stop_cancelled", tasks=len(pending))
+            await asyncio.wait(pending)
+
+    async def _release(self) -> None:
+        """Give back the jobs this instance still holds: another worker runs them now."""
+        owner = self.owner
+        if owner is None:
+            return
+        now = self.service.clock.now()
+        with _logged("job_release_failed", owner):
+            released = await self.service.store.run(lambda conn: jobs.release(conn, owner, now))
+            if released:
+                log.info("jobs_released", instance_id=owner, jobs=released)
+
+
+async def _until(work: asyncio.Future[Any], stop: asyncio.Event) -> bool:
+    """Wait for `work` or `stop`; True when `work` ended first."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    return work.done()
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Return when the first of `waits` does; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 @contextlib.contextmanager

@@ -2,8 +2,10 @@
 
 Workers claim due jobs under a lease. On PostgreSQL the claim uses `FOR UPDATE SKIP
 LOCKED`, so many workers share the queue without waiting on each other; on SQLite the
-writer lock (`BEGIN IMMEDIATE`) makes the claim exclusive. A worker that dies mid-job
-loses its lease and another picks the job up: every handler is idempotent.
+writer lock (`BEGIN IMMEDIATE`) makes the claim exclusive. A claim names its owner
+instance: when the owner is known dead (engine/liveness.py) its jobs are free at once;
+a stuck owner loses them when the lease runs out. A worker stopping cleanly releases
+what it holds. Every handler is idempotent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from paymend.store.instances import live_owner
 from paymend.store.tables import jobs
 
 _INSERT = jobs.insert()
@@ -55,24 +58,33 @@ def enqueue(
     )
 
 
-def claim(conn: Connection, now: datetime, lease: timedelta, limit: int) -> list[Job]:
-    """Take up to `limit` due jobs for `lease`; nobody else gets them meanwhile."""
+def claim(
+    conn: Connection,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    *,
+    owner: str | None = None,
+    dead_after: timedelta | None = None,
+) -> list[Job]:
+    """Take up to `limit` due jobs for `lease`; nobody else gets them meanwhile. A job
+    leased by an owner that is not alive (given `dead_after`) is taken at once."""
+    free = sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
+    if dead_after is not None:
+        orphaned = sa.and_(jobs.c.owner.is_not(None), ~live_owner(jobs.c.owner, now, dead_after))
+        free = sa.or_(free, orphaned)
     rows = conn.execute(
         sa.select(jobs.c.id, jobs.c.kind, jobs.c.subject_id, jobs.c.run_at, jobs.c.tries)
-        .where(
-            jobs.c.status == "pending",
-            jobs.c.run_at <= now,
-            sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now),
-        )
+        .where(jobs.c.status == "pending", jobs.c.run_at <= now, free)
         .order_by(jobs.c.run_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=jobs)
     ).all()
     if rows:
         conn.execute(
             jobs.update()
             .where(jobs.c.id.in_([r.id for r in rows]))
-            .values(lease_until=now + lease, tries=jobs.c.tries + 1, updated_at=now)
+            .values(lease_until=now + lease, owner=owner, tries=jobs.c.tries + 1, updated_at=now)
         )
     return [Job(r.id, JobKind(r.kind), r.subject_id, r.run_at, r.tries + 1) for r in rows]
 
@@ -81,7 +93,7 @@ def done(conn: Connection, job_id: str, now: datetime) -> None:
     conn.execute(
         jobs.update()
         .where(jobs.c.id == job_id)
-        .values(status="done", lease_until=None, updated_at=now)
+        .values(status="done", lease_until=None, owner=None, updated_at=now)
     )
 
 
@@ -89,7 +101,7 @@ def retry(conn: Connection, job_id: str, run_at: datetime, error: str, now: date
     conn.execute(
         jobs.update()
         .where(jobs.c.id == job_id)
-        .values(run_at=run_at, lease_until=None, last_error=error[:500], updated_at=now)
+        .values(run_at=run_at, lease_until=None, owner=None, last_error=error[:500], updated_at=now)
     )
 
 
@@ -98,8 +110,18 @@ def bury(conn: Connection, job_id: str, error: str, now: datetime) -> None:
     conn.execute(
         jobs.update()
         .where(jobs.c.id == job_id)
-        .values(status="dead", lease_until=None, last_error=error[:500], updated_at=now)
+        .values(status="dead", lease_until=None, owner=None, last_error=error[:500], updated_at=now)
     )
+
+
+def release(conn: Connection, owner: str, now: datetime) -> int:
+    """Give back every job `owner` holds (a clean stop): another worker takes them at once."""
+    result = conn.execute(
+        jobs.update()
+        .where(jobs.c.owner == owner, jobs.c.status == "pending")
+        .values(lease_until=None, owner=None, updated_at=now)
+    )
+    return int(result.rowcount)
 
 
 def pending(conn: Connection, subject_id: str | None = None) -> list[dict[str, Any]]:

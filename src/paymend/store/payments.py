@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import Conflict, NotFound
 from paymend.domain.ids import AttemptId, MerchantId, PaymentId
 from paymend.domain.money import Money
-from paymend.domain.payment import Attempt, AttemptStatus, Customer, Payment, PaymentStatus
+from paymend.domain.payment import (
+    ORDER_PAID,
+    Attempt,
+    AttemptStatus,
+    Customer,
+    Payment,
+    PaymentStatus,
+)
+from paymend.store.instances import live_owner
 from paymend.store.pii import Vault, customer_columns
-from paymend.store.tables import attempts, jobs, payments
+from paymend.store.tables import ORDER_HOLDING, attempts, jobs, payments
+
+ORDER_INDEX = "uq_payments_one_per_order"
 
 
 class StaleWrite(Conflict):
@@ -55,6 +68,41 @@ def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
         raise StaleWrite(p.id)
     p.version += 1
     p.updated_at = now
+
+
+def lock_order(conn: Connection, merchant_id: str, order_id: str) -> None:
+    """Serialize payment creation for one order until the transaction ends, so the check
+    in `holding_order` and the insert after it cannot interleave with another's. SQLite
+    needs nothing: its writers already take turns (BEGIN IMMEDIATE)."""
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"order\0{merchant_id}\0{order_id}".encode(), digest_size=8)
+    key = int.from_bytes(digest.digest(), "big", signed=True)
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+def holding_order(
+    conn: Connection, merchant_id: str, order_id: str, *, split: bool
+) -> Payment | None:
+    """A payment that keeps a new one for this order from being created: any payment
+    holding the order for an exclusive payment, an exclusive one for a split payment.
+    A paid one comes before one in flight."""
+    query = sa.select(payments).where(
+        payments.c.merchant_id == merchant_id,
+        payments.c.order_id == order_id,
+        payments.c.status.in_(ORDER_HOLDING),
+    )
+    if split:
+        query = query.where(payments.c.split.is_(False))
+    found = [_payment(r) for r in conn.execute(query.order_by(payments.c.created_at))]
+    paid = [p for p in found if p.status in ORDER_PAID]
+    return next(iter(paid or found), None)
+
+
+def is_order_conflict(error: exc.IntegrityError) -> bool:
+    """Was this insert refused by the one-payment-per-order index?"""
+    text = str(error.orig)
+    return ORDER_INDEX in text or "payments.merchant_id, payments.order_id" in text
 
 
 def get_payment(conn: Connection, payment_id: str, merchant_id: str | None = None) -> Payment:
@@ -134,8 +182,11 @@ def card_tries_since(
     )
 
 
-def insert_attempt(conn: Connection, a: Attempt) -> None:
-    conn.execute(_INSERT_ATTEMPT, _attempt_values(a))
+def insert_attempt(conn: Connection, a: Attempt, owner: str | None = None) -> None:
+    """Insert a pending attempt; `owner` is the instance about to call the provider."""
+    values = _attempt_values(a)
+    values["owner"] = owner
+    conn.execute(_INSERT_ATTEMPT, values)
 
 
 def update_attempt(conn: Connection, a: Attempt) -> None:
@@ -149,22 +200,35 @@ def get_attempt(conn: Connection, attempt_id: str) -> Attempt | None:
     return _attempt(row) if row else None
 
 
-def orphaned_attempts(conn: Connection, older_than: datetime, limit: int = 100) -> list[Attempt]:
+def orphaned_attempts(
+    conn: Connection,
+    older_than: datetime,
+    limit: int = 100,
+    *,
+    now: datetime | None = None,
+    dead_after: timedelta | None = None,
+    skip: Collection[str] = (),
+) -> list[Attempt]:
     """Attempts left pending (a crash between the call and its record) with no job that
-    will run them: the worker asks the provider what became of them."""
+    will run them: the worker asks the provider what became of them. Orphaned are those
+    whose owner instance is dead (given `now` and `dead_after`), and any created before
+    `older_than` (rows with no owner, or an owner stuck for that long). `skip`: attempts
+    this process is settling already."""
     waiting = sa.select(jobs.c.id).where(
         jobs.c.subject_id == attempts.c.id, jobs.c.status == "pending"
     )
-    rows = conn.execute(
-        sa.select(attempts)
-        .where(
-            attempts.c.status == AttemptStatus.PENDING.value,
-            attempts.c.created_at <= older_than,
-            ~sa.exists(waiting),
+    orphaned: sa.ColumnElement[bool] = attempts.c.created_at <= older_than
+    if now is not None and dead_after is not None:
+        owner_gone = sa.and_(
+            attempts.c.owner.is_not(None), ~live_owner(attempts.c.owner, now, dead_after)
         )
-        .order_by(attempts.c.created_at)
-        .limit(limit)
+        orphaned = sa.or_(orphaned, owner_gone)
+    query = sa.select(attempts).where(
+        attempts.c.status == AttemptStatus.PENDING.value, orphaned, ~sa.exists(waiting)
     )
+    if skip:
+        query = query.where(attempts.c.id.not_in(list(skip)))
+    rows = conn.execute(query.order_by(attempts.c.created_at).limit(limit))
     return [_attempt(r) for r in rows]
 
 
@@ -195,6 +259,7 @@ def _payment_values(p: Payment) -> dict[str, Any]:
         "trace_id": p.trace_id,
         "version": p.version,
         "updated_at": p.updated_at,
+        "split": p.split,
     }
 
 
@@ -224,6 +289,7 @@ def _payment(row: sa.Row[Any]) -> Payment:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        split=bool(row.split),
     )
 
 

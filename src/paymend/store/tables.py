@@ -10,6 +10,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from paymend.domain.payment import ORDER_IN_FLIGHT, ORDER_PAID
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -41,6 +43,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JSON: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
 Id = sa.String(40)
+
+# a payment in one of these statuses holds its order (domain/payment.py)
+ORDER_HOLDING = tuple(sorted(s.value for s in ORDER_IN_FLIGHT | ORDER_PAID))
+_HOLDING_SQL = ", ".join(f"'{s}'" for s in ORDER_HOLDING)
 
 merchants = sa.Table(
     "merchants",
@@ -116,7 +122,20 @@ payments = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # one of several payments the merchant asked for on one order (split payment): it
+    # takes no part in the order's one-payment rule below
+    sa.Column("split", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Index(None, "merchant_id", "order_id"),
+    # one order, at most one exclusive payment in flight or paid: the database itself
+    # refuses a second one, whatever the code does
+    sa.Index(
+        "uq_payments_one_per_order",
+        "merchant_id",
+        "order_id",
+        unique=True,
+        sqlite_where=sa.text(f"NOT split AND status IN ({_HOLDING_SQL})"),
+        postgresql_where=sa.text(f"NOT split AND status IN ({_HOLDING_SQL})"),
+    ),
     sa.Index(None, "status", "updated_at"),
     sa.Index(None, "merchant_id", "customer_id", "created_at"),
     sa.Index(None, "merchant_id", "created_at", "id"),  # listing, newest first, by pages
@@ -151,6 +170,9 @@ attempts = sa.Table(
     sa.Column("request", JSON, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("finished_at", UTCDateTime()),
+    # the process instance (instances.id) that calls the provider for a pending attempt:
+    # when it is known dead, the worker settles the attempt at once
+    sa.Column("owner", Id),
     sa.UniqueConstraint("payment_id", "seq"),
     # never charge twice: the database itself allows one succeeded attempt per payment
     sa.Index(
@@ -219,7 +241,35 @@ idempotency_keys = sa.Table(
     sa.Column("response_status", sa.Integer()),
     sa.Column("response_body", JSON),
     sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),  # in progress: when claimed
+    # who runs the request (instances.id) and the claim's own token: a claim taken over
+    # from a dead owner gets a new token, so the old request can no longer link or finish
+    sa.Column("owner", Id),
+    sa.Column("claim_token", sa.String(40)),
+    # what the request created (payment, refund, compensation), linked in the very
+    # transaction that created it: a key whose request died answers with it
+    sa.Column("resource_kind", sa.String(16)),
+    sa.Column("resource_id", Id),
+)
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    # every running paymend process: what it owns (pending attempts, jobs, idempotency
+    # claims) is taken over as soon as it is known dead
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # serve | api | worker
+    sa.Column("hostname", sa.String(255), nullable=False),
+    # Linux boot id and pid namespace: equal to ours means its pid can be checked here
+    sa.Column("boot_id", sa.String(64)),
+    sa.Column("pid_namespace", sa.String(64)),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("pid_started", sa.BigInteger()),  # clock ticks after boot: tells pid reuse
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+    sa.Column("stopped_at", UTCDateTime()),  # a clean stop, or found dead by another
+    sa.Column("stop_reason", sa.String(32)),
+    sa.Index(None, "stopped_at"),
 )
 
 jobs = sa.Table(
@@ -233,6 +283,7 @@ jobs = sa.Table(
     sa.Column("run_at", UTCDateTime(), nullable=False),
     sa.Column("tries", sa.Integer(), nullable=False),
     sa.Column("lease_until", UTCDateTime()),
+    sa.Column("owner", Id),  # the instance holding the lease; dead: the job is free at once
     sa.Column("last_error", sa.String(500)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
