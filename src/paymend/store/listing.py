@@ -8,9 +8,10 @@ while a client pages through never shift rows between pages.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -20,6 +21,8 @@ from paymend.store import outbox, refunds
 from paymend.store.payments import attempt_from_row, payment_from_row
 from paymend.store.tables import attempts, events, payments
 from paymend.store.tables import refunds as refund_rows
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,29 +92,31 @@ def cursor_of(conn: Connection, merchant_id: str, payment_id: str) -> tuple[date
 
 def attempts_of(conn: Connection, payment_ids: Sequence[str]) -> dict[str, list[Attempt]]:
     """The attempts of several payments in one query, each list in order."""
-    found: dict[str, list[Attempt]] = defaultdict(list)
-    if payment_ids:
-        rows = conn.execute(
-            sa.select(attempts)
-            .where(attempts.c.payment_id.in_(payment_ids))
-            .order_by(attempts.c.payment_id, attempts.c.seq)
-        )
-        for r in rows:
-            found[r.payment_id].append(attempt_from_row(r))
-    return found
+    order = (attempts.c.payment_id, attempts.c.seq)
+    return _by_payment(conn, attempts, payment_ids, order, attempt_from_row)
 
 
 def refunds_of(conn: Connection, payment_ids: Sequence[str]) -> dict[str, list[Refund]]:
     """The refunds of several payments in one query, oldest first."""
-    found: dict[str, list[Refund]] = defaultdict(list)
+    order = (refund_rows.c.created_at, refund_rows.c.id)
+    return _by_payment(conn, refund_rows, payment_ids, order, refunds.from_row)
+
+
+def _by_payment(
+    conn: Connection,
+    table: sa.Table,
+    payment_ids: Sequence[str],
+    order: tuple[sa.ColumnElement[Any], ...],
+    from_row: Callable[[sa.Row[Any]], T],
+) -> dict[str, list[T]]:
+    """Rows of `table` belonging to any of `payment_ids`, grouped by payment, in `order`."""
+    found: dict[str, list[T]] = defaultdict(list)
     if payment_ids:
         rows = conn.execute(
-            sa.select(refund_rows)
-            .where(refund_rows.c.payment_id.in_(payment_ids))
-            .order_by(refund_rows.c.created_at, refund_rows.c.id)
+            sa.select(table).where(table.c.payment_id.in_(payment_ids)).order_by(*order)
         )
         for r in rows:
-            found[r.payment_id].append(refunds.from_row(r))
+            found[r.payment_id].append(from_row(r))
     return found
 
 
