@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from paymend.api.auth import Admin, Viewer
 from paymend.api.ops import ERRORS, Text, needs
@@ -20,7 +20,8 @@ from paymend.store.operators import Operator
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=ERRORS)
 RoleName = Literal["viewer", "support", "ops", "admin"]
-Lifetime = Annotated[int, Field(gt=0, le=MAX_LIFETIME_S)]
+# strict: `true` or "3600" is a mistake, never a number of seconds
+Lifetime = Annotated[StrictInt, Field(gt=0, le=MAX_LIFETIME_S)]
 
 
 class OperatorIn(BaseModel):
@@ -41,7 +42,7 @@ class RoleIn(BaseModel):
 class RotateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overlap_seconds: Annotated[int, Field(ge=0, le=MAX_OVERLAP_S)] = Field(
+    overlap_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_OVERLAP_S)] = Field(
         DEFAULT_OVERLAP_S, description="how long the owner's other keys keep working"
     )
     expires_in_seconds: Lifetime | None = Field(None, description="the new key's lifetime")

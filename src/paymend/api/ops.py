@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from paymend.api.auth import Ops, Support, Viewer
 from paymend.api.errors import error_body
@@ -60,7 +60,7 @@ class ControlIn(BaseModel):
     scope: Literal["channel", "bank", "region"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] | None = None
-    amount_above: Annotated[int, Field(ge=0, le=10**15)] | None = Field(
+    amount_above: Annotated[StrictInt, Field(ge=0, le=10**15)] | None = Field(
         None, description="hold: payments above this many minor units of `currency`"
     )
     currency: Annotated[str, StringConstraints(min_length=3, max_length=3)] | None = Field(
