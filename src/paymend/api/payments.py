@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from paymend.api import auth
 from paymend.api.failures import customer_message_json, failure_json
 from paymend.api.idempotent import run_once
-from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
+from paymend.api.schemas import CompensationIn, Instant, PaymentIn, RefundIn
 from paymend.api.views import compensation_json, payment_json, refund_json
 from paymend.domain.errors import InvalidInput, NotFound
 from paymend.domain.money import payment_amount
@@ -126,9 +125,9 @@ async def list_payments(
         list[PaymentStatus] | None, Query(description="repeat for several: status=failed&…")
     ] = None,
     created_gte: Annotated[
-        AwareDatetime | None, Query(description="created at or after (ISO 8601 with a zone)")
+        Instant | None, Query(description="created at or after (ISO 8601 with a zone)")
     ] = None,
-    created_lt: Annotated[AwareDatetime | None, Query(description="created before")] = None,
+    created_lt: Annotated[Instant | None, Query(description="created before")] = None,
     customer_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     customer_email: Annotated[
         str | None, Query(min_length=3, max_length=254, description="matched by its keyed index")

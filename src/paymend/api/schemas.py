@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    """Only a date and time written as ISO 8601: pydantic alone would also read `0.5`
+    or `1764000000` as a Unix time, so a typo would filter silently."""
+    if isinstance(value, str) and not _ISO_8601.match(value):
+        raise ValueError("an ISO 8601 date and time with a zone, e.g. 2026-11-24T08:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 
 class CustomerIn(BaseModel):
