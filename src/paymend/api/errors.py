@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from paymend.api.routes import allowed_methods
 from paymend.domain.errors import PaymendError
 from paymend.observability import current_trace_id, get_logger
 
@@ -83,11 +84,14 @@ def install(app: FastAPI) -> None:
         return validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return error_response(
+        answer = error_response(
             exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
         )
+        if exc.status_code == 405:  # every method the path takes, not only one route's
+            answer.headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+        return answer
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
