@@ -2,24 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal, NotRequired, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from typing_extensions import TypedDict
 
 from paymend.api.routes import allowed_methods
+from paymend.api.shapes import doc
 from paymend.domain.errors import PaymendError
 from paymend.observability import current_trace_id, get_logger
 
 log = get_logger("paymend.api")
+ErrorType = Literal[
+    "invalid_request_error", "authentication_error", "permission_error", "state_error", "api_error"
+]
+
+
+class ErrorDetail(TypedDict):
+    type: Annotated[
+        ErrorType,
+        doc(
+            "`invalid_request_error`: the request (fix it); `authentication_error`: the key; "
+            "`permission_error`: the role; `state_error`: the object's state; `api_error`: "
+            "paymend's side (a retry may work)"
+        ),
+    ]
+    code: Annotated[str, doc("stable: branch on it (docs/api.md lists every code)")]
+    message: Annotated[str, doc("for people; may change")]
+    param: Annotated[str | None, doc("the parameter at fault, if one is")]
+    control_id: NotRequired[
+        Annotated[str | None, doc("`control_exists`: the active control it would repeat")]
+    ]
+    payment_id: NotRequired[
+        Annotated[str, doc("an order conflict: the payment the order already has")]
+    ]
+
+
+class ErrorBody(TypedDict):
+    """Every error paymend answers, whatever its status."""
+
+    error: ErrorDetail
 
 
 def error_body(
     code: str, message: str, *, type: str = "invalid_request_error", param: str | None = None
 ) -> dict[str, Any]:
-    return {"error": {"type": type, "code": code, "message": message, "param": param}}
+    body: ErrorBody = {
+        "error": {"type": cast(ErrorType, type), "code": code, "message": message, "param": param}
+    }
+    return cast(dict[str, Any], body)  # callers add the optional fields some errors carry
 
 
 def error_response(
