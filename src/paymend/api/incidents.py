@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Ops, Viewer
-from paymend.api.ops import Text, needs
+from paymend.api.ops import Text, needs, text_pattern
 from paymend.api.ops_views import incident_json, incident_summary
 from paymend.api.responses import errors
 from paymend.domain.printable import unprintable
@@ -34,6 +34,7 @@ ReviewText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=REVIEW_TEXT_MAX, strip_whitespace=True),
     AfterValidator(_paragraphs),
+    Field(json_schema_extra={"pattern": text_pattern(multiline=True)}),
 ]
 
 

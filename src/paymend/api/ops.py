@@ -16,9 +16,10 @@ from paymend.api.errors import error_body
 from paymend.api.failures import failure_json
 from paymend.api.ops_views import control_json
 from paymend.api.responses import errors
+from paymend.api.schemas import Currency
 from paymend.api.shapes import Payment
 from paymend.api.views import payment_json
-from paymend.domain.printable import unprintable
+from paymend.domain.printable import refused_class, unprintable
 from paymend.engine import review
 from paymend.engine.controls import ControlExists
 from paymend.engine.payments import PaymentView
@@ -40,10 +41,22 @@ def one_line(text: str) -> str:
     return text
 
 
+# Surrounding white space is stripped (it may hold the tabs and line breaks the guard lets
+# through): what remains must be a character or more, none that `unprintable` refuses.
+_EDGE = "\\t\\n\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def text_pattern(*, multiline: bool = False) -> str:
+    """What a stripped, printable text may be, as the document's `pattern`."""
+    refused = refused_class(multiline=multiline)
+    return f"^[{_EDGE}]*[^{refused}{_EDGE}](?:[^{refused}]*[^{refused}{_EDGE}])?[{_EDGE}]*$"
+
+
 Text = Annotated[
     str,
     StringConstraints(min_length=1, max_length=500, strip_whitespace=True),
     AfterValidator(one_line),
+    Field(json_schema_extra={"pattern": text_pattern()}),
 ]
 ROLE_NOTE = "Needs the **{}** role or above (docs/api.md, the ops API)."
 
@@ -62,7 +75,7 @@ class ControlIn(BaseModel):
     amount_above: Annotated[StrictInt, Field(ge=0, le=10**15)] | None = Field(
         None, description="hold: payments above this many minor units of `currency`"
     )
-    currency: Annotated[str, StringConstraints(min_length=3, max_length=3)] | None = Field(
+    currency: Currency | None = Field(
         None, description="hold: the ISO 4217 currency of `amount_above`; only its payments"
     )
     reason: Text

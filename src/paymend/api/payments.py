@@ -33,7 +33,10 @@ IdemKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="the same key with the same body replays the first response",
+        description="1 to 255 characters; the same key with the same body replays the first "
+        "response",
+        # checked by api/idempotent.py (idempotency_key_invalid), said here for the document
+        json_schema_extra={"minLength": 1, "maxLength": 255},
     ),
 ]
 
