@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from paymend import __version__
@@ -56,13 +57,16 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
             if task is not None:
                 await task
 
-    app = FastAPI(
+    # /docs and /redoc load their scripts and styles from the package (fastapi-offline),
+    # never from a CDN: they work where the server has no internet access
+    app: FastAPI = FastAPIOffline(
         title="paymend",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(safe_parameters)],  # no card data or control characters
         generate_unique_id_function=openapi.operation_id,
+        swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
     )
     app.state.runtime = runtime
     if runtime.settings.admin_key:

@@ -222,4 +222,8 @@ def _trace_id() -> str | None:
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    # a mounted app (the docs pages' scripts and styles) moves the root path to its mount
+    mounted = str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))) :]
+    return mounted or "unmatched"
