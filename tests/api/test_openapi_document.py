@@ -139,6 +139,11 @@ def test_requests_say_what_paymend_takes(document: Document) -> None:
     schemas = document["components"]["schemas"]
     payment = schemas["PaymentIn"]["properties"]
     assert payment["method"]["enum"] == ["alipay", "card", "wechat_pay"]  # the channels'
+    control_method = schemas["ControlIn"]["properties"]["method"]["anyOf"]
+    assert control_method == [
+        {"type": "string", "enum": ["alipay", "card", "wechat_pay"]},
+        {"type": "null"},  # every method
+    ]
     assert payment["amount"]["minimum"] == 1
     assert "CNY" in payment["currency"]["enum"]
     assert payment["order_id"]["pattern"] == NO_CONTROL  # an identifier

@@ -150,6 +150,7 @@ async def failure_codes(
     "/help/{code}",
     response_class=HTMLResponse,
     summary="Public help page for a failure",
+    response_description="The page, in the reader's language",
     responses={
         302: {
             "description": "a code customers are shown as another: its page",

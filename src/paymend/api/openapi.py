@@ -193,6 +193,7 @@ def complete(document: dict[str, Any], routes: list[Route]) -> None:
             continue
         for method in sorted(route.methods or ()):
             operation = document["paths"][route.path_format][method.lower()]
+            _describe_success(operation, schemas)
             _document_errors(operation, implied_errors(route, method))
             scheme = security_of(route)
             if scheme is not None:
@@ -265,6 +266,16 @@ def _all(dependant: Dependant, kind: str) -> Iterator[Any]:
         yield from getattr(sub, kind)
 
 
+def _describe_success(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A success answer is described by its shape's docstring, not "Successful Response"."""
+    for status, response in operation.get("responses", {}).items():
+        schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+        ref = schema.get("$ref", "")
+        shape = schemas.get(ref.rsplit("/", 1)[-1], {})
+        if status.startswith("2") and "description" in shape:
+            response["description"] = " ".join(shape["description"].split("\n\n")[0].split())
+
+
 def _document_errors(operation: dict[str, Any], implied: dict[int, set[str]]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)  # FastAPI's validation error: paymend answers 400
@@ -332,8 +343,10 @@ def describe_controls(control: dict[str, Any], known: KnownScopes) -> None:
 def _allow_only(document: dict[str, Any], schema: str, field: str, values: list[str]) -> None:
     """Say which values the configuration takes for a field the code checks against it."""
     prop = document["components"]["schemas"][schema]["properties"][field]
-    prop.pop("pattern", None)
-    prop["enum"] = values
+    for branch in (prop, *prop.get("anyOf", [])):  # an optional field stays nullable
+        if branch.get("type") == "string":
+            branch.pop("pattern", None)
+            branch["enum"] = values
 
 
 # api/inputs.py: no C0 or C1 control character in a parameter, a key or an identifier;
@@ -368,7 +381,7 @@ def refuse_control_characters(document: dict[str, Any]) -> None:
 
 
 def _constrain(schema: dict[str, Any], pattern: str) -> None:
-    if schema.get("type") == "string":
+    if schema.get("type") == "string" and "enum" not in schema:
         schema.setdefault("pattern", pattern)
     for alternative in schema.get("anyOf", []):
         _constrain(alternative, pattern)

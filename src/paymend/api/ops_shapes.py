@@ -159,10 +159,14 @@ class Me(Operator):
 
 
 class OperatorWithKeys(Operator):
+    """An operator and their keys."""
+
     keys: list[ApiKey]
 
 
 class OperatorList(TypedDict):
+    """Every operator, with their role and keys."""
+
     object: Literal["list"]
     data: list[OperatorWithKeys]
 

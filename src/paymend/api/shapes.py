@@ -242,6 +242,8 @@ class FailureCode(TypedDict):
 
 
 class FailureCodeList(TypedDict):
+    """The unified failure catalogue, with what the customer reads in `locale`."""
+
     object: Literal["list"]
     locale: Annotated[str, doc("the language of the customer messages")]
     data: list[FailureCode]
