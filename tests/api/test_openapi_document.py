@@ -4,6 +4,7 @@ tests/api/test_openapi_contract.py.)"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -156,6 +157,11 @@ def test_requests_say_what_paymend_takes(document: Document) -> None:
         if p["name"] == "Idempotency-Key"
     )
     assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    reason = re.compile(schemas["ControlIn"]["properties"]["reason"]["pattern"])
+    assert reason.match(" paused for the ICBC outage ")  # surrounding space is stripped
+    assert not reason.match("line\nbreak") and not reason.match("bidi\u202eoverride")
+    review = re.compile(schemas["ReviewIn"]["properties"]["cause"]["pattern"])
+    assert review.match("first line\nsecond line") and not review.match("a\u0000")
     variants = schemas["ControlIn"]["oneOf"]
     channels = [v for v in variants if v["properties"]["scope"] == {"const": "channel"}]
     assert all(v["properties"]["value"] == {"enum": ["sim_a", "sim_b"]} for v in channels)

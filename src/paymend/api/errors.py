@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal, NotRequired, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from typing_extensions import TypedDict
 
 from paymend.api.routes import allowed_methods
-from paymend.api.shapes import doc
 from paymend.domain.errors import PaymendError
 from paymend.observability import current_trace_id, get_logger
 
@@ -24,20 +24,22 @@ ErrorType = Literal[
 class ErrorDetail(TypedDict):
     type: Annotated[
         ErrorType,
-        doc(
-            "`invalid_request_error`: the request (fix it); `authentication_error`: the key; "
-            "`permission_error`: the role; `state_error`: the object's state; `api_error`: "
-            "paymend's side (a retry may work)"
+        Field(
+            description="`invalid_request_error`: the request (fix it); "
+            "`authentication_error`: the key; `permission_error`: the role; `state_error`: "
+            "the object's state; `api_error`: paymend's side (a retry may work)"
         ),
     ]
-    code: Annotated[str, doc("stable: branch on it (docs/api.md lists every code)")]
-    message: Annotated[str, doc("for people; may change")]
-    param: Annotated[str | None, doc("the parameter at fault, if one is")]
+    code: Annotated[str, Field(description="stable: branch on it (docs/api.md lists every code)")]
+    message: Annotated[str, Field(description="for people; may change")]
+    param: Annotated[str | None, Field(description="the parameter at fault, if one is")]
     control_id: NotRequired[
-        Annotated[str | None, doc("`control_exists`: the active control it would repeat")]
+        Annotated[
+            str | None, Field(description="`control_exists`: the active control it would repeat")
+        ]
     ]
     payment_id: NotRequired[
-        Annotated[str, doc("an order conflict: the payment the order already has")]
+        Annotated[str, Field(description="an order conflict: the payment the order already has")]
     ]
 
 

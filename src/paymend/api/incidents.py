@@ -34,7 +34,7 @@ ReviewText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=REVIEW_TEXT_MAX, strip_whitespace=True),
     AfterValidator(_paragraphs),
-    Field(json_schema_extra={"pattern": text_pattern(multiline=True)}),
+    Field(json_schema_extra=lambda schema: schema.update(pattern=text_pattern(multiline=True))),
 ]
 
 

@@ -56,7 +56,7 @@ Text = Annotated[
     str,
     StringConstraints(min_length=1, max_length=500, strip_whitespace=True),
     AfterValidator(one_line),
-    Field(json_schema_extra={"pattern": text_pattern()}),
+    Field(json_schema_extra=lambda schema: schema.update(pattern=text_pattern())),
 ]
 ROLE_NOTE = "Needs the **{}** role or above (docs/api.md, the ops API)."
 
