@@ -436,11 +436,13 @@ def operators_list(as_json: bool) -> None:
     """List operators, their roles and keys."""
     import json
 
+    from paymend.api.ops_views import key_json, operator_json  # as the ops API shows them
+
     found = _access(lambda a: a.operators())
     now = SystemClock().now()
     for op, listed in found:
         if as_json:
-            data = {**op.as_dict(), "keys": [k.as_dict(now) for k in listed]}
+            data = {**operator_json(op), "keys": [key_json(k, now) for k in listed]}
             click.echo(json.dumps(data))
             continue
         click.echo(f"{op.name} ({op.role.value})")
@@ -541,9 +543,11 @@ def _key_line(key: ApiKey, now: datetime) -> str:
 def _print_keys(listed: list[ApiKey], as_json: bool) -> None:
     import json
 
+    from paymend.api.ops_views import key_json  # as the ops API shows them
+
     now = SystemClock().now()
     for key in listed:
-        click.echo(json.dumps(key.as_dict(now)) if as_json else _key_line(key, now))
+        click.echo(json.dumps(key_json(key, now)) if as_json else _key_line(key, now))
 
 
 def _print_issued(issued: Issued) -> None:

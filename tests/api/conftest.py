@@ -57,7 +57,10 @@ def serve_asgi(
 ) -> tuple[uvicorn.Server, threading.Thread, str]:
     """`app` behind uvicorn with the options `paymend serve` uses (the HTTP bounds of
     `settings`), on a free port of 127.0.0.1, in a thread."""
-    sock = socket.socket()
+    # IPPROTO_TCP named, or asyncio leaves Nagle's algorithm on for the connections it
+    # accepts (it sets TCP_NODELAY only on sockets that say they are TCP), and every
+    # answer on a kept-alive connection waits 40 ms for a delayed ACK
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan=lifespan, **uvicorn_options(settings))

@@ -170,6 +170,22 @@ def test_unknown_routes_and_payments_are_404_json(api: httpx.Client) -> None:
     assert api.get("/v1/payments", params={"order_id": ""}).json()["error"]["param"] == "order_id"
 
 
+def test_a_method_a_path_does_not_take_is_405_naming_every_method_it_does(
+    api: httpx.Client,
+) -> None:
+    """`Allow` lists all the path's methods (RFC 9110), not those of one of its routes."""
+    for method, path, allowed in (
+        ("TRACE", "/v1/payments", "GET, POST"),
+        ("DELETE", "/v1/payments/pay_nope", "GET"),
+        ("PUT", "/v1/payments/pay_nope/refunds", "GET, POST"),
+        ("OPTIONS", "/v1/ops/controls", "GET, POST"),
+    ):
+        refused = api.request(method, path)
+        assert refused.status_code == 405, (method, path)
+        assert refused.headers["allow"] == allowed, (method, path)
+        assert refused.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_database_unreachable_is_503_and_writes_nothing(tmp_path: Any) -> None:
     runtime = build_runtime(
         Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"),

@@ -113,6 +113,8 @@ def test_bad_list_parameters_are_400_naming_the_parameter(
         ({"status": "paid"}, "status"),
         ({"created_gte": "2026-03-01T12:00:00"}, "created_gte"),  # no zone: ambiguous
         ({"created_lt": "yesterday"}, "created_lt"),
+        ({"created_lt": "0.5"}, "created_lt"),  # not read as a Unix time
+        ({"created_gte": "1764000000"}, "created_gte"),
         ({"limit": 0}, "limit"),
         ({"limit": 101}, "limit"),
         ({"starting_after": "pay_nope"}, "starting_after"),

@@ -385,3 +385,26 @@ def test_bad_key_requests_change_nothing(server: Server, admin: httpx.Client) ->
     for response, status in cases:
         assert response.status_code == status, response.text
     assert count_rows(server.runtime.store) == before
+
+
+def test_seconds_are_integers_never_booleans_strings_or_floats(
+    server: Server, admin: httpx.Client
+) -> None:
+    """`false` once rotated a key with no overlap and `"3600"` made a key: a mistake must
+    be refused, never read as a number."""
+    before = count_rows(server.runtime.store)
+    mid = server.merchant_id
+    for body in (
+        {"overlap_seconds": False},
+        {"overlap_seconds": "0"},
+        {"overlap_seconds": 3600.0},
+        {"expires_in_seconds": True},
+    ):
+        refused = admin.post(f"/v1/ops/merchants/{mid}/keys", json=body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert refused.json()["error"]["param"] == next(iter(body)), body
+    made = admin.post(
+        "/v1/ops/operators", json={"name": "new-one", "role": "viewer", "expires_in_seconds": "60"}
+    )
+    assert made.status_code == 400 and made.json()["error"]["param"] == "expires_in_seconds"
+    assert count_rows(server.runtime.store) == before

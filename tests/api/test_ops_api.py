@@ -124,6 +124,17 @@ def test_bad_controls_change_nothing(server: Server, ops: httpx.Client) -> None:
     assert count_rows(server.runtime.store) == before
 
 
+def test_a_holds_amount_is_an_integer_never_a_boolean(server: Server, ops: httpx.Client) -> None:
+    """`"amount_above": true` once held every payment above 1 minor unit."""
+    before = count_rows(server.runtime.store)
+    hold = {"kind": "hold", "scope": "bank", "value": "CMB", "currency": "CNY", "reason": "x"}
+    for above in (True, "1000", 1000.0):
+        refused = ops.post("/v1/ops/controls", json={**hold, "amount_above": above})
+        assert refused.status_code == 400, (above, refused.text)
+        assert refused.json()["error"]["param"] == "amount_above"
+    assert count_rows(server.runtime.store) == before
+
+
 def test_held_payments_wait_in_the_queue_until_ops_release_or_reject(
     server: Server, api: httpx.Client, ops: httpx.Client
 ) -> None:

@@ -7,12 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from paymend import __version__
-from paymend.api import errors
+from paymend.api import errors, openapi
 from paymend.api.failures import router as failures_router
 from paymend.api.guard import RequestGuard
 from paymend.api.incidents import router as incidents_router
@@ -20,6 +21,7 @@ from paymend.api.inputs import safe_parameters
 from paymend.api.operators import router as operators_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
+from paymend.api.shapes import Health
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
 from paymend.observability import configure_tracing, get_logger
@@ -32,7 +34,9 @@ paymend sits between your checkout and your payment providers. Create a payment 
 Authenticate with `Authorization: Bearer sk_…` (create a key with
 `paymend merchants create NAME`). Amounts are integers in the currency's minor units.
 Send an `Idempotency-Key` header on every POST so a retried request never pays twice.
-Errors are `{"error": {"type", "code", "message", "param"}}` with stable codes.
+Errors are `{"error": {"type", "code", "message", "param"}}` with stable codes; each
+operation lists the statuses and codes it can answer. A request that is not valid HTTP/1.1
+gets 400 `invalid_http_request` before it reaches any operation.
 
 The ops API (`/v1/ops/…`) takes an operator's own key (`Authorization: Bearer opk_…`,
 from `paymend operators create NAME --role ROLE`); each endpoint names the role it needs.
@@ -58,12 +62,16 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
                 if task is not None:
                     await task
 
-    app = FastAPI(
+    # /docs and /redoc load their scripts and styles from the package (fastapi-offline),
+    # never from a CDN: they work where the server has no internet access
+    app: FastAPI = FastAPIOffline(
         title="paymend",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(safe_parameters)],  # no card data or control characters
+        generate_unique_id_function=openapi.operation_id,
+        swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
     )
     app.state.runtime = runtime
     if runtime.settings.admin_key:
@@ -81,17 +89,36 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(incidents_router)
     app.include_router(operators_router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")
-    async def healthz(request: Request) -> JSONResponse:
+    @app.get(
+        "/healthz",
+        tags=["ops"],
+        summary="Liveness and database reachability",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "the database is unreachable"}},
+    )
+    async def healthz() -> JSONResponse:
         try:
             await runtime.store.run(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
         except Unavailable:
-            return JSONResponse({"status": "degraded", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+            return JSONResponse(Health(status="degraded", database="unreachable"), 503)
+        return JSONResponse(Health(status="ok", database="ok"))
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    openapi.install(app, lambda: runtime.known)
 
     app.add_middleware(RequestGuard, body_timeout_s=runtime.settings.http_body_timeout)
     return app

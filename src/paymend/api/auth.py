@@ -10,7 +10,6 @@ path, and an operator's revocation must hold at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -93,19 +92,25 @@ async def operator(request: Request) -> Operator:
     return found[0]
 
 
-def role(needed: Role) -> Callable[[Request], Awaitable[Operator]]:
-    """A dependency: the authenticated operator, if their role may do what `needed` may."""
+class RoleCheck:
+    """A dependency: the authenticated operator, if their role may do what `needed` may.
+    A class, so the OpenAPI document can read which role a route needs (api/openapi.py)."""
 
-    async def check(request: Request) -> Operator:
+    def __init__(self, needed: Role) -> None:
+        self.needed = needed
+
+    async def __call__(self, request: Request) -> Operator:
         who = await operator(request)
-        if not who.role.allows(needed):
+        if not who.role.allows(self.needed):
             raise Forbidden(
                 "role_insufficient",
-                f"this needs the {needed.value} role or above; {who.name} is {who.role.value}",
+                f"this needs the {self.needed.value} role or above; {who.name} is {who.role.value}",
             )
         return who
 
-    return check
+
+def role(needed: Role) -> RoleCheck:
+    return RoleCheck(needed)
 
 
 Viewer = Annotated[Operator, Depends(role(Role.VIEWER))]

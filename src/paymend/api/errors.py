@@ -4,17 +4,51 @@ the further fields some errors carry (`payment_id` of an order conflict)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal, NotRequired, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from typing_extensions import TypedDict
 
+from paymend.api.routes import allowed_methods
 from paymend.domain.errors import PaymendError
 from paymend.observability import current_trace_id, get_logger
 
 log = get_logger("paymend.api")
+ErrorType = Literal[
+    "invalid_request_error", "authentication_error", "permission_error", "state_error", "api_error"
+]
+
+
+class ErrorDetail(TypedDict):
+    type: Annotated[
+        ErrorType,
+        Field(
+            description="`invalid_request_error`: the request (fix it); "
+            "`authentication_error`: the key; `permission_error`: the role; `state_error`: "
+            "the object's state; `api_error`: paymend's side (a retry may work)"
+        ),
+    ]
+    code: Annotated[str, Field(description="stable: branch on it (docs/api.md lists every code)")]
+    message: Annotated[str, Field(description="for people; may change")]
+    param: Annotated[str | None, Field(description="the parameter at fault, if one is")]
+    control_id: NotRequired[
+        Annotated[
+            str | None, Field(description="`control_exists`: the active control it would repeat")
+        ]
+    ]
+    payment_id: NotRequired[
+        Annotated[str, Field(description="an order conflict: the payment the order already has")]
+    ]
+
+
+class ErrorBody(TypedDict):
+    """Every error paymend answers, whatever its status."""
+
+    error: ErrorDetail
 
 
 def error_body(
@@ -25,10 +59,13 @@ def error_body(
     param: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": type, "code": code, "message": message, "param": param}
-    # an error adds fields; it never replaces the four every client reads
+    body: ErrorBody = {
+        "error": {"type": cast(ErrorType, type), "code": code, "message": message, "param": param}
+    }
+    error = cast(dict[str, Any], body["error"])
+    # an error adds fields (e.g. `payment_id`); it never replaces the four every client reads
     error.update((k, v) for k, v in (extra or {}).items() if k not in error)
-    return {"error": error}
+    return cast(dict[str, Any], body)
 
 
 def error_response(
@@ -93,11 +130,14 @@ def install(app: FastAPI) -> None:
         return validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return error_response(
+        answer = error_response(
             exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
         )
+        if exc.status_code == 405:  # every method the path takes, not only one route's
+            answer.headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+        return answer
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -8,11 +8,13 @@ or lost-card block, shown as `generic_decline`) links to, and is rendered as, th
 from __future__ import annotations
 
 import html
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from paymend.api import shapes
+from paymend.api.responses import errors
 from paymend.domain.errors import NotFound
 from paymend.domain.payment import PaymentStatus
 from paymend.engine.payments import PaymentView
@@ -33,7 +35,7 @@ def failure_json(
     locale: str,
     support_contact: str | None,
     base_url: str,
-) -> dict[str, Any] | None:
+) -> shapes.Failure | None:
     """Why a failed payment failed, for the merchant's systems (the real `code`, its kind
     and the provider's raw answer) with the customer's text. None unless it failed: a
     payment that succeeded, or is still under way, carries no failure."""
@@ -48,7 +50,7 @@ def failure_json(
     last = next((a for a in reversed(view.attempts) if a.unified_code), None)
     return {
         "code": code,
-        "kind": entry.kind.value,
+        "kind": entry.kind,
         "category": entry.category,
         "action": last.decision if last and last.decision else entry.action.value,
         "title": message.title,
@@ -68,7 +70,7 @@ def customer_message_json(
     locale: str,
     support_contact: str | None,
     base_url: str,
-) -> dict[str, Any]:
+) -> shapes.CustomerMessage:
     """What to show the customer for the payment's status, whatever it is: the failure's
     text once it failed (escalated on a repeat), else the status's own (confirming, being
     checked, confirm with your bank, received, canceled, refunded)."""
@@ -89,7 +91,7 @@ def customer_message_json(
         )
         help_url = None
     return {
-        "status": p.status.value,
+        "status": p.status,
         "title": message.title,
         "message": message.detail,
         "suggestions": list(message.suggestions),
@@ -108,14 +110,18 @@ def _help_url(base_url: str, public_code: str, locale: str) -> str:
     return f"{base_url}/help/{public_code}?locale={locale}"
 
 
-@router.get("/v1/failure-codes", summary="The unified failure catalogue")
+@router.get(
+    "/v1/failure-codes",
+    summary="The unified failure catalogue",
+    response_model=shapes.FailureCodeList,
+)
 async def failure_codes(
     locale: Annotated[str | None, Query(description="language of the messages")] = None,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     classifier = default_classifier()
     chosen = classifier.messages.negotiate(locale, accept_language)
-    data = []
+    data: list[shapes.FailureCode] = []
     for code in classifier.catalogue.codes():
         entry = classifier.catalogue[code]
         msg = classifier.messages.render(code, chosen, support_contact=None)
@@ -123,7 +129,7 @@ async def failure_codes(
             {
                 "code": code,
                 "shown_to_customer_as": msg.code,
-                "kind": entry.kind.value,
+                "kind": entry.kind,
                 "category": entry.category,
                 "action": entry.action.value,
                 "retry_same_channel": entry.retry.max > 0,
@@ -137,14 +143,21 @@ async def failure_codes(
                 },
             }
         )
-    return JSONResponse({"object": "list", "locale": chosen, "data": data})
+    return JSONResponse(shapes.FailureCodeList(object="list", locale=chosen, data=data))
 
 
 @router.get(
     "/help/{code}",
     response_class=HTMLResponse,
     summary="Public help page for a failure",
-    responses={302: {"description": "a code customers are shown as another: its page"}},
+    response_description="The page, in the reader's language",
+    responses={
+        302: {
+            "description": "a code customers are shown as another: its page",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
+        **errors((404, ["failure_code_not_found"])),
+    },
 )
 async def help_page(
     code: str,

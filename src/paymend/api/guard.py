@@ -31,7 +31,7 @@ from paymend.observability import (
 log = get_logger("paymend.api")
 MAX_BODY_BYTES = 64 * 1024
 BODY_TIMEOUT_S = 10.0
-_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CLIENT_GONE = 499  # logged only: nginx's code for a client that closed the request
 
 
@@ -94,7 +94,7 @@ class RequestGuard:
             f"{method} {path}", context=_caller_context(headers), kind=trace.SpanKind.SERVER
         ):
             try:
-                if method in _WITH_BODY:
+                if method in WITH_BODY:
                     body, refusal = await self._read_checked(headers, receive)
                     if body is None:
                         state["status"] = _CLIENT_GONE
@@ -222,4 +222,8 @@ def _trace_id() -> str | None:
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    # a mounted app (the docs pages' scripts and styles) moves the root path to its mount
+    mounted = str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))) :]
+    return mounted or "unmatched"

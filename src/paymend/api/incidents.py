@@ -8,15 +8,19 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Ops, Viewer
-from paymend.api.ops import ERRORS, Text, needs
+from paymend.api.ops import Text, needs, text_pattern
+from paymend.api.ops_views import incident_json, incident_summary
+from paymend.api.responses import errors
 from paymend.domain.printable import unprintable
 from paymend.engine.incidents import REVIEW_TEXT_MAX
 from paymend.engine.runtime import Runtime
 
-router = APIRouter(prefix="/v1/ops/incidents", tags=["ops"], responses=ERRORS)
+router = APIRouter(prefix="/v1/ops/incidents", tags=["ops"])
+NOT_FOUND = (404, ["incident_not_found"])
 
 
 def _paragraphs(text: str) -> str:
@@ -30,6 +34,7 @@ ReviewText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=REVIEW_TEXT_MAX, strip_whitespace=True),
     AfterValidator(_paragraphs),
+    Field(json_schema_extra=lambda schema: schema.update(pattern=text_pattern(multiline=True))),
 ]
 
 
@@ -47,7 +52,12 @@ class ReviewIn(BaseModel):
     lessons: ReviewText
 
 
-@router.get("", summary="The case library: incidents, newest first", description=needs("viewer"))
+@router.get(
+    "",
+    summary="The case library: incidents, newest first",
+    description=needs("viewer"),
+    response_model=shapes.IncidentList,
+)
 async def list_incidents(
     request: Request,
     _: Viewer,
@@ -60,37 +70,48 @@ async def list_incidents(
 ) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     found = await runtime.incidents.search(q, status, limit)
-    return JSONResponse({"object": "list", "data": [i.as_dict() for i in found]})
+    data = [incident_summary(i) for i in found]
+    return JSONResponse(shapes.IncidentList(object="list", data=data))
 
 
-@router.get("/{incident_id}", summary="One incident with its timeline", description=needs("viewer"))
+@router.get(
+    "/{incident_id}",
+    summary="One incident with its timeline",
+    description=needs("viewer"),
+    response_model=shapes.Incident,
+    responses=errors(NOT_FOUND),
+)
 async def get_incident(incident_id: str, request: Request, _: Viewer) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     incident = await runtime.incidents.get(incident_id)
-    return JSONResponse(incident.as_dict())
+    return JSONResponse(incident_json(incident))
 
 
 @router.post(
     "/{incident_id}/acknowledge",
     summary="Acknowledge the alert: someone is on it",
     description=needs("ops"),
+    response_model=shapes.Incident,
+    responses=errors(NOT_FOUND, (409, ["incident_already_acknowledged"])),
 )
 async def acknowledge(
     incident_id: str, body: AcknowledgeIn, request: Request, who: Ops
 ) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     incident = await runtime.incidents.acknowledge(incident_id, who.actor, body.reason)
-    return JSONResponse(incident.as_dict())
+    return JSONResponse(incident_json(incident))
 
 
 @router.post(
     "/{incident_id}/review",
     summary="Review a resolved incident: cause, fix, lessons",
     description=needs("ops"),
+    response_model=shapes.Incident,
+    responses=errors(NOT_FOUND, (409, ["incident_open"])),
 )
 async def review(incident_id: str, body: ReviewIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     incident = await runtime.incidents.review(
         incident_id, body.cause, body.resolution, body.lessons, who.actor
     )
-    return JSONResponse(incident.as_dict())
+    return JSONResponse(incident_json(incident))

@@ -8,19 +8,25 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Admin, Viewer
-from paymend.api.ops import ERRORS, Text, needs
+from paymend.api.ops import Text, needs
+from paymend.api.ops_views import key_json, new_key_json, operator_json
+from paymend.api.responses import errors
 from paymend.domain.roles import Role
-from paymend.engine.access import DEFAULT_OVERLAP_S, MAX_LIFETIME_S, MAX_OVERLAP_S, Issued
+from paymend.engine.access import DEFAULT_OVERLAP_S, MAX_LIFETIME_S, MAX_OVERLAP_S
 from paymend.engine.runtime import Runtime
 from paymend.store.keys import ApiKey
-from paymend.store.operators import Operator
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=ERRORS)
+router = APIRouter(prefix="/v1/ops", tags=["ops"])
+OPERATOR_NOT_FOUND = (404, ["operator_not_found"])
+MERCHANT_NOT_FOUND = (404, ["merchant_not_found"])
+REVOKE_ERRORS = (409, ["key_already_revoked"])
 RoleName = Literal["viewer", "support", "ops", "admin"]
-Lifetime = Annotated[int, Field(gt=0, le=MAX_LIFETIME_S)]
+# strict: `true` or "3600" is a mistake, never a number of seconds
+Lifetime = Annotated[StrictInt, Field(gt=0, le=MAX_LIFETIME_S)]
 
 
 class OperatorIn(BaseModel):
@@ -41,7 +47,7 @@ class RoleIn(BaseModel):
 class RotateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overlap_seconds: Annotated[int, Field(ge=0, le=MAX_OVERLAP_S)] = Field(
+    overlap_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_OVERLAP_S)] = Field(
         DEFAULT_OVERLAP_S, description="how long the owner's other keys keep working"
     )
     expires_in_seconds: Lifetime | None = Field(None, description="the new key's lifetime")
@@ -59,30 +65,35 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-def _keys(request: Request, found: list[ApiKey]) -> list[dict[str, object]]:
+def _keys(request: Request, found: list[ApiKey]) -> list[shapes.ApiKey]:
     now = _runtime(request).clock.now()
-    return [k.as_dict(now) for k in found]
+    return [key_json(k, now) for k in found]
 
 
-def _issued(request: Request, issued: Issued) -> dict[str, object]:
-    now = _runtime(request).clock.now()
-    return {
-        "key": {**issued.key.as_dict(now), "secret": issued.secret},
-        "expiring": [k.as_dict(now) for k in issued.expiring],
-    }
-
-
-@router.get("/me", summary="The operator this key belongs to", description=needs("viewer"))
+@router.get(
+    "/me",
+    summary="The operator this key belongs to",
+    description=needs("viewer"),
+    response_model=shapes.Me,
+)
 async def me(request: Request, who: Viewer) -> JSONResponse:
     key: ApiKey = request.state.operator_key
-    return JSONResponse({**who.as_dict(), "key": key.as_dict(_runtime(request).clock.now())})
+    body: shapes.Me = {**operator_json(who), "key": key_json(key, _runtime(request).clock.now())}
+    return JSONResponse(body)
 
 
-@router.get("/operators", summary="Operators with their roles and keys", description=needs("admin"))
+@router.get(
+    "/operators",
+    summary="Operators with their roles and keys",
+    description=needs("admin"),
+    response_model=shapes.OperatorList,
+)
 async def list_operators(request: Request, _: Admin) -> JSONResponse:
     found = await _runtime(request).access.operators()
-    data = [{**o.as_dict(), "keys": _keys(request, ks)} for o, ks in found]
-    return JSONResponse({"object": "list", "data": data})
+    data: list[shapes.OperatorWithKeys] = [
+        {**operator_json(o), "keys": _keys(request, ks)} for o, ks in found
+    ]
+    return JSONResponse(shapes.OperatorList(object="list", data=data))
 
 
 @router.post(
@@ -90,21 +101,33 @@ async def list_operators(request: Request, _: Admin) -> JSONResponse:
     status_code=201,
     summary="Create an operator with a role and a first key (its secret shown once)",
     description=needs("admin"),
+    response_model=shapes.NewOperator,
+    responses=errors((409, ["operator_exists"])),
 )
 async def create_operator(body: OperatorIn, request: Request, who: Admin) -> JSONResponse:
     access = _runtime(request).access
     op, issued = await access.create_operator(
         body.name, Role(body.role), who.actor, body.expires_in_seconds
     )
-    return JSONResponse({**op.as_dict(), **_issued(request, issued)}, status_code=201)
+    now = _runtime(request).clock.now()
+    answer: shapes.NewOperator = {
+        **operator_json(op),
+        "key": new_key_json(issued, now),
+        "expiring": [key_json(k, now) for k in issued.expiring],
+    }
+    return JSONResponse(answer, status_code=201)
 
 
 @router.post(
-    "/operators/{name}/role", summary="Give an operator another role", description=needs("admin")
+    "/operators/{name}/role",
+    summary="Give an operator another role",
+    description=needs("admin"),
+    response_model=shapes.Operator,
+    responses=errors(OPERATOR_NOT_FOUND),
 )
 async def set_role(name: str, body: RoleIn, request: Request, who: Admin) -> JSONResponse:
     op = await _runtime(request).access.set_role(name, Role(body.role), who.actor, body.reason)
-    return JSONResponse(op.as_dict())
+    return JSONResponse(operator_json(op))
 
 
 @router.post(
@@ -112,6 +135,8 @@ async def set_role(name: str, body: RoleIn, request: Request, who: Admin) -> JSO
     status_code=201,
     summary="Rotate an operator's key: a new one; the others expire after the overlap",
     description=needs("admin"),
+    response_model=shapes.RotatedOperatorKey,
+    responses=errors(OPERATOR_NOT_FOUND),
 )
 async def rotate_operator_key(
     name: str, body: RotateIn, request: Request, who: Admin
@@ -119,31 +144,44 @@ async def rotate_operator_key(
     op, issued = await _runtime(request).access.rotate_operator_key(
         name, who.actor, body.overlap_seconds, body.expires_in_seconds, body.reason
     )
-    return JSONResponse({**_operator(op), **_issued(request, issued)}, status_code=201)
+    now = _runtime(request).clock.now()
+    answer: shapes.RotatedOperatorKey = {
+        "operator": op.name,
+        "role": op.role.value,
+        "key": new_key_json(issued, now),
+        "expiring": [key_json(k, now) for k in issued.expiring],
+    }
+    return JSONResponse(answer, status_code=201)
 
 
 @router.post(
     "/operators/{name}/keys/{key_id}/revoke",
     summary="Revoke one of an operator's keys: it stops working at once",
     description=needs("admin"),
+    response_model=shapes.ApiKey,
+    responses=errors((404, ["operator_not_found", "key_not_found"]), REVOKE_ERRORS),
 )
 async def revoke_operator_key(
     name: str, key_id: str, body: RevokeIn, request: Request, who: Admin
 ) -> JSONResponse:
     access = _runtime(request).access
     (key,) = await access.revoke_operator_keys(name, key_id, who.actor, body.reason)
-    return JSONResponse(key.as_dict(_runtime(request).clock.now()))
+    return JSONResponse(key_json(key, _runtime(request).clock.now()))
 
 
 @router.get(
     "/merchants/{merchant}/keys",
     summary="A merchant's API keys (by merchant id or name)",
     description=needs("admin"),
+    response_model=shapes.MerchantKeys,
+    responses=errors(MERCHANT_NOT_FOUND),
 )
 async def merchant_keys(merchant: str, request: Request, _: Admin) -> JSONResponse:
     found, ks = await _runtime(request).access.merchant_keys(merchant)
-    body = {"merchant_id": found.id, "merchant": found.name, "object": "list"}
-    return JSONResponse({**body, "data": _keys(request, ks)})
+    body = shapes.MerchantKeys(
+        merchant_id=found.id, merchant=found.name, object="list", data=_keys(request, ks)
+    )
+    return JSONResponse(body)
 
 
 @router.post(
@@ -151,6 +189,8 @@ async def merchant_keys(merchant: str, request: Request, _: Admin) -> JSONRespon
     status_code=201,
     summary="Rotate a merchant's key: a new one; the others expire after the overlap",
     description=needs("admin"),
+    response_model=shapes.RotatedMerchantKey,
+    responses=errors(MERCHANT_NOT_FOUND),
 )
 async def rotate_merchant_key(
     merchant: str, body: RotateIn, request: Request, who: Admin
@@ -159,14 +199,22 @@ async def rotate_merchant_key(
         merchant, who.actor, body.overlap_seconds, body.expires_in_seconds, body.reason
     )
     request.app.state.key_cache.clear()  # the old keys' new expiry holds here at once
-    head = {"merchant_id": found.id, "merchant": found.name}
-    return JSONResponse({**head, **_issued(request, issued)}, status_code=201)
+    now = _runtime(request).clock.now()
+    answer = shapes.RotatedMerchantKey(
+        merchant_id=found.id,
+        merchant=found.name,
+        key=new_key_json(issued, now),
+        expiring=[key_json(k, now) for k in issued.expiring],
+    )
+    return JSONResponse(answer, status_code=201)
 
 
 @router.post(
     "/merchants/{merchant}/keys/{key_id}/revoke",
     summary="Revoke one of a merchant's keys (it stops within seconds everywhere)",
     description=needs("admin"),
+    response_model=shapes.ApiKey,
+    responses=errors((404, ["merchant_not_found", "key_not_found"]), REVOKE_ERRORS),
 )
 async def revoke_merchant_key(
     merchant: str, key_id: str, body: RevokeIn, request: Request, who: Admin
@@ -174,8 +222,4 @@ async def revoke_merchant_key(
     runtime = _runtime(request)
     (key,) = await runtime.access.revoke_merchant_keys(merchant, key_id, who.actor, body.reason)
     request.app.state.key_cache.clear()  # this process stops it now; others within the TTL
-    return JSONResponse(key.as_dict(runtime.clock.now()))
-
-
-def _operator(op: Operator) -> dict[str, object]:
-    return {"operator": op.name, "role": op.role.value}
+    return JSONResponse(key_json(key, runtime.clock.now()))

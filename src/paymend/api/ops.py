@@ -4,17 +4,22 @@ the operator the key belongs to, never something the body says."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Ops, Support, Viewer
 from paymend.api.errors import error_body
 from paymend.api.failures import failure_json
+from paymend.api.ops_views import control_json
+from paymend.api.responses import errors
+from paymend.api.schemas import Currency
+from paymend.api.shapes import Payment
 from paymend.api.views import payment_json
-from paymend.domain.printable import unprintable
+from paymend.domain.printable import refused_class, unprintable
 from paymend.engine import review
 from paymend.engine.controls import ControlExists
 from paymend.engine.payments import PaymentView
@@ -22,15 +27,10 @@ from paymend.engine.runtime import Runtime
 from paymend.store import controls as repo
 from paymend.store import payments as payment_repo
 
-# what any ops endpoint may answer besides success (each error is {"error": {…}})
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "bad input (the code and param say which); nothing was written"},
-    401: {"description": "no operator key as `Authorization: Bearer`, or not a valid one"},
-    403: {"description": "the operator's role is too low (`role_insufficient`)"},
-    404: {"description": "no such control, payment, incident, operator, merchant or key"},
-    409: {"description": "conflicts with the current state (e.g. `control_exists`)"},
-}
-router = APIRouter(prefix="/v1/ops", tags=["ops"], responses=ERRORS)
+# authentication (401), roles (403) and what the guard refuses are documented for every
+# route by api/openapi.py; each route names the errors of its own work
+router = APIRouter(prefix="/v1/ops", tags=["ops"])
+PAYMENT_NOT_FOUND = (404, ["payment_not_found"])
 
 
 def one_line(text: str) -> str:
@@ -41,10 +41,22 @@ def one_line(text: str) -> str:
     return text
 
 
+# Surrounding white space is stripped (it may hold the tabs and line breaks the guard lets
+# through): what remains must be a character or more, none that `unprintable` refuses.
+_EDGE = "\\t\\n\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def text_pattern(*, multiline: bool = False) -> str:
+    """What a stripped, printable text may be, as the document's `pattern`."""
+    refused = refused_class(multiline=multiline)
+    return f"^[{_EDGE}]*[^{refused}{_EDGE}](?:[^{refused}]*[^{refused}{_EDGE}])?[{_EDGE}]*$"
+
+
 Text = Annotated[
     str,
     StringConstraints(min_length=1, max_length=500, strip_whitespace=True),
     AfterValidator(one_line),
+    Field(json_schema_extra=lambda schema: schema.update(pattern=text_pattern())),
 ]
 ROLE_NOTE = "Needs the **{}** role or above (docs/api.md, the ops API)."
 
@@ -60,10 +72,10 @@ class ControlIn(BaseModel):
     scope: Literal["channel", "bank", "region"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] | None = None
-    amount_above: Annotated[int, Field(ge=0, le=10**15)] | None = Field(
+    amount_above: Annotated[StrictInt, Field(ge=0, le=10**15)] | None = Field(
         None, description="hold: payments above this many minor units of `currency`"
     )
-    currency: Annotated[str, StringConstraints(min_length=3, max_length=3)] | None = Field(
+    currency: Currency | None = Field(
         None, description="hold: the ISO 4217 currency of `amount_above`; only its payments"
     )
     reason: Text
@@ -75,11 +87,16 @@ class EndIn(BaseModel):
     reason: Text
 
 
-@router.get("/controls", summary="Active routing controls", description=needs("viewer"))
+@router.get(
+    "/controls",
+    summary="Active routing controls",
+    description=needs("viewer"),
+    response_model=shapes.ControlList,
+)
 async def list_controls(request: Request, _: Viewer) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     active = await runtime.store.run(repo.active)
-    return JSONResponse({"object": "list", "data": [c.as_dict() for c in active]})
+    return JSONResponse(shapes.ControlList(object="list", data=[control_json(c) for c in active]))
 
 
 @router.post(
@@ -87,6 +104,21 @@ async def list_controls(request: Request, _: Viewer) -> JSONResponse:
     status_code=201,
     summary="Pause a channel, bank or region; force a route; hold large payments",
     description=needs("ops"),
+    response_model=shapes.Control,
+    responses=errors(
+        (
+            400,
+            [
+                "control_invalid",
+                "channel_unknown",
+                "bank_unknown",
+                "region_unknown",
+                "method_unknown",
+                "currency_unsupported",
+            ],
+        ),
+        (409, ["control_exists"]),
+    ),
 )
 async def add_control(body: ControlIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
@@ -107,13 +139,14 @@ async def add_control(body: ControlIn, request: Request, who: Ops) -> JSONRespon
         refused = error_body(exists.code, exists.message)
         refused["error"]["control_id"] = found.id if found else None
         return JSONResponse(refused, status_code=exists.status)
-    return JSONResponse(control.as_dict(), status_code=201)
+    return JSONResponse(control_json(control), status_code=201)
 
 
 @router.get(
     "/payments/held",
     summary="Payments held for manual review, oldest first",
     description=needs("support"),
+    response_model=shapes.HeldPaymentList,
 )
 async def held_payments(
     request: Request, who: Support, limit: Annotated[int, Query(ge=1, le=500)] = 100
@@ -122,13 +155,14 @@ async def held_payments(
     found = await runtime.store.run(lambda conn: payment_repo.held(conn, limit))
     await runtime.access.note_lookup(who.actor, "payments:held", [p.id for p in found])
     data = [payment_json(PaymentView(p, [], [])) for p in found]
-    return JSONResponse({"object": "list", "data": data})
+    return JSONResponse(shapes.HeldPaymentList(object="list", data=data))
 
 
 @router.get(
     "/payments",
     summary="A merchant's payments for one order (customer service looks them up)",
     description=needs("support"),
+    response_model=shapes.OpsPaymentList,
 )
 async def payments_of_order(
     request: Request,
@@ -140,22 +174,25 @@ async def payments_of_order(
     views = await runtime.service.find_by_order(merchant_id, order_id)
     target = f"order:{merchant_id}/{order_id}"
     await runtime.access.note_lookup(who.actor, target, [v.payment.id for v in views])
-    return JSONResponse({"object": "list", "data": [_payment(request, v) for v in views]})
+    data = [_payment(request, v) for v in views]
+    return JSONResponse(shapes.OpsPaymentList(object="list", data=data))
 
 
 @router.get(
     "/payments/{payment_id}",
     summary="Any merchant's payment, with its attempts",
     description=needs("support"),
+    response_model=shapes.OpsPayment,
+    responses=errors(PAYMENT_NOT_FOUND),
 )
-async def get_payment(payment_id: str, request: Request, who: Support) -> JSONResponse:
+async def lookup_payment(payment_id: str, request: Request, who: Support) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     view = await runtime.service.get(payment_id)
     await runtime.access.note_lookup(who.actor, f"payment:{payment_id}", [payment_id])
     return JSONResponse(_payment(request, view))
 
 
-def _payment(request: Request, view: PaymentView) -> dict[str, object]:
+def _payment(request: Request, view: PaymentView) -> shapes.OpsPayment:
     """A payment as its merchant sees it, with whose it is and its failure as the
     customer was told it (in the operator's language when the request names one)."""
     runtime: Runtime = request.app.state.runtime
@@ -177,6 +214,12 @@ def _payment(request: Request, view: PaymentView) -> dict[str, object]:
     "/payments/{payment_id}/release",
     summary="Release a held payment: charge it now",
     description=needs("ops"),
+    response_model=Payment,
+    responses=errors(
+        PAYMENT_NOT_FOUND,
+        (409, ["payment_not_held", "concurrent_update"]),
+        (503, ["payment_method_unavailable"]),
+    ),
 )
 async def release_payment(payment_id: str, body: EndIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
@@ -188,6 +231,8 @@ async def release_payment(payment_id: str, body: EndIn, request: Request, who: O
     "/payments/{payment_id}/reject",
     summary="Reject a held payment without charging",
     description=needs("ops"),
+    response_model=Payment,
+    responses=errors(PAYMENT_NOT_FOUND, (409, ["payment_not_held", "concurrent_update"])),
 )
 async def reject_payment(payment_id: str, body: EndIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
@@ -196,18 +241,27 @@ async def reject_payment(payment_id: str, body: EndIn, request: Request, who: Op
 
 
 @router.post(
-    "/controls/{control_id}/end", summary="Resume: end a control", description=needs("ops")
+    "/controls/{control_id}/end",
+    summary="Resume: end a control",
+    description=needs("ops"),
+    response_model=shapes.Control,
+    responses=errors((404, ["control_not_found"])),
 )
 async def end_control(control_id: str, body: EndIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     ended = await runtime.service.controls.end(control_id, body.reason, who.actor)
-    return JSONResponse(ended.as_dict())
+    return JSONResponse(control_json(ended))
 
 
-@router.get("/audit", summary="The audit log, newest first", description=needs("viewer"))
+@router.get(
+    "/audit",
+    summary="The audit log, newest first",
+    description=needs("viewer"),
+    response_model=shapes.AuditList,
+)
 async def audit(
     request: Request, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     entries = await runtime.store.run(lambda conn: repo.audit_entries(conn, limit))
-    return JSONResponse({"object": "list", "data": entries})
+    return JSONResponse(shapes.AuditList(object="list", data=entries))

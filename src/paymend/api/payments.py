@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
-from paymend.api import auth
+from paymend.api import auth, shapes
 from paymend.api.failures import customer_message_json, failure_json
 from paymend.api.idempotent import Render, run_once
-from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
+from paymend.api.responses import errors
+from paymend.api.schemas import CompensationIn, Instant, PaymentIn, RefundIn
 from paymend.api.views import compensation_json, payment_json, refund_json
 from paymend.domain.errors import InvalidInput, NotFound
 from paymend.domain.money import payment_amount
 from paymend.domain.payment import Customer, PaymentStatus
 from paymend.engine import compensations, listing
 from paymend.engine.commands import PayCommand, RefundCommand
-from paymend.engine.events import envelope
+from paymend.engine.events import EventEnvelope, envelope
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.observability import current_trace_id
@@ -35,9 +35,15 @@ IdemKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="the same key with the same body replays the first response",
+        description="1 to 255 characters; the same key with the same body replays the first "
+        "response",
+        # checked by api/idempotent.py (idempotency_key_invalid), said here for the document
+        json_schema_extra={"minLength": 1, "maxLength": 255},
     ),
 ]
+
+
+PAYMENT_NOT_FOUND = (404, ["payment_not_found"])
 
 
 def _runtime(request: Request) -> Runtime:
@@ -45,7 +51,7 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-def _render(request: Request, merchant: Merchant, view: PaymentView) -> dict[str, object]:
+def _render(request: Request, merchant: Merchant, view: PaymentView) -> shapes.Payment:
     """The payment as JSON, what the customer reads (and its failure) in the reader's (or
     the customer's) language."""
     classifier = _runtime(request).service.classifier
@@ -63,7 +69,27 @@ def _render(request: Request, merchant: Merchant, view: PaymentView) -> dict[str
     )
 
 
-@router.post("/payments", status_code=201, summary="Create and authorize a payment")
+@router.post(
+    "/payments",
+    status_code=201,
+    summary="Create and authorize a payment",
+    response_model=shapes.Payment,
+    responses=errors(
+        (
+            400,
+            [
+                "amount_invalid",
+                "amount_too_small",
+                "amount_too_large",
+                "currency_unsupported",
+                "payment_method_unsupported",
+                "payment_method_unavailable",
+            ],
+        ),
+        (409, ["order_already_paid", "order_payment_in_progress"]),
+        (503, ["payment_method_paused", "payment_in_flight"]),
+    ),
+)
 async def create_payment(
     body: PaymentIn, request: Request, merchant: Authed, idempotency_key: IdemKey = None
 ) -> JSONResponse:
@@ -97,7 +123,7 @@ async def create_payment(
 
     async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
         view = await runtime.service.pay(replace(command, claim=claim))
-        return 201, _render(request, merchant, view)
+        return 201, _stored(_render(request, merchant, view))
 
     return await run_once(
         runtime,
@@ -126,15 +152,22 @@ def _resource(request: Request, merchant: Merchant) -> Render:
 
     async def render(resource: Resource) -> dict[str, object]:
         if resource.kind == "payment":
-            return _render(request, merchant, await runtime.service.get(resource.id, merchant.id))
+            view = await runtime.service.get(resource.id, merchant.id)
+            return _stored(_render(request, merchant, view))
         if resource.kind == "refund":
-            return refund_json(await runtime.service.refunds.get(resource.id, merchant.id))
-        return compensation_json(await compensations.get(runtime.service, resource.id, merchant.id))
+            return _stored(refund_json(await runtime.service.refunds.get(resource.id, merchant.id)))
+        found = await compensations.get(runtime.service, resource.id, merchant.id)
+        return _stored(compensation_json(found))
 
     return render
 
 
-@router.get("/payments/{payment_id}", summary="A payment with its attempt timeline")
+@router.get(
+    "/payments/{payment_id}",
+    summary="A payment with its attempt timeline",
+    response_model=shapes.Payment,
+    responses=errors(PAYMENT_NOT_FOUND),
+)
 async def get_payment(payment_id: str, request: Request, merchant: Authed) -> JSONResponse:
     view = await _runtime(request).service.get(payment_id, merchant.id)
     return JSONResponse(_render(request, merchant, view))
@@ -151,7 +184,12 @@ StartingAfter = Annotated[
 ]
 
 
-@router.get("/payments", summary="List and search payments, newest first")
+@router.get(
+    "/payments",
+    summary="List and search payments, newest first",
+    response_model=shapes.PaymentList,
+    responses=errors((400, ["customer_search_unavailable"])),
+)
 async def list_payments(
     request: Request,
     merchant: Authed,
@@ -160,9 +198,9 @@ async def list_payments(
         list[PaymentStatus] | None, Query(description="repeat for several: status=failed&…")
     ] = None,
     created_gte: Annotated[
-        AwareDatetime | None, Query(description="created at or after (ISO 8601 with a zone)")
+        Instant | None, Query(description="created at or after (ISO 8601 with a zone)")
     ] = None,
-    created_lt: Annotated[AwareDatetime | None, Query(description="created before")] = None,
+    created_lt: Annotated[Instant | None, Query(description="created before")] = None,
     customer_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     customer_email: Annotated[
         str | None, Query(min_length=3, max_length=254, description="matched by its keyed index")
@@ -191,7 +229,14 @@ async def list_payments(
     )
     page = await listing.payments(runtime.store, merchant.id, query, limit, starting_after)
     data = [_render(request, merchant, v) for v in page.items]
-    return JSONResponse(_list(data, page.has_more))
+    return JSONResponse(
+        shapes.PaymentList(
+            object="list",
+            data=data,
+            has_more=page.has_more,
+            next_starting_after=_next(data, page.has_more),
+        )
+    )
 
 
 def _blind_index(runtime: Runtime, field: Field, value: str | None) -> str | None:
@@ -215,22 +260,36 @@ def _blind_index(runtime: Runtime, field: Field, value: str | None) -> str | Non
     return found
 
 
-def _list(data: list[dict[str, object]], has_more: bool) -> dict[str, object]:
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": has_more,
-        "next_starting_after": data[-1]["id"] if has_more and data else None,
-    }
+def _next(data: Sequence[shapes.Payment | EventEnvelope], has_more: bool) -> str | None:
+    """Where the next page starts: the last id of this one, if another follows."""
+    return data[-1]["id"] if has_more and data else None
 
 
-@router.get("/payments/{payment_id}/refunds", summary="The refunds of a payment, oldest first")
+def _stored(body: Mapping[str, object]) -> dict[str, object]:
+    """A response body as the idempotency store keeps it (a typed dict is a dict)."""
+    return cast(dict[str, object], body)
+
+
+@router.get(
+    "/payments/{payment_id}/refunds",
+    summary="The refunds of a payment, oldest first",
+    response_model=shapes.RefundList,
+    responses=errors(PAYMENT_NOT_FOUND),
+)
 async def list_refunds(payment_id: str, request: Request, merchant: Authed) -> JSONResponse:
     found = await listing.refunds_of(_runtime(request).store, merchant.id, payment_id)
-    return JSONResponse(_list([refund_json(r) for r in found], False))
+    data = [refund_json(r) for r in found]
+    return JSONResponse(
+        shapes.RefundList(object="list", data=data, has_more=False, next_starting_after=None)
+    )
 
 
-@router.get("/events", tags=["events"], summary="Your events, newest first: what webhooks deliver")
+@router.get(
+    "/events",
+    tags=["events"],
+    summary="Your events, newest first: what webhooks deliver",
+    response_model=shapes.EventList,
+)
 async def list_events(
     request: Request,
     merchant: Authed,
@@ -251,10 +310,24 @@ async def list_events(
         subject_id=payment_id,
         starting_after=starting_after,
     )
-    return JSONResponse(_list([envelope(e) for e in page.items], page.has_more))
+    data = [envelope(e) for e in page.items]
+    return JSONResponse(
+        shapes.EventList(
+            object="list",
+            data=data,
+            has_more=page.has_more,
+            next_starting_after=_next(data, page.has_more),
+        )
+    )
 
 
-@router.get("/events/{event_id}", tags=["events"], summary="One event")
+@router.get(
+    "/events/{event_id}",
+    tags=["events"],
+    summary="One event",
+    response_model=EventEnvelope,
+    responses=errors((404, ["event_not_found"])),
+)
 async def get_event(event_id: str, request: Request, merchant: Authed) -> JSONResponse:
     found = await listing.event(_runtime(request).store, merchant.id, event_id)
     if found is None:
@@ -263,7 +336,15 @@ async def get_event(event_id: str, request: Request, merchant: Authed) -> JSONRe
 
 
 @router.post(
-    "/payments/{payment_id}/refunds", status_code=201, summary="Refund all or part of a payment"
+    "/payments/{payment_id}/refunds",
+    status_code=201,
+    summary="Refund all or part of a payment",
+    response_model=shapes.Refund,
+    responses=errors(
+        (400, ["amount_invalid", "amount_too_small", "refund_exceeds_captured"]),
+        PAYMENT_NOT_FOUND,
+        (409, ["payment_not_refundable", "refund_in_progress", "concurrent_update"]),
+    ),
 )
 async def create_refund(
     payment_id: str,
@@ -282,7 +363,9 @@ async def create_refund(
     )
 
     async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
-        return 201, refund_json(await runtime.service.refund(replace(command, claim=claim)))
+        return 201, _stored(
+            refund_json(await runtime.service.refund(replace(command, claim=claim)))
+        )
 
     return await run_once(
         runtime,
@@ -305,7 +388,7 @@ async def _act(
     run: Callable[[Claim | None], Awaitable[PaymentView]],
 ) -> JSONResponse:
     async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
-        return 200, _render(request, merchant, await run(claim))
+        return 200, _stored(_render(request, merchant, await run(claim)))
 
     path = f"/v1/payments/{payment_id}/{action}"
     return await run_once(
@@ -320,7 +403,14 @@ async def _act(
     )
 
 
-@router.post("/payments/{payment_id}/confirm", summary="Continue after 3-D Secure")
+@router.post(
+    "/payments/{payment_id}/confirm",
+    summary="Continue after 3-D Secure",
+    response_model=shapes.Payment,
+    responses=errors(
+        PAYMENT_NOT_FOUND, (409, ["payment_not_awaiting_action", "concurrent_update"])
+    ),
+)
 async def confirm_payment(
     payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
 ) -> JSONResponse:
@@ -336,7 +426,12 @@ async def confirm_payment(
     )
 
 
-@router.post("/payments/{payment_id}/cancel", summary="Cancel a payment that is not final")
+@router.post(
+    "/payments/{payment_id}/cancel",
+    summary="Cancel a payment that is not final",
+    response_model=shapes.Payment,
+    responses=errors(PAYMENT_NOT_FOUND, (409, ["payment_not_cancelable", "concurrent_update"])),
+)
 async def cancel_payment(
     payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
 ) -> JSONResponse:
@@ -356,6 +451,20 @@ async def cancel_payment(
     "/payments/{payment_id}/compensations",
     status_code=201,
     summary="Grant a coupon or credit for a failed or delayed payment",
+    response_model=shapes.Compensation,
+    responses=errors(
+        (
+            400,
+            [
+                "amount_invalid",
+                "amount_too_small",
+                "amount_too_large",
+                "compensation_exceeds_cap",
+            ],
+        ),
+        PAYMENT_NOT_FOUND,
+        (409, ["compensation_not_applicable"]),
+    ),
 )
 async def create_compensation(
     payment_id: str,
@@ -377,7 +486,7 @@ async def create_compensation(
             body.granted_by,
             claim,
         )
-        return 201, compensation_json(comp)
+        return 201, _stored(compensation_json(comp))
 
     return await run_once(
         runtime,

@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic.config import JsonDict
+
+from paymend.domain.currencies import EXPONENTS
+from paymend.domain.money import MAX_MINOR_UNITS
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    """Only a date and time written as ISO 8601: pydantic alone would also read `0.5`
+    or `1764000000` as a Unix time, so a typo would filter silently."""
+    if isinstance(value, str) and not _ISO_8601.match(value):
+        raise ValueError("an ISO 8601 date and time with a zone, e.g. 2026-11-24T08:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+_MAILBOX = r"[^@\s\x00-\x1f\x7f-\x9f]"  # no control characters, as api/inputs.py refuses
+# What the domain checks with its own codes (amount_too_small, currency_unsupported, …),
+# said in the document only: validating here too would change the codes.
+AMOUNT_RANGE: JsonDict = {"minimum": 1, "maximum": MAX_MINOR_UNITS}
+KEY_LENGTH: JsonDict = {"minLength": 1, "maxLength": 40}
+Currency = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=3),
+    Field(
+        description="ISO 4217 code (any case)",
+        json_schema_extra={"enum": sorted(EXPONENTS)},
+    ),
+]
 
 
 class CustomerIn(BaseModel):
@@ -28,7 +61,10 @@ class CustomerIn(BaseModel):
     )
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ()-]{4,24}$")] | None = None
     email: (
-        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+        Annotated[
+            str,
+            StringConstraints(max_length=254, pattern=rf"^{_MAILBOX}+@{_MAILBOX}+\.{_MAILBOX}+$"),
+        ]
         | None
     ) = None
 
@@ -54,10 +90,8 @@ class PaymentIn(BaseModel):
         },
     )
 
-    amount: StrictInt = Field(description="integer minor units, > 0")
-    currency: Annotated[str, StringConstraints(min_length=3, max_length=3)] = Field(
-        description="ISO 4217 code"
-    )
+    amount: StrictInt = Field(description="integer minor units", json_schema_extra=AMOUNT_RANGE)
+    currency: Currency
     method: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,31}$")] = Field(
         description="card, alipay, wechat_pay, …"
     )
@@ -68,9 +102,14 @@ class PaymentIn(BaseModel):
         None, description="token from the provider's client-side SDK; never a card number"
     )
     customer: CustomerIn | None = None
-    metadata: dict[str, Annotated[str, StringConstraints(max_length=500)]] | None = Field(
-        None, description="up to 50 string pairs, returned as given"
-    )
+    metadata: (
+        Annotated[
+            dict[str, Annotated[str, StringConstraints(max_length=500)]],
+            # checked by _metadata_size, said here for the document
+            Field(json_schema_extra={"maxProperties": 50, "propertyNames": KEY_LENGTH}),
+        ]
+        | None
+    ) = Field(None, description="up to 50 string pairs, returned as given")
     split_payment: StrictBool = Field(
         False,
         description="one of several payments for this order (split payment, like "
@@ -94,8 +133,8 @@ class PaymentIn(BaseModel):
 class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: StrictInt | None = Field(
-        None, description="minor units; omit to refund everything still refundable"
+    amount: Annotated[StrictInt | None, WithJsonSchema({"type": "integer", **AMOUNT_RANGE})] = (
+        Field(None, description="minor units; leave it out (never null) to refund all that is left")
     )
     reason: Annotated[str, StringConstraints(max_length=200)] | None = None
 
@@ -115,7 +154,9 @@ class CompensationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["coupon", "credit"]
-    amount: StrictInt = Field(description="minor units of the payment's currency, > 0")
+    amount: StrictInt = Field(
+        description="minor units of the payment's currency", json_schema_extra=AMOUNT_RANGE
+    )
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
     granted_by: Annotated[
         str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)

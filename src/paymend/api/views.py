@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+from paymend.api import shapes
 from paymend.domain.masking import mask_token
 from paymend.domain.payment import Attempt, PaymentStatus, Refund
 from paymend.engine.compensations import Compensation
@@ -15,12 +15,19 @@ def _ts(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def attempt_json(a: Attempt) -> dict[str, Any]:
+def _at(value: datetime | None) -> str:
+    """A timestamp the store always sets (its column is NOT NULL)."""
+    if value is None:
+        raise ValueError("a stored record without its timestamp")
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def attempt_json(a: Attempt) -> shapes.Attempt:
     return {
         "id": a.id,
         "seq": a.seq,
         "provider": a.provider,
-        "status": a.status.value,
+        "status": a.status,
         "raw_code": a.raw_code,
         "raw_message": a.raw_message,
         "unified_code": a.unified_code,
@@ -29,43 +36,43 @@ def attempt_json(a: Attempt) -> dict[str, Any]:
         "latency_ms": a.latency_ms,
         "provider_reference": a.provider_reference,
         "trace_id": a.trace_id,
-        "created_at": _ts(a.created_at),
+        "created_at": _at(a.created_at),
         "finished_at": _ts(a.finished_at),
     }
 
 
-def refund_json(r: Refund) -> dict[str, Any]:
+def refund_json(r: Refund) -> shapes.Refund:
     return {
         "id": r.id,
         "object": "refund",
         "payment_id": r.payment_id,
         "amount": r.amount.minor,
         "currency": r.amount.currency,
-        "status": r.status.value,
-        "kind": r.kind.value,
+        "status": r.status,
+        "kind": r.kind,
         "reason": r.reason,
         "provider": r.provider,
         "raw_code": r.raw_code,
-        "created_at": _ts(r.created_at),
-        "updated_at": _ts(r.updated_at),
+        "created_at": _at(r.created_at),
+        "updated_at": _at(r.updated_at),
     }
 
 
-def compensation_json(c: Compensation) -> dict[str, Any]:
+def compensation_json(c: Compensation) -> shapes.Compensation:
     return {
         "id": c.id,
         "object": "compensation",
         "payment_id": c.payment_id,
-        "kind": c.kind.value,
+        "kind": c.kind,
         "amount": c.amount,
         "currency": c.currency,
         "reason": c.reason,
         "granted_by": c.granted_by,
-        "created_at": _ts(c.created_at),
+        "created_at": _at(c.created_at),
     }
 
 
-def next_action(view: PaymentView) -> dict[str, Any] | None:
+def next_action(view: PaymentView) -> shapes.WaitForReview | shapes.Authenticate | None:
     """What the checkout does for a payment waiting on the customer."""
     p = view.payment
     if p.status is PaymentStatus.HELD:
@@ -89,9 +96,9 @@ def next_action(view: PaymentView) -> dict[str, Any] | None:
 
 def payment_json(
     view: PaymentView,
-    failure: dict[str, Any] | None = None,
-    customer_message: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    failure: shapes.Failure | None = None,
+    customer_message: shapes.CustomerMessage | None = None,
+) -> shapes.Payment:
     """`failure` is the localized failure object (api/failures.py), None unless it
     failed; `customer_message` what the customer reads for its status (api/failures.py).
     The customer's email and phone appear masked only."""
@@ -99,7 +106,7 @@ def payment_json(
     return {
         "id": p.id,
         "object": "payment",
-        "status": p.status.value,
+        "status": p.status,
         "order_id": p.order_id,
         "amount": p.amount.minor,
         "currency": p.amount.currency,
@@ -115,8 +122,8 @@ def payment_json(
         "customer_message": customer_message,
         "next_action": next_action(view),
         "trace_id": p.trace_id,
-        "created_at": _ts(p.created_at),
-        "updated_at": _ts(p.updated_at),
+        "created_at": _at(p.created_at),
+        "updated_at": _at(p.updated_at),
         "attempts": [attempt_json(a) for a in view.attempts],
         "refunds": [refund_json(r) for r in view.refunds],
     }

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from typing_extensions import TypedDict
+
 from paymend.domain.errors import Conflict, IllegalTransition, InvalidInput
 from paymend.domain.ids import AttemptId, MerchantId, PaymentId, RefundId
 from paymend.domain.masking import mask_email, mask_phone
@@ -148,6 +150,15 @@ def check_edge(entity: str, edges: dict[S, frozenset[S]], current: S, target: S)
     return target
 
 
+class MaskedCustomer(TypedDict):
+    """The customer as responses and webhooks show it: email and phone masked."""
+
+    id: str | None
+    locale: str | None
+    phone: str | None  # +86****5678
+    email: str | None  # l***@example.com
+
+
 @dataclass(slots=True)
 class Customer:
     """Who pays. `phone` and `email` are in clear only on their way in (from the API to
@@ -168,7 +179,7 @@ class Customer:
         if self.email and self.email_masked is None:
             self.email_masked = mask_email(self.email)
 
-    def masked(self) -> dict[str, Any]:
+    def masked(self) -> MaskedCustomer:
         """The customer as anyone but the customer may see it."""
         return {
             "id": self.id,

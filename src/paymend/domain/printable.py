@@ -7,7 +7,9 @@ in the audit log they could hide or fake what was done.
 
 from __future__ import annotations
 
+import sys
 import unicodedata
+from functools import cache
 
 _REFUSED = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
@@ -21,3 +23,26 @@ def unprintable(text: str, *, multiline: bool = False) -> str | None:
         if unicodedata.category(ch) in _REFUSED:
             return f"U+{ord(ch):04X}"
     return None
+
+
+@cache
+def refused_class(*, multiline: bool = False) -> str:
+    """The characters `unprintable` refuses, as the inside of a regular expression's
+    character class (`\\uXXXX` ranges; surrogates left out, as no JSON string holds
+    one), so the API's document can say what a field takes."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        if 0xD800 <= code <= 0xDFFF or (multiline and chr(code) in "\n\t"):
+            continue
+        if unicodedata.category(chr(code)) in _REFUSED:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in ranges)
+
+
+def _escape(code: int) -> str:
+    # a BMP character as \uXXXX, which every regular expression dialect reads; beyond
+    # it, the character itself
+    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)

@@ -4,9 +4,10 @@ is what a merchant's webhook receives: the customer's contact details appear mas
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.engine import Connection
+from typing_extensions import TypedDict
 
 from paymend.domain.events import EventType
 from paymend.domain.payment import Attempt, Payment, PaymentStatus, Refund
@@ -89,7 +90,19 @@ def emit(
     outbox.add(conn, event_id, payment.merchant_id, type, payment.id, payload, now)
 
 
-def envelope(event: Event) -> dict[str, Any]:
+class EventEnvelope(TypedDict):
+    """An event as webhooks deliver it and the events API lists it: `created` in Unix
+    seconds, `data` the event's payload (for `payment.*` events the payment's ids, status,
+    amount and masked customer)."""
+
+    id: str  # evt_…, stable across redeliveries: drop duplicates by it
+    object: Literal["event"]
+    type: str  # payment.succeeded, refund.failed, …
+    created: int
+    data: dict[str, Any]
+
+
+def envelope(event: Event) -> EventEnvelope:
     """An event as webhooks deliver it and the events API lists it."""
     return {
         "id": event.id,

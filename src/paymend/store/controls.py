@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from typing_extensions import TypedDict
 
 from paymend.domain.errors import Conflict, NotFound
 from paymend.store.tables import audit_log, controls
@@ -140,7 +141,20 @@ def audit(
     )
 
 
-def audit_entries(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+class AuditEntry(TypedDict):
+    """Who did what, when and why: an operator (`operator:<name>`), a playbook
+    (`playbook:<name>`), the circuit breakers (`breaker`) or the command line
+    (`cli:<user>`); `details` holds what the action changed or read."""
+
+    at: str
+    actor: str
+    action: str  # control.pause, incident.review, payment.lookup, …
+    target: str | None
+    reason: str | None
+    details: dict[str, Any]
+
+
+def audit_entries(conn: Connection, limit: int = 100) -> list[AuditEntry]:
     rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
     return [
         {

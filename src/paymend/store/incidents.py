@@ -14,10 +14,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from typing_extensions import TypedDict
 
 from paymend.domain.errors import Conflict, InvalidInput, NotFound
 from paymend.store.tables import incident_events, incidents
@@ -37,7 +38,6 @@ _SUSPECT = (
     "p_value",
     "evidence",
 )
-_FIGURES = ("expected", "explanatory_power", "surprise", "p_value", "evidence")
 
 
 class SuspectLike(Protocol):
@@ -67,6 +67,32 @@ class SuspectLike(Protocol):
 Diagnosis = Iterable[SuspectLike | Mapping[str, Any]]
 
 
+class DiagnosisEntry(TypedDict):
+    """A scope that explains an incident's failures (docs/health.md): the calls and
+    failures seen in it, what was expected, its explanatory power and surprise, and the
+    evidence (a p-value and its log-likelihood ratio). A figure that is not finite is null."""
+
+    scope: dict[str, str]
+    symptom: str | None  # the failure code it was found by, if any
+    calls: int | None
+    failures: int | None
+    expected: float | None
+    explanatory_power: float | None
+    surprise: float | None
+    p_value: float | None
+    evidence: float | None
+
+
+class Review(TypedDict):
+    """The post-incident review: what caused it, how it was fixed, what to keep."""
+
+    cause: str
+    resolution: str
+    lessons: str
+    reviewer: str  # operator:<name>
+    reviewed_at: str
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentEvent:
     id: int
@@ -75,15 +101,6 @@ class IncidentEvent:
     kind: str
     message: str
     details: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "at": self.at.isoformat(),
-            "kind": self.kind,
-            "message": self.message,
-            "details": self.details,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +117,8 @@ class Incident:
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     affected_payments: int = 0
-    diagnosis: list[dict[str, Any]] = field(default_factory=list)
-    review: dict[str, Any] | None = None
+    diagnosis: list[DiagnosisEntry] = field(default_factory=list)
+    review: Review | None = None
     search_text: str = ""
     events: list[IncidentEvent] | None = None  # the timeline, oldest first; None: not loaded
 
@@ -132,27 +149,6 @@ class Incident:
             affected_payments=affected_payments,
             diagnosis=_diagnosis(diagnosis),
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "playbook": self.playbook,
-            "title": self.title,
-            "severity": self.severity,
-            "status": self.status,
-            "scope": self.scope,
-            "scope_key": self.scope_key,
-            "opened_at": self.opened_at.isoformat(),
-            "resolved_at": _iso(self.resolved_at),
-            "acknowledged_at": _iso(self.acknowledged_at),
-            "acknowledged_by": self.acknowledged_by,
-            "affected_payments": self.affected_payments,
-            "diagnosis": self.diagnosis,
-            "review": self.review,
-        }
-        if self.events is not None:
-            body["events"] = [e.as_dict() for e in self.events]
-        return body
 
 
 def open_incident(conn: Connection, incident: Incident) -> Incident:
@@ -272,7 +268,7 @@ def review(
             "incident_open",
             f"incident '{incident_id}' is still open; review it once it is resolved",
         )
-    written = {
+    written: Review = {
         "cause": cause,
         "resolution": resolution,
         "lessons": lessons,
@@ -380,29 +376,41 @@ def _check(incident: Incident) -> None:
         )
 
 
-def _diagnosis(entries: Diagnosis) -> list[dict[str, Any]]:
+def _diagnosis(entries: Diagnosis) -> list[DiagnosisEntry]:
     """Suspects or mappings as plain JSON; non-finite numbers become null (JSONB refuses
     NaN and infinity). A mapping of the older form {dimension, value} becomes a scope."""
-    out: list[dict[str, Any]] = []
+    out: list[DiagnosisEntry] = []
     for e in entries:
         raw = dict(e) if isinstance(e, Mapping) else {k: getattr(e, k, None) for k in _SUSPECT}
         scope = raw.get("scope")
         if scope is None:
             scope = {str(raw["dimension"]): str(raw["value"])}
-        entry: dict[str, Any] = {"scope": {str(k): str(v) for k, v in dict(scope).items()}}
         symptom = raw.get("symptom")
-        entry["symptom"] = None if symptom is None else str(symptom)
-        for key in ("calls", "failures"):
-            n = raw.get(key)
-            entry[key] = int(n) if n is not None else None
-        for key in _FIGURES:
-            x = raw.get(key)
-            if x is None or not math.isfinite(x):
-                entry[key] = None
-            else:  # a p-value keeps its magnitude: 1e-40 is not 0
-                entry[key] = float(f"{x:.3g}") if key == "p_value" else round(float(x), 4)
-        out.append(entry)
+        out.append(
+            {
+                "scope": {str(k): str(v) for k, v in dict(scope).items()},
+                "symptom": None if symptom is None else str(symptom),
+                "calls": _count(raw.get("calls")),
+                "failures": _count(raw.get("failures")),
+                "expected": _figure(raw.get("expected")),
+                "explanatory_power": _figure(raw.get("explanatory_power")),
+                "surprise": _figure(raw.get("surprise")),
+                # a p-value keeps its magnitude: 1e-40 is not 0
+                "p_value": _figure(raw.get("p_value"), significant=True),
+                "evidence": _figure(raw.get("evidence")),
+            }
+        )
     return out
+
+
+def _count(n: Any) -> int | None:
+    return int(n) if n is not None else None
+
+
+def _figure(x: Any, *, significant: bool = False) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.3g}") if significant else round(float(x), 4)
 
 
 def _load_for_update(conn: Connection, incident_id: str) -> Incident:
@@ -459,13 +467,9 @@ def _incident(r: sa.Row[Any]) -> Incident:
         r.acknowledged_by,
         r.affected_payments,
         _diagnosis(r.diagnosis),  # rows of the older {dimension, value} form read as scopes
-        dict(r.review) if r.review is not None else None,
+        cast(Review, dict(r.review)) if r.review is not None else None,
         r.search_text,
     )
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
 
 
 def _not_found(incident_id: str) -> NotFound:

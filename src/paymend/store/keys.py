@@ -55,20 +55,6 @@ class ApiKey:
             return "expired"
         return "active"
 
-    def as_dict(self, now: datetime) -> dict[str, Any]:
-        def ts(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
-
-        return {
-            "id": self.id,
-            "hint": self.hint,
-            "status": self.status(now),
-            "created_at": ts(self.created_at),
-            "expires_at": ts(self.expires_at),
-            "revoked_at": ts(self.revoked_at),
-            "last_used_at": ts(self.last_used_at),
-        }
-
 
 def hash_key(secret: str) -> str:
     # keys carry 256 random bits, so a fast hash is enough (no password stretching)

@@ -29,14 +29,6 @@ class Operator:
         """How the audit log names this operator's actions."""
         return f"operator:{self.name}"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role.value,
-            "created_at": self.created_at.isoformat(),
-        }
-
 
 def create(conn: Connection, operator_id: str, name: str, role: Role, now: datetime) -> Operator:
     if conn.execute(sa.select(operators.c.id).where(operators.c.name == name)).first():
