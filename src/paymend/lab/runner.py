@@ -13,13 +13,19 @@ happens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from paymend.domain.errors import PaymendError
+from paymend.domain.events import EventType
 from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer, PaymentStatus
@@ -42,10 +48,11 @@ from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import Ledger
 from paymend.store import merchants
+from paymend.store.tables import events
 
 MERCHANT = MerchantId("mer_lab")
 AUTHENTICATION_DELAY_S = 20.0  # the simulated customer completes 3-D Secure
-WATCH_EVERY_S = 5.0  # a customer left waiting looks at the payment this often
+WATCH_EVERY_S = 5.0  # the shop hears of a 3-D Secure challenge within this
 DRAIN_S = 900.0  # after the last arrival, let the worker finish for this long
 CHECKOUT_DEADLINE_S = 3.0
 POLICIES = ("default", "naive")
@@ -135,19 +142,18 @@ async def _run(
             worker = Worker(service, WorkerSettings(interval_s=1.0), playbooks=runner)
             worker_task = asyncio.create_task(worker.run(stop))
         tally = _Tally(progress)
+        desk = asyncio.create_task(_three_d_secure(service, clock, stop))
         checkouts: list[asyncio.Task[None]] = []
-        customers: list[asyncio.Task[None]] = []  # waiting on the worker or on 3-D Secure
         for arrival in arrivals(scenario):
             await clock.sleep(arrival.t - clock.monotonic())
             result.arrivals.append(arrival)
-            pay = _pay(service, scenario, clock, arrival, tally, customers)
-            checkouts.append(asyncio.create_task(pay))
+            checkouts.append(asyncio.create_task(_pay(service, scenario, clock, arrival, tally)))
         await asyncio.gather(*checkouts)
         if worker is not None:
             worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
-        await asyncio.gather(*customers)
         await clock.sleep(DRAIN_S)
         stop.set()
+        await desk
         if worker_task is not None:
             await worker_task
         result.records = store.run_sync(lambda conn: read_records(conn, result.epoch_s))
@@ -169,14 +175,9 @@ class _Tally:
 
 
 async def _pay(
-    service: PaymentService,
-    scenario: Scenario,
-    clock: LoopClock,
-    a: Arrival,
-    tally: _Tally,
-    customers: list[asyncio.Task[None]],
+    service: PaymentService, scenario: Scenario, clock: LoopClock, a: Arrival, tally: _Tally
 ) -> None:
-    """The checkout: pay, and leave a customer behind while the payment is not final."""
+    """The checkout: one payment, as the shop's backend sends it."""
     cmd = PayCommand(
         merchant_id=MERCHANT,
         order_id=f"order-{a.n}",
@@ -195,29 +196,42 @@ async def _pay(
     except PaymendError as exc:
         a.error = exc.code
         a.payment_id = getattr(exc, "payment_id", None)
-        tally.answered(a, start)
-        return
-    a.latency_s = clock.monotonic() - start
-    a.payment_id = view.payment.id
-    a.status = view.payment.status.value
+    else:
+        a.latency_s = clock.monotonic() - start
+        a.payment_id = view.payment.id
+        a.status = view.payment.status.value
     tally.answered(a, start)
-    if view.payment.status in (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION):
-        customers.append(asyncio.create_task(_customer(service, clock, a, view.payment.status)))
 
 
-async def _customer(
-    service: PaymentService, clock: LoopClock, a: Arrival, status: PaymentStatus
-) -> None:
-    """The simulated customer: waits while the worker finishes the payment (as a shop's
-    page would on `processing`), and completes 3-D Secure whenever it is asked for."""
-    assert a.payment_id is not None
-    until = clock.monotonic() + DRAIN_S
-    while status is PaymentStatus.PROCESSING and clock.monotonic() < until:
-        await clock.sleep(WATCH_EVERY_S)
-        status = (await service.get(a.payment_id)).payment.status
-    if status is PaymentStatus.REQUIRES_ACTION:
-        await clock.sleep(AUTHENTICATION_DELAY_S)
-        try:
-            await service.confirm(MERCHANT, a.payment_id)
-        except PaymendError as exc:
-            a.error = exc.code
+async def _three_d_secure(service: PaymentService, clock: LoopClock, stop: asyncio.Event) -> None:
+    """The simulated customers' side of 3-D Secure: the shop hears of each
+    `payment.requires_action` (read from the outbox, as its webhook would bring it), and
+    the customer completes the challenge `AUTHENTICATION_DELAY_S` later, whether the
+    checkout or the worker was the one to learn the bank wants it."""
+    seen = 0
+    completing: list[asyncio.Task[None]] = []
+    while True:
+        asked = await service.store.run(functools.partial(_asked_since, seq=seen))
+        for seq, payment_id in asked:
+            seen = seq
+            completing.append(asyncio.create_task(_authenticate(service, clock, payment_id)))
+        if stop.is_set():
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=WATCH_EVERY_S)
+    await asyncio.gather(*completing)
+
+
+def _asked_since(conn: Connection, seq: int) -> list[tuple[int, str]]:
+    query = (
+        sa.select(events.c.seq, events.c.subject_id)
+        .where(events.c.seq > seq, events.c.type == EventType.PAYMENT_REQUIRES_ACTION.value)
+        .order_by(events.c.seq)
+    )
+    return [(r.seq, r.subject_id) for r in conn.execute(query)]
+
+
+async def _authenticate(service: PaymentService, clock: LoopClock, payment_id: str) -> None:
+    await clock.sleep(AUTHENTICATION_DELAY_S)
+    with contextlib.suppress(PaymendError):  # canceled or settled meanwhile: nothing to do
+        await service.confirm(MERCHANT, payment_id)
