@@ -686,11 +686,12 @@ def _lab_run(
     finally:
         bar.close()
     summary = summarize(result)
+    summary["wall_s"] = round(time.perf_counter() - started, 2)  # the run, oracle, naive
     if report is not None:
         from paymend.lab.report import write_report
 
         write_report(result, summary, report)
-    summary["wall_s"] = round(time.perf_counter() - started, 2)
+        summary["wall_s"] = round(time.perf_counter() - started, 2)  # and the report
     return summary
 
 
@@ -744,15 +745,30 @@ def lab_compare(paths: tuple[Path, ...]) -> None:
     from paymend.lab.metrics import HEADLINE
 
     cols = ("scenario", *HEADLINE)
-    rows = []
-    for path in paths:
-        summary = _lab_run(path, "default")
-        rows.append([str(summary.get(c)) for c in cols])
+    summaries = [_lab_run(path, "default") for path in paths]
+    rows = [[str(summary.get(c)) for c in cols] for summary in summaries]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     click.echo(" | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     click.echo("-|-".join("-" * w for w in widths))
     for r in rows:
         click.echo(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    click.echo("\nregret (payments the oracle could save and paymend did not), by cause:")
+    for summary in summaries:
+        click.echo(f"  {summary['scenario']}: {summary['regret']} {_causes(summary)}")
+        for fault in summary["faults"]:
+            scope = ", ".join(f"{k}={v}" for k, v in fault["scope"].items() if v) or "all"
+            click.echo(
+                f"    {fault['kind']} [{scope}] at {fault['at_s']:g}s: {fault['regret']} "
+                f"{_causes(fault)}"
+            )
+        if summary["regret_outside_faults"]:
+            outside = summary["regret_outside_faults"]
+            click.echo(f"    outside every fault: {sum(outside.values())} {outside}")
+
+
+def _causes(figures: dict[str, Any]) -> str:
+    causes = figures["regret_by_cause"]
+    return "(" + ", ".join(f"{c} {n}" for c, n in causes.items()) + ")" if causes else ""
 
 
 @main.group("config")

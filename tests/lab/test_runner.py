@@ -195,3 +195,16 @@ def test_the_progress_bar_shows_on_a_terminal_and_nowhere_else() -> None:
     silenced = _Terminal()  # --json: nothing but the JSON, even on a terminal
     ProgressBar(400, "small", silenced, enabled=False)(1, 1, 0.2)
     assert silenced.getvalue() == ""
+
+
+def test_lab_compare_tabulates_and_explains_the_regret(scenario_file: Path) -> None:
+    from click.testing import CliRunner
+
+    from paymend.cli import main
+
+    result = CliRunner().invoke(main, ["lab", "compare", str(scenario_file)])
+    assert result.exit_code == 0, result.output
+    header, _, row = result.output.splitlines()[:3]
+    assert "recovery_ratio" in header and "regret" in header and row.startswith("small ")
+    assert "regret (payments the oracle could save and paymend did not)" in result.output
+    assert "    outage [channel=sim_a] at 20s: " in result.output
