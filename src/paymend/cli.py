@@ -681,9 +681,12 @@ def _lab_run(
     configure_logging("CRITICAL", stream=sys.stderr)  # the lab's own figures say it all
     started = time.perf_counter()
     bar = ProgressBar(len(arrivals(scenario)), scenario.name, sys.stderr, enabled=progress)
+    # a run stopped by `kill` unwinds like Ctrl-C, so its temporary folder is removed too
+    before = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         result = run_lab(scenario, policy, progress=bar if bar.enabled else None)
     finally:
+        signal.signal(signal.SIGTERM, before)
         bar.close()
     summary = summarize(result)
     summary["wall_s"] = round(time.perf_counter() - started, 2)  # the run, oracle, naive
@@ -693,6 +696,10 @@ def _lab_run(
         write_report(result, summary, report)
         summary["wall_s"] = round(time.perf_counter() - started, 2)  # and the report
     return summary
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 @lab.command("run")
