@@ -766,11 +766,23 @@ def lab_compare(paths: tuple[Path, ...]) -> None:
             scope = ", ".join(f"{k}={v}" for k, v in fault["scope"].items() if v) or "all"
             click.echo(
                 f"    {fault['kind']} [{scope}] at {fault['at_s']:g}s: {fault['regret']} "
-                f"{_causes(fault)}"
+                f"{_causes(fault)}; {fault['attempts_into_fault']} attempts into it, "
+                f"customer failures {fault['customer_failures']} avoidable / "
+                f"{fault['customer_failures_unavoidable']} unavoidable, "
+                f"detect_s {fault['detect_s']}, recover_s {fault['recover_s']}, "
+                f"diagnosis {_first_suspect(fault)}"
             )
         if summary["regret_outside_faults"]:
             outside = summary["regret_outside_faults"]
             click.echo(f"    outside every fault: {sum(outside.values())} {outside}")
+
+
+def _first_suspect(fault: dict[str, Any]) -> str:
+    if fault["diagnosis_correct"] is None:
+        return "-"
+    first = (fault["diagnosis"] or [{}])[0]
+    where = ", ".join(f"{k}={v}" for k, v in (first.get("scope") or {}).items()) or "none"
+    return f"{where} ({first.get('symptom')}) {'right' if fault['diagnosis_correct'] else 'wrong'}"
 
 
 def _causes(figures: dict[str, Any]) -> str:
