@@ -6,7 +6,8 @@ attempts, their decisions and reasons), first match wins:
 - `held`: a playbook held the payment for review (large payments of a failing scope);
   nobody releases it in the lab;
 - `paused`: the bank or region was paused, so no provider was called;
-- `unfinished`: still processing or awaiting 3-D Secure when the run ended;
+- `unfinished`: still processing or awaiting 3-D Secure when the run ended, or never
+  recorded at all (also counted in `lost_payments`);
 - `retry_budget`: a retry was refused because the channel's retry budget was spent;
 - `attempt_limit`: the payment used all of its attempts (`max_attempts`);
 - `channel_skipped`: paymend never called the channel the oracle succeeds on: its circuit
@@ -47,7 +48,9 @@ def cause_of(
     limits: Limits,
 ) -> str:
     """Why the engine missed a success the oracle found (`verdict.possible`)."""
-    if record is None or record.status == "held":
+    if record is None:
+        return "unfinished"
+    if record.status == "held":
         return "held"
     if not attempts and record.failure_code == "issuer_unavailable":
         return "paused"
