@@ -1,8 +1,11 @@
-"""The figures of a lab run, from the store and from the providers' own ledger.
+"""The figures of a lab run, from its records and from the providers' own ledger.
 
 Money figures come from the provider's side (what was charged and refunded), never from
 paymend's opinion of itself: a duplicate charge or a customer charged but told "failed"
-shows up here even if paymend's records missed it.
+shows up here even if paymend's records missed it. The oracle and the naive checkout are
+replayed from the run's own draws (lab/oracle.py, lab/naive.py); `regret` counts the
+payments the oracle could have saved and paymend did not, each with its cause
+(lab/regret.py).
 """
 
 from __future__ import annotations
@@ -11,14 +14,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from paymend.domain.failure import Kind
 from paymend.failures.classify import default_classifier
-from paymend.lab.oracle import hits, recoverable
-from paymend.lab.runner import Run
+from paymend.lab.arrivals import Arrival
+from paymend.lab.naive import NaiveCheckout
+from paymend.lab.oracle import Oracle, Verdict
+from paymend.lab.regret import SUCCESS, cause_of, fault_hits
+from paymend.lab.runner import CHECKOUT_DEADLINE_S, Run, limits_for
 from paymend.providers.simulator import ChargeState
-from paymend.store.tables import attempts, payments
 
 HEADLINE = (
     "payments",
@@ -26,6 +29,7 @@ HEADLINE = (
     "oracle_success_rate",
     "naive_success_rate",
     "recovery_ratio",
+    "regret",
     "duplicate_charges",
     "charged_but_failed",
     "lost_payments",
@@ -47,21 +51,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
+def verdicts(run: Run) -> list[Verdict]:
+    """The oracle's verdict for every arrival, in order (replayed once per run)."""
+    if run.verdicts is None:
+        oracle = Oracle(run.scenario, limits_for(run.scenario))
+        run.verdicts = [oracle.verdict(a) for a in run.arrivals]
+    return run.verdicts
+
+
+def succeeded(run: Run, a: Arrival) -> bool:
+    record = run.records.payments.get(a.payment_id or "")
+    return record is not None and record.status in SUCCESS
+
+
+def summarize(run: Run) -> dict[str, Any]:
     scenario = run.scenario
-    engine = sa.create_engine(f"sqlite:///{run.db_path}", hide_parameters=True)
-    with engine.connect() as conn:
-        rows = {r.id: r for r in conn.execute(sa.select(payments))}
-        tried = conn.execute(
-            sa.select(attempts.c.payment_id, attempts.c.status, attempts.c.provider)
-        )
-        attempt_rows = list(tried)
-    engine.dispose()
+    rows = run.records.payments
+    tried = run.records.attempts
     catalogue = default_classifier().catalogue
     status = Counter(r.status for r in rows.values())
     n = len(run.arrivals)
-    succeeded = status["succeeded"] + status["partially_refunded"] + status["refunded"]
-    oracle = sum(1 for a in run.arrivals if recoverable(scenario, a))
+    wins = sum(status[s] for s in SUCCESS)
+    judged = verdicts(run)
+    oracle = sum(v.possible for v in judged)
+    naive = NaiveCheckout(scenario, CHECKOUT_DEADLINE_S)
+    naive_outcomes = [naive.outcome(a) for a in run.arrivals]
     ledger = run.ledger
     charged: dict[str, list[Any]] = defaultdict(list)  # one pass, not one scan per payment
     for c in ledger.all_charges():
@@ -75,18 +89,27 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
         net = sum(c.amount.minor - c.refunded for c in mine)
         if row.status in ("failed", "canceled") and net > 0:
             charged_but_failed += 1
-    known = set(rows)
     lost = sum(1 for a in run.arrivals if a.payment_id is None) + sum(
-        1 for c in ledger.all_charges() if c.payment_id not in known
+        1 for c in ledger.all_charges() if c.payment_id not in rows
     )
-    unresolved = sum(1 for a in attempt_rows if a.status in ("unknown", "pending"))
+    attempt_rows = run.records.all_attempts()
+    unresolved = sum(1 for _, a in attempt_rows if a.status in ("unknown", "pending"))
     latencies = [a.latency_s * 1000 for a in run.arrivals if a.latency_s is not None]
-    succeeded_channel = {a.payment_id: a.provider for a in attempt_rows if a.status == "succeeded"}
+    succeeded_channel = {pid: a.provider for pid, a in attempt_rows if a.status == "succeeded"}
     costs = [scenario.channels[ch].cost_bps for ch in succeeded_channel.values()]
     messages = Counter(r.failure_code for r in rows.values() if r.status == "failed")
+    limits = limits_for(scenario)
+    regret: list[tuple[Arrival, str]] = []
+    violations = []
+    for a, v in zip(run.arrivals, judged, strict=True):
+        won = succeeded(run, a)
+        if v.possible and not won:
+            record = rows.get(a.payment_id or "")
+            regret.append((a, cause_of(v, record, tried.get(a.payment_id or "", []), limits)))
+        elif won and not v.possible:
+            violations.append(a.n)
     faults = []
     done = actions(run)
-    by_payment = {a.payment_id: a for a in run.arrivals}
     for fault in scenario.faults:
         into = sum(
             1
@@ -100,25 +123,19 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
             and fault.region in (None, c.region)
         )
         technical = unavoidable = 0
-        for pid, row in rows.items():
-            arrival = by_payment.get(pid)
-            if arrival is None or not (fault.at <= arrival.t < fault.end):
+        for a, v in zip(run.arrivals, judged, strict=True):
+            if not fault_hits(scenario, fault, a):
                 continue
-            if fault.kind != "payer" and not any(  # a channel it could use is at fault
-                hits(fault, ch, arrival) and arrival.method in scenario.channels[ch].methods
-                for ch in scenario.channels
-            ):
+            found = rows.get(a.payment_id or "")
+            if found is None or found.status != "failed" or found.failure_code is None:
                 continue
-            code = row.failure_code
-            if (
-                row.status == "failed"
-                and code in catalogue
-                and catalogue[code].kind is Kind.TECHNICAL
-            ):
-                if recoverable(scenario, arrival):
+            code = found.failure_code
+            if code in catalogue and catalogue[code].kind is Kind.TECHNICAL:
+                if v.possible:
                     technical += 1
-                else:  # every channel it could use was at fault: nobody could have saved it
+                else:  # no plan within the limits could have saved it
                     unavoidable += 1
+        regretted = Counter(c for a, c in regret if fault_hits(scenario, fault, a))
         faults.append(
             {
                 "kind": fault.kind,
@@ -128,39 +145,47 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
                 "attempts_into_fault": into,
                 "customer_failures": technical,
                 "customer_failures_unavoidable": unavoidable,
+                "regret": sum(regretted.values()),
+                "regret_by_cause": _ordered(regretted),
                 **_detection(fault, done),
                 **_diagnosis(fault, done),
             }
         )
+    outside = Counter(
+        c for a, c in regret if not any(fault_hits(scenario, f, a) for f in scenario.faults)
+    )
     false = _false_actions(run, done)
-    success_rate = succeeded / n if n else 0.0
+    success_rate = wins / n if n else 0.0
     oracle_rate = oracle / n if n else 0.0
-    naive_rate = None
-    if naive is not None:
-        naive_rate = summarize(naive)["success_rate"]
-    elif run.policy == "naive":
-        naive_rate = success_rate
+    naive_rate = sum(o.succeeded for o in naive_outcomes) / n if n else 0.0
     return {
         "scenario": scenario.name,
         "policy": run.policy,
         "seed": scenario.seed,
         "payments": n,
-        "succeeded": succeeded,
+        "succeeded": wins,
         "failed": status["failed"],
         "requires_action": status["requires_action"],
+        "held": status["held"],
         "canceled": status["canceled"],
         "processing_at_end": status["processing"],
         "success_rate": round(success_rate, 4),
         "oracle_success_rate": round(oracle_rate, 4),
-        "naive_success_rate": None if naive_rate is None else round(naive_rate, 4),
+        "naive_success_rate": round(naive_rate, 4),
+        "naive_charged_but_failed": sum(o.charged_but_failed for o in naive_outcomes),
         "recovery_ratio": round(success_rate / oracle_rate, 4) if oracle_rate else None,
+        "regret": len(regret),
+        "regret_by_cause": _ordered(Counter(c for _, c in regret)),
+        "regret_outside_faults": _ordered(outside),
+        "oracle_violations": len(violations),
+        "oracle_violation_list": violations[:20],
         "duplicate_charges": duplicates,
         "charged_but_failed": charged_but_failed,
         "lost_payments": lost,
         "unknown_unresolved": unresolved,
         "p50_latency_ms": round(percentile(latencies, 0.5), 1) if latencies else None,
         "p99_latency_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
-        "retries_per_payment": round((len(attempt_rows) - len(rows)) / n, 4) if n else 0.0,
+        "retries_per_payment": round((len(attempt_rows) - len(tried)) / n, 4) if n else 0.0,
         "avg_cost_bps": round(sum(costs) / len(costs), 2) if costs else None,
         "messages": dict(sorted(messages.items(), key=lambda kv: (-kv[1], str(kv[0])))),
         "faults": faults,
@@ -170,6 +195,10 @@ def summarize(run: Run, naive: Run | None = None) -> dict[str, Any]:
         ],
         "wall_s": round(run.wall_s, 2),
     }
+
+
+def _ordered(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 GRACE_S = 30.0  # an action this soon after a fault ends still belongs to it
@@ -209,7 +238,6 @@ def actions(run: Run) -> list[Action]:
     """Breaker transitions, playbook starts and incidents of a run, in time order."""
     from paymend.health.breaker import BreakerState
     from paymend.playbooks.evaluate import scope_of
-    from paymend.store.tables import audit_log, incidents
 
     found = [
         Action(
@@ -221,16 +249,11 @@ def actions(run: Run) -> list[Action]:
         if t.after is BreakerState.CLOSED
         or (t.after is BreakerState.OPEN and t.before is BreakerState.CLOSED)
     ]
-    engine = sa.create_engine(f"sqlite:///{run.db_path}", hide_parameters=True)
-    with engine.connect() as conn:
-        names = {"playbook.start": "playbook", "playbook.recover": "playbook_recovered"}
-        for r in conn.execute(sa.select(audit_log).where(audit_log.c.action.in_(names))):
-            at = r.at.timestamp() - run.epoch_s
-            found.append(Action(at, names[r.action], scope_of(r.target)))
-        for r in conn.execute(sa.select(incidents)):
-            at = r.opened_at.timestamp() - run.epoch_s
-            found.append(Action(at, "incident", dict(r.scope), list(r.diagnosis or [])))
-    engine.dispose()
+    names = {"playbook.start": "playbook", "playbook.recover": "playbook_recovered"}
+    for r in run.records.playbooks:
+        found.append(Action(r.at, names[r.action], scope_of(r.target or "")))
+    for i in run.records.incidents:
+        found.append(Action(i.at, "incident", dict(i.scope), list(i.diagnosis)))
     return sorted(found, key=lambda a: a.at)
 
 

@@ -1,21 +1,23 @@
 """The lab's providers: a simulated channel whose answers come from the scenario.
 
-The payer's truth (insufficient funds, needs 3-D Secure, …) travels with the payment in
-its metadata, invisible to the engine, and is the same on every channel. Faults apply to
-calls whose channel, method, bank and region match their scope while they are active.
+The payer's truth (insufficient funds, needs 3-D Secure, …) and the payment's arrival
+number travel with the payment in its metadata, invisible to the engine. Every draw a
+call makes is a pure function of (seed, payment, channel, attempt number on the channel)
+(lab/draws.py) and its fate a pure function of those draws and the moment of the call
+(lab/fate.py), so the oracle and the naive checkout can replay any call exactly.
 The ledger records every charge, so duplicate charges and money taken from customers
 told "failed" are counted from the provider's side, not from paymend's word.
 """
 
 from __future__ import annotations
 
-import math
-import random
 from dataclasses import dataclass
 
 from paymend.domain.channel import Capabilities
 from paymend.domain.clock import Clock
-from paymend.lab.scenario import Channel, Fault
+from paymend.lab.draws import CallDraws, call_draws, query_draw
+from paymend.lab.fate import Answer, Fates
+from paymend.lab.scenario import Scenario
 from paymend.providers.base import (
     ChargeRequest,
     ProviderConnectionError,
@@ -23,15 +25,14 @@ from paymend.providers.base import (
     ProviderResult,
     QueryRequest,
 )
-from paymend.providers.simulator import Ledger, LedgerChannel
+from paymend.providers.simulator import APPROVED, ChargeState, Ledger, LedgerChannel
 
 TRUTH_KEY = "lab_truth"  # metadata key carrying the payer's truth
-HANG_S = 30.0
-DECLINES = {
-    "insufficient_funds": "INSUFFICIENT_FUNDS",
-    "expired_card": "EXPIRED_CARD",
-    "incorrect_details": "INCORRECT_DETAILS",
-    "fraud": "SUSPECTED_FRAUD",
+ARRIVAL_KEY = "lab_arrival"  # metadata key carrying the payment's arrival number
+_OUTCOMES = {
+    ChargeState.CHARGED: ProviderOutcome.SUCCEEDED,
+    ChargeState.DECLINED: ProviderOutcome.DECLINED,
+    ChargeState.AWAITING_AUTHENTICATION: ProviderOutcome.REQUIRES_ACTION,
 }
 
 
@@ -48,30 +49,51 @@ class Call:
     code: str | None = None  # set when the call failed technically
 
 
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """Which payment an attempt (its idempotency key) belongs to, and its number on the
+    channel: the key to its draws."""
+
+    payment: int
+    attempt: int
+
+
 class LabProvider(LedgerChannel):
     code_map = "simulator"
 
     def __init__(
-        self,
-        name: str,
-        channel: Channel,
-        faults: list[Fault],
-        clock: Clock,
-        seed: int,
-        ledger: Ledger,
+        self, name: str, scenario: Scenario, fates: Fates, clock: Clock, ledger: Ledger
     ) -> None:
         self.name = name
-        self.channel = channel
-        self.faults = [f for f in faults if f.kind != "payer" and f.channel in (None, name)]
+        self.channel = scenario.channels[name]
+        self.seed = scenario.seed
+        self.fates = fates
         self.clock = clock
         self.ledger = ledger
-        self.capabilities = Capabilities(methods=frozenset(channel.methods))
-        self._rng = random.Random(f"{name}:{seed}")  # noqa: S311 - a simulation
+        self.capabilities = Capabilities(methods=frozenset(self.channel.methods))
+        self.cost_bps = self.channel.cost_bps
+        self._faults = len(scenario.faults)
+        self._credentials = [
+            f
+            for f in scenario.faults
+            if f.kind == "credentials_expired" and f.channel in (None, name)
+        ]
         self._refs = 0
-        self._expired = False  # credentials_expired: until refreshed
+        self._expired = False  # credentials_expired: from the onset until refreshed
         self._expired_by: set[int] = set()
+        self._keys: dict[str, _Key] = {}  # idempotency key -> payment, attempt number
+        self._attempts: dict[int, int] = {}  # payment -> attempts seen on this channel
+        self._queries: dict[str, int] = {}  # idempotency key -> status queries seen
         self.calls: list[Call] = []
-        self.cost_bps = channel.cost_bps
+
+    def draws(self, request: ChargeRequest) -> tuple[_Key, CallDraws]:
+        """The attempt's place (payment, attempt number here) and its draws."""
+        key = self._keys.get(request.idempotency_key)
+        if key is None:
+            n = int(request.metadata[ARRIVAL_KEY])
+            self._attempts[n] = self._attempts.get(n, 0) + 1
+            key = self._keys[request.idempotency_key] = _Key(n, self._attempts[n])
+        return key, call_draws(self.seed, key.payment, self.name, key.attempt, self._faults)
 
     # -- the Provider protocol ---------------------------------------------------------
 
@@ -79,62 +101,77 @@ class LabProvider(LedgerChannel):
         now = self.clock.monotonic()
         call = Call(now, self.name, request.method, request.bank, request.region, "authorize")
         self.calls.append(call)
-        active = self._active(now, request.method, request.bank, request.region)
-        latency = self._latency(active)
+        self._expire_credentials(now)
+        _, draws = self.draws(request)
+        fate = self.fates.call(
+            self.name,
+            now,
+            request.method,
+            request.bank,
+            request.region,
+            request.metadata.get(TRUTH_KEY, "ok"),
+            draws,
+            token_expired=self._expired,
+            authenticated=request.authenticated,
+        )
         existing = self.ledger.get(request.idempotency_key)
         if existing is not None and existing.result is not None:
-            await self._wait(latency)
-            return existing.result
-        for fault in active:
-            if self._rng.random() >= fault.rate:
-                continue
-            if fault.kind == "outage":
-                call.code = "CONNECTION_REFUSED"
-                raise ProviderConnectionError("CONNECTION_REFUSED", "outage", sent=False)
-            if fault.kind == "timeout":
-                call.code = "TIMEOUT"
-                if self._rng.random() < fault.charged:
-                    self._book(request, ProviderOutcome.SUCCEEDED, "APPROVED")
-                await self._wait(HANG_S)
-                raise ProviderConnectionError("READ_TIMEOUT", "no answer", sent=True)
-            if fault.kind in ("error", "rate_limit"):
-                code = fault.code or "RATE_LIMITED"
-                call.code = code
-                await self._wait(latency)
-                return ProviderResult(ProviderOutcome.ERROR, code, code.lower())
-            if fault.kind == "credentials_expired":
-                if id(fault) not in self._expired_by:  # the token expires at the onset
-                    self._expired_by.add(id(fault))
-                    self._expired = True
-                if self._expired:  # until paymend refreshes it
-                    call.code = "TOKEN_EXPIRED"
-                    await self._wait(latency)
-                    return ProviderResult(ProviderOutcome.ERROR, "TOKEN_EXPIRED", "token expired")
-        if any(f.kind == "latency" for f in active) and latency > 3.0:
+            await self._wait(fate.latency_s if fate.answer is not Answer.HANG else 0.0)
+            return existing.result  # an idempotent replay: same answer, no new charge
+        if fate.answer is Answer.REFUSED:
+            call.code = fate.code
+            raise ProviderConnectionError(fate.code, "outage", sent=False)
+        if fate.answer is Answer.HANG:
+            call.code = "TIMEOUT"
+            if fate.booked is not None and fate.booked_code is not None:  # processed anyway
+                self._book(request, _OUTCOMES[fate.booked], fate.booked_code)
+            await self._wait(fate.latency_s)
+            raise ProviderConnectionError(fate.code, "no answer", sent=True)
+        if fate.answer is Answer.ERROR:
+            call.code = fate.code
+            await self._wait(fate.latency_s)
+            return ProviderResult(ProviderOutcome.ERROR, fate.code, fate.code.lower())
+        if fate.slow:
             call.code = "SLOW"  # past any checkout's patience: a technical symptom
-        if self._rng.random() < self.channel.technical_error_rate:
-            call.code = "SYSTEM_ERROR"
-            await self._wait(latency)
-            return ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "system error")
-        truth = request.metadata.get(TRUTH_KEY, "ok")
-        if truth in DECLINES:
-            result = self._book(request, ProviderOutcome.DECLINED, DECLINES[truth])
-        elif truth == "needs_authentication" and not request.authenticated:
-            result = self._book(request, ProviderOutcome.REQUIRES_ACTION, "AUTHENTICATION_REQUIRED")
-        else:
-            result = self._book(request, ProviderOutcome.SUCCEEDED, "APPROVED")
-        await self._wait(latency)
+        assert fate.booked is not None
+        result = self._book(request, _OUTCOMES[fate.booked], fate.code)
+        await self._wait(fate.latency_s)
         return result
 
     async def query(self, request: QueryRequest) -> ProviderResult:
         now = self.clock.monotonic()
-        charge = self.ledger.get(request.idempotency_key)
-        active = self._active(now, None, None, None)
-        if any(f.kind == "outage" for f in active):
+        key = self._keys.get(request.idempotency_key)
+        asked = self._queries[request.idempotency_key] = (
+            self._queries.get(request.idempotency_key, 0) + 1
+        )
+        z = query_draw(self.seed, key.payment, self.name, key.attempt, asked) if key else 0.0
+        latency = self.fates.query_s(self.name, now, z)
+        if latency is None:
             raise ProviderConnectionError("CONNECTION_REFUSED", "outage", sent=False)
-        await self._wait(self._latency(active))
+        charge = self.ledger.get(request.idempotency_key)
+        await self._wait(latency)
         if charge is None:
             return ProviderResult(ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no such charge")
+        return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
+
+    async def confirm(self, request: QueryRequest) -> ProviderResult:
+        """The customer passed 3-D Secure: the held charge goes through as the request
+        arrives (like a charge: a caller that stops waiting does not undo it)."""
+        key = self._keys.get(request.idempotency_key)
+        charge = self.ledger.get(request.idempotency_key)
+        z = 0.0
+        if key is not None:
+            z = call_draws(self.seed, key.payment, self.name, key.attempt, self._faults).confirm
+        if charge is None:
+            await self._wait(self.fates.quiet_s(self.name, z))
+            return ProviderResult(ProviderOutcome.NOT_FOUND, "TRADE_NOT_FOUND", "no such charge")
+        if charge.state is ChargeState.AWAITING_AUTHENTICATION:
+            charge.state = ChargeState.CHARGED
+            charge.result = ProviderResult(
+                ProviderOutcome.SUCCEEDED, APPROVED, "approved", charge.reference
+            )
+            self.ledger.put(charge)
+        await self._wait(self.fates.quiet_s(self.name, z))
         return charge.result or ProviderResult(ProviderOutcome.ERROR, "SYSTEM_ERROR", "no result")
 
     async def refresh_credentials(self) -> None:
@@ -142,27 +179,12 @@ class LabProvider(LedgerChannel):
 
     # -- internals ---------------------------------------------------------------------
 
-    def _active(
-        self, now: float, method: str | None, bank: str | None, region: str | None
-    ) -> list[Fault]:
-        return [
-            f
-            for f in self.faults
-            if f.at <= now < f.end
-            and (f.method is None or method is None or f.method == method)
-            and (f.bank is None or bank is None or f.bank == bank)
-            and (f.region is None or region is None or f.region == region)
-        ]
-
-    def _latency(self, active: list[Fault]) -> float:
-        p50, p99 = self.channel.latency_ms.p50, self.channel.latency_ms.p99
-        for f in active:
-            if f.kind == "latency" and f.p50 is not None and f.p99 is not None:
-                p50, p99 = f.p50, f.p99
-        if p50 <= 0:
-            return 0.0
-        sigma = max(0.0, math.log(max(p99, p50) / p50) / 2.326)
-        return self._rng.lognormvariate(math.log(p50), sigma) / 1000.0
+    def _expire_credentials(self, now: float) -> None:
+        """A credentials fault expires the channel's token at its onset, once."""
+        for i, f in enumerate(self._credentials):
+            if f.at <= now < f.end and i not in self._expired_by:
+                self._expired_by.add(i)
+                self._expired = True
 
     def _quiet_latency(self) -> float:
-        return self._latency([])
+        return self.fates.quiet_s(self.name, 0.0)

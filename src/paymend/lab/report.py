@@ -20,8 +20,9 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from paymend.lab.metrics import HEADLINE, percentile
-from paymend.lab.oracle import recoverable
+from paymend.lab.metrics import HEADLINE, percentile, succeeded, verdicts
+from paymend.lab.naive import NaiveCheckout
+from paymend.lab.oracle import Verdict
 from paymend.lab.runner import CHECKOUT_DEADLINE_S, Run
 
 SUCCESS = ("succeeded", "partially_refunded", "refunded")
@@ -32,33 +33,27 @@ def _bucket_s(run: Run) -> float:
     return max(5.0, math.ceil(run.scenario.duration / 80 / 5) * 5)
 
 
-def _final_statuses(run: Run) -> dict[str, str]:
-    import sqlalchemy as sa
-
-    from paymend.store.tables import payments
-
-    engine = sa.create_engine(f"sqlite:///{run.db_path}", hide_parameters=True)
-    with engine.connect() as conn:
-        rows = {r.id: r.status for r in conn.execute(sa.select(payments.c.id, payments.c.status))}
-    engine.dispose()
-    return rows
-
-
-def _success_series(run: Run, size: float) -> tuple[list[float], list[float], list[float]]:
-    statuses = _final_statuses(run)
+def _success_series(
+    run: Run, judged: list[Verdict], size: float
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Per bucket of arrivals: the share paymend, the oracle and the naive checkout saved."""
+    naive = NaiveCheckout(run.scenario, CHECKOUT_DEADLINE_S)
     total: dict[int, int] = defaultdict(int)
     ok: dict[int, int] = defaultdict(int)
     oracle: dict[int, int] = defaultdict(int)
-    for a in run.arrivals:
+    plain: dict[int, int] = defaultdict(int)
+    for a, v in zip(run.arrivals, judged, strict=True):
         b = int(a.t // size)
         total[b] += 1
-        ok[b] += statuses.get(a.payment_id or "", "") in SUCCESS
-        oracle[b] += recoverable(run.scenario, a)
+        ok[b] += succeeded(run, a)
+        oracle[b] += v.possible
+        plain[b] += naive.outcome(a).succeeded
     keys = sorted(total)
     return (
         [(k + 0.5) * size / 60 for k in keys],
         [ok[k] / total[k] for k in keys],
         [oracle[k] / total[k] for k in keys],
+        [plain[k] / total[k] for k in keys],
     )
 
 
@@ -104,18 +99,17 @@ def _finish(
     plt.close(fig)
 
 
-def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: Path) -> Path:
+def write_report(run: Run, summary: dict[str, Any], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     size = _bucket_s(run)
     name = run.scenario.name
 
     fig, ax = plt.subplots(figsize=(10, 4))
-    x, y, oracle = _success_series(run, size)
+    x, y, oracle, naive = _success_series(run, verdicts(run), size)
+    ax.plot(x, y, color=COLOURS[0], linewidth=2, label=f"paymend ({run.policy})")
+    ax.plot(x, naive, color=COLOURS[1], label="naive checkout (same draws)")
+    # on top, dotted: where paymend reaches the best possible, both lines show
     ax.plot(x, oracle, color="black", linestyle=":", label="oracle (best possible)")
-    ax.plot(x, y, color=COLOURS[0], linewidth=2, label="paymend")
-    if naive is not None:
-        nx, ny, _ = _success_series(naive, size)
-        ax.plot(nx, ny, color=COLOURS[1], label="naive checkout")
     ax.set_ylim(0, 1.05)
     _finish(
         fig,
@@ -181,17 +175,25 @@ def write_report(run: Run, naive: Run | None, summary: dict[str, Any], folder: P
         "## Faults",
         "",
         "| kind | scope | from | for | attempts into it | technical failures"
-        " | detect_s | recover_s | diagnosis (first) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | regret (by cause) | detect_s | recover_s | diagnosis (first) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in summary["faults"]:
         scope = ", ".join(f"{k}={v}" for k, v in f["scope"].items() if v) or "all"
         lines.append(
             f"| {f['kind']} | {scope} | {f['at_s'] / 60:g} min | {f['for_s'] / 60:g} min | "
-            f"{f['attempts_into_fault']} | {f['customer_failures']} | {f['detect_s']} | "
+            f"{f['attempts_into_fault']} | {f['customer_failures']} | "
+            f"{f['regret']}{_causes(f['regret_by_cause'])} | {f['detect_s']} | "
             f"{f['recover_s']} | {_diagnosed(f)} |"
         )
     lines += [
+        "",
+        "## Regret",
+        "",
+        f"{summary['regret']} payments the oracle could have saved ended otherwise"
+        f"{_causes(summary['regret_by_cause'])}; outside every fault: "
+        f"{sum(summary['regret_outside_faults'].values())}"
+        f"{_causes(summary['regret_outside_faults'])}. See docs/lab.md for the causes.",
         "",
         "## Customer messages",
         "",
@@ -223,3 +225,7 @@ def _diagnosed(fault: dict[str, Any]) -> str:
     where = ", ".join(f"{k}={v}" for k, v in (first.get("scope") or {}).items()) or "none"
     symptom = f" ({first['symptom']})" if first.get("symptom") else ""
     return f"{where}{symptom} {'✓' if fault['diagnosis_correct'] else '✗'}"
+
+
+def _causes(counts: dict[str, int]) -> str:
+    return " (" + ", ".join(f"{c} {n}" for c, n in counts.items()) + ")" if counts else ""

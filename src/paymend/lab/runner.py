@@ -3,21 +3,29 @@
 Arrivals follow the scenario's Poisson rate whatever the in-flight payments are doing;
 each payment is its own task, so a provider that takes three seconds to time out holds
 its payment for three simulated seconds while others arrive. The store is a real SQLite
-file (inline on the loop, so virtual time stays honest), the worker runs its real jobs
-beside the payments, and only the providers and the clock are simulated.
+database with paymend's migrated schema, held in memory (lab/store.py; inline on the
+loop, so virtual time stays honest), the worker runs its real jobs beside the payments,
+and only the providers and the clock are simulated. What the figures need is read into
+memory at the end; the temporary folder the schema is migrated in is removed whatever
+happens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import random
+import contextlib
+import functools
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from paymend.domain.errors import PaymendError
+from paymend.domain.events import EventType
 from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer, PaymentStatus
@@ -29,35 +37,47 @@ from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.health.breaker import Transition
-from paymend.lab.provider import TRUTH_KEY, LabProvider
-from paymend.lab.scenario import PAYER_TRUTHS, Scenario
+from paymend.lab.arrivals import Arrival, arrivals
+from paymend.lab.fate import Fates
+from paymend.lab.oracle import Limits, Verdict
+from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
+from paymend.lab.records import Records, read_records
+from paymend.lab.scenario import Scenario
+from paymend.lab.store import ThrowawayStore
 from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import Ledger
 from paymend.store import merchants
-from paymend.store.database import Store
-from paymend.store.migrate import upgrade
+from paymend.store.tables import events
 
 MERCHANT = MerchantId("mer_lab")
 AUTHENTICATION_DELAY_S = 20.0  # the simulated customer completes 3-D Secure
+WATCH_EVERY_S = 5.0  # the shop hears of a 3-D Secure challenge within this
 DRAIN_S = 900.0  # after the last arrival, let the worker finish for this long
 CHECKOUT_DEADLINE_S = 3.0
 POLICIES = ("default", "naive")
 
+__all__ = ["CHECKOUT_DEADLINE_S", "Arrival", "Progress", "Run", "run"]
 
-@dataclass(slots=True)
-class Arrival:
-    n: int
-    t: float
-    method: str
-    region: str
-    bank: str
-    amount: int
-    truth: str
-    payment_id: str | None = None
-    status: str | None = None
-    latency_s: float | None = None
-    error: str | None = None
+Progress = Callable[[int, int, float], None]
+"""Told after each checkout: payments answered, of which succeeded, simulated seconds."""
+
+
+def settings_for(scenario: Scenario, policy: str) -> EngineSettings:
+    return EngineSettings(
+        provider_timeout_s=10.0,
+        routing=tuple(scenario.routing),
+        costs={name: channel.cost_bps for name, channel in scenario.channels.items()},
+        checkout_deadline_s=CHECKOUT_DEADLINE_S,
+        seed=scenario.seed,
+        policy=policy,
+    )
+
+
+def limits_for(scenario: Scenario) -> Limits:
+    """The engine's limits, as the oracle must keep them."""
+    s = settings_for(scenario, "default")
+    return Limits(max_attempts=s.max_attempts, settle_within_s=s.settle_within_s)
 
 
 @dataclass(slots=True)
@@ -67,114 +87,97 @@ class Run:
     arrivals: list[Arrival] = field(default_factory=list)
     providers: dict[str, LabProvider] = field(default_factory=dict)
     ledger: Ledger = field(default_factory=Ledger)
-    db_path: Path | None = None
+    records: Records = field(default_factory=Records)
     wall_s: float = 0.0
     transitions: list[Transition] = field(default_factory=list)  # breakers, in order
     epoch_s: float = 0.0  # the simulated clock's start, to turn breaker times into offsets
+    verdicts: list[Verdict] | None = None  # the oracle's, once asked (lab/metrics.py)
 
 
-def _pick(rng: random.Random, shares: dict[str, float]) -> str:
-    names = list(shares)
-    return rng.choices(names, [shares[n] for n in names])[0]
-
-
-def _truth(rng: random.Random, scenario: Scenario, t: float) -> str:
-    shares = {k: getattr(scenario.payers, k) for k in PAYER_TRUTHS}
-    for fault in scenario.faults:
-        if fault.kind == "payer" and fault.at <= t < fault.end:
-            for k in PAYER_TRUTHS:
-                value = getattr(fault, k)
-                if value is not None:
-                    shares[k] = value
-    roll = rng.random()
-    for k in PAYER_TRUTHS:
-        if roll < shares[k]:
-            return k
-        roll -= shares[k]
-    return "ok"
-
-
-def run(scenario: Scenario, policy: str = "default", workdir: Path | None = None) -> Run:
-    """Run `scenario` under `policy`; deterministic for the scenario's seed."""
+def run(
+    scenario: Scenario,
+    policy: str = "default",
+    tmp_root: Path | None = None,
+    progress: Progress | None = None,
+) -> Run:
+    """Run `scenario` under `policy`; deterministic for the scenario's seed. The schema is
+    migrated in a temporary folder (under `tmp_root` if given), removed when the run
+    ends, also when it fails."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
-    folder = Path(workdir or tempfile.mkdtemp(prefix="paymend-lab-"))
-    db_path = folder / f"{scenario.name}-{policy}.db"
-    db_path.unlink(missing_ok=True)
-    url = f"sqlite:///{db_path}"
-    upgrade(url)
-    result = Run(scenario, policy, db_path=db_path)
+    result = Run(scenario, policy)
     started = time.perf_counter()
-    run_virtual(_run(scenario, policy, url, result))
+    with tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder:
+        db_path = Path(folder) / "schema.db"
+        run_virtual(_run(scenario, policy, db_path, result, progress))
     result.wall_s = time.perf_counter() - started
     return result
 
 
-async def _run(scenario: Scenario, policy: str, url: str, result: Run) -> None:
+async def _run(
+    scenario: Scenario, policy: str, db_path: Path, result: Run, progress: Progress | None
+) -> None:
     clock = LoopClock()
-    store = Store(url, inline=True)
-    for name, channel in scenario.channels.items():
-        result.providers[name] = LabProvider(
-            name, channel, scenario.faults, clock, scenario.seed, result.ledger
+    store = ThrowawayStore(db_path)
+    try:
+        fates = Fates(scenario)
+        for name in scenario.channels:
+            result.providers[name] = LabProvider(name, scenario, fates, clock, result.ledger)
+        providers: dict[str, Provider] = dict(result.providers)
+        service = PaymentService(
+            store,
+            providers,
+            clock,
+            settings_for(scenario, policy),
+            IdFactory(seed=scenario.seed),
         )
-    providers: dict[str, Provider] = dict(result.providers)
-    service = PaymentService(
-        store,
-        providers,
-        clock,
-        EngineSettings(
-            provider_timeout_s=10.0,
-            routing=tuple(scenario.routing),
-            costs={name: channel.cost_bps for name, channel in scenario.channels.items()},
-            checkout_deadline_s=CHECKOUT_DEADLINE_S,
-            seed=scenario.seed,
-            policy=policy,
-        ),
-        IdFactory(seed=scenario.seed),
-    )
-    result.transitions = service.health.transitions
-    result.epoch_s = clock.now().timestamp() - clock.monotonic()
-    store.run_sync(lambda conn: merchants.create(conn, MERCHANT, "lab", clock.now()))
-    stop = asyncio.Event()
-    worker_task = None
-    worker = None
-    if policy != "naive":  # a checkout without paymend has no worker either
-        runner = PlaybookRunner(service, load_playbooks(DEFAULT_PATH))
-        worker = Worker(service, WorkerSettings(interval_s=1.0), playbooks=runner)
-        worker_task = asyncio.create_task(worker.run(stop))
-    rng = random.Random(scenario.seed)  # noqa: S311 - a simulation
-    lo, hi = math.log(scenario.amount.min), math.log(scenario.amount.max)
-    tasks: list[asyncio.Task[None]] = []
-    t = 0.0
-    n = 0
-    while True:
-        t += rng.expovariate(scenario.rate)
-        if t >= scenario.duration:
-            break
-        await clock.sleep(t - clock.monotonic())
-        arrival = Arrival(
-            n,
-            t,
-            _pick(rng, scenario.methods),
-            _pick(rng, scenario.regions),
-            _pick(rng, scenario.banks),
-            round(math.exp(rng.uniform(lo, hi))),
-            _truth(rng, scenario, t),
-        )
-        n += 1
-        result.arrivals.append(arrival)
-        tasks.append(asyncio.create_task(_pay(service, scenario, clock, arrival)))
-    await asyncio.gather(*tasks)
-    if worker is not None:
-        worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
-    await clock.sleep(DRAIN_S)
-    stop.set()
-    if worker_task is not None:
-        await worker_task
-    store.close()
+        result.transitions = service.health.transitions
+        result.epoch_s = clock.now().timestamp() - clock.monotonic()
+        store.run_sync(lambda conn: merchants.create(conn, MERCHANT, "lab", clock.now()))
+        stop = asyncio.Event()
+        worker_task = None
+        worker = None
+        if policy != "naive":  # a checkout without paymend has no worker either
+            runner = PlaybookRunner(service, load_playbooks(DEFAULT_PATH))
+            worker = Worker(service, WorkerSettings(interval_s=1.0), playbooks=runner)
+            worker_task = asyncio.create_task(worker.run(stop))
+        tally = _Tally(progress)
+        desk = asyncio.create_task(_three_d_secure(service, clock, stop))
+        checkouts: list[asyncio.Task[None]] = []
+        for arrival in arrivals(scenario):
+            await clock.sleep(arrival.t - clock.monotonic())
+            result.arrivals.append(arrival)
+            checkouts.append(asyncio.create_task(_pay(service, scenario, clock, arrival, tally)))
+        await asyncio.gather(*checkouts)
+        if worker is not None:
+            worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
+        await clock.sleep(DRAIN_S)
+        stop.set()
+        await desk
+        if worker_task is not None:
+            await worker_task
+        result.records = store.run_sync(lambda conn: read_records(conn, result.epoch_s))
+    finally:
+        store.close()
 
 
-async def _pay(service: PaymentService, scenario: Scenario, clock: LoopClock, a: Arrival) -> None:
+@dataclass(slots=True)
+class _Tally:
+    progress: Progress | None
+    done: int = 0
+    succeeded: int = 0
+
+    def answered(self, a: Arrival, now: float) -> None:
+        self.done += 1
+        self.succeeded += a.status == PaymentStatus.SUCCEEDED.value
+        if self.progress is not None:
+            self.progress(self.done, self.succeeded, now)
+
+
+async def _pay(
+    service: PaymentService, scenario: Scenario, clock: LoopClock, a: Arrival, tally: _Tally
+) -> None:
+    """The checkout: one payment, as the shop's backend sends it."""
     cmd = PayCommand(
         merchant_id=MERCHANT,
         order_id=f"order-{a.n}",
@@ -182,8 +185,10 @@ async def _pay(service: PaymentService, scenario: Scenario, clock: LoopClock, a:
         method=a.method,
         bank=a.bank,
         region=a.region,
-        customer=Customer(id=f"cust-{a.n}", locale="zh-CN"),
-        metadata={TRUTH_KEY: a.truth},
+        # a guest: each lab customer pays once, so there is no earlier failure of theirs
+        # to look up (the repeat-failure query would scan every payment of the hour)
+        customer=Customer(locale="zh-CN"),
+        metadata={TRUTH_KEY: a.truth, ARRIVAL_KEY: str(a.n)},
     )
     start = clock.monotonic()
     try:
@@ -191,13 +196,42 @@ async def _pay(service: PaymentService, scenario: Scenario, clock: LoopClock, a:
     except PaymendError as exc:
         a.error = exc.code
         a.payment_id = getattr(exc, "payment_id", None)
-        return
-    a.latency_s = clock.monotonic() - start
-    a.payment_id = view.payment.id
-    a.status = view.payment.status.value
-    if view.payment.status is PaymentStatus.REQUIRES_ACTION:
-        await clock.sleep(AUTHENTICATION_DELAY_S)
-        try:
-            await service.confirm(MERCHANT, view.payment.id)
-        except PaymendError as exc:
-            a.error = exc.code
+    else:
+        a.latency_s = clock.monotonic() - start
+        a.payment_id = view.payment.id
+        a.status = view.payment.status.value
+    tally.answered(a, start)
+
+
+async def _three_d_secure(service: PaymentService, clock: LoopClock, stop: asyncio.Event) -> None:
+    """The simulated customers' side of 3-D Secure: the shop hears of each
+    `payment.requires_action` (read from the outbox, as its webhook would bring it), and
+    the customer completes the challenge `AUTHENTICATION_DELAY_S` later, whether the
+    checkout or the worker was the one to learn the bank wants it."""
+    seen = 0
+    completing: list[asyncio.Task[None]] = []
+    while True:
+        asked = await service.store.run(functools.partial(_asked_since, seq=seen))
+        for seq, payment_id in asked:
+            seen = seq
+            completing.append(asyncio.create_task(_authenticate(service, clock, payment_id)))
+        if stop.is_set():
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=WATCH_EVERY_S)
+    await asyncio.gather(*completing)
+
+
+def _asked_since(conn: Connection, seq: int) -> list[tuple[int, str]]:
+    query = (
+        sa.select(events.c.seq, events.c.subject_id)
+        .where(events.c.seq > seq, events.c.type == EventType.PAYMENT_REQUIRES_ACTION.value)
+        .order_by(events.c.seq)
+    )
+    return [(r.seq, r.subject_id) for r in conn.execute(query)]
+
+
+async def _authenticate(service: PaymentService, clock: LoopClock, payment_id: str) -> None:
+    await clock.sleep(AUTHENTICATION_DELAY_S)
+    with contextlib.suppress(PaymendError):  # canceled or settled meanwhile: nothing to do
+        await service.confirm(MERCHANT, payment_id)
