@@ -76,7 +76,9 @@ from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus
 from paymend.engine.clock import SystemClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.ids import IdFactory
-from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.engine.payments import PaymentService
+from paymend.engine.runtime import build_payment_service
+from paymend.engine.settings import EngineSettings
 from paymend.observability import configure_logging
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.store import merchants
@@ -146,7 +148,7 @@ def make_service(store: Store) -> PaymentService:
         clock,
         seed=1,
     )
-    return PaymentService(
+    return build_payment_service(
         store,
         {CHANNEL: provider},
         clock,

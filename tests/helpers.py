@@ -9,9 +9,13 @@ import sqlalchemy as sa
 
 from paymend.domain.ids import MerchantId
 from paymend.domain.roles import Role
+from paymend.engine.budget import RetryBudget
 from paymend.engine.clock import LoopClock
 from paymend.engine.ids import IdFactory
-from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.engine.payments import PaymentService
+from paymend.engine.runtime import build_payment_service
+from paymend.engine.settings import EngineSettings
+from paymend.health.book import Health
 from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.store import keys, merchants, operators
@@ -65,8 +69,12 @@ def service(
     timeout_s: float = 5.0,
     deadline_s: float = 10.0,
     routing: tuple[str, ...] | None = None,
+    health: Health | None = None,
+    budget: RetryBudget | None = None,
 ) -> PaymentService:
-    return PaymentService(
+    """A payment engine as the runtime builds it; `health` and `budget` replace the
+    in-memory health book and the default retry budget."""
+    return build_payment_service(
         store,
         providers,
         clock,
@@ -77,6 +85,8 @@ def service(
             seed=1,
         ),
         IdFactory(seed=1),
+        health=health,
+        budget=budget,
     )
 
 

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from paymend.config import PaymendConfig, Settings
+from paymend.domain.incident import Incident
 from paymend.engine.runtime import build_runtime
 from paymend.store import incidents as repo
 from paymend.store.database import Store
-from paymend.store.incidents import Incident
 from tests.api.conftest import CONFIG, Server, running
 from tests.helpers import NOW, ManualClock, count_rows, make_operator
 

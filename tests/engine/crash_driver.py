@@ -82,7 +82,8 @@ def runtime(db: str, ledger: str, seed: int) -> Runtime:
         }
     )
     rt = build_runtime(Settings(database_url=db), config)
-    rt.service.settings = replace(rt.service.settings, worker_deadline_s=2.0)
+    settlement = rt.service.settlement  # what bounds a worker run on a payment
+    settlement.settings = replace(settlement.settings, worker_deadline_s=2.0)
     rt.worker.settings = WORKER
     for sim in rt.simulators.values():
         sim.settings.hang_s = HANG_S

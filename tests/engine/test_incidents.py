@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from paymend.domain.errors import Conflict, InvalidInput, NotFound
+from paymend.domain.incident import Incident
 from paymend.engine.ids import IdFactory
 from paymend.engine.incidents import IncidentService
 from paymend.store import controls, incidents
 from paymend.store.database import Store
-from paymend.store.incidents import Incident
 from tests.helpers import NOW, ManualClock, count_rows
 
 

@@ -437,8 +437,8 @@ def test_a_card_tried_15_times_in_30_days_is_not_retried_again(store: Store) -> 
         # card code 91 (issuer unavailable, Visa category 2) is retried while allowed
         sim = simulator(clock=clock)
         sim.code_map = "card"  # an acquirer passing network codes through
-        svc = service(store, {"sim_a": sim}, clock)
-        svc.budget = RetryBudget(BudgetSettings(floor=100))  # the network's limit, not ours
+        budget = RetryBudget(BudgetSettings(floor=100))  # the network's limit, not ours
+        svc = service(store, {"sim_a": sim}, clock, budget=budget)
         first = await svc.pay(pay_cmd(mid, "sim_error_91", order="o-0"))
         assert [a.decision for a in first.attempts] == ["retry_later", "customer_action"]
         for i in range(1, 8):

@@ -22,7 +22,9 @@ from paymend.domain.payment import AttemptStatus, PaymentStatus
 from paymend.engine.clock import LoopClock
 from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import LivenessSettings, Presence, this_host
-from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.engine.payments import PaymentService
+from paymend.engine.runtime import build_payment_service
+from paymend.engine.settings import EngineSettings
 from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.providers.simulator import SimulatedProvider
@@ -86,7 +88,7 @@ def restarted(
     store: Store, sim: SimulatedProvider, clock: LoopClock
 ) -> tuple[PaymentService, Presence]:
     """The process started after the crash: a service and the instance it runs as."""
-    svc = PaymentService(
+    svc = build_payment_service(
         store,
         {"sim_a": sim},
         clock,

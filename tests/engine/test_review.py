@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from paymend.domain.control import Control
 from paymend.domain.errors import InvalidInput
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer, PaymentStatus
@@ -17,7 +18,6 @@ from paymend.engine.commands import PayCommand
 from paymend.engine.controls import route_controls
 from paymend.engine.virtual_time import run_virtual
 from paymend.store import payments as repo
-from paymend.store.controls import Control
 from paymend.store.database import Store
 from paymend.store.tables import audit_log, events
 from tests.helpers import NOW, make_merchant, service, simulator

@@ -143,8 +143,7 @@ def test_a_payment_routes_around_a_circuit_another_process_opened(
     async def scenario() -> None:
         clock = LoopClock()
         a, b = simulator(clock=clock), simulator("sim_b", clock=clock)
-        svc = service(store, {"sim_a": a, "sim_b": b}, clock)
-        svc.health = book(redis_url, prefix)
+        svc = service(store, {"sim_a": a, "sim_b": b}, clock, health=book(redis_url, prefix))
         elsewhere = book(redis_url, prefix)  # another paymend process, same Redis
         now = clock.now().timestamp()
         for i in range(5):

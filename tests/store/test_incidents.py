@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from paymend.domain.errors import Conflict, InvalidInput, NotFound
+from paymend.domain.incident import Incident
 from paymend.health.diagnosis import Suspect
 from paymend.store import incidents as repo
 from paymend.store.database import Store
-from paymend.store.incidents import Incident
 from tests.helpers import NOW, count_rows
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from paymend.domain.errors import Conflict, NotFound, Unavailable
+from paymend.domain.errors import Conflict, NotFound, StaleWrite, Unavailable
 from paymend.domain.events import EventType
 from paymend.domain.ids import AttemptId, MerchantId, PaymentId
 from paymend.domain.money import Money
@@ -19,7 +19,6 @@ from paymend.domain.payment import Attempt, AttemptStatus, Customer, Payment, Pa
 from paymend.store import idempotency, merchants, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Store
-from paymend.store.payments import StaleWrite
 from paymend.store.tables import metadata
 from tests.helpers import NOW, count_rows, make_merchant
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -25,6 +24,7 @@ from paymend.api.shapes import Health
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
 from paymend.observability import configure_tracing, get_logger
+from paymend.store.database import ping
 
 log = get_logger("paymend.api")
 DESCRIPTION = """
@@ -98,7 +98,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     )
     async def healthz() -> JSONResponse:
         try:
-            await runtime.store.run(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
+            await runtime.store.run(ping)
         except Unavailable:
             return JSONResponse(Health(status="degraded", database="unreachable"), 503)
         return JSONResponse(Health(status="ok", database="ok"))

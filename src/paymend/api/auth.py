@@ -15,27 +15,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from paymend.domain.errors import PaymendError
+from paymend.domain.errors import Forbidden, Unauthenticated
+from paymend.domain.merchant import Merchant
 from paymend.domain.roles import Role
 from paymend.engine.runtime import Runtime
 from paymend.store import keys, merchants, operators
-from paymend.store.merchants import Merchant
 from paymend.store.operators import Operator
 
 KEY_CACHE_TTL_S = 5.0  # a key revoked in another process stops working within this long
 KEY_CACHE_SIZE = 10_000
 # key hash -> (merchant, the key's expiry, cached until on the monotonic clock)
 KeyCache = dict[str, tuple[Merchant, datetime | None, float]]
-
-
-class Unauthenticated(PaymendError):
-    status = 401
-    type = "authentication_error"
-
-
-class Forbidden(PaymendError):
-    status = 403
-    type = "permission_error"
 
 
 def bearer(request: Request) -> str | None:

@@ -13,13 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from sqlalchemy.engine import Connection
 
 from paymend.api.errors import error_body
 from paymend.domain.errors import InvalidInput, PaymendError
 from paymend.engine.runtime import Runtime
 from paymend.observability import get_logger
 from paymend.store import idempotency
+from paymend.store.database import Connection
 from paymend.store.idempotency import Claim, Replay, Resource
 
 log = get_logger("paymend.api")

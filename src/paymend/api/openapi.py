@@ -40,8 +40,9 @@ from paymend.api.guard import WITH_BODY
 from paymend.api.responses import CODES_KEY, describe
 from paymend.api.routes import Route, routes_of
 from paymend.domain.card_data import FieldKind, field_kind
+from paymend.domain.control import SCOPES
 from paymend.domain.roles import Role
-from paymend.engine.controls import KINDS, VALUE_SHAPE, KnownScopes
+from paymend.engine.controls import VALUE_SHAPE, KnownScopes
 
 MERCHANT_KEY = "MerchantKey"
 OPERATOR_KEY = "OperatorKey"
@@ -318,7 +319,7 @@ def describe_controls(control: dict[str, Any], known: KnownScopes) -> None:
     scopes each kind takes, the names the configuration knows, and that a hold (and
     only a hold) has an amount and a currency, as one variant per kind and scope."""
     variants = []
-    for kind, scopes in KINDS.items():
+    for kind, scopes in SCOPES.items():
         for scope in scopes:
             listed = {"channel": known.channels, "bank": known.banks, "region": known.regions}
             names = listed[scope]

@@ -19,9 +19,9 @@ from paymend.api.responses import errors
 from paymend.api.schemas import Currency
 from paymend.api.shapes import Payment
 from paymend.api.views import payment_json
+from paymend.domain.errors import ControlExists
 from paymend.domain.printable import refused_class, unprintable
 from paymend.engine import review
-from paymend.engine.controls import ControlExists
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.store import controls as repo

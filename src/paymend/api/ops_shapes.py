@@ -9,10 +9,17 @@ from pydantic import WithJsonSchema
 from typing_extensions import TypedDict
 
 from paymend.api.shapes import Payment, Timestamp, doc
+from paymend.domain.control import ControlKind as Kind
+from paymend.domain.control import ControlScope as Scope
+from paymend.domain.incident import (
+    DiagnosisEntry,
+    IncidentEventKind,
+    IncidentSeverity,
+    IncidentStatus,
+    Review,
+)
 from paymend.domain.roles import ROLE_NAMES
-from paymend.engine.controls import KINDS
 from paymend.store.controls import AuditEntry
-from paymend.store.incidents import EVENT_KINDS, SEVERITIES, STATUSES, DiagnosisEntry, Review
 
 
 def one_of(*values: str) -> Any:
@@ -20,8 +27,8 @@ def one_of(*values: str) -> Any:
     return WithJsonSchema({"type": "string", "enum": list(values)})
 
 
-ControlKind = Annotated[str, one_of(*KINDS)]
-ControlScope = Annotated[str, one_of(*sorted({s for scopes in KINDS.values() for s in scopes}))]
+ControlKind = Annotated[str, one_of(*Kind)]
+ControlScope = Annotated[str, one_of(*Scope)]
 RoleName = Annotated[str, one_of(*ROLE_NAMES)]
 KeyStatus = Annotated[str, one_of("active", "expired", "revoked")]
 
@@ -86,7 +93,7 @@ class IncidentEvent(TypedDict):
 
     id: int
     at: Timestamp
-    kind: Annotated[str, one_of(*EVENT_KINDS)]
+    kind: Annotated[str, one_of(*IncidentEventKind)]
     message: str
     details: dict[str, Any]
 
@@ -97,8 +104,8 @@ class IncidentSummary(TypedDict):
     id: Annotated[str, doc("`inc_…`")]
     playbook: str
     title: str
-    severity: Annotated[str, one_of(*SEVERITIES)]
-    status: Annotated[str, one_of(*STATUSES)]
+    severity: Annotated[str, one_of(*IncidentSeverity)]
+    status: Annotated[str, one_of(*IncidentStatus)]
     scope: Annotated[dict[str, str], doc('e.g. `{"channel": "sim_a", "bank": "CMB"}`')]
     scope_key: Annotated[str, doc("the health key of the scope, e.g. `sim_a|bank=CMB`")]
     opened_at: Timestamp

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from paymend.api import ops_shapes as shapes
+from paymend.domain.control import Control
+from paymend.domain.incident import Incident, IncidentEvent
 from paymend.engine.access import Issued
-from paymend.store.controls import Control
-from paymend.store.incidents import Incident, IncidentEvent
 from paymend.store.keys import ApiKey
 from paymend.store.operators import Operator
 

@@ -16,6 +16,7 @@ from paymend.api.responses import errors
 from paymend.api.schemas import CompensationIn, Instant, PaymentIn, RefundIn
 from paymend.api.views import compensation_json, payment_json, refund_json
 from paymend.domain.errors import InvalidInput, NotFound
+from paymend.domain.merchant import Merchant
 from paymend.domain.money import payment_amount
 from paymend.domain.payment import Customer, PaymentStatus
 from paymend.engine import compensations, listing
@@ -26,7 +27,6 @@ from paymend.engine.runtime import Runtime
 from paymend.observability import current_trace_id
 from paymend.store.idempotency import Claim, Resource
 from paymend.store.listing import PaymentQuery
-from paymend.store.merchants import Merchant
 from paymend.store.pii import Field
 
 router = APIRouter(prefix="/v1", tags=["payments"])

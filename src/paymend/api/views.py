@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from paymend.api import shapes
+from paymend.domain.compensation import Compensation
 from paymend.domain.masking import mask_token
 from paymend.domain.payment import Attempt, PaymentStatus, Refund
-from paymend.engine.compensations import Compensation
 from paymend.engine.payments import PaymentView
 
 

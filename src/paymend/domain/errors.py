@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paymend.domain.control import Control
 
 
 class PaymendError(Exception):
@@ -57,6 +61,20 @@ class IllegalTransition(PaymendError):
         self.target = target
 
 
+class Unauthenticated(PaymendError):
+    """No key, or a key that does not work: who is asking is not known."""
+
+    status = 401
+    type = "authentication_error"
+
+
+class Forbidden(PaymendError):
+    """The key works, but its holder's role may not do this."""
+
+    status = 403
+    type = "permission_error"
+
+
 class NotFound(PaymendError):
     status = 404
     type = "invalid_request_error"
@@ -93,6 +111,22 @@ class OrderPaymentInProgress(Conflict):
             param="order_id",
             extra={"payment_id": payment_id},
         )
+
+
+class StaleWrite(Conflict):
+    """Someone else changed the payment since it was read; re-read and decide again."""
+
+    def __init__(self, payment_id: str) -> None:
+        super().__init__("concurrent_update", f"payment {payment_id} was changed concurrently")
+
+
+class ControlExists(Conflict):
+    """An identical control is already active: `existing` (None if it ended meanwhile)."""
+
+    def __init__(self, existing: Control | None) -> None:
+        what = f": {existing.id}, set by {existing.set_by}" if existing else "; try again"
+        super().__init__("control_exists", f"an identical control is already active{what}")
+        self.existing = existing
 
 
 class Unavailable(PaymendError):

@@ -15,19 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection
-
 from paymend.domain.clock import Clock
 from paymend.domain.errors import InvalidInput
 from paymend.domain.ids import MerchantId
+from paymend.domain.merchant import Merchant
 from paymend.domain.printable import unprintable
 from paymend.domain.roles import Role
 from paymend.engine.audit import Audited, audited
 from paymend.engine.ids import IdFactory
 from paymend.store import keys, merchants, operators
-from paymend.store.database import Store
-from paymend.store.keys import ApiKey, KeyKind
-from paymend.store.merchants import Merchant
+from paymend.store.database import Connection, Store
+from paymend.store.keys import ApiKey, KeyKind, KeyStatus
 from paymend.store.operators import Operator
 
 OPERATOR_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -225,7 +223,7 @@ class AccessService:
                 targets = [key_id]
             else:
                 working = keys.of_owner(conn, kind, owner.id)
-                targets = [k.id for k in working if k.status(now) == "active"]
+                targets = [k.id for k in working if k.status(now) is KeyStatus.ACTIVE]
             done = [keys.revoke(conn, kind, owner.id, k, now) for k in targets]
             details = {"keys": [_key_details(k) for k in done]}
             return Audited(done, f"{_noun(kind)}.key.revoke", _of(owner), details)

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.engine import Connection
-
 from paymend.observability import get_logger
 from paymend.store import controls as audit_repo
-from paymend.store.database import Store
+from paymend.store.database import Connection, Store
 
 log = get_logger("paymend.audit")
 T = TypeVar("T")

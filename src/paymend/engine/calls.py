@@ -5,15 +5,26 @@ attempt outcome. A timeout or a connection lost after sending is `unknown`, neve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 
 from paymend.domain.clock import Clock
-from paymend.domain.payment import AttemptStatus
-from paymend.observability import get_logger
-from paymend.providers.base import ProviderConnectionError, ProviderOutcome, ProviderResult
+from paymend.domain.payment import Attempt, AttemptStatus, Payment
+from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, get_logger
+from paymend.providers.base import (
+    ChargeRequest,
+    ConfirmsAuthentication,
+    CredentialRefresh,
+    Provider,
+    ProviderConnectionError,
+    ProviderOutcome,
+    ProviderResult,
+    QueryRequest,
+    StatusQuery,
+)
 
 log = get_logger("paymend.engine")
+NO_STATUS_QUERY = "NO_STATUS_QUERY"  # the provider offers no status query: still unknown
 
 _STATUS = {
     ProviderOutcome.SUCCEEDED: AttemptStatus.SUCCEEDED,
@@ -99,3 +110,112 @@ async def query_call(
         else (AttemptStatus.UNKNOWN)
     )
     return replace(outcome, status=status)
+
+
+class Caller:
+    """The engine's provider calls: each bounded by its timeout, then counted, timed
+    and logged as one `provider_call` line. The attempt id is the idempotency key."""
+
+    def __init__(self, providers: Mapping[str, Provider], clock: Clock) -> None:
+        self.providers = providers
+        self.clock = clock
+
+    async def authorize(
+        self, payment: Payment, attempt: Attempt, timeout_s: float, *, authenticated: bool = False
+    ) -> CallOutcome:
+        request = ChargeRequest(
+            idempotency_key=attempt.idempotency_key,
+            payment_id=payment.id,
+            amount=payment.amount,
+            method=payment.method,
+            token=payment.token,
+            bank=payment.bank,
+            region=payment.region,
+            metadata=payment.metadata,
+            authenticated=authenticated,
+        )
+        provider = self.providers[attempt.provider]
+        outcome = await call(self.clock, timeout_s, provider.authorize(request))
+        self._observe(attempt, outcome, "authorize")
+        return outcome
+
+    async def query(self, attempt: Attempt, timeout_s: float) -> CallOutcome:
+        """Ask the provider what became of the attempt's charge (query_call's statuses).
+        A provider that cannot be asked (no StatusQuery) leaves the outcome unknown."""
+        provider = self.providers[attempt.provider]
+        if not isinstance(provider, StatusQuery):
+            return CallOutcome(
+                AttemptStatus.UNKNOWN,
+                NO_STATUS_QUERY,
+                f"{attempt.provider} cannot be asked what became of a charge",
+                None,
+                0,
+                True,
+            )
+        queried = await query_call(
+            self.clock,
+            timeout_s,
+            provider.query(QueryRequest(attempt.idempotency_key, attempt.payment_id)),
+        )
+        self._observe(attempt, queried, "query")
+        return queried
+
+    async def requery(
+        self, attempt: Attempt, outcome: CallOutcome, timeout_s: float
+    ) -> CallOutcome:
+        """Ask what became of the call whose `outcome` is uncertain; keep its raw answer.
+        Only a clear answer (charged, or provably not) changes the outcome's status."""
+        queried = await self.query(attempt, timeout_s)
+        if queried.status not in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED):
+            return outcome
+        return replace(
+            outcome,
+            status=queried.status,
+            reference=queried.reference or outcome.reference,
+            query_code=queried.raw_code,
+        )
+
+    def confirms(self, channel: str) -> bool:
+        """Can `channel` complete a charge it held for 3-D Secure (`confirm`)?"""
+        return isinstance(self.providers.get(channel), ConfirmsAuthentication)
+
+    async def confirm(self, attempt: Attempt, timeout_s: float) -> CallOutcome:
+        """Complete the charge the provider held for the customer's 3-D Secure (only for
+        a provider that `confirms`)."""
+        provider = self.providers[attempt.provider]
+        if not isinstance(provider, ConfirmsAuthentication):
+            raise TypeError(f"{attempt.provider} cannot confirm: check `confirms` first")
+        outcome = await call(
+            self.clock,
+            timeout_s,
+            provider.confirm(QueryRequest(attempt.idempotency_key, attempt.payment_id)),
+        )
+        self._observe(attempt, outcome, "confirm")
+        return outcome
+
+    async def refresh_credentials(self, channel: str) -> None:
+        """Renew `channel`'s access token, if it is a provider that can (CredentialRefresh)."""
+        provider = self.providers.get(channel)
+        if isinstance(provider, CredentialRefresh):
+            await provider.refresh_credentials()
+
+    def code_map(self, channel: str) -> str:
+        """Which code map classifies `channel`'s raw codes (failures/providers/)."""
+        provider = self.providers.get(channel)
+        return channel if provider is None else provider.code_map
+
+    def _observe(self, attempt: Attempt, outcome: CallOutcome, operation: str) -> None:
+        ATTEMPTS.labels(attempt.provider, outcome.status.value, outcome.raw_code or "").inc()
+        ATTEMPT_LATENCY.labels(attempt.provider).observe(outcome.latency_ms / 1000)
+        log.info(
+            "provider_call",
+            operation=operation,
+            payment_id=attempt.payment_id,
+            attempt_id=attempt.id,
+            provider=attempt.provider,
+            outcome=outcome.status.value,
+            raw_code=outcome.raw_code,
+            raw_message=outcome.raw_message,
+            latency_ms=outcome.latency_ms,
+            trace_id=attempt.trace_id,
+        )

@@ -5,44 +5,32 @@ announced as an event."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
+from paymend.domain.compensation import Compensation, CompensationKind
 from paymend.domain.errors import Conflict, InvalidInput, NotFound
 from paymend.domain.events import EventType
+from paymend.domain.merchant import Merchant
 from paymend.domain.money import payment_amount
 from paymend.domain.payment import Attempt, AttemptStatus, Payment, PaymentStatus
 from paymend.engine.audit import Audited, audited
 from paymend.engine.events import emit
 from paymend.engine.payments import PaymentService
-from paymend.store import idempotency
-from paymend.store import payments as repo
+from paymend.store import compensations as repo
+from paymend.store import idempotency, payments
+from paymend.store.database import Connection
 from paymend.store.idempotency import Claim
-from paymend.store.merchants import Merchant
-from paymend.store.tables import compensations, payments
 
-
-class CompensationKind(StrEnum):
-    COUPON = "coupon"
-    CREDIT = "credit"
-
-
-@dataclass(frozen=True, slots=True)
-class Compensation:
-    id: str
-    payment_id: str
-    kind: CompensationKind
-    amount: int
-    currency: str
-    reason: str
-    granted_by: str
-    created_at: datetime
-
+__all__ = [  # what a grant takes and gives, named here for its callers
+    "Compensation",
+    "CompensationKind",
+    "cap_minor",
+    "for_payment",
+    "get",
+    "grant",
+    "why_not_applicable",
+]
 
 # a payment that took longer than this to succeed was delayed: support may make up for it
 DELAYED_AFTER = timedelta(seconds=60)
@@ -102,18 +90,18 @@ async def grant(
     actor = f"merchant:{merchant.id}/{granted_by.strip()}"
 
     def write(conn: Connection) -> Audited[Compensation]:
-        _lock_payment(conn, payment_id)  # concurrent grants see each other's totals
-        payment = repo.get_payment(conn, payment_id, merchant.id)
+        repo.lock_payment(conn, payment_id)  # concurrent grants see each other's totals
+        payment = payments.get_payment(conn, payment_id, merchant.id)
         money = payment_amount(amount, payment.amount.currency)
         if not reason.strip() or not granted_by.strip():
             raise InvalidInput("parameter_missing", "reason and granted_by are required")
-        why_not = why_not_applicable(payment, repo.list_attempts(conn, payment.id))
+        why_not = why_not_applicable(payment, payments.list_attempts(conn, payment.id))
         if why_not is not None:
             raise Conflict(
                 "compensation_not_applicable",
                 f"compensations make up for a failed or delayed payment; {why_not}",
             )
-        granted = _granted_minor(conn, payment.id)
+        granted = repo.granted_minor(conn, payment.id)
         cap = cap_minor(payment, merchant.settings)
         if granted + money.minor > cap:
             raise InvalidInput(
@@ -132,19 +120,7 @@ async def grant(
             granted_by.strip(),
             now,
         )
-        conn.execute(
-            compensations.insert(),
-            {
-                "id": comp.id,
-                "payment_id": comp.payment_id,
-                "kind": comp.kind.value,
-                "amount": comp.amount,
-                "currency": comp.currency,
-                "reason": comp.reason,
-                "granted_by": comp.granted_by,
-                "created_at": now,
-            },
-        )
+        repo.insert(conn, comp)
         idempotency.link(conn, claim, "compensation", comp.id)
         details = {
             "id": comp.id,
@@ -167,55 +143,18 @@ async def grant(
     return await audited(service.store, now, actor, reason.strip(), write)
 
 
-def _lock_payment(conn: Connection, payment_id: str) -> None:
-    """Serialize grants on one payment (PostgreSQL row lock; SQLite has one writer)."""
-    conn.execute(sa.select(payments.c.id).where(payments.c.id == payment_id).with_for_update())
-
-
-def _granted_minor(conn: Connection, payment_id: str) -> int:
-    total = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(compensations.c.amount), 0)).where(
-            compensations.c.payment_id == payment_id
-        )
-    ).scalar_one()
-    return int(total)
-
-
 async def for_payment(service: PaymentService, payment_id: str) -> list[Compensation]:
-    def read(conn: Connection) -> list[Compensation]:
-        rows = conn.execute(
-            sa.select(compensations)
-            .where(compensations.c.payment_id == payment_id)
-            .order_by(compensations.c.created_at)
-        )
-        return [_compensation(r) for r in rows]
-
-    return await service.store.run(read)
+    return await service.store.run(lambda conn: repo.for_payment(conn, payment_id))
 
 
 async def get(service: PaymentService, compensation_id: str, merchant_id: str) -> Compensation:
     """One of the merchant's compensations."""
 
     def read(conn: Connection) -> Compensation:
-        row = conn.execute(
-            sa.select(compensations).where(compensations.c.id == compensation_id)
-        ).first()
-        if row is None:
+        found = repo.get(conn, compensation_id)
+        if found is None:
             raise NotFound("compensation_not_found", f"no compensation '{compensation_id}'")
-        repo.get_payment(conn, row.payment_id, merchant_id)  # NotFound if not theirs
-        return _compensation(row)
+        payments.get_payment(conn, found.payment_id, merchant_id)  # NotFound if not theirs
+        return found
 
     return await service.store.run(read)
-
-
-def _compensation(r: sa.Row[Any]) -> Compensation:
-    return Compensation(
-        r.id,
-        r.payment_id,
-        CompensationKind(r.kind),
-        r.amount,
-        r.currency,
-        r.reason,
-        r.granted_by,
-        r.created_at,
-    )

@@ -15,9 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Connection
-
 from paymend.domain.clock import Clock
+from paymend.domain.control import SCOPES, Control, ControlKind, ControlScope
 from paymend.domain.errors import InvalidInput
 from paymend.domain.money import Money, check_currency
 from paymend.domain.printable import unprintable
@@ -25,18 +24,12 @@ from paymend.engine.audit import Audited, audited
 from paymend.engine.ids import IdFactory
 from paymend.observability import get_logger
 from paymend.store import controls as repo
-from paymend.store.controls import Control, ControlExists
-from paymend.store.database import Store
+from paymend.store.database import Connection, Store
 
-__all__ = ["ControlExists", "ControlService", "KnownScopes", "RouteControls", "route_controls"]
+__all__ = ["ControlService", "KnownScopes", "RouteControls", "route_controls"]
 
 log = get_logger("paymend.audit")
 CACHE_S = 1.0
-KINDS = {
-    "pause": ("channel", "bank", "region"),
-    "force_route": ("channel",),
-    "hold": ("bank", "region"),
-}
 # a bank or region code or name, 1 to 64 characters: letters (any script) and digits,
 # with spaces and the punctuation of names inside ("Bank of China (Hong Kong)",
 # "People's Bank"); never a control character, an edge space or a `|` (it separates
@@ -121,8 +114,8 @@ class ControlService:
         now = self.clock.now()
         control = Control(
             self.ids.new("ctl"),
-            kind,
-            scope,
+            ControlKind(kind),
+            ControlScope(scope),
             value,
             method,
             reason,
@@ -163,10 +156,14 @@ def _check(
     currency: str | None,
 ) -> str | None:
     """Refuse a control that could not do what it says; return its currency, canonical."""
-    if scope not in KINDS.get(kind, ()):
+    try:
+        scopes: tuple[str, ...] = SCOPES[ControlKind(kind)]
+    except ValueError:  # no such kind
+        scopes = ()
+    if scope not in scopes:
         raise InvalidInput(
             "control_invalid",
-            f"'{kind}' applies to {', '.join(KINDS.get(kind, ())) or 'nothing'}, not '{scope}'",
+            f"'{kind}' applies to {', '.join(scopes) or 'nothing'}, not '{scope}'",
             param="scope",
         )
     bad = unprintable(value)
@@ -194,7 +191,7 @@ def _check(
             f"reason holds the control character {bad}" if bad else "reason is empty",
             param="reason",
         )
-    if (kind == "hold") != (amount_above is not None):
+    if (kind == ControlKind.HOLD) != (amount_above is not None):
         raise InvalidInput(
             "control_invalid",
             "a hold needs amount_above (minor units); other controls take none",
@@ -202,7 +199,7 @@ def _check(
         )
     if amount_above is not None and amount_above < 0:
         raise InvalidInput("parameter_invalid", "amount_above must be >= 0", param="amount_above")
-    if (kind == "hold") != (currency is not None):
+    if (kind == ControlKind.HOLD) != (currency is not None):
         raise InvalidInput(
             "control_invalid",
             "a hold needs the currency its amount_above is in; other controls take none",
@@ -224,14 +221,14 @@ def route_controls(
     for c in active:
         if c.method is not None and c.method != method:
             continue
-        ours = (c.scope == "bank" and c.value == bank) or (
-            c.scope == "region" and c.value == region
+        ours = (c.scope is ControlScope.BANK and c.value == bank) or (
+            c.scope is ControlScope.REGION and c.value == region
         )
-        if c.kind == "force_route":
+        if c.kind is ControlKind.FORCE_ROUTE:
             forced = c.value
-        elif c.scope == "channel":
+        elif c.scope is ControlScope.CHANNEL:
             paused.add(c.value)
-        elif c.kind == "hold":
+        elif c.kind is ControlKind.HOLD:
             if ours and amount is not None and _holds(c, amount):
                 held = (
                     f"{c.scope} {c.value}: {c.currency or 'payments'} above {c.amount_above}"

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.engine import Connection
 from typing_extensions import TypedDict
 
 from paymend.domain.events import EventType
 from paymend.domain.payment import Attempt, Payment, PaymentStatus, Refund
 from paymend.store import outbox
+from paymend.store.database import Connection
 from paymend.store.outbox import Event
 
 STATUS_EVENTS = {

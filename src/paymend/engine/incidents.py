@@ -9,15 +9,13 @@ own transactions.
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
-
 from paymend.domain.clock import Clock
 from paymend.domain.errors import InvalidInput
+from paymend.domain.incident import Incident, IncidentEventKind
 from paymend.engine.audit import Audited, audited
 from paymend.engine.ids import IdFactory
 from paymend.store import incidents as repo
-from paymend.store.database import Store
-from paymend.store.incidents import Incident
+from paymend.store.database import Connection, Store
 
 REVIEW_TEXT_MAX = 5000
 
@@ -44,7 +42,7 @@ class IncidentService:
             repo.acknowledge(conn, incident_id, actor, now)
             details = {"actor": actor, "reason": reason}
             message = f"acknowledged by {actor}: {reason}"
-            repo.add_event(conn, incident_id, now, "acknowledged", message, details)
+            repo.add_event(conn, incident_id, now, IncidentEventKind.ACKNOWLEDGED, message, details)
             whole = repo.get(conn, incident_id)
             return Audited(whole, "incident.acknowledge", f"incident:{incident_id}", details)
 
@@ -62,7 +60,9 @@ class IncidentService:
         def change(conn: Connection) -> Audited[Incident]:
             repo.review(conn, incident_id, cause, resolution, lessons, actor, now)
             details = {"cause": cause, "resolution": resolution, "lessons": lessons}
-            repo.add_event(conn, incident_id, now, "review", f"reviewed by {actor}", details)
+            repo.add_event(
+                conn, incident_id, now, IncidentEventKind.REVIEW, f"reviewed by {actor}", details
+            )
             whole = repo.get(conn, incident_id)
             return Audited(whole, "incident.review", f"incident:{incident_id}", details)
 

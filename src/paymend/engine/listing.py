@@ -9,14 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy.engine import Connection
-
 from paymend.domain.errors import InvalidInput
 from paymend.domain.payment import Refund
 from paymend.engine.payments import REPEAT_WINDOW, PaymentView
 from paymend.store import listing, outbox, refunds
 from paymend.store import payments as repo
-from paymend.store.database import Store
+from paymend.store.database import Connection, Store
 from paymend.store.listing import PaymentQuery
 
 T = TypeVar("T")

@@ -28,20 +28,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy.engine import Connection
-
 from paymend.domain.clock import Clock
 from paymend.domain.errors import Unavailable
 from paymend.engine.ids import IdFactory
 from paymend.observability import get_logger
 from paymend.store import instances
-from paymend.store.database import Store
+from paymend.store.database import Connection, Store
 from paymend.store.instances import Instance
 
 log = get_logger("paymend.liveness")
 PROC = Path("/proc")
 FORGET_AFTER = timedelta(days=7)  # stopped instances are kept this long, then pruned
 _OURS: set[str] = set()  # instances registered by this very process (tests run several)
+
+
+@dataclass(slots=True)
+class Owner:
+    """The instance this process registered, once Presence has started: pending attempts
+    and claimed jobs name it, so they are taken over at once when it dies. None: no
+    instance (the lab, tests): a pending attempt is orphaned only by its age."""
+
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

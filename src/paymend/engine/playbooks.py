@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from paymend.domain.errors import InvalidInput
+from paymend.domain.control import ControlKind
+from paymend.domain.errors import ControlExists, InvalidInput
 from paymend.domain.failure import Kind
-from paymend.engine.controls import ControlExists, KnownScopes
+from paymend.domain.incident import Incident, IncidentEventKind
+from paymend.domain.payment import AttemptStatus
+from paymend.engine.controls import KnownScopes
 from paymend.engine.payments import PaymentService
 from paymend.failures.classify import default_classifier
 from paymend.health.diagnosis import Observation, diagnose
@@ -31,6 +32,7 @@ from paymend.playbooks.model import Hold, HoldAction, Pause, PauseAction, Playbo
 from paymend.store import controls as audit_repo
 from paymend.store import incidents as incident_repo
 from paymend.store import payments as payment_repo
+from paymend.store.database import Connection
 
 log = get_logger("paymend.playbooks")
 BASELINE_S = 120.0  # diagnosis compares two minutes of calls before the signal...
@@ -41,6 +43,9 @@ LEAD_S = 10.0  # ...with the calls from shortly before it fired
 DIAGNOSE_FOR_S = 30.0  # and refines it while the incident is young (not longer: a later
 # fault elsewhere must not blur this one's picture)
 REFRESH_S = 10.0
+PAUSE, HOLD = ControlKind.PAUSE, ControlKind.HOLD
+SIGNAL, ACTION = IncidentEventKind.SIGNAL, IncidentEventKind.ACTION
+RECOVERY = IncidentEventKind.RECOVERY
 
 
 @dataclass(slots=True)
@@ -107,14 +112,14 @@ class PlaybookRunner:
             elif isinstance(action, PauseAction):  # an ops control, undone later
                 pause = action.pause
                 what = f"{pause.what} {scope[pause.what]}{_for(pause.method)}"
-                did = await self._control(run, actor, reason, "pause", pause.what, scope, pause)
+                did = await self._control(run, actor, reason, PAUSE, pause.what, scope, pause)
                 done.append(f"paused {what}" if did is None else f"{what}: {did}")
             elif isinstance(action, HoldAction):  # one control per currency, undone later
                 hold = action.hold
                 for currency, above in hold.above.items():
                     what = f"{hold.what} {scope[hold.what]}{_for(hold.method)}"
                     did = await self._control(
-                        run, actor, reason, "hold", hold.what, scope, hold, above, currency
+                        run, actor, reason, HOLD, hold.what, scope, hold, above, currency
                     )
                     held = f"holding {what} above {above} {currency}"
                     done.append(held if did is None else f"{what} ({currency}): {did}")
@@ -144,7 +149,7 @@ class PlaybookRunner:
                 where = ", ".join(f"{k}={v}" for k, v in scope.items())
                 found = incident_repo.open_incident(
                     conn,
-                    incident_repo.Incident.new(
+                    Incident.new(
                         ids.new("inc"),
                         p.name,
                         f"{p.description} ({where})",
@@ -154,9 +159,9 @@ class PlaybookRunner:
                         at,
                     ),
                 )
-            incident_repo.add_event(conn, found.id, at, "signal", signal.why, details)
+            incident_repo.add_event(conn, found.id, at, SIGNAL, signal.why, details)
             for action in done:
-                incident_repo.add_event(conn, found.id, at, "action", action, {"actor": actor})
+                incident_repo.add_event(conn, found.id, at, ACTION, action, {"actor": actor})
             return found.id
 
         run.incident_id = await self.service.store.run(write)
@@ -169,7 +174,7 @@ class PlaybookRunner:
         run: _Run,
         actor: str,
         reason: str,
-        kind: str,
+        kind: ControlKind,
         what: str,
         scope: dict[str, str],
         spec: Pause | Hold,
@@ -195,10 +200,10 @@ class PlaybookRunner:
                 return f"kept its control {found.id} from before"
             by = f"{found.id}, set by {found.set_by}" if found else "ended meanwhile"
             log.info("playbook_control_exists", actor=actor, kind=kind, control=by)
-            return f"already {'paused' if kind == 'pause' else 'held'} ({by})"
+            return f"already {'paused' if kind is PAUSE else 'held'} ({by})"
         except InvalidInput as refused:  # e.g. a bank name no control may carry
             log.warning("playbook_control_refused", actor=actor, why=refused.message)
-            return f"not {'paused' if kind == 'pause' else 'held'}: {refused.message}"
+            return f"not {'paused' if kind is PAUSE else 'held'}: {refused.message}"
         run.control_ids.append(control.id)
         return None
 
@@ -219,7 +224,7 @@ class PlaybookRunner:
             details = {"key": key, "undone": undone, "incident": incident_id}
             audit_repo.audit(conn, at, actor, "playbook.recover", key, r.why, details)
             if incident_id is not None:
-                incident_repo.add_event(conn, incident_id, at, "recovery", r.why, details)
+                incident_repo.add_event(conn, incident_id, at, RECOVERY, r.why, details)
                 incident_repo.resolve(conn, incident_id, at, f"{p.name} recovered: {r.why}")
 
         await self.service.store.run(write)
@@ -281,7 +286,7 @@ class PlaybookRunner:
         code = r.unified_code
         # the call as it happened: a timeout whose charge a later status query found is
         # still a call the channel failed (health counted it so, and so does diagnosis)
-        technical = r.status == "unknown" or (
+        technical = r.status == AttemptStatus.UNKNOWN or (
             code in self._catalogue and self._catalogue[code].kind is Kind.TECHNICAL
         )
         return Observation(dims, technical, at)

@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from paymend.domain.payment import AttemptStatus, PaymentStatus, RefundStatus
+from paymend.domain.payment import AttemptStatus
 from paymend.engine.payments import PaymentService
 from paymend.observability import get_logger
-from paymend.providers.base import SettlementLine
-from paymend.store.tables import attempts, payments, refunds
+from paymend.providers.base import SettlementLine, Settlements
+from paymend.store import reconciliation as repo
+from paymend.store.database import Connection
+from paymend.store.reconciliation import Recorded
 
 log = get_logger("paymend.reconcile")
 STUCK_AFTER = timedelta(minutes=10)
@@ -58,11 +57,10 @@ class Report:
 async def reconcile(service: PaymentService, *, fix: bool = False) -> Report:
     report = Report()
     for name, provider in service.providers.items():
-        settlements = getattr(provider, "settlements", None)
-        if settlements is None:
-            continue
+        if not isinstance(provider, Settlements):
+            continue  # nothing to compare with
         report.providers.append(name)
-        lines: list[SettlementLine] = await settlements()
+        lines = await provider.settlements()
         report.charges_compared += len(lines)
         await _compare(service, name, lines, report, fix)
     await _stuck(service, report, fix)
@@ -74,33 +72,12 @@ async def reconcile(service: PaymentService, *, fix: bool = False) -> Report:
 async def _compare(
     service: PaymentService, name: str, lines: list[SettlementLine], report: Report, fix: bool
 ) -> None:
-    def read(conn: Connection) -> tuple[dict[str, Any], list[Any], dict[str, int]]:
-        keyed = (
-            {
-                r.idempotency_key: r
-                for r in conn.execute(
-                    sa.select(attempts, payments.c.amount, payments.c.status.label("p_status"))
-                    .join(payments, payments.c.id == attempts.c.payment_id)
-                    .where(attempts.c.idempotency_key.in_([ln.idempotency_key for ln in lines]))
-                )
-            }
-            if lines
-            else {}
+    def read(conn: Connection) -> tuple[dict[str, Recorded], list[Recorded], dict[str, int]]:
+        return (
+            repo.by_idempotency_key(conn, [ln.idempotency_key for ln in lines]),
+            repo.succeeded(conn, name),
+            repo.refunded_by_attempt(conn),
         )
-        succeeded = conn.execute(
-            sa.select(attempts.c.id, attempts.c.payment_id, attempts.c.provider_reference).where(
-                attempts.c.provider == name, attempts.c.status == AttemptStatus.SUCCEEDED.value
-            )
-        ).all()
-        refunded = {
-            r.attempt_id: int(r.total)
-            for r in conn.execute(
-                sa.select(refunds.c.attempt_id, sa.func.sum(refunds.c.amount).label("total"))
-                .where(refunds.c.status == RefundStatus.SUCCEEDED.value)
-                .group_by(refunds.c.attempt_id)
-            )
-        }
-        return keyed, list(succeeded), refunded
 
     keyed, succeeded, refunded = await service.store.run(read)
     settled_refs = {ln.reference for ln in lines}
@@ -119,11 +96,11 @@ async def _compare(
                 )
             )
             continue
-        status = AttemptStatus(row.status)
+        status = row.status
         if status not in (AttemptStatus.SUCCEEDED, AttemptStatus.REVERSED):
             fixed = False
             if fix:
-                await service.charged_after_all(row.id, line.reference)
+                await service.charged_after_all(row.attempt_id, line.reference)
                 fixed = True
             report.mismatches.append(
                 Mismatch(
@@ -131,7 +108,7 @@ async def _compare(
                     name,
                     line.reference,
                     row.payment_id,
-                    row.id,
+                    row.attempt_id,
                     f"attempt {status.value}",
                     f"charged {line.amount.minor}",
                     fixed,
@@ -145,12 +122,12 @@ async def _compare(
                     name,
                     line.reference,
                     row.payment_id,
-                    row.id,
+                    row.attempt_id,
                     f"amount {row.amount}",
                     f"charged {line.amount.minor}",
                 )
             )
-        ours = refunded.get(row.id, 0)
+        ours = refunded.get(row.attempt_id, 0)
         if ours != line.refunded:
             report.mismatches.append(
                 Mismatch(
@@ -158,20 +135,20 @@ async def _compare(
                     name,
                     line.reference,
                     row.payment_id,
-                    row.id,
+                    row.attempt_id,
                     f"refunded {ours}",
                     f"refunded {line.refunded}",
                 )
             )
     for row in succeeded:
-        if row.provider_reference not in settled_refs:
+        if row.reference not in settled_refs:
             report.mismatches.append(
                 Mismatch(
                     "recorded_not_charged",
                     name,
-                    row.provider_reference,
+                    row.reference,
                     row.payment_id,
-                    row.id,
+                    row.attempt_id,
                     "attempt succeeded",
                     "no such charge settled",
                 )
@@ -181,19 +158,7 @@ async def _compare(
 async def _stuck(service: PaymentService, report: Report, fix: bool) -> None:
     cutoff = service.clock.now() - STUCK_AFTER
 
-    def read(conn: Connection) -> list[tuple[str, str]]:
-        rows = conn.execute(
-            sa.select(payments.c.id, attempts.c.id.label("attempt_id"))
-            .join(attempts, attempts.c.payment_id == payments.c.id)
-            .where(
-                payments.c.status == PaymentStatus.PROCESSING.value,
-                payments.c.updated_at <= cutoff,
-                attempts.c.status.in_([AttemptStatus.UNKNOWN.value, AttemptStatus.PENDING.value]),
-            )
-        ).all()
-        return [(r.id, r.attempt_id) for r in rows]
-
-    for payment_id, attempt_id in await service.store.run(read):
+    for payment_id, attempt_id in await service.store.run(lambda c: repo.stuck(c, cutoff)):
         report.stuck_payments.append(payment_id)
         if fix:
             await service.settle_attempt(attempt_id)

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Connection
-
 from paymend.domain.clock import Clock
 from paymend.domain.errors import InvalidInput
 from paymend.domain.events import EventType
@@ -29,10 +27,10 @@ from paymend.engine.events import emit
 from paymend.engine.ids import IdFactory
 from paymend.engine.stale import retry_stale
 from paymend.observability import get_logger
-from paymend.providers.base import Provider, ProviderOutcome, RefundRequest
+from paymend.providers.base import Provider, ProviderOutcome, RefundRequest, Refunds
 from paymend.store import idempotency, jobs, refunds
 from paymend.store import payments as repo
-from paymend.store.database import Store
+from paymend.store.database import Connection, Store
 
 log = get_logger("paymend.refunds")
 RESEND_AFTER = timedelta(seconds=5)
@@ -63,6 +61,14 @@ class RefundService:
             amount = payment.reserve_refund(cmd.amount)
             if charged is None or charged.provider_reference is None:  # pragma: no cover
                 raise InvalidInput("payment_not_refundable", "no captured charge to refund")
+            channel = self.providers.get(charged.provider)
+            if channel is not None and not isinstance(channel, Refunds):
+                raise InvalidInput(
+                    "refund_not_supported",
+                    f"channel {charged.provider} takes no refunds through paymend; refund "
+                    "the charge with the provider",
+                    status=409,
+                )
             refund = Refund(
                 id=RefundId(self.ids.new("re")),
                 payment_id=payment.id,
@@ -124,7 +130,7 @@ class RefundService:
     ) -> Refund:
         provider = self.providers.get(refund.provider)
         result = None
-        if provider is not None:
+        if isinstance(provider, Refunds):  # else it stays pending: ops see it buried
             try:
                 result = await provider.refund(
                     RefundRequest(refund.idempotency_key, charge_reference, refund.amount)

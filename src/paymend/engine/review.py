@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy.engine import Connection
-
 from paymend.domain.errors import Conflict, InvalidInput, Unavailable
 from paymend.domain.events import EventType
 from paymend.domain.payment import Payment, PaymentStatus
+from paymend.engine.attempts import Run, payment_context
 from paymend.engine.audit import Audited, audited
 from paymend.engine.events import emit
-from paymend.engine.payments import PaymentService, PaymentView, Run
-from paymend.routing.ranking import PaymentContext
+from paymend.engine.payments import PaymentService, PaymentView
 from paymend.store import payments as repo
+from paymend.store.database import Connection
 
 REJECTED_CODE = "generic_decline"
 
@@ -36,10 +35,7 @@ async def release(service: PaymentService, payment_id: str, actor: str, reason: 
     payment = (await _held(service, payment_id)).payment
     # no amount: holds are not asked about, the hold itself is what ops just decided on
     controls = await service.controls.for_payment(payment.method, payment.bank, payment.region)
-    ctx = PaymentContext(
-        payment.method, payment.amount.currency, payment.region, payment.bank, payment.amount.minor
-    )
-    routed = service._route(ctx, payment.bank, controls)
+    routed = service.route(payment_context(payment), controls)
     channels, route = routed.channels, routed.reason
     if not channels or controls.paused_because is not None:
         raise Unavailable(
@@ -48,7 +44,9 @@ async def release(service: PaymentService, payment_id: str, actor: str, reason: 
         )
     now = service.clock.now()
     payment.transition(PaymentStatus.PROCESSING)
-    attempt = service._new_attempt(payment, 1, channels[0], f"released by {actor}; route: {route}")
+    attempt = service.attempts.new_attempt(
+        payment, 1, channels[0], f"released by {actor}; route: {route}"
+    )
     attempt.created_at = now
 
     def write(conn: Connection) -> Audited[None]:
@@ -67,7 +65,7 @@ async def release(service: PaymentService, payment_id: str, actor: str, reason: 
         spare=routed.spare,
     )
     with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
-        await service._drive(payment, run)
+        await service.attempts.drive(payment, run)
     return await service.get(payment.id)
 
 

@@ -4,28 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from paymend.config import PaymendConfig, Settings, load_config
 from paymend.domain.clock import Clock
 from paymend.domain.errors import Unavailable
 from paymend.engine.access import AccessService
+from paymend.engine.attempts import AttemptLoop
+from paymend.engine.budget import RetryBudget
+from paymend.engine.calls import Caller
 from paymend.engine.clock import SystemClock
-from paymend.engine.controls import KnownScopes
+from paymend.engine.controls import ControlService, KnownScopes
+from paymend.engine.creation import Creation
 from paymend.engine.ids import IdFactory
 from paymend.engine.incidents import IncidentService
-from paymend.engine.liveness import LivenessSettings, Presence
-from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.engine.job_registry import paymend_jobs
+from paymend.engine.late_success import LateSuccess
+from paymend.engine.liveness import LivenessSettings, Owner, Presence
+from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
+from paymend.engine.recording import Recorder
+from paymend.engine.refunds import RefundService
+from paymend.engine.settings import EngineSettings, Policy
+from paymend.engine.settlement import Settlement
+from paymend.engine.webhooks import WebhookSender
 from paymend.engine.worker import Worker, WorkerSettings
-from paymend.health.book import HealthBook
+from paymend.failures.classify import Classifier, default_classifier
+from paymend.health.book import Health, HealthBook
 from paymend.health.redis_book import RedisHealthBook
 from paymend.observability import get_logger
 from paymend.playbooks.model import load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.providers.simulator_ledger import SqliteLedger
+from paymend.routing.failover import Router
+from paymend.routing.ranking import RoutingRules
 from paymend.store.database import Store
 from paymend.store.pii import Vault
 
@@ -124,6 +139,76 @@ def data_vault(settings: Settings) -> Vault:
     )
 
 
+def build_payment_service(
+    store: Store,
+    providers: Mapping[str, Provider],
+    clock: Clock,
+    settings: EngineSettings,
+    ids: IdFactory | None = None,
+    classifier: Classifier | None = None,
+    health: Health | None = None,
+    pii: Vault | None = None,
+    budget: RetryBudget | None = None,
+) -> PaymentService:
+    """The payment engine with its parts, each built once and handed to those that use
+    it. One random generator serves routing's exploration and the backoff jitter, in
+    that order of draws, so one seed gives one run (the lab's figures)."""
+    ids = ids or IdFactory()
+    classifier = classifier or default_classifier()
+    health = health or HealthBook()
+    pii = pii or Vault(None)
+    rng = random.Random(settings.seed)  # noqa: S311 - routing and jitter, not secrets
+    owner = Owner()
+    rules = settings.rules or RoutingRules(settings.routing or tuple(providers))
+    router = Router(
+        rules,
+        {name: p.capabilities for name, p in providers.items()},
+        settings.costs,
+        health,
+        rng,
+        breakers=settings.policy is not Policy.NAIVE,
+    )
+    caller = Caller(providers, clock)
+    refunds = RefundService(store, providers, clock, ids)
+    controls = ControlService(store, clock, ids)
+    late = LateSuccess(store, clock, ids, refunds)
+    recorder = Recorder(store, clock, ids, health, late, owner)
+    attempts = AttemptLoop(
+        settings,
+        store,
+        clock,
+        ids,
+        caller,
+        classifier,
+        health,
+        router,
+        budget or RetryBudget(),
+        recorder,
+        rng,
+    )
+    settlement = Settlement(
+        settings, store, clock, controls, router, caller, attempts, recorder, late
+    )
+    return PaymentService(
+        store,
+        clock,
+        settings,
+        ids,
+        providers=providers,
+        health=health,
+        classifier=classifier,
+        pii=pii,
+        controls=controls,
+        refunds=refunds,
+        router=router,
+        caller=caller,
+        creation=Creation(store, ids, pii, owner),
+        attempts=attempts,
+        settlement=settlement,
+        owner=owner,
+    )
+
+
 def build_runtime(
     settings: Settings,
     config: PaymendConfig | None = None,
@@ -140,7 +225,7 @@ def build_runtime(
     providers: dict[str, Provider] = dict(sims)
     health = RedisHealthBook.from_url(settings.redis_url) if settings.redis_url else HealthBook()
     pii = data_vault(settings)
-    service = PaymentService(
+    service = build_payment_service(
         store,
         providers,
         clock,
@@ -154,6 +239,7 @@ def build_runtime(
         pii=pii,
     )
     playbooks = load_playbooks(config.playbooks_path(settings.config_path()))
+    webhooks = WebhookSender(store, clock, service.ids)
     worker = Worker(
         service,
         WorkerSettings(
@@ -163,7 +249,9 @@ def build_runtime(
             stop_grace_s=config.worker.stop_grace,
             dead_after_s=config.instances.dead_after,
         ),
-        playbooks=PlaybookRunner(service, playbooks),
+        webhooks,
+        PlaybookRunner(service, playbooks),
+        paymend_jobs(service, webhooks),
     )
     incidents = IncidentService(store, clock, service.ids)
     presence = Presence(

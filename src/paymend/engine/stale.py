@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.engine import Connection
-
-from paymend.store.database import Store
-from paymend.store.payments import StaleWrite
+from paymend.domain.errors import StaleWrite
+from paymend.store.database import Connection, Store
 
 T = TypeVar("T")
 

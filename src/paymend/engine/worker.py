@@ -3,7 +3,8 @@
 Each sweep runs the emergency playbooks over channel health, relays outbox events to
 webhook deliveries, asks providers about attempts a crash left pending, and runs the due
 jobs: status queries for unknown outcomes (with backoff), attempts decided after a
-checkout's deadline, refunds to resend, webhooks to deliver. It runs as a task inside
+checkout's deadline, refunds to resend, webhooks to deliver, each through the handler
+its kind registered (engine/job_registry.py). It runs as a task inside
 `paymend serve`, or as `paymend worker` processes (several on PostgreSQL: jobs are
 claimed with FOR UPDATE SKIP LOCKED).
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from paymend.engine.job_registry import JobRegistry, paymend_jobs
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.reconcile import reconcile
@@ -33,26 +35,9 @@ from paymend.engine.webhooks import WebhookSender
 from paymend.observability import get_logger
 from paymend.store import jobs
 from paymend.store import payments as repo
-from paymend.store.jobs import Job, JobKind
+from paymend.store.jobs import Job
 
 log = get_logger("paymend.worker")
-
-MAX_TRIES = {
-    JobKind.SETTLE_ATTEMPT: 300,  # about a day at the 10-minute cap: then ops look
-    JobKind.RUN_ATTEMPT: 10,  # its waits while ops pause its bank or region count too
-    JobKind.RESEND_REFUND: 60,
-    JobKind.DELIVER_WEBHOOK: 1000,  # the schedule itself stops after three days
-}
-
-
-def _backoff(kind: JobKind, tries: int) -> float:
-    base, cap = {
-        JobKind.SETTLE_ATTEMPT: (2.0, 600.0),
-        JobKind.RUN_ATTEMPT: (5.0, 60.0),
-        JobKind.RESEND_REFUND: (5.0, 3600.0),
-        JobKind.DELIVER_WEBHOOK: (10.0, 43200.0),
-    }[kind]
-    return float(min(cap, base * 2.0 ** min(tries - 1, 20)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +73,15 @@ class Worker:
         settings: WorkerSettings | None = None,
         webhooks: WebhookSender | None = None,
         playbooks: PlaybookRunner | None = None,
+        registry: JobRegistry | None = None,
     ) -> None:
+        """`registry`: the handler of each job kind (engine/job_registry.py); by default
+        paymend's own kinds, over `service` and `webhooks`."""
         self.service = service
         self.playbooks = playbooks
         self.settings = settings or WorkerSettings()
         self.webhooks = webhooks or WebhookSender(service.store, service.clock, service.ids)
+        self.registry = registry or paymend_jobs(service, self.webhooks)
         self._reconciled_at: float | None = None
         self._running: dict[str, asyncio.Task[None]] = {}  # "attempt:<id>" / "job:<id>"
         self._saturated = False  # the last sweep filled every slot: more may be due
@@ -197,20 +186,25 @@ class Worker:
 
     async def _run(self, job: Job, report: SweepReport) -> None:
         store, clock = self.service.store, self.service.clock
+        kind = self.registry.get(job.kind)
         wait: float | None
         error = error_type = ""
-        try:
-            wait = await self._handle(job)
-        except Exception as exc:
-            log.exception("job_failed", job_id=job.id, kind=job.kind.value)
-            wait, error = _backoff(job.kind, job.tries), f"{type(exc).__name__}: {exc}"
-            error_type = type(exc).__name__
+        if kind is None:
+            wait, error = 0.0, f"no handler is registered for job kind '{job.kind.value}'"
+            error_type = "UnknownJobKind"
+        else:
+            try:
+                wait = await kind.handle(job)
+            except Exception as exc:
+                log.exception("job_failed", job_id=job.id, kind=job.kind.value)
+                wait, error = kind.retry.after(job.tries), f"{type(exc).__name__}: {exc}"
+                error_type = type(exc).__name__
         now = clock.now()
         with _logged("job_not_recorded", job.id):  # its lease runs out: it runs again
             if wait is None:
                 await store.run(lambda conn: jobs.done(conn, job.id, now))
                 report.done[job.kind.value] = report.done.get(job.kind.value, 0) + 1
-            elif job.tries >= MAX_TRIES[job.kind]:
+            elif kind is None or job.tries >= kind.retry.max_tries:
                 log.warning(
                     "ops_alert",
                     reason="job given up",
@@ -227,18 +221,6 @@ class Worker:
                 run_at = now + timedelta(seconds=wait)
                 await store.run(lambda conn: jobs.retry(conn, job.id, run_at, error, now))
                 report.retried += 1
-
-    async def _handle(self, job: Job) -> float | None:
-        """Run one job. None when finished; else seconds until it runs again."""
-        if job.kind is JobKind.SETTLE_ATTEMPT:
-            settled = await self.service.settle_attempt(job.subject_id)
-            return None if settled else _backoff(job.kind, job.tries)
-        if job.kind is JobKind.RUN_ATTEMPT:
-            return await self.service.run_attempt(job.subject_id)
-        if job.kind is JobKind.RESEND_REFUND:
-            final = await self.service.refunds.resend(job.subject_id)
-            return None if final else _backoff(job.kind, job.tries)
-        return await self.webhooks.deliver(job.subject_id)
 
     async def drain(self, max_sweeps: int = 1000) -> int:
         """Sweep until nothing is due now (tests and the lab). Returns the sweeps made."""

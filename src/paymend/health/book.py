@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import structlog
+
 from paymend.health.breaker import Breaker, BreakerSettings, BreakerState, Transition
 from paymend.health.outcomes import Outcome
 from paymend.health.window import SlidingWindow, WindowStats
-from paymend.observability import get_logger
 
-log = get_logger("paymend.health")
+# a logger, not logging's set-up: lines go wherever observability.py sends them
+log = structlog.get_logger("paymend.health")
 SHORT_S = 60.0
 HISTORY_S = 1800.0
 HISTORY_BUCKET_S = 10.0

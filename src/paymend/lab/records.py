@@ -8,10 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from paymend.store.tables import attempts, audit_log, incidents, payments
+from paymend.store import run_records
+from paymend.store.database import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +60,10 @@ PLAYBOOK_ACTIONS = ("playbook.start", "playbook.recover")
 def read_records(conn: Connection, epoch_s: float) -> Records:
     """Everything the figures need; times as seconds since the simulated clock's start."""
     found = Records()
-    for r in conn.execute(sa.select(payments.c.id, payments.c.status, payments.c.failure_code)):
+    for r in run_records.payment_outcomes(conn):
         found.payments[r.id] = PaymentRecord(r.status, r.failure_code)
     tried: dict[str, list[AttemptRecord]] = defaultdict(list)
-    columns = (
-        attempts.c.payment_id,
-        attempts.c.seq,
-        attempts.c.provider,
-        attempts.c.status,
-        attempts.c.unified_code,
-        attempts.c.decision,
-        attempts.c.reason,
-        attempts.c.created_at,
-    )
-    query = sa.select(*columns).order_by(attempts.c.payment_id, attempts.c.seq)
-    for t in conn.execute(query):
+    for t in run_records.attempt_timeline(conn):
         tried[t.payment_id].append(
             AttemptRecord(
                 t.seq,
@@ -89,10 +76,9 @@ def read_records(conn: Connection, epoch_s: float) -> Records:
             )
         )
     found.attempts = dict(tried)
-    audit = sa.select(audit_log).where(audit_log.c.action.in_(PLAYBOOK_ACTIONS))
-    for r in conn.execute(audit):
+    for r in run_records.audit_of(conn, PLAYBOOK_ACTIONS):
         found.playbooks.append(AuditRecord(r.at.timestamp() - epoch_s, r.action, r.target))
-    for r in conn.execute(sa.select(incidents)):
+    for r in run_records.all_incidents(conn):
         found.incidents.append(
             IncidentRecord(
                 r.opened_at.timestamp() - epoch_s, dict(r.scope), list(r.diagnosis or [])

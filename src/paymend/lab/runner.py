@@ -21,9 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from paymend.domain.errors import PaymendError
 from paymend.domain.events import EventType
 from paymend.domain.ids import MerchantId
@@ -32,8 +29,10 @@ from paymend.domain.payment import Customer, PaymentStatus
 from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.ids import IdFactory
-from paymend.engine.payments import EngineSettings, PaymentService
+from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
+from paymend.engine.runtime import build_payment_service
+from paymend.engine.settings import EngineSettings, Policy
 from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.health.breaker import Transition
@@ -43,12 +42,11 @@ from paymend.lab.oracle import Limits, Verdict
 from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
 from paymend.lab.records import Records, read_records
 from paymend.lab.scenario import Scenario
-from paymend.lab.store import ThrowawayStore
 from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import Ledger
-from paymend.store import merchants
-from paymend.store.tables import events
+from paymend.store import merchants, outbox
+from paymend.store.throwaway import ThrowawayStore
 
 MERCHANT = MerchantId("mer_lab")
 AUTHENTICATION_DELAY_S = 20.0  # the simulated customer completes 3-D Secure
@@ -70,7 +68,7 @@ def settings_for(scenario: Scenario, policy: str) -> EngineSettings:
         costs={name: channel.cost_bps for name, channel in scenario.channels.items()},
         checkout_deadline_s=CHECKOUT_DEADLINE_S,
         seed=scenario.seed,
-        policy=policy,
+        policy=Policy(policy),
     )
 
 
@@ -124,7 +122,7 @@ async def _run(
         for name in scenario.channels:
             result.providers[name] = LabProvider(name, scenario, fates, clock, result.ledger)
         providers: dict[str, Provider] = dict(result.providers)
-        service = PaymentService(
+        service = build_payment_service(
             store,
             providers,
             clock,
@@ -211,7 +209,11 @@ async def _three_d_secure(service: PaymentService, clock: LoopClock, stop: async
     seen = 0
     completing: list[asyncio.Task[None]] = []
     while True:
-        asked = await service.store.run(functools.partial(_asked_since, seq=seen))
+        asked = await service.store.run(
+            functools.partial(
+                outbox.of_type_since, type=EventType.PAYMENT_REQUIRES_ACTION, seq=seen
+            )
+        )
         for seq, payment_id in asked:
             seen = seq
             completing.append(asyncio.create_task(_authenticate(service, clock, payment_id)))
@@ -222,13 +224,7 @@ async def _three_d_secure(service: PaymentService, clock: LoopClock, stop: async
     await asyncio.gather(*completing)
 
 
-def _asked_since(conn: Connection, seq: int) -> list[tuple[int, str]]:
-    query = (
-        sa.select(events.c.seq, events.c.subject_id)
-        .where(events.c.seq > seq, events.c.type == EventType.PAYMENT_REQUIRES_ACTION.value)
-        .order_by(events.c.seq)
-    )
-    return [(r.seq, r.subject_id) for r in conn.execute(query)]
+ASKED = EventType.PAYMENT_REQUIRES_ACTION  # what the shop's desk follows
 
 
 async def _authenticate(service: PaymentService, clock: LoopClock, payment_id: str) -> None:

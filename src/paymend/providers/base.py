@@ -1,4 +1,4 @@
-"""The Provider protocol and the value types that cross it.
+"""The Provider protocol, its optional capabilities, and the value types that cross it.
 
 Results carry the provider's raw code and message untouched: classification into the
 unified catalogue happens in `failures/`, never here.
@@ -16,14 +16,23 @@ from paymend.domain.money import Money
 
 __all__ = [
     "Capabilities",
+    "Capability",
     "ChargeRequest",
+    "ConfirmsAuthentication",
+    "CredentialRefresh",
+    "InboundNotifications",
     "Provider",
     "ProviderConnectionError",
+    "ProviderNotification",
     "ProviderOutcome",
     "ProviderResult",
     "QueryRequest",
     "RefundRequest",
+    "Refunds",
     "SettlementLine",
+    "Settlements",
+    "StatusQuery",
+    "optional_capabilities",
 ]
 
 
@@ -99,20 +108,99 @@ class ProviderConnectionError(Exception):
         self.sent = sent
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderNotification:
+    """What a provider told paymend on its own initiative (a webhook, an async notify):
+    the charge it is about and what became of it."""
+
+    idempotency_key: str | None  # the attempt's key, when the provider echoes it
+    reference: str | None  # the provider's own id of the charge
+    result: ProviderResult
+
+
 @runtime_checkable
 class Provider(Protocol):
-    """A payment channel. Every call is idempotent under its request's idempotency key."""
+    """A payment channel. Every call is idempotent under its request's idempotency key.
+
+    `authorize` is all a channel must offer; what else it can do is declared by the
+    optional capabilities below, each a protocol of its own, checked with
+    `isinstance(provider, StatusQuery)` or listed by `optional_capabilities`. The engine
+    asks for a capability before it uses one and says what it does without it."""
 
     name: str
     code_map: str  # which failures/providers/*.yaml classifies its raw codes
-    capabilities: Capabilities
+    capabilities: Capabilities  # methods, currencies and regions it takes
 
     async def authorize(self, request: ChargeRequest) -> ProviderResult: ...
 
+
+@runtime_checkable
+class StatusQuery(Protocol):
+    """Says what became of a charge sent under an idempotency key. Without it an unknown
+    outcome stays unknown (its settle job ends buried, with an ops alert); a settlement
+    report can still show the charge."""
+
     async def query(self, request: QueryRequest) -> ProviderResult: ...
 
-    async def confirm(self, request: QueryRequest) -> ProviderResult:
-        """Complete a charge that waited for the customer's 3-D Secure."""
-        ...
+
+@runtime_checkable
+class ConfirmsAuthentication(Protocol):
+    """Completes a charge it held for the customer's 3-D Secure. Without it, a payment
+    the customer authenticated is charged again, as an authenticated new attempt."""
+
+    async def confirm(self, request: QueryRequest) -> ProviderResult: ...
+
+
+@runtime_checkable
+class Refunds(Protocol):
+    """Sends money of a charge back. Without it, refunds on its charges are refused."""
 
     async def refund(self, request: RefundRequest) -> ProviderResult: ...
+
+
+@runtime_checkable
+class CredentialRefresh(Protocol):
+    """Renews its own access token when the provider says it expired."""
+
+    async def refresh_credentials(self) -> None: ...
+
+
+@runtime_checkable
+class Settlements(Protocol):
+    """Lists the charges the provider settled: what reconciliation compares with."""
+
+    async def settlements(self) -> list[SettlementLine]: ...
+
+
+@runtime_checkable
+class InboundNotifications(Protocol):
+    """Reads (and verifies) a notification the provider sent paymend; raises
+    ValueError for one that does not verify."""
+
+    def parse_notification(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> ProviderNotification: ...
+
+
+class Capability(StrEnum):
+    STATUS_QUERY = "status_query"
+    CONFIRM = "confirm"
+    REFUNDS = "refunds"
+    CREDENTIAL_REFRESH = "credential_refresh"
+    SETTLEMENTS = "settlements"
+    INBOUND_NOTIFICATIONS = "inbound_notifications"
+
+
+_PROTOCOLS: dict[Capability, type] = {
+    Capability.STATUS_QUERY: StatusQuery,
+    Capability.CONFIRM: ConfirmsAuthentication,
+    Capability.REFUNDS: Refunds,
+    Capability.CREDENTIAL_REFRESH: CredentialRefresh,
+    Capability.SETTLEMENTS: Settlements,
+    Capability.INBOUND_NOTIFICATIONS: InboundNotifications,
+}
+
+
+def optional_capabilities(provider: Provider) -> frozenset[Capability]:
+    """The optional capabilities `provider` offers, by the protocols it implements."""
+    return frozenset(c for c, protocol in _PROTOCOLS.items() if isinstance(provider, protocol))

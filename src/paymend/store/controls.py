@@ -7,7 +7,6 @@ operator and a playbook, setting the same pause at once make one control.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,56 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from typing_extensions import TypedDict
 
-from paymend.domain.errors import Conflict, NotFound
+from paymend.domain.control import Control, ControlKind, ControlScope
+from paymend.domain.errors import ControlExists, NotFound
 from paymend.store.tables import audit_log, controls
-
-
-@dataclass(frozen=True, slots=True)
-class Control:
-    id: str
-    kind: str  # pause | force_route | hold
-    scope: str  # channel | bank | region
-    value: str
-    method: str | None
-    reason: str
-    set_by: str
-    created_at: datetime
-    ended_at: datetime | None = None
-    ended_by: str | None = None
-    amount_above: int | None = None  # hold: payments above this many minor units...
-    currency: str | None = None  # ...of this currency (None: any, as holds before 0009)
-
-    @property
-    def signature(self) -> str:
-        """What the control does; identical active controls are refused."""
-        parts = (self.method, self.currency, self.amount_above)
-        tail = "|".join("*" if p is None else str(p) for p in parts)
-        return f"{self.kind}|{self.scope}|{self.value}|{tail}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "scope": self.scope,
-            "value": self.value,
-            "method": self.method,
-            "reason": self.reason,
-            "set_by": self.set_by,
-            "created_at": self.created_at.isoformat(),
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "ended_by": self.ended_by,
-            "amount_above": self.amount_above,
-            "currency": self.currency,
-        }
-
-
-class ControlExists(Conflict):
-    """An identical control is already active: `existing` (None if it ended meanwhile)."""
-
-    def __init__(self, existing: Control | None) -> None:
-        what = f": {existing.id}, set by {existing.set_by}" if existing else "; try again"
-        super().__init__("control_exists", f"an identical control is already active{what}")
-        self.existing = existing
 
 
 def add(conn: Connection, c: Control) -> None:
@@ -79,8 +31,8 @@ def add(conn: Connection, c: Control) -> None:
                 controls.insert(),
                 {
                     "id": c.id,
-                    "kind": c.kind,
-                    "scope": c.scope,
+                    "kind": c.kind.value,
+                    "scope": c.scope.value,
                     "value": c.value,
                     "method": c.method,
                     "reason": c.reason,
@@ -172,8 +124,8 @@ def audit_entries(conn: Connection, limit: int = 100) -> list[AuditEntry]:
 def _control(r: sa.Row[Any]) -> Control:
     return Control(
         r.id,
-        r.kind,
-        r.scope,
+        ControlKind(r.kind),
+        ControlScope(r.scope),
         r.value,
         r.method,
         r.reason,

@@ -2,9 +2,11 @@
 
 `fn` receives a Connection inside a transaction that commits when it returns and rolls
 back when it raises, so a state change and its outbox events land together or not at
-all. On SQLite the process keeps one writer connection (WAL, `BEGIN IMMEDIATE`) and runs
-store work on one thread; on PostgreSQL a small pool and as many threads. In the lab the
-work runs inline on the event loop, which keeps virtual time honest.
+all. Outside store/ a Connection is only handed on to repositories; its type is named
+here so that the engine never imports SQLAlchemy. On SQLite the process keeps one
+writer connection (WAL, `BEGIN IMMEDIATE`) and runs store work on one thread; on
+PostgreSQL a small pool and as many threads. In the lab the work runs inline on the
+event loop, which keeps virtual time honest.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from paymend.domain.errors import Unavailable
 
+__all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url"]
+
 T = TypeVar("T")
+
+
+def redacted_url(url: str) -> str:
+    """A database URL with its password hidden, to show in messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL that does not parse is shown as nothing
+        return "<database url>"
 
 
 def is_sqlite(url: str) -> bool:
@@ -109,6 +121,11 @@ class Store:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+def ping(conn: Connection) -> None:
+    """The cheapest round trip: a readiness probe's proof that the database answers."""
+    conn.execute(sa.text("SELECT 1")).scalar()
 
 
 def _is_unreachable(error: exc.DBAPIError) -> bool:

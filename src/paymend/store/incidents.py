@@ -10,152 +10,36 @@ transaction (an audit entry, an action).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from typing_extensions import TypedDict
 
 from paymend.domain.errors import Conflict, InvalidInput, NotFound
-from paymend.store.tables import incident_events, incidents
-
-SEVERITIES = ("critical", "major", "minor")
-STATUSES = ("open", "resolved")
-EVENT_KINDS = ("signal", "action", "recovery", "note", "acknowledged", "review", "resolved")
-_MAX_TITLE = 200
-_SUSPECT = (
-    "scope",
-    "symptom",
-    "calls",
-    "failures",
-    "expected",
-    "explanatory_power",
-    "surprise",
-    "p_value",
-    "evidence",
+from paymend.domain.incident import (
+    Diagnosis,
+    Incident,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentSeverity,
+    IncidentStatus,
+    Review,
+    diagnosis_entries,
+    event_kind_of,
+    severity_of,
+    status_of,
 )
-
-
-class SuspectLike(Protocol):
-    """The shape of `health.diagnosis.Suspect`, named here because store/ must not import
-    health/: a playbook can hand its diagnosis over as it is."""
-
-    @property
-    def scope(self) -> Mapping[str, str]: ...
-    @property
-    def symptom(self) -> str | None: ...
-    @property
-    def calls(self) -> int: ...
-    @property
-    def explanatory_power(self) -> float: ...
-    @property
-    def surprise(self) -> float: ...
-    @property
-    def failures(self) -> int: ...
-    @property
-    def expected(self) -> float: ...
-    @property
-    def p_value(self) -> float: ...
-    @property
-    def evidence(self) -> float: ...
-
-
-Diagnosis = Iterable[SuspectLike | Mapping[str, Any]]
-
-
-class DiagnosisEntry(TypedDict):
-    """A scope that explains an incident's failures (docs/health.md): the calls and
-    failures seen in it, what was expected, its explanatory power and surprise, and the
-    evidence (a p-value and its log-likelihood ratio). A figure that is not finite is null."""
-
-    scope: dict[str, str]
-    symptom: str | None  # the failure code it was found by, if any
-    calls: int | None
-    failures: int | None
-    expected: float | None
-    explanatory_power: float | None
-    surprise: float | None
-    p_value: float | None
-    evidence: float | None
-
-
-class Review(TypedDict):
-    """The post-incident review: what caused it, how it was fixed, what to keep."""
-
-    cause: str
-    resolution: str
-    lessons: str
-    reviewer: str  # operator:<name>
-    reviewed_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentEvent:
-    id: int
-    incident_id: str
-    at: datetime
-    kind: str
-    message: str
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Incident:
-    id: str
-    playbook: str
-    title: str
-    severity: str  # critical | major | minor
-    status: str  # open | resolved
-    scope: dict[str, str]
-    scope_key: str  # the health key of the scope (health.keys), e.g. sim_a|bank=CMB
-    opened_at: datetime
-    resolved_at: datetime | None = None
-    acknowledged_at: datetime | None = None
-    acknowledged_by: str | None = None
-    affected_payments: int = 0
-    diagnosis: list[DiagnosisEntry] = field(default_factory=list)
-    review: Review | None = None
-    search_text: str = ""
-    events: list[IncidentEvent] | None = None  # the timeline, oldest first; None: not loaded
-
-    @classmethod
-    def new(
-        cls,
-        id: str,
-        playbook: str,
-        title: str,
-        severity: str,
-        scope: Mapping[str, str],
-        scope_key: str,
-        opened_at: datetime,
-        *,
-        affected_payments: int = 0,
-        diagnosis: Diagnosis = (),
-    ) -> Incident:
-        """An open incident, ready for `open_incident`."""
-        return cls(
-            id,
-            playbook,
-            title,
-            severity,
-            "open",
-            dict(scope),
-            scope_key,
-            opened_at,
-            affected_payments=affected_payments,
-            diagnosis=_diagnosis(diagnosis),
-        )
+from paymend.store.tables import incident_events, incidents
 
 
 def open_incident(conn: Connection, incident: Incident) -> Incident:
     """Store a new incident. Conflict `incident_already_open` when the playbook already
     has one open on that scope (the database guards it, so two workers cannot both open
     one); the caller's transaction stays usable, e.g. to `add_event` to `open_for(...)`."""
-    _check(incident)
+    incident.check()
     stored = replace(incident, search_text=search_text_of(incident), events=None)
     try:
         with conn.begin_nested():
@@ -180,12 +64,7 @@ def add_event(
     details: Mapping[str, Any] | None = None,
 ) -> IncidentEvent:
     """Append to an incident's timeline (NotFound for an unknown incident)."""
-    if kind not in EVENT_KINDS:
-        raise InvalidInput(
-            "incident_event_invalid",
-            f"event kind '{kind}' is not one of {', '.join(EVENT_KINDS)}",
-            param="kind",
-        )
+    entry = event_kind_of(kind)
     exists = conn.execute(sa.select(incidents.c.id).where(incidents.c.id == incident_id)).first()
     if exists is None:
         raise _not_found(incident_id)
@@ -195,7 +74,7 @@ def add_event(
         {
             "incident_id": incident_id,
             "at": at,
-            "kind": kind,
+            "kind": entry.value,
             "message": message,
             "details": payload,
         },
@@ -204,7 +83,7 @@ def add_event(
     if key is None:  # pragma: no cover - both databases report the new id
         raise RuntimeError("the database did not report the new event's id")
     event_id = int(key[0])
-    return IncidentEvent(event_id, incident_id, at, kind, message, payload)
+    return IncidentEvent(event_id, incident_id, at, entry, message, payload)
 
 
 def update(
@@ -222,20 +101,20 @@ def update(
         affected_payments=(
             current.affected_payments if affected_payments is None else affected_payments
         ),
-        diagnosis=current.diagnosis if diagnosis is None else _diagnosis(diagnosis),
-        severity=current.severity if severity is None else severity,
+        diagnosis=current.diagnosis if diagnosis is None else diagnosis_entries(diagnosis),
+        severity=current.severity if severity is None else severity_of(severity),
     )
-    _check(changed)
+    changed.check()
     return _save(conn, changed)
 
 
 def resolve(conn: Connection, incident_id: str, at: datetime, message: str) -> Incident:
     """Close an incident and put `message` on its timeline as the `resolved` event."""
     current = _load_for_update(conn, incident_id)
-    if current.status != "open":
+    if current.status is not IncidentStatus.OPEN:
         raise Conflict("incident_resolved", f"incident '{incident_id}' is already resolved")
-    resolved = _save(conn, replace(current, status="resolved", resolved_at=at))
-    add_event(conn, incident_id, at, "resolved", message)
+    resolved = _save(conn, replace(current, status=IncidentStatus.RESOLVED, resolved_at=at))
+    add_event(conn, incident_id, at, IncidentEventKind.RESOLVED, message)
     return resolved
 
 
@@ -263,7 +142,7 @@ def review(
     """Write (or revise) the post-incident review that makes the incident a case to learn
     from. Conflict `incident_open` while it still runs: the cause is not known yet."""
     current = _load_for_update(conn, incident_id)
-    if current.status == "open":
+    if current.status is IncidentStatus.OPEN:
         raise Conflict(
             "incident_open",
             f"incident '{incident_id}' is still open; review it once it is resolved",
@@ -289,7 +168,10 @@ def get(conn: Connection, incident_id: str) -> Incident:
         .order_by(incident_events.c.id)
     )
     events = [
-        IncidentEvent(r.id, r.incident_id, r.at, r.kind, r.message, dict(r.details)) for r in rows
+        IncidentEvent(
+            r.id, r.incident_id, r.at, IncidentEventKind(r.kind), r.message, dict(r.details)
+        )
+        for r in rows
     ]
     return replace(_incident(row), events=events)
 
@@ -300,7 +182,7 @@ def open_for(conn: Connection, playbook: str, scope_key: str) -> Incident | None
         sa.select(incidents).where(
             incidents.c.playbook == playbook,
             incidents.c.scope_key == scope_key,
-            incidents.c.status == "open",
+            incidents.c.status == IncidentStatus.OPEN.value,
         )
     ).first()
     return None if row is None else _incident(row)
@@ -323,17 +205,14 @@ def open_during(
 def search(conn: Connection, q: str | None, status: str | None, limit: int) -> list[Incident]:
     """The case library, newest first: incidents whose search text contains every word of
     `q` (case-insensitive, `%` and `_` literal), optionally of one status."""
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(
-            "parameter_invalid", f"status must be one of {', '.join(STATUSES)}", param="status"
-        )
+    wanted = None if status is None else status_of(status, "parameter_invalid", "status")
     if limit < 1:
         raise InvalidInput("parameter_invalid", "limit must be at least 1", param="limit")
     query = sa.select(incidents)
     for word in (q or "").lower().split():
         query = query.where(incidents.c.search_text.contains(word, autoescape=True))
-    if status is not None:
-        query = query.where(incidents.c.status == status)
+    if wanted is not None:
+        query = query.where(incidents.c.status == wanted.value)
     query = query.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()).limit(limit)
     return [_incident(r) for r in conn.execute(query)]
 
@@ -341,7 +220,7 @@ def search(conn: Connection, q: str | None, status: str | None, limit: int) -> l
 def search_text_of(incident: Incident) -> str:
     """The words a search matches: title, playbook, severity, scope and diagnosis as
     `key=value`, and the review; lower-cased, each word once, in order of appearance."""
-    parts = [incident.title, incident.playbook, incident.severity]
+    parts = [incident.title, incident.playbook, incident.severity.value]
     parts += [f"{k}={v}" for k, v in incident.scope.items()]
     for d in incident.diagnosis:
         parts += [f"{k}={v}" for k, v in d["scope"].items()]
@@ -351,66 +230,6 @@ def search_text_of(incident: Incident) -> str:
         parts.append(str(incident.review.get("reviewer", "")))
     words = " ".join(parts).lower().split()
     return " ".join(dict.fromkeys(words))
-
-
-def _check(incident: Incident) -> None:
-    if incident.severity not in SEVERITIES:
-        raise InvalidInput(
-            "incident_severity_invalid",
-            f"severity must be one of {', '.join(SEVERITIES)}, not '{incident.severity}'",
-            param="severity",
-        )
-    if incident.status not in STATUSES:
-        raise InvalidInput(
-            "incident_status_invalid", f"status must be one of {', '.join(STATUSES)}"
-        )
-    if not incident.title or len(incident.title) > _MAX_TITLE:
-        raise InvalidInput(
-            "incident_title_invalid", f"a title has 1 to {_MAX_TITLE} characters", param="title"
-        )
-    if incident.affected_payments < 0:
-        raise InvalidInput(
-            "parameter_invalid",
-            "affected_payments must not be negative",
-            param="affected_payments",
-        )
-
-
-def _diagnosis(entries: Diagnosis) -> list[DiagnosisEntry]:
-    """Suspects or mappings as plain JSON; non-finite numbers become null (JSONB refuses
-    NaN and infinity). A mapping of the older form {dimension, value} becomes a scope."""
-    out: list[DiagnosisEntry] = []
-    for e in entries:
-        raw = dict(e) if isinstance(e, Mapping) else {k: getattr(e, k, None) for k in _SUSPECT}
-        scope = raw.get("scope")
-        if scope is None:
-            scope = {str(raw["dimension"]): str(raw["value"])}
-        symptom = raw.get("symptom")
-        out.append(
-            {
-                "scope": {str(k): str(v) for k, v in dict(scope).items()},
-                "symptom": None if symptom is None else str(symptom),
-                "calls": _count(raw.get("calls")),
-                "failures": _count(raw.get("failures")),
-                "expected": _figure(raw.get("expected")),
-                "explanatory_power": _figure(raw.get("explanatory_power")),
-                "surprise": _figure(raw.get("surprise")),
-                # a p-value keeps its magnitude: 1e-40 is not 0
-                "p_value": _figure(raw.get("p_value"), significant=True),
-                "evidence": _figure(raw.get("evidence")),
-            }
-        )
-    return out
-
-
-def _count(n: Any) -> int | None:
-    return int(n) if n is not None else None
-
-
-def _figure(x: Any, *, significant: bool = False) -> float | None:
-    if x is None or not math.isfinite(x):
-        return None
-    return float(f"{x:.3g}") if significant else round(float(x), 4)
 
 
 def _load_for_update(conn: Connection, incident_id: str) -> Incident:
@@ -435,8 +254,8 @@ def _row(i: Incident) -> dict[str, Any]:
         "id": i.id,
         "playbook": i.playbook,
         "title": i.title,
-        "severity": i.severity,
-        "status": i.status,
+        "severity": i.severity.value,
+        "status": i.status.value,
         "scope": i.scope,
         "scope_key": i.scope_key,
         "opened_at": i.opened_at,
@@ -457,8 +276,8 @@ def _incident(r: sa.Row[Any]) -> Incident:
         r.id,
         r.playbook,
         r.title,
-        r.severity,
-        r.status,
+        IncidentSeverity(r.severity),
+        IncidentStatus(r.status),
         dict(r.scope),
         r.scope_key,
         r.opened_at,
@@ -466,7 +285,7 @@ def _incident(r: sa.Row[Any]) -> Incident:
         r.acknowledged_at,
         r.acknowledged_by,
         r.affected_payments,
-        _diagnosis(r.diagnosis),  # rows of the older {dimension, value} form read as scopes
+        diagnosis_entries(r.diagnosis),  # rows of the older {dimension, value} form read as scopes
         cast(Review, dict(r.review)) if r.review is not None else None,
         r.search_text,
     )

@@ -31,6 +31,12 @@ class JobKind(StrEnum):
     DELIVER_WEBHOOK = "deliver_webhook"  # an event to the merchant's endpoint
 
 
+class JobStatus(StrEnum):
+    PENDING = "pending"  # due at run_at, or leased by a worker running it
+    DONE = "done"
+    DEAD = "dead"  # given up: stays visible to ops
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     id: str
@@ -49,7 +55,7 @@ def enqueue(
             "id": job_id,
             "kind": kind.value,
             "subject_id": subject_id,
-            "status": "pending",
+            "status": JobStatus.PENDING.value,
             "run_at": run_at,
             "tries": 0,
             "created_at": now,
@@ -75,7 +81,7 @@ def claim(
         free = sa.or_(free, orphaned)
     rows = conn.execute(
         sa.select(jobs.c.id, jobs.c.kind, jobs.c.subject_id, jobs.c.run_at, jobs.c.tries)
-        .where(jobs.c.status == "pending", jobs.c.run_at <= now, free)
+        .where(jobs.c.status == JobStatus.PENDING.value, jobs.c.run_at <= now, free)
         .order_by(jobs.c.run_at)
         .limit(limit)
         .with_for_update(skip_locked=True, of=jobs)
@@ -93,7 +99,7 @@ def done(conn: Connection, job_id: str, now: datetime) -> None:
     conn.execute(
         jobs.update()
         .where(jobs.c.id == job_id)
-        .values(status="done", lease_until=None, owner=None, updated_at=now)
+        .values(status=JobStatus.DONE.value, lease_until=None, owner=None, updated_at=now)
     )
 
 
@@ -110,7 +116,13 @@ def bury(conn: Connection, job_id: str, error: str, now: datetime) -> None:
     conn.execute(
         jobs.update()
         .where(jobs.c.id == job_id)
-        .values(status="dead", lease_until=None, owner=None, last_error=error[:500], updated_at=now)
+        .values(
+            status=JobStatus.DEAD.value,
+            lease_until=None,
+            owner=None,
+            last_error=error[:500],
+            updated_at=now,
+        )
     )
 
 
@@ -118,14 +130,14 @@ def release(conn: Connection, owner: str, now: datetime) -> int:
     """Give back every job `owner` holds (a clean stop): another worker takes them at once."""
     result = conn.execute(
         jobs.update()
-        .where(jobs.c.owner == owner, jobs.c.status == "pending")
+        .where(jobs.c.owner == owner, jobs.c.status == JobStatus.PENDING.value)
         .values(lease_until=None, owner=None, updated_at=now)
     )
     return int(result.rowcount)
 
 
 def pending(conn: Connection, subject_id: str | None = None) -> list[dict[str, Any]]:
-    query = sa.select(jobs).where(jobs.c.status == "pending").order_by(jobs.c.run_at)
+    query = sa.select(jobs).where(jobs.c.status == JobStatus.PENDING.value).order_by(jobs.c.run_at)
     if subject_id is not None:
         query = query.where(jobs.c.subject_id == subject_id)
     return [dict(r._mapping) for r in conn.execute(query)]

@@ -14,6 +14,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +39,12 @@ MERCHANT = KeyKind(merchant_keys, "merchant_id", "sk")
 OPERATOR = KeyKind(operator_keys, "operator_id", "opk")
 
 
+class KeyStatus(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"  # its rotation's overlap (or its lifetime) ended
+    REVOKED = "revoked"
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str
@@ -48,12 +55,12 @@ class ApiKey:
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
 
-    def status(self, now: datetime) -> str:
+    def status(self, now: datetime) -> KeyStatus:
         if self.revoked_at is not None:
-            return "revoked"
+            return KeyStatus.REVOKED
         if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
+            return KeyStatus.EXPIRED
+        return KeyStatus.ACTIVE
 
 
 def hash_key(secret: str) -> str:

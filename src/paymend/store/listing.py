@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from paymend.domain.payment import Attempt, Payment, PaymentStatus, Refund
 from paymend.store import outbox, refunds
-from paymend.store.payments import attempt_from_row, payment_from_row
+from paymend.store.payment_rows import attempt_from_row, payment_from_row
 from paymend.store.tables import attempts, events, payments
 from paymend.store.tables import refunds as refund_rows
 

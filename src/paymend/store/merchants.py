@@ -3,7 +3,6 @@ stored hashed, shown once)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,17 +11,10 @@ from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import Conflict, NotFound
 from paymend.domain.ids import MerchantId
+from paymend.domain.merchant import Merchant
 from paymend.store import keys
 from paymend.store.keys import ApiKey
 from paymend.store.tables import merchants
-
-
-@dataclass(frozen=True, slots=True)
-class Merchant:
-    id: MerchantId
-    name: str
-    created_at: datetime
-    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def hash_key(api_key: str) -> str:

@@ -67,6 +67,17 @@ def unpublished(conn: Connection, limit: int = 100) -> list[Event]:
     return [_event(r) for r in rows]
 
 
+def of_type_since(conn: Connection, type: EventType, seq: int) -> list[tuple[int, str]]:
+    """(seq, subject id) of the events of `type` written after `seq`, in order: a follower
+    of the outbox that remembers where it stopped."""
+    query = (
+        sa.select(events.c.seq, events.c.subject_id)
+        .where(events.c.seq > seq, events.c.type == type.value)
+        .order_by(events.c.seq)
+    )
+    return [(r.seq, r.subject_id) for r in conn.execute(query)]
+
+
 def mark_published(conn: Connection, event_ids: list[str], now: datetime) -> None:
     if event_ids:
         conn.execute(events.update().where(events.c.id.in_(event_ids)).values(published_at=now))

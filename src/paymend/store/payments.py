@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-from paymend.domain.errors import Conflict, NotFound
-from paymend.domain.ids import AttemptId, MerchantId, PaymentId
-from paymend.domain.money import Money
+from paymend.domain.errors import NotFound, StaleWrite
 from paymend.domain.payment import (
     ORDER_PAID,
     Attempt,
     AttemptStatus,
-    Customer,
     Payment,
     PaymentStatus,
 )
 from paymend.store.instances import live_owner
+from paymend.store.jobs import JobStatus
+from paymend.store.payment_rows import attempt_from_row, attempt_row, payment_from_row, payment_row
 from paymend.store.pii import Vault, customer_columns
 from paymend.store.tables import ORDER_HOLDING, attempts, jobs, payments
 
 ORDER_INDEX = "uq_payments_one_per_order"
-
-
-class StaleWrite(Conflict):
-    """Someone else changed the payment since it was read; re-read and decide again."""
-
-    def __init__(self, payment_id: str) -> None:
-        super().__init__("concurrent_update", f"payment {payment_id} was changed concurrently")
+T = TypeVar("T")
 
 
 # Statements are built once and executed with parameter dicts: SQLAlchemy caches their
@@ -50,7 +43,7 @@ def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | N
     """Insert a new payment. Its customer's email and phone are sealed under `vault`'s
     key (store/pii.py); without one only their masked forms are stored."""
     p.created_at = p.updated_at = now
-    values = _payment_values(p)
+    values = payment_row(p)
     values.update(customer_columns(vault, p.id, p.customer))
     values["created_at"] = now
     conn.execute(_INSERT_PAYMENT, values)
@@ -60,7 +53,7 @@ def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
     """Write `p` if nobody else did since it was read; bump its version. The customer
     columns are written once, at insert: an update never touches them (a payment read
     back holds no clear contact details to write)."""
-    values = _payment_values(p)
+    values = payment_row(p)
     del values["id"]
     values.update(version=p.version + 1, updated_at=now, b_id=p.id, b_version=p.version)
     result = conn.execute(_UPDATE_PAYMENT, values)
@@ -94,7 +87,7 @@ def holding_order(
     )
     if split:
         query = query.where(payments.c.split.is_(False))
-    found = [_payment(r) for r in conn.execute(query.order_by(payments.c.created_at))]
+    found = [payment_from_row(r) for r in conn.execute(query.order_by(payments.c.created_at))]
     paid = [p for p in found if p.status in ORDER_PAID]
     return next(iter(paid or found), None)
 
@@ -105,6 +98,26 @@ def is_order_conflict(error: exc.IntegrityError) -> bool:
     return ORDER_INDEX in text or "payments.merchant_id, payments.order_id" in text
 
 
+class OrderIndexRefused(Exception):
+    """The one-payment-per-order index refused a payment's insert: another payment for
+    the order committed first. Raised by a write wrapped in `guarding_order`."""
+
+
+def guarding_order(write: Callable[[Connection], T]) -> Callable[[Connection], T]:
+    """`write`, with the order index's refusal of its insert raised as OrderIndexRefused
+    (the transaction is rolled back as for any error)."""
+
+    def guarded(conn: Connection) -> T:
+        try:
+            return write(conn)
+        except exc.IntegrityError as error:
+            if not is_order_conflict(error):
+                raise
+            raise OrderIndexRefused(str(error.orig)) from error
+
+    return guarded
+
+
 def get_payment(conn: Connection, payment_id: str, merchant_id: str | None = None) -> Payment:
     query = sa.select(payments).where(payments.c.id == payment_id)
     if merchant_id is not None:
@@ -112,7 +125,7 @@ def get_payment(conn: Connection, payment_id: str, merchant_id: str | None = Non
     row = conn.execute(query).first()
     if row is None:
         raise NotFound("payment_not_found", f"no payment '{payment_id}'", param="id")
-    return _payment(row)
+    return payment_from_row(row)
 
 
 def find_by_order(
@@ -124,7 +137,7 @@ def find_by_order(
         .order_by(payments.c.created_at, payments.c.id)
         .limit(limit)
     )
-    return [_payment(r) for r in rows]
+    return [payment_from_row(r) for r in rows]
 
 
 def recent_failures(conn: Connection, p: Payment, window: timedelta) -> int:
@@ -184,20 +197,31 @@ def card_tries_since(
 
 def insert_attempt(conn: Connection, a: Attempt, owner: str | None = None) -> None:
     """Insert a pending attempt; `owner` is the instance about to call the provider."""
-    values = _attempt_values(a)
+    values = attempt_row(a)
     values["owner"] = owner
     conn.execute(_INSERT_ATTEMPT, values)
 
 
 def update_attempt(conn: Connection, a: Attempt) -> None:
-    values = _attempt_values(a)
+    values = attempt_row(a)
     values["b_id"] = values.pop("id")
     conn.execute(_UPDATE_ATTEMPT, values)
 
 
 def get_attempt(conn: Connection, attempt_id: str) -> Attempt | None:
     row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).first()
-    return _attempt(row) if row else None
+    return attempt_from_row(row) if row else None
+
+
+def attempt_with_payment(
+    conn: Connection, attempt_id: str
+) -> tuple[Payment, list[Attempt], Attempt] | None:
+    """An attempt with its payment and all the payment's attempts; None if unknown."""
+    attempt = get_attempt(conn, attempt_id)
+    if attempt is None:
+        return None
+    attempts = list_attempts(conn, attempt.payment_id)
+    return get_payment(conn, attempt.payment_id), attempts, attempt
 
 
 def orphaned_attempts(
@@ -215,7 +239,7 @@ def orphaned_attempts(
     `older_than` (rows with no owner, or an owner stuck for that long). `skip`: attempts
     this process is settling already."""
     waiting = sa.select(jobs.c.id).where(
-        jobs.c.subject_id == attempts.c.id, jobs.c.status == "pending"
+        jobs.c.subject_id == attempts.c.id, jobs.c.status == JobStatus.PENDING.value
     )
     orphaned: sa.ColumnElement[bool] = attempts.c.created_at <= older_than
     if now is not None and dead_after is not None:
@@ -229,115 +253,14 @@ def orphaned_attempts(
     if skip:
         query = query.where(attempts.c.id.not_in(list(skip)))
     rows = conn.execute(query.order_by(attempts.c.created_at).limit(limit))
-    return [_attempt(r) for r in rows]
+    return [attempt_from_row(r) for r in rows]
 
 
 def list_attempts(conn: Connection, payment_id: str) -> list[Attempt]:
     rows = conn.execute(
         sa.select(attempts).where(attempts.c.payment_id == payment_id).order_by(attempts.c.seq)
     )
-    return [_attempt(r) for r in rows]
-
-
-def _payment_values(p: Payment) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "merchant_id": p.merchant_id,
-        "order_id": p.order_id,
-        "amount": p.amount.minor,
-        "currency": p.amount.currency,
-        "method": p.method,
-        "bank": p.bank,
-        "region": p.region,
-        "status": p.status.value,
-        "amount_refunded": p.amount_refunded,
-        "amount_refund_pending": p.amount_refund_pending,
-        "metadata": p.metadata,
-        "payment_token": p.token,
-        "failure_code": p.failure_code,
-        "failure_message": p.failure_message,
-        "trace_id": p.trace_id,
-        "version": p.version,
-        "updated_at": p.updated_at,
-        "split": p.split,
-    }
-
-
-def _payment(row: sa.Row[Any]) -> Payment:
-    return Payment(
-        id=PaymentId(row.id),
-        merchant_id=MerchantId(row.merchant_id),
-        order_id=row.order_id,
-        amount=Money(row.amount, row.currency),
-        method=row.method,
-        status=PaymentStatus(row.status),
-        amount_refunded=row.amount_refunded,
-        amount_refund_pending=row.amount_refund_pending,
-        bank=row.bank,
-        region=row.region,
-        customer=Customer(
-            id=row.customer.get("id"),
-            locale=row.customer.get("locale"),
-            phone_masked=row.customer.get("phone"),
-            email_masked=row.customer.get("email"),
-        ),
-        metadata=dict(row.metadata),
-        token=row.payment_token,
-        failure_code=row.failure_code,
-        failure_message=row.failure_message,
-        trace_id=row.trace_id,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        split=bool(row.split),
-    )
-
-
-def _attempt_values(a: Attempt) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "payment_id": a.payment_id,
-        "seq": a.seq,
-        "provider": a.provider,
-        "status": a.status.value,
-        "idempotency_key": a.idempotency_key,
-        "provider_reference": a.provider_reference,
-        "raw_code": a.raw_code,
-        "raw_message": _clip(a.raw_message),
-        "unified_code": a.unified_code,
-        "decision": a.decision,
-        "reason": _clip(a.reason),
-        "latency_ms": a.latency_ms,
-        "trace_id": a.trace_id,
-        "request": a.request,
-        "created_at": a.created_at,
-        "finished_at": a.finished_at,
-    }
-
-
-def _attempt(row: sa.Row[Any]) -> Attempt:
-    return Attempt(
-        id=AttemptId(row.id),
-        payment_id=PaymentId(row.payment_id),
-        seq=row.seq,
-        provider=row.provider,
-        status=AttemptStatus(row.status),
-        provider_reference=row.provider_reference,
-        raw_code=row.raw_code,
-        raw_message=row.raw_message,
-        unified_code=row.unified_code,
-        decision=row.decision,
-        reason=row.reason,
-        latency_ms=row.latency_ms,
-        trace_id=row.trace_id,
-        request=dict(row.request),
-        created_at=row.created_at,
-        finished_at=row.finished_at,
-    )
-
-
-def _clip(text: str | None, limit: int = 500) -> str | None:
-    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+    return [attempt_from_row(r) for r in rows]
 
 
 def calls_between(conn: Connection, since: datetime, until: datetime) -> list[sa.Row[Any]]:
@@ -369,9 +292,4 @@ def held(conn: Connection, limit: int = 100) -> list[Payment]:
         .order_by(payments.c.created_at)
         .limit(limit)
     )
-    return [_payment(r) for r in rows]
-
-
-# the row mappings, for other repositories that read payments and attempts in bulk
-payment_from_row = _payment
-attempt_from_row = _attempt
+    return [payment_from_row(r) for r in rows]

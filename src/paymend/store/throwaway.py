@@ -1,4 +1,4 @@
-"""The lab's throwaway database: paymend's own schema, repositories and `Store` gateway,
+"""A throwaway database (the lab's): paymend's own schema, repositories and `Store` gateway,
 minus what a run that is deleted at its end never needs.
 
 The engine writes through `store.run(fn)` exactly as in a server: one transaction per

@@ -1,0 +1,174 @@
+"""`paymend explain-code`, `reconcile` and `config check`: what a code means, whether
+the store agrees with the providers, whether a configuration loads."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from paymend.cli.base import env_settings, main, open_runtime
+from paymend.config import load_config
+from paymend.datafiles import DataFileError
+from paymend.domain.errors import PaymendError
+from paymend.observability import configure_logging
+from paymend.playbooks.model import load_playbooks
+from paymend.store.database import Store
+
+
+@main.command("explain-code")
+@click.argument("provider", required=False)
+@click.argument("code", required=False)
+@click.option("--locale", default="en", show_default=True, help="Language of the customer message.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per code.")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read 'PROVIDER CODE' pairs, one a line.")
+@click.option("--unmapped", is_flag=True, help="List codes seen in the database that no map knows.")
+def explain_code(
+    provider: str | None,
+    code: str | None,
+    locale: str,
+    as_json: bool,
+    from_stdin: bool,
+    unmapped: bool,
+) -> None:
+    """Explain what a provider's CODE means, whose problem it is, and what paymend does.
+
+    \b
+    Examples:
+      paymend explain-code alipay ACQ.BUYER_BALANCE_NOT_ENOUGH --locale zh-CN
+      paymend explain-code card 51 --json
+      printf 'stripe do_not_honor\\nwechatpay NOTENOUGH\\n' | paymend explain-code --stdin --json
+    """
+    import json
+
+    from paymend.failures.classify import default_classifier
+    from paymend.failures.explain import as_text, explain
+
+    try:
+        classifier = default_classifier()
+    except DataFileError as exc:
+        raise click.ClickException(f"invalid failure data: {exc}") from None
+    chosen = classifier.messages.negotiate(locale)
+    if unmapped:
+        _print_unmapped(as_json)
+        return
+    pairs: list[tuple[str, str]] = []
+    if from_stdin:
+        for number, line in enumerate(sys.stdin, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise click.ClickException(f"<stdin>:{number}: expected 'PROVIDER CODE'")
+            pairs.append((parts[0], parts[1]))
+    elif provider and code:
+        pairs.append((provider, code))
+    else:
+        raise click.UsageError("give PROVIDER CODE, or --stdin, or --unmapped")
+    for prov, raw in pairs:
+        if prov not in classifier.maps:
+            known = ", ".join(sorted(p for p in classifier.maps if p != "transport"))
+            raise click.ClickException(f"unknown provider '{prov}' (known: {known})")
+        info = explain(classifier, prov, raw, chosen)
+        click.echo(json.dumps(info, ensure_ascii=False) if as_json else as_text(info))
+
+
+def _print_unmapped(as_json: bool) -> None:
+    import json
+
+    from paymend.store import unmapped
+
+    store = Store(env_settings().database_url)
+    try:
+        rows = store.run_sync(unmapped.codes)
+    except PaymendError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+    for row in rows:
+        item = {
+            "provider": row.provider,
+            "raw_code": row.raw_code,
+            "seen": row.seen,
+            "last_seen": str(row.last_seen),
+        }
+        click.echo(
+            json.dumps(item)
+            if as_json
+            else f"{row.provider} {row.raw_code}: seen {row.seen} times, last {row.last_seen}"
+        )
+    if not rows and not as_json:
+        click.echo("no unmapped codes seen", err=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Settle charges the store missed (counted if the payment is open, else refunded).",
+)
+def reconcile(as_json: bool, fix: bool) -> None:
+    """Compare the store with each provider's settlement report and list every mismatch.
+
+    Exits 1 when anything does not match (after --fix: when anything is left).
+    """
+    import json
+
+    from paymend.engine.reconcile import reconcile as run_reconcile
+
+    settings = env_settings()
+    configure_logging("WARNING", stream=sys.stderr)
+    runtime = open_runtime(settings)
+    try:
+        report = asyncio.run(run_reconcile(runtime.service, fix=fix))
+    except PaymendError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        runtime.close()
+    data = report.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, default=str))
+    else:
+        click.echo(
+            f"compared {data['charges_compared']} settled charges on "
+            f"{', '.join(data['providers']) or 'no provider'}"
+        )
+        for m in data["mismatches"]:
+            mark = " (fixed)" if m["fixed"] else ""
+            click.echo(
+                f"  {m['kind']}: {m['provider']} {m['reference']} payment {m['payment_id']}: "
+                f"store {m['store']}, provider {m['provider_says']}{mark}"
+            )
+        for pid in data["stuck_payments"]:
+            click.echo(f"  stuck in processing: {pid}")
+        if data["ok"]:
+            click.echo("everything matches")
+    unresolved = [m for m in data["mismatches"] if not m["fixed"]]
+    if unresolved or (data["stuck_payments"] and not fix):
+        sys.exit(1)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check the channel, routing and playbook configuration."""
+
+
+@config_group.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def config_check(path: Path | None) -> None:
+    """Validate PATH (default: the file paymend would load) and the playbooks it names."""
+    target = path or env_settings().config_path()
+    try:
+        config = load_config(target)
+        playbooks_file = config.playbooks_path(Path(target))
+        playbooks = load_playbooks(playbooks_file)
+    except DataFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{target}: ok")
+    for name, ch in config.providers.items():
+        click.echo(f"  {name}: {ch.type}, methods {', '.join(ch.methods)}")
+    click.echo(f"  routing: {' -> '.join(config.routing)}")
+    click.echo(f"  playbooks ({playbooks_file}): {', '.join(p.name for p in playbooks)}")

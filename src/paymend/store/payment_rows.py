@@ -1,0 +1,115 @@
+"""The one mapping each way between a payment's and an attempt's row and their domain
+objects (domain/payment.py). Every repository that reads or writes these rows goes
+through it; the customer's sealed contact columns are store/pii.py's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from paymend.domain.ids import AttemptId, MerchantId, PaymentId
+from paymend.domain.money import Money
+from paymend.domain.payment import Attempt, AttemptStatus, Customer, Payment, PaymentStatus
+
+
+def payment_row(p: Payment) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "merchant_id": p.merchant_id,
+        "order_id": p.order_id,
+        "amount": p.amount.minor,
+        "currency": p.amount.currency,
+        "method": p.method,
+        "bank": p.bank,
+        "region": p.region,
+        "status": p.status.value,
+        "amount_refunded": p.amount_refunded,
+        "amount_refund_pending": p.amount_refund_pending,
+        "metadata": p.metadata,
+        "payment_token": p.token,
+        "failure_code": p.failure_code,
+        "failure_message": p.failure_message,
+        "trace_id": p.trace_id,
+        "version": p.version,
+        "updated_at": p.updated_at,
+        "split": p.split,
+    }
+
+
+def payment_from_row(row: sa.Row[Any]) -> Payment:
+    return Payment(
+        id=PaymentId(row.id),
+        merchant_id=MerchantId(row.merchant_id),
+        order_id=row.order_id,
+        amount=Money(row.amount, row.currency),
+        method=row.method,
+        status=PaymentStatus(row.status),
+        amount_refunded=row.amount_refunded,
+        amount_refund_pending=row.amount_refund_pending,
+        bank=row.bank,
+        region=row.region,
+        customer=Customer(
+            id=row.customer.get("id"),
+            locale=row.customer.get("locale"),
+            phone_masked=row.customer.get("phone"),
+            email_masked=row.customer.get("email"),
+        ),
+        metadata=dict(row.metadata),
+        token=row.payment_token,
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+        trace_id=row.trace_id,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        split=bool(row.split),
+    )
+
+
+def attempt_row(a: Attempt) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "payment_id": a.payment_id,
+        "seq": a.seq,
+        "provider": a.provider,
+        "status": a.status.value,
+        "idempotency_key": a.idempotency_key,
+        "provider_reference": a.provider_reference,
+        "raw_code": a.raw_code,
+        "raw_message": _clip(a.raw_message),
+        "unified_code": a.unified_code,
+        "decision": a.decision,
+        "reason": _clip(a.reason),
+        "latency_ms": a.latency_ms,
+        "trace_id": a.trace_id,
+        "request": a.request,
+        "created_at": a.created_at,
+        "finished_at": a.finished_at,
+    }
+
+
+def attempt_from_row(row: sa.Row[Any]) -> Attempt:
+    return Attempt(
+        id=AttemptId(row.id),
+        payment_id=PaymentId(row.payment_id),
+        seq=row.seq,
+        provider=row.provider,
+        status=AttemptStatus(row.status),
+        provider_reference=row.provider_reference,
+        raw_code=row.raw_code,
+        raw_message=row.raw_message,
+        unified_code=row.unified_code,
+        decision=row.decision,
+        reason=row.reason,
+        latency_ms=row.latency_ms,
+        trace_id=row.trace_id,
+        request=dict(row.request),
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _clip(text: str | None, limit: int = 500) -> str | None:
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
