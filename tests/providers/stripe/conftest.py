@@ -40,10 +40,18 @@ def localstripe() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-@pytest.fixture
-def shaped() -> Iterator[ShapedStripe]:
+@pytest.fixture(scope="session")
+def shaped_server() -> Iterator[ShapedStripe]:
     server = ShapedStripe()
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def shaped(shaped_server: ShapedStripe) -> Iterator[ShapedStripe]:
+    """The Stripe-shaped server, with no script and no requests seen yet."""
+    shaped_server.reset()
+    yield shaped_server
+    shaped_server.reset()

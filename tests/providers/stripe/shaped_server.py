@@ -88,6 +88,13 @@ class ShapedStripe:
     def requests(self, method: str, path: str) -> list[Seen]:
         return [s for s in self.seen if (s.method, s.path) == (method, path)]
 
+    def reset(self) -> None:
+        """Forget the script and the requests; let go of any hanging answer."""
+        self._closing.set()
+        self._closing = threading.Event()
+        self.script.clear()
+        self.seen.clear()
+
     def close(self) -> None:
         self._closing.set()
         self._httpd.shutdown()
@@ -114,7 +121,7 @@ class ShapedStripe:
             handler.connection.shutdown(2)
             return
         if answer == HANG:
-            self._closing.wait()
+            self._closing.wait()  # released by reset() or close(), never by a timer
             return
         assert isinstance(answer, Answer)
         raw = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
