@@ -130,6 +130,8 @@ def test_3d_secure_asks_the_customer_then_confirm_completes(localstripe: str, nu
         assert result.outcome is ProviderOutcome.REQUIRES_ACTION
         assert result.raw["next_action"]["type"] == "use_stripe_sdk"
         assert result.reference is not None
+        # what Stripe.js needs in the customer's browser to run next_action
+        assert result.raw["client_secret"].startswith(f"{result.reference}_secret_")
         waiting = await provider.query(QueryRequest(key, f"pay_{key}"))
         assert waiting.outcome is ProviderOutcome.REQUIRES_ACTION
         authenticate(localstripe, result.reference)

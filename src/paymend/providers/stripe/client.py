@@ -90,7 +90,13 @@ class StripeProvider:
         intent_params: Mapping[str, Any] = DEFAULT_INTENT_PARAMS,
         webhook_tolerance_s: float = webhooks.DEFAULT_TOLERANCE_S,
         settlement_window: timedelta | None = timedelta(days=3),
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`intent_params` are sent with every PaymentIntent this channel creates; the
+        default turns redirect-based methods off, and a shop that sends its customers
+        through 3-D Secure pages gives `{"return_url": ...}` instead. `transport` puts
+        the connection in-process (the lab's virtual time): it replaces the httpx client
+        the SDK's HTTPXClient made (its `_client_async`, stripe/_http_client.py)."""
         self.name = name
         self.clock = clock
         self.capabilities = Capabilities(
@@ -106,6 +112,8 @@ class StripeProvider:
         self._tolerance_s = webhook_tolerance_s
         timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self._http = stripe.HTTPXClient(timeout=timeout)
+        if transport is not None:
+            self._http._client_async = httpx.AsyncClient(transport=transport)
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": base_url},

@@ -155,12 +155,19 @@ def _error_body(exc: stripe.StripeError) -> Mapping[str, Any]:
 
 
 def _intent_raw(intent: Mapping[str, Any]) -> dict[str, Any]:
-    """What of the PaymentIntent is kept on the attempt: no card data is in these."""
+    """What of the PaymentIntent is kept on the attempt: no card data is in these.
+
+    While the PaymentIntent waits for the customer, its `client_secret` is kept too:
+    Stripe.js needs it in the customer's browser to carry out `next_action`
+    (https://docs.stripe.com/js/payment_intents/handle_next_action). Stripe asks that it
+    be neither logged nor stored beyond that: it is for the checkout only."""
     raw = {
         k: intent.get(k)
         for k in ("status", "amount", "currency", "next_action", "cancellation_reason")
         if intent.get(k) is not None
     }
+    if intent.get("status") == "requires_action" and isinstance(intent.get("client_secret"), str):
+        raw["client_secret"] = intent["client_secret"]
     metadata = intent.get("metadata")
     if isinstance(metadata, Mapping) and ATTEMPT_KEY in metadata:
         raw["attempt"] = metadata[ATTEMPT_KEY]
