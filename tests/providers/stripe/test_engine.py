@@ -14,11 +14,13 @@ from paymend.domain.money import Money
 from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus, RefundStatus
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.payments import PaymentView
+from paymend.engine.reconcile import reconcile
+from paymend.providers.base import RefundRequest
 from paymend.providers.stripe import StripeProvider
 from paymend.store.database import Store
 from tests.helpers import ManualClock, make_merchant, service
 from tests.providers.stripe.shaped_server import DROP, Answer, ShapedStripe, error, intent
-from tests.providers.stripe.support import channel
+from tests.providers.stripe.support import channel, charge
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -62,6 +64,37 @@ def test_a_payment_through_stripe_succeeds_and_is_refunded(store: Store, localst
             assert (line.amount, line.refunded) == (Money(2500, "EUR"), 1000)
         finally:
             await stripe.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_reconciliation_finds_what_happened_at_stripe_behind_paymends_back(
+    store: Store, localstripe: str
+) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = ManualClock()
+        stripe = channel(localstripe, clock=clock, intent_params={}, settlement_window=None)
+        engine = service(store, {"stripe_eu": stripe}, clock)
+        try:
+            view = await engine.pay(pay(mid, "o-rec-1"))
+            (attempt,) = view.attempts
+            assert attempt.provider_reference is not None
+            # at Stripe, not through paymend: a refund, and a charge under a key no
+            # attempt of this database has
+            await stripe.refund(
+                RefundRequest("rf-dash", attempt.provider_reference, Money(400, "EUR"))
+            )
+            ghost = await stripe.authorize(charge(f"att-ghost-{view.payment.id}", "pm_card_visa"))
+            report = await reconcile(engine)
+        finally:
+            await stripe.aclose()
+        found = {(m.kind, m.reference): m for m in report.mismatches}
+        refund = found[("refund", attempt.provider_reference)]
+        assert (refund.store, refund.provider_says) == ("refunded 0", "refunded 400")
+        assert ("unknown_charge", ghost.reference) in found
+        assert not any(k == "amount" for k, _ in found)
 
     asyncio.run(scenario())
 
