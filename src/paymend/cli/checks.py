@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from paymend.cli.base import env_settings, main, open_runtime
-from paymend.config import load_config
+from paymend.config import ConnectorChannel, channel_credentials, load_config, mask
 from paymend.datafiles import DataFileError
 from paymend.domain.errors import PaymendError
 from paymend.observability import configure_logging
@@ -159,16 +159,29 @@ def config_group() -> None:
 @config_group.command("check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path | None) -> None:
-    """Validate PATH (default: the file paymend would load) and the playbooks it names."""
+    """Validate PATH (default: the file paymend would load), the playbooks it names, and
+    that every real channel's credentials are set (shown masked, never printed)."""
     target = path or env_settings().config_path()
     try:
         config = load_config(target)
         playbooks_file = config.playbooks_path(Path(target))
         playbooks = load_playbooks(playbooks_file)
+        credentials = channel_credentials(config, target)
     except DataFileError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{target}: ok")
+    missing = [(name, c) for name, creds in credentials.items() for c in creds if c.value is None]
+    click.echo(f"{target}: {'ok' if not missing else 'credentials missing'}")
     for name, ch in config.providers.items():
-        click.echo(f"  {name}: {ch.type}, methods {', '.join(ch.methods)}")
+        where = f", {ch.url()}" if isinstance(ch, ConnectorChannel) else ""
+        click.echo(f"  {name}: {ch.type}, methods {', '.join(ch.methods)}{where}")
+        for c in credentials.get(name, []):
+            source = f" from the {c.source}" if c.source else f": set {c.env}"
+            click.echo(f"    {c.name}: {mask(c.value)}{source}")
     click.echo(f"  routing: {' -> '.join(config.routing)}")
     click.echo(f"  playbooks ({playbooks_file}): {', '.join(p.name for p in playbooks)}")
+    if missing:
+        name, c = missing[0]
+        raise click.ClickException(
+            f"{target}: providers.{name}: credential '{c.name}' is missing "
+            f"(set {c.env} or add it to the secrets file)"
+        )
