@@ -98,6 +98,12 @@ _QUERY_STATUS = {
 }
 
 
+def told_status(result: ProviderResult) -> AttemptStatus:
+    """What an answer about an earlier charge (a status query's, a notification's) says
+    of it, as `query_call` reads it."""
+    return _QUERY_STATUS.get(result.outcome, AttemptStatus.UNKNOWN)
+
+
 async def query_call(
     clock: Clock, timeout_s: float, provider_call: Awaitable[ProviderResult]
 ) -> CallOutcome:
