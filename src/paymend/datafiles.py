@@ -139,14 +139,15 @@ def validate_model(model: type[M], data: Any, node: yaml.Node | None, path: str)
 
 
 def _in_file(data: Any, loc: Sequence[int | str]) -> list[int | str]:
-    """`loc` without the parts the file does not have (a tagged union's tag, pydantic
-    names the variant it tried): the field as the file's author wrote it."""
+    """`loc` without the parts the file does not have on the way to the field (a tagged
+    union's tag: pydantic names the variant it tried); the field itself is kept, even
+    missing. The field as the file's author would name it."""
     kept: list[int | str] = []
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(data, dict):
-            if part not in data:
+            if part not in data and i < len(loc) - 1:  # the last part may be missing
                 continue
-            data = data[part]
+            data = data.get(part)
         elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
             data = data[part]
         else:
