@@ -185,3 +185,52 @@ def config_check(path: Path | None) -> None:
             f"{target}: providers.{name}: credential '{c.name}' is missing "
             f"(set {c.env} or add it to the secrets file)"
         )
+
+
+@main.group("channels")
+def channels_group() -> None:
+    """Check the configured payment channels."""
+
+
+@channels_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per channel.")
+def channels_check(as_json: bool) -> None:
+    """Ask each real channel's provider whether its credentials work and it answers,
+    moving no money (Alipay: a signed query of an order that cannot exist). Simulated
+    channels have nothing to check. Exits 1 when a channel fails its check."""
+    import json
+
+    from paymend.engine.clock import SystemClock
+    from paymend.engine.runtime import build_channels
+    from paymend.providers.base import HealthCheck
+
+    target = env_settings().config_path()
+    configure_logging("WARNING", stream=sys.stderr)
+    try:
+        config = load_config(target)
+        providers, sims = build_channels(config, target, SystemClock())
+    except DataFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def check_all() -> list[tuple[str, str, bool | None, str]]:
+        found: list[tuple[str, str, bool | None, str]] = []
+        for name, provider in providers.items():
+            kind = config.providers[name].type
+            if name in sims:
+                found.append((name, kind, None, "simulated: nothing to check"))
+            elif isinstance(provider, HealthCheck):
+                result = await provider.check()
+                found.append((name, kind, result.ok, result.detail))
+            else:
+                found.append((name, kind, None, "its connector has no health check"))
+        return found
+
+    results = asyncio.run(check_all())
+    for name, kind, ok, detail in results:
+        if as_json:
+            click.echo(json.dumps({"channel": name, "type": kind, "ok": ok, "detail": detail}))
+        else:
+            mark = {True: "ok", False: "FAILED", None: "-"}[ok]
+            click.echo(f"{name} ({kind}): {mark}: {detail}")
+    if any(ok is False for _, _, ok, _ in results):
+        sys.exit(1)
