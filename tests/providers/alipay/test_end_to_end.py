@@ -23,7 +23,7 @@ from paymend.api.app import create_app
 from paymend.cli import main
 from paymend.config import PaymendConfig, Settings, secret_env_name
 from paymend.engine.runtime import build_runtime
-from paymend.sim.alipay_gateway import AlipayGateway
+from paymend.sim.alipay_gateway import AlipayGateway, GatewayKeys
 from tests.api.conftest import Server, bound_socket, serve_asgi
 from tests.helpers import count_rows, make_merchant
 from tests.providers.alipay.face import face, keys
@@ -76,13 +76,21 @@ class Setup:
 
 @contextlib.contextmanager
 def alipay_setup(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, *, fallback: bool = False, **faults: Any
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    fallback: bool = False,
+    wrong_key: bool = False,
+    **faults: Any,
 ) -> Iterator[Setup]:
     gateway = face(**faults)
     face_server, face_thread, face_url = serve_asgi(gateway, Settings(), lifespan="on")
     sock = bound_socket()
     paymend_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    for name, value in keys().credentials().items():
+    credentials = keys().credentials()
+    if wrong_key:  # a private key Alipay does not know for this app
+        credentials["app_private_key"] = GatewayKeys.generate().credentials()["app_private_key"]
+    for name, value in credentials.items():
         monkeypatch.setenv(secret_env_name("alipay_cn", name), value)
     providers: dict[str, Any] = {
         "alipay_cn": {
@@ -237,13 +245,52 @@ def test_a_qr_code_payment_waits_for_the_buyer_and_settles_by_notification(
         assert payment["status"] == "requires_action"
         (attempt,) = payment["attempts"]
         assert attempt["raw_code"] == "WAIT_BUYER_PAY"
-        assert "https://qr.alipay.com/" in attempt["raw_message"]
+        action = payment["next_action"]
+        assert (action["type"], action["provider"]) == ("scan_qr_code", "alipay_cn")
+        assert action["url"].startswith("https://qr.alipay.com/")
+        assert s.payment(payment["id"])["next_action"] == action
 
         paid = httpx.post(f"{s.face_url}/sim/pay/{trade(attempt['id'])}")  # the buyer scans
         assert paid.status_code == 200
         settled = s.payment(payment["id"])
         assert settled["status"] == "succeeded"
         assert len(s.gateway.channel.ledger.charged(trade(attempt["id"]))) == 1
+
+
+def test_a_redirect_payment_sends_the_customer_to_alipays_page(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with alipay_setup(db_url, monkeypatch) as s:
+        s.gateway.auto_notify = True
+        body = {**BODY, "order_id": "order-page", "metadata": {"alipay_flow": "page"}}
+        del body["payment_token"]
+        payment = s.api.post("/v1/payments", json=body).json()
+        assert payment["status"] == "requires_action"
+        action = payment["next_action"]
+        assert action["type"] == "redirect"
+        assert action["url"].startswith(f"{s.face_url}/gateway.do?")
+        assert "method=alipay.trade.page.pay" in action["url"]
+
+        page = httpx.get(action["url"])  # the customer's browser on Alipay's cashier page
+        assert page.status_code == 200 and "/sim/pay/" in page.text
+        key = trade(payment["attempts"][0]["id"])
+        assert httpx.post(f"{s.face_url}/sim/pay/{key}").status_code == 200
+        assert s.payment(payment["id"])["status"] == "succeeded"
+
+
+def test_wrong_credentials_fail_over_and_alert_ops(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with alipay_setup(db_url, monkeypatch, fallback=True, wrong_key=True) as s:
+        payment = s.pay("sim_approve", "order-key")
+        assert payment["status"] == "succeeded"
+        first, second = payment["attempts"]
+        assert (first["raw_code"], first["unified_code"]) == (
+            "isv.invalid-signature",
+            "configuration_error",
+        )
+        assert first["decision"] == "failover" and second["provider"] == "sim_a"
+        assert not s.gateway.channel.ledger.all_charges()
 
 
 def test_a_payment_is_refunded(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
