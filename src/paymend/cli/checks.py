@@ -144,10 +144,12 @@ def reconcile(as_json: bool, fix: bool) -> None:
             )
         for pid in data["stuck_payments"]:
             click.echo(f"  stuck in processing: {pid}")
+        for name in data["unreachable"]:
+            click.echo(f"  {name}: its settlement report could not be read")
         if data["ok"]:
             click.echo("everything matches")
     unresolved = [m for m in data["mismatches"] if not m["fixed"]]
-    if unresolved or (data["stuck_payments"] and not fix):
+    if unresolved or data["unreachable"] or (data["stuck_payments"] and not fix):
         sys.exit(1)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,6 +34,7 @@ __all__ = [
     "RefundRequest",
     "Refunds",
     "SettlementLine",
+    "SettlementPeriod",
     "Settlements",
     "StatusQuery",
     "optional_capabilities",
@@ -186,6 +188,15 @@ class Settlements(Protocol):
     """Lists the charges the provider settled: what reconciliation compares with."""
 
     async def settlements(self) -> list[SettlementLine]: ...
+
+
+@runtime_checkable
+class SettlementPeriod(Protocol):
+    """A settlement report that covers a period only (Alipay's daily bills): after
+    `settlements()`, `settled_between` is the [start, end) it covered, so charges
+    recorded outside it are not reported missing from it."""
+
+    settled_between: tuple[datetime, datetime] | None
 
 
 @runtime_checkable

@@ -80,6 +80,7 @@ class AlipayGateway:
     notify_transport: httpx.AsyncBaseTransport | None = None
     auto_notify: bool = False  # notify each paid trade as soon as it is paid
     bill_amounts: dict[str, str] = field(default_factory=dict)  # trade_no -> yuan: a mismatch
+    bill_omits: set[str] = field(default_factory=set)  # trade_nos the bill leaves out
     failing_queries: bool = False  # trade.query answers 20000: only a notification can tell
     trades: Trades = field(init=False)
     released: asyncio.Event = field(init=False, default_factory=asyncio.Event)
@@ -221,6 +222,7 @@ class AlipayGateway:
             if kind == "交易"
             else (trade_no, key, kind, amount, received, no)
             for trade_no, key, kind, amount, received, no in self.trades.bill_rows()
+            if trade_no not in self.bill_omits
         ]
         day = self.channel.clock.now().astimezone(BEIJING).date().isoformat()
         return bill.write(rows, PID, day)

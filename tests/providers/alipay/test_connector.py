@@ -170,7 +170,11 @@ def test_the_daily_bill_lists_trades_and_refunds() -> None:
         await alipay.refund(RefundRequest("rf_1", one.reference, Money(500, "CNY")))
 
     asyncio.run(go())
+    assert alipay.settled_between is None
     lines = {ln.idempotency_key: ln for ln in asyncio.run(alipay.settlements())}
+    assert alipay.settled_between is not None
+    start, end = alipay.settled_between
+    assert start <= SystemClock().now() < end and (end - start).days == 1  # today, Beijing
     assert set(lines) == {"att_1", "att_2"}
     assert (lines["att_1"].amount, lines["att_1"].refunded) == (AMOUNT, 500)
     assert lines["att_2"].refunded == 0

@@ -313,9 +313,11 @@ def test_reconciliation_finds_a_mismatch_in_the_alipay_bill(
     with alipay_setup(db_url, monkeypatch) as s:
         right = s.pay("sim_approve", "order-a")
         wrong = s.pay("sim_approve", "order-b")
+        missing = s.pay("sim_approve", "order-c")
         trade_no = wrong["attempts"][0]["provider_reference"]
         assert trade_no
         s.gateway.bill_amounts[trade_no] = "18.88"  # the bill says otherwise
+        s.gateway.bill_omits.add(missing["attempts"][0]["provider_reference"])  # or nothing
 
         path = tmp_path / "paymend.yaml"
         path.write_text(yaml.safe_dump(s.config))
@@ -327,7 +329,10 @@ def test_reconciliation_finds_a_mismatch_in_the_alipay_bill(
         assert result.exit_code == 1, result.output
         report = json.loads(result.output.strip().splitlines()[-1])
         assert report["providers"] == ["alipay_cn"] and report["charges_compared"] == 2
-        (mismatch,) = report["mismatches"]
+        amount, unsettled = sorted(report["mismatches"], key=lambda m: m["kind"])
+        assert unsettled["kind"] == "recorded_not_charged"
+        assert unsettled["payment_id"] == missing["id"]
+        mismatch = amount
         assert mismatch["kind"] == "amount" and mismatch["reference"] == trade_no
         assert mismatch["payment_id"] == wrong["id"] != right["id"]
         assert (mismatch["store"], mismatch["provider_says"]) == ("amount 1999", "charged 1888")

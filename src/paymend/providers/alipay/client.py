@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
 from typing import Any
@@ -104,11 +105,13 @@ class AlipayClient:
         self.notify_url = notify_url
         self.timeout_s = timeout_s
         self._transport = transport
-        self._clients: dict[int, httpx.AsyncClient] = {}
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _client(self) -> httpx.AsyncClient:
         """One pooled client per event loop: the CLI and the server run their own."""
-        loop = id(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
             timeout = httpx.Timeout(self.timeout_s) if self.timeout_s else httpx.Timeout(None)
@@ -117,7 +120,7 @@ class AlipayClient:
         return client
 
     async def aclose(self) -> None:
-        client = self._clients.pop(id(asyncio.get_running_loop()), None)
+        client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
 

@@ -19,7 +19,7 @@ signature does not verify is an unknown outcome, never a failure: the engine que
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -76,6 +76,8 @@ class AlipayProvider:
         self.subject = subject
         self.return_url = return_url
         self.bill_days = bill_days
+        # the Beijing days the last settlements() read bills of (SettlementPeriod)
+        self.settled_between: tuple[datetime, datetime] | None = None
 
     async def _call(self, method: str, biz: dict[str, Any]) -> Any:
         return await self.client.call(method, biz)
@@ -156,18 +158,21 @@ class AlipayProvider:
         Alipay has not made yet is skipped)."""
         today = self.client.clock.now().astimezone(BEIJING).date()
         lines: dict[str, SettlementLine] = {}
+        read: list[date] = []
         for back in range(self.bill_days - 1, -1, -1):
-            day = (today - timedelta(days=back)).isoformat()
-            answer = await self._call(BILL, {"bill_type": "trade", "bill_date": day})
+            day = today - timedelta(days=back)
+            answer = await self._call(BILL, {"bill_type": "trade", "bill_date": day.isoformat()})
             if not answer.ok:
                 if answer.sub_code in BILL_NOT_READY:
                     continue
                 raise ProviderConnectionError(answer.raw_code, answer.raw_message, sent=False)
+            read.append(day)
             content = await self.client.download(str(answer.node["bill_download_url"]))
             for text in bill.files(content):
                 for line in bill.parse(text):
                     key = mapping.idempotency_key(line.idempotency_key)
                     lines[line.reference] = replace(line, idempotency_key=key)
+        self.settled_between = _days(read[0], read[-1]) if read else _days(today, today, 0)
         return list(lines.values())
 
     def parse_notification(self, headers: Any, body: bytes) -> ProviderNotification:
@@ -187,6 +192,13 @@ class AlipayProvider:
                 True, f"{self.client.gateway}: signed query answered {answer.raw_code}"
             )
         return CheckResult(False, answer.raw_message)
+
+
+def _days(first: date, last: date, count: int = 1) -> tuple[datetime, datetime]:
+    """[first 00:00, the day after last 00:00) in Beijing time; empty with count 0."""
+    start = datetime.combine(first, time(), BEIJING)
+    end = datetime.combine(last, time(), BEIJING) + timedelta(days=count)
+    return start, end
 
 
 def build(spec: Any, clock: Clock) -> AlipayProvider:
