@@ -202,9 +202,9 @@ def channels_check(as_json: bool) -> None:
     channels have nothing to check. Exits 1 when a channel fails its check."""
     import json
 
+    from paymend.engine.channel_checks import check_channels
     from paymend.engine.clock import SystemClock
     from paymend.engine.runtime import build_channels
-    from paymend.providers.base import HealthCheck
 
     target = env_settings().config_path()
     configure_logging("WARNING", stream=sys.stderr)
@@ -214,25 +214,14 @@ def channels_check(as_json: bool) -> None:
     except DataFileError as exc:
         raise click.ClickException(str(exc)) from None
 
-    async def check_all() -> list[tuple[str, str, bool | None, str]]:
-        found: list[tuple[str, str, bool | None, str]] = []
-        for name, provider in providers.items():
-            kind = config.providers[name].type
-            if name in sims:
-                found.append((name, kind, None, "simulated: nothing to check"))
-            elif isinstance(provider, HealthCheck):
-                result = await provider.check()
-                found.append((name, kind, result.ok, result.detail))
-            else:
-                found.append((name, kind, None, "its connector has no health check"))
-        return found
-
-    results = asyncio.run(check_all())
-    for name, kind, ok, detail in results:
+    results = asyncio.run(check_channels(providers, frozenset(sims)))
+    for r in results:
+        kind = config.providers[r.channel].type
         if as_json:
-            click.echo(json.dumps({"channel": name, "type": kind, "ok": ok, "detail": detail}))
+            item = {"channel": r.channel, "type": kind, "ok": r.ok, "detail": r.detail}
+            click.echo(json.dumps(item))
         else:
-            mark = {True: "ok", False: "FAILED", None: "-"}[ok]
-            click.echo(f"{name} ({kind}): {mark}: {detail}")
-    if any(ok is False for _, _, ok, _ in results):
+            mark = {True: "ok", False: "FAILED", None: "-"}[r.ok]
+            click.echo(f"{r.channel} ({kind}): {mark}: {r.detail}")
+    if any(r.ok is False for r in results):
         sys.exit(1)
