@@ -27,7 +27,7 @@ import httpx
 from paymend.domain.channel import Capabilities
 from paymend.domain.clock import Clock
 from paymend.providers.alipay import bill, mapping, notifications, signing
-from paymend.providers.alipay.client import BEIJING, AlipayClient, AnswerNotTrusted
+from paymend.providers.alipay.client import BEIJING, AlipayClient, Answer, AnswerNotTrusted
 from paymend.providers.base import (
     ChargeRequest,
     CheckResult,
@@ -79,7 +79,7 @@ class AlipayProvider:
         # the Beijing days the last settlements() read bills of (SettlementPeriod)
         self.settled_between: tuple[datetime, datetime] | None = None
 
-    async def _call(self, method: str, biz: dict[str, Any]) -> Any:
+    async def _call(self, method: str, biz: dict[str, Any]) -> Answer:
         return await self.client.call(method, biz)
 
     # -- the Provider protocol ---------------------------------------------------------
@@ -98,9 +98,8 @@ class AlipayProvider:
                 return mapping.payment(await self._call(PAY, biz))
             if flow in ("page", "wap"):
                 method = PAGE_PAY if flow == "page" else WAP_PAY
-                biz["product_code"] = (
-                    "FAST_INSTANT_TRADE_PAY" if flow == "page" else ("QUICK_WAP_WAY")
-                )
+                page = flow == "page"
+                biz["product_code"] = "FAST_INSTANT_TRADE_PAY" if page else "QUICK_WAP_WAY"
                 url = self.client.page_url(method, biz, self.return_url)
                 return mapping.waiting_redirect({"type": "redirect", "url": url})
             answer = await self._call(PRECREATE, biz)
