@@ -54,6 +54,9 @@ ALLOWED: dict[str, frozenset[str]] = {
         }
     ),
     "api": frozenset({"domain", "failures", "engine", "store", "observability", "config"}),
+    # the simulator's protocol faces: the simulated channels behind real providers' wire
+    # protocols (HTTP servers of their own), reusing the connectors' signing and formats
+    "sim": frozenset({"domain", "providers"}),
     # the naive checkout of the lab replays routing's static order
     "lab": frozenset(
         {
@@ -66,6 +69,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "providers",
             "engine",
             "store",
+            "sim",
         }
     ),
     "cli": frozenset(
@@ -81,6 +85,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "engine",
             "api",
             "lab",
+            "sim",
         }
     ),
 }

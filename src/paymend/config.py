@@ -4,12 +4,22 @@ Environment (secrets and deployment): `PAYMEND_DATABASE_URL`, `PAYMEND_CONFIG`,
 `PAYMEND_LOG_LEVEL`, `PAYMEND_REDIS_URL`, `PAYMEND_DATA_KEY`, `PAYMEND_DATA_KEYS_OLD`,
 and the HTTP server's bounds `PAYMEND_HTTP_…`. Everything about channels and policies
 lives in the YAML file, validated on load with errors naming the line.
+
+A channel is simulated (`type: simulator`) or a real provider's connector (`type: alipay`,
+`stripe`, `wechatpay`, `adyen`): a tagged union on `type`. A real channel's credentials
+never sit in the YAML file: each comes from the environment
+(`PAYMEND_SECRET_<CHANNEL>_<NAME>`) or from the secrets file `secrets_file:` names
+(`<channel>: {<name>: value}`), read by `channel_credentials`, so `config check` and the
+runtime read them alike and a missing one is named before anything starts.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -24,7 +34,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from paymend.datafiles import load_model, parse_duration
+from paymend.datafiles import DataFileError, load_model, parse_duration, read_yaml
 from paymend.domain.currencies import EXPONENTS
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -79,13 +89,25 @@ class Latency(_Strict):
         return self
 
 
-class SimulatorChannel(_Strict):
-    """A simulated channel: see `providers/simulator.py` for what each rate does."""
+class _Channel(_Strict):
+    """What every channel says: the methods, currencies and regions it takes."""
 
-    type: Literal["simulator"]
     methods: list[str] = Field(min_length=1)
     currencies: list[str] | None = None
     regions: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _known_currencies(self) -> _Channel:
+        unknown = [c for c in self.currencies or () if c not in EXPONENTS]
+        if unknown:
+            raise ValueError(f"unknown currency {', '.join(unknown)}")
+        return self
+
+
+class SimulatorChannel(_Channel):
+    """A simulated channel: see `providers/simulator.py` for what each rate does."""
+
+    type: Literal["simulator"]
     success_rate: Rate = 1.0
     declines: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: {"DO_NOT_HONOR": 1.0}
@@ -98,12 +120,70 @@ class SimulatorChannel(_Strict):
     error_rate: Rate = 0.0
     outage: bool = False
 
-    @model_validator(mode="after")
-    def _known_currencies(self) -> SimulatorChannel:
-        unknown = [c for c in self.currencies or () if c not in EXPONENTS]
-        if unknown:
-            raise ValueError(f"unknown currency {', '.join(unknown)}")
-        return self
+
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/$.?#][^\s]*$")]
+
+
+class ConnectorChannel(_Channel):
+    """A real provider's channel. `base_url` is where its API answers: the provider's
+    production or sandbox host, or a local peer (the simulator's protocol face on
+    127.0.0.1:PORT). `credentials` lists the secrets the connector needs, read from the
+    environment or the secrets file, never from here. `options` are the connector's own
+    settings that are not secret (an app id, a merchant account)."""
+
+    CREDENTIALS: ClassVar[tuple[str, ...]] = ()
+    BASE_URL: ClassVar[str] = ""
+
+    base_url: HttpUrl | None = None
+    timeout: Annotated[Duration, Field(gt=0)] | None = None  # per call; None: engine's
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    def url(self) -> str:
+        return self.base_url or self.BASE_URL
+
+
+class AlipayChannel(ConnectorChannel):
+    """Alipay open platform (providers/alipay/): RSA2 keys, `app_id`, the URL of this
+    channel's notification endpoint as Alipay must call it (`notify_url`)."""
+
+    CREDENTIALS = ("app_private_key", "alipay_public_key")
+    BASE_URL = "https://openapi.alipay.com/gateway.do"
+
+    type: Literal["alipay"]
+    methods: list[str] = Field(default_factory=lambda: ["alipay"], min_length=1)
+    currencies: list[str] | None = Field(default_factory=lambda: ["CNY"])
+    app_id: str = Field(pattern=r"^\d{6,32}$")
+    notify_url: HttpUrl | None = None
+    # how a payment without a payment code is collected: a QR code the customer scans
+    # (precreate), a desktop page (page.pay) or a mobile page (wap.pay)
+    flow: Literal["qr", "page", "wap"] = "qr"
+    return_url: HttpUrl | None = None
+    subject: str = Field("paymend order", min_length=1, max_length=256)
+    bill_days: int = Field(2, ge=1, le=31)  # daily bills `reconcile` reads, up to today
+
+
+class StripeChannel(ConnectorChannel):
+    CREDENTIALS = ("api_key", "webhook_secret")
+    BASE_URL = "https://api.stripe.com"
+    type: Literal["stripe"]
+
+
+class WechatpayChannel(ConnectorChannel):
+    CREDENTIALS = ("mch_private_key", "api_v3_key", "wechatpay_public_key")
+    BASE_URL = "https://api.mch.weixin.qq.com"
+    type: Literal["wechatpay"]
+
+
+class AdyenChannel(ConnectorChannel):
+    CREDENTIALS = ("api_key", "hmac_key")
+    BASE_URL = "https://checkout-test.adyen.com"
+    type: Literal["adyen"]
+
+
+Channel = Annotated[
+    SimulatorChannel | AlipayChannel | StripeChannel | WechatpayChannel | AdyenChannel,
+    Field(discriminator="type"),
+]
 
 
 class EngineConfig(_Strict):
@@ -154,10 +234,16 @@ class SimulatorConfig(_Strict):
     ledger: str | None = None  # a SQLite file for the simulators' ledger; None: in memory
 
 
+# a channel's name is part of URLs (/v1/providers/{channel}/notifications) and env names
+ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
 class PaymendConfig(_Strict):
     seed: int = 0
     simulator: SimulatorConfig = SimulatorConfig()
-    providers: dict[str, SimulatorChannel] = Field(min_length=1)
+    providers: dict[ChannelName, Channel] = Field(min_length=1)
+    # secrets of real channels, `<channel>: {<name>: value}`, relative to this file
+    secrets_file: str | None = None
     routing: list[str] = Field(min_length=1)
     engine: EngineConfig = EngineConfig()
     worker: WorkerConfig = WorkerConfig()
@@ -194,3 +280,60 @@ class PaymendConfig(_Strict):
 
 def load_config(path: str | Path) -> PaymendConfig:
     return load_model(PaymendConfig, path)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One secret of a channel: where it was found (never its value, which is only in
+    `value`, a SecretStr that prints masked)."""
+
+    name: str
+    env: str  # the environment variable that would hold it
+    source: str | None  # "environment", "secrets file" or None: missing
+    value: SecretStr | None
+
+
+def secret_env_name(channel: str, name: str) -> str:
+    return f"PAYMEND_SECRET_{channel}_{name}".upper()
+
+
+def channel_credentials(
+    config: PaymendConfig,
+    config_path: str | Path,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, list[Credential]]:
+    """The credentials each real channel needs, from the environment first, then the
+    secrets file; a missing one has `source` None (`config check` names it, the runtime
+    refuses to build the channel). A secrets file that cannot be read raises
+    DataFileError naming it."""
+    env = os.environ if environ is None else environ
+    secrets: dict[str, Any] = {}
+    if config.secrets_file is not None:
+        path = Path(config_path).parent / config.secrets_file
+        data, _ = read_yaml(path)
+        if not isinstance(data, dict):
+            raise DataFileError(str(path), 1, "expected `<channel>: {<name>: value}`")
+        secrets = data
+    found: dict[str, list[Credential]] = {}
+    for channel, ch in config.providers.items():
+        if not isinstance(ch, ConnectorChannel):
+            continue
+        listed = secrets.get(channel) or {}
+        creds = []
+        for name in ch.CREDENTIALS:
+            var = secret_env_name(channel, name)
+            if env.get(var):
+                creds.append(Credential(name, var, "environment", SecretStr(env[var])))
+            elif isinstance(listed, dict) and listed.get(name):
+                creds.append(Credential(name, var, "secrets file", SecretStr(str(listed[name]))))
+            else:
+                creds.append(Credential(name, var, None, None))
+        found[channel] = creds
+    return found
+
+
+def mask(secret: SecretStr | None) -> str:
+    """How a secret is shown: whether it is set and its length, never a character of it."""
+    if secret is None:
+        return "missing"
+    return f"set ({len(secret.get_secret_value())} chars)"

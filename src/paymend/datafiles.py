@@ -124,10 +124,36 @@ def validate_model(model: type[M], data: Any, node: yaml.Node | None, path: str)
         if isinstance(blamed, At):
             loc = [*loc, *blamed.loc]
             message = blamed.message
+        loc = _in_file(data, loc)
         field = ".".join(str(p) for p in loc) or "(top level)"
         if first["type"] == "extra_forbidden":
             message = "unknown key"
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # a tagged union (a channel's `type`): blame the tag's own line
+            tag = str((first.get("ctx") or {}).get("discriminator", "")).strip("'")
+            loc = [*loc, tag]
+            field = ".".join(str(p) for p in loc)
+            expected = (first.get("ctx") or {}).get("expected_tags", "")
+            message = f"must be one of {expected}" if expected else message
         raise DataFileError(path, line_of(node, loc), f"{field}: {message}") from exc
+
+
+def _in_file(data: Any, loc: Sequence[int | str]) -> list[int | str]:
+    """`loc` without the parts the file does not have on the way to the field (a tagged
+    union's tag: pydantic names the variant it tried); the field itself is kept, even
+    missing. The field as the file's author would name it."""
+    kept: list[int | str] = []
+    for i, part in enumerate(loc):
+        if isinstance(data, dict):
+            if part not in data and i < len(loc) - 1:  # the last part may be missing
+                continue
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            data = None
+        kept.append(part)
+    return kept
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

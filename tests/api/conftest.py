@@ -52,16 +52,22 @@ def serve(runtime: Runtime) -> tuple[uvicorn.Server, threading.Thread, str]:
     return serve_asgi(create_app(runtime), runtime.settings)
 
 
-def serve_asgi(
-    app: ASGIApp, settings: Settings, *, lifespan: str = "on"
-) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """`app` behind uvicorn with the options `paymend serve` uses (the HTTP bounds of
-    `settings`), on a free port of 127.0.0.1, in a thread."""
+def bound_socket() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1 (its URL can be known before serving)."""
     # IPPROTO_TCP named, or asyncio leaves Nagle's algorithm on for the connections it
     # accepts (it sets TCP_NODELAY only on sockets that say they are TCP), and every
     # answer on a kept-alive connection waits 40 ms for a delayed ACK
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def serve_asgi(
+    app: ASGIApp, settings: Settings, *, lifespan: str = "on", sock: socket.socket | None = None
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """`app` behind uvicorn with the options `paymend serve` uses (the HTTP bounds of
+    `settings`), on a free port of 127.0.0.1 (or on `sock`), in a thread."""
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan=lifespan, **uvicorn_options(settings))
     server = uvicorn.Server(config)

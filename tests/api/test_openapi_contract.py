@@ -80,10 +80,15 @@ MERCHANT_CHECKS = """
 [[operations]]
 include-operation-id = ["list_payments", "list_events", "create_refund", "create_compensation"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 404, 409]
+# a provider's notification to a channel this server does not have (the contract run
+# configures simulated channels only, which take none): 404, whatever the body
+[[operations]]
+include-operation-id = ["provider_notification"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 404, 409]
 """
 EXAMPLES = 5  # generated per operation and phase, beside the document's own and its bounds
 SCENARIOS = 40  # sequences of calls along the links
-MERCHANT_PATHS = "^/(v1/(payments|events|failure-codes)|help/|healthz|metrics)"
+MERCHANT_PATHS = "^/(v1/(payments|events|failure-codes|providers)|help/|healthz|metrics)"
 OPS_PATHS = "^/v1/ops/"
 
 

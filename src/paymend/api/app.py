@@ -20,6 +20,7 @@ from paymend.api.inputs import safe_parameters
 from paymend.api.operators import router as operators_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
+from paymend.api.providers import router as providers_router
 from paymend.api.shapes import Health
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
@@ -88,6 +89,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(incidents_router)
     app.include_router(operators_router)
+    app.include_router(providers_router)
 
     @app.get(
         "/healthz",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -95,7 +96,9 @@ class RequestGuard:
         ):
             try:
                 if method in WITH_BODY:
-                    body, refusal = await self._read_checked(headers, receive)
+                    body, refusal = await self._read_checked(
+                        headers, receive, raw=provider_signed(path)
+                    )
                     if body is None:
                         state["status"] = _CLIENT_GONE
                         return
@@ -114,9 +117,11 @@ class RequestGuard:
                 log_request()
 
     async def _read_checked(
-        self, headers: dict[str, str], receive: Receive
+        self, headers: dict[str, str], receive: Receive, *, raw: bool = False
     ) -> tuple[bytes | None, Refusal | None]:
-        """The body, or why it is refused; (None, None) when the client went away."""
+        """The body, or why it is refused; (None, None) when the client went away. A
+        `raw` body (a provider's signed notification) is bounded in size and time only:
+        its own format, verified by its connector over the exact bytes."""
         too_large = Refusal(
             413,
             error_body("body_too_large", f"the request body must be at most {self.max_body} bytes"),
@@ -150,8 +155,8 @@ class RequestGuard:
                 close=True,
             )
         body = b"".join(chunks)
-        if not body:
-            return body, None  # an action without a body (confirm, cancel)
+        if not body or raw:
+            return body, None  # an action without a body (confirm, cancel); a provider's
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return b"", Refusal(
@@ -203,6 +208,14 @@ async def _send_json(send: Send, refusal: Refusal) -> None:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": raw})
+
+
+_PROVIDER_SIGNED = re.compile(r"^/v1/providers/[^/]+/notifications$")
+
+
+def provider_signed(path: str) -> bool:
+    """A provider's notification: a body in the provider's own signed format."""
+    return _PROVIDER_SIGNED.match(path) is not None
 
 
 def _caller_context(headers: dict[str, str]) -> Context:

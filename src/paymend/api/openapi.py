@@ -36,7 +36,7 @@ from pydantic import TypeAdapter
 
 from paymend.api import auth
 from paymend.api.errors import ErrorBody
-from paymend.api.guard import WITH_BODY
+from paymend.api.guard import WITH_BODY, provider_signed
 from paymend.api.responses import CODES_KEY, describe
 from paymend.api.routes import Route, routes_of
 from paymend.domain.card_data import FieldKind, field_kind
@@ -220,7 +220,10 @@ def implied_errors(route: Route, method: str) -> dict[int, set[str]]:
         found[400].add("parameter_missing")
     if route.body_field is not None:
         found[400] |= {"invalid_json", "parameter_missing", "parameter_unknown"}
-    if method in WITH_BODY:  # guard.py reads, bounds and checks the body first
+    if method in WITH_BODY and provider_signed(route.path_format):  # read raw, bounded
+        found[408].add("request_timeout")
+        found[413].add("body_too_large")
+    elif method in WITH_BODY:  # guard.py reads, bounds and checks the body first
         found[400] |= {"card_data_not_allowed", "invalid_json", "parameter_invalid"}
         found[408].add("request_timeout")
         found[413].add("body_too_large")

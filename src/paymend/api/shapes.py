@@ -151,6 +151,17 @@ class Authenticate(TypedDict):
     confirm_url: Annotated[str, doc("the path to POST once the customer is back")]
 
 
+class ProviderAction(TypedDict):
+    """The provider waits for the customer: send them to `url` (a redirect to its page),
+    or show `url` as a QR code to scan with the provider's app. The payment settles by
+    itself when they pay (the provider's notification, or paymend's status query)."""
+
+    type: Literal["redirect", "scan_qr_code"]
+    provider: str
+    url: str
+    description: str
+
+
 class Payment(TypedDict):
     """A payment with its attempt timeline and refunds. Contact details appear masked."""
 
@@ -177,7 +188,7 @@ class Payment(TypedDict):
         ),
     ]
     next_action: Annotated[
-        WaitForReview | Authenticate | None,
+        WaitForReview | Authenticate | ProviderAction | None,
         doc("what the checkout does while the payment is `held` or `requires_action`"),
     ]
     trace_id: str | None

@@ -72,7 +72,9 @@ def compensation_json(c: Compensation) -> shapes.Compensation:
     }
 
 
-def next_action(view: PaymentView) -> shapes.WaitForReview | shapes.Authenticate | None:
+def next_action(
+    view: PaymentView,
+) -> shapes.WaitForReview | shapes.Authenticate | shapes.ProviderAction | None:
     """What the checkout does for a payment waiting on the customer."""
     p = view.payment
     if p.status is PaymentStatus.HELD:
@@ -85,6 +87,22 @@ def next_action(view: PaymentView) -> shapes.WaitForReview | shapes.Authenticate
     if p.status is not PaymentStatus.REQUIRES_ACTION:
         return None
     last = view.attempts[-1] if view.attempts else None
+    action = last.next_action if last else None
+    if last is not None and action and action.get("type") in ("redirect", "scan_qr_code"):
+        url = action.get("url", "")
+        if action["type"] == "redirect":
+            return {
+                "type": "redirect",
+                "provider": last.provider,
+                "url": url,
+                "description": "send the customer to the URL",
+            }
+        return {
+            "type": "scan_qr_code",
+            "provider": last.provider,
+            "url": url,
+            "description": "show the URL as a QR code to scan with the provider's app",
+        }
     return {
         "type": "authenticate",
         "provider": last.provider if last else None,

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from paymend.cli.base import env_settings, main, open_runtime
-from paymend.config import load_config
+from paymend.config import ConnectorChannel, channel_credentials, load_config, mask
 from paymend.datafiles import DataFileError
 from paymend.domain.errors import PaymendError
 from paymend.observability import configure_logging
@@ -168,10 +168,12 @@ def reconcile(as_json: bool, fix: bool) -> None:
             )
         for pid in data["stuck_payments"]:
             click.echo(f"  stuck in processing: {pid}")
+        for name in data["unreachable"]:
+            click.echo(f"  {name}: its settlement report could not be read")
         if data["ok"]:
             click.echo("everything matches")
     unresolved = [m for m in data["mismatches"] if not m["fixed"]]
-    if unresolved or (data["stuck_payments"] and not fix):
+    if unresolved or data["unreachable"] or (data["stuck_payments"] and not fix):
         sys.exit(1)
 
 
@@ -183,16 +185,67 @@ def config_group() -> None:
 @config_group.command("check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path | None) -> None:
-    """Validate PATH (default: the file paymend would load) and the playbooks it names."""
+    """Validate PATH (default: the file paymend would load), the playbooks it names, and
+    that every real channel's credentials are set (shown masked, never printed)."""
     target = path or env_settings().config_path()
     try:
         config = load_config(target)
         playbooks_file = config.playbooks_path(Path(target))
         playbooks = load_playbooks(playbooks_file)
+        credentials = channel_credentials(config, target)
     except DataFileError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{target}: ok")
+    missing = [(name, c) for name, creds in credentials.items() for c in creds if c.value is None]
+    click.echo(f"{target}: {'ok' if not missing else 'credentials missing'}")
     for name, ch in config.providers.items():
-        click.echo(f"  {name}: {ch.type}, methods {', '.join(ch.methods)}")
+        where = f", {ch.url()}" if isinstance(ch, ConnectorChannel) else ""
+        click.echo(f"  {name}: {ch.type}, methods {', '.join(ch.methods)}{where}")
+        for c in credentials.get(name, []):
+            source = f" from the {c.source}" if c.source else f": set {c.env}"
+            click.echo(f"    {c.name}: {mask(c.value)}{source}")
     click.echo(f"  routing: {' -> '.join(config.routing)}")
     click.echo(f"  playbooks ({playbooks_file}): {', '.join(p.name for p in playbooks)}")
+    if missing:
+        name, c = missing[0]
+        raise click.ClickException(
+            f"{target}: providers.{name}: credential '{c.name}' is missing "
+            f"(set {c.env} or add it to the secrets file)"
+        )
+
+
+@main.group("channels")
+def channels_group() -> None:
+    """Check the configured payment channels."""
+
+
+@channels_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per channel.")
+def channels_check(as_json: bool) -> None:
+    """Ask each real channel's provider whether its credentials work and it answers,
+    moving no money (Alipay: a signed query of an order that cannot exist). Simulated
+    channels have nothing to check. Exits 1 when a channel fails its check."""
+    import json
+
+    from paymend.engine.channel_checks import check_channels
+    from paymend.engine.clock import SystemClock
+    from paymend.engine.runtime import build_channels
+
+    target = env_settings().config_path()
+    configure_logging("WARNING", stream=sys.stderr)
+    try:
+        config = load_config(target)
+        providers, sims = build_channels(config, target, SystemClock())
+    except DataFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    results = asyncio.run(check_channels(providers, frozenset(sims)))
+    for r in results:
+        kind = config.providers[r.channel].type
+        if as_json:
+            item = {"channel": r.channel, "type": kind, "ok": r.ok, "detail": r.detail}
+            click.echo(json.dumps(item))
+        else:
+            mark = {True: "ok", False: "FAILED", None: "-"}[r.ok]
+            click.echo(f"{r.channel} ({kind}): {mark}: {r.detail}")
+    if any(r.ok is False for r in results):
+        sys.exit(1)

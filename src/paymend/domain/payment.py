@@ -298,6 +298,9 @@ class Attempt:
     request: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    # what the customer must do for this attempt's charge, as the provider said: a
+    # redirect to its page or a QR code to scan, {"type": …, "url": …}
+    next_action: dict[str, str] | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -46,6 +46,7 @@ class CallOutcome:
     technical: bool  # the failure lies with the channel (not the payer): timeouts, errors
     query_code: str | None = None  # what a follow-up status query answered
     answered: ProviderOutcome | None = None  # the provider's own answer; None: no answer
+    next_action: Mapping[str, str] | None = None  # requires_action: what the customer does
 
 
 async def call(
@@ -84,7 +85,17 @@ async def call(
         elapsed(),
         result.outcome in (ProviderOutcome.ERROR, ProviderOutcome.PENDING),
         answered=result.outcome,
+        next_action=_next_action(result),
     )
+
+
+def _next_action(result: ProviderResult) -> Mapping[str, str] | None:
+    """A redirect or QR code the provider answered for the customer (`raw["next_action"]`:
+    `{"type": "redirect" | "scan_qr_code", "url": …}`), only with `requires_action`."""
+    found = result.raw.get("next_action")
+    if result.outcome is not ProviderOutcome.REQUIRES_ACTION or not isinstance(found, Mapping):
+        return None
+    return {str(k): str(v) for k, v in found.items()}
 
 
 # What a status query's answer says of the charge. Only the provider saying it has no
@@ -96,6 +107,12 @@ _QUERY_STATUS = {
     ProviderOutcome.DECLINED: AttemptStatus.FAILED,
     ProviderOutcome.REQUIRES_ACTION: AttemptStatus.REQUIRES_ACTION,  # waits for 3-D Secure
 }
+
+
+def told_status(result: ProviderResult) -> AttemptStatus:
+    """What an answer about an earlier charge (a status query's, a notification's) says
+    of it, as `query_call` reads it."""
+    return _QUERY_STATUS.get(result.outcome, AttemptStatus.UNKNOWN)
 
 
 async def query_call(

@@ -45,6 +45,7 @@ class LateSuccess:
                 AttemptStatus.UNKNOWN,
                 AttemptStatus.PENDING,
                 AttemptStatus.FAILED,  # reconciliation: charged after being recorded failed
+                AttemptStatus.REQUIRES_ACTION,  # a notification: the customer paid (QR, page)
             ):
                 return
             others = [

@@ -52,7 +52,7 @@ from paymend.engine.stale import retry_stale
 from paymend.failures.classify import Classifier
 from paymend.health.book import Health
 from paymend.observability import get_logger
-from paymend.providers.base import Provider
+from paymend.providers.base import NotificationReply, Provider
 from paymend.routing.failover import Routed, Router
 from paymend.routing.ranking import PaymentContext
 from paymend.store import idempotency, refunds
@@ -204,6 +204,17 @@ class PaymentService:
     def _health_now(self) -> float:
         """Epoch seconds: breakers shared through Redis need a time all processes share."""
         return self.clock.now().timestamp()
+
+    async def notified(
+        self, channel: str, headers: Mapping[str, str], body: bytes
+    ) -> NotificationReply:
+        """A provider's notification (engine/notifications.py): verified, then settled
+        as a status query's answer; the reply the provider expects."""
+        from paymend.engine.notifications import Notifications
+
+        return await Notifications(self.store, self.providers, self.settlement).receive(
+            channel, headers, body
+        )
 
     async def charged_after_all(self, attempt_id: str, reference: str) -> None:
         """Reconciliation found a charge the store does not count (engine/late_success.py)."""

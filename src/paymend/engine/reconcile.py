@@ -10,13 +10,18 @@ refunded at once otherwise. Payments stuck in `processing` are asked about too.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from paymend.domain.payment import AttemptStatus
 from paymend.engine.payments import PaymentService
 from paymend.observability import get_logger
-from paymend.providers.base import SettlementLine, Settlements
+from paymend.providers.base import (
+    ProviderConnectionError,
+    SettlementLine,
+    SettlementPeriod,
+    Settlements,
+)
 from paymend.store import reconciliation as repo
 from paymend.store.database import Connection
 from paymend.store.reconciliation import Recorded
@@ -43,6 +48,7 @@ class Report:
     charges_compared: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     stuck_payments: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)  # whose report could not be read
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,7 +56,8 @@ class Report:
             "charges_compared": self.charges_compared,
             "mismatches": [asdict(m) for m in self.mismatches],
             "stuck_payments": self.stuck_payments,
-            "ok": not self.mismatches and not self.stuck_payments,
+            "unreachable": self.unreachable,
+            "ok": not self.mismatches and not self.stuck_payments and not self.unreachable,
         }
 
 
@@ -60,9 +67,15 @@ async def reconcile(service: PaymentService, *, fix: bool = False) -> Report:
         if not isinstance(provider, Settlements):
             continue  # nothing to compare with
         report.providers.append(name)
-        lines = await provider.settlements()
+        try:
+            lines = await provider.settlements()
+        except ProviderConnectionError as exc:  # its report cannot be read now
+            log.warning("settlement_report_unreachable", provider=name, raw_code=exc.raw_code)
+            report.unreachable.append(name)
+            continue
         report.charges_compared += len(lines)
-        await _compare(service, name, lines, report, fix)
+        between = provider.settled_between if isinstance(provider, SettlementPeriod) else None
+        await _compare(service, name, lines, report, fix, between)
     await _stuck(service, report, fix)
     for m in report.mismatches:
         log.warning("reconciliation_mismatch", **asdict(m))
@@ -70,12 +83,17 @@ async def reconcile(service: PaymentService, *, fix: bool = False) -> Report:
 
 
 async def _compare(
-    service: PaymentService, name: str, lines: list[SettlementLine], report: Report, fix: bool
+    service: PaymentService,
+    name: str,
+    lines: list[SettlementLine],
+    report: Report,
+    fix: bool,
+    between: tuple[datetime, datetime] | None = None,
 ) -> None:
     def read(conn: Connection) -> tuple[dict[str, Recorded], list[Recorded], dict[str, int]]:
         return (
             repo.by_idempotency_key(conn, [ln.idempotency_key for ln in lines]),
-            repo.succeeded(conn, name),
+            repo.succeeded(conn, name, between),
             repo.refunded_by_attempt(conn),
         )
 

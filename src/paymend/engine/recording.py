@@ -74,6 +74,8 @@ class Recorder:
         attempt.raw_message = outcome.raw_message
         attempt.provider_reference = outcome.reference
         attempt.latency_ms = outcome.latency_ms
+        if outcome.next_action is not None:
+            attempt.next_action = dict(outcome.next_action)
         attempt.finished_at = now if outcome.status is not AttemptStatus.UNKNOWN else None
         if failure is not None:
             attempt.unified_code = failure.code

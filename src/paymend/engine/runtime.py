@@ -7,8 +7,19 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from paymend.config import PaymendConfig, Settings, load_config
+import httpx
+
+from paymend.config import (
+    ConnectorChannel,
+    PaymendConfig,
+    Settings,
+    SimulatorChannel,
+    channel_credentials,
+    load_config,
+)
+from paymend.datafiles import DataFileError
 from paymend.domain.clock import Clock
 from paymend.domain.errors import Unavailable
 from paymend.engine.access import AccessService
@@ -36,7 +47,9 @@ from paymend.health.book import Health, HealthBook
 from paymend.health.redis_book import RedisHealthBook
 from paymend.observability import get_logger
 from paymend.playbooks.model import load_playbooks
-from paymend.providers.base import Provider
+from paymend.providers.base import Capabilities, Provider
+from paymend.providers.registry import ChannelSpec
+from paymend.providers.registry import build as build_connector
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.providers.simulator_ledger import SqliteLedger
 from paymend.routing.failover import Router
@@ -105,6 +118,8 @@ def build_providers(config: PaymendConfig, clock: Clock) -> dict[str, SimulatedP
     sims: dict[str, SimulatedProvider] = {}
     path = config.simulator.ledger
     for name, ch in config.providers.items():
+        if not isinstance(ch, SimulatorChannel):
+            continue
         sims[name] = SimulatedProvider(
             name,
             SimulatorSettings(
@@ -127,6 +142,72 @@ def build_providers(config: PaymendConfig, clock: Clock) -> dict[str, SimulatedP
             ledger=SqliteLedger(path) if path else None,
         )
     return sims
+
+
+def channel_specs(
+    config: PaymendConfig,
+    config_path: str | Path,
+    environ: Mapping[str, str] | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> list[ChannelSpec]:
+    """What each real channel's connector is given (providers/registry.py). A missing
+    credential refuses to start, naming the channel, the secret and where it is read."""
+    creds = channel_credentials(config, config_path, environ)
+    specs = []
+    for name, ch in config.providers.items():
+        if not isinstance(ch, ConnectorChannel):
+            continue
+        missing = [c for c in creds[name] if c.value is None]
+        if missing:
+            c = missing[0]
+            raise DataFileError(
+                str(config_path),
+                None,
+                f"providers.{name}: credential '{c.name}' is missing: set {c.env} "
+                "or add it to the secrets file",
+            )
+        options = ch.model_dump(
+            exclude={"type", "methods", "currencies", "regions", "base_url", "timeout"}
+        )
+        options.update(options.pop("options"))
+        specs.append(
+            ChannelSpec(
+                name=name,
+                type=ch.type,
+                base_url=ch.url(),
+                capabilities=Capabilities(
+                    methods=frozenset(ch.methods),
+                    currencies=frozenset(ch.currencies) if ch.currencies else None,
+                    regions=frozenset(ch.regions) if ch.regions else None,
+                ),
+                options=options,
+                credentials={c.name: c.value.get_secret_value() for c in creds[name] if c.value},
+                timeout_s=ch.timeout,
+                transport=(transports or {}).get(name),
+            )
+        )
+    return specs
+
+
+def build_channels(
+    config: PaymendConfig,
+    config_path: str | Path,
+    clock: Clock,
+    *,
+    environ: Mapping[str, str] | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> tuple[dict[str, Provider], dict[str, SimulatedProvider]]:
+    """Every configured channel, in the file's order: simulated ones and real
+    connectors (built by the registry from their `type`)."""
+    sims = build_providers(config, clock)
+    built = {
+        spec.name: build_connector(spec, clock)
+        for spec in channel_specs(config, config_path, environ, transports)
+    }
+    providers: dict[str, Provider] = {}
+    for name in config.providers:
+        providers[name] = sims[name] if name in sims else built[name]
+    return providers, sims
 
 
 def data_vault(settings: Settings) -> Vault:
@@ -216,13 +297,14 @@ def build_runtime(
     clock: Clock | None = None,
     store: Store | None = None,
     role: str = "serve",
+    config_path: str | Path | None = None,
 ) -> Runtime:
-    """`role`: what this process runs (serve, api, worker), as its instance shows it."""
+    """`role`: what this process runs (serve, api, worker), as its instance shows it.
+    `config_path`: where a given `config` was read (its secrets file is beside it)."""
     config = config or load_config(settings.config_path())
     clock = clock or SystemClock()
     store = store or Store(settings.database_url)
-    sims = build_providers(config, clock)
-    providers: dict[str, Provider] = dict(sims)
+    providers, sims = build_channels(config, config_path or settings.config_path(), clock)
     health = RedisHealthBook.from_url(settings.redis_url) if settings.redis_url else HealthBook()
     pii = data_vault(settings)
     service = build_payment_service(

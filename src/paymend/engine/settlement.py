@@ -132,15 +132,34 @@ class Settlement:
         if attempt.status not in (AttemptStatus.UNKNOWN, AttemptStatus.PENDING):
             return True
         queried = await self.caller.query(attempt, self.settings.provider_timeout_s)
-        if queried.status not in (
-            AttemptStatus.SUCCEEDED,
-            AttemptStatus.FAILED,
-            AttemptStatus.REQUIRES_ACTION,
-        ):
+        return await self._settle_known(payment, attempts, attempt, queried)
+
+    async def settle_notified(self, attempt_id: str, told: CallOutcome) -> bool:
+        """The provider told paymend (a verified notification) what became of an
+        attempt's charge: settled exactly as if a status query had answered `told`. An
+        attempt still pending is left to its call in flight (False: the provider should
+        tell again later); one settled already changes nothing (a replayed notification).
+        A charge on an attempt waiting for the customer (a QR code, a redirect), or on
+        one recorded failed, is a success found late (engine/late_success.py)."""
+        loaded = await self.store.run(lambda conn: repo.attempt_with_payment(conn, attempt_id))
+        if loaded is None:
+            return True
+        payment, attempts, attempt = loaded
+        if attempt.status is AttemptStatus.PENDING:
             return False
+        if attempt.status is AttemptStatus.UNKNOWN:
+            return await self._settle_known(payment, attempts, attempt, told)
+        if told.status is AttemptStatus.SUCCEEDED and attempt.status in (
+            AttemptStatus.REQUIRES_ACTION,
+            AttemptStatus.FAILED,
+        ):
+            await self.late.settle(attempt, self._outcome(attempt, told))
+        return True
+
+    def _outcome(self, attempt: Attempt, queried: CallOutcome) -> CallOutcome:
         # an attempt a crash left pending never got an answer: it was interrupted, a
         # technical failure of ours, not whatever the status query's code would mean
-        outcome = CallOutcome(
+        return CallOutcome(
             queried.status,
             attempt.raw_code or INTERRUPTED,
             attempt.raw_message or "paymend stopped before the provider's answer was recorded",
@@ -149,6 +168,19 @@ class Settlement:
             True,
             query_code=queried.raw_code,
         )
+
+    async def _settle_known(
+        self, payment: Payment, attempts: list[Attempt], attempt: Attempt, queried: CallOutcome
+    ) -> bool:
+        """Settle an unknown or pending attempt with what the provider said of it (a
+        status query's answer, or a notification's)."""
+        if queried.status not in (
+            AttemptStatus.SUCCEEDED,
+            AttemptStatus.FAILED,
+            AttemptStatus.REQUIRES_ACTION,
+        ):
+            return False
+        outcome = self._outcome(attempt, queried)
         if queried.status is AttemptStatus.SUCCEEDED:
             await self.late.settle(attempt, outcome)
             return True

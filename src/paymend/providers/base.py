@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,9 +19,12 @@ __all__ = [
     "Capabilities",
     "Capability",
     "ChargeRequest",
+    "CheckResult",
     "ConfirmsAuthentication",
     "CredentialRefresh",
+    "HealthCheck",
     "InboundNotifications",
+    "NotificationReply",
     "Provider",
     "ProviderConnectionError",
     "ProviderNotification",
@@ -30,6 +34,7 @@ __all__ = [
     "RefundRequest",
     "Refunds",
     "SettlementLine",
+    "SettlementPeriod",
     "Settlements",
     "StatusQuery",
     "optional_capabilities",
@@ -109,13 +114,26 @@ class ProviderConnectionError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationReply:
+    """What the provider expects back for a notification it may stop resending."""
+
+    body: bytes = b""
+    content_type: str = "text/plain"
+    status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderNotification:
     """What a provider told paymend on its own initiative (a webhook, an async notify):
-    the charge it is about and what became of it."""
+    the charge it is about, what became of it, and the answer that acknowledges it
+    (Alipay: the text `success`). `amount` is the charge's amount as the provider says,
+    checked against the attempt's before anything is settled."""
 
     idempotency_key: str | None  # the attempt's key, when the provider echoes it
     reference: str | None  # the provider's own id of the charge
     result: ProviderResult
+    reply: NotificationReply = NotificationReply()
+    amount: Money | None = None
 
 
 @runtime_checkable
@@ -173,13 +191,43 @@ class Settlements(Protocol):
 
 
 @runtime_checkable
+class SettlementPeriod(Protocol):
+    """A settlement report that covers a period only (Alipay's daily bills): after
+    `settlements()`, `settled_between` is the [start, end) it covered, so charges
+    recorded outside it are not reported missing from it."""
+
+    settled_between: tuple[datetime, datetime] | None
+
+
+@runtime_checkable
 class InboundNotifications(Protocol):
-    """Reads (and verifies) a notification the provider sent paymend; raises
-    ValueError for one that does not verify."""
+    """Reads a notification the provider sent paymend (`POST /v1/providers/{channel}/
+    notifications`), verifying its signature over the raw body before reading anything
+    of it; raises ValueError for one that does not verify or cannot be read. Without
+    it, the channel's notifications are refused (404) and its outcomes are settled by
+    status queries only."""
 
     def parse_notification(
         self, headers: Mapping[str, str], body: bytes
     ) -> ProviderNotification: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What a connector's health check found: `ok`, and what the provider answered."""
+
+    ok: bool
+    detail: str
+
+
+@runtime_checkable
+class HealthCheck(Protocol):
+    """A check that the credentials work and the provider answers, moving no money
+    (`paymend channels check`): Alipay's is a signed query for an order that cannot
+    exist, which only a reachable gateway that knows our key answers with
+    ACQ.TRADE_NOT_EXIST."""
+
+    async def check(self) -> CheckResult: ...
 
 
 class Capability(StrEnum):

@@ -87,6 +87,7 @@ def attempt_row(a: Attempt) -> dict[str, Any]:
         "request": a.request,
         "created_at": a.created_at,
         "finished_at": a.finished_at,
+        "next_action": a.next_action,
     }
 
 
@@ -108,6 +109,7 @@ def attempt_from_row(row: sa.Row[Any]) -> Attempt:
         request=dict(row.request),
         created_at=row.created_at,
         finished_at=row.finished_at,
+        next_action=dict(row.next_action) if row.next_action else None,
     )
 
 

@@ -49,15 +49,22 @@ def by_idempotency_key(conn: Connection, keys: Collection[str]) -> dict[str, Rec
     }
 
 
-def succeeded(conn: Connection, provider: str) -> list[Recorded]:
-    """Every attempt the store counts as charged on `provider`."""
-    rows = conn.execute(
+def succeeded(
+    conn: Connection, provider: str, between: tuple[datetime, datetime] | None = None
+) -> list[Recorded]:
+    """Every attempt the store counts as charged on `provider` (made within `between`,
+    [start, end), when given)."""
+    query = (
         sa.select(
             attempts.c.id, attempts.c.payment_id, attempts.c.provider_reference, payments.c.amount
         )
         .join(payments, payments.c.id == attempts.c.payment_id)
         .where(attempts.c.provider == provider, attempts.c.status == AttemptStatus.SUCCEEDED.value)
     )
+    if between is not None:
+        start, end = between
+        query = query.where(attempts.c.created_at >= start, attempts.c.created_at < end)
+    rows = conn.execute(query)
     return [
         Recorded(r.id, r.payment_id, AttemptStatus.SUCCEEDED, r.provider_reference, r.amount)
         for r in rows

@@ -94,6 +94,8 @@ attempts = sa.Table(
     # the process instance (instances.id) that calls the provider for a pending attempt:
     # when it is known dead, the worker settles the attempt at once
     sa.Column("owner", Id),
+    # a provider's next action for the customer (a redirect URL, a QR code)
+    sa.Column("next_action", JSON),
     sa.UniqueConstraint("payment_id", "seq"),
     # never charge twice: the database itself allows one succeeded attempt per payment
     sa.Index(
