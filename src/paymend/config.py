@@ -163,9 +163,17 @@ class AlipayChannel(ConnectorChannel):
 
 
 class StripeChannel(ConnectorChannel):
+    """Stripe (providers/stripe/): cards through PaymentIntents. `return_url` is where a
+    customer comes back from a redirect-based 3-D Secure page; without it redirect-based
+    methods are turned off and 3-D Secure completes in Stripe.js. `settlement_days` is
+    how far back `paymend reconcile` reads balance transactions."""
+
     CREDENTIALS = ("api_key", "webhook_secret")
     BASE_URL = "https://api.stripe.com"
     type: Literal["stripe"]
+    methods: list[str] = Field(default_factory=lambda: ["card"], min_length=1)
+    return_url: HttpUrl | None = None
+    settlement_days: int = Field(3, ge=1, le=90)
 
 
 class WechatpayChannel(ConnectorChannel):

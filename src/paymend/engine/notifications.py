@@ -27,7 +27,12 @@ from paymend.domain.payment import AttemptStatus
 from paymend.engine.calls import CallOutcome, told_status
 from paymend.engine.settlement import Settlement
 from paymend.observability import get_logger
-from paymend.providers.base import InboundNotifications, NotificationReply, Provider
+from paymend.providers.base import (
+    InboundNotifications,
+    NotificationIgnored,
+    NotificationReply,
+    Provider,
+)
 from paymend.store import payments as repo
 from paymend.store import reconciliation
 from paymend.store.database import Store
@@ -63,6 +68,10 @@ class Notifications:
             )
         try:
             told = provider.parse_notification(headers, body)
+        except NotificationIgnored as exc:
+            NOTIFICATIONS.labels(channel, "ignored").inc()
+            log.info("notification_ignored", channel=channel, why=str(exc)[:200])
+            return exc.reply
         except ValueError as exc:
             NOTIFICATIONS.labels(channel, "refused").inc()
             log.warning("notification_refused", channel=channel, why=str(exc)[:200])

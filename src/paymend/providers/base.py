@@ -24,6 +24,7 @@ __all__ = [
     "CredentialRefresh",
     "HealthCheck",
     "InboundNotifications",
+    "NotificationIgnored",
     "NotificationReply",
     "Provider",
     "ProviderConnectionError",
@@ -120,6 +121,16 @@ class NotificationReply:
     body: bytes = b""
     content_type: str = "text/plain"
     status: int = 200
+
+
+class NotificationIgnored(Exception):
+    """A notification that verified but is about nothing paymend settles (an event type
+    the connector does not read). It is acknowledged with `reply`, so the provider stops
+    resending, and changes nothing."""
+
+    def __init__(self, why: str, reply: NotificationReply | None = None) -> None:
+        super().__init__(why)
+        self.reply = reply or NotificationReply()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,14 @@ from typing import Any
 
 import stripe
 
-from paymend.providers.base import ProviderNotification, ProviderOutcome, ProviderResult
+from paymend.domain.money import Money
+from paymend.providers.base import (
+    NotificationIgnored,
+    ProviderNotification,
+    ProviderOutcome,
+    ProviderResult,
+)
+from paymend.providers.stripe.amounts import from_stripe
 from paymend.providers.stripe.mapping import ATTEMPT_KEY, intent_result
 
 DEFAULT_TOLERANCE_S = 300.0  # the SDK's Webhook.DEFAULT_TOLERANCE
@@ -43,8 +50,9 @@ class BadSignature(ValueError):
     """The notification does not verify: refuse it, change nothing."""
 
 
-class UnsupportedEvent(ValueError):
-    """A verified event of a type this connector does not read."""
+class UnsupportedEvent(NotificationIgnored):
+    """A verified event of a type this connector does not read: acknowledged (2xx) so
+    Stripe stops resending it, and nothing changes."""
 
 
 def parse(
@@ -69,7 +77,7 @@ def parse(
         raise UnsupportedEvent(f"event {kind!r} carries no object")
     if kind in INTENT_EVENTS:
         result = intent_result(obj)
-        return ProviderNotification(_attempt(obj), result.reference, result)
+        return ProviderNotification(_attempt(obj), result.reference, result, amount=_amount(obj))
     if kind == REFUND_EVENT:
         return _refunded(obj)
     raise UnsupportedEvent(f"event type {kind!r} is not read by the Stripe connector")
@@ -115,6 +123,18 @@ def _attempt(obj: Mapping[str, Any]) -> str | None:
     if isinstance(metadata, Mapping) and isinstance(metadata.get(ATTEMPT_KEY), str):
         return str(metadata[ATTEMPT_KEY])
     return None
+
+
+def _amount(intent: Mapping[str, Any]) -> Money | None:
+    """The PaymentIntent's amount, which the engine checks against the attempt's before
+    it settles anything; None when the event does not carry one it can read."""
+    amount, currency = intent.get("amount"), intent.get("currency")
+    if not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(currency, str):
+        return None
+    try:
+        return from_stripe(amount, currency)
+    except ValueError:
+        return None
 
 
 def _refunded(charge: Mapping[str, Any]) -> ProviderNotification:
