@@ -218,26 +218,36 @@ def test_explain_code_in_both_languages_and_as_json() -> None:
 
 def test_explain_code_reads_every_mapped_code_from_stdin() -> None:
     classifier = default_classifier()
-    pairs = [
-        (name, code)
-        for name, pmap in classifier.maps.items()
-        for (_, code) in pmap.codes
-        if " " not in code
-    ]
+    pairs = [(name, code) for name, pmap in classifier.maps.items() for (_, code) in pmap.codes]
+    assert any(" " in code for _, code in pairs)  # Adyen's refusal reasons by name
     text = "\n".join(f"{p} {c}" for p, c in pairs) + "\n"
     result = CliRunner().invoke(main, ["explain-code", "--stdin", "--json"], input=text)
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
-    assert len(lines) == len(pairs)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["provider"], line["raw_code"]) for line in lines] == pairs
     assert all(line["code"] for line in lines)
     assert sum(line["code"] == "unrecognized_response" for line in lines) == 0
 
 
-def test_explain_code_refuses_bad_input_with_its_line() -> None:
-    result = CliRunner().invoke(
-        main, ["explain-code", "--stdin"], input="stripe do_not_honor\noops\n"
-    )
-    assert result.exit_code == 1 and "<stdin>:2" in result.output
+def test_explain_code_reports_a_bad_line_on_its_line_and_goes_on() -> None:
+    text = "stripe do_not_honor\noops\n\n# a comment\npaypal X\nadyen Issuer Unavailable\ncard 94\n"
+    result = CliRunner().invoke(main, ["explain-code", "--stdin", "--json"], input=text)
+    assert result.exit_code == 1
+    explained = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["provider"], e["raw_code"], e["code"]) for e in explained] == [
+        ("stripe", "do_not_honor", "generic_decline"),
+        ("adyen", "Issuer Unavailable", "issuer_unavailable"),
+        ("card", "94", "duplicate_transaction"),
+    ]
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("<stdin>:2: expected 'PROVIDER CODE'")
+    assert errors[1].startswith("<stdin>:5: unknown provider 'paypal' (known: adyen, alipay,")
+    assert errors[2] == "2 lines could not be explained"
+    text_mode = CliRunner().invoke(main, ["explain-code", "--stdin"], input="paypal X\ncard 05\n")
+    assert text_mode.exit_code == 1 and "<stdin>:1: unknown provider 'paypal'" in text_mode.stderr
+    assert "card 05 -> generic_decline" in text_mode.stdout
+    good = CliRunner().invoke(main, ["explain-code", "--stdin"], input="card 05\n\n")
+    assert good.exit_code == 0 and not good.stderr
     unknown = CliRunner().invoke(main, ["explain-code", "paypal", "X"])
     assert unknown.exit_code == 1 and "unknown provider 'paypal'" in unknown.output
 

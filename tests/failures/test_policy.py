@@ -85,7 +85,7 @@ def test_an_unknown_outcome_is_queried_before_anything_else(provider: str, code:
         ("stripe", "authentication_required"),
         ("card", "1A"),
         ("simulator", "AUTHENTICATION_REQUIRED"),
-        ("wechatpay", "USERPAYING"),
+        ("adyen", "Authentication required"),
     ],
 )
 def test_authentication_required_asks_for_3ds_rather_than_failing(provider: str, code: str) -> None:

@@ -23,7 +23,13 @@ from paymend.store.database import Store
 @click.argument("code", required=False)
 @click.option("--locale", default="en", show_default=True, help="Language of the customer message.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per code.")
-@click.option("--stdin", "from_stdin", is_flag=True, help="Read 'PROVIDER CODE' pairs, one a line.")
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Read 'PROVIDER CODE' lines (the code may contain spaces); a bad line is reported "
+    "with its number and the rest are still explained.",
+)
 @click.option("--unmapped", is_flag=True, help="List codes seen in the database that no map knows.")
 def explain_code(
     provider: str | None,
@@ -35,10 +41,16 @@ def explain_code(
 ) -> None:
     """Explain what a provider's CODE means, whose problem it is, and what paymend does.
 
+    With --stdin, each line is 'PROVIDER CODE' (blank lines and lines starting with '#'
+    are skipped). A line that is malformed or names an unknown provider is reported on
+    stderr as '<stdin>:LINE: ...' and the other lines are still explained; the exit
+    status is 1 if any line was bad.
+
     \b
     Examples:
       paymend explain-code alipay ACQ.BUYER_BALANCE_NOT_ENOUGH --locale zh-CN
       paymend explain-code card 51 --json
+      paymend explain-code adyen "Issuer Unavailable"
       printf 'stripe do_not_honor\\nwechatpay NOTENOUGH\\n' | paymend explain-code --stdin --json
     """
     import json
@@ -54,25 +66,37 @@ def explain_code(
     if unmapped:
         _print_unmapped(as_json)
         return
-    pairs: list[tuple[str, str]] = []
-    if from_stdin:
-        for number, line in enumerate(sys.stdin, start=1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            parts = line.split()
-            if len(parts) != 2:
-                raise click.ClickException(f"<stdin>:{number}: expected 'PROVIDER CODE'")
-            pairs.append((parts[0], parts[1]))
-    elif provider and code:
-        pairs.append((provider, code))
-    else:
-        raise click.UsageError("give PROVIDER CODE, or --stdin, or --unmapped")
-    for prov, raw in pairs:
-        if prov not in classifier.maps:
-            known = ", ".join(sorted(p for p in classifier.maps if p != "transport"))
-            raise click.ClickException(f"unknown provider '{prov}' (known: {known})")
+    known = sorted(p for p in classifier.maps if p != "transport")
+
+    def show(prov: str, raw: str) -> None:
         info = explain(classifier, prov, raw, chosen)
         click.echo(json.dumps(info, ensure_ascii=False) if as_json else as_text(info))
+
+    if not from_stdin:
+        if not (provider and code):
+            raise click.UsageError("give PROVIDER CODE, or --stdin, or --unmapped")
+        if provider not in classifier.maps:
+            raise click.ClickException(f"unknown provider '{provider}' (known: {', '.join(known)})")
+        show(provider, code)
+        return
+    bad = 0
+    for number, line in enumerate(sys.stdin, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.split(None, 1)
+        if len(parts) != 2:
+            problem = f"expected 'PROVIDER CODE', got {text!r}"
+        elif parts[0] not in classifier.maps:
+            problem = f"unknown provider '{parts[0]}' (known: {', '.join(known)})"
+        else:
+            show(parts[0], parts[1])
+            continue
+        bad += 1
+        click.echo(f"<stdin>:{number}: {problem}", err=True)
+    if bad:
+        click.echo(f"{bad} line{'s' if bad > 1 else ''} could not be explained", err=True)
+        sys.exit(1)
 
 
 def _print_unmapped(as_json: bool) -> None:
