@@ -129,6 +129,8 @@ class Trades:
             order = self.waiting[number]
             state = "CLOSED" if order.closed else "NOTPAY"
             return 200, self._unpaid(number, order.amount, state)
+        if charge is not None and charge.state is ChargeState.AWAITING_AUTHENTICATION:
+            return 200, self._unpaid(number, charge.amount, "USERPAYING")
         if charge is not None:  # declined: the order ended unpaid
             return 200, self._unpaid(number, charge.amount, "PAYERROR")
         return error(404, "ORDER_NOT_EXIST", "订单不存在")
@@ -204,7 +206,7 @@ class Trades:
             "mchid": self.mchid,
             "out_trade_no": number,
             "trade_state": state,
-            "trade_state_desc": {"NOTPAY": "未支付", "CLOSED": "已关闭"}.get(state, "支付失败"),
+            "trade_state_desc": _DESCRIPTIONS.get(state, "支付失败"),
             "amount": {"total": amount.minor, "currency": "CNY"},
         }
 
@@ -233,6 +235,9 @@ class Trades:
 
     def _now(self) -> str:
         return self.channel.clock.now().astimezone(BEIJING).isoformat(timespec="seconds")
+
+
+_DESCRIPTIONS = {"NOTPAY": "未支付", "CLOSED": "已关闭", "USERPAYING": "用户支付中"}
 
 
 def _amount(body: dict[str, Any]) -> Money | None:

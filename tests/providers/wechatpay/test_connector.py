@@ -71,6 +71,15 @@ def test_a_decline_keeps_the_status_code_and_message() -> None:
     assert result.raw_message.startswith("HTTP 403; code=NOT_ENOUGH; message=")
 
 
+def test_a_buyer_still_entering_the_password_is_pending_until_a_query_tells() -> None:
+    wechat = connector(face())
+    paying = asyncio.run(wechat.authorize(charge(token="sim_3ds")))
+    assert (paying.outcome, paying.raw_code) == (ProviderOutcome.PENDING, "USERPAYING")
+    assert paying.raw_message is not None and "HTTP 202" in paying.raw_message
+    queried = asyncio.run(wechat.query(QueryRequest(KEY, "pay_1")))
+    assert (queried.outcome, queried.raw_code) == (ProviderOutcome.PENDING, "USERPAYING")
+
+
 def test_a_system_error_is_an_error_the_catalogue_queries() -> None:
     result = asyncio.run(connector(face()).authorize(charge(token="sim_error_system_error")))
     assert (result.outcome, result.raw_code) == (ProviderOutcome.ERROR, "SYSTEM_ERROR")

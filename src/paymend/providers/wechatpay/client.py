@@ -56,16 +56,17 @@ class Answer:
 
     @property
     def raw_code(self) -> str:
-        """An error's `code`, else its HTTP status (failures/providers/wechatpay.yaml
-        maps both); a success's is `SUCCESS`."""
-        if self.ok:
-            return "SUCCESS"
-        return str(self.data.get("code") or self.status)
+        """The body's `code` (an error's, or 202's USERPAYING), else the HTTP status of
+        an error (failures/providers/wechatpay.yaml maps both), else `SUCCESS`."""
+        code = self.data.get("code")
+        if isinstance(code, str) and code:
+            return code
+        return "SUCCESS" if self.ok else str(self.status)
 
     @property
     def raw_message(self) -> str:
         parts = [f"HTTP {self.status}"]
-        if not self.ok:
+        if "code" in self.data:
             parts += [
                 f"code={self.data.get('code', '')}",
                 f"message={self.data.get('message', '')}",

@@ -121,10 +121,10 @@ def transaction(answer: Answer) -> ProviderResult:
 def codepay(answer: Answer) -> ProviderResult:
     """付款码支付: 200 with the transaction (paid); USERPAYING (the buyer is entering the
     password: unknown, query for the end); a refusal."""
-    if answer.ok:
-        return transaction(answer)
     if answer.raw_code == USER_PAYING or answer.status == 202:
         return ProviderResult(ProviderOutcome.PENDING, USER_PAYING, answer.raw_message)
+    if answer.ok:
+        return transaction(answer)
     return _failure(answer)
 
 
