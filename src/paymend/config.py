@@ -177,9 +177,27 @@ class StripeChannel(ConnectorChannel):
 
 
 class WechatpayChannel(ConnectorChannel):
+    """WeChat Pay API v3, public-key mode (providers/wechatpay/): the merchant's API key
+    (`mch_private_key`, its certificate's `mch_serial_no`), the APIv3 key that opens
+    notifications, and the WeChat Pay public key with its id (`PUB_KEY_ID_…`)."""
+
     CREDENTIALS = ("mch_private_key", "api_v3_key", "wechatpay_public_key")
     BASE_URL = "https://api.mch.weixin.qq.com"
+
     type: Literal["wechatpay"]
+    methods: list[str] = Field(default_factory=lambda: ["wechat_pay"], min_length=1)
+    currencies: list[str] | None = Field(default_factory=lambda: ["CNY"])
+    mchid: str = Field(pattern=r"^\d{6,32}$")
+    appid: str = Field(pattern=r"^wx[0-9a-zA-Z]{6,30}$")
+    mch_serial_no: str = Field(pattern=r"^[0-9A-Fa-f]{8,64}$")
+    wechatpay_public_key_id: str = Field(pattern=r"^PUB_KEY_ID_[0-9A-Za-z_]{1,64}$")
+    notify_url: HttpUrl | None = None
+    # how a payment without a payment code is collected: a QR code (Native), inside
+    # WeChat (JSAPI, the payer's openid in the payment's metadata), a mobile page (H5)
+    flow: Literal["native", "jsapi", "h5"] = "native"
+    description: str = Field("paymend order", min_length=1, max_length=127)
+    store_id: str = Field("paymend", min_length=1, max_length=32)  # codepay's store
+    bill_days: int = Field(2, ge=1, le=31)  # trade bills `reconcile` reads, up to today
 
 
 class AdyenChannel(ConnectorChannel):

@@ -30,6 +30,7 @@ from paymend.providers.base import Provider
 CONNECTORS: dict[str, str] = {
     "alipay": "paymend.providers.alipay:build",
     "stripe": "paymend.providers.stripe:build",
+    "wechatpay": "paymend.providers.wechatpay:build",
 }
 
 

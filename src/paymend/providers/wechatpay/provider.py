@@ -1,0 +1,294 @@
+"""The WeChat Pay channel: paymend's Provider over WeChat Pay API v3 (a direct merchant).
+
+- `authorize`: with a payment code (the payment's token: the code the buyer's WeChat
+  shows) 付款码支付, `POST /v3/pay/transactions/codepay`, answered at once; without
+  one, the channel's `flow` (or the payment's metadata `wechatpay_flow`): Native
+  (`/v3/pay/transactions/native` -> `code_url`, a QR code to scan), JSAPI
+  (`/v3/pay/transactions/jsapi` -> `prepay_id`, with the payer's `openid` from the
+  metadata, and the signed parameters the page passes to `WeixinJSBridge`) or H5
+  (`/v3/pay/transactions/h5` -> `h5_url`, a redirect); all three answer
+  `requires_action` and settle when the buyer pays (the notification, or a query).
+- `query`: `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=`; `close`;
+  `refund`: `POST /v3/refund/domestic/refunds` with the refund's key as
+  `out_refund_no`; `settlements`: the trade bills; `parse_notification`; `check`: a
+  signed query of an order that cannot exist.
+
+`out_trade_no` is always the attempt's id (mapping.out_trade_no), so a repeated call
+finds the order it created. An answer that cannot be read or is not signed by WeChat
+Pay is an unknown outcome, never a failure: the engine queries.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import httpx
+
+from paymend.domain.channel import Capabilities
+from paymend.domain.clock import Clock
+from paymend.providers.base import (
+    ChargeRequest,
+    CheckResult,
+    ProviderConnectionError,
+    ProviderNotification,
+    ProviderOutcome,
+    ProviderResult,
+    QueryRequest,
+    RefundRequest,
+    SettlementLine,
+)
+from paymend.providers.wechatpay import bill, mapping, notifications, signing
+from paymend.providers.wechatpay.client import AnswerNotTrusted, WechatpayClient
+
+BEIJING = timezone(timedelta(hours=8))
+TRANSACTIONS = "/v3/pay/transactions"
+CHECK_ORDER = "paymend_channels_check_0"  # never an attempt's id (those start att_)
+BILL_NOT_READY = frozenset({"NO_STATEMENT_EXIST", "STATEMENT_CREATING"})
+FLOWS = ("native", "jsapi", "h5")
+
+
+class WechatpayProvider:
+    """One WeChat Pay merchant (`mchid`, with its `appid`) as a paymend channel."""
+
+    code_map = "wechatpay"
+
+    def __init__(
+        self,
+        name: str,
+        client: WechatpayClient,
+        capabilities: Capabilities,
+        *,
+        appid: str,
+        api_v3_key: str,
+        notify_url: str | None = None,
+        flow: str = "native",
+        description: str = "paymend order",
+        store_id: str = "paymend",
+        bill_days: int = 2,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.capabilities = capabilities
+        self.appid = appid
+        self._api_v3_key = api_v3_key
+        self.notify_url = notify_url
+        self.flow = flow
+        self.description = description
+        self.store_id = store_id
+        self.bill_days = bill_days
+        # the Beijing days the last settlements() read bills of (SettlementPeriod)
+        self.settled_between: tuple[datetime, datetime] | None = None
+
+    def _order(self, request: ChargeRequest) -> dict[str, Any]:
+        order: dict[str, Any] = {
+            "appid": self.appid,
+            "mchid": self.client.mchid,
+            "description": self.description,
+            "out_trade_no": mapping.out_trade_no(request.idempotency_key),
+            "amount": mapping.total(request.amount),
+        }
+        if self.notify_url:
+            order["notify_url"] = self.notify_url
+        return order
+
+    # -- the Provider protocol ---------------------------------------------------------
+
+    async def authorize(self, request: ChargeRequest) -> ProviderResult:
+        order = self._order(request)
+        flow = request.metadata.get("wechatpay_flow", self.flow)
+        try:
+            if request.token:  # the payment code the buyer's WeChat shows
+                order.pop("notify_url", None)  # codepay answers at once; it takes none
+                order["payer"] = {"auth_code": request.token}
+                order["scene_info"] = {"store_info": {"out_id": self.store_id}}
+                return mapping.codepay(
+                    await self.client.call("POST", f"{TRANSACTIONS}/codepay", order)
+                )
+            if flow == "jsapi":
+                return await self._jsapi(order, request)
+            if flow == "h5":
+                ip = request.metadata.get("payer_client_ip")
+                if not ip:
+                    return _missing("H5 orders need the payer's IP (metadata payer_client_ip)")
+                order["scene_info"] = {"payer_client_ip": ip, "h5_info": {"type": "Wap"}}
+                answer = await self.client.call("POST", f"{TRANSACTIONS}/h5", order)
+                url = str(answer.data.get("h5_url", "")) if answer.ok else ""
+                return mapping.waiting(answer, {"type": "redirect", "url": url})
+            answer = await self.client.call("POST", f"{TRANSACTIONS}/native", order)
+            url = str(answer.data.get("code_url", "")) if answer.ok else ""
+            return mapping.waiting(answer, {"type": "scan_qr_code", "url": url})
+        except AnswerNotTrusted as exc:
+            return mapping.untrusted(self.name, exc)
+
+    async def _jsapi(self, order: dict[str, Any], request: ChargeRequest) -> ProviderResult:
+        """A JSAPI order, and the parameters the page hands `WeixinJSBridge`
+        (`getBrandWCPayRequest`), `paySign` over `appId\\ntimeStamp\\nnonceStr\\npackage\\n`."""
+        openid = request.metadata.get("openid") or request.metadata.get("wechatpay_openid")
+        if not openid:
+            return _missing("JSAPI orders need the payer's openid (metadata openid)")
+        order["payer"] = {"openid": openid}
+        answer = await self.client.call("POST", f"{TRANSACTIONS}/jsapi", order)
+        if not answer.ok:
+            return mapping.waiting(answer, {"type": "wechat_jsapi"})
+        stamp, nonce = str(int(self.client.clock.now().timestamp())), signing.nonce()
+        package = f"prepay_id={answer.data.get('prepay_id', '')}"
+        pay_sign = self.client.sign(f"{self.appid}\n{stamp}\n{nonce}\n{package}\n")
+        return mapping.waiting(
+            answer,
+            {
+                "type": "wechat_jsapi",
+                "appId": self.appid,
+                "timeStamp": stamp,
+                "nonceStr": nonce,
+                "package": package,
+                "signType": "RSA",
+                "paySign": pay_sign,
+            },
+        )
+
+    async def query(self, request: QueryRequest) -> ProviderResult:
+        number = mapping.out_trade_no(request.idempotency_key)
+        try:
+            return mapping.query(await self._query(number))
+        except AnswerNotTrusted as exc:
+            return mapping.untrusted(self.name, exc)
+
+    async def _query(self, number: str) -> Any:
+        path = f"{TRANSACTIONS}/out-trade-no/{number}"
+        return await self.client.call("GET", path, query={"mchid": self.client.mchid})
+
+    async def refund(self, request: RefundRequest) -> ProviderResult:
+        """`amount.total` must be the order's own total, which the request does not
+        carry: it is read from the transaction first (by its `transaction_id`)."""
+        try:
+            paid = await self.client.call(
+                "GET",
+                f"{TRANSACTIONS}/id/{request.charge_reference}",
+                query={"mchid": self.client.mchid},
+            )
+            if not paid.ok:
+                return mapping.query(paid)
+            amount = paid.data.get("amount")
+            order_total = mapping.fen(amount.get("total") if isinstance(amount, dict) else None)
+            body: dict[str, Any] = {
+                "transaction_id": request.charge_reference,
+                "out_refund_no": mapping.out_refund_no(request.idempotency_key),
+                "amount": {
+                    "refund": request.amount.minor,
+                    **mapping.total(order_total),
+                },
+            }
+            if self.notify_url:
+                body["notify_url"] = self.notify_url
+            answer = await self.client.call("POST", "/v3/refund/domestic/refunds", body)
+            return mapping.refund(answer)
+        except AnswerNotTrusted as exc:
+            return mapping.untrusted(self.name, exc)
+
+    async def close(self, idempotency_key: str) -> ProviderResult:
+        """Close an unpaid order (a QR code nobody scanned): it can no longer be paid."""
+        number = mapping.out_trade_no(idempotency_key)
+        try:
+            answer = await self.client.call(
+                "POST", f"{TRANSACTIONS}/out-trade-no/{number}/close", {"mchid": self.client.mchid}
+            )
+        except AnswerNotTrusted as exc:
+            return mapping.untrusted(self.name, exc)
+        outcome = ProviderOutcome.SUCCEEDED if answer.ok else ProviderOutcome.ERROR
+        return ProviderResult(outcome, answer.raw_code, answer.raw_message)
+
+    async def settlements(self) -> list[SettlementLine]:
+        """The transactions of the last `bill_days` trade bills (up to today; a day whose
+        bill WeChat Pay has not made yet is skipped)."""
+        today = self.client.clock.now().astimezone(BEIJING).date()
+        lines: dict[str, SettlementLine] = {}
+        read: list[date] = []
+        for back in range(self.bill_days - 1, -1, -1):
+            day = today - timedelta(days=back)
+            query = {"bill_date": day.isoformat(), "bill_type": "ALL"}
+            answer = await self.client.call("GET", "/v3/bill/tradebill", query=query)
+            if not answer.ok:
+                if answer.raw_code in BILL_NOT_READY:
+                    continue
+                raise ProviderConnectionError(answer.raw_code, answer.raw_message, sent=False)
+            content = await self.client.download(str(answer.data["download_url"]))
+            if not bill.sha1_matches(content, str(answer.data.get("hash_value", ""))):
+                raise ProviderConnectionError(
+                    "BILL_HASH_MISMATCH", "the trade bill's SHA1 does not match", sent=False
+                )
+            read.append(day)
+            for line in bill.parse(content.decode("utf-8")):
+                key = mapping.idempotency_key(line.idempotency_key)
+                lines[line.reference] = SettlementLine(
+                    line.reference, key, line.payment_id, line.amount, line.refunded
+                )
+        self.settled_between = _days(read[0], read[-1]) if read else _days(today, today, 0)
+        return list(lines.values())
+
+    def parse_notification(self, headers: Any, body: bytes) -> ProviderNotification:
+        return notifications.read(
+            headers,
+            body,
+            mchid=self.client.mchid,
+            api_v3_key=self._api_v3_key,
+            public_key=self.client.public_key,
+            public_key_id=self.client.public_key_id,
+            now=self.client.clock.now().timestamp(),
+        )
+
+    async def check(self) -> CheckResult:
+        """Credentials and reachability: a signed query for an order that cannot exist.
+        Only WeChat Pay, knowing our merchant and key, answers ORDER_NOT_EXIST (404),
+        signed with the public key we verify with."""
+        try:
+            answer = await self._query(CHECK_ORDER)
+        except AnswerNotTrusted as exc:
+            return CheckResult(False, f"{exc.raw_code}: {exc}")
+        except ProviderConnectionError as exc:
+            return CheckResult(False, f"{exc.raw_code}: {exc.raw_message}")
+        if answer.raw_code == mapping.NOT_EXIST:
+            return CheckResult(
+                True, f"{self.client.base_url}: signed query answered {mapping.NOT_EXIST}"
+            )
+        return CheckResult(False, answer.raw_message)
+
+
+def _missing(why: str) -> ProviderResult:
+    """A payment this flow cannot send: refused here, nothing called (invalid_request)."""
+    return ProviderResult(ProviderOutcome.ERROR, "PARAM_ERROR", why)
+
+
+def _days(first: date, last: date, count: int = 1) -> tuple[datetime, datetime]:
+    """[first 00:00, the day after last 00:00) in Beijing time; empty with count 0."""
+    start = datetime.combine(first, time(), BEIJING)
+    end = datetime.combine(last, time(), BEIJING) + timedelta(days=count)
+    return start, end
+
+
+def build(spec: Any, clock: Clock) -> WechatpayProvider:
+    """The registry's builder (providers/registry.py) for `type: wechatpay`."""
+    options = spec.options
+    client = WechatpayClient(
+        base_url=spec.base_url,
+        mchid=str(options["mchid"]),
+        serial_no=str(options["mch_serial_no"]),
+        private_key=signing.load_private_key(spec.credentials["mch_private_key"]),
+        public_key=signing.load_public_key(spec.credentials["wechatpay_public_key"]),
+        public_key_id=str(options["wechatpay_public_key_id"]),
+        clock=clock,
+        timeout_s=spec.timeout_s,
+        transport=spec.transport if isinstance(spec.transport, httpx.AsyncBaseTransport) else None,
+    )
+    return WechatpayProvider(
+        spec.name,
+        client,
+        spec.capabilities,
+        appid=str(options["appid"]),
+        api_v3_key=spec.credentials["api_v3_key"],
+        notify_url=options.get("notify_url"),
+        flow=str(options.get("flow", "native")),
+        description=str(options.get("description", "paymend order")),
+        store_id=str(options.get("store_id", "paymend")),
+        bill_days=int(options.get("bill_days", 2)),
+    )

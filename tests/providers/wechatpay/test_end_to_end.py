@@ -1,0 +1,325 @@
+"""WeChat Pay end to end, on SQLite and PostgreSQL: paymend's real HTTP API, the real
+WeChat Pay connector, and the simulator's WeChat Pay v3 face on its own 127.0.0.1 port,
+speaking API v3 with locally made keys. The face sends its signed, encrypted
+notifications to paymend's real notification endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from paymend.api.app import create_app
+from paymend.cli import main
+from paymend.config import PaymendConfig, Settings, secret_env_name
+from paymend.engine.runtime import build_runtime
+from paymend.sim.wechatpay_api import MerchantKeys, WechatpayApi
+from tests.api.conftest import Server, bound_socket, serve_asgi
+from tests.helpers import count_rows, make_merchant
+from tests.providers.wechatpay.face import face, keys
+
+BODY: dict[str, Any] = {
+    "amount": 1999,
+    "currency": "CNY",
+    "method": "wechat_pay",
+    "order_id": "order-1",
+    "payment_token": "sim_approve",
+    "customer": {"id": "c-1", "locale": "zh-CN"},
+}
+NOTIFY = "/v1/providers/wechatpay_cn/notifications"
+ACK = {"code": "SUCCESS", "message": "成功"}
+
+
+@dataclass
+class Setup:
+    server: Server
+    api: WechatpayApi
+    client: httpx.Client
+    config: dict[str, Any]
+    face_url: str
+
+    def pay(self, token: str, order: str) -> dict[str, Any]:
+        body = {**BODY, "payment_token": token, "order_id": order}
+        created = self.client.post("/v1/payments", json=body, headers={"Idempotency-Key": order})
+        assert created.status_code == 201, created.text
+        payment: dict[str, Any] = created.json()
+        return payment
+
+    def payment(self, pid: str) -> dict[str, Any]:
+        got: dict[str, Any] = self.client.get(f"/v1/payments/{pid}").json()
+        return got
+
+    def notify(self, number: str) -> httpx.Response | None:
+        return asyncio.run(self.api.notify(number))
+
+    def post_notification(self, headers: dict[str, str], body: bytes) -> httpx.Response:
+        return httpx.post(self.server.url + NOTIFY, content=body, headers=headers)
+
+
+@contextlib.contextmanager
+def wechatpay_setup(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    fallback: bool = False,
+    wrong_key: bool = False,
+    **faults: Any,
+) -> Iterator[Setup]:
+    api = face(**faults)
+    face_server, face_thread, face_url = serve_asgi(api, Settings(), lifespan="on")
+    sock = bound_socket()
+    paymend_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    api.notify_url = paymend_url + NOTIFY  # payment-code orders take no notify_url
+    credentials = keys().credentials()
+    if wrong_key:  # a merchant key WeChat Pay does not know for this mchid
+        credentials["mch_private_key"] = MerchantKeys.generate().credentials()["mch_private_key"]
+    for name, value in credentials.items():
+        monkeypatch.setenv(secret_env_name("wechatpay_cn", name), value)
+    providers: dict[str, Any] = {
+        "wechatpay_cn": {
+            "type": "wechatpay",
+            **keys().options(),
+            "base_url": face_url,
+            "notify_url": paymend_url + NOTIFY,
+            "bill_days": 1,
+        }
+    }
+    if fallback:
+        providers["sim_a"] = {"type": "simulator", "methods": ["wechat_pay"]}
+    config = {
+        "seed": 1,
+        "providers": providers,
+        "routing": list(providers),
+        "engine": {"provider_timeout": "500ms", "checkout_deadline": "3s"},
+    }
+    runtime = build_runtime(Settings(database_url=db_url), PaymendConfig.model_validate(config))
+    merchant_id, key = make_merchant(runtime.store)
+    uv, thread, url = serve_asgi(create_app(runtime), runtime.settings, sock=sock)
+    server = Server(url, runtime, key, merchant_id)
+    try:
+        with server.client() as client:
+            yield Setup(server, api, client, config, face_url)
+    finally:
+        api.release()
+        uv.should_exit = face_server.should_exit = True
+        thread.join(10)
+        face_thread.join(10)
+        runtime.close()
+
+
+def test_a_payment_succeeds(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_approve", "order-ok")
+        assert payment["status"] == "succeeded"
+        (attempt,) = payment["attempts"]
+        assert attempt["provider"] == "wechatpay_cn" and attempt["raw_code"] == "SUCCESS"
+        (charge,) = s.api.channel.ledger.charged(attempt["id"])  # out_trade_no: its id
+        assert charge.amount.minor == 1999
+        assert attempt["provider_reference"] == charge.reference
+
+
+def test_a_decline_says_why_in_the_customers_words(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_decline_insufficient_funds", "order-poor")
+        assert payment["status"] == "failed"
+        failure = payment["failure"]
+        assert failure["code"] == "insufficient_funds"
+        assert failure["raw_code"] == "NOT_ENOUGH"
+        assert "HTTP 403; code=NOT_ENOUGH; message=" in failure["raw_message"]
+        assert failure["locale"] == "zh-CN" and failure["message"]
+        assert payment["customer_message"]["title"]
+        assert not s.api.channel.ledger.charged(payment["attempts"][0]["id"])
+
+
+def test_a_timeout_that_charged_ends_succeeded_after_a_query(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_timeout_charged", "order-slow")
+        assert payment["status"] == "succeeded"
+        (attempt,) = payment["attempts"]
+        assert attempt["raw_code"] == "TIMEOUT"  # the call's own story, then the query's
+        assert len(s.api.channel.ledger.charged(attempt["id"])) == 1
+        assert s.api.calls == [
+            "POST /v3/pay/transactions/codepay",
+            f"GET /v3/pay/transactions/out-trade-no/{attempt['id']}",
+        ]
+
+
+def test_a_timeout_that_charged_ends_succeeded_after_a_notification(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        s.api.failing_queries = True  # only the notification can tell
+        payment = s.pay("sim_timeout_charged", "order-slow")
+        assert payment["status"] == "processing"
+        (attempt,) = payment["attempts"]
+        assert attempt["status"] == "unknown"
+
+        answer = s.notify(attempt["id"])
+        assert answer is not None
+        assert (answer.status_code, answer.json()) == (200, ACK)
+        settled = s.payment(payment["id"])
+        assert settled["status"] == "succeeded"
+        assert settled["attempts"][0]["status"] == "succeeded"
+        assert len(s.api.channel.ledger.charged(attempt["id"])) == 1
+
+        before = count_rows(s.server.runtime.store)
+        again = s.notify(attempt["id"])  # WeChat Pay resends: nothing changes
+        assert again is not None and again.json() == ACK
+        assert count_rows(s.server.runtime.store) == before
+        assert s.payment(payment["id"]) == settled
+
+
+def test_a_replayed_notification_changes_nothing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        s.api.failing_queries = True
+        payment = s.pay("sim_timeout_charged", "order-replay")
+        made = s.api.notification(payment["attempts"][0]["id"])
+        assert made is not None
+        headers, body = made
+        assert s.post_notification(headers, body).json() == ACK
+        settled = s.payment(payment["id"])
+        assert settled["status"] == "succeeded"
+        before = count_rows(s.server.runtime.store)
+        replayed = s.post_notification(headers, body)  # the very same bytes and signature
+        assert (replayed.status_code, replayed.json()) == (200, ACK)
+        assert count_rows(s.server.runtime.store) == before
+        assert s.payment(payment["id"]) == settled
+
+
+def test_a_notification_with_a_bad_signature_is_refused_and_changes_nothing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        s.api.failing_queries = True
+        payment = s.pay("sim_timeout_charged", "order-forged")
+        made = s.api.notification(payment["attempts"][0]["id"])
+        assert made is not None
+        headers, body = made
+        before = count_rows(s.server.runtime.store)
+
+        document = json.loads(body)
+        document["summary"] = "支付成功!"
+        tampered = s.post_notification(headers, json.dumps(document).encode())
+        assert tampered.status_code == 400
+        assert tampered.json()["error"]["code"] == "notification_not_verified"
+        unsigned = {k: v for k, v in headers.items() if k != "Wechatpay-Signature"}
+        assert s.post_notification(unsigned, body).status_code == 400
+        other_key = {**headers, "Wechatpay-Serial": "PUB_KEY_ID_0100000000000000"}
+        assert s.post_notification(other_key, body).status_code == 400
+        assert s.post_notification(headers, b"\xff\xfe not json").status_code == 400
+        assert count_rows(s.server.runtime.store) == before
+        assert s.payment(payment["id"])["status"] == "processing"
+
+
+def test_a_late_success_after_failover_is_reversed_and_refunded(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # WeChat Pay's query does not see the young order: the attempt is taken as not
+    # charged, the payment fails over and succeeds elsewhere; then the notification
+    with wechatpay_setup(db_url, monkeypatch, fallback=True, query_lag_s=3600) as s:
+        payment = s.pay("sim_timeout_charged", "order-twice")
+        assert payment["status"] == "succeeded"
+        first, second = payment["attempts"]
+        assert (first["provider"], second["provider"]) == ("wechatpay_cn", "sim_a")
+
+        answer = s.notify(first["id"])
+        assert answer is not None and answer.json() == ACK
+        attempts = s.payment(payment["id"])["attempts"]
+        assert [a["status"] for a in attempts] == ["reversed", "succeeded"]
+        asyncio.run(s.server.runtime.worker.drain())  # the worker sends the refund
+        (charge,) = s.api.channel.ledger.charged(first["id"])
+        assert charge.refunded == charge.amount.minor  # the customer paid once
+
+
+def test_a_native_payment_waits_for_the_buyer_and_settles_by_notification(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        s.api.auto_notify = True
+        body = {**BODY, "order_id": "order-qr"}
+        del body["payment_token"]
+        created = s.client.post("/v1/payments", json=body, headers={"Idempotency-Key": "qr"})
+        assert created.status_code == 201, created.text
+        payment = created.json()
+        assert payment["status"] == "requires_action"
+        (attempt,) = payment["attempts"]
+        assert attempt["raw_code"] == "NOTPAY"
+        action = payment["next_action"]
+        assert (action["type"], action["provider"]) == ("scan_qr_code", "wechatpay_cn")
+        assert action["url"].startswith("weixin://wxpay/bizpayurl?pr=")
+
+        paid = httpx.post(f"{s.face_url}/sim/pay/{attempt['id']}")  # the buyer scans
+        assert paid.status_code == 200
+        assert s.payment(payment["id"])["status"] == "succeeded"
+        assert len(s.api.channel.ledger.charged(attempt["id"])) == 1
+
+
+def test_wrong_credentials_fail_over_and_alert_ops(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch, fallback=True, wrong_key=True) as s:
+        payment = s.pay("sim_approve", "order-key")
+        assert payment["status"] == "succeeded"
+        first, second = payment["attempts"]
+        assert (first["raw_code"], first["unified_code"]) == ("SIGN_ERROR", "configuration_error")
+        assert first["decision"] == "failover" and second["provider"] == "sim_a"
+        assert not s.api.channel.ledger.all_charges()
+
+
+def test_a_payment_is_refunded(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_approve", "order-back")
+        pid = payment["id"]
+        refund = s.client.post(
+            f"/v1/payments/{pid}/refunds", json={"amount": 500}, headers={"Idempotency-Key": "r1"}
+        )
+        assert refund.status_code == 201, refund.text
+        assert refund.json()["status"] == "succeeded"
+        (charge,) = s.api.channel.ledger.charged(payment["attempts"][0]["id"])
+        assert charge.refunded == 500
+        assert "POST /v3/refund/domestic/refunds" in s.api.calls
+
+
+def test_reconciliation_finds_a_mismatch_in_the_trade_bill(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        right = s.pay("sim_approve", "order-a")
+        wrong = s.pay("sim_approve", "order-b")
+        missing = s.pay("sim_approve", "order-c")
+        transaction_id = wrong["attempts"][0]["provider_reference"]
+        assert transaction_id
+        s.api.bill_amounts[transaction_id] = 1888  # the bill says otherwise
+        s.api.bill_omits.add(missing["attempts"][0]["provider_reference"])  # or nothing
+
+        path = tmp_path / "paymend.yaml"
+        path.write_text(yaml.safe_dump(s.config))
+        env = {
+            "PAYMEND_CONFIG": str(path),
+            "PAYMEND_DATABASE_URL": s.server.runtime.settings.database_url,
+        }
+        result = CliRunner().invoke(main, ["reconcile", "--json"], env=env)
+        assert result.exit_code == 1, result.output
+        report = json.loads(result.output.strip().splitlines()[-1])
+        assert report["providers"] == ["wechatpay_cn"] and report["charges_compared"] == 2
+        amount, unsettled = sorted(report["mismatches"], key=lambda m: m["kind"])
+        assert unsettled["kind"] == "recorded_not_charged"
+        assert unsettled["payment_id"] == missing["id"]
+        assert amount["kind"] == "amount" and amount["reference"] == transaction_id
+        assert amount["payment_id"] == wrong["id"] != right["id"]
+        assert (amount["store"], amount["provider_says"]) == ("amount 1999", "charged 1888")
