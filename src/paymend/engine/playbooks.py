@@ -284,10 +284,12 @@ class PlaybookRunner:
         if run.slow_ms is not None:
             return Observation(dims, r.latency_ms is not None and r.latency_ms > run.slow_ms, at)
         code = r.unified_code
-        # the call as it happened: a timeout whose charge a later status query found is
-        # still a call the channel failed (health counted it so, and so does diagnosis)
+        # a timeout whose charge a later status query found is a success, as health
+        # counts it (engine/call_health.py); one still unknown is a failure
         technical = r.status == AttemptStatus.UNKNOWN or (
-            code in self._catalogue and self._catalogue[code].kind is Kind.TECHNICAL
+            r.status != AttemptStatus.SUCCEEDED
+            and code in self._catalogue
+            and self._catalogue[code].kind is Kind.TECHNICAL
         )
         return Observation(dims, technical, at)
 
