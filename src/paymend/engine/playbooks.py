@@ -240,7 +240,7 @@ class PlaybookRunner:
         split = start - LEAD_S
         until = self._at(min(now, start + DIAGNOSE_FOR_S) + 0.001)
 
-        def read(conn: Connection) -> tuple[list[Any], list[Any], list[dict[str, str]]]:
+        def read(conn: Connection) -> tuple[list[Any], list[Any]]:
             opened = incident_repo.open_during(conn, self._at(split - LOOKBACK_S), self._at(split))
             busy = [
                 (self._epoch(a), self._epoch(b) + SETTLE_S if b else math.inf) for a, b in opened
@@ -249,26 +249,11 @@ class PlaybookRunner:
             if sum(b - a for a, b in spans) < MIN_QUIET_S:
                 spans = [(split - BASELINE_S, split)]
             base = [r for a, b in spans for r in payment_repo.calls_between(conn, *self._dt(a, b))]
-            since = self._at(min(a for a, _ in spans))
-            others = [
-                scope
-                for id_, scope in incident_repo.scopes_open_during(conn, since, until)
-                if id_ != incident_id
-            ]
-            return base, payment_repo.calls_between(conn, self._at(split), until), others
+            return base, payment_repo.calls_between(conn, self._at(split), until)
 
-        base_rows, rows, others = await self.service.store.run(read)
-        # the failures of another fault, open as an incident of its own on a scope this
-        # one's calls cannot share, are that incident's to explain, not this one's (nor
-        # this one's baseline); its other calls stay, the contrast that tells this
-        # fault's place from the rest
-        elsewhere = [o for o in others if _apart(o, scope_of(key))]
-
-        def observed(found: list[Any]) -> list[Observation]:
-            seen = [(r, self._observe(r, run)) for r in found]
-            return [o for r, o in seen if not (o.failed and any(_within(r, e) for e in elsewhere))]
-
-        base, anomaly = observed(base_rows), observed(rows)
+        base_rows, rows = await self.service.store.run(read)
+        base = [self._observe(r, run) for r in base_rows]
+        anomaly = [self._observe(r, run) for r in rows]
         suspects = diagnose(base, anomaly)
         channel, dims = parse_key(key)
         affected = len(
@@ -343,18 +328,6 @@ def quiet_spans(
     if start < cursor:
         spans.append((start, cursor))
     return spans
-
-
-def _apart(a: dict[str, str], b: dict[str, str]) -> bool:
-    """Two scopes no call can share: they name different values of one dimension (sim_b
-    x CMB and sim_a x CN-North; not sim_b and sim_b x CMB)."""
-    return any(d in b and b[d] != v for d, v in a.items())
-
-
-def _within(r: Any, scope: dict[str, str]) -> bool:
-    """Is the call `r` (a calls_between row) inside `scope`?"""
-    found = {"channel": r.provider, "method": r.method, "bank": r.bank, "region": r.region}
-    return all(found.get(d) == v for d, v in scope.items())
 
 
 def _for(method: str | None) -> str:

@@ -202,20 +202,6 @@ def open_during(
     return [(r.opened_at, r.resolved_at) for r in rows]
 
 
-def scopes_open_during(
-    conn: Connection, since: datetime, until: datetime
-) -> list[tuple[str, dict[str, str]]]:
-    """The incidents open at some time in [since, until), as (id, scope): the faults a
-    diagnosis must not take for its own."""
-    rows = conn.execute(
-        sa.select(incidents.c.id, incidents.c.scope).where(
-            incidents.c.opened_at < until,
-            sa.or_(incidents.c.resolved_at.is_(None), incidents.c.resolved_at > since),
-        )
-    )
-    return [(r.id, dict(r.scope)) for r in rows]
-
-
 def search(conn: Connection, q: str | None, status: str | None, limit: int) -> list[Incident]:
     """The case library, newest first: incidents whose search text contains every word of
     `q` (case-insensitive, `%` and `_` literal), optionally of one status."""
