@@ -145,9 +145,15 @@ def test_a_bank_down_everywhere_is_paused_for_customers_and_resumed(store: Store
         assert [(c.kind, c.scope, c.value, c.set_by) for c in controls] == [
             ("pause", "bank", bank, "playbook:bank-down")
         ]
+        probe = await svc.pay(command(mid, 9998, bank=bank))  # one a second may pass
+        assert probe.payment.status.value == "succeeded"
+        assert "a probe through the pause" in (probe.attempts[0].reason or "")
         view = await svc.pay(command(mid, 9999, bank=bank))
         assert view.payment.failure_code == "issuer_unavailable"
-        assert a.calls + b.calls == 400  # nobody was called for it
+        assert a.calls + b.calls == 401  # nobody was called for it
+        await clock.sleep(1)
+        again = await svc.pay(command(mid, 10000, bank=bank))
+        assert again.payment.status.value == "succeeded"  # the next second's probe
         for _ in range(30):
             await clock.sleep(10)
             await runner.tick()

@@ -7,6 +7,10 @@ from paymend.health.breaker import Breaker, BreakerSettings, BreakerState
 from paymend.health.outcomes import Outcome
 from paymend.health.window import SlidingWindow
 from tests.health.early_probe import check_early_probes, check_in_flight_success_proves_nothing
+from tests.health.settling import (
+    check_a_correction_never_counts_a_call_twice,
+    check_a_found_charge_counts_as_a_success,
+)
 
 T, B, S = Outcome.TECHNICAL, Outcome.BUSINESS, Outcome.SUCCESS
 
@@ -178,3 +182,22 @@ def test_a_payment_with_nowhere_else_to_go_probes_early() -> None:
     settings = BreakerSettings(open_s=10, max_open_s=120, probes=2, last_resort_s=10)
     check_early_probes(HealthBook(settings), 1000.0)
     check_in_flight_success_proves_nothing(HealthBook(settings), 1000.0)
+
+
+def test_a_timeout_found_charged_counts_as_a_success() -> None:
+    check_a_found_charge_counts_as_a_success(HealthBook())
+
+
+def test_a_correction_never_counts_a_call_twice() -> None:
+    check_a_correction_never_counts_a_call_twice(HealthBook())
+
+
+def test_a_correction_past_the_short_window_still_reaches_the_history() -> None:
+    book = HealthBook()
+    book.record(["*|bank=CMB"], 100.0, Outcome.UNKNOWN, 3000.0)
+    book.record(["*|bank=CMB"], 200.0, S, 200.0)  # the short window let 100.0 go
+    book.settle(["*|bank=CMB"], 100.0, S)
+    history = book.history("*|bank=CMB", 200.0, last_s=300)
+    assert history is not None and (history.success, history.unknown) == (2, 0)
+    recent = book.stats("*|bank=CMB", 200.0)
+    assert recent is not None and (recent.success, recent.unknown) == (1, 0)

@@ -14,6 +14,10 @@ from paymend.health.breaker import BreakerSettings, BreakerState
 from paymend.health.outcomes import Outcome
 from paymend.health.redis_book import RedisHealthBook
 from tests.health.early_probe import check_early_probes, check_in_flight_success_proves_nothing
+from tests.health.settling import (
+    check_a_correction_never_counts_a_call_twice,
+    check_a_found_charge_counts_as_a_success,
+)
 
 pytestmark = pytest.mark.redis
 T, B, S = Outcome.TECHNICAL, Outcome.BUSINESS, Outcome.SUCCESS
@@ -247,3 +251,11 @@ def test_a_payment_with_nowhere_else_to_go_probes_early_in_redis(
     settings = {"open_s": 10, "max_open_s": 120, "probes": 2, "last_resort_s": 10}
     check_early_probes(book(redis_url, prefix, **settings), 12000.0)
     check_in_flight_success_proves_nothing(book(redis_url, f"{prefix}:b", **settings), 12000.0)
+
+
+def test_a_timeout_found_charged_counts_as_a_success_in_redis(redis_url: str, prefix: str) -> None:
+    check_a_found_charge_counts_as_a_success(book(redis_url, prefix))
+
+
+def test_a_correction_never_counts_a_call_twice_in_redis(redis_url: str, prefix: str) -> None:
+    check_a_correction_never_counts_a_call_twice(book(redis_url, prefix))

@@ -10,7 +10,7 @@ from paymend.health.outcomes import Outcome
 from paymend.playbooks.evaluate import Evaluator, Recovered, Started, in_scope, scope_of
 from paymend.playbooks.model import Playbook, load_playbooks
 
-S, B, T = Outcome.SUCCESS, Outcome.BUSINESS, Outcome.TECHNICAL
+S, B, T, U = Outcome.SUCCESS, Outcome.BUSINESS, Outcome.TECHNICAL, Outcome.UNKNOWN
 REGION = ("sim_a", "sim_a|region=CN-North", "*|region=CN-North")
 ELSEWHERE = ("sim_a", "sim_a|region=CN-East", "*|region=CN-East")
 
@@ -161,3 +161,66 @@ def test_a_scope_that_tripped_with_its_channel_stays_covered_until_it_closes(
     assert book.state("sim_a").value == "closed"
     assert book.state("sim_a|region=CN-North").value == "open"
     assert ev.tick(book, 15) == []  # still the channel's fault, not a second one
+
+
+CMB = ("sim_a", "sim_a|bank=CMB", "*|bank=CMB")
+BANK_DOWN = "{signal: error_spike, scope: bank, threshold: 0.6, min_calls: 30, for: 5s}"
+
+
+def bank_down(tmp_path: Path) -> Playbook:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "playbooks:\n"
+        "  - name: bank-down\n"
+        "    description: test\n"
+        "    severity: critical\n"
+        f"    when: {BANK_DOWN}\n"
+        "    do: [{pause: {what: bank}}, alert]\n"
+        "    recover: {after: 2m}\n"
+    )
+    return load_playbooks(path)[0]
+
+
+def paused_bank(tmp_path: Path) -> tuple[Evaluator, HealthBook]:
+    """CMB times out on every call from 300 s on; the playbook pauses it once the errors
+    have held 5 s over 60 % of the last ten seconds' calls (312 s)."""
+    ev, book = Evaluator([bank_down(tmp_path)]), HealthBook()
+    for i in range(3000):  # ten healthy calls a second
+        book.record(CMB, i * 0.1, S, 150)
+    for i in range(121):
+        book.record(CMB, 300 + i * 0.1, U, 3000)
+        ev.tick(book, 300 + i * 0.1)
+    assert ev.active() == [("bank-down", "*|bank=CMB")]
+    return ev, book
+
+
+def test_a_paused_bank_recovers_once_its_probes_pass(tmp_path: Path) -> None:
+    """Paused, the bank has no traffic but its probes, one a second: while they fail the
+    pause holds, past the two minutes of `after`; once the last failing one has left
+    the trigger's ten seconds, and at least five passed, it ends at once."""
+    ev, book = paused_bank(tmp_path)
+    for t in range(313, 600):  # the fault lasts: every probe times out
+        book.record(CMB, t, U, 3000)
+        assert ev.tick(book, t + 0.5) == []
+    changes = []
+    for t in range(600, 620):  # the bank is back
+        book.record(CMB, t, S, 150)
+        changes = ev.tick(book, t + 0.5)
+        if changes:
+            break
+    assert [type(c) for c in changes] == [Recovered]
+    assert "10 probes passed in 10s" in changes[0].why  # type: ignore[union-attr]
+    assert changes[0].at == 609.5  # the fault's last timeout left the 10 s window
+    assert ev.active() == []
+
+
+def test_a_paused_bank_without_probes_recovers_after_its_quiet_spell(tmp_path: Path) -> None:
+    """With nothing at all passing (no payments of the bank), `after` still ends it."""
+    ev, book = paused_bank(tmp_path)
+    changes = []
+    for t in range(313, 500):
+        changes = ev.tick(book, t)
+        if changes:
+            break
+    assert [type(c) for c in changes] == [Recovered]
+    assert "clear for 120s" in changes[0].why  # type: ignore[union-attr]

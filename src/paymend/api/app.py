@@ -17,6 +17,7 @@ from paymend.api.failures import router as failures_router
 from paymend.api.guard import RequestGuard
 from paymend.api.incidents import router as incidents_router
 from paymend.api.inputs import safe_parameters
+from paymend.api.listing import router as listing_router
 from paymend.api.operators import router as operators_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
@@ -85,6 +86,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.state.key_cache = {}  # api/auth.py: API key hash -> merchant, briefly
     errors.install(app)
     app.include_router(payments_router)
+    app.include_router(listing_router)
     app.include_router(failures_router)
     app.include_router(ops_router)
     app.include_router(incidents_router)

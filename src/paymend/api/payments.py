@@ -1,36 +1,32 @@
-"""Merchant endpoints: create, read and refund payments."""
+"""Merchant endpoints that act on payments: create, read, refund, confirm, cancel and
+compensate (the lists and searches are api/listing.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from paymend.api import auth, shapes
-from paymend.api.failures import customer_message_json, failure_json
+from paymend.api import shapes
 from paymend.api.idempotent import Render, run_once
+from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, render_payment, runtime_of
 from paymend.api.responses import errors
-from paymend.api.schemas import CompensationIn, Instant, PaymentIn, RefundIn
-from paymend.api.views import compensation_json, payment_json, refund_json
-from paymend.domain.errors import InvalidInput, NotFound
+from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
+from paymend.api.views import compensation_json, refund_json
+from paymend.domain.errors import InvalidInput
 from paymend.domain.merchant import Merchant
 from paymend.domain.money import payment_amount
-from paymend.domain.payment import Customer, PaymentStatus
-from paymend.engine import compensations, listing
+from paymend.domain.payment import Customer
+from paymend.engine import compensations
 from paymend.engine.commands import PayCommand, RefundCommand
-from paymend.engine.events import EventEnvelope, envelope
 from paymend.engine.payments import PaymentView
-from paymend.engine.runtime import Runtime
 from paymend.observability import current_trace_id
 from paymend.store.idempotency import Claim, Resource
-from paymend.store.listing import PaymentQuery
-from paymend.store.pii import Field
 
 router = APIRouter(prefix="/v1", tags=["payments"])
-Authed = Annotated[Merchant, Depends(auth.merchant)]
 IdemKey = Annotated[
     str | None,
     Header(
@@ -41,32 +37,6 @@ IdemKey = Annotated[
         json_schema_extra={"minLength": 1, "maxLength": 255},
     ),
 ]
-
-
-PAYMENT_NOT_FOUND = (404, ["payment_not_found"])
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _render(request: Request, merchant: Merchant, view: PaymentView) -> shapes.Payment:
-    """The payment as JSON, what the customer reads (and its failure) in the reader's (or
-    the customer's) language."""
-    classifier = _runtime(request).service.classifier
-    locale = classifier.messages.negotiate(
-        request.headers.get("accept-language"), view.payment.customer.locale
-    )
-    contact = merchant.settings.get("support_contact")
-    base_url = str(request.base_url).rstrip("/")
-    return payment_json(
-        view,
-        failure_json(view, classifier, locale=locale, support_contact=contact, base_url=base_url),
-        customer_message_json(
-            view, classifier, locale=locale, support_contact=contact, base_url=base_url
-        ),
-    )
 
 
 @router.post(
@@ -96,7 +66,7 @@ async def create_payment(
     """Validates, routes and authorizes the payment, and answers with its status:
     `succeeded`, `failed` (with the reason), `requires_action`, or `processing` when the
     outcome is not yet known (the worker finishes it)."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     amount = payment_amount(body.amount, body.currency)
     if body.method not in runtime.service.methods():
         raise InvalidInput(
@@ -123,7 +93,7 @@ async def create_payment(
 
     async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
         view = await runtime.service.pay(replace(command, claim=claim))
-        return 201, _stored(_render(request, merchant, view))
+        return 201, _stored(render_payment(request, merchant, view))
 
     return await run_once(
         runtime,
@@ -148,12 +118,12 @@ def idempotency_body(body: PaymentIn) -> dict[str, object]:
 
 def _resource(request: Request, merchant: Merchant) -> Render:
     """How a key whose request died answers: with what it created, as it is now."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
 
     async def render(resource: Resource) -> dict[str, object]:
         if resource.kind == "payment":
             view = await runtime.service.get(resource.id, merchant.id)
-            return _stored(_render(request, merchant, view))
+            return _stored(render_payment(request, merchant, view))
         if resource.kind == "refund":
             return _stored(refund_json(await runtime.service.refunds.get(resource.id, merchant.id)))
         found = await compensations.get(runtime.service, resource.id, merchant.id)
@@ -169,170 +139,13 @@ def _resource(request: Request, merchant: Merchant) -> Render:
     responses=errors(PAYMENT_NOT_FOUND),
 )
 async def get_payment(payment_id: str, request: Request, merchant: Authed) -> JSONResponse:
-    view = await _runtime(request).service.get(payment_id, merchant.id)
-    return JSONResponse(_render(request, merchant, view))
-
-
-Limit = Annotated[int, Query(ge=1, le=100, description="items per page (1-100)")]
-StartingAfter = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=64,
-        description="the id of the last item of the previous page: this page starts after it",
-    ),
-]
-
-
-@router.get(
-    "/payments",
-    summary="List and search payments, newest first",
-    response_model=shapes.PaymentList,
-    responses=errors((400, ["customer_search_unavailable"])),
-)
-async def list_payments(
-    request: Request,
-    merchant: Authed,
-    order_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    status: Annotated[
-        list[PaymentStatus] | None, Query(description="repeat for several: status=failed&…")
-    ] = None,
-    created_gte: Annotated[
-        Instant | None, Query(description="created at or after (ISO 8601 with a zone)")
-    ] = None,
-    created_lt: Annotated[Instant | None, Query(description="created before")] = None,
-    customer_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    customer_email: Annotated[
-        str | None, Query(min_length=3, max_length=254, description="matched by its keyed index")
-    ] = None,
-    customer_phone: Annotated[str | None, Query(min_length=5, max_length=32)] = None,
-    channel: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="any attempt went to it")
-    ] = None,
-    failure_code: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    limit: Limit = 20,
-    starting_after: StartingAfter = None,
-) -> JSONResponse:
-    """Every filter given must hold. The answer is one page: `has_more` says whether
-    another follows; ask for it with `starting_after` set to the last id of this one."""
-    runtime = _runtime(request)
-    query = PaymentQuery(
-        order_id=order_id,
-        statuses=tuple(status or ()),
-        created_gte=created_gte,
-        created_lt=created_lt,
-        customer_id=customer_id,
-        customer_email_index=_blind_index(runtime, "email", customer_email),
-        customer_phone_index=_blind_index(runtime, "phone", customer_phone),
-        channel=channel,
-        failure_code=failure_code,
-    )
-    page = await listing.payments(runtime.store, merchant.id, query, limit, starting_after)
-    data = [_render(request, merchant, v) for v in page.items]
-    return JSONResponse(
-        shapes.PaymentList(
-            object="list",
-            data=data,
-            has_more=page.has_more,
-            next_starting_after=_next(data, page.has_more),
-        )
-    )
-
-
-def _blind_index(runtime: Runtime, field: Field, value: str | None) -> str | None:
-    """Emails and phones are stored sealed; they are found by their keyed index."""
-    if value is None:
-        return None
-    if not runtime.service.pii.enabled:
-        raise InvalidInput(
-            "customer_search_unavailable",
-            f"customer_{field}: contact details are not stored without PAYMEND_DATA_KEY, so "
-            "payments cannot be found by them; search by customer_id",
-            param=f"customer_{field}",
-        )
-    found = runtime.service.pii.blind_index(field, value)
-    if found is None:
-        raise InvalidInput(
-            "parameter_invalid",
-            f"customer_{field}: not a usable {field}",
-            param=f"customer_{field}",
-        )
-    return found
-
-
-def _next(data: Sequence[shapes.Payment | EventEnvelope], has_more: bool) -> str | None:
-    """Where the next page starts: the last id of this one, if another follows."""
-    return data[-1]["id"] if has_more and data else None
+    view = await runtime_of(request).service.get(payment_id, merchant.id)
+    return JSONResponse(render_payment(request, merchant, view))
 
 
 def _stored(body: Mapping[str, object]) -> dict[str, object]:
     """A response body as the idempotency store keeps it (a typed dict is a dict)."""
     return cast(dict[str, object], body)
-
-
-@router.get(
-    "/payments/{payment_id}/refunds",
-    summary="The refunds of a payment, oldest first",
-    response_model=shapes.RefundList,
-    responses=errors(PAYMENT_NOT_FOUND),
-)
-async def list_refunds(payment_id: str, request: Request, merchant: Authed) -> JSONResponse:
-    found = await listing.refunds_of(_runtime(request).store, merchant.id, payment_id)
-    data = [refund_json(r) for r in found]
-    return JSONResponse(
-        shapes.RefundList(object="list", data=data, has_more=False, next_starting_after=None)
-    )
-
-
-@router.get(
-    "/events",
-    tags=["events"],
-    summary="Your events, newest first: what webhooks deliver",
-    response_model=shapes.EventList,
-)
-async def list_events(
-    request: Request,
-    merchant: Authed,
-    type: Annotated[
-        list[str] | None, Query(max_length=20, description="e.g. payment.failed; repeatable")
-    ] = None,
-    payment_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    limit: Limit = 20,
-    starting_after: StartingAfter = None,
-) -> JSONResponse:
-    """The events paymend sent (or is sending) to your webhook endpoint, also when you
-    have none: a way to catch up after downtime without waiting for redeliveries."""
-    page = await listing.events(
-        _runtime(request).store,
-        merchant.id,
-        limit,
-        types=tuple(type or ()),
-        subject_id=payment_id,
-        starting_after=starting_after,
-    )
-    data = [envelope(e) for e in page.items]
-    return JSONResponse(
-        shapes.EventList(
-            object="list",
-            data=data,
-            has_more=page.has_more,
-            next_starting_after=_next(data, page.has_more),
-        )
-    )
-
-
-@router.get(
-    "/events/{event_id}",
-    tags=["events"],
-    summary="One event",
-    response_model=EventEnvelope,
-    responses=errors((404, ["event_not_found"])),
-)
-async def get_event(event_id: str, request: Request, merchant: Authed) -> JSONResponse:
-    found = await listing.event(_runtime(request).store, merchant.id, event_id)
-    if found is None:
-        raise NotFound("event_not_found", "no such event", param="event_id")
-    return JSONResponse(envelope(found))
 
 
 @router.post(
@@ -353,7 +166,7 @@ async def create_refund(
     merchant: Authed,
     idempotency_key: IdemKey = None,
 ) -> JSONResponse:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     command = RefundCommand(
         merchant_id=merchant.id,
         payment_id=payment_id,
@@ -388,11 +201,11 @@ async def _act(
     run: Callable[[Claim | None], Awaitable[PaymentView]],
 ) -> JSONResponse:
     async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
-        return 200, _stored(_render(request, merchant, await run(claim)))
+        return 200, _stored(render_payment(request, merchant, await run(claim)))
 
     path = f"/v1/payments/{payment_id}/{action}"
     return await run_once(
-        _runtime(request),
+        runtime_of(request),
         merchant.id,
         idempotency_key,
         path,
@@ -415,7 +228,7 @@ async def confirm_payment(
     payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
 ) -> JSONResponse:
     """Call this when the customer came back from the bank's authentication page."""
-    service = _runtime(request).service
+    service = runtime_of(request).service
     return await _act(
         request,
         merchant,
@@ -436,7 +249,7 @@ async def cancel_payment(
     payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
 ) -> JSONResponse:
     """A charge that still lands after the cancel is refunded automatically."""
-    service = _runtime(request).service
+    service = runtime_of(request).service
     return await _act(
         request,
         merchant,
@@ -473,7 +286,7 @@ async def create_compensation(
     merchant: Authed,
     idempotency_key: IdemKey = None,
 ) -> JSONResponse:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
 
     async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
         comp = await compensations.grant(

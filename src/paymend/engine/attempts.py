@@ -21,6 +21,13 @@ from paymend.domain.ids import AttemptId
 from paymend.domain.masking import mask_token
 from paymend.domain.payment import Attempt, AttemptStatus, Payment
 from paymend.engine.budget import RetryBudget
+from paymend.engine.call_health import (
+    count_call,
+    count_found,
+    count_shared,
+    payment_context,
+    verdict,
+)
 from paymend.engine.calls import Caller, CallOutcome
 from paymend.engine.ids import IdFactory
 from paymend.engine.recording import Recorder
@@ -28,10 +35,8 @@ from paymend.engine.settings import EngineSettings, Policy
 from paymend.failures.classify import Classifier, RawAnswer
 from paymend.failures.policy import DecisionContext, PriorAttempt, decide
 from paymend.health.book import Health
-from paymend.health.keys import scoped_key
 from paymend.health.outcomes import Outcome
-from paymend.routing.failover import Router, payment_keys
-from paymend.routing.ranking import PaymentContext
+from paymend.routing.failover import Router
 from paymend.store import payments as repo
 from paymend.store.database import Store
 
@@ -125,8 +130,9 @@ class AttemptLoop:
             failure = self._classify(attempt.provider, outcome)
             if run.card_tries is None:  # only a failure's decision needs the card's history
                 run.card_tries = await self._card_tries(payment)
+        counted: Outcome | None = None
         if not status_known:  # the call as it happened, before any status query
-            self._record_health(payment, attempt.provider, outcome, failure)
+            counted = self._record_health(payment, attempt.provider, outcome, failure)
         if failure is not None:
             decision = decide(failure, self._context(payment, run, attempt, failure, status_known))
             if (
@@ -149,6 +155,10 @@ class AttemptLoop:
             ):
                 # an error answer that leaves the outcome uncertain: the worker asks
                 outcome = replace(outcome, status=AttemptStatus.UNKNOWN)
+        if counted is not None:  # its bank and region count it once its outcome is known
+            count_shared(
+                self.health, payment, attempt.provider, counted, outcome, self._health_now()
+            )
         if failure is not None and decision is not None:
             decision = self._within_budget(attempt, failure, decision)
         following, inline = self._follow(payment, run, attempt, decision)
@@ -193,25 +203,25 @@ class AttemptLoop:
 
     def _record_health(
         self, payment: Payment, channel: str, outcome: CallOutcome, failure: Failure | None
-    ) -> None:
-        """Count the call under every key of its context (health/keys.py). Only technical
-        failures and unknowns count against a channel; a decline shows it works."""
+    ) -> Outcome | None:
+        """Count the call under its channel's keys (engine/call_health.py); how it counted
+        it, or None when nothing is counted (the naive policy keeps no health)."""
         if self.settings.policy is Policy.NAIVE:
+            return None
+        v = verdict(outcome, failure)
+        at = self._health_now() if outcome.ended_at is None else outcome.ended_at.timestamp()
+        count_call(self.health, payment, channel, outcome, at, v)
+        return v
+
+    def found(self, payment: Payment, attempt: Attempt, found: AttemptStatus) -> None:
+        """The worker's status query told what became of an attempt whose outcome was
+        unknown: health counts it now (engine/call_health.py)."""
+        if self.settings.policy is Policy.NAIVE or attempt.status is not AttemptStatus.UNKNOWN:
             return
-        if failure is None or outcome.status is AttemptStatus.SUCCEEDED:
-            verdict = Outcome.SUCCESS
-        elif not failure.counts_against_health:
-            verdict = Outcome.BUSINESS
-        elif outcome.status is AttemptStatus.UNKNOWN or outcome.answered is None:
-            verdict = Outcome.UNKNOWN
-        else:
-            verdict = Outcome.TECHNICAL
-        keys = payment_keys(payment_context(payment), channel)
-        if payment.bank is not None:
-            keys += (scoped_key("*", "bank", payment.bank),)
-        if payment.region is not None:
-            keys += (scoped_key("*", "region", payment.region),)
-        self.health.record(keys, self._health_now(), verdict, outcome.latency_ms)
+        ended, latency = attempt.finished_at, attempt.latency_ms
+        count_found(
+            self.health, payment, attempt.provider, ended, latency, found, self._health_now()
+        )
 
     def _health_now(self) -> float:
         """Epoch seconds: breakers shared through Redis need a time all processes share."""
@@ -326,14 +336,3 @@ class AttemptLoop:
                 "customer": payment.customer.masked(),
             },
         )
-
-
-def payment_context(payment: Payment) -> PaymentContext:
-    """What routing knows of a stored payment."""
-    return PaymentContext(
-        payment.method,
-        payment.amount.currency,
-        payment.region,
-        payment.bank,
-        payment.amount.minor,
-    )

@@ -5,8 +5,9 @@ attempt outcome. A timeout or a connection lost after sending is `unknown`, neve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from paymend.domain.clock import Clock
 from paymend.domain.payment import Attempt, AttemptStatus, Payment
@@ -47,6 +48,7 @@ class CallOutcome:
     query_code: str | None = None  # what a follow-up status query answered
     answered: ProviderOutcome | None = None  # the provider's own answer; None: no answer
     next_action: Mapping[str, str] | None = None  # requires_action: what the customer does
+    ended_at: datetime | None = None  # when the call ended: health counted it then
 
 
 async def call(
@@ -57,6 +59,13 @@ async def call(
     def elapsed() -> int:
         return round((clock.monotonic() - start) * 1000)
 
+    outcome = await _call(timeout_s, provider_call, elapsed)
+    return replace(outcome, ended_at=clock.now())
+
+
+async def _call(
+    timeout_s: float, provider_call: Awaitable[ProviderResult], elapsed: Callable[[], int]
+) -> CallOutcome:
     try:
         async with asyncio.timeout(timeout_s):
             result = await provider_call

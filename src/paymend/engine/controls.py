@@ -30,6 +30,8 @@ __all__ = ["ControlService", "KnownScopes", "RouteControls", "route_controls"]
 
 log = get_logger("paymend.audit")
 CACHE_S = 1.0
+PROBE_EVERY_S = 1.0  # a playbook's pause lets one payment through this often, per process
+PLAYBOOK = "playbook:"  # the actor of a control a playbook set (engine/playbooks.py)
 # a bank or region code or name, 1 to 64 characters: letters (any script) and digits,
 # with spaces and the punctuation of names inside ("Bank of China (Hong Kong)",
 # "People's Bank"); never a control character, an edge space or a `|` (it separates
@@ -67,6 +69,9 @@ class RouteControls:
     forced: str | None
     paused_because: str | None  # the payment's bank or region is paused
     held_because: str | None = None  # it waits for review before any provider is called
+    # the playbook's pause a probe may pass (every pause in the way is a playbook's): the
+    # pause starves the signal it was set on, so only probes can show the scope is back
+    probe: str | None = None
 
 
 class ControlService:
@@ -76,6 +81,7 @@ class ControlService:
         self.ids = ids
         self._cache: list[Control] = []
         self._loaded_at: float | None = None
+        self._probed: dict[str, float] = {}  # pause id -> when a probe last passed it
 
     async def active(self) -> list[Control]:
         now = self.clock.monotonic()
@@ -92,6 +98,19 @@ class ControlService:
     ) -> RouteControls:
         """`amount` None: holds are not asked about (a release decides on one)."""
         return route_controls(await self.active(), method, bank, region, amount)
+
+    def take_probe(self, pause: str | None) -> bool:
+        """May a payment pass the playbook's `pause` now, as its probe? One every
+        PROBE_EVERY_S: enough for the playbook to see the scope answer again within
+        seconds of a fault's end, few enough to cost little while it lasts."""
+        if pause is None:
+            return False
+        now = self.clock.monotonic()
+        last = self._probed.get(pause)
+        if last is not None and now - last < PROBE_EVERY_S:
+            return False
+        self._probed[pause] = now
+        return True
 
     async def set(
         self,
@@ -218,6 +237,7 @@ def route_controls(
     paused: set[str] = set()
     forced = None
     because = held = None
+    pauses: list[Control] = []
     for c in active:
         if c.method is not None and c.method != method:
             continue
@@ -236,7 +256,11 @@ def route_controls(
                 )
         elif ours:
             because = f"{c.scope} {c.value} paused by ops: {c.reason}"
-    return RouteControls(frozenset(paused), forced, because, held)
+            pauses.append(c)
+    probe = None
+    if pauses and all(c.set_by.startswith(PLAYBOOK) for c in pauses):
+        probe = min(c.id for c in pauses)
+    return RouteControls(frozenset(paused), forced, because, held, probe)
 
 
 def _holds(c: Control, amount: Money) -> bool:

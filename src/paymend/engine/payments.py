@@ -173,8 +173,10 @@ class PaymentService:
         )
         payment.transition(PaymentStatus.PROCESSING)
         if controls.paused_because is not None:
-            await self.creation.refuse_paused(payment, controls.paused_because, now, cmd.claim)
-            return PaymentView(payment, [], [])
+            if not self.controls.take_probe(controls.probe):
+                await self.creation.refuse_paused(payment, controls.paused_because, now, cmd.claim)
+                return PaymentView(payment, [], [])
+            reason = f"{reason}; a probe through the pause ({controls.paused_because})"
         if controls.held_because is not None:
             await self.creation.hold(payment, controls.held_because, now, cmd.claim)
             return PaymentView(payment, [], [])

@@ -21,7 +21,7 @@ from paymend.domain.errors import ControlExists, InvalidInput
 from paymend.domain.failure import Kind
 from paymend.domain.incident import Incident, IncidentEventKind
 from paymend.domain.payment import AttemptStatus
-from paymend.engine.controls import KnownScopes
+from paymend.engine.controls import PLAYBOOK, KnownScopes
 from paymend.engine.payments import PaymentService
 from paymend.failures.classify import default_classifier
 from paymend.health.diagnosis import Observation, diagnose
@@ -99,7 +99,7 @@ class PlaybookRunner:
 
     async def _start(self, s: Started) -> None:
         p, key, signal = s.playbook, s.key, s.signal
-        actor = f"playbook:{p.name}"
+        actor = f"{PLAYBOOK}{p.name}"
         reason = f"{p.name}: {signal.why}"
         slow = signal.baseline * 2 if signal.name == "latency_spike" and signal.baseline else None
         run = self.runs[(p.name, key)] = _Run(s.at, slow)
@@ -210,7 +210,7 @@ class PlaybookRunner:
     async def _recover(self, r: Recovered) -> None:
         p, key = r.playbook, r.key
         run = self.runs.pop((p.name, key), None)
-        actor = f"playbook:{p.name}"
+        actor = f"{PLAYBOOK}{p.name}"
         undone: list[str] = []
         for control_id in run.control_ids if run else []:
             await self.service.controls.end(control_id, f"{p.name} recovered: {r.why}", actor)
@@ -284,10 +284,12 @@ class PlaybookRunner:
         if run.slow_ms is not None:
             return Observation(dims, r.latency_ms is not None and r.latency_ms > run.slow_ms, at)
         code = r.unified_code
-        # the call as it happened: a timeout whose charge a later status query found is
-        # still a call the channel failed (health counted it so, and so does diagnosis)
+        # a timeout whose charge a later status query found is a success, as health
+        # counts it (engine/call_health.py); one still unknown is a failure
         technical = r.status == AttemptStatus.UNKNOWN or (
-            code in self._catalogue and self._catalogue[code].kind is Kind.TECHNICAL
+            r.status != AttemptStatus.SUCCEEDED
+            and code in self._catalogue
+            and self._catalogue[code].kind is Kind.TECHNICAL
         )
         return Observation(dims, technical, at)
 

@@ -76,7 +76,10 @@ class Recorder:
         attempt.latency_ms = outcome.latency_ms
         if outcome.next_action is not None:
             attempt.next_action = dict(outcome.next_action)
-        attempt.finished_at = now if outcome.status is not AttemptStatus.UNKNOWN else None
+        # an unknown outcome's call ended too (timed out, or lost its answer): when, so a
+        # status query that finds the charge can correct what health counted then
+        unknown = outcome.status is AttemptStatus.UNKNOWN
+        attempt.finished_at = outcome.ended_at if unknown else now
         if failure is not None:
             attempt.unified_code = failure.code
         if decision is not None:

@@ -9,8 +9,9 @@ import contextlib
 from paymend.domain.errors import Conflict, InvalidInput, Unavailable
 from paymend.domain.events import EventType
 from paymend.domain.payment import Payment, PaymentStatus
-from paymend.engine.attempts import Run, payment_context
+from paymend.engine.attempts import Run
 from paymend.engine.audit import Audited, audited
+from paymend.engine.call_health import payment_context
 from paymend.engine.events import emit
 from paymend.engine.payments import PaymentService, PaymentView
 from paymend.store import payments as repo

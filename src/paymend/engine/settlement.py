@@ -14,7 +14,8 @@ import contextlib
 from paymend.domain.clock import Clock
 from paymend.domain.errors import Conflict
 from paymend.domain.payment import Attempt, AttemptStatus, Payment, PaymentStatus
-from paymend.engine.attempts import AttemptLoop, Run, payment_context
+from paymend.engine.attempts import AttemptLoop, Run
+from paymend.engine.call_health import payment_context
 from paymend.engine.calls import Caller, CallOutcome
 from paymend.engine.controls import ControlService, RouteControls
 from paymend.engine.late_success import LateSuccess
@@ -181,6 +182,7 @@ class Settlement:
         ):
             return False
         outcome = self._outcome(attempt, queried)
+        self.attempts.found(payment, attempt, queried.status)  # health learns it too
         if queried.status is AttemptStatus.SUCCEEDED:
             await self.late.settle(attempt, outcome)
             return True

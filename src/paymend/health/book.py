@@ -38,6 +38,7 @@ class Health(Protocol):
     def record(
         self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
     ) -> None: ...
+    def settle(self, keys: Sequence[str], at: float, outcome: Outcome) -> None: ...
     def allow(self, key: str, now: float, last_resort: bool = False) -> bool: ...
     def ready(self, key: str, now: float, last_resort: bool = False) -> bool: ...
     def state(self, key: str) -> BreakerState: ...
@@ -105,6 +106,19 @@ class HealthBook:
                 self._succeeded_at[key] = now
             if has_breaker(key):
                 self._note(self.breaker(key).judge(now, outcome, latency_ms))
+
+    def settle(self, keys: Sequence[str], at: float, outcome: Outcome) -> None:
+        """A call counted `unknown` at `at` turned out `outcome` (a status query found the
+        charge): its windows count it so from now on. Breakers keep what they judged: a
+        channel that did not answer in time was slow whatever it did with the charge."""
+        for key in keys:
+            window = self.windows.get(key)
+            if window is None:
+                continue
+            moved = window.settle(at, outcome)  # each window on its own: the short one may
+            moved = self.histories[key].settle(at, outcome) or moved  # have let it go
+            if moved and outcome is Outcome.SUCCESS:
+                self._succeeded_at[key] = max(self._succeeded_at.get(key, at), at)
 
     def allow(self, key: str, now: float, last_resort: bool = False) -> bool:
         found = self.breakers.get(key)

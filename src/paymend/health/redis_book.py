@@ -176,6 +176,19 @@ return {state, 'open', ARGV[2]}
 """
 
 
+# KEYS: window hashes (short bucket, history bucket per key); ARGV: the new outcome
+# An unknown moves to the outcome in each bucket that still holds one.
+_SETTLE = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('HGET', KEYS[i], 'unknown') or '0') > 0 then
+    redis.call('HINCRBY', KEYS[i], 'unknown', -1)
+    redis.call('HINCRBY', KEYS[i], ARGV[1], 1)
+  end
+end
+return 0
+"""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -193,6 +206,7 @@ class RedisHealthBook:
         self._record = client.register_script(_RECORD)
         self._allow = client.register_script(_ALLOW)
         self._force = client.register_script(_FORCE_OPEN)
+        self._settle = client.register_script(_SETTLE)
         self._cache: dict[str, tuple[float, WindowStats | None]] = {}
         self._stream = f"{prefix}:transitions"
         self.stale_ms = STALE_MS
@@ -244,6 +258,15 @@ class RedisHealthBook:
         )
         for i in range(0, len(moved), 4):
             self._note(keys[int(moved[i]) - 1], now, moved[i + 1 : i + 4])
+
+    def settle(self, keys: Sequence[str], at: float, outcome: Outcome) -> None:
+        """An unknown counted at `at` turned out `outcome`: the windows say so (the
+        breakers keep what they judged, as in `HealthBook.settle`)."""
+        if keys:
+            windows = [w for k in keys for w in (self._short(k, at), self._long(k, at))]
+            self._settle(keys=windows, args=[outcome.value])
+            for key in keys:
+                self._cache.pop(key, None)
 
     def ready(self, key: str, now: float, last_resort: bool = False) -> bool:
         """Would `allow` admit a call now? Read-only: no probe slot is taken."""

@@ -113,6 +113,25 @@ class SlidingWindow:
             self._total[j] += 1
         self._trim(now)
 
+    def settle(self, at: float, outcome: Outcome) -> bool:
+        """An unknown counted at `at` turned out `outcome`: move it, if its bucket is still
+        in the window. False when there is nothing to move (the bucket is gone, or holds
+        no unknown), so a correction can never count a call twice."""
+        second = at - at % self.bucket_s
+        unknown, j = _OUTCOMES.index(Outcome.UNKNOWN), _OUTCOMES.index(outcome)
+        for start, bucket in reversed(self._buckets):  # newest first: corrections are recent
+            if start < second:
+                return False
+            if start == second:
+                if bucket[unknown] == 0:
+                    return False
+                bucket[unknown] -= 1
+                bucket[j] += 1
+                self._total[unknown] -= 1
+                self._total[j] += 1
+                return True
+        return False
+
     def stats(self, now: float, last_s: float | None = None, upto_s: float = 0.0) -> WindowStats:
         """Outcomes in the buckets that start within (now - last_s, now - upto_s]:
         `upto_s` > 0 reads an older stretch, a baseline to compare the latest with."""

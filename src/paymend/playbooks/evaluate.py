@@ -25,7 +25,7 @@ from paymend.health.detectors import (
 )
 from paymend.health.keys import parse_key
 from paymend.health.window import WindowStats
-from paymend.playbooks.model import Playbook
+from paymend.playbooks.model import PauseAction, Playbook
 
 _SCOPE_DIMS = {
     "channel": (),
@@ -111,13 +111,36 @@ class Evaluator:
                 return Started(p, key, signal, now)
             return None
         w.first_seen = None
-        if w.active_since is None or now - w.last_fired < p.recover.after:
+        if w.active_since is None:
+            return None
+        if any(isinstance(a, PauseAction) for a in p.do):
+            probed = self._probed(p, key, w, health, now)
+            if probed is not None:
+                return probed
+        if now - w.last_fired < p.recover.after:
             return None
         if health.state(key) is not BreakerState.CLOSED:
             return None  # its probes have not proved the channel yet
         w.active_since = None
         quiet = now - w.last_fired
         return Recovered(p, key, now, f"clear for {quiet:.0f}s and the circuit is closed")
+
+    def _probed(
+        self, p: Playbook, key: str, w: _Watch, health: Health, now: float
+    ) -> Recovered | None:
+        """A pause starves the signal it was set on: the scope's calls are then its
+        probes (engine/controls.py lets one through each second). A failing probe says
+        the scope still fails, and pushes recovery back; PROBES answered within the
+        trigger's `recent`, none failing, end the pause at once instead of after
+        `recover.after` of a silence the pause itself made."""
+        probes = health.stats(key, now, p.when.recent) or WindowStats()
+        if probes.failures:
+            w.last_fired = now
+            return None
+        if probes.answered < PROBES or health.state(key) is not BreakerState.CLOSED:
+            return None
+        w.active_since = None
+        return Recovered(p, key, now, f"{probes.answered} probes passed in {p.when.recent:.0f}s")
 
     def signal(self, p: Playbook, health: Health, key: str, now: float) -> Signal:
         t = p.when
@@ -181,6 +204,7 @@ class Evaluator:
         return replace(s, traffic_drop_ratio=x or s.traffic_drop_ratio)
 
 
+PROBES = 5  # probes of a paused scope that must pass, none failing, to end the pause
 DISTINCT_BY = 0.25  # a scope fails this much more than its sick channel: a second fault
 DISTINCT_CALLS = 10
 

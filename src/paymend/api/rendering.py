@@ -1,0 +1,42 @@
+"""How the merchant routes answer with a payment: the merchant they authenticated, the
+app's runtime, and the payment as JSON in its reader's language."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from paymend.api import auth, shapes
+from paymend.api.failures import customer_message_json, failure_json
+from paymend.api.views import payment_json
+from paymend.domain.merchant import Merchant
+from paymend.engine.payments import PaymentView
+from paymend.engine.runtime import Runtime
+
+Authed = Annotated[Merchant, Depends(auth.merchant)]
+PAYMENT_NOT_FOUND = (404, ["payment_not_found"])
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The runtime the app was built with."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def render_payment(request: Request, merchant: Merchant, view: PaymentView) -> shapes.Payment:
+    """The payment as JSON, what the customer reads (and its failure) in the reader's (or
+    the customer's) language."""
+    classifier = runtime_of(request).service.classifier
+    locale = classifier.messages.negotiate(
+        request.headers.get("accept-language"), view.payment.customer.locale
+    )
+    contact = merchant.settings.get("support_contact")
+    base_url = str(request.base_url).rstrip("/")
+    return payment_json(
+        view,
+        failure_json(view, classifier, locale=locale, support_contact=contact, base_url=base_url),
+        customer_message_json(
+            view, classifier, locale=locale, support_contact=contact, base_url=base_url
+        ),
+    )
