@@ -23,7 +23,7 @@ from paymend.providers.adyen.client import Answer, AnswerNotTrusted
 
 # one metric across connectors, `paymend_provider_untrusted_answers_total`, registered
 # where the first connector defined it
-from paymend.providers.alipay.mapping import UNTRUSTED
+from paymend.providers.alipay.mapping import UNTRUSTED as UNTRUSTED
 from paymend.providers.base import ProviderOutcome, ProviderResult
 
 AUTHORISED = "Authorised"
