@@ -67,6 +67,8 @@ class AdyenCheckout:
     # how webhooks travel: None, the network; or a transport (paymend in-process)
     notify_transport: httpx.AsyncBaseTransport | None = None
     auto_notify: bool = False  # send each payment's AUTHORISATION as soon as decided
+    # a repeated Idempotency-Key answers 500 (errorCode 99_500): only a webhook can tell
+    failing_repeats: bool = False
     report_amounts: dict[str, Money] = field(default_factory=dict)  # psp -> a mismatch
     report_omits: set[str] = field(default_factory=set)  # psp references left out
     payments: Payments = field(init=False)
@@ -132,14 +134,18 @@ class AdyenCheckout:
             return failure(400, "000", "validation", "Unable to parse message")
         if body.get("merchantAccount", self.keys.merchant_account) != self.keys.merchant_account:
             return failure(403, "010", "security", "Not allowed")
-        if key is not None and key in self.in_flight and self.channel.ledger.get(key) is None:
-            return failure(409, "704", "validation", "request already processed or in progress")
-        if key is not None:
+        if key is not None and key in self.in_flight:
+            if self.failing_repeats:
+                return failure(500, "99_500", "internal", "Error processing request")
+            if self.channel.ledger.get(key) is None:  # still being processed
+                return failure(409, "704", "validation", "request already processed or in progress")
+        first = key is not None and key not in self.in_flight
+        if first and key is not None:
             self.in_flight.add(key)
         try:
             return await self._route(path.removeprefix("/v71/"), body, key, base)
         finally:
-            if key is not None:
+            if first and key is not None:
                 self.in_flight.discard(key)
 
     async def _route(self, path: str, body: dict[str, Any], key: str | None, base: str) -> Reply:
