@@ -31,7 +31,7 @@ import httpx
 from paymend.domain.clock import Clock
 from paymend.domain.money import Money
 from paymend.providers.adyen import mapping, notifications, report
-from paymend.providers.base import ProviderConnectionError
+from paymend.providers.base import ProviderConnectionError, QueryRequest
 from paymend.providers.simulator import ChargeState, SimulatedProvider
 from paymend.sim.adyen_payments import REFUSALS, Payments, Reply, failure
 
@@ -109,6 +109,11 @@ class AdyenCheckout:
         if self.channel.settings.outage:
             await _send(send, 503, b"Service Unavailable", "text/plain")
             return
+        if path.startswith("/sim/3ds/"):  # the shopper passes 3-D Secure in the browser
+            done = await self.shopper_authenticates(path.removeprefix("/sim/3ds/"))
+            await _send(send, 200 if done else 404, b"authenticated" if done else b"no such "
+                        b"payment", "text/plain")  # fmt: skip
+            return
         if headers.get("x-api-key") != self.keys.api_key:
             await _reply(send, failure(401, *UNAUTHORISED))
             return
@@ -169,13 +174,26 @@ class AdyenCheckout:
                 return Reply(200, {"paymentMethods": [cards]})
         return failure(404, "000", "validation", f"no such endpoint /v71/{path}")
 
+    async def shopper_authenticates(self, reference: str) -> bool:
+        """The shopper passed the challenge: Adyen authorises the held payment and (with
+        `auto_notify`) sends its AUTHORISATION webhook. True if it is authorised now."""
+        charge = self.channel.ledger.get(reference)
+        if charge is None:
+            return False
+        await self.channel.confirm(QueryRequest(reference, charge.payment_id))
+        charge = self.channel.ledger.get(reference)
+        done = charge is not None and charge.state is ChargeState.CHARGED
+        if done and self.auto_notify:
+            await self.notify(reference)
+        return done
+
     # -- webhooks and the report ---------------------------------------------------------
 
     def notification(self, reference: str, event: str = "AUTHORISATION") -> bytes | None:
         """The signed webhook Adyen would post about the payment with this reference."""
         charge = self.channel.ledger.get(reference)
-        if charge is None:
-            return None
+        if charge is None or charge.state is ChargeState.AWAITING_AUTHENTICATION:
+            return None  # no outcome yet: Adyen tells once the shopper is done
         item: dict[str, Any] = {
             "amount": mapping.amount(charge.amount),
             "eventCode": event,

@@ -50,6 +50,7 @@ class Setup:
     checkout: AdyenCheckout
     api: httpx.Client
     config: dict[str, Any]
+    face_url: str
 
     def pay(self, token: str, order: str) -> dict[str, Any]:
         body = {**BODY, "payment_token": token, "order_id": order}
@@ -116,7 +117,7 @@ def adyen_setup(
     server = Server(url, runtime, key, merchant_id)
     try:
         with server.client() as api:
-            yield Setup(server, checkout, api, config)
+            yield Setup(server, checkout, api, config, face_url)
     finally:
         checkout.release()
         uv.should_exit = face_server.should_exit = True
@@ -185,6 +186,25 @@ def test_a_timeout_that_charged_ends_succeeded_after_a_notification(
         assert again is not None and again.text == "[accepted]"
         assert count_rows(s.server.runtime.store) == before
         assert s.payment(payment["id"]) == settled
+
+
+def test_3d_secure_waits_for_the_shopper_and_settles_by_webhook(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with adyen_setup(db_url, monkeypatch) as s:
+        s.checkout.auto_notify = True
+        payment = s.pay("sim_3ds", "order-3ds")
+        assert payment["status"] == "requires_action"
+        (attempt,) = payment["attempts"]
+        assert attempt["raw_code"] == "RedirectShopper"
+        action = payment["next_action"]
+        assert (action["type"], action["provider"]) == ("redirect", "adyen_eu")
+        assert action["url"] == f"{s.face_url}/sim/3ds/{reference(attempt['id'])}"
+
+        assert httpx.get(action["url"]).status_code == 200  # the shopper's browser
+        settled = s.payment(payment["id"])
+        assert settled["status"] == "succeeded"
+        assert len(s.checkout.channel.ledger.charged(reference(attempt["id"]))) == 1
 
 
 def test_a_notification_with_a_bad_hmac_is_refused_and_changes_nothing(

@@ -44,8 +44,8 @@ MAX_ITEMS = 100
 
 def signing_string(item: Mapping[str, Any]) -> str:
     """The text an item's HMAC covers, in Adyen's order."""
-    amount = item.get("amount") if isinstance(item.get("amount"), dict) else {}
-    assert isinstance(amount, dict)
+    found = item.get("amount")
+    amount: Mapping[str, Any] = found if isinstance(found, dict) else {}
     values = [_text(item.get(name)) for name in SIGNED_FIELDS]
     values += [_text(amount.get("value")), _text(amount.get("currency"))]
     values += [_text(item.get("eventCode")), _text(item.get("success"))]

@@ -112,8 +112,12 @@ class AdyenProvider:
         return await self._payment("payments/details", {"details": details}, idempotency_key)
 
     async def refund(self, request: RefundRequest) -> ProviderResult:
+        try:
+            value = mapping.amount(request.amount)
+        except ValueError as exc:  # nothing was sent
+            return ProviderResult(ProviderOutcome.DECLINED, "100", f"not sent: {exc}")
         body = {
-            "amount": mapping.amount(request.amount),
+            "amount": value,
             "reference": request.idempotency_key,
             "merchantAccount": self.client.merchant_account,
         }
