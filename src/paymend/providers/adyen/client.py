@@ -120,8 +120,9 @@ class AdyenClient:
             raise ProviderConnectionError(
                 "CONNECTION_RESET", f"adyen: {type(exc).__name__}", sent=True
             ) from None
-        if response.status_code in (502, 503, 504) and not _is_json(response):
-            # refused in front of the API (a load balancer): nothing was processed
+        if response.status_code == 503 and not _is_json(response):
+            # refused in front of the API (a load balancer): nothing was processed. A
+            # 502 or 504 may come after the request went through: read as unknown.
             raise ProviderConnectionError(
                 "CONNECTION_REFUSED", f"adyen: HTTP {response.status_code}", sent=False
             )
