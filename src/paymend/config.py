@@ -201,9 +201,19 @@ class WechatpayChannel(ConnectorChannel):
 
 
 class AdyenChannel(ConnectorChannel):
+    """Adyen Checkout API v71 (providers/adyen/): the API key and the webhooks' HMAC key
+    (hex, from the Customer Area), the merchant account, where the shopper comes back
+    after a redirect (`return_url`), and where the Settlement details report is
+    downloaded (`report_url`, read by `paymend reconcile`). Live accounts use their
+    `https://<prefix>-checkout-live.adyenpayments.com/checkout` as `base_url`."""
+
     CREDENTIALS = ("api_key", "hmac_key")
     BASE_URL = "https://checkout-test.adyen.com"
     type: Literal["adyen"]
+    methods: list[str] = Field(default_factory=lambda: ["card"], min_length=1)
+    merchant_account: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,80}$")
+    return_url: HttpUrl
+    report_url: HttpUrl | None = None
 
 
 Channel = Annotated[

@@ -29,6 +29,7 @@ from paymend.providers.base import Provider
 # type -> "module:function" building a Provider from a ChannelSpec
 CONNECTORS: dict[str, str] = {
     "alipay": "paymend.providers.alipay:build",
+    "adyen": "paymend.providers.adyen:build",
     "stripe": "paymend.providers.stripe:build",
     "wechatpay": "paymend.providers.wechatpay:build",
 }
