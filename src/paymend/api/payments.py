@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from paymend.api import auth, shapes
 from paymend.api.failures import customer_message_json, failure_json
-from paymend.api.idempotent import Render, run_once
+from paymend.api.idempotent import Render, run_creating, run_once
 from paymend.api.responses import errors
 from paymend.api.schemas import CompensationIn, Instant, PaymentIn, RefundIn
 from paymend.api.views import compensation_json, payment_json, refund_json
@@ -25,7 +25,7 @@ from paymend.engine.events import EventEnvelope, envelope
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.observability import current_trace_id
-from paymend.store.idempotency import Claim, Resource
+from paymend.store.idempotency import Claim, NewKey, Resource
 from paymend.store.listing import PaymentQuery
 from paymend.store.pii import Field
 
@@ -125,12 +125,25 @@ async def create_payment(
         view = await runtime.service.pay(replace(command, claim=claim))
         return 201, _stored(_render(request, merchant, view))
 
-    return await run_once(
+    async def creating(key: NewKey) -> tuple[int, dict[str, object], bool]:
+        stored: list[dict[str, object]] = []
+
+        def answer(view: PaymentView) -> tuple[int, dict[str, object]]:
+            stored.append(_stored(_render(request, merchant, view)))
+            return 201, stored[-1]
+
+        view = await runtime.service.pay(replace(command, claim=key, answer=answer))
+        if stored:  # pay() returned: the transaction that stored it committed
+            return 201, stored[-1], True
+        return 201, _stored(_render(request, merchant, view)), False
+
+    return await run_creating(
         runtime,
         merchant.id,
         idempotency_key,
         "/v1/payments",
         idempotency_body(body),
+        creating,
         handler,
         _resource(request, merchant),
         status=201,
