@@ -15,11 +15,13 @@ import logging
 import sys
 import traceback
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from prometheus_client import Counter, Histogram
@@ -271,6 +273,31 @@ def configure_tracing() -> None:
 
 def tracer() -> trace.Tracer:
     return trace.get_tracer("paymend")
+
+
+_IDS = CardFreeIds()
+
+
+def exporting() -> bool:
+    """Does a span go anywhere? Only when a span processor (an exporter) was added to
+    the SDK provider; without one the SDK would build, time and drop every span."""
+    provider = trace.get_tracer_provider()
+    active = getattr(provider, "_active_span_processor", None)
+    return bool(getattr(active, "_span_processors", ()))
+
+
+def server_span(name: str, parent: Context) -> AbstractContextManager[Any]:
+    """The span of one request: a recorded one when spans are exported; else only its
+    ids (the caller's trace or a new one, a new span id), current for the request, so
+    trace ids in logs, attempts and the `X-Trace-Id` header stay valid at no SDK cost."""
+    if exporting():
+        return tracer().start_as_current_span(name, context=parent, kind=trace.SpanKind.SERVER)
+    caller = trace.get_current_span(parent).get_span_context()
+    trace_id = caller.trace_id if caller.is_valid else _IDS.generate_trace_id()
+    ids = trace.SpanContext(
+        trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=caller.trace_flags
+    )
+    return trace.use_span(trace.NonRecordingSpan(ids), end_on_exit=False)
 
 
 def current_trace_id() -> str | None:
