@@ -12,6 +12,7 @@ OpenTelemetry, so a shop's own tracing joins paymend's.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Mapping, MutableMapping
@@ -265,8 +266,14 @@ def id_holds_card_number(hex_id: str) -> bool:
 
 
 def configure_tracing() -> None:
-    """Install an SDK tracer provider so spans get real ids (export is configured by
-    the standard OTEL_* variables when an exporter package is installed)."""
+    """Install an SDK tracer provider (card-free ids) when spans are to be exported:
+    `OTEL_TRACES_EXPORTER` names an exporter, whose set-up adds it to the provider.
+    Without one, no provider is installed, so neither paymend nor FastAPI's own
+    telemetry builds spans nobody reads; requests still carry valid trace ids
+    (`server_span`)."""
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    if exporter in ("", "none"):
+        return
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(TracerProvider(id_generator=CardFreeIds()))
 
