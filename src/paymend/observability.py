@@ -91,6 +91,8 @@ def _mask_value(key: str, value: Any) -> Any:
         return mask_card_numbers(value)
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and -_NO_PAN < value < _NO_PAN:
+        return value  # fewer digits than any card number
     if isinstance(value, int | float):
         text = str(value)
         masked = mask_card_numbers(text)
@@ -101,6 +103,8 @@ def _mask_value(key: str, value: Any) -> Any:
         return [_mask_value(key, v) for v in value]
     return value
 
+
+_NO_PAN = 10**11  # integers below this have fewer than 12 digits
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 _FRAMES = 8  # the innermost frames of a traceback worth logging
@@ -199,16 +203,17 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     global _configured
     out = stream or sys.stdout
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    # the time stamp is added after the masking: it is ours, never data to mask
     tail: list[Any] = [
         summarize_exception,
         mask_event,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.JSONRenderer(sort_keys=True),
     ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             *tail,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -222,7 +227,6 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
                 _first_line,
                 structlog.stdlib.add_logger_name,
                 structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
             ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
         )
