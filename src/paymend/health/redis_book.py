@@ -14,6 +14,12 @@ minute).
 
 Routing reads a key's short window for every payment, so those reads are cached for a
 second per process: ranking follows health within a second, like the ops controls.
+
+Writes are batched: `record` queues a call's outcome, and the next read this process
+makes (routing reads the breakers of every payment) sends the queued records first in
+its own round trip, so this process always reads its own writes and a payment costs one
+round trip, not two. Other processes see a record within `FLUSH_AFTER_S` (or
+`FLUSH_AT` records), or at the process's next heartbeat when it has gone quiet.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from paymend.health.book import HISTORY_BUCKET_S, HISTORY_S, SHORT_S, has_breaker, log_transition
 from paymend.health.breaker import SLACK_S, BreakerSettings, BreakerState, Transition
@@ -31,6 +38,12 @@ from paymend.health.window import LATENCY_BOUNDS_MS, WindowStats, latency_bucket
 AUDIT_GROUP = "audit"
 STALE_MS = 60_000  # a worker that took transitions and did not acknowledge them died
 STREAM_MAX = 100_000  # transitions kept in the stream (about; trimmed as it grows)
+# A call's outcome waits at most this many seconds, or for this many others, before it
+# is sent (unless a read of this process sends it sooner, in the read's round trip)
+FLUSH_AFTER_S = 0.25
+FLUSH_AT = 32
+# a queued record: the health keys, its time, the script's keys and arguments
+Recorded = tuple[tuple[str, ...], float, list[str], list[Any]]
 
 _FIELDS = (
     "success",
@@ -194,6 +207,7 @@ class RedisHealthBook:
         self._allow = client.register_script(_ALLOW)
         self._force = client.register_script(_FORCE_OPEN)
         self._cache: dict[str, tuple[float, WindowStats | None]] = {}
+        self._pending: list[Recorded] = []  # records not yet sent (see `record`)
         self._stream = f"{prefix}:transitions"
         self.stale_ms = STALE_MS
 
@@ -213,6 +227,7 @@ class RedisHealthBook:
     def allow(self, key: str, now: float, last_resort: bool = False) -> bool:
         if not has_breaker(key):
             return True
+        self.flush()
         s = self.settings
         answer: list[Any] = self._allow(
             keys=[self._breaker(key)],
@@ -225,28 +240,57 @@ class RedisHealthBook:
     def record(
         self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
     ) -> None:
+        """Queue the call's outcome; it reaches Redis with the next read this process
+        makes (in the same round trip: routing reads breakers for every payment), or
+        when `FLUSH_AT` are queued, or one is `FLUSH_AFTER_S` old, or at `flush()`."""
         s = self.settings
         windows = [w for k in keys for w in (self._short(k, now), self._long(k, now))]
         lat = "" if latency_ms is None else f"l{latency_bucket(latency_ms)}"
-        moved: list[Any] = self._record(
-            keys=[
-                *(self._breaker(k) if has_breaker(k) else "" for k in keys),
-                *windows,
-                f"{self.prefix}:keys",
-            ],
-            args=[
-                *(now, outcome.value, lat, len(keys), *keys),
-                *(s.consecutive, s.error_rate, s.min_calls, int(s.window_s), s.probes),
-                *(s.max_open_s, int(SHORT_S) + 5, int(HISTORY_S + HISTORY_BUCKET_S), s.open_s),
-                "" if latency_ms is None else latency_ms,
-                SLACK_S,
-            ],
+        self._pending.append(
+            (
+                tuple(keys),
+                now,
+                [
+                    *(self._breaker(k) if has_breaker(k) else "" for k in keys),
+                    *windows,
+                    f"{self.prefix}:keys",
+                ],
+                [
+                    *(now, outcome.value, lat, len(keys), *keys),
+                    *(s.consecutive, s.error_rate, s.min_calls, int(s.window_s), s.probes),
+                    *(s.max_open_s, int(SHORT_S) + 5, int(HISTORY_S + HISTORY_BUCKET_S), s.open_s),
+                    "" if latency_ms is None else latency_ms,
+                    SLACK_S,
+                ],
+            )
         )
-        for i in range(0, len(moved), 4):
-            self._note(keys[int(moved[i]) - 1], now, moved[i + 1 : i + 4])
+        if len(self._pending) >= FLUSH_AT or now - self._pending[0][1] >= FLUSH_AFTER_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the queued records now, in one round trip."""
+        if self._pending:
+            pipe = self.client.pipeline(transaction=False)
+            self._execute(pipe, self._queue(pipe))
+
+    def _queue(self, pipe: Pipeline) -> list[Recorded]:
+        """Add the queued records to `pipe` (first: what a read in it sees includes them)."""
+        queued, self._pending = self._pending, []
+        for _keys, _now, script_keys, args in queued:
+            self._record(keys=script_keys, args=args, client=pipe)
+        return queued
+
+    def _execute(self, pipe: Pipeline, queued: list[Recorded]) -> list[Any]:
+        """Run `pipe`; note the breaker moves of its records; the rest of its answers."""
+        answers = pipe.execute()
+        for (keys, now, _k, _a), moved in zip(queued, answers, strict=False):
+            for i in range(0, len(moved), 4):
+                self._note(keys[int(moved[i]) - 1], now, moved[i + 1 : i + 4])
+        return list(answers[len(queued) :])
 
     def ready(self, key: str, now: float, last_resort: bool = False) -> bool:
         """Would `allow` admit a call now? Read-only: no probe slot is taken."""
+        self.flush()
         fields = ["state", "opened_at", "open_for", "probing", "probe_at", "last_resort_at"]
         state, opened, open_for, probing, probe_at, early = self.client.hmget(
             self._breaker(key), fields
@@ -269,9 +313,11 @@ class RedisHealthBook:
         """Several breakers' states in one round trip (routing reads every breaker a
         payment could meet)."""
         pipe = self.client.pipeline(transaction=False)
+        queued = self._queue(pipe)
         for key in keys:
             pipe.hget(self._breaker(key), "state")
-        return [BreakerState(_text(raw)) if raw else BreakerState.CLOSED for raw in pipe.execute()]
+        found = self._execute(pipe, queued)
+        return [BreakerState(_text(raw)) if raw else BreakerState.CLOSED for raw in found]
 
     def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None:
         """The short window; read whole (routing) at most once a second per process."""
@@ -299,11 +345,12 @@ class RedisHealthBook:
 
     def _sum(self, names: list[str]) -> WindowStats | None:
         pipe = self.client.pipeline(transaction=False)
+        queued = self._queue(pipe)
         for name in names:
             pipe.hmget(name, _FIELDS)
         row = [0] * len(_FIELDS)
         seen = False
-        for values in pipe.execute():
+        for values in self._execute(pipe, queued):
             for i, v in enumerate(values):
                 if v is not None:
                     row[i] += int(v)
@@ -311,9 +358,11 @@ class RedisHealthBook:
         return WindowStats.from_row(row) if seen else None
 
     def keys(self) -> list[str]:
+        self.flush()
         return sorted(_text(k) for k in self.client.zrange(f"{self.prefix}:keys", 0, -1))
 
     def force_open(self, key: str, now: float, why: str) -> None:
+        self.flush()
         moved: list[Any] = self._force(
             keys=[self._breaker(key)], args=[now, why, self.settings.open_s]
         )
@@ -325,10 +374,12 @@ class RedisHealthBook:
         self.client.expire(self._breaker(key), 86400)
 
     def flagged(self, key: str) -> tuple[float, str] | None:
+        self.flush()
         at, code = self.client.hmget(self._breaker(key), ["flag_at", "flag_code"])
         return None if at is None else (float(_text(at)), _text(code))
 
     def last_success(self, key: str) -> float | None:
+        self.flush()
         raw = self.client.hget(self._breaker(key), "ok_at")
         return float(_text(raw)) if raw else None
 
