@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(p.load.not_succeeded for p in (one, one_half, two))
     ok = same_load <= FLAT and failed == 0
     if args.json:
-        out = {"one": asdict(one), "one_half": asdict(one_half), "two": asdict(two)}
-        out.update(cpu_ratio_same_load=same_load, cpu_ratio_same_total=same_total)
+        out: dict[str, object] = {"one": asdict(one), "one_half": asdict(one_half)}
+        out.update(two=asdict(two), cpu_ratio_same_load=same_load)
+        out.update(cpu_ratio_same_total=same_total)
         print(json.dumps(out, indent=2))
         return 0 if ok else 1
     rows = (
