@@ -42,10 +42,12 @@ typecheck:
 pytest:
 	$(BIN)/pytest -q
 
-## bench: the engine and HTTP benchmarks (PostgreSQL too when reachable)
+## bench: the engine, HTTP and outbox-lag benchmarks (PostgreSQL too when reachable);
+## bench/scale_out.py needs PostgreSQL and Redis
 bench: install
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/event_lag.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache paymend.db paymend.db-* paymend-simulator.db* .paymend-demo-key

@@ -14,10 +14,11 @@ structured log line and metrics, and its two transactions through `Store.run`:
     tx2  update attempt, insert event attempt.finished,
          update payment (optimistic version check), insert event payment.succeeded
 
-Each database is measured in the store's normal threaded mode (SQLite: one writer
-thread; PostgreSQL: a pool of 8 connections and as many threads), sequentially and with
-16 payments in flight. On SQLite the inline mode (store work on the event loop, as the
-lab runs it) is reported too.
+Each database is measured in the store's server mode, "threaded", as `paymend serve`
+runs it (SQLite: on the event loop, the writer thread taking a transaction only when
+another process holds the write lock; PostgreSQL: a pool of 8 connections and as many
+threads), sequentially and with 16 payments in flight. On SQLite the lab's inline mode
+(always on the event loop, never a thread) is reported too.
 
 The floor, and why it is fair
 -----------------------------
@@ -33,7 +34,7 @@ connection and concurrently from as many threads as the store has, each thread l
 over its share. It is the cheapest honest way to put these rows into the database, so
 engine/floor says how much of the achievable write throughput paymend keeps. The
 headline ratio is the strict one: the engine as `paymend serve` runs it (threaded store,
-16 in flight) over the floor's best mode. The project's target is >= 0.5.
+16 in flight) over the floor's best mode. The project's target is >= 0.8.
 
 Every database (engine threaded, engine inline, floor) is fresh and sees the same
 sequence - warm-up, sequential N, concurrent N - so table sizes match at every step.
@@ -90,7 +91,7 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "paymend_bench"
 CONCURRENCY = 16
 PG_POOL = 8  # Store's default pool_size, hence its thread count on PostgreSQL
-TARGET = 0.5
+TARGET = 0.8
 CHANNEL = "sim"
 
 # One payment as a checkout would send it (the API's documented example).

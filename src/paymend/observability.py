@@ -12,14 +12,17 @@ OpenTelemetry, so a shop's own tracing joins paymend's.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from prometheus_client import Counter, Histogram
@@ -88,6 +91,8 @@ def _mask_value(key: str, value: Any) -> Any:
         return mask_card_numbers(value)
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and -_NO_PAN < value < _NO_PAN:
+        return value  # fewer digits than any card number
     if isinstance(value, int | float):
         text = str(value)
         masked = mask_card_numbers(text)
@@ -98,6 +103,8 @@ def _mask_value(key: str, value: Any) -> Any:
         return [_mask_value(key, v) for v in value]
     return value
 
+
+_NO_PAN = 10**11  # integers below this have fewer than 12 digits
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 _FRAMES = 8  # the innermost frames of a traceback worth logging
@@ -196,16 +203,17 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     global _configured
     out = stream or sys.stdout
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    # the time stamp is added after the masking: it is ours, never data to mask
     tail: list[Any] = [
         summarize_exception,
         mask_event,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.JSONRenderer(sort_keys=True),
     ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             *tail,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -219,7 +227,6 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
                 _first_line,
                 structlog.stdlib.add_logger_name,
                 structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
             ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
         )
@@ -263,14 +270,45 @@ def id_holds_card_number(hex_id: str) -> bool:
 
 
 def configure_tracing() -> None:
-    """Install an SDK tracer provider so spans get real ids (export is configured by
-    the standard OTEL_* variables when an exporter package is installed)."""
+    """Install an SDK tracer provider (card-free ids) when spans are to be exported:
+    `OTEL_TRACES_EXPORTER` names an exporter, whose set-up adds it to the provider.
+    Without one, no provider is installed, so neither paymend nor FastAPI's own
+    telemetry builds spans nobody reads; requests still carry valid trace ids
+    (`server_span`)."""
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    if exporter in ("", "none"):
+        return
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(TracerProvider(id_generator=CardFreeIds()))
 
 
 def tracer() -> trace.Tracer:
     return trace.get_tracer("paymend")
+
+
+_IDS = CardFreeIds()
+
+
+def exporting() -> bool:
+    """Does a span go anywhere? Only when a span processor (an exporter) was added to
+    the SDK provider; without one the SDK would build, time and drop every span."""
+    provider = trace.get_tracer_provider()
+    active = getattr(provider, "_active_span_processor", None)
+    return bool(getattr(active, "_span_processors", ()))
+
+
+def server_span(name: str, parent: Context) -> AbstractContextManager[Any]:
+    """The span of one request: a recorded one when spans are exported; else only its
+    ids (the caller's trace or a new one, a new span id), current for the request, so
+    trace ids in logs, attempts and the `X-Trace-Id` header stay valid at no SDK cost."""
+    if exporting():
+        return tracer().start_as_current_span(name, context=parent, kind=trace.SpanKind.SERVER)
+    caller = trace.get_current_span(parent).get_span_context()
+    trace_id = caller.trace_id if caller.is_valid else _IDS.generate_trace_id()
+    ids = trace.SpanContext(
+        trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=caller.trace_flags
+    )
+    return trace.use_span(trace.NonRecordingSpan(ids), end_on_exit=False)
 
 
 def current_trace_id() -> str | None:

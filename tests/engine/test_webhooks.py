@@ -20,11 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from paymend.domain.events import EventType
 from paymend.domain.ids import MerchantId
+from paymend.engine.ids import IdFactory
+from paymend.engine.webhooks import WebhookSender
 from paymend.engine.worker import Worker
 from paymend.notify import webhooks as signing
-from paymend.store import merchants
+from paymend.store import merchants, outbox
 from paymend.store.database import Store
+from paymend.store.tables import jobs as jobs_table
 from paymend.store.tables import webhook_attempts, webhook_deliveries
 from tests.engine.test_pay import pay_cmd
 from tests.helpers import NOW, ManualClock, service, simulator
@@ -156,3 +160,46 @@ def test_the_retry_schedule_spans_three_days() -> None:
     assert tries > 10 and total > 2 * 86400
     assert signing.next_try_in(1, timedelta(0)) == 10
     assert signing.next_try_in(tries, timedelta(seconds=total)) is None  # never past 3 days
+
+
+def test_one_sweep_relays_a_backlog_of_many_batches(store: Store) -> None:
+    """No fixed ceiling: the relay goes batch after batch while one comes back full, so
+    a burst of payments is published in one sweep, not 200 events a second."""
+    mid = MerchantId("mer_burst")
+    hooks = {"webhook_url": "http://127.0.0.1:9/hooks", "webhook_secret": SECRET}
+    store.run_sync(lambda c: merchants.create(c, mid, "burst", NOW, hooks))
+    now = NOW
+
+    def backlog(conn: sa.Connection) -> None:
+        for i in range(1_250):  # two and a half batches of events
+            outbox.add(conn, f"evt_{i:05d}", mid, EventType.PAYMENT_SUCCEEDED, f"pay_{i}", {}, now)
+
+    store.run_sync(backlog)
+
+    async def sweep() -> WebhookSender:
+        sender = WebhookSender(store, ManualClock(), IdFactory())
+        assert await sender.relay(limit=500) == 1_250  # a delivery for each
+        assert not sender.behind
+        return sender
+
+    asyncio.run(sweep())
+    assert store.run_sync(lambda c: len(outbox.unpublished(c, 10_000))) == 0
+    kinds = store.run_sync(lambda c: c.execute(sa.select(jobs_table.c.kind)).scalars().all())
+    assert kinds == ["deliver_webhook"] * 1_250
+
+
+def test_a_relay_that_stops_at_its_batch_budget_says_it_is_behind(store: Store) -> None:
+    mid = MerchantId("mer_behind")
+    store.run_sync(lambda c: merchants.create(c, mid, "behind", NOW))
+
+    def backlog(conn: sa.Connection) -> None:
+        for i in range(30):
+            outbox.add(conn, f"evt_{i:03d}", mid, EventType.PAYMENT_CREATED, "pay_1", {}, NOW)
+
+    store.run_sync(backlog)
+    sender = WebhookSender(store, ManualClock(), IdFactory())
+    assert asyncio.run(sender.relay(limit=10, max_batches=2)) == 0  # no endpoint: no delivery
+    assert sender.behind  # 10 left: the worker sweeps again at once
+    assert store.run_sync(lambda c: len(outbox.unpublished(c, 100))) == 10
+    asyncio.run(sender.relay(limit=10, max_batches=2))
+    assert not sender.behind

@@ -12,7 +12,7 @@ import redis
 
 from paymend.health.breaker import BreakerSettings, BreakerState
 from paymend.health.outcomes import Outcome
-from paymend.health.redis_book import RedisHealthBook
+from paymend.health.redis_book import FLUSH_AFTER_S, FLUSH_AT, RedisHealthBook
 from tests.health.early_probe import check_early_probes, check_in_flight_success_proves_nothing
 from tests.health.settling import (
     check_a_correction_never_counts_a_call_twice,
@@ -123,6 +123,7 @@ def test_transitions_a_dead_worker_took_are_audited_by_another(redis_url: str, p
     api = book(redis_url, prefix)
     for i in range(5):
         api.record(["sim_b"], 6000 + i * 0.1, T)
+    api.flush()  # its records reach Redis (at its next read, or within FLUSH_AFTER_S)
     first, second = book(redis_url, prefix), book(redis_url, prefix)
     (taken,) = first.unaudited("worker-1")  # ...and it dies before acknowledging
     assert second.unaudited("worker-2") == []  # not stale yet
@@ -152,6 +153,7 @@ def test_a_payment_routes_around_a_circuit_another_process_opened(
         now = clock.now().timestamp()
         for i in range(5):
             elsewhere.record(["sim_a"], now + i * 0.01, T)
+        elsewhere.flush()  # as it does within FLUSH_AFTER_S, or at its next read
         view = await svc.pay(pay_cmd(mid))
         assert [x.provider for x in view.attempts] == ["sim_b"]
         assert "skipped sim_a (circuit open)" in (view.attempts[0].reason or "")
@@ -259,3 +261,24 @@ def test_a_timeout_found_charged_counts_as_a_success_in_redis(redis_url: str, pr
 
 def test_a_correction_never_counts_a_call_twice_in_redis(redis_url: str, prefix: str) -> None:
     check_a_correction_never_counts_a_call_twice(book(redis_url, prefix))
+
+
+def test_records_wait_for_the_next_read_and_this_process_reads_its_own(
+    redis_url: str, prefix: str
+) -> None:
+    """Writes are batched: a record reaches Redis with the next read of its process, in
+    the read's round trip (so that process never reads stale), else within FLUSH_AT
+    records or FLUSH_AFTER_S seconds, or at `flush()` (every heartbeat)."""
+    here, there = book(redis_url, prefix), book(redis_url, prefix)
+    for i in range(5):
+        here.record(["sim_c"], 7000 + i * 0.01, T)
+    assert there.state("sim_c") is BreakerState.CLOSED  # not sent yet
+    assert here.state("sim_c") is BreakerState.OPEN  # sent ahead of this read
+    assert there.state("sim_c") is BreakerState.OPEN
+    assert [t.after for t in here.transitions] == [BreakerState.OPEN]
+    for i in range(FLUSH_AT):
+        here.record(["sim_d"], 7100 + i * 0.001, S)
+    assert there.stats("sim_d", 7101) is not None  # a full queue went on its own
+    here.record(["sim_e"], 7200, S)
+    here.record(["sim_e"], 7200 + FLUSH_AFTER_S, S)  # the first has waited long enough
+    assert there.stats("sim_e", 7201) is not None

@@ -26,7 +26,7 @@ from paymend.observability import (
     SLOW_CLIENTS,
     get_logger,
     id_holds_card_number,
-    tracer,
+    server_span,
 )
 
 log = get_logger("paymend.api")
@@ -91,9 +91,7 @@ class RequestGuard:
                 log_request()
             await send(message)
 
-        with tracer().start_as_current_span(
-            f"{method} {path}", context=_caller_context(headers), kind=trace.SpanKind.SERVER
-        ):
+        with server_span(f"{method} {path}", _caller_context(headers)):
             try:
                 if method in WITH_BODY:
                     body, refusal = await self._read_checked(

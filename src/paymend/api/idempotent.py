@@ -20,13 +20,76 @@ from paymend.engine.runtime import Runtime
 from paymend.observability import get_logger
 from paymend.store import idempotency
 from paymend.store.database import Connection
-from paymend.store.idempotency import Claim, Replay, Resource
+from paymend.store.idempotency import Claim, KeyTaken, NewKey, Replay, Resource
 
 log = get_logger("paymend.api")
 REPLAYED = {"Idempotent-Replayed": "true"}
 
 Handler = Callable[[Claim | None], Awaitable[tuple[int, dict[str, Any]]]]
 Render = Callable[[Resource], Awaitable[dict[str, Any]]]
+# gets the key to claim with what it creates; returns status, body, and whether the
+# body was stored as the key's answer in the engine's last transaction
+Creating = Callable[[NewKey], Awaitable[tuple[int, dict[str, Any], bool]]]
+
+
+async def run_creating(
+    runtime: Runtime,
+    merchant_id: str,
+    key: str | None,
+    path: str,
+    body: dict[str, Any],
+    creating: Creating,
+    handler: Handler,
+    render: Render,
+    *,
+    status: int,
+) -> JSONResponse:
+    """`run_once` for a request that creates its resource, in two transactions fewer:
+    `creating` claims the key in the transaction that creates the resource and stores
+    the answer in the one that records its outcome. A key already in use (`KeyTaken`),
+    or an error before anything was created, goes the long way through `run_once`
+    (replay, conflict, take-over), so the answers are the same as claiming first."""
+    if key is None:
+        return await run_once(runtime, merchant_id, key, path, body, handler, render, status=status)
+    _check(key)
+    now = runtime.clock.now()
+    digest = idempotency.request_hash(path, body)
+    new = NewKey(merchant_id, key, path, digest, runtime.presence.id, now)
+    try:
+        code, payload, answered = await creating(new)
+    except KeyTaken:
+        return await run_once(runtime, merchant_id, key, path, body, handler, render, status=status)
+    except PaymendError as exc:
+        if exc.changed_nothing:
+            # nothing was claimed: the key may hold an earlier answer, else this error
+            error = exc
+
+            async def again(_claim: Claim | None) -> tuple[int, dict[str, Any]]:
+                raise error
+
+            return await run_once(
+                runtime, merchant_id, key, path, body, again, render, status=status
+            )
+        await _keep_error(runtime, new.claim, exc.status, error_body_of(exc))
+        raise
+    except Exception:
+        await _keep_error(runtime, new.claim, 500, _BODY_500)
+        raise
+    if not answered:
+        done = runtime.clock.now()
+        await runtime.store.run(
+            lambda conn: idempotency.complete(conn, new.claim, code, payload, done)
+        )
+    return JSONResponse(payload, status_code=code)
+
+
+def _check(key: str) -> None:
+    if not 1 <= len(key) <= 255:
+        raise InvalidInput(
+            "idempotency_key_invalid",
+            "Idempotency-Key must be 1 to 255 characters",
+            param="Idempotency-Key",
+        )
 
 
 async def run_once(
@@ -45,12 +108,7 @@ async def run_once(
     if key is None:
         code, payload = await handler(None)
         return JSONResponse(payload, status_code=code)
-    if not 1 <= len(key) <= 255:
-        raise InvalidInput(
-            "idempotency_key_invalid",
-            "Idempotency-Key must be 1 to 255 characters",
-            param="Idempotency-Key",
-        )
+    _check(key)
     digest = idempotency.request_hash(path, body)
     now = runtime.clock.now()
     presence = runtime.presence
@@ -86,17 +144,19 @@ async def run_once(
     except Exception:
         # something may have been written: keep the key (answering with what it made, or
         # 500 when nothing was linked) so a retry cannot pay twice
-        body_500 = error_body(
-            "internal_error",
-            "the first request with this key failed unexpectedly; look the order up with "
-            "GET /v1/payments?order_id=… before paying again",
-            type="api_error",
-        )
-        await _keep_error(runtime, claim, 500, body_500)
+        await _keep_error(runtime, claim, 500, _BODY_500)
         raise
     done = runtime.clock.now()
     await runtime.store.run(lambda conn: idempotency.complete(conn, claim, code, payload, done))
     return JSONResponse(payload, status_code=code)
+
+
+_BODY_500 = error_body(
+    "internal_error",
+    "the first request with this key failed unexpectedly; look the order up with "
+    "GET /v1/payments?order_id=… before paying again",
+    type="api_error",
+)
 
 
 def error_body_of(exc: PaymendError) -> dict[str, Any]:

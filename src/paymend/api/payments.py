@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from paymend.api import shapes
-from paymend.api.idempotent import Render, run_once
+from paymend.api.idempotent import Render, run_creating, run_once
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, render_payment, runtime_of
 from paymend.api.responses import errors
 from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
@@ -24,7 +24,7 @@ from paymend.engine import compensations
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.payments import PaymentView
 from paymend.observability import current_trace_id
-from paymend.store.idempotency import Claim, Resource
+from paymend.store.idempotency import Claim, NewKey, Resource
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 IdemKey = Annotated[
@@ -95,12 +95,25 @@ async def create_payment(
         view = await runtime.service.pay(replace(command, claim=claim))
         return 201, _stored(render_payment(request, merchant, view))
 
-    return await run_once(
+    async def creating(key: NewKey) -> tuple[int, dict[str, object], bool]:
+        stored: list[dict[str, object]] = []
+
+        def answer(view: PaymentView) -> tuple[int, dict[str, object]]:
+            stored.append(_stored(render_payment(request, merchant, view)))
+            return 201, stored[-1]
+
+        view = await runtime.service.pay(replace(command, claim=key, answer=answer))
+        if stored:  # pay() returned: the transaction that stored it committed
+            return 201, stored[-1], True
+        return 201, _stored(render_payment(request, merchant, view)), False
+
+    return await run_creating(
         runtime,
         merchant.id,
         idempotency_key,
         "/v1/payments",
         idempotency_body(body),
+        creating,
         handler,
         _resource(request, merchant),
         status=201,

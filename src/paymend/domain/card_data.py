@@ -141,7 +141,8 @@ def runs(text: str) -> list[Run]:
 
 
 def _few_digits(text: str) -> bool:
-    return len(_DIGIT_RE.findall(text)) < MIN_PAN_DIGITS
+    # most strings checked (log fields, names) are shorter than any card number
+    return len(text) < MIN_PAN_DIGITS or len(_DIGIT_RE.findall(text)) < MIN_PAN_DIGITS
 
 
 def has_card_number(text: str) -> bool:

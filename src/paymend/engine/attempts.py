@@ -11,7 +11,7 @@ customer. Each call is recorded (engine/recording.py) before the next one is mad
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -38,8 +38,9 @@ from paymend.health.book import Health
 from paymend.health.outcomes import Outcome
 from paymend.routing.failover import Router
 from paymend.store import payments as repo
-from paymend.store.database import Store
+from paymend.store.database import Connection, Store
 
+Finish = Callable[[Connection], None]  # written in a run's last transaction
 CARD_HISTORY = timedelta(days=30)  # the card networks' reattempt window
 MIN_CALL_S = 0.05  # no call starts with less time than this left before the deadline
 
@@ -94,15 +95,17 @@ class AttemptLoop:
         outcome: CallOutcome | None = None,
         *,
         status_known: bool = False,
+        finish: Finish | None = None,
     ) -> None:
         """Call the run's last attempt (unless its `outcome` is already in hand), then
-        follow each decision while the run has time."""
+        follow each decision while the run has time. `finish` writes in the run's last
+        transaction (the checkout's answer to its Idempotency-Key)."""
         attempt = run.attempts[-1]
         while True:
             if outcome is None:
                 outcome = await self.caller.authorize(payment, attempt, self.call_timeout(run))
             following, inline, after_s = await self._after_call(
-                payment, run, attempt, outcome, status_known=status_known
+                payment, run, attempt, outcome, status_known=status_known, finish=finish
             )
             if following is None or not inline:
                 return
@@ -119,13 +122,14 @@ class AttemptLoop:
         outcome: CallOutcome,
         *,
         status_known: bool = False,
+        finish: Finish | None = None,
     ) -> tuple[Attempt | None, bool, float]:
         """Classify, decide, query an unknown outcome if there is time, and record it all.
         Returns the next attempt (if any), whether it runs now, and the wait before it."""
         failure: Failure | None = None
         decision: Decision | None = None
         if self.settings.policy is Policy.NAIVE and outcome.status is not AttemptStatus.SUCCEEDED:
-            return await self._naive(payment, attempt, outcome)
+            return await self._naive(payment, attempt, outcome, finish)
         if outcome.status is not AttemptStatus.SUCCEEDED:
             failure = self._classify(attempt.provider, outcome)
             if run.card_tries is None:  # only a failure's decision needs the card's history
@@ -174,11 +178,12 @@ class AttemptLoop:
             following=following,
             inline=inline,
             after_s=after_s,
+            then=finish if following is None or not inline else None,
         )
         return following, inline, after_s
 
     async def _naive(
-        self, payment: Payment, attempt: Attempt, outcome: CallOutcome
+        self, payment: Payment, attempt: Attempt, outcome: CallOutcome, finish: Finish | None
     ) -> tuple[Attempt | None, bool, float]:
         failure = self._classify(attempt.provider, outcome)
         if outcome.status is AttemptStatus.UNKNOWN:
@@ -187,7 +192,7 @@ class AttemptLoop:
             Action.AUTHENTICATE if failure.action is Action.AUTHENTICATE else Action.DO_NOT_RETRY
         )
         decision = Decision(action, "naive policy: one attempt, no query, no retry")
-        await self.recorder.record(payment, attempt, outcome, failure, decision)
+        await self.recorder.record(payment, attempt, outcome, failure, decision, then=finish)
         return None, False, 0.0
 
     def awaits_authentication(

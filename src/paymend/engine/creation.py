@@ -23,7 +23,7 @@ from paymend.observability import PAYMENTS, get_logger
 from paymend.store import idempotency
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
-from paymend.store.idempotency import Claim
+from paymend.store.idempotency import Claim, NewKey
 from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
@@ -39,7 +39,7 @@ class Creation:
         self.owner = owner  # the instance about to call the first attempt
 
     async def with_attempt(
-        self, payment: Payment, attempt: Attempt, now: datetime, claim: Claim | None
+        self, payment: Payment, attempt: Attempt, now: datetime, claim: Claim | NewKey | None
     ) -> None:
         """Store a new payment with its first attempt, pending: the provider is called
         only once this committed."""
@@ -52,10 +52,13 @@ class Creation:
         await self._create(payment, create)
 
     def _insert_payment(
-        self, conn: Connection, payment: Payment, now: datetime, claim: Claim | None
+        self, conn: Connection, payment: Payment, now: datetime, claim: Claim | NewKey | None
     ) -> None:
         """Insert a new payment if its order lets it (one payment per order, unless split),
-        linked to the Idempotency-Key it is created under, in the caller's transaction."""
+        linked to the Idempotency-Key it is created under, in the caller's transaction.
+        The key comes first: a replay is answered by its key, not refused by the order
+        its first request took."""
+        idempotency.link(conn, claim, "payment", payment.id)
         repo.lock_order(conn, payment.merchant_id, payment.order_id)
         holder = repo.holding_order(
             conn, payment.merchant_id, payment.order_id, split=payment.split
@@ -63,7 +66,6 @@ class Creation:
         if holder is not None:
             raise _order_taken(payment.order_id, holder)
         repo.insert_payment(conn, payment, now, self.pii)
-        idempotency.link(conn, claim, "payment", payment.id)
 
     async def _create(self, payment: Payment, write: Callable[[Connection], None]) -> None:
         """Run the transaction that creates `payment`. The database's one-payment-per-order
@@ -82,7 +84,7 @@ class Creation:
             raise _order_taken(payment.order_id, holder) from None
 
     async def refuse_paused(
-        self, payment: Payment, why: str, now: datetime, claim: Claim | None
+        self, payment: Payment, why: str, now: datetime, claim: Claim | NewKey | None
     ) -> None:
         """The customer's bank or region is paused: no provider is called, and the
         customer is told the bank is unavailable and to use another method."""
@@ -91,7 +93,9 @@ class Creation:
         payment.transition(PaymentStatus.FAILED)
         await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim)
 
-    async def hold(self, payment: Payment, why: str, now: datetime, claim: Claim | None) -> None:
+    async def hold(
+        self, payment: Payment, why: str, now: datetime, claim: Claim | NewKey | None
+    ) -> None:
         """A playbook or an operator holds this scope's large payments: nothing is called
         until ops release it (engine/review.py); the shop learns by `payment.held`."""
         payment.transition(PaymentStatus.HELD)
@@ -106,7 +110,7 @@ class Creation:
         now: datetime,
         event: EventType,
         extra: dict[str, str],
-        claim: Claim | None,
+        claim: Claim | NewKey | None,
     ) -> None:
         """Store a payment the controls settled before any provider call, with its events."""
 

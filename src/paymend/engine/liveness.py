@@ -141,6 +141,7 @@ class Presence:
         settings: LivenessSettings | None = None,
         host: Host | None = None,
         on_start: Callable[[str], None] | None = None,
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -149,6 +150,7 @@ class Presence:
         self.host = host or this_host()
         self.id: str | None = None
         self._on_start = on_start  # told the instance id once registered
+        self._on_beat = on_beat  # every beat: what must not wait longer (health records)
 
     async def start(self) -> str:
         now = self.clock.now()
@@ -237,6 +239,8 @@ class Presence:
                 await self.try_start()
                 continue
             try:
+                if self._on_beat is not None:
+                    self._on_beat()
                 await self.tick()
             except Exception:  # the next beat tries again
                 log.exception("heartbeat_failed", instance_id=self.id)

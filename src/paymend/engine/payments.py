@@ -58,7 +58,7 @@ from paymend.routing.ranking import PaymentContext
 from paymend.store import idempotency, refunds
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
-from paymend.store.idempotency import Claim
+from paymend.store.idempotency import Claim, NewKey
 from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
@@ -191,16 +191,23 @@ class PaymentService:
             [attempt],
             spare=routed.spare,
         )
+        repeats = 0
+        claim = cmd.claim.claim if isinstance(cmd.claim, NewKey) else cmd.claim
+
+        def finish(conn: Connection) -> None:
+            """In the run's last transaction: what the answer needs, and the answer."""
+            nonlocal repeats
+            if payment.failure_code is not None:
+                repeats = repo.recent_failures(conn, payment, REPEAT_WINDOW)
+            if cmd.answer is not None and claim is not None:
+                code, body = cmd.answer(PaymentView(payment, list(run.attempts), [], repeats))
+                idempotency.complete(conn, claim, code, body, self.clock.now())
+
         try:
-            await self.attempts.drive(payment, run)
+            await self.attempts.drive(payment, run, finish=finish)
         except PaymendError as exc:
             log.warning("payment_left_in_flight", payment_id=payment.id, code=exc.code)
             raise PaymentInFlight(payment.id) from exc
-        repeats = 0
-        if payment.failure_code is not None:
-            repeats = await self.store.run(
-                lambda conn: repo.recent_failures(conn, payment, REPEAT_WINDOW)
-            )
         return PaymentView(payment, run.attempts, [], repeats)
 
     def _health_now(self) -> float:

@@ -10,6 +10,7 @@ engine/late_success.py to be refunded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from paymend.domain.clock import Clock
@@ -63,11 +64,13 @@ class Recorder:
         following: Attempt | None = None,
         inline: bool = False,
         after_s: float = 0.0,
+        then: Callable[[Connection], None] | None = None,
     ) -> None:
         """Commit the attempt's outcome, the payment's new status, the next attempt
         (`following`, written before it is called; `inline`: it runs in this run, else a
         job runs it in `after_s`), the jobs the worker now owes and the events, in one
-        transaction."""
+        transaction; `then` writes what the run's end adds (the Idempotency-Key's
+        answer) in the same one."""
         now = self.clock.now()
         attempt.transition(outcome.status)
         attempt.raw_code = outcome.raw_code
@@ -137,6 +140,8 @@ class Recorder:
                 emit(
                     conn, self.ids.new("evt"), payment, STATUS_EVENTS[target], now, attempt=attempt
                 )
+            if then is not None:
+                then(conn)
 
         try:
             await self.store.run(write)

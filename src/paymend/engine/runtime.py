@@ -342,6 +342,7 @@ def build_runtime(
         role,
         LivenessSettings(config.instances.heartbeat, config.instances.dead_after),
         on_start=lambda instance_id: setattr(service, "owner", instance_id),
+        on_beat=health.flush,  # an idle process's last health records reach Redis too
     )
     return Runtime(
         settings, config, store, clock, providers, service, worker, incidents, presence, sims

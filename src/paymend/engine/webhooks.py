@@ -24,6 +24,9 @@ from paymend.store import webhooks as repo
 from paymend.store.database import Connection, Store
 
 log = get_logger("paymend.webhooks")
+RELAY_BATCH = 500  # events per transaction
+RELAY_BATCHES = 20  # per relay() call: a sweep's share before the rest of its work
+_WEBHOOK_TYPES = frozenset(e.value for e in WEBHOOK_EVENTS)
 
 
 class WebhookSender:
@@ -35,35 +38,44 @@ class WebhookSender:
         self.clock = clock
         self.ids = ids
         self.channel: Channel = channel or WebhookChannel()
+        self.behind = False  # the last relay stopped with a full batch: more are waiting
 
-    async def relay(self, limit: int = 200) -> int:
-        """Publish unpublished events: a delivery and a job for each subscribed one."""
+    async def relay(self, limit: int = RELAY_BATCH, max_batches: int = RELAY_BATCHES) -> int:
+        """Publish unpublished events: a delivery and a job for each subscribed one.
+        Batch after batch while one comes back full, so the relay keeps pace with the
+        engine; after `max_batches` it stops with `behind` set, and the worker sweeps
+        again at once (its other duties get their turn in between)."""
+        created = 0
+        for _ in range(max_batches):
+            published, made = await self.store.run(lambda conn: self._relay(conn, limit))
+            created += made
+            self.behind = published == limit
+            if not self.behind:
+                break
+        return created
+
+    def _relay(self, conn: Connection, limit: int) -> tuple[int, int]:
+        """One batch in one transaction: (events published, deliveries created)."""
         now = self.clock.now()
-
-        def write(conn: Connection) -> int:
-            batch = outbox.unpublished(conn, limit)
-            if not batch:
-                return 0
-            settings = repo.merchant_settings(conn, {e.merchant_id for e in batch})
-            created = 0
-            for event in batch:
-                url = (settings.get(event.merchant_id) or {}).get("webhook_url")
-                if url and event.type in {e.value for e in WEBHOOK_EVENTS}:
-                    delivery_id = self.ids.new("whd")
-                    repo.create(conn, delivery_id, event, url, now)
-                    jobs.enqueue(
-                        conn,
-                        self.ids.new("job"),
-                        jobs.JobKind.DELIVER_WEBHOOK,
-                        delivery_id,
-                        now,
-                        now,
-                    )
-                    created += 1
-            outbox.mark_published(conn, [e.id for e in batch], now)
-            return created
-
-        return await self.store.run(write)
+        batch = outbox.unpublished(conn, limit)
+        if not batch:
+            return 0, 0
+        settings = repo.merchant_settings(conn, {e.merchant_id for e in batch})
+        deliveries = []
+        for event in batch:
+            url = (settings.get(event.merchant_id) or {}).get("webhook_url")
+            if url and event.type in _WEBHOOK_TYPES:
+                deliveries.append((self.ids.new("whd"), event, url))
+        repo.create_many(conn, deliveries, now)
+        jobs.enqueue_many(
+            conn,
+            jobs.JobKind.DELIVER_WEBHOOK,
+            [(self.ids.new("job"), delivery_id) for delivery_id, _e, _u in deliveries],
+            now,
+            now,
+        )
+        outbox.mark_published(conn, [e.id for e in batch], now)
+        return len(batch), len(deliveries)
 
     async def deliver(self, delivery_id: str) -> float | None:
         """Try once. None when finished (delivered or given up); else seconds to wait."""

@@ -54,6 +54,7 @@ class Health(Protocol):
     def flagged(self, key: str) -> tuple[float, str] | None: ...
     def unaudited(self, consumer: str, limit: int = 500) -> list[tuple[str, Transition]]: ...
     def audited(self, ids: Sequence[str]) -> None: ...
+    def flush(self) -> None: ...
 
 
 def has_breaker(key: str) -> bool:
@@ -95,6 +96,9 @@ class HealthBook:
             found = self.windows[key] = SlidingWindow(SHORT_S)
             self.histories[key] = SlidingWindow(HISTORY_S, HISTORY_BUCKET_S)
         return found
+
+    def flush(self) -> None:
+        """Nothing waits: every record is applied at once in memory."""
 
     def record(
         self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None

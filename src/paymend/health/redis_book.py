@@ -14,6 +14,12 @@ minute).
 
 Routing reads a key's short window for every payment, so those reads are cached for a
 second per process: ranking follows health within a second, like the ops controls.
+
+Writes are batched: `record` queues a call's outcome, and the next read this process
+makes (routing reads the breakers of every payment) sends the queued records first in
+its own round trip, so this process always reads its own writes and a payment costs one
+round trip, not two. Other processes see a record within `FLUSH_AFTER_S` (or
+`FLUSH_AT` records), or at the process's next heartbeat when it has gone quiet.
 """
 
 from __future__ import annotations
@@ -22,15 +28,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from paymend.health.book import HISTORY_BUCKET_S, HISTORY_S, SHORT_S, has_breaker, log_transition
 from paymend.health.breaker import SLACK_S, BreakerSettings, BreakerState, Transition
 from paymend.health.outcomes import Outcome
+from paymend.health.redis_scripts import ALLOW, FORCE_OPEN, RECORD, SETTLE
 from paymend.health.window import LATENCY_BOUNDS_MS, WindowStats, latency_bucket
 
 AUDIT_GROUP = "audit"
 STALE_MS = 60_000  # a worker that took transitions and did not acknowledge them died
 STREAM_MAX = 100_000  # transitions kept in the stream (about; trimmed as it grows)
+# A call's outcome waits at most this many seconds, or for this many others, before it
+# is sent (unless a read of this process sends it sooner, in the read's round trip)
+FLUSH_AFTER_S = 0.25
+FLUSH_AT = 32
+# a queued record: the health keys, its time, the script's keys and arguments
+Recorded = tuple[tuple[str, ...], float, list[str], list[Any]]
 
 _FIELDS = (
     "success",
@@ -39,154 +53,6 @@ _FIELDS = (
     "unknown",
     *(f"l{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1)),
 )
-
-# KEYS: breaker hashes, then window hashes (short bucket, history bucket per key)
-# ARGV: now, outcome, latency field or '', n, the n keys, settings..., latency in ms, slack
-_RECORD = """
-local now = tonumber(ARGV[1]); local outcome = ARGV[2]; local lat = ARGV[3]
-local n = tonumber(ARGV[4])
-local took = ARGV[14 + n]  -- the call's latency in ms, '' when unknown
-local slack = tonumber(ARGV[15 + n])  -- start times are reconstructed from latency
-local started = now - (tonumber(took) or 0) / 1000  -- when the call began
-local consecutive = tonumber(ARGV[5 + n]); local error_rate = tonumber(ARGV[6 + n])
-local min_calls = tonumber(ARGV[7 + n]); local window_s = tonumber(ARGV[8 + n])
-local probes = tonumber(ARGV[9 + n]); local max_open = tonumber(ARGV[10 + n])
-local short_ttl = tonumber(ARGV[11 + n]); local long_ttl = tonumber(ARGV[12 + n])
-local registry = KEYS[3 * n + 1]
-local failed = (outcome == 'technical' or outcome == 'unknown')
-local sec = math.floor(now)
-local out = {}
-for i = 1, n do
-  for j, ttl in ipairs({short_ttl, long_ttl}) do
-    local w = KEYS[n + 2 * (i - 1) + j]
-    redis.call('HINCRBY', w, outcome, 1)
-    if lat ~= '' then redis.call('HINCRBY', w, lat, 1) end
-    redis.call('EXPIRE', w, ttl)
-  end
-  redis.call('ZADD', registry, now, ARGV[4 + i])
-  local k = KEYS[i]
-  if k ~= '' then
-    redis.call('HINCRBY', k, 'n:' .. sec, 1)
-    if failed then redis.call('HINCRBY', k, 't:' .. sec, 1) end
-    redis.call('HDEL', k, 'n:' .. (sec - 120), 't:' .. (sec - 120))
-    redis.call('EXPIRE', k, 86400)
-    local state = redis.call('HGET', k, 'state') or 'closed'
-    local row = tonumber(redis.call('HGET', k, 'row') or '0')
-    if failed then
-      if row == 0 then redis.call('HSET', k, 'run_since', now) end
-      row = row + 1
-    elseif started >= tonumber(redis.call('HGET', k, 'run_since') or '0') then
-      row = 0
-    end
-    if outcome == 'success' then redis.call('HSET', k, 'ok_at', now) end
-    redis.call('HSET', k, 'row', row)
-    local moved = nil
-    local after = function(field)
-      return took ~= '' and started + slack >= tonumber(redis.call('HGET', k, field) or '0')
-    end
-    if state == 'open' then
-      if redis.call('HGET', k, 'early_out') == '1' and after('last_resort_at') then
-        redis.call('HSET', k, 'early_out', 0)  -- the early probe's outcome
-        if not failed and probes <= 1 then
-          redis.call('HSET', k, 'state', 'closed')
-          moved = {'open', 'closed', '1 probe passed'}
-        elseif not failed then
-          redis.call('HSET', k, 'state', 'half_open', 'probing', 0, 'passed', 1)
-          moved = {'open', 'half_open', 'an early probe passed'}
-        end
-      end
-    elseif state == 'half_open' and took ~= '' and not after('probe_at') then
-      moved = nil  -- a call from before the probe: not its outcome
-    elseif state == 'half_open' then
-      redis.call('HSET', k, 'probing', 0)
-      if failed then
-        local again = math.min(2 * tonumber(redis.call('HGET', k, 'open_for') or '0'), max_open)
-        redis.call('HSET', k, 'state', 'open', 'opened_at', now, 'open_for', again)
-        moved = {'half_open', 'open', 'a probe failed'}
-      else
-        local passed = redis.call('HINCRBY', k, 'passed', 1)
-        if passed >= probes then
-          redis.call('HSET', k, 'state', 'closed')
-          moved = {'half_open', 'closed', passed .. ' probes passed'}
-        end
-      end
-    elseif state == 'closed' and failed then
-      if row >= consecutive then
-        redis.call('HSET', k, 'state', 'open', 'opened_at', now, 'open_for', ARGV[13 + n])
-        moved = {'closed', 'open', row .. ' technical failures in a row'}
-      else
-        local c = 0; local t = 0
-        for s = sec - window_s + 1, sec do
-          c = c + tonumber(redis.call('HGET', k, 'n:' .. s) or '0')
-          t = t + tonumber(redis.call('HGET', k, 't:' .. s) or '0')
-        end
-        if c >= min_calls and t / c >= error_rate then
-          redis.call('HSET', k, 'state', 'open', 'opened_at', now, 'open_for', ARGV[13 + n])
-          local why = 'technical error rate ' .. math.floor(100 * t / c) .. '% of ' .. c .. ' calls'
-          moved = {'closed', 'open', why}
-        end
-      end
-    end
-    if moved then
-      table.insert(out, i); table.insert(out, moved[1])
-      table.insert(out, moved[2]); table.insert(out, moved[3])
-    end
-  end
-end
-return out
-"""
-
-# ARGV: now, probe_timeout_s, last_resort (0|1), last_resort_s
-# returns {allowed, before, after, why}
-_ALLOW = """
-local k = KEYS[1]
-local now = tonumber(ARGV[1]); local probe_timeout = tonumber(ARGV[2])
-local state = redis.call('HGET', k, 'state') or 'closed'
-if state == 'closed' then return {1} end
-local moved = {}
-if state == 'open' then
-  local opened = tonumber(redis.call('HGET', k, 'opened_at') or '0')
-  local open_for = tonumber(redis.call('HGET', k, 'open_for') or '0')
-  if now - opened < open_for then
-    local last = math.max(opened, tonumber(redis.call('HGET', k, 'last_resort_at') or '0'))
-    if ARGV[3] == '1' and now - last >= tonumber(ARGV[4]) then
-      redis.call('HSET', k, 'last_resort_at', now, 'early_out', 1)
-      return {1}
-    end
-    return {0}
-  end
-  redis.call('HSET', k, 'state', 'half_open', 'probing', 0, 'passed', 0)
-  moved = {'open', 'half_open', open_for .. 's open'}
-end
-local probing = tonumber(redis.call('HGET', k, 'probing') or '0')
-local probe_at = tonumber(redis.call('HGET', k, 'probe_at') or '0')
-if probing == 1 and now - probe_at < probe_timeout then return {0, unpack(moved)} end
-redis.call('HSET', k, 'probing', 1, 'probe_at', now)
-return {1, unpack(moved)}
-"""
-
-# ARGV: now, why, open_s
-_FORCE_OPEN = """
-local k = KEYS[1]
-local state = redis.call('HGET', k, 'state') or 'closed'
-if state == 'open' then return {} end
-redis.call('HSET', k, 'state', 'open', 'opened_at', ARGV[1], 'open_for', ARGV[3])
-redis.call('EXPIRE', k, 86400)
-return {state, 'open', ARGV[2]}
-"""
-
-
-# KEYS: window hashes (short bucket, history bucket per key); ARGV: the new outcome
-# An unknown moves to the outcome in each bucket that still holds one.
-_SETTLE = """
-for i = 1, #KEYS do
-  if tonumber(redis.call('HGET', KEYS[i], 'unknown') or '0') > 0 then
-    redis.call('HINCRBY', KEYS[i], 'unknown', -1)
-    redis.call('HINCRBY', KEYS[i], ARGV[1], 1)
-  end
-end
-return 0
-"""
 
 
 def _text(value: Any) -> str:
@@ -203,11 +69,12 @@ class RedisHealthBook:
         self.settings = settings or BreakerSettings()
         self.prefix = prefix
         self.transitions: list[Transition] = []  # the ones this process caused
-        self._record = client.register_script(_RECORD)
-        self._allow = client.register_script(_ALLOW)
-        self._force = client.register_script(_FORCE_OPEN)
-        self._settle = client.register_script(_SETTLE)
+        self._record = client.register_script(RECORD)
+        self._allow = client.register_script(ALLOW)
+        self._force = client.register_script(FORCE_OPEN)
+        self._settle = client.register_script(SETTLE)
         self._cache: dict[str, tuple[float, WindowStats | None]] = {}
+        self._pending: list[Recorded] = []  # records not yet sent (see `record`)
         self._stream = f"{prefix}:transitions"
         self.stale_ms = STALE_MS
 
@@ -227,6 +94,7 @@ class RedisHealthBook:
     def allow(self, key: str, now: float, last_resort: bool = False) -> bool:
         if not has_breaker(key):
             return True
+        self.flush()
         s = self.settings
         answer: list[Any] = self._allow(
             keys=[self._breaker(key)],
@@ -239,30 +107,59 @@ class RedisHealthBook:
     def record(
         self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
     ) -> None:
+        """Queue the call's outcome; it reaches Redis with the next read this process
+        makes (in the same round trip: routing reads breakers for every payment), or
+        when `FLUSH_AT` are queued, or one is `FLUSH_AFTER_S` old, or at `flush()`."""
         s = self.settings
         windows = [w for k in keys for w in (self._short(k, now), self._long(k, now))]
         lat = "" if latency_ms is None else f"l{latency_bucket(latency_ms)}"
-        moved: list[Any] = self._record(
-            keys=[
-                *(self._breaker(k) if has_breaker(k) else "" for k in keys),
-                *windows,
-                f"{self.prefix}:keys",
-            ],
-            args=[
-                *(now, outcome.value, lat, len(keys), *keys),
-                *(s.consecutive, s.error_rate, s.min_calls, int(s.window_s), s.probes),
-                *(s.max_open_s, int(SHORT_S) + 5, int(HISTORY_S + HISTORY_BUCKET_S), s.open_s),
-                "" if latency_ms is None else latency_ms,
-                SLACK_S,
-            ],
+        self._pending.append(
+            (
+                tuple(keys),
+                now,
+                [
+                    *(self._breaker(k) if has_breaker(k) else "" for k in keys),
+                    *windows,
+                    f"{self.prefix}:keys",
+                ],
+                [
+                    *(now, outcome.value, lat, len(keys), *keys),
+                    *(s.consecutive, s.error_rate, s.min_calls, int(s.window_s), s.probes),
+                    *(s.max_open_s, int(SHORT_S) + 5, int(HISTORY_S + HISTORY_BUCKET_S), s.open_s),
+                    "" if latency_ms is None else latency_ms,
+                    SLACK_S,
+                ],
+            )
         )
-        for i in range(0, len(moved), 4):
-            self._note(keys[int(moved[i]) - 1], now, moved[i + 1 : i + 4])
+        if len(self._pending) >= FLUSH_AT or now - self._pending[0][1] >= FLUSH_AFTER_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the queued records now, in one round trip."""
+        if self._pending:
+            pipe = self.client.pipeline(transaction=False)
+            self._execute(pipe, self._queue(pipe))
+
+    def _queue(self, pipe: Pipeline) -> list[Recorded]:
+        """Add the queued records to `pipe` (first: what a read in it sees includes them)."""
+        queued, self._pending = self._pending, []
+        for _keys, _now, script_keys, args in queued:
+            self._record(keys=script_keys, args=args, client=pipe)
+        return queued
+
+    def _execute(self, pipe: Pipeline, queued: list[Recorded]) -> list[Any]:
+        """Run `pipe`; note the breaker moves of its records; the rest of its answers."""
+        answers = pipe.execute()
+        for (keys, now, _k, _a), moved in zip(queued, answers, strict=False):
+            for i in range(0, len(moved), 4):
+                self._note(keys[int(moved[i]) - 1], now, moved[i + 1 : i + 4])
+        return list(answers[len(queued) :])
 
     def settle(self, keys: Sequence[str], at: float, outcome: Outcome) -> None:
         """An unknown counted at `at` turned out `outcome`: the windows say so (the
         breakers keep what they judged, as in `HealthBook.settle`)."""
         if keys:
+            self.flush()  # the unknown it settles may still be queued
             windows = [w for k in keys for w in (self._short(k, at), self._long(k, at))]
             self._settle(keys=windows, args=[outcome.value])
             for key in keys:
@@ -270,6 +167,7 @@ class RedisHealthBook:
 
     def ready(self, key: str, now: float, last_resort: bool = False) -> bool:
         """Would `allow` admit a call now? Read-only: no probe slot is taken."""
+        self.flush()
         fields = ["state", "opened_at", "open_for", "probing", "probe_at", "last_resort_at"]
         state, opened, open_for, probing, probe_at, early = self.client.hmget(
             self._breaker(key), fields
@@ -292,9 +190,11 @@ class RedisHealthBook:
         """Several breakers' states in one round trip (routing reads every breaker a
         payment could meet)."""
         pipe = self.client.pipeline(transaction=False)
+        queued = self._queue(pipe)
         for key in keys:
             pipe.hget(self._breaker(key), "state")
-        return [BreakerState(_text(raw)) if raw else BreakerState.CLOSED for raw in pipe.execute()]
+        found = self._execute(pipe, queued)
+        return [BreakerState(_text(raw)) if raw else BreakerState.CLOSED for raw in found]
 
     def stats(self, key: str, now: float, last_s: float | None = None) -> WindowStats | None:
         """The short window; read whole (routing) at most once a second per process."""
@@ -322,11 +222,12 @@ class RedisHealthBook:
 
     def _sum(self, names: list[str]) -> WindowStats | None:
         pipe = self.client.pipeline(transaction=False)
+        queued = self._queue(pipe)
         for name in names:
             pipe.hmget(name, _FIELDS)
         row = [0] * len(_FIELDS)
         seen = False
-        for values in pipe.execute():
+        for values in self._execute(pipe, queued):
             for i, v in enumerate(values):
                 if v is not None:
                     row[i] += int(v)
@@ -334,9 +235,11 @@ class RedisHealthBook:
         return WindowStats.from_row(row) if seen else None
 
     def keys(self) -> list[str]:
+        self.flush()
         return sorted(_text(k) for k in self.client.zrange(f"{self.prefix}:keys", 0, -1))
 
     def force_open(self, key: str, now: float, why: str) -> None:
+        self.flush()
         moved: list[Any] = self._force(
             keys=[self._breaker(key)], args=[now, why, self.settings.open_s]
         )
@@ -348,10 +251,12 @@ class RedisHealthBook:
         self.client.expire(self._breaker(key), 86400)
 
     def flagged(self, key: str) -> tuple[float, str] | None:
+        self.flush()
         at, code = self.client.hmget(self._breaker(key), ["flag_at", "flag_code"])
         return None if at is None else (float(_text(at)), _text(code))
 
     def last_success(self, key: str) -> float | None:
+        self.flush()
         raw = self.client.hget(self._breaker(key), "ok_at")
         return float(_text(raw)) if raw else None
 

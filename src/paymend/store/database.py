@@ -12,6 +12,8 @@ event loop, which keeps virtual time honest.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from paymend.domain.errors import Unavailable
 __all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url"]
 
 T = TypeVar("T")
+BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another process's lock
 
 
 def redacted_url(url: str) -> str:
@@ -61,13 +64,24 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # take the write lock up front: no deadlock when two processes upgrade a read
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if not _no_wait.active:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout=0")  # on the event loop: never wait for it
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise _Busy from error  # another process writes: go the thread's way
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
         return engine
     return sa.create_engine(
@@ -80,26 +94,61 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
     )
 
 
+class _NoWait(threading.local):
+    active = False  # this thread's next BEGIN must not wait for the write lock
+
+
+_no_wait = _NoWait()
+
+
+class _Busy(Exception):
+    """The SQLite write lock is held by another process: not taken, nothing done."""
+
+
 class Store:
-    """The database gateway. Every read and write in paymend goes through `run`."""
+    """The database gateway. Every read and write in paymend goes through `run`.
+
+    On SQLite, where a transaction is a few hundred microseconds of work with the write
+    lock this process holds alone, `run` runs it on the event loop, one at a time: a
+    hand-off to a thread and back would cost more than the work. Only when another
+    process holds the write lock (a CLI command, a migration) would it wait, and the
+    loop must never wait: then the transaction goes to the store's thread, which waits
+    up to the busy timeout. On PostgreSQL every transaction goes to the pool's threads.
+    """
 
     def __init__(self, url: str, *, inline: bool = False, pool_size: int = 8) -> None:
         self.url = url
         self.engine = create_db_engine(url, pool_size=pool_size)
         self.inline = inline
-        workers = 1 if is_sqlite(url) else pool_size
+        sqlite = is_sqlite(url)
+        workers = 1 if sqlite else pool_size
         self._executor = None if inline else ThreadPoolExecutor(workers, "paymend-store")
+        self._on_loop = sqlite and not inline
+        self._turn: asyncio.Lock | None = None  # SQLite: one transaction at a time
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn(conn)` in one transaction, off the event loop unless inline."""
+        """Run `fn(conn)` in one transaction: inline in the lab, on the event loop or the
+        store's thread on SQLite (see the class), on a pool thread on PostgreSQL."""
         if self._executor is None:
             return self.run_sync(fn)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.run_sync, fn)
+        if not self._on_loop:
+            return await loop.run_in_executor(self._executor, self.run_sync, fn)
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:  # the one connection is never wanted by both paths
+            _no_wait.active = True
+            try:
+                return self.run_sync(fn)
+            except _Busy:
+                pass
+            finally:
+                _no_wait.active = False
+            return await loop.run_in_executor(self._executor, self.run_sync, fn)
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         try:

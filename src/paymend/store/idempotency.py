@@ -1,8 +1,12 @@
 """Idempotency keys: the same key and body replays the first response.
 
-A key is claimed (status `in_progress`) in its own transaction before the work starts, so
-concurrent requests with one key race on the primary key and exactly one wins; the
-others see `in_progress` and get a 409 telling them to retry.
+A key is claimed (status `in_progress`) before the work starts, so concurrent requests
+with one key race on the primary key and exactly one wins; the others see `in_progress`
+and get a 409 telling them to retry. A request that creates something (a payment) claims
+its key in the very transaction that creates it (`NewKey`, `take`): a key already in
+the table raises `KeyTaken` and rolls the creation back, and the request then goes the
+long way (`claim` in a transaction of its own: replay, conflict or take-over). Its answer
+is stored in the transaction that records the outcome. Every other request claims first.
 
 A claim names its owner (the process instance running the request) and carries a token
 of its own. What the request creates (a payment, a refund, a compensation) is linked to
@@ -19,7 +23,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,9 +66,62 @@ class Resource:
     id: str
 
 
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A key to claim in the transaction that creates the request's resource (`take`)."""
+
+    merchant_id: str
+    key: str
+    path: str
+    digest: str
+    owner: str | None
+    now: datetime
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    @property
+    def claim(self) -> Claim:
+        """The claim this key becomes once `take` committed."""
+        return Claim(self.merchant_id, self.key, self.token)
+
+
+class KeyTaken(Exception):
+    """`take` found the key in use (answered, running, or left by a dead request): the
+    creation is rolled back and the request must claim the key on its own first."""
+
+
 def request_hash(path: str, body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
+
+
+# Built once: the hot path executes them with parameters (SQLAlchemy caches the compiled
+# form), where `.where(...)`/`.values(...)` per call would rebuild them every time.
+_K = idempotency_keys.c
+_THIS = (_K.merchant_id == sa.bindparam("b_merchant"), _K.key == sa.bindparam("b_key"))
+_MINE = (*_THIS, _K.claim_token == sa.bindparam("b_token"))
+_SELECT = sa.select(idempotency_keys).where(*_THIS)
+_INSERT = idempotency_keys.insert()
+_LINK = (
+    idempotency_keys.update()
+    .where(*_MINE, _K.status == IN_PROGRESS, _K.resource_id.is_(None))
+    .values(resource_kind=sa.bindparam("kind"), resource_id=sa.bindparam("rid"))
+)
+_COMPLETE = (
+    idempotency_keys.update()
+    .where(*_MINE, _K.status == IN_PROGRESS)
+    .values(
+        status=COMPLETED,
+        response_status=sa.bindparam("code"),
+        response_body=sa.bindparam("body"),
+        owner=None,
+        claim_token=None,
+        updated_at=sa.bindparam("now"),
+    )
+)
+
+
+def _mine(claim: Claim) -> dict[str, Any]:
+    return {"b_merchant": claim.merchant_id, "b_key": claim.key, "b_token": claim.token}
 
 
 def _where(merchant_id: str, key: str) -> tuple[sa.ColumnElement[bool], ...]:
@@ -92,24 +149,12 @@ def claim(
     Raises Conflict when the key was used with another request, or while its request is
     still running: its owner alive and the claim younger than `expires_after`.
     """
-    row = conn.execute(sa.select(idempotency_keys).where(*_where(merchant_id, key))).first()
+    row = conn.execute(_SELECT, {"b_merchant": merchant_id, "b_key": key}).first()
     token = secrets.token_hex(16)
     if row is None:
         try:
             with conn.begin_nested():
-                conn.execute(
-                    idempotency_keys.insert().values(
-                        merchant_id=merchant_id,
-                        key=key,
-                        request_hash=digest,
-                        request_path=path,
-                        status=IN_PROGRESS,
-                        created_at=now,
-                        updated_at=now,
-                        owner=owner,
-                        claim_token=token,
-                    )
-                )
+                conn.execute(_INSERT, _row(merchant_id, key, path, digest, owner, token, now))
         except exc.IntegrityError:
             raise _in_flight(key) from None
         return Claim(merchant_id, key, token)
@@ -152,25 +197,61 @@ def claim(
     return Claim(merchant_id, key, token)
 
 
+def _row(
+    merchant_id: str,
+    key: str,
+    path: str,
+    digest: str,
+    owner: str | None,
+    token: str,
+    now: datetime,
+    kind: str | None = None,
+    resource_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "merchant_id": merchant_id,
+        "key": key,
+        "request_hash": digest,
+        "request_path": path,
+        "status": IN_PROGRESS,
+        "created_at": now,
+        "updated_at": now,
+        "owner": owner,
+        "claim_token": token,
+        "resource_kind": kind,
+        "resource_id": resource_id,
+    }
+
+
+def take(conn: Connection, new: NewKey, kind: str, resource_id: str) -> Claim:
+    """Claim a key nobody used yet, linked to what this transaction creates. Raises
+    KeyTaken when the key is in the table (the transaction must then roll back; on
+    PostgreSQL it is aborted anyway). Call it first in the transaction: a replay must
+    not be answered by a check that its own first request made fail (the order taken)."""
+    row = _row(new.merchant_id, new.key, new.path, new.digest, new.owner, new.token, new.now)
+    row.update(resource_kind=kind, resource_id=resource_id)
+    try:
+        conn.execute(_INSERT, row)
+    except exc.IntegrityError as error:
+        raise KeyTaken(new.key) from error
+    return new.claim
+
+
 def _same(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[bool]:
     return column.is_(None) if value is None else column == value
 
 
-def link(conn: Connection, claim: Claim | None, kind: str, resource_id: str) -> None:
-    """Record, in the transaction that creates it, what the claimed request made. Raises
-    Conflict (rolling the creation back) when the claim is no longer this request's: it
-    was taken over after its owner was taken for dead."""
+def link(conn: Connection, claim: Claim | NewKey | None, kind: str, resource_id: str) -> None:
+    """Record, in the transaction that creates it, what the claimed request made (a
+    `NewKey` is claimed here, see `take`). Raises Conflict (rolling the creation back)
+    when the claim is no longer this request's: it was taken over after its owner was
+    taken for dead."""
     if claim is None:
         return
-    linked = conn.execute(
-        idempotency_keys.update()
-        .where(
-            *_of(claim),
-            idempotency_keys.c.status == IN_PROGRESS,
-            idempotency_keys.c.resource_id.is_(None),
-        )
-        .values(resource_kind=kind, resource_id=resource_id)
-    )
+    if isinstance(claim, NewKey):
+        take(conn, claim, kind, resource_id)
+        return
+    linked = conn.execute(_LINK, {**_mine(claim), "kind": kind, "rid": resource_id})
     if linked.rowcount != 1:
         raise _in_flight(claim.key)
 
@@ -194,18 +275,7 @@ def complete(
     now: datetime,
 ) -> None:
     """Store the answer (None: answer with the linked resource as it is on each replay)."""
-    conn.execute(
-        idempotency_keys.update()
-        .where(*_of(claim), idempotency_keys.c.status == IN_PROGRESS)
-        .values(
-            status=COMPLETED,
-            response_status=status,
-            response_body=body,
-            owner=None,
-            claim_token=None,
-            updated_at=now,
-        )
-    )
+    conn.execute(_COMPLETE, {**_mine(claim), "code": status, "body": body, "now": now})
 
 
 def release(conn: Connection, claim: Claim) -> None:

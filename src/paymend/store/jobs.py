@@ -49,18 +49,34 @@ class Job:
 def enqueue(
     conn: Connection, job_id: str, kind: JobKind, subject_id: str, run_at: datetime, now: datetime
 ) -> None:
+    enqueue_many(conn, kind, [(job_id, subject_id)], run_at, now)
+
+
+def enqueue_many(
+    conn: Connection,
+    kind: JobKind,
+    jobs_: list[tuple[str, str]],
+    run_at: datetime,
+    now: datetime,
+) -> None:
+    """Jobs of one kind, (id, subject id) each, due at `run_at`, in one executemany."""
+    if not jobs_:
+        return
     conn.execute(
         _INSERT,
-        {
-            "id": job_id,
-            "kind": kind.value,
-            "subject_id": subject_id,
-            "status": JobStatus.PENDING.value,
-            "run_at": run_at,
-            "tries": 0,
-            "created_at": now,
-            "updated_at": now,
-        },
+        [
+            {
+                "id": job_id,
+                "kind": kind.value,
+                "subject_id": subject_id,
+                "status": JobStatus.PENDING.value,
+                "run_at": run_at,
+                "tries": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for job_id, subject_id in jobs_
+        ],
     )
 
 

@@ -37,6 +37,17 @@ _UPDATE_PAYMENT = payments.update().where(
 )
 _INSERT_ATTEMPT = attempts.insert()
 _UPDATE_ATTEMPT = attempts.update().where(attempts.c.id == sa.bindparam("b_id"))
+_LOCK_ORDER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("b_lock")))
+_HOLDING = (
+    sa.select(payments)
+    .where(
+        payments.c.merchant_id == sa.bindparam("b_merchant"),
+        payments.c.order_id == sa.bindparam("b_order"),
+        payments.c.status.in_(ORDER_HOLDING),
+    )
+    .order_by(payments.c.created_at)
+)
+_HOLDING_SPLIT = _HOLDING.where(payments.c.split.is_(False))
 
 
 def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | None = None) -> None:
@@ -70,8 +81,7 @@ def lock_order(conn: Connection, merchant_id: str, order_id: str) -> None:
     if conn.dialect.name != "postgresql":
         return
     digest = hashlib.blake2b(f"order\0{merchant_id}\0{order_id}".encode(), digest_size=8)
-    key = int.from_bytes(digest.digest(), "big", signed=True)
-    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    conn.execute(_LOCK_ORDER, {"b_lock": int.from_bytes(digest.digest(), "big", signed=True)})
 
 
 def holding_order(
@@ -80,14 +90,9 @@ def holding_order(
     """A payment that keeps a new one for this order from being created: any payment
     holding the order for an exclusive payment, an exclusive one for a split payment.
     A paid one comes before one in flight."""
-    query = sa.select(payments).where(
-        payments.c.merchant_id == merchant_id,
-        payments.c.order_id == order_id,
-        payments.c.status.in_(ORDER_HOLDING),
-    )
-    if split:
-        query = query.where(payments.c.split.is_(False))
-    found = [payment_from_row(r) for r in conn.execute(query.order_by(payments.c.created_at))]
+    query = _HOLDING_SPLIT if split else _HOLDING
+    rows = conn.execute(query, {"b_merchant": merchant_id, "b_order": order_id})
+    found = [payment_from_row(r) for r in rows]
     paid = [p for p in found if p.status in ORDER_PAID]
     return next(iter(paid or found), None)
 

@@ -56,18 +56,31 @@ def merchant_settings(conn: Connection, merchant_ids: Collection[str]) -> dict[s
     return {r.id: r.settings for r in rows}
 
 
+_INSERT = webhook_deliveries.insert()
+
+
 def create(conn: Connection, delivery_id: str, event: Event, url: str, now: datetime) -> None:
+    create_many(conn, [(delivery_id, event, url)], now)
+
+
+def create_many(conn: Connection, deliveries: list[tuple[str, Event, str]], now: datetime) -> None:
+    """Pending deliveries (id, event, url), in one round trip (executemany)."""
+    if not deliveries:
+        return
     conn.execute(
-        webhook_deliveries.insert(),
-        {
-            "id": delivery_id,
-            "event_id": event.id,
-            "merchant_id": event.merchant_id,
-            "url": url,
-            "status": DeliveryStatus.PENDING.value,
-            "tries": 0,
-            "created_at": now,
-        },
+        _INSERT,
+        [
+            {
+                "id": delivery_id,
+                "event_id": event.id,
+                "merchant_id": event.merchant_id,
+                "url": url,
+                "status": DeliveryStatus.PENDING.value,
+                "tries": 0,
+                "created_at": now,
+            }
+            for delivery_id, event, url in deliveries
+        ],
     )
 
 
