@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,7 +28,7 @@ from paymend.engine.virtual_time import run_virtual
 from paymend.engine.webhooks import WebhookSender
 from paymend.engine.worker import Worker
 from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings
-from paymend.notify.policy import ChannelName, NoticeKind, Policy, load_policy
+from paymend.notify.policy import ChannelName, NoticeKind, Policy, QuietHours, load_policy
 from paymend.notify.templates import Templates
 from paymend.store import notices, outbox
 from paymend.store.database import Store
@@ -243,5 +243,43 @@ def test_an_invalid_number_falls_back_and_then_tells_the_merchant(
             e.type for e in store.run_sync(lambda c: outbox.for_subject(c, str(view.payment.id)))
         ]
         assert "notification.failed" in told
+
+    run_virtual(scenario())
+
+
+def test_quiet_hours_and_the_hourly_limit_postpone_never_drop(
+    store: Store, sms: tuple[AliyunSms, str]
+) -> None:
+    gateway, endpoint = sms
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        # the virtual day starts at 08:00 in Shanghai: quiet until 09:00
+        quiet = QuietHours.model_validate({"start": "00:00", "end": "09:00"})
+        policy = load_policy().model_copy(
+            update={
+                "quiet_hours": quiet,
+                "failure_hold": HOLD_S,
+                "channels": [ChannelName.SMS],
+                "max_per_customer_per_hour": 1,
+            }
+        )
+        s = setup(store, endpoint, policy)
+        worker = s.worker()
+        await late_failure(s, worker, mid, order="o-1")
+        await late_failure(s, worker, mid, order="o-2")  # the same customer, c1
+        for _ in range(int(HOLD_S // 10) + 3):
+            await s.clock.sleep(10)
+            await worker.sweep()
+        assert gateway.received == []  # held, then quiet
+        while s.clock.now() < datetime(2026, 1, 1, 1, 0, 30, tzinfo=UTC):  # 09:00:30 there
+            await s.clock.sleep(30)
+            await worker.sweep()
+        assert len(gateway.delivered) == 1  # one per hour for this customer
+        for _ in range(7):
+            await s.clock.sleep(600)
+            await worker.sweep()
+        assert len(gateway.delivered) == 2
+        assert {i["status"] for i in intents(store)} == {"sent"}
 
     run_virtual(scenario())

@@ -62,7 +62,6 @@ class _Due:
     intent: repo.Intent
     contact: pii.Contact
     support: str
-    sent_this_hour: int
 
 
 class CustomerNotices:
@@ -158,7 +157,7 @@ class CustomerNotices:
         now = self.clock.now()
         hour_ago = now - timedelta(hours=1)
 
-        def load(conn: Connection) -> _Due | None:
+        def load(conn: Connection) -> _Due | float | None:
             intent = repo.get(conn, intent_id)
             if intent is None or intent.status != repo.PENDING:
                 return None
@@ -167,29 +166,29 @@ class CustomerNotices:
             ):
                 repo.drop_pending(conn, intent_id, "the order was paid meanwhile", now)
                 return None
-            sent = (
-                repo.sent_since(conn, intent.customer_key, hour_ago) if intent.customer_key else 0
-            )
+            rule = self.policy.rule(NoticeKind(intent.kind))
+            if rule is None:
+                repo.drop_pending(conn, intent_id, "the policy no longer tells it", now)
+                return None
+            if not rule.critical and self.policy.quiet_hours is not None:
+                wait = self.policy.quiet_hours.wait_s(now)
+                if wait > 0:
+                    return wait
+            limit = self.policy.max_per_customer_per_hour
+            if (
+                intent.customer_key
+                and intent.sent_at is None
+                and not repo.reserve(conn, intent_id, intent.customer_key, hour_ago, limit, now)
+            ):
+                return 600.0  # this customer had enough this hour: when the window moves
             contact = pii.contact(conn, self.vault, intent.payment_id)
             settings = merchant_settings(conn, [intent.merchant_id]).get(intent.merchant_id) or {}
-            return _Due(
-                intent, contact, settings.get("support_contact") or self.policy.support, sent
-            )
+            return _Due(intent, contact, settings.get("support_contact") or self.policy.support)
 
         due = await self.store.run(load)
-        if due is None:
-            return None
+        if due is None or isinstance(due, float):
+            return due
         intent, kind = due.intent, NoticeKind(due.intent.kind)
-        rule = self.policy.rule(kind)
-        if rule is None:
-            await self._finish(intent, repo.DROPPED, now, reason="the policy no longer tells it")
-            return None
-        if due.sent_this_hour >= self.policy.max_per_customer_per_hour:
-            return 600.0  # try again when the hour's window has moved on
-        if not rule.critical and self.policy.quiet_hours is not None:
-            wait = self.policy.quiet_hours.wait_s(now)
-            if wait > 0:
-                return wait
         rendered = self._render(intent, kind, due.support, now)
         reasons = [intent.reason] if intent.reason else []
         names = self.policy.channels_for(kind)

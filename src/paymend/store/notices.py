@@ -9,6 +9,7 @@ recipient masked.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,12 +124,24 @@ def drop_pending(conn: Connection, intent_id: str, reason: str, now: datetime) -
     return result.rowcount == 1
 
 
-def sent_since(conn: Connection, customer_key: str, since: datetime) -> int:
-    """How many notices this customer was sent since `since` (the per-hour limit)."""
+def reserve(
+    conn: Connection, intent_id: str, customer_key: str, since: datetime, limit: int, now: datetime
+) -> bool:
+    """Count the intent against its customer's limit (`sent_at`), unless `limit` notices
+    went to them since `since`; False then. Checked and written under a lock on the
+    customer, so two workers sending to one customer cannot both pass the limit
+    (SQLite's writers already take turns)."""
+    if conn.dialect.name == "postgresql":
+        digest = hashlib.blake2b(f"notice\0{customer_key}".encode(), digest_size=8)
+        key = int.from_bytes(digest.digest(), "big", signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
     query = sa.select(sa.func.count()).where(
         notice_intents.c.customer_key == customer_key, notice_intents.c.sent_at >= since
     )
-    return int(conn.execute(query).scalar_one())
+    if int(conn.execute(query).scalar_one()) >= limit:
+        return False
+    update(conn, intent_id, now, sent_at=now)
+    return True
 
 
 def order_paid(conn: Connection, merchant_id: str, order_id: str) -> bool:

@@ -27,6 +27,7 @@ notice_intents = sa.Table(
     sa.Column("facts", JSON, nullable=False),  # the event's payload: masked, no contact
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # when it was counted against the customer's hourly limit: just before its first try
     sa.Column("sent_at", UTCDateTime()),
     sa.Index(None, "merchant_id", "order_id"),
     sa.Index(None, "customer_key", "sent_at"),
