@@ -250,18 +250,35 @@ class AliyunSmsConfig(_Strict):
     protocol: Literal["https", "http"] = "https"  # http only for a local test endpoint
 
 
+class TencentSmsConfig(_Strict):
+    """Keys from PAYMEND_TENCENT_SMS_SECRET_ID and _SECRET_KEY; the sign name is the
+    policy's (`sms.sign_name`), the template ids its `sms.templates`."""
+
+    sdk_app_id: str = Field(min_length=1)
+    region: str = "ap-guangzhou"
+    endpoint: str = "sms.tencentcloudapi.com"
+    protocol: Literal["https", "http"] = "https"  # http only for a local test endpoint
+
+
 class NotificationsConfig(_Strict):
     """Customer notices (docs/notifications.md): off unless a channel is configured."""
 
     # the notification policy file, relative to this one; None: the shipped policy
     policy: str | None = None
     aliyun_sms: AliyunSmsConfig | None = None
+    tencent_sms: TencentSmsConfig | None = None
     # an apprise mailto:// or mailtos:// URL without its password (PAYMEND_SMTP_PASSWORD)
     email: str | None = Field(None, pattern=r"^mailtos?://")
 
     @property
     def enabled(self) -> bool:
-        return self.aliyun_sms is not None or self.email is not None
+        return any(c is not None for c in (self.aliyun_sms, self.tencent_sms, self.email))
+
+    @model_validator(mode="after")
+    def _one_sms_provider(self) -> NotificationsConfig:
+        if self.aliyun_sms is not None and self.tencent_sms is not None:
+            raise ValueError("one SMS provider: aliyun_sms or tencent_sms, not both")
+        return self
 
     def policy_path(self, config_path: Path) -> Path | None:
         return None if self.policy is None else config_path.parent / self.policy

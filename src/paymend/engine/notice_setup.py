@@ -38,6 +38,19 @@ def build_customer_notices(
                 config.aliyun_sms.protocol,
             )
         )
+    if config.tencent_sms is not None:
+        from paymend.notify.tencent_sms import TencentSmsChannel, TencentSmsSettings
+
+        t = config.tencent_sms
+        channels[ChannelName.SMS] = TencentSmsChannel(
+            TencentSmsSettings.from_env(
+                t.sdk_app_id,
+                policy.sms.sign_name if policy.sms else "paymend",
+                region=t.region,
+                endpoint=t.endpoint,
+                protocol=t.protocol,
+            )
+        )
     if config.email is not None:
         from paymend.notify.email_channel import EmailChannel
 
