@@ -181,7 +181,12 @@ class CustomerNotices:
                 and not repo.reserve(conn, intent_id, intent.customer_key, hour_ago, limit, now)
             ):
                 return 600.0  # this customer had enough this hour: when the window moves
-            contact = pii.contact(conn, self.vault, intent.payment_id)
+            try:
+                contact = pii.contact(conn, self.vault, intent.payment_id)
+            except pii.SealedValueError:
+                # a key no longer configured: every channel is skipped, the worker goes on
+                log.warning("customer_notice_contact_unreadable", intent_id=intent_id)
+                contact = pii.Contact(None, None)
             settings = merchant_settings(conn, [intent.merchant_id]).get(intent.merchant_id) or {}
             return _Due(intent, contact, settings.get("support_contact") or self.policy.support)
 

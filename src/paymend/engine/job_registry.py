@@ -95,6 +95,7 @@ def paymend_jobs(
         async def send_notice(job: Job) -> float | None:
             return await customer_notices.deliver(job.subject_id)
 
-        # the notice follows the policy's own waits; this only catches a handler's crash
-        jobs.register(JobKind.SEND_NOTICE, send_notice, Retry(10.0, 600.0, 50))
+        # the notice follows the policy's own waits and ends itself (sent, dropped or
+        # failed); quiet hours and the hourly limit postpone it many times: a high cap
+        jobs.register(JobKind.SEND_NOTICE, send_notice, Retry(10.0, 600.0, 1000))
     return jobs
