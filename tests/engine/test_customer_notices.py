@@ -30,7 +30,7 @@ from paymend.engine.worker import Worker
 from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings
 from paymend.notify.policy import ChannelName, NoticeKind, Policy, QuietHours, load_policy
 from paymend.notify.templates import Templates
-from paymend.store import notices, outbox
+from paymend.store import jobs, notices, outbox
 from paymend.store.database import Store
 from paymend.store.pii import DataKey, Vault
 from paymend.store.tables import notice_intents
@@ -280,6 +280,46 @@ def test_quiet_hours_and_the_hourly_limit_postpone_never_drop(
             await s.clock.sleep(600)
             await worker.sweep()
         assert len(gateway.delivered) == 2
+        assert {i["status"] for i in intents(store)} == {"sent"}
+
+    run_virtual(scenario())
+
+
+def test_a_worker_that_dies_holding_notice_jobs_leaves_them_to_the_next_once(
+    store: Store, sms: tuple[AliyunSms, str]
+) -> None:
+    """A worker claims a burst of due notices and dies before sending: its instance is
+    not alive (engine/liveness.py), so the next worker takes the jobs over at once and
+    sends each exactly once; sweeping again sends nothing more."""
+    gateway, endpoint = sms
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        policy = load_policy().model_copy(
+            update={
+                "quiet_hours": None,
+                "failure_hold": HOLD_S,
+                "channels": [ChannelName.SMS],
+                "max_per_customer_per_hour": 100,
+            }
+        )
+        s = setup(store, endpoint, policy)
+        worker = s.worker()
+        pids = [await late_failure(s, worker, mid, order=f"o-{i}") for i in range(4)]
+        await worker.sweep()  # planned, held
+        await s.clock.sleep(HOLD_S + 1)
+        lease = timedelta(seconds=worker.settings.lease_s)
+        claimed = store.run_sync(
+            lambda c: jobs.claim(c, s.clock.now(), lease, 100, owner="ins_dead")
+        )
+        assert {j.kind for j in claimed} == {jobs.JobKind.SEND_NOTICE} and len(claimed) == 4
+        restarted = s.worker()
+        await restarted.sweep()
+        for _ in range(3):
+            await s.clock.sleep(worker.settings.lease_s + 1)  # any lease long gone
+            await restarted.sweep()
+        links = sorted(d["params"]["link"].rsplit("/", 1)[1] for d in gateway.delivered)
+        assert links == sorted(pids)
         assert {i["status"] for i in intents(store)} == {"sent"}
 
     run_virtual(scenario())
