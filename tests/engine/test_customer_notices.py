@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from paymend.domain.events import EventType
 from paymend.domain.ids import MerchantId
 from paymend.domain.payment import PaymentStatus
 from paymend.engine.clock import LoopClock
@@ -321,5 +322,31 @@ def test_a_worker_that_dies_holding_notice_jobs_leaves_them_to_the_next_once(
         links = sorted(d["params"]["link"].rsplit("/", 1)[1] for d in gateway.delivered)
         assert links == sorted(pids)
         assert {i["status"] for i in intents(store)} == {"sent"}
+
+    run_virtual(scenario())
+
+
+def test_an_event_that_cannot_be_planned_does_not_stop_the_relay(
+    store: Store, sms: tuple[AliyunSms, str]
+) -> None:
+    _, endpoint = sms
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        s = setup(store, endpoint)
+        store.run_sync(
+            lambda c: outbox.add(
+                c,
+                "evt_odd",
+                mid,
+                EventType.PAYMENT_FAILED,
+                "pay_gone",
+                {"payment_id": "pay_gone", "order_id": "o-x"},
+                s.clock.now(),
+            )
+        )
+        await s.worker().sweep()
+        assert store.run_sync(lambda c: outbox.unpublished(c)) == []
+        assert intents(store) == []
 
     run_virtual(scenario())

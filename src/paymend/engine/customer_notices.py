@@ -93,7 +93,11 @@ class CustomerNotices:
             payment_id = str(event.payload.get("payment_id") or "")
             if not payment_id:
                 continue
-            kind = self._kind(conn, event, payment_id)
+            try:
+                kind = self._kind(conn, event, payment_id)
+            except Exception:  # one odd event must not stop the relay for every other
+                log.exception("customer_notice_not_planned", event_id=event.id)
+                continue
             if kind is None or self.policy.rule(kind) is None:
                 continue
             customer = event.payload.get("customer") or {}
