@@ -350,3 +350,31 @@ def test_an_event_that_cannot_be_planned_does_not_stop_the_relay(
         assert intents(store) == []
 
     run_virtual(scenario())
+
+
+@pytest.mark.parametrize("code", ["suspected_fraud", "lost_or_stolen_card"])
+def test_a_fraud_or_lost_card_reason_never_reaches_the_customer(
+    store: Store, sms: tuple[AliyunSms, str], code: str
+) -> None:
+    _, endpoint = sms
+
+    async def scenario() -> None:
+        s = setup(store, endpoint)
+        facts = {"amount": 5000, "currency": "CNY", "failure_code": code}
+        for locale in ("zh-CN", "en"):
+            intent = notices.Intent(
+                "ntc_1", "pay_1:payment_failed", "mer_1", "pay_1", "o-1", "payment_failed",
+                "evt_1", None, "pending", 0, 0, None, None,
+                facts | {"customer": {"locale": locale}}, s.clock.now(), None,
+            )  # fmt: skip
+            text = s.notices._render(intent, NoticeKind.PAYMENT_FAILED, "support", s.clock.now())
+            plain = s.svc.classifier.messages.render(
+                "generic_decline", locale, support_contact=None
+            )
+            assert text.params["step"] == plain.suggestions[0][:35]
+            assert plain.title in text.sms and plain.title in text.html
+            for part in (text.sms, text.subject, text.text, text.html):
+                assert "fraud" not in part.lower() and "欺诈" not in part and "stolen" not in part
+                assert "挂失" not in part
+
+    run_virtual(scenario())
