@@ -29,6 +29,7 @@ from paymend.engine.virtual_time import run_virtual
 from paymend.engine.webhooks import WebhookSender
 from paymend.engine.worker import Worker
 from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings
+from paymend.notify.email_channel import EmailChannel
 from paymend.notify.policy import ChannelName, NoticeKind, Policy, QuietHours, load_policy
 from paymend.notify.templates import Templates
 from paymend.store import jobs, notices, outbox
@@ -38,6 +39,8 @@ from paymend.store.tables import notice_intents
 from tests.engine.test_pay import pay_cmd
 from tests.helpers import make_merchant, simulator
 from tests.notify.aliyun_server import ILLEGAL, AliyunSms, serving
+from tests.notify.test_email_channel import Inbox
+from tests.notify.test_email_channel import smtp as smtp  # the SMTP server fixture
 
 HOLD_S = 120.0
 DEADLINE_S = 3.0
@@ -376,5 +379,43 @@ def test_a_fraud_or_lost_card_reason_never_reaches_the_customer(
             for part in (text.sms, text.subject, text.text, text.html):
                 assert "fraud" not in part.lower() and "欺诈" not in part and "stolen" not in part
                 assert "挂失" not in part
+
+    run_virtual(scenario())
+
+
+def test_an_invalid_number_falls_back_to_email_on_a_real_smtp_server(
+    store: Store, sms: tuple[AliyunSms, str], smtp: tuple[Inbox, int]
+) -> None:
+    gateway, endpoint = sms
+    inbox, port = smtp
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        s = setup(store, endpoint)
+        s.notices.policy = s.notices.policy.model_copy(
+            update={"channels": [ChannelName.SMS, ChannelName.EMAIL]}
+        )
+        s.notices.channels[ChannelName.EMAIL] = EmailChannel(
+            f"mailto://shop@127.0.0.1:{port}?mode=insecure&from=shop@example.com"
+        )
+        worker = s.worker()
+        cmd = pay_cmd(mid, "sim_timeout")
+        assert cmd.customer is not None
+        cmd = replace(cmd, customer=replace(cmd.customer, phone=ILLEGAL))
+        view = await s.svc.pay(cmd)
+        await s.clock.sleep(2)
+        await worker.sweep()
+        for _ in range(int(HOLD_S // 10) + 3):
+            await s.clock.sleep(10)
+            await worker.sweep()
+        assert gateway.delivered == [] and len(gateway.received) == 1
+        ((envelope, mail),) = inbox.mails
+        assert envelope.rcpt_tos == ["li@example.com"]
+        html = mail.get_body(("html",))
+        assert html is not None
+        assert f"https://pay.example.com/payments/{view.payment.id}" in html.get_content()
+        (intent,) = intents(store)
+        assert intent["status"] == "sent" and intent["channel"] == "email"
+        assert "sms: isv.MOBILE_NUMBER_ILLEGAL" in intent["reason"]
 
     run_virtual(scenario())
