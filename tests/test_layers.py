@@ -34,7 +34,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "failures": frozenset({"domain", "datafiles"}),
     "health": frozenset({"domain"}),
     "providers": frozenset({"domain"}),
-    "notify": frozenset({"domain"}),
+    # notify loads its policy and checks its templates with datafiles (errors with lines)
+    "notify": frozenset({"domain", "datafiles"}),
     "routing": frozenset({"domain", "health"}),
     "playbooks": frozenset({"domain", "health", "datafiles"}),
     "store": frozenset({"domain"}),

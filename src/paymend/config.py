@@ -270,6 +270,48 @@ class SimulatorConfig(_Strict):
     ledger: str | None = None  # a SQLite file for the simulators' ledger; None: in memory
 
 
+class AliyunSmsConfig(_Strict):
+    """Keys from PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID and _SECRET; the sign name is the
+    policy's (`sms.sign_name`)."""
+
+    endpoint: str = "dysmsapi.aliyuncs.com"
+    protocol: Literal["https", "http"] = "https"  # http only for a local test endpoint
+
+
+class TencentSmsConfig(_Strict):
+    """Keys from PAYMEND_TENCENT_SMS_SECRET_ID and _SECRET_KEY; the sign name is the
+    policy's (`sms.sign_name`), the template ids its `sms.templates`."""
+
+    sdk_app_id: str = Field(min_length=1)
+    region: str = "ap-guangzhou"
+    endpoint: str = "sms.tencentcloudapi.com"
+    protocol: Literal["https", "http"] = "https"  # http only for a local test endpoint
+
+
+class NotificationsConfig(_Strict):
+    """Customer notices (docs/notifications.md): off unless a channel is configured."""
+
+    # the notification policy file, relative to this one; None: the shipped policy
+    policy: str | None = None
+    aliyun_sms: AliyunSmsConfig | None = None
+    tencent_sms: TencentSmsConfig | None = None
+    # an apprise mailto:// or mailtos:// URL without its password (PAYMEND_SMTP_PASSWORD)
+    email: str | None = Field(None, pattern=r"^mailtos?://")
+
+    @property
+    def enabled(self) -> bool:
+        return any(c is not None for c in (self.aliyun_sms, self.tencent_sms, self.email))
+
+    @model_validator(mode="after")
+    def _one_sms_provider(self) -> NotificationsConfig:
+        if self.aliyun_sms is not None and self.tencent_sms is not None:
+            raise ValueError("one SMS provider: aliyun_sms or tencent_sms, not both")
+        return self
+
+    def policy_path(self, config_path: Path) -> Path | None:
+        return None if self.policy is None else config_path.parent / self.policy
+
+
 # a channel's name is part of URLs (/v1/providers/{channel}/notifications) and env names
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
@@ -285,6 +327,7 @@ class PaymendConfig(_Strict):
     worker: WorkerConfig = WorkerConfig()
     instances: InstancesConfig = InstancesConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
     # the banks and regions ops controls may name (a typo is refused rather than pausing

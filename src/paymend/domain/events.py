@@ -19,6 +19,7 @@ class EventType(StrEnum):
     REFUND_FAILED = "refund.failed"
     DUPLICATE_CHARGE = "payment.duplicate_charge"  # a late extra charge, refunded by paymend
     COMPENSATION_GRANTED = "compensation.granted"
+    NOTIFICATION_FAILED = "notification.failed"  # every channel to the customer failed
 
 
 # the events merchants receive by webhook
@@ -33,5 +34,6 @@ WEBHOOK_EVENTS = frozenset(
         EventType.REFUND_FAILED,
         EventType.DUPLICATE_CHARGE,
         EventType.COMPENSATION_GRANTED,
+        EventType.NOTIFICATION_FAILED,
     }
 )

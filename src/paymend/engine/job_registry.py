@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from paymend.engine.customer_notices import CustomerNotices
 from paymend.engine.payments import PaymentService
 from paymend.engine.webhooks import WebhookSender
 from paymend.store.jobs import Job, JobKind
@@ -58,8 +59,11 @@ class JobRegistry:
         return frozenset(self._types)
 
 
-def paymend_jobs(service: PaymentService, webhooks: WebhookSender) -> JobRegistry:
-    """The kinds paymend's own engine enqueues, with their handlers and schedules."""
+def paymend_jobs(
+    service: PaymentService, webhooks: WebhookSender, notices: CustomerNotices | None = None
+) -> JobRegistry:
+    """The kinds paymend's own engine enqueues, with their handlers and schedules;
+    `send_notice` when customer notices are configured."""
     jobs = JobRegistry()
     settle = Retry(2.0, 600.0, 300)  # about a day at the 10-minute cap: then ops look
 
@@ -85,4 +89,13 @@ def paymend_jobs(service: PaymentService, webhooks: WebhookSender) -> JobRegistr
     jobs.register(JobKind.RESEND_REFUND, resend_refund, resend)
     # the delivery's own schedule stops after three days (notify/webhooks.py)
     jobs.register(JobKind.DELIVER_WEBHOOK, deliver_webhook, Retry(10.0, 43200.0, 1000))
+    if notices is not None:
+        customer_notices = notices
+
+        async def send_notice(job: Job) -> float | None:
+            return await customer_notices.deliver(job.subject_id)
+
+        # the notice follows the policy's own waits and ends itself (sent, dropped or
+        # failed); quiet hours and the hourly limit postpone it many times: a high cap
+        jobs.register(JobKind.SEND_NOTICE, send_notice, Retry(10.0, 600.0, 1000))
     return jobs

@@ -34,6 +34,7 @@ from paymend.engine.incidents import IncidentService
 from paymend.engine.job_registry import paymend_jobs
 from paymend.engine.late_success import LateSuccess
 from paymend.engine.liveness import LivenessSettings, Owner, Presence
+from paymend.engine.notice_setup import build_customer_notices
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.recording import Recorder
@@ -321,7 +322,9 @@ def build_runtime(
         pii=pii,
     )
     playbooks = load_playbooks(config.playbooks_path(settings.config_path()))
-    webhooks = WebhookSender(store, clock, service.ids)
+    path = Path(config_path or settings.config_path())
+    notices = build_customer_notices(config.notifications, path, service, clock)
+    webhooks = WebhookSender(store, clock, service.ids, consumers=[notices.plan] if notices else ())
     worker = Worker(
         service,
         WorkerSettings(
@@ -333,7 +336,7 @@ def build_runtime(
         ),
         webhooks,
         PlaybookRunner(service, playbooks),
-        paymend_jobs(service, webhooks),
+        paymend_jobs(service, webhooks, notices),
     )
     incidents = IncidentService(store, clock, service.ids)
     presence = Presence(

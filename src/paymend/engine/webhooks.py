@@ -10,6 +10,8 @@ delivery schedules the next try, for up to three days. Every try is logged in
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from paymend.domain.clock import Clock
 from paymend.domain.events import WEBHOOK_EVENTS
@@ -22,6 +24,10 @@ from paymend.observability import get_logger
 from paymend.store import jobs, outbox
 from paymend.store import webhooks as repo
 from paymend.store.database import Connection, Store
+from paymend.store.outbox import Event
+
+Consumer = Callable[[Connection, Sequence[Event], datetime], None]
+"""Another reader of the outbox (customer notices): runs in the relay's transaction."""
 
 log = get_logger("paymend.webhooks")
 RELAY_BATCH = 500  # events per transaction
@@ -31,9 +37,16 @@ _WEBHOOK_TYPES = frozenset(e.value for e in WEBHOOK_EVENTS)
 
 class WebhookSender:
     def __init__(
-        self, store: Store, clock: Clock, ids: IdFactory, channel: Channel | None = None
+        self,
+        store: Store,
+        clock: Clock,
+        ids: IdFactory,
+        channel: Channel | None = None,
+        consumers: Sequence[Consumer] = (),
     ) -> None:
-        """`channel`: what carries a delivery (notify/channel.py): HTTPS by default."""
+        """`channel`: what carries a delivery (notify/channel.py): HTTPS by default.
+        `consumers`: called with each batch in the transaction that publishes it."""
+        self.consumers = tuple(consumers)
         self.store = store
         self.clock = clock
         self.ids = ids
@@ -74,6 +87,8 @@ class WebhookSender:
             now,
             now,
         )
+        for consume in self.consumers:
+            consume(conn, batch, now)
         outbox.mark_published(conn, [e.id for e in batch], now)
         return len(batch), len(deliveries)
 

@@ -29,6 +29,7 @@ class JobKind(StrEnum):
     RUN_ATTEMPT = "run_attempt"  # call a provider for an attempt decided after the deadline
     RESEND_REFUND = "resend_refund"  # a refund the provider could not take yet
     DELIVER_WEBHOOK = "deliver_webhook"  # an event to the merchant's endpoint
+    SEND_NOTICE = "send_notice"  # a customer notice (store/notices.py), after its hold
 
 
 class JobStatus(StrEnum):

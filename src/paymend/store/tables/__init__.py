@@ -13,6 +13,7 @@ from paymend.store.tables.money import (
     payments,
     refunds,
 )
+from paymend.store.tables.notices import notice_attempts, notice_intents
 from paymend.store.tables.ops import audit_log, controls, incident_events, incidents
 from paymend.store.tables.work import instances, jobs, webhook_attempts, webhook_deliveries
 
@@ -34,6 +35,8 @@ __all__ = [
     "merchant_keys",
     "merchants",
     "metadata",
+    "notice_attempts",
+    "notice_intents",
     "operator_keys",
     "operators",
     "payments",

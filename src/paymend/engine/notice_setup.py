@@ -1,0 +1,68 @@
+"""Customer notices as paymend.yaml configures them: the policy, and a channel for each
+configured way of reaching customers (secrets from the environment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paymend.config import NotificationsConfig
+from paymend.domain.clock import Clock
+from paymend.engine.customer_notices import CustomerNotices
+from paymend.engine.payments import PaymentService
+from paymend.notify.channel import Channel
+from paymend.notify.policy import ChannelName, load_policy
+from paymend.notify.templates import Templates
+
+
+def build_customer_notices(
+    config: NotificationsConfig, config_path: Path, service: PaymentService, clock: Clock
+) -> CustomerNotices | None:
+    """None when no channel is configured: no notice is planned at all. A broken policy
+    or template refuses to start (DataFileError names the file and line)."""
+    if not config.enabled:
+        return None
+    policy = load_policy(config.policy_path(config_path))
+    templates = Templates()
+    channels: dict[ChannelName, Channel] = {}
+    if config.aliyun_sms is not None:
+        from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings
+
+        sign = policy.sms.sign_name if policy.sms else "paymend"
+        env = AliyunSmsSettings.from_env(sign, config.aliyun_sms.endpoint)
+        channels[ChannelName.SMS] = AliyunSmsChannel(
+            AliyunSmsSettings(
+                env.access_key_id,
+                env.access_key_secret,
+                sign,
+                config.aliyun_sms.endpoint,
+                config.aliyun_sms.protocol,
+            )
+        )
+    if config.tencent_sms is not None:
+        from paymend.notify.tencent_sms import TencentSmsChannel, TencentSmsSettings
+
+        t = config.tencent_sms
+        channels[ChannelName.SMS] = TencentSmsChannel(
+            TencentSmsSettings.from_env(
+                t.sdk_app_id,
+                policy.sms.sign_name if policy.sms else "paymend",
+                region=t.region,
+                endpoint=t.endpoint,
+                protocol=t.protocol,
+            )
+        )
+    if config.email is not None:
+        from paymend.notify.email_channel import EmailChannel
+
+        channels[ChannelName.EMAIL] = EmailChannel(config.email)
+    return CustomerNotices(
+        service.store,
+        clock,
+        service.ids,
+        vault=service.pii,
+        messages=service.classifier.messages,
+        policy=policy,
+        templates=templates,
+        channels=channels,
+        checkout_deadline_s=service.settings.checkout_deadline_s,
+    )

@@ -1,0 +1,72 @@
+"""Aliyun SMS through its official SDK against a local endpoint answering as Aliyun does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import apprise
+
+from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings, sms_body
+from paymend.notify.channel import Channel, Message
+from tests.notify.aliyun_server import ILLEGAL, AliyunSms, serving
+
+PARAMS = {"order": "o-1", "amount": "¥50.00", "step": "请更换其他银行卡或支付方式"}
+
+
+def channel(endpoint: str) -> AliyunSmsChannel:
+    return AliyunSmsChannel(AliyunSmsSettings("ak", "sk", "paymend", endpoint, "http"))
+
+
+def message(phone: str) -> Message:
+    return Message("ntf_1", phone, sms_body("SMS_1", PARAMS, "text"))
+
+
+def test_a_sent_sms_reaches_aliyun_signed_with_its_template_and_parameters() -> None:
+    sms = AliyunSms()
+    with serving(sms) as endpoint:
+        ch = channel(endpoint)
+        assert isinstance(ch, Channel)
+        sent = asyncio.run(ch.send(message("+8613812345678")))
+    assert sent.delivered and sent.code == 200
+    (got,) = sms.delivered
+    assert got["PhoneNumbers"] == "+8613812345678"
+    assert got["TemplateCode"] == "SMS_1" and got["SignName"] == "paymend"
+    assert got["params"] == PARAMS and got["OutId"] == "ntf_1"
+    assert "Credential=ak," in got["authorization"]  # signed with the access key
+
+
+def test_an_illegal_number_is_final_and_a_rate_limit_may_be_retried() -> None:
+    sms = AliyunSms(limited=1)
+    with serving(sms) as endpoint:
+        illegal = asyncio.run(channel(endpoint).send(message(ILLEGAL)))
+        limited = asyncio.run(channel(endpoint).send(message("+8613812345678")))
+        again = asyncio.run(channel(endpoint).send(message("+8613812345678")))
+    assert not illegal.delivered and not illegal.retryable
+    assert illegal.error is not None and illegal.error.startswith("isv.MOBILE_NUMBER_ILLEGAL")
+    assert not limited.delivered and limited.retryable
+    assert limited.error is not None and limited.error.startswith("isv.BUSINESS_LIMIT_CONTROL")
+    assert again.delivered
+    assert len(sms.delivered) == 1
+
+
+def test_an_unreachable_endpoint_is_a_retryable_failure() -> None:
+    from tests.engine.test_webhooks import free_port
+
+    sent = asyncio.run(channel(f"127.0.0.1:{free_port()}").send(message("+8613812345678")))
+    assert not sent.delivered and sent.retryable and sent.error
+
+
+def test_the_apprise_plugin_sends_through_the_same_sdk(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID", "ak")
+    monkeypatch.setenv("PAYMEND_ALIYUN_SMS_ACCESS_KEY_SECRET", "sk")
+    sms = AliyunSms()
+    with serving(sms) as endpoint:
+        host, port = endpoint.split(":")
+        ap = apprise.Apprise()
+        assert ap.add(
+            f"aliyunsms://paymend@{host}:{port}/+8613812345678?template=SMS_9&protocol=http"
+        )
+        assert ap.notify(body=json.dumps(PARAMS, ensure_ascii=False), title="")
+    (got,) = sms.delivered
+    assert got["TemplateCode"] == "SMS_9" and got["params"] == PARAMS

@@ -1,0 +1,73 @@
+"""Email reaches a real SMTP server on 127.0.0.1 (aiosmtpd), which the test reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from paymend.notify.channel import Channel, Message
+from paymend.notify.email_channel import EmailChannel
+from tests.engine.test_webhooks import free_port
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.mails: list[tuple[Envelope, EmailMessage]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        mail = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(mail, EmailMessage)
+        self.mails.append((envelope, mail))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def body() -> bytes:
+    return json.dumps(
+        {
+            "subject": "余额不足（订单 o-42）",
+            "text": "余额不足\n",
+            "html": "<h1>余额不足</h1><p><a href='https://shop.example/p/pay_1'>查看</a></p>",
+        }
+    ).encode()
+
+
+def test_an_email_arrives_with_subject_html_and_text_parts(smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    url = f"mailto://shop@127.0.0.1:{port}?mode=insecure&from=shop@example.com"
+    channel = EmailChannel(url)
+    assert isinstance(channel, Channel)
+    sent = asyncio.run(channel.send(Message("ntc_1", "li@example.com", body())))
+    assert sent.delivered
+    ((envelope, mail),) = inbox.mails
+    assert envelope.rcpt_tos == ["li@example.com"]
+    assert mail["Subject"] == "余额不足（订单 o-42）"
+    html = mail.get_body(("html",))
+    text = mail.get_body(("plain",))
+    assert html is not None and "https://shop.example/p/pay_1" in html.get_content()
+    assert text is not None and "余额不足" in text.get_content()
+
+
+def test_a_server_that_is_down_is_a_retryable_failure() -> None:
+    url = f"mailto://shop@127.0.0.1:{free_port()}?mode=insecure&from=shop@example.com"
+    sent = asyncio.run(EmailChannel(url).send(Message("ntc_1", "li@example.com", body())))
+    assert not sent.delivered and sent.retryable
