@@ -21,21 +21,19 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from paymend.domain.clock import Clock
 from paymend.domain.money import Money
 from paymend.providers.adyen import mapping, notifications, report
 from paymend.providers.base import ProviderConnectionError, QueryRequest
 from paymend.providers.simulator import ChargeState, SimulatedProvider
 from paymend.sim.adyen_payments import REFUSALS, Payments, Reply, failure
+from paymend.sim.face import HangClock, Releasable, Scope, base_url, send_response
 
-Scope = MutableMapping[str, Any]
 REPORT_PATH = "/reports/settlement_detail_report_batch_1.csv"
 UNAUTHORISED = ("000", "security", "HTTP Status Response - Unauthorized")
 
@@ -58,7 +56,7 @@ class FaceKeys:
 
 
 @dataclass
-class AdyenCheckout:
+class AdyenCheckout(Releasable):
     """The face: an ASGI app over one simulated channel."""
 
     keys: FaceKeys
@@ -79,49 +77,31 @@ class AdyenCheckout:
 
     def __post_init__(self) -> None:
         self.payments = Payments(self.channel)
-        self.channel.clock = _HangClock(self.channel.clock, self.channel.settings.hang_s, self)
-
-    def release(self) -> None:
-        """End every hung call (before the server stops), from any thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            self.released.set()
-        else:
-            loop.call_soon_threadsafe(self.released.set)
+        self.channel.clock = HangClock(self.channel.clock, self.channel.settings.hang_s, self)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        self._loop = asyncio.get_running_loop()
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            self.release()
-            await send({"type": "lifespan.shutdown.complete"})
+        body = await self.request_body(scope, receive, send)
+        if body is None:
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
         path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.calls.append(path)
         if self.channel.settings.outage:
-            await _send(send, 503, b"Service Unavailable", "text/plain")
+            await send_response(send, 503, b"Service Unavailable", "text/plain")
             return
         if path.startswith("/sim/3ds/"):  # the shopper passes 3-D Secure in the browser
             done = await self.shopper_authenticates(path.removeprefix("/sim/3ds/"))
-            await _send(send, 200 if done else 404, b"authenticated" if done else b"no such "
-                        b"payment", "text/plain")  # fmt: skip
+            answer = b"authenticated" if done else b"no such payment"
+            await send_response(send, 200 if done else 404, answer, "text/plain")
             return
         if headers.get("x-api-key") != self.keys.api_key:
             await _reply(send, failure(401, *UNAUTHORISED))
             return
         if path == REPORT_PATH and scope["method"] == "GET":
-            await _send(send, 200, self.report(), "text/csv")
+            await send_response(send, 200, self.report(), "text/csv")
             return
         try:
-            reply = await self._api(path, body, headers.get("idempotency-key"), _base(scope))
+            reply = await self._api(path, body, headers.get("idempotency-key"), base_url(scope))
         except ProviderConnectionError as exc:
             if exc.raw_code == "CONNECTION_RESET":  # the answer is lost: drop the line
                 await send({"type": "http.response.start", "status": 200,
@@ -238,40 +218,5 @@ class AdyenCheckout:
         return self.channel.clock.now()
 
 
-class _HangClock:
-    """The simulated channel's clock, but a wait as long as a hang lasts until the
-    caller gives up or the face is released, whichever the test needs."""
-
-    def __init__(self, inner: Clock, hang_s: float, face: AdyenCheckout) -> None:
-        self.inner = inner
-        self.hang_s = hang_s
-        self.face = face
-
-    def now(self) -> datetime:
-        return self.inner.now()
-
-    def monotonic(self) -> float:
-        return self.inner.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds < self.hang_s:
-            await self.inner.sleep(seconds)
-            return
-        await self.face.released.wait()
-        raise ProviderConnectionError("HANG_RELEASED", "released", sent=True)
-
-
-def _base(scope: Scope) -> str:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    host = headers.get("host") or "{}:{}".format(*scope.get("server", ("127.0.0.1", 80)))
-    return f"{scope.get('scheme', 'http')}://{host}"
-
-
 async def _reply(send: Any, reply: Reply) -> None:
-    await _send(send, reply.status, json.dumps(reply.body).encode(), "application/json")
-
-
-async def _send(send: Any, status: int, body: bytes, ctype: str) -> None:
-    headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_response(send, reply.status, json.dumps(reply.body).encode(), "application/json")

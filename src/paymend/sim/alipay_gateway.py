@@ -31,14 +31,13 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from paymend.domain.clock import Clock
 from paymend.providers.alipay import bill, signing
 from paymend.providers.alipay.client import BEIJING
 from paymend.providers.base import ProviderConnectionError
 from paymend.providers.simulator import SimulatedProvider
 from paymend.sim.alipay_trades import Trades, refused
+from paymend.sim.face import HangClock, Releasable, Scope, base_url, send_response
 
-Scope = dict[str, Any]
 PID = "2088000000000001"
 
 
@@ -71,7 +70,7 @@ class _Hang(Exception):
 
 
 @dataclass
-class AlipayGateway:
+class AlipayGateway(Releasable):
     """The face: an ASGI app over one simulated channel."""
 
     keys: GatewayKeys
@@ -89,59 +88,41 @@ class AlipayGateway:
 
     def __post_init__(self) -> None:
         self.trades = Trades(self.channel)
-        self.channel.clock = _HangClock(self.channel.clock, self.channel.settings.hang_s, self)
-
-    def release(self) -> None:
-        """End every hung call (before the server stops), from any thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            self.released.set()
-        else:
-            loop.call_soon_threadsafe(self.released.set)
+        self.channel.clock = HangClock(self.channel.clock, self.channel.settings.hang_s, self)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        self._loop = asyncio.get_running_loop()
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            self.release()
-            await send({"type": "lifespan.shutdown.complete"})
+        body = await self.request_body(scope, receive, send)
+        if body is None:
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
         path = scope["path"]
         if path.startswith("/bill/"):
-            await _send(send, 200, self._bill(), "application/zip")
+            await send_response(send, 200, self._bill(), "application/zip")
             return
         if path.startswith("/sim/pay/"):  # the buyer pays a QR code or a page's trade
             paid = await self.trades.buyer_pays(path.removeprefix("/sim/pay/"))
             if paid and self.auto_notify:
                 await self.notify(path.removeprefix("/sim/pay/"))
-            await _send(send, 200 if paid else 404, b"paid" if paid else b"no such trade")
+            await send_response(send, 200 if paid else 404, b"paid" if paid else b"no such trade")
             return
         query = scope.get("query_string", b"").decode("latin-1")
         params = dict(parse_qsl(query, keep_blank_values=True))
         params |= dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if scope["method"] == "GET":  # the cashier page of page.pay / wap.pay
             answer = self._cashier(params)
-            await _send(send, 200, answer.encode(), "text/html; charset=utf-8")
+            await send_response(send, 200, answer.encode(), "text/html; charset=utf-8")
             return
         if self.channel.settings.outage:
-            await _send(send, 503, b"Service Unavailable")
+            await send_response(send, 503, b"Service Unavailable")
             return
         try:
-            text = await self._gateway(params, _base(scope))
+            text = await self._gateway(params, base_url(scope))
         except ProviderConnectionError as exc:
             if exc.raw_code == "CONNECTION_RESET":  # the answer is lost: drop the line
                 await send({"type": "http.response.start", "status": 200,
                             "headers": [(b"content-length", b"1000")]})  # fmt: skip
                 raise
             return  # a hang released at shutdown: the caller left long ago
-        await _send(send, 200, text.encode(), "application/json; charset=utf-8")
+        await send_response(send, 200, text.encode(), "application/json; charset=utf-8")
 
     async def _gateway(self, params: dict[str, str], base: str) -> str:
         method = params.get("method", "")
@@ -254,38 +235,3 @@ class AlipayGateway:
             return await client.post(
                 url, content=form, headers={"content-type": "application/x-www-form-urlencoded"}
             )
-
-
-class _HangClock:
-    """The simulated channel's clock, but a wait as long as a hang lasts until the
-    caller gives up or the face is released, whichever the test needs."""
-
-    def __init__(self, inner: Clock, hang_s: float, face: AlipayGateway) -> None:
-        self.inner = inner
-        self.hang_s = hang_s
-        self.face = face
-
-    def now(self) -> datetime:
-        return self.inner.now()
-
-    def monotonic(self) -> float:
-        return self.inner.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds < self.hang_s:
-            await self.inner.sleep(seconds)
-            return
-        await self.face.released.wait()
-        raise ProviderConnectionError("HANG_RELEASED", "released", sent=True)
-
-
-def _base(scope: Scope) -> str:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    host = headers.get("host") or "{}:{}".format(*scope.get("server", ("127.0.0.1", 80)))
-    return f"{scope.get('scheme', 'http')}://{host}"
-
-
-async def _send(send: Any, status: int, body: bytes, ctype: str = "text/plain") -> None:
-    headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -34,14 +34,13 @@ from urllib.parse import parse_qsl
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from paymend.domain.clock import Clock
 from paymend.domain.money import Money
 from paymend.providers.base import ProviderConnectionError
 from paymend.providers.simulator import SimulatedProvider
 from paymend.providers.wechatpay import bill, signing
+from paymend.sim.face import HangClock, Releasable, Scope, base_url, send_response
 from paymend.sim.wechatpay_trades import BEIJING, Reply, Trades, error
 
-Scope = dict[str, Any]
 ORDER = re.compile(r"^/v3/pay/transactions/(native|jsapi|h5)$")
 BY_NUMBER = re.compile(r"^/v3/pay/transactions/out-trade-no/([^/]+)(/close)?$")
 BY_ID = re.compile(r"^/v3/pay/transactions/id/([^/]+)$")
@@ -94,7 +93,7 @@ class MerchantKeys:
 
 
 @dataclass
-class WechatpayApi:
+class WechatpayApi(Releasable):
     """The face: an ASGI app over one simulated channel."""
 
     keys: MerchantKeys
@@ -113,39 +112,21 @@ class WechatpayApi:
 
     def __post_init__(self) -> None:
         self.trades = Trades(self.channel, self.keys.mchid, self.keys.appid)
-        self.channel.clock = _HangClock(self.channel.clock, self.channel.settings.hang_s, self)
-
-    def release(self) -> None:
-        """End every hung call (before the server stops), from any thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            self.released.set()
-        else:
-            loop.call_soon_threadsafe(self.released.set)
+        self.channel.clock = HangClock(self.channel.clock, self.channel.settings.hang_s, self)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        self._loop = asyncio.get_running_loop()
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            self.release()
-            await send({"type": "lifespan.shutdown.complete"})
+        body = await self.request_body(scope, receive, send)
+        if body is None:
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
         path, query = scope["path"], scope.get("query_string", b"").decode("latin-1")
         if path.startswith("/sim/"):
             await self._buyer(send, path)
             return
         if path.startswith("/bill/"):
-            await _send(send, 200, self._bill(), "text/csv; charset=utf-8")
+            await send_response(send, 200, self._bill(), "text/csv; charset=utf-8")
             return
         if self.channel.settings.outage:
-            await _send(send, 503, b"Service Unavailable")
+            await send_response(send, 503, b"Service Unavailable")
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         target = f"{path}?{query}" if query else path
@@ -153,11 +134,11 @@ class WechatpayApi:
         self.calls.append(f"{scope['method']} {path}")
         if not self._authenticated(scope["method"], target, text, headers):
             status, payload = error(401, "SIGN_ERROR", "签名错误，请检查后再试")
-            await _send(send, status, json.dumps(payload, ensure_ascii=False).encode(),
+            await send_response(send, status, json.dumps(payload, ensure_ascii=False).encode(),
                         "application/json")  # fmt: skip
             return
         try:
-            status, answer = await self._api(scope["method"], path, query, text, _base(scope))
+            status, answer = await self._api(scope["method"], path, query, text, base_url(scope))
         except ProviderConnectionError as exc:
             if exc.raw_code == "CONNECTION_RESET":  # the answer is lost: drop the line
                 await send({"type": "http.response.start", "status": 200,
@@ -169,7 +150,7 @@ class WechatpayApi:
             self.keys.wechatpay_private, self.keys.public_key_id, out, self._stamp()
         )
         extra = {**signed.headers(), "Request-ID": secrets.token_hex(16)}
-        await _send(send, status, out.encode(), "application/json", extra)
+        await send_response(send, status, out.encode(), "application/json", extra)
 
     def _authenticated(self, method: str, target: str, body: str, headers: dict[str, str]) -> bool:
         fields = signing.parse_authorization(headers.get("authorization", ""))
@@ -225,12 +206,12 @@ class WechatpayApi:
         number = path.rsplit("/", 1)[-1]
         if path.startswith("/sim/h5/"):
             page = f'<form method="post" action="/sim/pay/{number}"><button>支付</button></form>'
-            await _send(send, 200, page.encode(), "text/html; charset=utf-8")
+            await send_response(send, 200, page.encode(), "text/html; charset=utf-8")
             return
         paid = await self.trades.buyer_pays(number)
         if paid and self.auto_notify:
             await self.notify(number)
-        await _send(send, 200 if paid else 404, b"paid" if paid else b"no such order")
+        await send_response(send, 200 if paid else 404, b"paid" if paid else b"no such order")
 
     def _bill(self) -> bytes:
         rows = [
@@ -284,45 +265,3 @@ class WechatpayApi:
         headers, body = made
         async with httpx.AsyncClient(transport=self.notify_transport, timeout=10) as client:
             return await client.post(url, content=body, headers=headers)
-
-
-class _HangClock:
-    """The simulated channel's clock, but a wait as long as a hang lasts until the
-    caller gives up or the face is released, whichever the test needs."""
-
-    def __init__(self, inner: Clock, hang_s: float, face: WechatpayApi) -> None:
-        self.inner = inner
-        self.hang_s = hang_s
-        self.face = face
-
-    def now(self) -> datetime:
-        return self.inner.now()
-
-    def monotonic(self) -> float:
-        return self.inner.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds < self.hang_s:
-            await self.inner.sleep(seconds)
-            return
-        await self.face.released.wait()
-        raise ProviderConnectionError("HANG_RELEASED", "released", sent=True)
-
-
-def _base(scope: Scope) -> str:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    host = headers.get("host") or "{}:{}".format(*scope.get("server", ("127.0.0.1", 80)))
-    return f"{scope.get('scheme', 'http')}://{host}"
-
-
-async def _send(
-    send: Any,
-    status: int,
-    body: bytes,
-    ctype: str = "text/plain",
-    extra: dict[str, str] | None = None,
-) -> None:
-    headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
