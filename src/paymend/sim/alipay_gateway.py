@@ -35,8 +35,8 @@ from paymend.domain.clock import Clock
 from paymend.providers.alipay import bill, signing
 from paymend.providers.alipay.client import BEIJING
 from paymend.providers.base import ProviderConnectionError
-from paymend.providers.simulator import SimulatedProvider
 from paymend.sim.alipay_trades import Trades, refused
+from paymend.sim.channel import FaceChannel
 
 Scope = dict[str, Any]
 PID = "2088000000000001"
@@ -75,7 +75,7 @@ class AlipayGateway:
     """The face: an ASGI app over one simulated channel."""
 
     keys: GatewayKeys
-    channel: SimulatedProvider
+    channel: FaceChannel
     # where its notifications go: None, the network; or a transport (paymend in-process)
     notify_transport: httpx.AsyncBaseTransport | None = None
     auto_notify: bool = False  # notify each paid trade as soon as it is paid
