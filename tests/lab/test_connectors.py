@@ -87,3 +87,23 @@ def test_a_connector_channel_takes_only_its_providers_methods(tmp_path: Path) ->
     path.write_text(SCENARIO.replace("methods: [wechat_pay]", "methods: [wechat_pay, card]"))
     with pytest.raises(DataFileError, match="takes only wechat_pay"):
         load_scenario(path)
+
+
+def test_the_connectors_answer_as_the_simulator_channels_do(
+    connectors_run: Run, figures: dict[str, Any], tmp_path: Path
+) -> None:
+    """The same scenario on simulator channels: the faces take every fate from the same
+    draws, so each payment ends the same way, through the wire code or not."""
+    path = tmp_path / "simulated.yaml"
+    path.write_text(SCENARIO.replace("type: alipay, ", "").replace("type: wechatpay, ", ""))
+    simulated = run(load_scenario(path), "default", tmp_path)
+    # (at checkout a wallet asking for the password is `processing`, where the simulator's
+    # 3-D Secure is `requires_action`; both end the same)
+    assert _ends(simulated) == _ends(connectors_run)
+    again = summarize(simulated)
+    for figure in ("success_rate", "oracle_success_rate", "naive_success_rate", "regret"):
+        assert again[figure] == figures[figure]
+
+
+def _ends(ran: Run) -> list[str]:
+    return [ran.records.payments[a.payment_id or ""].status for a in ran.arrivals]
