@@ -37,6 +37,7 @@ from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.health.breaker import Transition
 from paymend.lab.arrivals import Arrival, arrivals
+from paymend.lab.faces import ConnectorChannel, connector_channel, gather, payment_code
 from paymend.lab.fate import Fates
 from paymend.lab.oracle import Limits, Verdict
 from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
@@ -90,6 +91,7 @@ class Run:
     transitions: list[Transition] = field(default_factory=list)  # breakers, in order
     epoch_s: float = 0.0  # the simulated clock's start, to turn breaker times into offsets
     verdicts: list[Verdict] | None = None  # the oracle's, once asked (lab/metrics.py)
+    connectors: dict[str, ConnectorChannel] = field(default_factory=dict)  # lab/faces.py
 
 
 def run(
@@ -119,14 +121,26 @@ async def _run(
     store = ThrowawayStore(db_path)
     try:
         fates = Fates(scenario)
-        for name in scenario.channels:
-            result.providers[name] = LabProvider(name, scenario, fates, clock, result.ledger)
-        providers: dict[str, Provider] = dict(result.providers)
+        settings = settings_for(scenario, policy)
+        buyers: dict[int, Arrival] = {}  # connector channels find the payer by its code
+        providers: dict[str, Provider] = {}
+        for name, spec in scenario.channels.items():
+            if spec.type == "simulator":
+                lab = LabProvider(name, scenario, fates, clock, result.ledger)
+                result.providers[name] = lab
+                providers[name] = lab
+                continue
+            built = connector_channel(
+                name, scenario, fates, clock, buyers, settings.provider_timeout_s
+            )
+            result.connectors[name] = built
+            result.providers[name] = built.lab
+            providers[name] = built.provider
         service = build_payment_service(
             store,
             providers,
             clock,
-            settings_for(scenario, policy),
+            settings,
             IdFactory(seed=scenario.seed),
         )
         result.transitions = service.health.transitions
@@ -145,6 +159,7 @@ async def _run(
         for arrival in arrivals(scenario):
             await clock.sleep(arrival.t - clock.monotonic())
             result.arrivals.append(arrival)
+            buyers[arrival.n] = arrival
             checkouts.append(asyncio.create_task(_pay(service, scenario, clock, arrival, tally)))
         await asyncio.gather(*checkouts)
         if worker is not None:
@@ -155,7 +170,10 @@ async def _run(
         if worker_task is not None:
             await worker_task
         result.records = store.run_sync(lambda conn: read_records(conn, result.epoch_s))
+        gather(result.ledger, list(result.connectors.values()), buyers)
     finally:
+        for connector in result.connectors.values():
+            connector.face.release()
         store.close()
 
 
@@ -175,7 +193,9 @@ class _Tally:
 async def _pay(
     service: PaymentService, scenario: Scenario, clock: LoopClock, a: Arrival, tally: _Tally
 ) -> None:
-    """The checkout: one payment, as the shop's backend sends it."""
+    """The checkout: one payment, as the shop's backend sends it. With connector channels
+    the buyer shows a payment code (Alipay's and WeChat Pay's face-to-face payment)."""
+    wallet = any(c.type != "simulator" for c in scenario.channels.values())
     cmd = PayCommand(
         merchant_id=MERCHANT,
         order_id=f"order-{a.n}",
@@ -187,6 +207,7 @@ async def _pay(
         # to look up (the repeat-failure query would scan every payment of the hour)
         customer=Customer(locale="zh-CN"),
         metadata={TRUTH_KEY: a.truth, ARRIVAL_KEY: str(a.n)},
+        token=payment_code(a.n) if wallet else None,
     )
     start = clock.monotonic()
     try:

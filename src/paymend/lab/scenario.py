@@ -59,11 +59,28 @@ class Latency(_Strict):
     p99: float = Field(ge=0)
 
 
+# a connector channel's methods: what the provider can take at all
+CONNECTOR_METHODS = {"alipay": {"alipay"}, "wechatpay": {"wechat_pay"}}
+
+
 class Channel(_Strict):
+    """A scenario's channel. `simulator` answers from the scenario directly; `alipay` and
+    `wechatpay` are paymend's real connectors, talking in-process to the simulator's
+    protocol face for that provider, whose answers come from the same scenario draws
+    (lab/faces.py): the run then measures the connector's wire code too."""
+
+    type: Literal["simulator", "alipay", "wechatpay"] = "simulator"
     methods: list[str] = Field(min_length=1)
     latency_ms: Latency = Latency(p50=100, p99=500)
     technical_error_rate: Share = 0.0
     cost_bps: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _takes_its_methods(self) -> Channel:
+        allowed = CONNECTOR_METHODS.get(self.type)
+        if allowed is not None and not set(self.methods) <= allowed:
+            raise ValueError(f"a {self.type} channel takes only {', '.join(sorted(allowed))}")
+        return self
 
 
 class Fault(_Strict):
@@ -139,6 +156,9 @@ class Scenario(_Strict):
         ):
             if abs(sum(shares.values()) - 1.0) > 1e-6:
                 raise At((what,), f"{what} shares must add up to 1")
+        real = [n for n, c in self.channels.items() if c.type != "simulator"]
+        if real and self.currency != "CNY":
+            raise At(("currency",), f"connector channels ({', '.join(real)}) take CNY only")
         unknown = [r for r in self.routing if r not in self.channels]
         if unknown:
             raise At(("routing",), f"unknown channel(s): {', '.join(unknown)}")

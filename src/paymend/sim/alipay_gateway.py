@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from paymend.providers.alipay import bill, signing
 from paymend.providers.alipay.client import BEIJING
 from paymend.providers.base import ProviderConnectionError
-from paymend.providers.simulator import SimulatedProvider
 from paymend.sim.alipay_trades import Trades, refused
+from paymend.sim.channel import FaceChannel
 from paymend.sim.face import HangClock, Releasable, Scope, base_url, send_response
 
 PID = "2088000000000001"
@@ -74,7 +74,7 @@ class AlipayGateway(Releasable):
     """The face: an ASGI app over one simulated channel."""
 
     keys: GatewayKeys
-    channel: SimulatedProvider
+    channel: FaceChannel
     # where its notifications go: None, the network; or a transport (paymend in-process)
     notify_transport: httpx.AsyncBaseTransport | None = None
     auto_notify: bool = False  # notify each paid trade as soon as it is paid

@@ -23,7 +23,8 @@ from paymend.providers.base import (
     ProviderResult,
     RefundRequest,
 )
-from paymend.providers.simulator import ChargeState, SimulatedProvider
+from paymend.providers.simulator import ChargeState
+from paymend.sim.channel import FaceChannel
 
 # the simulator's decline codes as Alipay's business refusals (code 40004)
 DECLINES = {
@@ -72,7 +73,7 @@ class Trades:
     """Alipay's trades for one app: the simulated channel's ledger, the trades waiting
     for their buyer, and the notify_url each trade was created with."""
 
-    channel: SimulatedProvider
+    channel: FaceChannel
     waiting: dict[str, Waiting] = field(default_factory=dict)
     notify_urls: dict[str, str] = field(default_factory=dict)
 
@@ -129,6 +130,9 @@ class Trades:
                 trade_status="TRADE_CLOSED" if refunded else "TRADE_SUCCESS",
             )
         key = str(biz.get("out_trade_no", ""))
+        if charge is not None and charge.state is ChargeState.AWAITING_AUTHENTICATION:
+            # a payment code the buyer still confirms on the phone (10003 USER_PAYING)
+            return ok(**_trade(key, charge.reference, charge.amount), trade_status="WAIT_BUYER_PAY")
         if key in self.waiting:
             status = "TRADE_CLOSED" if self.waiting[key].closed else "WAIT_BUYER_PAY"
             return ok(out_trade_no=key, trade_status=status, total_amount=_yuan(self.waiting[key]))

@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paymend.domain.money import Money
 from paymend.providers.base import ProviderConnectionError
-from paymend.providers.simulator import SimulatedProvider
 from paymend.providers.wechatpay import bill, signing
+from paymend.sim.channel import FaceChannel
 from paymend.sim.face import HangClock, Releasable, Scope, base_url, send_response
 from paymend.sim.wechatpay_trades import BEIJING, Reply, Trades, error
 
@@ -97,7 +97,7 @@ class WechatpayApi(Releasable):
     """The face: an ASGI app over one simulated channel."""
 
     keys: MerchantKeys
-    channel: SimulatedProvider
+    channel: FaceChannel
     # where its notifications go: None, the network; or a transport (paymend in-process)
     notify_transport: httpx.AsyncBaseTransport | None = None
     notify_url: str | None = None  # for orders created without one (codepay takes none)

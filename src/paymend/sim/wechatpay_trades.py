@@ -18,7 +18,8 @@ from typing import Any
 
 from paymend.domain.money import Money
 from paymend.providers.base import ChargeRequest, ProviderOutcome, ProviderResult, RefundRequest
-from paymend.providers.simulator import ChargeState, LedgerCharge, SimulatedProvider
+from paymend.providers.simulator import ChargeState, LedgerCharge
+from paymend.sim.channel import FaceChannel
 
 BEIJING = timezone(timedelta(hours=8))
 Reply = tuple[int, dict[str, Any] | None]
@@ -61,7 +62,7 @@ class Trades:
     """WeChat Pay's orders for one merchant: the simulated channel's ledger, the orders
     waiting for their buyer, and the notify_url each order was created with."""
 
-    channel: SimulatedProvider
+    channel: FaceChannel
     mchid: str
     appid: str
     waiting: dict[str, Order] = field(default_factory=dict)
