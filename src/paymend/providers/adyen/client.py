@@ -19,15 +19,14 @@ making a second payment; a repeat while the first is still being processed is HT
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from paymend.providers.base import ProviderConnectionError
+from paymend.providers.http_pool import LoopClients
 
 API_VERSION = "v71"
 
@@ -73,25 +72,13 @@ class AdyenClient:
         self._api_key = api_key
         self.merchant_account = merchant_account
         self.timeout_s = timeout_s
-        self._transport = transport
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._pool = LoopClients(timeout_s, transport)
 
     def _client(self) -> httpx.AsyncClient:
-        """One pooled client per event loop: the CLI and the server run their own."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            timeout = httpx.Timeout(self.timeout_s) if self.timeout_s else httpx.Timeout(None)
-            client = httpx.AsyncClient(transport=self._transport, timeout=timeout)
-            self._clients[loop] = client
-        return client
+        return self._pool.get()
 
     async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        await self._pool.aclose()
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{API_VERSION}/{path.lstrip('/')}"

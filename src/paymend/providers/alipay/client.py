@@ -20,9 +20,7 @@ signature: Alipay may not sign those).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
 from typing import Any
@@ -34,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from paymend.domain.clock import Clock
 from paymend.providers.alipay import signing
 from paymend.providers.base import ProviderConnectionError
+from paymend.providers.http_pool import LoopClients
 
 BEIJING = timezone(timedelta(hours=8))
 SUCCESS = "10000"
@@ -104,25 +103,13 @@ class AlipayClient:
         self.clock = clock
         self.notify_url = notify_url
         self.timeout_s = timeout_s
-        self._transport = transport
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._pool = LoopClients(timeout_s, transport)
 
     def _client(self) -> httpx.AsyncClient:
-        """One pooled client per event loop: the CLI and the server run their own."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            timeout = httpx.Timeout(self.timeout_s) if self.timeout_s else httpx.Timeout(None)
-            client = httpx.AsyncClient(transport=self._transport, timeout=timeout)
-            self._clients[loop] = client
-        return client
+        return self._pool.get()
 
     async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        await self._pool.aclose()
 
     def signed(
         self, method: str, biz: dict[str, Any], extra: dict[str, str] | None = None

@@ -20,9 +20,7 @@ outcome is unknown and the engine queries.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -32,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paymend.domain.clock import Clock
 from paymend.providers.base import ProviderConnectionError
+from paymend.providers.http_pool import LoopClients
 from paymend.providers.wechatpay import signing
 
 
@@ -100,25 +99,13 @@ class WechatpayClient:
         self.public_key_id = public_key_id
         self.clock = clock
         self.timeout_s = timeout_s
-        self._transport = transport
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._pool = LoopClients(timeout_s, transport)
 
     def _client(self) -> httpx.AsyncClient:
-        """One pooled client per event loop: the CLI and the server run their own."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            timeout = httpx.Timeout(self.timeout_s) if self.timeout_s else httpx.Timeout(None)
-            client = httpx.AsyncClient(transport=self._transport, timeout=timeout)
-            self._clients[loop] = client
-        return client
+        return self._pool.get()
 
     async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        await self._pool.aclose()
 
     def headers(self, method: str, path: str, body: str) -> dict[str, str]:
         """A request's headers, `Authorization` signed over `path` (with its query)."""
