@@ -20,11 +20,8 @@ from typing import Any
 from paymend.domain.currencies import exponent
 from paymend.domain.money import Money
 from paymend.providers.adyen.client import Answer, AnswerNotTrusted
-
-# one metric across connectors, `paymend_provider_untrusted_answers_total`, registered
-# where the first connector defined it
-from paymend.providers.alipay.mapping import UNTRUSTED as UNTRUSTED
 from paymend.providers.base import ProviderOutcome, ProviderResult
+from paymend.providers.metrics import UNTRUSTED as UNTRUSTED
 
 AUTHORISED = "Authorised"
 FINAL_NO = frozenset({"Refused", "Cancelled"})

@@ -10,18 +10,10 @@ https://opendocs.alipay.com/open/ (alipay.trade.pay 02ekfj, precreate 02ekfg, qu
 
 from __future__ import annotations
 
-from prometheus_client import Counter
-
 from paymend.domain.money import Money
 from paymend.providers.alipay.client import Answer, AnswerNotTrusted
 from paymend.providers.base import ProviderOutcome, ProviderResult
-
-UNTRUSTED = Counter(
-    "paymend_provider_untrusted_answers_total",
-    "Provider answers that could not be read or whose signature did not verify "
-    "(the call's outcome is unknown and queried)",
-    ["provider", "raw_code"],
-)
+from paymend.providers.metrics import UNTRUSTED as UNTRUSTED
 
 USER_PAYING = "10003"  # trade.pay: the buyer confirms on the phone; query for the end
 UNKNOWN_RESULT = "20000"  # service unavailable: whether it happened is unknown

@@ -17,11 +17,8 @@ from __future__ import annotations
 import re
 
 from paymend.domain.money import Money
-
-# one metric for every connector, `paymend_provider_untrusted_answers_total`, declared
-# by the first of them
-from paymend.providers.alipay.mapping import UNTRUSTED
 from paymend.providers.base import ProviderOutcome, ProviderResult
+from paymend.providers.metrics import UNTRUSTED as UNTRUSTED
 from paymend.providers.wechatpay.client import Answer, AnswerNotTrusted
 
 PAID = frozenset({"SUCCESS", "REFUND"})  # REFUND: paid, then (partly) refunded
