@@ -345,3 +345,22 @@ def test_a_jsapi_payment_gives_the_checkout_weixinjsbridges_signed_parameters(
         number = payment["attempts"][0]["id"]
         assert httpx.post(f"{s.face_url}/sim/pay/{number}").status_code == 200  # in WeChat
         assert s.payment(payment["id"])["status"] == "succeeded"
+
+
+def test_cancel_leaves_a_payment_code_still_being_confirmed_unknown(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_3ds", "order-code-cancel")  # USERPAYING: on the buyer's phone
+        (attempt,) = payment["attempts"]
+        assert attempt["status"] == "unknown"
+        canceled = s.act(payment["id"], "cancel")
+        assert canceled.json()["status"] == "canceled"
+        # the close is refused and the query says the buyer is still paying: not taken
+        # as unpaid (a charge that lands now is a late success, refunded)
+        assert canceled.json()["attempts"][0]["status"] == "unknown"
+        number = attempt["id"]
+        assert s.api.calls[-2:] == [
+            f"POST /v3/pay/transactions/out-trade-no/{number}/close",
+            f"GET /v3/pay/transactions/out-trade-no/{number}",
+        ]

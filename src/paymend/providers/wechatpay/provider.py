@@ -197,9 +197,9 @@ class WechatpayProvider:
         """关闭订单, `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close` with the
         `mchid`, answered 204 (https://pay.weixin.qq.com/docs/merchant/apis/native-payment/
         close-order.html): an unpaid Native, JSAPI or H5 order can no longer be paid.
-        Refused (the buyer paid meanwhile, or another reason), the order is queried, so
-        a paid order answers SUCCEEDED and its charge is kept; `ORDER_NOT_EXIST`: no such
-        order, NOT_FOUND."""
+        Refused (the buyer paid meanwhile, no such order, or another reason), the order
+        is queried, so a paid order answers SUCCEEDED and its charge is kept, one the
+        buyer is still confirming (USERPAYING) stays unknown, and none is NOT_FOUND."""
         number = mapping.out_trade_no(request.idempotency_key)
         try:
             answer = await self.client.call(
@@ -209,8 +209,8 @@ class WechatpayProvider:
             return mapping.untrusted(self.name, exc)
         if answer.ok:
             return ProviderResult(ProviderOutcome.DECLINED, "CLOSED", answer.raw_message)
-        if answer.raw_code == mapping.NOT_EXIST:
-            return ProviderResult(ProviderOutcome.NOT_FOUND, mapping.NOT_EXIST, answer.raw_message)
+        # refused, even as ORDER_NOT_EXIST (a payment-code order is not closed this way):
+        # the query says what the order is
         return await self.query(request)
 
     async def aclose(self) -> None:
