@@ -179,7 +179,10 @@ class SdkAction(TypedDict):
         doc("what the script takes, for the customer's browser only; null in the ops API"),
     ]
     description: str
-    confirm_url: Annotated[str, doc("the path to POST when the script says it is done")]
+    confirm_url: Annotated[
+        str | None,
+        doc("the path to POST when the script says it is done; null: nothing to confirm"),
+    ]
 
 
 class Payment(TypedDict):

@@ -109,15 +109,20 @@ def next_action(
         }
     if last is not None and action and action.get("type") == "sdk" and action.get("sdk") in SDKS:
         sdk = action["sdk"]
+        how, confirms = SDKS[sdk]
+        confirm_url = f"/v1/payments/{p.id}/confirm" if confirms else None
+        then = (
+            f"; then POST {confirm_url}"
+            if confirms
+            else "; the payment settles when the provider says the customer paid"
+        )
         found: shapes.SdkAction = {
             "type": "sdk",
             "provider": last.provider,
             "sdk": cast(SdkName, sdk),
             "parameters": _parameters(action.get("parameters")) if sdk_parameters else None,
-            "description": SDKS[sdk] + "; the payment settles by itself (or POST "
-            f"/v1/payments/{p.id}/confirm when the provider's script says the customer "
-            "is done)",
-            "confirm_url": f"/v1/payments/{p.id}/confirm",
+            "description": how + then,
+            "confirm_url": confirm_url,
         }
         return found
     return {
@@ -130,14 +135,24 @@ def next_action(
 
 
 SdkName = Literal["wechat_jsapi", "stripe_js", "adyen_checkout"]
-# the provider scripts an `sdk` next action is for, and what the checkout does with them
-SDKS = {
-    "wechat_jsapi": "in WeChat's browser, pass `parameters` to WeixinJSBridge.invoke("
-    "'getBrandWCPayRequest', parameters, callback)",
-    "stripe_js": "pass `parameters.client_secret` to Stripe.js "
-    "stripe.handleNextAction({clientSecret})",
-    "adyen_checkout": "pass `parameters` (Adyen's action object) to Drop-in's or "
-    "Components' handleAction(action)",
+# the provider scripts an `sdk` next action is for: what the checkout does with them, and
+# whether it confirms afterwards (a WeChat Pay order settles by itself: a confirm would
+# make another order)
+SDKS: dict[str, tuple[str, bool]] = {
+    "wechat_jsapi": (
+        "in WeChat's browser, pass `parameters` to WeixinJSBridge.invoke("
+        "'getBrandWCPayRequest', parameters, callback)",
+        False,
+    ),
+    "stripe_js": (
+        "pass `parameters.client_secret` to Stripe.js stripe.handleNextAction({clientSecret})",
+        True,
+    ),
+    "adyen_checkout": (
+        "pass `parameters` (Adyen's action object) to Drop-in's or Components' "
+        "handleAction(action), and its onAdditionalDetails `details` to the confirm",
+        True,
+    ),
 }
 
 

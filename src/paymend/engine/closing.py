@@ -2,9 +2,9 @@
 
 An attempt waiting on the customer (a QR code, a redirect to the provider's page, a 3-D
 Secure wait, a payment code the buyer is still confirming) is an order the provider would
-still take money for. Before the cancel is
-recorded, each such attempt's provider closes it (its `ClosesUnpaid` capability,
-providers/base.py), and its answer reads as a status query's:
+still take money for. Before the cancel is recorded, each such attempt's provider closes
+it (its `ClosesUnpaid` capability, providers/base.py), and its answer reads as a status
+query's:
 
 - closed, or never made: nothing was charged and nothing can be; the cancel records the
   attempt failed with the provider's code;

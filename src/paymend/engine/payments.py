@@ -64,6 +64,9 @@ from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
 REPEAT_WINDOW = timedelta(hours=1)
+CANCELABLE = frozenset(
+    {PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.HELD}
+)
 
 
 @dataclass(slots=True)
@@ -246,19 +249,17 @@ class PaymentService:
         a charge that still lands later is refunded. `claim`: the Idempotency-Key it runs
         under, linked to the payment with the change."""
         view = await self.get(payment_id, merchant_id)
-        closed = await close_waiting(
-            self.caller, self.settlement, view.attempts, self.settings.provider_timeout_s
-        )
+        closed = {}
+        if view.payment.status in CANCELABLE:  # a refused cancel calls no provider
+            closed = await close_waiting(
+                self.caller, self.settlement, view.attempts, self.settings.provider_timeout_s
+            )
         now = self.clock.now()
 
         def write(conn: Connection) -> None:
             payment = repo.get_payment(conn, payment_id, merchant_id)
             idempotency.link(conn, claim, "payment", payment.id)
-            if payment.status not in (
-                PaymentStatus.PROCESSING,
-                PaymentStatus.REQUIRES_ACTION,
-                PaymentStatus.HELD,
-            ):
+            if payment.status not in CANCELABLE:
                 raise InvalidInput(
                     "payment_not_cancelable",
                     f"a payment in status '{payment.status.value}' cannot be canceled",

@@ -77,6 +77,7 @@ def test_3d_secure_is_an_sdk_action_with_the_client_secret(s: Connected, localst
         "payment_intent": reference,
     }
     assert API_KEY not in str(payment)
+    assert action["confirm_url"] == f"/v1/payments/{payment['id']}/confirm"
 
     authenticate(localstripe, reference)  # Stripe.js ran the customer through 3-D Secure
     confirmed = s.act(payment["id"], "confirm")

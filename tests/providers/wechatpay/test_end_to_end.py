@@ -338,6 +338,7 @@ def test_a_jsapi_payment_gives_the_checkout_weixinjsbridges_signed_parameters(
         assert set(p) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
         assert p["appId"] == keys().appid and p["signType"] == "RSA"
         assert p["package"].startswith("prepay_id=")
+        assert action["confirm_url"] is None  # WeChat Pay tells paymend itself
         signed = f"{p['appId']}\n{p['timeStamp']}\n{p['nonceStr']}\n{p['package']}\n"
         assert signing.verify(keys().merchant_private.public_key(), signed, p["paySign"])
         assert s.payment(payment["id"])["next_action"] == action
