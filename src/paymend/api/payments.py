@@ -14,7 +14,7 @@ from paymend.api import shapes
 from paymend.api.idempotent import Render, run_creating, run_once
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, render_payment, runtime_of
 from paymend.api.responses import errors
-from paymend.api.schemas import CompensationIn, PaymentIn, RefundIn
+from paymend.api.schemas import CompensationIn, ConfirmIn, PaymentIn, RefundIn
 from paymend.api.views import compensation_json, refund_json
 from paymend.domain.errors import InvalidInput
 from paymend.domain.merchant import Merchant
@@ -212,6 +212,7 @@ async def _act(
     action: str,
     idempotency_key: str | None,
     run: Callable[[Claim | None], Awaitable[PaymentView]],
+    body: Mapping[str, object] | None = None,
 ) -> JSONResponse:
     async def handler(claim: Claim | None) -> tuple[int, dict[str, object]]:
         return 200, _stored(render_payment(request, merchant, await run(claim)))
@@ -222,7 +223,7 @@ async def _act(
         merchant.id,
         idempotency_key,
         path,
-        {},
+        dict(body or {}),
         handler,
         _resource(request, merchant),
         status=200,
@@ -238,17 +239,25 @@ async def _act(
     ),
 )
 async def confirm_payment(
-    payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
+    payment_id: str,
+    request: Request,
+    merchant: Authed,
+    idempotency_key: IdemKey = None,
+    body: ConfirmIn | None = None,
 ) -> JSONResponse:
-    """Call this when the customer came back from the bank's authentication page."""
+    """Call this when the customer came back from the bank's authentication page. With
+    an Adyen channel, pass what their return brought in `details` (`redirectResult` from
+    your returnUrl's query, or the 3-D Secure component's `threeDSResult`)."""
     service = runtime_of(request).service
+    given = body.details.model_dump(exclude_none=True) if body and body.details else {}
     return await _act(
         request,
         merchant,
         payment_id,
         "confirm",
         idempotency_key,
-        lambda claim: service.confirm(merchant.id, payment_id, claim),
+        lambda claim: service.confirm(merchant.id, payment_id, claim, given),
+        {"details": given} if given else None,
     )
 
 

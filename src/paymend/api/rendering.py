@@ -39,4 +39,5 @@ def render_payment(request: Request, merchant: Merchant, view: PaymentView) -> s
         customer_message_json(
             view, classifier, locale=locale, support_contact=contact, base_url=base_url
         ),
+        sdk_parameters=True,
     )

@@ -148,6 +148,29 @@ class RefundIn(BaseModel):
         return v
 
 
+class ProviderDetails(BaseModel):
+    """What the customer's return from the provider's page brought, passed on as it came
+    (https://docs.adyen.com/online-payments/3d-secure/redirect-3ds2/web-drop-in/#handle-the-redirect)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Adyen's own names, as the return brings them (camelCase on the wire)
+    redirectResult: Annotated[str, StringConstraints(min_length=1, max_length=20000)] | None = (  # noqa: N815
+        Field(None, description="Adyen: the `redirectResult` query parameter of your returnUrl")
+    )
+    threeDSResult: Annotated[str, StringConstraints(min_length=1, max_length=20000)] | None = (  # noqa: N815
+        Field(None, description="Adyen: the `threeDSResult` of the 3-D Secure component")
+    )
+
+
+class ConfirmIn(BaseModel):
+    """The confirm call's optional body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    details: ProviderDetails | None = None
+
+
 class CompensationIn(BaseModel):
     """A coupon or credit granted to the customer by support staff."""
 

@@ -8,7 +8,7 @@ in a `JSONResponse`, which FastAPI sends as it is (no validation of every respon
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 from pydantic.fields import FieldInfo
@@ -162,6 +162,29 @@ class ProviderAction(TypedDict):
     description: str
 
 
+class SdkAction(TypedDict):
+    """The provider's own script in the customer's browser carries on, with `parameters`
+    (`sdk` says which script): `wechat_jsapi`, WeixinJSBridge's getBrandWCPayRequest
+    (appId, timeStamp, nonceStr, package, signType, paySign); `stripe_js`, Stripe.js
+    handleNextAction (client_secret, payment_intent); `adyen_checkout`, Drop-in's
+    handleAction (Adyen's whole `action` object). The payment settles by the provider's
+    notification or status query; after Adyen's in-page 3-D Secure, confirm with the
+    component's `threeDSResult` in `details`."""
+
+    type: Literal["sdk"]
+    provider: str
+    sdk: Literal["wechat_jsapi", "stripe_js", "adyen_checkout"]
+    parameters: Annotated[
+        dict[str, Any] | None,
+        doc("what the script takes, for the customer's browser only; null in the ops API"),
+    ]
+    description: str
+    confirm_url: Annotated[
+        str | None,
+        doc("the path to POST when the script says it is done; null: nothing to confirm"),
+    ]
+
+
 class Payment(TypedDict):
     """A payment with its attempt timeline and refunds. Contact details appear masked."""
 
@@ -188,7 +211,7 @@ class Payment(TypedDict):
         ),
     ]
     next_action: Annotated[
-        WaitForReview | Authenticate | ProviderAction | None,
+        WaitForReview | Authenticate | ProviderAction | SdkAction | None,
         doc("what the checkout does while the payment is `held` or `requires_action`"),
     ]
     trace_id: str | None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Literal, cast
 
 from paymend.api import shapes
 from paymend.domain.compensation import Compensation
@@ -73,9 +75,11 @@ def compensation_json(c: Compensation) -> shapes.Compensation:
 
 
 def next_action(
-    view: PaymentView,
-) -> shapes.WaitForReview | shapes.Authenticate | shapes.ProviderAction | None:
-    """What the checkout does for a payment waiting on the customer."""
+    view: PaymentView, *, sdk_parameters: bool = True
+) -> shapes.WaitForReview | shapes.Authenticate | shapes.ProviderAction | shapes.SdkAction | None:
+    """What the checkout does for a payment waiting on the customer. `sdk_parameters`:
+    whether an `sdk` action carries its parameters (the merchant API, for the customer's
+    browser; never the ops API: Stripe's client secret is for the customer only)."""
     p = view.payment
     if p.status is PaymentStatus.HELD:
         return {
@@ -103,6 +107,24 @@ def next_action(
             "url": url,
             "description": "show the URL as a QR code to scan with the provider's app",
         }
+    if last is not None and action and action.get("type") == "sdk" and action.get("sdk") in SDKS:
+        sdk = action["sdk"]
+        how, confirms = SDKS[sdk]
+        confirm_url = f"/v1/payments/{p.id}/confirm" if confirms else None
+        then = (
+            f"; then POST {confirm_url}"
+            if confirms
+            else "; the payment settles when the provider says the customer paid"
+        )
+        found: shapes.SdkAction = {
+            "type": "sdk",
+            "provider": last.provider,
+            "sdk": cast(SdkName, sdk),
+            "parameters": _parameters(action.get("parameters")) if sdk_parameters else None,
+            "description": how + then,
+            "confirm_url": confirm_url,
+        }
+        return found
     return {
         "type": "authenticate",
         "provider": last.provider if last else None,
@@ -112,14 +134,47 @@ def next_action(
     }
 
 
+SdkName = Literal["wechat_jsapi", "stripe_js", "adyen_checkout"]
+# the provider scripts an `sdk` next action is for: what the checkout does with them, and
+# whether it confirms afterwards (a WeChat Pay order settles by itself: a confirm would
+# make another order)
+SDKS: dict[str, tuple[str, bool]] = {
+    "wechat_jsapi": (
+        "in WeChat's browser, pass `parameters` to WeixinJSBridge.invoke("
+        "'getBrandWCPayRequest', parameters, callback)",
+        False,
+    ),
+    "stripe_js": (
+        "pass `parameters.client_secret` to Stripe.js stripe.handleNextAction({clientSecret})",
+        True,
+    ),
+    "adyen_checkout": (
+        "pass `parameters` (Adyen's action object) to Drop-in's or Components' "
+        "handleAction(action), and its onAdditionalDetails `details` to the confirm",
+        True,
+    ),
+}
+
+
+def _parameters(text: str | None) -> dict[str, object]:
+    try:
+        found = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def payment_json(
     view: PaymentView,
     failure: shapes.Failure | None = None,
     customer_message: shapes.CustomerMessage | None = None,
+    *,
+    sdk_parameters: bool = False,
 ) -> shapes.Payment:
     """`failure` is the localized failure object (api/failures.py), None unless it
-    failed; `customer_message` what the customer reads for its status (api/failures.py).
-    The customer's email and phone appear masked only."""
+    failed; `customer_message` what the customer reads for its status (api/failures.py);
+    `sdk_parameters`, whether an `sdk` next action carries what the customer's browser
+    needs (the merchant API only). The customer's email and phone appear masked only."""
     p = view.payment
     return {
         "id": p.id,
@@ -138,7 +193,7 @@ def payment_json(
         "metadata": p.metadata,
         "failure": failure,
         "customer_message": customer_message,
-        "next_action": next_action(view),
+        "next_action": next_action(view, sdk_parameters=sdk_parameters),
         "trace_id": p.trace_id,
         "created_at": _at(p.created_at),
         "updated_at": _at(p.updated_at),

@@ -14,6 +14,7 @@ from paymend.domain.payment import Attempt, AttemptStatus, Payment
 from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, get_logger
 from paymend.providers.base import (
     ChargeRequest,
+    ClosesUnpaid,
     ConfirmsAuthentication,
     CredentialRefresh,
     Provider,
@@ -205,18 +206,32 @@ class Caller:
         """Can `channel` complete a charge it held for 3-D Secure (`confirm`)?"""
         return isinstance(self.providers.get(channel), ConfirmsAuthentication)
 
-    async def confirm(self, attempt: Attempt, timeout_s: float) -> CallOutcome:
+    async def confirm(
+        self, attempt: Attempt, timeout_s: float, details: Mapping[str, str] | None = None
+    ) -> CallOutcome:
         """Complete the charge the provider held for the customer's 3-D Secure (only for
-        a provider that `confirms`)."""
+        a provider that `confirms`), with what the customer's return brought (`details`)."""
         provider = self.providers[attempt.provider]
         if not isinstance(provider, ConfirmsAuthentication):
             raise TypeError(f"{attempt.provider} cannot confirm: check `confirms` first")
-        outcome = await call(
-            self.clock,
-            timeout_s,
-            provider.confirm(QueryRequest(attempt.idempotency_key, attempt.payment_id)),
-        )
+        request = QueryRequest(attempt.idempotency_key, attempt.payment_id, dict(details or {}))
+        outcome = await call(self.clock, timeout_s, provider.confirm(request))
         self._observe(attempt, outcome, "confirm")
+        return outcome
+
+    def closes(self, channel: str) -> bool:
+        """Can `channel` close a charge the customer has not paid (`close_unpaid`)?"""
+        return isinstance(self.providers.get(channel), ClosesUnpaid)
+
+    async def close(self, attempt: Attempt, timeout_s: float) -> CallOutcome:
+        """Close the attempt's unpaid charge at the provider (only for a provider that
+        `closes`); the outcome reads as a status query's (query_call's statuses)."""
+        provider = self.providers[attempt.provider]
+        if not isinstance(provider, ClosesUnpaid):
+            raise TypeError(f"{attempt.provider} cannot close: check `closes` first")
+        request = QueryRequest(attempt.idempotency_key, attempt.payment_id)
+        outcome = await query_call(self.clock, timeout_s, provider.close_unpaid(request))
+        self._observe(attempt, outcome, "close")
         return outcome
 
     async def refresh_credentials(self, channel: str) -> None:

@@ -11,6 +11,9 @@ success, or a failure that lets the payment fail over; a charge that lands after
 payment settled another way is reversed and refunded (engine/late_success.py). The same
 notification twice changes nothing: the second finds the attempt settled.
 
+A notification about a refund (Adyen's REFUND / REFUND_FAILED, which names the refund's
+idempotency key) settles that refund as the refund call's final answer would.
+
 The answer is the provider's expected acknowledgement (Alipay: the text `success`), so it
 stops resending; it is withheld (409 `attempt_in_flight`) while the attempt's own call
 is still in flight, so the provider tells again later rather than racing that call.
@@ -25,6 +28,7 @@ from prometheus_client import Counter
 from paymend.domain.errors import Conflict, InvalidInput, NotFound
 from paymend.domain.payment import AttemptStatus
 from paymend.engine.calls import CallOutcome, told_status
+from paymend.engine.refunds import RefundService
 from paymend.engine.settlement import Settlement
 from paymend.observability import get_logger
 from paymend.providers.base import (
@@ -32,6 +36,7 @@ from paymend.providers.base import (
     NotificationIgnored,
     NotificationReply,
     Provider,
+    ProviderNotification,
 )
 from paymend.store import payments as repo
 from paymend.store import reconciliation
@@ -49,11 +54,16 @@ class Notifications:
     """Receives the providers' notifications for the API."""
 
     def __init__(
-        self, store: Store, providers: Mapping[str, Provider], settlement: Settlement
+        self,
+        store: Store,
+        providers: Mapping[str, Provider],
+        settlement: Settlement,
+        refunds: RefundService,
     ) -> None:
         self.store = store
         self.providers = providers
         self.settlement = settlement
+        self.refunds = refunds
 
     async def receive(
         self, channel: str, headers: Mapping[str, str], body: bytes
@@ -80,6 +90,8 @@ class Notifications:
                 "the notification's signature does not verify or it cannot be read; "
                 "nothing was changed",
             ) from None
+        if told.refund_key is not None:
+            return await self._refund(channel, told)
         key = told.idempotency_key
         found = await self.store.run(
             lambda conn: reconciliation.by_idempotency_key(conn, [key] if key else [])
@@ -129,6 +141,22 @@ class Notifications:
             channel=channel,
             attempt_id=attempt.id,
             payment_id=attempt.payment_id,
+            raw_code=told.result.raw_code,
+        )
+        return told.reply
+
+    async def _refund(self, channel: str, told: ProviderNotification) -> NotificationReply:
+        """A notification about a refund: settles it (engine/refunds.py); one about no
+        refund of this channel is acknowledged and changes nothing."""
+        assert told.refund_key is not None
+        refund = await self.refunds.settle_notified(channel, told.refund_key, told.result)
+        result = "refund_unknown" if refund is None else "refund_applied"
+        NOTIFICATIONS.labels(channel, result).inc()
+        log.info(
+            "notification_refund",
+            channel=channel,
+            refund_id=refund.id if refund else None,
+            status=refund.status.value if refund else None,
             raw_code=told.result.raw_code,
         )
         return told.reply

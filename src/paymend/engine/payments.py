@@ -39,6 +39,7 @@ from paymend.domain.payment import (
 )
 from paymend.engine.attempts import AttemptLoop, Run
 from paymend.engine.calls import Caller
+from paymend.engine.closing import OPEN, close_waiting
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.controls import ControlService, RouteControls
 from paymend.engine.creation import Creation
@@ -63,6 +64,9 @@ from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
 REPEAT_WINDOW = timedelta(hours=1)
+CANCELABLE = frozenset(
+    {PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.HELD}
+)
 
 
 @dataclass(slots=True)
@@ -221,9 +225,9 @@ class PaymentService:
         as a status query's answer; the reply the provider expects."""
         from paymend.engine.notifications import Notifications
 
-        return await Notifications(self.store, self.providers, self.settlement).receive(
-            channel, headers, body
-        )
+        return await Notifications(
+            self.store, self.providers, self.settlement, self.refunds
+        ).receive(channel, headers, body)
 
     async def charged_after_all(self, attempt_id: str, reference: str) -> None:
         """Reconciliation found a charge the store does not count (engine/late_success.py)."""
@@ -240,18 +244,22 @@ class PaymentService:
     async def cancel(
         self, merchant_id: str, payment_id: str, claim: Claim | None = None
     ) -> PaymentView:
-        """Stop a payment that is not final. A charge that still lands later is refunded.
-        `claim`: the Idempotency-Key it runs under, linked to the payment with the change."""
+        """Stop a payment that is not final. What waits on the customer is closed at its
+        provider first (engine/closing.py: paid meanwhile, the payment succeeds instead);
+        a charge that still lands later is refunded. `claim`: the Idempotency-Key it runs
+        under, linked to the payment with the change."""
+        view = await self.get(payment_id, merchant_id)
+        closed = {}
+        if view.payment.status in CANCELABLE:  # a refused cancel calls no provider
+            closed = await close_waiting(
+                self.caller, self.settlement, view.attempts, self.settings.provider_timeout_s
+            )
         now = self.clock.now()
 
         def write(conn: Connection) -> None:
             payment = repo.get_payment(conn, payment_id, merchant_id)
             idempotency.link(conn, claim, "payment", payment.id)
-            if payment.status not in (
-                PaymentStatus.PROCESSING,
-                PaymentStatus.REQUIRES_ACTION,
-                PaymentStatus.HELD,
-            ):
+            if payment.status not in CANCELABLE:
                 raise InvalidInput(
                     "payment_not_cancelable",
                     f"a payment in status '{payment.status.value}' cannot be canceled",
@@ -262,6 +270,13 @@ class PaymentService:
                     waiting.transition(AttemptStatus.FAILED)
                     waiting.reason = "not called: the payment was canceled"
                     repo.update_attempt(conn, waiting)
+                shut = closed.get(waiting.id)
+                if shut is not None and waiting.status in OPEN:
+                    waiting.transition(AttemptStatus.FAILED)
+                    waiting.reason = (
+                        f"closed at the provider ({shut.raw_code}): the payment was canceled"
+                    )
+                    repo.update_attempt(conn, waiting)
             payment.transition(PaymentStatus.CANCELED)
             repo.update_payment(conn, payment, now)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CANCELED, now)
@@ -270,10 +285,15 @@ class PaymentService:
         return await self.get(payment_id, merchant_id)
 
     async def confirm(
-        self, merchant_id: str, payment_id: str, claim: Claim | None = None
+        self,
+        merchant_id: str,
+        payment_id: str,
+        claim: Claim | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> PaymentView:
         """Continue a payment after the customer completed 3-D Secure. `claim`: the
-        Idempotency-Key it runs under, linked to the payment with the change."""
+        Idempotency-Key it runs under, linked to the payment with the change; `details`:
+        what the customer's return from the provider brought (Adyen's `redirectResult`)."""
         view = await self.get(payment_id, merchant_id)
         payment = view.payment
         if payment.status is not PaymentStatus.REQUIRES_ACTION:
@@ -307,7 +327,7 @@ class PaymentService:
             [*view.attempts, *([attempt] if attempt is not last else [])],
         )
         if attempt is last:
-            outcome = await self.caller.confirm(attempt, self.attempts.call_timeout(run))
+            outcome = await self.caller.confirm(attempt, self.attempts.call_timeout(run), details)
         else:
             outcome = await self.caller.authorize(
                 payment, attempt, self.attempts.call_timeout(run), authenticated=True

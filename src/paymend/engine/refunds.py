@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from paymend.domain.clock import Clock
-from paymend.domain.errors import InvalidInput
+from paymend.domain.errors import InvalidInput, NotFound
 from paymend.domain.events import EventType
 from paymend.domain.ids import AttemptId, RefundId
 from paymend.domain.money import Money
@@ -27,7 +27,13 @@ from paymend.engine.events import emit
 from paymend.engine.ids import IdFactory
 from paymend.engine.stale import retry_stale
 from paymend.observability import get_logger
-from paymend.providers.base import Provider, ProviderOutcome, RefundRequest, Refunds
+from paymend.providers.base import (
+    Provider,
+    ProviderOutcome,
+    ProviderResult,
+    RefundRequest,
+    Refunds,
+)
 from paymend.store import idempotency, jobs, refunds
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
@@ -156,16 +162,22 @@ class RefundService:
 
                 await self.store.run(later)
             return refund
+        return await self._settle(refund.id, result)
+
+    async def _settle(self, refund_id: str, result: ProviderResult) -> Refund:
+        """Record a final answer (SUCCEEDED or DECLINED) on a pending refund; a refund
+        settled already is left as it is."""
         ok = result.outcome is ProviderOutcome.SUCCEEDED
+        now = self.clock.now()
 
         def settle(conn: Connection) -> Refund:
-            current = refunds.get(conn, refund.id)
+            current = refunds.get(conn, refund_id)
             if current.status is not RefundStatus.PENDING:
                 return current
             payment = repo.get_payment(conn, current.payment_id)
             current.transition(RefundStatus.SUCCEEDED if ok else RefundStatus.FAILED)
             current.raw_code, current.raw_message = result.raw_code, result.raw_message
-            current.provider_reference = result.reference
+            current.provider_reference = result.reference or current.provider_reference
             current.updated_at = now
             refunds.update(conn, current)
             if current.kind is RefundKind.MERCHANT:
@@ -185,6 +197,41 @@ class RefundService:
             return current
 
         return await retry_stale(self.store, settle)
+
+    async def settle_notified(
+        self, channel: str, refund_key: str, result: ProviderResult
+    ) -> Refund | None:
+        """A provider's verified notification about a refund (Adyen's REFUND /
+        REFUND_FAILED): settles the pending refund whose idempotency key it names, as
+        the refund call's own final answer would. None when no refund of `channel` has
+        that key; a refund settled already is returned unchanged (a replay)."""
+        refund_id = refund_key.removeprefix("paymend-")
+
+        def find(conn: Connection) -> Refund | None:
+            try:
+                found = refunds.get(conn, refund_id)
+            except NotFound:
+                return None
+            return found if found.provider == channel else None
+
+        found = await self.store.run(find)
+        if found is None or result.outcome not in (
+            ProviderOutcome.SUCCEEDED,
+            ProviderOutcome.DECLINED,
+        ):
+            return found
+        if found.status is not RefundStatus.PENDING:
+            if (found.status is RefundStatus.SUCCEEDED) != (
+                result.outcome is ProviderOutcome.SUCCEEDED
+            ):
+                log.warning(
+                    "ops_alert",
+                    refund_id=found.id,
+                    reason=f"the provider says {result.raw_code} of a refund recorded "
+                    f"{found.status.value}: check it with the provider",
+                )
+            return found
+        return await self._settle(found.id, result)
 
     async def resend(self, refund_id: str) -> bool:
         """Send a pending refund again under its own idempotency key; True when final."""

@@ -48,7 +48,7 @@ from paymend.health.book import Health, HealthBook
 from paymend.health.redis_book import RedisHealthBook
 from paymend.observability import get_logger
 from paymend.playbooks.model import load_playbooks
-from paymend.providers.base import Capabilities, Provider
+from paymend.providers.base import Capabilities, HoldsConnections, Provider
 from paymend.providers.registry import ChannelSpec
 from paymend.providers.registry import build as build_connector
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
@@ -97,7 +97,8 @@ class Runtime:
         what it starts (pending attempts, jobs, idempotency claims), and predecessors
         found dead are released. With the database out of reach at start, the beats
         register later. On exit, after the work inside stopped, the instance is marked
-        stopped: what it still owns is free for the others at once."""
+        stopped: what it still owns is free for the others at once; then the connectors'
+        HTTP connections are closed."""
         await self.presence.try_start()
         done = asyncio.Event()
         beats = asyncio.create_task(self.presence.run(done))
@@ -110,6 +111,17 @@ class Runtime:
                 await self.presence.stop()
             except Unavailable as exc:
                 log.warning("instance_not_marked_stopped", code=exc.code)
+            await self.close_connections()
+
+    async def close_connections(self) -> None:
+        """Close the connectors' HTTP connections of the running loop (the stop of the
+        server's or the worker's loop): nothing is left open for the loop's end to cut."""
+        for name, provider in self.providers.items():
+            if isinstance(provider, HoldsConnections):
+                try:
+                    await provider.aclose()
+                except Exception as exc:  # noqa: BLE001 - one channel's close never stops the rest
+                    log.warning("connections_not_closed", channel=name, error=type(exc).__name__)
 
     def close(self) -> None:
         self.store.close()

@@ -20,9 +20,11 @@ __all__ = [
     "Capability",
     "ChargeRequest",
     "CheckResult",
+    "ClosesUnpaid",
     "ConfirmsAuthentication",
     "CredentialRefresh",
     "HealthCheck",
+    "HoldsConnections",
     "InboundNotifications",
     "NotificationIgnored",
     "NotificationReply",
@@ -66,10 +68,13 @@ class ChargeRequest:
 
 @dataclass(frozen=True, slots=True)
 class QueryRequest:
-    """Ask what became of the charge sent with `idempotency_key`."""
+    """Ask what became of the charge sent with `idempotency_key` (or confirm or close it).
+    `details`: what the customer's return from the provider's page brought, passed on
+    by the shop's confirm (Adyen's `redirectResult`, `threeDSResult`)."""
 
     idempotency_key: str
     payment_id: str
+    details: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,9 @@ class ProviderNotification:
     result: ProviderResult
     reply: NotificationReply = NotificationReply()
     amount: Money | None = None
+    # about a refund instead of a charge: the refund's idempotency key (`result` is then
+    # the refund's outcome: SUCCEEDED, or DECLINED when the provider could not pay it back)
+    refund_key: str | None = None
 
 
 @runtime_checkable
@@ -178,6 +186,28 @@ class ConfirmsAuthentication(Protocol):
     the customer authenticated is charged again, as an authenticated new attempt."""
 
     async def confirm(self, request: QueryRequest) -> ProviderResult: ...
+
+
+@runtime_checkable
+class ClosesUnpaid(Protocol):
+    """Closes a charge the customer has not paid yet (a QR code, a redirect to the
+    provider's page, a 3-D Secure wait), so it can no longer be paid: the engine's
+    cancel calls it for an attempt waiting on the customer. The answer reads as a status
+    query's: DECLINED (closed) or NOT_FOUND (never made: nothing to pay) means no money
+    moved; SUCCEEDED means the customer paid meanwhile, so the close was refused and the
+    charge stands (the payment succeeds, nothing is lost); PENDING or ERROR, unknown
+    (a charge that still lands is a late success, refunded). Without it, the cancel
+    leaves the provider's order open; a charge that lands later is refunded."""
+
+    async def close_unpaid(self, request: QueryRequest) -> ProviderResult: ...
+
+
+@runtime_checkable
+class HoldsConnections(Protocol):
+    """Keeps HTTP connections open between calls; `aclose` closes those of the running
+    event loop (the runtime's stop). Not a payment capability: never listed as one."""
+
+    async def aclose(self) -> None: ...
 
 
 @runtime_checkable
@@ -244,6 +274,7 @@ class HealthCheck(Protocol):
 class Capability(StrEnum):
     STATUS_QUERY = "status_query"
     CONFIRM = "confirm"
+    CLOSE_UNPAID = "close_unpaid"
     REFUNDS = "refunds"
     CREDENTIAL_REFRESH = "credential_refresh"
     SETTLEMENTS = "settlements"
@@ -253,6 +284,7 @@ class Capability(StrEnum):
 _PROTOCOLS: dict[Capability, type] = {
     Capability.STATUS_QUERY: StatusQuery,
     Capability.CONFIRM: ConfirmsAuthentication,
+    Capability.CLOSE_UNPAID: ClosesUnpaid,
     Capability.REFUNDS: Refunds,
     Capability.CREDENTIAL_REFRESH: CredentialRefresh,
     Capability.SETTLEMENTS: Settlements,

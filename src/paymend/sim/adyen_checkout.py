@@ -24,15 +24,24 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 from paymend.domain.money import Money
 from paymend.providers.adyen import mapping, notifications, report
-from paymend.providers.base import ProviderConnectionError, QueryRequest
 from paymend.providers.simulator import ChargeState, SimulatedProvider
 from paymend.sim.adyen_payments import REFUSALS, Payments, Reply, failure
-from paymend.sim.face import HangClock, Releasable, Scope, base_url, send_response
+from paymend.sim.face import (
+    HangClock,
+    Releasable,
+    Scope,
+    base_url,
+    deliver,
+    outage,
+    send_response,
+    through_faults,
+)
 
 REPORT_PATH = "/reports/settlement_detail_report_batch_1.csv"
 UNAUTHORISED = ("000", "security", "HTTP Status Response - Unauthorized")
@@ -67,16 +76,18 @@ class AdyenCheckout(Releasable):
     auto_notify: bool = False  # send each payment's AUTHORISATION as soon as decided
     # a repeated Idempotency-Key answers 500 (errorCode 99_500): only a webhook can tell
     failing_repeats: bool = False
+    native_3ds: bool = False  # 3-D Secure in the page (threeDS2), not by redirect
     report_amounts: dict[str, Money] = field(default_factory=dict)  # psp -> a mismatch
     report_omits: set[str] = field(default_factory=set)  # psp references left out
     payments: Payments = field(init=False)
     released: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     calls: list[str] = field(init=False, default_factory=list)  # paths, in order
     in_flight: set[str] = field(init=False, default_factory=set)  # Idempotency-Keys
+    refunds: dict[str, dict[str, Any]] = field(init=False, default_factory=dict)  # by reference
     _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.payments = Payments(self.channel)
+        self.payments = Payments(self.channel, self.native_3ds)
         self.channel.clock = HangClock(self.channel.clock, self.channel.settings.hang_s, self)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -86,13 +97,10 @@ class AdyenCheckout(Releasable):
         path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.calls.append(path)
-        if self.channel.settings.outage:
-            await send_response(send, 503, b"Service Unavailable", "text/plain")
+        if await outage(send, self.channel.settings.outage):
             return
-        if path.startswith("/sim/3ds/"):  # the shopper passes 3-D Secure in the browser
-            done = await self.shopper_authenticates(path.removeprefix("/sim/3ds/"))
-            answer = b"authenticated" if done else b"no such payment"
-            await send_response(send, 200 if done else 404, answer, "text/plain")
+        if path.startswith("/sim/3ds"):  # the shopper passes 3-D Secure in the browser
+            await self._shopper(send, path)
             return
         if headers.get("x-api-key") != self.keys.api_key:
             await _reply(send, failure(401, *UNAUTHORISED))
@@ -100,15 +108,10 @@ class AdyenCheckout(Releasable):
         if path == REPORT_PATH and scope["method"] == "GET":
             await send_response(send, 200, self.report(), "text/csv")
             return
-        try:
-            reply = await self._api(path, body, headers.get("idempotency-key"), base_url(scope))
-        except ProviderConnectionError as exc:
-            if exc.raw_code == "CONNECTION_RESET":  # the answer is lost: drop the line
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-length", b"1000")]})  # fmt: skip
-                raise
-            return  # a hang released at shutdown: the caller left long ago
-        await _reply(send, reply)
+        call = self._api(path, body, headers.get("idempotency-key"), base_url(scope))
+        reply = await through_faults(send, call)
+        if reply is not None:
+            await _reply(send, reply)
 
     async def _api(self, path: str, raw: bytes, key: str | None, base: str) -> Reply:
         try:
@@ -142,30 +145,55 @@ class AdyenCheckout(Releasable):
                     asyncio.get_running_loop().create_task(self.notify(str(body["reference"])))
                 return reply
             case ["payments", "details"]:
-                return await self.payments.details(body, base)
+                reply = await self.payments.details(body, base)
+                if self.auto_notify and reply.body.get("resultCode") == "Authorised":
+                    ref = str(reply.body.get("merchantReference", ""))
+                    asyncio.get_running_loop().create_task(self.notify(ref))
+                return reply
             case ["payments", psp, "refunds"]:
-                return await self.payments.refund(psp, body, key)
+                reply = await self.payments.refund(psp, body, key)
+                if reply.status == 201:
+                    self.refunds[str(reply.body["reference"])] = reply.body
+                    if self.auto_notify:
+                        ref = str(reply.body["reference"])
+                        asyncio.get_running_loop().create_task(self.notify_refund(ref))
+                return reply
             case ["payments", psp, "cancels"]:
                 return await self.payments.cancel(body, psp)
             case ["cancels"]:
-                return await self.payments.cancel(body, None)
+                reply = await self.payments.cancel(body, None)
+                if self.auto_notify:
+                    ref = str(body.get("paymentReference", ""))
+                    task = self.notify(ref, "CANCELLATION")
+                    asyncio.get_running_loop().create_task(task)
+                return reply
             case ["paymentMethods"]:
                 cards = {"name": "Cards", "type": "scheme", "brands": ["visa", "mc", "amex"]}
                 return Reply(200, {"paymentMethods": [cards]})
         return failure(404, "000", "validation", f"no such endpoint /v71/{path}")
 
-    async def shopper_authenticates(self, reference: str) -> bool:
-        """The shopper passed the challenge: Adyen authorises the held payment and (with
-        `auto_notify`) sends its AUTHORISATION webhook. True if it is authorised now."""
-        charge = self.channel.ledger.get(reference)
-        if charge is None:
-            return False
-        await self.channel.confirm(QueryRequest(reference, charge.payment_id))
-        charge = self.channel.ledger.get(reference)
-        done = charge is not None and charge.state is ChargeState.CHARGED
-        if done and self.auto_notify:
-            await self.notify(reference)
-        return done
+    async def _shopper(self, send: Any, path: str) -> None:
+        """The shopper passes 3-D Secure: on the issuer's page (`/sim/3ds/{reference}`),
+        sent back to the returnUrl with `redirectResult` appended
+        (https://docs.adyen.com/online-payments/3d-secure/redirect-3ds2/); or in the page
+        (`/sim/3ds2/{reference}`), where the 3-D Secure component hands the checkout a
+        `threeDSResult`. Either goes to `/payments/details`, which authorises."""
+        reference = path.rsplit("/", 1)[-1]
+        token = self.payments.shopper_returns(reference)
+        if token is None:
+            await send_response(send, 404, b"no such payment waiting", "text/plain")
+            return
+        if path.startswith("/sim/3ds2/"):
+            result = json.dumps({"threeDSResult": token}).encode()
+            await send_response(send, 200, result, "application/json")
+            return
+        back = self.payments.return_urls.get(reference)
+        if not back:
+            await send_response(send, 200, token.encode(), "text/plain")
+            return
+        joiner = "&" if "?" in back else "?"
+        location = f"{back}{joiner}{urlencode({'redirectResult': token})}"
+        await send_response(send, 302, b"", "text/plain", {"Location": location})
 
     # -- webhooks and the report ---------------------------------------------------------
 
@@ -196,10 +224,43 @@ class AdyenCheckout(Releasable):
         webhook = self.notification(reference, event)
         if self.webhook_url is None or webhook is None:
             return None
-        async with httpx.AsyncClient(transport=self.notify_transport, timeout=10) as client:
-            return await client.post(
-                self.webhook_url, content=webhook, headers={"content-type": "application/json"}
-            )
+        json_type = {"content-type": "application/json"}
+        return await deliver(self.webhook_url, webhook, json_type, self.notify_transport)
+
+    def refund_notification(
+        self, reference: str, event: str = "REFUND", success: bool = True, reason: str = ""
+    ) -> bytes | None:
+        """The signed REFUND (or REFUND_FAILED) webhook about the refund requested under
+        `reference`: its `merchantReference` is that reference, `originalReference` the
+        payment's pspReference (https://docs.adyen.com/online-payments/refund/#refund-webhook)."""
+        asked = self.refunds.get(reference)
+        if asked is None:
+            return None
+        item: dict[str, Any] = {
+            "amount": asked["amount"],
+            "eventCode": event,
+            "eventDate": self._now().isoformat(timespec="seconds"),
+            "merchantAccountCode": self.keys.merchant_account,
+            "merchantReference": reference,
+            "originalReference": asked["paymentPspReference"],
+            "pspReference": asked["pspReference"],
+            "success": "true" if success else "false",
+        }
+        if reason:
+            item["reason"] = reason
+        item["additionalData"] = {"hmacSignature": notifications.sign(item, self.keys.hmac_key)}
+        document = {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+        return json.dumps(document).encode()
+
+    async def notify_refund(
+        self, reference: str, event: str = "REFUND", success: bool = True, reason: str = ""
+    ) -> httpx.Response | None:
+        """Post the refund's signed webhook to the webhook URL, once."""
+        webhook = self.refund_notification(reference, event, success, reason)
+        if self.webhook_url is None or webhook is None:
+            return None
+        json_type = {"content-type": "application/json"}
+        return await deliver(self.webhook_url, webhook, json_type, self.notify_transport)
 
     def report(self) -> bytes:
         """The Settlement details report: each authorised payment settled, its refunds."""

@@ -13,7 +13,10 @@ response-handling/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import json
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 from paymend.domain.money import Money
@@ -72,12 +75,28 @@ def token_of(payment_method: object) -> str | None:
     return None
 
 
-def answer(key: str, result: ProviderResult, amount: Money, base: str) -> Reply:
-    """A `/payments` answer for what the simulated channel decided."""
+def answer(
+    key: str, result: ProviderResult, amount: Money, base: str, native_3ds: bool = False
+) -> Reply:
+    """A `/payments` answer for what the simulated channel decided. 3-D Secure is a
+    redirect to the issuer's page (`RedirectShopper`), or with `native_3ds` a challenge
+    in the page (`ChallengeShopper`, action `threeDS2`: https://docs.adyen.com/
+    online-payments/3d-secure/native-3ds2/api-integration/)."""
     common = {"pspReference": result.reference, "merchantReference": key}
     value = mapping.amount(amount)
     if result.outcome is ProviderOutcome.SUCCEEDED:
         return Reply(200, {**common, "resultCode": "Authorised", "amount": value})
+    if result.outcome is ProviderOutcome.REQUIRES_ACTION and native_3ds:
+        action = {
+            "type": "threeDS2",
+            "subtype": "challenge",
+            "paymentMethodType": "scheme",
+            "token": base64.b64encode(
+                json.dumps({"acsURL": f"{base}/sim/3ds2/{key}", "messageVersion": "2.2.0"}).encode()
+            ).decode(),
+            "authorisationToken": f"sim-auth-{key}",
+        }
+        return Reply(200, {**common, "resultCode": "ChallengeShopper", "action": action})
     if result.outcome is ProviderOutcome.REQUIRES_ACTION:
         action = {
             "type": "redirect",
@@ -98,6 +117,22 @@ class Payments:
     """Adyen's payments for one merchant account, over the simulated channel."""
 
     channel: SimulatedProvider
+    native_3ds: bool = False  # 3-D Secure in the page (threeDS2) instead of a redirect
+    return_urls: dict[str, str] = field(default_factory=dict)  # reference -> returnUrl
+    # what the shopper's return brings (redirectResult / threeDSResult) -> reference
+    results: dict[str, str] = field(default_factory=dict)
+
+    def shopper_returns(self, key: str) -> str | None:
+        """The shopper passed 3-D Secure for the payment `key`: the opaque result their
+        return brings (Adyen appends `redirectResult` to the returnUrl; the 3-D Secure
+        component gives `threeDSResult`), which `/payments/details` takes. None if there
+        is no such payment waiting."""
+        charge = self.channel.ledger.get(key)
+        if charge is None or charge.state is not ChargeState.AWAITING_AUTHENTICATION:
+            return None
+        token = "sim" + secrets.token_urlsafe(24)
+        self.results[token] = key
+        return token
 
     async def pay(self, body: dict[str, Any], base: str) -> Reply:
         """`/payments`. May raise ProviderConnectionError: the call hangs or its answer
@@ -109,18 +144,23 @@ class Payments:
         if not isinstance(body.get("paymentMethod"), dict):
             return failure(422, "00_422", "validation", "paymentMethod is required")
         token = token_of(body["paymentMethod"])
+        if isinstance(body.get("returnUrl"), str):
+            self.return_urls[key] = body["returnUrl"]
         result = await self.channel.authorize(ChargeRequest(key, key, amount, "card", token=token))
-        return answer(key, result, amount, base)
+        return answer(key, result, amount, base, self.native_3ds)
 
     async def details(self, body: dict[str, Any], base: str) -> Reply:
-        """`/payments/details`: the shopper came back from 3-D Secure (the face's
-        `redirectResult` is the payment's reference)."""
+        """`/payments/details`: the shopper came back from 3-D Secure with the
+        `redirectResult` (or `threeDSResult`) that `shopper_returns` made; only then is
+        the payment authorised. Anything else is Adyen's validation error."""
         details = body.get("details")
-        key = details.get("redirectResult") if isinstance(details, dict) else None
-        charge = self.channel.ledger.get(key) if isinstance(key, str) else None
+        given = details if isinstance(details, dict) else {}
+        token = given.get("redirectResult") or given.get("threeDSResult")
+        key = self.results.get(token) if isinstance(token, str) else None
+        charge = self.channel.ledger.get(key) if key else None
         if charge is None:
             return failure(422, "00_422", "validation", "Invalid payment details")
-        result = await self.channel.confirm(QueryRequest(charge.idempotency_key, key or ""))
+        result = await self.channel.confirm(QueryRequest(charge.idempotency_key, charge.payment_id))
         return answer(charge.idempotency_key, result, charge.amount, base)
 
     async def refund(self, psp: str, body: dict[str, Any], key: str | None) -> Reply:
@@ -153,6 +193,13 @@ class Payments:
         ledger = self.channel.ledger
         reference = body.get("paymentReference")
         charge = ledger.by_reference(psp) if psp else ledger.get(str(reference or ""))
+        if charge is not None and charge.state is ChargeState.AWAITING_AUTHENTICATION:
+            # the shopper never finished 3-D Secure: the payment can no longer complete
+            charge.state = ChargeState.DECLINED
+            charge.result = ProviderResult(
+                ProviderOutcome.DECLINED, "Cancelled", "cancelled", charge.reference
+            )
+            ledger.put(charge)
         if charge is not None and charge.state is ChargeState.CHARGED:
             left = charge.amount.minor - charge.refunded
             if left > 0:

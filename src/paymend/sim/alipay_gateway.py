@@ -33,10 +33,18 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paymend.providers.alipay import bill, signing
 from paymend.providers.alipay.client import BEIJING
-from paymend.providers.base import ProviderConnectionError
 from paymend.sim.alipay_trades import Trades, refused
 from paymend.sim.channel import FaceChannel
-from paymend.sim.face import HangClock, Releasable, Scope, base_url, send_response
+from paymend.sim.face import (
+    HangClock,
+    Releasable,
+    Scope,
+    base_url,
+    deliver,
+    outage,
+    send_response,
+    through_faults,
+)
 
 PID = "2088000000000001"
 
@@ -63,10 +71,6 @@ class GatewayKeys:
             "app_private_key": signing.private_pem(self.app_private),
             "alipay_public_key": signing.public_pem(self.alipay_private.public_key()),
         }
-
-
-class _Hang(Exception):
-    """A hung call released at shutdown: no answer is sent."""
 
 
 @dataclass
@@ -111,18 +115,11 @@ class AlipayGateway(Releasable):
             answer = self._cashier(params)
             await send_response(send, 200, answer.encode(), "text/html; charset=utf-8")
             return
-        if self.channel.settings.outage:
-            await send_response(send, 503, b"Service Unavailable")
+        if await outage(send, self.channel.settings.outage):
             return
-        try:
-            text = await self._gateway(params, base_url(scope))
-        except ProviderConnectionError as exc:
-            if exc.raw_code == "CONNECTION_RESET":  # the answer is lost: drop the line
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-length", b"1000")]})  # fmt: skip
-                raise
-            return  # a hang released at shutdown: the caller left long ago
-        await send_response(send, 200, text.encode(), "application/json; charset=utf-8")
+        text = await through_faults(send, self._gateway(params, base_url(scope)))
+        if text is not None:
+            await send_response(send, 200, text.encode(), "application/json; charset=utf-8")
 
     async def _gateway(self, params: dict[str, str], base: str) -> str:
         method = params.get("method", "")
@@ -231,7 +228,5 @@ class AlipayGateway(Releasable):
         url, form = self.trades.notify_urls.get(key), self.notification(key)
         if url is None or form is None:
             return None
-        async with httpx.AsyncClient(transport=self.notify_transport, timeout=10) as client:
-            return await client.post(
-                url, content=form, headers={"content-type": "application/x-www-form-urlencoded"}
-            )
+        form_type = {"content-type": "application/x-www-form-urlencoded"}
+        return await deliver(url, form, form_type, self.notify_transport)

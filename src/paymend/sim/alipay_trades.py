@@ -161,6 +161,11 @@ class Trades:
         charge = self.channel.ledger.get(key)
         if charge is not None and charge.state is ChargeState.CHARGED:
             return refused("40004", "ACQ.REASON_TRADE_STATUS_INVALID", "交易状态不合法")
+        if charge is not None and charge.state is ChargeState.AWAITING_AUTHENTICATION:
+            # a payment code the buyer has not confirmed: closed, it can no longer be
+            charge.state = ChargeState.DECLINED
+            self.channel.ledger.put(charge)
+            self.waiting[key] = Waiting(charge.amount, closed=True)
         if key not in self.waiting:
             return refused("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在")
         self.waiting[key].closed = True

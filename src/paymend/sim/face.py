@@ -1,5 +1,6 @@
 """What every protocol face shares: the ASGI preamble (lifespan, the request's body),
-hung calls that end when the face is released, and the base URL a request came to.
+the simulated channel's faults on the wire (an outage, a lost answer, a hung call that
+ends when the face is released), and the base URL a request came to.
 
 A face serves one simulated channel over its provider's wire protocol. A simulated hang
 (a timeout that may still charge) must end when the server stops, or uvicorn waits for
@@ -9,13 +10,17 @@ it forever: `release()` ends every one of them, from any thread.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import httpx
 
 from paymend.domain.clock import Clock
 from paymend.providers.base import ProviderConnectionError
 
 Scope = dict[str, Any]
+T = TypeVar("T")
 
 
 class Releasable:
@@ -49,6 +54,41 @@ class Releasable:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         return body
+
+
+async def outage(send: Any, down: bool) -> bool:
+    """Answer 503, as a load balancer in front of a provider that is down does, when
+    `down` (the simulated channel's outage). True if it answered."""
+    if down:
+        await send_response(send, 503, b"Service Unavailable")
+    return down
+
+
+async def through_faults(send: Any, call: Awaitable[T]) -> T | None:
+    """`call`'s answer, or None when the simulated channel's fault decided there is none
+    to send: a lost answer starts the response and drops the connection (re-raised, so
+    the server cuts it mid-answer); a hang released at shutdown sends nothing (its caller
+    left long ago)."""
+    try:
+        return await call
+    except ProviderConnectionError as exc:
+        if exc.raw_code == "CONNECTION_RESET":
+            start = {"type": "http.response.start", "status": 200}
+            await send({**start, "headers": [(b"content-length", b"1000")]})
+            raise
+        return None
+
+
+async def deliver(
+    url: str,
+    content: bytes,
+    headers: dict[str, str],
+    transport: httpx.AsyncBaseTransport | None,
+) -> httpx.Response:
+    """POST a notification the face sends on its own (to paymend's notification
+    endpoint), over the network or the given in-process transport."""
+    async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+        return await client.post(url, content=content, headers=headers)
 
 
 class HangClock:

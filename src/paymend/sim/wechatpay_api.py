@@ -35,10 +35,18 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paymend.domain.money import Money
-from paymend.providers.base import ProviderConnectionError
 from paymend.providers.wechatpay import bill, signing
 from paymend.sim.channel import FaceChannel
-from paymend.sim.face import HangClock, Releasable, Scope, base_url, send_response
+from paymend.sim.face import (
+    HangClock,
+    Releasable,
+    Scope,
+    base_url,
+    deliver,
+    outage,
+    send_response,
+    through_faults,
+)
 from paymend.sim.wechatpay_trades import BEIJING, Reply, Trades, error
 
 ORDER = re.compile(r"^/v3/pay/transactions/(native|jsapi|h5)$")
@@ -125,8 +133,7 @@ class WechatpayApi(Releasable):
         if path.startswith("/bill/"):
             await send_response(send, 200, self._bill(), "text/csv; charset=utf-8")
             return
-        if self.channel.settings.outage:
-            await send_response(send, 503, b"Service Unavailable")
+        if await outage(send, self.channel.settings.outage):
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         target = f"{path}?{query}" if query else path
@@ -137,14 +144,12 @@ class WechatpayApi(Releasable):
             await send_response(send, status, json.dumps(payload, ensure_ascii=False).encode(),
                         "application/json")  # fmt: skip
             return
-        try:
-            status, answer = await self._api(scope["method"], path, query, text, base_url(scope))
-        except ProviderConnectionError as exc:
-            if exc.raw_code == "CONNECTION_RESET":  # the answer is lost: drop the line
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-length", b"1000")]})  # fmt: skip
-                raise
-            return  # a hang released at shutdown: the caller left long ago
+        reply = await through_faults(
+            send, self._api(scope["method"], path, query, text, base_url(scope))
+        )
+        if reply is None:
+            return
+        status, answer = reply
         out = "" if answer is None else json.dumps(answer, ensure_ascii=False)
         signed = signing.signed_by(
             self.keys.wechatpay_private, self.keys.public_key_id, out, self._stamp()
@@ -263,5 +268,4 @@ class WechatpayApi(Releasable):
         if url is None or made is None:
             return None
         headers, body = made
-        async with httpx.AsyncClient(transport=self.notify_transport, timeout=10) as client:
-            return await client.post(url, content=body, headers=headers)
+        return await deliver(url, body, headers, self.notify_transport)

@@ -20,7 +20,7 @@ from paymend.providers.base import (
     RefundRequest,
 )
 from paymend.sim.adyen_checkout import FaceKeys
-from tests.providers.adyen.face import connector, face, spec
+from tests.providers.adyen.face import BASE, connector, face, spec
 
 AMOUNT = Money(1999, "EUR")
 
@@ -71,18 +71,50 @@ def test_a_refusal_keeps_its_reason_and_code() -> None:
 def test_3d_secure_answers_adyens_action_and_completes_through_details() -> None:
     checkout = face()
     adyen = connector(checkout)
+    browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=checkout), base_url=BASE)
 
     async def go() -> None:
         held = await adyen.authorize(charge("att_1", "sim_3ds"))
         assert (held.outcome, held.raw_code) == (ProviderOutcome.REQUIRES_ACTION, "RedirectShopper")
         action = held.raw["next_action"]
-        assert action["type"] == "redirect" and action["url"].endswith("/sim/3ds/att_1")
-        assert json.loads(action["adyen_action"])["method"] == "GET"
-        done = await adyen.details("att_1", {"redirectResult": "att_1"})
+        assert action == {"type": "redirect", "url": f"{BASE}/sim/3ds/att_1"}
+        unfinished = await adyen.confirm(QueryRequest("att_1", "pay_1"))  # no details yet
+        assert unfinished.outcome is ProviderOutcome.REQUIRES_ACTION
+        back = await browser.get(action["url"])  # the shopper passes, is sent back
+        assert back.status_code == 302
+        location = httpx.URL(back.headers["location"])
+        assert str(location).startswith("https://shop.example.com/back?redirectResult=")
+        result = location.params["redirectResult"]
+        forged = await adyen.confirm(QueryRequest("att_1", "pay_1", {"redirectResult": "x"}))
+        assert (forged.outcome, forged.raw_code) == (ProviderOutcome.ERROR, "00_422")
+        done = await adyen.confirm(QueryRequest("att_1", "pay_1", {"redirectResult": result}))
+        assert (done.outcome, done.raw_code) == (ProviderOutcome.SUCCEEDED, "Authorised")
+
+    asyncio.run(go())
+    assert checkout.calls[-1] == "/v71/payments/details"
+    assert len(checkout.channel.ledger.charged("att_1")) == 1
+
+
+def test_3d_secure_in_the_page_is_an_sdk_action_completed_by_its_result() -> None:
+    checkout = face()
+    checkout.payments.native_3ds = True
+    adyen = connector(checkout)
+    browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=checkout), base_url=BASE)
+
+    async def go() -> None:
+        held = await adyen.authorize(charge("att_1", "sim_3ds"))
+        assert held.raw_code == "ChallengeShopper"
+        action = held.raw["next_action"]
+        assert (action["type"], action["sdk"]) == ("sdk", "adyen_checkout")
+        adyen_action = json.loads(action["parameters"])
+        assert (adyen_action["type"], adyen_action["subtype"]) == ("threeDS2", "challenge")
+        assert "url" not in action  # nothing to redirect to: Drop-in's handleAction does it
+        challenge = await browser.post("/sim/3ds2/att_1")  # the component, in the page
+        three_ds = challenge.json()["threeDSResult"]
+        done = await adyen.confirm(QueryRequest("att_1", "pay_1", {"threeDSResult": three_ds}))
         assert done.outcome is ProviderOutcome.SUCCEEDED
 
     asyncio.run(go())
-    assert checkout.calls == ["/v71/payments", "/v71/payments/details"]
 
 
 def test_a_lost_answer_is_found_by_repeating_the_request() -> None:
@@ -130,8 +162,10 @@ def test_a_refund_is_received_under_its_idempotency_key() -> None:
         assert paid.reference is not None
         part = RefundRequest("rf_1", paid.reference, Money(999, "EUR"))
         first = await adyen.refund(part)
-        assert (first.outcome, first.raw_code) == (ProviderOutcome.SUCCEEDED, "received")
-        assert (await adyen.refund(part)).outcome is ProviderOutcome.SUCCEEDED  # same key
+        # received: pending until the REFUND webhook
+        assert (first.outcome, first.raw_code) == (ProviderOutcome.PENDING, "received")
+        again = await adyen.refund(part)  # the same key: the same refund, not a second
+        assert (again.outcome, again.reference) == (ProviderOutcome.PENDING, first.reference)
         too_much = await adyen.refund(RefundRequest("rf_2", paid.reference, Money(1001, "EUR")))
         assert too_much.outcome is ProviderOutcome.ERROR
         cancelled = await adyen.cancel("att_1")

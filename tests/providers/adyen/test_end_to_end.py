@@ -9,24 +9,18 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
-from click.testing import CliRunner
 
-from paymend.api.app import create_app
-from paymend.cli import main
-from paymend.config import PaymendConfig, Settings, secret_env_name
+from paymend.api.views import payment_json
 from paymend.domain.money import Money
-from paymend.engine.runtime import build_runtime
 from paymend.sim.adyen_checkout import REPORT_PATH, AdyenCheckout, FaceKeys
-from tests.api.conftest import Server, bound_socket, serve_asgi
-from tests.helpers import count_rows, make_merchant
+from tests.helpers import count_rows
 from tests.providers.adyen.face import face, keys
+from tests.providers.harness import Connected, connected
 
 BODY: dict[str, Any] = {
     "amount": 1999,
@@ -36,7 +30,7 @@ BODY: dict[str, Any] = {
     "payment_token": "sim_approve",
     "customer": {"id": "c-1", "locale": "en"},
 }
-NOTIFY = "/v1/providers/adyen_eu/notifications"
+RETURN_URL = "https://shop.example.com/back"
 
 
 def reference(attempt_id: str) -> str:
@@ -44,32 +38,21 @@ def reference(attempt_id: str) -> str:
     return f"paymend-{attempt_id}"
 
 
-@dataclass
-class Setup:
-    server: Server
-    checkout: AdyenCheckout
-    api: httpx.Client
-    config: dict[str, Any]
-    face_url: str
+class Setup(Connected):
+    @property
+    def checkout(self) -> AdyenCheckout:
+        checkout: AdyenCheckout = self.face
+        return checkout
 
-    def pay(self, token: str, order: str) -> dict[str, Any]:
-        body = {**BODY, "payment_token": token, "order_id": order}
-        created = self.api.post("/v1/payments", json=body, headers={"Idempotency-Key": order})
-        assert created.status_code == 201, created.text
-        payment: dict[str, Any] = created.json()
-        return payment
-
-    def payment(self, pid: str) -> dict[str, Any]:
-        got: dict[str, Any] = self.api.get(f"/v1/payments/{pid}").json()
-        return got
+    @property
+    def api(self) -> httpx.Client:
+        return self.client
 
     def notify(self, key: str) -> httpx.Response | None:
         return asyncio.run(self.checkout.notify(key))
 
-    def post_notification(self, body: bytes) -> httpx.Response:
-        return httpx.post(
-            self.server.url + NOTIFY, content=body, headers={"content-type": "application/json"}
-        )
+    def post_json(self, body: bytes) -> httpx.Response:
+        return self.post_notification(body, {"content-type": "application/json"})
 
 
 @contextlib.contextmanager
@@ -84,46 +67,32 @@ def adyen_setup(
 ) -> Iterator[Setup]:
     checkout = face(**faults)
     checkout.failing_repeats = failing_repeats  # only a webhook can tell
-    face_server, face_thread, face_url = serve_asgi(checkout, Settings(), lifespan="on")
-    sock = bound_socket()
-    paymend_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    checkout.webhook_url = paymend_url + NOTIFY  # as set in Adyen's Customer Area
     credentials = keys().credentials()
     if wrong_key:  # an API key Adyen does not know
         credentials["api_key"] = FaceKeys.generate().api_key
-    for name, value in credentials.items():
-        monkeypatch.setenv(secret_env_name("adyen_eu", name), value)
-    providers: dict[str, Any] = {
-        "adyen_eu": {
+
+    def options(face_url: str, notify_url: str) -> dict[str, Any]:
+        checkout.webhook_url = notify_url  # as set in Adyen's Customer Area
+        return {
             "type": "adyen",
             "merchant_account": keys().merchant_account,
             "base_url": face_url,
-            "return_url": "https://shop.example.com/back",
+            "return_url": RETURN_URL,
             "report_url": face_url + REPORT_PATH,
             "currencies": ["EUR"],
         }
-    }
-    if fallback:
-        providers["sim_a"] = {"type": "simulator", "methods": ["card"]}
-    config = {
-        "seed": 1,
-        "providers": providers,
-        "routing": list(providers),
-        "engine": {"provider_timeout": "500ms", "checkout_deadline": "3s"},
-    }
-    runtime = build_runtime(Settings(database_url=db_url), PaymendConfig.model_validate(config))
-    merchant_id, key = make_merchant(runtime.store)
-    uv, thread, url = serve_asgi(create_app(runtime), runtime.settings, sock=sock)
-    server = Server(url, runtime, key, merchant_id)
-    try:
-        with server.client() as api:
-            yield Setup(server, checkout, api, config, face_url)
-    finally:
-        checkout.release()
-        uv.should_exit = face_server.should_exit = True
-        thread.join(10)
-        face_thread.join(10)
-        runtime.close()
+
+    with connected(
+        db_url,
+        monkeypatch,
+        channel="adyen_eu",
+        options=options,
+        credentials=credentials,
+        body=BODY,
+        face=checkout,
+        fallback="card" if fallback else None,
+    ) as c:
+        yield Setup(**vars(c))
 
 
 def test_a_payment_succeeds(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,11 +157,10 @@ def test_a_timeout_that_charged_ends_succeeded_after_a_notification(
         assert s.payment(payment["id"]) == settled
 
 
-def test_3d_secure_waits_for_the_shopper_and_settles_by_webhook(
+def test_3d_secure_completes_through_confirm_with_the_redirect_result(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with adyen_setup(db_url, monkeypatch) as s:
-        s.checkout.auto_notify = True
         payment = s.pay("sim_3ds", "order-3ds")
         assert payment["status"] == "requires_action"
         (attempt,) = payment["attempts"]
@@ -201,10 +169,76 @@ def test_3d_secure_waits_for_the_shopper_and_settles_by_webhook(
         assert (action["type"], action["provider"]) == ("redirect", "adyen_eu")
         assert action["url"] == f"{s.face_url}/sim/3ds/{reference(attempt['id'])}"
 
-        assert httpx.get(action["url"]).status_code == 200  # the shopper's browser
-        settled = s.payment(payment["id"])
-        assert settled["status"] == "succeeded"
+        back = httpx.get(action["url"])  # the shopper's browser, sent back to the shop
+        assert back.status_code == 302
+        location = httpx.URL(back.headers["location"])
+        assert str(location).startswith(RETURN_URL + "?redirectResult=")
+        details = {"redirectResult": location.params["redirectResult"]}
+
+        confirmed = s.act(payment["id"], "confirm", {"details": details})
+        assert confirmed.status_code == 200, confirmed.text
+        assert confirmed.json()["status"] == "succeeded"
+        assert s.checkout.calls[-1] == "/v71/payments/details"
         assert len(s.checkout.channel.ledger.charged(reference(attempt["id"]))) == 1
+
+        before = count_rows(s.server.runtime.store)
+        answer = s.notify(reference(attempt["id"]))  # Adyen's AUTHORISATION: nothing new
+        assert answer is not None and answer.text == "[accepted]"
+        assert count_rows(s.server.runtime.store) == before
+
+
+def test_a_confirm_with_details_nobody_asked_for_is_refused(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with adyen_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_3ds", "order-3ds-bad")
+        wrong = s.act(payment["id"], "confirm", {"details": {"paRes": "x"}})
+        assert wrong.status_code == 400, wrong.text
+        assert s.payment(payment["id"])["status"] == "requires_action"
+        assert "/v71/payments/details" not in s.checkout.calls
+
+
+def test_3d_secure_in_the_page_is_an_sdk_action_for_drop_in(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with adyen_setup(db_url, monkeypatch) as s:
+        s.checkout.payments.native_3ds = True
+        payment = s.pay("sim_3ds", "order-3ds2")
+        assert payment["attempts"][0]["raw_code"] == "ChallengeShopper"
+        action = payment["next_action"]
+        assert (action["type"], action["sdk"], action["provider"]) == (
+            "sdk",
+            "adyen_checkout",
+            "adyen_eu",
+        )
+        assert action["parameters"]["type"] == "threeDS2" and "url" not in action
+        assert action["confirm_url"] == f"/v1/payments/{payment['id']}/confirm"
+        # the ops API's rendering says what the payment waits for, without the parameters
+        view = asyncio.run(s.server.runtime.service.get(payment["id"]))
+        ops = payment_json(view)["next_action"]
+        assert ops is not None and ops["type"] == "sdk" and ops.get("parameters") is None
+
+        key = reference(payment["attempts"][0]["id"])
+        result = httpx.post(f"{s.face_url}/sim/3ds2/{key}").json()["threeDSResult"]
+        confirmed = s.act(payment["id"], "confirm", {"details": {"threeDSResult": result}})
+        assert confirmed.json()["status"] == "succeeded"
+        assert len(s.checkout.channel.ledger.charged(key)) == 1
+
+
+def test_cancel_closes_the_payment_waiting_for_the_shopper(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with adyen_setup(db_url, monkeypatch) as s:
+        s.checkout.auto_notify = True
+        payment = s.pay("sim_3ds", "order-3ds-cancel")
+        canceled = s.act(payment["id"], "cancel")
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "canceled"
+        assert "/v71/cancels" in s.checkout.calls
+        key = reference(payment["attempts"][0]["id"])
+        # the shopper comes back too late: Adyen will not take the payment any more
+        assert httpx.get(payment["next_action"]["url"]).status_code == 404
+        assert not s.checkout.channel.ledger.charged(key)
 
 
 def test_a_notification_with_a_bad_hmac_is_refused_and_changes_nothing(
@@ -218,12 +252,12 @@ def test_a_notification_with_a_bad_hmac_is_refused_and_changes_nothing(
         before = count_rows(s.server.runtime.store)
 
         item["amount"]["value"] = 1  # tampered after signing
-        refused = s.post_notification(json.dumps(webhook).encode())
+        refused = s.post_json(json.dumps(webhook).encode())
         assert refused.status_code == 400
         assert refused.json()["error"]["code"] == "notification_not_verified"
         del item["additionalData"]
-        assert s.post_notification(json.dumps(webhook).encode()).status_code == 400
-        assert s.post_notification(b"\xff\xfe not json").status_code == 400
+        assert s.post_json(json.dumps(webhook).encode()).status_code == 400
+        assert s.post_json(b"\xff\xfe not json").status_code == 400
         assert count_rows(s.server.runtime.store) == before
         assert s.payment(payment["id"])["status"] == "processing"
 
@@ -240,7 +274,9 @@ def test_wrong_credentials_fail_over_and_alert_ops(
         assert not s.checkout.channel.ledger.all_charges()
 
 
-def test_a_payment_is_refunded(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refund_is_settled_by_adyens_refund_webhook(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with adyen_setup(db_url, monkeypatch) as s:
         payment = s.pay("sim_approve", "order-back")
         pid = payment["id"]
@@ -248,10 +284,38 @@ def test_a_payment_is_refunded(db_url: str, monkeypatch: pytest.MonkeyPatch) -> 
             f"/v1/payments/{pid}/refunds", json={"amount": 500}, headers={"Idempotency-Key": "r1"}
         )
         assert refund.status_code == 201, refund.text
-        assert refund.json()["status"] == "succeeded"
+        assert refund.json()["status"] == "pending"  # Adyen answered `received`
         (charge,) = s.checkout.channel.ledger.charged(reference(payment["attempts"][0]["id"]))
         assert charge.refunded == 500
         assert f"/v71/payments/{charge.reference}/refunds" in s.checkout.calls
+
+        asked = reference(refund.json()["id"])  # the refund's reference at Adyen
+        answer = asyncio.run(s.checkout.notify_refund(asked))
+        assert answer is not None and (answer.status_code, answer.text) == (200, "[accepted]")
+        settled = s.payment(pid)
+        assert [r["status"] for r in settled["refunds"]] == ["succeeded"]
+        assert settled["amount_refunded"] == 500
+
+        before = count_rows(s.server.runtime.store)
+        again = asyncio.run(s.checkout.notify_refund(asked))  # resent: nothing changes
+        assert again is not None and again.text == "[accepted]"
+        assert count_rows(s.server.runtime.store) == before
+
+
+def test_a_refund_failed_webhook_fails_the_refund(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with adyen_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_approve", "order-back-2")
+        refund = s.api.post(f"/v1/payments/{payment['id']}/refunds", json={"amount": 700})
+        assert refund.json()["status"] == "pending"
+        asked = reference(refund.json()["id"])
+        told = s.checkout.notify_refund(asked, "REFUND_FAILED", reason="Card closed")
+        assert asyncio.run(told) is not None
+        settled = s.payment(payment["id"])
+        (failed,) = settled["refunds"]
+        assert failed["status"] == "failed"
+        assert settled["amount_refunded"] == 0 and settled["status"] == "succeeded"
 
 
 def test_reconciliation_finds_a_mismatch_in_the_settlement_report(
@@ -266,15 +330,8 @@ def test_reconciliation_finds_a_mismatch_in_the_settlement_report(
         s.checkout.report_amounts[psp] = Money(1888, "EUR")  # the report says otherwise
         s.checkout.report_omits.add(missing["attempts"][0]["provider_reference"])  # or nothing
 
-        path = tmp_path / "paymend.yaml"
-        path.write_text(yaml.safe_dump(s.config))
-        env = {
-            "PAYMEND_CONFIG": str(path),
-            "PAYMEND_DATABASE_URL": s.server.runtime.settings.database_url,
-        }
-        result = CliRunner().invoke(main, ["reconcile", "--json"], env=env)
-        assert result.exit_code == 1, result.output
-        report = json.loads(result.output.strip().splitlines()[-1])
+        code, report = s.reconcile(tmp_path)
+        assert code == 1, report
         assert report["providers"] == ["adyen_eu"] and report["charges_compared"] == 2
         amount, unsettled = sorted(report["mismatches"], key=lambda m: m["kind"])
         assert unsettled["kind"] == "recorded_not_charged"

@@ -72,10 +72,23 @@ def test_a_refused_authorisation_carries_the_refusal_reason() -> None:
     assert told.result.raw_code == "Not enough balance"
 
 
-def test_a_refund_is_acknowledged_but_names_no_attempt() -> None:
+def test_a_refund_names_the_refund_not_an_attempt() -> None:
     item = signed(eventCode="REFUND", originalReference="7914073381342284")
     told = notifications.read(webhook(item), KEY, "TestMerchant")
     assert told.idempotency_key is None and told.reply.body == b"[accepted]"
+    assert told.refund_key == "TestPayment-1407325143704"
+    assert told.result.outcome is ProviderOutcome.SUCCEEDED
+
+
+@pytest.mark.parametrize(("event", "success"), [("REFUND", "false"), ("REFUND_FAILED", "true")])
+def test_a_refused_or_failed_refund_is_a_refund_declined(event: str, success: str) -> None:
+    item = signed(eventCode=event, success=success, reason="Insufficient balance")
+    told = notifications.read(webhook(item), KEY, "TestMerchant")
+    assert told.refund_key == "TestPayment-1407325143704"
+    assert (told.result.outcome, told.result.raw_code) == (
+        ProviderOutcome.DECLINED,
+        "Insufficient balance",
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,26 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
-import yaml
-from click.testing import CliRunner
 
-from paymend.api.app import create_app
-from paymend.cli import main
-from paymend.config import PaymendConfig, Settings, secret_env_name
-from paymend.engine.runtime import build_runtime
 from paymend.sim.alipay_gateway import AlipayGateway, GatewayKeys
-from tests.api.conftest import Server, bound_socket, serve_asgi
-from tests.helpers import count_rows, make_merchant
+from tests.helpers import count_rows
 from tests.providers.alipay.face import face, keys
+from tests.providers.harness import Connected, connected
 
 BODY: dict[str, Any] = {
     "amount": 1999,
@@ -44,34 +36,21 @@ def trade(attempt_id: str) -> str:
     return f"paymend_{attempt_id}"
 
 
-@dataclass
-class Setup:
-    server: Server
-    gateway: AlipayGateway
-    api: httpx.Client
-    config: dict[str, Any]
-    face_url: str
+class Setup(Connected):
+    @property
+    def gateway(self) -> AlipayGateway:
+        gateway: AlipayGateway = self.face
+        return gateway
 
-    def pay(self, token: str, order: str) -> dict[str, Any]:
-        body = {**BODY, "payment_token": token, "order_id": order}
-        created = self.api.post("/v1/payments", json=body, headers={"Idempotency-Key": order})
-        assert created.status_code == 201, created.text
-        payment: dict[str, Any] = created.json()
-        return payment
-
-    def payment(self, pid: str) -> dict[str, Any]:
-        got: dict[str, Any] = self.api.get(f"/v1/payments/{pid}").json()
-        return got
+    @property
+    def api(self) -> httpx.Client:
+        return self.client
 
     def notify(self, key: str) -> httpx.Response | None:
         return asyncio.run(self.gateway.notify(key))
 
-    def post_notification(self, form: bytes) -> httpx.Response:
-        return httpx.post(
-            self.server.url + NOTIFY,
-            content=form,
-            headers={"content-type": "application/x-www-form-urlencoded"},
-        )
+    def post_form(self, form: bytes) -> httpx.Response:
+        return self.post_notification(form, {"content-type": "application/x-www-form-urlencoded"})
 
 
 @contextlib.contextmanager
@@ -83,45 +62,30 @@ def alipay_setup(
     wrong_key: bool = False,
     **faults: Any,
 ) -> Iterator[Setup]:
-    gateway = face(**faults)
-    face_server, face_thread, face_url = serve_asgi(gateway, Settings(), lifespan="on")
-    sock = bound_socket()
-    paymend_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     credentials = keys().credentials()
     if wrong_key:  # a private key Alipay does not know for this app
         credentials["app_private_key"] = GatewayKeys.generate().credentials()["app_private_key"]
-    for name, value in credentials.items():
-        monkeypatch.setenv(secret_env_name("alipay_cn", name), value)
-    providers: dict[str, Any] = {
-        "alipay_cn": {
+
+    def options(face_url: str, notify_url: str) -> dict[str, Any]:
+        return {
             "type": "alipay",
             "app_id": keys().app_id,
             "base_url": f"{face_url}/gateway.do",
-            "notify_url": paymend_url + NOTIFY,
+            "notify_url": notify_url,
             "bill_days": 1,
         }
-    }
-    if fallback:
-        providers["sim_a"] = {"type": "simulator", "methods": ["alipay"]}
-    config = {
-        "seed": 1,
-        "providers": providers,
-        "routing": list(providers),
-        "engine": {"provider_timeout": "500ms", "checkout_deadline": "3s"},
-    }
-    runtime = build_runtime(Settings(database_url=db_url), PaymendConfig.model_validate(config))
-    merchant_id, key = make_merchant(runtime.store)
-    uv, thread, url = serve_asgi(create_app(runtime), runtime.settings, sock=sock)
-    server = Server(url, runtime, key, merchant_id)
-    try:
-        with server.client() as api:
-            yield Setup(server, gateway, api, config, face_url)
-    finally:
-        gateway.release()
-        uv.should_exit = face_server.should_exit = True
-        thread.join(10)
-        face_thread.join(10)
-        runtime.close()
+
+    with connected(
+        db_url,
+        monkeypatch,
+        channel="alipay_cn",
+        options=options,
+        credentials=credentials,
+        body=BODY,
+        face=face(**faults),
+        fallback="alipay" if fallback else None,
+    ) as c:
+        yield Setup(**vars(c))
 
 
 def test_a_payment_succeeds(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,12 +162,12 @@ def test_a_notification_with_a_bad_signature_is_refused_and_changes_nothing(
         before = count_rows(s.server.runtime.store)
 
         tampered = urlencode({**form, "total_amount": "0.01"}).encode()
-        refused = s.post_notification(tampered)
+        refused = s.post_form(tampered)
         assert refused.status_code == 400
         assert refused.json()["error"]["code"] == "notification_not_verified"
         unsigned = urlencode({k: v for k, v in form.items() if k != "sign"}).encode()
-        assert s.post_notification(unsigned).status_code == 400
-        assert s.post_notification(b"\xff\xfe not a form").status_code == 400
+        assert s.post_form(unsigned).status_code == 400
+        assert s.post_form(b"\xff\xfe not a form").status_code == 400
         assert count_rows(s.server.runtime.store) == before
         assert s.payment(payment["id"])["status"] == "processing"
 
@@ -319,15 +283,8 @@ def test_reconciliation_finds_a_mismatch_in_the_alipay_bill(
         s.gateway.bill_amounts[trade_no] = "18.88"  # the bill says otherwise
         s.gateway.bill_omits.add(missing["attempts"][0]["provider_reference"])  # or nothing
 
-        path = tmp_path / "paymend.yaml"
-        path.write_text(yaml.safe_dump(s.config))
-        env = {
-            "PAYMEND_CONFIG": str(path),
-            "PAYMEND_DATABASE_URL": s.server.runtime.settings.database_url,
-        }
-        result = CliRunner().invoke(main, ["reconcile", "--json"], env=env)
-        assert result.exit_code == 1, result.output
-        report = json.loads(result.output.strip().splitlines()[-1])
+        code, report = s.reconcile(tmp_path)
+        assert code == 1, report
         assert report["providers"] == ["alipay_cn"] and report["charges_compared"] == 2
         amount, unsettled = sorted(report["mismatches"], key=lambda m: m["kind"])
         assert unsettled["kind"] == "recorded_not_charged"
@@ -336,3 +293,70 @@ def test_reconciliation_finds_a_mismatch_in_the_alipay_bill(
         assert mismatch["kind"] == "amount" and mismatch["reference"] == trade_no
         assert mismatch["payment_id"] == wrong["id"] != right["id"]
         assert (mismatch["store"], mismatch["provider_says"]) == ("amount 1999", "charged 1888")
+
+
+def test_cancel_closes_the_qr_code_nobody_paid(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with alipay_setup(db_url, monkeypatch) as s:
+        payment = s.pay(None, "order-qr-cancel")
+        assert payment["status"] == "requires_action"
+        key = trade(payment["attempts"][0]["id"])
+        canceled = s.act(payment["id"], "cancel")
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "canceled"
+        (attempt,) = canceled.json()["attempts"]
+        assert attempt["status"] == "failed" and "TRADE_CLOSED" in attempt["reason"]
+        assert s.gateway.calls[-1] == "alipay.trade.close"
+        # the buyer scans the old code: Alipay will not take the money any more
+        assert httpx.post(f"{s.face_url}/sim/pay/{key}").status_code == 404
+        assert not s.gateway.channel.ledger.charged(key)
+
+
+def test_cancel_of_a_qr_code_paid_meanwhile_ends_succeeded(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with alipay_setup(db_url, monkeypatch) as s:
+        payment = s.pay(None, "order-qr-paid")
+        key = trade(payment["attempts"][0]["id"])
+        assert httpx.post(f"{s.face_url}/sim/pay/{key}").status_code == 200  # paid, untold
+        refused = s.act(payment["id"], "cancel")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "payment_not_cancelable"
+        settled = s.payment(payment["id"])
+        assert settled["status"] == "succeeded"  # the charge is the payment, not lost
+        assert settled["attempts"][0]["status"] == "succeeded"
+        assert s.gateway.calls[-2:] == ["alipay.trade.close", "alipay.trade.query"]
+        (charge,) = s.gateway.channel.ledger.charged(key)
+        assert charge.refunded == 0
+
+
+def test_cancel_before_the_cashier_page_was_opened(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with alipay_setup(db_url, monkeypatch) as s:
+        payment = s.pay(None, "order-page-cancel", metadata={"alipay_flow": "page"})
+        canceled = s.act(payment["id"], "cancel")
+        assert canceled.json()["status"] == "canceled"
+        (attempt,) = canceled.json()["attempts"]
+        assert attempt["status"] == "failed" and "ACQ.TRADE_NOT_EXIST" in attempt["reason"]
+        assert s.gateway.calls == ["alipay.trade.close"]
+
+
+def test_cancel_closes_a_payment_code_the_buyer_is_still_confirming(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with alipay_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_3ds", "order-code-cancel")  # 10003: confirming on the phone
+        assert payment["status"] == "processing"
+        (attempt,) = payment["attempts"]
+        assert attempt["status"] == "unknown"
+        canceled = s.act(payment["id"], "cancel")
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "canceled"
+        assert canceled.json()["attempts"][0]["status"] == "failed"
+        assert s.gateway.calls[-1] == "alipay.trade.close"
+        key = trade(attempt["id"])
+        closed = s.gateway.trades.query({"out_trade_no": key})
+        assert closed["trade_status"] == "TRADE_CLOSED"
+        assert not s.gateway.channel.ledger.charged(key)

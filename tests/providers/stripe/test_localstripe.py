@@ -8,6 +8,7 @@ tested against the Stripe-shaped server (test_errors.py, test_query.py).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -81,6 +82,7 @@ def test_it_offers_every_capability_but_credential_refresh(localstripe: str) -> 
     assert run(localstripe, capabilities) == {
         Capability.STATUS_QUERY,
         Capability.CONFIRM,
+        Capability.CLOSE_UNPAID,
         Capability.REFUNDS,
         Capability.SETTLEMENTS,
         Capability.INBOUND_NOTIFICATIONS,
@@ -128,10 +130,14 @@ def test_3d_secure_asks_the_customer_then_confirm_completes(localstripe: str, nu
     async def scenario(provider: StripeProvider) -> None:
         result = await provider.authorize(charge(key, card(localstripe, number)))
         assert result.outcome is ProviderOutcome.REQUIRES_ACTION
-        assert result.raw["next_action"]["type"] == "use_stripe_sdk"
+        assert result.raw["stripe_next_action"]["type"] == "use_stripe_sdk"
         assert result.reference is not None
         # what Stripe.js needs in the customer's browser to run next_action
-        assert result.raw["client_secret"].startswith(f"{result.reference}_secret_")
+        action = result.raw["next_action"]
+        assert (action["type"], action["sdk"]) == ("sdk", "stripe_js")
+        parameters = json.loads(action["parameters"])
+        assert parameters["client_secret"].startswith(f"{result.reference}_secret_")
+        assert parameters["payment_intent"] == result.reference
         waiting = await provider.query(QueryRequest(key, f"pay_{key}"))
         assert waiting.outcome is ProviderOutcome.REQUIRES_ACTION
         authenticate(localstripe, result.reference)

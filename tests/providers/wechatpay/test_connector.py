@@ -4,6 +4,7 @@ each API is sent, what each answer becomes, and that nothing untrusted is believ
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -104,8 +105,10 @@ def test_native_h5_and_jsapi_orders_answer_the_next_action() -> None:
 
     js_key = "paymend-att_jjjjjjjjjjjjjjjjjjjjjjjj"
     js = asyncio.run(wechat.authorize(charge(js_key, None, wechatpay_flow="jsapi", openid="o1")))
-    params = js.raw["next_action"]
-    assert params["type"] == "wechat_jsapi" and params["package"].startswith("prepay_id=")
+    action = js.raw["next_action"]
+    assert (action["type"], action["sdk"]) == ("sdk", "wechat_jsapi")
+    params = json.loads(action["parameters"])
+    assert params["package"].startswith("prepay_id=") and params["signType"] == "RSA"
     signed = (
         f"{params['appId']}\n{params['timeStamp']}\n{params['nonceStr']}\n{params['package']}\n"
     )
@@ -196,8 +199,8 @@ def test_an_unpaid_order_is_closed() -> None:
     api = face()
     wechat = connector(api)
     asyncio.run(wechat.authorize(charge(token=None)))
-    closed = asyncio.run(wechat.close(KEY))
-    assert closed.outcome is ProviderOutcome.SUCCEEDED
+    closed = asyncio.run(wechat.close_unpaid(QueryRequest(KEY, "pay_1")))
+    assert (closed.outcome, closed.raw_code) == (ProviderOutcome.DECLINED, "CLOSED")
     queried = asyncio.run(wechat.query(QueryRequest(KEY, "pay_1")))
     assert (queried.outcome, queried.raw_code) == (ProviderOutcome.DECLINED, "CLOSED")
 

@@ -9,22 +9,16 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
-from click.testing import CliRunner
 
-from paymend.api.app import create_app
-from paymend.cli import main
-from paymend.config import PaymendConfig, Settings, secret_env_name
-from paymend.engine.runtime import build_runtime
+from paymend.providers.wechatpay import signing
 from paymend.sim.wechatpay_api import MerchantKeys, WechatpayApi
-from tests.api.conftest import Server, bound_socket, serve_asgi
-from tests.helpers import count_rows, make_merchant
+from tests.helpers import count_rows
+from tests.providers.harness import Connected, connected
 from tests.providers.wechatpay.face import face, keys
 
 BODY: dict[str, Any] = {
@@ -39,30 +33,17 @@ NOTIFY = "/v1/providers/wechatpay_cn/notifications"
 ACK = {"code": "SUCCESS", "message": "成功"}
 
 
-@dataclass
-class Setup:
-    server: Server
-    api: WechatpayApi
-    client: httpx.Client
-    config: dict[str, Any]
-    face_url: str
-
-    def pay(self, token: str, order: str) -> dict[str, Any]:
-        body = {**BODY, "payment_token": token, "order_id": order}
-        created = self.client.post("/v1/payments", json=body, headers={"Idempotency-Key": order})
-        assert created.status_code == 201, created.text
-        payment: dict[str, Any] = created.json()
-        return payment
-
-    def payment(self, pid: str) -> dict[str, Any]:
-        got: dict[str, Any] = self.client.get(f"/v1/payments/{pid}").json()
-        return got
+class Setup(Connected):
+    @property
+    def api(self) -> WechatpayApi:
+        api: WechatpayApi = self.face
+        return api
 
     def notify(self, number: str) -> httpx.Response | None:
         return asyncio.run(self.api.notify(number))
 
-    def post_notification(self, headers: dict[str, str], body: bytes) -> httpx.Response:
-        return httpx.post(self.server.url + NOTIFY, content=body, headers=headers)
+    def post_signed(self, headers: dict[str, str], body: bytes) -> httpx.Response:
+        return self.post_notification(body, headers)
 
 
 @contextlib.contextmanager
@@ -75,45 +56,31 @@ def wechatpay_setup(
     **faults: Any,
 ) -> Iterator[Setup]:
     api = face(**faults)
-    face_server, face_thread, face_url = serve_asgi(api, Settings(), lifespan="on")
-    sock = bound_socket()
-    paymend_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    api.notify_url = paymend_url + NOTIFY  # payment-code orders take no notify_url
     credentials = keys().credentials()
     if wrong_key:  # a merchant key WeChat Pay does not know for this mchid
         credentials["mch_private_key"] = MerchantKeys.generate().credentials()["mch_private_key"]
-    for name, value in credentials.items():
-        monkeypatch.setenv(secret_env_name("wechatpay_cn", name), value)
-    providers: dict[str, Any] = {
-        "wechatpay_cn": {
+
+    def options(face_url: str, notify_url: str) -> dict[str, Any]:
+        api.notify_url = notify_url  # payment-code orders take no notify_url
+        return {
             "type": "wechatpay",
             **keys().options(),
             "base_url": face_url,
-            "notify_url": paymend_url + NOTIFY,
+            "notify_url": notify_url,
             "bill_days": 1,
         }
-    }
-    if fallback:
-        providers["sim_a"] = {"type": "simulator", "methods": ["wechat_pay"]}
-    config = {
-        "seed": 1,
-        "providers": providers,
-        "routing": list(providers),
-        "engine": {"provider_timeout": "500ms", "checkout_deadline": "3s"},
-    }
-    runtime = build_runtime(Settings(database_url=db_url), PaymendConfig.model_validate(config))
-    merchant_id, key = make_merchant(runtime.store)
-    uv, thread, url = serve_asgi(create_app(runtime), runtime.settings, sock=sock)
-    server = Server(url, runtime, key, merchant_id)
-    try:
-        with server.client() as client:
-            yield Setup(server, api, client, config, face_url)
-    finally:
-        api.release()
-        uv.should_exit = face_server.should_exit = True
-        thread.join(10)
-        face_thread.join(10)
-        runtime.close()
+
+    with connected(
+        db_url,
+        monkeypatch,
+        channel="wechatpay_cn",
+        options=options,
+        credentials=credentials,
+        body=BODY,
+        face=api,
+        fallback="wechat_pay" if fallback else None,
+    ) as c:
+        yield Setup(**vars(c))
 
 
 def test_a_payment_succeeds(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,11 +158,11 @@ def test_a_replayed_notification_changes_nothing(
         made = s.api.notification(payment["attempts"][0]["id"])
         assert made is not None
         headers, body = made
-        assert s.post_notification(headers, body).json() == ACK
+        assert s.post_signed(headers, body).json() == ACK
         settled = s.payment(payment["id"])
         assert settled["status"] == "succeeded"
         before = count_rows(s.server.runtime.store)
-        replayed = s.post_notification(headers, body)  # the very same bytes and signature
+        replayed = s.post_signed(headers, body)  # the very same bytes and signature
         assert (replayed.status_code, replayed.json()) == (200, ACK)
         assert count_rows(s.server.runtime.store) == before
         assert s.payment(payment["id"]) == settled
@@ -214,14 +181,14 @@ def test_a_notification_with_a_bad_signature_is_refused_and_changes_nothing(
 
         document = json.loads(body)
         document["summary"] = "支付成功!"
-        tampered = s.post_notification(headers, json.dumps(document).encode())
+        tampered = s.post_signed(headers, json.dumps(document).encode())
         assert tampered.status_code == 400
         assert tampered.json()["error"]["code"] == "notification_not_verified"
         unsigned = {k: v for k, v in headers.items() if k != "Wechatpay-Signature"}
-        assert s.post_notification(unsigned, body).status_code == 400
+        assert s.post_signed(unsigned, body).status_code == 400
         other_key = {**headers, "Wechatpay-Serial": "PUB_KEY_ID_0100000000000000"}
-        assert s.post_notification(other_key, body).status_code == 400
-        assert s.post_notification(headers, b"\xff\xfe not json").status_code == 400
+        assert s.post_signed(other_key, body).status_code == 400
+        assert s.post_signed(headers, b"\xff\xfe not json").status_code == 400
         assert count_rows(s.server.runtime.store) == before
         assert s.payment(payment["id"])["status"] == "processing"
 
@@ -307,15 +274,8 @@ def test_reconciliation_finds_a_mismatch_in_the_trade_bill(
         s.api.bill_amounts[transaction_id] = 1888  # the bill says otherwise
         s.api.bill_omits.add(missing["attempts"][0]["provider_reference"])  # or nothing
 
-        path = tmp_path / "paymend.yaml"
-        path.write_text(yaml.safe_dump(s.config))
-        env = {
-            "PAYMEND_CONFIG": str(path),
-            "PAYMEND_DATABASE_URL": s.server.runtime.settings.database_url,
-        }
-        result = CliRunner().invoke(main, ["reconcile", "--json"], env=env)
-        assert result.exit_code == 1, result.output
-        report = json.loads(result.output.strip().splitlines()[-1])
+        code, report = s.reconcile(tmp_path)
+        assert code == 1, report
         assert report["providers"] == ["wechatpay_cn"] and report["charges_compared"] == 2
         amount, unsettled = sorted(report["mismatches"], key=lambda m: m["kind"])
         assert unsettled["kind"] == "recorded_not_charged"
@@ -323,3 +283,85 @@ def test_reconciliation_finds_a_mismatch_in_the_trade_bill(
         assert amount["kind"] == "amount" and amount["reference"] == transaction_id
         assert amount["payment_id"] == wrong["id"] != right["id"]
         assert (amount["store"], amount["provider_says"]) == ("amount 1999", "charged 1888")
+
+
+def test_cancel_closes_the_native_order_nobody_paid(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        payment = s.pay(None, "order-native-cancel")
+        assert payment["next_action"]["type"] == "scan_qr_code"
+        number = payment["attempts"][0]["id"]
+        canceled = s.act(payment["id"], "cancel")
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "canceled"
+        assert canceled.json()["attempts"][0]["status"] == "failed"
+        assert s.api.calls[-1] == f"POST /v3/pay/transactions/out-trade-no/{number}/close"
+        # the buyer scans the old code: WeChat Pay will not take the money any more
+        assert httpx.post(f"{s.face_url}/sim/pay/{number}").status_code == 404
+        assert not s.api.channel.ledger.charged(number)
+
+
+def test_cancel_of_an_order_paid_meanwhile_ends_succeeded(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        payment = s.pay(None, "order-native-paid")
+        number = payment["attempts"][0]["id"]
+        assert httpx.post(f"{s.face_url}/sim/pay/{number}").status_code == 200  # untold
+        refused = s.act(payment["id"], "cancel")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "payment_not_cancelable"
+        assert s.payment(payment["id"])["status"] == "succeeded"
+        assert s.api.calls[-2:] == [
+            f"POST /v3/pay/transactions/out-trade-no/{number}/close",
+            f"GET /v3/pay/transactions/out-trade-no/{number}",
+        ]
+        assert len(s.api.channel.ledger.charged(number)) == 1
+
+
+def test_a_jsapi_payment_gives_the_checkout_weixinjsbridges_signed_parameters(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        s.api.auto_notify = True
+        metadata = {"wechatpay_flow": "jsapi", "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}
+        payment = s.pay(None, "order-jsapi", metadata=metadata)
+        assert payment["status"] == "requires_action"
+        action = payment["next_action"]
+        assert (action["type"], action["sdk"], action["provider"]) == (
+            "sdk",
+            "wechat_jsapi",
+            "wechatpay_cn",
+        )
+        p = action["parameters"]
+        assert set(p) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
+        assert p["appId"] == keys().appid and p["signType"] == "RSA"
+        assert p["package"].startswith("prepay_id=")
+        assert action["confirm_url"] is None  # WeChat Pay tells paymend itself
+        signed = f"{p['appId']}\n{p['timeStamp']}\n{p['nonceStr']}\n{p['package']}\n"
+        assert signing.verify(keys().merchant_private.public_key(), signed, p["paySign"])
+        assert s.payment(payment["id"])["next_action"] == action
+
+        number = payment["attempts"][0]["id"]
+        assert httpx.post(f"{s.face_url}/sim/pay/{number}").status_code == 200  # in WeChat
+        assert s.payment(payment["id"])["status"] == "succeeded"
+
+
+def test_cancel_leaves_a_payment_code_still_being_confirmed_unknown(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wechatpay_setup(db_url, monkeypatch) as s:
+        payment = s.pay("sim_3ds", "order-code-cancel")  # USERPAYING: on the buyer's phone
+        (attempt,) = payment["attempts"]
+        assert attempt["status"] == "unknown"
+        canceled = s.act(payment["id"], "cancel")
+        assert canceled.json()["status"] == "canceled"
+        # the close is refused and the query says the buyer is still paying: not taken
+        # as unpaid (a charge that lands now is a late success, refunded)
+        assert canceled.json()["attempts"][0]["status"] == "unknown"
+        number = attempt["id"]
+        assert s.api.calls[-2:] == [
+            f"POST /v3/pay/transactions/out-trade-no/{number}/close",
+            f"GET /v3/pay/transactions/out-trade-no/{number}",
+        ]

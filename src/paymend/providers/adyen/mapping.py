@@ -123,23 +123,29 @@ def payment(answer: Answer) -> ProviderResult:
 
 
 def next_action(action: dict[str, Any]) -> dict[str, str]:
-    """Adyen's `action` for the checkout page: its type and URL, and the whole object as
-    JSON (`adyen_action`) for Drop-in's `handleAction`."""
-    found = {"type": str(action.get("type", "")), "adyen_action": json.dumps(action)}
-    if action.get("url"):
-        found["url"] = str(action["url"])
-    return found
+    """Adyen's `action` for the checkout page. A `redirect` by GET is paymend's
+    `redirect` to its `url`; any other (a `redirect` by POST with `data`, `threeDS2`
+    in the page, `qrCode`, `voucher`, …) is `sdk` `adyen_checkout`, its parameters the
+    whole `action` object, which Drop-in's or Components' `handleAction(action)` takes
+    (https://docs.adyen.com/online-payments/build-your-integration/sessions-flow/?platform=Web&integration=Drop-in#handle-the-action).
+    An action carries no secret of the merchant: it is made for the shopper's browser."""
+    by_get = str(action.get("method", "GET")).upper() == "GET"
+    if action.get("type") == "redirect" and action.get("url") and not action.get("data") and by_get:
+        return {"type": "redirect", "url": str(action["url"])}
+    return {"type": "sdk", "sdk": "adyen_checkout", "parameters": json.dumps(action)}
 
 
 def modification(answer: Answer, reference: str) -> ProviderResult:
-    """A refund or cancel request: Adyen answers `received` and tells the outcome later
-    by a REFUND / CANCELLATION notification; `received` means it took the request."""
+    """A refund or cancel request: Adyen answers `received`, taking the request, and
+    tells its outcome later by a REFUND / CANCELLATION notification
+    (https://docs.adyen.com/online-payments/refund/#refund-a-payment): PENDING until
+    then (the REFUND webhook settles the refund, engine/notifications.py)."""
     if not answer.ok:
         return error(answer)
     status = answer.text("status")
     if status == "received":
         psp = answer.text("pspReference") or reference
         return ProviderResult(
-            ProviderOutcome.SUCCEEDED, status, describe(answer), psp, raw=answer.document
+            ProviderOutcome.PENDING, status, describe(answer), psp, raw=answer.document
         )
     return ProviderResult(ProviderOutcome.ERROR, status or "RESPONSE_UNREADABLE", describe(answer))

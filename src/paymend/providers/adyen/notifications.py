@@ -12,9 +12,12 @@ item must verify, or the whole webhook is refused (400: nothing changes, Adyen r
 
 Events read (https://docs.adyen.com/development-resources/webhooks/webhook-types/
 #event-codes): AUTHORISATION (`success` true: authorised; false: refused, `reason` says
-why), CANCELLATION, REFUND and REFUND_FAILED. The item's `merchantReference` is the
-payment's `reference`, the attempt's idempotency key; for a refund it is the refund's own
-reference (not an attempt's, so the engine acknowledges it and settles nothing).
+why) and CANCELLATION, whose `merchantReference` is the payment's `reference`, the
+attempt's idempotency key; REFUND (`success` true: paid back; false: refused) and
+REFUND_FAILED (the refund failed after Adyen took it), whose `merchantReference` is the
+refund request's `reference`, the refund's idempotency key, and `originalReference` the
+payment's pspReference (https://docs.adyen.com/online-payments/refund/#refund-webhook,
+https://docs.adyen.com/online-payments/refund/#refund-failed): they settle the refund.
 Adyen expects HTTP 2xx, and `[accepted]` in the body
 (https://docs.adyen.com/development-resources/webhooks/#accept-webhooks).
 """
@@ -40,6 +43,7 @@ from paymend.providers.base import (
 ACCEPTED = NotificationReply(b"[accepted]", "text/plain")
 SIGNED_FIELDS = "pspReference originalReference merchantAccountCode merchantReference".split()
 MAX_ITEMS = 100
+REFUND_EVENTS = frozenset({"REFUND", "REFUND_FAILED"})
 
 
 def signing_string(item: Mapping[str, Any]) -> str:
@@ -107,9 +111,21 @@ def read(body: bytes, hmac_key_hex: str, merchant_account: str) -> ProviderNotif
     if reason:
         message += f"; reason={reason}"
     key: str | None = _text(item.get("merchantReference")) or None
+    if event in REFUND_EVENTS:
+        ok = event == "REFUND" and success
+        code = event if ok else (reason or event)
+        outcome = ProviderOutcome.SUCCEEDED if ok else ProviderOutcome.DECLINED
+        return ProviderNotification(
+            idempotency_key=None,
+            reference=psp,
+            result=ProviderResult(outcome, code, message, psp),
+            reply=ACCEPTED,
+            amount=mapping.money(item.get("amount")),
+            refund_key=key,
+        )
     result = _event(event, success, reason, psp, message)
     if event not in ("AUTHORISATION", "CANCELLATION"):
-        key = None  # a refund's reference, not an attempt's: acknowledged, nothing settled
+        key = None  # about nothing paymend settles: acknowledged, nothing changes
     amount = mapping.money(item.get("amount")) if event == "AUTHORISATION" else None
     return ProviderNotification(
         idempotency_key=key, reference=psp, result=result, reply=ACCEPTED, amount=amount

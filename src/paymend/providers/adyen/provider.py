@@ -5,10 +5,10 @@
   object Drop-in / Components give, with encrypted card fields) or a stored payment
   method's id. `RedirectShopper` / `IdentifyShopper` / `ChallengeShopper` answer
   `requires_action` with Adyen's `action` as the next action.
-- `details`: `POST /payments/details` with what the shopper's return brought
-  (`redirectResult`, `threeDSResult`). Not the engine's `ConfirmsAuthentication`: its
-  `confirm` carries no such details, so an authenticated payment settles by its
-  AUTHORISATION notification.
+- `confirm` (the engine's, after the shop's `POST /v1/payments/{id}/confirm` with
+  `details`): `POST /payments/details` with what the shopper's return brought
+  (`redirectResult`, `threeDSResult`); the AUTHORISATION notification settles the
+  payment too.
 - `query`: Checkout has no lookup by reference. What Adyen documents after a lost
   answer is to send the same request again with the same Idempotency-Key: Adyen answers
   the first request's result and makes no second payment
@@ -19,9 +19,9 @@
   payment either way. Without the kept request (another process, a restart) the query
   answers `pending`, never "not charged": the outcome stays unknown until Adyen's
   AUTHORISATION notification, which Adyen sends for every payment, settles it.
-- `refund`: `POST /payments/{pspReference}/refunds`; `cancel`: `POST /cancels` by our
-  reference (no pspReference needed); both with an Idempotency-Key, answered `received`
-  (the outcome follows by notification).
+- `refund`: `POST /payments/{pspReference}/refunds`; `cancel` / `close_unpaid`: `POST
+  /cancels` by our reference (no pspReference needed); both with an Idempotency-Key,
+  answered `received`: pending until the REFUND / CANCELLATION notification.
 - `settlements`: the Settlement details report at `report_url`; `parse_notification`:
   HMAC-verified standard webhooks; `check`: `POST /paymentMethods`, which moves no money.
 """
@@ -51,6 +51,8 @@ from paymend.providers.base import (
 )
 
 KEPT_REQUESTS = 10_000  # requests of unknown outcome kept for a repeat (oldest dropped)
+# what /payments/details takes from the shopper's return (the shop's confirm passes them)
+DETAILS = frozenset({"redirectResult", "threeDSResult"})
 
 
 class AdyenProvider:
@@ -107,9 +109,38 @@ class AdyenProvider:
             )
         return await self._payment("payments", body, request.idempotency_key)
 
+    async def confirm(self, request: QueryRequest) -> ProviderResult:
+        """After the shopper's redirect or 3-D Secure (ConfirmsAuthentication):
+        `POST /payments/details` with what their return brought, passed on by the shop's
+        confirm: `redirectResult` (from the returnUrl's query) or `threeDSResult` (from
+        the 3-D Secure component's `onAdditionalDetails`)
+        (https://docs.adyen.com/online-payments/3d-secure/redirect-3ds2/web-drop-in/#handle-the-redirect,
+        https://docs.adyen.com/online-payments/3d-secure/native-3ds2/web-drop-in/).
+        Without details it cannot complete: the status query answers."""
+        details = {k: v for k, v in request.details.items() if k in DETAILS and v}
+        if not details:
+            return await self.query(request)
+        return await self.details(request.idempotency_key, details)
+
     async def details(self, idempotency_key: str, details: dict[str, str]) -> ProviderResult:
-        """`/payments/details`: the payment after the shopper's redirect or 3-D Secure."""
-        return await self._payment("payments/details", {"details": details}, idempotency_key)
+        """`/payments/details`: the payment after the shopper's redirect or 3-D Secure,
+        under an Idempotency-Key of its own (a repeat is answered the same)."""
+        return await self._payment(
+            "payments/details", {"details": details}, idempotency_key, f"{idempotency_key}:details"
+        )
+
+    async def close_unpaid(self, request: QueryRequest) -> ProviderResult:
+        """The engine's cancel of a payment waiting on the shopper: `POST /cancels` by
+        our reference (https://docs.adyen.com/online-payments/cancel/#cancel-without-psp-reference).
+        Adyen answers `received` and its CANCELLATION webhook tells the outcome: PENDING
+        here. A payment authorised meanwhile is not cancelled once captured; its
+        AUTHORISATION webhook then counts it (a late success on a cancelled payment,
+        refunded automatically)."""
+        return await self.cancel(request.idempotency_key)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the running loop (the runtime's stop)."""
+        await self.client.aclose()
 
     async def refund(self, request: RefundRequest) -> ProviderResult:
         try:
@@ -122,6 +153,8 @@ class AdyenProvider:
             "merchantAccount": self.client.merchant_account,
         }
         path = f"payments/{request.charge_reference}/refunds"
+        # `received` is PENDING: the worker repeats the request under the same key (Adyen
+        # answers it the same, never a second refund) until the REFUND webhook settles it
         return await self._modification(path, body, request.idempotency_key)
 
     async def cancel(self, idempotency_key: str) -> ProviderResult:
@@ -166,9 +199,11 @@ class AdyenProvider:
 
     # -- calls ---------------------------------------------------------------------------
 
-    async def _payment(self, path: str, body: dict[str, Any], key: str) -> ProviderResult:
+    async def _payment(
+        self, path: str, body: dict[str, Any], key: str, header_key: str | None = None
+    ) -> ProviderResult:
         try:
-            answer = await self.client.call(path, body, key)
+            answer = await self.client.call(path, body, header_key or key)
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
         result = mapping.payment(answer)

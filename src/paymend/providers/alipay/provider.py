@@ -7,7 +7,8 @@
   `requires_action` with the `next_action`, and the payment settles when the buyer pays
   (the notification, or a status query).
 - `query`: `alipay.trade.query` by `out_trade_no`; `refund`: `alipay.trade.refund` with
-  the refund's key as `out_request_no`; `close` and `cancel`; `settlements`: the daily
+  the refund's key as `out_request_no`; `close_unpaid` (the engine's cancel)
+  and `cancel` (a payment-code trade); `settlements`: the daily
   trade bills; `parse_notification`: the asynchronous notification; `check`: a signed
   query of an order that cannot exist.
 
@@ -129,16 +130,25 @@ class AlipayProvider:
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
 
-    async def close(self, idempotency_key: str) -> ProviderResult:
-        """Close an unpaid trade (a QR code nobody scanned): it can no longer be paid."""
+    async def close_unpaid(self, request: QueryRequest) -> ProviderResult:
+        """`alipay.trade.close` (https://opendocs.alipay.com/open/02ekfj): an unpaid trade
+        (`WAIT_BUYER_PAY`: a QR code, a cashier page, a payment code the buyer has not
+        confirmed) can no longer be paid. Alipay closes only an unpaid trade; refused,
+        the trade is queried, so a trade the buyer paid meanwhile answers SUCCEEDED and
+        its charge is kept. `ACQ.TRADE_NOT_EXIST`: Alipay made no trade yet (nobody
+        scanned the code or opened the page): NOT_FOUND. Not `alipay.trade.cancel`,
+        which refunds a paid trade instead of saying it was paid
+        (https://opendocs.alipay.com/open/02ekfi)."""
+        number = mapping.out_trade_no(request.idempotency_key)
         try:
-            answer = await self._call(
-                CLOSE, {"out_trade_no": mapping.out_trade_no(idempotency_key)}
-            )
+            answer = await self._call(CLOSE, {"out_trade_no": number})
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
-        outcome = ProviderOutcome.SUCCEEDED if answer.ok else ProviderOutcome.ERROR
-        return ProviderResult(outcome, answer.raw_code, answer.raw_message)
+        if answer.ok:
+            return ProviderResult(ProviderOutcome.DECLINED, mapping.CLOSED, answer.raw_message)
+        if answer.sub_code == mapping.NOT_EXIST:
+            return ProviderResult(ProviderOutcome.NOT_FOUND, mapping.NOT_EXIST, answer.raw_message)
+        return await self.query(request)  # refused: paid meanwhile, or another reason
 
     async def cancel(self, idempotency_key: str) -> ProviderResult:
         """Cancel a payment-code trade whatever became of it: closed if unpaid, refunded
@@ -151,6 +161,10 @@ class AlipayProvider:
             return mapping.untrusted(self.name, exc)
         outcome = ProviderOutcome.SUCCEEDED if answer.ok else ProviderOutcome.ERROR
         return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.node))
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the running loop (the runtime's stop)."""
+        await self.client.aclose()
 
     async def settlements(self) -> list[SettlementLine]:
         """The trades of the last `bill_days` daily bills (up to today; a day whose bill

@@ -112,6 +112,7 @@ class StripeProvider:
         self._tolerance_s = webhook_tolerance_s
         timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self._http = stripe.HTTPXClient(timeout=timeout)
+        self._timeout, self._transport = timeout, transport
         if transport is not None:
             self._http._client_async = httpx.AsyncClient(transport=transport)
         self._client = stripe.StripeClient(
@@ -126,8 +127,12 @@ class StripeProvider:
         return f"StripeProvider({self.name!r}, base_url={self.base_url!r})"
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (the channel is not used afterwards)."""
+        """Close the HTTP connections (the runtime's stop). A fresh client takes the
+        closed one's place, unconnected, should the channel be used again."""
         await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in the SDK
+        self._http._client_async = httpx.AsyncClient(
+            timeout=self._timeout, transport=self._transport
+        )
 
     # -- Provider ---------------------------------------------------------------------
 
@@ -220,6 +225,12 @@ class StripeProvider:
         except stripe.StripeError as exc:
             return self._error(exc)
         return intent_result(intent.to_dict())
+
+    async def close_unpaid(self, request: QueryRequest) -> ProviderResult:
+        """The engine's cancel of a payment waiting on the customer: `cancel` (a
+        PaymentIntent Stripe has charged meanwhile cannot be cancelled, and answers
+        SUCCEEDED: the charge stands)."""
+        return await self.cancel(request)
 
     # -- Refunds ----------------------------------------------------------------------
 

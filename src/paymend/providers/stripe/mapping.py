@@ -15,6 +15,7 @@ can have left this machine (`ProviderConnectionError.sent`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -157,21 +158,47 @@ def _error_body(exc: stripe.StripeError) -> Mapping[str, Any]:
 def _intent_raw(intent: Mapping[str, Any]) -> dict[str, Any]:
     """What of the PaymentIntent is kept on the attempt: no card data is in these.
 
-    While the PaymentIntent waits for the customer, its `client_secret` is kept too:
-    Stripe.js needs it in the customer's browser to carry out `next_action`
-    (https://docs.stripe.com/js/payment_intents/handle_next_action). Stripe asks that it
-    be neither logged nor stored beyond that: it is for the checkout only."""
+    While the PaymentIntent waits for the customer, `next_action` is paymend's own kind
+    (next_action below) and Stripe's is kept as `stripe_next_action`."""
     raw = {
         k: intent.get(k)
-        for k in ("status", "amount", "currency", "next_action", "cancellation_reason")
+        for k in ("status", "amount", "currency", "cancellation_reason")
         if intent.get(k) is not None
     }
-    if intent.get("status") == "requires_action" and isinstance(intent.get("client_secret"), str):
-        raw["client_secret"] = intent["client_secret"]
+    if isinstance(intent.get("next_action"), Mapping):
+        raw["stripe_next_action"] = dict(intent["next_action"])
+    if intent.get("status") == "requires_action":
+        action = next_action(intent)
+        if action is not None:
+            raw["next_action"] = action
     metadata = intent.get("metadata")
     if isinstance(metadata, Mapping) and ATTEMPT_KEY in metadata:
         raw["attempt"] = metadata[ATTEMPT_KEY]
     return raw
+
+
+def next_action(intent: Mapping[str, Any]) -> dict[str, str] | None:
+    """What the checkout does for a PaymentIntent in `requires_action`
+    (https://docs.stripe.com/api/payment_intents/object#payment_intent_object-next_action):
+    `redirect_to_url` is a `redirect` to its `url`; any other (`use_stripe_sdk`: 3-D
+    Secure in the page) is `sdk` `stripe_js`, whose parameters are the PaymentIntent's
+    id and `client_secret`, what `stripe.handleNextAction({clientSecret})` takes
+    (https://docs.stripe.com/js/payment_intents/handle_next_action). The client secret
+    is for the customer's browser only: Stripe asks that it be neither logged nor shown
+    to anyone else (https://docs.stripe.com/api/payment_intents/object#payment_intent_object-client_secret)."""
+    found = intent.get("next_action")
+    if not isinstance(found, Mapping):
+        return None
+    redirect = found.get("redirect_to_url")
+    if found.get("type") == "redirect_to_url" and isinstance(redirect, Mapping):
+        url = redirect.get("url")
+        if isinstance(url, str) and url:
+            return {"type": "redirect", "url": url}
+    secret = intent.get("client_secret")
+    if not isinstance(secret, str) or not secret:
+        return None
+    parameters = {"client_secret": secret, "payment_intent": str(intent.get("id", ""))}
+    return {"type": "sdk", "sdk": "stripe_js", "parameters": json.dumps(parameters)}
 
 
 def _reason(intent: Mapping[str, Any]) -> str:

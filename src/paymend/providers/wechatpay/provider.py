@@ -8,7 +8,8 @@
   metadata, and the signed parameters the page passes to `WeixinJSBridge`) or H5
   (`/v3/pay/transactions/h5` -> `h5_url`, a redirect); all three answer
   `requires_action` and settle when the buyer pays (the notification, or a query).
-- `query`: `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=`; `close`;
+- `query`: `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=`;
+  `close_unpaid` (the engine's cancel);
   `refund`: `POST /v3/refund/domestic/refunds` with the refund's key as
   `out_refund_no`; `settlements`: the trade bills; `parse_notification`; `check`: a
   signed query of an order that cannot exist.
@@ -20,6 +21,7 @@ Pay is an unknown outcome, never a failure: the engine queries.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -46,6 +48,7 @@ TRANSACTIONS = "/v3/pay/transactions"
 CHECK_ORDER = "paymend_channels_check_0"  # never an attempt's id (those start att_)
 BILL_NOT_READY = frozenset({"NO_STATEMENT_EXIST", "STATEMENT_CREATING"})
 FLOWS = ("native", "jsapi", "h5")
+JSAPI_SDK = "wechat_jsapi"  # next_action `sdk`: WeixinJSBridge getBrandWCPayRequest
 
 
 class WechatpayProvider:
@@ -122,29 +125,33 @@ class WechatpayProvider:
             return mapping.untrusted(self.name, exc)
 
     async def _jsapi(self, order: dict[str, Any], request: ChargeRequest) -> ProviderResult:
-        """A JSAPI order, and the parameters the page hands `WeixinJSBridge`
-        (`getBrandWCPayRequest`), `paySign` over `appId\\ntimeStamp\\nnonceStr\\npackage\\n`."""
+        """A JSAPI order, and the parameters the page hands `WeixinJSBridge.invoke(
+        'getBrandWCPayRequest', …)`: `appId`, `timeStamp`, `nonceStr`, `package`
+        (`prepay_id=…`), `signType` `RSA` and `paySign`, SHA256withRSA with the merchant
+        key over `appId\ntimeStamp\nnonceStr\npackage\n`
+        (https://pay.weixin.qq.com/docs/merchant/apis/jsapi-payment/jsapi-transfer-payment.html).
+        They are the payment's `next_action` of kind `sdk`: nothing secret is in them
+        (the signature is over public values, for this one order)."""
         openid = request.metadata.get("openid") or request.metadata.get("wechatpay_openid")
         if not openid:
             return _missing("JSAPI orders need the payer's openid (metadata openid)")
         order["payer"] = {"openid": openid}
         answer = await self.client.call("POST", f"{TRANSACTIONS}/jsapi", order)
         if not answer.ok:
-            return mapping.waiting(answer, {"type": "wechat_jsapi"})
+            return mapping.waiting(answer, {"type": "sdk", "sdk": JSAPI_SDK})
         stamp, nonce = str(int(self.client.clock.now().timestamp())), signing.nonce()
         package = f"prepay_id={answer.data.get('prepay_id', '')}"
         pay_sign = self.client.sign(f"{self.appid}\n{stamp}\n{nonce}\n{package}\n")
+        parameters = {
+            "appId": self.appid,
+            "timeStamp": stamp,
+            "nonceStr": nonce,
+            "package": package,
+            "signType": "RSA",
+            "paySign": pay_sign,
+        }
         return mapping.waiting(
-            answer,
-            {
-                "type": "wechat_jsapi",
-                "appId": self.appid,
-                "timeStamp": stamp,
-                "nonceStr": nonce,
-                "package": package,
-                "signType": "RSA",
-                "paySign": pay_sign,
-            },
+            answer, {"type": "sdk", "sdk": JSAPI_SDK, "parameters": json.dumps(parameters)}
         )
 
     async def query(self, request: QueryRequest) -> ProviderResult:
@@ -186,17 +193,29 @@ class WechatpayProvider:
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
 
-    async def close(self, idempotency_key: str) -> ProviderResult:
-        """Close an unpaid order (a QR code nobody scanned): it can no longer be paid."""
-        number = mapping.out_trade_no(idempotency_key)
+    async def close_unpaid(self, request: QueryRequest) -> ProviderResult:
+        """关闭订单, `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close` with the
+        `mchid`, answered 204 (https://pay.weixin.qq.com/docs/merchant/apis/native-payment/
+        close-order.html): an unpaid Native, JSAPI or H5 order can no longer be paid.
+        Refused (the buyer paid meanwhile, no such order, or another reason), the order
+        is queried, so a paid order answers SUCCEEDED and its charge is kept, one the
+        buyer is still confirming (USERPAYING) stays unknown, and none is NOT_FOUND."""
+        number = mapping.out_trade_no(request.idempotency_key)
         try:
             answer = await self.client.call(
                 "POST", f"{TRANSACTIONS}/out-trade-no/{number}/close", {"mchid": self.client.mchid}
             )
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
-        outcome = ProviderOutcome.SUCCEEDED if answer.ok else ProviderOutcome.ERROR
-        return ProviderResult(outcome, answer.raw_code, answer.raw_message)
+        if answer.ok:
+            return ProviderResult(ProviderOutcome.DECLINED, "CLOSED", answer.raw_message)
+        # refused, even as ORDER_NOT_EXIST (a payment-code order is not closed this way):
+        # the query says what the order is
+        return await self.query(request)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the running loop (the runtime's stop)."""
+        await self.client.aclose()
 
     async def settlements(self) -> list[SettlementLine]:
         """The transactions of the last `bill_days` trade bills (up to today; a day whose
