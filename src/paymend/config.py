@@ -312,6 +312,16 @@ class NotificationsConfig(_Strict):
         return None if self.policy is None else config_path.parent / self.policy
 
 
+class OpsAlertsConfig(_Strict):
+    """Paging on-call ops about incidents (docs/notifications.md): off unless `routes`
+    names the routes file, relative to this one."""
+
+    routes: str | None = None
+
+    def routes_path(self, config_path: Path) -> Path | None:
+        return None if self.routes is None else config_path.parent / self.routes
+
+
 # a channel's name is part of URLs (/v1/providers/{channel}/notifications) and env names
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
@@ -328,6 +338,7 @@ class PaymendConfig(_Strict):
     instances: InstancesConfig = InstancesConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    ops_alerts: OpsAlertsConfig = OpsAlertsConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
     # the banks and regions ops controls may name (a typo is refused rather than pausing
