@@ -42,6 +42,7 @@ from paymend.engine.recording import Recorder
 from paymend.engine.refunds import RefundService
 from paymend.engine.settings import EngineSettings, Policy
 from paymend.engine.settlement import Settlement
+from paymend.engine.silences import SilenceService
 from paymend.engine.webhooks import WebhookSender
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.failures.classify import Classifier, default_classifier
@@ -80,6 +81,11 @@ class Runtime:
     def access(self) -> AccessService:
         """Operators, merchants and their keys (engine/access.py)."""
         return AccessService(self.store, self.clock, self.service.ids)
+
+    @property
+    def silences(self) -> SilenceService:
+        """Silences of ops pages (engine/silences.py)."""
+        return SilenceService(self.store, self.clock, self.service.ids)
 
     @property
     def known(self) -> KnownScopes:
