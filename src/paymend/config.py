@@ -288,6 +288,15 @@ class TencentSmsConfig(_Strict):
     protocol: Literal["https", "http"] = "https"  # http only for a local test endpoint
 
 
+class WechatConfig(_Strict):
+    """Subscription messages under the shop's app (its secret from
+    PAYMEND_WECHAT_APP_SECRET); the templates are the policy's (`wechat.templates`)."""
+
+    app_id: str = Field(pattern=r"^wx[0-9a-f]{16}$")
+    account: Literal["official_account", "mini_program"] = "official_account"
+    base_url: HttpUrl = "https://api.weixin.qq.com"  # a local server for tests
+
+
 class NotificationsConfig(_Strict):
     """Customer notices (docs/notifications.md): off unless a channel is configured."""
 
@@ -295,12 +304,14 @@ class NotificationsConfig(_Strict):
     policy: str | None = None
     aliyun_sms: AliyunSmsConfig | None = None
     tencent_sms: TencentSmsConfig | None = None
+    wechat: WechatConfig | None = None
     # an apprise mailto:// or mailtos:// URL without its password (PAYMEND_SMTP_PASSWORD)
     email: str | None = Field(None, pattern=r"^mailtos?://")
 
     @property
     def enabled(self) -> bool:
-        return any(c is not None for c in (self.aliyun_sms, self.tencent_sms, self.email))
+        configured = (self.aliyun_sms, self.tencent_sms, self.wechat, self.email)
+        return any(c is not None for c in configured)
 
     @model_validator(mode="after")
     def _one_sms_provider(self) -> NotificationsConfig:

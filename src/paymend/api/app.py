@@ -18,6 +18,7 @@ from paymend.api.guard import RequestGuard
 from paymend.api.incidents import router as incidents_router
 from paymend.api.inputs import safe_parameters
 from paymend.api.listing import router as listing_router
+from paymend.api.notice_prefs import router as notice_prefs_router
 from paymend.api.operators import router as operators_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
@@ -88,6 +89,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     errors.install(app)
     app.include_router(payments_router)
     app.include_router(listing_router)
+    app.include_router(notice_prefs_router)
     app.include_router(failures_router)
     app.include_router(ops_router)
     app.include_router(incidents_router)
