@@ -19,9 +19,7 @@ def test_a_run_that_tells_customers_reports_its_notice_figures(tmp_path: Path) -
     figures = summarize(done)
     # late outcomes (timeouts settled by the worker) are told, nothing else
     assert 0 < figures["notices_sent"] < figures["payments"] * 0.2
-    assert figures["notices_per_payment"] == round(
-        figures["notices_sent"] / figures["payments"], 4
-    )
+    assert figures["notices_per_payment"] == round(figures["notices_sent"] / figures["payments"], 4)
     # a failure notice waits its hold, then goes out within the 2 s the issue asks
     assert figures["p99_notice_delay_after_hold_s"] is not None
     assert 0 <= figures["p99_notice_delay_after_hold_s"] <= 2.0

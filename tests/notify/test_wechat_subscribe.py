@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from paymend.engine.clock import SystemClock
 from paymend.notify.channel import Channel, Message
 from paymend.notify.wechat_subscribe import WechatSettings, WechatSubscribeChannel, wechat_body
 from tests.notify.wechat_server import APP_ID, SECRET, WechatApi, serving
@@ -31,7 +32,7 @@ def test_a_message_reaches_the_subscriber_with_one_token_for_many(
     wechat: tuple[WechatApi, str],
 ) -> None:
     api, base = wechat
-    channel = WechatSubscribeChannel(WechatSettings(APP_ID, SECRET, base))
+    channel = WechatSubscribeChannel(WechatSettings(APP_ID, SECRET, base), SystemClock())
     assert isinstance(channel, Channel)
 
     async def two() -> list[bool]:
@@ -51,7 +52,9 @@ def test_a_message_reaches_the_subscriber_with_one_token_for_many(
 
 def test_a_revoked_token_is_renewed_and_the_message_sent(wechat: tuple[WechatApi, str]) -> None:
     api, base = wechat
-    channel = WechatSubscribeChannel(WechatSettings(APP_ID, SECRET, base, "mini_program"))
+    channel = WechatSubscribeChannel(
+        WechatSettings(APP_ID, SECRET, base, "mini_program"), SystemClock()
+    )
 
     async def run() -> bool:
         assert (await channel.send(Message("ntc_1", OPENID, body()))).delivered
@@ -70,7 +73,7 @@ def test_an_unsubscribed_user_is_final_and_a_busy_server_is_retried(
 ) -> None:
     api, base = wechat
     api.unsubscribed.add("o-gone-000000")
-    channel = WechatSubscribeChannel(WechatSettings(APP_ID, SECRET, base))
+    channel = WechatSubscribeChannel(WechatSettings(APP_ID, SECRET, base), SystemClock())
 
     async def run() -> None:
         gone = await channel.send(Message("ntc_1", "o-gone-000000", body()))
@@ -89,6 +92,6 @@ def test_an_unsubscribed_user_is_final_and_a_busy_server_is_retried(
 
 def test_a_wrong_secret_is_final(wechat: tuple[WechatApi, str]) -> None:
     _, base = wechat
-    channel = WechatSubscribeChannel(WechatSettings(APP_ID, "wrong", base))
+    channel = WechatSubscribeChannel(WechatSettings(APP_ID, "wrong", base), SystemClock())
     sent = asyncio.run(channel.send(Message("ntc_1", OPENID, body())))
     assert not sent.delivered and not sent.retryable and sent.code == 40125

@@ -13,11 +13,9 @@ from typing_extensions import TypedDict
 
 from paymend.api.rendering import Authed, runtime_of
 from paymend.api.shapes import doc
-from paymend.observability import get_logger
-from paymend.store import notice_prefs
+from paymend.engine import notice_prefs
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
-log = get_logger("paymend.api.notice_prefs")
 NoticeChannel = Literal["sms", "wechat", "email"]
 CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -47,10 +45,7 @@ class NoticePrefs(TypedDict):
 )
 async def get_prefs(customer_id: CustomerId, request: Request, merchant: Authed) -> JSONResponse:
     runtime = runtime_of(request)
-    vault = runtime.service.pii
-    found = await runtime.store.run(
-        lambda conn: notice_prefs.load(conn, vault, merchant.id, customer_id)
-    )
+    found = await notice_prefs.read(runtime.store, runtime.service.pii, merchant.id, customer_id)
     return JSONResponse(found.as_dict(customer_id))
 
 
@@ -63,13 +58,15 @@ async def put_prefs(
     customer_id: CustomerId, body: NoticePrefsIn, request: Request, merchant: Authed
 ) -> JSONResponse:
     runtime = runtime_of(request)
-    vault, now = runtime.service.pii, runtime.clock.now()
     given = body.model_fields_set
     openid = body.wechat_openid if "wechat_openid" in given else notice_prefs.KEEP
-    saved = await runtime.store.run(
-        lambda conn: notice_prefs.save(
-            conn, vault, merchant.id, customer_id, now, opt_out=body.opt_out, wechat_openid=openid
-        )
+    saved = await notice_prefs.record(
+        runtime.store,
+        runtime.service.pii,
+        runtime.clock,
+        merchant.id,
+        customer_id,
+        opt_out=body.opt_out,
+        wechat_openid=openid,
     )
-    log.info("notice_prefs_saved", merchant_id=merchant.id, opt_out=sorted(saved.opt_out))
     return JSONResponse(saved.as_dict(customer_id))

@@ -11,16 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from paymend.domain.clock import Clock
 from paymend.engine.customer_notices import CustomerNotices
 from paymend.engine.payments import PaymentService
 from paymend.notify.channel import Message, Sent
 from paymend.notify.policy import ChannelName, NoticeKind, load_policy
 from paymend.notify.templates import Templates
+from paymend.store import notices as notices_repo
 from paymend.store.database import Connection
-from paymend.store.tables import events, notice_attempts, notice_intents
 
 GATEWAY_S = 0.3  # an SMS gateway's answer, simulated
 NOTICE_FIGURES = (  # what the report shows, when the run told customers
@@ -85,28 +83,16 @@ def _p(values: list[float], q: float) -> float:
 def notice_figures(conn: Connection, payments: int, hold_s: float) -> dict[str, Any]:
     """Notices sent and dropped, per payment, and the p99 delay from the event that asked
     for one to its delivery, also without a failure notice's deliberate hold."""
-    delivered = (
-        sa.select(notice_attempts.c.intent_id, sa.func.min(notice_attempts.c.at).label("at"))
-        .where(notice_attempts.c.delivered.is_(True))
-        .group_by(notice_attempts.c.intent_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        sa.select(
-            notice_intents.c.kind, notice_intents.c.status, events.c.created_at, delivered.c.at
-        )
-        .join(events, events.c.id == notice_intents.c.event_id)
-        .outerjoin(delivered, delivered.c.intent_id == notice_intents.c.id)
-    ).all()
-    sent = [r for r in rows if r.status == "sent" and r.at is not None]
-    delays = [(r.at - r.created_at).total_seconds() for r in sent]
+    rows = notices_repo.deliveries(conn)
+    sent = [(kind, at - event_at) for kind, status, event_at, at in rows if status == "sent" and at]
+    delays = [d.total_seconds() for _, d in sent]
     held = [
-        d - (hold_s if r.kind == NoticeKind.PAYMENT_FAILED else 0.0)
-        for r, d in zip(sent, delays, strict=True)
+        d - (hold_s if kind == NoticeKind.PAYMENT_FAILED else 0.0)
+        for (kind, _), d in zip(sent, delays, strict=True)
     ]
     return {
         "notices_sent": len(sent),
-        "notices_dropped": sum(1 for r in rows if r.status == "dropped"),
+        "notices_dropped": sum(1 for _, status, _, _ in rows if status == "dropped"),
         "notices_per_payment": round(len(sent) / payments, 4) if payments else 0.0,
         "p99_notice_delay_s": round(_p(delays, 0.99), 2) if delays else None,
         "p99_notice_delay_after_hold_s": round(_p(held, 0.99), 2) if held else None,

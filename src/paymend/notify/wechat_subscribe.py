@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -78,9 +77,7 @@ def wechat_body(template: Mapping[str, Any], values: Mapping[str, str], page: st
 class WechatSubscribeChannel:
     name = "wechat"
 
-    def __init__(
-        self, settings: WechatSettings, clock: Clock | None = None, timeout_s: float = 10.0
-    ) -> None:
+    def __init__(self, settings: WechatSettings, clock: Clock, timeout_s: float = 10.0) -> None:
         self.settings = settings
         self.clock = clock
         self.timeout_s = timeout_s
@@ -90,7 +87,7 @@ class WechatSubscribeChannel:
         self._lock = threading.Lock()
 
     def _now(self) -> float:
-        return self.clock.monotonic() if self.clock is not None else time.monotonic()
+        return self.clock.monotonic()
 
     async def send(self, message: Message) -> Sent:
         content = json.loads(message.body)
