@@ -33,11 +33,11 @@ def test_opt_outs_and_the_openid_are_recorded_sealed_and_shown_masked(server: Se
             "opt_out": [],
             "wechat_openid": None,
         }
-        put = shop.put(PATH, json={"opt_out": ["sms", "email", "sms"], "wechat_openid": OPENID})
+        put = shop.post(PATH, json={"opt_out": ["sms", "email", "sms"], "wechat_openid": OPENID})
         assert put.status_code == 200, put.text
         assert put.json()["opt_out"] == ["email", "sms"]
         assert put.json()["wechat_openid"] == "oUpF…WeS6o"[:4] + "…" + OPENID[-4:]
-        kept = shop.put(PATH, json={"opt_out": []})  # the openid is left as it was
+        kept = shop.post(PATH, json={"opt_out": []})  # the openid is left as it was
         assert kept.json()["opt_out"] == [] and kept.json()["wechat_openid"]
         assert shop.get(PATH).json() == kept.json()
     runtime = server.runtime
@@ -49,7 +49,7 @@ def test_opt_outs_and_the_openid_are_recorded_sealed_and_shown_masked(server: Se
         raw = conn.exec_driver_sql("SELECT wechat_openid_sealed FROM customer_notice_prefs")
         assert OPENID not in str(raw.scalar_one())
     with server.client() as shop:
-        assert shop.put(PATH, json={"wechat_openid": None}).json()["wechat_openid"] is None
+        assert shop.post(PATH, json={"wechat_openid": None}).json()["wechat_openid"] is None
 
 
 @pytest.mark.parametrize(
@@ -61,6 +61,6 @@ def test_a_bad_preference_is_refused_and_changes_nothing(
 ) -> None:
     before = count_rows(server.runtime.store)
     with server.client() as shop:
-        refused = shop.put(PATH, json=body)
+        refused = shop.post(PATH, json=body)
     assert refused.status_code == 400 and refused.json()["error"]["code"]
     assert count_rows(server.runtime.store) == before

@@ -43,18 +43,20 @@ class NoticePrefs(TypedDict):
     summary="A customer's notice preferences",
     response_model=NoticePrefs,
 )
-async def get_prefs(customer_id: CustomerId, request: Request, merchant: Authed) -> JSONResponse:
+async def get_notice_prefs(
+    customer_id: CustomerId, request: Request, merchant: Authed
+) -> JSONResponse:
     runtime = runtime_of(request)
     found = await notice_prefs.read(runtime.store, runtime.service.pii, merchant.id, customer_id)
     return JSONResponse(found.as_dict(customer_id))
 
 
-@router.put(
+@router.post(
     "/{customer_id}/notice-preferences",
     summary="Record a customer's opt-outs and WeChat openid",
     response_model=NoticePrefs,
 )
-async def put_prefs(
+async def record_notice_prefs(
     customer_id: CustomerId, body: NoticePrefsIn, request: Request, merchant: Authed
 ) -> JSONResponse:
     runtime = runtime_of(request)
