@@ -47,6 +47,10 @@ from paymend.store.database import Store
         ["operators", "revoke"],
         ["operators", "role"],
         ["config", "check"],
+        ["silences"],
+        ["silences", "add"],
+        ["silences", "list"],
+        ["silences", "end"],
     ],
 )
 def test_every_command_has_help(args: list[str]) -> None:

@@ -60,10 +60,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the simulator's protocol faces: the simulated channels behind real providers' wire
     # protocols (HTTP servers of their own), reusing the connectors' signing and formats
     "sim": frozenset({"domain", "providers"}),
-    # the naive checkout of the lab replays routing's static order
+    # the naive checkout of the lab replays routing's static order; its customers' SMS
+    # inbox is a notify channel (lab/notices.py), as its providers are simulated ones
     "lab": frozenset(
         {
             "domain",
+            "notify",
             "datafiles",
             "failures",
             "health",

@@ -288,6 +288,15 @@ class TencentSmsConfig(_Strict):
     protocol: Literal["https", "http"] = "https"  # http only for a local test endpoint
 
 
+class WechatConfig(_Strict):
+    """Subscription messages under the shop's app (its secret from
+    PAYMEND_WECHAT_APP_SECRET); the templates are the policy's (`wechat.templates`)."""
+
+    app_id: str = Field(pattern=r"^wx[0-9a-f]{16}$")
+    account: Literal["official_account", "mini_program"] = "official_account"
+    base_url: HttpUrl = "https://api.weixin.qq.com"  # a local server for tests
+
+
 class NotificationsConfig(_Strict):
     """Customer notices (docs/notifications.md): off unless a channel is configured."""
 
@@ -295,12 +304,14 @@ class NotificationsConfig(_Strict):
     policy: str | None = None
     aliyun_sms: AliyunSmsConfig | None = None
     tencent_sms: TencentSmsConfig | None = None
+    wechat: WechatConfig | None = None
     # an apprise mailto:// or mailtos:// URL without its password (PAYMEND_SMTP_PASSWORD)
     email: str | None = Field(None, pattern=r"^mailtos?://")
 
     @property
     def enabled(self) -> bool:
-        return any(c is not None for c in (self.aliyun_sms, self.tencent_sms, self.email))
+        configured = (self.aliyun_sms, self.tencent_sms, self.wechat, self.email)
+        return any(c is not None for c in configured)
 
     @model_validator(mode="after")
     def _one_sms_provider(self) -> NotificationsConfig:
@@ -310,6 +321,16 @@ class NotificationsConfig(_Strict):
 
     def policy_path(self, config_path: Path) -> Path | None:
         return None if self.policy is None else config_path.parent / self.policy
+
+
+class OpsAlertsConfig(_Strict):
+    """Paging on-call ops about incidents (docs/notifications.md): off unless `routes`
+    names the routes file, relative to this one."""
+
+    routes: str | None = None
+
+    def routes_path(self, config_path: Path) -> Path | None:
+        return None if self.routes is None else config_path.parent / self.routes
 
 
 # a channel's name is part of URLs (/v1/providers/{channel}/notifications) and env names
@@ -328,6 +349,7 @@ class PaymendConfig(_Strict):
     instances: InstancesConfig = InstancesConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    ops_alerts: OpsAlertsConfig = OpsAlertsConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
     # the banks and regions ops controls may name (a typo is refused rather than pausing

@@ -30,9 +30,10 @@ def test_paymend_registers_a_handler_for_every_kind_it_enqueues(store: Store) ->
     clock = LoopClock()
     svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
     registry = paymend_jobs(svc, WebhookSender(store, clock, svc.ids))
-    # send_notice is enqueued by customer notices only, and registered with them
-    # (tests/engine/test_customer_notices.py runs it)
-    assert registry.kinds() == frozenset(JobKind) - {JobKind.SEND_NOTICE}
+    # send_notice and send_ops_alert are enqueued by customer notices and ops alerts
+    # only, and registered with them (tests/engine/test_customer_notices.py and
+    # test_ops_alerts.py run them)
+    assert registry.kinds() == frozenset(JobKind) - {JobKind.SEND_NOTICE, JobKind.SEND_OPS_ALERT}
 
 
 def test_a_kind_is_registered_once() -> None:

@@ -18,11 +18,13 @@ from paymend.api.guard import RequestGuard
 from paymend.api.incidents import router as incidents_router
 from paymend.api.inputs import safe_parameters
 from paymend.api.listing import router as listing_router
+from paymend.api.notice_prefs import router as notice_prefs_router
 from paymend.api.operators import router as operators_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
 from paymend.api.providers import router as providers_router
 from paymend.api.shapes import Health
+from paymend.api.silences import router as silences_router
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
 from paymend.observability import configure_tracing, get_logger
@@ -87,9 +89,11 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     errors.install(app)
     app.include_router(payments_router)
     app.include_router(listing_router)
+    app.include_router(notice_prefs_router)
     app.include_router(failures_router)
     app.include_router(ops_router)
     app.include_router(incidents_router)
+    app.include_router(silences_router)
     app.include_router(operators_router)
     app.include_router(providers_router)
 

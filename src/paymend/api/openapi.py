@@ -98,6 +98,7 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
     ("list_payments", "200"): {"GetPayment": ("get_payment", {"payment_id": FIRST})},
     ("list_events", "200"): {"GetEvent": ("get_event", {"event_id": FIRST})},
     ("add_control", "201"): {"EndControl": ("end_control", {"control_id": ID})},
+    ("add_silence", "201"): {"EndSilence": ("end_silence", {"silence_id": ID})},
     ("list_controls", "200"): {"EndControl": ("end_control", {"control_id": FIRST})},
     ("held_payments", "200"): {
         "LookUpPayment": ("lookup_payment", {"payment_id": FIRST}),

@@ -13,6 +13,7 @@ from paymend.cli.base import env_settings, main, open_runtime
 from paymend.config import ConnectorChannel, channel_credentials, load_config, mask
 from paymend.datafiles import DataFileError
 from paymend.domain.errors import PaymendError
+from paymend.notify.ops_routes import load_routes
 from paymend.observability import configure_logging
 from paymend.playbooks.model import load_playbooks
 from paymend.store.database import Store
@@ -185,14 +186,17 @@ def config_group() -> None:
 @config_group.command("check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path | None) -> None:
-    """Validate PATH (default: the file paymend would load), the playbooks it names, and
-    that every real channel's credentials are set (shown masked, never printed)."""
+    """Validate PATH (default: the file paymend would load), the playbooks and ops routes
+    it names, and that every real channel's credentials and every route's secrets are
+    set (credentials shown masked, never printed)."""
     target = path or env_settings().config_path()
     try:
         config = load_config(target)
         playbooks_file = config.playbooks_path(Path(target))
         playbooks = load_playbooks(playbooks_file)
         credentials = channel_credentials(config, target)
+        routes_file = config.ops_alerts.routes_path(Path(target))
+        routes = load_routes(routes_file) if routes_file is not None else None
     except DataFileError as exc:
         raise click.ClickException(str(exc)) from None
     missing = [(name, c) for name, creds in credentials.items() for c in creds if c.value is None]
@@ -205,6 +209,9 @@ def config_check(path: Path | None) -> None:
             click.echo(f"    {c.name}: {mask(c.value)}{source}")
     click.echo(f"  routing: {' -> '.join(config.routing)}")
     click.echo(f"  playbooks ({playbooks_file}): {', '.join(p.name for p in playbooks)}")
+    if routes is not None:
+        levels = " -> ".join("+".join(lv.routes) for lv in routes.spec.levels)
+        click.echo(f"  ops routes ({routes_file}): {levels}")
     if missing:
         name, c = missing[0]
         raise click.ClickException(

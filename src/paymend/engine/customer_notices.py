@@ -26,15 +26,16 @@ from prometheus_client import Counter, Histogram
 
 from paymend.domain.clock import Clock
 from paymend.domain.events import EventType
-from paymend.domain.masking import mask_email, mask_phone
+from paymend.domain.masking import mask_email, mask_phone, mask_token
 from paymend.engine.ids import IdFactory
 from paymend.failures.messages import CustomerMessage, Messages
 from paymend.notify.aliyun_sms import sms_body
 from paymend.notify.channel import Channel, Message
 from paymend.notify.policy import ChannelName, NoticeKind, Policy
 from paymend.notify.templates import Facts, Rendered, Templates
+from paymend.notify.wechat_subscribe import wechat_body
 from paymend.observability import get_logger
-from paymend.store import jobs, outbox, pii
+from paymend.store import jobs, notice_prefs, outbox, pii
 from paymend.store import notices as repo
 from paymend.store import payments as payments_repo
 from paymend.store.database import Connection, Store
@@ -62,6 +63,7 @@ class _Due:
     intent: repo.Intent
     contact: pii.Contact
     support: str
+    prefs: notice_prefs.Prefs
 
 
 class CustomerNotices:
@@ -192,7 +194,14 @@ class CustomerNotices:
                 log.warning("customer_notice_contact_unreadable", intent_id=intent_id)
                 contact = pii.Contact(None, None)
             settings = merchant_settings(conn, [intent.merchant_id]).get(intent.merchant_id) or {}
-            return _Due(intent, contact, settings.get("support_contact") or self.policy.support)
+            customer_id = (intent.facts.get("customer") or {}).get("id")
+            prefs = (
+                notice_prefs.load(conn, self.vault, intent.merchant_id, str(customer_id))
+                if customer_id
+                else notice_prefs.Prefs()
+            )
+            support = settings.get("support_contact") or self.policy.support
+            return _Due(intent, contact, support, prefs)
 
         due = await self.store.run(load)
         if due is None or isinstance(due, float):
@@ -204,12 +213,16 @@ class CustomerNotices:
         index, tries = intent.channel_index, intent.tries
         while index < len(names):
             name = names[index]
-            recipient = due.contact.phone if name is ChannelName.SMS else None
-            if name is ChannelName.EMAIL:
-                recipient = due.contact.email
+            recipient = {
+                ChannelName.SMS: due.contact.phone,
+                ChannelName.EMAIL: due.contact.email,
+                ChannelName.WECHAT: due.prefs.wechat_openid,
+            }.get(name)
             channel = self.channels.get(name)
-            if channel is None or not recipient:
+            opted_out = name.value in due.prefs.opt_out
+            if channel is None or not recipient or opted_out:
                 why = "not configured" if channel is None else "no contact for it"
+                why = "the customer opted out" if opted_out else why
                 reasons.append(f"{name}: skipped, {why}")
                 index, tries = index + 1, 0
                 continue
@@ -276,9 +289,16 @@ class CustomerNotices:
                 else ""
             )
             body = sms_body(template, r.params, r.sms)
+        elif name is ChannelName.WECHAT:
+            wx = self.policy.wechat
+            chosen = wx.templates.get(NoticeKind(intent.kind)) if wx else None
+            spec = chosen.model_dump() if chosen else {"id": "", "data": {"thing1": "title"}}
+            page = wx.page.format(payment_id=intent.payment_id) if wx and wx.page else None
+            body = wechat_body(spec, r.params | {"title": r.subject}, page)
         else:
             body = json.dumps({"subject": r.subject, "text": r.text, "html": r.html}).encode()
-        masked = (mask_phone(to) if name is ChannelName.SMS else mask_email(to)) or "***"
+        mask = {ChannelName.SMS: mask_phone, ChannelName.WECHAT: mask_token}.get(name, mask_email)
+        masked = mask(to) or "***"
         start = self.clock.monotonic()
         sent = await channel.send(Message(intent.dedupe_key, to, body))
         seconds = self.clock.monotonic() - start

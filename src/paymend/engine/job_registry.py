@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from paymend.engine.customer_notices import CustomerNotices
+from paymend.engine.ops_alerts import OpsAlerts
 from paymend.engine.payments import PaymentService
 from paymend.engine.webhooks import WebhookSender
 from paymend.store.jobs import Job, JobKind
@@ -60,10 +61,14 @@ class JobRegistry:
 
 
 def paymend_jobs(
-    service: PaymentService, webhooks: WebhookSender, notices: CustomerNotices | None = None
+    service: PaymentService,
+    webhooks: WebhookSender,
+    notices: CustomerNotices | None = None,
+    ops_alerts: OpsAlerts | None = None,
 ) -> JobRegistry:
     """The kinds paymend's own engine enqueues, with their handlers and schedules;
-    `send_notice` when customer notices are configured."""
+    `send_notice` when customer notices are configured, `send_ops_alert` when ops
+    routes are."""
     jobs = JobRegistry()
     settle = Retry(2.0, 600.0, 300)  # about a day at the 10-minute cap: then ops look
 
@@ -98,4 +103,12 @@ def paymend_jobs(
         # the notice follows the policy's own waits and ends itself (sent, dropped or
         # failed); quiet hours and the hourly limit postpone it many times: a high cap
         jobs.register(JobKind.SEND_NOTICE, send_notice, Retry(10.0, 600.0, 1000))
+    if ops_alerts is not None:
+        pager = ops_alerts
+
+        async def send_ops_alert(job: Job) -> float | None:
+            return await pager.deliver(job.subject_id)
+
+        # the routes file's retry schedule ends each message itself (sent or failed)
+        jobs.register(JobKind.SEND_OPS_ALERT, send_ops_alert, Retry(10.0, 600.0, 100))
     return jobs

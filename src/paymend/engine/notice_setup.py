@@ -3,9 +3,11 @@ configured way of reaching customers (secrets from the environment)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from paymend.config import NotificationsConfig
+from paymend.datafiles import DataFileError
 from paymend.domain.clock import Clock
 from paymend.engine.customer_notices import CustomerNotices
 from paymend.engine.payments import PaymentService
@@ -51,6 +53,21 @@ def build_customer_notices(
                 protocol=t.protocol,
             )
         )
+    if config.wechat is not None:
+        from paymend.notify.wechat_subscribe import (
+            SECRET_ENV,
+            WechatSettings,
+            WechatSubscribeChannel,
+        )
+
+        w = config.wechat
+        problem = None if os.environ.get(SECRET_ENV) else f"{SECRET_ENV} is not set"
+        if policy.wechat is None:
+            problem = "the notification policy has no wechat templates"
+        if problem:
+            raise DataFileError(str(config_path), None, f"notifications.wechat: {problem}")
+        settings = WechatSettings.from_env(w.app_id, str(w.base_url), w.account)
+        channels[ChannelName.WECHAT] = WechatSubscribeChannel(settings, clock)
     if config.email is not None:
         from paymend.notify.email_channel import EmailChannel
 

@@ -35,17 +35,20 @@ from paymend.engine.job_registry import paymend_jobs
 from paymend.engine.late_success import LateSuccess
 from paymend.engine.liveness import LivenessSettings, Owner, Presence
 from paymend.engine.notice_setup import build_customer_notices
+from paymend.engine.ops_alerts import OpsAlerts
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.recording import Recorder
 from paymend.engine.refunds import RefundService
 from paymend.engine.settings import EngineSettings, Policy
 from paymend.engine.settlement import Settlement
+from paymend.engine.silences import SilenceService
 from paymend.engine.webhooks import WebhookSender
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.failures.classify import Classifier, default_classifier
 from paymend.health.book import Health, HealthBook
 from paymend.health.redis_book import RedisHealthBook
+from paymend.notify.ops_routes import load_routes
 from paymend.observability import get_logger
 from paymend.playbooks.model import load_playbooks
 from paymend.providers.base import Capabilities, HoldsConnections, Provider
@@ -78,6 +81,11 @@ class Runtime:
     def access(self) -> AccessService:
         """Operators, merchants and their keys (engine/access.py)."""
         return AccessService(self.store, self.clock, self.service.ids)
+
+    @property
+    def silences(self) -> SilenceService:
+        """Silences of ops pages (engine/silences.py)."""
+        return SilenceService(self.store, self.clock, self.service.ids)
 
     @property
     def known(self) -> KnownScopes:
@@ -337,6 +345,12 @@ def build_runtime(
     path = Path(config_path or settings.config_path())
     notices = build_customer_notices(config.notifications, path, service, clock)
     webhooks = WebhookSender(store, clock, service.ids, consumers=[notices.plan] if notices else ())
+    routes_path = config.ops_alerts.routes_path(path)
+    pager = (
+        None
+        if routes_path is None
+        else OpsAlerts(store, clock, service.ids, load_routes(routes_path))
+    )
     worker = Worker(
         service,
         WorkerSettings(
@@ -348,7 +362,8 @@ def build_runtime(
         ),
         webhooks,
         PlaybookRunner(service, playbooks),
-        paymend_jobs(service, webhooks, notices),
+        paymend_jobs(service, webhooks, notices, pager),
+        ops_alerts=pager,
     )
     incidents = IncidentService(store, clock, service.ids)
     presence = Presence(

@@ -1,6 +1,7 @@
 """The worker: finishes what checkout calls could not, from the durable job table.
 
-Each sweep runs the emergency playbooks over channel health, relays outbox events to
+Each sweep runs the emergency playbooks over channel health, pages ops about incidents
+(engine/ops_alerts.py, when routes are configured), relays outbox events to
 webhook deliveries, asks providers about attempts a crash left pending, and runs the due
 jobs: status queries for unknown outcomes (with backoff), attempts decided after a
 checkout's deadline, refunds to resend, webhooks to deliver, each through the handler
@@ -28,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from paymend.engine.job_registry import JobRegistry, paymend_jobs
+from paymend.engine.ops_alerts import OpsAlerts
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.reconcile import reconcile
@@ -55,6 +57,7 @@ class WorkerSettings:
 @dataclass(slots=True)
 class SweepReport:
     relayed: int = 0
+    paged: int = 0  # ops messages planned
     started: int = 0  # jobs and orphaned attempts begun (they end later unless waited for)
     orphans: int = 0
     done: dict[str, int] = field(default_factory=dict)
@@ -63,7 +66,9 @@ class SweepReport:
 
     @property
     def busy(self) -> bool:
-        return bool(self.relayed or self.orphans or self.done or self.retried or self.buried)
+        return bool(
+            self.relayed or self.paged or self.orphans or self.done or self.retried or self.buried
+        )
 
 
 class Worker:
@@ -74,11 +79,14 @@ class Worker:
         webhooks: WebhookSender | None = None,
         playbooks: PlaybookRunner | None = None,
         registry: JobRegistry | None = None,
+        ops_alerts: OpsAlerts | None = None,
     ) -> None:
         """`registry`: the handler of each job kind (engine/job_registry.py); by default
-        paymend's own kinds, over `service` and `webhooks`."""
+        paymend's own kinds, over `service` and `webhooks`. `ops_alerts`: pages ops about
+        incidents after the playbooks ran (its jobs are in `registry`)."""
         self.service = service
         self.playbooks = playbooks
+        self.ops_alerts = ops_alerts
         self.settings = settings or WorkerSettings()
         self.webhooks = webhooks or WebhookSender(service.store, service.clock, service.ids)
         self.registry = registry or paymend_jobs(service, self.webhooks)
@@ -104,6 +112,9 @@ class Worker:
         if self.playbooks is not None:
             with _logged("playbooks_failed", "-"):
                 await self.playbooks.tick()
+        if self.ops_alerts is not None:
+            with _logged("ops_alerts_failed", "-"):
+                report.paged = await self.ops_alerts.tick()
         report.relayed = await self.webhooks.relay()
         dead_after = timedelta(seconds=s.dead_after_s)
         busy = [key.split(":", 1)[1] for key in self._running if key.startswith("attempt:")]

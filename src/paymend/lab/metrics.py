@@ -193,6 +193,7 @@ def summarize(run: Run) -> dict[str, Any]:
         "false_action_list": [
             {"at_s": round(a.at, 1), "what": a.what, "scope": a.scope} for a in false[:20]
         ],
+        **run.notices,  # lab/notices.py: when the scenario tells customers
         "wall_s": round(run.wall_s, 2),
     }
 

@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 
 from paymend.lab.metrics import HEADLINE, percentile, succeeded, verdicts
 from paymend.lab.naive import NaiveCheckout
+from paymend.lab.notices import NOTICE_FIGURES
 from paymend.lab.oracle import Verdict
 from paymend.lab.runner import CHECKOUT_DEADLINE_S, Run
 
@@ -171,6 +172,7 @@ def write_report(run: Run, summary: dict[str, Any], folder: Path) -> Path:
         "| figure | value |",
         "|---|---|",
         *[f"| {k} | {summary.get(k)} |" for k in HEADLINE],
+        *[f"| {k} | {summary[k]} |" for k in NOTICE_FIGURES if k in summary],
         "",
         "## Faults",
         "",

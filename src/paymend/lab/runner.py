@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from paymend.domain.errors import PaymendError
 from paymend.domain.events import EventType
@@ -29,24 +30,29 @@ from paymend.domain.payment import Customer, PaymentStatus
 from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.ids import IdFactory
+from paymend.engine.job_registry import paymend_jobs
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.runtime import build_payment_service
 from paymend.engine.settings import EngineSettings, Policy
 from paymend.engine.virtual_time import run_virtual
+from paymend.engine.webhooks import WebhookSender
 from paymend.engine.worker import Worker, WorkerSettings
 from paymend.health.breaker import Transition
 from paymend.lab.arrivals import Arrival, arrivals
 from paymend.lab.faces import ConnectorChannel, connector_channel, gather, payment_code
 from paymend.lab.fate import Fates
+from paymend.lab.notices import LabInbox, lab_notices, notice_figures, phone_of
 from paymend.lab.oracle import Limits, Verdict
 from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
 from paymend.lab.records import Records, read_records
 from paymend.lab.scenario import Scenario
+from paymend.notify.policy import load_policy
 from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import Ledger
 from paymend.store import merchants, outbox
+from paymend.store.pii import DataKey, Vault
 from paymend.store.throwaway import ThrowawayStore
 
 MERCHANT = MerchantId("mer_lab")
@@ -92,6 +98,7 @@ class Run:
     epoch_s: float = 0.0  # the simulated clock's start, to turn breaker times into offsets
     verdicts: list[Verdict] | None = None  # the oracle's, once asked (lab/metrics.py)
     connectors: dict[str, ConnectorChannel] = field(default_factory=dict)  # lab/faces.py
+    notices: dict[str, Any] = field(default_factory=dict)  # lab/notices.py, when asked
 
 
 def run(
@@ -142,6 +149,7 @@ async def _run(
             clock,
             settings,
             IdFactory(seed=scenario.seed),
+            pii=Vault(DataKey.generate()) if scenario.notices else None,
         )
         result.transitions = service.health.transitions
         result.epoch_s = clock.now().timestamp() - clock.monotonic()
@@ -151,7 +159,12 @@ async def _run(
         worker = None
         if policy != "naive":  # a checkout without paymend has no worker either
             runner = PlaybookRunner(service, load_playbooks(DEFAULT_PATH))
-            worker = Worker(service, WorkerSettings(interval_s=1.0), playbooks=runner)
+            notices = lab_notices(service, clock, LabInbox(clock)) if scenario.notices else None
+            webhooks = WebhookSender(
+                store, clock, service.ids, consumers=[notices.plan] if notices else ()
+            )
+            registry = paymend_jobs(service, webhooks, notices)
+            worker = Worker(service, WorkerSettings(interval_s=1.0), webhooks, runner, registry)
             worker_task = asyncio.create_task(worker.run(stop))
         tally = _Tally(progress)
         desk = asyncio.create_task(_three_d_secure(service, clock, stop))
@@ -170,6 +183,10 @@ async def _run(
         if worker_task is not None:
             await worker_task
         result.records = store.run_sync(lambda conn: read_records(conn, result.epoch_s))
+        if scenario.notices and worker is not None:
+            hold = load_policy().failure_hold
+            n = len(result.arrivals)
+            result.notices = store.run_sync(lambda conn: notice_figures(conn, n, hold))
         gather(result.ledger, list(result.connectors.values()), buyers)
     finally:
         for connector in result.connectors.values():
@@ -205,7 +222,7 @@ async def _pay(
         region=a.region,
         # a guest: each lab customer pays once, so there is no earlier failure of theirs
         # to look up (the repeat-failure query would scan every payment of the hour)
-        customer=Customer(locale="zh-CN"),
+        customer=Customer(locale="zh-CN", phone=phone_of(a.n) if scenario.notices else None),
         metadata={TRUTH_KEY: a.truth, ARRIVAL_KEY: str(a.n)},
         token=payment_code(a.n) if wallet else None,
     )

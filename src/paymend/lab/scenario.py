@@ -144,6 +144,8 @@ class Scenario(_Strict):
     channels: dict[str, Channel] = Field(min_length=1)
     routing: list[str] = Field(min_length=1)
     faults: list[Fault] = Field(default_factory=list)
+    # customer notices by SMS to every customer (lab/notices.py): their figures in the report
+    notices: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -109,6 +109,28 @@ class SmsTemplates(BaseModel):
     templates: dict[NoticeKind, str]
 
 
+WechatValue = Literal["title", "amount", "order", "step", "link"]
+WechatKey = Annotated[str, Field(pattern=r"^[a-z_]+[0-9]+$")]
+
+
+class WechatTemplate(BaseModel):
+    """A subscription message template chosen in the WeChat console: its id, and which
+    of our values fills each of its keys (`thing1: title`, `amount2: amount`, …)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    data: dict[WechatKey, WechatValue] = Field(min_length=1)
+
+
+class WechatTemplates(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # the page a tap opens (a mini program page; `{payment_id}` is filled in)
+    page: str | None = Field(None, max_length=200)
+    templates: dict[NoticeKind, WechatTemplate]
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -122,6 +144,7 @@ class Policy(BaseModel):
     retry: list[Seconds] = Field(default_factory=lambda: [10.0, 60.0, 300.0], max_length=10)
     events: dict[NoticeKind, Rule]
     sms: SmsTemplates | None = None
+    wechat: WechatTemplates | None = None
 
     @field_validator("channels")
     @classmethod

@@ -30,6 +30,7 @@ class JobKind(StrEnum):
     RESEND_REFUND = "resend_refund"  # a refund the provider could not take yet
     DELIVER_WEBHOOK = "deliver_webhook"  # an event to the merchant's endpoint
     SEND_NOTICE = "send_notice"  # a customer notice (store/notices.py), after its hold
+    SEND_OPS_ALERT = "send_ops_alert"  # one page to one on-call route (store/ops_alerts.py)
 
 
 class JobStatus(StrEnum):

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from paymend.store.tables import notice_attempts, notice_intents, payments
+from paymend.store.tables import events, notice_attempts, notice_intents, payments
 
 PENDING, SENT, DROPPED, FAILED = "pending", "sent", "dropped", "failed"
 
@@ -188,6 +188,25 @@ def attempts(conn: Connection, intent_id: str) -> list[dict[str, Any]]:
         .order_by(notice_attempts.c.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def deliveries(conn: Connection) -> list[tuple[str, str, datetime, datetime | None]]:
+    """Every intent as (kind, status, when its event was published, when it was first
+    delivered or None): how long customers waited (the lab's figures)."""
+    delivered = (
+        sa.select(notice_attempts.c.intent_id, sa.func.min(notice_attempts.c.at).label("at"))
+        .where(notice_attempts.c.delivered.is_(True))
+        .group_by(notice_attempts.c.intent_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            notice_intents.c.kind, notice_intents.c.status, events.c.created_at, delivered.c.at
+        )
+        .join(events, events.c.id == notice_intents.c.event_id)
+        .outerjoin(delivered, delivered.c.intent_id == notice_intents.c.id)
+    )
+    return [(r.kind, r.status, r.created_at, r.at) for r in rows]
 
 
 def _intent(row: sa.Row[Any]) -> Intent:

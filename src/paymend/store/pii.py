@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from paymend.domain.payment import Customer
 from paymend.store.tables import payments
 
-Field = Literal["email", "phone"]
+Field = Literal["email", "phone", "openid"]  # openid: store/notice_prefs.py
 FIELDS: tuple[Field, ...] = ("email", "phone")
 KEY_BYTES = 32
 NONCE_BYTES = 12

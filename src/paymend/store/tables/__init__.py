@@ -13,8 +13,14 @@ from paymend.store.tables.money import (
     payments,
     refunds,
 )
-from paymend.store.tables.notices import notice_attempts, notice_intents
+from paymend.store.tables.notices import customer_notice_prefs, notice_attempts, notice_intents
 from paymend.store.tables.ops import audit_log, controls, incident_events, incidents
+from paymend.store.tables.ops_alerts import (
+    ops_alert_attempts,
+    ops_alerts,
+    ops_pages,
+    ops_silences,
+)
 from paymend.store.tables.work import instances, jobs, webhook_attempts, webhook_deliveries
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "audit_log",
     "compensations",
     "controls",
+    "customer_notice_prefs",
     "events",
     "idempotency_keys",
     "incident_events",
@@ -39,6 +46,10 @@ __all__ = [
     "notice_intents",
     "operator_keys",
     "operators",
+    "ops_alert_attempts",
+    "ops_alerts",
+    "ops_pages",
+    "ops_silences",
     "payments",
     "refunds",
     "webhook_attempts",

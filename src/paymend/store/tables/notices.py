@@ -47,3 +47,16 @@ notice_attempts = sa.Table(
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Index(None, "intent_id"),
 )
+
+customer_notice_prefs = sa.Table(
+    "customer_notice_prefs",
+    metadata,
+    # what a shop's customer asked of its notices: channels they opted out of, and their
+    # WeChat openid (sealed like phone and email: store/pii.py)
+    sa.Column("merchant_id", Id, primary_key=True),
+    sa.Column("customer_id", sa.String(200), primary_key=True),
+    sa.Column("opt_out", JSON, nullable=False),  # ["sms", ...]
+    sa.Column("wechat_openid_sealed", sa.String(400)),
+    sa.Column("wechat_openid_masked", sa.String(80)),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

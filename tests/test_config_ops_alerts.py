@@ -1,0 +1,114 @@
+"""Ops paging and WeChat notices from paymend.yaml: the routes file beside it wires the
+pager into the worker; a broken routes file, an unset route secret or WeChat without its
+secret refuses to start, naming where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from paymend.cli import main
+from paymend.config import Settings, load_config
+from paymend.datafiles import DataFileError
+from paymend.engine.clock import LoopClock
+from paymend.engine.notice_setup import build_customer_notices
+from paymend.engine.runtime import build_runtime
+from paymend.notify.policy import ChannelName
+from paymend.notify.wechat_subscribe import WechatSubscribeChannel
+from paymend.store.jobs import JobKind
+from tests.helpers import service, simulator
+
+CONFIG = """\
+providers:
+  sim_a: {type: simulator, methods: [card]}
+routing: [sim_a]
+ops_alerts:
+  routes: ops-routes.yaml
+"""
+
+ROUTES = """\
+routes:
+  oncall: "wecombot://${PAYMEND_TEST_WECOM_KEY}"
+  leads: "slack://T1/B2/${PAYMEND_TEST_SLACK_TOKEN}/#payments"
+levels:
+  - routes: [oncall]
+    escalate_after: 15m
+  - routes: [leads]
+"""
+
+
+def write(tmp_path: Path, routes: str = ROUTES) -> Path:
+    (tmp_path / "paymend.yaml").write_text(CONFIG)
+    (tmp_path / "ops-routes.yaml").write_text(routes)
+    return tmp_path / "paymend.yaml"
+
+
+def test_the_routes_file_wires_ops_paging_into_the_worker(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYMEND_TEST_WECOM_KEY", "k" * 20)
+    monkeypatch.setenv("PAYMEND_TEST_SLACK_TOKEN", "t" * 24)
+    path = write(tmp_path)
+    runtime = build_runtime(
+        Settings(database_url=sqlite_url, config=str(path)), load_config(path), config_path=path
+    )
+    try:
+        pager = runtime.worker.ops_alerts
+        assert pager is not None and JobKind.SEND_OPS_ALERT in runtime.worker.registry.kinds()
+        assert pager.routes.urls["oncall"] == "wecombot://" + "k" * 20
+    finally:
+        runtime.close()
+    checked = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert checked.exit_code == 0, checked.output
+    assert "ops routes" in checked.output and "oncall -> leads" in checked.output
+    assert "k" * 20 not in checked.output
+
+
+def test_an_unset_route_secret_refuses_to_start_with_its_line(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYMEND_TEST_WECOM_KEY", "k" * 20)
+    monkeypatch.delenv("PAYMEND_TEST_SLACK_TOKEN", raising=False)
+    path = write(tmp_path)
+    with pytest.raises(DataFileError) as refused:
+        build_runtime(Settings(database_url=sqlite_url), load_config(path), config_path=path)
+    assert refused.value.line == 3 and "PAYMEND_TEST_SLACK_TOKEN is not set" in str(refused.value)
+    checked = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert checked.exit_code != 0 and "ops-routes.yaml:3" in checked.output
+
+
+def test_a_route_that_is_not_an_apprise_url_names_its_line(tmp_path: Path) -> None:
+    from paymend.notify.ops_routes import load_routes
+
+    path = write(tmp_path, ROUTES.replace("wecombot://", "ftp://"))
+    with pytest.raises(DataFileError) as refused:
+        load_routes(tmp_path / "ops-routes.yaml", {"PAYMEND_TEST_WECOM_KEY": "k"})
+    assert refused.value.line == 2 and "an apprise URL" in str(refused.value)
+    assert path.exists()
+
+
+def test_wechat_needs_its_secret_and_then_is_a_channel(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paymend.store.database import Store
+
+    (tmp_path / "paymend.yaml").write_text(
+        CONFIG.replace(
+            "ops_alerts:\n  routes: ops-routes.yaml\n",
+            "notifications:\n  wechat: {app_id: wx0123456789abcdef}\n",
+        )
+    )
+    config = load_config(tmp_path / "paymend.yaml")
+    store = Store(sqlite_url, inline=True)
+    clock = LoopClock()
+    svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
+    monkeypatch.delenv("PAYMEND_WECHAT_APP_SECRET", raising=False)
+    with pytest.raises(DataFileError, match="PAYMEND_WECHAT_APP_SECRET is not set"):
+        build_customer_notices(config.notifications, tmp_path / "paymend.yaml", svc, clock)
+    monkeypatch.setenv("PAYMEND_WECHAT_APP_SECRET", "s3cret")
+    notices = build_customer_notices(config.notifications, tmp_path / "paymend.yaml", svc, clock)
+    assert notices is not None
+    assert isinstance(notices.channels[ChannelName.WECHAT], WechatSubscribeChannel)
+    store.close()
