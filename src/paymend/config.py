@@ -312,6 +312,23 @@ class NotificationsConfig(_Strict):
         return None if self.policy is None else config_path.parent / self.policy
 
 
+class ConsoleConfig(_Strict):
+    """The web console (docs/console.md): its health badges and its sessions."""
+
+    # a channel's success rate above `healthy` is healthy, above `degraded` degraded,
+    # else failing (the industry's status pages use 98% and 95%)
+    healthy: Rate = 0.98
+    degraded: Rate = 0.95
+    session_idle: Seconds = 1800.0  # a session unused this long ends
+    session_max: Seconds = 43200.0  # and every session ends this long after log-in
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ConsoleConfig:
+        if self.degraded > self.healthy:
+            raise ValueError("console.degraded must not be above console.healthy")
+        return self
+
+
 # a channel's name is part of URLs (/v1/providers/{channel}/notifications) and env names
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
@@ -328,6 +345,7 @@ class PaymendConfig(_Strict):
     instances: InstancesConfig = InstancesConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    console: ConsoleConfig = ConsoleConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
     # the banks and regions ops controls may name (a typo is refused rather than pausing

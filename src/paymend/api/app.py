@@ -23,6 +23,7 @@ from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
 from paymend.api.providers import router as providers_router
 from paymend.api.shapes import Health
+from paymend.console.router import router as console_router
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
 from paymend.observability import configure_tracing, get_logger
@@ -92,6 +93,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(incidents_router)
     app.include_router(operators_router)
     app.include_router(providers_router)
+    app.include_router(console_router)  # the web console at /console (docs/console.md)
 
     @app.get(
         "/healthz",
