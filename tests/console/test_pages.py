@@ -1,0 +1,153 @@
+"""The console's pages over real HTTP on both databases: live health with a badge per
+channel, the payments search and a failed payment's timeline, the language switch."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from paymend.config import ConsoleConfig
+from paymend.console.health import badge
+from paymend.store import controls
+from tests.api.test_payments_api import BODY
+from tests.console.conftest import Console, form_token
+
+DECLINED = {**BODY, "order_id": "order-declined", "payment_token": "sim_decline_do_not_honor"}
+
+
+def _pay(console: Console, body: dict[str, Any]) -> dict[str, Any]:
+    with console.server.client() as api:
+        answer = api.post("/v1/payments", json=body)
+        assert answer.status_code == 201, answer.text
+        paid: dict[str, Any] = answer.json()
+        return paid
+
+
+def _text(page: httpx.Response) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text))
+
+
+def test_the_badge_follows_the_configured_thresholds() -> None:
+    config = ConsoleConfig(healthy=0.98, degraded=0.95)
+    assert [badge(r, config) for r in (None, 1.0, 0.981, 0.98, 0.951, 0.95, 0.2)] == [
+        "idle", "healthy", "healthy", "degraded", "degraded", "failing", "failing",
+    ]  # fmt: skip
+    strict = ConsoleConfig(healthy=0.999, degraded=0.99)
+    assert badge(0.995, strict) == "degraded"
+
+
+def test_the_health_page_shows_each_channel_with_its_badge_and_figures(
+    console: Console,
+) -> None:
+    for i in range(4):
+        _pay(console, {**BODY, "order_id": f"order-{i}"})
+    client = console.login(console.operator("ops-lin", "ops"))
+    page = client.get("/console/health")
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    channels = re.findall(r'data-channel="(\w+)"', page.text)
+    assert channels == ["sim_a", "sim_b"]
+    badges = re.findall(r'data-badge="(\w+)"', page.text)
+    assert badges[:2] == ["healthy", "idle"]  # sim_a took the four, sim_b none
+    sim_a = page.text.split('data-channel="sim_a"')[1].split("</tbody>")[0]
+    assert "100.0%" in sim_a and ">4<" in sim_a  # success rate and calls
+    assert "bank=ICBC" in page.text  # the scopes within the channel
+    # the panel htmx swaps in every few seconds is the same figures alone
+    live = client.get("/console/health/live")
+    assert live.status_code == 200 and "<html" not in live.text
+    assert re.findall(r'data-badge="(\w+)"', live.text)[:2] == ["healthy", "idle"]
+
+
+def test_the_chart_series_counts_each_call_once(console: Console) -> None:
+    for i in range(3):
+        _pay(console, {**BODY, "order_id": f"order-{i}"})
+    client = console.login(console.operator("ops-lin", "ops"))
+    data = client.get("/console/health/series.json").json()
+    assert len(data["x"]) == 60 and data["x"] == sorted(data["x"])
+    assert sum(data["channels"]["sim_a"]["calls"]) == 3
+    assert sum(data["channels"]["sim_b"]["calls"]) == 0
+    assert [r for r in data["channels"]["sim_a"]["success"] if r is not None] == [100.0]
+
+
+def test_a_failed_payment_is_found_by_order_id_and_its_timeline_told(console: Console) -> None:
+    _pay(console, BODY)
+    failed = _pay(console, DECLINED)
+    assert failed["status"] == "failed"
+    client = console.login(console.operator("cs-wang", "support"))
+    found = client.get("/console/payments", params={"order_id": "order-declined"})
+    assert found.status_code == 200
+    assert re.findall(r'href="/console/payments/(pay_\w+)"', found.text) == [failed["id"]]
+    page = client.get(f"/console/payments/{failed['id']}")
+    assert page.status_code == 200
+    text = _text(page)
+    attempt = failed["attempts"][0]
+    assert f"Attempt 1 on {attempt['provider']}: failed" in text
+    assert attempt["raw_code"] in text and attempt["unified_code"] in text
+    assert attempt["reason"] in text and attempt["trace_id"] in text
+    # what the customer read, in their locale (zh-CN), as the API told the checkout
+    assert "What the customer was told (zh-CN)" in text
+    assert failed["failure"]["title"] in text
+    # reading customers' payments is audit-logged as the operator
+    entries = console.server.runtime.store.run_sync(lambda c: controls.audit_entries(c, 5))
+    assert (entries[0]["action"], entries[0]["actor"], entries[0]["target"]) == (
+        "payment.lookup",
+        "operator:cs-wang",
+        f"payment:{failed['id']}",
+    )
+    # the search by status and failure code finds it, and only it
+    by_code = client.get(
+        "/console/payments",
+        params={"status": "failed", "failure_code": failed["failure"]["code"]},
+    )
+    assert re.findall(r'href="/console/payments/(pay_\w+)"', by_code.text) == [failed["id"]]
+    missing = client.get("/console/payments/pay_nope")
+    assert missing.status_code == 404 and "No payment pay_nope" in missing.text
+
+
+def test_a_payment_id_search_goes_to_its_page(console: Console) -> None:
+    paid = _pay(console, BODY)
+    client = console.login(console.operator("cs-wang", "support"))
+    answer = client.get("/console/payments", params={"payment_id": paid["id"]})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/console/payments/{paid['id']}"
+
+
+def test_pausing_a_bank_shows_in_the_health_page_and_resuming_ends_it(console: Console) -> None:
+    client = console.login(console.operator("ops-lin", "ops"))
+    token = form_token(client.get("/console/health").text, "csrf")
+    done = client.post(
+        "/console/controls",
+        data={"scope": "bank", "value": "CMB", "reason": "bank maintenance", "csrf": token},
+    )
+    assert done.status_code == 303
+    page = client.get(done.headers["location"])
+    assert 'data-control="pause bank:CMB"' in page.text and "bank maintenance" in page.text
+    (control,) = console.server.runtime.store.run_sync(controls.active)
+    assert control.set_by == "operator:ops-lin"
+    ended = client.post(
+        f"/console/controls/{control.id}/end", data={"reason": "bank is back", "csrf": token}
+    )
+    assert ended.status_code == 303
+    assert 'data-control="pause bank:CMB"' not in client.get("/console/health").text
+    entries = console.server.runtime.store.run_sync(lambda c: controls.audit_entries(c, 2))
+    assert [(e["action"], e["actor"], e["reason"]) for e in entries] == [
+        ("control.pause.end", "operator:ops-lin", "bank is back"),
+        ("control.pause", "operator:ops-lin", "bank maintenance"),
+    ]
+
+
+def test_the_language_switch_is_kept_in_a_cookie(console: Console) -> None:
+    client = console.login(console.operator("ops-lin", "ops"))
+    assert "Live health" in client.get("/console/health").text
+    switched = client.get("/console/locale/zh-CN", params={"next": "/console/health"})
+    assert switched.status_code == 303 and switched.headers["location"] == "/console/health"
+    page = client.get("/console/health")
+    assert '<html lang="zh-CN">' in page.text and "实时健康状况" in page.text
+    # a language we do not have changes nothing; Accept-Language decides without a cookie
+    client.get("/console/locale/xx")
+    assert "实时健康状况" in client.get("/console/health").text
+    fresh = console.browser()
+    login = fresh.get("/console/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "登录" in login.text
