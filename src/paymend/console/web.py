@@ -120,8 +120,8 @@ def to_login(request: Request, *, expired: bool) -> Response:
         response: Response = Response(status_code=401, headers={"HX-Redirect": target})
     else:
         response = RedirectResponse(target, status_code=303)
-    if expired:
-        response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+    # a stale cookie is left alone (it opens nothing; the next log-in replaces it), so
+    # every request still carrying it, a poll in flight too, is told the session ended
     return response
 
 

@@ -14,7 +14,8 @@
       scales: { x: { time: true }, pct: { range: [0, 100] }, n: {} },
       series: [
         {},
-        { label: box.dataset.successLabel, scale: "pct", stroke: "#12805c", width: 2, spanGaps: false },
+        { label: box.dataset.successLabel, scale: "pct", stroke: "#12805c", width: 2, spanGaps: false,
+          points: { show: true, size: 5 } },
         { label: box.dataset.callsLabel, scale: "n", stroke: "#2e90fa", fill: "rgba(46,144,250,0.12)", width: 1 }
       ],
       axes: [{}, { scale: "pct", values: function (u, v) { return v.map(function (x) { return x + "%"; }); } },
