@@ -158,3 +158,25 @@ def test_the_server_is_reachable_only_on_loopback(live: tuple[Console, dict[str,
     console, _ = live
     assert console.url.startswith("http://127.0.0.1:")
     assert httpx.get(f"{console.url}/healthz").status_code == 200
+
+
+def test_refund_part_of_a_payment_from_its_page(
+    page: Page, live: tuple[Console, dict[str, Any]]
+) -> None:
+    console, _ = live
+    log_in(page, console)
+    page.get_by_role("link", name="Payments").click()
+    page.get_by_label("Order id").fill("order-3")
+    page.get_by_role("button", name="Search").click()
+    page.locator("table.results a").first.click()
+    page.get_by_label("Amount (minor units; empty: all that is left)").fill("250")
+    page.get_by_label("Reason").fill("one item out of stock")
+    page.get_by_role("button", name="Refund").click()  # not confirmed: not sent
+    expect(page.locator('li[data-kind="refund"]')).to_have_count(0)
+    page.get_by_label("I confirm this refund").check()
+    page.get_by_role("button", name="Refund").click()
+    expect(page.get_by_role("status")).to_contain_text("Refund re_")
+    refund = page.locator('li[data-kind="refund"]')
+    expect(refund).to_contain_text("2.50 CNY")
+    expect(refund).to_contain_text("one item out of stock")
+    expect(page.locator('li[data-kind="audit"]')).to_contain_text("operator:ops-lin")

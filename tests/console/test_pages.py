@@ -151,3 +151,53 @@ def test_the_language_switch_is_kept_in_a_cookie(console: Console) -> None:
     fresh = console.browser()
     login = fresh.get("/console/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
     assert "登录" in login.text
+
+
+def test_support_refunds_part_of_a_payment_confirmed_and_audited(console: Console) -> None:
+    paid = _pay(console, BODY)
+    client = console.login(console.operator("cs-wang", "support"))
+    page = client.get(f"/console/payments/{paid['id']}")
+    token = form_token(page.text, "csrf")
+    url = f"/console/payments/{paid['id']}/refund"
+    unconfirmed = client.post(url, data={"amount": "500", "reason": "late", "csrf": token})
+    assert unconfirmed.status_code == 400 and "confirm" in unconfirmed.text
+    bad = client.post(url, data={"amount": "-5", "reason": "late", "confirm": "yes", "csrf": token})
+    assert bad.status_code == 400
+    too_much = client.post(
+        url, data={"amount": "999999", "reason": "late", "confirm": "yes", "csrf": token}
+    )
+    assert too_much.status_code == 400  # the engine's own refusal, shown
+    assert (
+        console.server.runtime.store.run_sync(
+            lambda c: controls.audit_entries(c, 1, target=f"payment:{paid['id']}")
+        )[0]["action"]
+        == "payment.lookup"
+    )  # nothing refunded yet
+    done = client.post(
+        url, data={"amount": "500", "reason": "parcel late", "confirm": "yes", "csrf": token}
+    )
+    assert done.status_code == 303, done.text
+    after = client.get(done.headers["location"])
+    text = _text(after)
+    assert "5.00 CNY" in text and "parcel late" in text
+    assert "cs-wang" in text and "payment.refund" in text  # the operator's action
+    with console.server.client() as api:
+        refunds = api.get(f"/v1/payments/{paid['id']}/refunds").json()["data"]
+    assert [(r["amount"], r["reason"]) for r in refunds] == [(500, "parcel late")]
+    entry = console.server.runtime.store.run_sync(
+        lambda c: controls.audit_entries(c, 5, target=f"payment:{paid['id']}")
+    )
+    refunded = next(e for e in entry if e["action"] == "payment.refund")
+    assert refunded["actor"] == "operator:cs-wang" and refunded["reason"] == "parcel late"
+    assert refunded["details"]["amount"] == 500
+
+
+def test_a_viewer_cannot_refund(console: Console) -> None:
+    paid = _pay(console, BODY)
+    client = console.login(console.operator("vera", "viewer"))
+    token = form_token(client.get("/console/health").text, "csrf")
+    refused = client.post(
+        f"/console/payments/{paid['id']}/refund",
+        data={"amount": "500", "reason": "x", "confirm": "yes", "csrf": token},
+    )
+    assert refused.status_code == 403

@@ -123,6 +123,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error.title": "Something is not right",
         "error.back": "Back",
         "form.reason_required": "Give a reason (1 to 500 characters): the audit log keeps it.",
+        "form.confirm_required": "Tick the box to confirm: this cannot be undone.",
+        "form.amount_invalid": "The amount is a whole number of minor units (fen, cents).",
+        "payment.confirm_refund": "I confirm this refund: the money goes back to the customer",
+        "payment.refundable": "Refundable: {amount}",
     },
     "zh-CN": {
         "title": "paymend 控制台",
@@ -232,6 +236,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error.title": "出了点问题",
         "error.back": "返回",
         "form.reason_required": "请填写原因（1 到 500 个字符），审计日志会记录。",
+        "form.confirm_required": "请勾选确认：此操作无法撤销。",
+        "form.amount_invalid": "金额须为最小货币单位（分）的整数。",
+        "payment.confirm_refund": "我确认此退款：款项将退回客户",
+        "payment.refundable": "可退金额：{amount}",
     },
 }
 

@@ -130,4 +130,5 @@ async def payment(request: Request, payment_id: str) -> Response:
         merchant=shop,
         told=told,
         entries=timeline(story, t),
+        notice=(request.query_params.get("done") or "")[:200] or None,
     )

@@ -1,0 +1,74 @@
+"""Customer service's actions on a payment, each confirmed on its form, limited by role
+and audit-logged as the operator: for now, a refund (full or partial) through the
+engine's refunds, as the merchant API makes them (engine/refunds.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from paymend.console import i18n
+from paymend.console.web import (
+    PREFIX,
+    FormRefused,
+    csrf_ok,
+    csrf_refused,
+    gate,
+    locale_of,
+    read_form,
+    render,
+    runtime_of,
+)
+from paymend.domain.errors import PaymendError
+from paymend.domain.roles import Role
+from paymend.engine.audit import Audited, audited
+from paymend.engine.commands import RefundCommand
+from paymend.store import payments as repo
+from paymend.store.database import Connection
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+REFUND_ROLE = Role.SUPPORT  # customer service refunds; the amount is bounded by the charge
+
+
+@router.post("/payments/{payment_id}/refund")
+async def refund(request: Request, payment_id: str) -> Response:
+    checked = await gate(request, REFUND_ROLE)
+    if checked.refusal or checked.session is None:
+        return checked.refusal or Response(status_code=401)
+    session, runtime, locale = checked.session, runtime_of(request), locale_of(request)
+    try:
+        form = await read_form(request)
+    except FormRefused as refused:
+        return render(request, "error.html", session, refused.status, message=refused.message)
+    if not csrf_ok(session, form):
+        return csrf_refused(request, session)
+
+    def fail(key: str, status: int = 400) -> Response:
+        return render(request, "error.html", session, status, message=i18n.translate(locale, key))
+
+    reason = form.get("reason", "").strip()
+    if not reason or len(reason) > 500:
+        return fail("form.reason_required")
+    if form.get("confirm") != "yes":
+        return fail("form.confirm_required")
+    raw = form.get("amount", "").strip()
+    if raw and not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= 10**15):
+        return fail("form.amount_invalid")
+    amount = int(raw) if raw else None
+    try:
+        merchant_id = (
+            await runtime.store.run(lambda c: repo.get_payment(c, payment_id))
+        ).merchant_id
+        made = await runtime.service.refund(RefundCommand(merchant_id, payment_id, amount, reason))
+    except PaymendError as exc:
+        return render(request, "error.html", session, exc.status, message=exc.message)
+    details = {"refund_id": made.id, "amount": made.amount.minor, "currency": made.amount.currency}
+
+    def note(_conn: Connection) -> Audited[None]:
+        return Audited(None, "payment.refund", f"payment:{payment_id}", details)
+
+    await audited(runtime.store, runtime.clock.now(), session.operator.actor, reason, note)
+    done = i18n.translate(locale, "payment.refund_done", id=made.id, status=made.status.value)
+    return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done={quote(done)}", status_code=303)
