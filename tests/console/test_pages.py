@@ -201,3 +201,24 @@ def test_a_viewer_cannot_refund(console: Console) -> None:
         data={"amount": "500", "reason": "x", "confirm": "yes", "csrf": token},
     )
     assert refused.status_code == 403
+
+
+def test_the_last_hours_count_declines_as_the_payers_and_errors_as_the_channels(
+    console: Console,
+) -> None:
+    for i in range(3):
+        _pay(console, {**BODY, "order_id": f"order-{i}"})
+    _pay(console, DECLINED)  # a business decline: the channel worked
+    console.clock.advance(2 * 3600)  # out of the last hour, inside the last six
+    _pay(console, {**BODY, "order_id": "order-9", "payment_token": "sim_error_system_error"})
+    client = console.login(console.operator("ops-lin", "ops"))
+    panel = client.get("/console/health/hours")
+    assert panel.status_code == 200
+    rows = panel.text.split('data-hours="sim_a"')[1].split("</tbody>")[0]
+    cells = [re.findall(r"<td>([^<]*)</td>", r) for r in rows.split("<tr>")[1:]]
+    # window, success, errors, p50, p99, calls
+    assert [(c[0], c[1], c[2], c[5]) for c in cells] == [
+        ("1h", "0.0%", "100.0%", "1"),
+        ("6h", "75.0%", "25.0%", "5"),
+        ("24h", "75.0%", "25.0%", "5"),
+    ]

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from paymend.console import i18n
 from paymend.console.health import health_page, series
+from paymend.console.hours import channel_hours
 from paymend.console.web import (
     NO_STORE,
     PREFIX,
@@ -35,12 +36,14 @@ async def health(request: Request) -> Response:
     if checked.refusal:
         return checked.refusal
     page = await health_page(runtime_of(request))
+    hours = await channel_hours(runtime_of(request))
     notice = request.query_params.get("done")
     return render(
         request,
         "health.html",
         checked.session,
         page=page,
+        hours=hours,
         now=runtime_of(request).clock.now(),
         poll_s=POLL_S,
         notice=notice[:200] if notice else None,
@@ -62,6 +65,16 @@ async def health_live(request: Request) -> Response:
         now=runtime_of(request).clock.now(),
         poll_s=POLL_S,
     )
+
+
+@router.get("/health/hours")
+async def health_hours(request: Request) -> Response:
+    """The last hours' panel alone, for htmx to swap in every minute."""
+    checked = await gate(request, Role.VIEWER)
+    if checked.refusal:
+        return checked.refusal
+    hours = await channel_hours(runtime_of(request))
+    return render(request, "health_hours.html", checked.session, hours=hours)
 
 
 @router.get("/health/series.json")
