@@ -41,7 +41,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Console, dict[str, Any]]]:
-    """A server on SQLite with traffic on sim_a and one declined payment."""
+    """A server on SQLite with half an hour of traffic: cards on sim_a, healthy, one of
+    them declined; WeChat Pay on sim_b (the one channel taking it), where a payment's
+    technical error (two calls: one retry) in the last five minutes' fifty-odd makes
+    it degraded."""
     path = tmp_path_factory.mktemp("console") / "paymend.db"
     upgrade(f"sqlite:///{path}")
     clock = ManualClock(NOW + timedelta(hours=1))
@@ -54,8 +57,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Console, di
         console = Console(server, clock)
         console.operator("ops-lin", "admin")
         with server.client() as api:
-            for i in range(6):
-                api.post("/v1/payments", json={**BODY, "order_id": f"order-{i}"})
+            wallet = {**BODY, "method": "wechat_pay", "bank": None}
+            for i in range(85):  # 40 over the half hour, then a burst
+                if i < 40:
+                    clock.advance(45)
+                token = "sim_error_system_error" if i in (10, 25, 60) else "sim_approve"
+                api.post(
+                    "/v1/payments", json={**wallet, "payment_token": token, "order_id": f"wx-{i}"}
+                )
+                if i % 10 == 9:
+                    api.post("/v1/payments", json={**BODY, "order_id": f"order-{i // 10}"})
             token = "sim_decline_do_not_honor"
             declined = api.post(
                 "/v1/payments", json={**BODY, "order_id": "order-7731", "payment_token": token}
@@ -104,7 +115,7 @@ def test_log_in_and_see_each_channel_with_its_badge(
     expect(page.get_by_role("heading", name="Live health")).to_be_visible()
     sim_a = page.locator('tbody[data-channel="sim_a"]')
     expect(sim_a.locator("[data-badge]")).to_have_text("healthy")
-    expect(page.locator('tbody[data-channel="sim_b"] [data-badge]')).to_have_text("no traffic")
+    expect(page.locator('tbody[data-channel="sim_b"] [data-badge]')).to_have_text("degraded")
     # the chart drew from its JSON (uPlot, vendored): one per channel
     expect(page.locator('#charts .chart[data-channel="sim_a"] canvas')).to_be_visible()
     shot(page, "health.png")

@@ -57,8 +57,9 @@ async def channel_hours(runtime: Runtime) -> dict[str, list[tuple[str, Figures]]
     """Per configured channel, its figures over each of HOURS (one read of the day)."""
     now = runtime.clock.now()
     longest = max(h for _, h in HOURS)
+    until = now + timedelta(microseconds=1)  # [since, until): a call made this instant too
     rows = await runtime.store.run(
-        lambda conn: repo.calls_between(conn, now - timedelta(hours=longest), now)
+        lambda conn: repo.calls_between(conn, now - timedelta(hours=longest), until)
     )
     by_channel: dict[str, list[Any]] = defaultdict(list)
     for r in rows:
