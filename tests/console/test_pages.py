@@ -3,6 +3,7 @@ channel, the payments search and a failed payment's timeline, the language switc
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -221,4 +222,47 @@ def test_the_last_hours_count_declines_as_the_payers_and_errors_as_the_channels(
         ("1h", "0.0%", "100.0%", "1"),
         ("6h", "75.0%", "25.0%", "5"),
         ("24h", "75.0%", "25.0%", "5"),
+    ]
+
+
+def test_ops_release_and_reject_held_payments_from_their_pages(console: Console) -> None:
+    runtime = console.server.runtime
+    asyncio.run(
+        runtime.service.controls.set(
+            "hold", "bank", "CMB", None, "review large payments", "operator:lead",
+            runtime.known, 100_00, "CNY",
+        )
+    )  # fmt: skip
+    large = {**BODY, "bank": "CMB", "amount": 500_00}
+    first, second = (_pay(console, {**large, "order_id": f"o-h{i}"}) for i in (1, 2))
+    assert first["status"] == second["status"] == "held"
+    support = console.login(console.operator("cs-wang", "support"))
+    assert "Release: charge it now" not in support.get(f"/console/payments/{first['id']}").text
+    client = console.login(console.operator("ops-lin", "ops"))
+    page = client.get(f"/console/payments/{first['id']}")
+    assert "Release: charge it now" in page.text
+    token = form_token(page.text, "csrf")
+    released = client.post(
+        f"/console/payments/{first['id']}/release",
+        data={"reason": "customer verified", "csrf": token},
+    )
+    assert released.status_code == 303
+    assert "Released: the payment is succeeded." in _text(client.get(released.headers["location"]))
+    rejected = client.post(
+        f"/console/payments/{second['id']}/reject", data={"reason": "no answer", "csrf": token}
+    )
+    assert rejected.status_code == 303
+    twice = client.post(
+        f"/console/payments/{second['id']}/release", data={"reason": "r", "csrf": token}
+    )
+    assert twice.status_code == 409
+    entries = runtime.store.run_sync(lambda c: controls.audit_entries(c, 10))
+    decided = [
+        (e["action"], e["actor"])
+        for e in entries
+        if e["action"] in ("payment.release", "payment.reject")
+    ]
+    assert decided == [
+        ("payment.reject", "operator:ops-lin"),
+        ("payment.release", "operator:ops-lin"),
     ]

@@ -1,6 +1,7 @@
-"""Customer service's actions on a payment, each confirmed on its form, limited by role
-and audit-logged as the operator: for now, a refund (full or partial) through the
-engine's refunds, as the merchant API makes them (engine/refunds.py)."""
+"""Actions on a payment, each confirmed on its form, limited by role and audit-logged as
+the operator: a refund (full or partial, the support role) through the engine's refunds
+as the merchant API makes them (engine/refunds.py); releasing or rejecting a held
+payment (the ops role) through engine/review.py, as the ops API does."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from paymend.console.web import (
 )
 from paymend.domain.errors import PaymendError
 from paymend.domain.roles import Role
+from paymend.engine import review
 from paymend.engine.audit import Audited, audited
 from paymend.engine.commands import RefundCommand
 from paymend.store import payments as repo
@@ -71,4 +73,32 @@ async def refund(request: Request, payment_id: str) -> Response:
 
     await audited(runtime.store, runtime.clock.now(), session.operator.actor, reason, note)
     done = i18n.translate(locale, "payment.refund_done", id=made.id, status=made.status.value)
+    return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done={quote(done)}", status_code=303)
+
+
+@router.post("/payments/{payment_id}/{decision}")
+async def decide(request: Request, payment_id: str, decision: str) -> Response:
+    """Release (charge now) or reject a held payment, with a reason."""
+    if decision not in ("release", "reject"):
+        return Response("not found", status_code=404, media_type="text/plain")
+    checked = await gate(request, Role.OPS)
+    if checked.refusal or checked.session is None:
+        return checked.refusal or Response(status_code=401)
+    session, runtime, locale = checked.session, runtime_of(request), locale_of(request)
+    try:
+        form = await read_form(request)
+    except FormRefused as refused:
+        return render(request, "error.html", session, refused.status, message=refused.message)
+    if not csrf_ok(session, form):
+        return csrf_refused(request, session)
+    reason = form.get("reason", "").strip()
+    if not reason or len(reason) > 500:
+        message = i18n.translate(locale, "form.reason_required")
+        return render(request, "error.html", session, 400, message=message)
+    act = review.release if decision == "release" else review.reject
+    try:
+        view = await act(runtime.service, payment_id, session.operator.actor, reason)
+    except PaymendError as exc:
+        return render(request, "error.html", session, exc.status, message=exc.message)
+    done = i18n.translate(locale, f"payment.{decision}_done", status=view.payment.status.value)
     return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done={quote(done)}", status_code=303)

@@ -128,6 +128,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "form.amount_invalid": "The amount is a whole number of minor units (fen, cents).",
         "payment.confirm_refund": "I confirm this refund: the money goes back to the customer",
         "payment.refundable": "Refundable: {amount}",
+        "payment.held": "Held for review",
+        "payment.release": "Release: charge it now",
+        "payment.reject": "Reject: do not charge",
+        "payment.release_done": "Released: the payment is {status}.",
+        "payment.reject_done": "Rejected: the payment is {status}.",
     },
     "zh-CN": {
         "title": "paymend 控制台",
@@ -242,6 +247,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "form.amount_invalid": "金额须为最小货币单位（分）的整数。",
         "payment.confirm_refund": "我确认此退款：款项将退回客户",
         "payment.refundable": "可退金额：{amount}",
+        "payment.held": "待人工审核",
+        "payment.release": "放行：立即扣款",
+        "payment.reject": "拒绝：不扣款",
+        "payment.release_done": "已放行：支付状态为 {status}。",
+        "payment.reject_done": "已拒绝：支付状态为 {status}。",
     },
 }
 
