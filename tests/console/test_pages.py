@@ -266,3 +266,23 @@ def test_ops_release_and_reject_held_payments_from_their_pages(console: Console)
         ("payment.reject", "operator:ops-lin"),
         ("payment.release", "operator:ops-lin"),
     ]
+
+
+def test_support_grants_a_compensation_on_a_failed_payment_within_the_cap(
+    console: Console,
+) -> None:
+    failed = _pay(console, DECLINED)
+    paid = _pay(console, BODY)  # at once, first try: nothing to make up for
+    client = console.login(console.operator("cs-wang", "support"))
+    token = form_token(client.get(f"/console/payments/{failed['id']}").text, "csrf")
+    grant = {"kind": "coupon", "amount": "300", "reason": "sorry", "confirm": "yes", "csrf": token}
+    refused = client.post(f"/console/payments/{paid['id']}/compensate", data=grant)
+    assert refused.status_code == 409 and "first try" in refused.text
+    over = client.post(
+        f"/console/payments/{failed['id']}/compensate", data={**grant, "amount": "999999"}
+    )
+    assert over.status_code in (400, 409)  # above the merchant's cap
+    done = client.post(f"/console/payments/{failed['id']}/compensate", data=grant)
+    assert done.status_code == 303, done.text
+    text = _text(client.get(done.headers["location"]))
+    assert "Compensation coupon: 3.00 CNY by operator:cs-wang" in text
