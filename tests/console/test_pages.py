@@ -4,6 +4,7 @@ channel, the payments search and a failed payment's timeline, the language switc
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from typing import Any
 
@@ -27,7 +28,7 @@ def _pay(console: Console, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _text(page: httpx.Response) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text))
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text)))
 
 
 def test_the_badge_follows_the_configured_thresholds() -> None:
@@ -286,3 +287,22 @@ def test_support_grants_a_compensation_on_a_failed_payment_within_the_cap(
     assert done.status_code == 303, done.text
     text = _text(client.get(done.headers["location"]))
     assert "Compensation coupon: 3.00 CNY by operator:cs-wang" in text
+
+
+def test_the_failure_catalogue_is_browsable_in_the_operators_language(
+    console: Console,
+) -> None:
+    client = console.login(console.operator("vera", "viewer"))
+    listed = client.get("/console/failures")
+    assert listed.status_code == 200
+    codes = re.findall(r'data-code="(\w+)"', listed.text)
+    catalogue = console.server.runtime.service.classifier.catalogue
+    assert codes == catalogue.codes()
+    one = client.get("/console/failures/insufficient_funds")
+    text = _text(one)
+    assert "business: the payer's, card's or bank's" in text
+    assert "Counts against the channel's health no" in text
+    client.get("/console/locale/zh-CN")
+    chinese = _text(client.get("/console/failures/insufficient_funds"))
+    assert "客户看到的提示 (zh-CN)" in chinese
+    assert client.get("/console/failures/no_such_code").status_code == 404

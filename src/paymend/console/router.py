@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
-from paymend.console import actions, incidents, live, lookup, sign_in
+from paymend.console import actions, catalogue, incidents, live, lookup, sign_in
 from paymend.console.web import HERE, PREFIX
 
 STATIC = HERE / "static"
@@ -26,6 +26,7 @@ router.include_router(live.router)
 router.include_router(lookup.router)
 router.include_router(actions.router)
 router.include_router(incidents.router)
+router.include_router(catalogue.router)
 
 
 @router.get(PREFIX + "/static/{path:path}")
