@@ -50,4 +50,4 @@ bench: install
 	$(BIN)/python bench/event_lag.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache paymend.db paymend.db-* paymend-simulator.db* .paymend-demo-key
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache paymend.db paymend.db-* paymend-simulator.db* .paymend-demo-key .paymend-demo-key-console

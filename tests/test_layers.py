@@ -56,7 +56,14 @@ ALLOWED: dict[str, frozenset[str]] = {
             "config",
         }
     ),
-    "api": frozenset({"domain", "failures", "engine", "store", "observability", "config"}),
+    # api/app.py mounts the console: the one import of it
+    "api": frozenset(
+        {"domain", "failures", "engine", "store", "observability", "config", "console"}
+    ),
+    # the web console beside the ops API: it reads the health book's windows too
+    "console": frozenset(
+        {"domain", "failures", "health", "engine", "store", "observability", "config"}
+    ),
     # the simulator's protocol faces: the simulated channels behind real providers' wire
     # protocols (HTTP servers of their own), reusing the connectors' signing and formats
     "sim": frozenset({"domain", "providers"}),
@@ -89,6 +96,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "config",
             "engine",
             "api",
+            "console",
             "lab",
             "sim",
         }

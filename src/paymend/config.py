@@ -332,6 +332,22 @@ class OpsAlertsConfig(_Strict):
     def routes_path(self, config_path: Path) -> Path | None:
         return None if self.routes is None else config_path.parent / self.routes
 
+class ConsoleConfig(_Strict):
+    """The web console (docs/console.md): its health badges and its sessions."""
+
+    # a channel's success rate above `healthy` is healthy, above `degraded` degraded,
+    # else failing (the industry's status pages use 98% and 95%)
+    healthy: Rate = 0.98
+    degraded: Rate = 0.95
+    session_idle: Seconds = 1800.0  # a session unused this long ends
+    session_max: Seconds = 43200.0  # and every session ends this long after log-in
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ConsoleConfig:
+        if self.degraded > self.healthy:
+            raise ValueError("console.degraded must not be above console.healthy")
+        return self
+
 
 # a channel's name is part of URLs (/v1/providers/{channel}/notifications) and env names
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -350,6 +366,8 @@ class PaymendConfig(_Strict):
     idempotency: IdempotencyConfig = IdempotencyConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     ops_alerts: OpsAlertsConfig = OpsAlertsConfig()
+
+    console: ConsoleConfig = ConsoleConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
     # the banks and regions ops controls may name (a typo is refused rather than pausing

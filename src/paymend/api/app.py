@@ -25,6 +25,7 @@ from paymend.api.payments import router as payments_router
 from paymend.api.providers import router as providers_router
 from paymend.api.shapes import Health
 from paymend.api.silences import router as silences_router
+from paymend.console.router import router as console_router
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
 from paymend.observability import configure_tracing, get_logger
@@ -96,6 +97,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(silences_router)
     app.include_router(operators_router)
     app.include_router(providers_router)
+    app.include_router(console_router)  # the web console at /console (docs/console.md)
 
     @app.get(
         "/healthz",

@@ -300,6 +300,38 @@ def operators_role(name: str, role: str, reason: str | None) -> None:
     click.echo(f"{op.name} is now {op.role.value}")
 
 
+@operators_group.command("password")
+@click.argument("name")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--remove", is_flag=True, help="Remove the password: no console log-in.")
+def operators_password(name: str, from_stdin: bool, remove: bool) -> None:
+    """Set operator NAME's console password (asked twice, at least 12 characters).
+
+    Their console sessions end at once. Audit-logged as cli:<your user name>."""
+    import sys
+
+    from paymend.console.accounts import Accounts
+
+    if remove and from_stdin:
+        raise click.UsageError("give --stdin or --remove (not both)")
+    password: str | None = None
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif not remove:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    store = Store(env_settings().database_url, inline=True)
+    try:
+        op = asyncio.run(
+            Accounts(store, SystemClock(), 0, 0).set_password(name, password, cli_actor())
+        )
+    except PaymendError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+    did = "removed" if password is None else "set"
+    click.echo(f"console password of {op.name} ({op.role.value}) {did}", err=True)
+
+
 T = TypeVar("T")
 
 

@@ -43,6 +43,7 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
     runtime = open_runtime(settings, "serve" if run_worker else "api")
     if demo_key_file is not None:
         _ensure_demo_merchant(runtime.store, demo_key_file)
+        _ensure_demo_operator(runtime.store, demo_key_file, f"http://{host}:{port}")
     app = create_app(runtime, run_worker=run_worker)
     config = uvicorn.Config(
         app,
@@ -73,7 +74,8 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
     "--demo-key-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Create a merchant 'demo' on first start and keep its API key in this file.",
+    help="Create a merchant 'demo' on first start and keep its API key in this file; "
+    "and a console operator 'demo' (admin), its password in FILE-console.",
 )
 def serve(host: str, port: int, demo_key_file: Path | None) -> None:
     """Run the API and the worker in one process (the default set-up).
@@ -155,3 +157,31 @@ def _ensure_demo_merchant(store: Store, key_file: Path) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
     click.echo(f"{did} ({merchant.id}); its key is in {key_file}", err=True)
+
+
+def _ensure_demo_operator(store: Store, key_file: Path, url: str) -> None:
+    """The console's demo log-in: operator 'demo' (admin) with a password kept beside the
+    demo key (FILE-console, readable by its owner only), printed at every start."""
+    import secrets
+
+    from paymend.console.accounts import Accounts, verify_password
+    from paymend.domain.roles import Role
+    from paymend.store.operators import with_password
+
+    login_file = key_file.with_name(key_file.name + "-console")
+    password = login_file.read_text().strip() if login_file.exists() else ""
+    accounts = Accounts(store, SystemClock(), 0, 0)
+    found = store.run_sync(lambda conn: with_password(conn, "demo"))
+    if found is None:
+        access = AccessService(store, SystemClock(), IdFactory())
+        asyncio.run(access.create_operator("demo", Role.ADMIN, cli_actor()))
+    if found is None or found[1] is None or not verify_password(found[1], password):
+        password = secrets.token_urlsafe(12)
+        asyncio.run(accounts.set_password("demo", password, cli_actor()))
+        fd = os.open(login_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+    click.echo(
+        f"console: {url}/console  operator 'demo', password {password} (kept in {login_file})",
+        err=True,
+    )

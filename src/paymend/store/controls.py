@@ -106,8 +106,14 @@ class AuditEntry(TypedDict):
     details: dict[str, Any]
 
 
-def audit_entries(conn: Connection, limit: int = 100) -> list[AuditEntry]:
-    rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
+def audit_entries(
+    conn: Connection, limit: int = 100, target: str | None = None
+) -> list[AuditEntry]:
+    """The newest entries, or (`target`) the newest about one thing, e.g. `payment:pay_…`."""
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if target is not None:
+        query = query.where(audit_log.c.target == target)
+    rows = conn.execute(query)
     return [
         {
             "at": r.at.isoformat(),

@@ -56,6 +56,12 @@ def get(conn: Connection, ref: str) -> Merchant:
     return found
 
 
+def every(conn: Connection, limit: int = 500) -> list[Merchant]:
+    """Merchants by name (the console's merchant picker)."""
+    rows = conn.execute(sa.select(merchants).order_by(merchants.c.name).limit(limit))
+    return [_merchant(r) for r in rows]
+
+
 def by_name(conn: Connection, name: str) -> Merchant | None:
     row = conn.execute(sa.select(merchants).where(merchants.c.name == name)).first()
     return _merchant(row) if row else None

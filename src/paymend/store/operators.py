@@ -57,6 +57,21 @@ def set_role(conn: Connection, name: str, role: Role) -> tuple[Operator, Role]:
     return Operator(before.id, before.name, role, before.created_at), before.role
 
 
+def set_password(conn: Connection, name: str, password_hash: str | None) -> Operator:
+    """Store the operator's console password hash (None: no console log-in)."""
+    op = get(conn, name)
+    conn.execute(
+        operators.update().where(operators.c.id == op.id).values(password_hash=password_hash)
+    )
+    return op
+
+
+def with_password(conn: Connection, name: str) -> tuple[Operator, str | None] | None:
+    """The operator of this name and their password hash; None when there is none."""
+    row = conn.execute(sa.select(operators).where(operators.c.name == name)).first()
+    return None if row is None else (_operator(row), row.password_hash)
+
+
 def authenticate(conn: Connection, digest: str, now: datetime) -> tuple[Operator, ApiKey] | None:
     """The operator whose working key has this hash, and that key."""
     key = keys.find_working(conn, keys.OPERATOR, digest, now)

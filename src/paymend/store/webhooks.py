@@ -133,3 +133,16 @@ def record_try(
     conn.execute(
         webhook_deliveries.update().where(webhook_deliveries.c.id == delivery_id).values(**values)
     )
+
+
+def of_events(conn: Connection, event_ids: Collection[str]) -> list[dict[str, Any]]:
+    """The deliveries of these events (a payment's page shows what its merchant got)."""
+    if not event_ids:
+        return []
+    d = webhook_deliveries.c
+    rows = conn.execute(
+        sa.select(d.event_id, d.url, d.status, d.tries, d.last_status_code, d.delivered_at)
+        .where(d.event_id.in_(list(event_ids)))
+        .order_by(d.created_at, d.id)
+    )
+    return [dict(r._mapping) for r in rows]

@@ -2,7 +2,13 @@
 it (a test checks). The rest of paymend asks a repository instead (tests/test_layers.py
 lists what does not yet)."""
 
-from paymend.store.tables.access import merchant_keys, merchants, operator_keys, operators
+from paymend.store.tables.access import (
+    merchant_keys,
+    merchants,
+    operator_keys,
+    operator_sessions,
+    operators,
+)
 from paymend.store.tables.columns import JSON, Id, UTCDateTime, metadata
 from paymend.store.tables.money import (
     ORDER_HOLDING,
@@ -45,6 +51,7 @@ __all__ = [
     "notice_attempts",
     "notice_intents",
     "operator_keys",
+    "operator_sessions",
     "operators",
     "ops_alert_attempts",
     "ops_alerts",

@@ -45,6 +45,21 @@ operators = sa.Table(
     sa.Column("name", sa.String(64), nullable=False, unique=True),
     sa.Column("role", sa.String(16), nullable=False),  # viewer | support | ops | admin
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("password_hash", sa.String(200)),  # argon2id, for the console; None: no login
 )
 
 operator_keys = _key_table("operator_keys", "operator")
+
+operator_sessions = sa.Table(
+    "operator_sessions",
+    metadata,
+    # console log-ins: the cookie holds a random token, the row its SHA-256 hash; a
+    # session ends at logout, after idling, or at its fixed end, whichever comes first
+    sa.Column("id", sa.String(64), primary_key=True),  # the token's hash
+    sa.Column("operator_id", Id, sa.ForeignKey("operators.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime()),
+    sa.Index(None, "operator_id"),
+)

@@ -49,6 +49,7 @@ audit_log = sa.Table(
     sa.Column("reason", sa.String(500)),
     sa.Column("details", JSON, nullable=False),
     sa.Index(None, "at"),
+    sa.Index(None, "target"),  # a payment's or incident's own entries (the console)
 )
 
 incidents = sa.Table(

@@ -1,0 +1,92 @@
+"""Incidents for the on-call engineer: the open ones and the case library of closed ones
+(searchable by words: channel, bank, region, failure code, what was said), one incident
+with its diagnosis and timeline, and the operators' two steps, acknowledging it and
+reviewing it once resolved (the ops role), through engine/incidents.py as the ops API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from paymend.console import i18n
+from paymend.console.web import (
+    PREFIX,
+    FormRefused,
+    csrf_ok,
+    csrf_refused,
+    gate,
+    locale_of,
+    read_form,
+    render,
+    runtime_of,
+)
+from paymend.domain.errors import NotFound, PaymendError
+from paymend.domain.roles import Role
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+LIBRARY = 100
+
+
+@router.get("/incidents")
+async def incidents(
+    request: Request, q: Annotated[str | None, Query(max_length=200)] = None
+) -> Response:
+    checked = await gate(request, Role.VIEWER)
+    if checked.refusal:
+        return checked.refusal
+    runtime = runtime_of(request)
+    words = (q or "").strip() or None
+    open_ = await runtime.incidents.search(words, "open", LIBRARY)
+    closed = await runtime.incidents.search(words, "resolved", LIBRARY)
+    return render(
+        request, "incidents.html", checked.session, open=open_, closed=closed, q=words or ""
+    )
+
+
+@router.get("/incidents/{incident_id}")
+async def incident(request: Request, incident_id: str) -> Response:
+    checked = await gate(request, Role.VIEWER)
+    if checked.refusal:
+        return checked.refusal
+    try:
+        found = await runtime_of(request).incidents.get(incident_id)
+    except NotFound:
+        message = i18n.translate(locale_of(request), "incident.not_found", id=incident_id)
+        return render(request, "error.html", checked.session, 404, message=message)
+    notice = (request.query_params.get("done") or "")[:200] or None
+    return render(request, "incident.html", checked.session, i=found, notice=notice)
+
+
+@router.post("/incidents/{incident_id}/{step}")
+async def act(request: Request, incident_id: str, step: str) -> Response:
+    """Acknowledge (a reason) or review (cause, fix, lessons) an incident."""
+    if step not in ("acknowledge", "review"):
+        return Response("not found", status_code=404, media_type="text/plain")
+    checked = await gate(request, Role.OPS)
+    if checked.refusal or checked.session is None:
+        return checked.refusal or Response(status_code=401)
+    session, runtime, locale = checked.session, runtime_of(request), locale_of(request)
+    try:
+        form = await read_form(request)
+    except FormRefused as refused:
+        return render(request, "error.html", session, refused.status, message=refused.message)
+    if not csrf_ok(session, form):
+        return csrf_refused(request, session)
+    fields = ("reason",) if step == "acknowledge" else ("cause", "resolution", "lessons")
+    texts = [form.get(f, "").strip() for f in fields]
+    if not all(texts):
+        message = i18n.translate(locale, "form.fields_required")
+        return render(request, "error.html", session, 400, message=message)
+    actor = session.operator.actor
+    try:
+        if step == "acknowledge":
+            await runtime.incidents.acknowledge(incident_id, actor, texts[0])
+        else:
+            await runtime.incidents.review(incident_id, texts[0], texts[1], texts[2], actor)
+    except PaymendError as exc:
+        return render(request, "error.html", session, exc.status, message=exc.message)
+    done = i18n.translate(locale, f"incident.{step}_done")
+    return RedirectResponse(f"{PREFIX}/incidents/{incident_id}?done={quote(done)}", status_code=303)
