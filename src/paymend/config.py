@@ -332,6 +332,7 @@ class OpsAlertsConfig(_Strict):
     def routes_path(self, config_path: Path) -> Path | None:
         return None if self.routes is None else config_path.parent / self.routes
 
+
 class ConsoleConfig(_Strict):
     """The web console (docs/console.md): its health badges and its sessions."""
 
