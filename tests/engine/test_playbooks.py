@@ -18,9 +18,8 @@ from paymend.domain.payment import Customer
 from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.payments import PaymentService
-from paymend.engine.playbooks import PlaybookRunner, own_first, quiet_spans
+from paymend.engine.playbooks import PlaybookRunner, quiet_spans
 from paymend.engine.virtual_time import run_virtual
-from paymend.health.diagnosis import Suspect
 from paymend.health.keys import scoped_key
 from paymend.health.outcomes import Outcome
 from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
@@ -305,17 +304,3 @@ def test_the_diagnosis_baseline_skips_time_when_incidents_were_open() -> None:
     assert quiet_spans(1000.0, busy, 120.0, 1800.0) == [(580.0, 700.0)]
     # never further back than the lookback, even when that gives less than asked
     assert quiet_spans(1000.0, [(950.0, math.inf)], 120.0, 100.0) == [(900.0, 950.0)]
-
-
-def test_a_suspect_apart_from_the_incidents_scope_comes_after_those_that_share_it() -> None:
-    def suspect(scope: dict[str, str], power: float) -> Suspect:
-        return Suspect(scope, 100, power, 0.0, 50, 1.0)
-
-    timeouts = suspect({"channel": "sim_b", "bank": "CMB"}, 0.8)  # another fault, landing
-    region = suspect({"region": "CN-North"}, 0.3)
-    burst = suspect({"channel": "sim_a", "region": "CN-North"}, 0.2)
-    ranked = own_first([timeouts, region, burst], {"channel": "sim_a", "region": "CN-North"})
-    assert ranked == [region, burst, timeouts]  # kept, last; the rest in their order
-    # a bank-wide suspect shares calls with each channel's incident on that bank
-    bank = suspect({"bank": "CMB"}, 0.9)
-    assert own_first([bank, timeouts], {"channel": "sim_a", "bank": "CMB"}) == [bank, timeouts]

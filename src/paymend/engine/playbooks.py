@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from paymend.domain.payment import AttemptStatus
 from paymend.engine.controls import PLAYBOOK, KnownScopes
 from paymend.engine.payments import PaymentService
 from paymend.failures.classify import default_classifier
-from paymend.health.diagnosis import Observation, Suspect, diagnose
+from paymend.health.diagnosis import Observation, diagnose
 from paymend.health.keys import parse_key
 from paymend.observability import OPS_ALERTS, get_logger
 from paymend.playbooks.evaluate import Evaluator, Recovered, Started, scope_of
@@ -255,7 +254,7 @@ class PlaybookRunner:
         base_rows, rows = await self.service.store.run(read)
         base = [self._observe(r, run) for r in base_rows]
         anomaly = [self._observe(r, run) for r in rows]
-        suspects = own_first(diagnose(base, anomaly), scope_of(key))
+        suspects = diagnose(base, anomaly)
         channel, dims = parse_key(key)
         affected = len(
             {
@@ -329,19 +328,6 @@ def quiet_spans(
     if start < cursor:
         spans.append((start, cursor))
     return spans
-
-
-def own_first(suspects: list[Suspect], scope: dict[str, str]) -> list[Suspect]:
-    """The suspects that share calls with the incident's own `scope` first. Its signal
-    fired on that scope, so a place no call of it can share (sim_b x CMB beside sim_a x
-    CN-North: another fault, still landing as this one begins) did not fire it. It is
-    still listed, after them, and its failures stay in the windows the search compares."""
-    return sorted(suspects, key=lambda s: _apart(s.scope, scope))
-
-
-def _apart(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
-    """Two scopes no call can share: they name different values of one dimension."""
-    return any(d in b and b[d] != v for d, v in a.items())
 
 
 def _for(method: str | None) -> str:
