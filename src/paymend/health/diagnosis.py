@@ -128,6 +128,14 @@ class _Search:
     ) -> None:
         self.base, self.now = base, now
         self.overall = sum(o.failed for o in base) / max(1, len(base))
+        # each scope's baseline (failed, calls), counted once: every value of every
+        # dimension is asked for, and a refinement asks again for its narrower scopes
+        self._counted: dict[tuple[tuple[str, str], ...], tuple[int, int]] = {}
+        for o in base:
+            for d, v in o.dims.items():
+                if v is not None:
+                    failed, calls = self._counted.get(((d, v),), (0, 0))
+                    self._counted[((d, v),)] = (failed + o.failed, calls + 1)
         self.failed_now = sum(o.failed for o in now)
         self.expected_now = len(now) * self.overall
         self.own_excess = self.failed_now - self.expected_now
@@ -137,9 +145,15 @@ class _Search:
     def rate(self, scope: Mapping[str, str]) -> float:
         """The scope's baseline failure rate, shrunk toward the overall one: a channel
         that had two calls before routing moved traffic to it has no rate of its own."""
-        calls = [o for o in self.base if _in(o, scope)]
-        failed = sum(o.failed for o in calls)
-        rate = (failed + PRIOR_CALLS * self.overall) / (len(calls) + PRIOR_CALLS)
+        key = tuple(sorted(scope.items()))
+        counted = self._counted.get(key)
+        if counted is None and len(key) == 1:
+            counted = (0, 0)  # every single value the baseline holds is counted already
+        elif counted is None:
+            calls = [o for o in self.base if _in(o, scope)]
+            counted = self._counted[key] = (sum(o.failed for o in calls), len(calls))
+        failed, n = counted
+        rate = (failed + PRIOR_CALLS * self.overall) / (n + PRIOR_CALLS)
         return min(max(rate, 1e-6), 1 - 1e-6)
 
     def suspect(self, scope: Mapping[str, str], calls: list[Observation]) -> Suspect:

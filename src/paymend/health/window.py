@@ -140,14 +140,15 @@ class SlidingWindow:
             return WindowStats.from_row(self._total)
         since = now - (last_s if last_s is not None else self.span_s)
         until = now - upto_s
-        row = [0] * _WIDTH
+        inside = []
         for start, bucket in reversed(self._buckets):  # newest first: stop at `since`
             if start < since:
                 break
             if start <= until:
-                for i, n in enumerate(bucket):
-                    row[i] += n
-        return WindowStats.from_row(row)
+                inside.append(bucket)
+        if not inside:
+            return WindowStats()
+        return WindowStats.from_row([sum(column) for column in zip(*inside, strict=True)])
 
     def _trim(self, now: float) -> None:
         while self._buckets and self._buckets[0][0] < now - self.span_s:  # started before

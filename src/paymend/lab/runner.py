@@ -3,7 +3,7 @@
 Arrivals follow the scenario's Poisson rate whatever the in-flight payments are doing;
 each payment is its own task, so a provider that takes three seconds to time out holds
 its payment for three simulated seconds while others arrive. The store is a real SQLite
-database with paymend's migrated schema, held in memory (lab/store.py; inline on the
+database with paymend's migrated schema, held in memory (store/throwaway.py; inline on the
 loop, so virtual time stays honest), the worker runs its real jobs beside the payments,
 and only the providers and the clock are simulated. What the figures need is read into
 memory at the end; the temporary folder the schema is migrated in is removed whatever

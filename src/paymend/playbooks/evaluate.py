@@ -10,6 +10,7 @@ actions, so this stays pure and testable on a hand-made health book.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 from paymend.health.book import Health
@@ -37,6 +38,7 @@ _SCOPE_DIMS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every playbook and key, every tick
 def in_scope(key: str, scope: str) -> bool:
     channel, dims = parse_key(key)
     if (channel == "*") != (scope in ("bank", "region")):
