@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Mapping, MutableMapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -27,7 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from prometheus_client import Counter, Histogram
 
-from paymend.domain.card_data import is_forbidden_name, mask_card_numbers
+from paymend.domain.card_data import MIN_PAN_DIGITS, is_forbidden_name, mask_card_numbers
 from paymend.domain.masking import mask_email, mask_phone, mask_token
 
 PAYMENTS = Counter(
@@ -73,8 +74,44 @@ _MASKERS = {
 def mask_event(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: mask PII by key, mask card numbers in every string and key."""
-    return {_mask_key(str(k)): _mask_value(str(k), v) for k, v in event.items()}
+    """structlog processor: mask PII by key, mask card numbers in every string and key.
+
+    Most fields of a line are short strings and small numbers under keys seen on every
+    line: what a key calls for is looked up once (`_KEY_RULES`), and a string or an
+    integer too short to hold a card number is passed as it is."""
+    masked: dict[str, Any] = {}
+    for k, v in event.items():
+        key = k if type(k) is str else str(k)
+        rule = _KEY_RULES.get(key) or _key_rule(key)
+        kind = type(v)
+        if not rule.plain:
+            masked[rule.masked] = _mask_value(key, v)
+        elif kind is str:
+            masked[rule.masked] = v if len(v) < MIN_PAN_DIGITS else mask_card_numbers(v)
+        elif (kind is int and -_NO_PAN < v < _NO_PAN) or v is None or kind is bool:
+            masked[rule.masked] = v
+        else:
+            masked[rule.masked] = _mask_value(key, v)
+    return masked
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyRule:
+    masked: str  # the key as logged
+    plain: bool  # no masker and not a card-data name: only the value's content matters
+
+
+_KEY_RULES: dict[str, _KeyRule] = {}
+_KEY_RULES_MAX = 4096
+
+
+def _key_rule(key: str) -> _KeyRule:
+    """What `key` calls for. Kept only for keys that cannot hold a card number
+    themselves, so the table never holds one; bounded, as keys can come from data."""
+    rule = _KeyRule(_mask_key(key), key.lower() not in _MASKERS and not is_forbidden_name(key))
+    if rule.masked == key and len(_KEY_RULES) < _KEY_RULES_MAX:
+        _KEY_RULES[key] = rule
+    return rule
 
 
 def _mask_key(key: str) -> str:

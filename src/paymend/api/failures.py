@@ -7,6 +7,7 @@ or lost-card block, shown as `generic_decline`) links to, and is rendered as, th
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from paymend.domain.errors import NotFound
 from paymend.domain.payment import PaymentStatus
 from paymend.engine.payments import PaymentView
 from paymend.failures.classify import Classifier, default_classifier
+from paymend.failures.messages import CustomerMessage
 
 router = APIRouter(tags=["failures"])
 _STYLE = (
@@ -86,9 +88,7 @@ def customer_message_json(
         help_url: str | None = _help_url(base_url, message.code, message.locale)
     else:
         status = PaymentStatus.PROCESSING if p.status is PaymentStatus.CREATED else p.status
-        message = classifier.messages.render_status(
-            status.value, locale, support_contact=support_contact, method=p.method
-        )
+        message = _status_message(classifier, status.value, locale, support_contact, p.method)
         help_url = None
     return {
         "status": p.status,
@@ -98,6 +98,17 @@ def customer_message_json(
         "help_url": help_url,
         "locale": message.locale,
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _status_message(
+    classifier: Classifier, status: str, locale: str, support_contact: str | None, method: str
+) -> CustomerMessage:
+    """A status's text, rendered once per what fills it: the catalogue is fixed while the
+    process runs, and every payment that succeeds reads the same few."""
+    return classifier.messages.render_status(
+        status, locale, support_contact=support_contact, method=method
+    )
 
 
 def _known(code: str | None, classifier: Classifier) -> str:

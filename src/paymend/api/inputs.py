@@ -39,6 +39,12 @@ CARD_DATA_MESSAGE = (
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+# A parsed JSON string can hold a control character or a surrogate only from an escape
+# (`\u0000`, `\ud800`), a raw DEL, or a raw C1 character (UTF-8 C2 80-9F): raw C0
+# characters are not valid JSON (json.loads refuses them). A body with none of these
+# bytes (read as UTF-8, not the UTF-16 or -32 json.loads also reads) needs no walk of
+# its strings for `control_character`.
+_MAY_HOLD_CONTROL = re.compile(rb"[\\\x7f]|\xc2[\x80-\x9f]")
 
 
 def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -125,6 +131,8 @@ def body_refusal(body: bytes) -> tuple[int, dict[str, Any]] | None:
     found = find_card_data(parsed)
     if found is not None:
         return 400, error_body("card_data_not_allowed", CARD_DATA_MESSAGE, param=found.param)
+    if json.detect_encoding(body).startswith("utf-8") and not _MAY_HOLD_CONTROL.search(body):
+        return None  # see _MAY_HOLD_CONTROL
     refused = control_character(parsed)
     if refused is not None:
         return 400, error_body(refused.code, refused.message, param=refused.param)

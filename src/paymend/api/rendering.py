@@ -3,6 +3,7 @@ app's runtime, and the payment as JSON in its reader's language."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,8 +12,10 @@ from paymend.api import auth, shapes
 from paymend.api.failures import customer_message_json, failure_json
 from paymend.api.views import payment_json
 from paymend.domain.merchant import Merchant
+from paymend.domain.payment import PaymentStatus
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
+from paymend.failures.messages import Messages
 
 Authed = Annotated[Merchant, Depends(auth.merchant)]
 PAYMENT_NOT_FOUND = (404, ["payment_not_found"])
@@ -24,15 +27,23 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+@functools.lru_cache(maxsize=1024)
+def _negotiate(messages: Messages, accept_language: str | None, customer_locale: str | None) -> str:
+    """The reader's locale: the same few headers and customer locales come again and again."""
+    return messages.negotiate(accept_language, customer_locale)
+
+
 def render_payment(request: Request, merchant: Merchant, view: PaymentView) -> shapes.Payment:
     """The payment as JSON, what the customer reads (and its failure) in the reader's (or
     the customer's) language."""
     classifier = runtime_of(request).service.classifier
-    locale = classifier.messages.negotiate(
-        request.headers.get("accept-language"), view.payment.customer.locale
+    locale = _negotiate(
+        classifier.messages, request.headers.get("accept-language"), view.payment.customer.locale
     )
     contact = merchant.settings.get("support_contact")
-    base_url = str(request.base_url).rstrip("/")
+    # only a failure's help link needs the server's own URL
+    failed = view.payment.status is PaymentStatus.FAILED
+    base_url = str(request.base_url).rstrip("/") if failed else ""
     return payment_json(
         view,
         failure_json(view, classifier, locale=locale, support_contact=contact, base_url=base_url),

@@ -140,9 +140,25 @@ def runs(text: str) -> list[Run]:
     return found
 
 
+def _ascii_joiners() -> str:
+    """The ASCII characters `runs` lets stand between two digits of one run."""
+    return "".join(c for c in map(chr, range(128)) if _char_class(c) in (_SEPARATOR, _INVISIBLE))
+
+
+# In ASCII text, 12 digits with nothing but separators and invisible characters between
+# them (any number: a loose bound on `runs`' rule). Text without such a stretch has no
+# run long enough to be a card number, and one C-level search says so.
+_ASCII_CANDIDATE = re.compile(f"[0-9](?:[{re.escape(_ascii_joiners())}]*[0-9]){{11}}")
+
+
 def _few_digits(text: str) -> bool:
-    # most strings checked (log fields, names) are shorter than any card number
-    return len(text) < MIN_PAN_DIGITS or len(_DIGIT_RE.findall(text)) < MIN_PAN_DIGITS
+    """`text` cannot hold a card number: most strings checked (log fields, ids, names)
+    are shorter than one, or ASCII without 12 digits in one run."""
+    if len(text) < MIN_PAN_DIGITS:
+        return True
+    if text.isascii():
+        return _ASCII_CANDIDATE.search(text) is None
+    return len(_DIGIT_RE.findall(text)) < MIN_PAN_DIGITS
 
 
 def has_card_number(text: str) -> bool:

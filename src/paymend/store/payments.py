@@ -47,6 +47,18 @@ _HOLDING = sa.select(payments).where(
     payments.c.status.in_(ORDER_HOLDING),
 )
 _HOLDING_SPLIT = _HOLDING.where(payments.c.split.is_(False))
+# the common case, no holder, asked with one column: a wide row's result set up costs
+# more than the query
+_ANY_HOLDING = (
+    sa.select(payments.c.id)
+    .where(
+        payments.c.merchant_id == sa.bindparam("b_merchant"),
+        payments.c.order_id == sa.bindparam("b_order"),
+        payments.c.status.in_(ORDER_HOLDING),
+    )
+    .limit(1)
+)
+_ANY_HOLDING_SPLIT = _ANY_HOLDING.where(payments.c.split.is_(False))
 
 
 def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | None = None) -> None:
@@ -89,8 +101,10 @@ def holding_order(
     """A payment that keeps a new one for this order from being created: any payment
     holding the order for an exclusive payment, an exclusive one for a split payment.
     A paid one comes before one in flight."""
-    query = _HOLDING_SPLIT if split else _HOLDING
-    rows = conn.execute(query, {"b_merchant": merchant_id, "b_order": order_id})
+    params = {"b_merchant": merchant_id, "b_order": order_id}
+    if conn.execute(_ANY_HOLDING_SPLIT if split else _ANY_HOLDING, params).first() is None:
+        return None
+    rows = conn.execute(_HOLDING_SPLIT if split else _HOLDING, params)
     found = [payment_from_row(r) for r in sorted(rows, key=lambda r: r.created_at)]
     paid = [p for p in found if p.status in ORDER_PAID]
     return next(iter(paid or found), None)

@@ -1,0 +1,228 @@
+"""CPU per payment of paymend's app and the fair floor's, in this one process, no HTTP.
+
+bench/http_load.py is the benchmark of record: real servers, real sockets. This is the
+tool for finding where paymend's cost is and for weighing one change: both ASGI apps
+(`paymend serve`'s, worker included, and bench/floor_app.py's) are built here on fresh
+databases made by `paymend db upgrade`, and `POST /v1/payments` requests are handed to
+them as ASGI calls, 16 in flight, so neither the server's socket work nor a client's is
+counted. The figure is this process's CPU time per request (all threads), each app
+measured after a warm-up; `--profile FILE` writes paymend's cProfile (CPU time of the
+event loop's thread) for `python -m pstats FILE`.
+
+CPU time on a shared machine moves by 10% from run to run. For a count that does not,
+run one app under callgrind, which counts instructions only while the measured
+requests run (about a minute for 100 requests; `--no-worker` leaves paymend's worker
+out, whose sweeps follow the wall clock):
+
+    python bench/payment_cpu.py [--requests 2000] [--postgres] [--profile paymend.prof]
+    PAYMEND_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \
+        python bench/payment_cpu.py --requests 100 --only paymend --no-worker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from floor_app import create_app as create_floor
+from http_load import payment_body
+from servers import DEFAULT_PG_URL, Paymend, Postgres
+
+App = Callable[..., Any]
+
+
+async def _call(app: App, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    """One POST /v1/payments through the ASGI app; its status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/payments",
+        "raw_path": b"/v1/payments",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def drive(
+    app: App, key: str, tag: str, requests: int, concurrency: int, settle_s: float = 0.0
+) -> float:
+    """CPU seconds per request of `requests` payments, `concurrency` in flight."""
+    numbers = iter(range(requests))
+    statuses: dict[int, int] = {}
+
+    async def lane() -> None:
+        for i in numbers:
+            headers = [
+                (b"host", b"127.0.0.1"),
+                (b"content-type", b"application/json"),
+                (b"authorization", f"Bearer {key}".encode()),
+                (b"idempotency-key", f"cpu-{tag}-{i:07d}".encode()),
+            ]
+            body = json.dumps(payment_body(tag, i)).encode()
+            status = await _call(app, headers, body)
+            statuses[status] = statuses.get(status, 0) + 1
+            # a server waits on its sockets between requests: there the worker runs and
+            # the other requests in flight take their turns
+            await asyncio.sleep(0)
+
+    cpu0 = time.process_time()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    await asyncio.sleep(settle_s)  # the worker relays what the requests left in the outbox
+    used = time.process_time() - cpu0
+    if set(statuses) != {201}:
+        raise RuntimeError(f"{tag}: statuses {statuses}")
+    return used / requests
+
+
+async def measure(
+    app: App,
+    key: str,
+    name: str,
+    requests: int,
+    warmup: int,
+    profile: str | None,
+    settle_s: float = 1.5,
+) -> float:
+    """Run the app's lifespan (paymend's worker with it), warm up, then measure."""
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await events.put({"type": "lifespan.startup"})
+    started = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        return await events.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"].startswith("lifespan.startup"):
+            started.set()
+
+    life = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+    await started.wait()
+    try:
+        await drive(app, key, f"{name}-warm", warmup, 16, settle_s=1.5)
+        prof = cProfile.Profile(time.thread_time) if profile else None
+        if prof is not None:
+            prof.enable()
+        _callgrind("on")
+        per_request = await drive(app, key, name, requests, 16, settle_s=settle_s)
+        _callgrind("off")
+        if prof is not None and profile is not None:
+            prof.disable()
+            prof.dump_stats(profile)
+        return per_request
+    finally:
+        await events.put({"type": "lifespan.shutdown"})
+        await life
+
+
+def _callgrind(switch: str) -> None:
+    """Under `valgrind --tool=callgrind --instr-atstart=no`, count instructions only
+    while the measured requests run (PAYMEND_CALLGRIND=1): a count that does not move
+    with the neighbours' load."""
+    if os.environ.get("PAYMEND_CALLGRIND"):
+        subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], check=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL, not SQLite")
+    parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--profile", help="write paymend's cProfile here")
+    parser.add_argument("--only", choices=("paymend", "floor"))
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="paymend without its worker: the request path alone, for exact comparisons",
+    )
+    args = parser.parse_args()
+    warmup = max(64, args.requests // 10)
+
+    from paymend.api.app import create_app
+    from paymend.config import Settings
+    from paymend.engine.runtime import build_runtime
+    from paymend.observability import configure_logging
+
+    with tempfile.TemporaryDirectory(prefix="paymend-cpu-") as tmp:
+        work = Path(tmp)
+        pg = Postgres(args.postgres_url, "cpu") if args.postgres else None
+        try:
+            urls = [pg.fresh() for _ in range(2)] if pg else []
+            if not urls:
+                urls = [f"sqlite:///{work / n}.db" for n in ("paymend", "floor")]
+            dirs = [work / "paymend", work / "floor"]
+            for d in dirs:
+                d.mkdir()
+            ours, floor = (Paymend.prepare(d, u) for d, u in zip(dirs, urls, strict=True))
+            results: dict[str, float] = {}
+            with open(os.devnull, "w") as devnull:
+                configure_logging("INFO", devnull)
+                if args.only != "floor":
+                    os.environ.update(ours.env)
+                    runtime = build_runtime(Settings(), role="serve")
+                    try:
+                        app = create_app(runtime, run_worker=not args.no_worker)
+                        results["paymend"] = asyncio.run(
+                            measure(
+                                app,
+                                ours.key,
+                                "paymend",
+                                args.requests,
+                                warmup,
+                                args.profile,
+                                0.0 if args.no_worker else 1.5,
+                            )
+                        )
+                    finally:
+                        runtime.close()
+                if args.only != "paymend":
+                    floor_app = create_floor(floor.url, floor.env["PAYMEND_CONFIG"])
+                    results["floor"] = asyncio.run(
+                        measure(floor_app, floor.key, "floor", args.requests, warmup, None, 0.0)
+                    )
+        finally:
+            if pg is not None:
+                pg.drop_all()
+    for name, per in results.items():
+        print(f"{name:<8} {per * 1000:6.3f} ms CPU/request")
+    if len(results) == 2:
+        print(f"floor/paymend {results['floor'] / results['paymend']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
