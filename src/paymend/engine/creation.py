@@ -93,6 +93,27 @@ class Creation:
         payment.transition(PaymentStatus.FAILED)
         await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim)
 
+    async def refuse(
+        self, payment: Payment, code: str, why: str, now: datetime, claim: Claim | NewKey | None
+    ) -> None:
+        """Risk control blocked the payment (engine/risk_gate.py): failed with `code`
+        before any provider call; customers read the catalogue's message for it."""
+        payment.failure_code = code
+        payment.failure_message = why
+        payment.transition(PaymentStatus.FAILED)
+        await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim)
+
+    async def challenge(
+        self, payment: Payment, why: str, now: datetime, claim: Claim | NewKey | None
+    ) -> None:
+        """Risk control asks for 3-D Secure first: the payment waits for the customer,
+        no provider is called until POST …/confirm (engine/risk_challenge.py)."""
+        payment.transition(PaymentStatus.REQUIRES_ACTION)
+        await self._decided_without_call(
+            payment, now, EventType.PAYMENT_REQUIRES_ACTION, {"reason": "authentication"}, claim
+        )
+        log.info("payment_challenged", payment_id=payment.id, why=why)
+
     async def hold(
         self, payment: Payment, why: str, now: datetime, claim: Claim | NewKey | None
     ) -> None:

@@ -15,6 +15,7 @@ from paymend.store.tables.money import (
 )
 from paymend.store.tables.notices import notice_attempts, notice_intents
 from paymend.store.tables.ops import audit_log, controls, incident_events, incidents
+from paymend.store.tables.risk import risk_decisions, risk_lists, risk_reports
 from paymend.store.tables.work import instances, jobs, webhook_attempts, webhook_deliveries
 
 __all__ = [
@@ -41,6 +42,9 @@ __all__ = [
     "operators",
     "payments",
     "refunds",
+    "risk_decisions",
+    "risk_lists",
+    "risk_reports",
     "webhook_attempts",
     "webhook_deliveries",
 ]
