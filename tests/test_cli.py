@@ -47,6 +47,9 @@ from paymend.store.database import Store
         ["operators", "revoke"],
         ["operators", "role"],
         ["config", "check"],
+        ["risk"],
+        ["risk", "check"],
+        ["risk", "backtest"],
     ],
 )
 def test_every_command_has_help(args: list[str]) -> None:

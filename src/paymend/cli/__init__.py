@@ -1,6 +1,6 @@
 """The `paymend` command: one module per group of commands, registered on `main`."""
 
-from paymend.cli import access, checks, lab, serving
+from paymend.cli import access, checks, lab, risk, serving
 from paymend.cli.base import main
 
-__all__ = ["access", "checks", "lab", "main", "serving"]
+__all__ = ["access", "checks", "lab", "main", "risk", "serving"]

@@ -20,7 +20,7 @@ risk_decisions = sa.Table(
     sa.Column("shadow_verdict", sa.String(16)),  # with the shadow rules enforced
     # the keys velocity is counted by ("" unknown); the email only as a hash
     sa.Column("card", sa.String(128), nullable=False),
-    sa.Column("customer_id", sa.String(128), nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),  # "<merchant>/<customer>"
     sa.Column("device", sa.String(128), nullable=False),
     sa.Column("ip", sa.String(64), nullable=False),
     sa.Column("email", sa.String(64), nullable=False),

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("features", json, nullable=False),
         sa.Column("shadow_verdict", sa.String(length=16), nullable=True),
         sa.Column("card", sa.String(length=128), nullable=False),
-        sa.Column("customer_id", sa.String(length=128), nullable=False),
+        sa.Column("customer_id", sa.String(length=200), nullable=False),
         sa.Column("device", sa.String(length=128), nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=False),
         sa.Column("email", sa.String(length=64), nullable=False),
