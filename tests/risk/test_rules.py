@@ -89,3 +89,20 @@ def test_every_feature_can_be_used_in_a_rule(tmp_path: Path) -> None:
     rules = load(path)
     fired = rules.fire(complete({}))
     assert len(fired) == len(FEATURES) and all(f.shadow for f in fired)
+
+
+def test_the_examples_of_the_docs_load(tmp_path: Path) -> None:
+    """Every expression docs/risk.md offers an analyst to copy is a valid rule."""
+    docs = (Path(__file__).parents[2] / "docs" / "risk.md").read_text(encoding="utf-8")
+    block = docs.split("### The language, by example", 1)[1].split("```")[1]
+    examples = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    examples = [e for e in examples if e]
+    assert len(examples) >= 10
+    lines = ['version: "docs"', "rules:"]
+    for i, when in enumerate(examples):
+        lines += [f"  - name: example_{i}", "    action: review", f"    when: '{when}'"]
+    path = tmp_path / "docs.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(load(path).rules) == len(examples)
+    shipped = docs.split("## The rules file", 1)[1].split("```yaml")[1].split("```")[0]
+    assert load(tmp_path / "shown.yaml", shipped).version == "2026-12-01.1"
