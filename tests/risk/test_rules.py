@@ -106,3 +106,19 @@ def test_the_examples_of_the_docs_load(tmp_path: Path) -> None:
     assert len(load(path).rules) == len(examples)
     shipped = docs.split("## The rules file", 1)[1].split("```yaml")[1].split("```")[0]
     assert load(tmp_path / "shown.yaml", shipped).version == "2026-12-01.1"
+
+
+def test_a_rule_that_fails_on_one_payment_does_not_stop_the_others(tmp_path: Path) -> None:
+    text = GOOD + (
+        "  - name: ratio\n    action: block\n"
+        "    when: amount_major / (customer_successes - 1) > 10  # zero when one success\n"
+        "  - name: also_big\n    action: review\n    when: |\n      amount_major > 50\n"
+        '      and currency == "CNY"\n'
+    )
+    path = tmp_path / "r.yaml"
+    path.write_text(text, encoding="utf-8")
+    rules = load(path)
+    payment = complete({"amount_major": 500.0, "currency": "CNY", "customer_successes": 1})
+    assert [f.rule for f in rules.fire(payment)] == ["big", "also_big"]
+    payment["customer_successes"] = 3
+    assert [f.rule for f in rules.fire(payment)] == ["big", "ratio", "also_big"]

@@ -177,23 +177,23 @@ class PaymentService:
             split=cmd.split,
         )
         payment.transition(PaymentStatus.PROCESSING)
-        if (
-            assessed
-            and self.risk
-            and await self.risk.stop(self.creation, payment, assessed, now, cmd.claim)
-        ):
+        risk = self.risk
+        if risk and assessed and await risk.stop(self.creation, payment, assessed, now, cmd.claim):
             return PaymentView(payment, [], [])
+        also = assessed.record if assessed else None  # the decision, with the payment
         if controls.paused_because is not None:
             if not self.controls.take_probe(controls.probe):
-                await self.creation.refuse_paused(payment, controls.paused_because, now, cmd.claim)
+                await self.creation.refuse_paused(
+                    payment, controls.paused_because, now, cmd.claim, also
+                )
                 return PaymentView(payment, [], [])
             reason = f"{reason}; a probe through the pause ({controls.paused_because})"
         if controls.held_because is not None:
-            await self.creation.hold(payment, controls.held_because, now, cmd.claim)
+            await self.creation.hold(payment, controls.held_because, now, cmd.claim, also)
             return PaymentView(payment, [], [])
         attempt = self.attempts.new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
-        await self.creation.with_attempt(payment, attempt, now, cmd.claim)
+        await self.creation.with_attempt(payment, attempt, now, cmd.claim, also)
         self.attempts.budget.first(attempt.provider, self.clock.monotonic())
         run = Run(
             channels,

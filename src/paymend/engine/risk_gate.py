@@ -1,13 +1,14 @@
 """The risk decision of each payment, before routing and before any provider call.
 
-`assess` gathers in one transaction what the store knows (velocity rows, the
-customer's and the card's history, list entries), asks risk/ for the decision, and
-stores it with the payment's id; with Redis the counters come from Redis instead and
-the payment is added to them. `stop` acts on it: a block fails the payment with
-`risk_declined` (customers read the catalogue's neutral message, never the rule), a
-review holds it in the review queue (engine/review.py), a challenge asks the customer
-for 3-D Secure before anything is charged (engine/risk_challenge.py continues it).
-Shadow rules are recorded and counted, never enforced.
+`assess` reads in one transaction what the store knows (velocity rows, the customer's
+and the card's history, list entries) and asks risk/ for the decision, which is then
+stored in the payment's own first transaction (`Assessed.record`); with Redis the
+counters come from Redis instead and the payment is added to them. `stop` acts on it: a
+block fails the payment with `risk_declined` (customers read the catalogue's neutral
+message, never the rule), a review holds it in the review queue (engine/review.py), a
+challenge asks the customer for 3-D Secure before anything is charged
+(engine/risk_challenge.py continues it). Shadow rules are recorded and counted, never
+enforced.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ LIST_KINDS: dict[str, ListKind] = {
 class Assessed:
     decision: Decision
     who: Subjects
+    row: dict[str, Any]  # the decision as stored, in the payment's first transaction
+
+    def record(self, conn: Connection) -> None:
+        repo.record(conn, self.row)
 
 
 class RiskGate:
@@ -99,7 +104,7 @@ class RiskGate:
         )
         from_redis = self.book.history(who, now) if self.book is not None else None
 
-        def decide(conn: Connection) -> Decision:
+        def decide(conn: Connection) -> tuple[Decision, dict[str, Any]]:
             rows = from_redis if from_redis is not None else _db_history(conn, who, now)
             velocity = aggregate(rows, now, cmd.amount.currency, exclude=payment_id)
             customer, card, device_new = _histories(conn, cmd.merchant_id, who, now)
@@ -109,10 +114,9 @@ class RiskGate:
                 Listed(LIST_KINDS[k], ListAction(a)) for k, a in repo.listed(conn, _list_keys(who))
             ]
             decision = evaluate(features, self.live, self.shadow, listed)
-            repo.record(conn, _row(payment_id, cmd, who, base, decision, now))
-            return decision
+            return decision, _row(payment_id, cmd, who, base, decision, now)
 
-        decision = await self.store.run(decide)
+        decision, row = await self.store.run(decide)
         if self.book is not None:
             self.book.seen(payment_id, who, base["amount_major"], cmd.amount.currency, now)
         DECISIONS.labels(decision.verdict.value).inc()
@@ -127,7 +131,7 @@ class RiskGate:
                 rules=[f.rule for f in decision.fired],
                 score=decision.score,
             )
-        return Assessed(decision, who)
+        return Assessed(decision, who, row)
 
     async def stop(
         self,
@@ -140,15 +144,16 @@ class RiskGate:
         """Act on a decision that stops the payment before routing; False: go on."""
         decision = assessed.decision
         why = f"risk: {decision.deciding_rule or decision.verdict.value}"
+        also = assessed.record
         if decision.verdict is Verdict.BLOCK:
-            await creation.refuse(payment, BLOCKED_CODE, why, now, claim)
+            await creation.refuse(payment, BLOCKED_CODE, why, now, claim, also)
             await self.settled(payment, assessed.who)
             return True
         if decision.verdict is Verdict.REVIEW:
-            await creation.hold(payment, why, now, claim)
+            await creation.hold(payment, why, now, claim, also)
             return True
         if decision.verdict is Verdict.CHALLENGE:
-            await creation.challenge(payment, why, now, claim)
+            await creation.challenge(payment, why, now, claim, also)
             return True
         return False
 
@@ -175,7 +180,7 @@ def _db_history(conn: Connection, who: Subjects, now: datetime) -> Mapping[str, 
             r["created_at"].timestamp(),
             float(r["amount_major"]),
             r["currency"],
-            r["card"],
+            r["k_card"],
             failed,
             failed and (code in FRAUD_LIKE_CODES or code == BLOCKED_CODE),
         )
@@ -188,19 +193,18 @@ def _db_history(conn: Connection, who: Subjects, now: datetime) -> Mapping[str, 
 def _histories(
     conn: Connection, merchant_id: str, who: Subjects, now: datetime
 ) -> tuple[History, History, bool]:
-    customer, card, device_new = History(), History(), False
+    if not (who.customer or who.card):
+        return History(), History(), False
+    customer_id = who.customer.partition("/")[2]
+    h = repo.histories(conn, merchant_id, customer_id, who.customer, who.device, who.card)
+    customer, card = History(), History()
     if who.customer:
-        customer_id = who.customer.partition("/")[2]
-        h = repo.customer_history(conn, merchant_id, customer_id)
         first = h["first"]
         age = (now - first).total_seconds() / 86400 if first is not None else -1.0
         customer = History(h["successes"], h["refunds"], h["chargebacks"], age)
-        if who.device:
-            known, on_device = repo.device_known(conn, who.customer, who.device)
-            device_new = known and not on_device
     if who.card:
-        c = repo.card_history(conn, who.card)
-        card = History(c["successes"], 0, c["chargebacks"])
+        card = History(h["card_successes"], 0, h["card_chargebacks"])
+    device_new = bool(who.customer and who.device and h["decided"] and not h["on_device"])
     return customer, card, device_new
 
 

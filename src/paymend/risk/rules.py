@@ -11,12 +11,13 @@ No Python is evaluated: rule-engine parses its own grammar
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import rule_engine
+import structlog
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from paymend.datafiles import DataFileError, line_of, read_yaml, validate_model
@@ -88,6 +89,9 @@ class RuleSet:
     by_currency: tuple[tuple[str, float], ...] = ()
     source: str = ""
     shadow: bool = False  # the whole version: recorded, never enforced
+    # every rule's question in one expression (a list of yes/no answers): one evaluation
+    # per payment instead of one per rule, a third of the cost
+    combined: rule_engine.Rule | None = None
 
     @property
     def names(self) -> list[str]:
@@ -97,12 +101,34 @@ class RuleSet:
         return dict(self.by_currency).get(currency, self.base_major)
 
     def fire(self, features: dict[str, Any], *, all_shadow: bool = False) -> list[Fired]:
-        """Every rule that matches, in file order."""
+        """Every rule that matches, in file order. A rule that fails on this payment
+        (a division by zero) does not match; it is counted and logged, the others run."""
+        try:
+            answers = list(self.combined.evaluate(features)) if self.combined else []
+        except rule_engine.errors.EngineError:
+            answers = [_guarded(r, features) for r in self.rules]
+        if len(answers) != len(self.rules):
+            answers = [_guarded(r, features) for r in self.rules]
         return [
             Fired(r.name, r.action, r.shadow or all_shadow or self.shadow)
-            for r in self.rules
-            if r.matches(features)
+            for r, yes in zip(self.rules, answers, strict=True)
+            if yes
         ]
+
+
+RULE_ERRORS = Counter(
+    "paymend_risk_rule_errors_total", "Rules that failed on a payment (not matched)", ["rule"]
+)
+log = structlog.get_logger("paymend.risk")
+
+
+def _guarded(rule: Rule, features: dict[str, Any]) -> bool:
+    try:
+        return rule.matches(features)
+    except rule_engine.errors.EngineError as exc:
+        RULE_ERRORS.labels(rule.name).inc()
+        log.warning("risk_rule_failed", rule=rule.name, error=str(exc))
+        return False
 
 
 def _compile(text: str) -> rule_engine.Rule:
@@ -141,7 +167,8 @@ def parse(data: Any, node: Any, path: str) -> RuleSet:
         except (rule_engine.errors.EngineError, ValueError) as exc:
             line = line_of(node, ["rules", i, "when"])
             raise DataFileError(path, line, f"rules.{i}.when ({r.name}): {_say(exc)}") from None
-        compiled.append(Rule(r.name, r.action, re.sub(r"\s+", " ", r.when), r.shadow, rule))
+        compiled.append(Rule(r.name, r.action, r.when.strip(), r.shadow, rule))
+    joined = ", ".join(f"(\n{r.when}\n)" for r in compiled)
     return RuleSet(
         parsed.version,
         tuple(compiled),
@@ -149,6 +176,7 @@ def parse(data: Any, node: Any, path: str) -> RuleSet:
         tuple(sorted(parsed.limits.by_currency.items())),
         path,
         parsed.shadow,
+        rule_engine.Rule(f"[{joined}]", context=CONTEXT) if compiled else None,
     )
 
 

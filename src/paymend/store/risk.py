@@ -4,25 +4,19 @@ the risk room); engine/risk_gate.py turns them into risk's types."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import NotFound
-from paymend.store.tables import payments, risk_decisions, risk_lists, risk_reports
+from paymend.store.tables import UTCDateTime, payments, risk_decisions, risk_lists, risk_reports
 
 SUCCEEDED = ("succeeded", "partially_refunded", "refunded")
 REFUNDED = ("partially_refunded", "refunded")
-SUBJECT_COLUMNS = {
-    "card": risk_decisions.c.card,
-    "customer": risk_decisions.c.customer_id,
-    "device": risk_decisions.c.device,
-    "ip": risk_decisions.c.ip,
-    "email": risk_decisions.c.email,
-}
 
 
 def record(conn: Connection, row: dict[str, Any]) -> None:
@@ -37,6 +31,37 @@ def decision(conn: Connection, payment_id: str) -> dict[str, Any] | None:
     return dict(found._mapping) if found else None
 
 
+# The three reads of every payment's assessment are written as SQL text, built once per
+# shape: a Core statement this size costs more to build and key for its cache than to
+# run (bench/risk.py). Standard SQL, the same on SQLite and PostgreSQL; column names come
+# from SUBJECT_NAMES only, values are bound.
+SUBJECT_NAMES = {
+    "card": "card",
+    "customer": "customer_id",
+    "device": "device",
+    "ip": "ip",
+    "email": "email",
+}
+_STATUSES = ", ".join(f"'{v}'" for v in SUCCEEDED)
+_REFUNDS = ", ".join(f"'{v}'" for v in REFUNDED)
+
+
+@functools.cache
+def _recent_sql(subjects: tuple[str, ...]) -> sa.TextualSelect:
+    keys = ", ".join(f"rd.{SUBJECT_NAMES[s]} AS k_{s}" for s in SUBJECT_NAMES)
+    match = " OR ".join(f"rd.{SUBJECT_NAMES[s]} = :{s}" for s in subjects)
+    return (
+        sa.text(
+            f"SELECT rd.payment_id, rd.created_at, rd.amount_major, rd.currency, {keys}, "  # noqa: S608 - names from SUBJECT_NAMES
+            "p.status, p.failure_code FROM risk_decisions rd "
+            "JOIN payments p ON p.id = rd.payment_id "
+            f"WHERE rd.created_at >= :since AND ({match})"
+        )
+        .bindparams(sa.bindparam("since", type_=UTCDateTime()))
+        .columns(created_at=UTCDateTime())
+    )
+
+
 def recent(
     conn: Connection, subjects: Sequence[tuple[str, str]], since: datetime
 ) -> list[dict[str, Any]]:
@@ -44,79 +69,66 @@ def recent(
     its payment's status and failure code: velocity's raw rows."""
     if not subjects:
         return []
-    rd, p = risk_decisions, payments
-    cols: list[Any] = [rd.c.payment_id, rd.c.created_at, rd.c.amount_major, rd.c.currency]
-    cols += [rd.c.card, *(SUBJECT_COLUMNS[s].label(f"k_{s}") for s in SUBJECT_COLUMNS)]
-    query = (
-        sa.select(*cols, p.c.status, p.c.failure_code)
-        .select_from(rd.join(p, p.c.id == rd.c.payment_id))
-        .where(
-            rd.c.created_at >= since,
-            sa.or_(*[SUBJECT_COLUMNS[s] == v for s, v in subjects]),
-        )
-    )
-    return [dict(r._mapping) for r in conn.execute(query)]
+    query = _recent_sql(tuple(s for s, _ in subjects))
+    rows = conn.execute(query, {"since": since, **dict(subjects)})
+    return [dict(r._mapping) for r in rows]
 
 
-def customer_history(conn: Connection, merchant_id: str, customer_id: str) -> dict[str, Any]:
-    """Successes, refunds, chargebacks and the first payment of a merchant's customer."""
-    p = payments
-    row = conn.execute(
-        sa.select(
-            sa.func.count().filter(p.c.status.in_(SUCCEEDED)),
-            sa.func.count().filter(p.c.status.in_(REFUNDED)),
-            sa.func.min(p.c.created_at),
-        ).where(p.c.merchant_id == merchant_id, p.c.customer_id == customer_id)
-    ).one()
-    reports = conn.execute(
-        sa.select(sa.func.count()).where(
-            risk_reports.c.merchant_id == merchant_id, risk_reports.c.customer_id == customer_id
-        )
-    ).scalar_one()
-    first = row[2]
-    if first is not None and first.tzinfo is None:  # an aggregate bypasses UTCDateTime
-        first = first.replace(tzinfo=UTC)
-    return {"successes": row[0], "refunds": row[1], "chargebacks": reports, "first": first}
+_HISTORIES = sa.text(
+    "SELECT "  # noqa: S608 - constants only
+    "(SELECT count(*) FROM payments WHERE merchant_id = :merchant AND customer_id = :customer"
+    f" AND status IN ({_STATUSES})) AS successes, "
+    "(SELECT count(*) FROM payments WHERE merchant_id = :merchant AND customer_id = :customer"
+    f" AND status IN ({_REFUNDS})) AS refunds, "
+    "(SELECT min(created_at) FROM payments WHERE merchant_id = :merchant"
+    " AND customer_id = :customer) AS first, "
+    "(SELECT count(*) FROM risk_reports WHERE merchant_id = :merchant"
+    " AND customer_id = :customer) AS chargebacks, "
+    "(SELECT count(*) FROM risk_decisions WHERE customer_id = :key) AS decided, "
+    "(SELECT count(*) FROM risk_decisions WHERE customer_id = :key"
+    " AND device = :device) AS on_device, "
+    "(SELECT count(*) FROM risk_decisions rd JOIN payments p ON p.id = rd.payment_id"
+    f" WHERE rd.card = :card AND p.status IN ({_STATUSES})) AS card_successes, "
+    "(SELECT count(*) FROM risk_reports WHERE card = :card) AS card_chargebacks"
+).columns(first=UTCDateTime())
 
 
-def card_history(conn: Connection, card: str) -> dict[str, int]:
-    rd, p = risk_decisions, payments
-    successes = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(rd.join(p, p.c.id == rd.c.payment_id))
-        .where(rd.c.card == card, p.c.status.in_(SUCCEEDED))
-    ).scalar_one()
-    reports = conn.execute(
-        sa.select(sa.func.count()).where(risk_reports.c.card == card)
-    ).scalar_one()
-    return {"successes": successes, "chargebacks": reports}
-
-
-def device_known(conn: Connection, customer_id: str, device: str) -> tuple[bool, bool]:
-    """(the customer has earlier decisions, one of them from this device)."""
-    rd = risk_decisions
-    seen = conn.execute(
-        sa.select(sa.func.count(), sa.func.count().filter(rd.c.device == device)).where(
-            rd.c.customer_id == customer_id
-        )
-    ).one()
-    return seen[0] > 0, seen[1] > 0
+def histories(
+    conn: Connection, merchant_id: str, customer_id: str, customer_key: str, device: str, card: str
+) -> dict[str, Any]:
+    """What the store knows of the customer (the merchant's `customer_id`, counted in
+    the risk tables under `customer_key`), their device and the card, in one statement:
+    the customer's successes, refunds, chargebacks and first payment; whether they have
+    earlier decisions and one from this device; the card's successes and chargebacks.
+    An empty key counts nothing."""
+    params = {
+        "merchant": merchant_id,
+        "customer": customer_id,
+        "key": customer_key,
+        "device": device,
+        "card": card,
+    }
+    return dict(conn.execute(_HISTORIES, params).one()._mapping)
 
 
 # -- lists ------------------------------------------------------------------------------
 
 
+@functools.cache
+def _listed_sql(kinds: tuple[str, ...]) -> sa.TextClause:
+    match = " OR ".join(f"(kind = '{k}' AND value = :{k})" for k in kinds)
+    return sa.text(f"SELECT kind, action FROM risk_lists WHERE {match}")  # noqa: S608 - kinds
+
+
+LIST_KINDS = frozenset({"card", "email", "device", "ip"})
+
+
 def listed(conn: Connection, entries: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """(kind, action) of every list entry among `entries` ((kind, value) pairs)."""
-    wanted = [(k, v) for k, v in entries if v]
+    wanted = {k: v for k, v in entries if v and k in LIST_KINDS}
     if not wanted:
         return []
-    rl = risk_lists
-    rows = conn.execute(
-        sa.select(rl.c.kind, rl.c.action).where(
-            sa.or_(*[sa.and_(rl.c.kind == k, rl.c.value == v) for k, v in wanted])
-        )
-    )
+    rows = conn.execute(_listed_sql(tuple(sorted(wanted))), wanted)
     return [(r.kind, r.action) for r in rows]
 
 
