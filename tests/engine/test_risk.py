@@ -101,6 +101,9 @@ def test_a_card_testing_wave_is_cut_off_before_any_provider_call(store: Store) -
         assert decision["features"]["device_fraud_1h"] == 3
         last = await risk_ops.decision(svc, blocked[-1].id, mid)
         assert "card_testing_device" in [f["rule"] for f in last["fired"]]
+        # the fraud-like declines are business failures: the channel stays healthy
+        seen = svc.health.history("sim_a", clock.now().timestamp(), 3600)
+        assert seen is not None and seen.business == 3 and seen.technical == 0
         # a good customer on another device is untouched by the wave
         good = await svc.pay(pay(mid, "good", device="dev-home", card="card-home", customer="c1"))
         assert good.payment.status is PaymentStatus.SUCCEEDED
@@ -249,5 +252,29 @@ def test_a_fraud_report_blocks_the_card_device_and_email(store: Store) -> None:
         assert store.run_sync(lambda c: risk_repo.reported(c, [paid.payment.id])) == {
             paid.payment.id
         }
+
+    run_virtual(scenario())
+
+
+def test_account_takeover_from_a_new_device_is_challenged(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, sim = with_risk(store, clock, load(SHIPPED_RULES))
+        for i in range(5):
+            paid = await svc.pay(pay(mid, f"h{i}", amount=20_000, device="phone-1", customer="c3"))
+            assert paid.payment.status is PaymentStatus.SUCCEEDED
+            await clock.sleep(86400)
+        home = await svc.pay(pay(mid, "home", amount=150_000, device="phone-1", customer="c3"))
+        assert home.payment.status is PaymentStatus.SUCCEEDED  # their own phone: allowed
+        calls = sim.calls
+        taken = await svc.pay(pay(mid, "ato", amount=150_000, device="laptop-9", customer="c3"))
+        assert taken.payment.status is PaymentStatus.REQUIRES_ACTION and sim.calls == calls
+        d = await risk_ops.decision(svc, taken.payment.id)
+        assert d["verdict"] == "challenge" and d["features"]["device_new"] is True
+        assert d["fired"][0]["rule"] == "known_customer_new_device_large"
+        small = await svc.pay(pay(mid, "ato-small", amount=5_000, device="laptop-9", customer="c3"))
+        assert small.payment.status is PaymentStatus.SUCCEEDED  # small amounts pass
 
     run_virtual(scenario())
