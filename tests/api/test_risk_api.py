@@ -77,6 +77,20 @@ def test_a_blocked_customer_reads_a_neutral_message_never_the_rule(api: httpx.Cl
     text = f"{msg['title']} {msg['message']}".lower()
     assert "could not be used" in text and "another" in str(msg).lower()
     assert "bad_device" not in str(msg) and "risk" not in text and "fraud" not in text
+    again = api.post(
+        "/v1/payments",
+        json={
+            "amount": 1999,
+            "currency": "CNY",
+            "method": "card",
+            "order_id": "o1",
+            "payment_token": "sim_approve",
+            "metadata": {"device_id": "dev-bad"},
+            "customer": {"locale": "en"},
+        },
+        headers={"Idempotency-Key": "k-o1"},
+    )
+    assert again.status_code == 201 and again.json()["id"] == p["id"]  # the key's answer
     risk = api.get(f"/v1/payments/{p['id']}/risk").json()
     assert risk["verdict"] == "block" and risk["rules_version"] == "api-1"
     assert risk["rules"] == [{"rule": "bad_device", "action": "block", "shadow": False}]

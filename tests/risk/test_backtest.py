@@ -33,8 +33,8 @@ rules:
 """
 
 
-def test_a_backtest_counts_what_each_rule_would_have_done(sqlite_url: str, tmp_path: Path) -> None:
-    store = Store(sqlite_url, inline=True)
+def test_a_backtest_counts_what_each_rule_would_have_done(db_url: str, tmp_path: Path) -> None:
+    store = Store(db_url, inline=True)
     mid, _ = make_merchant(store)
 
     async def history() -> None:
@@ -68,7 +68,7 @@ def test_a_backtest_counts_what_each_rule_would_have_done(sqlite_url: str, tmp_p
     path = tmp_path / "candidate.yaml"
     path.write_text(CANDIDATE, encoding="utf-8")
     runner = CliRunner()
-    env = {"PAYMEND_DATABASE_URL": sqlite_url}
+    env = {"PAYMEND_DATABASE_URL": db_url}
     result = runner.invoke(main, ["risk", "backtest", str(path), "--json"], env=env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
