@@ -137,6 +137,9 @@ def test_ops_keep_the_lists_and_every_change_is_audited(
     assert pay(api, "o5", metadata={"device_id": "dev-bad"})["status"] == "failed"
     again = ops.post(f"/v1/ops/risk/lists/{entry['id']}/remove", json={"reason": "twice"})
     assert again.status_code == 404 and again.json()["error"]["code"] == "risk_list_entry_not_found"
+    shadow = ops.get("/v1/ops/risk/shadow", params={"since": "2020-01-01T00:00:00Z"})
+    assert shadow.status_code == 200 and shadow.json() == {"object": "list", "data": []}
+    assert ops.get("/v1/ops/risk/shadow", params={"since": "yesterday"}).status_code == 400
     audit = ops.get("/v1/ops/audit").json()["data"]
     actions = [a["action"] for a in audit]
     assert "risk.list_add" in actions and "risk.list_remove" in actions

@@ -201,6 +201,11 @@ def test_shadow_rules_are_recorded_never_enforced(store: Store) -> None:
         decision = await risk_ops.decision(svc, view.payment.id)
         assert decision["verdict"] == "allow" and decision["shadow_verdict"] == "block"
         assert decision["fired"] == [{"rule": "all", "action": "block", "shadow": True}]
+        await svc.pay(pay(mid, "s2"))
+        counted = await risk_ops.shadow(svc)
+        assert counted == [
+            {"rules_version": "live", "verdict": "allow", "shadow_verdict": "block", "n": 2}
+        ]
 
     run_virtual(scenario())
 

@@ -14,6 +14,7 @@ from paymend.api.auth import Ops, Viewer
 from paymend.api.ops import EndIn, Text, needs
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, runtime_of
 from paymend.api.responses import errors
+from paymend.api.schemas import Instant
 from paymend.engine import risk_ops
 
 router = APIRouter(prefix="/v1", tags=["risk"])
@@ -114,6 +115,29 @@ async def fraud_report(
 async def ops_payment_risk(payment_id: str, request: Request, _: Viewer) -> JSONResponse:
     found = await risk_ops.decision(runtime_of(request).service, payment_id)
     return JSONResponse(decision_json(found))
+
+
+@router.get(
+    "/ops/risk/shadow",
+    tags=["ops"],
+    summary="What the shadow rules would have decided, beside what was enforced",
+    description=needs("viewer"),
+    response_model=shapes.ShadowCounts,
+)
+async def shadow_counts(
+    request: Request, _: Viewer, since: Annotated[Instant | None, Query()] = None
+) -> JSONResponse:
+    rows = await risk_ops.shadow(runtime_of(request).service, since)
+    data = [
+        {
+            "rules_version": r["rules_version"],
+            "verdict": r["verdict"],
+            "shadow_verdict": r["shadow_verdict"],
+            "count": r["n"],
+        }
+        for r in rows
+    ]
+    return JSONResponse({"object": "list", "data": data})
 
 
 @router.get(

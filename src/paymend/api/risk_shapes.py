@@ -53,3 +53,15 @@ class FraudReport(TypedDict):
     kind: Literal["chargeback", "fraud"]
     new: Annotated[bool, doc("false: the payment already had a report of this kind")]
     blocked: Annotated[list[str], doc("the list kinds the payment's card, device, email went on")]
+
+
+class ShadowCount(TypedDict):
+    rules_version: str
+    verdict: Annotated[str, doc("what was enforced")]
+    shadow_verdict: Annotated[str, doc("what the decision would be with the shadow rules")]
+    count: int
+
+
+class ShadowCounts(TypedDict):
+    object: Literal["list"]
+    data: list[ShadowCount]

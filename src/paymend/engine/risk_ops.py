@@ -6,6 +6,7 @@ card, device and email it came from."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from paymend.domain.errors import InvalidInput, NotFound
@@ -89,6 +90,12 @@ async def remove_entry(
         return Audited(gone, "risk.list_remove", f"risk_list:{entry_id}", details)
 
     return await audited(service.store, now, actor, reason, write)
+
+
+async def shadow(service: PaymentService, since: datetime | None = None) -> list[dict[str, Any]]:
+    """What shadow rules would have decided, counted from the stored decisions (every
+    process's), beside what was enforced."""
+    return await service.store.run(lambda conn: repo.shadow_counts(conn, since))
 
 
 async def entries(service: PaymentService, kind: str | None = None) -> list[dict[str, Any]]:

@@ -209,3 +209,17 @@ def replayable(
 
 def window_start(now: datetime, seconds: int) -> datetime:
     return now - timedelta(seconds=seconds)
+
+
+def shadow_counts(conn: Connection, since: datetime | None) -> list[dict[str, Any]]:
+    """Decisions with shadow matches, by rules version, live verdict and shadow verdict."""
+    rd = risk_decisions
+    query = (
+        sa.select(rd.c.rules_version, rd.c.verdict, rd.c.shadow_verdict, sa.func.count().label("n"))
+        .where(rd.c.shadow_verdict.is_not(None))
+        .group_by(rd.c.rules_version, rd.c.verdict, rd.c.shadow_verdict)
+        .order_by(rd.c.rules_version, rd.c.verdict, rd.c.shadow_verdict)
+    )
+    if since is not None:
+        query = query.where(rd.c.created_at >= since)
+    return [dict(r._mapping) for r in conn.execute(query)]
