@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from paymend.api import risk_shapes as shapes
 from paymend.api.auth import Ops, Viewer
@@ -28,13 +28,30 @@ class FraudReportIn(BaseModel):
     reason: Text
 
 
-class ListEntryIn(BaseModel):
+# one word or phrase without surrounding white space (what the list is matched on)
+_VALUE = r"^\S(?:.*\S)?$"
+_MAILBOX = r"[^@\s\x00-\x1f\x7f-\x9f]"  # as a payment's customer email (api/schemas.py)
+EMAIL_PATTERN = rf"^{_MAILBOX}+@{_MAILBOX}+\.{_MAILBOX}+$"
+
+
+class _EntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["card", "email", "device", "ip"]
-    value: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
     action: Literal["allow", "block"]
     reason: Text
+
+
+class KeyEntryIn(_EntryIn):
+    kind: Literal["card", "device", "ip"]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_VALUE)]
+
+
+class EmailEntryIn(_EntryIn):
+    kind: Literal["email"]
+    value: Annotated[str, StringConstraints(max_length=128, pattern=EMAIL_PATTERN)]
+
+
+ListEntryIn = Annotated[KeyEntryIn | EmailEntryIn, Field(discriminator="kind")]
 
 
 def _at(value: Any) -> str:
