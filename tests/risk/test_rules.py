@@ -122,3 +122,29 @@ def test_a_rule_that_fails_on_one_payment_does_not_stop_the_others(tmp_path: Pat
     assert [f.rule for f in rules.fire(payment)] == ["big", "also_big"]
     payment["customer_successes"] = 3
     assert [f.rule for f in rules.fire(payment)] == ["big", "ratio", "also_big"]
+
+
+def test_the_runtime_refuses_a_bad_rules_file_and_can_run_without(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from paymend.config import PaymendConfig, Settings
+    from paymend.engine.runtime import build_runtime
+    from tests.api.conftest import CONFIG
+
+    config = PaymendConfig.model_validate(CONFIG)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("amount_major > 100", "amount_major > 'x'"), encoding="utf-8")
+    with pytest.raises(DataFileError) as caught:
+        build_runtime(Settings(database_url=sqlite_url, risk_rules=str(bad)), config)
+    assert caught.value.line == 5
+    off = build_runtime(Settings(database_url=sqlite_url, risk_rules="off"), config)
+    try:
+        assert off.service.risk is None
+    finally:
+        off.close()
+    on = build_runtime(Settings(database_url=sqlite_url), config)
+    try:
+        assert on.service.risk is not None
+        assert on.service.risk.live.version == load(SHIPPED_RULES).version
+    finally:
+        on.close()
