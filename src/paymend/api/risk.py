@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from paymend.api import risk_shapes as shapes
-from paymend.api.auth import Ops, Viewer
+from paymend.api.auth import Ops, Support, Viewer
 from paymend.api.ops import EndIn, Text, needs
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, runtime_of
 from paymend.api.responses import errors
@@ -125,11 +125,11 @@ async def fraud_report(
     "/ops/payments/{payment_id}/risk",
     tags=["ops"],
     summary="A payment's risk decision",
-    description=needs("viewer"),
+    description=needs("support"),
     response_model=shapes.RiskDecision,
     responses=errors(DECISION_NOT_FOUND),
 )
-async def ops_payment_risk(payment_id: str, request: Request, _: Viewer) -> JSONResponse:
+async def ops_payment_risk(payment_id: str, request: Request, _: Support) -> JSONResponse:
     found = await risk_ops.decision(runtime_of(request).service, payment_id)
     return JSONResponse(decision_json(found))
 
