@@ -51,6 +51,9 @@ from paymend.store.database import Store
         ["silences", "add"],
         ["silences", "list"],
         ["silences", "end"],
+        ["risk"],
+        ["risk", "check"],
+        ["risk", "backtest"],
     ],
 )
 def test_every_command_has_help(args: list[str]) -> None:

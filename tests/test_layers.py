@@ -39,6 +39,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "routing": frozenset({"domain", "health"}),
     "playbooks": frozenset({"domain", "health", "datafiles"}),
     "store": frozenset({"domain"}),
+    # risk control: rules files are data (datafiles names a mistake's line)
+    "risk": frozenset({"domain", "datafiles"}),
     "observability": frozenset({"domain"}),
     "config": frozenset({"domain", "datafiles", "playbooks"}),
     "engine": frozenset(
@@ -51,6 +53,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "notify",
             "routing",
             "playbooks",
+            "risk",
             "store",
             "observability",
             "config",
@@ -91,6 +94,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "failures",
             "notify",
             "playbooks",
+            "risk",
             "store",
             "observability",
             "config",
@@ -102,7 +106,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         }
     ),
 }
-LOWER = ("domain", "failures", "health", "routing", "playbooks", "providers", "notify")
+LOWER = ("domain", "failures", "health", "routing", "playbooks", "providers", "notify", "risk")
 SQL = frozenset({"sqlalchemy", "alembic", "sqlite3", "psycopg", "psycopg2"})
 HTTP = frozenset({"httpx", "fastapi", "starlette", "uvicorn", "h11", "requests", "urllib3"})
 IO = SQL | HTTP | frozenset({"redis", "opentelemetry", "socket"})
@@ -111,6 +115,8 @@ OWN_IO: dict[str, frozenset[str]] = {
     "providers": frozenset({"sqlite3", "httpx"}),
     # a health book shared by every process lives in Redis (health/redis_book.py)
     "health": frozenset({"redis"}),
+    # velocity counters shared by every process live in Redis (risk/redis_velocity.py)
+    "risk": frozenset({"redis"}),
     # a webhook is an HTTPS request (notify/webhook_channel.py)
     "notify": frozenset({"httpx"}),
 }

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     config: str | None = None
     log_level: str = "INFO"
     redis_url: str | None = None
+    # risk control (docs/risk.md): the rules file (unset: the shipped one; "off": none)
+    # and a rules version run beside it in shadow mode
+    risk_rules: str | None = None
+    risk_shadow_rules: str | None = None
     # no longer used: operators have their own keys (`paymend operators create`); read
     # only to warn a deployment that still sets it
     admin_key: str | None = None

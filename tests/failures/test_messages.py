@@ -161,8 +161,12 @@ def test_fraud_blocks_render_as_the_generic_decline(locale: str) -> None:
     generic = C.messages.render("generic_decline", locale, support_contact=None)
     for code in ("suspected_fraud", "lost_or_stolen_card"):
         assert C.messages.render(code, locale, support_contact=None) == generic
-    risky = [c for c in CODES if C.catalogue[c].category == "risk"]
+    risky = [c for c in CODES if C.catalogue[c].category == "risk" and c != "risk_declined"]
     assert risky and all(C.messages.public_code(c) == "generic_decline" for c in risky)
+    # paymend's own risk block reads as a method that could not be used, never a rule
+    assert C.messages.public_code("risk_declined") == "payment_method_unusable"
+    text = C.messages.render("risk_declined", locale, support_contact=None)
+    assert "risk" not in str(text).lower() and "rule" not in str(text).lower()
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])

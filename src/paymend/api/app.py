@@ -23,6 +23,7 @@ from paymend.api.operators import router as operators_router
 from paymend.api.ops import router as ops_router
 from paymend.api.payments import router as payments_router
 from paymend.api.providers import router as providers_router
+from paymend.api.risk import router as risk_router
 from paymend.api.shapes import Health
 from paymend.api.silences import router as silences_router
 from paymend.console.router import router as console_router
@@ -98,6 +99,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(operators_router)
     app.include_router(providers_router)
     app.include_router(console_router)  # the web console at /console (docs/console.md)
+    app.include_router(risk_router)
 
     @app.get(
         "/healthz",

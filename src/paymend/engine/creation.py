@@ -27,6 +27,8 @@ from paymend.store.idempotency import Claim, NewKey
 from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
+# another write of the payment's first transaction: its risk decision (engine/risk_gate.py)
+Also = Callable[[Connection], None] | None
 
 
 class Creation:
@@ -39,7 +41,12 @@ class Creation:
         self.owner = owner  # the instance about to call the first attempt
 
     async def with_attempt(
-        self, payment: Payment, attempt: Attempt, now: datetime, claim: Claim | NewKey | None
+        self,
+        payment: Payment,
+        attempt: Attempt,
+        now: datetime,
+        claim: Claim | NewKey | None,
+        also: Also = None,
     ) -> None:
         """Store a new payment with its first attempt, pending: the provider is called
         only once this committed."""
@@ -48,6 +55,8 @@ class Creation:
             self._insert_payment(conn, payment, now, claim)
             repo.insert_attempt(conn, attempt, self.owner.id)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+            if also is not None:
+                also(conn)
 
         await self._create(payment, create)
 
@@ -84,23 +93,70 @@ class Creation:
             raise _order_taken(payment.order_id, holder) from None
 
     async def refuse_paused(
-        self, payment: Payment, why: str, now: datetime, claim: Claim | NewKey | None
+        self,
+        payment: Payment,
+        why: str,
+        now: datetime,
+        claim: Claim | NewKey | None,
+        also: Also = None,
     ) -> None:
         """The customer's bank or region is paused: no provider is called, and the
         customer is told the bank is unavailable and to use another method."""
         payment.failure_code = "issuer_unavailable"
         payment.failure_message = why
         payment.transition(PaymentStatus.FAILED)
-        await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim)
+        await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim, also)
+
+    async def refuse(
+        self,
+        payment: Payment,
+        code: str,
+        why: str,
+        now: datetime,
+        claim: Claim | NewKey | None,
+        also: Also = None,
+    ) -> None:
+        """Risk control blocked the payment (engine/risk_gate.py): failed with `code`
+        before any provider call; customers read the catalogue's message for it."""
+        payment.failure_code = code
+        payment.failure_message = why
+        payment.transition(PaymentStatus.FAILED)
+        await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim, also)
+
+    async def challenge(
+        self,
+        payment: Payment,
+        why: str,
+        now: datetime,
+        claim: Claim | NewKey | None,
+        also: Also = None,
+    ) -> None:
+        """Risk control asks for 3-D Secure first: the payment waits for the customer,
+        no provider is called until POST …/confirm (engine/risk_challenge.py)."""
+        payment.transition(PaymentStatus.REQUIRES_ACTION)
+        await self._decided_without_call(
+            payment,
+            now,
+            EventType.PAYMENT_REQUIRES_ACTION,
+            {"reason": "authentication"},
+            claim,
+            also,
+        )
+        log.info("payment_challenged", payment_id=payment.id, why=why)
 
     async def hold(
-        self, payment: Payment, why: str, now: datetime, claim: Claim | NewKey | None
+        self,
+        payment: Payment,
+        why: str,
+        now: datetime,
+        claim: Claim | NewKey | None,
+        also: Also = None,
     ) -> None:
         """A playbook or an operator holds this scope's large payments: nothing is called
         until ops release it (engine/review.py); the shop learns by `payment.held`."""
         payment.transition(PaymentStatus.HELD)
         await self._decided_without_call(
-            payment, now, EventType.PAYMENT_HELD, {"reason": why}, claim
+            payment, now, EventType.PAYMENT_HELD, {"reason": why}, claim, also
         )
         log.warning("payment_held", payment_id=payment.id, why=why)
 
@@ -111,6 +167,7 @@ class Creation:
         event: EventType,
         extra: dict[str, str],
         claim: Claim | NewKey | None,
+        also: Also = None,
     ) -> None:
         """Store a payment the controls settled before any provider call, with its events."""
 
@@ -118,6 +175,8 @@ class Creation:
             self._insert_payment(conn, payment, now, claim)
             emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
             emit(conn, self.ids.new("evt"), payment, event, now, extra=extra or None)
+            if also is not None:
+                also(conn)
 
         await self._create(payment, write)
         PAYMENTS.labels(payment.status.value, "none").inc()

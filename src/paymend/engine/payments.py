@@ -47,6 +47,7 @@ from paymend.engine.events import emit
 from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import Owner
 from paymend.engine.refunds import RefundService
+from paymend.engine.risk_gate import RiskGate
 from paymend.engine.settings import EngineSettings
 from paymend.engine.settlement import Settlement
 from paymend.engine.stale import retry_stale
@@ -102,6 +103,7 @@ class PaymentService:
         attempts: AttemptLoop,
         settlement: Settlement,
         owner: Owner,
+        risk: RiskGate | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -120,6 +122,7 @@ class PaymentService:
         self.attempts = attempts
         self.settlement = settlement
         self._owner = owner
+        self.risk = risk  # engine/risk_gate.py; None: no risk control (the lab, tests)
 
     @property
     def owner(self) -> str | None:
@@ -142,6 +145,8 @@ class PaymentService:
         return self.router.route(ctx, self._health_now(), controls.paused_channels, controls.forced)
 
     async def pay(self, cmd: PayCommand) -> PaymentView:
+        payment_id = PaymentId(self.ids.new("pay"))
+        assessed = await self.risk.assess(cmd, payment_id) if self.risk else None
         controls = await self.controls.for_payment(cmd.method, cmd.bank, cmd.region, cmd.amount)
         ctx = PaymentContext(
             cmd.method, cmd.amount.currency, cmd.region, cmd.bank, cmd.amount.minor
@@ -162,7 +167,7 @@ class PaymentService:
             )
         now = self.clock.now()
         payment = Payment(
-            id=PaymentId(self.ids.new("pay")),
+            id=payment_id,
             merchant_id=cmd.merchant_id,
             order_id=cmd.order_id,
             amount=cmd.amount,
@@ -176,17 +181,23 @@ class PaymentService:
             split=cmd.split,
         )
         payment.transition(PaymentStatus.PROCESSING)
+        risk = self.risk
+        if risk and assessed and await risk.stop(self.creation, payment, assessed, now, cmd.claim):
+            return PaymentView(payment, [], [])
+        also = assessed.record if assessed else None  # the decision, with the payment
         if controls.paused_because is not None:
             if not self.controls.take_probe(controls.probe):
-                await self.creation.refuse_paused(payment, controls.paused_because, now, cmd.claim)
+                await self.creation.refuse_paused(
+                    payment, controls.paused_because, now, cmd.claim, also
+                )
                 return PaymentView(payment, [], [])
             reason = f"{reason}; a probe through the pause ({controls.paused_because})"
         if controls.held_because is not None:
-            await self.creation.hold(payment, controls.held_because, now, cmd.claim)
+            await self.creation.hold(payment, controls.held_because, now, cmd.claim, also)
             return PaymentView(payment, [], [])
         attempt = self.attempts.new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
-        await self.creation.with_attempt(payment, attempt, now, cmd.claim)
+        await self.creation.with_attempt(payment, attempt, now, cmd.claim, also)
         self.attempts.budget.first(attempt.provider, self.clock.monotonic())
         run = Run(
             channels,
@@ -212,6 +223,8 @@ class PaymentService:
         except PaymendError as exc:
             log.warning("payment_left_in_flight", payment_id=payment.id, code=exc.code)
             raise PaymentInFlight(payment.id) from exc
+        if assessed and self.risk:
+            await self.risk.settled(payment, assessed.who)
         return PaymentView(payment, run.attempts, [], repeats)
 
     def _health_now(self) -> float:
@@ -302,6 +315,10 @@ class PaymentService:
                 f"a payment in status '{payment.status.value}' has nothing to confirm",
                 status=409,
             )
+        if not view.attempts:  # risk control asked for 3-D Secure before any charge
+            from paymend.engine.risk_challenge import charge_authenticated
+
+            return await charge_authenticated(self, view, claim)
         last = view.attempts[-1]
         now = self.clock.now()
         if last.status is AttemptStatus.REQUIRES_ACTION and self.caller.confirms(last.provider):

@@ -40,6 +40,7 @@ from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.recording import Recorder
 from paymend.engine.refunds import RefundService
+from paymend.engine.risk_gate import RiskGate, build_risk
 from paymend.engine.settings import EngineSettings, Policy
 from paymend.engine.settlement import Settlement
 from paymend.engine.silences import SilenceService
@@ -251,6 +252,7 @@ def build_payment_service(
     health: Health | None = None,
     pii: Vault | None = None,
     budget: RetryBudget | None = None,
+    risk: RiskGate | None = None,
 ) -> PaymentService:
     """The payment engine with its parts, each built once and handed to those that use
     it. One random generator serves routing's exploration and the backoff jitter, in
@@ -308,6 +310,7 @@ def build_payment_service(
         attempts=attempts,
         settlement=settlement,
         owner=owner,
+        risk=risk,
     )
 
 
@@ -340,6 +343,9 @@ def build_runtime(
         IdFactory(),
         health=health,
         pii=pii,
+        risk=build_risk(
+            store, clock, settings.risk_rules, settings.risk_shadow_rules, settings.redis_url
+        ),
     )
     playbooks = load_playbooks(config.playbooks_path(settings.config_path()))
     path = Path(config_path or settings.config_path())

@@ -27,6 +27,7 @@ from paymend.store.tables.ops_alerts import (
     ops_pages,
     ops_silences,
 )
+from paymend.store.tables.risk import risk_decisions, risk_lists, risk_reports
 from paymend.store.tables.work import instances, jobs, webhook_attempts, webhook_deliveries
 
 __all__ = [
@@ -59,6 +60,9 @@ __all__ = [
     "ops_silences",
     "payments",
     "refunds",
+    "risk_decisions",
+    "risk_lists",
+    "risk_reports",
     "webhook_attempts",
     "webhook_deliveries",
 ]

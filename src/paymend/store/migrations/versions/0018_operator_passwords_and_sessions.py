@@ -1,6 +1,6 @@
 """operators.password_hash, operator_sessions, audit_log by target: the console
 
-Revision ID: 0021
+Revision ID: 0018
 Revises: 0017
 
 An operator may have a password (argon2id) besides their API keys; the console keeps a
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
+revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,223 @@
+"""Risk benchmark: what risk control adds to a payment, beside the engine without it.
+
+Two fresh SQLite databases, in the store's inline mode, see the same N payments through
+`PaymentService.pay` against a simulated channel that answers at once and approves: one
+engine without risk control, one with it and 30 rules (the shipped ones and generated
+ones over amounts, countries, velocity and history). The payments carry the signals a
+checkout passes (device, IP, card fingerprint, countries, customer, email) drawn from a
+few hundred customers, so velocity and history queries find rows. Both runs interleave
+(a payment without risk, one with it) so machine noise hits both alike.
+
+Reported: p50/p99 of pay() in each engine, their difference, and p50/p99 of the risk
+decision itself (features, counters, lists, rules and the stored decision: one
+transaction), timed around `RiskGate.assess`. The target is a p99 below 1 ms.
+
+    python bench/risk.py [--n 3000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from paymend.domain.ids import MerchantId
+from paymend.domain.money import Money
+from paymend.domain.payment import Customer
+from paymend.engine.clock import SystemClock
+from paymend.engine.commands import PayCommand
+from paymend.engine.ids import IdFactory
+from paymend.engine.payments import PaymentService
+from paymend.engine.risk_gate import Assessed, RiskGate
+from paymend.engine.runtime import build_payment_service
+from paymend.engine.settings import EngineSettings
+from paymend.observability import configure_logging
+from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
+from paymend.risk.rules import SHIPPED_RULES, load
+from paymend.store import merchants
+from paymend.store.database import Store
+from paymend.store.migrate import upgrade
+
+EXTRA = [
+    ("amount_night", "review", "hour >= 2 and hour < 4 and amount_major > 4000"),
+    ("far_big", "challenge", "country_mismatch and amount_major > 3000"),
+    ("bin_far", "review", 'bin_country != "" and bin_mismatch and amount_major > 2500'),
+    ("cust_burst", "review", "customer_count_10m >= 20"),
+    ("cust_amount", "review", "customer_amount_24h > 50000"),
+    ("email_cards", "block", "email_cards_24h >= 8"),
+    ("ip_burst", "block", "ip_count_10m >= 60"),
+    ("ip_fail", "block", "ip_failed_1h >= 30"),
+    ("card_burst", "block", "card_count_10m >= 15"),
+    ("card_fail", "block", "card_failed_1h >= 8"),
+    ("dev_burst", "block", "device_count_10m >= 40"),
+    ("dev_amount", "review", "device_amount_24h > 80000"),
+    (
+        "new_acct_big",
+        "review",
+        "customer_age_days >= 0 and customer_age_days < 1 and amount_major > 2000",
+    ),
+    ("disposable", "block", 'email_domain in ["mailinator.com", "yopmail.com"]'),
+    ("emulator", "block", 'device_id =~ "^emu-"'),
+    ("cheap_many", "review", "card_count_1h >= 6 and amount_major < 2"),
+    ("bad_score", "review", "score < 10 and amount_major > 100"),
+    ("card_bad", "review", "card_score < 20"),
+    ("jpy_big", "review", 'currency == "JPY" and amount > 5000000'),
+    ("wallet_far", "challenge", 'method == "alipay" and country_mismatch'),
+    ("weekend_big", "review", "weekday >= 5 and amount_major > 9000"),
+]
+
+
+def rules_file(folder: Path) -> Path:
+    shipped = SHIPPED_RULES.read_text(encoding="utf-8")
+    lines = [shipped.replace('version: "', 'version: "bench-'), ""]
+    for name, action, when in EXTRA:
+        lines += [f"  - name: {name}", f"    action: {action}", f"    when: '{when}'"]
+    path = folder / "rules.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def make_service(store: Store, risk: bool, rules: Path) -> PaymentService:
+    clock = SystemClock()
+    provider = SimulatedProvider(
+        "sim",
+        SimulatorSettings(
+            methods=("card",),
+            success_rate=1.0,
+            latency_p50_ms=0.0,
+            latency_p99_ms=0.0,
+            timeout_rate=0.0,
+            lost_response_rate=0.0,
+            error_rate=0.0,
+        ),
+        clock,
+        seed=1,
+    )
+    gate = RiskGate(store, clock, load(rules)) if risk else None
+    return build_payment_service(
+        store,
+        {"sim": provider},
+        clock,
+        EngineSettings(provider_timeout_s=10.0),
+        IdFactory(),
+        risk=gate,
+    )
+
+
+def commands(merchant: MerchantId, n: int, seed: int) -> list[PayCommand]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        c = rng.randrange(300)
+        out.append(
+            PayCommand(
+                merchant_id=merchant,
+                order_id=f"o-{i}",
+                amount=Money(rng.randrange(500, 200_000), "CNY"),
+                method="card",
+                token="sim_approve",
+                customer=Customer(f"c{c}", "en", email=f"c{c}@example.com"),
+                metadata={
+                    "device_id": f"dev-{c}-{rng.randrange(2)}",
+                    "ip": f"10.0.{c % 250}.{rng.randrange(4)}",
+                    "card_fingerprint": f"fp-{c}-{rng.randrange(2)}",
+                    "country": "CN",
+                    "ip_country": "CN" if rng.random() < 0.97 else "SG",
+                    "bin_country": "CN",
+                },
+            )
+        )
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(n: int, folder: Path) -> dict[str, Any]:
+    rules = rules_file(folder)
+    services, merchants_of = [], []
+    for name, risk in (("plain", False), ("risk", True)):
+        url = f"sqlite:///{folder / name}.db"
+        upgrade(url)
+        store = Store(url, inline=True)
+        merchant, _ = store.run_sync(
+            lambda conn, name=name: merchants.create(
+                conn, MerchantId(f"mer_{name}"), name, datetime.now(UTC)
+            )
+        )
+        services.append(make_service(store, risk, rules))
+        merchants_of.append(merchant.id)
+    gate = services[1].risk
+    assert gate is not None and len(gate.live.rules) == 30, len(gate.live.rules)
+    assess_ms: list[float] = []
+    original = gate.assess
+
+    async def timed(cmd: PayCommand, payment_id: str) -> Assessed:
+        started = time.perf_counter()
+        try:
+            return await original(cmd, payment_id)
+        finally:
+            assess_ms.append((time.perf_counter() - started) * 1000)
+
+    gate.assess = timed  # type: ignore[method-assign]
+    cmds = [commands(m, n + 200, seed=5) for m in merchants_of]
+    pay_ms: list[list[float]] = [[], []]
+    for i in range(n + 200):  # the first 200 of each warm up
+        for k in (1, 0) if i % 2 else (0, 1):
+            started = time.perf_counter()
+            await services[k].pay(cmds[k][i])
+            if i >= 200:
+                pay_ms[k].append((time.perf_counter() - started) * 1000)
+    del assess_ms[:200]
+    verdicts = services[1].store.run_sync(
+        lambda conn: conn.exec_driver_sql(
+            "SELECT verdict, count(*) FROM risk_decisions GROUP BY verdict"
+        ).all()
+    )
+    return {
+        "payments": n,
+        "rules": 30,
+        "pay_ms_plain": {
+            "p50": round(pct(pay_ms[0], 0.5), 3),
+            "p99": round(pct(pay_ms[0], 0.99), 3),
+        },
+        "pay_ms_risk": {
+            "p50": round(pct(pay_ms[1], 0.5), 3),
+            "p99": round(pct(pay_ms[1], 0.99), 3),
+        },
+        "added_ms": {
+            "p50": round(pct(pay_ms[1], 0.5) - pct(pay_ms[0], 0.5), 3),
+            "p99": round(pct(pay_ms[1], 0.99) - pct(pay_ms[0], 0.99), 3),
+            "mean": round(statistics.fmean(pay_ms[1]) - statistics.fmean(pay_ms[0]), 3),
+        },
+        "assess_ms": {"p50": round(pct(assess_ms, 0.5), 3), "p99": round(pct(assess_ms, 0.99), 3)},
+        "verdicts": {v: c for v, c in verdicts},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    configure_logging("CRITICAL")
+    with tempfile.TemporaryDirectory() as folder:
+        result = asyncio.run(run(args.n, Path(folder)))
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:>14}: {value}")
+
+
+if __name__ == "__main__":
+    main()

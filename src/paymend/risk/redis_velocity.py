@@ -1,0 +1,77 @@
+"""The velocity book in Redis, shared by every process: one sorted set per subject of
+its payments (scored by time, member `payment|amount|currency|card`) and one of its
+failed payments (member `payment|fraud`). Sets older than the longest window are
+trimmed on write and expire on their own; one pipeline reads all of a payment's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+import redis
+
+from paymend.risk.features import Subjects
+from paymend.risk.velocity import LONGEST_S, Seen
+
+
+class RedisVelocity:
+    def __init__(self, client: redis.Redis, prefix: str = "paymend:risk") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisVelocity:
+        return cls(redis.Redis.from_url(url))
+
+    def _key(self, kind: str, subject: str, value: str) -> str:
+        return f"{self.prefix}:{kind}:{subject}:{value}"
+
+    def history(self, who: Subjects, now: datetime) -> Mapping[str, Iterable[Seen]]:
+        t = now.timestamp()
+        pairs = who.items()
+        pipe = self.client.pipeline(transaction=False)
+        for subject, value in pairs:
+            pipe.zrangebyscore(
+                self._key("pay", subject, value), t - LONGEST_S, "+inf", withscores=True
+            )
+            pipe.zrangebyscore(self._key("fail", subject, value), t - LONGEST_S, "+inf")
+        answers = pipe.execute()
+        out: dict[str, list[Seen]] = {}
+        for i, (subject, _) in enumerate(pairs):
+            paid, failed = answers[2 * i], answers[2 * i + 1]
+            fails: dict[str, bool] = {}
+            for member in failed:
+                pid, _, fraud = member.decode().partition("|")
+                fails[pid] = fraud == "1"
+            rows = []
+            for member, at in paid:
+                pid, amount, currency, card = member.decode().split("|", 3)
+                rows.append(
+                    Seen(
+                        pid, at, float(amount), currency, card, pid in fails, fails.get(pid, False)
+                    )
+                )
+            out[subject] = rows
+        return out
+
+    def seen(
+        self, payment_id: str, who: Subjects, amount_major: float, currency: str, now: datetime
+    ) -> None:
+        t = now.timestamp()
+        pipe = self.client.pipeline(transaction=False)
+        for subject, value in who.items():
+            key = self._key("pay", subject, value)
+            pipe.zadd(key, {f"{payment_id}|{amount_major}|{currency}|{who.card}": t})
+            pipe.zremrangebyscore(key, "-inf", t - LONGEST_S)
+            pipe.expire(key, LONGEST_S + 60)
+        pipe.execute()
+
+    def settled(self, payment_id: str, who: Subjects, fraud: bool, now: datetime) -> None:
+        t = now.timestamp()
+        pipe = self.client.pipeline(transaction=False)
+        for subject, value in who.items():
+            key = self._key("fail", subject, value)
+            pipe.zadd(key, {f"{payment_id}|{int(fraud)}": t})
+            pipe.zremrangebyscore(key, "-inf", t - LONGEST_S)
+            pipe.expire(key, LONGEST_S + 60)
+        pipe.execute()

@@ -1,0 +1,186 @@
+"""The rules file: named rules in rule-engine's expression language, validated on load.
+
+The file is data an analyst edits (docs/risk.md); a mistake refuses to load and names
+the file and line: an unknown key or action (pydantic, through `datafiles`), and in a
+rule's `when` a syntax error, an unknown feature, a type error (`amount > "x"`) or an
+expression that is not a yes/no question. Rules are compiled against a typed context
+built from risk/features.py, so nothing is found wrong only when a payment arrives.
+No Python is evaluated: rule-engine parses its own grammar
+(https://zerosteiner.github.io/rule-engine/syntax.html).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import rule_engine
+import structlog
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from paymend.datafiles import DataFileError, line_of, read_yaml, validate_model
+from paymend.risk.features import FEATURES, Kind, defaults
+from paymend.risk.model import Fired, Verdict
+
+SHIPPED_RULES = Path(__file__).with_name("rules.yaml")
+_TYPES = {
+    Kind.NUMBER: rule_engine.DataType.FLOAT,
+    Kind.TEXT: rule_engine.DataType.STRING,
+    Kind.FLAG: rule_engine.DataType.BOOLEAN,
+}
+CONTEXT = rule_engine.Context(
+    type_resolver=rule_engine.type_resolver_from_dict(
+        {name: _TYPES[kind] for name, kind in FEATURES.items()}
+    ),
+    default_timezone="UTC",
+)
+RuleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: RuleName
+    action: Verdict
+    when: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    shadow: bool = False  # evaluated and recorded, never enforced
+    description: str = ""
+
+
+class LimitsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # the amount limit of a score-50 customer or card, in major units of any currency;
+    # `by_currency` for currencies whose unit is worth far less (JPY, KRW)
+    base_major: float = Field(2000.0, gt=0)
+    by_currency: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")], float] = {}
+
+
+class RulesFileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    shadow: bool = False  # the whole version runs in shadow (beside the live one)
+    limits: LimitsIn = LimitsIn()
+    rules: list[RuleIn] = []
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    action: Verdict
+    when: str
+    shadow: bool
+    compiled: rule_engine.Rule
+
+    def matches(self, features: dict[str, Any]) -> bool:
+        return bool(self.compiled.matches(features))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """A loaded, compiled rules version."""
+
+    version: str
+    rules: tuple[Rule, ...]
+    base_major: float = 2000.0
+    by_currency: tuple[tuple[str, float], ...] = ()
+    source: str = ""
+    shadow: bool = False  # the whole version: recorded, never enforced
+    # every rule's question in one expression (a list of yes/no answers): one evaluation
+    # per payment instead of one per rule, a third of the cost
+    combined: rule_engine.Rule | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.rules]
+
+    def base_limit(self, currency: str) -> float:
+        return dict(self.by_currency).get(currency, self.base_major)
+
+    def fire(self, features: dict[str, Any], *, all_shadow: bool = False) -> list[Fired]:
+        """Every rule that matches, in file order. A rule that fails on this payment
+        (a division by zero) does not match; it is counted and logged, the others run."""
+        try:
+            answers = list(self.combined.evaluate(features)) if self.combined else []
+        except rule_engine.errors.EngineError:
+            answers = [_guarded(r, features) for r in self.rules]
+        if len(answers) != len(self.rules):
+            answers = [_guarded(r, features) for r in self.rules]
+        return [
+            Fired(r.name, r.action, r.shadow or all_shadow or self.shadow)
+            for r, yes in zip(self.rules, answers, strict=True)
+            if yes
+        ]
+
+
+RULE_ERRORS = Counter(
+    "paymend_risk_rule_errors_total", "Rules that failed on a payment (not matched)", ["rule"]
+)
+log = structlog.get_logger("paymend.risk")
+
+
+def _guarded(rule: Rule, features: dict[str, Any]) -> bool:
+    try:
+        return rule.matches(features)
+    except rule_engine.errors.EngineError as exc:
+        RULE_ERRORS.labels(rule.name).inc()
+        log.warning("risk_rule_failed", rule=rule.name, error=str(exc))
+        return False
+
+
+def _compile(text: str) -> rule_engine.Rule:
+    rule = rule_engine.Rule(text, context=CONTEXT)
+    if rule.statement.expression.result_type is not rule_engine.DataType.BOOLEAN:
+        raise ValueError("must be a yes/no question (a comparison), e.g. amount_major > 100")
+    return rule
+
+
+def _say(exc: Exception) -> str:
+    message = str(getattr(exc, "message", None) or exc)
+    if isinstance(exc, rule_engine.errors.SymbolResolutionError):
+        return f"unknown feature '{exc.symbol_name}' (docs/risk.md lists them)"
+    if isinstance(exc, rule_engine.errors.SyntaxError):
+        return f"not a valid expression: {message}"
+    if isinstance(exc, rule_engine.errors.EvaluationError):
+        return f"{message} (a feature compared with a value of another type?)"
+    return message
+
+
+def parse(data: Any, node: Any, path: str) -> RuleSet:
+    parsed = validate_model(RulesFileIn, data, node, path)
+    seen: dict[str, int] = {}
+    compiled: list[Rule] = []
+    for i, r in enumerate(parsed.rules):
+        if r.name in seen:
+            raise DataFileError(
+                path,
+                line_of(node, ["rules", i, "name"]),
+                f"rules.{i}.name: '{r.name}' is already the name of rules.{seen[r.name]}",
+            )
+        seen[r.name] = i
+        try:
+            rule = _compile(r.when)
+            rule.matches(defaults())  # a rule that cannot run on a plain payment is refused
+        except (rule_engine.errors.EngineError, ValueError) as exc:
+            line = line_of(node, ["rules", i, "when"])
+            raise DataFileError(path, line, f"rules.{i}.when ({r.name}): {_say(exc)}") from None
+        compiled.append(Rule(r.name, r.action, r.when.strip(), r.shadow, rule))
+    joined = ", ".join(f"(\n{r.when}\n)" for r in compiled)
+    return RuleSet(
+        parsed.version,
+        tuple(compiled),
+        parsed.limits.base_major,
+        tuple(sorted(parsed.limits.by_currency.items())),
+        path,
+        parsed.shadow,
+        rule_engine.Rule(f"[{joined}]", context=CONTEXT) if compiled else None,
+    )
+
+
+def load(path: str | Path, text: str | None = None) -> RuleSet:
+    """The compiled rules of `path`; DataFileError names the line of a mistake."""
+    data, node = read_yaml(path, text)
+    return parse(data, node, str(path))

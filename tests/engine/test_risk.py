@@ -1,0 +1,285 @@
+"""Risk control in the payment flow, on SQLite and PostgreSQL, in virtual time: each
+verdict before any provider call, velocity cutting off a card-testing wave, history
+raising a customer's limit, fraud reports feeding the lists and the score."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paymend.domain.money import Money
+from paymend.domain.payment import Customer, PaymentStatus
+from paymend.engine import review, risk_ops
+from paymend.engine.clock import LoopClock
+from paymend.engine.commands import PayCommand
+from paymend.engine.payments import PaymentService
+from paymend.engine.risk_gate import RiskGate
+from paymend.engine.virtual_time import run_virtual
+from paymend.providers.simulator import SimulatedProvider
+from paymend.risk.model import ListAction, ListKind
+from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
+from paymend.store import payments as repo
+from paymend.store import risk as risk_repo
+from paymend.store.database import Store
+from tests.helpers import make_merchant, service, simulator
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url, inline=True)
+    yield s
+    s.close()
+
+
+def rules(text: str) -> RuleSet:
+    return load(Path("test-rules.yaml"), text)
+
+
+def with_risk(
+    store: Store, clock: LoopClock, live: RuleSet, shadow: RuleSet | None = None
+) -> tuple[PaymentService, SimulatedProvider]:
+    sim = simulator(clock=clock)
+    svc = service(store, {"sim_a": sim}, clock)
+    svc.risk = RiskGate(store, clock, live, shadow)
+    return svc, sim
+
+
+def pay(
+    mid: str,
+    order: str,
+    *,
+    amount: int = 1999,
+    device: str = "",
+    card: str = "",
+    customer: str | None = None,
+    token: str = "sim_approve",
+    **signals: str,
+) -> PayCommand:
+    metadata = {k: v for k, v in {"device_id": device, "card_fingerprint": card}.items() if v}
+    return PayCommand(
+        merchant_id=mid,  # type: ignore[arg-type]
+        order_id=order,
+        amount=Money(amount, "CNY"),
+        method="card",
+        token=token,
+        customer=Customer(customer, "en", email=f"{customer}@example.com" if customer else None),
+        metadata={**metadata, **signals},
+    )
+
+
+def test_a_card_testing_wave_is_cut_off_before_any_provider_call(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, sim = with_risk(store, clock, load(SHIPPED_RULES))
+        outcomes = []
+        for i in range(30):  # one device, a new card every time, declined as fraud
+            view = await svc.pay(
+                pay(
+                    mid,
+                    f"o{i}",
+                    amount=100,
+                    device="dev-x",
+                    card=f"card-{i}",
+                    token="sim_decline_suspected_fraud",
+                )
+            )
+            outcomes.append(view.payment)
+            await clock.sleep(5)
+        blocked = [p for p in outcomes if p.failure_code == "risk_declined"]
+        # three fraud-like declines on three cards reached the provider, then the device
+        # was cut off: no further provider call
+        assert sim.calls == 3
+        assert len(blocked) == 27 and all(p.status is PaymentStatus.FAILED for p in blocked)
+        decision = await risk_ops.decision(svc, blocked[0].id, mid)
+        assert decision["verdict"] == "block"
+        assert [f["rule"] for f in decision["fired"]] == ["device_fraud_declines"]
+        assert decision["features"]["device_cards_1h"] == 3
+        assert decision["features"]["device_fraud_1h"] == 3
+        last = await risk_ops.decision(svc, blocked[-1].id, mid)
+        assert "card_testing_device" in [f["rule"] for f in last["fired"]]
+        # the fraud-like declines are business failures: the channel stays healthy
+        seen = svc.health.history("sim_a", clock.now().timestamp(), 3600)
+        assert seen is not None and seen.business == 3 and seen.technical == 0
+        # a good customer on another device is untouched by the wave
+        good = await svc.pay(pay(mid, "good", device="dev-home", card="card-home", customer="c1"))
+        assert good.payment.status is PaymentStatus.SUCCEEDED
+        # an hour and a minute later the device's window is clear again
+        await clock.sleep(3660)
+        later = await svc.pay(pay(mid, "later", device="dev-x", card="card-new"))
+        assert later.payment.status is PaymentStatus.SUCCEEDED
+
+    run_virtual(scenario())
+
+
+def test_review_holds_the_payment_in_the_review_queue(store: Store) -> None:
+    mid, _ = make_merchant(store)
+    live = rules(
+        'version: "r"\nrules:\n  - {name: big, action: review, when: amount_major > 500}\n'
+    )
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, sim = with_risk(store, clock, live)
+        view = await svc.pay(pay(mid, "big", amount=90_000))
+        assert view.payment.status is PaymentStatus.HELD and sim.calls == 0
+        queue = store.run_sync(lambda c: repo.held(c))
+        assert [p.id for p in queue] == [view.payment.id]
+        released = await review.release(svc, view.payment.id, "ops:li", "called the customer")
+        assert released.payment.status is PaymentStatus.SUCCEEDED and sim.calls == 1
+
+    run_virtual(scenario())
+
+
+def test_challenge_asks_for_3ds_first_and_charges_authenticated(store: Store) -> None:
+    mid, _ = make_merchant(store)
+    live = rules(
+        'version: "c"\nrules:\n  - {name: far, action: challenge, when: country_mismatch}\n'
+    )
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, sim = with_risk(store, clock, live)
+        # sim_3ds: the bank would ask for 3-D Secure unless the charge is authenticated
+        view = await svc.pay(pay(mid, "far", token="sim_3ds", country="CN", ip_country="BR"))
+        assert view.payment.status is PaymentStatus.REQUIRES_ACTION
+        assert view.attempts == [] and sim.calls == 0
+        done = await svc.confirm(mid, view.payment.id)
+        assert done.payment.status is PaymentStatus.SUCCEEDED
+        assert sim.calls == 1 and "risk challenge" in (done.attempts[0].reason or "")
+
+    run_virtual(scenario())
+
+
+def test_lists_are_ordered_between_challenge_and_block(store: Store) -> None:
+    mid, _ = make_merchant(store)
+    live = rules(
+        'version: "o"\nrules:\n'
+        '  - {name: dev, action: block, when: device_id == "dev-shared"}\n'
+        "  - {name: far, action: challenge, when: country_mismatch}\n"
+    )
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, _ = with_risk(store, clock, live)
+        assert (await svc.pay(pay(mid, "a", device="dev-shared"))).payment.failure_code == (
+            "risk_declined"
+        )
+        await risk_ops.add_entry(svc, ListKind.CARD, "card-vip", ListAction.ALLOW, "vip", "ops:li")
+        vip = await svc.pay(pay(mid, "b", device="dev-shared", card="card-vip"))
+        assert vip.payment.status is PaymentStatus.SUCCEEDED  # the allow list beats block
+        far = await svc.pay(
+            pay(mid, "c", device="dev-shared", card="card-vip", country="CN", ip_country="US")
+        )
+        assert far.payment.status is PaymentStatus.REQUIRES_ACTION  # challenge comes first
+        await risk_ops.add_entry(
+            svc, ListKind.EMAIL, "Thief@Example.com", ListAction.BLOCK, "chargebacks", "ops:li"
+        )
+        thief = await svc.pay(pay(mid, "d", customer="thief"))
+        assert thief.payment.failure_code == "risk_declined"
+        shown = [e["shown"] for e in await risk_ops.entries(svc, ListKind.EMAIL)]
+        assert shown and "thief@example.com" not in shown  # masked; the list keeps a hash
+
+    run_virtual(scenario())
+
+
+def test_shadow_rules_are_recorded_never_enforced(store: Store) -> None:
+    mid, _ = make_merchant(store)
+    live = rules('version: "live"\nrules: []\n')
+    candidate = rules(
+        'version: "next"\nshadow: true\nrules:\n  - {name: all, action: block, when: amount > 0}\n'
+    )
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, sim = with_risk(store, clock, live, candidate)
+        view = await svc.pay(pay(mid, "s"))
+        assert view.payment.status is PaymentStatus.SUCCEEDED and sim.calls == 1
+        decision = await risk_ops.decision(svc, view.payment.id)
+        assert decision["verdict"] == "allow" and decision["shadow_verdict"] == "block"
+        assert decision["fired"] == [{"rule": "all", "action": "block", "shadow": True}]
+        await svc.pay(pay(mid, "s2"))
+        counted = await risk_ops.shadow(svc)
+        assert counted == [
+            {"rules_version": "live", "verdict": "allow", "shadow_verdict": "block", "n": 2}
+        ]
+
+    run_virtual(scenario())
+
+
+def test_history_raises_the_limit_and_a_fraud_report_lowers_it(store: Store) -> None:
+    mid, _ = make_merchant(store)
+    live = rules(
+        'version: "l"\nlimits: {base_major: 100}\nrules:\n'
+        "  - {name: over, action: review, when: over_customer_limit}\n"
+    )
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, _ = with_risk(store, clock, live)
+        first = await svc.pay(pay(mid, "big-0", amount=15_000, customer="c7"))
+        assert first.payment.status is PaymentStatus.HELD  # a stranger: limit 100
+        for i in range(10):
+            await svc.pay(pay(mid, f"small-{i}", amount=500, customer="c7"))
+            await clock.sleep(86400)
+        again = await svc.pay(pay(mid, "big-1", amount=15_000, customer="c7"))
+        assert again.payment.status is PaymentStatus.SUCCEEDED  # ten good days later
+        d = await risk_ops.decision(svc, again.payment.id)
+        assert d["score"] > 50 and d["features"]["customer_limit"] > 150
+        report = await risk_ops.report(svc, again.payment.id, mid, "chargeback", "disputed")
+        assert report.new
+        assert not (await risk_ops.report(svc, again.payment.id, mid, "chargeback", "x")).new
+        after = await svc.pay(pay(mid, "big-2", amount=15_000, customer="c7"))
+        assert after.payment.status is PaymentStatus.HELD  # the chargeback cost the trust
+        low = await risk_ops.decision(svc, after.payment.id)
+        assert low["score"] < d["score"]
+
+    run_virtual(scenario())
+
+
+def test_a_fraud_report_blocks_the_card_device_and_email(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, _ = with_risk(store, clock, load(SHIPPED_RULES))
+        paid = await svc.pay(pay(mid, "f1", device="dev-f", card="card-f", customer="cf"))
+        assert paid.payment.status is PaymentStatus.SUCCEEDED
+        done = await risk_ops.report(svc, paid.payment.id, mid, "fraud", "cardholder disputed")
+        assert sorted(done.blocked) == ["card", "device", "email"]
+        again = await svc.pay(pay(mid, "f2", card="card-f"))
+        assert again.payment.failure_code == "risk_declined"
+        d = await risk_ops.decision(svc, again.payment.id)
+        assert d["fired"][0]["rule"] == "list:block:card"
+        assert store.run_sync(lambda c: risk_repo.reported(c, [paid.payment.id])) == {
+            paid.payment.id
+        }
+
+    run_virtual(scenario())
+
+
+def test_account_takeover_from_a_new_device_is_challenged(store: Store) -> None:
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, sim = with_risk(store, clock, load(SHIPPED_RULES))
+        for i in range(5):
+            paid = await svc.pay(pay(mid, f"h{i}", amount=20_000, device="phone-1", customer="c3"))
+            assert paid.payment.status is PaymentStatus.SUCCEEDED
+            await clock.sleep(86400)
+        home = await svc.pay(pay(mid, "home", amount=150_000, device="phone-1", customer="c3"))
+        assert home.payment.status is PaymentStatus.SUCCEEDED  # their own phone: allowed
+        calls = sim.calls
+        taken = await svc.pay(pay(mid, "ato", amount=150_000, device="laptop-9", customer="c3"))
+        assert taken.payment.status is PaymentStatus.REQUIRES_ACTION and sim.calls == calls
+        d = await risk_ops.decision(svc, taken.payment.id)
+        assert d["verdict"] == "challenge" and d["features"]["device_new"] is True
+        assert d["fired"][0]["rule"] == "known_customer_new_device_large"
+        small = await svc.pay(pay(mid, "ato-small", amount=5_000, device="laptop-9", customer="c3"))
+        assert small.payment.status is PaymentStatus.SUCCEEDED  # small amounts pass
+
+    run_virtual(scenario())

@@ -1,0 +1,103 @@
+"""Velocity shared through Redis: two processes, each with its own database, see one
+card-testing device's payments together and cut it off as one would."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from paymend.domain.money import Money
+from paymend.domain.payment import Customer
+from paymend.engine.clock import LoopClock
+from paymend.engine.commands import PayCommand
+from paymend.engine.ids import IdFactory
+from paymend.engine.risk_gate import RiskGate
+from paymend.engine.runtime import build_payment_service
+from paymend.engine.settings import EngineSettings
+from paymend.engine.virtual_time import run_virtual
+from paymend.risk.features import subjects
+from paymend.risk.redis_velocity import RedisVelocity
+from paymend.risk.rules import SHIPPED_RULES, load
+from paymend.risk.velocity import aggregate
+from paymend.store.database import Store
+from tests.helpers import make_merchant, simulator
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    name = f"paymend-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{name}:*"):
+        client.delete(key)
+    client.close()
+
+
+def test_two_processes_count_one_device_together(
+    redis_url: str, prefix: str, tmp_path: Path, sqlite_template: Path
+) -> None:
+    stores = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.db"
+        path.write_bytes(sqlite_template.read_bytes())
+        stores.append(Store(f"sqlite:///{path}", inline=True))
+    mids = [make_merchant(s)[0] for s in stores]
+    rules = load(SHIPPED_RULES)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        sims, services = [], []
+        for n, store in enumerate(stores):
+            sim = simulator(clock=clock)
+            book = RedisVelocity(redis.Redis.from_url(redis_url), prefix)
+            svc = build_payment_service(
+                store,
+                {"sim_a": sim},
+                clock,
+                EngineSettings(routing=("sim_a",), seed=1),
+                IdFactory(seed=n),  # two processes never draw the same ids
+                risk=RiskGate(store, clock, rules, book=book),
+            )
+            sims.append(sim)
+            services.append(svc)
+        statuses = []
+        for i in range(12):  # alternating processes, one device, a new card each time
+            k = i % 2
+            view = await services[k].pay(
+                PayCommand(
+                    merchant_id=mids[k],
+                    order_id=f"o{i}",
+                    amount=Money(100, "CNY"),
+                    method="card",
+                    token="sim_decline_suspected_fraud",
+                    customer=Customer(None, "en"),
+                    metadata={"device_id": "dev-x", "card_fingerprint": f"card-{i}"},
+                )
+            )
+            statuses.append(view.payment.failure_code)
+            await clock.sleep(3)
+        # three fraud-like declines across both processes, then both refuse the device
+        assert sum(s.calls for s in sims) == 3
+        assert statuses[:3] == ["suspected_fraud"] * 3
+        assert statuses[3:] == ["risk_declined"] * 9
+        book = RedisVelocity(redis.Redis.from_url(redis_url), prefix)
+        who = subjects("m", None, None, {"device_id": "dev-x"})
+        counted = aggregate(book.history(who, clock.now()), clock.now(), "CNY")
+        assert counted["device_count_1h"] == 12 and counted["device_cards_1h"] == 12
+        assert counted["device_fraud_1h"] == 12 and counted["device_amount_1h"] == 12.0
+        assert counted["device_count_10m"] == 12
+        await clock.sleep(3600)
+        later = aggregate(book.history(who, clock.now()), clock.now(), "CNY")
+        assert later["device_count_1h"] == 0 and later["device_count_24h"] == 12
+
+    try:
+        run_virtual(scenario())
+    finally:
+        for s in stores:
+            s.close()
