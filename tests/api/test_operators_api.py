@@ -93,6 +93,7 @@ def test_the_ops_api_no_longer_takes_the_admin_key(db_url: str) -> None:
 
 # every endpoint of the ops API, with the least role that may call it; a call a role is
 # allowed answers anything but 401/403 (unknown ids give 404), a refused one 403
+SILENCE = {"channel": "sim_a", "until": "2030-01-01T00:00:00Z", "reason": "r"}
 RISK_ENTRY = {"kind": "ip", "value": "203.0.113.9", "action": "block", "reason": "r"}
 MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/v1/ops/me", None, "viewer"),
@@ -119,6 +120,9 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/v1/ops/risk/lists", None, "viewer"),
     ("POST", "/v1/ops/risk/lists", RISK_ENTRY, "ops"),
     ("POST", "/v1/ops/risk/lists/0/remove", {"reason": "r"}, "ops"),
+    ("GET", "/v1/ops/silences", None, "viewer"),
+    ("POST", "/v1/ops/silences", SILENCE, "ops"),
+    ("POST", "/v1/ops/silences/sil_nope/end", {"reason": "r"}, "ops"),
     ("GET", "/v1/ops/merchants/mer_nope/keys", None, "admin"),
     ("POST", "/v1/ops/merchants/mer_nope/keys", {}, "admin"),
     ("POST", "/v1/ops/merchants/mer_nope/keys/key_x/revoke", {}, "admin"),
@@ -139,7 +143,7 @@ def test_the_matrix_covers_every_ops_endpoint(server: Server) -> None:
         path = path.replace("inc_nope", "{incident_id}").replace("pay_nope", "{payment_id}")
         path = path.replace("ctl_nope", "{control_id}").replace("nobody", "{name}")
         path = path.replace("mer_nope", "{merchant}").replace("key_x", "{key_id}")
-        path = path.replace("/lists/0/", "/lists/{entry_id}/")
+        path = path.replace("/lists/0/", "/lists/{entry_id}/").replace("sil_nope", "{silence_id}")
         covered.add((method, path))
         description = spec["paths"][path][method.lower()]["description"]
         assert f"**{needed}**" in description, (path, description)  # the docs say it

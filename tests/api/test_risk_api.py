@@ -181,3 +181,21 @@ def test_the_longest_signals_are_kept_whole_or_cut_never_refused(api: httpx.Clie
     assert p["status"] == "succeeded"
     risk = api.get(f"/v1/payments/{p['id']}/risk").json()
     assert risk["verdict"] == "allow" and risk["features"]["customer_id"] == "c" * 128
+
+
+def test_the_longest_email_a_list_takes_is_kept_and_shown_cut(ops: httpx.Client) -> None:
+    email = "0@" + "a" * 122 + ".com"  # 128 characters: the most the API takes
+    added = ops.post(
+        "/v1/ops/risk/lists",
+        json={"kind": "email", "value": email, "action": "block", "reason": "r"},
+    )
+    assert added.status_code == 201, added.text
+    shown = added.json()["value"]
+    assert len(shown) <= 128 and shown.startswith("0***@aaa") and shown.endswith("…")
+    again = ops.post(
+        "/v1/ops/risk/lists",
+        json={"kind": "email", "value": email.upper(), "action": "block", "reason": "r"},
+    )
+    assert again.status_code == 201, again.text  # the same address: its entry, replaced
+    listed = ops.get("/v1/ops/risk/lists", params={"kind": "email"}).json()["data"]
+    assert [e["value"] for e in listed] == [shown]

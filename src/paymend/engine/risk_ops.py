@@ -20,6 +20,7 @@ from paymend.store import risk as repo
 from paymend.store.database import Connection
 
 REPORT_KINDS = ("chargeback", "fraud")
+SHOWN_MAX = 128  # risk_lists.shown
 
 
 def _normal(kind: ListKind, value: str) -> tuple[str, str]:
@@ -32,7 +33,9 @@ def _normal(kind: ListKind, value: str) -> tuple[str, str]:
             raise InvalidInput(
                 "risk_list_value_invalid", "an email address such as a@example.com", param="value"
             )
-        return email_key(clean), mask_email(clean.lower()) or ""
+        shown = mask_email(clean.lower()) or ""
+        # masking adds characters: a long address is shown cut, its key stays whole
+        return email_key(clean), shown if len(shown) <= SHOWN_MAX else shown[: SHOWN_MAX - 1] + "…"
     return clean, clean
 
 
