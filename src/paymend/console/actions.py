@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from paymend.console.web import PREFIX, action_form
+from paymend.console.web import PREFIX, Action, action_form
 from paymend.domain.compensation import CompensationKind
 from paymend.domain.errors import PaymendError
 from paymend.domain.roles import Role
@@ -29,17 +29,26 @@ def _amount(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= 10**15 else None
 
 
+def _confirmed(action: Action) -> str | Response:
+    """The reason on a form that moves money (a refund, a compensation), which must also
+    carry its confirmation box; else the error page."""
+    reason = action.reason()
+    if reason is None:
+        return action.fail("form.reason_required")
+    if action.form.get("confirm") != "yes":
+        return action.fail("form.confirm_required")
+    return reason
+
+
 @router.post("/payments/{payment_id}/refund")
 async def refund(request: Request, payment_id: str) -> Response:
     action = await action_form(request, REFUND_ROLE)
     if isinstance(action, Response):
         return action
     runtime, form = action.runtime, action.form
-    reason = action.reason()
-    if reason is None:
-        return action.fail("form.reason_required")
-    if form.get("confirm") != "yes":
-        return action.fail("form.confirm_required")
+    reason = _confirmed(action)
+    if isinstance(reason, Response):
+        return reason
     raw = form.get("amount", "").strip()
     amount = _amount(raw) if raw else None
     if raw and amount is None:
@@ -70,11 +79,9 @@ async def compensate(request: Request, payment_id: str) -> Response:
     if isinstance(action, Response):
         return action
     runtime, form = action.runtime, action.form
-    reason = action.reason()
-    if reason is None:
-        return action.fail("form.reason_required")
-    if form.get("confirm") != "yes":
-        return action.fail("form.confirm_required")
+    reason = _confirmed(action)
+    if isinstance(reason, Response):
+        return reason
     amount = _amount(form.get("amount", "").strip())
     if amount is None:
         return action.fail("form.amount_invalid")
