@@ -107,6 +107,13 @@ def log_in(page: Page, console: Console) -> None:
     expect(page).to_have_url(f"{console.url}/console/health")
 
 
+def find_order(page: Page, order_id: str) -> None:
+    """Search the payments page for one order id (the results page follows)."""
+    page.get_by_role("link", name="Payments").click()
+    page.get_by_label("Order id").fill(order_id)
+    page.get_by_role("button", name="Search").click()
+
+
 def test_log_in_and_see_each_channel_with_its_badge(
     page: Page, live: tuple[Console, dict[str, Any]]
 ) -> None:
@@ -126,9 +133,7 @@ def test_find_a_failed_payment_by_order_id_and_read_its_timeline(
 ) -> None:
     console, declined = live
     log_in(page, console)
-    page.get_by_role("link", name="Payments").click()
-    page.get_by_label("Order id").fill("order-7731")
-    page.get_by_role("button", name="Search").click()
+    find_order(page, "order-7731")
     page.get_by_role("link", name=declined["id"]).click()
     expect(page.get_by_role("heading", name=f"Payment {declined['id']}")).to_be_visible()
     attempt = page.locator('li[data-kind="attempt"]')
@@ -176,9 +181,7 @@ def test_refund_part_of_a_payment_from_its_page(
 ) -> None:
     console, _ = live
     log_in(page, console)
-    page.get_by_role("link", name="Payments").click()
-    page.get_by_label("Order id").fill("order-3")
-    page.get_by_role("button", name="Search").click()
+    find_order(page, "order-3")
     page.locator("table.results a").first.click()
     form = page.locator('form[action$="/refund"]')
     form.get_by_label("Amount (minor units; empty: all that is left)").fill("250")

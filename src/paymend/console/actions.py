@@ -6,23 +6,10 @@ payment (the ops role) through engine/review.py, as the ops API does; a compensa
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
-from paymend.console import i18n
-from paymend.console.web import (
-    PREFIX,
-    FormRefused,
-    csrf_ok,
-    csrf_refused,
-    gate,
-    locale_of,
-    read_form,
-    render,
-    runtime_of,
-)
+from paymend.console.web import PREFIX, Action, action_form
 from paymend.domain.compensation import CompensationKind
 from paymend.domain.errors import PaymendError
 from paymend.domain.roles import Role
@@ -37,76 +24,70 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 REFUND_ROLE = Role.SUPPORT  # customer service refunds; the amount is bounded by the charge
 
 
+def _amount(raw: str) -> int | None:
+    """A positive whole number of minor units, or None."""
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= 10**15 else None
+
+
+def _confirmed(action: Action) -> str | Response:
+    """The reason on a form that moves money (a refund, a compensation), which must also
+    carry its confirmation box; else the error page."""
+    reason = action.reason()
+    if reason is None:
+        return action.fail("form.reason_required")
+    if action.form.get("confirm") != "yes":
+        return action.fail("form.confirm_required")
+    return reason
+
+
 @router.post("/payments/{payment_id}/refund")
 async def refund(request: Request, payment_id: str) -> Response:
-    checked = await gate(request, REFUND_ROLE)
-    if checked.refusal or checked.session is None:
-        return checked.refusal or Response(status_code=401)
-    session, runtime, locale = checked.session, runtime_of(request), locale_of(request)
-    try:
-        form = await read_form(request)
-    except FormRefused as refused:
-        return render(request, "error.html", session, refused.status, message=refused.message)
-    if not csrf_ok(session, form):
-        return csrf_refused(request, session)
-
-    def fail(key: str, status: int = 400) -> Response:
-        return render(request, "error.html", session, status, message=i18n.translate(locale, key))
-
-    reason = form.get("reason", "").strip()
-    if not reason or len(reason) > 500:
-        return fail("form.reason_required")
-    if form.get("confirm") != "yes":
-        return fail("form.confirm_required")
+    action = await action_form(request, REFUND_ROLE)
+    if isinstance(action, Response):
+        return action
+    runtime, form = action.runtime, action.form
+    reason = _confirmed(action)
+    if isinstance(reason, Response):
+        return reason
     raw = form.get("amount", "").strip()
-    if raw and not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= 10**15):
-        return fail("form.amount_invalid")
-    amount = int(raw) if raw else None
+    amount = _amount(raw) if raw else None
+    if raw and amount is None:
+        return action.fail("form.amount_invalid")
     try:
         merchant_id = (
             await runtime.store.run(lambda c: repo.get_payment(c, payment_id))
         ).merchant_id
         made = await runtime.service.refund(RefundCommand(merchant_id, payment_id, amount, reason))
     except PaymendError as exc:
-        return render(request, "error.html", session, exc.status, message=exc.message)
+        return action.error(exc)
     details = {"refund_id": made.id, "amount": made.amount.minor, "currency": made.amount.currency}
 
     def note(_conn: Connection) -> Audited[None]:
         return Audited(None, "payment.refund", f"payment:{payment_id}", details)
 
-    await audited(runtime.store, runtime.clock.now(), session.operator.actor, reason, note)
-    done = i18n.translate(locale, "payment.refund_done", id=made.id, status=made.status.value)
-    return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done={quote(done)}", status_code=303)
+    await audited(runtime.store, runtime.clock.now(), action.session.operator.actor, reason, note)
+    return action.done(
+        f"/payments/{payment_id}", "payment.refund_done", id=made.id, status=made.status.value
+    )
 
 
 @router.post("/payments/{payment_id}/compensate")
 async def compensate(request: Request, payment_id: str) -> Response:
     """Grant a coupon or credit (the support role) within the merchant's cap, through
     engine/compensations.py: stored with the operator as its grantor, audit-logged."""
-    checked = await gate(request, Role.SUPPORT)
-    if checked.refusal or checked.session is None:
-        return checked.refusal or Response(status_code=401)
-    session, runtime, locale = checked.session, runtime_of(request), locale_of(request)
-    try:
-        form = await read_form(request)
-    except FormRefused as refused:
-        return render(request, "error.html", session, refused.status, message=refused.message)
-    if not csrf_ok(session, form):
-        return csrf_refused(request, session)
-
-    def fail(key: str) -> Response:
-        return render(request, "error.html", session, 400, message=i18n.translate(locale, key))
-
-    reason, raw = form.get("reason", "").strip(), form.get("amount", "").strip()
-    if not reason or len(reason) > 500:
-        return fail("form.reason_required")
-    if form.get("confirm") != "yes":
-        return fail("form.confirm_required")
-    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= 10**15):
-        return fail("form.amount_invalid")
+    action = await action_form(request, Role.SUPPORT)
+    if isinstance(action, Response):
+        return action
+    runtime, form = action.runtime, action.form
+    reason = _confirmed(action)
+    if isinstance(reason, Response):
+        return reason
+    amount = _amount(form.get("amount", "").strip())
+    if amount is None:
+        return action.fail("form.amount_invalid")
     kind = form.get("kind", "")
     if kind not in {k.value for k in CompensationKind}:
-        return fail("form.fields_required")
+        return action.fail("form.fields_required")
     try:
         payment = await runtime.store.run(lambda c: repo.get_payment(c, payment_id))
         shop = await runtime.store.run(lambda c: merchants.get(c, payment.merchant_id))
@@ -115,14 +96,13 @@ async def compensate(request: Request, payment_id: str) -> Response:
             shop,
             payment_id,
             CompensationKind(kind),
-            int(raw),
+            amount,
             reason,
-            session.operator.actor,
+            action.session.operator.actor,
         )
     except PaymendError as exc:
-        return render(request, "error.html", session, exc.status, message=exc.message)
-    done = i18n.translate(locale, "payment.compensate_done", id=made.id)
-    return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done={quote(done)}", status_code=303)
+        return action.error(exc)
+    return action.done(f"/payments/{payment_id}", "payment.compensate_done", id=made.id)
 
 
 @router.post("/payments/{payment_id}/{decision}")
@@ -130,24 +110,17 @@ async def decide(request: Request, payment_id: str, decision: str) -> Response:
     """Release (charge now) or reject a held payment, with a reason."""
     if decision not in ("release", "reject"):
         return Response("not found", status_code=404, media_type="text/plain")
-    checked = await gate(request, Role.OPS)
-    if checked.refusal or checked.session is None:
-        return checked.refusal or Response(status_code=401)
-    session, runtime, locale = checked.session, runtime_of(request), locale_of(request)
-    try:
-        form = await read_form(request)
-    except FormRefused as refused:
-        return render(request, "error.html", session, refused.status, message=refused.message)
-    if not csrf_ok(session, form):
-        return csrf_refused(request, session)
-    reason = form.get("reason", "").strip()
-    if not reason or len(reason) > 500:
-        message = i18n.translate(locale, "form.reason_required")
-        return render(request, "error.html", session, 400, message=message)
+    action = await action_form(request, Role.OPS)
+    if isinstance(action, Response):
+        return action
+    reason = action.reason()
+    if reason is None:
+        return action.fail("form.reason_required")
     act = review.release if decision == "release" else review.reject
     try:
-        view = await act(runtime.service, payment_id, session.operator.actor, reason)
+        view = await act(action.runtime.service, payment_id, action.session.operator.actor, reason)
     except PaymendError as exc:
-        return render(request, "error.html", session, exc.status, message=exc.message)
-    done = i18n.translate(locale, f"payment.{decision}_done", status=view.payment.status.value)
-    return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done={quote(done)}", status_code=303)
+        return action.error(exc)
+    return action.done(
+        f"/payments/{payment_id}", f"payment.{decision}_done", status=view.payment.status.value
+    )

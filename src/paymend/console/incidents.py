@@ -6,23 +6,12 @@ reviewing it once resolved (the ops role), through engine/incidents.py as the op
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from paymend.console import i18n
-from paymend.console.web import (
-    PREFIX,
-    FormRefused,
-    csrf_ok,
-    csrf_refused,
-    gate,
-    locale_of,
-    read_form,
-    render,
-    runtime_of,
-)
+from paymend.console.web import PREFIX, action_form, gate, locale_of, render, runtime_of
 from paymend.domain.errors import NotFound, PaymendError
 from paymend.domain.roles import Role
 
@@ -65,28 +54,19 @@ async def act(request: Request, incident_id: str, step: str) -> Response:
     """Acknowledge (a reason) or review (cause, fix, lessons) an incident."""
     if step not in ("acknowledge", "review"):
         return Response("not found", status_code=404, media_type="text/plain")
-    checked = await gate(request, Role.OPS)
-    if checked.refusal or checked.session is None:
-        return checked.refusal or Response(status_code=401)
-    session, runtime, locale = checked.session, runtime_of(request), locale_of(request)
-    try:
-        form = await read_form(request)
-    except FormRefused as refused:
-        return render(request, "error.html", session, refused.status, message=refused.message)
-    if not csrf_ok(session, form):
-        return csrf_refused(request, session)
+    action = await action_form(request, Role.OPS)
+    if isinstance(action, Response):
+        return action
     fields = ("reason",) if step == "acknowledge" else ("cause", "resolution", "lessons")
-    texts = [form.get(f, "").strip() for f in fields]
+    texts = [action.form.get(f, "").strip() for f in fields]
     if not all(texts):
-        message = i18n.translate(locale, "form.fields_required")
-        return render(request, "error.html", session, 400, message=message)
-    actor = session.operator.actor
+        return action.fail("form.fields_required")
+    actor, incidents_ = action.session.operator.actor, action.runtime.incidents
     try:
         if step == "acknowledge":
-            await runtime.incidents.acknowledge(incident_id, actor, texts[0])
+            await incidents_.acknowledge(incident_id, actor, texts[0])
         else:
-            await runtime.incidents.review(incident_id, texts[0], texts[1], texts[2], actor)
+            await incidents_.review(incident_id, texts[0], texts[1], texts[2], actor)
     except PaymendError as exc:
-        return render(request, "error.html", session, exc.status, message=exc.message)
-    done = i18n.translate(locale, f"incident.{step}_done")
-    return RedirectResponse(f"{PREFIX}/incidents/{incident_id}?done={quote(done)}", status_code=303)
+        return action.error(exc)
+    return action.done(f"/incidents/{incident_id}", f"incident.{step}_done")

@@ -3,26 +3,12 @@ few seconds, the chart's JSON, and pausing and resuming through the controls eng
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 
-from paymend.console import i18n
 from paymend.console.health import health_page, series
 from paymend.console.hours import channel_hours
-from paymend.console.web import (
-    NO_STORE,
-    PREFIX,
-    FormRefused,
-    csrf_ok,
-    csrf_refused,
-    gate,
-    locale_of,
-    read_form,
-    render,
-    runtime_of,
-)
+from paymend.console.web import NO_STORE, PREFIX, action_form, gate, render, runtime_of
 from paymend.domain.errors import PaymendError
 from paymend.domain.roles import Role
 
@@ -89,17 +75,10 @@ async def health_series(request: Request) -> Response:
 async def pause(request: Request) -> Response:
     """Pause a channel, bank or region (the ops role), with a reason, audit-logged as
     the operator by the controls engine."""
-    checked = await gate(request, Role.OPS)
-    if checked.refusal or checked.session is None:
-        return checked.refusal or Response(status_code=401)
-    session = checked.session
-    try:
-        form = await read_form(request)
-    except FormRefused as refused:
-        return render(request, "error.html", session, refused.status, message=refused.message)
-    if not csrf_ok(session, form):
-        return csrf_refused(request, session)
-    runtime = runtime_of(request)
+    action = await action_form(request, Role.OPS)
+    if isinstance(action, Response):
+        return action
+    runtime, form = action.runtime, action.form
     scope, value = form.get("scope", ""), form.get("value", "").strip()
     try:
         await runtime.service.controls.set(
@@ -108,39 +87,26 @@ async def pause(request: Request) -> Response:
             value,
             form.get("method") or None,
             form.get("reason", "").strip(),
-            session.operator.actor,
+            action.session.operator.actor,
             runtime.known,
         )
     except PaymendError as exc:
-        return render(request, "error.html", session, exc.status, message=exc.message)
-    done = i18n.translate(locale_of(request), "control.done_pause", target=f"{scope}:{value}")
-    return _back_to_health(done)
+        return action.error(exc)
+    return action.done("/health", "control.done_pause", target=f"{scope}:{value}")
 
 
 @router.post("/controls/{control_id}/end")
 async def resume(request: Request, control_id: str) -> Response:
-    checked = await gate(request, Role.OPS)
-    if checked.refusal or checked.session is None:
-        return checked.refusal or Response(status_code=401)
-    session = checked.session
+    action = await action_form(request, Role.OPS)
+    if isinstance(action, Response):
+        return action
+    reason = action.reason()
+    if reason is None:
+        return action.fail("form.reason_required")
     try:
-        form = await read_form(request)
-    except FormRefused as refused:
-        return render(request, "error.html", session, refused.status, message=refused.message)
-    if not csrf_ok(session, form):
-        return csrf_refused(request, session)
-    runtime = runtime_of(request)
-    reason = form.get("reason", "").strip()
-    if not reason or len(reason) > 500:
-        message = i18n.translate(locale_of(request), "form.reason_required")
-        return render(request, "error.html", session, 400, message=message)
-    try:
-        ended = await runtime.service.controls.end(control_id, reason, session.operator.actor)
+        ended = await action.runtime.service.controls.end(
+            control_id, reason, action.session.operator.actor
+        )
     except PaymendError as exc:
-        return render(request, "error.html", session, exc.status, message=exc.message)
-    target = f"{ended.scope}:{ended.value}"
-    return _back_to_health(i18n.translate(locale_of(request), "control.done_end", target=target))
-
-
-def _back_to_health(done: str) -> Response:
-    return RedirectResponse(f"{PREFIX}/health?done={quote(done)}", status_code=303)
+        return action.error(exc)
+    return action.done("/health", "control.done_end", target=f"{ended.scope}:{ended.value}")

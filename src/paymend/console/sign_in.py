@@ -16,7 +16,7 @@ from paymend.console.web import (
     SESSION_COOKIE,
     FormRefused,
     accounts,
-    csrf_ok,
+    checked_form,
     csrf_refused,
     locale_of,
     read_form,
@@ -103,12 +103,9 @@ async def logout(request: Request) -> Response:
     session = await signed_in(request)
     if session is None:
         return RedirectResponse(PREFIX + "/login", status_code=303)
-    try:
-        form = await read_form(request)
-    except FormRefused as refused:
-        return render(request, "error.html", session, refused.status, message=refused.message)
-    if not csrf_ok(session, form):
-        return csrf_refused(request, session)
+    form = await checked_form(request, session)
+    if isinstance(form, Response):
+        return form
     await accounts(request).log_out(session)
     response = RedirectResponse(PREFIX + "/login?out=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)

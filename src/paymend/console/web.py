@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from paymend.console import i18n
 from paymend.console.accounts import Accounts, Session
 from paymend.domain.card_data import find_card_data
+from paymend.domain.errors import PaymendError
 from paymend.domain.printable import unprintable
 from paymend.domain.roles import Role
 from paymend.engine.runtime import Runtime
@@ -192,6 +193,61 @@ def csrf_ok(session: Session, form: dict[str, str]) -> bool:
 def csrf_refused(request: Request, session: Session | None) -> HTMLResponse:
     message = i18n.translate(locale_of(request), "csrf.refused")
     return render(request, "error.html", session, 403, message=message)
+
+
+async def checked_form(request: Request, session: Session) -> dict[str, str] | Response:
+    """The POST's form if it reads and carries the session's CSRF token; else the error
+    page to answer with (log-out uses it alone: it needs a session, not a role)."""
+    try:
+        form = await read_form(request)
+    except FormRefused as refused:
+        return render(request, "error.html", session, refused.status, message=refused.message)
+    if not csrf_ok(session, form):
+        return csrf_refused(request, session)
+    return form
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An operator's POST that passed the gate, the form rules and the CSRF check, with
+    the answers every action gives, so each handler holds only what it does."""
+
+    request: Request
+    session: Session
+    runtime: Runtime
+    locale: str
+    form: dict[str, str]
+
+    def fail(self, key: str, status: int = 400, **values: object) -> HTMLResponse:
+        """The error page with the words for `key`."""
+        message = i18n.translate(self.locale, key, **values)
+        return render(self.request, "error.html", self.session, status, message=message)
+
+    def error(self, exc: PaymendError) -> HTMLResponse:
+        """The error page for what the engine refused, with its status and message."""
+        return render(self.request, "error.html", self.session, exc.status, message=exc.message)
+
+    def reason(self) -> str | None:
+        """The `reason` field, required and at most 500 characters (the audit log's)."""
+        reason = self.form.get("reason", "").strip()
+        return reason if reason and len(reason) <= 500 else None
+
+    def done(self, page: str, key: str, **values: object) -> RedirectResponse:
+        """Back to a console page (after PREFIX), telling what was done (POST-redirect-GET)."""
+        done = i18n.translate(self.locale, key, **values)
+        return RedirectResponse(f"{PREFIX}{page}?done={quote(done)}", status_code=303)
+
+
+async def action_form(request: Request, needed: Role) -> Action | Response:
+    """The checks every console POST makes before acting, in order: the session and role
+    (gate), then the form and its CSRF token; an Action, or the answer to give instead."""
+    checked = await gate(request, needed)
+    if checked.refusal or checked.session is None:
+        return checked.refusal or Response(status_code=401)
+    form = await checked_form(request, checked.session)
+    if isinstance(form, Response):
+        return form
+    return Action(request, checked.session, runtime_of(request), locale_of(request), form)
 
 
 def secure(request: Request) -> bool:
