@@ -33,8 +33,8 @@ from paymend.store import ops_alerts as repo
 from paymend.store.database import Store
 from paymend.store.tables import audit_log
 from tests import local_server
-from tests.engine.test_webhooks import free_port
 from tests.helpers import service, simulator
+from tests.local_server import free_port
 from tests.notify.test_email_channel import Inbox
 from tests.notify.test_email_channel import smtp as smtp  # the SMTP server fixture
 
