@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from paymend.api.app import create_app
 from paymend.api.server import uvicorn_options
 from paymend.config import PaymendConfig, Settings
+from paymend.domain.clock import Clock
 from paymend.engine.runtime import Runtime, build_runtime
 from tests.helpers import make_merchant
 
@@ -94,10 +95,17 @@ def running(runtime: Runtime) -> Iterator[Server]:
         runtime.close()
 
 
+@contextlib.contextmanager
+def running_on(db_url: str, clock: Clock | None = None) -> Iterator[Server]:
+    """Serve CONFIG on `db_url` (on `clock`, when the test moves time) until the block ends."""
+    config = PaymendConfig.model_validate(CONFIG)
+    with running(build_runtime(Settings(database_url=db_url), config, clock=clock)) as server:
+        yield server
+
+
 @pytest.fixture
 def server(db_url: str) -> Iterator[Server]:
-    runtime = build_runtime(Settings(database_url=db_url), PaymendConfig.model_validate(CONFIG))
-    with running(runtime) as server:
+    with running_on(db_url) as server:
         yield server
 
 

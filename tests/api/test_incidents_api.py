@@ -10,12 +10,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from paymend.config import PaymendConfig, Settings
 from paymend.domain.incident import Incident
-from paymend.engine.runtime import build_runtime
 from paymend.store import incidents as repo
 from paymend.store.database import Store
-from tests.api.conftest import CONFIG, Server, running
+from tests.api.conftest import Server, running_on
 from tests.helpers import NOW, ManualClock, count_rows, make_operator
 
 REVIEW = {
@@ -33,9 +31,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
     """conftest's server, on a clock the test controls."""
-    settings = Settings(database_url=db_url)
-    runtime = build_runtime(settings, PaymendConfig.model_validate(CONFIG), clock=clock)
-    with running(runtime) as started:
+    with running_on(db_url, clock) as started:
         yield started
 
 

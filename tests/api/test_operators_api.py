@@ -15,7 +15,7 @@ from paymend.config import PaymendConfig, Settings
 from paymend.domain.roles import ROLE_NAMES
 from paymend.engine.runtime import build_runtime
 from paymend.store import keys
-from tests.api.conftest import CONFIG, Server, running
+from tests.api.conftest import CONFIG, Server, running, running_on
 from tests.helpers import NOW, ManualClock, count_rows, make_operator
 
 PAUSE = {"kind": "pause", "scope": "bank", "value": "CMB", "reason": "maintenance"}
@@ -29,10 +29,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
-    runtime = build_runtime(
-        Settings(database_url=db_url), PaymendConfig.model_validate(CONFIG), clock=clock
-    )
-    with running(runtime) as started:
+    with running_on(db_url, clock) as started:
         yield started
 
 

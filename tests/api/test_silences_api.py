@@ -10,10 +10,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from paymend.config import PaymendConfig, Settings
-from paymend.engine.runtime import build_runtime
 from paymend.store.tables import audit_log
-from tests.api.conftest import CONFIG, Server, running
+from tests.api.conftest import Server, running_on
 from tests.helpers import NOW, ManualClock, count_rows, make_operator
 
 
@@ -24,10 +22,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
-    runtime = build_runtime(
-        Settings(database_url=db_url), PaymendConfig.model_validate(CONFIG), clock=clock
-    )
-    with running(runtime) as started:
+    with running_on(db_url, clock) as started:
         yield started
 
 

@@ -5,8 +5,6 @@ worker and job queue, pages to a real JSON endpoint on 127.0.0.1 and a real SMTP
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,8 +12,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -36,8 +32,9 @@ from paymend.store import incidents as incident_repo
 from paymend.store import ops_alerts as repo
 from paymend.store.database import Store
 from paymend.store.tables import audit_log
-from tests.engine.test_webhooks import free_port
+from tests import local_server
 from tests.helpers import service, simulator
+from tests.local_server import free_port
 from tests.notify.test_email_channel import Inbox
 from tests.notify.test_email_channel import smtp as smtp  # the SMTP server fixture
 
@@ -66,18 +63,8 @@ class Hooks:
 @pytest.fixture
 def hooks() -> Iterator[tuple[Hooks, int]]:
     ep = Hooks()
-    port = free_port()
-    app = Starlette(routes=[Route("/{path:path}", ep.receive, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.01)  # a real server thread binding its port
-    yield ep, port
-    server.should_exit = True
-    thread.join(10)
+    with local_server.serving(Route("/{path:path}", ep.receive, methods=["POST"])) as port:
+        yield ep, port
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,8 +29,10 @@ from paymend.store import merchants, outbox
 from paymend.store.database import Store
 from paymend.store.tables import jobs as jobs_table
 from paymend.store.tables import webhook_attempts, webhook_deliveries
+from tests import local_server
 from tests.engine.test_pay import pay_cmd
 from tests.helpers import NOW, ManualClock, service, simulator
+from tests.local_server import free_port
 
 SECRET = "whsec_test_secret"
 
@@ -64,22 +65,9 @@ class Receiver:
         return Response(status_code=200)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(receiver: Receiver, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     app = Starlette(routes=[Route("/hooks", receiver.endpoint, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "receiver did not start"
-        time.sleep(0.01)  # waiting for a real server thread to bind
-    return server, thread
+    return local_server.start(app, port)
 
 
 @pytest.fixture

@@ -8,21 +8,17 @@ or 200 with `isv.MOBILE_NUMBER_ILLEGAL` for a number that cannot receive SMS, or
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.engine.test_webhooks import free_port
+from tests import local_server
 
 ILLEGAL = "+8610000000000"  # answered isv.MOBILE_NUMBER_ILLEGAL
 
@@ -58,17 +54,5 @@ class AliyunSms:
 @contextmanager
 def serving(sms: AliyunSms) -> Iterator[str]:
     """The server on a free port of 127.0.0.1; yields its endpoint (host:port)."""
-    port = free_port()
-    app = Starlette(routes=[Route("/", sms.endpoint, methods=["POST", "GET"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.01)  # a real server thread binding its port
-    try:
+    with local_server.serving(Route("/", sms.endpoint, methods=["POST", "GET"])) as port:
         yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)

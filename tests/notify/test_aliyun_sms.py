@@ -51,7 +51,7 @@ def test_an_illegal_number_is_final_and_a_rate_limit_may_be_retried() -> None:
 
 
 def test_an_unreachable_endpoint_is_a_retryable_failure() -> None:
-    from tests.engine.test_webhooks import free_port
+    from tests.local_server import free_port
 
     sent = asyncio.run(channel(f"127.0.0.1:{free_port()}").send(message("+8613812345678")))
     assert not sent.delivered and sent.retryable and sent.error

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from paymend.notify.apprise_channel import AppriseChannel
 from paymend.notify.channel import Channel, Message
-from tests.engine.test_webhooks import free_port
+from tests import local_server
 
 
 class Endpoint:
@@ -34,18 +30,8 @@ class Endpoint:
 @pytest.fixture
 def endpoint() -> Iterator[tuple[Endpoint, int]]:
     ep = Endpoint()
-    port = free_port()
-    app = Starlette(routes=[Route("/hooks/{who}", ep.receive, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.01)  # a real server thread binding its port
-    yield ep, port
-    server.should_exit = True
-    thread.join(10)
+    with local_server.serving(Route("/hooks/{who}", ep.receive, methods=["POST"])) as port:
+        yield ep, port
 
 
 def message() -> Message:

@@ -14,7 +14,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from paymend.notify.channel import Channel, Message
 from paymend.notify.email_channel import EmailChannel
-from tests.engine.test_webhooks import free_port
+from tests.local_server import free_port
 
 
 class Inbox:

@@ -4,19 +4,15 @@ Tencent documents."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.routing import Route
 
 from paymend.notify.aliyun_sms import sms_body
 from paymend.notify.channel import Channel, Message
 from paymend.notify.tencent_sms import TencentSmsChannel, TencentSmsSettings
-from tests.engine.test_webhooks import free_port
+from tests import local_server
 from tests.notify.tencent_server import INCORRECT, TencentSms
 
 PARAMS = {"order": "o-1", "amount": "¥50.00", "step": "请更换其他银行卡", "link": "https://x/p/1"}
@@ -25,18 +21,8 @@ PARAMS = {"order": "o-1", "amount": "¥50.00", "step": "请更换其他银行卡
 @pytest.fixture
 def gateway() -> Iterator[tuple[TencentSms, str]]:
     sms = TencentSms(limited=0)
-    port = free_port()
-    app = Starlette(routes=[Route("/", sms.endpoint, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.01)  # a real server thread binding its port
-    yield sms, f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with local_server.serving(Route("/", sms.endpoint, methods=["POST"])) as port:
+        yield sms, f"127.0.0.1:{port}"
 
 
 def channel(endpoint: str) -> TencentSmsChannel:

@@ -8,19 +8,15 @@ value longer than its key's type allows, -1 when busy."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.engine.test_webhooks import free_port
+from tests import local_server
 
 APP_ID = "wx0123456789abcdef"
 SECRET = "app-secret-for-tests"
@@ -65,23 +61,9 @@ class WechatApi:
 @contextmanager
 def serving(api: WechatApi) -> Iterator[str]:
     """The server on a free port of 127.0.0.1; yields its base URL."""
-    port = free_port()
-    app = Starlette(
-        routes=[
-            Route("/cgi-bin/stable_token", api.stable_token, methods=["POST"]),
-            Route("/cgi-bin/message/subscribe/bizsend", api.send, methods=["POST"]),
-            Route("/cgi-bin/message/subscribe/send", api.send, methods=["POST"]),
-        ]
-    )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.01)  # a real server thread binding its port
-    try:
+    with local_server.serving(
+        Route("/cgi-bin/stable_token", api.stable_token, methods=["POST"]),
+        Route("/cgi-bin/message/subscribe/bizsend", api.send, methods=["POST"]),
+        Route("/cgi-bin/message/subscribe/send", api.send, methods=["POST"]),
+    ) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -88,6 +89,16 @@ class OpsAlerts:
             text = render(kind, incident, self._url(iid), now, news=news, level=level, **extra)
             return self._plan_messages(conn, incident, kind, routes, key, level, text, muted, now)
 
+        def enter(kind: PageKind, key: str, **values: Any) -> int:
+            """Page the current level's routes and start its clocks (reminder, escalation)."""
+            at = spec.level(level)
+            sent = send(kind, at.routes, key)
+            remind_at = _after(now, at.remind_every)
+            repo.update_page(
+                conn, iid, now, level_since=now, remind_at=remind_at, last_event_id=seen, **values
+            )
+            return sent
+
         if incident.status is IncidentStatus.RESOLVED:
             if page.opened_sent:
                 n = send(PageKind.RESOLVED, spec.routes_up_to(level), f"{iid}:resolved")
@@ -107,32 +118,11 @@ class OpsAlerts:
             return 0
         current = spec.level(level)
         if not page.opened_sent:
-            n = send(PageKind.OPENED, current.routes, f"{iid}:opened")
-            repo.update_page(
-                conn,
-                iid,
-                now,
-                opened_sent=True,
-                level_since=now,
-                remind_at=_after(now, current.remind_every),
-                last_event_id=seen,
-            )
-            return n
+            return enter(PageKind.OPENED, f"{iid}:opened", opened_sent=True)
         due = current.escalate_after
         if due is not None and now >= page.level_since + timedelta(seconds=due):
             level = page.level + 1
-            upper = spec.level(level)
-            n = send(PageKind.ESCALATED, upper.routes, f"{iid}:escalated:{level}")
-            repo.update_page(
-                conn,
-                iid,
-                now,
-                level=level,
-                level_since=now,
-                remind_at=_after(now, upper.remind_every),
-                last_event_id=seen,
-            )
-            return n
+            return enter(PageKind.ESCALATED, f"{iid}:escalated:{level}", level=level)
         if page.remind_at is not None and now >= page.remind_at:
             count = page.reminders + 1
             key = f"{iid}:reminder:{count}"

@@ -57,21 +57,19 @@ class RedisVelocity:
     def seen(
         self, payment_id: str, who: Subjects, amount_major: float, currency: str, now: datetime
     ) -> None:
-        t = now.timestamp()
-        pipe = self.client.pipeline(transaction=False)
-        for subject, value in who.items():
-            key = self._key("pay", subject, value)
-            pipe.zadd(key, {f"{payment_id}|{amount_major}|{currency}|{who.card}": t})
-            pipe.zremrangebyscore(key, "-inf", t - LONGEST_S)
-            pipe.expire(key, LONGEST_S + 60)
-        pipe.execute()
+        self._add("pay", who, f"{payment_id}|{amount_major}|{currency}|{who.card}", now)
 
     def settled(self, payment_id: str, who: Subjects, fraud: bool, now: datetime) -> None:
+        self._add("fail", who, f"{payment_id}|{int(fraud)}", now)
+
+    def _add(self, kind: str, who: Subjects, member: str, now: datetime) -> None:
+        """Add `member` at `now` to each subject's `kind` set, dropping what is older than
+        the longest window, in one round trip."""
         t = now.timestamp()
         pipe = self.client.pipeline(transaction=False)
         for subject, value in who.items():
-            key = self._key("fail", subject, value)
-            pipe.zadd(key, {f"{payment_id}|{int(fraud)}": t})
+            key = self._key(kind, subject, value)
+            pipe.zadd(key, {member: t})
             pipe.zremrangebyscore(key, "-inf", t - LONGEST_S)
             pipe.expire(key, LONGEST_S + 60)
         pipe.execute()
