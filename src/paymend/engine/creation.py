@@ -103,10 +103,7 @@ class Creation:
     ) -> None:
         """The customer's bank or region is paused: no provider is called, and the
         customer is told the bank is unavailable and to use another method."""
-        payment.failure_code = "issuer_unavailable"
-        payment.failure_message = why
-        payment.transition(PaymentStatus.FAILED)
-        await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim, also)
+        await self.refuse(payment, "issuer_unavailable", why, now, claim, also)
 
     async def refuse(
         self,
@@ -117,8 +114,8 @@ class Creation:
         claim: Claim | NewKey | None,
         also: Also = None,
     ) -> None:
-        """Risk control blocked the payment (engine/risk_gate.py): failed with `code`
-        before any provider call; customers read the catalogue's message for it."""
+        """Failed with `code` before any provider call (risk control's block,
+        engine/risk_gate.py, or a pause); customers read the catalogue's message for it."""
         payment.failure_code = code
         payment.failure_message = why
         payment.transition(PaymentStatus.FAILED)
