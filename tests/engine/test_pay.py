@@ -21,8 +21,6 @@ from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker, WorkerSettings
-from paymend.health.book import HealthBook
-from paymend.health.breaker import BreakerSettings
 from paymend.providers.base import ChargeRequest, ProviderResult
 from paymend.providers.simulator import SimulatedProvider
 from paymend.store import outbox
@@ -459,10 +457,7 @@ def test_a_spent_retry_budget_stops_same_channel_retries(store: Store) -> None:
     async def scenario() -> None:
         clock = LoopClock()
         sim = simulator(clock=clock, outage=True)
-        # a circuit that never opens: every payment gets to call (an open one would make
-        # them wait for the channel, engine/waiting.py)
-        never = HealthBook(BreakerSettings(consecutive=1000, min_calls=1000))
-        svc = service(store, {"sim_a": sim}, clock, health=never)
+        svc = service(store, {"sim_a": sim}, clock)
         decisions = []
         for i in range(6):  # an outage: every payment wants its one retry
             view = await svc.pay(pay_cmd(mid, order=f"o-{i}"))

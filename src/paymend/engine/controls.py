@@ -24,9 +24,7 @@ from paymend.engine.audit import Audited, audited
 from paymend.engine.ids import IdFactory
 from paymend.observability import get_logger
 from paymend.store import controls as repo
-from paymend.store import jobs
 from paymend.store.database import Connection, Store
-from paymend.store.jobs import JobKind
 
 __all__ = ["ControlService", "KnownScopes", "RouteControls", "route_controls"]
 
@@ -159,8 +157,6 @@ class ControlService:
 
         def write(conn: Connection) -> Audited[Control]:
             c = repo.end(conn, control_id, actor, now)
-            # the payments waiting for a way through look again now (engine/waiting.py)
-            jobs.wake(conn, JobKind.START_PAYMENT, now)
             return Audited(c, f"control.{c.kind}.end", f"{c.scope}:{c.value}", {"id": control_id})
 
         ended = await audited(self.store, now, actor, reason, write)

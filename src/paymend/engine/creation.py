@@ -11,7 +11,7 @@ attempt (written before the provider is called) and its events.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from paymend.domain.errors import Conflict, OrderAlreadyPaid, OrderPaymentInProgress
 from paymend.domain.events import EventType
@@ -20,11 +20,10 @@ from paymend.engine.events import emit
 from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import Owner
 from paymend.observability import PAYMENTS, get_logger
-from paymend.store import idempotency, jobs
+from paymend.store import idempotency
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
 from paymend.store.idempotency import Claim, NewKey
-from paymend.store.jobs import JobKind
 from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
@@ -141,30 +140,6 @@ class Creation:
             also,
         )
         log.info("payment_challenged", payment_id=payment.id, why=why)
-
-    async def wait(
-        self,
-        payment: Payment,
-        why: str,
-        now: datetime,
-        claim: Claim | NewKey | None,
-        first_look: timedelta,
-        also: Also = None,
-    ) -> None:
-        """Every way for this payment is shut for now (engine/waiting.py): stored
-        `processing` with no attempt, and the job that starts it once let through."""
-
-        def write(conn: Connection) -> None:
-            self._insert_payment(conn, payment, now, claim)
-            if also is not None:
-                also(conn)
-            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
-            jobs.enqueue(
-                conn, self.ids.new("job"), JobKind.START_PAYMENT, payment.id, now + first_look, now
-            )
-
-        await self._create(payment, write)
-        log.info("payment_waits", payment_id=payment.id, why=why)
 
     async def hold(
         self,

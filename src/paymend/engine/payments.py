@@ -48,10 +48,9 @@ from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import Owner
 from paymend.engine.refunds import RefundService
 from paymend.engine.risk_gate import RiskGate
-from paymend.engine.settings import EngineSettings, Policy
+from paymend.engine.settings import EngineSettings
 from paymend.engine.settlement import Settlement
 from paymend.engine.stale import retry_stale
-from paymend.engine.waiting import FIRST_LOOK_S
 from paymend.failures.classify import Classifier
 from paymend.health.book import Health
 from paymend.observability import get_logger
@@ -69,7 +68,6 @@ REPEAT_WINDOW = timedelta(hours=1)
 CANCELABLE = frozenset(
     {PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.HELD}
 )
-FIRST_LOOK = timedelta(seconds=FIRST_LOOK_S)  # a payment waiting for its channel looks again
 
 
 @dataclass(slots=True)
@@ -187,18 +185,13 @@ class PaymentService:
         if risk and assessed and await risk.stop(self.creation, payment, assessed, now, cmd.claim):
             return PaymentView(payment, [], [])
         also = assessed.record if assessed else None  # the decision, with the payment
-        if self.settings.policy is Policy.NAIVE:  # no worker: nothing could start it later
-            if controls.paused_because is not None:
+        if controls.paused_because is not None:
+            if not self.controls.take_probe(controls.probe):
                 await self.creation.refuse_paused(
                     payment, controls.paused_because, now, cmd.claim, also
                 )
                 return PaymentView(payment, [], [])
-        else:  # its every way shut for now: it waits for one (engine/waiting.py)
-            gate = self.settlement.waiting.gate(routed, controls)
-            if gate.shut is not None:
-                await self.creation.wait(payment, gate.shut, now, cmd.claim, FIRST_LOOK, also)
-                return PaymentView(payment, [], [])
-            reason = gate.reason
+            reason = f"{reason}; a probe through the pause ({controls.paused_because})"
         if controls.held_because is not None:
             await self.creation.hold(payment, controls.held_because, now, cmd.claim, also)
             return PaymentView(payment, [], [])
@@ -252,10 +245,6 @@ class PaymentService:
     async def charged_after_all(self, attempt_id: str, reference: str) -> None:
         """Reconciliation found a charge the store does not count (engine/late_success.py)."""
         await self.settlement.charged_after_all(attempt_id, reference)
-
-    async def start_waiting(self, payment_id: str, tries: int) -> float | None:
-        """A start_payment job: a payment waiting for its channel (engine/waiting.py)."""
-        return await self.settlement.waiting.start(payment_id, tries)
 
     async def run_attempt(self, attempt_id: str) -> float | None:
         """A run_attempt job (engine/settlement.py)."""

@@ -5,10 +5,7 @@ attempts, their decisions and reasons), first match wins:
 
 - `held`: a playbook held the payment for review (large payments of a failing scope);
   nobody releases it in the lab;
-- `paused`: the bank or region was paused, so no provider was called (the payment
-  waited for the pause until its deadline: engine/waiting.py);
-- `held_for_channel`: every channel it could take was down (its circuit open) until its
-  deadline, so no provider was called;
+- `paused`: the bank or region was paused, so no provider was called;
 - `unfinished`: still processing or awaiting 3-D Secure when the run ended, or never
   recorded at all (also counted in `lost_payments`);
 - `retry_budget`: a retry was refused because the channel's retry budget was spent;
@@ -34,7 +31,6 @@ SUCCESS = ("succeeded", "partially_refunded", "refunded")
 CAUSES = (
     "held",
     "paused",
-    "held_for_channel",
     "unfinished",
     "retry_budget",
     "attempt_limit",
@@ -58,8 +54,6 @@ def cause_of(
         return "held"
     if not attempts and record.failure_code == "issuer_unavailable":
         return "paused"
-    if not attempts and record.failure_code == "provider_unavailable":
-        return "held_for_channel"
     if record.status in ("processing", "requires_action"):
         return "unfinished"
     if any(BUDGET_SPENT in (a.reason or "") for a in attempts):

@@ -28,9 +28,6 @@ class Routed:
     channels: tuple[str, ...]
     reason: str
     spare: Mapping[str, tuple[str, ...]]  # channel skipped for an open circuit -> its keys
-    # every circuit is open and none admits a probe: the keys of the one channel tried
-    # anyway, as the last resort (a payment that can wait takes its early probe instead)
-    last_resort: tuple[str, ...] = ()
 
 
 def payment_keys(ctx: PaymentContext, channel: str) -> tuple[str, ...]:
@@ -101,11 +98,10 @@ class Router:
         if forced is not None and forced in channels:
             channels = (forced, *(c for c in channels if c != forced))
             reason += f"; {forced} forced by ops"
-        last: tuple[str, ...] = ()
         if tripped:
-            channels, reason, last = self._probe_or_fall_back(channels, reason, tripped, now)
+            channels, reason = self._probe_or_fall_back(channels, reason, tripped, now)
         spare = {n: keys for n, keys in tripped.items() if n not in channels}
-        return Routed(channels, reason, spare, last)
+        return Routed(channels, reason, spare)
 
     def _probe_or_fall_back(
         self,
@@ -113,42 +109,24 @@ class Router:
         reason: str,
         tripped: dict[str, tuple[str, ...]],
         now: float,
-    ) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    ) -> tuple[tuple[str, ...], str]:
         """`tripped`: the channels that could take this payment but have a circuit open
         for it, with those circuits. One of them takes the payment first as its probe when
         its breakers admit one (one at a time, waits doubling after each failed probe);
         the healthy ranking follows as its failover. Every tripped channel is probed so,
         not only the merchant's favourite: a backup nobody prefers would otherwise stay
         shut long after its fault, and be missing when the primary breaks next. When
-        every circuit is open, one try on the channel that last succeeded beats none
-        (its keys come back as the third value: that try is a last resort)."""
+        every circuit is open, one try on the channel that last succeeded beats none."""
         for name, keys in tripped.items():  # in the merchant's priority order
             if all(self.health.allow(k, now) for k in keys):
-                return (name, *channels), f"{reason}; probing {name} (circuit half-open)", ()
+                return (name, *channels), f"{reason}; probing {name} (circuit half-open)"
         if channels:
-            return channels, reason, ()
+            return channels, reason
         best = max(
             tripped,
             key=lambda n: max((self.health.last_success(k) or 0.0) for k in tripped[n]),
         )
-        why = f"{reason}; every circuit open: trying {best}, which last succeeded"
-        return (best,), why, tripped[best]
-
-    def any_closed(self, ctx: PaymentContext, paused: Collection[str] = ()) -> bool:
-        """Is any channel that takes this payment, not `paused`, closed for it (every
-        breaker of its context closed)? Asks without taking a probe: a payment that
-        waits for its channel goes only then (engine/waiting.py)."""
-        if not self.breakers:
-            return True
-        for name in self.rules.priority:
-            if name in paused or not self.capabilities[name].supports(
-                ctx.method, ctx.currency, ctx.region
-            ):
-                continue
-            keys = payment_keys(ctx, name)
-            if all(state is BreakerState.CLOSED for state in self.health.states(keys)):
-                return True
-        return False
+        return (best,), f"{reason}; every circuit open: trying {best}, which last succeeded"
 
     def last_resort(
         self,
