@@ -91,6 +91,11 @@ def test_a_blocked_customer_reads_a_neutral_message_never_the_rule(api: httpx.Cl
         headers={"Idempotency-Key": "k-o1"},
     )
     assert again.status_code == 201 and again.json()["id"] == p["id"]  # the key's answer
+    # the decision is part of the payment, for the shop (its customer never sees it)
+    fired = [{"rule": "bad_device", "action": "block", "shadow": False}]
+    decided = {"action": "block", "rules": fired, "score": 50, "rules_version": "api-1"}
+    assert p["risk"] == again.json()["risk"] == decided
+    assert api.get(f"/v1/payments/{p['id']}").json()["risk"] == decided
     risk = api.get(f"/v1/payments/{p['id']}/risk").json()
     assert risk["verdict"] == "block" and risk["rules_version"] == "api-1"
     assert risk["rules"] == [{"rule": "bad_device", "action": "block", "shadow": False}]
@@ -107,6 +112,17 @@ def test_review_and_challenge_through_the_api(api: httpx.Client) -> None:
     r = api.post(f"/v1/payments/{far['id']}/confirm", headers={"Idempotency-Key": "c-o3"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "succeeded" and len(r.json()["attempts"]) == 1
+    assert held["risk"]["action"] == "review"  # type: ignore[index]
+    assert held["risk"]["rules"][0]["rule"] == "big_stranger"  # type: ignore[index]
+    assert r.json()["risk"]["action"] == "challenge"
+    plain = pay(api, "o4")
+    assert plain["risk"] == {"action": "allow", "rules": [], "score": 50, "rules_version": "api-1"}
+    listed = api.get("/v1/payments", params={"limit": 10}).json()["data"]
+    assert {x["id"]: x["risk"]["action"] for x in listed} == {
+        held["id"]: "review",
+        far["id"]: "challenge",
+        plain["id"]: "allow",
+    }
 
 
 def test_ops_keep_the_lists_and_every_change_is_audited(

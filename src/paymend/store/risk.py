@@ -31,6 +31,16 @@ def decision(conn: Connection, payment_id: str) -> dict[str, Any] | None:
     return dict(found._mapping) if found else None
 
 
+def decisions_of(conn: Connection, payment_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The decisions of these payments (a page of a list): what their views show."""
+    if not payment_ids:
+        return []
+    rd = risk_decisions
+    columns = (rd.c.payment_id, rd.c.verdict, rd.c.fired, rd.c.score, rd.c.rules_version)
+    rows = conn.execute(sa.select(*columns).where(rd.c.payment_id.in_(list(payment_ids))))
+    return [dict(r._mapping) for r in rows]
+
+
 # The three reads of every payment's assessment are written as SQL text, built once per
 # shape: a Core statement this size costs more to build and key for its cache than to
 # run (bench/risk.py). Standard SQL, the same on SQLite and PostgreSQL; column names come
