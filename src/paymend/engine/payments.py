@@ -126,6 +126,17 @@ class PaymentService:
         self.risk = risk  # engine/risk_gate.py; None: no risk control (the lab, tests)
 
     @property
+    def risk(self) -> RiskGate | None:
+        return self._risk
+
+    @risk.setter
+    def risk(self, gate: RiskGate | None) -> None:
+        """Risk control decides before routing and counts every failure, also one the
+        worker settles later (an unknown outcome, a retry it ran)."""
+        self._risk = gate
+        self.attempts.recorder.on_failed = gate.failed if gate else None
+
+    @property
     def owner(self) -> str | None:
         """The process instance (engine/liveness.py) that owns the attempts this service
         calls: when it dies, the worker settles them at once. None: no instance (the
@@ -226,8 +237,6 @@ class PaymentService:
         except PaymendError as exc:
             log.warning("payment_left_in_flight", payment_id=payment.id, code=exc.code)
             raise PaymentInFlight(payment.id) from exc
-        if assessed and self.risk:
-            await self.risk.settled(payment, assessed.who)
         return PaymentView(payment, run.attempts, [], repeats, note)
 
     def _health_now(self) -> float:

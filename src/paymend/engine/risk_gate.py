@@ -178,10 +178,31 @@ class RiskGate:
         return False
 
     async def settled(self, payment: Payment, who: Subjects) -> None:
-        """Tell the Redis book of a failed payment (the database's reads the payments)."""
+        """Tell the Redis book of a failed payment (the database's rows read the
+        payments' own status, so they count it already)."""
         if self.book is not None and payment.status is PaymentStatus.FAILED:
             fraud = payment.failure_code in FRAUD_LIKE_CODES or payment.failure_code == BLOCKED_CODE
             self.book.settled(payment.id, who, fraud, self.clock.now())
+
+    async def failed(self, payment: Payment) -> None:
+        """A payment that ended failed after a provider call, in the checkout or later in
+        the worker: counted by the subjects its stored decision was made on."""
+        if self.book is None:
+            return
+        row = await self.store.run(lambda conn: repo.decision(conn, payment.id))
+        if row is not None:
+            await self.settled(payment, subjects_of(row))
+
+
+def subjects_of(row: Mapping[str, Any]) -> Subjects:
+    """The subjects a stored decision was counted under."""
+    return Subjects(
+        row["card"] or "",
+        row["customer_id"] or "",
+        row["device"] or "",
+        row["ip"] or "",
+        row["email"] or "",
+    )
 
 
 def note_of(conn: Connection, payment_id: str) -> RiskNote | None:
