@@ -148,6 +148,21 @@ def test_ops_keep_the_lists_and_every_change_is_audited(
     assert pay(api, "o4", metadata={"device_id": "dev-bad"})["status"] == "succeeded"
     listed = ops.get("/v1/ops/risk/lists", params={"kind": "device"}).json()["data"]
     assert [e["value"] for e in listed] == ["dev-bad"]
+    # replaced in place: the same entry (its id, its audit target), the new action
+    replaced = ops.post(
+        "/v1/ops/risk/lists",
+        json={"kind": "device", "value": "dev-bad", "action": "block", "reason": "seen again"},
+    )
+    assert replaced.status_code == 201 and replaced.json()["id"] == entry["id"]
+    listed = ops.get("/v1/ops/risk/lists", params={"kind": "device"}).json()["data"]
+    assert [(e["id"], e["action"], e["reason"]) for e in listed] == [
+        (entry["id"], "block", "seen again")
+    ]
+    back = ops.post(
+        "/v1/ops/risk/lists",
+        json={"kind": "device", "value": "dev-bad", "action": "allow", "reason": "our QA rig"},
+    )
+    assert back.json()["id"] == entry["id"]
     gone = ops.post(f"/v1/ops/risk/lists/{entry['id']}/remove", json={"reason": "QA done"})
     assert gone.status_code == 200
     assert pay(api, "o5", metadata={"device_id": "dev-bad"})["status"] == "failed"
@@ -159,6 +174,8 @@ def test_ops_keep_the_lists_and_every_change_is_audited(
     audit = ops.get("/v1/ops/audit").json()["data"]
     actions = [a["action"] for a in audit]
     assert "risk.list_add" in actions and "risk.list_remove" in actions
+    targets = {a["target"] for a in audit if a["action"].startswith("risk.list")}
+    assert targets == {f"risk_list:{entry['id']}"}
 
 
 def test_a_fraud_report_blocks_the_card_for_every_later_payment(

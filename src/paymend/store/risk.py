@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import NotFound
@@ -143,11 +144,19 @@ def listed(conn: Connection, entries: Sequence[tuple[str, str]]) -> list[tuple[s
 
 
 def add_entry(conn: Connection, entry: dict[str, Any]) -> dict[str, Any]:
-    """Insert or replace the entry for (kind, value)."""
+    """Insert the entry for (kind, value), or replace the one there in place: it keeps
+    its id, so the audit log's `risk_list:<id>` and an operator's link still name it.
+    One statement, so two operators adding the same value at once both succeed."""
     rl = risk_lists
-    conn.execute(rl.delete().where(rl.c.kind == entry["kind"], rl.c.value == entry["value"]))
-    new_id = conn.execute(rl.insert().returning(rl.c.id), entry).scalar_one()
-    return {**entry, "id": new_id}
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    changed = {k: v for k, v in entry.items() if k not in ("kind", "value")}
+    stmt = (
+        dialect.insert(rl)
+        .values(entry)
+        .on_conflict_do_update(index_elements=[rl.c.kind, rl.c.value], set_=changed)
+    )
+    entry_id = conn.execute(stmt.returning(rl.c.id)).scalar_one()
+    return {**entry, "id": entry_id}
 
 
 def entries(conn: Connection, kind: str | None = None) -> list[dict[str, Any]]:
