@@ -27,6 +27,7 @@ from paymend.risk.velocity import aggregate
 from paymend.store import risk as risk_repo
 from paymend.store.database import Store
 from tests.helpers import make_merchant, service, simulator
+from tests.logs import captured
 
 
 @pytest.fixture
@@ -155,5 +156,36 @@ def test_a_failure_the_worker_settles_later_counts_like_one_at_once(
         assert decided is not None
         assert decided["features"]["card_failed_1h"] == 1
         assert decided["features"]["card_count_1h"] == 1
+
+    run_virtual(scenario())
+
+
+def test_risk_control_without_redis_reads_the_database_and_never_stops_a_payment(
+    store: Store,
+) -> None:
+    """Redis gone: the payment is assessed on the database's rows, recorded as it ends,
+    and the counts Redis could not take are logged as lost, never raised."""
+    mid, _ = make_merchant(store)
+    gone = RedisVelocity(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
+        svc.risk = RiskGate(store, clock, load(SHIPPED_RULES), book=gone)
+        with captured() as logs:
+            paid = await svc.pay(
+                PayCommand(
+                    merchant_id=mid,
+                    order_id="o1",
+                    amount=Money(100, "CNY"),
+                    method="card",
+                    token="sim_decline_INSUFFICIENT_FUNDS",
+                    customer=Customer(None, "en"),
+                    metadata={"card_fingerprint": "card-gone"},
+                )
+            )
+        assert paid.payment.status is PaymentStatus.FAILED
+        warned = [line["event"] for line in logs.lines() if line["level"] == "warning"]
+        assert warned == ["risk_velocity_unavailable", "risk_count_lost"]
 
     run_virtual(scenario())

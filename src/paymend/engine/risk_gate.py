@@ -138,7 +138,11 @@ class RiskGate:
 
         decision, row = await self.store.run(decide)
         if self.book is not None:
-            self.book.seen(payment_id, who, base["amount_major"], cmd.amount.currency, now)
+            counted = self.book.seen(
+                payment_id, who, base["amount_major"], cmd.amount.currency, now
+            )
+            if from_redis is None or not counted:
+                log.warning("risk_velocity_unavailable", payment_id=payment_id)
         DECISIONS.labels(decision.verdict.value).inc()
         if decision.shadow_verdict is not None:
             differs = decision.shadow_verdict is not decision.verdict
@@ -182,7 +186,8 @@ class RiskGate:
         payments' own status, so they count it already)."""
         if self.book is not None and payment.status is PaymentStatus.FAILED:
             fraud = payment.failure_code in FRAUD_LIKE_CODES or payment.failure_code == BLOCKED_CODE
-            self.book.settled(payment.id, who, fraud, self.clock.now())
+            if not self.book.settled(payment.id, who, fraud, self.clock.now()):
+                log.warning("risk_count_lost", payment_id=payment.id)
 
     async def failed(self, payment: Payment) -> None:
         """A payment that ended failed after a provider call, in the checkout or later in
