@@ -130,5 +130,6 @@ async def payment(request: Request, payment_id: str) -> Response:
         merchant=shop,
         told=told,
         entries=timeline(story, t),
+        notices=[i for i, _ in story.notices],
         notice=(request.query_params.get("done") or "")[:200] or None,
     )
