@@ -53,6 +53,19 @@ WORDS: dict[str, dict[str, str]] = {
         "care.link_done": "The customer is sent {link}.",
         "care.no_notices": "No channel reaches customers: configure notifications in "
         "paymend.yaml (docs/notifications.md).",
+        "incident.payments": "Affected payments",
+        "incident.no_payments": "No payment in its scope failed for a technical reason "
+        "while it lasted.",
+        "incident.payment": "Payment",
+        "incident.at": "Call at (UTC)",
+        "failure.provider_code": "A provider's code",
+        "failure.find": "Find",
+        "failure.provider": "Provider",
+        "failure.raw": "Raw code",
+        "failure.means": "What it means",
+        "failure.source": "source",
+        "failure.no_match": "No provider code holds \u201c{code}\u201d.",
+        "failure.mapped": "Provider codes mapped to it ({n})",
         "control.ends_invalid": "The end time must be later than now and at most {longest} "
         "days away (YYYY-MM-DD HH:MM, UTC).",
     },
@@ -102,6 +115,18 @@ WORDS: dict[str, dict[str, str]] = {
         "care.link_done": "已向客户发送 {link}。",
         "care.no_notices": "没有可联系客户的渠道：请在 paymend.yaml 中配置 notifications"
         "（docs/notifications.md）。",
+        "incident.payments": "受影响的支付",
+        "incident.no_payments": "事件期间，其范围内没有因技术原因失败的支付。",
+        "incident.payment": "支付",
+        "incident.at": "调用时间（UTC）",
+        "failure.provider_code": "渠道返回码",
+        "failure.find": "查找",
+        "failure.provider": "渠道",
+        "failure.raw": "原始代码",
+        "failure.means": "含义",
+        "failure.source": "出处",
+        "failure.no_match": "没有包含“{code}”的渠道返回码。",
+        "failure.mapped": "映射到此代码的渠道返回码（{n}）",
         "control.ends_invalid": "结束时间须晚于现在，且不超过 {longest} 天"
         "（YYYY-MM-DD HH:MM，UTC）。",
     },

@@ -311,3 +311,44 @@ def held(conn: Connection, limit: int = 100) -> list[Payment]:
         .limit(limit)
     )
     return [payment_from_row(r) for r in rows]
+
+
+def failed_calls_in(
+    conn: Connection,
+    channel: str,
+    scope: dict[str, str],
+    since: datetime,
+    until: datetime | None,
+    limit: int,
+) -> list[sa.Row[Any]]:
+    """The calls in a scope (a channel, or `*` for any, and the payment's method, bank or
+    region) made in [since, until) that did not succeed, newest first, each with its
+    payment's order, amount and status: an incident's affected payments (console)."""
+    p, a = payments.c, attempts.c
+    where = [a.created_at >= since, a.status != AttemptStatus.SUCCEEDED.value]
+    if until is not None:
+        where.append(a.created_at < until)
+    if channel != "*":
+        where.append(a.provider == channel)
+    for dimension in ("method", "bank", "region"):
+        if dimension in scope:
+            where.append(p[dimension] == scope[dimension])
+    query = (
+        sa.select(
+            a.payment_id,
+            a.provider,
+            a.status,
+            a.raw_code,
+            a.unified_code,
+            a.created_at,
+            p.order_id,
+            p.amount,
+            p.currency,
+            p.status.label("payment_status"),
+        )
+        .join(payments, p.id == a.payment_id)
+        .where(*where)
+        .order_by(a.created_at.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query))
