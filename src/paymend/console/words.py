@@ -66,6 +66,8 @@ WORDS: dict[str, dict[str, str]] = {
         "failure.source": "source",
         "failure.no_match": "No provider code holds \u201c{code}\u201d.",
         "failure.mapped": "Provider codes mapped to it ({n})",
+        "login.limited": "Too many failed log-ins for this operator or from this address. "
+        "Try again in {minutes} minutes; ask an admin if you forgot your password.",
         "control.ends_invalid": "The end time must be later than now and at most {longest} "
         "days away (YYYY-MM-DD HH:MM, UTC).",
     },
@@ -127,6 +129,8 @@ WORDS: dict[str, dict[str, str]] = {
         "failure.source": "出处",
         "failure.no_match": "没有包含“{code}”的渠道返回码。",
         "failure.mapped": "映射到此代码的渠道返回码（{n}）",
+        "login.limited": "该操作员或该地址登录失败次数过多，请 {minutes} 分钟后再试；"
+        "如忘记密码，请联系管理员。",
         "control.ends_invalid": "结束时间须晚于现在，且不超过 {longest} 天"
         "（YYYY-MM-DD HH:MM，UTC）。",
     },

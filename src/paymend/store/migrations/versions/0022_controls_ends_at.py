@@ -1,9 +1,11 @@
-"""controls.ends_at: an emergency control lifts itself at its end time
+"""controls.ends_at, login_failures: emergency controls end, log-ins are limited
 
 Revision ID: 0022
 Revises: 0019
 
-Nullable: controls set before (and a playbook's, which its recovery lifts) have none.
+controls.ends_at: a control lifts itself then; nullable: controls set before (and a
+playbook's, which its recovery lifts) have none. login_failures: the console's failed
+log-ins by name and by address, counted over a window.
 """
 
 from __future__ import annotations
@@ -19,8 +21,20 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("controls", sa.Column("ends_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "login_failures",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("ip", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
+    )
+    with op.batch_alter_table("login_failures") as batch:
+        batch.create_index(batch.f("ix_login_failures_ip_at"), ["ip", "at"], unique=False)
+        batch.create_index(batch.f("ix_login_failures_name_at"), ["name", "at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("login_failures")
     with op.batch_alter_table("controls") as batch:
         batch.drop_column("ends_at")
