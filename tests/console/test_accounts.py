@@ -73,7 +73,8 @@ def test_a_forged_post_without_the_csrf_token_is_refused_and_changes_nothing(
     console.operator("ops-lin", "ops")
     client = console.login("ops-lin")
     before = count_rows(console.server.runtime.store)
-    pause = {"scope": "bank", "value": "CMB", "reason": "maintenance"}
+    pause = {"kind": "pause", "scope": "bank", "value": "CMB", "reason": "maintenance"}
+    pause |= {"ends_in": "60", "confirm": "yes"}
     for token in (None, "", "0" * 64):
         data = pause if token is None else {**pause, "csrf": token}
         forged = client.post("/console/controls", data=data)
