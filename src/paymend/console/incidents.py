@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import Row
 
 from paymend.console import i18n
 from paymend.console.web import PREFIX, action_form, gate, locale_of, render, runtime_of
@@ -64,7 +63,7 @@ async def incident(request: Request, incident_id: str) -> Response:
     return render(request, "incident.html", checked.session, i=found, notice=notice, payments=hit)
 
 
-async def affected(runtime: Runtime, incident: Incident) -> list[Row[Any]]:
+async def affected(runtime: Runtime, incident: Incident) -> list[Any]:
     """The payments the incident hurt: in its scope, a call from just before it fired
     (as its diagnosis reads them) until it resolved that failed for a technical reason
     (an unknown outcome, or a technical code of the catalogue), the newest call of each;
@@ -79,7 +78,7 @@ async def affected(runtime: Runtime, incident: Incident) -> list[Row[Any]]:
         lambda c: payments.failed_calls_in(c, channel, scope, since, until, AFFECTED * 2)
     )
     catalogue = runtime.service.classifier.catalogue
-    found: dict[str, Row[Any]] = {}
+    found: dict[str, Any] = {}
     for r in rows:
         code = r.unified_code
         technical = code is None or (code in catalogue and catalogue[code].kind is Kind.TECHNICAL)
