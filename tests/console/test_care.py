@@ -39,7 +39,9 @@ def test_support_queries_notes_links_and_resends_from_the_payment_page(
     assert viewer.post(f"/console/payments/{failed['id']}/note", data={}).status_code == 403
     client = console.login(console.operator("cs-wang", "support"))
     url = f"/console/payments/{failed['id']}"
-    token = form_token(client.get(url).text, "csrf")
+    first = client.get(url).text
+    token = form_token(first, "csrf")
+    assert f'action="{url}/link"' in first  # notices are configured: the link is offered
 
     asked = client.post(f"{url}/query", data={"csrf": token})
     assert asked.status_code == 303, asked.text

@@ -131,5 +131,6 @@ async def payment(request: Request, payment_id: str) -> Response:
         told=told,
         entries=timeline(story, t),
         notices=[i for i, _ in story.notices],
+        notifies=runtime_of(request).notices is not None,  # a notice can reach the customer
         notice=(request.query_params.get("done") or "")[:200] or None,
     )
