@@ -71,10 +71,21 @@ def clock() -> ManualClock:
     return ManualClock(NOW + timedelta(hours=1))
 
 
-@pytest.fixture
-def console(db_url: str, clock: ManualClock) -> Iterator[Console]:
+def _console(db_url: str, clock: ManualClock) -> Iterator[Console]:
     runtime = build_runtime(
         Settings(database_url=db_url), PaymendConfig.model_validate(CONSOLE_CONFIG), clock=clock
     )
     with running(runtime) as server:
         yield Console(server, clock)
+
+
+@pytest.fixture
+def console(db_url: str, clock: ManualClock) -> Iterator[Console]:
+    yield from _console(db_url, clock)
+
+
+@pytest.fixture
+def sqlite_console(sqlite_url: str, clock: ManualClock) -> Iterator[Console]:
+    """On SQLite only: for what reads the same on both databases (forms, words, roles),
+    where the second server would only cost time."""
+    yield from _console(sqlite_url, clock)

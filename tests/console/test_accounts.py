@@ -8,6 +8,7 @@ import asyncio
 import httpx
 import pytest
 
+from paymend.console import accounts
 from paymend.console.accounts import Accounts, hash_password, verify_password
 from paymend.domain.errors import InvalidInput
 from paymend.store import controls
@@ -72,7 +73,8 @@ def test_a_forged_post_without_the_csrf_token_is_refused_and_changes_nothing(
     console.operator("ops-lin", "ops")
     client = console.login("ops-lin")
     before = count_rows(console.server.runtime.store)
-    pause = {"scope": "bank", "value": "CMB", "reason": "maintenance"}
+    pause = {"kind": "pause", "scope": "bank", "value": "CMB", "reason": "maintenance"}
+    pause |= {"ends_in": "60", "confirm": "yes"}
     for token in (None, "", "0" * 64):
         data = pause if token is None else {**pause, "csrf": token}
         forged = client.post("/console/controls", data=data)
@@ -175,3 +177,30 @@ def test_after_log_in_only_console_pages_are_destinations(console: Console) -> N
             data={"login_token": token, "name": "ops-lin", "password": PASSWORD, "next": target},
         )
         assert answer.headers["location"] == lands
+
+
+def test_log_ins_are_limited_per_operator_and_per_address(
+    sqlite_console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console = sqlite_console  # two plain queries: the second database would only cost time
+    monkeypatch.setattr(accounts, "LIMIT_PER_NAME", 2)  # fewer tries than shipped: faster
+    monkeypatch.setattr(accounts, "LIMIT_PER_IP", 3)
+    console.operator("ops-lin", "ops")
+    client = console.browser()
+    for _ in range(accounts.LIMIT_PER_NAME):
+        assert log_in(client, "ops-lin", "wrong password!").status_code == 401
+    limited = log_in(client, "ops-lin", PASSWORD)  # even the right one: not checked now
+    assert limited.status_code == 429 and "Too many failed log-ins" in limited.text
+    store = console.server.runtime.store
+    entries = store.run_sync(lambda c: controls.audit_entries(c, 2, target="operator:ops-lin"))
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("operator.login_limited", "console"),
+        ("operator.login_failed", "console"),
+    ]
+    assert entries[0]["details"]["ip"] == "127.0.0.1"
+    # other names from the same address fail on until the address's own limit
+    for i in range(accounts.LIMIT_PER_IP - accounts.LIMIT_PER_NAME):
+        assert log_in(client, f"guess-{i}", "wrong password!").status_code == 401
+    assert log_in(client, "someone-else", "wrong password!").status_code == 429
+    console.clock.advance(accounts.LIMIT_WINDOW.total_seconds() + 1)  # the window passed
+    assert log_in(client, "ops-lin", PASSWORD).status_code == 303

@@ -9,7 +9,9 @@ from datetime import timedelta
 from paymend.store import controls
 from paymend.store import incidents as repo
 from tests.api.test_incidents_api import open_incident
+from tests.api.test_payments_api import BODY
 from tests.console.conftest import Console, form_token
+from tests.console.test_pages import _pay
 from tests.helpers import NOW
 
 
@@ -32,6 +34,7 @@ def test_the_case_library_finds_the_last_time_cmb_timed_out(console: Console) ->
     assert "Timeouts for CMB cards" in one.text and "error rate 40% for CMB" in one.text
     assert "bank=CMB" in one.text  # the diagnosis
     assert "Save the review" not in one.text  # a viewer reads only
+    assert "Affected payments" not in one.text  # customers' payments: support and above
     assert client.get("/console/incidents/inc_nope").status_code == 404
 
 
@@ -63,3 +66,36 @@ def test_ops_acknowledge_an_open_incident_and_review_a_resolved_one(console: Con
         ("incident.review", "operator:ops-lin"),
         ("incident.acknowledge", "operator:ops-lin"),
     ]
+
+
+def test_an_incident_lists_the_payments_it_hurt_and_codes_lead_to_the_catalogue(
+    sqlite_console: Console,
+) -> None:
+    console = sqlite_console
+    _library(console)  # inc_b: sim_a x ICBC, open since an hour before the server's clock
+    hurt = _pay(console, {**BODY, "order_id": "o-err", "payment_token": "sim_error_system_error"})
+    declined = _pay(
+        console, {**BODY, "order_id": "o-dec", "payment_token": "sim_decline_do_not_honor"}
+    )
+    _pay(console, {**BODY, "order_id": "o-ok"})
+    _pay(
+        console,
+        {**BODY, "order_id": "o-cmb", "bank": "CMB", "payment_token": "sim_error_system_error"},
+    )
+    client = console.login(console.operator("cs-wang", "support"))
+    page = client.get("/console/incidents/inc_b")
+    # a system error hurt; a decline is the payer's; a success and another bank are not its
+    assert re.findall(r'data-payment="(\w+)"', page.text) == [hurt["id"]]
+    assert declined["id"] not in page.text
+    (seen,) = console.server.runtime.store.run_sync(
+        lambda c: controls.audit_entries(c, 1, target="incident:inc_b")
+    )
+    assert seen["action"] == "payment.lookup" and seen["details"]["payments"] == [hurt["id"]]
+
+    found = client.get("/console/failures", params={"provider_code": "system_error"})
+    assert 'data-raw="simulator:SYSTEM_ERROR"' in found.text
+    assert 'href="/console/failures/provider_error"' in found.text
+    entry = client.get("/console/failures/provider_error")
+    assert 'data-raw="simulator:SYSTEM_ERROR"' in entry.text
+    none = client.get("/console/failures", params={"provider_code": "no-such-code"})
+    assert "No provider code holds" in none.text

@@ -121,7 +121,10 @@ def test_pausing_a_bank_shows_in_the_health_page_and_resuming_ends_it(console: C
     token = form_token(client.get("/console/health").text, "csrf")
     done = client.post(
         "/console/controls",
-        data={"scope": "bank", "value": "CMB", "reason": "bank maintenance", "csrf": token},
+        data={
+            **{"kind": "pause", "scope": "bank", "value": "CMB", "ends_in": "60"},
+            **{"reason": "bank maintenance", "confirm": "yes", "csrf": token},
+        },
     )
     assert done.status_code == 303
     page = client.get(done.headers["location"])

@@ -95,7 +95,8 @@ class EndIn(BaseModel):
 )
 async def list_controls(request: Request, _: Viewer) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    active = await runtime.store.run(repo.active)
+    now = runtime.clock.now()
+    active = await runtime.store.run(lambda conn: repo.active(conn, now))
     return JSONResponse(shapes.ControlList(object="list", data=[control_json(c) for c in active]))
 
 

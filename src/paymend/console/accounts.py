@@ -5,7 +5,9 @@ slow, salted hash, so a stolen table does not give the passwords away. A log-in 
 session: a random token in the browser's cookie, its SHA-256 hash in the database
 (store/sessions.py), so logging out or a password change ends it everywhere at once. A
 session ends after `console.session_idle` unused and `console.session_max` after log-in,
-both on the injected clock. Logging in, out and setting a password are audit-logged.
+both on the injected clock. Failed log-ins are counted by name and by address, and past a
+few in a window further tries are refused unchecked. Logging in (and failing to), out
+and setting a password are audit-logged.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from paymend.store.database import Connection, Store
 from paymend.store.operators import Operator
 
 MIN_PASSWORD = 12
+# failed log-ins refused for the rest of a window: guessing one operator's password, or
+# many operators' from one address, stops after a few tries; the rightful operator waits
+# out the window at worst (OWASP's authentication cheat sheet: throttle by account and IP)
+LIMIT_WINDOW = timedelta(minutes=15)
+LIMIT_PER_NAME = 5
+LIMIT_PER_IP = 20
+LOGIN_ACTOR = "console"  # who failed a log-in is not known: the audit names the name typed
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is an attack
 _HASHER = PasswordHasher()
 # verified when the name is unknown, so a wrong name costs the same time as a wrong password
@@ -62,6 +71,14 @@ def csrf_token(token: str) -> str:
     return hmac.new(token.encode(), b"paymend-console-csrf", hashlib.sha256).hexdigest()
 
 
+class LogInsLimited(Exception):
+    """Too many failed log-ins of this name or from this address lately."""
+
+    def __init__(self, minutes: int) -> None:
+        super().__init__(f"too many failed log-ins; try again within {minutes} minutes")
+        self.minutes = minutes
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     operator: Operator
@@ -93,16 +110,37 @@ class Accounts:
 
         return await audited(self.store, now, actor, None, change)
 
-    async def log_in(self, name: str, password: str) -> Session | None:
+    async def log_in(self, name: str, password: str, ip: str = "") -> Session | None:
         """A new session when the password is the operator's; None otherwise (the same
-        answer for an unknown name, a wrong password, or an operator without one)."""
-        if len(password) > MAX_PASSWORD:
-            return None
-        found = await self.store.run(lambda conn: operators.with_password(conn, name[:64]))
+        answer for an unknown name, a wrong password, or an operator without one).
+        LogInsLimited, before any password is checked, when this name or address (`ip`)
+        failed too often lately; each failure and each refusal is audit-logged."""
+        name, now = name[:64], self.clock.now()
+        since = now - LIMIT_WINDOW
+        by_name, by_ip = await self.store.run(
+            lambda conn: sessions.failures_since(conn, name, ip, since)
+        )
+        if by_name >= LIMIT_PER_NAME or (ip and by_ip >= LIMIT_PER_IP):
+            details = {"ip": ip, "failures_by_name": by_name, "failures_by_ip": by_ip}
+
+            def refused(_conn: Connection) -> Audited[None]:
+                return Audited(None, "operator.login_limited", f"operator:{name}", details)
+
+            await audited(self.store, now, LOGIN_ACTOR, None, refused)
+            raise LogInsLimited(int(LIMIT_WINDOW.total_seconds() // 60))
+        found = None
+        if len(password) <= MAX_PASSWORD:
+            found = await self.store.run(lambda conn: operators.with_password(conn, name))
         stored = found[1] if found else None
-        if not verify_password(stored, password) or found is None:
+        if found is None or not verify_password(stored, password):
+
+            def failed(conn: Connection) -> Audited[None]:
+                sessions.note_failure(conn, name, ip, now, since)
+                return Audited(None, "operator.login_failed", f"operator:{name}", {"ip": ip})
+
+            await audited(self.store, now, LOGIN_ACTOR, None, failed)
             return None
-        op, token, now = found[0], secrets.token_urlsafe(32), self.clock.now()
+        op, token = found[0], secrets.token_urlsafe(32)
 
         def change(conn: Connection) -> Audited[None]:
             sessions.start(conn, token_hash(token), op.id, now, now + self.max)

@@ -18,7 +18,6 @@ from paymend.engine.runtime import Runtime
 from paymend.health.book import HISTORY_BUCKET_S, Health
 from paymend.health.keys import channel_key, parse_key
 from paymend.health.window import WindowStats
-from paymend.store import controls
 
 WINDOWS: tuple[tuple[str, float], ...] = (("1m", 60.0), ("5m", 300.0), ("30m", 1800.0))
 BADGE_WINDOW_S = 300.0  # the badge judges the last five minutes
@@ -133,7 +132,7 @@ def channel_health(runtime: Runtime, now: float) -> list[ChannelHealth]:
 
 async def health_page(runtime: Runtime) -> HealthPage:
     now = runtime.clock.now().timestamp()  # health time: epoch seconds (engine/payments.py)
-    active = await runtime.store.run(controls.active)
+    active = await runtime.service.controls.active()
     incidents = await runtime.incidents.search(None, "open", 20)
     return HealthPage(channel_health(runtime, now), active, incidents, runtime.config.console)
 

@@ -8,6 +8,8 @@ browser's Accept-Language decides."""
 
 from __future__ import annotations
 
+from paymend.console.words import WORDS
+
 LOCALES = ("en", "zh-CN")
 DEFAULT = "en"
 COOKIE = "paymend_console_locale"
@@ -66,9 +68,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "control.until": "Until",
         "control.end": "Resume",
         "control.pause": "Pause",
-        "control.new": "Pause a channel, bank or region",
         "control.value": "Name",
-        "control.ends_in": "Ends after",
         "control.done_end": "Resumed {target}.",
         "control.done_pause": "Paused {target}.",
         "incident.opened": "Opened",
@@ -224,9 +224,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "control.until": "结束",
         "control.end": "恢复",
         "control.pause": "暂停",
-        "control.new": "暂停通道、银行或地区",
         "control.value": "名称",
-        "control.ends_in": "持续时间",
         "control.done_end": "已恢复 {target}。",
         "control.done_pause": "已暂停 {target}。",
         "incident.opened": "开始于",
@@ -332,6 +330,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "payment.reject_done": "已拒绝：支付状态为 {status}。",
     },
 }
+
+
+for _locale, _words in WORDS.items():  # the emergency controls', actions', … (words.py)
+    MESSAGES[_locale].update(_words)
 
 
 def negotiate(cookie: str | None, accept_language: str | None) -> str:

@@ -5,7 +5,8 @@ reviewing it once resolved (the ops role), through engine/incidents.py as the op
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -13,10 +14,17 @@ from fastapi.responses import Response
 from paymend.console import i18n
 from paymend.console.web import PREFIX, action_form, gate, locale_of, render, runtime_of
 from paymend.domain.errors import NotFound, PaymendError
+from paymend.domain.failure import Kind
+from paymend.domain.incident import Incident
 from paymend.domain.roles import Role
+from paymend.engine.playbooks import LEAD_S
+from paymend.engine.runtime import Runtime
+from paymend.health.keys import parse_key
+from paymend.store import payments
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 LIBRARY = 100
+AFFECTED = 100  # payments listed on an incident's page, newest first
 
 
 @router.get("/incidents")
@@ -46,7 +54,37 @@ async def incident(request: Request, incident_id: str) -> Response:
         message = i18n.translate(locale_of(request), "incident.not_found", id=incident_id)
         return render(request, "error.html", checked.session, 404, message=message)
     notice = (request.query_params.get("done") or "")[:200] or None
-    return render(request, "incident.html", checked.session, i=found, notice=notice)
+    runtime, session = runtime_of(request), checked.session
+    hit = None  # customers' payments: for the support role and above, and audit-logged
+    if session is not None and session.operator.role.allows(Role.SUPPORT):
+        hit = await affected(runtime, found)
+        ids = [r.payment_id for r in hit]
+        await runtime.access.note_lookup(session.operator.actor, f"incident:{found.id}", ids)
+    return render(request, "incident.html", checked.session, i=found, notice=notice, payments=hit)
+
+
+async def affected(runtime: Runtime, incident: Incident) -> list[Any]:
+    """The payments the incident hurt: in its scope, a call from just before it fired
+    (as its diagnosis reads them) until it resolved that failed for a technical reason
+    (an unknown outcome, or a technical code of the catalogue), the newest call of each;
+    a card declined for lack of funds was not the incident's doing."""
+    try:
+        channel, scope = parse_key(incident.scope_key)
+    except ValueError:
+        return []
+    since = incident.opened_at - timedelta(seconds=LEAD_S)
+    until = incident.resolved_at
+    rows = await runtime.store.run(
+        lambda c: payments.failed_calls_in(c, channel, scope, since, until, AFFECTED * 2)
+    )
+    catalogue = runtime.service.classifier.catalogue
+    found: dict[str, Any] = {}
+    for r in rows:
+        code = r.unified_code
+        technical = code is None or (code in catalogue and catalogue[code].kind is Kind.TECHNICAL)
+        if technical and r.payment_id not in found:
+            found[r.payment_id] = r
+    return list(found.values())[:AFFECTED]
 
 
 @router.post("/incidents/{incident_id}/{step}")

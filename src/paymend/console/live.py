@@ -1,15 +1,15 @@
 """The live health page (the console's first page), its panel that htmx refreshes every
-few seconds, the chart's JSON, and pausing and resuming through the controls engine."""
+few seconds, and the chart's JSON (the controls it offers: console/controls.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from paymend.console.controls import ENDS_IN
 from paymend.console.health import health_page, series
 from paymend.console.hours import channel_hours
-from paymend.console.web import NO_STORE, PREFIX, action_form, gate, render, runtime_of
-from paymend.domain.errors import PaymendError
+from paymend.console.web import NO_STORE, PREFIX, gate, render, runtime_of
 from paymend.domain.roles import Role
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -33,6 +33,7 @@ async def health(request: Request) -> Response:
         now=runtime_of(request).clock.now(),
         poll_s=POLL_S,
         notice=notice[:200] if notice else None,
+        ends_in=ENDS_IN,
     )
 
 
@@ -69,44 +70,3 @@ async def health_series(request: Request) -> Response:
     if checked.refusal:
         return checked.refusal
     return JSONResponse(series(runtime_of(request)), headers=NO_STORE)
-
-
-@router.post("/controls")
-async def pause(request: Request) -> Response:
-    """Pause a channel, bank or region (the ops role), with a reason, audit-logged as
-    the operator by the controls engine."""
-    action = await action_form(request, Role.OPS)
-    if isinstance(action, Response):
-        return action
-    runtime, form = action.runtime, action.form
-    scope, value = form.get("scope", ""), form.get("value", "").strip()
-    try:
-        await runtime.service.controls.set(
-            "pause",
-            scope,
-            value,
-            form.get("method") or None,
-            form.get("reason", "").strip(),
-            action.session.operator.actor,
-            runtime.known,
-        )
-    except PaymendError as exc:
-        return action.error(exc)
-    return action.done("/health", "control.done_pause", target=f"{scope}:{value}")
-
-
-@router.post("/controls/{control_id}/end")
-async def resume(request: Request, control_id: str) -> Response:
-    action = await action_form(request, Role.OPS)
-    if isinstance(action, Response):
-        return action
-    reason = action.reason()
-    if reason is None:
-        return action.fail("form.reason_required")
-    try:
-        ended = await action.runtime.service.controls.end(
-            control_id, reason, action.session.operator.actor
-        )
-    except PaymendError as exc:
-        return action.error(exc)
-    return action.done("/health", "control.done_end", target=f"{ended.scope}:{ended.value}")

@@ -130,5 +130,7 @@ async def payment(request: Request, payment_id: str) -> Response:
         merchant=shop,
         told=told,
         entries=timeline(story, t),
+        notices=[i for i, _ in story.notices],
+        notifies=runtime_of(request).notices is not None,  # a notice can reach the customer
         notice=(request.query_params.get("done") or "")[:200] or None,
     )

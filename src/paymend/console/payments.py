@@ -110,6 +110,7 @@ def _money(minor: int, currency: str) -> str:
     return f"{Money(minor, currency).format()} {currency}"
 
 
+_TOLD = ("channel", "told", "raw_code", "status", "kind", "link")
 _TONE = {"succeeded": "good", "failed": "bad", "unknown": "bad", "canceled": "bad"}
 
 
@@ -204,6 +205,8 @@ def timeline(story: Story, t: Translate) -> list[Entry]:
         )
     for entry in story.audit:
         facts = [(t("payment.reason"), entry["reason"] or "")]
+        # what a status query heard, which notice or link went out (engine/care.py)
+        facts += [(k, str(v)) for k, v in entry["details"].items() if k in _TOLD and v]
         entries.append(
             Entry(
                 datetime.fromisoformat(entry["at"]),

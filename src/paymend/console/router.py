@@ -7,7 +7,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
-from paymend.console import actions, catalogue, incidents, live, lookup, sign_in
+from paymend.console import (
+    actions,
+    care,
+    catalogue,
+    controls,
+    incidents,
+    live,
+    lookup,
+    sign_in,
+)
 from paymend.console.web import HERE, PREFIX
 
 STATIC = HERE / "static"
@@ -23,7 +32,9 @@ TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf
 router = APIRouter(include_in_schema=False)
 router.include_router(sign_in.router)
 router.include_router(live.router)
+router.include_router(controls.router)
 router.include_router(lookup.router)
+router.include_router(care.router)  # before actions' /payments/{id}/{decision}
 router.include_router(actions.router)
 router.include_router(incidents.router)
 router.include_router(catalogue.router)

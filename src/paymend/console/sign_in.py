@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from paymend.console import i18n
+from paymend.console.accounts import LogInsLimited
 from paymend.console.web import (
     LOGIN_COOKIE,
     PREFIX,
@@ -81,7 +82,14 @@ async def login(request: Request) -> Response:
     if not cookie or not hmac.compare_digest(form.get("login_token", ""), cookie):
         return csrf_refused(request, None)
     next_url = safe_next(form.get("next"))
-    session = await accounts(request).log_in(form.get("name", "").strip(), form.get("password", ""))
+    ip = request.client.host if request.client else ""
+    try:
+        session = await accounts(request).log_in(
+            form.get("name", "").strip(), form.get("password", ""), ip
+        )
+    except LogInsLimited as limited:
+        message = i18n.translate(locale_of(request), "login.limited", minutes=limited.minutes)
+        return _login_page(request, next_url, 429, message)
     if session is None:
         message = i18n.translate(locale_of(request), "login.failed")
         return _login_page(request, next_url, 401, message)

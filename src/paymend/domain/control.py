@@ -46,6 +46,11 @@ class Control:
     ended_by: str | None = None
     amount_above: int | None = None  # hold: payments above this many minor units...
     currency: str | None = None  # ...of this currency (None: any, as holds before 0009)
+    ends_at: datetime | None = None  # it lifts itself then (None: until ended)
+
+    def lasts_at(self, now: datetime) -> bool:
+        """Active at `now`: not ended, and its end time (if any) not reached."""
+        return self.ended_at is None and (self.ends_at is None or now < self.ends_at)
 
     def __post_init__(self) -> None:
         # a kind or scope given by its value (a row, a test) is the enum member
@@ -73,4 +78,5 @@ class Control:
             "ended_by": self.ended_by,
             "amount_above": self.amount_above,
             "currency": self.currency,
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
         }

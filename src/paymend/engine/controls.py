@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from paymend.domain.clock import Clock
 from paymend.domain.control import SCOPES, Control, ControlKind, ControlScope
@@ -30,6 +31,7 @@ __all__ = ["ControlService", "KnownScopes", "RouteControls", "route_controls"]
 
 log = get_logger("paymend.audit")
 CACHE_S = 1.0
+PREVIEW_SPAN = timedelta(hours=1)  # a preview counts the payments of the last hour
 PROBE_EVERY_S = 1.0  # a playbook's pause lets one payment through this often, per process
 PLAYBOOK = "playbook:"  # the actor of a control a playbook set (engine/playbooks.py)
 # a bank or region code or name, 1 to 64 characters: letters (any script) and digits,
@@ -84,11 +86,21 @@ class ControlService:
         self._probed: dict[str, float] = {}  # pause id -> when a probe last passed it
 
     async def active(self) -> list[Control]:
+        """The active controls, at most CACHE_S old; one whose end time has come is gone
+        at once (on the injected clock), and lifted in the store when next loaded."""
         now = self.clock.monotonic()
         if self._loaded_at is None or now - self._loaded_at >= CACHE_S:
-            self._cache = await self.store.run(repo.active)
+            at = self.clock.now()
+            loaded = await self.store.run(repo.active)
+            if any(not c.lasts_at(at) for c in loaded):
+                await self.store.run(lambda conn: repo.lift(conn, at))
+                for c in loaded:
+                    if not c.lasts_at(at):
+                        log.info("control_expired", id=c.id, kind=c.kind.value, value=c.value)
+            self._cache = loaded
             self._loaded_at = now
-        return self._cache
+        at = self.clock.now()
+        return [c for c in self._cache if c.lasts_at(at)]
 
     def forget(self) -> None:
         self._loaded_at = None
@@ -123,15 +135,69 @@ class ControlService:
         known: KnownScopes | Iterable[str],
         amount_above: int | None = None,
         currency: str | None = None,
+        ends_at: datetime | None = None,
     ) -> Control:
-        """Set a control; `known` is what the configuration knows (or just its channels).
-        InvalidInput names the parameter at fault; ControlExists (409) carries the
-        identical control already active. Nothing is written when either is raised."""
+        """Set a control; `known` is what the configuration knows (or just its channels);
+        `ends_at`: it lifts itself then. InvalidInput names the parameter at fault;
+        ControlExists (409) carries the identical control already active. Nothing is
+        written when either is raised."""
+        control = self._checked(
+            kind, scope, value, method, reason, actor, known, amount_above, currency, ends_at
+        )
+        now = control.created_at
+
+        def write(conn: Connection) -> Audited[Control]:
+            repo.lift(conn, now)  # an identical control past its end no longer counts
+            repo.add(conn, control)
+            return Audited(control, f"control.{kind}", f"{scope}:{value}", control.as_dict())
+
+        added = await audited(self.store, now, actor, reason, write)
+        self.forget()
+        return added
+
+    async def preview(
+        self,
+        kind: str,
+        scope: str,
+        value: str,
+        method: str | None,
+        reason: str,
+        known: KnownScopes | Iterable[str],
+        amount_above: int | None = None,
+        currency: str | None = None,
+        ends_at: datetime | None = None,
+    ) -> tuple[Control, int]:
+        """The control `set` would make (checked the same way, nothing written) and how
+        many payments of the last hour it would have touched."""
+        control = self._checked(
+            kind, scope, value, method, reason, "", known, amount_above, currency, ends_at
+        )
+        now = control.created_at
+        count = await self.store.run(lambda conn: repo.touched(conn, control, now - PREVIEW_SPAN))
+        return control, count
+
+    def _checked(
+        self,
+        kind: str,
+        scope: str,
+        value: str,
+        method: str | None,
+        reason: str,
+        actor: str,
+        known: KnownScopes | Iterable[str],
+        amount_above: int | None,
+        currency: str | None,
+        ends_at: datetime | None,
+    ) -> Control:
         if not isinstance(known, KnownScopes):
             known = KnownScopes(frozenset(known))
         currency = _check(kind, scope, value, method, reason, known, amount_above, currency)
         now = self.clock.now()
-        control = Control(
+        if ends_at is not None and ends_at <= now:
+            raise InvalidInput(
+                "parameter_invalid", "ends_at must be later than now", param="ends_at"
+            )
+        return Control(
             self.ids.new("ctl"),
             ControlKind(kind),
             ControlScope(scope),
@@ -142,15 +208,8 @@ class ControlService:
             now,
             amount_above=amount_above,
             currency=currency,
+            ends_at=ends_at,
         )
-
-        def write(conn: Connection) -> Audited[Control]:
-            repo.add(conn, control)
-            return Audited(control, f"control.{kind}", f"{scope}:{value}", control.as_dict())
-
-        added = await audited(self.store, now, actor, reason, write)
-        self.forget()
-        return added
 
     async def end(self, control_id: str, reason: str, actor: str) -> Control:
         now = self.clock.now()

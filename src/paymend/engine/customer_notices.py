@@ -55,6 +55,7 @@ _STATUS_TEXT = {
     NoticeKind.REFUND_DONE: "refunded",
     NoticeKind.COMPENSATION_GRANTED: "succeeded",
     NoticeKind.PAYMENT_HELD: "held",
+    NoticeKind.FINISH_LINK: "canceled",  # a canceled payment's link (a failed one: its code)
 }
 
 
@@ -257,7 +258,8 @@ class CustomerNotices:
         locale = self.messages.negotiate((facts.get("customer") or {}).get("locale"))
         code = facts.get("failure_code")
         text: CustomerMessage
-        if code and kind in (NoticeKind.PAYMENT_FAILED, NoticeKind.REVIEW_OUTCOME):
+        told_code = (NoticeKind.PAYMENT_FAILED, NoticeKind.REVIEW_OUTCOME, NoticeKind.FINISH_LINK)
+        if code and kind in told_code:
             # the public code: a fraud or risk reason reads as a plain decline
             text = self.messages.render(str(code), locale, support_contact=support)
         else:
@@ -273,7 +275,10 @@ class CustomerNotices:
                 text.title,
                 text.detail,
                 text.suggestions,
-                self.policy.status_url.format(payment_id=intent.payment_id),
+                # a finish link (engine/care.py) carries its own: the shop's checkout
+                str(
+                    facts.get("link") or self.policy.status_url.format(payment_id=intent.payment_id)
+                ),
                 support,
                 now,
             )

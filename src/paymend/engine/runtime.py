@@ -29,6 +29,7 @@ from paymend.engine.calls import Caller
 from paymend.engine.clock import SystemClock
 from paymend.engine.controls import ControlService, KnownScopes
 from paymend.engine.creation import Creation
+from paymend.engine.customer_notices import CustomerNotices
 from paymend.engine.ids import IdFactory
 from paymend.engine.incidents import IncidentService
 from paymend.engine.job_registry import paymend_jobs
@@ -77,6 +78,7 @@ class Runtime:
     incidents: IncidentService
     presence: Presence
     simulators: dict[str, SimulatedProvider] = field(default_factory=dict)
+    notices: CustomerNotices | None = None  # None: no channel reaches customers
 
     @property
     def access(self) -> AccessService:
@@ -381,5 +383,15 @@ def build_runtime(
         on_beat=health.flush,  # an idle process's last health records reach Redis too
     )
     return Runtime(
-        settings, config, store, clock, providers, service, worker, incidents, presence, sims
+        settings,
+        config,
+        store,
+        clock,
+        providers,
+        service,
+        worker,
+        incidents,
+        presence,
+        sims,
+        notices,
     )

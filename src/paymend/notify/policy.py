@@ -31,6 +31,7 @@ class NoticeKind(StrEnum):
     COMPENSATION_GRANTED = "compensation_granted"
     PAYMENT_HELD = "payment_held"  # held for review
     REVIEW_OUTCOME = "review_outcome"  # the held payment was released or rejected
+    FINISH_LINK = "finish_link"  # support sent where to finish the order another way
 
 
 class ChannelName(StrEnum):

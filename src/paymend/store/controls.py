@@ -16,7 +16,7 @@ from typing_extensions import TypedDict
 
 from paymend.domain.control import Control, ControlKind, ControlScope
 from paymend.domain.errors import ControlExists, NotFound
-from paymend.store.tables import audit_log, controls
+from paymend.store.tables import attempts, audit_log, controls, payments
 
 
 def add(conn: Connection, c: Control) -> None:
@@ -40,6 +40,7 @@ def add(conn: Connection, c: Control) -> None:
                     "created_at": c.created_at,
                     "amount_above": c.amount_above,
                     "currency": c.currency,
+                    "ends_at": c.ends_at,
                     "signature": c.signature,
                 },
             )
@@ -64,11 +65,47 @@ def end(conn: Connection, control_id: str, by: str, now: datetime) -> Control:
     return _control(row)
 
 
-def active(conn: Connection) -> list[Control]:
+def active(conn: Connection, now: datetime | None = None) -> list[Control]:
+    """The controls not ended; at `now`, without those past their end time (which
+    `lift` has not ended yet)."""
     rows = conn.execute(
         sa.select(controls).where(controls.c.ended_at.is_(None)).order_by(controls.c.created_at)
     )
-    return [_control(r) for r in rows]
+    found = [_control(r) for r in rows]
+    return found if now is None else [c for c in found if c.lasts_at(now)]
+
+
+def lift(conn: Connection, now: datetime) -> list[Control]:
+    """End the controls whose end time has come, at that time, each audit-logged once
+    (`control.<kind>.expire` by `clock`): of two processes lifting at once, each ends
+    and logs only the rows it updated."""
+    rows = conn.execute(
+        sa.select(controls).where(controls.c.ended_at.is_(None), controls.c.ends_at <= now)
+    ).all()
+    lifted = []
+    for r in rows:
+        done = conn.execute(
+            controls.update()
+            .where(controls.c.id == r.id, controls.c.ended_at.is_(None))
+            .values(ended_at=r.ends_at, ended_by=LIFTER)
+        )
+        if done.rowcount == 1:
+            c = _control(r)
+            details = {"id": c.id, "ends_at": r.ends_at.isoformat()}
+            audit(
+                conn,
+                now,
+                LIFTER,
+                f"control.{c.kind}.expire",
+                f"{c.scope}:{c.value}",
+                c.reason,
+                details,
+            )
+            lifted.append(c)
+    return lifted
+
+
+LIFTER = "clock"  # the actor that ends a control at its end time
 
 
 def audit(
@@ -141,4 +178,29 @@ def _control(r: sa.Row[Any]) -> Control:
         r.ended_by,
         r.amount_above,
         r.currency,
+        r.ends_at,
     )
+
+
+def touched(conn: Connection, c: Control, since: datetime) -> int:
+    """How many payments created since `since` `c` would have touched: a pause of a
+    channel, those that called it; of a bank or region, those of it; a forced route, those
+    of its method that never called the channel; a hold, those of its bank or region and
+    currency above its amount. Read by the preview an operator sees before setting it."""
+    p = payments.c
+    where: list[sa.ColumnElement[bool]] = [p.created_at >= since]
+    if c.method is not None:
+        where.append(p.method == c.method)
+    called = sa.exists().where(attempts.c.payment_id == p.id, attempts.c.provider == c.value)
+    if c.kind is ControlKind.FORCE_ROUTE:
+        where.append(~called)
+    elif c.scope is ControlScope.CHANNEL:
+        where.append(called)
+    else:
+        where.append((p.bank if c.scope is ControlScope.BANK else p.region) == c.value)
+    if c.kind is ControlKind.HOLD:
+        where.append(p.amount > (c.amount_above or 0))
+        if c.currency is not None:
+            where.append(p.currency == c.currency)
+    query = sa.select(sa.func.count()).select_from(payments).where(*where)
+    return int(conn.execute(query).scalar_one())

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paymend.store.operators import Operator, _operator
-from paymend.store.tables import operator_sessions, operators
+from paymend.store.tables import login_failures, operator_sessions, operators
 
 # last_seen_at is written at most this often: a page's polls do not each write a row
 SEEN_GRANULARITY = timedelta(seconds=30)
@@ -70,3 +70,23 @@ def end_all(conn: Connection, operator_id: str, now: datetime) -> int:
         .values(ended_at=now)
     )
     return done.rowcount
+
+
+def note_failure(conn: Connection, name: str, ip: str, now: datetime, since: datetime) -> None:
+    """Record a failed log-in; this name's and address's failures before `since` (outside
+    any window read) go, so the table holds only what is counted."""
+    f = login_failures.c
+    old = sa.or_(f.name == name[:64], f.ip == ip[:64])
+    conn.execute(login_failures.delete().where(old, f.at < since))
+    conn.execute(login_failures.insert(), {"at": now, "name": name[:64], "ip": ip[:64]})
+
+
+def failures_since(conn: Connection, name: str, ip: str, since: datetime) -> tuple[int, int]:
+    """Failed log-ins since `since`: of this name, and from this address."""
+    f = login_failures.c
+
+    def count(where: sa.ColumnElement[bool]) -> int:
+        query = sa.select(sa.func.count()).select_from(login_failures).where(where)
+        return int(conn.execute(query.where(f.at >= since)).scalar_one())
+
+    return count(f.name == name[:64]), count(f.ip == ip[:64])

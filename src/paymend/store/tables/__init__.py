@@ -3,6 +3,7 @@ it (a test checks). The rest of paymend asks a repository instead (tests/test_la
 lists what does not yet)."""
 
 from paymend.store.tables.access import (
+    login_failures,
     merchant_keys,
     merchants,
     operator_keys,
@@ -46,6 +47,7 @@ __all__ = [
     "incidents",
     "instances",
     "jobs",
+    "login_failures",
     "merchant_keys",
     "merchants",
     "metadata",

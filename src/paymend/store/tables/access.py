@@ -63,3 +63,16 @@ operator_sessions = sa.Table(
     sa.Column("ended_at", UTCDateTime()),
     sa.Index(None, "operator_id"),
 )
+
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    # each failed console log-in: the name typed (an operator or not) and the client's
+    # address, counted over a window to refuse guessing (console/accounts.py)
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("ip", sa.String(64), nullable=False),
+    sa.Index(None, "name", "at"),
+    sa.Index(None, "ip", "at"),
+)

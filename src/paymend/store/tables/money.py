@@ -60,6 +60,8 @@ payments = sa.Table(
     sa.Index(None, "status", "updated_at"),
     sa.Index(None, "merchant_id", "customer_id", "created_at"),
     sa.Index(None, "merchant_id", "created_at", "id"),  # listing, newest first, by pages
+    # the failure-code search (console, merchant API), newest first: its own rows only
+    sa.Index(None, "merchant_id", "failure_code", "created_at", "id"),
     sa.Index(None, "merchant_id", "customer_email_index", "created_at"),
     sa.Index(None, "merchant_id", "customer_phone_index", "created_at"),
     sa.Index(None, "payment_token"),

@@ -24,6 +24,7 @@ controls = sa.Table(
     sa.Column("ended_by", sa.String(200)),
     sa.Column("amount_above", sa.BigInteger()),  # hold: minor units of `currency`
     sa.Column("currency", sa.String(3)),  # hold: it applies to payments in this currency
+    sa.Column("ends_at", UTCDateTime()),  # it lifts itself then (engine/controls.py)
     # what the control does (kind|scope|value|method|currency|amount_above): two active
     # controls never do the same thing, even when two operators set one at once
     sa.Column("signature", sa.String(200), nullable=False),
