@@ -43,6 +43,9 @@ PAGES_SENT = Counter("paymend_ops_pages_sent_total", "Ops pages delivered", ["ro
 PAGES_FAILED = Counter("paymend_ops_pages_failed_total", "Ops page tries that failed", ["route"])
 ALERT_KEY_HEADER = "Paymend-Alert-Key"
 OPEN_INCIDENTS_READ = 500
+# how far back an incident opened and resolved between two sweeps is still paged: a
+# worker down longer than this does not page old news when it comes back
+BRIEF_LOOKBACK = timedelta(hours=1)
 
 
 class OpsAlerts:
@@ -61,6 +64,10 @@ class OpsAlerts:
         open_ = incident_repo.search(conn, None, IncidentStatus.OPEN.value, OPEN_INCIDENTS_READ)
         for incident_id in repo.unpaged(conn, [i.id for i in open_ if i.severity in wanted]):
             repo.start_page(conn, incident_id, now)
+        # opened and resolved since the last sweep: paged once, both in one message
+        for incident_id in repo.unpaged_resolved(conn, now - BRIEF_LOOKBACK):
+            if incident_repo.get(conn, incident_id).severity in wanted:
+                repo.start_page(conn, incident_id, now)
         silences = repo.active_silences(conn, now)
         planned = 0
         for page in repo.live_pages(conn):
@@ -85,7 +92,7 @@ class OpsAlerts:
         muted = None if silence is None else f"silence {silence.id}: {silence.reason}"
         level, n = page.level, 0
 
-        def send(kind: PageKind, routes: Sequence[str], key: str, **extra: int) -> int:
+        def send(kind: PageKind, routes: Sequence[str], key: str, **extra: Any) -> int:
             text = render(kind, incident, self._url(iid), now, news=news, level=level, **extra)
             return self._plan_messages(conn, incident, kind, routes, key, level, text, muted, now)
 
@@ -102,6 +109,8 @@ class OpsAlerts:
         if incident.status is IncidentStatus.RESOLVED:
             if page.opened_sent:
                 n = send(PageKind.RESOLVED, spec.routes_up_to(level), f"{iid}:resolved")
+            elif silence is None:  # it came and went unpaged: the first level hears both
+                n = send(PageKind.RESOLVED, spec.level(0).routes, f"{iid}:resolved", brief=True)
             repo.update_page(conn, iid, now, status=repo.CLOSED, last_event_id=seen)
             return n
         if incident.acknowledged_at is not None:

@@ -54,15 +54,17 @@ def render(
     news: Sequence[IncidentEvent] = (),
     level: int = 0,
     reminder: int = 0,
+    brief: bool = False,
 ) -> PageText:
-    """The message of `kind` about `incident`; `news`: its timeline since the last one."""
+    """The message of `kind` about `incident`; `news`: its timeline since the last one.
+    `brief`: a resolution nobody was paged about before (opened and resolved in one)."""
     sev = incident.severity.value.upper()
     head = {
         PageKind.OPENED: "incident opened",
         PageKind.REMINDER: f"reminder {reminder}, not acknowledged",
         PageKind.ESCALATED: f"escalated to level {level + 1}, not acknowledged",
         PageKind.ACKNOWLEDGED: f"acknowledged by {incident.acknowledged_by}",
-        PageKind.RESOLVED: "resolved",
+        PageKind.RESOLVED: "opened and resolved" if brief else "resolved",
     }[kind]
     title = f"[{sev}] {head}: {incident.title}"
     lines = [
