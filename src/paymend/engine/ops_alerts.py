@@ -1,6 +1,7 @@
 """Paging ops about incidents: one page per incident, reminders while nobody acknowledges
 it, escalation to the next level, a last word when it is acknowledged or resolved, and
-silences that hold pages back.
+silences that hold pages back. Failures that open no incident are paged once each, on
+the same routes and under the same silences (engine/ops_events.py).
 
 `tick` runs on every worker sweep and reads the incidents as they are: an open incident
 without a page gets one (the incident id is the page's key, so two workers cannot both
@@ -27,6 +28,7 @@ from prometheus_client import Counter
 from paymend.domain.clock import Clock
 from paymend.domain.incident import Incident, IncidentEventKind, IncidentStatus
 from paymend.engine.ids import IdFactory
+from paymend.engine.ops_events import plan_events
 from paymend.notify.apprise_channel import AppriseChannel
 from paymend.notify.channel import Message
 from paymend.notify.ops_messages import PageKind, PageText, render
@@ -69,7 +71,7 @@ class OpsAlerts:
             if incident_repo.get(conn, incident_id).severity in wanted:
                 repo.start_page(conn, incident_id, now)
         silences = repo.active_silences(conn, now)
-        planned = 0
+        planned = plan_events(conn, self.routes, silences, self.ids, now)
         for page in repo.live_pages(conn):
             planned += self._step(
                 conn, page, incident_repo.get(conn, page.incident_id), silences, now

@@ -25,11 +25,12 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from paymend.engine.job_registry import JobRegistry, paymend_jobs
 from paymend.engine.ops_alerts import OpsAlerts
+from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.reconcile import reconcile
@@ -37,6 +38,7 @@ from paymend.engine.webhooks import WebhookSender
 from paymend.observability import get_logger
 from paymend.store import jobs
 from paymend.store import payments as repo
+from paymend.store.database import Connection
 from paymend.store.jobs import Job
 
 log = get_logger("paymend.worker")
@@ -224,9 +226,7 @@ class Worker:
                     subject_id=job.subject_id,
                     error_type=error_type,  # the message stays in the job row, out of the logs
                 )
-                await store.run(
-                    lambda conn: jobs.bury(conn, job.id, error or "too many tries", now)
-                )
+                await store.run(lambda conn: _bury(conn, job, error, error_type, now))
                 report.buried += 1
             else:
                 run_at = now + timedelta(seconds=wait)
@@ -296,6 +296,23 @@ class Worker:
             released = await self.service.store.run(lambda conn: jobs.release(conn, owner, now))
             if released:
                 log.info("jobs_released", instance_id=owner, jobs=released)
+
+
+def _bury(conn: Connection, job: Job, error: str, error_type: str, now: datetime) -> None:
+    """Give the job up, and have ops paged about it (once per job)."""
+    jobs.bury(conn, job.id, error or "too many tries", now)
+    raise_event(
+        conn,
+        now,
+        OpsEventKind.JOB_BURIED,
+        job.id,
+        f"job given up: {job.kind.value} {job.subject_id}",
+        job_id=job.id,
+        job_kind=job.kind.value,
+        subject_id=job.subject_id,
+        tries=job.tries,
+        error_type=error_type,  # the message stays in the job row, out of pages and logs
+    )
 
 
 async def _until(work: asyncio.Future[Any], stop: asyncio.Event) -> bool:
