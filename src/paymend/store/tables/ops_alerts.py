@@ -30,10 +30,10 @@ ops_alerts = sa.Table(
     # a second planner (another worker, a re-run after a crash) cannot make it twice
     sa.Column("id", Id, primary_key=True),
     sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
-    sa.Column("incident_id", Id, nullable=False),
+    sa.Column("incident_id", Id, nullable=False),  # or the ops_events row it is about
     sa.Column(
         "kind", sa.String(16), nullable=False
-    ),  # opened|reminder|escalated|acknowledged|resolved
+    ),  # opened|reminder|escalated|acknowledged|resolved; alert (an ops event)
     sa.Column("route", sa.String(40), nullable=False),
     sa.Column("level", sa.Integer(), nullable=False),
     sa.Column("title", sa.String(300), nullable=False),
