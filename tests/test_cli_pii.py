@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from paymend.cli import main
 from paymend.domain.ids import MerchantId
+from paymend.store import notice_prefs, pii
 from paymend.store import payments as repo
-from paymend.store import pii
 from paymend.store.database import Store
 from paymend.store.migrate import upgrade
 from paymend.store.pii import DataKey, Vault
@@ -27,6 +27,7 @@ from paymend.store.tables import audit_log
 from tests.helpers import NOW, make_merchant
 from tests.store.test_pii import EMAIL, PHONE, a_payment, raw_row
 
+OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 PAYMEND = str(Path(sys.executable).with_name("paymend"))
 
 
@@ -100,6 +101,12 @@ def test_reseal_moves_rows_to_the_new_key_and_is_audited(db_url: str) -> None:
         for i in range(3):
             p = a_payment(MerchantId(mid), f"pay_{i}")
             store.run_sync(lambda c, p=p: repo.insert_payment(c, p, NOW, Vault(old)))
+        for customer, openid in (("c-1", OPENID), ("c-2", None), ("c-3", OPENID[::-1])):
+            store.run_sync(
+                lambda c, who=customer, oid=openid: notice_prefs.save(
+                    c, Vault(old), mid, who, NOW, opt_out=["sms"], wechat_openid=oid
+                )
+            )
         env = {
             "PAYMEND_DATABASE_URL": db_url,
             "PAYMEND_DATA_KEY": new.encoded(),
@@ -107,17 +114,26 @@ def test_reseal_moves_rows_to_the_new_key_and_is_audited(db_url: str) -> None:
         }
         result = CliRunner().invoke(main, ["pii", "reseal", "--batch", "2"], env=env)
         assert result.exit_code == 0, result.output
-        assert f"3 payments resealed under data key {new.id}" in result.output
+        assert f"3 payments and 2 WeChat openids resealed under data key {new.id}" in (
+            result.output
+        )
         for i in range(3):
             assert Vault(new).key_id(raw_row(store, f"pay_{i}").customer_email_sealed) == new.id
             contact = store.run_sync(lambda c, i=i: pii.contact(c, Vault(new), f"pay_{i}"))
             assert contact == pii.Contact(EMAIL, PHONE)
+        # the old key is gone: the openids open under the new one alone, each on its row
+        for customer, openid in (("c-1", OPENID), ("c-2", None), ("c-3", OPENID[::-1])):
+            prefs = store.run_sync(
+                lambda c, who=customer: notice_prefs.load(c, Vault(new), mid, who)
+            )
+            assert (prefs.wechat_openid, prefs.opt_out) == (openid, frozenset({"sms"}))
         audited = store.run_sync(
             lambda c: c.execute(sa.select(audit_log.c.action, audit_log.c.details)).all()
         )
-        assert sorted(d["rows"] for a, d in audited if a == "pii.reseal") == [1, 2]
+        resealed = sorted((d["table"], d["rows"]) for a, d in audited if a == "pii.reseal")
+        assert resealed == [("notice_prefs", 2), ("payments", 1), ("payments", 2)]
         none_left = CliRunner().invoke(main, ["pii", "reseal"], env=env)
-        assert "0 payments resealed" in none_left.output
+        assert "0 payments and 0 WeChat openids resealed" in none_left.output
         no_key = CliRunner().invoke(
             main, ["pii", "reseal"], env={"PAYMEND_DATABASE_URL": db_url, "PAYMEND_DATA_KEY": None}
         )

@@ -35,6 +35,7 @@ from paymend.notify.templates import Templates
 from paymend.store import jobs, notices, outbox
 from paymend.store.database import Store
 from paymend.store.pii import DataKey, Vault
+from paymend.store.tables import jobs as job_rows
 from paymend.store.tables import notice_intents
 from tests.engine.test_pay import pay_cmd
 from tests.helpers import make_merchant, simulator
@@ -130,12 +131,20 @@ def test_a_late_failure_sends_one_sms_after_the_hold_with_next_step_and_link(
         s = setup(store, endpoint)
         worker = s.worker()
         pid = await late_failure(s, worker, mid)
+        await s.clock.sleep(0.5)  # the next sweep comes a moment later
         await worker.sweep()  # the relay: the failure event becomes an intent, held
         failed_at = next(
             e.created_at
             for e in store.run_sync(lambda c: outbox.for_subject(c, pid))
             if e.type == "payment.failed"
         )
+        # held from the failure itself, not from the sweep that relayed it
+        (due,) = store.run_sync(
+            lambda c: c.execute(
+                sa.select(job_rows.c.run_at).where(job_rows.c.kind == "send_notice")
+            ).all()
+        )
+        assert due.run_at == failed_at + timedelta(seconds=HOLD_S)
         while s.clock.now() < failed_at + timedelta(seconds=HOLD_S - 1):
             await s.clock.sleep(1)
             await worker.sweep()

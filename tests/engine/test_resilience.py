@@ -16,7 +16,7 @@ from paymend.domain.payment import AttemptStatus, PaymentStatus, RefundKind, Ref
 from paymend.engine.clock import LoopClock
 from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker
-from paymend.store import jobs, outbox
+from paymend.store import jobs, ops_events, outbox
 from paymend.store.database import Store
 from tests.engine.test_pay import pay_cmd
 from tests.helpers import NOW, make_merchant, service, simulator
@@ -203,6 +203,13 @@ def test_a_late_success_after_failover_is_found_and_refunded(store: Store) -> No
         assert mismatch.kind == "charged_not_recorded" and mismatch.provider == "sim_a"
         await reconcile(svc, fix=True)
         await Worker(svc).drain()
+        # ops hear of it once (engine/ops_events.py), and of the charge sent back
+        found = store.run_sync(lambda c: ops_events.of_kind(c, "reconciliation"))
+        assert [(e.severity, e.facts["attempt_id"]) for e in found] == [
+            ("critical", mismatch.attempt_id)
+        ]
+        (refunded,) = store.run_sync(lambda c: ops_events.of_kind(c, "duplicate_charge"))
+        assert refunded.facts["attempt_id"] == mismatch.attempt_id
         final = await svc.get(view.payment.id)
         assert final.payment.status is PaymentStatus.SUCCEEDED
         assert [x.status for x in final.attempts] == [

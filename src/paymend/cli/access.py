@@ -7,6 +7,7 @@ import asyncio
 import os
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import click
@@ -37,13 +38,15 @@ def pii_new_key() -> None:
 @pii_group.command("reseal")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10_000))
 def pii_reseal(batch: int) -> None:
-    """Re-seal every customer email and phone under the current PAYMEND_DATA_KEY.
+    """Re-seal every customer email and phone, and the WeChat openids of notice
+    preferences, under the current PAYMEND_DATA_KEY.
 
     After a rotation: put the old key in PAYMEND_DATA_KEYS_OLD, the new one in
     PAYMEND_DATA_KEY, run this, then drop the old key. Blind indexes are recomputed
     too. Safe to run again; each batch is one transaction and is audit-logged."""
     from paymend.engine.runtime import data_vault
     from paymend.store import controls as audit_repo
+    from paymend.store import notice_prefs
     from paymend.store.pii import reseal
 
     settings = env_settings()
@@ -57,10 +60,11 @@ def pii_reseal(batch: int) -> None:
     key_id = vault.current.id
     actor = f"cli:{os.environ.get('USER') or 'unknown'}"
     store = Store(settings.database_url)
-    total = 0
+    totals = {"payments": 0, "notice_prefs": 0}
+    movers = {"payments": reseal, "notice_prefs": notice_prefs.reseal}
 
-    def one_batch(conn: Any) -> int:
-        moved = reseal(conn, vault, batch)
+    def one_batch(conn: Any, *, table: str) -> int:
+        moved = movers[table](conn, vault, batch)
         if moved:
             audit_repo.audit(
                 conn,
@@ -69,18 +73,24 @@ def pii_reseal(batch: int) -> None:
                 "pii.reseal",
                 f"data_key:{key_id}",
                 "re-seal customer contact details under the current data key",
-                {"rows": moved},
+                {"rows": moved, "table": table},
             )
         return moved
 
     try:
-        while moved := store.run_sync(one_batch):
-            total += moved
+        for table in movers:
+            while moved := store.run_sync(partial(one_batch, table=table)):
+                totals[table] += moved
     except ValueError as exc:  # a row no configured key opens
-        raise click.ClickException(f"{exc}; {total} rows were resealed before it") from None
+        done = sum(totals.values())
+        raise click.ClickException(f"{exc}; {done} rows were resealed before it") from None
     finally:
         store.close()
-    click.echo(f"{total} payments resealed under data key {key_id}", err=True)
+    click.echo(
+        f"{totals['payments']} payments and {totals['notice_prefs']} WeChat openids "
+        f"resealed under data key {key_id}",
+        err=True,
+    )
 
 
 _OVERLAP = click.option(

@@ -120,8 +120,12 @@ class CustomerNotices:
                 now=now,
             )
             if created:
-                hold = self.policy.failure_hold if kind is NoticeKind.PAYMENT_FAILED else 0.0
-                run_at = now + timedelta(seconds=hold)
+                # a failure is held from when it happened, not from when the relay (up to
+                # a sweep later) read it: the customer waits the hold, not hold + sweep
+                held = kind is NoticeKind.PAYMENT_FAILED
+                run_at = event.created_at + timedelta(seconds=self.policy.failure_hold)
+                if not held:
+                    run_at = now
                 jobs.enqueue(
                     conn, self.ids.new("job"), jobs.JobKind.SEND_NOTICE, intent_id, run_at, now
                 )

@@ -15,6 +15,7 @@ from paymend.domain.payment import Attempt, AttemptStatus, PaymentStatus
 from paymend.engine.calls import CallOutcome
 from paymend.engine.events import emit
 from paymend.engine.ids import IdFactory
+from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.engine.refunds import RefundService
 from paymend.engine.stale import retry_stale
 from paymend.observability import get_logger
@@ -102,6 +103,17 @@ class LateSuccess:
                 payment_id=payment.id,
                 attempt_id=current.id,
                 reason="a second charge for one payment: refunded automatically",
+            )
+            raise_event(
+                conn,
+                now,
+                OpsEventKind.DUPLICATE_CHARGE,
+                current.id,
+                f"a second charge for one payment, refunded automatically: {payment.id}",
+                scope={"channel": current.provider},
+                payment_id=payment.id,
+                attempt_id=current.id,
+                refund_id=refund.id,
             )
 
         await retry_stale(self.store, write)

@@ -28,6 +28,7 @@ from prometheus_client import Counter
 from paymend.domain.errors import Conflict, InvalidInput, NotFound
 from paymend.domain.payment import AttemptStatus
 from paymend.engine.calls import CallOutcome, told_status
+from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.engine.refunds import RefundService
 from paymend.engine.settlement import Settlement
 from paymend.observability import get_logger
@@ -114,6 +115,20 @@ class Notifications:
                 attempt_id=attempt.id,
                 reason=f"notification for {told.amount.minor}, payment of {row.amount}: "
                 "not settled, reconcile",
+            )
+            now, told_minor, paid_minor = self.refunds.clock.now(), told.amount.minor, row.amount
+            await self.store.run(
+                lambda conn: raise_event(
+                    conn,
+                    now,
+                    OpsEventKind.AMOUNT_MISMATCH,
+                    f"{attempt.id}:{told_minor}",
+                    f"{channel} notified {told_minor} for a payment of {paid_minor}: "
+                    "not settled, reconcile",
+                    scope={"channel": channel},
+                    payment_id=attempt.payment_id,
+                    attempt_id=attempt.id,
+                )
             )
             return told.reply
         status = told_status(told.result)

@@ -1,6 +1,7 @@
 """Paging ops about incidents: one page per incident, reminders while nobody acknowledges
 it, escalation to the next level, a last word when it is acknowledged or resolved, and
-silences that hold pages back.
+silences that hold pages back. Failures that open no incident are paged once each, on
+the same routes and under the same silences (engine/ops_events.py).
 
 `tick` runs on every worker sweep and reads the incidents as they are: an open incident
 without a page gets one (the incident id is the page's key, so two workers cannot both
@@ -27,6 +28,7 @@ from prometheus_client import Counter
 from paymend.domain.clock import Clock
 from paymend.domain.incident import Incident, IncidentEventKind, IncidentStatus
 from paymend.engine.ids import IdFactory
+from paymend.engine.ops_events import plan_events
 from paymend.notify.apprise_channel import AppriseChannel
 from paymend.notify.channel import Message
 from paymend.notify.ops_messages import PageKind, PageText, render
@@ -43,6 +45,9 @@ PAGES_SENT = Counter("paymend_ops_pages_sent_total", "Ops pages delivered", ["ro
 PAGES_FAILED = Counter("paymend_ops_pages_failed_total", "Ops page tries that failed", ["route"])
 ALERT_KEY_HEADER = "Paymend-Alert-Key"
 OPEN_INCIDENTS_READ = 500
+# how far back an incident opened and resolved between two sweeps is still paged: a
+# worker down longer than this does not page old news when it comes back
+BRIEF_LOOKBACK = timedelta(hours=1)
 
 
 class OpsAlerts:
@@ -61,8 +66,12 @@ class OpsAlerts:
         open_ = incident_repo.search(conn, None, IncidentStatus.OPEN.value, OPEN_INCIDENTS_READ)
         for incident_id in repo.unpaged(conn, [i.id for i in open_ if i.severity in wanted]):
             repo.start_page(conn, incident_id, now)
+        # opened and resolved since the last sweep: paged once, both in one message
+        for incident_id in repo.unpaged_resolved(conn, now - BRIEF_LOOKBACK):
+            if incident_repo.get(conn, incident_id).severity in wanted:
+                repo.start_page(conn, incident_id, now)
         silences = repo.active_silences(conn, now)
-        planned = 0
+        planned = plan_events(conn, self.routes, silences, self.ids, now)
         for page in repo.live_pages(conn):
             planned += self._step(
                 conn, page, incident_repo.get(conn, page.incident_id), silences, now
@@ -85,7 +94,7 @@ class OpsAlerts:
         muted = None if silence is None else f"silence {silence.id}: {silence.reason}"
         level, n = page.level, 0
 
-        def send(kind: PageKind, routes: Sequence[str], key: str, **extra: int) -> int:
+        def send(kind: PageKind, routes: Sequence[str], key: str, **extra: Any) -> int:
             text = render(kind, incident, self._url(iid), now, news=news, level=level, **extra)
             return self._plan_messages(conn, incident, kind, routes, key, level, text, muted, now)
 
@@ -102,6 +111,8 @@ class OpsAlerts:
         if incident.status is IncidentStatus.RESOLVED:
             if page.opened_sent:
                 n = send(PageKind.RESOLVED, spec.routes_up_to(level), f"{iid}:resolved")
+            elif silence is None:  # it came and went unpaged: the first level hears both
+                n = send(PageKind.RESOLVED, spec.level(0).routes, f"{iid}:resolved", brief=True)
             repo.update_page(conn, iid, now, status=repo.CLOSED, last_event_id=seen)
             return n
         if incident.acknowledged_at is not None:

@@ -22,6 +22,7 @@ from paymend.domain.failure import Kind
 from paymend.domain.incident import Incident, IncidentEventKind
 from paymend.domain.payment import AttemptStatus
 from paymend.engine.controls import PLAYBOOK, KnownScopes
+from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.engine.payments import PaymentService
 from paymend.failures.classify import default_classifier
 from paymend.health.diagnosis import Observation, diagnose
@@ -143,6 +144,19 @@ class PlaybookRunner:
         def write(conn: Connection) -> str | None:
             audit_repo.audit(conn, at, actor, "playbook.start", key, reason, details)
             if not opens:
+                if "alert" in p.do:  # no incident to page about: page the alert itself
+                    raise_event(
+                        conn,
+                        at,
+                        OpsEventKind.PLAYBOOK_ALERT,
+                        f"{p.name}:{key}:{at:%Y-%m-%dT%H:%M}",  # one start a minute
+                        f"{p.description} ({key})",
+                        severity=p.severity,
+                        playbook=p.name,
+                        scope=scope,
+                        why=signal.why,
+                        actions="; ".join(done),
+                    )
                 return None
             found = incident_repo.open_for(conn, p.name, key)
             if found is None:

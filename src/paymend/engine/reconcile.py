@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from paymend.domain.payment import AttemptStatus
+from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.engine.payments import PaymentService
 from paymend.observability import get_logger
 from paymend.providers.base import (
@@ -79,7 +80,28 @@ async def reconcile(service: PaymentService, *, fix: bool = False) -> Report:
     await _stuck(service, report, fix)
     for m in report.mismatches:
         log.warning("reconciliation_mismatch", **asdict(m))
+    unfixed = [m for m in report.mismatches if not m.fixed]
+    if unfixed:
+        now = service.clock.now()
+        await service.store.run(lambda conn: _page(conn, unfixed, now))
     return report
+
+
+def _page(conn: Connection, mismatches: list[Mismatch], now: datetime) -> None:
+    """Each mismatch not fixed pages ops once, however many runs find it again."""
+    for m in mismatches:
+        raise_event(
+            conn,
+            now,
+            OpsEventKind.RECONCILIATION_MISMATCH,
+            f"{m.provider}:{m.kind}:{m.reference or m.attempt_id or m.payment_id}",
+            f"reconciliation: {m.kind} on {m.provider}: we have {m.store}, "
+            f"{m.provider} says {m.provider_says}",
+            scope={"channel": m.provider},
+            payment_id=m.payment_id,
+            attempt_id=m.attempt_id,
+            reference=m.reference,
+        )
 
 
 async def _compare(

@@ -25,6 +25,7 @@ from paymend.domain.payment import (
 from paymend.engine.commands import RefundCommand
 from paymend.engine.events import emit
 from paymend.engine.ids import IdFactory
+from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.engine.stale import retry_stale
 from paymend.observability import get_logger
 from paymend.providers.base import (
@@ -229,6 +230,24 @@ class RefundService:
                     refund_id=found.id,
                     reason=f"the provider says {result.raw_code} of a refund recorded "
                     f"{found.status.value}: check it with the provider",
+                )
+                now = self.clock.now()
+                title = (
+                    f"{channel} says {result.raw_code} of refund {found.id}, recorded "
+                    f"{found.status.value}: check it with the provider"
+                )
+                await self.store.run(
+                    lambda conn: raise_event(
+                        conn,
+                        now,
+                        OpsEventKind.REFUND_MISMATCH,
+                        f"{found.id}:{result.raw_code}",
+                        title,
+                        scope={"channel": channel},
+                        refund_id=found.id,
+                        payment_id=found.payment_id,
+                        raw_code=result.raw_code,
+                    )
                 )
             return found
         return await self._settle(found.id, result)

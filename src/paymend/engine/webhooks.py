@@ -17,8 +17,10 @@ from paymend.domain.clock import Clock
 from paymend.domain.events import WEBHOOK_EVENTS
 from paymend.engine.events import envelope
 from paymend.engine.ids import IdFactory
+from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.notify import webhooks as signing
 from paymend.notify.channel import Channel, Message
+from paymend.notify.ops_routes import masked_url
 from paymend.notify.webhook_channel import WebhookChannel
 from paymend.observability import get_logger
 from paymend.store import jobs, outbox
@@ -136,6 +138,18 @@ class WebhookSender:
                 latency_ms=latency,
                 status=status,
             )
+            if status is repo.DeliveryStatus.FAILED:
+                raise_event(
+                    conn,
+                    now,
+                    OpsEventKind.WEBHOOK_GIVEN_UP,
+                    delivery_id,
+                    f"{why}: {masked_url(delivery.url)}",
+                    delivery_id=delivery_id,
+                    event_id=event.id,
+                    event_type=event.type,
+                    status_code=code,
+                )
 
         await self.store.run(record)
         log.info(

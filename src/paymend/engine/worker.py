@@ -11,6 +11,9 @@ claimed with FOR UPDATE SKIP LOCKED).
 
 Jobs and orphaned attempts run concurrently, at most `concurrency` at once, each as its
 own task: a provider that hangs until its timeout holds one slot, not the whole queue.
+Messages to people (customer notices, ops pages) have `telling` slots of their own
+besides, claimed first: in an outage every other slot may wait on a provider for
+seconds, and a notice due after its hold must not wait behind them.
 A sweep claims no more than the free slots, so nothing claimed waits on a slot while its
 lease runs; when a sweep filled every slot the next one starts as soon as one frees. On
 SQLite the database work still goes through the one writer thread; only the waits on
@@ -23,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from paymend.engine.job_registry import JobRegistry, paymend_jobs
 from paymend.engine.ops_alerts import OpsAlerts
+from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.reconcile import reconcile
@@ -37,9 +41,12 @@ from paymend.engine.webhooks import WebhookSender
 from paymend.observability import get_logger
 from paymend.store import jobs
 from paymend.store import payments as repo
+from paymend.store.database import Connection
 from paymend.store.jobs import Job
 
 log = get_logger("paymend.worker")
+TELLING = "telling"  # the lane of messages to people, and its jobs' task keys
+TELLING_KINDS = (jobs.JobKind.SEND_NOTICE, jobs.JobKind.SEND_OPS_ALERT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,9 @@ class WorkerSettings:
     batch: int = 50
     reconcile_every_s: float = 600.0  # compare with the providers' settlement reports
     concurrency: int = 16  # jobs and orphaned attempts worked on at once
+    # beside those: slots only messages to people take (a customer's notice, an ops page),
+    # so an outage's status queries, each holding a slot for seconds, do not hold them up
+    telling: int = 4
     dead_after_s: float = 5.0  # an owner silent this long is dead (engine/liveness.py)
     stop_grace_s: float = 1.0  # on stop, what runs gets this long, then is cancelled
 
@@ -91,7 +101,8 @@ class Worker:
         self.webhooks = webhooks or WebhookSender(service.store, service.clock, service.ids)
         self.registry = registry or paymend_jobs(service, self.webhooks)
         self._reconciled_at: float | None = None
-        self._running: dict[str, asyncio.Task[None]] = {}  # "attempt:<id>" / "job:<id>"
+        # "attempt:<id>", "job:<id>", "telling:<id>" (a job of the telling lane)
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._saturated = False  # the last sweep filled every slot: more may be due
         self._freed = asyncio.Event()  # a task ended while saturated: sweep again now
 
@@ -135,30 +146,44 @@ class Worker:
         for attempt in orphans:
             self._start(f"attempt:{attempt.id}", self._settle_orphan(attempt.id, report))
         report.started += len(orphans)
-        claimed: list[Job] = []
-        limit = min(s.batch, self._free())
-        if limit > 0:
-            claimed = await store.run(
-                lambda conn: jobs.claim(
-                    conn,
-                    clock.now(),
-                    timedelta(seconds=s.lease_s),
-                    limit,
-                    owner=self.owner,
-                    dead_after=dead_after,
-                )
-            )
-        for job in claimed:
-            self._start(f"job:{job.id}", self._run(job, report))
-        report.started += len(claimed)
+        for lane, kinds, limit in (
+            (TELLING, TELLING_KINDS, min(s.batch, self._free(TELLING))),
+            ("job", None, min(s.batch, self._free())),
+        ):
+            claimed = await self._claim(limit, kinds, dead_after) if limit > 0 else []
+            for job in claimed:
+                self._start(f"{lane}:{job.id}", self._run(job, report))
+            report.started += len(claimed)
         self._saturated = self._free() <= 0
         if wait:
             await self.join()
         await self._maybe_reconcile()
         return report
 
-    def _free(self) -> int:
-        return self.settings.concurrency - len(self._running)
+    async def _claim(
+        self, limit: int, kinds: Sequence[jobs.JobKind] | None, dead_after: timedelta
+    ) -> list[Job]:
+        clock, lease = self.service.clock, timedelta(seconds=self.settings.lease_s)
+
+        def claim(conn: Connection) -> list[Job]:
+            return jobs.claim(
+                conn,
+                clock.now(),
+                lease,
+                limit,
+                owner=self.owner,
+                dead_after=dead_after,
+                kinds=kinds,
+            )
+
+        return await self.service.store.run(claim)
+
+    def _free(self, lane: str | None = None) -> int:
+        """Free slots of the telling lane, or (None) of everything else."""
+        if lane == TELLING:
+            return self.settings.telling - sum(k.startswith(TELLING) for k in self._running)
+        taken = sum(not k.startswith(TELLING) for k in self._running)
+        return self.settings.concurrency - taken
 
     def _start(self, key: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name=key)
@@ -224,9 +249,7 @@ class Worker:
                     subject_id=job.subject_id,
                     error_type=error_type,  # the message stays in the job row, out of the logs
                 )
-                await store.run(
-                    lambda conn: jobs.bury(conn, job.id, error or "too many tries", now)
-                )
+                await store.run(lambda conn: _bury(conn, job, error, error_type, now))
                 report.buried += 1
             else:
                 run_at = now + timedelta(seconds=wait)
@@ -296,6 +319,23 @@ class Worker:
             released = await self.service.store.run(lambda conn: jobs.release(conn, owner, now))
             if released:
                 log.info("jobs_released", instance_id=owner, jobs=released)
+
+
+def _bury(conn: Connection, job: Job, error: str, error_type: str, now: datetime) -> None:
+    """Give the job up, and have ops paged about it (once per job)."""
+    jobs.bury(conn, job.id, error or "too many tries", now)
+    raise_event(
+        conn,
+        now,
+        OpsEventKind.JOB_BURIED,
+        job.id,
+        f"job given up: {job.kind.value} {job.subject_id}",
+        job_id=job.id,
+        job_kind=job.kind.value,
+        subject_id=job.subject_id,
+        tries=job.tries,
+        error_type=error_type,  # the message stays in the job row, out of pages and logs
+    )
 
 
 async def _until(work: asyncio.Future[Any], stop: asyncio.Event) -> bool:

@@ -1,4 +1,5 @@
-"""What an ops page says: the incident in a few lines, its diagnosis in one, the link.
+"""What an ops page says: the incident in a few lines, its diagnosis in one, the link;
+or, for a failure that opened no incident, what happened and its ids.
 
 One message per incident and step (opened, reminder, escalated, acknowledged,
 resolved); whatever the incident's timeline gained since the previous message (more
@@ -8,10 +9,11 @@ Plain text: it reads the same in a chat bot, an email and a JSON tool.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from paymend.domain.incident import DiagnosisEntry, Incident, IncidentEvent, IncidentEventKind
 
@@ -54,15 +56,17 @@ def render(
     news: Sequence[IncidentEvent] = (),
     level: int = 0,
     reminder: int = 0,
+    brief: bool = False,
 ) -> PageText:
-    """The message of `kind` about `incident`; `news`: its timeline since the last one."""
+    """The message of `kind` about `incident`; `news`: its timeline since the last one.
+    `brief`: a resolution nobody was paged about before (opened and resolved in one)."""
     sev = incident.severity.value.upper()
     head = {
         PageKind.OPENED: "incident opened",
         PageKind.REMINDER: f"reminder {reminder}, not acknowledged",
         PageKind.ESCALATED: f"escalated to level {level + 1}, not acknowledged",
         PageKind.ACKNOWLEDGED: f"acknowledged by {incident.acknowledged_by}",
-        PageKind.RESOLVED: "resolved",
+        PageKind.RESOLVED: "opened and resolved" if brief else "resolved",
     }[kind]
     title = f"[{sev}] {head}: {incident.title}"
     lines = [
@@ -84,6 +88,25 @@ def render(
     if kind in (PageKind.OPENED, PageKind.REMINDER, PageKind.ESCALATED):
         lines.append(f"Acknowledge: POST {url}/acknowledge (ops role), or the console")
     return PageText(title, "\n".join(lines))
+
+
+def event_text(
+    severity: str,
+    title: str,
+    facts: Mapping[str, Any],
+    scope: Mapping[str, str],
+    at: datetime,
+    now: datetime,
+) -> PageText:
+    """The one message about a failure that opened no incident (engine/ops_events.py):
+    what happened, the ids to look it up by, and that nothing waits for an
+    acknowledgement."""
+    lines = [f"{k}: {v}" for k, v in facts.items() if v is not None and v != ""]
+    if scope:
+        lines.append(f"Scope: {_scope(dict(scope))}")
+    lines.append(f"Raised {at:%Y-%m-%d %H:%M:%S} UTC, {_ago(at, now)}")
+    lines.append("No incident was opened: nothing to acknowledge (log line ops_alert)")
+    return PageText(f"[{severity.upper()}] {title}", "\n".join(lines))
 
 
 def _scope(scope: dict[str, str]) -> str:

@@ -10,6 +10,7 @@ what it holds. Every handler is idempotent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -90,13 +91,17 @@ def claim(
     *,
     owner: str | None = None,
     dead_after: timedelta | None = None,
+    kinds: Sequence[JobKind] | None = None,
 ) -> list[Job]:
-    """Take up to `limit` due jobs for `lease`; nobody else gets them meanwhile. A job
-    leased by an owner that is not alive (given `dead_after`) is taken at once."""
+    """Take up to `limit` due jobs (of `kinds` only, if given) for `lease`; nobody else
+    gets them meanwhile. A job leased by an owner that is not alive (given `dead_after`)
+    is taken at once."""
     free = sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
     if dead_after is not None:
         orphaned = sa.and_(jobs.c.owner.is_not(None), ~live_owner(jobs.c.owner, now, dead_after))
         free = sa.or_(free, orphaned)
+    if kinds is not None:
+        free = sa.and_(free, jobs.c.kind.in_([k.value for k in kinds]))
     rows = conn.execute(
         sa.select(jobs.c.id, jobs.c.kind, jobs.c.subject_id, jobs.c.run_at, jobs.c.tries)
         .where(jobs.c.status == JobStatus.PENDING.value, jobs.c.run_at <= now, free)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paymend.domain.masking import mask_token
-from paymend.store.pii import SealedValueError, Vault
+from paymend.store.pii import PREFIX, DataKeyError, SealedValueError, Vault
 from paymend.store.tables import customer_notice_prefs as prefs_table
 
 KEEP: Any = object()  # `save`: leave the stored openid as it is
@@ -108,3 +108,29 @@ def save(
             .values(**values)
         )
     return load(conn, vault, merchant_id, customer_id)
+
+
+def reseal(conn: Connection, vault: Vault, limit: int = 500) -> int:
+    """Move up to `limit` openids sealed under an older key to the current one (`paymend
+    pii reseal`, after a rotation); returns how many moved (0: every openid is current).
+    An openid no configured key opens raises SealedValueError: nothing is dropped."""
+    if vault.current is None:
+        raise DataKeyError("PAYMEND_DATA_KEY is not set: nothing to reseal under")
+    sealed = prefs_table.c.wechat_openid_sealed
+    rows = conn.execute(
+        sa.select(prefs_table.c.merchant_id, prefs_table.c.customer_id, sealed)
+        .where(sealed.is_not(None), sealed.not_like(f"{PREFIX}.{vault.current.id}.%"))
+        .order_by(prefs_table.c.merchant_id, prefs_table.c.customer_id)
+        .limit(limit)
+    ).all()
+    for merchant_id, customer_id, old in rows:
+        aad = _aad_id(merchant_id, customer_id)
+        conn.execute(
+            prefs_table.update()
+            .where(
+                prefs_table.c.merchant_id == merchant_id,
+                prefs_table.c.customer_id == customer_id,
+            )
+            .values(wechat_openid_sealed=vault.seal("openid", vault.open("openid", old, aad), aad))
+        )
+    return len(rows)

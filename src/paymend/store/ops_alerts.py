@@ -19,7 +19,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import Conflict, NotFound
-from paymend.store.tables import ops_alert_attempts, ops_alerts, ops_pages, ops_silences
+from paymend.store.tables import (
+    incidents,
+    ops_alert_attempts,
+    ops_alerts,
+    ops_pages,
+    ops_silences,
+)
 
 OPEN, ACKNOWLEDGED, CLOSED = "open", "acknowledged", "closed"  # a page
 PENDING, SENT, FAILED, SILENCED = "pending", "sent", "failed", "silenced"  # an alert
@@ -121,6 +127,23 @@ def unpaged(conn: Connection, incident_ids: list[str]) -> list[str]:
     )
     have = {r.incident_id for r in rows}
     return [i for i in incident_ids if i not in have]
+
+
+def unpaged_resolved(conn: Connection, since: datetime, limit: int = 200) -> list[str]:
+    """Incidents opened and resolved since `since` that never had a page: they came and
+    went between two sweeps of the planner."""
+    rows = conn.execute(
+        sa.select(incidents.c.id)
+        .outerjoin(ops_pages, ops_pages.c.incident_id == incidents.c.id)
+        .where(
+            incidents.c.status == "resolved",
+            incidents.c.opened_at >= since,  # the (status, opened_at) index
+            ops_pages.c.incident_id.is_(None),
+        )
+        .order_by(incidents.c.opened_at, incidents.c.id)
+        .limit(limit)
+    )
+    return [r.id for r in rows]
 
 
 def live_pages(conn: Connection, limit: int = 200) -> list[Page]:

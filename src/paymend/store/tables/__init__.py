@@ -25,6 +25,7 @@ from paymend.store.tables.ops import audit_log, controls, incident_events, incid
 from paymend.store.tables.ops_alerts import (
     ops_alert_attempts,
     ops_alerts,
+    ops_events,
     ops_pages,
     ops_silences,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "operators",
     "ops_alert_attempts",
     "ops_alerts",
+    "ops_events",
     "ops_pages",
     "ops_silences",
     "payments",

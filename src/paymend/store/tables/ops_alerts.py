@@ -30,10 +30,10 @@ ops_alerts = sa.Table(
     # a second planner (another worker, a re-run after a crash) cannot make it twice
     sa.Column("id", Id, primary_key=True),
     sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
-    sa.Column("incident_id", Id, nullable=False),
+    sa.Column("incident_id", Id, nullable=False),  # or the ops_events row it is about
     sa.Column(
         "kind", sa.String(16), nullable=False
-    ),  # opened|reminder|escalated|acknowledged|resolved
+    ),  # opened|reminder|escalated|acknowledged|resolved; alert (an ops event)
     sa.Column("route", sa.String(40), nullable=False),
     sa.Column("level", sa.Integer(), nullable=False),
     sa.Column("title", sa.String(300), nullable=False),
@@ -74,4 +74,26 @@ ops_silences = sa.Table(
     sa.Column("ended_at", UTCDateTime()),  # ended early
     sa.Column("ended_by", sa.String(200)),
     sa.Index(None, "ends_at"),
+)
+
+ops_events = sa.Table(
+    "ops_events",
+    metadata,
+    # a failure ops must hear of that opened no incident (a playbook's alert, a job given
+    # up, a webhook endpoint given up on, a duplicate charge, an amount that disagrees):
+    # one row per fact, its dedupe key unique; the pager sends it like an incident's
+    # first message (its ops_alerts rows name this row's id as their incident_id)
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # engine/ops_events.py OpsEventKind
+    sa.Column("severity", sa.String(16), nullable=False),  # critical | major | minor
+    sa.Column("playbook", sa.String(64)),
+    sa.Column("scope", JSON, nullable=False),  # {"channel": "sim_a"}: what silences match
+    sa.Column("title", sa.String(300), nullable=False),
+    sa.Column("facts", JSON, nullable=False),  # ids and codes, never contact data
+    # raised | paged | silenced | not_paged (below the routes file's severities)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "status"),
 )
