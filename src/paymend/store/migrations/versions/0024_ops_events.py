@@ -1,7 +1,7 @@
 """ops_events: failures that page ops without an incident
 
 Revision ID: 0024
-Revises: 0019
+Revises: 0022
 """
 
 from __future__ import annotations
