@@ -1,4 +1,4 @@
-"""One real paymend server for a test module of the customers' pages (uvicorn on
+"""One real paymend server for the tests of the customers' pages (uvicorn on
 127.0.0.1, SQLite), with a link key, the shop's checkout URL and support contact, and a
 clock the test moves (links expire on it)."""
 
@@ -74,7 +74,7 @@ def shop_server(db: Path, clock: ManualClock, **settings: Any) -> Iterator[Shop]
         runtime.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def shop(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     db = tmp_path_factory.mktemp("customers") / "paymend.db"
     shutil.copy(sqlite_template, db)

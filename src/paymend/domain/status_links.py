@@ -63,7 +63,9 @@ def verify(key: bytes, token: str, now: datetime) -> LinkCheck:
         expires_at = datetime.fromtimestamp(int(expiry), UTC)
     except (ValueError, UnicodeDecodeError, OverflowError):
         return LinkCheck(None, LinkProblem.MALFORMED)
-    if not hmac.compare_digest(given, _tag(key, body)) or not payment_id:
+    # one spelling per token: base64's spare bits in a last character are not ignored
+    canonical = _b64(given) == tag and _b64(_unb64(body)) == body
+    if not canonical or not hmac.compare_digest(given, _tag(key, body)) or not payment_id:
         return LinkCheck(None, LinkProblem.MALFORMED)
     if now >= expires_at:
         return LinkCheck(None, LinkProblem.EXPIRED)
