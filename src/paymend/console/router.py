@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
-from paymend.console import actions, catalogue, incidents, live, lookup, sign_in
+from paymend.console import actions, catalogue, feedback, incidents, live, lookup, sign_in
 from paymend.console.web import HERE, PREFIX
 
 STATIC = HERE / "static"
@@ -27,6 +27,7 @@ router.include_router(lookup.router)
 router.include_router(actions.router)
 router.include_router(incidents.router)
 router.include_router(catalogue.router)
+router.include_router(feedback.router)  # the pain-point report (console/feedback.py)
 
 
 @router.get(PREFIX + "/static/{path:path}")

@@ -20,7 +20,7 @@ from paymend.domain.masking import mask_free_text
 from paymend.domain.printable import unprintable
 from paymend.engine.payments import PaymentService, PaymentView
 from paymend.store import feedback as repo
-from paymend.store.database import Connection
+from paymend.store.database import Connection, Store
 
 SOURCES = ("status_page", "help", "api")
 # what went wrong, as the forms offer it (their words: customers/i18n.py)
@@ -174,12 +174,57 @@ def build_report(
     return Report(start, end, total, before, ranked)
 
 
-async def report(service: PaymentService, days: int = 7, now: datetime | None = None) -> Report:
-    """The last `days` against the `days` before."""
-    end = now or service.clock.now()
+async def report(store: Store, end: datetime, days: int = 7) -> Report:
+    """The `days` before `end` against the `days` before those."""
     start = end - timedelta(days=days)
 
     def read(conn: Connection) -> list[dict[str, Any]]:
         return repo.since(conn, start - timedelta(days=days), end)
 
-    return build_report(await service.store.run(read), start, end)
+    return build_report(await store.run(read), start, end)
+
+
+def as_dict(report: Report) -> dict[str, Any]:
+    return {
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
+        "total": report.total,
+        "before": report.before,
+        "by": {
+            dim: [
+                {
+                    "value": g.value,
+                    "count": g.count,
+                    "before": g.before,
+                    "trend": g.trend,
+                    "unhappy": g.unhappy,
+                    "reasons": dict(g.reasons.most_common()),
+                    "examples": g.examples,
+                }
+                for g in groups
+            ]
+            for dim, groups in report.by.items()
+        },
+    }
+
+
+def as_text(report: Report, top: int = 5) -> str:
+    """The report for a terminal: per dimension its `top` groups, their trend against
+    the period before, what went wrong most, and an example."""
+    when = "%Y-%m-%d %H:%M"
+    lines = [
+        f"Feedback {report.start:{when}} to {report.end:{when}} UTC: {report.total} "
+        f"(the period before: {report.before})"
+    ]
+    for dim, groups in report.by.items():
+        lines += ["", f"By {dim.replace('_', ' ')}:"]
+        if not groups:
+            lines.append("  (none)")
+        for g in groups[:top]:
+            reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common(3))
+            lines.append(
+                f"  {g.value:<28} {g.count:>5} ({g.trend:+d})  unhappy {g.unhappy}"
+                + (f"  {reasons}" if reasons else "")
+            )
+            lines += [f'      "{e}"' for e in g.examples[:1]]
+    return "\n".join(lines)

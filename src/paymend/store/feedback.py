@@ -20,10 +20,10 @@ def insert(conn: Connection, row: dict[str, Any]) -> None:
 def since(
     conn: Connection, start: datetime, end: datetime, limit: int = 100_000
 ) -> list[dict[str, Any]]:
-    """Feedback given in [start, end), newest first."""
+    """Feedback given from `start` to `end`, both included, newest first."""
     rows = conn.execute(
         sa.select(feedback)
-        .where(feedback.c.created_at >= start, feedback.c.created_at < end)
+        .where(feedback.c.created_at >= start, feedback.c.created_at <= end)
         .order_by(feedback.c.created_at.desc(), feedback.c.id.desc())
         .limit(limit)
     )
