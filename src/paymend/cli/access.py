@@ -113,6 +113,12 @@ def merchants_group() -> None:
     help="Where payment events are POSTed, signed; the signing secret is printed once.",
 )
 @click.option(
+    "--checkout-url",
+    default=None,
+    help="Where the customer's status page sends them to pay again with another method, "
+    "with {order_id} in it (e.g. 'https://shop.cn/pay?order={order_id}').",
+)
+@click.option(
     "--checkout-deadline",
     default=None,
     help="How long a checkout call may take before answering 'processing' (e.g. 3s).",
@@ -128,6 +134,7 @@ def merchants_create(
     name: str,
     support_contact: str | None,
     webhook_url: str | None,
+    checkout_url: str | None,
     checkout_deadline: str | None,
     compensation_cap_percent: int | None,
 ) -> None:
@@ -146,6 +153,12 @@ def merchants_create(
         settings["checkout_deadline_s"] = seconds
     if support_contact:
         settings["support_contact"] = support_contact
+    if checkout_url:
+        if not checkout_url.startswith(("http://", "https://")) or "{order_id}" not in checkout_url:
+            raise click.BadParameter(
+                "an http(s) URL with {order_id} in it", param_hint="--checkout-url"
+            )
+        settings["checkout_url"] = checkout_url
     if compensation_cap_percent is not None:
         settings["compensation_cap_percent"] = compensation_cap_percent
     if webhook_url:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from paymend.console.web import FormRefused, read_form
+from paymend.customers.i18n import translate
 from paymend.customers.web import locale_of, pages_of, render, runtime_of
 from paymend.domain.errors import PaymendError
 from paymend.engine import feedback
@@ -57,7 +58,8 @@ async def article_feedback(request: Request, code: str) -> Response:
     help_ = pages_of(request).help
     locale = locale_of(request)
     if code not in help_.articles:
-        return render(request, "link.html", 404, problem="—")
+        problem = translate(locale, "help.not_found")
+        return render(request, "link.html", 404, problem=problem, heading=problem)
     try:
         form = await read_form(request)
         helpful = {"yes": True, "no": False}.get(form.get("helpful", ""))

@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from paymend.domain import status_links
 from paymend.domain.clock import Clock
 from paymend.domain.events import EventType
 from paymend.domain.masking import mask_email, mask_phone, mask_token
@@ -79,13 +80,17 @@ class CustomerNotices:
         templates: Templates,
         channels: Mapping[ChannelName, Channel],
         checkout_deadline_s: float,
+        link_key: bytes | None = None,
+        link_ttl_s: float = 30 * 86400.0,
     ) -> None:
         """`channels`: what carries each of the policy's channel names; a name without
-        one is skipped with that reason."""
+        one is skipped with that reason. `link_key` signs the customer's status link
+        where the policy's `status_url` has a `{token}` (domain/status_links.py)."""
         self.store, self.clock, self.ids = store, clock, ids
         self.vault, self.messages, self.policy = vault, messages, policy
         self.templates, self.channels = templates, dict(channels)
         self.deadline = timedelta(seconds=checkout_deadline_s)
+        self.link_key, self.link_ttl = link_key, timedelta(seconds=link_ttl_s)
 
     # -- from the outbox ---------------------------------------------------------------
 
@@ -250,6 +255,12 @@ class CustomerNotices:
 
         return write
 
+    def status_url(self, payment_id: str, now: datetime) -> str:
+        """The policy's link for the payment, its `{token}` signed to expire later."""
+        key = self.link_key
+        token = status_links.sign(key, payment_id, now + self.link_ttl) if key else ""
+        return self.policy.status_url.format(payment_id=payment_id, token=token)
+
     def _render(
         self, intent: repo.Intent, kind: NoticeKind, support: str, now: datetime
     ) -> Rendered:
@@ -273,7 +284,7 @@ class CustomerNotices:
                 text.title,
                 text.detail,
                 text.suggestions,
-                self.policy.status_url.format(payment_id=intent.payment_id),
+                self.status_url(intent.payment_id, now),
                 support,
                 now,
             )
