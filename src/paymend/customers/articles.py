@@ -68,6 +68,13 @@ class Article:
     def text(self, locale: str) -> CustomerMessage:
         return self.texts.get(locale) or self.texts["en"]
 
+    def hint(self, locale: str) -> str:
+        """The first sentence of its text: what tells apart articles of one title (the
+        technical failures all read "your payment did not go through")."""
+        detail = self.text(locale).detail
+        cut = min((i for i in (detail.find(". "), detail.find("。")) if i >= 0), default=-1)
+        return detail[: cut + 1] if cut >= 0 else detail
+
 
 _WORD = re.compile(r"[^\W\d_]+|\d+")
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
@@ -99,6 +106,11 @@ class HelpCentre:
 
     def grouped(self) -> list[tuple[str, list[Article]]]:
         return [(g, [a for a in self.articles.values() if a.group == g]) for g in GROUPS]
+
+    def shared_titles(self, locale: str) -> set[str]:
+        """Titles more than one article has in `locale` (the index adds their hint)."""
+        seen = Counter(a.text(locale).title for a in self.articles.values())
+        return {title for title, n in seen.items() if n > 1}
 
     def search(self, query: str, limit: int = 20) -> list[Article]:
         """Articles holding every term of `query`, most mentions first."""

@@ -25,7 +25,10 @@ async def index(request: Request) -> Response:
     help_ = pages_of(request).help
     query = request.query_params.get("q", "").strip()[:MAX_QUERY]
     found = help_.search(query) if query else None
-    return render(request, "help.html", groups=help_.grouped(), query=query, found=found)
+    shared = help_.shared_titles(locale_of(request))
+    return render(
+        request, "help.html", groups=help_.grouped(), query=query, found=found, shared=shared
+    )
 
 
 @router.get("/help/faq")
