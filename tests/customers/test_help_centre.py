@@ -114,3 +114,19 @@ def test_did_this_help_is_counted_for_the_article(shop: Shop) -> None:
     assert len(said) == 1
     assert said[0]["helpful"] is False and said[0]["failure_code"] == "insufficient_funds"
     assert said[0]["text"] == "我的手机 ***5678" and said[0]["payment_id"] is None
+
+
+def test_config_check_names_the_line_of_a_faq_mistake(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from paymend.cli import main
+
+    (tmp_path / "faq.yaml").write_text("version: 1\nquestions:\n  - id: ok\n    question: {}\n")
+    path = tmp_path / "paymend.yaml"
+    path.write_text(
+        "providers:\n  sim_a:\n    type: simulator\n    methods: [card]\n"
+        "routing: [sim_a]\ncustomers:\n  faq: faq.yaml\n"
+    )
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'faq.yaml'}:4: questions.0.question" in result.output
