@@ -30,6 +30,9 @@ def test_the_payment_answer_carries_a_link_to_a_page_in_the_customers_language(
     assert 'data-state="succeeded"' in page.text and "支付成功" in page.text
     assert "o-paid" in page.text and "19.99 CNY" in page.text  # 1999 fen, exactly
     assert "hx-trigger" not in page.text  # nothing to wait for
+    # the token stays off other sites' logs and out of caches and search engines
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store" and "noindex" in page.text
     assert '<html lang="en">' in english.text and "Payment received" in english.text
 
 

@@ -190,8 +190,8 @@ def config_group() -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path | None) -> None:
     """Validate PATH (default: the file paymend would load), the playbooks, ops routes,
-    customers' FAQ and help texts it names, and that every real channel's credentials and every route's secrets are
-    set (credentials shown masked, never printed)."""
+    customers' FAQ and help texts it names, and that every real channel's credentials
+    and every route's secrets are set (credentials shown masked, never printed)."""
     target = path or env_settings().config_path()
     try:
         config = load_config(target)

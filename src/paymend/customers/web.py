@@ -26,6 +26,9 @@ from paymend.engine.feedback import REASONS
 from paymend.engine.runtime import Runtime
 
 HERE = Path(__file__).parent
+# as the console's pages, never cached or framed; and a status link's token never leaves
+# in a Referer when the customer follows "pay again" or the support link
+HEADERS = {**NO_STORE, "Referrer-Policy": "no-referrer"}
 TEMPLATES = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -99,7 +102,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         reasons=REASONS,
         **context,
     )
-    return HTMLResponse(page, status_code=status, headers=NO_STORE)
+    return HTMLResponse(page, status_code=status, headers=HEADERS)
 
 
 __all__ = ["locale_of", "pages_of", "render", "runtime_of", "status_url"]
