@@ -43,7 +43,7 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 ## bench: the engine, HTTP and outbox-lag benchmarks (PostgreSQL too when reachable);
 ## bench/scale_out.py needs PostgreSQL and Redis

@@ -8,7 +8,7 @@ import asyncio
 import gc
 import logging
 
-from paymend.domain.card_data import mask_card_numbers
+from paymend.domain.card_text import mask_card_numbers
 from paymend.observability import CardFreeIds, get_logger
 from tests.logs import captured
 

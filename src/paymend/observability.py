@@ -28,7 +28,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from prometheus_client import Counter, Histogram
 
-from paymend.domain.card_data import MIN_PAN_DIGITS, is_forbidden_name, mask_card_numbers
+from paymend.domain.card_data import is_forbidden_name
+from paymend.domain.card_text import MIN_PAN_DIGITS, mask_card_numbers
 from paymend.domain.masking import mask_email, mask_phone, mask_token
 
 PAYMENTS = Counter(

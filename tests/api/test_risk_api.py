@@ -91,6 +91,11 @@ def test_a_blocked_customer_reads_a_neutral_message_never_the_rule(api: httpx.Cl
         headers={"Idempotency-Key": "k-o1"},
     )
     assert again.status_code == 201 and again.json()["id"] == p["id"]  # the key's answer
+    # the decision is part of the payment, for the shop (its customer never sees it)
+    fired = [{"rule": "bad_device", "action": "block", "shadow": False}]
+    decided = {"action": "block", "rules": fired, "score": 50, "rules_version": "api-1"}
+    assert p["risk"] == again.json()["risk"] == decided
+    assert api.get(f"/v1/payments/{p['id']}").json()["risk"] == decided
     risk = api.get(f"/v1/payments/{p['id']}/risk").json()
     assert risk["verdict"] == "block" and risk["rules_version"] == "api-1"
     assert risk["rules"] == [{"rule": "bad_device", "action": "block", "shadow": False}]
@@ -107,6 +112,17 @@ def test_review_and_challenge_through_the_api(api: httpx.Client) -> None:
     r = api.post(f"/v1/payments/{far['id']}/confirm", headers={"Idempotency-Key": "c-o3"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "succeeded" and len(r.json()["attempts"]) == 1
+    assert held["risk"]["action"] == "review"  # type: ignore[index]
+    assert held["risk"]["rules"][0]["rule"] == "big_stranger"  # type: ignore[index]
+    assert r.json()["risk"]["action"] == "challenge"
+    plain = pay(api, "o4")
+    assert plain["risk"] == {"action": "allow", "rules": [], "score": 50, "rules_version": "api-1"}
+    listed = api.get("/v1/payments", params={"limit": 10}).json()["data"]
+    assert {x["id"]: x["risk"]["action"] for x in listed} == {
+        held["id"]: "review",
+        far["id"]: "challenge",
+        plain["id"]: "allow",
+    }
 
 
 def test_ops_keep_the_lists_and_every_change_is_audited(
@@ -132,6 +148,21 @@ def test_ops_keep_the_lists_and_every_change_is_audited(
     assert pay(api, "o4", metadata={"device_id": "dev-bad"})["status"] == "succeeded"
     listed = ops.get("/v1/ops/risk/lists", params={"kind": "device"}).json()["data"]
     assert [e["value"] for e in listed] == ["dev-bad"]
+    # replaced in place: the same entry (its id, its audit target), the new action
+    replaced = ops.post(
+        "/v1/ops/risk/lists",
+        json={"kind": "device", "value": "dev-bad", "action": "block", "reason": "seen again"},
+    )
+    assert replaced.status_code == 201 and replaced.json()["id"] == entry["id"]
+    listed = ops.get("/v1/ops/risk/lists", params={"kind": "device"}).json()["data"]
+    assert [(e["id"], e["action"], e["reason"]) for e in listed] == [
+        (entry["id"], "block", "seen again")
+    ]
+    back = ops.post(
+        "/v1/ops/risk/lists",
+        json={"kind": "device", "value": "dev-bad", "action": "allow", "reason": "our QA rig"},
+    )
+    assert back.json()["id"] == entry["id"]
     gone = ops.post(f"/v1/ops/risk/lists/{entry['id']}/remove", json={"reason": "QA done"})
     assert gone.status_code == 200
     assert pay(api, "o5", metadata={"device_id": "dev-bad"})["status"] == "failed"
@@ -143,6 +174,8 @@ def test_ops_keep_the_lists_and_every_change_is_audited(
     audit = ops.get("/v1/ops/audit").json()["data"]
     actions = [a["action"] for a in audit]
     assert "risk.list_add" in actions and "risk.list_remove" in actions
+    targets = {a["target"] for a in audit if a["action"].startswith("risk.list")}
+    assert targets == {f"risk_list:{entry['id']}"}
 
 
 def test_a_fraud_report_blocks_the_card_for_every_later_payment(

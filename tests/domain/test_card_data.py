@@ -13,13 +13,11 @@ from paymend.domain.card_data import (
     FieldKind,
     field_kind,
     find_card_data,
-    has_card_number,
     holds_card_number,
     is_forbidden_name,
-    mask_card_numbers,
-    runs,
 )
 from paymend.domain.card_networks import is_card_number, luhn_ok, printed_like_a_card
+from paymend.domain.card_text import has_card_number, mask_card_numbers, runs
 from paymend.domain.sandbox_cards import ADYEN, STRIPE, UNIONPAY
 
 PUBLISHED = sorted(set(STRIPE + ADYEN + UNIONPAY))

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from paymend.domain.card_data import find_card_data, has_card_number
+from paymend.domain.card_data import find_card_data
+from paymend.domain.card_text import has_card_number
 
 SEED = 20261201
 PER_FAMILY = 6_000

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from paymend.domain.money import Money
-from paymend.domain.payment import Customer
+from paymend.domain.payment import Customer, PaymentStatus
 from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.ids import IdFactory
@@ -19,14 +19,22 @@ from paymend.engine.risk_gate import RiskGate
 from paymend.engine.runtime import build_payment_service
 from paymend.engine.settings import EngineSettings
 from paymend.engine.virtual_time import run_virtual
+from paymend.engine.worker import Worker
 from paymend.risk.features import subjects
 from paymend.risk.redis_velocity import RedisVelocity
 from paymend.risk.rules import SHIPPED_RULES, load
 from paymend.risk.velocity import aggregate
+from paymend.store import risk as risk_repo
 from paymend.store.database import Store
-from tests.helpers import make_merchant, simulator
+from tests.helpers import make_merchant, service, simulator
+from tests.logs import captured
 
-pytestmark = pytest.mark.redis
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    s = Store(sqlite_url, inline=True)
+    yield s
+    s.close()
 
 
 @pytest.fixture
@@ -39,6 +47,7 @@ def prefix(redis_url: str) -> Iterator[str]:
     client.close()
 
 
+@pytest.mark.redis
 def test_two_processes_count_one_device_together(
     redis_url: str, prefix: str, tmp_path: Path, sqlite_template: Path
 ) -> None:
@@ -101,3 +110,82 @@ def test_two_processes_count_one_device_together(
     finally:
         for s in stores:
             s.close()
+
+
+@pytest.mark.parametrize("counters", ["database", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_failure_the_worker_settles_later_counts_like_one_at_once(
+    store: Store, request: pytest.FixtureRequest, counters: str
+) -> None:
+    """An unknown outcome the worker later finds was no charge fails the payment after
+    the checkout answered: the next payment of the card sees that failure in its
+    velocity, from Redis as from the database's rows."""
+    mid, _ = make_merchant(store)
+    book = None
+    if counters == "redis":
+        book = RedisVelocity(
+            redis.Redis.from_url(request.getfixturevalue("redis_url")),
+            request.getfixturevalue("prefix"),
+        )
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        # answers take the whole checkout budget: the outcome is left to the worker
+        sim = simulator(clock=clock, hang_s=60, latency_p50_ms=3000, latency_p99_ms=3000)
+        svc = service(store, {"sim_a": sim}, clock, timeout_s=5, deadline_s=3)
+        svc.risk = RiskGate(store, clock, load(SHIPPED_RULES), book=book)
+
+        def cmd(order: str, token: str) -> PayCommand:
+            return PayCommand(
+                merchant_id=mid,
+                order_id=order,
+                amount=Money(100, "CNY"),
+                method="card",
+                token=token,
+                customer=Customer(None, "en"),
+                metadata={"card_fingerprint": "card-late"},
+            )
+
+        first = await svc.pay(cmd("o1", "sim_timeout"))
+        assert first.payment.status is PaymentStatus.PROCESSING
+        await clock.sleep(2)
+        assert (await Worker(svc).sweep()).done == {"settle_attempt": 1}
+        settled = await svc.get(first.payment.id)
+        assert settled.payment.status is PaymentStatus.FAILED
+        second = await svc.pay(cmd("o2", "sim_approve"))
+        decided = store.run_sync(lambda conn: risk_repo.decision(conn, second.payment.id))
+        assert decided is not None
+        assert decided["features"]["card_failed_1h"] == 1
+        assert decided["features"]["card_count_1h"] == 1
+
+    run_virtual(scenario())
+
+
+def test_risk_control_without_redis_reads_the_database_and_never_stops_a_payment(
+    store: Store,
+) -> None:
+    """Redis gone: the payment is assessed on the database's rows, recorded as it ends,
+    and the counts Redis could not take are logged as lost, never raised."""
+    mid, _ = make_merchant(store)
+    gone = RedisVelocity(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
+        svc.risk = RiskGate(store, clock, load(SHIPPED_RULES), book=gone)
+        with captured() as logs:
+            paid = await svc.pay(
+                PayCommand(
+                    merchant_id=mid,
+                    order_id="o1",
+                    amount=Money(100, "CNY"),
+                    method="card",
+                    token="sim_decline_INSUFFICIENT_FUNDS",
+                    customer=Customer(None, "en"),
+                    metadata={"card_fingerprint": "card-gone"},
+                )
+            )
+        assert paid.payment.status is PaymentStatus.FAILED
+        warned = [line["event"] for line in logs.lines() if line["level"] == "warning"]
+        assert warned == ["risk_velocity_unavailable", "risk_count_lost"]
+
+    run_virtual(scenario())

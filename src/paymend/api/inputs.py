@@ -18,13 +18,8 @@ from typing import Any
 from fastapi import Request
 
 from paymend.api.errors import error_body
-from paymend.domain.card_data import (
-    FieldKind,
-    field_kind,
-    find_card_data,
-    has_card_number,
-    holds_card_number,
-)
+from paymend.domain.card_data import FieldKind, field_kind, find_card_data, holds_card_number
+from paymend.domain.card_text import has_card_number
 from paymend.domain.errors import InvalidInput
 
 MAX_JSON_DEPTH = 32  # paymend's own bodies nest three levels deep

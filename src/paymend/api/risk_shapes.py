@@ -6,13 +6,7 @@ from typing import Annotated, Any, Literal
 
 from typing_extensions import TypedDict
 
-from paymend.api.shapes import Timestamp, doc
-
-
-class FiredRule(TypedDict):
-    rule: Annotated[str, doc("the rule's name, or `list:<allow|block>:<kind>` for a list")]
-    action: Literal["allow", "challenge", "review", "block"]
-    shadow: Annotated[bool, doc("a shadow rule: recorded, not enforced")]
+from paymend.api.shapes import FiredRule, Timestamp, doc
 
 
 class RiskDecision(TypedDict):

@@ -185,6 +185,25 @@ class SdkAction(TypedDict):
     ]
 
 
+RiskAction = Literal["allow", "challenge", "review", "block"]
+
+
+class FiredRule(TypedDict):
+    rule: Annotated[str, doc("the rule's name, or `list:<allow|block>:<kind>` for a list")]
+    action: RiskAction
+    shadow: Annotated[bool, doc("a shadow rule: recorded, not enforced")]
+
+
+class PaymentRisk(TypedDict):
+    """The payment's risk decision, taken before any provider was called (docs/risk.md;
+    the features it used: `GET /v1/payments/{id}/risk`)."""
+
+    action: RiskAction
+    rules: Annotated[list[FiredRule], doc("the rules that matched, in decision order")]
+    score: Annotated[int, doc("the customer's behaviour score, 0-100 (50: a stranger)")]
+    rules_version: str
+
+
 class Payment(TypedDict):
     """A payment with its attempt timeline and refunds. Contact details appear masked."""
 
@@ -227,6 +246,9 @@ class Payment(TypedDict):
     updated_at: Timestamp
     attempts: list[Attempt]
     refunds: list[Refund]
+    risk: Annotated[
+        PaymentRisk | None, doc("the risk decision; null when risk control did not decide it")
+    ]
 
 
 class Page(TypedDict):

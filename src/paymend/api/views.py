@@ -11,6 +11,7 @@ from paymend.domain.compensation import Compensation
 from paymend.domain.masking import mask_token
 from paymend.domain.payment import Attempt, PaymentStatus, Refund
 from paymend.engine.payments import PaymentView
+from paymend.engine.risk_gate import RiskNote
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -201,4 +202,16 @@ def payment_json(
         "updated_at": _at(p.updated_at),
         "attempts": [attempt_json(a) for a in view.attempts],
         "refunds": [refund_json(r) for r in view.refunds],
+        "risk": risk_json(view.risk),
+    }
+
+
+def risk_json(note: RiskNote | None) -> shapes.PaymentRisk | None:
+    if note is None:
+        return None
+    return {
+        "action": cast(shapes.RiskAction, note.action),
+        "rules": cast(list[shapes.FiredRule], note.rules),
+        "score": note.score,
+        "rules_version": note.rules_version,
     }

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from paymend.domain.card_data import mask_card_numbers
+from paymend.domain.card_text import mask_card_numbers
 
 
 def mask_phone(phone: str | None) -> str | None:

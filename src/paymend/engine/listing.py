@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 from paymend.domain.errors import InvalidInput
 from paymend.domain.payment import Refund
 from paymend.engine.payments import REPEAT_WINDOW, PaymentView
+from paymend.engine.risk_gate import notes_of
 from paymend.store import listing, outbox, refunds
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
@@ -55,12 +56,14 @@ async def payments(
         page = found[:limit]
         ids = [p.id for p in page]
         tries, backs = listing.attempts_of(conn, ids), listing.refunds_of(conn, ids)
+        notes = notes_of(conn, ids)
         views = [
             PaymentView(
                 p,
                 tries.get(p.id, []),
                 backs.get(p.id, []),
                 repo.recent_failures(conn, p, REPEAT_WINDOW) if p.failure_code else 0,
+                notes.get(p.id),
             )
             for p in page
         ]

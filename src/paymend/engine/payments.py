@@ -47,7 +47,7 @@ from paymend.engine.events import emit
 from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import Owner
 from paymend.engine.refunds import RefundService
-from paymend.engine.risk_gate import RiskGate
+from paymend.engine.risk_gate import RiskGate, RiskNote, note_of
 from paymend.engine.settings import EngineSettings
 from paymend.engine.settlement import Settlement
 from paymend.engine.stale import retry_stale
@@ -78,6 +78,7 @@ class PaymentView:
     attempts: list[Attempt] = field(default_factory=list)
     refunds: list[Refund] = field(default_factory=list)
     repeat_failures: int = 0  # same customer, same cause, within the hour before it
+    risk: RiskNote | None = None  # its risk decision; None: taken without risk control
 
 
 class PaymentService:
@@ -123,6 +124,17 @@ class PaymentService:
         self.settlement = settlement
         self._owner = owner
         self.risk = risk  # engine/risk_gate.py; None: no risk control (the lab, tests)
+
+    @property
+    def risk(self) -> RiskGate | None:
+        return self._risk
+
+    @risk.setter
+    def risk(self, gate: RiskGate | None) -> None:
+        """Risk control decides before routing and counts every failure, also one the
+        worker settles later (an unknown outcome, a retry it ran)."""
+        self._risk = gate
+        self.attempts.recorder.on_failed = gate.failed if gate else None
 
     @property
     def owner(self) -> str | None:
@@ -182,19 +194,20 @@ class PaymentService:
         )
         payment.transition(PaymentStatus.PROCESSING)
         risk = self.risk
+        note = assessed.note if assessed else None
         if risk and assessed and await risk.stop(self.creation, payment, assessed, now, cmd.claim):
-            return PaymentView(payment, [], [])
+            return PaymentView(payment, [], [], risk=note)
         also = assessed.record if assessed else None  # the decision, with the payment
         if controls.paused_because is not None:
             if not self.controls.take_probe(controls.probe):
                 await self.creation.refuse_paused(
                     payment, controls.paused_because, now, cmd.claim, also
                 )
-                return PaymentView(payment, [], [])
+                return PaymentView(payment, [], [], risk=note)
             reason = f"{reason}; a probe through the pause ({controls.paused_because})"
         if controls.held_because is not None:
             await self.creation.hold(payment, controls.held_because, now, cmd.claim, also)
-            return PaymentView(payment, [], [])
+            return PaymentView(payment, [], [], risk=note)
         attempt = self.attempts.new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
         await self.creation.with_attempt(payment, attempt, now, cmd.claim, also)
@@ -215,7 +228,8 @@ class PaymentService:
             if payment.failure_code is not None:
                 repeats = repo.recent_failures(conn, payment, REPEAT_WINDOW)
             if cmd.answer is not None and claim is not None:
-                code, body = cmd.answer(PaymentView(payment, list(run.attempts), [], repeats))
+                view = PaymentView(payment, list(run.attempts), [], repeats, note)
+                code, body = cmd.answer(view)
                 idempotency.complete(conn, claim, code, body, self.clock.now())
 
         try:
@@ -223,9 +237,7 @@ class PaymentService:
         except PaymendError as exc:
             log.warning("payment_left_in_flight", payment_id=payment.id, code=exc.code)
             raise PaymentInFlight(payment.id) from exc
-        if assessed and self.risk:
-            await self.risk.settled(payment, assessed.who)
-        return PaymentView(payment, run.attempts, [], repeats)
+        return PaymentView(payment, run.attempts, [], repeats, note)
 
     def _health_now(self) -> float:
         """Epoch seconds: breakers shared through Redis need a time all processes share."""
@@ -362,6 +374,7 @@ class PaymentService:
             repo.list_attempts(conn, p.id),
             refunds.for_payment(conn, p.id),
             repo.recent_failures(conn, p, REPEAT_WINDOW),
+            note_of(conn, p.id),
         )
 
     async def get(self, payment_id: str, merchant_id: str | None = None) -> PaymentView:

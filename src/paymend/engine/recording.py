@@ -10,7 +10,7 @@ engine/late_success.py to be refunded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from paymend.domain.clock import Clock
@@ -52,6 +52,9 @@ class Recorder:
         self.health = health  # an ops alert flags the channel (the playbooks' signal)
         self.late = late
         self.owner = owner  # the instance that will call the next attempt
+        # told of every payment that ends failed here, in the checkout or later in the
+        # worker (risk control's Redis counters: engine/risk_gate.py)
+        self.on_failed: Callable[[Payment], Awaitable[None]] | None = None
 
     async def record(
         self,
@@ -154,6 +157,8 @@ class Recorder:
             raise
         if target is not None:
             PAYMENTS.labels(payment.status.value, attempt.provider).inc()
+        if target is PaymentStatus.FAILED and self.on_failed is not None:
+            await self.on_failed(payment)
 
     async def _record_only(self, attempt: Attempt) -> None:
         """Keep the audit trail of a call whose payment moved on without it."""

@@ -13,7 +13,7 @@ enforced.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,22 @@ LIST_KINDS: dict[str, ListKind] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class RiskNote:
+    """What a payment's view tells of its risk decision: the action taken, the rules
+    that fired (shadow ones marked) and the customer's score."""
+
+    action: str
+    rules: list[dict[str, Any]]
+    score: int
+    rules_version: str
+
+    @classmethod
+    def of_row(cls, row: Mapping[str, Any]) -> RiskNote:
+        """From a stored decision (store/risk.py)."""
+        return cls(row["verdict"], list(row["fired"]), row["score"], row["rules_version"])
+
+
 @dataclass(slots=True)
 class Assessed:
     decision: Decision
@@ -70,6 +86,10 @@ class Assessed:
 
     def record(self, conn: Connection) -> None:
         repo.record(conn, self.row)
+
+    @property
+    def note(self) -> RiskNote:
+        return RiskNote.of_row(self.row)
 
 
 class RiskGate:
@@ -118,7 +138,11 @@ class RiskGate:
 
         decision, row = await self.store.run(decide)
         if self.book is not None:
-            self.book.seen(payment_id, who, base["amount_major"], cmd.amount.currency, now)
+            counted = self.book.seen(
+                payment_id, who, base["amount_major"], cmd.amount.currency, now
+            )
+            if from_redis is None or not counted:
+                log.warning("risk_velocity_unavailable", payment_id=payment_id)
         DECISIONS.labels(decision.verdict.value).inc()
         if decision.shadow_verdict is not None:
             differs = decision.shadow_verdict is not decision.verdict
@@ -158,10 +182,43 @@ class RiskGate:
         return False
 
     async def settled(self, payment: Payment, who: Subjects) -> None:
-        """Tell the Redis book of a failed payment (the database's reads the payments)."""
+        """Tell the Redis book of a failed payment (the database's rows read the
+        payments' own status, so they count it already)."""
         if self.book is not None and payment.status is PaymentStatus.FAILED:
             fraud = payment.failure_code in FRAUD_LIKE_CODES or payment.failure_code == BLOCKED_CODE
-            self.book.settled(payment.id, who, fraud, self.clock.now())
+            if not self.book.settled(payment.id, who, fraud, self.clock.now()):
+                log.warning("risk_count_lost", payment_id=payment.id)
+
+    async def failed(self, payment: Payment) -> None:
+        """A payment that ended failed after a provider call, in the checkout or later in
+        the worker: counted by the subjects its stored decision was made on."""
+        if self.book is None:
+            return
+        row = await self.store.run(lambda conn: repo.decision(conn, payment.id))
+        if row is not None:
+            await self.settled(payment, subjects_of(row))
+
+
+def subjects_of(row: Mapping[str, Any]) -> Subjects:
+    """The subjects a stored decision was counted under."""
+    return Subjects(
+        row["card"] or "",
+        row["customer_id"] or "",
+        row["device"] or "",
+        row["ip"] or "",
+        row["email"] or "",
+    )
+
+
+def note_of(conn: Connection, payment_id: str) -> RiskNote | None:
+    """The payment's stored decision as its view tells it (None: none was taken)."""
+    row = repo.decision(conn, payment_id)
+    return RiskNote.of_row(row) if row else None
+
+
+def notes_of(conn: Connection, payment_ids: Sequence[str]) -> dict[str, RiskNote]:
+    """`note_of` for a page of payments, in one read."""
+    return {r["payment_id"]: RiskNote.of_row(r) for r in repo.decisions_of(conn, payment_ids)}
 
 
 def _list_keys(who: Subjects) -> list[tuple[str, str]]:

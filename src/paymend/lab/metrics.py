@@ -69,7 +69,8 @@ def summarize(run: Run) -> dict[str, Any]:
     rows = run.records.payments
     tried = run.records.attempts
     catalogue = default_classifier().catalogue
-    status = Counter(r.status for r in rows.values())
+    attacks = {a.payment_id for a in run.fraud.arrivals} if run.fraud else set()
+    status = Counter(r.status for pid, r in rows.items() if pid not in attacks)  # lab/fraud.py
     n = len(run.arrivals)
     wins = sum(status[s] for s in SUCCESS)
     judged = verdicts(run)
@@ -194,6 +195,11 @@ def summarize(run: Run) -> dict[str, Any]:
             {"at_s": round(a.at, 1), "what": a.what, "scope": a.scope} for a in false[:20]
         ],
         **run.notices,  # lab/notices.py: when the scenario tells customers
+        **(
+            run.fraud.figures(run.arrivals, run.records, ledger, lambda a: succeeded(run, a))
+            if run.fraud
+            else {}
+        ),
         "wall_s": round(run.wall_s, 2),
     }
 

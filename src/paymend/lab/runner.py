@@ -42,6 +42,7 @@ from paymend.health.breaker import Transition
 from paymend.lab.arrivals import Arrival, arrivals
 from paymend.lab.faces import ConnectorChannel, connector_channel, gather, payment_code
 from paymend.lab.fate import Fates
+from paymend.lab.fraud import Fraud
 from paymend.lab.notices import LabInbox, lab_notices, notice_figures, phone_of
 from paymend.lab.oracle import Limits, Verdict
 from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
@@ -99,6 +100,7 @@ class Run:
     verdicts: list[Verdict] | None = None  # the oracle's, once asked (lab/metrics.py)
     connectors: dict[str, ConnectorChannel] = field(default_factory=dict)  # lab/faces.py
     notices: dict[str, Any] = field(default_factory=dict)  # lab/notices.py, when asked
+    fraud: Fraud | None = None  # lab/fraud.py: the attacks and the risk verdicts
 
 
 def run(
@@ -112,7 +114,7 @@ def run(
     ends, also when it fails."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
-    result = Run(scenario, policy)
+    result = Run(scenario, policy, fraud=Fraud(scenario))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder:
         db_path = Path(folder) / "schema.db"
@@ -126,6 +128,7 @@ async def _run(
 ) -> None:
     clock = LoopClock()
     store = ThrowawayStore(db_path)
+    fraud = result.fraud or Fraud(scenario)
     try:
         fates = Fates(scenario)
         settings = settings_for(scenario, policy)
@@ -150,6 +153,7 @@ async def _run(
             settings,
             IdFactory(seed=scenario.seed),
             pii=Vault(DataKey.generate()) if scenario.notices else None,
+            risk=fraud.gate(store, clock),
         )
         result.transitions = service.health.transitions
         result.epoch_s = clock.now().timestamp() - clock.monotonic()
@@ -167,13 +171,14 @@ async def _run(
             worker = Worker(service, WorkerSettings(interval_s=1.0), webhooks, runner, registry)
             worker_task = asyncio.create_task(worker.run(stop))
         tally = _Tally(progress)
-        desk = asyncio.create_task(_three_d_secure(service, clock, stop))
+        desk = asyncio.create_task(_three_d_secure(service, clock, stop, fraud))
         checkouts: list[asyncio.Task[None]] = []
-        for arrival in arrivals(scenario):
+        for arrival in fraud.merged(arrivals(scenario)):
             await clock.sleep(arrival.t - clock.monotonic())
-            result.arrivals.append(arrival)
+            (fraud.arrivals if fraud.is_attack(arrival) else result.arrivals).append(arrival)
             buyers[arrival.n] = arrival
-            checkouts.append(asyncio.create_task(_pay(service, scenario, clock, arrival, tally)))
+            pay = _pay(service, scenario, clock, arrival, tally, fraud)
+            checkouts.append(asyncio.create_task(pay))
         await asyncio.gather(*checkouts)
         if worker is not None:
             worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
@@ -183,6 +188,8 @@ async def _run(
         if worker_task is not None:
             await worker_task
         result.records = store.run_sync(lambda conn: read_records(conn, result.epoch_s))
+        if fraud.active:
+            store.run_sync(fraud.read)
         if scenario.notices and worker is not None:
             hold = load_policy().failure_hold
             n = len(result.arrivals)
@@ -208,7 +215,12 @@ class _Tally:
 
 
 async def _pay(
-    service: PaymentService, scenario: Scenario, clock: LoopClock, a: Arrival, tally: _Tally
+    service: PaymentService,
+    scenario: Scenario,
+    clock: LoopClock,
+    a: Arrival,
+    tally: _Tally,
+    fraud: Fraud,
 ) -> None:
     """The checkout: one payment, as the shop's backend sends it. With connector channels
     the buyer shows a payment code (Alipay's and WeChat Pay's face-to-face payment)."""
@@ -220,10 +232,13 @@ async def _pay(
         method=a.method,
         bank=a.bank,
         region=a.region,
-        # a guest: each lab customer pays once, so there is no earlier failure of theirs
-        # to look up (the repeat-failure query would scan every payment of the hour)
-        customer=Customer(locale="zh-CN", phone=phone_of(a.n) if scenario.notices else None),
-        metadata={TRUTH_KEY: a.truth, ARRIVAL_KEY: str(a.n)},
+        # a guest unless the scenario has fraud: each lab customer pays once, so there is
+        # no earlier failure of theirs to look up (the repeat-failure query would scan
+        # every payment of the hour); with fraud, the customer and their signals
+        customer=Customer(
+            fraud.customer_id(a), "zh-CN", phone=phone_of(a.n) if scenario.notices else None
+        ),
+        metadata={TRUTH_KEY: a.truth, ARRIVAL_KEY: str(a.n), **fraud.signals(a)},
         token=payment_code(a.n) if wallet else None,
     )
     start = clock.monotonic()
@@ -239,11 +254,13 @@ async def _pay(
     tally.answered(a, start)
 
 
-async def _three_d_secure(service: PaymentService, clock: LoopClock, stop: asyncio.Event) -> None:
+async def _three_d_secure(
+    service: PaymentService, clock: LoopClock, stop: asyncio.Event, fraud: Fraud
+) -> None:
     """The simulated customers' side of 3-D Secure: the shop hears of each
     `payment.requires_action` (read from the outbox, as its webhook would bring it), and
     the customer completes the challenge `AUTHENTICATION_DELAY_S` later, whether the
-    checkout or the worker was the one to learn the bank wants it."""
+    checkout or the worker was the one to learn the bank wants it. A fraudster cannot."""
     seen = 0
     completing: list[asyncio.Task[None]] = []
     while True:
@@ -254,7 +271,8 @@ async def _three_d_secure(service: PaymentService, clock: LoopClock, stop: async
         )
         for seq, payment_id in asked:
             seen = seq
-            completing.append(asyncio.create_task(_authenticate(service, clock, payment_id)))
+            done = _authenticate(service, clock, payment_id, fraud)
+            completing.append(asyncio.create_task(done))
         if stop.is_set():
             break
         with contextlib.suppress(TimeoutError):
@@ -265,7 +283,11 @@ async def _three_d_secure(service: PaymentService, clock: LoopClock, stop: async
 ASKED = EventType.PAYMENT_REQUIRES_ACTION  # what the shop's desk follows
 
 
-async def _authenticate(service: PaymentService, clock: LoopClock, payment_id: str) -> None:
+async def _authenticate(
+    service: PaymentService, clock: LoopClock, payment_id: str, fraud: Fraud
+) -> None:
     await clock.sleep(AUTHENTICATION_DELAY_S)
+    if not fraud.authenticates(payment_id):
+        return
     with contextlib.suppress(PaymendError):  # canceled or settled meanwhile: nothing to do
         await service.confirm(MERCHANT, payment_id)

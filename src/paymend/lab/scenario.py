@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from paymend.datafiles import At, load_model, parse_duration
 from paymend.domain.currencies import EXPONENTS
+from paymend.lab.fraud_spec import Fraud
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -146,6 +147,8 @@ class Scenario(_Strict):
     faults: list[Fault] = Field(default_factory=list)
     # customer notices by SMS to every customer (lab/notices.py): their figures in the report
     notices: bool = False
+    # risk control and good customers with identities, attacked (lab/fraud.py)
+    fraud: Fraud | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -181,6 +184,9 @@ class Scenario(_Strict):
                     raise At(("faults", i, key), f"unknown {key} '{value}'")
             if fault.at >= self.duration:
                 raise At(("faults", i, "at"), "the fault starts after the scenario ends")
+        attacked = self.fraud and (self.fraud.card_testing or self.fraud.account_takeover)
+        if attacked and "card" not in offered:
+            raise At(("fraud",), "the attacks pay by card: a channel must take card")
         return self
 
 

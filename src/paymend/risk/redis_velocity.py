@@ -26,7 +26,7 @@ class RedisVelocity:
     def _key(self, kind: str, subject: str, value: str) -> str:
         return f"{self.prefix}:{kind}:{subject}:{value}"
 
-    def history(self, who: Subjects, now: datetime) -> Mapping[str, Iterable[Seen]]:
+    def history(self, who: Subjects, now: datetime) -> Mapping[str, Iterable[Seen]] | None:
         t = now.timestamp()
         pairs = who.items()
         pipe = self.client.pipeline(transaction=False)
@@ -35,7 +35,10 @@ class RedisVelocity:
                 self._key("pay", subject, value), t - LONGEST_S, "+inf", withscores=True
             )
             pipe.zrangebyscore(self._key("fail", subject, value), t - LONGEST_S, "+inf")
-        answers = pipe.execute()
+        try:
+            answers = pipe.execute()
+        except redis.RedisError:
+            return None
         out: dict[str, list[Seen]] = {}
         for i, (subject, _) in enumerate(pairs):
             paid, failed = answers[2 * i], answers[2 * i + 1]
@@ -56,15 +59,15 @@ class RedisVelocity:
 
     def seen(
         self, payment_id: str, who: Subjects, amount_major: float, currency: str, now: datetime
-    ) -> None:
-        self._add("pay", who, f"{payment_id}|{amount_major}|{currency}|{who.card}", now)
+    ) -> bool:
+        return self._add("pay", who, f"{payment_id}|{amount_major}|{currency}|{who.card}", now)
 
-    def settled(self, payment_id: str, who: Subjects, fraud: bool, now: datetime) -> None:
-        self._add("fail", who, f"{payment_id}|{int(fraud)}", now)
+    def settled(self, payment_id: str, who: Subjects, fraud: bool, now: datetime) -> bool:
+        return self._add("fail", who, f"{payment_id}|{int(fraud)}", now)
 
-    def _add(self, kind: str, who: Subjects, member: str, now: datetime) -> None:
+    def _add(self, kind: str, who: Subjects, member: str, now: datetime) -> bool:
         """Add `member` at `now` to each subject's `kind` set, dropping what is older than
-        the longest window, in one round trip."""
+        the longest window, in one round trip. False: Redis could not take it."""
         t = now.timestamp()
         pipe = self.client.pipeline(transaction=False)
         for subject, value in who.items():
@@ -72,4 +75,8 @@ class RedisVelocity:
             pipe.zadd(key, {member: t})
             pipe.zremrangebyscore(key, "-inf", t - LONGEST_S)
             pipe.expire(key, LONGEST_S + 60)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            return False
+        return True

@@ -35,15 +35,19 @@ class Seen:
 
 class VelocityBook(Protocol):
     """Where the counters live. `seen` is told of a payment as it is assessed; `settled`
-    of its failure (the database's book reads outcomes from the payments instead)."""
+    of its failure (the database's book reads outcomes from the payments instead).
 
-    def history(self, who: Subjects, now: datetime) -> Mapping[str, Iterable[Seen]]: ...
+    A book that cannot be reached answers `history` with None (the payments' own rows
+    are read instead) and `seen`/`settled` with False (that count is lost, not the
+    payment): risk control degrades, the checkout never stops for it."""
+
+    def history(self, who: Subjects, now: datetime) -> Mapping[str, Iterable[Seen]] | None: ...
 
     def seen(
         self, payment_id: str, who: Subjects, amount_major: float, currency: str, now: datetime
-    ) -> None: ...
+    ) -> bool: ...
 
-    def settled(self, payment_id: str, who: Subjects, fraud: bool, now: datetime) -> None: ...
+    def settled(self, payment_id: str, who: Subjects, fraud: bool, now: datetime) -> bool: ...
 
 
 def aggregate(

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import NotFound
@@ -29,6 +30,16 @@ def decision(conn: Connection, payment_id: str) -> dict[str, Any] | None:
         sa.select(risk_decisions).where(risk_decisions.c.payment_id == payment_id)
     ).first()
     return dict(found._mapping) if found else None
+
+
+def decisions_of(conn: Connection, payment_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The decisions of these payments (a page of a list): what their views show."""
+    if not payment_ids:
+        return []
+    rd = risk_decisions
+    columns = (rd.c.payment_id, rd.c.verdict, rd.c.fired, rd.c.score, rd.c.rules_version)
+    rows = conn.execute(sa.select(*columns).where(rd.c.payment_id.in_(list(payment_ids))))
+    return [dict(r._mapping) for r in rows]
 
 
 # The three reads of every payment's assessment are written as SQL text, built once per
@@ -133,11 +144,19 @@ def listed(conn: Connection, entries: Sequence[tuple[str, str]]) -> list[tuple[s
 
 
 def add_entry(conn: Connection, entry: dict[str, Any]) -> dict[str, Any]:
-    """Insert or replace the entry for (kind, value)."""
+    """Insert the entry for (kind, value), or replace the one there in place: it keeps
+    its id, so the audit log's `risk_list:<id>` and an operator's link still name it.
+    One statement, so two operators adding the same value at once both succeed."""
     rl = risk_lists
-    conn.execute(rl.delete().where(rl.c.kind == entry["kind"], rl.c.value == entry["value"]))
-    new_id = conn.execute(rl.insert().returning(rl.c.id), entry).scalar_one()
-    return {**entry, "id": new_id}
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    changed = {k: v for k, v in entry.items() if k not in ("kind", "value")}
+    stmt = (
+        dialect.insert(rl)
+        .values(entry)
+        .on_conflict_do_update(index_elements=[rl.c.kind, rl.c.value], set_=changed)
+    )
+    entry_id = conn.execute(stmt.returning(rl.c.id)).scalar_one()
+    return {**entry, "id": entry_id}
 
 
 def entries(conn: Connection, kind: str | None = None) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Everything a finished run's database holds that its figures need, read in four queries
+"""Everything a finished run's database holds that its figures need, read in a few queries
 before a throwaway database is removed (the lab): payments' final statuses, attempts in
 order, playbook starts and recoveries from the audit log, incidents with diagnoses."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paymend.store.database import Connection
-from paymend.store.tables import attempts, audit_log, incidents, payments
+from paymend.store.tables import attempts, audit_log, incidents, payments, risk_decisions
 
 
 def payment_outcomes(conn: Connection) -> Iterable[Any]:
@@ -42,3 +42,8 @@ def audit_of(conn: Connection, actions: Iterable[str]) -> Iterable[Any]:
 def all_incidents(conn: Connection) -> Iterable[Any]:
     """Incident rows (opened_at, scope, diagnosis, …)."""
     return conn.execute(sa.select(incidents))
+
+
+def risk_verdicts(conn: Connection) -> Iterable[Any]:
+    """Rows of (payment_id, verdict): every payment's risk decision."""
+    return conn.execute(sa.select(risk_decisions.c.payment_id, risk_decisions.c.verdict))
