@@ -19,13 +19,16 @@ install: $(STAMP)
 # (git-ignored), used unless PAYMEND_DATA_KEY is already set. Keep it with the database:
 # without it the sealed contact details cannot be read.
 DATA_KEY_FILE := .paymend-data-key
-WITH_DATA_KEY  = PAYMEND_DATA_KEY="$${PAYMEND_DATA_KEY:-$$(cat $(DATA_KEY_FILE))}"
+# and the key that signs customers' status links (docs/customers.md), made the same way
+LINK_KEY_FILE := .paymend-link-key
+WITH_DATA_KEY  = PAYMEND_DATA_KEY="$${PAYMEND_DATA_KEY:-$$(cat $(DATA_KEY_FILE))}" \
+	PAYMEND_LINK_KEY="$${PAYMEND_LINK_KEY:-$$(cat $(LINK_KEY_FILE))}"
 
-$(DATA_KEY_FILE): | $(STAMP)
+$(DATA_KEY_FILE) $(LINK_KEY_FILE): | $(STAMP)
 	umask 077 && $(BIN)/paymend pii new-key > $@.tmp && mv $@.tmp $@
 
 ## run: set up, migrate the SQLite database, start paymend on http://127.0.0.1:$(PORT)
-run: install $(DATA_KEY_FILE)
+run: install $(DATA_KEY_FILE) $(LINK_KEY_FILE)
 	$(WITH_DATA_KEY) $(BIN)/paymend db upgrade
 	$(WITH_DATA_KEY) $(BIN)/paymend serve --port $(PORT) --demo-key-file .paymend-demo-key
 

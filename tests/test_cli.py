@@ -54,6 +54,8 @@ from paymend.store.database import Store
         ["risk"],
         ["risk", "check"],
         ["risk", "backtest"],
+        ["feedback"],
+        ["feedback", "report"],
     ],
 )
 def test_every_command_has_help(args: list[str]) -> None:

@@ -59,13 +59,27 @@ ALLOWED: dict[str, frozenset[str]] = {
             "config",
         }
     ),
-    # api/app.py mounts the console: the one import of it
+    # api/app.py mounts the console and the customers' pages (the help page is theirs)
     "api": frozenset(
-        {"domain", "failures", "engine", "store", "observability", "config", "console"}
+        {
+            "domain",
+            "failures",
+            "engine",
+            "store",
+            "observability",
+            "config",
+            "console",
+            "customers",
+        }
     ),
     # the web console beside the ops API: it reads the health book's windows too
     "console": frozenset(
         {"domain", "failures", "health", "engine", "store", "observability", "config"}
+    ),
+    # the customers' pages: the console's form reader, locales and static files reused;
+    # help articles and the FAQ are data files
+    "customers": frozenset(
+        {"domain", "datafiles", "failures", "engine", "store", "observability", "config", "console"}
     ),
     # the simulator's protocol faces: the simulated channels behind real providers' wire
     # protocols (HTTP servers of their own), reusing the connectors' signing and formats
@@ -101,6 +115,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "engine",
             "api",
             "console",
+            "customers",
             "lab",
             "sim",
         }

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # base64 of 32 bytes: seals customer email and phone (store/pii.py); unset: not stored
     data_key: SecretStr | None = None
     data_keys_old: SecretStr | None = None  # comma-separated earlier keys: open, never seal
+    # signs customers' status links (/pay/{token}, domain/status_links.py); unset: no
+    # link is made (status_url is null) and none opens
+    link_key: SecretStr | None = None
     # The HTTP server's bounds on slow and greedy clients (api/server.py). A checkout's
     # backend sends a few hundred bytes at once, so a request head or body that takes
     # seconds is a stalled or hostile client; keep-alive outlasts load balancers' 60 s.
@@ -354,6 +357,24 @@ class ConsoleConfig(_Strict):
         return self
 
 
+class CustomersConfig(_Strict):
+    """The customers' pages (docs/customers.md): status links, pay-again, help and FAQ."""
+
+    # where customers reach this server (links in notifications and in status_url);
+    # unset: the URL the merchant's request came to
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s{}]+$")
+    link_ttl: Seconds = 30 * 86400.0  # a status link works this long after it is made
+    # the merchant's checkout, to pay the order again with another method; `{order_id}`
+    # is filled in (a merchant's own `checkout_url` setting comes first)
+    checkout_url: str | None = Field(None, pattern=r"^https?://\S*\{order_id\}\S*$")
+    # data files, relative to this one: the FAQ, and the merchant's text per help article
+    faq: str | None = None
+    help_extra: str | None = None
+
+    def path(self, config_path: Path, name: str | None) -> Path | None:
+        return None if name is None else config_path.parent / name
+
+
 # a channel's name is part of URLs (/v1/providers/{channel}/notifications) and env names
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
@@ -373,6 +394,7 @@ class PaymendConfig(_Strict):
     ops_alerts: OpsAlertsConfig = OpsAlertsConfig()
 
     console: ConsoleConfig = ConsoleConfig()
+    customers: CustomersConfig = CustomersConfig()
     # the emergency playbooks file, relative to this one; None: the shipped playbooks
     playbooks: str | None = None
     # the banks and regions ops controls may name (a typo is refused rather than pausing

@@ -82,7 +82,7 @@ def test_keys_and_roles_are_documented_where_they_are_needed(document: Document)
             assert "operator_key_invalid" in op["responses"]["401"]["x-error-codes"]
             viewer = "**viewer**" in op["description"]
             assert ("403" in statuses) != viewer, name  # every operator may do what viewers do
-        elif path.startswith(("/v1/payments", "/v1/events", "/v1/customers")):
+        elif path.startswith(("/v1/payments", "/v1/events", "/v1/customers", "/v1/feedback")):
             assert security == [{"MerchantKey": []}], name
             assert "api_key_missing" in op["responses"]["401"]["x-error-codes"]
         else:  # the failure catalogue, help pages, health and metrics are public

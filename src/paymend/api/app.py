@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from paymend import __version__
 from paymend.api import errors, openapi
 from paymend.api.failures import router as failures_router
+from paymend.api.feedback import router as feedback_router
 from paymend.api.guard import RequestGuard
 from paymend.api.incidents import router as incidents_router
 from paymend.api.inputs import safe_parameters
@@ -27,6 +28,8 @@ from paymend.api.risk import router as risk_router
 from paymend.api.shapes import Health
 from paymend.api.silences import router as silences_router
 from paymend.console.router import router as console_router
+from paymend.customers.router import router as customers_router
+from paymend.customers.web import load_pages
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
 from paymend.observability import configure_tracing, get_logger
@@ -88,10 +91,12 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         )
     app.state.stopping = stopping
     app.state.key_cache = {}  # api/auth.py: API key hash -> merchant, briefly
+    app.state.customer_pages = load_pages(runtime)  # a broken FAQ or help file: no start
     errors.install(app)
     app.include_router(payments_router)
     app.include_router(listing_router)
     app.include_router(notice_prefs_router)
+    app.include_router(customers_router)  # /pay and /help before /help/{code}
     app.include_router(failures_router)
     app.include_router(ops_router)
     app.include_router(incidents_router)
@@ -100,6 +105,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(providers_router)
     app.include_router(console_router)  # the web console at /console (docs/console.md)
     app.include_router(risk_router)
+    app.include_router(feedback_router)
 
     @app.get(
         "/healthz",

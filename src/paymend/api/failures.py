@@ -8,7 +8,6 @@ or lost-card block, shown as `generic_decline`) links to, and is rendered as, th
 from __future__ import annotations
 
 import functools
-import html
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -16,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from paymend.api import shapes
 from paymend.api.responses import errors
+from paymend.customers.help_centre import article
 from paymend.domain.errors import NotFound
 from paymend.domain.payment import PaymentStatus
 from paymend.engine.payments import PaymentView
@@ -23,11 +23,6 @@ from paymend.failures.classify import Classifier, default_classifier
 from paymend.failures.messages import CustomerMessage
 
 router = APIRouter(tags=["failures"])
-_STYLE = (
-    "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;"
-    "padding:0 1rem;color:#222} h1{font-size:1.4rem} li{margin:.3rem 0}"
-    " footer{margin-top:2rem;color:#777;font-size:.85rem}"
-)
 
 
 def failure_json(
@@ -174,31 +169,17 @@ async def help_page(
     code: str,
     request: Request,
     locale: Annotated[str | None, Query()] = None,
+    lang: Annotated[str | None, Query(description="the reader's language, as `locale`")] = None,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> Response:
     """A code customers must not read (a fraud or lost-card block) redirects to the
-    page of the code they are shown instead, so no public page ever names it."""
+    page of the code they are shown instead, so no public page ever names it. The page
+    is the help centre's article (customers/help_centre.py)."""
     classifier = default_classifier()
     if code not in classifier.catalogue:
         raise NotFound("failure_code_not_found", f"no failure code '{code}'", param="code")
-    chosen = classifier.messages.negotiate(locale, accept_language)
+    chosen = classifier.messages.negotiate(lang or locale, accept_language)
     public = classifier.messages.public_code(code)
     if public != code:
         return RedirectResponse(f"/help/{public}?locale={chosen}", status_code=302)
-    msg = classifier.messages.render(code, chosen, support_contact=None)
-    items = "".join(f"<li>{html.escape(s)}</li>" for s in msg.suggestions)
-    others = " · ".join(
-        f'<a href="/help/{html.escape(code)}?locale={loc}">{loc}</a>'
-        for loc in classifier.messages.locales
-    )
-    body = f"""<!doctype html>
-<html lang="{html.escape(chosen)}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(msg.title)}</title>
-<style>{_STYLE}</style>
-</head><body><main>
-<h1>{html.escape(msg.title)}</h1>
-<p>{html.escape(msg.detail)}</p>
-<ul>{items}</ul>
-</main><footer>{others} · <code>{html.escape(code)}</code></footer></body></html>"""
-    return HTMLResponse(body)
+    return article(request, code, chosen)

@@ -94,8 +94,9 @@ class RequestGuard:
         with server_span(f"{method} {path}", _caller_context(headers)):
             try:
                 if method in WITH_BODY:
-                    # the console's forms are checked by the console (console/web.py)
-                    raw = provider_signed(path) or path.startswith("/console/")
+                    # the console's and the customers' pages' forms are checked by
+                    # the console's form reader (console/web.py)
+                    raw = provider_signed(path) or path.startswith(_FORM_PATHS)
                     body, refusal = await self._read_checked(headers, receive, raw=raw)
                     if body is None:
                         state["status"] = _CLIENT_GONE
@@ -209,6 +210,9 @@ async def _send_json(send: Send, refusal: Refusal) -> None:
 
 
 _PROVIDER_SIGNED = re.compile(r"^/v1/providers/[^/]+/notifications$")
+
+
+_FORM_PATHS = ("/console/", "/pay/", "/help/")
 
 
 def provider_signed(path: str) -> bool:

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from paymend.api import auth, shapes
 from paymend.api.failures import customer_message_json, failure_json
 from paymend.api.views import payment_json
+from paymend.customers.web import pages_of, status_url
 from paymend.domain.merchant import Merchant
 from paymend.domain.payment import PaymentStatus
 from paymend.engine.payments import PaymentView
@@ -43,7 +44,9 @@ def render_payment(request: Request, merchant: Merchant, view: PaymentView) -> s
     contact = merchant.settings.get("support_contact")
     # only a failure's help link needs the server's own URL
     failed = view.payment.status is PaymentStatus.FAILED
-    base_url = str(request.base_url).rstrip("/") if failed else ""
+    server_url = str(request.base_url).rstrip("/")
+    base_url = server_url if failed else ""
+    runtime = runtime_of(request)
     return payment_json(
         view,
         failure_json(view, classifier, locale=locale, support_contact=contact, base_url=base_url),
@@ -51,4 +54,11 @@ def render_payment(request: Request, merchant: Merchant, view: PaymentView) -> s
             view, classifier, locale=locale, support_contact=contact, base_url=base_url
         ),
         sdk_parameters=True,
+        status_url=status_url(
+            runtime,
+            server_url,
+            view.payment.id,
+            pages_of(request).link_key,
+            view.payment.customer.locale,
+        ),
     )

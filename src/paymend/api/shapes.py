@@ -229,6 +229,14 @@ class Payment(TypedDict):
             "API's payments"
         ),
     ]
+    status_url: Annotated[
+        Url | None,
+        doc(
+            "the customer's own page for this payment (`/pay/{token}`: its status in their "
+            "language, what to do next), signed and expiring; give it to the customer. "
+            "Null in the ops API, and when the server has no link key (PAYMEND_LINK_KEY)"
+        ),
+    ]
     next_action: Annotated[
         WaitForReview | Authenticate | ProviderAction | SdkAction | None,
         doc("what the checkout does while the payment is `held` or `requires_action`"),

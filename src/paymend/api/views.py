@@ -171,6 +171,7 @@ def payment_json(
     customer_message: shapes.CustomerMessage | None = None,
     *,
     sdk_parameters: bool = False,
+    status_url: str | None = None,
 ) -> shapes.Payment:
     """`failure` is the localized failure object (api/failures.py), None unless it
     failed; `customer_message` what the customer reads for its status (api/failures.py);
@@ -194,6 +195,7 @@ def payment_json(
         "metadata": p.metadata,
         "failure": failure,
         "customer_message": customer_message,
+        "status_url": status_url,
         "next_action": next_action(view, sdk_parameters=sdk_parameters),
         "trace_id": p.trace_id,
         "created_at": _at(p.created_at),

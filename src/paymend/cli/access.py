@@ -125,8 +125,9 @@ def merchants_group() -> None:
 @click.option(
     "--checkout-url",
     default=None,
-    help="The shop's checkout page for an order, with {order_id} in it: support sends it to "
-    "a customer whose payment failed, to finish the order another way.",
+    help="The shop's checkout page for an order, with {order_id} in it (e.g. "
+    "'https://shop.cn/pay?order={order_id}'): the customer's status page and support's "
+    "finish link send a customer whose payment failed there to pay another way.",
 )
 @click.option(
     "--checkout-deadline",
@@ -165,7 +166,9 @@ def merchants_create(
         settings["support_contact"] = support_contact
     if checkout_url:
         if not checkout_url.startswith(("http://", "https://")) or "{order_id}" not in checkout_url:
-            raise click.BadParameter("an http(s) URL with {order_id}", param_hint="--checkout-url")
+            raise click.BadParameter(
+                "an http(s) URL with {order_id} in it", param_hint="--checkout-url"
+            )
         settings["checkout_url"] = checkout_url
     if compensation_cap_percent is not None:
         settings["compensation_cap_percent"] = compensation_cap_percent

@@ -11,8 +11,11 @@ import click
 
 from paymend.cli.base import env_settings, main, open_runtime
 from paymend.config import ConnectorChannel, channel_credentials, load_config, mask
+from paymend.customers.articles import build_help
+from paymend.customers.faq import load_faq
 from paymend.datafiles import DataFileError
 from paymend.domain.errors import PaymendError
+from paymend.failures.classify import default_classifier
 from paymend.notify.ops_routes import load_routes
 from paymend.observability import configure_logging
 from paymend.playbooks.model import load_playbooks
@@ -186,9 +189,9 @@ def config_group() -> None:
 @config_group.command("check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def config_check(path: Path | None) -> None:
-    """Validate PATH (default: the file paymend would load), the playbooks and ops routes
-    it names, and that every real channel's credentials and every route's secrets are
-    set (credentials shown masked, never printed)."""
+    """Validate PATH (default: the file paymend would load), the playbooks, ops routes,
+    customers' FAQ and help texts it names, and that every real channel's credentials
+    and every route's secrets are set (credentials shown masked, never printed)."""
     target = path or env_settings().config_path()
     try:
         config = load_config(target)
@@ -197,6 +200,10 @@ def config_check(path: Path | None) -> None:
         credentials = channel_credentials(config, target)
         routes_file = config.ops_alerts.routes_path(Path(target))
         routes = load_routes(routes_file) if routes_file is not None else None
+        faq_file = config.customers.path(Path(target), config.customers.faq)
+        faq = load_faq(faq_file)
+        extra_file = config.customers.path(Path(target), config.customers.help_extra)
+        help_centre = build_help(default_classifier(), extra_file)
     except DataFileError as exc:
         raise click.ClickException(str(exc)) from None
     missing = [(name, c) for name, creds in credentials.items() for c in creds if c.value is None]
@@ -209,6 +216,11 @@ def config_check(path: Path | None) -> None:
             click.echo(f"    {c.name}: {mask(c.value)}{source}")
     click.echo(f"  routing: {' -> '.join(config.routing)}")
     click.echo(f"  playbooks ({playbooks_file}): {', '.join(p.name for p in playbooks)}")
+    extra = sum(1 for a in help_centre.articles.values() if a.extra)
+    click.echo(
+        f"  customers: FAQ ({faq_file or 'shipped'}) {len(faq.questions)} questions; "
+        f"{len(help_centre.articles)} help articles, {extra} with the shop's text"
+    )
     if routes is not None:
         levels = " -> ".join("+".join(lv.routes) for lv in routes.spec.levels)
         click.echo(f"  ops routes ({routes_file}): {levels}")

@@ -19,6 +19,7 @@ from paymend.cli.base import (
     main,
     open_runtime,
 )
+from paymend.datafiles import DataFileError
 from paymend.engine.access import AccessService
 from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
@@ -44,7 +45,11 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
     if demo_key_file is not None:
         _ensure_demo_merchant(runtime.store, demo_key_file)
         _ensure_demo_operator(runtime.store, demo_key_file, f"http://{host}:{port}")
-    app = create_app(runtime, run_worker=run_worker)
+    try:
+        app = create_app(runtime, run_worker=run_worker)
+    except DataFileError as exc:  # the customers' FAQ or help texts (docs/customers.md)
+        runtime.close()
+        raise click.ClickException(f"invalid config: {exc}") from None
     config = uvicorn.Config(
         app,
         host=host,

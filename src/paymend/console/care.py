@@ -88,7 +88,8 @@ async def link(request: Request, payment_id: str) -> Response:
             payment_id,
             action.session.operator.actor,
             reason,
-            notices.policy.status_url,
+            # the status page's link, its token signed (engine/customer_notices.py)
+            notices.status_url(payment_id, action.runtime.service.clock.now()),
         )
     except PaymendError as exc:
         return action.error(exc)

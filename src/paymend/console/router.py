@@ -12,6 +12,7 @@ from paymend.console import (
     care,
     catalogue,
     controls,
+    feedback,
     incidents,
     live,
     lookup,
@@ -38,6 +39,7 @@ router.include_router(care.router)  # before actions' /payments/{id}/{decision}
 router.include_router(actions.router)
 router.include_router(incidents.router)
 router.include_router(catalogue.router)
+router.include_router(feedback.router)  # the pain-point report (console/feedback.py)
 
 
 @router.get(PREFIX + "/static/{path:path}")

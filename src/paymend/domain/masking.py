@@ -5,8 +5,11 @@ Card numbers are a matter of their own: `card_data.py` finds and masks them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+
+from paymend.domain.card_text import mask_card_numbers
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -42,3 +45,17 @@ def mask_customer(customer: Mapping[str, Any]) -> dict[str, Any]:
         "phone": mask_phone(customer.get("phone")),
         "email": mask_email(customer.get("email")),
     }
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# seven or more digits, maybe with separators between: a phone, an id card or an account
+_LONG_NUMBER = re.compile(r"\+?\d(?:[ ().-]{0,2}\d){6,}")
+
+
+def mask_free_text(text: str) -> str:
+    """What a customer wrote, fit to store: card numbers as `[card ****1234]`, emails as
+    `l***@example.com`, and any other number of seven digits or more (a phone, an id
+    card, an account) down to its last four."""
+    text = mask_card_numbers(text)
+    text = _EMAIL.sub(lambda m: mask_email(m.group()) or "***", text)
+    return _LONG_NUMBER.sub(lambda m: "***" + re.sub(r"\D", "", m.group())[-4:], text)

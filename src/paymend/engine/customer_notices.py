@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from paymend.domain import status_links
 from paymend.domain.clock import Clock
 from paymend.domain.events import EventType
 from paymend.domain.masking import mask_email, mask_phone, mask_token
@@ -80,13 +81,17 @@ class CustomerNotices:
         templates: Templates,
         channels: Mapping[ChannelName, Channel],
         checkout_deadline_s: float,
+        link_key: bytes | None = None,
+        link_ttl_s: float = 30 * 86400.0,
     ) -> None:
         """`channels`: what carries each of the policy's channel names; a name without
-        one is skipped with that reason."""
+        one is skipped with that reason. `link_key` signs the customer's status link
+        where the policy's `status_url` has a `{token}` (domain/status_links.py)."""
         self.store, self.clock, self.ids = store, clock, ids
         self.vault, self.messages, self.policy = vault, messages, policy
         self.templates, self.channels = templates, dict(channels)
         self.deadline = timedelta(seconds=checkout_deadline_s)
+        self.link_key, self.link_ttl = link_key, timedelta(seconds=link_ttl_s)
 
     # -- from the outbox ---------------------------------------------------------------
 
@@ -255,6 +260,12 @@ class CustomerNotices:
 
         return write
 
+    def status_url(self, payment_id: str, now: datetime) -> str:
+        """The policy's link for the payment, its `{token}` signed to expire later."""
+        key = self.link_key
+        token = status_links.sign(key, payment_id, now + self.link_ttl) if key else ""
+        return self.policy.status_url.format(payment_id=payment_id, token=token)
+
     def _render(
         self, intent: repo.Intent, kind: NoticeKind, support: str, now: datetime
     ) -> Rendered:
@@ -280,9 +291,7 @@ class CustomerNotices:
                 text.detail,
                 text.suggestions,
                 # a finish link (engine/care.py) carries its own: the shop's checkout
-                str(
-                    facts.get("link") or self.policy.status_url.format(payment_id=intent.payment_id)
-                ),
+                str(facts.get("link") or self.status_url(intent.payment_id, now)),
                 support,
                 now,
             )

@@ -17,13 +17,27 @@ from paymend.notify.templates import Templates
 
 
 def build_customer_notices(
-    config: NotificationsConfig, config_path: Path, service: PaymentService, clock: Clock
+    config: NotificationsConfig,
+    config_path: Path,
+    service: PaymentService,
+    clock: Clock,
+    *,
+    link_key: bytes | None = None,
+    link_ttl_s: float = 30 * 86400.0,
 ) -> CustomerNotices | None:
     """None when no channel is configured: no notice is planned at all. A broken policy
-    or template refuses to start (DataFileError names the file and line)."""
+    or template refuses to start (DataFileError names the file and line), and so does a
+    policy whose `status_url` has a `{token}` without a link key to sign it."""
     if not config.enabled:
         return None
-    policy = load_policy(config.policy_path(config_path))
+    policy_path = config.policy_path(config_path)
+    policy = load_policy(policy_path)
+    if "{token}" in policy.status_url and link_key is None:
+        raise DataFileError(
+            str(policy_path or "notify/policy.yaml"),
+            None,
+            "status_url: {token} needs PAYMEND_LINK_KEY (the key customers' links are signed with)",
+        )
     templates = Templates()
     channels: dict[ChannelName, Channel] = {}
     if config.aliyun_sms is not None:
@@ -82,4 +96,6 @@ def build_customer_notices(
         templates=templates,
         channels=channels,
         checkout_deadline_s=service.settings.checkout_deadline_s,
+        link_key=link_key,
+        link_ttl_s=link_ttl_s,
     )

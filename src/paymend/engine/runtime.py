@@ -351,7 +351,15 @@ def build_runtime(
     )
     playbooks = load_playbooks(config.playbooks_path(settings.config_path()))
     path = Path(config_path or settings.config_path())
-    notices = build_customer_notices(config.notifications, path, service, clock)
+    link_key = settings.link_key.get_secret_value().encode() if settings.link_key else None
+    notices = build_customer_notices(
+        config.notifications,
+        path,
+        service,
+        clock,
+        link_key=link_key,
+        link_ttl_s=config.customers.link_ttl,
+    )
     webhooks = WebhookSender(store, clock, service.ids, consumers=[notices.plan] if notices else ())
     routes_path = config.ops_alerts.routes_path(path)
     pager = (

@@ -140,7 +140,9 @@ class Policy(BaseModel):
     failure_hold: Seconds = 120.0
     quiet_hours: QuietHours | None = None
     max_per_customer_per_hour: int = Field(3, ge=1, le=100)
-    status_url: str = Field(min_length=1)  # `{payment_id}` is filled in
+    # `{payment_id}` is filled in, or `{token}`: the customer's signed status link token
+    # (`https://pay.shop.cn/pay/{token}`, paymend's own status page)
+    status_url: str = Field(min_length=1)
     support: str = Field(min_length=1, max_length=120)
     retry: list[Seconds] = Field(default_factory=lambda: [10.0, 60.0, 300.0], max_length=10)
     events: dict[NoticeKind, Rule]
@@ -157,8 +159,13 @@ class Policy(BaseModel):
     @field_validator("status_url")
     @classmethod
     def _status_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")) or "{payment_id}" not in value:
-            raise ValueError("an http(s) URL with {payment_id} in it")
+        named = "{payment_id}" in value or "{token}" in value
+        if not value.startswith(("https://", "http://")) or not named:
+            raise ValueError("an http(s) URL with {payment_id} or {token} in it")
+        try:
+            value.format(payment_id="", token="")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("only {payment_id} and {token} may be filled in") from None
         return value
 
     def rule(self, kind: NoticeKind) -> Rule | None:

@@ -11,6 +11,7 @@ from paymend.store.tables.access import (
     operators,
 )
 from paymend.store.tables.columns import JSON, Id, UTCDateTime, metadata
+from paymend.store.tables.feedback import feedback
 from paymend.store.tables.money import (
     ORDER_HOLDING,
     attempts,
@@ -43,6 +44,7 @@ __all__ = [
     "controls",
     "customer_notice_prefs",
     "events",
+    "feedback",
     "idempotency_keys",
     "incident_events",
     "incidents",
