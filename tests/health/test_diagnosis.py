@@ -211,3 +211,43 @@ def test_equal_explanations_prefer_the_wider_scope() -> None:
         [call(False) for _ in range(1200)] + [call(True, "CN-East") for _ in range(4)],
     )[0]
     assert top.scope == {"channel": "sim_a"}
+
+
+def overlapping(seed: int) -> list[Observation]:
+    """A big fault (sim_b x CMB fails 80% of its calls) beside a small one that a breaker
+    stopped after 30 calls (sim_a x CN-North fails half of them; its later calls went
+    to sim_b)."""
+    rng = random.Random(seed)
+    out, small = [], 0
+    for o in traffic(4000, seed, {"channel": "sim_b", "bank": "CMB"}):
+        dims = dict(o.dims)
+        if dims["channel"] == "sim_a" and dims["region"] == "CN-North":
+            small += 1
+            if small > 30:
+                dims["channel"] = "sim_b"
+            failed = rng.random() < (0.5 if small <= 30 else 0.8 if dims["bank"] == "CMB" else 0.01)
+            dims["code"] = "SYSTEM_ERROR" if failed else None
+            o = Observation(dims, failed, o.at)
+        out.append(o)
+    return out
+
+
+def test_an_incident_beside_a_bigger_fault_is_named_by_its_own_failures() -> None:
+    """The big fault explains most of the window's excess; the incident opened for the
+    small one is about the small one's failures, and names it first."""
+    base, now = traffic(4000, 21), overlapping(22)
+    assert diagnose(base, now)[0].scope == {"channel": "sim_b", "bank": "CMB"}
+    own = diagnose(base, now, around={"channel": "sim_a", "region": "CN-North"})
+    assert own[0].scope == {"channel": "sim_a", "region": "CN-North"}
+    assert {"channel": "sim_b", "bank": "CMB"} in [s.scope for s in own]  # still listed
+
+
+def test_an_incident_on_one_channel_of_a_bank_wide_fault_names_the_bank() -> None:
+    base, now = traffic(4000, 23), traffic(4000, 24, {"bank": "CMB"})
+    for around in ({"channel": "sim_a", "bank": "CMB"}, {"channel": "sim_b", "bank": "CMB"}):
+        assert diagnose(base, now, around=around)[0].scope == {"bank": "CMB"}
+
+
+def test_an_incident_whose_scope_did_not_fail_keeps_the_order_of_evidence() -> None:
+    base, now = traffic(4000, 25), traffic(4000, 26, {"bank": "CMB"})
+    assert diagnose(base, now, around={"region": "nowhere"}) == diagnose(base, now)

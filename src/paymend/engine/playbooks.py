@@ -25,7 +25,7 @@ from paymend.engine.controls import PLAYBOOK, KnownScopes
 from paymend.engine.ops_events import OpsEventKind, raise_event
 from paymend.engine.payments import PaymentService
 from paymend.failures.classify import default_classifier
-from paymend.health.diagnosis import Observation, diagnose
+from paymend.health.diagnosis import Observation, diagnose, rose
 from paymend.health.keys import parse_key
 from paymend.observability import OPS_ALERTS, get_logger
 from paymend.playbooks.evaluate import Evaluator, Recovered, Started, scope_of
@@ -268,15 +268,22 @@ class PlaybookRunner:
         base_rows, rows = await self.service.store.run(read)
         base = [self._observe(r, run) for r in base_rows]
         anomaly = [self._observe(r, run) for r in rows]
-        suspects = diagnose(base, anomaly)
         channel, dims = parse_key(key)
+        around = dict(dims) if channel == "*" else {"channel": channel, **dims}
+        if run.slow_ms is None and not rose(base, anomaly, around):
+            # its own calls show no rise as their outcomes settled: they hung and were
+            # charged after all (a channel slowed past the checkout's deadline), so read
+            # them as the breakers judged them when they were made
+            base = [self._observe(r, run, hung=True) for r in base_rows]
+            anomaly = [self._observe(r, run, hung=True) for r in rows]
+        suspects = diagnose(base, anomaly, around=around)
         affected = len(
             {
                 r.payment_id
-                for r in rows
-                if (channel == "*" or r.provider == channel)
+                for r, seen in zip(rows, anomaly, strict=True)
+                if seen.failed
+                and (channel == "*" or r.provider == channel)
                 and all(getattr(r, d, None) == v for d, v in dims.items())
-                and self._observe(r, run).failed
             }
         )
         diagnosis = suspects[:5]  # the store keeps them as JSON
@@ -286,7 +293,9 @@ class PlaybookRunner:
 
         await self.service.store.run(write)
 
-    def _observe(self, r: Any, run: _Run) -> Observation:
+    def _observe(self, r: Any, run: _Run, *, hung: bool = False) -> Observation:
+        """The call as the diagnosis weighs it; `hung`: a call that failed technically
+        when it was made counts as failed though a status query found it charged."""
         dims = {
             "channel": r.provider,
             "method": r.method,
@@ -301,7 +310,7 @@ class PlaybookRunner:
         # a timeout whose charge a later status query found is a success, as health
         # counts it (engine/call_health.py); one still unknown is a failure
         technical = r.status == AttemptStatus.UNKNOWN or (
-            r.status != AttemptStatus.SUCCEEDED
+            (hung or r.status != AttemptStatus.SUCCEEDED)
             and code in self._catalogue
             and self._catalogue[code].kind is Kind.TECHNICAL
         )

@@ -109,7 +109,11 @@ def _by_value(calls: list[Observation], dim: str) -> dict[str, list[Observation]
 
 
 def _in(o: Observation, scope: Mapping[str, str]) -> bool:
-    return all(o.dims.get(d) == v for d, v in scope.items())
+    dims = o.dims  # a loop, not all(...): asked for every call of every scope weighed
+    for d, v in scope.items():  # noqa: SIM110
+        if dims.get(d) != v:
+            return False
+    return True
 
 
 def _since_onset(calls: list[Observation]) -> list[Observation]:
@@ -188,17 +192,22 @@ class _Search:
                     found.append(s)
         return found
 
-    def refine(self, s: Suspect, places: Sequence[str]) -> Suspect:
+    def refine(
+        self, s: Suspect, places: Sequence[str], apart: Sequence[Mapping[str, str]] = ()
+    ) -> Suspect:
         """Narrow the scope while one part of it fails significantly more than the rest,
         and widen it again where a narrowing is not needed: a part that fails no more
-        than its siblings (the card calls of a channel that is down) is the channel."""
+        than its siblings (the card calls of a channel that is down) is the channel.
+        `apart`: scopes of other faults, whose calls are left out of these comparisons
+        (a region's other channel failing for its own reason is no sibling to compare
+        with)."""
         scope = dict(s.scope)
         for _ in range(2 * len(places)):  # each step adds or drops a dimension
-            wider = self._widen(scope)
+            wider = self._widen(scope, apart)
             if wider is not None:
                 scope = wider
                 continue
-            narrower = self._narrow(scope, places)
+            narrower = self._narrow(scope, places, apart)
             if narrower is None:
                 break
             scope = narrower
@@ -207,10 +216,21 @@ class _Search:
             return s
         return self.suspect(ordered, [o for o in self.now if _in(o, ordered)])
 
-    def _narrow(self, scope: dict[str, str], places: Sequence[str]) -> dict[str, str] | None:
+    def _within(
+        self, scope: Mapping[str, str], apart: Sequence[Mapping[str, str]]
+    ) -> list[Observation]:
+        """The scope's calls from its first failure on, those of `apart` left out."""
+        calls = [o for o in self.now if _in(o, scope)]
+        if apart:
+            calls = [o for o in calls if not any(_in(o, other) for other in apart)]
+        return _since_onset(calls)
+
+    def _narrow(
+        self, scope: dict[str, str], places: Sequence[str], apart: Sequence[Mapping[str, str]]
+    ) -> dict[str, str] | None:
         """The scope and the value of another dimension whose calls hold the scope's
         failures, the most decisively, or None."""
-        calls = _since_onset([o for o in self.now if _in(o, scope)])
+        calls = self._within(scope, apart)
         best: tuple[float, str, str] | None = None
         for dim in places:
             if dim in scope:
@@ -221,14 +241,16 @@ class _Search:
                     best = (g, dim, value)
         return None if best is None else {**scope, best[1]: best[2]}
 
-    def _widen(self, scope: dict[str, str]) -> dict[str, str] | None:
+    def _widen(
+        self, scope: dict[str, str], apart: Sequence[Mapping[str, str]]
+    ) -> dict[str, str] | None:
         """The scope without a dimension it does not need: one whose value does not hold
         the failures of the rest of the scope, or None."""
         if len(scope) < 2:
             return None
         for dim in scope:
             parent = {d: v for d, v in scope.items() if d != dim}
-            calls = _since_onset([o for o in self.now if _in(o, parent)])
+            calls = self._within(parent, apart)
             part = [o for o in calls if o.dims.get(dim) == scope[dim]]
             if _holds(calls, part) is None:
                 return parent
@@ -252,13 +274,17 @@ def _holds(calls: list[Observation], part: list[Observation]) -> float | None:
 
 def _only(observations: list[Observation], code: str) -> list[Observation]:
     """The calls with only the failures of `code` counted as failed."""
-    return [replace(o, failed=o.failed and o.dims.get("code") == code) for o in observations]
+    return [
+        Observation(o.dims, o.failed and o.dims.get("code") == code, o.at) for o in observations
+    ]
 
 
 def diagnose(
     baseline: Iterable[Observation],
     anomaly: Iterable[Observation],
     dimensions: Sequence[str] = DIMENSIONS,
+    *,
+    around: Mapping[str, str] | None = None,
 ) -> list[Suspect]:
     """The scopes that best explain the anomaly window's excess of failures, best first:
     places ranked by evidence, then symptoms (failure codes).
@@ -266,7 +292,14 @@ def diagnose(
     A failure code that appears from nowhere is a sharper signal than the total (four
     expired-credential errors hide in a primary channel's usual noise), so the places are
     also searched with only each suspect code's failures; a place keeps its strongest
-    evidence, and the code it was found with."""
+    evidence, and the code it was found with.
+
+    `around`: the scope whose signal opened the incident ({"channel": "sim_a",
+    "region": "CN-North"}). Two faults can overlap: a bigger one elsewhere explains more
+    of the window's excess, yet says nothing of the failures this incident is about. The
+    incident's scope is then a candidate too (refined like any other: widened to the bank
+    when the bank fails on every channel alike), and the places that hold at least half
+    of its failures come first, in their order of evidence."""
     base, now = list(baseline), list(anomaly)
     search = _Search(base, now)
     if search.excess <= 0:
@@ -292,7 +325,30 @@ def diagnose(
         if only.own_excess > 0:
             for s in only.candidates(places):
                 keep(replace(only.refine(s, places), symptom=code))
-    return sorted(best.values(), key=_by_evidence) + symptoms
+    own = [o for o in now if o.failed and _in(o, around)] if around else []
+
+    def elsewhere(s: Suspect) -> bool:
+        """The suspect holds less than half of the incident's own failures."""
+        return 2 * sum(_in(o, s.scope) for o in own) < len(own)
+
+    if own and around:
+        scope = {d: around[d] for d in places if d in around}
+        mine = search.suspect(scope, [o for o in now if _in(o, scope)])
+        if mine.failures > mine.expected:
+            others = [s.scope for s in best.values() if elsewhere(s)]
+            keep(search.refine(mine, places, apart=others))
+    ranked = sorted(best.values(), key=_by_evidence)
+    ranked.sort(key=elsewhere)  # stable: in their order of evidence
+    return ranked + symptoms
+
+
+def rose(
+    baseline: Iterable[Observation], anomaly: Iterable[Observation], scope: Mapping[str, str]
+) -> bool:
+    """Whether the scope's failures rose significantly above its baseline rate."""
+    search = _Search(list(baseline), list(anomaly))
+    s = search.suspect(scope, [o for o in search.now if _in(o, scope)])
+    return s.failures > s.expected and s.p_value <= SIGNIFICANT
 
 
 def _by_evidence(s: Suspect) -> tuple[float, int, float]:

@@ -33,6 +33,7 @@ from paymend.engine.ids import IdFactory
 from paymend.engine.job_registry import paymend_jobs
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner
+from paymend.engine.reconcile import reconcile
 from paymend.engine.runtime import build_payment_service
 from paymend.engine.settings import EngineSettings, Policy
 from paymend.engine.virtual_time import run_virtual
@@ -52,14 +53,15 @@ from paymend.notify.policy import load_policy
 from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
 from paymend.providers.base import Provider
 from paymend.providers.simulator import Ledger
-from paymend.store import merchants, outbox
+from paymend.store import merchants, outbox, run_records
 from paymend.store.pii import DataKey, Vault
 from paymend.store.throwaway import ThrowawayStore
 
 MERCHANT = MerchantId("mer_lab")
 AUTHENTICATION_DELAY_S = 20.0  # the simulated customer completes 3-D Secure
 WATCH_EVERY_S = 5.0  # the shop hears of a 3-D Secure challenge within this
-DRAIN_S = 900.0  # after the last arrival, let the worker finish for this long
+DRAIN_S = 900.0  # after the last arrival, let the worker finish for at most this long
+DRAIN_CHECK_S = 10.0  # ...looking this often whether anything is left to finish
 CHECKOUT_DEADLINE_S = 3.0
 POLICIES = ("default", "naive")
 
@@ -182,7 +184,7 @@ async def _run(
         await asyncio.gather(*checkouts)
         if worker is not None:
             worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
-        await clock.sleep(DRAIN_S)
+        await _drain(service, clock, worker)
         stop.set()
         await desk
         if worker_task is not None:
@@ -199,6 +201,28 @@ async def _run(
         for connector in result.connectors.values():
             connector.face.release()
         store.close()
+
+
+async def _drain(service: PaymentService, clock: LoopClock, worker: Worker | None) -> None:
+    """Let the worker finish what the arrivals left (status queries, retries, 3-D Secure
+    confirmations) for up to `DRAIN_S`, and end sooner once nothing is owed: no job left,
+    also none due later, no outcome open, no payment short of its end. Before ending it
+    runs the reconciliation the worker would have run in the rest of the drain; should
+    that find work, the drain goes on."""
+    waited = 0.0
+    while waited < DRAIN_S:
+        step = min(DRAIN_CHECK_S, DRAIN_S - waited)
+        await clock.sleep(step)
+        waited += step
+        if worker is not None and worker.running:
+            continue
+        if await service.store.run(run_records.unsettled):
+            continue
+        if worker is not None:
+            await reconcile(service, fix=True)
+            if await service.store.run(run_records.unsettled):
+                continue
+        return
 
 
 @dataclass(slots=True)

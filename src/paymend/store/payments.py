@@ -36,8 +36,33 @@ _INSERT_PAYMENT = payments.insert()
 _UPDATE_PAYMENT = payments.update().where(
     payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_version")
 )
+# What a payment's life changes; the rest (merchant, order, amount, method, bank,
+# region, customer, metadata, token, split) is fixed at insert. Writing only these spares
+# the indexes over the fixed columns, which the database would otherwise rewrite on
+# every status change.
+_MUTABLE = (
+    "status",
+    "amount_refunded",
+    "amount_refund_pending",
+    "failure_code",
+    "failure_message",
+    "trace_id",
+)
 _INSERT_ATTEMPT = attempts.insert()
 _UPDATE_ATTEMPT = attempts.update().where(attempts.c.id == sa.bindparam("b_id"))
+_ATTEMPT_OUTCOME = (
+    "status",
+    "provider_reference",
+    "raw_code",
+    "raw_message",
+    "unified_code",
+    "decision",
+    "reason",
+    "latency_ms",
+    "trace_id",
+    "finished_at",
+    "next_action",
+)
 _LOCK_ORDER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("b_lock")))
 # No ORDER BY: an order has a payment or two, sorted in Python; asked to sort by
 # created_at, SQLite walks the merchant's (merchant_id, created_at) index instead of the
@@ -73,11 +98,11 @@ def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | N
 
 
 def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
-    """Write `p` if nobody else did since it was read; bump its version. The customer
-    columns are written once, at insert: an update never touches them (a payment read
-    back holds no clear contact details to write)."""
-    values = payment_row(p)
-    del values["id"]
+    """Write what can change of `p` if nobody else did since it was read; bump its
+    version. The customer columns are written once, at insert: an update never touches
+    them (a payment read back holds no clear contact details to write)."""
+    row = payment_row(p)
+    values = {name: row[name] for name in _MUTABLE}
     values.update(version=p.version + 1, updated_at=now, b_id=p.id, b_version=p.version)
     result = conn.execute(_UPDATE_PAYMENT, values)
     if result.rowcount != 1:
@@ -238,8 +263,11 @@ def insert_attempt(conn: Connection, a: Attempt, owner: str | None = None) -> No
 
 
 def update_attempt(conn: Connection, a: Attempt) -> None:
-    values = attempt_row(a)
-    values["b_id"] = values.pop("id")
+    """Write what a call told of `a`; its payment, channel, key, request and creation
+    time are fixed at insert (and indexed: rewriting them would rewrite their indexes)."""
+    row = attempt_row(a)
+    values = {name: row[name] for name in _ATTEMPT_OUTCOME}
+    values["b_id"] = a.id
     conn.execute(_UPDATE_ATTEMPT, values)
 
 

@@ -9,8 +9,29 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from paymend.domain.payment import AttemptStatus, PaymentStatus
 from paymend.store.database import Connection
-from paymend.store.tables import attempts, audit_log, incidents, payments, risk_decisions
+from paymend.store.jobs import JobStatus
+from paymend.store.tables import attempts, audit_log, incidents, jobs, payments, risk_decisions
+
+_OPEN_PAYMENTS = (
+    PaymentStatus.CREATED,
+    PaymentStatus.PROCESSING,
+    PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.HELD,
+)
+_OPEN_ATTEMPTS = (AttemptStatus.PENDING, AttemptStatus.UNKNOWN, AttemptStatus.REQUIRES_ACTION)
+
+
+def unsettled(conn: Connection) -> bool:
+    """Whether anything is still owed: a job not done (also one due later), an attempt
+    whose outcome is open, a payment not yet at an end."""
+    checks = (
+        sa.select(jobs.c.id).where(jobs.c.status == JobStatus.PENDING.value),
+        sa.select(attempts.c.id).where(attempts.c.status.in_([s.value for s in _OPEN_ATTEMPTS])),
+        sa.select(payments.c.id).where(payments.c.status.in_([s.value for s in _OPEN_PAYMENTS])),
+    )
+    return any(conn.execute(check.limit(1)).first() is not None for check in checks)
 
 
 def payment_outcomes(conn: Connection) -> Iterable[Any]:

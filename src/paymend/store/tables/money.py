@@ -108,6 +108,7 @@ attempts = sa.Table(
         postgresql_where=sa.text("status = 'succeeded'"),
     ),
     sa.Index(None, "status", "created_at"),
+    sa.Index(None, "created_at"),  # the calls of a time window (incident diagnosis)
 )
 
 refunds = sa.Table(

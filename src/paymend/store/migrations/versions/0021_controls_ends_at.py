@@ -1,7 +1,7 @@
 """controls.ends_at, login_failures, payments by failure code: the console's leftovers
 
-Revision ID: 0022
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 
 controls.ends_at: a control lifts itself then; nullable: controls set before (and a
 playbook's, which its recovery lifts) have none. login_failures: the console's failed
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022"
-down_revision = "0019"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """ops_events: failures that page ops without an incident
 
-Revision ID: 0024
+Revision ID: 0023
 Revises: 0022
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0024"
+revision = "0023"
 down_revision = "0022"
 branch_labels = None
 depends_on = None
