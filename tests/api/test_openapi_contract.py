@@ -74,11 +74,14 @@ bearer = "${{PAYMEND_CONTRACT_KEY}}"
 
 # What the document cannot say, as paymend checks it against its data: an unknown
 # `starting_after` is 400 (a cursor must be an id of the list); a refund above what is
-# left to refund, and compensations above the shop's cap, are 400 too. Generated values
-# rarely fit, so these operations are not held to "valid data is accepted" for a 400.
+# left to refund, and compensations above the shop's cap, are 400 too; feedback that
+# says nothing (no rating, reason or text) is refused with 400. Generated values rarely
+# fit, so these operations are not held to "valid data is accepted" for a 400.
 MERCHANT_CHECKS = """
 [[operations]]
-include-operation-id = ["list_payments", "list_events", "create_refund", "create_compensation"]
+include-operation-id = [
+    "list_payments", "list_events", "create_refund", "create_compensation", "give_feedback"
+]
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 404, 409]
 # a provider's notification to a channel this server does not have (the contract run
 # configures simulated channels only, which take none): 404, whatever the body
@@ -100,7 +103,9 @@ checks.not_a_server_error.expected-statuses = ["1xx", "2xx", "3xx", "4xx", 503]
 """
 EXAMPLES = 5  # generated per operation and phase, beside the document's own and its bounds
 SCENARIOS = 40  # sequences of calls along the links
-MERCHANT_PATHS = "^/(v1/(payments|events|failure-codes|providers|customers)|help/|healthz|metrics)"
+MERCHANT_PATHS = (
+    "^/(v1/(payments|events|failure-codes|providers|customers|feedback)|help/|healthz|metrics)"
+)
 OPS_PATHS = "^/v1/ops/"
 
 

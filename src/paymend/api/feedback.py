@@ -28,7 +28,10 @@ class FeedbackIn(BaseModel):
         str | None, Field(None, max_length=40, description="the payment it is about")
     ]
     rating: Annotated[int | None, Field(None, ge=1, le=5, description="1 (bad) to 5 (good)")]
-    reasons: Annotated[list[Reason], Field(default_factory=list, max_length=7)]
+    reasons: Annotated[
+        list[Reason],
+        Field(default_factory=list, max_length=7, json_schema_extra={"uniqueItems": True}),
+    ]
     text: Annotated[
         str, Field("", max_length=feedback.MAX_TEXT, description="masked before it is stored")
     ]
