@@ -1,69 +1,23 @@
-"""The WeChat Pay connector and the v3 face in-process, as the lab runs them: the engine
-on the virtual-time loop, HTTP through `httpx.ASGITransport` (no sockets), so the face's
-latencies and a charging timeout cost no real time and the connector's wire code is
-measured too."""
+"""The WeChat Pay connector and the v3 face in-process, as the lab runs them
+(tests/providers/harness.py, `charging_timeout_in_virtual_time`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import httpx
-import pytest
-
-from paymend.domain.ids import MerchantId
-from paymend.domain.money import Money
-from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus
-from paymend.engine.clock import LoopClock
-from paymend.engine.commands import PayCommand
-from paymend.engine.virtual_time import run_virtual
-from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.providers.wechatpay import build
 from paymend.sim.wechatpay_api import WechatpayApi
-from paymend.store.database import Store
-from tests.helpers import make_merchant, service
+from tests.providers.harness import InProcess, charging_timeout_in_virtual_time
 from tests.providers.wechatpay.face import keys, spec
 
 
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url, inline=True)
-    yield s
-    s.close()
-
-
-def command(mid: MerchantId, token: str, order: str) -> PayCommand:
-    return PayCommand(
-        merchant_id=mid,
-        order_id=order,
-        amount=Money(8888, "CNY"),
-        method="wechat_pay",
-        token=token,
-        customer=Customer("c1", "zh-CN", None, None),
-        trace_id="0af7651916cd43dd8448eb211c80319c",
+def test_a_charging_timeout_settles_in_virtual_time_through_the_wire_code(sqlite_url: str) -> None:
+    charging_timeout_in_virtual_time(
+        sqlite_url,
+        InProcess(
+            "wechatpay_cn",
+            "wechat_pay",
+            "CNY",
+            face=lambda channel: WechatpayApi(keys(), channel),
+            connector=lambda transport, clock: build(spec(transport=transport), clock),
+            charged_as=lambda attempt: attempt.id,
+        ),
     )
-
-
-def test_a_charging_timeout_settles_in_virtual_time_through_the_wire_code(store: Store) -> None:
-    mid, _ = make_merchant(store)
-
-    async def scenario() -> tuple[list[PaymentStatus], list[AttemptStatus], float]:
-        clock = LoopClock()
-        settings = SimulatorSettings(
-            methods=("wechat_pay",), latency_p50_ms=300, latency_p99_ms=900
-        )
-        api = WechatpayApi(keys(), SimulatedProvider("wechatpay_face", settings, clock))
-        wechat = build(spec(transport=httpx.ASGITransport(app=api)), clock)
-        engine = service(store, {"wechatpay_cn": wechat}, clock, timeout_s=5.0, deadline_s=20.0)
-        start = clock.monotonic()
-        ok = await engine.pay(command(mid, "sim_approve", "o-1"))
-        slow = await engine.pay(command(mid, "sim_timeout_charged", "o-2"))
-        elapsed = clock.monotonic() - start
-        api.release()
-        statuses = [ok.payment.status, slow.payment.status]
-        assert len(api.channel.ledger.charged(slow.attempts[0].id)) == 1
-        return statuses, [a.status for a in slow.attempts], elapsed
-
-    statuses, attempts, virtual = run_virtual(scenario())
-    assert statuses == [PaymentStatus.SUCCEEDED, PaymentStatus.SUCCEEDED]
-    assert attempts == [AttemptStatus.SUCCEEDED]  # the query found the charge: no second
-    assert virtual >= 5.0  # the provider timeout passed, in virtual time, not waited for

@@ -28,7 +28,8 @@ import httpx
 from paymend.domain.channel import Capabilities
 from paymend.domain.clock import Clock
 from paymend.providers.alipay import bill, mapping, notifications, signing
-from paymend.providers.alipay.client import BEIJING, AlipayClient, Answer, AnswerNotTrusted
+from paymend.providers.alipay.client import BEIJING, AlipayClient, Answer
+from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import (
     ChargeRequest,
     CheckResult,
@@ -104,7 +105,7 @@ class AlipayProvider:
                 url = self.client.page_url(method, biz, self.return_url)
                 return mapping.waiting_redirect({"type": "redirect", "url": url})
             answer = await self._call(PRECREATE, biz)
-            qr = str(answer.node.get("qr_code", "")) if answer.ok else ""
+            qr = str(answer.body.get("qr_code", "")) if answer.ok else ""
             return mapping.waiting(answer, {"type": "scan_qr_code", "url": qr})
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
@@ -160,7 +161,7 @@ class AlipayProvider:
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
         outcome = ProviderOutcome.SUCCEEDED if answer.ok else ProviderOutcome.ERROR
-        return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.node))
+        return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.body))
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the running loop (the runtime's stop)."""
@@ -180,7 +181,7 @@ class AlipayProvider:
                     continue
                 raise ProviderConnectionError(answer.raw_code, answer.raw_message, sent=False)
             read.append(day)
-            content = await self.client.download(str(answer.node["bill_download_url"]))
+            content = await self.client.download(str(answer.body["bill_download_url"]))
             for text in bill.files(content):
                 for line in bill.parse(text):
                     key = mapping.idempotency_key(line.idempotency_key)

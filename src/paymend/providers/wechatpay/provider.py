@@ -29,6 +29,7 @@ import httpx
 
 from paymend.domain.channel import Capabilities
 from paymend.domain.clock import Clock
+from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import (
     ChargeRequest,
     CheckResult,
@@ -41,7 +42,7 @@ from paymend.providers.base import (
     SettlementLine,
 )
 from paymend.providers.wechatpay import bill, mapping, notifications, signing
-from paymend.providers.wechatpay.client import AnswerNotTrusted, WechatpayClient
+from paymend.providers.wechatpay.client import WechatpayClient
 
 BEIJING = timezone(timedelta(hours=8))
 TRANSACTIONS = "/v3/pay/transactions"
@@ -116,10 +117,10 @@ class WechatpayProvider:
                     return _missing("H5 orders need the payer's IP (metadata payer_client_ip)")
                 order["scene_info"] = {"payer_client_ip": ip, "h5_info": {"type": "Wap"}}
                 answer = await self.client.call("POST", f"{TRANSACTIONS}/h5", order)
-                url = str(answer.data.get("h5_url", "")) if answer.ok else ""
+                url = str(answer.body.get("h5_url", "")) if answer.ok else ""
                 return mapping.waiting(answer, {"type": "redirect", "url": url})
             answer = await self.client.call("POST", f"{TRANSACTIONS}/native", order)
-            url = str(answer.data.get("code_url", "")) if answer.ok else ""
+            url = str(answer.body.get("code_url", "")) if answer.ok else ""
             return mapping.waiting(answer, {"type": "scan_qr_code", "url": url})
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
@@ -140,7 +141,7 @@ class WechatpayProvider:
         if not answer.ok:
             return mapping.waiting(answer, {"type": "sdk", "sdk": JSAPI_SDK})
         stamp, nonce = str(int(self.client.clock.now().timestamp())), signing.nonce()
-        package = f"prepay_id={answer.data.get('prepay_id', '')}"
+        package = f"prepay_id={answer.body.get('prepay_id', '')}"
         pay_sign = self.client.sign(f"{self.appid}\n{stamp}\n{nonce}\n{package}\n")
         parameters = {
             "appId": self.appid,
@@ -176,7 +177,7 @@ class WechatpayProvider:
             )
             if not paid.ok:
                 return mapping.query(paid)
-            amount = paid.data.get("amount")
+            amount = paid.body.get("amount")
             order_total = mapping.fen(amount.get("total") if isinstance(amount, dict) else None)
             body: dict[str, Any] = {
                 "transaction_id": request.charge_reference,
@@ -231,8 +232,8 @@ class WechatpayProvider:
                 if answer.raw_code in BILL_NOT_READY:
                     continue
                 raise ProviderConnectionError(answer.raw_code, answer.raw_message, sent=False)
-            content = await self.client.download(str(answer.data["download_url"]))
-            if not bill.sha1_matches(content, str(answer.data.get("hash_value", ""))):
+            content = await self.client.download(str(answer.body["download_url"]))
+            if not bill.sha1_matches(content, str(answer.body.get("hash_value", ""))):
                 raise ProviderConnectionError(
                     "BILL_HASH_MISMATCH", "the trade bill's SHA1 does not match", sent=False
                 )
