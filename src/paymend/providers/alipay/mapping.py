@@ -10,8 +10,10 @@ https://opendocs.alipay.com/open/ (alipay.trade.pay 02ekfj, precreate 02ekfg, qu
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from paymend.domain.money import Money
-from paymend.providers.alipay.client import Answer
+from paymend.providers.alipay.client import BEIJING, Answer
 from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import ProviderOutcome, ProviderResult
 from paymend.providers.metrics import UNTRUSTED as UNTRUSTED
@@ -48,6 +50,20 @@ def yuan(amount: Money) -> str:
     if amount.currency != "CNY":
         raise ValueError(f"Alipay takes CNY amounts, not {amount.currency}")
     return amount.format()
+
+
+def beijing_time(moment: datetime) -> str:
+    """A moment as Alipay's times are written: `yyyy-MM-dd HH:mm:ss`, Beijing time (the
+    gateway's clock: "以支付宝系统时间为准"); cut to the second, never later."""
+    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def read_beijing_time(text: str) -> datetime | None:
+    """The moment an Alipay time names; None when it is not one."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+    except ValueError:
+        return None
 
 
 def fen(text: object) -> Money:
