@@ -56,9 +56,12 @@ JSAPI_SDK = "wechat_jsapi"  # next_action `sdk`: WeixinJSBridge getBrandWCPayReq
 # WeChat Pay asks for the reverse only after the query gave no clear result, and not
 # within 15 s of paying (https://pay.weixin.qq.com/wiki/doc/api/wxpay/ch/pay/QuickPay/
 # chapter3_4.shtml, 撤销订单: "提交支付交易后调用【查询订单API】,没有明确的支付结果再调用
-# 【撤销订单API】", "建议支付后至少15s后再调用撤销订单接口"); 30 s is the time its
-# payment-code flow lets a buyer enter the password before the merchant reverses
+# 【撤销订单API】", "建议支付后至少15s后再调用撤销订单接口"); and after 30 s of a buyer
+# not paying, stop querying and reverse ("如果用户累计30秒用户都未支付,你需要停止查询并调用
+# 撤销订单API", WeChat Pay's answer in its developer community:
+# https://developers.weixin.qq.com/community/pay/doc/00086ec5f94b606e5b6d8c54a51c00)
 REVERSE_AFTER_S = 30.0
+MIN_REVERSE_AFTER_S = 15.0
 REVOKED = "REVOKED"
 
 
@@ -368,5 +371,7 @@ def build(spec: Any, clock: Clock) -> WechatpayProvider:
         description=str(options.get("description", "paymend order")),
         store_id=str(options.get("store_id", "paymend")),
         bill_days=int(options.get("bill_days", 2)),
-        reverse_after_s=float(options.get("reverse_after_s", REVERSE_AFTER_S)),
+        reverse_after_s=max(
+            MIN_REVERSE_AFTER_S, float(options.get("reverse_after_s", REVERSE_AFTER_S))
+        ),
     )
