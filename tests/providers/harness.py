@@ -6,6 +6,11 @@ configuration, and paymend's real HTTP API on a port the face's notifications re
 A provider's test module says only what differs: its face, its channel's options (which
 may name the face's URL and paymend's notification URL), its secrets, and a payment's
 body; `connected` serves both, yields a `Connected`, and stops both afterwards.
+
+`charging_timeout_in_virtual_time` runs a connector and its face in-process instead, as
+the lab does: the engine on the virtual-time loop, HTTP through `httpx.ASGITransport`
+(no sockets), so the face's latencies and a charging timeout cost no real time and the
+connector's wire code is measured too. Its `InProcess` names what differs.
 """
 
 from __future__ import annotations
@@ -25,9 +30,18 @@ from click.testing import CliRunner
 from paymend.api.app import create_app
 from paymend.cli import main
 from paymend.config import PaymendConfig, Settings, secret_env_name
+from paymend.domain.clock import Clock
+from paymend.domain.money import Money
+from paymend.domain.payment import Attempt, AttemptStatus, Customer, PaymentStatus
+from paymend.engine.clock import LoopClock
+from paymend.engine.commands import PayCommand
 from paymend.engine.runtime import build_runtime
+from paymend.engine.virtual_time import run_virtual
+from paymend.providers.base import Provider
+from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
+from paymend.store.database import Store
 from tests.api.conftest import Server, bound_socket, serve_asgi
-from tests.helpers import make_merchant
+from tests.helpers import make_merchant, service
 
 # (the face's URL, paymend's notification URL) -> the channel's entry in paymend.yaml
 Options = Callable[[str, str], dict[str, Any]]
@@ -146,3 +160,64 @@ def connected(
         if face_thread is not None:
             face_thread.join(10)
         runtime.close()
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """One connector in front of its simulator face, in-process: what differs between
+    providers. `face` puts the face (an ASGI app with `channel` and `release()`) in front
+    of a simulated channel; `connector` builds the channel's connector over a transport;
+    `charged_as` is the key the face's ledger books an attempt's charge under."""
+
+    channel: str
+    method: str
+    currency: str
+    face: Callable[[SimulatedProvider], Any]
+    connector: Callable[[httpx.AsyncBaseTransport, Clock], Provider]
+    charged_as: Callable[[Attempt], str]
+    locale: str = "zh-CN"
+
+    def command(self, merchant_id: Any, token: str, order: str) -> PayCommand:
+        return PayCommand(
+            merchant_id=merchant_id,
+            order_id=order,
+            amount=Money(8888, self.currency),
+            method=self.method,
+            token=token,
+            customer=Customer("c1", self.locale, None, None),
+            trace_id="0af7651916cd43dd8448eb211c80319c",
+        )
+
+
+def charging_timeout_in_virtual_time(sqlite_url: str, setup: InProcess) -> None:
+    """A payment that succeeds, then one whose call times out but charges: both end
+    succeeded, the second after a status query found its one charge, with the provider
+    timeout passed in virtual time (never waited for)."""
+    store = Store(sqlite_url, inline=True)
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> tuple[list[PaymentStatus], list[AttemptStatus], float, int]:
+        clock = LoopClock()
+        settings = SimulatorSettings(
+            methods=(setup.method,), latency_p50_ms=300, latency_p99_ms=900
+        )
+        face = setup.face(SimulatedProvider(f"{setup.channel}_face", settings, clock))
+        connector = setup.connector(httpx.ASGITransport(app=face), clock)
+        engine = service(store, {setup.channel: connector}, clock, timeout_s=5.0, deadline_s=20.0)
+        start = clock.monotonic()
+        ok = await engine.pay(setup.command(mid, "sim_approve", "o-1"))
+        slow = await engine.pay(setup.command(mid, "sim_timeout_charged", "o-2"))
+        elapsed = clock.monotonic() - start
+        face.release()
+        charges = len(face.channel.ledger.charged(setup.charged_as(slow.attempts[0])))
+        statuses = [ok.payment.status, slow.payment.status]
+        return statuses, [a.status for a in slow.attempts], elapsed, charges
+
+    try:
+        statuses, attempts, virtual, charges = run_virtual(scenario())
+    finally:
+        store.close()
+    assert statuses == [PaymentStatus.SUCCEEDED, PaymentStatus.SUCCEEDED]
+    assert attempts == [AttemptStatus.SUCCEEDED]  # the query found the charge: no second
+    assert charges == 1
+    assert virtual >= 5.0  # the provider timeout passed, in virtual time, not waited for

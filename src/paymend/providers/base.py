@@ -64,6 +64,10 @@ class ChargeRequest:
     region: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     authenticated: bool = False  # the customer completed 3-D Secure for this charge
+    # the payment's deadline: after it paymend no longer takes this charge (a late one is
+    # refunded), so a provider whose unpaid orders can expire (Alipay's `time_expire`)
+    # ends them there; None: the connector's own default
+    pay_by: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

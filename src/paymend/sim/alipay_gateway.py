@@ -190,7 +190,9 @@ class AlipayGateway(Releasable):
         biz = json.loads(params.get("biz_content") or "{}")
         if params.get("notify_url"):
             self.trades.notify_urls[str(biz.get("out_trade_no"))] = params["notify_url"]
-        self.trades.precreate(biz)
+        made = self.trades.precreate(biz)
+        if made.get("code") != "10000":  # past its time_expire: no trade is made
+            return f"<p>{made['sub_code']}: {made['sub_msg']}</p>"
         key = biz.get("out_trade_no")
         return f'<form method="post" action="/sim/pay/{key}"><button>Pay</button></form>'
 

@@ -13,6 +13,7 @@ of each method's page.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from paymend.domain.errors import InvalidInput
@@ -62,10 +63,12 @@ def refused(code: str, sub_code: str, sub_msg: str = "") -> dict[str, Any]:
 
 @dataclass(slots=True)
 class Waiting:
-    """A trade created for a QR code or a cashier page, not paid yet."""
+    """A trade created for a QR code or a cashier page, not paid yet; past `expires`
+    (the request's `time_expire`) Alipay closes it."""
 
     amount: Money
     closed: bool = False
+    expires: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -102,12 +105,29 @@ class Trades:
         charge = self.channel.ledger.get(key)
         if charge is not None and charge.state is ChargeState.CHARGED:
             return refused("40004", "ACQ.TRADE_HAS_SUCCESS")
-        self.waiting.setdefault(key, Waiting(amount))
+        expires = self.expires(biz)
+        if expires is not None and self._now_at() >= expires:
+            return refused("40004", "ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+        self.waiting.setdefault(key, Waiting(amount, expires=expires))
         return ok(out_trade_no=key, qr_code=f"https://qr.alipay.com/sim_{key}")
+
+    def expires(self, biz: dict[str, Any]) -> datetime | None:
+        """The request's `time_expire` (yyyy-MM-dd HH:mm:ss, Beijing time), if any."""
+        from paymend.providers.alipay.mapping import read_beijing_time
+
+        text = biz.get("time_expire")
+        return read_beijing_time(str(text)) if text else None
+
+    def _expire(self, key: str) -> None:
+        """Close the waiting trade `key` if its `time_expire` passed (逾期将关闭交易)."""
+        trade = self.waiting.get(key)
+        if trade is not None and trade.expires is not None and self._now_at() >= trade.expires:
+            trade.closed = True
 
     async def buyer_pays(self, key: str) -> bool:
         """The buyer scanned the QR code (or paid on the page) and paid: True if the
         trade is now paid."""
+        self._expire(key)
         trade = self.waiting.get(key)
         if trade is None or trade.closed:
             return False
@@ -133,6 +153,7 @@ class Trades:
         if charge is not None and charge.state is ChargeState.AWAITING_AUTHENTICATION:
             # a payment code the buyer still confirms on the phone (10003 USER_PAYING)
             return ok(**_trade(key, charge.reference, charge.amount), trade_status="WAIT_BUYER_PAY")
+        self._expire(key)
         if key in self.waiting:
             status = "TRADE_CLOSED" if self.waiting[key].closed else "WAIT_BUYER_PAY"
             return ok(out_trade_no=key, trade_status=status, total_amount=_yuan(self.waiting[key]))
@@ -224,9 +245,12 @@ class Trades:
         return None
 
     def _now(self) -> str:
-        from paymend.providers.alipay.client import BEIJING
+        from paymend.providers.alipay.mapping import beijing_time
 
-        return self.channel.clock.now().astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+        return beijing_time(self.channel.clock.now())
+
+    def _now_at(self) -> datetime:
+        return self.channel.clock.now()
 
 
 def _amount(biz: dict[str, Any], name: str = "total_amount") -> Money | None:

@@ -50,7 +50,7 @@ from paymend.sim.face import (
 from paymend.sim.wechatpay_trades import BEIJING, Reply, Trades, error
 
 ORDER = re.compile(r"^/v3/pay/transactions/(native|jsapi|h5)$")
-BY_NUMBER = re.compile(r"^/v3/pay/transactions/out-trade-no/([^/]+)(/close)?$")
+BY_NUMBER = re.compile(r"^/v3/pay/transactions/out-trade-no/([^/]+)(/close|/reverse)?$")
 BY_ID = re.compile(r"^/v3/pay/transactions/id/([^/]+)$")
 
 
@@ -188,6 +188,8 @@ class WechatpayApi(Releasable):
             return t.order(order.group(1), body, base)
         if (found := BY_NUMBER.match(path)) and (method, found.group(2)) == ("POST", "/close"):
             return t.close(found.group(1))
+        if found and (method, found.group(2)) == ("POST", "/reverse"):
+            return await t.reverse(found.group(1), body)
         if method == "GET" and found:
             if self.failing_queries:
                 return error(500, "SYSTEM_ERROR", "系统繁忙，请稍后重试")
@@ -209,6 +211,10 @@ class WechatpayApi(Releasable):
     async def _buyer(self, send: Any, path: str) -> None:
         """What the buyer does: pays (`/sim/pay/{out_trade_no}`), or opens the H5 page."""
         number = path.rsplit("/", 1)[-1]
+        if path.startswith("/sim/confirm/"):  # the buyer enters the codepay password
+            confirmed = self.trades.buyer_confirms(number)
+            await send_response(send, 200 if confirmed else 404, b"paid" if confirmed else b"no")
+            return
         if path.startswith("/sim/h5/"):
             page = f'<form method="post" action="/sim/pay/{number}"><button>支付</button></form>'
             await send_response(send, 200, page.encode(), "text/html; charset=utf-8")

@@ -68,6 +68,7 @@ class Trades:
     waiting: dict[str, Order] = field(default_factory=dict)
     notify_urls: dict[str, str] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)  # out_trade_no -> trade_type
+    reversed: set[str] = field(default_factory=set)  # codepay orders reversed (撤销)
 
     async def codepay(self, body: dict[str, Any]) -> Reply:
         """付款码支付. May raise ProviderConnectionError: the call hangs or its answer
@@ -124,6 +125,8 @@ class Trades:
         lag = self.channel.settings.query_lag_s
         if charge is not None and self.channel.clock.monotonic() - charge.booked_at < lag:
             charge = None  # WeChat Pay's query does not see an order this young yet
+        if charge is not None and number in self.reversed:
+            return 200, self._unpaid(number, charge.amount, "REVOKED")
         if charge is not None and charge.state is ChargeState.CHARGED:
             return 200, self.transaction(charge)
         if number in self.waiting:
@@ -151,6 +154,41 @@ class Trades:
             return error(404, "ORDER_NOT_EXIST", "订单不存在")
         self.waiting[number].closed = True
         return 204, None
+
+    async def reverse(self, number: str, body: dict[str, Any]) -> Reply:
+        """撤销 a payment-code order, `POST /v3/pay/transactions/out-trade-no/{out_trade_no}
+        /reverse` with `appid` and `mchid` (https://pay.weixin.qq.com/docs/merchant/apis/
+        code-payment-v3/direct/reverse.html): "如果此订单用户支付失败，微信支付系统会将此订单
+        关闭；如果用户支付成功，微信支付系统会将此订单资金退还给用户". Answered 200 with
+        the order's numbers; the query says REVOKED from then on, and a buyer who enters
+        the password now pays nothing."""
+        if body.get("mchid") != self.mchid or body.get("appid") != self.appid:
+            return error(400, "PARAM_ERROR", "appid, mchid")
+        charge = self.channel.ledger.get(number)
+        if charge is None:
+            return error(404, "ORDER_NOT_EXIST", "订单不存在")
+        if number not in self.reversed:
+            if charge.state is ChargeState.CHARGED and charge.refunded < charge.amount.minor:
+                left = Money(charge.amount.minor - charge.refunded, "CNY")
+                back = RefundRequest(f"reverse_{number}", charge.reference, left)
+                await self.channel.refund(back)
+            elif charge.state is ChargeState.AWAITING_AUTHENTICATION:
+                charge.state = ChargeState.DECLINED
+                self.channel.ledger.put(charge)
+            self.reversed.add(number)
+        return 200, {"appid": self.appid, "mchid": self.mchid, "out_trade_no": number}
+
+    def buyer_confirms(self, number: str) -> bool:
+        """The buyer enters the password of a codepay order still USERPAYING: True if it
+        is now paid (never once it was reversed)."""
+        charge = self.channel.ledger.get(number)
+        if charge is None or charge.state is not ChargeState.AWAITING_AUTHENTICATION:
+            return False
+        charge.state = ChargeState.CHARGED
+        paid = ProviderResult(ProviderOutcome.SUCCEEDED, "SUCCESS", "paid", charge.reference)
+        charge.result = paid
+        self.channel.ledger.put(charge)
+        return True
 
     async def refund(self, body: dict[str, Any]) -> Reply:
         """申请退款; `out_refund_no` makes it idempotent; `amount.total` must be the
@@ -238,7 +276,12 @@ class Trades:
         return self.channel.clock.now().astimezone(BEIJING).isoformat(timespec="seconds")
 
 
-_DESCRIPTIONS = {"NOTPAY": "未支付", "CLOSED": "已关闭", "USERPAYING": "用户支付中"}
+_DESCRIPTIONS = {
+    "NOTPAY": "未支付",
+    "CLOSED": "已关闭",
+    "USERPAYING": "用户支付中",
+    "REVOKED": "已撤销",
+}
 
 
 def _amount(body: dict[str, Any]) -> Money | None:

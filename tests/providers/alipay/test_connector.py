@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -12,16 +15,19 @@ import pytest
 
 from paymend.domain.money import Money
 from paymend.engine.clock import SystemClock
-from paymend.providers.alipay import build, mapping
+from paymend.providers.alipay import AlipayProvider, build, mapping
 from paymend.providers.base import (
     ChargeRequest,
     ProviderConnectionError,
     ProviderOutcome,
+    ProviderResult,
     QueryRequest,
     RefundRequest,
 )
-from paymend.sim.alipay_gateway import GatewayKeys
-from tests.providers.alipay.face import connector, face, spec
+from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
+from paymend.sim.alipay_gateway import AlipayGateway, GatewayKeys
+from tests.helpers import ManualClock
+from tests.providers.alipay.face import connector, face, keys, spec
 
 AMOUNT = Money(1999, "CNY")
 
@@ -178,3 +184,60 @@ def test_the_daily_bill_lists_trades_and_refunds() -> None:
     assert set(lines) == {"att_1", "att_2"}
     assert (lines["att_1"].amount, lines["att_1"].refunded) == (AMOUNT, 500)
     assert lines["att_2"].refunded == 0
+
+
+def clocked(**options: Any) -> tuple[ManualClock, AlipayGateway, AlipayProvider, httpx.AsyncClient]:
+    """The gateway face, the connector and a buyer's browser on one clock the test moves."""
+    clock = ManualClock()
+    gateway = AlipayGateway(keys(), SimulatedProvider("alipay_face", SimulatorSettings(), clock))
+    transport = httpx.ASGITransport(app=gateway, raise_app_exceptions=False)
+    alipay = build(spec(transport=transport, **options), clock)
+    return clock, gateway, alipay, httpx.AsyncClient(transport=transport)
+
+
+def test_a_cashier_page_expires_with_the_payment_so_an_old_url_charges_nothing() -> None:
+    clock, gateway, alipay, browser = clocked()
+    asked = QueryRequest("att_page", "pay_1")
+
+    async def go() -> tuple[str, str, ProviderResult, str, ProviderResult]:
+        page = await alipay.authorize(charge("att_page", None, alipay_flow="wap"))
+        url = page.raw["next_action"]["url"]
+        biz = json.loads(dict(parse_qsl(urlsplit(url).query))["biz_content"])
+        clock.advance(301)  # the payment's deadline (300 s without one given) passed
+        opened = (await browser.get(url)).text  # the customer opens the old URL now
+        paid = await browser.post("http://alipay.test/sim/pay/att_page")
+        return biz["time_expire"], opened, await alipay.query(asked), paid.text, page
+
+    expire, opened, queried, paid, page = asyncio.run(go())
+    made = mapping.beijing_time(ManualClock().now() + timedelta(seconds=300))
+    assert expire == made  # yyyy-MM-dd HH:mm:ss, Beijing time
+    assert "ACQ.TRADE_HAS_CLOSE" in opened and paid == "no such trade"
+    assert (queried.outcome, queried.raw_code) == (ProviderOutcome.NOT_FOUND, mapping.NOT_EXIST)
+    assert gateway.channel.ledger.get("att_page") is None  # nothing was charged
+    assert page.outcome is ProviderOutcome.REQUIRES_ACTION
+
+
+def test_a_cashier_page_opened_in_time_closes_unpaid_at_the_payments_deadline() -> None:
+    clock, gateway, alipay, browser = clocked()
+    deadline = ManualClock().now() + timedelta(seconds=120)
+    asked = QueryRequest("att_late", "pay_1")
+
+    async def go() -> tuple[str, ProviderResult, ProviderResult, str]:
+        page = await alipay.authorize(
+            replace(charge("att_late", None, alipay_flow="page"), pay_by=deadline)
+        )
+        url = page.raw["next_action"]["url"]
+        await browser.get(url)  # opened in time: the trade waits for the buyer
+        before = await alipay.query(asked)
+        clock.advance(120)
+        after = await alipay.query(asked)
+        paid = await browser.post("http://alipay.test/sim/pay/att_late")  # too late to pay
+        expire = json.loads(dict(parse_qsl(urlsplit(url).query))["biz_content"])["time_expire"]
+        return expire, before, after, paid.text
+
+    expire, before, after, paid = asyncio.run(go())
+    assert expire == mapping.beijing_time(deadline)  # the payment's own deadline
+    assert (before.outcome, before.raw_code) == (ProviderOutcome.PENDING, "WAIT_BUYER_PAY")
+    assert (after.outcome, after.raw_code) == (ProviderOutcome.DECLINED, "TRADE_CLOSED")
+    assert paid == "no such trade"
+    assert gateway.channel.ledger.get("att_late") is None

@@ -1,68 +1,23 @@
-"""The Alipay connector and the gateway face in-process, as the lab runs them: the engine
-on the virtual-time loop, HTTP through `httpx.ASGITransport` (no sockets), so the face's
-latencies and a charging timeout cost no real time and the connector's wire code is
-measured too."""
+"""The Alipay connector and the gateway face in-process, as the lab runs them
+(tests/providers/harness.py, `charging_timeout_in_virtual_time`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import httpx
-import pytest
-
-from paymend.domain.ids import MerchantId
-from paymend.domain.money import Money
-from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus
-from paymend.engine.clock import LoopClock
-from paymend.engine.commands import PayCommand
-from paymend.engine.virtual_time import run_virtual
 from paymend.providers.alipay import build
-from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.sim.alipay_gateway import AlipayGateway
-from paymend.store.database import Store
-from tests.helpers import make_merchant, service
 from tests.providers.alipay.face import keys, spec
+from tests.providers.harness import InProcess, charging_timeout_in_virtual_time
 
 
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url, inline=True)
-    yield s
-    s.close()
-
-
-def command(mid: MerchantId, token: str, order: str) -> PayCommand:
-    return PayCommand(
-        merchant_id=mid,
-        order_id=order,
-        amount=Money(8888, "CNY"),
-        method="alipay",
-        token=token,
-        customer=Customer("c1", "zh-CN", None, None),
-        trace_id="0af7651916cd43dd8448eb211c80319c",
+def test_a_charging_timeout_settles_in_virtual_time_through_the_wire_code(sqlite_url: str) -> None:
+    charging_timeout_in_virtual_time(
+        sqlite_url,
+        InProcess(
+            "alipay_cn",
+            "alipay",
+            "CNY",
+            face=lambda channel: AlipayGateway(keys(), channel),
+            connector=lambda transport, clock: build(spec(transport=transport), clock),
+            charged_as=lambda attempt: f"paymend_{attempt.id}",
+        ),
     )
-
-
-def test_a_charging_timeout_settles_in_virtual_time_through_the_wire_code(store: Store) -> None:
-    mid, _ = make_merchant(store)
-
-    async def scenario() -> tuple[list[PaymentStatus], list[AttemptStatus], float]:
-        clock = LoopClock()
-        settings = SimulatorSettings(methods=("alipay",), latency_p50_ms=300, latency_p99_ms=900)
-        gateway = AlipayGateway(keys(), SimulatedProvider("alipay_face", settings, clock))
-        transport = httpx.ASGITransport(app=gateway)
-        alipay = build(spec(transport=transport), clock)
-        engine = service(store, {"alipay_cn": alipay}, clock, timeout_s=5.0, deadline_s=20.0)
-        start = clock.monotonic()
-        ok = await engine.pay(command(mid, "sim_approve", "o-1"))
-        slow = await engine.pay(command(mid, "sim_timeout_charged", "o-2"))
-        elapsed = clock.monotonic() - start
-        gateway.release()
-        statuses = [ok.payment.status, slow.payment.status]
-        assert len(gateway.channel.ledger.charged(f"paymend_{slow.attempts[0].id}")) == 1
-        return statuses, [a.status for a in slow.attempts], elapsed
-
-    statuses, attempts, virtual = run_virtual(scenario())
-    assert statuses == [PaymentStatus.SUCCEEDED, PaymentStatus.SUCCEEDED]
-    assert attempts == [AttemptStatus.SUCCEEDED]  # the query found the charge: no second
-    assert virtual >= 5.0  # the provider timeout passed, in virtual time, not waited for

@@ -23,7 +23,7 @@ from paymend.config import PaymendConfig, Settings, secret_env_name
 from paymend.engine.runtime import build_runtime
 from tests.api.conftest import Server, serve_asgi
 from tests.helpers import count_rows, make_merchant
-from tests.providers.stripe.shaped_server import DROP, ShapedStripe, error, intent
+from tests.providers.stripe.shaped_server import DROP, Answer, ShapedStripe, error, intent
 from tests.providers.stripe.support import API_KEY, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -116,3 +116,69 @@ def test_a_lost_answer_is_settled_by_the_signed_webhook_once(
             r for r in shaped.requests("POST", "/v1/payment_intents") if r.form.get("confirm")
         ]
         assert confirmed == [sent]  # one charge was ever asked for
+
+
+def refund_object(re_id: str, status: str, key: str, **more: Any) -> dict[str, Any]:
+    """A Refund as Stripe sends it (https://docs.stripe.com/api/refunds/object)."""
+    return {
+        "id": re_id,
+        "object": "refund",
+        "amount": 1000,
+        "currency": "eur",
+        "status": status,
+        "payment_intent": "pi_rf",
+        "metadata": {"paymend_refund": key} if key else {},
+        **more,
+    }
+
+
+def test_a_pending_refund_is_settled_by_refund_updated_webhooks(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, shaped: ShapedStripe
+) -> None:
+    """Stripe answers some refunds `pending`; sent again under the same Idempotency-Key
+    the create replays that answer, so only `refund.updated` (or `refund.failed`,
+    `charge.refund.updated`) can say how it ended."""
+    shaped.on("POST", "/v1/payment_intents", Answer(200, intent("pi_rf", "succeeded", amount=2500)))
+    pending = [Answer(200, refund_object(f"re_{n}", "pending", "")) for n in (1, 2)]
+    shaped.on("POST", "/v1/refunds", *pending)
+    with stripe_setup(db_url, monkeypatch, shaped.url) as s:
+        body = {"amount": 2500, "currency": "EUR", "method": "card", "order_id": "o-rf-1"}
+        created = s.api.post(
+            "/v1/payments",
+            json={**body, "payment_token": "pm_card_visa"},
+            headers={"Idempotency-Key": "o-rf-1"},
+        )
+        assert created.json()["status"] == "succeeded", created.text
+        pid = created.json()["id"]
+        first = s.api.post(f"/v1/payments/{pid}/refunds", json={"amount": 1000})
+        second = s.api.post(f"/v1/payments/{pid}/refunds", json={"amount": 700})
+        assert [first.json()["status"], second.json()["status"]] == ["pending", "pending"]
+        keys = [r.form["metadata[paymend_refund]"] for r in shaped.requests("POST", "/v1/refunds")]
+        assert len(keys) == 2
+
+        still = s.post_event(event("refund.updated", refund_object("re_1", "pending", keys[0])))
+        assert still.status_code == 200
+        assert [r["status"] for r in s.api.get(f"/v1/payments/{pid}").json()["refunds"]] == [
+            "pending",
+            "pending",
+        ]
+        done = event("refund.updated", refund_object("re_1", "succeeded", keys[0]))
+        assert s.post_event(done, secret="whsec_not_ours").status_code == 400
+        assert s.post_event(done).status_code == 200
+        failed = refund_object(
+            "re_2", "failed", keys[1], amount=700, failure_reason="lost_or_stolen_card"
+        )
+        assert s.post_event(event("charge.refund.updated", failed)).status_code == 200
+        settled = s.api.get(f"/v1/payments/{pid}").json()
+        by_id = {r["id"]: r for r in settled["refunds"]}
+        assert by_id[first.json()["id"]]["status"] == "succeeded"
+        assert by_id[second.json()["id"]]["status"] == "failed"
+        assert settled["amount_refunded"] == 1000  # the failed 700 is free to refund again
+        rows = count_rows(s.server.runtime.store)
+
+        assert s.post_event(done).status_code == 200  # Stripe resends: nothing changes
+        assert s.api.get(f"/v1/payments/{pid}").json() == settled
+        assert count_rows(s.server.runtime.store) == rows
+        stranger = refund_object("re_3", "succeeded", "")  # made in the Dashboard
+        assert s.post_event(event("refund.updated", stranger)).status_code == 200
+        assert s.api.get(f"/v1/payments/{pid}").json() == settled

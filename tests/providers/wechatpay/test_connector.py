@@ -18,8 +18,10 @@ from paymend.providers.base import (
     QueryRequest,
     RefundRequest,
 )
-from paymend.providers.wechatpay import build, mapping, signing
-from paymend.sim.wechatpay_api import MerchantKeys
+from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
+from paymend.providers.wechatpay import WechatpayProvider, build, mapping, signing
+from paymend.sim.wechatpay_api import MerchantKeys, WechatpayApi
+from tests.helpers import ManualClock
 from tests.providers.wechatpay.face import connector, face, keys, spec
 
 AMOUNT = Money(1999, "CNY")
@@ -225,3 +227,57 @@ def test_the_trade_bill_lists_transactions_and_refunds() -> None:
     assert set(lines) == {KEY, other}
     assert (lines[KEY].amount, lines[KEY].refunded) == (AMOUNT, 500)
     assert lines[other].refunded == 0
+
+
+def clocked() -> tuple[ManualClock, WechatpayApi, WechatpayProvider]:
+    """The face and the connector on one clock the test moves."""
+    clock = ManualClock()
+    api = WechatpayApi(keys(), SimulatedProvider("wechatpay_face", SimulatorSettings(), clock))
+    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
+    return clock, api, build(spec(transport=transport), clock)
+
+
+def test_a_payment_code_still_unconfirmed_after_30s_is_reversed_and_never_charged() -> None:
+    clock, api, wechat = clocked()
+    number = mapping.out_trade_no(KEY)
+    asked = QueryRequest(KEY, "pay_1")
+
+    async def go() -> list[tuple[ProviderOutcome, str | None]]:
+        seen = [await wechat.authorize(charge(token="sim_3ds"))]  # USERPAYING
+        clock.advance(29)
+        seen.append(await wechat.query(asked))  # the buyer may still enter the password
+        clock.advance(1)
+        seen.append(await wechat.query(asked))  # no clear result in 30 s: reversed
+        seen.append(await wechat.query(asked))
+        return [(r.outcome, r.raw_code) for r in seen]
+
+    assert asyncio.run(go()) == [
+        (ProviderOutcome.PENDING, "USERPAYING"),
+        (ProviderOutcome.PENDING, "USERPAYING"),
+        (ProviderOutcome.DECLINED, "REVOKED"),
+        (ProviderOutcome.DECLINED, "REVOKED"),  # WeChat Pay's trade_state from now on
+    ]
+    path = f"/v3/pay/transactions/out-trade-no/{number}"
+    assert api.calls[1:] == [f"GET {path}", f"GET {path}", f"POST {path}/reverse", f"GET {path}"]
+    assert not api.trades.buyer_confirms(number)  # the password entered now pays nothing
+    assert api.channel.ledger.charged(number) == []
+
+
+def test_a_payment_code_paid_but_never_confirmed_by_a_query_is_reversed_and_paid_back() -> None:
+    clock, api, wechat = clocked()
+    number = mapping.out_trade_no(KEY)
+
+    async def go() -> tuple[ProviderOutcome, str | None]:
+        await wechat.authorize(charge(token="sim_3ds"))
+        assert api.trades.buyer_confirms(number)  # paid on the phone...
+        api.failing_queries = True  # ...but no query can say so
+        clock.advance(10)
+        unknown = await wechat.query(QueryRequest(KEY, "pay_1"))
+        assert (unknown.outcome, unknown.raw_code) == (ProviderOutcome.ERROR, "SYSTEM_ERROR")
+        clock.advance(20)
+        reversed_ = await wechat.query(QueryRequest(KEY, "pay_1"))
+        return reversed_.outcome, reversed_.raw_code
+
+    assert asyncio.run(go()) == (ProviderOutcome.DECLINED, "REVOKED")
+    (paid,) = api.channel.ledger.charged(number)
+    assert paid.refunded == paid.amount.minor  # WeChat Pay paid the buyer back in full

@@ -1,69 +1,68 @@
-"""The WeChat Pay connector and the v3 face in-process, as the lab runs them: the engine
-on the virtual-time loop, HTTP through `httpx.ASGITransport` (no sockets), so the face's
-latencies and a charging timeout cost no real time and the connector's wire code is
-measured too."""
+"""The WeChat Pay connector and the v3 face in-process, as the lab runs them
+(tests/providers/harness.py, `charging_timeout_in_virtual_time`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
-from paymend.domain.ids import MerchantId
-from paymend.domain.money import Money
-from paymend.domain.payment import AttemptStatus, Customer, PaymentStatus
+from paymend.domain.payment import AttemptStatus, PaymentStatus
 from paymend.engine.clock import LoopClock
-from paymend.engine.commands import PayCommand
+from paymend.engine.payments import PaymentView
 from paymend.engine.virtual_time import run_virtual
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.providers.wechatpay import build
 from paymend.sim.wechatpay_api import WechatpayApi
 from paymend.store.database import Store
 from tests.helpers import make_merchant, service
+from tests.providers.harness import InProcess, charging_timeout_in_virtual_time
 from tests.providers.wechatpay.face import keys, spec
 
+SETUP = InProcess(
+    "wechatpay_cn",
+    "wechat_pay",
+    "CNY",
+    face=lambda channel: WechatpayApi(keys(), channel),
+    connector=lambda transport, clock: build(spec(transport=transport), clock),
+    charged_as=lambda attempt: attempt.id,
+)
 
-@pytest.fixture
-def store(sqlite_url: str) -> Iterator[Store]:
-    s = Store(sqlite_url, inline=True)
-    yield s
-    s.close()
 
-
-def command(mid: MerchantId, token: str, order: str) -> PayCommand:
-    return PayCommand(
-        merchant_id=mid,
-        order_id=order,
-        amount=Money(8888, "CNY"),
-        method="wechat_pay",
-        token=token,
-        customer=Customer("c1", "zh-CN", None, None),
-        trace_id="0af7651916cd43dd8448eb211c80319c",
+def test_a_charging_timeout_settles_in_virtual_time_through_the_wire_code(sqlite_url: str) -> None:
+    charging_timeout_in_virtual_time(
+        sqlite_url,
+        SETUP,
     )
 
 
-def test_a_charging_timeout_settles_in_virtual_time_through_the_wire_code(store: Store) -> None:
+def test_a_payment_code_never_confirmed_is_reversed_by_the_workers_queries(
+    sqlite_url: str,
+) -> None:
+    """The buyer never enters the password: the checkout's query and the worker's
+    (`settle_attempt`, every 5 s here) find USERPAYING until, 30 s (virtual) after the
+    codepay, the connector reverses the order; the payment fails, nothing charged."""
+    store = Store(sqlite_url, inline=True)
     mid, _ = make_merchant(store)
 
-    async def scenario() -> tuple[list[PaymentStatus], list[AttemptStatus], float]:
+    async def scenario() -> tuple[PaymentView, list[str], float]:
         clock = LoopClock()
-        settings = SimulatorSettings(
-            methods=("wechat_pay",), latency_p50_ms=300, latency_p99_ms=900
-        )
-        api = WechatpayApi(keys(), SimulatedProvider("wechatpay_face", settings, clock))
+        api = WechatpayApi(keys(), SimulatedProvider("wechatpay_face", SimulatorSettings(), clock))
         wechat = build(spec(transport=httpx.ASGITransport(app=api)), clock)
-        engine = service(store, {"wechatpay_cn": wechat}, clock, timeout_s=5.0, deadline_s=20.0)
+        engine = service(store, {"wechatpay_cn": wechat}, clock)
         start = clock.monotonic()
-        ok = await engine.pay(command(mid, "sim_approve", "o-1"))
-        slow = await engine.pay(command(mid, "sim_timeout_charged", "o-2"))
-        elapsed = clock.monotonic() - start
+        view = await engine.pay(SETUP.command(mid, "sim_3ds", "o-1"))
+        assert view.payment.status is PaymentStatus.PROCESSING
+        while not await engine.settle_attempt(view.attempts[0].id):
+            await clock.sleep(5.0)
         api.release()
-        statuses = [ok.payment.status, slow.payment.status]
-        assert len(api.channel.ledger.charged(slow.attempts[0].id)) == 1
-        return statuses, [a.status for a in slow.attempts], elapsed
+        assert api.channel.ledger.charged(view.attempts[0].id) == []
+        return await engine.get(view.payment.id), api.calls, clock.monotonic() - start
 
-    statuses, attempts, virtual = run_virtual(scenario())
-    assert statuses == [PaymentStatus.SUCCEEDED, PaymentStatus.SUCCEEDED]
-    assert attempts == [AttemptStatus.SUCCEEDED]  # the query found the charge: no second
-    assert virtual >= 5.0  # the provider timeout passed, in virtual time, not waited for
+    try:
+        view, calls, elapsed = run_virtual(scenario())
+    finally:
+        store.close()
+    assert view.payment.status is PaymentStatus.FAILED
+    ((status, raw_code),) = [(a.status, a.raw_code) for a in view.attempts]
+    assert (status, raw_code) == (AttemptStatus.FAILED, "USERPAYING")  # the call's own code
+    assert calls[-1].endswith("/reverse") and calls.count(calls[-1]) == 1
+    assert 30.0 <= elapsed < 40.0

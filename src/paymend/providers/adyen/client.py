@@ -20,40 +20,15 @@ making a second payment; a repeat while the first is still being processed is HT
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from paymend.providers.answers import Answer, AnswerNotTrusted
 from paymend.providers.base import ProviderConnectionError
 from paymend.providers.http_pool import LoopClients
 
 API_VERSION = "v71"
-
-
-class AnswerNotTrusted(Exception):
-    """Adyen's answer cannot be read: whatever it says cannot be believed, so the call's
-    outcome is unknown and must be asked about."""
-
-    def __init__(self, raw_code: str, message: str) -> None:
-        super().__init__(message)
-        self.raw_code = raw_code
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One answer Adyen gave: its HTTP status and its JSON object."""
-
-    status: int
-    document: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def text(self, name: str) -> str | None:
-        value = self.document.get(name)
-        return str(value) if value not in (None, "") else None
 
 
 class AdyenClient:

@@ -19,7 +19,7 @@ from typing import Any
 
 from paymend.domain.currencies import exponent
 from paymend.domain.money import Money
-from paymend.providers.adyen.client import Answer, AnswerNotTrusted
+from paymend.providers.answers import Answer, AnswerNotTrusted
 from paymend.providers.base import ProviderOutcome, ProviderResult
 from paymend.providers.metrics import UNTRUSTED as UNTRUSTED
 
@@ -71,7 +71,7 @@ def money(node: object) -> Money | None:
 def describe(answer: Answer) -> str:
     """Every part of Adyen's reason, as it said it (kept on the attempt)."""
     names = ("resultCode", "refusalReason", "refusalReasonCode", "errorCode", "message")
-    parts = [f"{n}={answer.document[n]}" for n in names if answer.document.get(n) not in (None, "")]
+    parts = [f"{n}={answer.body[n]}" for n in names if answer.body.get(n) not in (None, "")]
     if not answer.ok:
         parts.insert(0, f"http={answer.status}")
     return "; ".join(parts)[:500]
@@ -89,14 +89,14 @@ def error(answer: Answer) -> ProviderResult:
     catalogue's call through the errorCode or the HTTP status: 401/403 say the API key
     is wrong (configuration: failover, the channel's health, an ops alert)."""
     code = answer.text("errorCode") or str(answer.status)
-    return ProviderResult(ProviderOutcome.ERROR, code, describe(answer), raw=answer.document)
+    return ProviderResult(ProviderOutcome.ERROR, code, describe(answer), raw=answer.body)
 
 
 def payment(answer: Answer) -> ProviderResult:
     """`/payments` and `/payments/details`: the resultCode says what became of it."""
     if not answer.ok:
         return error(answer)
-    doc = answer.document
+    doc = answer.body
     result = answer.text("resultCode")
     reference = answer.text("pspReference")
     message = describe(answer)
@@ -146,6 +146,6 @@ def modification(answer: Answer, reference: str) -> ProviderResult:
     if status == "received":
         psp = answer.text("pspReference") or reference
         return ProviderResult(
-            ProviderOutcome.PENDING, status, describe(answer), psp, raw=answer.document
+            ProviderOutcome.PENDING, status, describe(answer), psp, raw=answer.body
         )
     return ProviderResult(ProviderOutcome.ERROR, status or "RESPONSE_UNREADABLE", describe(answer))

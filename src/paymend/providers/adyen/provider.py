@@ -37,7 +37,8 @@ import httpx
 from paymend.domain.channel import Capabilities
 from paymend.domain.clock import Clock
 from paymend.providers.adyen import mapping, notifications, report
-from paymend.providers.adyen.client import AdyenClient, Answer, AnswerNotTrusted
+from paymend.providers.adyen.client import AdyenClient
+from paymend.providers.answers import Answer, AnswerNotTrusted
 from paymend.providers.base import (
     ChargeRequest,
     CheckResult,
@@ -192,8 +193,8 @@ class AdyenProvider:
             return CheckResult(False, f"{exc.raw_code}: {exc}")
         except ProviderConnectionError as exc:
             return CheckResult(False, f"{exc.raw_code}: {exc.raw_message}")
-        if answer.ok and isinstance(answer.document.get("paymentMethods"), list):
-            count = len(answer.document["paymentMethods"])
+        if answer.ok and isinstance(answer.body.get("paymentMethods"), list):
+            count = len(answer.body["paymentMethods"])
             return CheckResult(True, f"{self.client.base_url}: {count} payment methods")
         return CheckResult(False, mapping.describe(answer))
 

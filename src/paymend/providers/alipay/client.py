@@ -21,7 +21,7 @@ signature: Alipay may not sign those).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +30,9 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paymend.domain.clock import Clock
+from paymend.providers import answers
 from paymend.providers.alipay import signing
+from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import ProviderConnectionError
 from paymend.providers.http_pool import LoopClients
 
@@ -39,28 +41,18 @@ SUCCESS = "10000"
 ERROR_NODE = "error_response"
 
 
-class AnswerNotTrusted(Exception):
-    """The gateway's answer cannot be read or its signature does not verify: whatever
-    it says cannot be believed, so the call's outcome is unknown."""
-
-    def __init__(self, raw_code: str, message: str) -> None:
-        super().__init__(message)
-        self.raw_code = raw_code
-
-
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """One verified answer: the response node's fields."""
-
-    node: dict[str, Any] = field(default_factory=dict)
+class Answer(answers.Answer):
+    """One verified answer (providers/answers.py): its body is the response node, and
+    it is `ok` when the node's `code` is 10000 (Alipay answers HTTP 200 either way)."""
 
     @property
     def code(self) -> str:
-        return str(self.node.get("code", ""))
+        return str(self.body.get("code", ""))
 
     @property
     def sub_code(self) -> str | None:
-        value = self.node.get("sub_code")
+        value = self.body.get("sub_code")
         return str(value) if value else None
 
     @property
@@ -75,9 +67,9 @@ class Answer:
     @property
     def raw_message(self) -> str:
         """Every part of the answer's reason, kept on the attempt as the provider said."""
-        parts = [f"code={self.code}", f"msg={self.node.get('msg', '')}"]
+        parts = [f"code={self.code}", f"msg={self.body.get('msg', '')}"]
         if self.sub_code:
-            parts += [f"sub_code={self.sub_code}", f"sub_msg={self.node.get('sub_msg', '')}"]
+            parts += [f"sub_code={self.sub_code}", f"sub_msg={self.body.get('sub_msg', '')}"]
         return "; ".join(parts)[:500]
 
 
@@ -159,7 +151,7 @@ class AlipayClient:
             node = document[ERROR_NODE]
             if not isinstance(node, dict) or str(node.get("code")) == SUCCESS:
                 raise AnswerNotTrusted("RESPONSE_UNREADABLE", "a malformed error_response")
-            return Answer(node)
+            return Answer(200, node)
         raw = signing.response_node(body, node_name)
         node = document.get(node_name)
         if raw is None or not isinstance(node, dict):
@@ -170,7 +162,7 @@ class AlipayClient:
             raise AnswerNotTrusted(
                 "RESPONSE_SIGNATURE_INVALID", "the answer's signature does not verify"
             )
-        return Answer(node)
+        return Answer(200, node)
 
     async def _post(self, params: dict[str, str]) -> str:
         try:

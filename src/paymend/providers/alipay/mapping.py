@@ -10,8 +10,11 @@ https://opendocs.alipay.com/open/ (alipay.trade.pay 02ekfj, precreate 02ekfg, qu
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from paymend.domain.money import Money
-from paymend.providers.alipay.client import Answer, AnswerNotTrusted
+from paymend.providers.alipay.client import BEIJING, Answer
+from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import ProviderOutcome, ProviderResult
 from paymend.providers.metrics import UNTRUSTED as UNTRUSTED
 
@@ -49,6 +52,20 @@ def yuan(amount: Money) -> str:
     return amount.format()
 
 
+def beijing_time(moment: datetime) -> str:
+    """A moment as Alipay's times are written: `yyyy-MM-dd HH:mm:ss`, Beijing time (the
+    gateway's clock: "以支付宝系统时间为准"); cut to the second, never later."""
+    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def read_beijing_time(text: str) -> datetime | None:
+    """The moment an Alipay time names; None when it is not one."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+    except ValueError:
+        return None
+
+
 def fen(text: object) -> Money:
     """An amount Alipay sent, exactly (raises for one finer than a fen)."""
     return Money.parse(str(text), "CNY")
@@ -66,7 +83,7 @@ def _failure(answer: Answer) -> ProviderResult:
     says why: a decline the customer can act on); 20000 and anything else are errors
     whose meaning the catalogue decides (queried when it may have happened)."""
     outcome = ProviderOutcome.DECLINED if answer.code == "40004" else ProviderOutcome.ERROR
-    return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.node))
+    return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.body))
 
 
 def payment(answer: Answer) -> ProviderResult:
@@ -76,12 +93,12 @@ def payment(answer: Answer) -> ProviderResult:
             ProviderOutcome.SUCCEEDED,
             answer.code,
             answer.raw_message,
-            str(answer.node.get("trade_no") or "") or None,
-            raw=dict(answer.node),
+            str(answer.body.get("trade_no") or "") or None,
+            raw=dict(answer.body),
         )
     if answer.code == USER_PAYING:
         return ProviderResult(
-            ProviderOutcome.PENDING, answer.code, answer.raw_message, raw=dict(answer.node)
+            ProviderOutcome.PENDING, answer.code, answer.raw_message, raw=dict(answer.body)
         )
     return _failure(answer)
 
@@ -112,11 +129,11 @@ def waiting_redirect(next_action: dict[str, str]) -> ProviderResult:
 def query(answer: Answer) -> ProviderResult:
     """alipay.trade.query: the trade's status, or that Alipay has no such trade."""
     if answer.ok:
-        status = str(answer.node.get("trade_status", ""))
-        reference = str(answer.node.get("trade_no") or "") or None
+        status = str(answer.body.get("trade_status", ""))
+        reference = str(answer.body.get("trade_no") or "") or None
         if status in PAID:
             return ProviderResult(
-                ProviderOutcome.SUCCEEDED, status, answer.raw_message, reference, dict(answer.node)
+                ProviderOutcome.SUCCEEDED, status, answer.raw_message, reference, dict(answer.body)
             )
         if status == WAITING:
             return ProviderResult(ProviderOutcome.PENDING, status, answer.raw_message, reference)
@@ -136,7 +153,7 @@ def refund(answer: Answer, out_request_no: str) -> ProviderResult:
             answer.code,
             answer.raw_message,
             out_request_no,
-            raw=dict(answer.node),
+            raw=dict(answer.body),
         )
     return _failure(answer)
 

@@ -3,9 +3,9 @@
 - `authorize`: with a payment code (the payment's token: the code the customer's app
   shows) `alipay.trade.pay`, scene `bar_code`; without one, the channel's `flow`: a QR
   code (`alipay.trade.precreate`) or a redirect to Alipay's cashier page
-  (`alipay.trade.page.pay` / `wap.pay`, a signed URL built here); both answer
-  `requires_action` with the `next_action`, and the payment settles when the buyer pays
-  (the notification, or a status query).
+  (`alipay.trade.page.pay` / `wap.pay`, a signed URL built here, expiring with the
+  payment: `time_expire`); both answer `requires_action` with the `next_action`, and the
+  payment settles when the buyer pays (the notification, or a status query).
 - `query`: `alipay.trade.query` by `out_trade_no`; `refund`: `alipay.trade.refund` with
   the refund's key as `out_request_no`; `close_unpaid` (the engine's cancel)
   and `cancel` (a payment-code trade); `settlements`: the daily
@@ -28,7 +28,8 @@ import httpx
 from paymend.domain.channel import Capabilities
 from paymend.domain.clock import Clock
 from paymend.providers.alipay import bill, mapping, notifications, signing
-from paymend.providers.alipay.client import BEIJING, AlipayClient, Answer, AnswerNotTrusted
+from paymend.providers.alipay.client import BEIJING, AlipayClient, Answer
+from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import (
     ChargeRequest,
     CheckResult,
@@ -52,6 +53,9 @@ CANCEL = "alipay.trade.cancel"
 BILL = "alipay.data.dataservice.bill.downloadurl.query"
 CHECK_ORDER = "paymend_channels_check_0"  # never an attempt's key (those start att_)
 BILL_NOT_READY = frozenset({"isp.bill_not_exist", "isv.bill_not_exist"})
+# a cashier page's trade expires with the payment; without the payment's deadline, this
+# long after the URL is made (the engine's default settle_within)
+PAY_WITHIN_S = 300.0
 
 
 class AlipayProvider:
@@ -69,6 +73,7 @@ class AlipayProvider:
         subject: str = "paymend order",
         return_url: str | None = None,
         bill_days: int = 2,
+        pay_within_s: float = PAY_WITHIN_S,
     ) -> None:
         self.name = name
         self.client = client
@@ -77,6 +82,7 @@ class AlipayProvider:
         self.subject = subject
         self.return_url = return_url
         self.bill_days = bill_days
+        self.pay_within_s = pay_within_s
         # the Beijing days the last settlements() read bills of (SettlementPeriod)
         self.settled_between: tuple[datetime, datetime] | None = None
 
@@ -101,13 +107,27 @@ class AlipayProvider:
                 method = PAGE_PAY if flow == "page" else WAP_PAY
                 page = flow == "page"
                 biz["product_code"] = "FAST_INSTANT_TRADE_PAY" if page else "QUICK_WAP_WAY"
+                biz["time_expire"] = mapping.beijing_time(self._pay_by(request))
                 url = self.client.page_url(method, biz, self.return_url)
                 return mapping.waiting_redirect({"type": "redirect", "url": url})
             answer = await self._call(PRECREATE, biz)
-            qr = str(answer.node.get("qr_code", "")) if answer.ok else ""
+            qr = str(answer.body.get("qr_code", "")) if answer.ok else ""
             return mapping.waiting(answer, {"type": "scan_qr_code", "url": qr})
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
+
+    def _pay_by(self, request: ChargeRequest) -> datetime:
+        """When a cashier page's trade expires: `time_expire`, the absolute time after
+        which Alipay refuses to open the page and closes a trade still unpaid
+        (alipay-sdk-python-all alipay/aop/api/domain/AlipayTradePagePayModel.py and
+        AlipayTradeWapPayModel.py `time_expire`, "绝对超时时间，格式为yyyy-MM-dd
+        HH:mm:ss"; it wins over `timeout_express`, which counts from the trade's
+        creation, i.e. from when the buyer opens the page:
+        https://developer.aliyun.com/article/710964). So a URL the customer never
+        opened leaves no trade to charge after the payment's deadline."""
+        if request.pay_by is not None:
+            return request.pay_by
+        return self.client.clock.now() + timedelta(seconds=self.pay_within_s)
 
     async def query(self, request: QueryRequest) -> ProviderResult:
         try:
@@ -160,7 +180,7 @@ class AlipayProvider:
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
         outcome = ProviderOutcome.SUCCEEDED if answer.ok else ProviderOutcome.ERROR
-        return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.node))
+        return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.body))
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the running loop (the runtime's stop)."""
@@ -180,7 +200,7 @@ class AlipayProvider:
                     continue
                 raise ProviderConnectionError(answer.raw_code, answer.raw_message, sent=False)
             read.append(day)
-            content = await self.client.download(str(answer.node["bill_download_url"]))
+            content = await self.client.download(str(answer.body["bill_download_url"]))
             for text in bill.files(content):
                 for line in bill.parse(text):
                     key = mapping.idempotency_key(line.idempotency_key)
@@ -235,4 +255,5 @@ def build(spec: Any, clock: Clock) -> AlipayProvider:
         subject=str(options.get("subject", "paymend order")),
         return_url=options.get("return_url"),
         bill_days=int(options.get("bill_days", 2)),
+        pay_within_s=float(options.get("pay_within_s", PAY_WITHIN_S)),
     )

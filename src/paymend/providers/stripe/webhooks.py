@@ -9,8 +9,10 @@ injected clock instead, both ways (a signature from the future is as wrong as a 
 one). Nothing of the body is read before the signature holds.
 
 Events read: `payment_intent.succeeded|payment_failed|canceled|requires_action|
-processing` (what became of a charge) and `charge.refunded`. Any other type, verified,
-raises UnsupportedEvent (a ValueError): subscribe the endpoint to these types only.
+processing` (what became of a charge), `charge.refunded`, and `refund.updated`,
+`refund.failed` and `charge.refund.updated` (what became of a refund Stripe left
+`pending`). Any other type, verified, raises UnsupportedEvent (a NotificationIgnored:
+acknowledged, nothing changes): subscribe the endpoint to these types only.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from paymend.providers.base import (
     ProviderResult,
 )
 from paymend.providers.stripe.amounts import from_stripe
-from paymend.providers.stripe.mapping import ATTEMPT_KEY, intent_result
+from paymend.providers.stripe.mapping import ATTEMPT_KEY, REFUND_KEY, intent_result, refund_result
 
 DEFAULT_TOLERANCE_S = 300.0  # the SDK's Webhook.DEFAULT_TOLERANCE
 SIGNATURE_HEADER = "Stripe-Signature"
@@ -44,6 +46,14 @@ INTENT_EVENTS = frozenset(
     }
 )
 REFUND_EVENT = "charge.refunded"
+# events whose object is a Refund (https://docs.stripe.com/api/events/types, `refund.updated`:
+# "Occurs whenever a refund is updated", `refund.failed`, and the older
+# `charge.refund.updated`; since API version 2024-10-28.acacia the `refund.*` ones are sent
+# for every refund: https://docs.stripe.com/changelog/acacia/2024-10-28/refund-webhook-update).
+# A refund Stripe answered `pending` (https://docs.stripe.com/api/refunds/object#refund_object-status)
+# ends `succeeded`, `failed` or `canceled` only here: a create sent again under the same
+# Idempotency-Key replays the first, pending, answer.
+REFUND_OBJECT_EVENTS = frozenset({"refund.updated", "refund.failed", "charge.refund.updated"})
 
 
 class BadSignature(ValueError):
@@ -80,6 +90,8 @@ def parse(
         return ProviderNotification(_attempt(obj), result.reference, result, amount=_amount(obj))
     if kind == REFUND_EVENT:
         return _refunded(obj)
+    if kind in REFUND_OBJECT_EVENTS:
+        return _refund(obj)
     raise UnsupportedEvent(f"event type {kind!r} is not read by the Stripe connector")
 
 
@@ -155,3 +167,24 @@ def _refunded(charge: Mapping[str, Any]) -> ProviderNotification:
         ProviderOutcome.SUCCEEDED, REFUND_EVENT, "charge refunded", reference, raw
     )
     return ProviderNotification(_attempt(charge), reference, result)
+
+
+def _refund(refund: Mapping[str, Any]) -> ProviderNotification:
+    """A Refund's new status, about the refund paymend made under the key in its
+    `metadata[paymend_refund]` (client.py `refund` sets it). `succeeded` settles it,
+    `failed`/`canceled` fail it (with its `failure_reason`), `pending` or
+    `requires_action` change nothing yet; a refund without our key (made in the
+    Dashboard) is acknowledged and changes nothing."""
+    metadata = refund.get("metadata")
+    key = metadata.get(REFUND_KEY) if isinstance(metadata, Mapping) else None
+    if not isinstance(key, str) or not key:
+        raise UnsupportedEvent("a refund paymend did not make (no metadata[paymend_refund])")
+    result = refund_result(refund)
+    intent = refund.get("payment_intent")
+    return ProviderNotification(
+        idempotency_key=None,
+        reference=intent if isinstance(intent, str) else None,
+        result=result,
+        amount=_amount(refund),
+        refund_key=key,
+    )

@@ -21,7 +21,7 @@ outcome is unknown and the engine queries.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -29,35 +29,22 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from paymend.domain.clock import Clock
+from paymend.providers import answers
+from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import ProviderConnectionError
 from paymend.providers.http_pool import LoopClients
 from paymend.providers.wechatpay import signing
 
 
-class AnswerNotTrusted(Exception):
-    """The answer cannot be read, or is not signed by WeChat Pay: the outcome is unknown."""
-
-    def __init__(self, raw_code: str, message: str) -> None:
-        super().__init__(message)
-        self.raw_code = raw_code
-
-
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """One believed answer: its HTTP status and its JSON body ({} when empty)."""
-
-    status: int
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
+class Answer(answers.Answer):
+    """One believed answer (providers/answers.py), with WeChat Pay's code and message."""
 
     @property
     def raw_code(self) -> str:
         """The body's `code` (an error's, or 202's USERPAYING), else the HTTP status of
         an error (failures/providers/wechatpay.yaml maps both), else `SUCCESS`."""
-        code = self.data.get("code")
+        code = self.body.get("code")
         if isinstance(code, str) and code:
             return code
         return "SUCCESS" if self.ok else str(self.status)
@@ -65,13 +52,13 @@ class Answer:
     @property
     def raw_message(self) -> str:
         parts = [f"HTTP {self.status}"]
-        if "code" in self.data:
+        if "code" in self.body:
             parts += [
-                f"code={self.data.get('code', '')}",
-                f"message={self.data.get('message', '')}",
+                f"code={self.body.get('code', '')}",
+                f"message={self.body.get('message', '')}",
             ]
-            if isinstance(self.data.get("detail"), dict):
-                parts.append(f"detail={json.dumps(self.data['detail'], ensure_ascii=False)}")
+            if isinstance(self.body.get("detail"), dict):
+                parts.append(f"detail={json.dumps(self.body['detail'], ensure_ascii=False)}")
         return "; ".join(parts)[:500]
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 
 from paymend.domain.money import Money
+from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import ProviderOutcome, ProviderResult
 from paymend.providers.metrics import UNTRUSTED as UNTRUSTED
-from paymend.providers.wechatpay.client import Answer, AnswerNotTrusted
+from paymend.providers.wechatpay.client import Answer
 
 PAID = frozenset({"SUCCESS", "REFUND"})  # REFUND: paid, then (partly) refunded
 WAITING = frozenset({"NOTPAY", "USERPAYING"})
@@ -97,12 +98,12 @@ def _failure(answer: Answer) -> ProviderResult:
     5xx's SYSTEM_ERROR or BANK_ERROR, …) is an error whose meaning the catalogue decides:
     queried first where the money may have moved."""
     outcome = ProviderOutcome.DECLINED if answer.raw_code in DECLINES else ProviderOutcome.ERROR
-    return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.data))
+    return ProviderResult(outcome, answer.raw_code, answer.raw_message, raw=dict(answer.body))
 
 
 def transaction(answer: Answer) -> ProviderResult:
     """A transaction object (codepay's answer, a query's): what became of the charge."""
-    data = answer.data
+    data = answer.body
     state = str(data.get("trade_state", ""))
     reference = str(data.get("transaction_id") or "") or None
     message = f"HTTP {answer.status}; trade_state={state}; {data.get('trade_state_desc', '')}"
@@ -151,11 +152,11 @@ def refund(answer: Answer) -> ProviderResult:
     sent again later and answers what became of it); CLOSED/ABNORMAL did not happen."""
     if not answer.ok:
         return _failure(answer)
-    status = str(answer.data.get("status", ""))
-    reference = str(answer.data.get("refund_id") or "") or None
+    status = str(answer.body.get("status", ""))
+    reference = str(answer.body.get("refund_id") or "") or None
     message = f"HTTP {answer.status}; status={status}"
     if status == "SUCCESS":
-        return ProviderResult(ProviderOutcome.SUCCEEDED, status, message, reference, answer.data)
+        return ProviderResult(ProviderOutcome.SUCCEEDED, status, message, reference, answer.body)
     if status == "PROCESSING":
         return ProviderResult(ProviderOutcome.PENDING, status, message, reference)
     return ProviderResult(ProviderOutcome.DECLINED, status or "UNKNOWN_STATUS", message, reference)

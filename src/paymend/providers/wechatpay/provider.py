@@ -8,7 +8,9 @@
   metadata, and the signed parameters the page passes to `WeixinJSBridge`) or H5
   (`/v3/pay/transactions/h5` -> `h5_url`, a redirect); all three answer
   `requires_action` and settle when the buyer pays (the notification, or a query).
-- `query`: `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=`;
+- `query`: `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=`; a payment-code
+  order still without a clear result `reverse_after_s` after it was sent is reversed
+  (撤销) there, as WeChat Pay requires (`_settle_codepay`);
   `close_unpaid` (the engine's cancel);
   `refund`: `POST /v3/refund/domestic/refunds` with the refund's key as
   `out_refund_no`; `settlements`: the trade bills; `parse_notification`; `check`: a
@@ -29,6 +31,7 @@ import httpx
 
 from paymend.domain.channel import Capabilities
 from paymend.domain.clock import Clock
+from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import (
     ChargeRequest,
     CheckResult,
@@ -41,7 +44,7 @@ from paymend.providers.base import (
     SettlementLine,
 )
 from paymend.providers.wechatpay import bill, mapping, notifications, signing
-from paymend.providers.wechatpay.client import AnswerNotTrusted, WechatpayClient
+from paymend.providers.wechatpay.client import WechatpayClient
 
 BEIJING = timezone(timedelta(hours=8))
 TRANSACTIONS = "/v3/pay/transactions"
@@ -49,6 +52,17 @@ CHECK_ORDER = "paymend_channels_check_0"  # never an attempt's id (those start a
 BILL_NOT_READY = frozenset({"NO_STATEMENT_EXIST", "STATEMENT_CREATING"})
 FLOWS = ("native", "jsapi", "h5")
 JSAPI_SDK = "wechat_jsapi"  # next_action `sdk`: WeixinJSBridge getBrandWCPayRequest
+# a payment-code order without a clear result this long after it was sent is reversed:
+# WeChat Pay asks for the reverse only after the query gave no clear result, and not
+# within 15 s of paying (https://pay.weixin.qq.com/wiki/doc/api/wxpay/ch/pay/QuickPay/
+# chapter3_4.shtml, 撤销订单: "提交支付交易后调用【查询订单API】,没有明确的支付结果再调用
+# 【撤销订单API】", "建议支付后至少15s后再调用撤销订单接口"); and after 30 s of a buyer
+# not paying, stop querying and reverse ("如果用户累计30秒用户都未支付,你需要停止查询并调用
+# 撤销订单API", WeChat Pay's answer in its developer community:
+# https://developers.weixin.qq.com/community/pay/doc/00086ec5f94b606e5b6d8c54a51c00)
+REVERSE_AFTER_S = 30.0
+MIN_REVERSE_AFTER_S = 15.0
+REVOKED = "REVOKED"
 
 
 class WechatpayProvider:
@@ -69,6 +83,7 @@ class WechatpayProvider:
         description: str = "paymend order",
         store_id: str = "paymend",
         bill_days: int = 2,
+        reverse_after_s: float = REVERSE_AFTER_S,
     ) -> None:
         self.name = name
         self.client = client
@@ -82,6 +97,10 @@ class WechatpayProvider:
         self.bill_days = bill_days
         # the Beijing days the last settlements() read bills of (SettlementPeriod)
         self.settled_between: tuple[datetime, datetime] | None = None
+        self.reverse_after_s = reverse_after_s
+        # payment-code orders not known paid or refused yet -> when this process first
+        # sent (or, after a restart, first found USERPAYING) them, on the monotonic clock
+        self._codepay_since: dict[str, float] = {}
 
     def _order(self, request: ChargeRequest) -> dict[str, Any]:
         order: dict[str, Any] = {
@@ -105,9 +124,14 @@ class WechatpayProvider:
                 order.pop("notify_url", None)  # codepay answers at once; it takes none
                 order["payer"] = {"auth_code": request.token}
                 order["scene_info"] = {"store_info": {"out_id": self.store_id}}
-                return mapping.codepay(
+                number = str(order["out_trade_no"])
+                self._codepay_since.setdefault(number, self.client.clock.monotonic())
+                result = mapping.codepay(
                     await self.client.call("POST", f"{TRANSACTIONS}/codepay", order)
                 )
+                if result.outcome in (ProviderOutcome.SUCCEEDED, ProviderOutcome.DECLINED):
+                    self._codepay_since.pop(number, None)
+                return result
             if flow == "jsapi":
                 return await self._jsapi(order, request)
             if flow == "h5":
@@ -116,10 +140,10 @@ class WechatpayProvider:
                     return _missing("H5 orders need the payer's IP (metadata payer_client_ip)")
                 order["scene_info"] = {"payer_client_ip": ip, "h5_info": {"type": "Wap"}}
                 answer = await self.client.call("POST", f"{TRANSACTIONS}/h5", order)
-                url = str(answer.data.get("h5_url", "")) if answer.ok else ""
+                url = str(answer.body.get("h5_url", "")) if answer.ok else ""
                 return mapping.waiting(answer, {"type": "redirect", "url": url})
             answer = await self.client.call("POST", f"{TRANSACTIONS}/native", order)
-            url = str(answer.data.get("code_url", "")) if answer.ok else ""
+            url = str(answer.body.get("code_url", "")) if answer.ok else ""
             return mapping.waiting(answer, {"type": "scan_qr_code", "url": url})
         except AnswerNotTrusted as exc:
             return mapping.untrusted(self.name, exc)
@@ -140,7 +164,7 @@ class WechatpayProvider:
         if not answer.ok:
             return mapping.waiting(answer, {"type": "sdk", "sdk": JSAPI_SDK})
         stamp, nonce = str(int(self.client.clock.now().timestamp())), signing.nonce()
-        package = f"prepay_id={answer.data.get('prepay_id', '')}"
+        package = f"prepay_id={answer.body.get('prepay_id', '')}"
         pay_sign = self.client.sign(f"{self.appid}\n{stamp}\n{nonce}\n{package}\n")
         parameters = {
             "appId": self.appid,
@@ -157,9 +181,46 @@ class WechatpayProvider:
     async def query(self, request: QueryRequest) -> ProviderResult:
         number = mapping.out_trade_no(request.idempotency_key)
         try:
-            return mapping.query(await self._query(number))
+            result = mapping.query(await self._query(number))
         except AnswerNotTrusted as exc:
-            return mapping.untrusted(self.name, exc)
+            result = mapping.untrusted(self.name, exc)
+        return await self._settle_codepay(number, result)
+
+    async def _settle_codepay(self, number: str, queried: ProviderResult) -> ProviderResult:
+        """A payment-code order whose query gave no clear result (USERPAYING, no such
+        order yet, an error) `reverse_after_s` after it was sent is reversed: 撤销,
+        `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/reverse` with `appid` and
+        `mchid`, answered 200 (https://pay.weixin.qq.com/docs/merchant/apis/
+        code-payment-v3/direct/reverse.html). WeChat Pay then closes it if unpaid, or
+        pays the buyer back if paid meanwhile: either way nothing stays charged, so the
+        attempt ends DECLINED (`REVOKED`, the query's trade_state from then on). A
+        reverse refused or unanswered leaves the query's answer: the next query tries
+        again. An order this process did not send is timed from its first USERPAYING."""
+        if queried.outcome in (ProviderOutcome.SUCCEEDED, ProviderOutcome.DECLINED):
+            self._codepay_since.pop(number, None)
+            return queried
+        now = self.client.clock.monotonic()
+        if queried.raw_code == mapping.USER_PAYING:
+            self._codepay_since.setdefault(number, now)
+        since = self._codepay_since.get(number)
+        if since is None or now - since < self.reverse_after_s:
+            return queried
+        try:
+            answer = await self.client.call(
+                "POST",
+                f"{TRANSACTIONS}/out-trade-no/{number}/reverse",
+                {"appid": self.appid, "mchid": self.client.mchid},
+            )
+        except (AnswerNotTrusted, ProviderConnectionError):
+            return queried  # the reverse's own outcome is unknown: asked again next time
+        if answer.ok:
+            self._codepay_since.pop(number, None)
+            why = f"reversed (撤销) after {now - since:.0f}s without a clear result"
+            return ProviderResult(ProviderOutcome.DECLINED, REVOKED, f"{why}; {answer.raw_message}")
+        if answer.raw_code == mapping.NOT_EXIST or answer.status == 404:
+            self._codepay_since.pop(number, None)
+            return ProviderResult(ProviderOutcome.NOT_FOUND, mapping.NOT_EXIST, answer.raw_message)
+        return queried
 
     async def _query(self, number: str) -> Any:
         path = f"{TRANSACTIONS}/out-trade-no/{number}"
@@ -176,7 +237,7 @@ class WechatpayProvider:
             )
             if not paid.ok:
                 return mapping.query(paid)
-            amount = paid.data.get("amount")
+            amount = paid.body.get("amount")
             order_total = mapping.fen(amount.get("total") if isinstance(amount, dict) else None)
             body: dict[str, Any] = {
                 "transaction_id": request.charge_reference,
@@ -231,8 +292,8 @@ class WechatpayProvider:
                 if answer.raw_code in BILL_NOT_READY:
                     continue
                 raise ProviderConnectionError(answer.raw_code, answer.raw_message, sent=False)
-            content = await self.client.download(str(answer.data["download_url"]))
-            if not bill.sha1_matches(content, str(answer.data.get("hash_value", ""))):
+            content = await self.client.download(str(answer.body["download_url"]))
+            if not bill.sha1_matches(content, str(answer.body.get("hash_value", ""))):
                 raise ProviderConnectionError(
                     "BILL_HASH_MISMATCH", "the trade bill's SHA1 does not match", sent=False
                 )
@@ -310,4 +371,7 @@ def build(spec: Any, clock: Clock) -> WechatpayProvider:
         description=str(options.get("description", "paymend order")),
         store_id=str(options.get("store_id", "paymend")),
         bill_days=int(options.get("bill_days", 2)),
+        reverse_after_s=max(
+            MIN_REVERSE_AFTER_S, float(options.get("reverse_after_s", REVERSE_AFTER_S))
+        ),
     )
