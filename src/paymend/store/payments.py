@@ -21,7 +21,14 @@ from paymend.domain.payment import (
 )
 from paymend.store.instances import live_owner
 from paymend.store.jobs import JobStatus
-from paymend.store.payment_rows import attempt_from_row, attempt_row, payment_from_row, payment_row
+from paymend.store.payment_rows import (
+    attempt_changes,
+    attempt_from_row,
+    attempt_row,
+    payment_changes,
+    payment_from_row,
+    payment_row,
+)
 from paymend.store.pii import Vault, customer_columns
 from paymend.store.tables import ORDER_HOLDING, attempts, jobs, payments
 
@@ -30,7 +37,8 @@ T = TypeVar("T")
 
 
 # Statements are built once and executed with parameter dicts: SQLAlchemy caches their
-# compiled form, where `.values(**row)` would rebuild the statement on every call.
+# compiled form, where `.values(**row)` would rebuild the statement on every call. An
+# update sets only the columns that can change after insert (store/payment_rows.py).
 _INSERT_PAYMENT = payments.insert()
 _UPDATE_PAYMENT = payments.update().where(
     payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_version")
@@ -75,8 +83,7 @@ def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
     """Write `p` if nobody else did since it was read; bump its version. The customer
     columns are written once, at insert: an update never touches them (a payment read
     back holds no clear contact details to write)."""
-    values = payment_row(p)
-    del values["id"]
+    values = payment_changes(p)
     values.update(version=p.version + 1, updated_at=now, b_id=p.id, b_version=p.version)
     result = conn.execute(_UPDATE_PAYMENT, values)
     if result.rowcount != 1:
@@ -221,8 +228,8 @@ def insert_attempt(conn: Connection, a: Attempt, owner: str | None = None) -> No
 
 
 def update_attempt(conn: Connection, a: Attempt) -> None:
-    values = attempt_row(a)
-    values["b_id"] = values.pop("id")
+    values = attempt_changes(a)
+    values["b_id"] = a.id
     conn.execute(_UPDATE_ATTEMPT, values)
 
 
