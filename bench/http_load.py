@@ -54,7 +54,9 @@ PHASE_DEADLINE_S = 300.0  # no phase may run longer than this, whatever --reques
 
 
 def payment_body(tag: str, i: int) -> dict[str, Any]:
-    """The API's documented example payment, with a unique order id."""
+    """The API's documented example payment, with a unique order id, from one of 500
+    customers: the risk gate reads each customer's last 24 hours of payments, so one
+    customer paying every request would measure a velocity attack, not a shop."""
     return {
         "amount": 1999,
         "currency": "CNY",
@@ -63,7 +65,7 @@ def payment_body(tag: str, i: int) -> dict[str, Any]:
         "bank": "ICBC",
         "region": "CN-East",
         "payment_token": "tok_from_provider_sdk",
-        "customer": {"id": "c-42", "locale": "zh-CN"},
+        "customer": {"id": f"c-{i % 500:03d}", "locale": "zh-CN"},
         "metadata": {"cart": "cart-7f3a"},
     }
 

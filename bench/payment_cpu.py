@@ -12,7 +12,8 @@ event loop's thread) for `python -m pstats FILE`.
 CPU time on a shared machine moves by 10% from run to run. For a count that does not,
 run one app under callgrind, which counts instructions only while the measured
 requests run (about a minute for 100 requests; `--no-worker` leaves paymend's worker
-out, whose sweeps follow the wall clock):
+out, whose sweeps follow the wall clock; what start-up made is frozen, `gc.freeze()`, as in
+`paymend serve`, so that a full collection in the window does not swing the count):
 
     python bench/payment_cpu.py [--requests 2000] [--postgres] [--profile paymend.prof]
     PAYMEND_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import subprocess
@@ -196,6 +198,8 @@ def main() -> int:
                     runtime = build_runtime(Settings(), role="serve")
                     try:
                         app = create_app(runtime, run_worker=not args.no_worker)
+                        gc.collect()  # as `paymend serve` does once started
+                        gc.freeze()
                         results["paymend"] = asyncio.run(
                             measure(
                                 app,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.propagate import extract
+from opentelemetry.context import Context, get_current
+from opentelemetry.propagate import extract, get_global_textmap
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymend.api.errors import error_body
@@ -222,7 +222,11 @@ def provider_signed(path: str) -> bool:
 
 def _caller_context(headers: dict[str, str]) -> Context:
     """The caller's trace (W3C `traceparent`) to join, unless its trace id holds a card
-    number: then a trace of our own, so no log line has to mask its trace id."""
+    number: then a trace of our own, so no log line has to mask its trace id. A request
+    without any header the propagators read (most) joins nothing: the current context,
+    what extracting would give, without asking each propagator."""
+    if headers.keys().isdisjoint(get_global_textmap().fields):
+        return get_current()
     context = extract(headers)
     caller = trace.get_current_span(context).get_span_context()
     if caller.is_valid and id_holds_card_number(format(caller.trace_id, "032x")):

@@ -28,6 +28,7 @@ __all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another process's lock
+_BUSY_KEY = "paymend_busy_timeout_ms"  # the connection's busy timeout now, in its info
 
 
 def redacted_url(url: str) -> str:
@@ -58,7 +59,7 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        def _on_connect(dbapi_conn: Any, record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -66,22 +67,29 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.close()
+            record.info[_BUSY_KEY] = BUSY_TIMEOUT_MS
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            # take the write lock up front: no deadlock when two processes upgrade a read
-            if not _no_wait.active:
+            # take the write lock up front: no deadlock when two processes upgrade a read.
+            # On the event loop never wait for it (busy timeout 0), on the thread wait;
+            # the timeout is changed only when the path changes, so the common BEGIN on
+            # the loop is one statement, not three
+            fairy = conn.connection
+            raw = fairy.dbapi_connection
+            assert raw is not None
+            on_loop = _no_wait.active
+            wanted = 0 if on_loop else BUSY_TIMEOUT_MS
+            if fairy.info.get(_BUSY_KEY) != wanted:
+                raw.execute(f"PRAGMA busy_timeout={wanted}")
+                fairy.info[_BUSY_KEY] = wanted
+            if not on_loop:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 return
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            raw.execute("PRAGMA busy_timeout=0")  # on the event loop: never wait for it
             try:
                 raw.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
                 raise _Busy from error  # another process writes: go the thread's way
-            finally:
-                raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
         return engine
     return sa.create_engine(

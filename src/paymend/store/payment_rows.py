@@ -38,6 +38,20 @@ def payment_row(p: Payment) -> dict[str, Any]:
     }
 
 
+def payment_changes(p: Payment) -> dict[str, Any]:
+    """The columns an update of a payment can change (its status, refunded amounts and
+    failure); the rest is fixed at insert, and writing it again would only re-encode
+    its metadata. `version` and `updated_at` are the repository's."""
+    return {
+        "status": p.status.value,
+        "amount_refunded": p.amount_refunded,
+        "amount_refund_pending": p.amount_refund_pending,
+        "failure_code": p.failure_code,
+        "failure_message": p.failure_message,
+        "trace_id": p.trace_id,
+    }
+
+
 def payment_from_row(row: sa.Row[Any]) -> Payment:
     return Payment(
         id=PaymentId(row.id),
@@ -86,6 +100,25 @@ def attempt_row(a: Attempt) -> dict[str, Any]:
         "trace_id": a.trace_id,
         "request": a.request,
         "created_at": a.created_at,
+        "finished_at": a.finished_at,
+        "next_action": a.next_action,
+    }
+
+
+def attempt_changes(a: Attempt) -> dict[str, Any]:
+    """The columns an update of an attempt can change: its outcome. Its payment,
+    sequence, channel, request and creation are fixed when it is written before the
+    call."""
+    return {
+        "status": a.status.value,
+        "provider_reference": a.provider_reference,
+        "raw_code": a.raw_code,
+        "raw_message": _clip(a.raw_message),
+        "unified_code": a.unified_code,
+        "decision": a.decision,
+        "reason": _clip(a.reason),
+        "latency_ms": a.latency_ms,
+        "trace_id": a.trace_id,
         "finished_at": a.finished_at,
         "next_action": a.next_action,
     }

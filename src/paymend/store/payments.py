@@ -22,7 +22,14 @@ from paymend.domain.payment import (
 )
 from paymend.store.instances import live_owner
 from paymend.store.jobs import JobStatus
-from paymend.store.payment_rows import attempt_from_row, attempt_row, payment_from_row, payment_row
+from paymend.store.payment_rows import (
+    attempt_changes,
+    attempt_from_row,
+    attempt_row,
+    payment_changes,
+    payment_from_row,
+    payment_row,
+)
 from paymend.store.pii import Vault, customer_columns
 from paymend.store.tables import ORDER_HOLDING, attempts, jobs, payments
 
@@ -31,38 +38,14 @@ T = TypeVar("T")
 
 
 # Statements are built once and executed with parameter dicts: SQLAlchemy caches their
-# compiled form, where `.values(**row)` would rebuild the statement on every call.
+# compiled form, where `.values(**row)` would rebuild the statement on every call. An
+# update sets only the columns that can change after insert (store/payment_rows.py).
 _INSERT_PAYMENT = payments.insert()
 _UPDATE_PAYMENT = payments.update().where(
     payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_version")
 )
-# What a payment's life changes; the rest (merchant, order, amount, method, bank,
-# region, customer, metadata, token, split) is fixed at insert. Writing only these spares
-# the indexes over the fixed columns, which the database would otherwise rewrite on
-# every status change.
-_MUTABLE = (
-    "status",
-    "amount_refunded",
-    "amount_refund_pending",
-    "failure_code",
-    "failure_message",
-    "trace_id",
-)
 _INSERT_ATTEMPT = attempts.insert()
 _UPDATE_ATTEMPT = attempts.update().where(attempts.c.id == sa.bindparam("b_id"))
-_ATTEMPT_OUTCOME = (
-    "status",
-    "provider_reference",
-    "raw_code",
-    "raw_message",
-    "unified_code",
-    "decision",
-    "reason",
-    "latency_ms",
-    "trace_id",
-    "finished_at",
-    "next_action",
-)
 _LOCK_ORDER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("b_lock")))
 # No ORDER BY: an order has a payment or two, sorted in Python; asked to sort by
 # created_at, SQLite walks the merchant's (merchant_id, created_at) index instead of the
@@ -98,11 +81,10 @@ def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | N
 
 
 def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
-    """Write what can change of `p` if nobody else did since it was read; bump its
-    version. The customer columns are written once, at insert: an update never touches
-    them (a payment read back holds no clear contact details to write)."""
-    row = payment_row(p)
-    values = {name: row[name] for name in _MUTABLE}
+    """Write `p` if nobody else did since it was read; bump its version. The customer
+    columns are written once, at insert: an update never touches them (a payment read
+    back holds no clear contact details to write)."""
+    values = payment_changes(p)
     values.update(version=p.version + 1, updated_at=now, b_id=p.id, b_version=p.version)
     result = conn.execute(_UPDATE_PAYMENT, values)
     if result.rowcount != 1:
@@ -263,10 +245,9 @@ def insert_attempt(conn: Connection, a: Attempt, owner: str | None = None) -> No
 
 
 def update_attempt(conn: Connection, a: Attempt) -> None:
-    """Write what a call told of `a`; its payment, channel, key, request and creation
-    time are fixed at insert (and indexed: rewriting them would rewrite their indexes)."""
-    row = attempt_row(a)
-    values = {name: row[name] for name in _ATTEMPT_OUTCOME}
+    """Write what a call told of `a` (store/payment_rows.py: its outcome); its payment,
+    channel, key, request and creation time are fixed at insert, and indexed."""
+    values = attempt_changes(a)
     values["b_id"] = a.id
     conn.execute(_UPDATE_ATTEMPT, values)
 
