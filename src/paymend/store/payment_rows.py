@@ -24,17 +24,12 @@ def payment_row(p: Payment) -> dict[str, Any]:
         "method": p.method,
         "bank": p.bank,
         "region": p.region,
-        "status": p.status.value,
-        "amount_refunded": p.amount_refunded,
-        "amount_refund_pending": p.amount_refund_pending,
         "metadata": p.metadata,
         "payment_token": p.token,
-        "failure_code": p.failure_code,
-        "failure_message": p.failure_message,
-        "trace_id": p.trace_id,
         "version": p.version,
         "updated_at": p.updated_at,
         "split": p.split,
+        **payment_changes(p),
     }
 
 
@@ -88,20 +83,10 @@ def attempt_row(a: Attempt) -> dict[str, Any]:
         "payment_id": a.payment_id,
         "seq": a.seq,
         "provider": a.provider,
-        "status": a.status.value,
         "idempotency_key": a.idempotency_key,
-        "provider_reference": a.provider_reference,
-        "raw_code": a.raw_code,
-        "raw_message": _clip(a.raw_message),
-        "unified_code": a.unified_code,
-        "decision": a.decision,
-        "reason": _clip(a.reason),
-        "latency_ms": a.latency_ms,
-        "trace_id": a.trace_id,
         "request": a.request,
         "created_at": a.created_at,
-        "finished_at": a.finished_at,
-        "next_action": a.next_action,
+        **attempt_changes(a),
     }
 
 
