@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paymend.health.diagnosis import Observation, diagnose
+from paymend.health.diagnosis import Observation, diagnose, rose
 
 CHANNELS, BANKS, REGIONS, METHODS = (
     ["sim_a", "sim_b"],
@@ -251,3 +251,10 @@ def test_an_incident_on_one_channel_of_a_bank_wide_fault_names_the_bank() -> Non
 def test_an_incident_whose_scope_did_not_fail_keeps_the_order_of_evidence() -> None:
     base, now = traffic(4000, 25), traffic(4000, 26, {"bank": "CMB"})
     assert diagnose(base, now, around={"region": "nowhere"}) == diagnose(base, now)
+
+
+def test_a_window_with_no_excess_of_failures_rose_nowhere() -> None:
+    """Asked of a window that fails exactly as its baseline did (here: never), a scope
+    did not rise, and asking divides by no excess."""
+    calm = [Observation({"channel": "sim_a", "code": None}, False, i / 10) for i in range(20)]
+    assert not rose(calm, calm, {"channel": "sim_a"})

@@ -167,10 +167,12 @@ class _Search:
         expected = n * rate
         share_p = expected / self.expected_now if self.expected_now > 0 else 0.0
         share_q = k / self.failed_now if self.failed_now > 0 else 0.0
+        # no excess in the window (`rose` asks of any scope): nothing to explain
+        power = (k - expected) / self.excess if self.excess > 0 else 0.0
         return Suspect(
             dict(scope),
             n,
-            (k - expected) / self.excess,
+            power,
             _js(share_p, share_q),
             k,
             expected,

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from paymend.risk.features import Subjects
 from paymend.risk.velocity import LONGEST_S, Seen
@@ -21,7 +23,16 @@ class RedisVelocity:
 
     @classmethod
     def from_url(cls, url: str) -> RedisVelocity:
-        return cls(redis.Redis.from_url(url))
+        # a payment falls back to the database's counters when Redis cannot answer, so
+        # it must not wait long for it: redis-py's default retries back off for seconds
+        return cls(
+            redis.Redis.from_url(
+                url,
+                socket_connect_timeout=0.5,
+                socket_timeout=0.5,
+                retry=Retry(NoBackoff(), 1),
+            )
+        )
 
     def _key(self, kind: str, subject: str, value: str) -> str:
         return f"{self.prefix}:{kind}:{subject}:{value}"
