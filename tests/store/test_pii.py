@@ -118,6 +118,8 @@ def test_the_blind_index_matches_one_contact_however_written(
         (None, DataKey.generate().encoded(), "PAYMEND_DATA_KEYS_OLD is set but PAYMEND_DATA_KEY"),
         (DataKey.generate().encoded(), "c2hvcnQ=", "PAYMEND_DATA_KEYS_OLD: must be base64"),
     ],
+    # fixed names: a generated key in a test's id would differ between runs
+    ids=["not-base64", "short", "old-without-current", "old-short"],
 )
 def test_a_malformed_key_is_refused_with_its_variable(
     current: str | None, old: str | None, words: str
