@@ -15,6 +15,7 @@ connector's wire code is measured too. Its `InProcess` names what differs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 import yaml
 from click.testing import CliRunner
 
@@ -60,6 +62,13 @@ class Connected:
     face_url: str
     channel: str
     body: dict[str, Any]
+    uvicorn: uvicorn.Server  # paymend's, serving on its own event loop
+
+    def drain_worker(self) -> None:
+        """Run the worker until nothing is due, on the server's event loop: the store's
+        SQLite turn is that loop's, and a second loop taking it would race the server."""
+        loop = self.uvicorn.servers[0].get_loop()
+        asyncio.run_coroutine_threadsafe(self.server.runtime.worker.drain(), loop).result(60)
 
     @property
     def notify_path(self) -> str:
@@ -149,7 +158,7 @@ def connected(
     server = Server(url, runtime, key, merchant_id)
     try:
         with server.client() as client:
-            yield Connected(server, face, client, config, face_url, channel, dict(body))
+            yield Connected(server, face, client, config, face_url, channel, dict(body), uv)
     finally:
         if face is not None:
             face.release()

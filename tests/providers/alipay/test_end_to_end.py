@@ -191,7 +191,7 @@ def test_a_late_success_after_failover_is_reversed_and_refunded(
         assert answer is not None and answer.text == "success"
         attempts = s.payment(payment["id"])["attempts"]
         assert [a["status"] for a in attempts] == ["reversed", "succeeded"]
-        asyncio.run(s.server.runtime.worker.drain())  # the worker sends the refund
+        s.drain_worker()  # the worker sends the refund
         (charge,) = s.gateway.channel.ledger.charged(trade(first["id"]))
         assert charge.refunded == charge.amount.minor  # the customer paid once
 

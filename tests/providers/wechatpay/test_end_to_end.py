@@ -208,7 +208,7 @@ def test_a_late_success_after_failover_is_reversed_and_refunded(
         assert answer is not None and answer.json() == ACK
         attempts = s.payment(payment["id"])["attempts"]
         assert [a["status"] for a in attempts] == ["reversed", "succeeded"]
-        asyncio.run(s.server.runtime.worker.drain())  # the worker sends the refund
+        s.drain_worker()  # the worker sends the refund
         (charge,) = s.api.channel.ledger.charged(first["id"])
         assert charge.refunded == charge.amount.minor  # the customer paid once
 
