@@ -42,8 +42,12 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# one pytest worker per core (PYTEST_WORKERS=0 runs them in this process): most tests
+# wait on their own servers and subprocesses, and one process leaves a core idle
+PYTEST_WORKERS ?= auto
+
 pytest:
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --durations=15
 
 ## bench: the engine, HTTP and outbox-lag benchmarks (PostgreSQL too when reachable);
 ## bench/scale_out.py needs PostgreSQL and Redis
