@@ -96,6 +96,8 @@ def test_an_incident_lists_the_payments_it_hurt_and_codes_lead_to_the_catalogue(
     assert 'data-raw="simulator:SYSTEM_ERROR"' in found.text
     assert 'href="/console/failures/provider_error"' in found.text
     entry = client.get("/console/failures/provider_error")
-    assert 'data-raw="simulator:SYSTEM_ERROR"' in entry.text
+    assert entry.text.count('data-raw="simulator:SYSTEM_ERROR"') == 1  # not in <title>
+    title = entry.text.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<" not in title and title.startswith("provider_error")
     none = client.get("/console/failures", params={"provider_code": "no-such-code"})
     assert "No provider code holds" in none.text
