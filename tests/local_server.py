@@ -3,7 +3,6 @@ real HTTP servers that stand in for providers' and chat tools' endpoints in test
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,11 +12,11 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from tests import ports
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 def start(app: Starlette, port: int) -> tuple[uvicorn.Server, threading.Thread]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,14 @@ import httpx
 import yaml
 
 from paymend.store.database import Store
+from tests import ports
 from tests.helpers import make_merchant
 
 START_S = 30.0  # bound on a process becoming ready (imports, migrations done before)
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return ports.free_port()
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:

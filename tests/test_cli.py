@@ -7,7 +7,6 @@ import contextlib
 import getpass
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from paymend.engine.clock import SystemClock
 from paymend.failures.classify import default_classifier
 from paymend.store import controls, keys, merchants, operators
 from paymend.store.database import Store
+from tests import ports
 
 
 @pytest.mark.parametrize(
@@ -470,10 +470,7 @@ def test_the_quick_start_demo_merchant_survives_a_lost_key_file(tmp_path: Path) 
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return ports.free_port()
 
 
 def test_a_bad_http_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
