@@ -160,6 +160,14 @@ def test_card_data_in_a_form_is_refused_before_anything_reads_it(console: Consol
     assert refused.status_code == 400
     assert "4111" not in refused.text
     assert count_rows(console.server.runtime.store) == before
+    # The CSRF field is the session's own hex digest, compared and never kept: a digit
+    # run in it that happens to pass Luhn is not card data; a forged one is refused.
+    forged = client.post(
+        "/console/controls",
+        data={"scope": "bank", "value": "CMB", "reason": "x", "csrf": "a4111111111111111b"},
+    )
+    assert forged.status_code == 403
+    assert count_rows(console.server.runtime.store) == before
 
 
 def test_after_log_in_only_console_pages_are_destinations(console: Console) -> None:
