@@ -51,6 +51,8 @@ def test_the_shipped_default_loads() -> None:
         (GOOD + "engine:\n  provider_timeout: soon\n", 8, "not a duration"),
         (GOOD + "instances:\n  heartbeat: 2s\n  dead_after: 3s\n", 9, "twice the heartbeat"),
         (GOOD + "idempotency:\n  claim_expires_after: 30s\n", 8, "longest checkout deadline"),
+        (GOOD + "engine:\n  settle_within: 2s\n", 8, "longer than the checkout deadline"),
+        (GOOD + "engine:\n  settle_within: 2d\n", 8, "at most 1 day"),
         (GOOD + "worker:\n  concurrency: 0\n", 8, "greater than or equal to 1"),
     ],
 )

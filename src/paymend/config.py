@@ -232,6 +232,18 @@ Channel = Annotated[
 class EngineConfig(_Strict):
     provider_timeout: Duration = 10.0
     checkout_deadline: Duration = 3.0
+    # retries and failover end this long after a payment is made, and with them any
+    # order the customer could still pay at the provider (a cashier page, a QR code)
+    settle_within: Duration = 300.0
+
+    @field_validator("settle_within")
+    @classmethod
+    def _after_the_checkout(cls, value: float, info: ValidationInfo) -> float:
+        if value <= info.data.get("checkout_deadline", 0.0):
+            raise ValueError("must be longer than the checkout deadline")
+        if value > 86400:
+            raise ValueError("must be at most 1 day (24h)")
+        return value
 
 
 class WorkerConfig(_Strict):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from paymend.domain.clock import Clock
 from paymend.domain.failure import Action, Decision, Failure, Kind
@@ -103,7 +103,9 @@ class AttemptLoop:
         attempt = run.attempts[-1]
         while True:
             if outcome is None:
-                outcome = await self.caller.authorize(payment, attempt, self.call_timeout(run))
+                outcome = await self.caller.authorize(
+                    payment, attempt, self.call_timeout(run), pay_by=self.pay_by(payment)
+                )
             following, inline, after_s = await self._after_call(
                 payment, run, attempt, outcome, status_known=status_known, finish=finish
             )
@@ -265,6 +267,13 @@ class AttemptLoop:
             return self.settings.settle_within_s
         spent = (self.clock.now() - payment.created_at).total_seconds()
         return self.settings.settle_within_s - spent
+
+    def pay_by(self, payment: Payment) -> datetime | None:
+        """The payment's deadline: retries and failover end there, so a charge the
+        customer could still make after it (an unpaid cashier page) must end there too."""
+        if payment.created_at is None:
+            return None
+        return payment.created_at + timedelta(seconds=self.settings.settle_within_s)
 
     def call_timeout(self, run: Run) -> float:
         """A call may not outlive its run: past the deadline the outcome is unknown and

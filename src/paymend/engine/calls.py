@@ -148,8 +148,16 @@ class Caller:
         self.clock = clock
 
     async def authorize(
-        self, payment: Payment, attempt: Attempt, timeout_s: float, *, authenticated: bool = False
+        self,
+        payment: Payment,
+        attempt: Attempt,
+        timeout_s: float,
+        *,
+        authenticated: bool = False,
+        pay_by: datetime | None = None,
     ) -> CallOutcome:
+        """Charge for the attempt. `pay_by`: the payment's deadline, after which a charge
+        is no longer taken (a connector whose unpaid orders can expire ends them there)."""
         request = ChargeRequest(
             idempotency_key=attempt.idempotency_key,
             payment_id=payment.id,
@@ -160,6 +168,7 @@ class Caller:
             region=payment.region,
             metadata=payment.metadata,
             authenticated=authenticated,
+            pay_by=pay_by,
         )
         provider = self.providers[attempt.provider]
         outcome = await call(self.clock, timeout_s, provider.authorize(request))

@@ -359,7 +359,11 @@ class PaymentService:
             outcome = await self.caller.confirm(attempt, self.attempts.call_timeout(run), details)
         else:
             outcome = await self.caller.authorize(
-                payment, attempt, self.attempts.call_timeout(run), authenticated=True
+                payment,
+                attempt,
+                self.attempts.call_timeout(run),
+                authenticated=True,
+                pay_by=self.attempts.pay_by(payment),
             )
         with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
             await self.attempts.drive(payment, run, outcome)

@@ -59,7 +59,11 @@ async def charge_authenticated(
         spare=routed.spare,
     )
     outcome = await service.caller.authorize(
-        payment, attempt, service.attempts.call_timeout(run), authenticated=True
+        payment,
+        attempt,
+        service.attempts.call_timeout(run),
+        authenticated=True,
+        pay_by=service.attempts.pay_by(payment),
     )
     with contextlib.suppress(Conflict):  # canceled meanwhile: nothing more to call
         await service.attempts.drive(payment, run, outcome)

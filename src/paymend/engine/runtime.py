@@ -341,6 +341,7 @@ def build_runtime(
             provider_timeout_s=config.engine.provider_timeout,
             routing=tuple(config.routing),
             checkout_deadline_s=config.engine.checkout_deadline,
+            settle_within_s=config.engine.settle_within,
         ),
         IdFactory(),
         health=health,

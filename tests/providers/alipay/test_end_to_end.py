@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
 
+from paymend.providers.alipay import mapping
 from paymend.sim.alipay_gateway import AlipayGateway, GatewayKeys
 from tests.helpers import count_rows
 from tests.providers.alipay.face import face, keys
@@ -60,6 +63,7 @@ def alipay_setup(
     *,
     fallback: bool = False,
     wrong_key: bool = False,
+    engine: dict[str, Any] | None = None,
     **faults: Any,
 ) -> Iterator[Setup]:
     credentials = keys().credentials()
@@ -84,6 +88,7 @@ def alipay_setup(
         body=BODY,
         face=face(**faults),
         fallback="alipay" if fallback else None,
+        engine=engine,
     ) as c:
         yield Setup(**vars(c))
 
@@ -224,7 +229,8 @@ def test_a_qr_code_payment_waits_for_the_buyer_and_settles_by_notification(
 def test_a_redirect_payment_sends_the_customer_to_alipays_page(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with alipay_setup(db_url, monkeypatch) as s:
+    engine = {"provider_timeout": "500ms", "checkout_deadline": "3s", "settle_within": "2m"}
+    with alipay_setup(db_url, monkeypatch, engine=engine) as s:
         s.gateway.auto_notify = True
         body = {**BODY, "order_id": "order-page", "metadata": {"alipay_flow": "page"}}
         del body["payment_token"]
@@ -234,6 +240,10 @@ def test_a_redirect_payment_sends_the_customer_to_alipays_page(
         assert action["type"] == "redirect"
         assert action["url"].startswith(f"{s.face_url}/gateway.do?")
         assert "method=alipay.trade.page.pay" in action["url"]
+        # the page expires with the payment: its deadline, the engine's settle_within
+        biz = json.loads(dict(parse_qsl(urlsplit(action["url"]).query))["biz_content"])
+        created = datetime.fromisoformat(payment["created_at"])
+        assert biz["time_expire"] == mapping.beijing_time(created + timedelta(seconds=120))
 
         page = httpx.get(action["url"])  # the customer's browser on Alipay's cashier page
         assert page.status_code == 200 and "/sim/pay/" in page.text
