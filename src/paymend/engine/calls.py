@@ -191,7 +191,11 @@ class Caller:
         queried = await query_call(
             self.clock,
             timeout_s,
-            provider.query(QueryRequest(attempt.idempotency_key, attempt.payment_id)),
+            provider.query(
+                QueryRequest(
+                    attempt.idempotency_key, attempt.payment_id, sent_at=attempt.created_at
+                )
+            ),
         )
         self._observe(attempt, queried, "query")
         return queried

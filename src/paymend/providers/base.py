@@ -79,6 +79,9 @@ class QueryRequest:
     idempotency_key: str
     payment_id: str
     details: Mapping[str, str] = field(default_factory=dict)
+    # when the charge was sent (its attempt's creation): a connector that must give up on
+    # an order some time after it was sent counts from here, whichever process sent it
+    sent_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

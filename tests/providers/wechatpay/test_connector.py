@@ -263,6 +263,29 @@ def test_a_payment_code_still_unconfirmed_after_30s_is_reversed_and_never_charge
     assert api.channel.ledger.charged(number) == []
 
 
+def test_another_process_times_a_payment_code_from_when_it_was_sent() -> None:
+    """A worker process that did not send the order reverses it 30 s after it was sent
+    (the attempt's creation, carried by the query), not 30 s after it first asked."""
+    clock, api, wechat = clocked()
+    worker = build(spec(transport=httpx.ASGITransport(app=api, raise_app_exceptions=False)), clock)
+    number = mapping.out_trade_no(KEY)
+    sent = clock.now()
+
+    async def go() -> list[tuple[ProviderOutcome, str | None]]:
+        await wechat.authorize(charge(token="sim_3ds"))  # USERPAYING, in the API process
+        clock.advance(20)
+        early = await worker.query(QueryRequest(KEY, "pay_1", sent_at=sent))
+        clock.advance(10)
+        late = await worker.query(QueryRequest(KEY, "pay_1", sent_at=sent))
+        return [(r.outcome, r.raw_code) for r in (early, late)]
+
+    assert asyncio.run(go()) == [
+        (ProviderOutcome.PENDING, "USERPAYING"),
+        (ProviderOutcome.DECLINED, "REVOKED"),  # 30 s after sending, 10 s after it first asked
+    ]
+    assert api.channel.ledger.charged(number) == []
+
+
 def test_a_payment_code_paid_but_never_confirmed_by_a_query_is_reversed_and_paid_back() -> None:
     clock, api, wechat = clocked()
     number = mapping.out_trade_no(KEY)

@@ -184,9 +184,11 @@ class WechatpayProvider:
             result = mapping.query(await self._query(number))
         except AnswerNotTrusted as exc:
             result = mapping.untrusted(self.name, exc)
-        return await self._settle_codepay(number, result)
+        return await self._settle_codepay(number, result, request.sent_at)
 
-    async def _settle_codepay(self, number: str, queried: ProviderResult) -> ProviderResult:
+    async def _settle_codepay(
+        self, number: str, queried: ProviderResult, sent_at: datetime | None = None
+    ) -> ProviderResult:
         """A payment-code order whose query gave no clear result (USERPAYING, no such
         order yet, an error) `reverse_after_s` after it was sent is reversed: 撤销,
         `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/reverse` with `appid` and
@@ -195,15 +197,22 @@ class WechatpayProvider:
         pays the buyer back if paid meanwhile: either way nothing stays charged, so the
         attempt ends DECLINED (`REVOKED`, the query's trade_state from then on). A
         reverse refused or unanswered leaves the query's answer: the next query tries
-        again. An order this process did not send is timed from its first USERPAYING."""
+        again. The time counts from when the order was sent (`sent_at`, the attempt's
+        creation, so any process's query agrees); without it, from when this process
+        sent it or first found it USERPAYING."""
         if queried.outcome in (ProviderOutcome.SUCCEEDED, ProviderOutcome.DECLINED):
             self._codepay_since.pop(number, None)
             return queried
         now = self.client.clock.monotonic()
+        codepay = number in self._codepay_since or queried.raw_code == mapping.USER_PAYING
         if queried.raw_code == mapping.USER_PAYING:
             self._codepay_since.setdefault(number, now)
         since = self._codepay_since.get(number)
-        if since is None or now - since < self.reverse_after_s:
+        if codepay and sent_at is not None:
+            elapsed: float | None = (self.client.clock.now() - sent_at).total_seconds()
+        else:
+            elapsed = None if since is None else now - since
+        if elapsed is None or elapsed < self.reverse_after_s:
             return queried
         try:
             answer = await self.client.call(
@@ -215,7 +224,7 @@ class WechatpayProvider:
             return queried  # the reverse's own outcome is unknown: asked again next time
         if answer.ok:
             self._codepay_since.pop(number, None)
-            why = f"reversed (撤销) after {now - since:.0f}s without a clear result"
+            why = f"reversed (撤销) after {elapsed:.0f}s without a clear result"
             return ProviderResult(ProviderOutcome.DECLINED, REVOKED, f"{why}; {answer.raw_message}")
         if answer.raw_code == mapping.NOT_EXIST or answer.status == 404:
             self._codepay_since.pop(number, None)
