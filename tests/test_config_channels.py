@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from paymend.cli import main
-from paymend.config import AlipayChannel, channel_credentials, load_config
+from paymend.config import channel_credentials, load_config
+from paymend.config.channels import AlipayChannel
 from paymend.datafiles import DataFileError
 from paymend.engine.clock import SystemClock
 from paymend.engine.runtime import build_channels

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from paymend.cli.base import env_settings, main, open_runtime
-from paymend.config import ConnectorChannel, channel_credentials, load_config, mask
+from paymend.config import channel_credentials, load_config, mask
+from paymend.config.channels import ConnectorChannel
 from paymend.customers.articles import build_help
 from paymend.customers.faq import load_faq
 from paymend.datafiles import DataFileError

@@ -11,14 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from paymend.config import (
-    ConnectorChannel,
-    PaymendConfig,
-    Settings,
-    SimulatorChannel,
-    channel_credentials,
-    load_config,
-)
+from paymend.config import PaymendConfig, Settings, channel_credentials, load_config
+from paymend.config.channels import ConnectorChannel, SimulatorChannel
 from paymend.datafiles import DataFileError
 from paymend.domain.clock import Clock
 from paymend.domain.errors import Unavailable

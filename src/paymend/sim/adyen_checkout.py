@@ -60,7 +60,7 @@ class FaceKeys:
         return cls(merchant_account, "AQE" + secrets.token_urlsafe(32), secrets.token_hex(32))
 
     def credentials(self) -> dict[str, str]:
-        """What a connector channel needs, by credential name (config.AdyenChannel)."""
+        """What a connector channel needs, by credential name (config/channels.py AdyenChannel)."""
         return {"api_key": self.api_key, "hmac_key": self.hmac_key}
 
 

@@ -66,7 +66,7 @@ class GatewayKeys:
         return cls(app_id, new(), new())
 
     def credentials(self) -> dict[str, str]:
-        """What a connector channel needs, by credential name (config.AlipayChannel)."""
+        """What a connector channel needs, by credential name (config/channels.py AlipayChannel)."""
         return {
             "app_private_key": signing.private_pem(self.app_private),
             "alipay_public_key": signing.public_pem(self.alipay_private.public_key()),

@@ -83,7 +83,8 @@ class MerchantKeys:
         )
 
     def credentials(self) -> dict[str, str]:
-        """What a connector channel needs, by credential name (config.WechatpayChannel)."""
+        """What a connector channel needs, by credential name
+        (config/channels.py WechatpayChannel)."""
         return {
             "mch_private_key": signing.private_pem(self.merchant_private),
             "api_v3_key": self.api_v3_key,

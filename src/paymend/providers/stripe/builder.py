@@ -10,7 +10,7 @@ from paymend.providers.stripe.client import DEFAULT_INTENT_PARAMS, StripeProvide
 
 
 def build(spec: ChannelSpec, clock: Clock) -> StripeProvider:
-    """A Stripe channel from its configuration (config.StripeChannel). A `return_url`
+    """A Stripe channel from its configuration (config/channels.py StripeChannel). A `return_url`
     lets customers be sent to 3-D Secure pages and back; without one, redirect-based
     methods stay off (DEFAULT_INTENT_PARAMS) and 3-D Secure completes in Stripe.js."""
     options = spec.options
