@@ -47,6 +47,7 @@ def test_a_processing_page_turns_to_succeeded_when_the_worker_settles_it(
     runtime = shop.server.runtime
     for _ in range(10):  # the worker's status queries, as many as it takes, bounded
         shop.clock.advance(60)
+        shop.on_server(runtime.presence.tick())  # the heartbeat at the moved clock
         shop.on_server(runtime.worker.sweep())
         if shop.on_server(runtime.service.get(waiting["id"])).payment.status.value != "processing":
             break
