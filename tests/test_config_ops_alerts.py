@@ -105,10 +105,13 @@ def test_wechat_needs_its_secret_and_then_is_a_channel(
     clock = LoopClock()
     svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
     monkeypatch.delenv("PAYMEND_WECHAT_APP_SECRET", raising=False)
+    link = {"link_key": b"k", "public_url": "https://pay.shop.cn"}  # the shipped policy's link
     with pytest.raises(DataFileError, match="PAYMEND_WECHAT_APP_SECRET is not set"):
-        build_customer_notices(config.notifications, tmp_path / "paymend.yaml", svc, clock)
+        build_customer_notices(config.notifications, tmp_path / "paymend.yaml", svc, clock, **link)
     monkeypatch.setenv("PAYMEND_WECHAT_APP_SECRET", "s3cret")
-    notices = build_customer_notices(config.notifications, tmp_path / "paymend.yaml", svc, clock)
+    notices = build_customer_notices(
+        config.notifications, tmp_path / "paymend.yaml", svc, clock, **link
+    )
     assert notices is not None
     assert isinstance(notices.channels[ChannelName.WECHAT], WechatSubscribeChannel)
     store.close()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from paymend.config import PaymendConfig, Settings
+from paymend.domain.status_links import verify
 from paymend.engine.runtime import build_runtime
 from paymend.store import controls, notices
 from tests.api.conftest import running
@@ -18,13 +19,20 @@ from tests.helpers import ManualClock
 
 # a channel that reaches customers, so notices are planned (nothing listens on port 9:
 # what is checked here is what the console asks for, not the delivery)
-NOTIFYING = {**CONSOLE_CONFIG, "notifications": {"email": "mailto://shop:pw@127.0.0.1:9"}}
+NOTIFYING = {
+    **CONSOLE_CONFIG,
+    "notifications": {"email": "mailto://shop:pw@127.0.0.1:9"},
+    "customers": {"public_url": "https://pay.shop.cn"},  # the shipped policy's signed link
+}
+LINK_KEY = "a-link-key-for-tests-only-0123456789"
 
 
 @pytest.fixture
 def notifying(sqlite_url: str, clock: ManualClock) -> Iterator[Console]:
     config = PaymendConfig.model_validate(NOTIFYING)
-    runtime = build_runtime(Settings(database_url=sqlite_url), config, clock=clock)
+    runtime = build_runtime(
+        Settings(database_url=sqlite_url, link_key=LINK_KEY), config, clock=clock
+    )
     with running(runtime) as server:
         yield Console(server, clock)
 
@@ -59,7 +67,10 @@ def test_support_queries_notes_links_and_resends_from_the_payment_page(
     assert sent.status_code == 303, sent.text
     (intent,) = store.run_sync(lambda c: notices.for_payment(c, failed["id"]))
     assert intent.kind == "finish_link"
-    assert intent.facts["link"] == f"https://pay.example.com/payments/{failed['id']}"
+    link_url = intent.facts["link"]  # no checkout_url for the shop: paymend's own page
+    assert link_url.startswith("https://pay.shop.cn/pay/")
+    opened = verify(LINK_KEY.encode(), link_url.rsplit("/", 1)[1], console.clock.now())
+    assert opened.payment_id == failed["id"]
     again = client.post(f"{url}/link", data={**link, "confirm": "yes"})
     assert again.status_code == 409  # one link per payment: send that notice again
 

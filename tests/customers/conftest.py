@@ -4,25 +4,30 @@ clock the test moves (links expire on it)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
-from collections.abc import Iterator
+import socket
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+import uvicorn
 
+from paymend.api.app import create_app
 from paymend.config import PaymendConfig, Settings
 from paymend.domain.ids import MerchantId
 from paymend.engine.runtime import build_runtime
 from paymend.store import merchants
-from tests.api.conftest import CONFIG, Server, serve
+from tests.api.conftest import CONFIG, Server, serve_asgi
 from tests.api.test_payments_api import BODY
 from tests.helpers import NOW, ManualClock
 
+T = TypeVar("T")
 LINK_KEY = "a-link-key-for-tests-only-0123456789"
 CHECKOUT = "https://shop.example/checkout?order={order_id}"
 SUPPORT = "mailto:help@shop.example"
@@ -33,6 +38,14 @@ SHOP_CONFIG = {**CONFIG, "customers": {"checkout_url": CHECKOUT, "link_ttl": "1d
 class Shop:
     server: Server
     clock: ManualClock
+    uvicorn: uvicorn.Server  # paymend's, serving on its own event loop
+
+    def on_server(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` (a worker's sweep, a read of the store) on the server's event loop:
+        the store's SQLite turn is that loop's, and a second loop taking it would race
+        the server's own requests and heartbeats."""
+        loop = self.uvicorn.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(work, loop).result(60)
 
     @property
     def url(self) -> str:
@@ -53,11 +66,18 @@ class Shop:
 
 
 @contextlib.contextmanager
-def shop_server(db: Path, clock: ManualClock, **settings: Any) -> Iterator[Shop]:
+def shop_server(
+    db: Path,
+    clock: ManualClock,
+    config: dict[str, Any] = SHOP_CONFIG,
+    sock: socket.socket | None = None,
+    **settings: Any,
+) -> Iterator[Shop]:
+    """The shop's server on `sock` if given (its URL known before it starts)."""
     url = f"sqlite:///{db}"
     runtime = build_runtime(
         Settings(database_url=url, link_key=LINK_KEY, **settings),
-        PaymendConfig.model_validate(SHOP_CONFIG),
+        PaymendConfig.model_validate(config),
         clock=clock,
     )
     merchant, key = runtime.store.run_sync(
@@ -65,9 +85,9 @@ def shop_server(db: Path, clock: ManualClock, **settings: Any) -> Iterator[Shop]
             conn, MerchantId("mer_shop"), "shop", NOW, {"support_contact": SUPPORT}
         )
     )
-    uv, thread, base = serve(runtime)
+    uv, thread, base = serve_asgi(create_app(runtime), runtime.settings, sock=sock)
     try:
-        yield Shop(Server(base, runtime, key, merchant.id), clock)
+        yield Shop(Server(base, runtime, key, merchant.id), clock, uv)
     finally:
         uv.should_exit = True
         thread.join(10)

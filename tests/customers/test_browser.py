@@ -2,32 +2,23 @@
 console's browser set-up): a processing payment's page turns to succeeded by itself
 when the worker settles it; a failed payment's page in 简体中文 offers another method
 and the right help article, and the feedback sent there reaches the report; a tampered
-link gets the clear page. With PAYMEND_CONSOLE_SCREENSHOTS=<folder> the screenshots
-docs/customers.md shows are saved there."""
+or expired link gets a clear page in the reader's language, not an error. With
+PAYMEND_CONSOLE_SCREENSHOTS=<folder> the screenshots docs/customers.md shows are saved
+there. The worker and the store are run on the server's own event loop (Shop.on_server)."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from paymend.domain.status_links import sign
 from paymend.engine.feedback import report
 from tests.console.test_browser import browser, shot  # noqa: F401 - the browser fixture
-from tests.customers.conftest import Shop
-
-T = TypeVar("T")
-
-
-def aside(work: Coroutine[Any, Any, T]) -> T:
-    """Run `work` on an event loop of its own thread: playwright's sync API holds one in
-    this thread."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, work).result()
+from tests.customers.conftest import LINK_KEY, Shop
 
 
 @pytest.fixture
@@ -56,8 +47,9 @@ def test_a_processing_page_turns_to_succeeded_when_the_worker_settles_it(
     runtime = shop.server.runtime
     for _ in range(10):  # the worker's status queries, as many as it takes, bounded
         shop.clock.advance(60)
-        aside(runtime.worker.sweep())
-        if aside(runtime.service.get(waiting["id"])).payment.status.value != "processing":
+        shop.on_server(runtime.presence.tick())  # the heartbeat at the moved clock
+        shop.on_server(runtime.worker.sweep())
+        if shop.on_server(runtime.service.get(waiting["id"])).payment.status.value != "processing":
             break
     # no reload: the page's own poll (htmx, every 2 s) brings the result
     expect(state).to_have_attribute("data-state", "succeeded", timeout=8000)
@@ -97,12 +89,20 @@ def test_a_failed_payment_in_chinese_offers_another_method_help_and_feedback(
     shot(zh_page, "customer-help-search-zh.png")
 
     # the report the team reads: the feedback is there, masked
-    found = aside(report(shop.server.runtime.store, shop.clock.now(), 7))
+    found = shop.on_server(report(shop.server.runtime.store, shop.clock.now(), 7))
     group = next(g for g in found.by["failure_code"] if g.value == "insufficient_funds")
     assert group.reasons["failed_again"] >= 1
     assert "余额够的，为什么失败？电话 ***5678" in group.examples
 
     token = urlsplit(failed["status_url"]).path.removeprefix("/pay/")
-    zh_page.goto(f"{shop.url}/pay/{token[:-3]}xyz")
+    tampered = zh_page.goto(f"{shop.url}/pay/{token[:-3]}xyz")
+    assert tampered is not None and tampered.status == 404
     expect(zh_page.get_by_role("alert")).to_contain_text("此链接无效")
     shot(zh_page, "customer-bad-link-zh.png")
+    # the same payment's link, signed by the shop's key, a second past its expiry
+    stale = sign(LINK_KEY.encode(), failed["id"], shop.clock.now() - timedelta(seconds=1))
+    expired = zh_page.goto(f"{shop.url}/pay/{stale}")
+    assert expired is not None and expired.status == 410
+    expect(zh_page.get_by_role("alert")).to_contain_text("此链接已过期")
+    expect(zh_page.get_by_role("heading", level=1)).to_have_text("无法显示此支付")
+    expect(zh_page.locator("#state")).to_have_count(0)  # nothing of the payment shows

@@ -126,8 +126,24 @@ def test_feedback_reaches_the_cli_report_and_the_console_page(shop: Shop) -> Non
     console.operator("sup-fb", "support")
     support = console.login("sup-fb")
     page = support.get("/console/feedback")
-    support.close()
     assert page.status_code == 200
     table = page.text[page.text.index('data-dimension="failure_code"') :]
     row = table[table.index('data-value="expired_card"') :]
     assert "<td data-count>" in row and "where is my bank?" in row
+    # the console's menu leads there, marked as the page one is on
+    assert '<a href="/console/feedback" aria-current="page">Feedback</a>' in page.text
+    assert '<a href="/console/feedback" >Feedback</a>' in support.get("/console/payments").text
+    # in 简体中文, every heading in the console's words
+    support.cookies.set("paymend_console_locale", "zh-CN")
+    zh = support.get("/console/feedback").text
+    support.close()
+    assert '<a href="/console/feedback" aria-current="page">顾客反馈</a>' in zh
+    for words in ("<h1>顾客反馈</h1>", "<h2>按失败原因</h2>", "<h2>按银行</h2>", "<th>不满意</th>"):
+        assert words in zh
+    assert "最近 7 天：" in zh and "By failure code" not in zh
+    # a viewer may not read customers' words: no link to a page that would refuse them
+    console.operator("view-fb", "viewer")
+    viewer = console.login("view-fb")
+    assert "/console/feedback" not in viewer.get("/console/health").text
+    assert viewer.get("/console/feedback").status_code == 403
+    viewer.close()

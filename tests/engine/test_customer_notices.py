@@ -7,6 +7,7 @@ Time is the virtual loop's: the hold delay and the retry schedule pass in moment
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from paymend.domain.events import EventType
 from paymend.domain.ids import MerchantId
 from paymend.domain.payment import PaymentStatus
+from paymend.domain.status_links import verify
 from paymend.engine.clock import LoopClock
 from paymend.engine.customer_notices import CustomerNotices
 from paymend.engine.ids import IdFactory
@@ -44,6 +46,7 @@ from tests.notify.test_email_channel import Inbox
 from tests.notify.test_email_channel import smtp as smtp  # the SMTP server fixture
 
 HOLD_S = 120.0
+LINK_KEY = b"notices-link-key"
 DEADLINE_S = 3.0
 
 
@@ -99,8 +102,17 @@ def setup(store: Store, endpoint: str, policy: Policy | None = None) -> Setup:
         templates=Templates(),
         channels={ChannelName.SMS: sms_channel},
         checkout_deadline_s=DEADLINE_S,
+        link_key=LINK_KEY,
+        public_url="https://pay.shop.cn",
     )
     return Setup(svc, notices_, clock)
+
+
+def opens(link: str, now: datetime) -> tuple[str | None, str]:
+    """The payment a notice's link opens (signed, paymend's own page) and its language."""
+    assert link.startswith("https://pay.shop.cn/pay/"), link
+    token, _, query = link.removeprefix("https://pay.shop.cn/pay/").partition("?lang=")
+    return verify(LINK_KEY, token, now).payment_id, query
 
 
 async def late_failure(s: Setup, worker: Worker, mid: MerchantId, order: str = "o-1") -> str:
@@ -156,7 +168,7 @@ def test_a_late_failure_sends_one_sms_after_the_hold_with_next_step_and_link(
         assert got["PhoneNumbers"] == "+8613812345678"
         assert got["TemplateCode"] == "SMS_PAYMEND_FAILED"
         params = got["params"]
-        assert params["link"] == f"https://pay.example.com/payments/{pid}"
+        assert opens(params["link"], s.clock.now()) == (pid, "zh-CN")
         # the catalogue's next step for a timeout that did not charge, in Chinese
         steps = s.svc.classifier.messages.render("provider_timeout", "zh-CN", support_contact=None)
         assert params["step"] == steps.suggestions[0][:35] and params["amount"] == "¥50.00"
@@ -218,9 +230,8 @@ def test_two_workers_and_a_replayed_relay_never_send_twice(
         for _ in range(int(HOLD_S // 10) + 3):
             await s.clock.sleep(10)
             await asyncio.gather(one.sweep(), two.sweep())
-        assert sorted(d["params"]["link"].rsplit("/", 1)[1] for d in gateway.delivered) == sorted(
-            pids
-        )
+        told = sorted(opens(d["params"]["link"], s.clock.now())[0] or "" for d in gateway.delivered)
+        assert told == sorted(pids)
 
     run_virtual(scenario())
 
@@ -331,7 +342,9 @@ def test_a_worker_that_dies_holding_notice_jobs_leaves_them_to_the_next_once(
         for _ in range(3):
             await s.clock.sleep(worker.settings.lease_s + 1)  # any lease long gone
             await restarted.sweep()
-        links = sorted(d["params"]["link"].rsplit("/", 1)[1] for d in gateway.delivered)
+        links = sorted(
+            opens(d["params"]["link"], s.clock.now())[0] or "" for d in gateway.delivered
+        )
         assert links == sorted(pids)
         assert {i["status"] for i in intents(store)} == {"sent"}
 
@@ -422,7 +435,8 @@ def test_an_invalid_number_falls_back_to_email_on_a_real_smtp_server(
         assert envelope.rcpt_tos == ["li@example.com"]
         html = mail.get_body(("html",))
         assert html is not None
-        assert f"https://pay.example.com/payments/{view.payment.id}" in html.get_content()
+        (link,) = re.findall(r'href="(https://pay\.shop\.cn/pay/[^"]+)"', html.get_content())
+        assert opens(link, s.clock.now()) == (view.payment.id, "zh-CN")
         (intent,) = intents(store)
         assert intent["status"] == "sent" and intent["channel"] == "email"
         assert "sms: isv.MOBILE_NUMBER_ILLEGAL" in intent["reason"]

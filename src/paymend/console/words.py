@@ -1,6 +1,7 @@
 """More of the console's words (i18n.py merges them into its table): the emergency
-controls, the customer-service actions on a payment, incidents' payments and the log-in
-limits. Every key is in both languages with the same placeholders (tests/console)."""
+controls, the customer-service actions on a payment, incidents' payments, what customers
+say (the feedback page) and the log-in limits. Every key is in both languages with the
+same placeholders (tests/console)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,21 @@ WORDS: dict[str, dict[str, str]] = {
         "while it lasted.",
         "incident.payment": "Payment",
         "incident.at": "Call at (UTC)",
+        "nav.feedback": "Feedback",
+        "feedback.title": "What customers say",
+        "feedback.period": "The last {days} days: {total} (the {days} days before: {before})",
+        "feedback.by.failure_code": "By failure code",
+        "feedback.by.channel": "By channel",
+        "feedback.by.method": "By method",
+        "feedback.by.bank": "By bank",
+        "feedback.by.step": "By step",
+        "feedback.value": "Value",
+        "feedback.count": "Count",
+        "feedback.trend": "Change",
+        "feedback.unhappy": "Unhappy",
+        "feedback.reasons": "Reasons",
+        "feedback.examples": "Latest words",
+        "feedback.none": "No feedback yet.",
         "failure.provider_code": "A provider's code",
         "failure.find": "Find",
         "failure.provider": "Provider",
@@ -121,6 +137,21 @@ WORDS: dict[str, dict[str, str]] = {
         "incident.no_payments": "事件期间，其范围内没有因技术原因失败的支付。",
         "incident.payment": "支付",
         "incident.at": "调用时间（UTC）",
+        "nav.feedback": "顾客反馈",
+        "feedback.title": "顾客反馈",
+        "feedback.period": "最近 {days} 天：{total} 条（之前 {days} 天：{before} 条）",
+        "feedback.by.failure_code": "按失败原因",
+        "feedback.by.channel": "按通道",
+        "feedback.by.method": "按支付方式",
+        "feedback.by.bank": "按银行",
+        "feedback.by.step": "按环节",
+        "feedback.value": "取值",
+        "feedback.count": "数量",
+        "feedback.trend": "变化",
+        "feedback.unhappy": "不满意",
+        "feedback.reasons": "原因",
+        "feedback.examples": "最新留言",
+        "feedback.none": "暂无反馈。",
         "failure.provider_code": "渠道返回码",
         "failure.find": "查找",
         "failure.provider": "渠道",

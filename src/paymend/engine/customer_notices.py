@@ -83,15 +83,18 @@ class CustomerNotices:
         checkout_deadline_s: float,
         link_key: bytes | None = None,
         link_ttl_s: float = 30 * 86400.0,
+        public_url: str | None = None,
     ) -> None:
         """`channels`: what carries each of the policy's channel names; a name without
         one is skipped with that reason. `link_key` signs the customer's status link
-        where the policy's `status_url` has a `{token}` (domain/status_links.py)."""
+        (domain/status_links.py): paymend's own page, `{public_url}/pay/{token}`, unless
+        the policy names a `status_url` of its own."""
         self.store, self.clock, self.ids = store, clock, ids
         self.vault, self.messages, self.policy = vault, messages, policy
         self.templates, self.channels = templates, dict(channels)
         self.deadline = timedelta(seconds=checkout_deadline_s)
         self.link_key, self.link_ttl = link_key, timedelta(seconds=link_ttl_s)
+        self.public_url = public_url.rstrip("/") if public_url else None
 
     # -- from the outbox ---------------------------------------------------------------
 
@@ -260,11 +263,18 @@ class CustomerNotices:
 
         return write
 
-    def status_url(self, payment_id: str, now: datetime) -> str:
-        """The policy's link for the payment, its `{token}` signed to expire later."""
+    def status_url(self, payment_id: str, now: datetime, locale: str | None = None) -> str:
+        """The customer's link to the payment: the policy's `status_url`, its `{token}`
+        signed to expire later; without one, paymend's own status page in the customer's
+        `locale` (docs/customers.md). Empty when no link can be made (no key or no public
+        URL: notice_setup.py refuses to start that way, so only a bare set-up meets it)."""
         key = self.link_key
         token = status_links.sign(key, payment_id, now + self.link_ttl) if key else ""
-        return self.policy.status_url.format(payment_id=payment_id, token=token)
+        if self.policy.status_url is not None:
+            return self.policy.status_url.format(payment_id=payment_id, token=token)
+        if not token or self.public_url is None:
+            return ""
+        return f"{self.public_url}/pay/{token}" + (f"?lang={locale}" if locale else "")
 
     def _render(
         self, intent: repo.Intent, kind: NoticeKind, support: str, now: datetime
@@ -291,7 +301,7 @@ class CustomerNotices:
                 text.detail,
                 text.suggestions,
                 # a finish link (engine/care.py) carries its own: the shop's checkout
-                str(facts.get("link") or self.status_url(intent.payment_id, now)),
+                str(facts.get("link") or self.status_url(intent.payment_id, now, locale)),
                 support,
                 now,
             )

@@ -24,19 +24,30 @@ def build_customer_notices(
     *,
     link_key: bytes | None = None,
     link_ttl_s: float = 30 * 86400.0,
+    public_url: str | None = None,
 ) -> CustomerNotices | None:
     """None when no channel is configured: no notice is planned at all. A broken policy
     or template refuses to start (DataFileError names the file and line), and so does a
-    policy whose `status_url` has a `{token}` without a link key to sign it."""
+    link that cannot be made: a `status_url` with a `{token}` and no link key to sign
+    it, or none at all (paymend's own status page) without the key and
+    `customers.public_url`, since a notice has no request to take the server's URL from."""
     if not config.enabled:
         return None
     policy_path = config.policy_path(config_path)
     policy = load_policy(policy_path)
-    if "{token}" in policy.status_url and link_key is None:
+    if "{token}" in (policy.status_url or "") and link_key is None:
         raise DataFileError(
             str(policy_path or "notify/policy.yaml"),
             None,
             "status_url: {token} needs PAYMEND_LINK_KEY (the key customers' links are signed with)",
+        )
+    if policy.status_url is None and (link_key is None or public_url is None):
+        raise DataFileError(
+            str(config_path),
+            None,
+            "notifications: customers are sent their status page's link (/pay/{token}): it "
+            "needs PAYMEND_LINK_KEY and customers.public_url (or the notification policy's "
+            "own status_url)",
         )
     templates = Templates()
     channels: dict[ChannelName, Channel] = {}
@@ -98,4 +109,5 @@ def build_customer_notices(
         checkout_deadline_s=service.settings.checkout_deadline_s,
         link_key=link_key,
         link_ttl_s=link_ttl_s,
+        public_url=public_url,
     )

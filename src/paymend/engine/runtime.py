@@ -354,6 +354,7 @@ def build_runtime(
         clock,
         link_key=link_key,
         link_ttl_s=config.customers.link_ttl,
+        public_url=config.customers.public_url,
     )
     webhooks = WebhookSender(store, clock, service.ids, consumers=[notices.plan] if notices else ())
     routes_path = config.ops_alerts.routes_path(path)

@@ -32,7 +32,8 @@ def _pick(rng: random.Random, shares: dict[str, float]) -> str:
     return rng.choices(names, [shares[n] for n in names])[0]
 
 
-def _truth(rng: random.Random, scenario: Scenario, t: float) -> str:
+def truth_at(rng: random.Random, scenario: Scenario, t: float) -> str:
+    """A payer's truth drawn from the scenario's shares at `t` (a payer fault shifts them)."""
     shares = {k: getattr(scenario.payers, k) for k in PAYER_TRUTHS}
     for fault in scenario.faults:
         if fault.kind == "payer" and fault.at <= t < fault.end:
@@ -66,6 +67,6 @@ def arrivals(scenario: Scenario) -> list[Arrival]:
                 _pick(rng, scenario.regions),
                 _pick(rng, scenario.banks),
                 round(math.exp(rng.uniform(lo, hi))),
-                _truth(rng, scenario, t),
+                truth_at(rng, scenario, t),
             )
         )

@@ -70,7 +70,8 @@ def summarize(run: Run) -> dict[str, Any]:
     tried = run.records.attempts
     catalogue = default_classifier().catalogue
     attacks = {a.payment_id for a in run.fraud.arrivals} if run.fraud else set()
-    status = Counter(r.status for pid, r in rows.items() if pid not in attacks)  # lab/fraud.py
+    again = run.journeys.payment_ids() if run.journeys else set()  # lab/journeys.py
+    status = Counter(r.status for pid, r in rows.items() if pid not in attacks | again)
     n = len(run.arrivals)
     wins = sum(status[s] for s in SUCCESS)
     judged = verdicts(run)
@@ -98,7 +99,9 @@ def summarize(run: Run) -> dict[str, Any]:
     latencies = [a.latency_s * 1000 for a in run.arrivals if a.latency_s is not None]
     succeeded_channel = {pid: a.provider for pid, a in attempt_rows if a.status == "succeeded"}
     costs = [scenario.channels[ch].cost_bps for ch in succeeded_channel.values()]
-    messages = Counter(r.failure_code for r in rows.values() if r.status == "failed")
+    messages = Counter(
+        r.failure_code for pid, r in rows.items() if r.status == "failed" and pid not in again
+    )
     limits = limits_for(scenario)
     regret: list[tuple[Arrival, str]] = []
     violations = []
@@ -186,7 +189,12 @@ def summarize(run: Run) -> dict[str, Any]:
         "unknown_unresolved": unresolved,
         "p50_latency_ms": round(percentile(latencies, 0.5), 1) if latencies else None,
         "p99_latency_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
-        "retries_per_payment": round((len(attempt_rows) - len(tried)) / n, 4) if n else 0.0,
+        "retries_per_payment": round(
+            (sum(1 for pid, _ in attempt_rows if pid not in again) - len(set(tried) - again)) / n,
+            4,
+        )
+        if n
+        else 0.0,
         "avg_cost_bps": round(sum(costs) / len(costs), 2) if costs else None,
         "messages": dict(sorted(messages.items(), key=lambda kv: (-kv[1], str(kv[0])))),
         "faults": faults,
@@ -200,8 +208,18 @@ def summarize(run: Run) -> dict[str, Any]:
             if run.fraud
             else {}
         ),
+        **(
+            run.journeys.figures(run.arrivals, lambda pid: _status_of(rows, pid))
+            if run.journeys
+            else {}
+        ),
         "wall_s": round(run.wall_s, 2),
     }
+
+
+def _status_of(rows: dict[str, Any], payment_id: str | None) -> str | None:
+    found = rows.get(payment_id or "")
+    return None if found is None else str(found.status)
 
 
 def _ordered(counts: Counter[str]) -> dict[str, int]:

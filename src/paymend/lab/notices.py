@@ -8,6 +8,7 @@ the engine seals and indexes, and the planner reads each late outcome's payment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,10 +38,13 @@ class LabInbox:
     clock: Clock
     name: str = "lab_sms"
     received: list[str] = field(default_factory=list)  # dedupe keys, in arrival order
+    heard: Callable[[str], None] | None = None  # the customer reads it (lab/journeys.py)
 
     async def send(self, message: Message) -> Sent:
         await self.clock.sleep(GATEWAY_S)
         self.received.append(message.dedupe_key)
+        if self.heard is not None:
+            self.heard(message.dedupe_key)
         return Sent(True, 0)
 
     async def close(self) -> None:

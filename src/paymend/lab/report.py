@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from paymend.lab.fraud import FRAUD_FIGURES
+from paymend.lab.journeys import JOURNEY_FIGURES
 from paymend.lab.metrics import HEADLINE, percentile, succeeded, verdicts
 from paymend.lab.naive import NaiveCheckout
 from paymend.lab.notices import NOTICE_FIGURES
@@ -175,6 +176,7 @@ def write_report(run: Run, summary: dict[str, Any], folder: Path) -> Path:
         *[f"| {k} | {summary.get(k)} |" for k in HEADLINE],
         *[f"| {k} | {summary[k]} |" for k in NOTICE_FIGURES if k in summary],
         *[f"| {k} | {summary[k]} |" for k in FRAUD_FIGURES if k in summary],
+        *[f"| {k} | {summary[k]} |" for k in JOURNEY_FIGURES if k in summary],
         "",
         "## Faults",
         "",

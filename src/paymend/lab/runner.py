@@ -44,6 +44,7 @@ from paymend.lab.arrivals import Arrival, arrivals
 from paymend.lab.faces import ConnectorChannel, connector_channel, gather, payment_code
 from paymend.lab.fate import Fates
 from paymend.lab.fraud import Fraud
+from paymend.lab.journeys import Context, Journeys
 from paymend.lab.notices import LabInbox, lab_notices, notice_figures, phone_of
 from paymend.lab.oracle import Limits, Verdict
 from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
@@ -103,6 +104,7 @@ class Run:
     connectors: dict[str, ConnectorChannel] = field(default_factory=dict)  # lab/faces.py
     notices: dict[str, Any] = field(default_factory=dict)  # lab/notices.py, when asked
     fraud: Fraud | None = None  # lab/fraud.py: the attacks and the risk verdicts
+    journeys: Journeys | None = None  # lab/journeys.py: what customers did after a failure
 
 
 def run(
@@ -116,7 +118,7 @@ def run(
     ends, also when it fails."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
-    result = Run(scenario, policy, fraud=Fraud(scenario))
+    result = Run(scenario, policy, fraud=Fraud(scenario), journeys=Journeys(scenario))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder:
         db_path = Path(folder) / "schema.db"
@@ -131,6 +133,7 @@ async def _run(
     clock = LoopClock()
     store = ThrowawayStore(db_path)
     fraud = result.fraud or Fraud(scenario)
+    journeys = result.journeys or Journeys(scenario)
     try:
         fates = Fates(scenario)
         settings = settings_for(scenario, policy)
@@ -163,28 +166,43 @@ async def _run(
         stop = asyncio.Event()
         worker_task = None
         worker = None
+        tally = _Tally(progress)
+
+        async def failure_code(payment_id: str) -> str | None:
+            return (await service.get(payment_id)).payment.failure_code
+
+        async def pay_again(original: Arrival, follow_up: Arrival) -> None:
+            buyers[follow_up.n] = follow_up
+            await _pay(service, scenario, clock, follow_up, tally, fraud, journey, original)
+
+        journey = _Journey(
+            journeys, Context(clock, service.classifier.messages, failure_code, pay_again)
+        )
         if policy != "naive":  # a checkout without paymend has no worker either
             runner = PlaybookRunner(service, load_playbooks(DEFAULT_PATH))
-            notices = lab_notices(service, clock, LabInbox(clock)) if scenario.notices else None
+            inbox = LabInbox(clock, heard=journey.heard)
+            notices = lab_notices(service, clock, inbox) if scenario.notices else None
             webhooks = WebhookSender(
                 store, clock, service.ids, consumers=[notices.plan] if notices else ()
             )
             registry = paymend_jobs(service, webhooks, notices)
             worker = Worker(service, WorkerSettings(interval_s=1.0), webhooks, runner, registry)
             worker_task = asyncio.create_task(worker.run(stop))
-        tally = _Tally(progress)
         desk = asyncio.create_task(_three_d_secure(service, clock, stop, fraud))
         checkouts: list[asyncio.Task[None]] = []
         for arrival in fraud.merged(arrivals(scenario)):
             await clock.sleep(arrival.t - clock.monotonic())
             (fraud.arrivals if fraud.is_attack(arrival) else result.arrivals).append(arrival)
             buyers[arrival.n] = arrival
-            pay = _pay(service, scenario, clock, arrival, tally, fraud)
+            pay = _pay(service, scenario, clock, arrival, tally, fraud, journey)
             checkouts.append(asyncio.create_task(pay))
         await asyncio.gather(*checkouts)
         if worker is not None:
             worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
+        await journeys.settle()  # customers told at the checkout come back to pay
         await _drain(service, clock, worker)
+        while await journeys.settle():  # ...and those a notice told during the drain
+            await _drain(service, clock, worker)
         stop.set()
         await desk
         if worker_task is not None:
@@ -225,6 +243,21 @@ async def _drain(service: PaymentService, clock: LoopClock, worker: Worker | Non
         return
 
 
+@dataclass(frozen=True, slots=True)
+class _Journey:
+    """The run's customer journeys with what they need of it (lab/journeys.py)."""
+
+    journeys: Journeys
+    context: Context
+
+    def answered(self, a: Arrival, failure_code: str | None) -> None:
+        self.journeys.paid(a)
+        self.journeys.answered(a, failure_code, self.context)
+
+    def heard(self, dedupe_key: str) -> None:
+        self.journeys.notice(dedupe_key, self.context)
+
+
 @dataclass(slots=True)
 class _Tally:
     progress: Progress | None
@@ -245,13 +278,18 @@ async def _pay(
     a: Arrival,
     tally: _Tally,
     fraud: Fraud,
+    journey: _Journey,
+    original: Arrival | None = None,
 ) -> None:
     """The checkout: one payment, as the shop's backend sends it. With connector channels
-    the buyer shows a payment code (Alipay's and WeChat Pay's face-to-face payment)."""
+    the buyer shows a payment code (Alipay's and WeChat Pay's face-to-face payment). A
+    customer paying again (lab/journeys.py) pays the `original` payment's order, as its
+    customer."""
     wallet = any(c.type != "simulator" for c in scenario.channels.values())
+    who = original or a
     cmd = PayCommand(
         merchant_id=MERCHANT,
-        order_id=f"order-{a.n}",
+        order_id=f"order-{who.n}",
         amount=Money(a.amount, scenario.currency),
         method=a.method,
         bank=a.bank,
@@ -260,9 +298,9 @@ async def _pay(
         # no earlier failure of theirs to look up (the repeat-failure query would scan
         # every payment of the hour); with fraud, the customer and their signals
         customer=Customer(
-            fraud.customer_id(a), "zh-CN", phone=phone_of(a.n) if scenario.notices else None
+            fraud.customer_id(who), "zh-CN", phone=phone_of(who.n) if scenario.notices else None
         ),
-        metadata={TRUTH_KEY: a.truth, ARRIVAL_KEY: str(a.n), **fraud.signals(a)},
+        metadata={TRUTH_KEY: a.truth, ARRIVAL_KEY: str(a.n), **fraud.signals(who)},
         token=payment_code(a.n) if wallet else None,
     )
     start = clock.monotonic()
@@ -275,7 +313,9 @@ async def _pay(
         a.latency_s = clock.monotonic() - start
         a.payment_id = view.payment.id
         a.status = view.payment.status.value
-    tally.answered(a, start)
+        journey.answered(a, view.payment.failure_code)
+    if original is None:
+        tally.answered(a, start)
 
 
 async def _three_d_secure(

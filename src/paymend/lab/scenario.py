@@ -131,6 +131,15 @@ class Fault(_Strict):
         return self.at + self.for_
 
 
+class Journeys(_Strict):
+    """What customers do after a failed payment (lab/journeys.py): a customer told of a
+    next step follows it with probability `follow_advice`, `return_after` later, paying
+    the order again with another method."""
+
+    follow_advice: Share = 0.5
+    return_after: Duration = Field(60.0, ge=0)
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1)
     seed: int = 0
@@ -149,6 +158,8 @@ class Scenario(_Strict):
     notices: bool = False
     # risk control and good customers with identities, attacked (lab/fraud.py)
     fraud: Fraud | None = None
+    # each failed payment's customer journey: told a next step, paid again another way
+    journeys: Journeys | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -140,9 +140,10 @@ class Policy(BaseModel):
     failure_hold: Seconds = 120.0
     quiet_hours: QuietHours | None = None
     max_per_customer_per_hour: int = Field(3, ge=1, le=100)
-    # `{payment_id}` is filled in, or `{token}`: the customer's signed status link token
-    # (`https://pay.shop.cn/pay/{token}`, paymend's own status page)
-    status_url: str = Field(min_length=1)
+    # the shop's own page for a payment, `{payment_id}` or `{token}` (the signed status
+    # link's token) filled in; unset: paymend's own status page, the signed link
+    # `{customers.public_url}/pay/{token}?lang=…` (docs/customers.md)
+    status_url: str | None = Field(None, min_length=1)
     support: str = Field(min_length=1, max_length=120)
     retry: list[Seconds] = Field(default_factory=lambda: [10.0, 60.0, 300.0], max_length=10)
     events: dict[NoticeKind, Rule]
@@ -158,7 +159,9 @@ class Policy(BaseModel):
 
     @field_validator("status_url")
     @classmethod
-    def _status_url(cls, value: str) -> str:
+    def _status_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         named = "{payment_id}" in value or "{token}" in value
         if not value.startswith(("https://", "http://")) or not named:
             raise ValueError("an http(s) URL with {payment_id} or {token} in it")
