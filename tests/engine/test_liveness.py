@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from paymend.engine.liveness import LivenessSettings, Presence, process_started, this_host
-from paymend.store import instances
+from paymend.store import instances, jobs
 from paymend.store.database import Store
 from paymend.store.instances import Instance
 from tests.helpers import NOW, ManualClock
@@ -132,3 +132,23 @@ def test_a_clean_stop_is_recorded_and_a_stall_taken_for_death_heals(store: Store
         await first.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_stalled_process_does_not_take_its_own_running_job_for_an_orphan(store: Store) -> None:
+    """A worker whose heartbeat looks stale (its loop stalled) is still alive: its next
+    sweep must not claim the job it is running again (a notice sent twice); another
+    process takes the job, as an orphan's."""
+    other(store, "ins_me", 4242, local=False, heartbeat_age_s=60)
+    store.run_sync(lambda c: jobs.enqueue(c, "job_1", jobs.JobKind.SEND_NOTICE, "pay_1", NOW, NOW))
+
+    def claim(owner: str) -> list[str]:
+        taken = store.run_sync(
+            lambda c: jobs.claim(
+                c, NOW, timedelta(seconds=30), 10, owner=owner, dead_after=timedelta(seconds=5)
+            )
+        )
+        return [j.id for j in taken]
+
+    assert claim("ins_me") == ["job_1"]
+    assert claim("ins_me") == []  # its own lease: not an orphan to itself
+    assert claim("ins_other") == ["job_1"]  # to another process, its owner looks dead

@@ -95,10 +95,13 @@ def claim(
 ) -> list[Job]:
     """Take up to `limit` due jobs (of `kinds` only, if given) for `lease`; nobody else
     gets them meanwhile. A job leased by an owner that is not alive (given `dead_after`)
-    is taken at once."""
+    is taken at once, unless that owner is the claimer itself: a process whose heartbeat
+    only looks stale (its loop stalled) is alive, and may still be running that job."""
     free = sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
     if dead_after is not None:
         orphaned = sa.and_(jobs.c.owner.is_not(None), ~live_owner(jobs.c.owner, now, dead_after))
+        if owner is not None:
+            orphaned = sa.and_(orphaned, jobs.c.owner != owner)
         free = sa.or_(free, orphaned)
     if kinds is not None:
         free = sa.and_(free, jobs.c.kind.in_([k.value for k in kinds]))
