@@ -3,12 +3,14 @@ PostgreSQL, with zero-latency simulated channels."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -21,6 +23,8 @@ from paymend.config import PaymendConfig, Settings
 from paymend.domain.clock import Clock
 from paymend.engine.runtime import Runtime, build_runtime
 from tests.helpers import make_merchant
+
+T = TypeVar("T")
 
 CONFIG = {
     "seed": 3,
@@ -39,6 +43,14 @@ class Server:
     runtime: Runtime
     key: str
     merchant_id: str
+    uvicorn: uvicorn.Server | None = None  # set by `running`: its event loop is the server's
+
+    def on_loop(self, work: Coroutine[Any, Any, T], timeout_s: float = 60) -> T:
+        """Run `work` (the worker's, the playbooks') on the server's own event loop: the
+        store's SQLite turn is that loop's, and a second loop taking it would race it."""
+        assert self.uvicorn is not None, "a server `running` started"
+        loop = self.uvicorn.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(work, loop).result(timeout_s)
 
     def client(self, key: str | None = None) -> httpx.Client:
         return httpx.Client(
@@ -88,7 +100,7 @@ def running(runtime: Runtime) -> Iterator[Server]:
     merchant_id, key = make_merchant(runtime.store)
     uv, thread, url = serve(runtime)
     try:
-        yield Server(url, runtime, key, merchant_id)
+        yield Server(url, runtime, key, merchant_id, uv)
     finally:
         uv.should_exit = True
         thread.join(10)

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -89,11 +90,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 404, 409]
 include-operation-id = ["provider_notification"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 404, 409]
 """
-# A silence ends within the next 30 days: a time the document cannot place relative to
-# now, so generated times are mostly refused with 400.
+# A silence ends within the next 30 days, a control within the next 7: times the
+# document cannot place relative to now, so generated times are mostly refused with 400.
 OPS_CHECKS = """
 [[operations]]
-include-operation-id = ["add_silence"]
+include-operation-id = ["add_silence", "add_control", "preview_control"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401]
 # Releasing a held payment while a control (set earlier in the same run) pauses every
 # channel of its method answers 503 `payment_method_unavailable`, as documented.
@@ -150,13 +151,18 @@ def contract_server(db_url: str) -> Iterator[Server]:
         yield server
 
 
+def tomorrow() -> str:
+    """An end time within the 7 days a control may last (the server's clock is the wall's)."""
+    return (datetime.now(UTC) + timedelta(days=1)).isoformat()
+
+
 def something_to_look_at(server: Server, admin: str) -> None:
     """What operators work on, so the ops API's lists are not empty and its links lead
     somewhere: a held payment (under a hold set through the API) and incidents, one
     resolved."""
     ops = {"Authorization": f"Bearer {admin}"}
     hold = {"kind": "hold", "scope": "bank", "value": "CMB", "amount_above": 1000}
-    hold |= {"currency": "CNY", "reason": "contract test"}
+    hold |= {"currency": "CNY", "reason": "contract test", "ends_at": tomorrow()}
     assert httpx.post(f"{server.url}/v1/ops/controls", json=hold, headers=ops).status_code == 201
     with server.client() as merchant:
         held = merchant.post("/v1/payments", json={**BODY, "amount": 5000, "bank": "CMB"})

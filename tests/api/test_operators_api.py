@@ -19,6 +19,7 @@ from tests.api.conftest import CONFIG, Server, running, running_on
 from tests.helpers import NOW, ManualClock, count_rows, make_operator
 
 PAUSE = {"kind": "pause", "scope": "bank", "value": "CMB", "reason": "maintenance"}
+PAUSE["ends_at"] = (NOW + timedelta(days=1)).isoformat()  # the clock starts an hour past NOW
 REVIEW = {"cause": "c", "resolution": "r", "lessons": "l"}
 
 
@@ -102,6 +103,7 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/v1/ops/payments?merchant_id=mer_shop&order_id=o-1", None, "support"),
     ("GET", "/v1/ops/payments/pay_nope", None, "support"),
     ("POST", "/v1/ops/controls", PAUSE, "ops"),
+    ("POST", "/v1/ops/controls/preview", PAUSE, "ops"),
     ("POST", "/v1/ops/controls/ctl_nope/end", {"reason": "r"}, "ops"),
     ("POST", "/v1/ops/payments/pay_nope/release", {"reason": "r"}, "ops"),
     ("POST", "/v1/ops/payments/pay_nope/reject", {"reason": "r"}, "ops"),

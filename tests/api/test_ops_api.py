@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from paymend.config import PaymendConfig, Settings
 from paymend.engine.runtime import build_runtime
-from tests.api.conftest import CONFIG, Server, running
+from tests.api.conftest import CONFIG, Server, running, running_on
 from tests.api.test_payments_api import BODY
-from tests.helpers import count_rows, make_operator
+from tests.helpers import NOW, ManualClock, count_rows, make_operator
+
+# these servers run on the wall clock: a control ends a day after the tests began
+ENDS_AT = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
 @pytest.fixture
@@ -30,6 +34,7 @@ def test_pausing_a_channel_reroutes_and_resuming_restores(
         "/v1/ops/controls",
         json={
             "kind": "pause",
+            "ends_at": ENDS_AT,
             "scope": "channel",
             "value": "sim_a",
             "reason": "acquirer incident",
@@ -62,6 +67,7 @@ def test_a_paused_bank_fails_fast_with_a_message_to_use_another_method(
         "/v1/ops/controls",
         json={
             "kind": "pause",
+            "ends_at": ENDS_AT,
             "scope": "bank",
             "value": "ICBC",
             "method": "card",
@@ -86,6 +92,7 @@ def test_forcing_a_route(api: httpx.Client, ops: httpx.Client) -> None:
         "/v1/ops/controls",
         json={
             "kind": "force_route",
+            "ends_at": ENDS_AT,
             "scope": "channel",
             "value": "sim_b",
             "method": "card",
@@ -100,19 +107,37 @@ def test_bad_controls_change_nothing(server: Server, ops: httpx.Client) -> None:
     before = count_rows(server.runtime.store)
     cases = [
         (
-            {"kind": "force_route", "scope": "bank", "value": "ICBC", "reason": "x"},
+            {
+                "kind": "force_route",
+                "ends_at": ENDS_AT,
+                "scope": "bank",
+                "value": "ICBC",
+                "reason": "x",
+            },
             "control_invalid",
         ),
         (
-            {"kind": "pause", "scope": "channel", "value": "sim_z", "reason": "x"},
+            {
+                "kind": "pause",
+                "ends_at": ENDS_AT,
+                "scope": "channel",
+                "value": "sim_z",
+                "reason": "x",
+            },
             "channel_unknown",
         ),
         (
-            {"kind": "pause", "scope": "channel", "value": "sim_a", "reason": ""},
+            {
+                "kind": "pause",
+                "ends_at": ENDS_AT,
+                "scope": "channel",
+                "value": "sim_a",
+                "reason": "",
+            },
             "parameter_invalid",
         ),
         (
-            {"kind": "pause", "scope": "channel", "value": "sim_a"},
+            {"kind": "pause", "ends_at": ENDS_AT, "scope": "channel", "value": "sim_a"},
             "parameter_missing",
         ),
     ]
@@ -127,7 +152,14 @@ def test_bad_controls_change_nothing(server: Server, ops: httpx.Client) -> None:
 def test_a_holds_amount_is_an_integer_never_a_boolean(server: Server, ops: httpx.Client) -> None:
     """`"amount_above": true` once held every payment above 1 minor unit."""
     before = count_rows(server.runtime.store)
-    hold = {"kind": "hold", "scope": "bank", "value": "CMB", "currency": "CNY", "reason": "x"}
+    hold = {
+        "kind": "hold",
+        "ends_at": ENDS_AT,
+        "scope": "bank",
+        "value": "CMB",
+        "currency": "CNY",
+        "reason": "x",
+    }
     for above in (True, "1000", 1000.0):
         refused = ops.post("/v1/ops/controls", json={**hold, "amount_above": above})
         assert refused.status_code == 400, (above, refused.text)
@@ -142,6 +174,7 @@ def test_held_payments_wait_in_the_queue_until_ops_release_or_reject(
         "/v1/ops/controls",
         json={
             "kind": "hold",
+            "ends_at": ENDS_AT,
             "scope": "bank",
             "value": "CMB",
             "amount_above": 100_00,
@@ -185,7 +218,7 @@ def test_a_hold_without_an_amount_is_refused(server: Server, ops: httpx.Client) 
     before = count_rows(server.runtime.store)
     refused = ops.post(
         "/v1/ops/controls",
-        json={"kind": "hold", "scope": "bank", "value": "CMB", "reason": "r"},
+        json={"kind": "hold", "ends_at": ENDS_AT, "scope": "bank", "value": "CMB", "reason": "r"},
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "amount_above"
@@ -204,6 +237,7 @@ def test_bad_reviews_change_nothing(server: Server, ops: httpx.Client) -> None:
         "/v1/ops/controls",
         json={
             "kind": "hold",
+            "ends_at": ENDS_AT,
             "scope": "bank",
             "value": "CMB",
             "amount_above": -1,
@@ -214,7 +248,13 @@ def test_bad_reviews_change_nothing(server: Server, ops: httpx.Client) -> None:
     assert count_rows(server.runtime.store) == before
 
 
-PAUSE_CMB = {"kind": "pause", "scope": "bank", "value": "CMB", "reason": "CMB maintenance"}
+PAUSE_CMB = {
+    "kind": "pause",
+    "ends_at": ENDS_AT,
+    "scope": "bank",
+    "value": "CMB",
+    "reason": "CMB maintenance",
+}
 
 
 def test_the_actor_is_the_operator_and_a_body_cannot_name_one(
@@ -347,6 +387,7 @@ def test_without_a_list_any_sound_bank_or_region_is_taken(ops: httpx.Client) -> 
 
 HOLD = {
     "kind": "hold",
+    "ends_at": ENDS_AT,
     "scope": "bank",
     "value": "CMB",
     "amount_above": 100_00,
@@ -392,3 +433,59 @@ def test_a_hold_needs_a_known_currency_and_other_controls_take_none(
         error = response.json()["error"]
         assert (error["code"], error["param"]) == (code, param), body
     assert count_rows(server.runtime.store) == before
+
+
+def test_a_control_is_previewed_then_set_with_an_end_within_seven_days(db_url: str) -> None:
+    """The preview counts the payments of the last hour the control would have touched
+    and writes nothing; the control needs an end, later than now and at most 7 days
+    ahead, and lifts itself then (on the server's clock)."""
+    clock = ManualClock(NOW + timedelta(hours=1))
+    with running_on(db_url, clock) as server, server.client() as api:
+        key = make_operator(server.runtime.store, "ops-lin", "ops")
+        ops = server.client(key)
+        for i in range(3):
+            api.post("/v1/payments", json={**BODY, "order_id": f"o-{i}", "bank": "CMB"})
+        api.post("/v1/payments", json={**BODY, "order_id": "o-icbc"})
+        clock.advance(30 * 60)
+        before = count_rows(server.runtime.store)
+        end = clock.now() + timedelta(minutes=15)
+        pause = {**PAUSE_CMB, "ends_at": end.isoformat()}
+        preview = ops.post("/v1/ops/controls/preview", json=pause)
+        assert preview.status_code == 200, preview.text
+        shown = preview.json()
+        assert (shown["object"], shown["touched"]) == ("control_preview", 3)  # not ICBC's
+        assert shown["since"] == (clock.now() - timedelta(hours=1)).isoformat()
+        assert shown["control"]["ends_at"] == end.isoformat()
+        assert count_rows(server.runtime.store) == before  # nothing set, nothing audited
+        clock.advance(31 * 60)  # the payments are more than an hour old now
+        pause["ends_at"] = (clock.now() + timedelta(minutes=15)).isoformat()
+        assert ops.post("/v1/ops/controls/preview", json=pause).json()["touched"] == 0
+
+        week = timedelta(days=7)
+        for ends_at, code in [
+            (None, "parameter_missing"),
+            ((clock.now() + week + timedelta(seconds=1)).isoformat(), "parameter_invalid"),
+            (clock.now().isoformat(), "parameter_invalid"),
+            ("2026-03-01T14:00:00", "parameter_invalid"),  # no time zone
+        ]:
+            body = {k: v for k, v in pause.items() if k != "ends_at"}
+            if ends_at is not None:
+                body["ends_at"] = ends_at
+            for path in ("/v1/ops/controls/preview", "/v1/ops/controls"):
+                refused = ops.post(path, json=body)
+                assert refused.status_code == 400, (path, ends_at, refused.text)
+                error = refused.json()["error"]
+                assert (error["code"], error["param"]) == (code, "ends_at"), ends_at
+        assert count_rows(server.runtime.store) == before
+
+        pause["ends_at"] = (clock.now() + week).isoformat()  # the longest it may last
+        made = ops.post("/v1/ops/controls", json=pause)
+        assert made.status_code == 201, made.text
+        assert made.json()["ends_at"] == (clock.now() + week).isoformat()
+        assert [c["id"] for c in ops.get("/v1/ops/controls").json()["data"]] == [made.json()["id"]]
+        clock.advance(week.total_seconds())
+        assert ops.get("/v1/ops/controls").json()["data"] == []  # lifted at its end
+        viewer = server.client(make_operator(server.runtime.store, "vi-an", "viewer"))
+        assert viewer.post("/v1/ops/controls/preview", json=pause).status_code == 403
+        ops.close()
+        viewer.close()

@@ -8,6 +8,7 @@ PAYMEND_CONSOLE_SCREENSHOTS=<folder> they save the screenshots docs/console.md s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +19,9 @@ import httpx
 import pytest
 
 from paymend.config import PaymendConfig, Settings
+from paymend.domain.incident import Incident
 from paymend.engine.runtime import build_runtime
+from paymend.store import incidents
 from paymend.store.migrate import upgrade
 from tests.api.conftest import running
 from tests.api.test_payments_api import BODY
@@ -195,3 +198,114 @@ def test_refund_part_of_a_payment_from_its_page(
     expect(refund).to_contain_text("2.50 CNY")
     expect(refund).to_contain_text("one item out of stock")
     expect(page.locator('li[data-kind="audit"]')).to_contain_text("operator:ops-lin")
+
+
+def test_grant_a_compensation_from_a_payments_page(
+    page: Page, live: tuple[Console, dict[str, Any]]
+) -> None:
+    console, declined = live
+    log_in(page, console)
+    page.goto(f"{console.url}/console/payments/{declined['id']}")
+    page.locator("summary", has_text="Grant a compensation").click()  # folded
+    form = page.locator('form[action$="/compensate"]')
+    form.get_by_label("Kind").select_option("credit")
+    form.get_by_label("Amount (minor units)").fill("300")
+    form.get_by_label("Reason").fill("declined twice at checkout")
+    form.get_by_label("I confirm this compensation to the customer").check()
+    form.get_by_role("button", name="Grant a compensation").click()
+    expect(page.get_by_role("status")).to_contain_text("Compensation cmp_")
+    granted = page.locator('li[data-kind="compensation"]')
+    expect(granted).to_contain_text("Compensation credit: 3.00 CNY by operator:ops-lin")
+    expect(granted).to_contain_text("declined twice at checkout")
+
+
+def test_pause_a_bank_see_it_on_the_health_page_and_resume_it(
+    page: Page, live: tuple[Console, dict[str, Any]]
+) -> None:
+    console, _ = live
+    log_in(page, console)
+    form = page.locator("#new-control")
+    form.locator('select[name="kind"]').select_option("pause")
+    form.locator('select[name="scope"]').select_option("bank")
+    form.get_by_label("Name").fill("ICBC")
+    form.locator('select[name="ends_in"]').select_option("15")
+    form.get_by_label("Reason", exact=True).fill("ICBC maintenance window")
+    form.get_by_role("button", name="Preview").click()
+    # every card payment of the fixture went to ICBC within the hour
+    touched = page.locator("[data-touched]")
+    expect(touched).to_contain_text("In the last hour it would have stopped")
+    assert int(touched.get_attribute("data-touched") or 0) >= 8
+    page.get_by_label("I confirm this control and its end time").check()
+    page.get_by_role("button", name="Pause now").click()
+    expect(page.get_by_role("status")).to_have_text("Paused bank:ICBC.")
+    row = page.locator('tr[data-control="pause bank:ICBC"]')
+    expect(row).to_contain_text("ICBC maintenance window")
+    expect(row).to_contain_text("operator:ops-lin")
+    with console.server.client() as api:
+        refused = api.post("/v1/payments", json={**BODY, "order_id": "during-pause"}).json()
+    assert refused["status"] == "failed", refused  # no channel may take an ICBC card now
+    row.get_by_placeholder("Reason").fill("window over")
+    row.get_by_role("button", name="Resume").click()
+    expect(page.locator('tr[data-control="pause bank:ICBC"]')).to_have_count(0)
+
+
+def test_acknowledge_and_review_the_incident_of_a_channel_outage(
+    page: Page, live: tuple[Console, dict[str, Any]]
+) -> None:
+    """As in the lab: sim_b, the one channel for WeChat Pay, refuses every connection
+    until its circuit opens; the playbooks (run on the server's loop, as the worker does)
+    open an incident; ops acknowledge it, the channel comes back, the incident resolves
+    by itself, and ops review it."""
+    console, _ = live
+    server, clock = console.server, console.clock
+    sim_b = server.runtime.simulators["sim_b"]
+    playbooks = server.runtime.worker.playbooks
+    assert playbooks is not None
+
+    def pay(n: int, tag: str) -> list[str]:
+        with server.client() as api:
+            wallet = {**BODY, "method": "wechat_pay", "bank": None}
+            statuses = []
+            for i in range(n):
+                body = {**wallet, "order_id": f"{tag}-{i}"}
+                statuses.append(api.post("/v1/payments", json=body).json()["status"])
+                clock.advance(1)
+        return statuses
+
+    def channel_down() -> list[Incident]:
+        found = server.runtime.store.run_sync(lambda c: incidents.search(c, None, None, 50))
+        return [i for i in found if i.playbook == "channel-down"]
+
+    sim_b.settings = dataclasses.replace(sim_b.settings, outage=True)
+    assert "succeeded" not in pay(6, "outage")
+    server.on_loop(playbooks.tick())
+    (opened,) = channel_down()
+
+    log_in(page, console)
+    page.get_by_role("link", name="Incidents").click()
+    page.locator(f'tr[data-incident="{opened.id}"] a').click()
+    expect(page.get_by_role("heading", name=opened.title)).to_contain_text("open")
+    page.get_by_label("Reason").fill("on it: sim_b refuses connections")
+    page.get_by_role("button", name="Acknowledge: I am on it").click()
+    expect(page.get_by_role("status")).to_have_text("Acknowledged.")
+    expect(page.locator("dl.facts")).to_contain_text("operator:ops-lin")
+    expect(page.locator('li[data-kind="action"]').first).to_be_visible()  # the playbook's
+
+    sim_b.settings = dataclasses.replace(sim_b.settings, outage=False)
+    clock.advance(11)  # the circuit's first wait: probes pass and close it
+    assert pay(5, "back") == ["succeeded"] * 5
+    server.on_loop(playbooks.tick())
+    clock.advance(31)  # clear for the playbook's `recover: {after: 30s}`
+    server.on_loop(playbooks.tick())
+    (resolved,) = channel_down()
+    assert resolved.status.value == "resolved"
+
+    page.reload()
+    expect(page.get_by_role("heading", name=opened.title)).to_contain_text("resolved")
+    page.get_by_label("Cause").fill("sim_b refused connections for a minute")
+    page.get_by_label("Fix").fill("none: WeChat Pay has no second channel")
+    page.get_by_label("Lessons and follow-ups").fill("page sooner on refused connections")
+    page.get_by_role("button", name="Save the review").click()
+    expect(page.get_by_role("status")).to_have_text("Review saved.")
+    expect(page.locator("dl.facts").last).to_contain_text("page sooner on refused connections")
+    shot(page, "incident.png")

@@ -62,6 +62,26 @@ def test_the_health_page_shows_each_channel_with_its_badge_and_figures(
     assert re.findall(r'data-badge="(\w+)"', live.text)[:2] == ["healthy", "idle"]
 
 
+def test_the_health_page_shows_each_bank_and_region_across_every_channel(
+    sqlite_console: Console,
+) -> None:
+    """A bank whose cards fail on both channels is failing as a bank, whichever channel
+    took them; another bank of the same channels stays healthy."""
+    console = sqlite_console
+    for i in range(3):
+        broken = {**BODY, "order_id": f"icbc-{i}", "payment_token": "sim_error_system_error"}
+        _pay(console, broken)
+        _pay(console, {**BODY, "order_id": f"cmb-{i}", "bank": "CMB", "region": "CN-North"})
+    client = console.login(console.operator("vera", "viewer"))
+    across = client.get("/console/health").text.split('id="across"')[1].split("</details>")[0]
+    scopes = re.findall(r'<tr data-scope="([^"]+)">.*?data-badge="(\w+)"', across)
+    assert scopes[0] == ("bank=ICBC", "failing")  # worst first
+    assert ("bank=CMB", "healthy") in scopes and ("region=CN-North", "healthy") in scopes
+    icbc = across.split('data-scope="bank=ICBC"')[1].split("</tr>")[0]
+    calls = int(re.findall(r"<td>(\d+)</td>", icbc)[-1])
+    assert calls > 3  # every call of its payments, on sim_a and on sim_b
+
+
 def test_the_chart_series_counts_each_call_once(console: Console) -> None:
     for i in range(3):
         _pay(console, {**BODY, "order_id": f"order-{i}"})

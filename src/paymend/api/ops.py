@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
 
 from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Ops, Support, Viewer
@@ -22,6 +30,7 @@ from paymend.api.views import payment_json
 from paymend.domain.errors import ControlExists
 from paymend.domain.printable import refused_class, unprintable
 from paymend.engine import review
+from paymend.engine.controls import LONGEST, PREVIEW_SPAN
 from paymend.engine.payments import PaymentView
 from paymend.engine.runtime import Runtime
 from paymend.store import controls as repo
@@ -78,6 +87,9 @@ class ControlIn(BaseModel):
     currency: Currency | None = Field(
         None, description="hold: the ISO 4217 currency of `amount_above`; only its payments"
     )
+    ends_at: AwareDatetime = Field(
+        description=f"when it lifts itself: later than now, at most {LONGEST.days} days ahead"
+    )
     reason: Text
 
 
@@ -100,41 +112,59 @@ async def list_controls(request: Request, _: Viewer) -> JSONResponse:
     return JSONResponse(shapes.ControlList(object="list", data=[control_json(c) for c in active]))
 
 
+CONTROL_REFUSALS = (
+    400,
+    [
+        "control_invalid",
+        "channel_unknown",
+        "bank_unknown",
+        "region_unknown",
+        "method_unknown",
+        "currency_unsupported",
+    ],
+)
+
+
+@router.post(
+    "/controls/preview",
+    summary="What a control would do: the payments of the last hour it would have touched",
+    description=needs("ops")
+    + " Checked as `POST /v1/ops/controls` checks it; nothing is set or written.",
+    response_model=shapes.ControlPreview,
+    responses=errors(CONTROL_REFUSALS),
+)
+async def preview_control(body: ControlIn, request: Request, who: Ops) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    control, touched = await runtime.service.controls.preview(
+        body.kind, body.scope, body.value, body.method, body.reason, runtime.known,
+        body.amount_above, body.currency, body.ends_at,
+    )  # fmt: skip
+    since = control.created_at - PREVIEW_SPAN
+    return JSONResponse(
+        shapes.ControlPreview(
+            object="control_preview",
+            control=control_json(control),
+            touched=touched,
+            since=since.isoformat(),
+        )
+    )
+
+
 @router.post(
     "/controls",
     status_code=201,
     summary="Pause a channel, bank or region; force a route; hold large payments",
     description=needs("ops"),
     response_model=shapes.Control,
-    responses=errors(
-        (
-            400,
-            [
-                "control_invalid",
-                "channel_unknown",
-                "bank_unknown",
-                "region_unknown",
-                "method_unknown",
-                "currency_unsupported",
-            ],
-        ),
-        (409, ["control_exists"]),
-    ),
+    responses=errors(CONTROL_REFUSALS, (409, ["control_exists"])),
 )
 async def add_control(body: ControlIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     try:
         control = await runtime.service.controls.set(
-            body.kind,
-            body.scope,
-            body.value,
-            body.method,
-            body.reason,
-            who.actor,
-            runtime.known,
-            body.amount_above,
-            body.currency,
-        )
+            body.kind, body.scope, body.value, body.method, body.reason, who.actor,
+            runtime.known, body.amount_above, body.currency, body.ends_at,
+        )  # fmt: skip
     except ControlExists as exists:
         found = exists.existing
         refused = error_body(exists.code, exists.message)

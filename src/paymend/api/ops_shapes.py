@@ -51,6 +51,20 @@ class Control(TypedDict):
     currency: Annotated[
         str | None, doc("a hold: the currency of `amount_above`; null: every currency")
     ]
+    ends_at: Annotated[
+        Timestamp | None, doc("when it lifts itself; null: a playbook's, ended on recovery")
+    ]
+
+
+class ControlPreview(TypedDict):
+    """The control `POST /v1/ops/controls` would set (not set: its id is kept nowhere)
+    and how many payments since `since` (the last hour) it would have touched: stopped
+    (a pause), sent elsewhere first (a forced route) or held for review (a hold)."""
+
+    object: Literal["control_preview"]
+    control: Control
+    touched: Annotated[int, doc("payments created since `since` it applies to")]
+    since: Timestamp
 
 
 class ControlList(TypedDict):

@@ -31,6 +31,7 @@ def control_json(c: Control) -> shapes.Control:
         "ended_by": c.ended_by,
         "amount_above": c.amount_above,
         "currency": c.currency,
+        "ends_at": _ts(c.ends_at),
     }
 
 

@@ -15,12 +15,12 @@ from fastapi.responses import Response
 from paymend.console.web import PREFIX, Action, action_form, render
 from paymend.domain.errors import PaymendError
 from paymend.domain.roles import Role
+from paymend.engine.controls import LONGEST
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 CONTROL_ROLE = Role.OPS
 # what the form offers for its end (minutes); a later end is typed in as a UTC time
 ENDS_IN = (15, 60, 240, 720, 1440)
-LONGEST = timedelta(days=7)  # an emergency control, not a configuration change
 KINDS = ("pause", "force_route", "hold")
 
 
@@ -40,7 +40,7 @@ def _ends_at(action: Action) -> datetime | str:
         if not minutes.isdigit() or int(minutes) not in ENDS_IN:
             return "control.ends_required"
         at = now + timedelta(minutes=int(minutes))
-    if not now < at <= now + LONGEST:
+    if not now < at <= now + LONGEST:  # the engine refuses it too; this says it in words
         return "control.ends_invalid"
     return at
 

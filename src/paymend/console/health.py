@@ -1,6 +1,8 @@
 """The live health page's figures: per channel, and per bank, region and method within
-it, read from the health book the engine records every call in (health/book.py), with a
-badge by the configured thresholds; plus the active controls and open incidents.
+it, and per bank and region across every channel (what tells "CMB is down" from "sim_a
+is down for CMB"), read from the health book the engine records every call in
+(health/book.py), with a badge by the configured thresholds; plus the active controls
+and open incidents.
 
 Rates count what the channel answered (successes, technical failures, unknowns), as the
 breakers and playbooks do: a card declined for lack of funds shows the channel works.
@@ -84,6 +86,7 @@ class HealthPage:
     controls: list[Control]
     incidents: list[Incident]
     config: ConsoleConfig
+    across: list[ScopeHealth]  # banks and regions over every channel, worst first
 
 
 def _window(book: Health, key: str, now: float, last_s: float) -> WindowStats | None:
@@ -91,12 +94,44 @@ def _window(book: Health, key: str, now: float, last_s: float) -> WindowStats | 
     return book.stats(key, now, last_s) if last_s <= 60.0 else book.history(key, now, last_s)
 
 
+def _judged(book: Health, key: str, now: float) -> Figures:
+    return Figures.of(book.history(key, now, BADGE_WINDOW_S))
+
+
+def _worst_first(scopes: list[ScopeHealth]) -> list[ScopeHealth]:
+    scopes.sort(key=lambda s: (s.figures.success_rate or 0.0, -s.figures.calls))
+    return scopes[:MAX_SCOPES]
+
+
+def across_channels(runtime: Runtime, now: float) -> list[ScopeHealth]:
+    """Each bank and region over every channel it called (the `*|bank=CMB` windows the
+    bank-down playbook reads), last five minutes, worst first."""
+    book, config = runtime.service.health, runtime.config.console
+    found = []
+    for key in list(book.keys()):
+        if not key.startswith("*"):
+            continue
+        try:
+            _, parts = parse_key(key)
+        except ValueError:
+            continue
+        if len(parts) != 1:
+            continue
+        ((dimension, value),) = parts.items()
+        figures = _judged(book, key, now)
+        if dimension in ("bank", "region") and figures.calls:
+            found.append(
+                ScopeHealth(dimension, value, figures, badge(figures.success_rate, config))
+            )
+    return _worst_first(found)
+
+
 def channel_health(runtime: Runtime, now: float) -> list[ChannelHealth]:
     book, config = runtime.service.health, runtime.config.console
     scoped: dict[str, list[tuple[str, str, str]]] = {}
     for key in list(book.keys()):
         if key.startswith("*"):
-            continue  # a bank or region across channels: the detectors' business
+            continue  # a bank or region across channels: across_channels
         try:
             channel, parts = parse_key(key)
         except ValueError:
@@ -109,22 +144,21 @@ def channel_health(runtime: Runtime, now: float) -> list[ChannelHealth]:
     for name in runtime.providers:
         key = channel_key(name)
         windows = [(label, Figures.of(_window(book, key, now, s))) for label, s in WINDOWS]
-        judged = Figures.of(book.history(key, now, BADGE_WINDOW_S))
+        judged = _judged(book, key, now)
         scopes = []
         for skey, dimension, value in scoped.get(name, []):
-            figures = Figures.of(book.history(skey, now, BADGE_WINDOW_S))
+            figures = _judged(book, skey, now)
             if figures.calls:
                 scopes.append(
                     ScopeHealth(dimension, value, figures, badge(figures.success_rate, config))
                 )
-        scopes.sort(key=lambda s: (s.figures.success_rate or 0.0, -s.figures.calls))
         found.append(
             ChannelHealth(
                 name,
                 badge(judged.success_rate, config),
                 book.state(key).value,
                 windows,
-                scopes[:MAX_SCOPES],
+                _worst_first(scopes),
             )
         )
     return found
@@ -134,7 +168,13 @@ async def health_page(runtime: Runtime) -> HealthPage:
     now = runtime.clock.now().timestamp()  # health time: epoch seconds (engine/payments.py)
     active = await runtime.service.controls.active()
     incidents = await runtime.incidents.search(None, "open", 20)
-    return HealthPage(channel_health(runtime, now), active, incidents, runtime.config.console)
+    return HealthPage(
+        channel_health(runtime, now),
+        active,
+        incidents,
+        runtime.config.console,
+        across_channels(runtime, now),
+    )
 
 
 def series(runtime: Runtime) -> dict[str, Any]:

@@ -27,11 +27,21 @@ from paymend.observability import get_logger
 from paymend.store import controls as repo
 from paymend.store.database import Connection, Store
 
-__all__ = ["ControlService", "KnownScopes", "RouteControls", "route_controls"]
+__all__ = [
+    "LONGEST",
+    "PREVIEW_SPAN",
+    "ControlService",
+    "KnownScopes",
+    "RouteControls",
+    "route_controls",
+]
 
 log = get_logger("paymend.audit")
 CACHE_S = 1.0
 PREVIEW_SPAN = timedelta(hours=1)  # a preview counts the payments of the last hour
+# an operator's control ends within this: an emergency measure, not a configuration change
+# (a playbook's has no end time: it ends when its playbook recovers)
+LONGEST = timedelta(days=7)
 PROBE_EVERY_S = 1.0  # a playbook's pause lets one payment through this often, per process
 PLAYBOOK = "playbook:"  # the actor of a control a playbook set (engine/playbooks.py)
 # a bank or region code or name, 1 to 64 characters: letters (any script) and digits,
@@ -193,9 +203,11 @@ class ControlService:
             known = KnownScopes(frozenset(known))
         currency = _check(kind, scope, value, method, reason, known, amount_above, currency)
         now = self.clock.now()
-        if ends_at is not None and ends_at <= now:
+        if ends_at is not None and not now < ends_at <= now + LONGEST:
             raise InvalidInput(
-                "parameter_invalid", "ends_at must be later than now", param="ends_at"
+                "parameter_invalid",
+                f"ends_at must be later than now and at most {LONGEST.days} days ahead",
+                param="ends_at",
             )
         return Control(
             self.ids.new("ctl"),

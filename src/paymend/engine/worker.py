@@ -19,7 +19,8 @@ lease runs; when a sweep filled every slot the next one starts as soon as one fr
 SQLite the database work still goes through the one writer thread; only the waits on
 providers overlap. An attempt whose owner instance is known dead is orphaned at once
 (engine/liveness.py); one with no owner after `pending_after_s`. A job whose owner is
-dead is taken over without waiting for its lease.
+dead is taken over without waiting for its lease. Every hour it also gathers SQLite's
+planner statistics again when the payments outgrew them (store/statistics.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from paymend.engine.playbooks import PlaybookRunner
 from paymend.engine.reconcile import reconcile
 from paymend.engine.webhooks import WebhookSender
 from paymend.observability import get_logger
-from paymend.store import jobs
+from paymend.store import jobs, statistics
 from paymend.store import payments as repo
 from paymend.store.database import Connection
 from paymend.store.jobs import Job
@@ -56,6 +57,7 @@ class WorkerSettings:
     lease_s: float = 120.0  # a claimed job another worker may take over after this
     batch: int = 50
     reconcile_every_s: float = 600.0  # compare with the providers' settlement reports
+    statistics_every_s: float = 3600.0  # SQLite's planner statistics (store/statistics.py)
     concurrency: int = 16  # jobs and orphaned attempts worked on at once
     # beside those: slots only messages to people take (a customer's notice, an ops page),
     # so an outage's status queries, each holding a slot for seconds, do not hold them up
@@ -101,6 +103,8 @@ class Worker:
         self.webhooks = webhooks or WebhookSender(service.store, service.clock, service.ids)
         self.registry = registry or paymend_jobs(service, self.webhooks)
         self._reconciled_at: float | None = None
+        self._statistics_at: float | None = None
+        self.statistics = statistics.PlannerStatistics()
         # "attempt:<id>", "job:<id>", "telling:<id>" (a job of the telling lane)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._saturated = False  # the last sweep filled every slot: more may be due
@@ -158,6 +162,7 @@ class Worker:
         if wait:
             await self.join()
         await self._maybe_reconcile()
+        await self._maybe_refresh_statistics()
         return report
 
     async def _claim(
@@ -219,6 +224,18 @@ class Worker:
         self._reconciled_at = now
         with _logged("reconcile_failed", "-"):
             await reconcile(self.service, fix=True)
+
+    async def _maybe_refresh_statistics(self) -> None:
+        """At the first sweep, then every `statistics_every_s`: the check reads two rows,
+        and ANALYZE runs only when the payments outgrew their statistics."""
+        now = self.service.clock.monotonic()
+        last = self._statistics_at
+        if last is not None and now - last < self.settings.statistics_every_s:
+            return
+        self._statistics_at = now
+        with _logged("statistics_failed", "-"):
+            if await self.service.store.run(self.statistics.refresh):
+                log.info("statistics_refreshed")
 
     async def _run(self, job: Job, report: SweepReport) -> None:
         store, clock = self.service.store, self.service.clock

@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from paymend.store import statistics
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -18,16 +20,12 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-# rows ANALYZE reads per index on SQLite: statistics good enough to choose an index, in
-# well under a second however large the tables (https://sqlite.org/lang_analyze.html)
-ANALYSIS_LIMIT = 2000
-
-
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate, then (SQLite) refresh the query planner's statistics: without them
     SQLite picks indexes by rule of thumb and may walk the newest-first listing index
     for an order id rather than the order's own (145 ms -> 11 ms over 100,000
-    payments). PostgreSQL's autovacuum keeps its own statistics."""
+    payments). PostgreSQL's autovacuum keeps its own statistics. The worker gathers
+    them again as the data grows (store/statistics.py)."""
     command.upgrade(alembic_config(url), revision)
     if url.startswith("sqlite"):
         analyze(url)
@@ -37,8 +35,7 @@ def analyze(url: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-            conn.exec_driver_sql("ANALYZE")
+            statistics.analyze(conn)
     finally:
         engine.dispose()
 
