@@ -7,6 +7,7 @@ CI must exercise both databases.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -50,8 +51,15 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database on the PostgreSQL server, migrated, dropped at the end."""
+    with fresh_postgres_database(f"paymend_test_{os.getpid()}") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(name: str) -> Iterator[str]:
+    """The database `name` made anew on the PostgreSQL server, migrated, dropped at the
+    end (a module's own, when its fixture outlives one test)."""
     admin_url = make_url(PG_URL)
-    name = f"paymend_test_{os.getpid()}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

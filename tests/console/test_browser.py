@@ -25,6 +25,7 @@ from paymend.store import incidents
 from paymend.store.migrate import upgrade
 from tests.api.conftest import running
 from tests.api.test_payments_api import BODY
+from tests.conftest import fresh_postgres_database
 from tests.console.conftest import CONSOLE_CONFIG, PASSWORD, Console
 from tests.helpers import NOW, ManualClock
 
@@ -42,17 +43,29 @@ if not CHROMIUM.exists():
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The module's own database on SQLite, then on PostgreSQL: the pages read both."""
+    if request.param == "sqlite":
+        path = request.getfixturevalue("tmp_path_factory").mktemp("console") / "paymend.db"
+        upgrade(f"sqlite:///{path}")
+        yield f"sqlite:///{path}"
+    else:
+        with fresh_postgres_database(f"paymend_console_{os.getpid()}") as url:
+            yield url
+
+
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Console, dict[str, Any]]]:
-    """A server on SQLite with half an hour of traffic: cards on sim_a, healthy, one of
-    them declined; WeChat Pay on sim_b (the one channel taking it), where a payment's
+def live(database: str) -> Iterator[tuple[Console, dict[str, Any]]]:
+    """A server with half an hour of traffic: cards on sim_a, healthy, one of them
+    declined; WeChat Pay on sim_b (the one channel taking it), where a payment's
     technical error (two calls: one retry) in the last five minutes' fifty-odd makes
     it degraded."""
-    path = tmp_path_factory.mktemp("console") / "paymend.db"
-    upgrade(f"sqlite:///{path}")
     clock = ManualClock(NOW + timedelta(hours=1))
     runtime = build_runtime(
-        Settings(database_url=f"sqlite:///{path}"),
+        Settings(database_url=database),
         PaymendConfig.model_validate(CONSOLE_CONFIG),
         clock=clock,
     )
@@ -78,7 +91,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Console, di
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(live: tuple[Console, dict[str, Any]]) -> Iterator[Browser]:
+    """Started after the server and stopped before the next database's: playwright's
+    sync API runs an event loop of its own in this thread while it runs."""
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         yield launched
