@@ -20,6 +20,7 @@ REVIEW = {
     "cause": "The acquirer's TLS certificate expired",
     "resolution": "The acquirer renewed it; traffic went back to sim_a",
     "lessons": "Watch certificate expiry dates of every acquirer",
+    "follow_ups": ["Alert 30 days before a certificate expires (lin, 15 Dec)"],
 }
 
 
@@ -139,13 +140,14 @@ def test_a_review_waits_for_the_incident_to_be_resolved(
     reviewed = ops.post("/v1/ops/incidents/inc_b/review", json=REVIEW)
     assert reviewed.status_code == 200, reviewed.text
     review = reviewed.json()["review"]
-    assert {k: review[k] for k in ("cause", "resolution", "lessons")} == {
-        k: REVIEW[k] for k in ("cause", "resolution", "lessons")
+    assert {k: review[k] for k in ("cause", "resolution", "lessons", "follow_ups")} == {
+        k: REVIEW[k] for k in ("cause", "resolution", "lessons", "follow_ups")
     }
     assert review["reviewer"] == "operator:ops-lin"
     assert reviewed.json()["events"][-1]["kind"] == "review"
     found = ops.get("/v1/ops/incidents", params={"q": "certificate expiry"})
     assert ids(found) == ["inc_b"]
+    assert ids(ops.get("/v1/ops/incidents", params={"q": "15 dec"})) == ["inc_b"]  # a follow-up
     audit = ops.get("/v1/ops/audit").json()["data"]
     assert [(e["action"], e["target"]) for e in audit] == [("incident.review", "incident:inc_b")]
 
@@ -208,6 +210,16 @@ def test_bad_requests_change_nothing(library: Store, ops: httpx.Client) -> None:
             ops.post("/v1/ops/incidents/inc_a/review", json={**REVIEW, "cause": "x" * 5001}),
             "parameter_invalid",
             "cause",
+        ),
+        (
+            ops.post("/v1/ops/incidents/inc_a/review", json={**REVIEW, "follow_ups": ["a\nb"]}),
+            "parameter_invalid",
+            "follow_ups.0",
+        ),
+        (
+            ops.post("/v1/ops/incidents/inc_a/review", json={**REVIEW, "follow_ups": ["t"] * 21}),
+            "parameter_invalid",
+            "follow_ups",
         ),
         (ops.get("/v1/ops/incidents", params={"status": "closed"}), "parameter_invalid", "status"),
         (ops.get("/v1/ops/incidents", params={"limit": 0}), "parameter_invalid", "limit"),

@@ -319,8 +319,12 @@ def test_acknowledge_and_review_the_incident_of_a_channel_outage(
     expect(page.get_by_role("heading", name=opened.title)).to_contain_text("resolved")
     page.get_by_label("Cause").fill("sim_b refused connections for a minute")
     page.get_by_label("Fix").fill("none: WeChat Pay has no second channel")
-    page.get_by_label("Lessons and follow-ups").fill("page sooner on refused connections")
+    page.get_by_label("Lessons").fill("page sooner on refused connections")
+    page.get_by_label("Follow-ups").fill("Add a second WeChat Pay channel (lin, 15 Dec)")
     page.get_by_role("button", name="Save the review").click()
     expect(page.get_by_role("status")).to_have_text("Review saved.")
     expect(page.locator("dl.facts").last).to_contain_text("page sooner on refused connections")
+    expect(page.locator("ul.follow-ups li")).to_have_text(
+        ["Add a second WeChat Pay channel (lin, 15 Dec)"]
+    )
     shot(page, "incident.png")

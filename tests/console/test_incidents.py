@@ -53,13 +53,20 @@ def test_ops_acknowledge_an_open_incident_and_review_a_resolved_one(console: Con
         data={"cause": "c", "resolution": "r", "lessons": "l", "csrf": token},
     )
     assert early.status_code == 409  # still open
-    review = {"cause": "CMB gateway", "resolution": "failover", "lessons": "alert sooner"}
+    review = {
+        "cause": "CMB gateway",
+        "resolution": "failover",
+        "lessons": "alert sooner",
+        "follow_ups": "Page at 5% errors (lin)\n\n  Ask CMB for maintenance notices  \n",
+    }
     missing = client.post("/console/incidents/inc_a/review", data={**review, "lessons": ""})
     assert missing.status_code == 403  # no CSRF token: refused before anything else
     done = client.post("/console/incidents/inc_a/review", data={**review, "csrf": token})
     assert done.status_code == 303
     text = client.get("/console/incidents/inc_a").text
     assert "CMB gateway" in text and "alert sooner" in text and "operator:ops-lin" in text
+    tasks = re.findall(r"<li>([^<]*)</li>", text.split('class="follow-ups"')[1])
+    assert tasks == ["Page at 5% errors (lin)", "Ask CMB for maintenance notices"]
     entries = console.server.runtime.store.run_sync(lambda c: controls.audit_entries(c, 5))
     actions = [(e["action"], e["actor"]) for e in entries if e["action"].startswith("incident")]
     assert actions == [

@@ -207,6 +207,7 @@ def test_a_review_is_refused_while_the_incident_is_open(store: Store) -> None:
         "lessons": "Alert 30 days before expiry",
         "reviewer": "ops-lin",
         "reviewed_at": at.isoformat(),
+        "follow_ups": [],
     }
     assert store.run_sync(lambda c: repo.get(c, "inc_1")).review == reviewed.review
     assert search(store, "CERTIFICATE expiry") == ["inc_1"]

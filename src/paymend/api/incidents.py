@@ -12,11 +12,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Ops, Viewer
-from paymend.api.ops import Text, needs, text_pattern
+from paymend.api.ops import Text, needs, one_line, text_pattern
 from paymend.api.ops_views import incident_json, incident_summary
 from paymend.api.responses import errors
 from paymend.domain.printable import unprintable
-from paymend.engine.incidents import REVIEW_TEXT_MAX
+from paymend.engine.incidents import FOLLOW_UP_MAX, MAX_FOLLOW_UPS, REVIEW_TEXT_MAX
 from paymend.engine.runtime import Runtime
 
 router = APIRouter(prefix="/v1/ops/incidents", tags=["ops"])
@@ -44,12 +44,22 @@ class AcknowledgeIn(BaseModel):
     reason: Text
 
 
+FollowUp = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=FOLLOW_UP_MAX, strip_whitespace=True),
+    AfterValidator(one_line),
+    Field(json_schema_extra=lambda schema: schema.update(pattern=text_pattern())),
+]
+
+
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cause: ReviewText
     resolution: ReviewText
     lessons: ReviewText
+    # the tasks the review leaves, one line each (an owner and a date belong in them)
+    follow_ups: list[FollowUp] = Field(default_factory=list, max_length=MAX_FOLLOW_UPS)
 
 
 @router.get(
@@ -104,7 +114,7 @@ async def acknowledge(
 
 @router.post(
     "/{incident_id}/review",
-    summary="Review a resolved incident: cause, fix, lessons",
+    summary="Review a resolved incident: cause, fix, lessons, follow-ups",
     description=needs("ops"),
     response_model=shapes.Incident,
     responses=errors(NOT_FOUND, (409, ["incident_open"])),
@@ -112,6 +122,6 @@ async def acknowledge(
 async def review(incident_id: str, body: ReviewIn, request: Request, who: Ops) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     incident = await runtime.incidents.review(
-        incident_id, body.cause, body.resolution, body.lessons, who.actor
+        incident_id, body.cause, body.resolution, body.lessons, who.actor, body.follow_ups
     )
     return JSONResponse(incident_json(incident))

@@ -89,7 +89,8 @@ async def affected(runtime: Runtime, incident: Incident) -> list[Any]:
 
 @router.post("/incidents/{incident_id}/{step}")
 async def act(request: Request, incident_id: str, step: str) -> Response:
-    """Acknowledge (a reason) or review (cause, fix, lessons) an incident."""
+    """Acknowledge (a reason) or review (cause, fix, lessons; follow-ups one per line,
+    optional) an incident."""
     if step not in ("acknowledge", "review"):
         return Response("not found", status_code=404, media_type="text/plain")
     action = await action_form(request, Role.OPS)
@@ -104,7 +105,9 @@ async def act(request: Request, incident_id: str, step: str) -> Response:
         if step == "acknowledge":
             await incidents_.acknowledge(incident_id, actor, texts[0])
         else:
-            await incidents_.review(incident_id, texts[0], texts[1], texts[2], actor)
+            tasks = action.form.get("follow_ups", "").splitlines()
+            follow_ups = [task.strip() for task in tasks if task.strip()]
+            await incidents_.review(incident_id, texts[0], texts[1], texts[2], actor, follow_ups)
     except PaymendError as exc:
         return action.error(exc)
     return action.done(f"/incidents/{incident_id}", f"incident.{step}_done")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol
 
 from typing_extensions import TypedDict
 
@@ -106,13 +106,15 @@ class DiagnosisEntry(TypedDict):
 
 
 class Review(TypedDict):
-    """The post-incident review: what caused it, how it was fixed, what to keep."""
+    """The post-incident review: what caused it, how it was fixed, what to keep, and the
+    follow-ups (one task each) that make it not happen again."""
 
     cause: str
     resolution: str
     lessons: str
     reviewer: str  # operator:<name>
     reviewed_at: str
+    follow_ups: NotRequired[list[str]]  # reviews written before follow-ups have none
 
 
 class SuspectLike(Protocol):

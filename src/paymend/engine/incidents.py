@@ -9,6 +9,8 @@ own transactions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from paymend.domain.clock import Clock
 from paymend.domain.errors import InvalidInput
 from paymend.domain.incident import Incident, IncidentEventKind
@@ -18,6 +20,8 @@ from paymend.store import incidents as repo
 from paymend.store.database import Connection, Store
 
 REVIEW_TEXT_MAX = 5000
+MAX_FOLLOW_UPS = 20  # a review's tasks; more is a project, not a follow-up
+FOLLOW_UP_MAX = 300  # one task, one line
 
 
 class IncidentService:
@@ -49,17 +53,36 @@ class IncidentService:
         return await audited(self.store, now, actor, reason, change)
 
     async def review(
-        self, incident_id: str, cause: str, resolution: str, lessons: str, actor: str
+        self,
+        incident_id: str,
+        cause: str,
+        resolution: str,
+        lessons: str,
+        actor: str,
+        follow_ups: Sequence[str] = (),
     ) -> Incident:
-        """The post-incident review; refused (Conflict `incident_open`) while it runs."""
+        """The post-incident review; refused (Conflict `incident_open`) while it runs.
+        `follow_ups`: the tasks it leaves (at most MAX_FOLLOW_UPS, each one line)."""
         _require("actor", actor, 200)
         for name, text in (("cause", cause), ("resolution", resolution), ("lessons", lessons)):
             _require(name, text, REVIEW_TEXT_MAX)
+        if len(follow_ups) > MAX_FOLLOW_UPS:
+            raise InvalidInput(
+                "parameter_invalid", f"at most {MAX_FOLLOW_UPS} follow-ups", param="follow_ups"
+            )
+        for task in follow_ups:
+            _require("follow_ups", task, FOLLOW_UP_MAX)
         now = self.clock.now()
+        tasks = list(follow_ups)
 
         def change(conn: Connection) -> Audited[Incident]:
-            repo.review(conn, incident_id, cause, resolution, lessons, actor, now)
-            details = {"cause": cause, "resolution": resolution, "lessons": lessons}
+            repo.review(conn, incident_id, cause, resolution, lessons, actor, now, tasks)
+            details = {
+                "cause": cause,
+                "resolution": resolution,
+                "lessons": lessons,
+                "follow_ups": tasks,
+            }
             repo.add_event(
                 conn, incident_id, now, IncidentEventKind.REVIEW, f"reviewed by {actor}", details
             )

@@ -10,7 +10,7 @@ transaction (an audit entry, an action).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
@@ -138,6 +138,7 @@ def review(
     lessons: str,
     actor: str,
     at: datetime,
+    follow_ups: Sequence[str] = (),
 ) -> Incident:
     """Write (or revise) the post-incident review that makes the incident a case to learn
     from. Conflict `incident_open` while it still runs: the cause is not known yet."""
@@ -153,6 +154,7 @@ def review(
         "lessons": lessons,
         "reviewer": actor,
         "reviewed_at": at.isoformat(),
+        "follow_ups": list(follow_ups),
     }
     return _save(conn, replace(current, review=written))
 
@@ -227,6 +229,7 @@ def search_text_of(incident: Incident) -> str:
         parts += [f"code={d['symptom']}"] if d.get("symptom") else []
     if incident.review:
         parts += [str(incident.review.get(k, "")) for k in ("cause", "resolution", "lessons")]
+        parts += incident.review.get("follow_ups", [])
         parts.append(str(incident.review.get("reviewer", "")))
     words = " ".join(parts).lower().split()
     return " ".join(dict.fromkeys(words))
