@@ -85,6 +85,11 @@ def recent(
     return [dict(r._mapping) for r in rows]
 
 
+LIST_KINDS = ("card", "email", "device", "ip")
+_LISTED = ", ".join(
+    f"(SELECT action FROM risk_lists WHERE kind = '{k}' AND value = :l_{k}) AS list_{k}"  # noqa: S608 - kinds
+    for k in LIST_KINDS
+)
 _HISTORIES = sa.text(
     "SELECT "  # noqa: S608 - constants only
     "(SELECT count(*) FROM payments WHERE merchant_id = :merchant AND customer_id = :customer"
@@ -100,24 +105,33 @@ _HISTORIES = sa.text(
     " AND device = :device) AS on_device, "
     "(SELECT count(*) FROM risk_decisions rd JOIN payments p ON p.id = rd.payment_id"
     f" WHERE rd.card = :card AND p.status IN ({_STATUSES})) AS card_successes, "
-    "(SELECT count(*) FROM risk_reports WHERE card = :card) AS card_chargebacks"
+    f"(SELECT count(*) FROM risk_reports WHERE card = :card) AS card_chargebacks, {_LISTED}"
 ).columns(first=UTCDateTime())
 
 
 def histories(
-    conn: Connection, merchant_id: str, customer_id: str, customer_key: str, device: str, card: str
+    conn: Connection,
+    merchant_id: str,
+    customer_id: str,
+    customer_key: str,
+    device: str,
+    card: str,
+    listed: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """What the store knows of the customer (the merchant's `customer_id`, counted in
     the risk tables under `customer_key`), their device and the card, in one statement:
     the customer's successes, refunds, chargebacks and first payment; whether they have
-    earlier decisions and one from this device; the card's successes and chargebacks.
-    An empty key counts nothing."""
+    earlier decisions and one from this device; the card's successes and chargebacks;
+    and `listed`, the action of the list entry of each (kind, value) pair, if any, as
+    `list_<kind>`. An empty key counts nothing and is on no list."""
     params = {
         "merchant": merchant_id,
         "customer": customer_id,
         "key": customer_key,
         "device": device,
         "card": card,
+        **{f"l_{k}": None for k in LIST_KINDS},
+        **{f"l_{k}": v or None for k, v in listed if k in LIST_KINDS},
     }
     return dict(conn.execute(_HISTORIES, params).one()._mapping)
 
@@ -129,9 +143,6 @@ def histories(
 def _listed_sql(kinds: tuple[str, ...]) -> sa.TextClause:
     match = " OR ".join(f"(kind = '{k}' AND value = :{k})" for k in kinds)
     return sa.text(f"SELECT kind, action FROM risk_lists WHERE {match}")  # noqa: S608 - kinds
-
-
-LIST_KINDS = frozenset({"card", "email", "device", "ip"})
 
 
 def listed(conn: Connection, entries: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
