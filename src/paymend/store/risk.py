@@ -86,11 +86,9 @@ def recent(
 
 
 LIST_KINDS = ("card", "email", "device", "ip")
-_LISTED = ", ".join(
-    f"(SELECT action FROM risk_lists WHERE kind = '{k}' AND value = :l_{k}) AS list_{k}"  # noqa: S608 - kinds
-    for k in LIST_KINDS
-)
-_HISTORIES = sa.text(
+
+
+_HISTORIES = (
     "SELECT "  # noqa: S608 - constants only
     "(SELECT count(*) FROM payments WHERE merchant_id = :merchant AND customer_id = :customer"
     f" AND status IN ({_STATUSES})) AS successes, "
@@ -105,8 +103,19 @@ _HISTORIES = sa.text(
     " AND device = :device) AS on_device, "
     "(SELECT count(*) FROM risk_decisions rd JOIN payments p ON p.id = rd.payment_id"
     f" WHERE rd.card = :card AND p.status IN ({_STATUSES})) AS card_successes, "
-    f"(SELECT count(*) FROM risk_reports WHERE card = :card) AS card_chargebacks, {_LISTED}"
-).columns(first=UTCDateTime())
+    "(SELECT count(*) FROM risk_reports WHERE card = :card) AS card_chargebacks"
+)
+
+
+@functools.cache
+def _histories_sql(kinds: tuple[str, ...]) -> sa.TextualSelect:
+    """The history statement with a list lookup for each of `kinds` (the kinds the
+    payment has a value for), built once per shape."""
+    listed = "".join(
+        f", (SELECT action FROM risk_lists WHERE kind = '{k}' AND value = :l_{k}) AS list_{k}"  # noqa: S608 - kinds
+        for k in kinds
+    )
+    return sa.text(_HISTORIES + listed).columns(first=UTCDateTime())
 
 
 def histories(
@@ -122,18 +131,19 @@ def histories(
     the risk tables under `customer_key`), their device and the card, in one statement:
     the customer's successes, refunds, chargebacks and first payment; whether they have
     earlier decisions and one from this device; the card's successes and chargebacks;
-    and `listed`, the action of the list entry of each (kind, value) pair, if any, as
-    `list_<kind>`. An empty key counts nothing and is on no list."""
+    and for each (kind, value) of `listed` the action of its list entry, if any, as
+    `list_<kind>`. An empty key counts nothing."""
+    wanted = {k: v for k, v in listed if v and k in LIST_KINDS}
     params = {
         "merchant": merchant_id,
         "customer": customer_id,
         "key": customer_key,
         "device": device,
         "card": card,
-        **{f"l_{k}": None for k in LIST_KINDS},
-        **{f"l_{k}": v or None for k, v in listed if k in LIST_KINDS},
+        **{f"l_{k}": v for k, v in wanted.items()},
     }
-    return dict(conn.execute(_HISTORIES, params).one()._mapping)
+    query = _histories_sql(tuple(k for k in LIST_KINDS if k in wanted))
+    return dict(conn.execute(query, params).one()._mapping)
 
 
 # -- lists ------------------------------------------------------------------------------
