@@ -132,14 +132,15 @@ def histories(
     the customer's successes, refunds, chargebacks and first payment; whether they have
     earlier decisions and one from this device; the card's successes and chargebacks;
     and for each (kind, value) of `listed` the action of its list entry, if any, as
-    `list_<kind>`. An empty key counts nothing."""
+    `list_<kind>`. An empty key counts nothing: it is bound as NULL, which equals no
+    row, so a payment without a card does not count every decision without one."""
     wanted = {k: v for k, v in listed if v and k in LIST_KINDS}
     params = {
         "merchant": merchant_id,
-        "customer": customer_id,
-        "key": customer_key,
-        "device": device,
-        "card": card,
+        "customer": customer_id or None,
+        "key": customer_key or None,
+        "device": device or None,
+        "card": card or None,
         **{f"l_{k}": v for k, v in wanted.items()},
     }
     query = _histories_sql(tuple(k for k in LIST_KINDS if k in wanted))
