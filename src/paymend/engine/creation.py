@@ -5,12 +5,15 @@ flight or paid, unless the shop asked for split payments. The check runs under a
 on the order (PostgreSQL), and the database's partial unique index is the backstop: an
 insert it refuses gets the same 409 as the check. The payment is linked to the
 Idempotency-Key it is created under in the same transaction, with its first pending
-attempt (written before the provider is called) and its events.
+attempt (written before the provider is called) and its events. What may stop it
+before any call (risk control's reads and decision, a pause or hold by ops) is decided
+inside that same transaction, so a payment costs no transaction of its own for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from paymend.domain.errors import Conflict, OrderAlreadyPaid, OrderPaymentInProgress
@@ -27,12 +30,33 @@ from paymend.store.idempotency import Claim, NewKey
 from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A payment settled before any provider call: refused with `code` (FAILED; risk
+    control's block, a paused bank), held for review (HELD) or sent to 3-D Secure first
+    (REQUIRES_ACTION; engine/risk_challenge.py continues it). `why` is for ops."""
+
+    status: PaymentStatus
+    why: str
+    code: str | None = None
+
+
+# what the first transaction decides once the order is the payment's: None, call the
+# provider; it may read (risk control's counters and history) but writes nothing
+Decide = Callable[[Connection], Stop | None]
 # another write of the payment's first transaction: its risk decision (engine/risk_gate.py)
 Also = Callable[[Connection], None] | None
+_STOP_EVENTS = {
+    PaymentStatus.FAILED: EventType.PAYMENT_FAILED,
+    PaymentStatus.HELD: EventType.PAYMENT_HELD,
+    PaymentStatus.REQUIRES_ACTION: EventType.PAYMENT_REQUIRES_ACTION,
+}
 
 
 class Creation:
-    """Stores new payments: with their first attempt, or refused or held by ops."""
+    """Stores new payments: with their first attempt, or refused or held before a call."""
 
     def __init__(self, store: Store, ids: IdFactory, pii: Vault, owner: Owner) -> None:
         self.store = store
@@ -40,33 +64,67 @@ class Creation:
         self.pii = pii  # seals the customer's contact details; without a key none are kept
         self.owner = owner  # the instance about to call the first attempt
 
-    async def with_attempt(
+    async def first(
         self,
         payment: Payment,
         attempt: Attempt,
         now: datetime,
         claim: Claim | NewKey | None,
+        decide: Decide | None = None,
         also: Also = None,
-    ) -> None:
-        """Store a new payment with its first attempt, pending: the provider is called
-        only once this committed."""
+    ) -> Stop | None:
+        """Store a new payment in one transaction: with its first attempt, pending (the
+        provider is called only once this committed), unless `decide` stops it there;
+        then without one, in the status the Stop names. Returns the Stop (None: call)."""
+        status = payment.status
+        stopped: Stop | None = None
 
         def create(conn: Connection) -> None:
-            self._insert_payment(conn, payment, now, claim)
-            repo.insert_attempt(conn, attempt, self.owner.id)
-            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+            nonlocal stopped
+            # the transaction may run twice (a busy SQLite, an order index that refused):
+            # each run starts from the payment as it came
+            payment.status = status
+            payment.failure_code = payment.failure_message = None
+            self._take_order(conn, payment, claim)
+            stopped = decide(conn) if decide is not None else None
+            if stopped is None:
+                repo.insert_payment(conn, payment, now, self.pii)
+                repo.insert_attempt(conn, attempt, self.owner.id)
+                emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+            else:
+                self._stopped(conn, payment, stopped, now)
             if also is not None:
                 also(conn)
 
         await self._create(payment, create)
+        if stopped is not None:
+            PAYMENTS.labels(payment.status.value, "none").inc()
+            if stopped.status is PaymentStatus.HELD:
+                log.warning("payment_held", payment_id=payment.id, why=stopped.why)
+            elif stopped.status is PaymentStatus.REQUIRES_ACTION:
+                log.info("payment_challenged", payment_id=payment.id, why=stopped.why)
+        return stopped
 
-    def _insert_payment(
-        self, conn: Connection, payment: Payment, now: datetime, claim: Claim | NewKey | None
-    ) -> None:
-        """Insert a new payment if its order lets it (one payment per order, unless split),
-        linked to the Idempotency-Key it is created under, in the caller's transaction.
-        The key comes first: a replay is answered by its key, not refused by the order
-        its first request took."""
+    def _stopped(self, conn: Connection, payment: Payment, stop: Stop, now: datetime) -> None:
+        """Insert a payment settled before any provider call, with its events."""
+        extra: dict[str, str] | None = None
+        if stop.status is PaymentStatus.FAILED:
+            payment.failure_code = stop.code
+            payment.failure_message = stop.why
+        elif stop.status is PaymentStatus.HELD:
+            extra = {"reason": stop.why}
+        else:
+            extra = {"reason": "authentication"}
+        payment.transition(stop.status)
+        repo.insert_payment(conn, payment, now, self.pii)
+        emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+        emit(conn, self.ids.new("evt"), payment, _STOP_EVENTS[stop.status], now, extra=extra)
+
+    def _take_order(self, conn: Connection, payment: Payment, claim: Claim | NewKey | None) -> None:
+        """Link the Idempotency-Key to the payment and check that its order lets it be made
+        (one payment per order, unless split), in the caller's transaction. The key comes
+        first: a replay is answered by its key, not refused by the order its first request
+        took."""
         idempotency.link(conn, claim, "payment", payment.id)
         repo.lock_order(conn, payment.merchant_id, payment.order_id)
         holder = repo.holding_order(
@@ -74,11 +132,10 @@ class Creation:
         )
         if holder is not None:
             raise _order_taken(payment.order_id, holder)
-        repo.insert_payment(conn, payment, now, self.pii)
 
     async def _create(self, payment: Payment, write: Callable[[Connection], None]) -> None:
         """Run the transaction that creates `payment`. The database's one-payment-per-order
-        index backs the check in `_insert_payment`: an insert it refuses gets the same 409."""
+        index backs the check in `_take_order`: an insert it refuses gets the same 409."""
         try:
             await self.store.run(repo.guarding_order(write))
         except repo.OrderIndexRefused:
@@ -91,92 +148,6 @@ class Creation:
                 await self.store.run(write)
                 return
             raise _order_taken(payment.order_id, holder) from None
-
-    async def refuse_paused(
-        self,
-        payment: Payment,
-        why: str,
-        now: datetime,
-        claim: Claim | NewKey | None,
-        also: Also = None,
-    ) -> None:
-        """The customer's bank or region is paused: no provider is called, and the
-        customer is told the bank is unavailable and to use another method."""
-        await self.refuse(payment, "issuer_unavailable", why, now, claim, also)
-
-    async def refuse(
-        self,
-        payment: Payment,
-        code: str,
-        why: str,
-        now: datetime,
-        claim: Claim | NewKey | None,
-        also: Also = None,
-    ) -> None:
-        """Failed with `code` before any provider call (risk control's block,
-        engine/risk_gate.py, or a pause); customers read the catalogue's message for it."""
-        payment.failure_code = code
-        payment.failure_message = why
-        payment.transition(PaymentStatus.FAILED)
-        await self._decided_without_call(payment, now, EventType.PAYMENT_FAILED, {}, claim, also)
-
-    async def challenge(
-        self,
-        payment: Payment,
-        why: str,
-        now: datetime,
-        claim: Claim | NewKey | None,
-        also: Also = None,
-    ) -> None:
-        """Risk control asks for 3-D Secure first: the payment waits for the customer,
-        no provider is called until POST …/confirm (engine/risk_challenge.py)."""
-        payment.transition(PaymentStatus.REQUIRES_ACTION)
-        await self._decided_without_call(
-            payment,
-            now,
-            EventType.PAYMENT_REQUIRES_ACTION,
-            {"reason": "authentication"},
-            claim,
-            also,
-        )
-        log.info("payment_challenged", payment_id=payment.id, why=why)
-
-    async def hold(
-        self,
-        payment: Payment,
-        why: str,
-        now: datetime,
-        claim: Claim | NewKey | None,
-        also: Also = None,
-    ) -> None:
-        """A playbook or an operator holds this scope's large payments: nothing is called
-        until ops release it (engine/review.py); the shop learns by `payment.held`."""
-        payment.transition(PaymentStatus.HELD)
-        await self._decided_without_call(
-            payment, now, EventType.PAYMENT_HELD, {"reason": why}, claim, also
-        )
-        log.warning("payment_held", payment_id=payment.id, why=why)
-
-    async def _decided_without_call(
-        self,
-        payment: Payment,
-        now: datetime,
-        event: EventType,
-        extra: dict[str, str],
-        claim: Claim | NewKey | None,
-        also: Also = None,
-    ) -> None:
-        """Store a payment the controls settled before any provider call, with its events."""
-
-        def write(conn: Connection) -> None:
-            self._insert_payment(conn, payment, now, claim)
-            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
-            emit(conn, self.ids.new("evt"), payment, event, now, extra=extra or None)
-            if also is not None:
-                also(conn)
-
-        await self._create(payment, write)
-        PAYMENTS.labels(payment.status.value, "none").inc()
 
 
 def _order_taken(order_id: str, holder: Payment) -> Conflict:

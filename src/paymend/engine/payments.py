@@ -42,12 +42,12 @@ from paymend.engine.calls import Caller
 from paymend.engine.closing import OPEN, close_waiting
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.controls import ControlService, RouteControls
-from paymend.engine.creation import Creation
+from paymend.engine.creation import Creation, Stop
 from paymend.engine.events import emit
 from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import Owner
 from paymend.engine.refunds import RefundService
-from paymend.engine.risk_gate import RiskGate, RiskNote, note_of
+from paymend.engine.risk_gate import Assessed, RiskGate, RiskNote, note_of
 from paymend.engine.settings import EngineSettings
 from paymend.engine.settlement import Settlement
 from paymend.engine.stale import retry_stale
@@ -158,7 +158,8 @@ class PaymentService:
 
     async def pay(self, cmd: PayCommand) -> PaymentView:
         payment_id = PaymentId(self.ids.new("pay"))
-        assessed = await self.risk.assess(cmd, payment_id) if self.risk else None
+        gate = self.risk
+        pending = gate.prepare(cmd, payment_id) if gate else None
         controls = await self.controls.for_payment(cmd.method, cmd.bank, cmd.region, cmd.amount)
         ctx = PaymentContext(
             cmd.method, cmd.amount.currency, cmd.region, cmd.bank, cmd.amount.minor
@@ -193,24 +194,43 @@ class PaymentService:
             split=cmd.split,
         )
         payment.transition(PaymentStatus.PROCESSING)
-        risk = self.risk
-        note = assessed.note if assessed else None
-        if risk and assessed and await risk.stop(self.creation, payment, assessed, now, cmd.claim):
-            return PaymentView(payment, [], [], risk=note)
-        also = assessed.record if assessed else None  # the decision, with the payment
-        if controls.paused_because is not None:
-            if not self.controls.take_probe(controls.probe):
-                await self.creation.refuse_paused(
-                    payment, controls.paused_because, now, cmd.claim, also
-                )
-                return PaymentView(payment, [], [], risk=note)
-            reason = f"{reason}; a probe through the pause ({controls.paused_because})"
-        if controls.held_because is not None:
-            await self.creation.hold(payment, controls.held_because, now, cmd.claim, also)
-            return PaymentView(payment, [], [], risk=note)
         attempt = self.attempts.new_attempt(payment, 1, channels[0], f"route: {reason}")
         attempt.created_at = now
-        await self.creation.with_attempt(payment, attempt, now, cmd.claim, also)
+        assessed: Assessed | None = None
+        probe: bool | None = None  # taken once, however often the transaction runs
+
+        def decide(conn: Connection) -> Stop | None:
+            """In the payment's first transaction: risk control first (its reads and
+            decision), then the ops controls: a pause lets a probe through, a hold holds."""
+            nonlocal assessed, probe
+            if gate is not None and pending is not None:
+                assessed = gate.decide(conn, pending)
+                stop = gate.stop_of(assessed)
+                if stop is not None:
+                    return stop
+            attempt.reason = f"route: {reason}"
+            if controls.paused_because is not None:
+                if probe is None:
+                    probe = self.controls.take_probe(controls.probe)
+                if not probe:
+                    return Stop(PaymentStatus.FAILED, controls.paused_because, "issuer_unavailable")
+                attempt.reason = (
+                    f"route: {reason}; a probe through the pause ({controls.paused_because})"
+                )
+            if controls.held_because is not None:
+                return Stop(PaymentStatus.HELD, controls.held_because)
+            return None
+
+        def also(conn: Connection) -> None:  # the decision, with the payment
+            if assessed is not None:
+                assessed.record(conn)
+
+        stopped = await self.creation.first(payment, attempt, now, cmd.claim, decide, also)
+        note = assessed.note if assessed else None
+        if gate is not None and pending is not None and assessed is not None:
+            await gate.decided(pending, assessed, payment)
+        if stopped is not None:
+            return PaymentView(payment, [], [], risk=note)
         self.attempts.budget.first(attempt.provider, self.clock.monotonic())
         run = Run(
             channels,

@@ -1,14 +1,16 @@
 """The risk decision of each payment, before routing and before any provider call.
 
-`assess` reads in one transaction what the store knows (velocity rows, the customer's
-and the card's history, list entries) and asks risk/ for the decision, which is then
-stored in the payment's own first transaction (`Assessed.record`); with Redis the
-counters come from Redis instead and the payment is added to them. `stop` acts on it: a
-block fails the payment with `risk_declined` (customers read the catalogue's neutral
-message, never the rule), a review holds it in the review queue (engine/review.py), a
-challenge asks the customer for 3-D Secure before anything is charged
-(engine/risk_challenge.py continues it). Shadow rules are recorded and counted, never
-enforced.
+`prepare` takes what the request itself says (its features, the subjects it is counted
+under, and with Redis the counters); `decide` then reads, inside the payment's own
+first transaction (engine/creation.py), what the store knows (velocity rows without
+Redis, the customer's and the card's history, list entries) and asks risk/ for the
+decision, which `Assessed.record` stores in that same transaction. `stop_of` says what
+it means for the payment: a block fails it with `risk_declined` (customers read the
+catalogue's neutral message, never the rule), a review holds it in the review queue
+(engine/review.py), a challenge asks the customer for 3-D Secure before anything is
+charged (engine/risk_challenge.py continues it). Once it committed, `decided` counts
+the payment in Redis, the metrics and the log. Shadow rules are recorded and counted,
+never enforced.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import Counter
 
 from paymend.domain.clock import Clock
 from paymend.domain.payment import Payment, PaymentStatus
 from paymend.engine.commands import PayCommand
+from paymend.engine.creation import Stop
 from paymend.observability import get_logger
 from paymend.risk.assess import Listed, complete, evaluate, history_features
 from paymend.risk.features import (
@@ -39,10 +42,6 @@ from paymend.risk.score import History
 from paymend.risk.velocity import LONGEST_S, Seen, VelocityBook, aggregate
 from paymend.store import risk as repo
 from paymend.store.database import Connection, Store
-from paymend.store.idempotency import Claim, NewKey
-
-if TYPE_CHECKING:
-    from paymend.engine.creation import Creation
 
 log = get_logger("paymend.risk")
 BLOCKED_CODE = "risk_declined"  # failures/catalogue.yaml: shown as payment_method_unusable
@@ -92,6 +91,19 @@ class Assessed:
         return RiskNote.of_row(self.row)
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A payment about to be decided: what its request gives, read before its
+    transaction (Redis's counters included; None: the database's rows are read)."""
+
+    cmd: PayCommand
+    payment_id: str
+    now: datetime
+    who: Subjects
+    base: dict[str, Any]
+    from_redis: Mapping[str, Iterable[Seen]] | None
+
+
 class RiskGate:
     def __init__(
         self,
@@ -107,7 +119,8 @@ class RiskGate:
         self.shadow = shadow
         self.book = book  # Redis; None: the database's rows
 
-    async def assess(self, cmd: PayCommand, payment_id: str) -> Assessed:
+    def prepare(self, cmd: PayCommand, payment_id: str) -> Pending:
+        """The request's own features and subjects, and Redis's counters if it holds them."""
         now = self.clock.now()
         who = subjects(cmd.merchant_id, cmd.customer.id, cmd.customer.email, cmd.metadata)
         base = base_features(
@@ -123,26 +136,41 @@ class RiskGate:
             now=now,
         )
         from_redis = self.book.history(who, now) if self.book is not None else None
+        return Pending(cmd, payment_id, now, who, base, from_redis)
 
-        def decide(conn: Connection) -> tuple[Decision, dict[str, Any]]:
-            rows = from_redis if from_redis is not None else _db_history(conn, who, now)
-            velocity = aggregate(rows, now, cmd.amount.currency, exclude=payment_id)
-            customer, card, device_new = _histories(conn, cmd.merchant_id, who, now)
-            extra = history_features(base, velocity, self.live, customer, card, device_new)
-            features = complete(base, velocity, extra)
-            listed = [
-                Listed(LIST_KINDS[k], ListAction(a)) for k, a in repo.listed(conn, _list_keys(who))
-            ]
-            decision = evaluate(features, self.live, self.shadow, listed)
-            return decision, _row(payment_id, cmd, who, base, decision, now)
+    def decide(self, conn: Connection, p: Pending) -> Assessed:
+        """The decision, from reads in the caller's transaction (the payment's first)."""
+        who, now = p.who, p.now
+        rows = p.from_redis if p.from_redis is not None else _db_history(conn, who, now)
+        velocity = aggregate(rows, now, p.cmd.amount.currency, exclude=p.payment_id)
+        customer, card, device_new, listed = _histories(conn, p.cmd.merchant_id, who, now)
+        extra = history_features(p.base, velocity, self.live, customer, card, device_new)
+        features = complete(p.base, velocity, extra)
+        decision = evaluate(features, self.live, self.shadow, listed)
+        return Assessed(decision, who, _row(p.payment_id, p.cmd, who, p.base, decision, now))
 
-        decision, row = await self.store.run(decide)
+    @staticmethod
+    def stop_of(assessed: Assessed) -> Stop | None:
+        """What the decision does to the payment before routing (None: go on)."""
+        decision = assessed.decision
+        if decision.verdict is Verdict.ALLOW:
+            return None
+        why = f"risk: {decision.deciding_rule or decision.verdict.value}"
+        if decision.verdict is Verdict.BLOCK:
+            return Stop(PaymentStatus.FAILED, why, BLOCKED_CODE)
+        if decision.verdict is Verdict.REVIEW:
+            return Stop(PaymentStatus.HELD, why)
+        return Stop(PaymentStatus.REQUIRES_ACTION, why)
+
+    async def decided(self, p: Pending, assessed: Assessed, payment: Payment) -> None:
+        """After the payment's first transaction committed: count it (Redis), in the
+        metrics and, when not a plain allow, in the log; a block is a failure too."""
+        decision = assessed.decision
         if self.book is not None:
-            counted = self.book.seen(
-                payment_id, who, base["amount_major"], cmd.amount.currency, now
-            )
-            if from_redis is None or not counted:
-                log.warning("risk_velocity_unavailable", payment_id=payment_id)
+            amount = p.base["amount_major"]
+            counted = self.book.seen(p.payment_id, p.who, amount, p.cmd.amount.currency, p.now)
+            if p.from_redis is None or not counted:
+                log.warning("risk_velocity_unavailable", payment_id=p.payment_id)
         DECISIONS.labels(decision.verdict.value).inc()
         if decision.shadow_verdict is not None:
             differs = decision.shadow_verdict is not decision.verdict
@@ -150,36 +178,13 @@ class RiskGate:
         if decision.verdict is not Verdict.ALLOW or decision.fired:
             log.info(
                 "risk_decision",
-                payment_id=payment_id,
+                payment_id=p.payment_id,
                 verdict=decision.verdict.value,
                 rules=[f.rule for f in decision.fired],
                 score=decision.score,
             )
-        return Assessed(decision, who, row)
-
-    async def stop(
-        self,
-        creation: Creation,
-        payment: Payment,
-        assessed: Assessed,
-        now: datetime,
-        claim: Claim | NewKey | None,
-    ) -> bool:
-        """Act on a decision that stops the payment before routing; False: go on."""
-        decision = assessed.decision
-        why = f"risk: {decision.deciding_rule or decision.verdict.value}"
-        also = assessed.record
         if decision.verdict is Verdict.BLOCK:
-            await creation.refuse(payment, BLOCKED_CODE, why, now, claim, also)
-            await self.settled(payment, assessed.who)
-            return True
-        if decision.verdict is Verdict.REVIEW:
-            await creation.hold(payment, why, now, claim, also)
-            return True
-        if decision.verdict is Verdict.CHALLENGE:
-            await creation.challenge(payment, why, now, claim, also)
-            return True
-        return False
+            await self.settled(payment, p.who)
 
     async def settled(self, payment: Payment, who: Subjects) -> None:
         """Tell the Redis book of a failed payment (the database's rows read the
@@ -222,7 +227,7 @@ def notes_of(conn: Connection, payment_ids: Sequence[str]) -> dict[str, RiskNote
 
 
 def _list_keys(who: Subjects) -> list[tuple[str, str]]:
-    return [("card", who.card), ("email", who.email), ("device", who.device), ("ip", who.ip)]
+    return [(k, getattr(who, k)) for k in LIST_KINDS if getattr(who, k)]
 
 
 def _db_history(conn: Connection, who: Subjects, now: datetime) -> Mapping[str, Iterable[Seen]]:
@@ -249,11 +254,14 @@ def _db_history(conn: Connection, who: Subjects, now: datetime) -> Mapping[str, 
 
 def _histories(
     conn: Connection, merchant_id: str, who: Subjects, now: datetime
-) -> tuple[History, History, bool]:
-    if not (who.customer or who.card):
-        return History(), History(), False
+) -> tuple[History, History, bool, list[Listed]]:
+    """The customer's and the card's history, whether the device is new to the customer,
+    and the list entries the payment is on: one statement (store/risk.py)."""
+    keys = _list_keys(who)
+    if not (who.customer or who.card or keys):
+        return History(), History(), False, []
     customer_id = who.customer.partition("/")[2]
-    h = repo.histories(conn, merchant_id, customer_id, who.customer, who.device, who.card)
+    h = repo.histories(conn, merchant_id, customer_id, who.customer, who.device, who.card, keys)
     customer, card = History(), History()
     if who.customer:
         first = h["first"]
@@ -262,7 +270,8 @@ def _histories(
     if who.card:
         card = History(h["card_successes"], 0, h["card_chargebacks"])
     device_new = bool(who.customer and who.device and h["decided"] and not h["on_device"])
-    return customer, card, device_new
+    listed = [Listed(LIST_KINDS[k], ListAction(h[f"list_{k}"])) for k, _ in keys if h[f"list_{k}"]]
+    return customer, card, device_new, listed
 
 
 def _row(

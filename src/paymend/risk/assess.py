@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from paymend.risk.features import FEATURES, defaults
+from paymend.risk.features import DEFAULTS, FEATURES, defaults
 from paymend.risk.model import Decision, Fired, ListAction, ListKind, Verdict, decide
 from paymend.risk.rules import RuleSet
 from paymend.risk.score import History, limit, score
@@ -108,5 +108,5 @@ def complete(*parts: dict[str, Any]) -> dict[str, Any]:
 def used(features: dict[str, Any]) -> dict[str, Any]:
     """What is worth storing: the features that are not at their default (the rest are
     put back by `complete` when a backtest replays the payment)."""
-    zero = defaults()
+    zero = DEFAULTS
     return {k: v for k, v in features.items() if k in zero and v != zero[k]}

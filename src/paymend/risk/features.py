@@ -12,9 +12,11 @@ an unknown text is "", an unknown number -1 (ages) or 0 (counts).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 
@@ -200,7 +202,14 @@ def base_features(
     }
 
 
+_ZERO = {Kind.NUMBER: 0, Kind.TEXT: "", Kind.FLAG: False}
+# built once: every payment's features start from it (a copy), and what is stored of
+# them is what differs from it
+DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {name: _ZERO[kind] for name, kind in FEATURES.items()}
+)
+
+
 def defaults() -> dict[str, Any]:
     """A value of the right type for every feature: what a feature nobody filled is."""
-    zero = {Kind.NUMBER: 0, Kind.TEXT: "", Kind.FLAG: False}
-    return {name: zero[kind] for name, kind in FEATURES.items()}
+    return dict(DEFAULTS)

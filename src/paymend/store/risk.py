@@ -85,7 +85,10 @@ def recent(
     return [dict(r._mapping) for r in rows]
 
 
-_HISTORIES = sa.text(
+LIST_KINDS = ("card", "email", "device", "ip")
+
+
+_HISTORIES = (
     "SELECT "  # noqa: S608 - constants only
     "(SELECT count(*) FROM payments WHERE merchant_id = :merchant AND customer_id = :customer"
     f" AND status IN ({_STATUSES})) AS successes, "
@@ -101,25 +104,47 @@ _HISTORIES = sa.text(
     "(SELECT count(*) FROM risk_decisions rd JOIN payments p ON p.id = rd.payment_id"
     f" WHERE rd.card = :card AND p.status IN ({_STATUSES})) AS card_successes, "
     "(SELECT count(*) FROM risk_reports WHERE card = :card) AS card_chargebacks"
-).columns(first=UTCDateTime())
+)
+
+
+@functools.cache
+def _histories_sql(kinds: tuple[str, ...]) -> sa.TextualSelect:
+    """The history statement with a list lookup for each of `kinds` (the kinds the
+    payment has a value for), built once per shape."""
+    listed = "".join(
+        f", (SELECT action FROM risk_lists WHERE kind = '{k}' AND value = :l_{k}) AS list_{k}"  # noqa: S608 - kinds
+        for k in kinds
+    )
+    return sa.text(_HISTORIES + listed).columns(first=UTCDateTime())
 
 
 def histories(
-    conn: Connection, merchant_id: str, customer_id: str, customer_key: str, device: str, card: str
+    conn: Connection,
+    merchant_id: str,
+    customer_id: str,
+    customer_key: str,
+    device: str,
+    card: str,
+    listed: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """What the store knows of the customer (the merchant's `customer_id`, counted in
     the risk tables under `customer_key`), their device and the card, in one statement:
     the customer's successes, refunds, chargebacks and first payment; whether they have
-    earlier decisions and one from this device; the card's successes and chargebacks.
-    An empty key counts nothing."""
+    earlier decisions and one from this device; the card's successes and chargebacks;
+    and for each (kind, value) of `listed` the action of its list entry, if any, as
+    `list_<kind>`. An empty key counts nothing: it is bound as NULL, which equals no
+    row, so a payment without a card does not count every decision without one."""
+    wanted = {k: v for k, v in listed if v and k in LIST_KINDS}
     params = {
         "merchant": merchant_id,
-        "customer": customer_id,
-        "key": customer_key,
-        "device": device,
-        "card": card,
+        "customer": customer_id or None,
+        "key": customer_key or None,
+        "device": device or None,
+        "card": card or None,
+        **{f"l_{k}": v for k, v in wanted.items()},
     }
-    return dict(conn.execute(_HISTORIES, params).one()._mapping)
+    query = _histories_sql(tuple(k for k in LIST_KINDS if k in wanted))
+    return dict(conn.execute(query, params).one()._mapping)
 
 
 # -- lists ------------------------------------------------------------------------------
@@ -129,9 +154,6 @@ def histories(
 def _listed_sql(kinds: tuple[str, ...]) -> sa.TextClause:
     match = " OR ".join(f"(kind = '{k}' AND value = :{k})" for k in kinds)
     return sa.text(f"SELECT kind, action FROM risk_lists WHERE {match}")  # noqa: S608 - kinds
-
-
-LIST_KINDS = frozenset({"card", "email", "device", "ip"})
 
 
 def listed(conn: Connection, entries: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
