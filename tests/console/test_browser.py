@@ -8,6 +8,7 @@ PAYMEND_CONSOLE_SCREENSHOTS=<folder> they save the screenshots docs/console.md s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator
@@ -90,14 +91,21 @@ def live(database: str) -> Iterator[tuple[Console, dict[str, Any]]]:
         yield console, declined
 
 
-@pytest.fixture(scope="module")
-def browser(live: tuple[Console, dict[str, Any]]) -> Iterator[Browser]:
-    """Started after the server and stopped before the next database's: playwright's
-    sync API runs an event loop of its own in this thread while it runs."""
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium under playwright. Start it after the server it visits:
+    playwright's sync API runs an event loop of its own in this thread while it runs."""
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser(live: tuple[Console, dict[str, Any]]) -> Iterator[Browser]:
+    """Stopped before the next database's server starts."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

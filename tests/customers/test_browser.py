@@ -17,19 +17,26 @@ from playwright.sync_api import Browser, Page, expect
 
 from paymend.domain.status_links import sign
 from paymend.engine.feedback import report
-from tests.console.test_browser import browser, shot  # noqa: F401 - the browser fixture
+from tests.console.test_browser import chromium, shot
 from tests.customers.conftest import LINK_KEY, Shop
 
 
+@pytest.fixture(scope="module")
+def browser(shop: Shop) -> Iterator[Browser]:
+    """Started after the shop's server (see `chromium`)."""
+    with chromium() as launched:
+        yield launched
+
+
 @pytest.fixture
-def zh_page(browser: Browser) -> Iterator[Page]:  # noqa: F811
+def zh_page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(locale="zh-CN", viewport={"width": 800, "height": 900})
     yield context.new_page()
     context.close()
 
 
 @pytest.fixture
-def en_page(browser: Browser) -> Iterator[Page]:  # noqa: F811
+def en_page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(locale="en-US", viewport={"width": 800, "height": 900})
     yield context.new_page()
     context.close()
