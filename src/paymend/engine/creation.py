@@ -16,11 +16,11 @@ from datetime import datetime
 from paymend.domain.errors import Conflict, OrderAlreadyPaid, OrderPaymentInProgress
 from paymend.domain.events import EventType
 from paymend.domain.payment import ORDER_PAID, Attempt, Payment, PaymentStatus
-from paymend.engine.events import emit
+from paymend.engine.events import emit, event_row
 from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import Owner
 from paymend.observability import PAYMENTS, get_logger
-from paymend.store import idempotency
+from paymend.store import idempotency, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
 from paymend.store.idempotency import Claim, NewKey
@@ -170,8 +170,9 @@ class Creation:
 
         def write(conn: Connection) -> None:
             self._insert_payment(conn, payment, now, claim)
-            emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
-            emit(conn, self.ids.new("evt"), payment, event, now, extra=extra or None)
+            created = event_row(self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+            decided = event_row(self.ids.new("evt"), payment, event, now, extra=extra or None)
+            outbox.add_rows(conn, [created, decided])
             if also is not None:
                 also(conn)
 
