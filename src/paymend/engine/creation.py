@@ -19,11 +19,11 @@ from datetime import datetime
 from paymend.domain.errors import Conflict, OrderAlreadyPaid, OrderPaymentInProgress
 from paymend.domain.events import EventType
 from paymend.domain.payment import ORDER_PAID, Attempt, Payment, PaymentStatus
-from paymend.engine.events import emit
+from paymend.engine.events import emit, event_row
 from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import Owner
 from paymend.observability import PAYMENTS, get_logger
-from paymend.store import idempotency
+from paymend.store import idempotency, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
 from paymend.store.idempotency import Claim, NewKey
@@ -117,8 +117,11 @@ class Creation:
             extra = {"reason": "authentication"}
         payment.transition(stop.status)
         repo.insert_payment(conn, payment, now, self.pii)
-        emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
-        emit(conn, self.ids.new("evt"), payment, _STOP_EVENTS[stop.status], now, extra=extra)
+        created = event_row(self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+        decided = event_row(
+            self.ids.new("evt"), payment, _STOP_EVENTS[stop.status], now, extra=extra
+        )
+        outbox.add_rows(conn, [created, decided])
 
     def _take_order(self, conn: Connection, payment: Payment, claim: Claim | NewKey | None) -> None:
         """Link the Idempotency-Key to the payment and check that its order lets it be made

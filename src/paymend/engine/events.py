@@ -56,6 +56,22 @@ def emit(
     refund: Refund | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
+    row = event_row(event_id, payment, type, now, attempt=attempt, refund=refund, extra=extra)
+    outbox.add_rows(conn, [row])
+
+
+def event_row(
+    event_id: str,
+    payment: Payment,
+    type: EventType,
+    now: datetime,
+    *,
+    attempt: Attempt | None = None,
+    refund: Refund | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The event `emit` writes, as the payment and attempt are now, for
+    `outbox.add_rows` to write with the other events of the same change."""
     payload: dict[str, Any] = {
         "payment_id": payment.id,
         "order_id": payment.order_id,
@@ -87,7 +103,7 @@ def emit(
         }
     if extra:
         payload.update(extra)
-    outbox.add(conn, event_id, payment.merchant_id, type, payment.id, payload, now)
+    return outbox.row(event_id, payment.merchant_id, type, payment.id, payload, now)
 
 
 class EventEnvelope(TypedDict):

@@ -266,16 +266,17 @@ class PlaybookRunner:
             return base, payment_repo.calls_between(conn, self._at(split), until)
 
         base_rows, rows = await self.service.store.run(read)
-        base = [self._observe(r, run) for r in base_rows]
-        anomaly = [self._observe(r, run) for r in rows]
+        read_at = self.service.clock.now()  # one clock read for every call's time
+        base = [self._observe(r, run, read_at) for r in base_rows]
+        anomaly = [self._observe(r, run, read_at) for r in rows]
         channel, dims = parse_key(key)
         around = dict(dims) if channel == "*" else {"channel": channel, **dims}
         if run.slow_ms is None and not rose(base, anomaly, around):
             # its own calls show no rise as their outcomes settled: they hung and were
             # charged after all (a channel slowed past the checkout's deadline), so read
             # them as the breakers judged them when they were made
-            base = [self._observe(r, run, hung=True) for r in base_rows]
-            anomaly = [self._observe(r, run, hung=True) for r in rows]
+            base = [self._observe(r, run, read_at, hung=True) for r in base_rows]
+            anomaly = [self._observe(r, run, read_at, hung=True) for r in rows]
         suspects = diagnose(base, anomaly, around=around)
         affected = len(
             {
@@ -293,7 +294,7 @@ class PlaybookRunner:
 
         await self.service.store.run(write)
 
-    def _observe(self, r: Any, run: _Run, *, hung: bool = False) -> Observation:
+    def _observe(self, r: Any, run: _Run, now: datetime, *, hung: bool = False) -> Observation:
         """The call as the diagnosis weighs it; `hung`: a call that failed technically
         when it was made counts as failed though a status query found it charged."""
         dims = {
@@ -303,7 +304,7 @@ class PlaybookRunner:
             "region": r.region,
             "code": r.unified_code,
         }
-        at = self._epoch(r.created_at)
+        at = self._epoch(r.created_at, now)
         if run.slow_ms is not None:
             return Observation(dims, r.latency_ms is not None and r.latency_ms > run.slow_ms, at)
         code = r.unified_code
@@ -321,9 +322,10 @@ class PlaybookRunner:
         now = self.service.clock.now()
         return now + timedelta(seconds=epoch_s - now.timestamp())
 
-    def _epoch(self, at: datetime) -> float:
-        """The store's datetime as health time: the inverse of `_at`."""
-        now = self.service.clock.now()
+    def _epoch(self, at: datetime, now: datetime | None = None) -> float:
+        """The store's datetime as health time: the inverse of `_at` (`now`: the clock
+        read once for many)."""
+        now = now or self.service.clock.now()
         return now.timestamp() + (at - now).total_seconds()
 
     def _dt(self, since: float, until: float) -> tuple[datetime, datetime]:

@@ -19,14 +19,14 @@ from paymend.domain.events import EventType
 from paymend.domain.failure import Action, Decision, Failure
 from paymend.domain.payment import Attempt, AttemptStatus, Payment, PaymentStatus
 from paymend.engine.calls import CallOutcome
-from paymend.engine.events import STATUS_EVENTS, emit
+from paymend.engine.events import STATUS_EVENTS, event_row
 from paymend.engine.ids import IdFactory
 from paymend.engine.late_success import LateSuccess
 from paymend.engine.liveness import Owner
 from paymend.health.book import Health
 from paymend.health.keys import channel_key
 from paymend.observability import PAYMENTS, get_logger
-from paymend.store import jobs
+from paymend.store import jobs, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
 
@@ -122,9 +122,13 @@ class Recorder:
                 if current.status is not payment.status:
                     raise Conflict("payment_changed", f"payment {payment.id} is {current.status}")
             repo.update_attempt(conn, attempt)
-            emit(
-                conn, self.ids.new("evt"), payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt
-            )
+            # the call's event and the payment's, as each stands when it happens, in one
+            # insert at the end
+            events = [
+                event_row(
+                    self.ids.new("evt"), payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt
+                )
+            ]
             self._settle_later(conn, attempt, now)
             if following is not None:
                 repo.insert_attempt(conn, following, self.owner.id)
@@ -140,9 +144,12 @@ class Recorder:
             if target is not None:
                 payment.transition(target)
                 repo.update_payment(conn, payment, now)
-                emit(
-                    conn, self.ids.new("evt"), payment, STATUS_EVENTS[target], now, attempt=attempt
+                events.append(
+                    event_row(
+                        self.ids.new("evt"), payment, STATUS_EVENTS[target], now, attempt=attempt
+                    )
                 )
+            outbox.add_rows(conn, events)
             if then is not None:
                 then(conn)
 

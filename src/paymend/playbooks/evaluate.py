@@ -81,6 +81,8 @@ class Evaluator:
     detectors: DetectorSettings = DEFAULT_SETTINGS
     watches: dict[tuple[str, str], _Watch] = field(default_factory=dict)
     covered: set[str] = field(default_factory=set)  # scopes their channel's fault covers
+    # each playbook's detector settings, worked out once (asked for every key, every tick)
+    tuned: dict[int, tuple[Playbook, DetectorSettings]] = field(default_factory=dict)
 
     def active(self) -> list[tuple[str, str]]:
         return [k for k, w in self.watches.items() if w.active_since is not None]
@@ -191,6 +193,12 @@ class Evaluator:
 
     def _settings(self, p: Playbook) -> DetectorSettings:
         """The detector defaults, with the trigger's own volume and threshold."""
+        found = self.tuned.get(id(p))
+        if found is None or found[0] is not p:
+            found = self.tuned[id(p)] = (p, self._tune(p))
+        return found[1]
+
+    def _tune(self, p: Playbook) -> DetectorSettings:
         t, s = p.when, self.detectors
         n, x = t.min_calls, t.threshold
         if t.signal == "error_spike":

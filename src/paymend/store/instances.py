@@ -86,10 +86,16 @@ def prune(conn: Connection, stopped_before: datetime) -> int:
 def live_owner(owner: sa.ColumnElement[Any], now: datetime, dead_after: timedelta) -> Any:
     """SQL: `owner` is an instance that is running and beat within `dead_after`. Its
     negation is what makes an owned row free for others."""
+    return live_owner_since(owner, now - dead_after)
+
+
+def live_owner_since(owner: sa.ColumnElement[Any], since: Any) -> Any:
+    """SQL: `owner` is an instance that is running and beat at or after `since` (a time,
+    or a bound parameter in a statement built once)."""
     return sa.exists().where(
         instances.c.id == owner,
         instances.c.stopped_at.is_(None),
-        instances.c.heartbeat_at >= now - dead_after,
+        instances.c.heartbeat_at >= since,
     )
 
 

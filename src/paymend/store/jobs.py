@@ -10,6 +10,7 @@ what it holds. Every handler is idempotent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from paymend.store.instances import live_owner
+from paymend.store.instances import live_owner_since
 from paymend.store.tables import jobs
 
 _INSERT = jobs.insert()
@@ -97,28 +98,60 @@ def claim(
     gets them meanwhile. A job leased by an owner that is not alive (given `dead_after`)
     is taken at once, unless that owner is the claimer itself: a process whose heartbeat
     only looks stale (its loop stalled) is alive, and may still be running that job."""
-    free = sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
+    params: dict[str, Any] = {"b_now": now, "b_limit": limit}
     if dead_after is not None:
-        orphaned = sa.and_(jobs.c.owner.is_not(None), ~live_owner(jobs.c.owner, now, dead_after))
-        if owner is not None:
-            orphaned = sa.and_(orphaned, jobs.c.owner != owner)
-        free = sa.or_(free, orphaned)
+        params["b_alive_since"] = now - dead_after
+        params["b_claimer"] = owner or ""  # "" is no instance's id
     if kinds is not None:
-        free = sa.and_(free, jobs.c.kind.in_([k.value for k in kinds]))
-    rows = conn.execute(
+        params["b_kinds"] = [k.value for k in kinds]
+    rows = conn.execute(_claimable(dead_after is not None, kinds is not None), params).all()
+    if rows:
+        conn.execute(
+            _LEASE,
+            {
+                "b_ids": [r.id for r in rows],
+                "b_lease_until": now + lease,
+                "b_owner": owner,
+                "b_now": now,
+            },
+        )
+    return [Job(r.id, JobKind(r.kind), r.subject_id, r.run_at, r.tries + 1) for r in rows]
+
+
+_AT = jobs.c.run_at.type  # the type every time parameter is bound with
+
+
+@functools.cache
+def _claimable(orphans: bool, of_kinds: bool) -> sa.Select[Any]:
+    """The claim's query, built once for each shape (the worker claims every sweep):
+    `orphans`, jobs of dead owners are free too; `of_kinds`, of the kinds `b_kinds`."""
+    now = sa.bindparam("b_now", type_=_AT)
+    free: sa.ColumnElement[bool] = sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
+    if orphans:
+        alive = live_owner_since(jobs.c.owner, sa.bindparam("b_alive_since", type_=_AT))
+        claimer = sa.bindparam("b_claimer", type_=jobs.c.owner.type)
+        free = sa.or_(free, sa.and_(jobs.c.owner.is_not(None), jobs.c.owner != claimer, ~alive))
+    if of_kinds:
+        free = sa.and_(free, jobs.c.kind.in_(sa.bindparam("b_kinds", expanding=True)))
+    return (
         sa.select(jobs.c.id, jobs.c.kind, jobs.c.subject_id, jobs.c.run_at, jobs.c.tries)
         .where(jobs.c.status == JobStatus.PENDING.value, jobs.c.run_at <= now, free)
         .order_by(jobs.c.run_at)
-        .limit(limit)
+        .limit(sa.bindparam("b_limit", type_=sa.Integer))
         .with_for_update(skip_locked=True, of=jobs)
-    ).all()
-    if rows:
-        conn.execute(
-            jobs.update()
-            .where(jobs.c.id.in_([r.id for r in rows]))
-            .values(lease_until=now + lease, owner=owner, tries=jobs.c.tries + 1, updated_at=now)
-        )
-    return [Job(r.id, JobKind(r.kind), r.subject_id, r.run_at, r.tries + 1) for r in rows]
+    )
+
+
+_LEASE = (
+    jobs.update()
+    .where(jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    .values(
+        lease_until=sa.bindparam("b_lease_until", type_=_AT),
+        owner=sa.bindparam("b_owner", type_=jobs.c.owner.type),
+        tries=jobs.c.tries + 1,
+        updated_at=sa.bindparam("b_now", type_=_AT),
+    )
+)
 
 
 def done(conn: Connection, job_id: str, now: datetime) -> None:

@@ -40,17 +40,33 @@ def add(
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
-    conn.execute(
-        _INSERT,
-        {
-            "id": event_id,
-            "merchant_id": merchant_id,
-            "type": type.value,
-            "subject_id": subject_id,
-            "payload": payload,
-            "created_at": now,
-        },
-    )
+    add_rows(conn, [row(event_id, merchant_id, type, subject_id, payload, now)])
+
+
+def row(
+    event_id: str,
+    merchant_id: str,
+    type: EventType,
+    subject_id: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """An event as `add_rows` writes it."""
+    return {
+        "id": event_id,
+        "merchant_id": merchant_id,
+        "type": type.value,
+        "subject_id": subject_id,
+        "payload": payload,
+        "created_at": now,
+    }
+
+
+def add_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Events (`row`) in one statement, in list order (their `seq`): the events of one
+    state change cost one round trip, not one each."""
+    if rows:
+        conn.execute(_INSERT, rows if len(rows) > 1 else rows[0])
 
 
 def for_subject(conn: Connection, subject_id: str) -> list[Event]:
@@ -60,11 +76,22 @@ def for_subject(conn: Connection, subject_id: str) -> list[Event]:
     return [_event(r) for r in rows]
 
 
+# the relay's statements, built once: it reads and marks a batch every sweep
+_UNPUBLISHED = (
+    sa.select(events)
+    .where(events.c.published_at.is_(None))
+    .order_by(events.c.seq)
+    .limit(sa.bindparam("b_limit", type_=sa.Integer))
+)
+_MARK_PUBLISHED = (
+    events.update()
+    .where(events.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    .values(published_at=sa.bindparam("b_now", type_=events.c.published_at.type))
+)
+
+
 def unpublished(conn: Connection, limit: int = 100) -> list[Event]:
-    rows = conn.execute(
-        sa.select(events).where(events.c.published_at.is_(None)).order_by(events.c.seq).limit(limit)
-    )
-    return [_event(r) for r in rows]
+    return [_event(r) for r in conn.execute(_UNPUBLISHED, {"b_limit": limit})]
 
 
 def of_type_since(conn: Connection, type: EventType, seq: int) -> list[tuple[int, str]]:
@@ -80,7 +107,7 @@ def of_type_since(conn: Connection, type: EventType, seq: int) -> list[tuple[int
 
 def mark_published(conn: Connection, event_ids: list[str], now: datetime) -> None:
     if event_ids:
-        conn.execute(events.update().where(events.c.id.in_(event_ids)).values(published_at=now))
+        conn.execute(_MARK_PUBLISHED, {"b_ids": event_ids, "b_now": now})
 
 
 def _event(row: sa.Row[Any]) -> Event:

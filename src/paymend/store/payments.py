@@ -20,7 +20,7 @@ from paymend.domain.payment import (
     Payment,
     PaymentStatus,
 )
-from paymend.store.instances import live_owner
+from paymend.store.instances import live_owner_since
 from paymend.store.jobs import JobStatus
 from paymend.store.payment_rows import (
     attempt_changes,
@@ -47,13 +47,16 @@ _UPDATE_PAYMENT = payments.update().where(
 _INSERT_ATTEMPT = attempts.insert()
 _UPDATE_ATTEMPT = attempts.update().where(attempts.c.id == sa.bindparam("b_id"))
 _LOCK_ORDER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("b_lock")))
+# the statuses that hold an order, one bound value each: a plain list would be an
+# "expanding" parameter, rendered anew on every execution
+_HOLDS = payments.c.status.in_([sa.literal(s) for s in ORDER_HOLDING])
 # No ORDER BY: an order has a payment or two, sorted in Python; asked to sort by
 # created_at, SQLite walks the merchant's (merchant_id, created_at) index instead of the
 # order's, reading every payment the merchant ever had for each new one.
 _HOLDING = sa.select(payments).where(
     payments.c.merchant_id == sa.bindparam("b_merchant"),
     payments.c.order_id == sa.bindparam("b_order"),
-    payments.c.status.in_(ORDER_HOLDING),
+    _HOLDS,
 )
 _HOLDING_SPLIT = _HOLDING.where(payments.c.split.is_(False))
 # the common case, no holder, asked with one column: a wide row's result set up costs
@@ -63,7 +66,7 @@ _ANY_HOLDING = (
     .where(
         payments.c.merchant_id == sa.bindparam("b_merchant"),
         payments.c.order_id == sa.bindparam("b_order"),
-        payments.c.status.in_(ORDER_HOLDING),
+        _HOLDS,
     )
     .limit(1)
 )
@@ -282,22 +285,35 @@ def orphaned_attempts(
     whose owner instance is dead (given `now` and `dead_after`), and any created before
     `older_than` (rows with no owner, or an owner stuck for that long). `skip`: attempts
     this process is settling already."""
+    params: dict[str, Any] = {"b_older_than": older_than, "b_limit": limit}
+    if now is not None and dead_after is not None:
+        params["b_alive_since"] = now - dead_after
+    if skip:
+        params["b_skip"] = list(skip)
+    rows = conn.execute(_orphaned("b_alive_since" in params, bool(skip)), params)
+    return [attempt_from_row(r) for r in rows]
+
+
+@functools.cache
+def _orphaned(owners: bool, skipping: bool) -> sa.Select[Any]:
+    """The orphan scan's query, built once for each shape (the worker scans every
+    sweep): `owners`, attempts of dead owners too; `skipping`, not those in `b_skip`."""
+    at = attempts.c.created_at.type
     waiting = sa.select(jobs.c.id).where(
         jobs.c.subject_id == attempts.c.id, jobs.c.status == JobStatus.PENDING.value
     )
-    orphaned: sa.ColumnElement[bool] = attempts.c.created_at <= older_than
-    if now is not None and dead_after is not None:
-        owner_gone = sa.and_(
-            attempts.c.owner.is_not(None), ~live_owner(attempts.c.owner, now, dead_after)
-        )
-        orphaned = sa.or_(orphaned, owner_gone)
+    orphaned: sa.ColumnElement[bool] = attempts.c.created_at <= sa.bindparam(
+        "b_older_than", type_=at
+    )
+    if owners:
+        alive = live_owner_since(attempts.c.owner, sa.bindparam("b_alive_since", type_=at))
+        orphaned = sa.or_(orphaned, sa.and_(attempts.c.owner.is_not(None), ~alive))
     query = sa.select(attempts).where(
         attempts.c.status == AttemptStatus.PENDING.value, orphaned, ~sa.exists(waiting)
     )
-    if skip:
-        query = query.where(attempts.c.id.not_in(list(skip)))
-    rows = conn.execute(query.order_by(attempts.c.created_at).limit(limit))
-    return [attempt_from_row(r) for r in rows]
+    if skipping:
+        query = query.where(attempts.c.id.not_in(sa.bindparam("b_skip", expanding=True)))
+    return query.order_by(attempts.c.created_at).limit(sa.bindparam("b_limit", type_=sa.Integer))
 
 
 def list_attempts(conn: Connection, payment_id: str) -> list[Attempt]:

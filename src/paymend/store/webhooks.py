@@ -48,11 +48,15 @@ class Due:
     secret: str
 
 
+# built once: the relay asks for every batch
+_SETTINGS = sa.select(merchants.c.id, merchants.c.settings).where(
+    merchants.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+
+
 def merchant_settings(conn: Connection, merchant_ids: Collection[str]) -> dict[str, Any]:
     """Each merchant's settings (webhook_url, webhook_secret, ...), by id."""
-    rows = conn.execute(
-        sa.select(merchants.c.id, merchants.c.settings).where(merchants.c.id.in_(merchant_ids))
-    )
+    rows = conn.execute(_SETTINGS, {"b_ids": list(merchant_ids)})
     return {r.id: r.settings for r in rows}
 
 
