@@ -65,6 +65,7 @@ def test_ops_acknowledge_an_open_incident_and_review_a_resolved_one(console: Con
     assert done.status_code == 303
     text = client.get("/console/incidents/inc_a").text
     assert "CMB gateway" in text and "alert sooner" in text and "operator:ops-lin" in text
+    assert f"operator:ops-lin · {console.clock.now():%Y-%m-%d %H:%M:%S}</dd>" in text
     tasks = re.findall(r"<li>([^<]*)</li>", text.split('class="follow-ups"')[1])
     assert tasks == ["Page at 5% errors (lin)", "Ask CMB for maintenance notices"]
     entries = console.server.runtime.store.run_sync(lambda c: controls.audit_entries(c, 5))

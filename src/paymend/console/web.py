@@ -56,7 +56,10 @@ def locale_of(request: Request) -> str:
     return i18n.negotiate(request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"))
 
 
-def utc(value: datetime | None) -> str:
+def utc(value: datetime | str | None) -> str:
+    """A time as the console shows it; an ISO string (as a review keeps it) is read."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
