@@ -26,8 +26,15 @@ from tests.helpers import NOW, make_merchant, service, simulator
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url, inline=True)
+def sqlite_store(sqlite_url: str) -> Iterator[Store]:
+    s = Store(sqlite_url, inline=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str) -> Iterator[Store]:
+    s = Store(postgres_url, inline=True)
     yield s
     s.close()
 
@@ -54,9 +61,10 @@ def add_payments(store: Store, merchant_id: MerchantId, start: int, n: int) -> N
     store.run_sync(lambda conn: conn.execute(payments.insert(), rows))
 
 
-def test_the_worker_gathers_statistics_once_the_payments_outgrew_them(store: Store) -> None:
-    if store.dialect != "sqlite":
-        pytest.skip("SQLite only: PostgreSQL's autovacuum keeps its statistics")
+def test_the_worker_gathers_statistics_once_the_payments_outgrew_them(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
     merchant_id, _ = make_merchant(store)
     clock = LoopClock()
     worker = Worker(service(store, {"sim_a": simulator(clock=clock)}, clock))
@@ -98,9 +106,9 @@ def test_the_worker_gathers_statistics_once_the_payments_outgrew_them(store: Sto
     assert any("order" in str(row[-1]).lower() for row in plan), plan
 
 
-def test_nothing_is_gathered_on_postgresql(store: Store) -> None:
-    if store.dialect == "sqlite":
-        pytest.skip("PostgreSQL's case")
+@pytest.mark.postgres
+def test_nothing_is_gathered_on_postgresql(postgres_store: Store) -> None:
+    store = postgres_store
     merchant_id, _ = make_merchant(store)
     add_payments(store, merchant_id, 0, statistics.MIN_ROWS * 2)
     assert store.run_sync(statistics.PlannerStatistics().refresh) is False
