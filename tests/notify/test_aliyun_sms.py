@@ -7,8 +7,8 @@ import json
 
 import apprise
 
-from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings, sms_body
-from paymend.notify.channel import Channel, Message
+from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings
+from paymend.notify.channel import Channel, Message, sms_body
 from tests.notify.aliyun_server import ILLEGAL, AliyunSms, serving
 
 PARAMS = {"order": "o-1", "amount": "¥50.00", "step": "请更换其他银行卡或支付方式"}

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.routing import Route
 
-from paymend.notify.aliyun_sms import sms_body
-from paymend.notify.channel import Channel, Message
+from paymend.notify.channel import Channel, Message, sms_body
 from paymend.notify.tencent_sms import TencentSmsChannel, TencentSmsSettings
 from tests import local_server
 from tests.notify.tencent_server import INCORRECT, TencentSms

@@ -30,8 +30,7 @@ from paymend.domain.events import EventType
 from paymend.domain.masking import mask_email, mask_phone, mask_token
 from paymend.engine.ids import IdFactory
 from paymend.failures.messages import CustomerMessage, Messages
-from paymend.notify.aliyun_sms import sms_body
-from paymend.notify.channel import Channel, Message
+from paymend.notify.channel import Channel, Message, sms_body
 from paymend.notify.policy import ChannelName, NoticeKind, Policy
 from paymend.notify.templates import Facts, Rendered, Templates
 from paymend.notify.wechat_subscribe import wechat_body

@@ -22,7 +22,7 @@ from alibabacloud_dysmsapi20170525.models import SendSmsRequest
 from alibabacloud_tea_openapi.models import Config
 from apprise.decorators import notify
 
-from paymend.notify.channel import Message, Sent
+from paymend.notify.channel import Message, Sent, sms_body
 
 # the recipient or the template cannot work, whatever the wait: the next channel
 FINAL = frozenset(
@@ -60,14 +60,6 @@ class AliyunSmsSettings:
             sign_name,
             endpoint or os.environ.get("PAYMEND_ALIYUN_SMS_ENDPOINT", "dysmsapi.aliyuncs.com"),
         )
-
-
-def sms_body(template: str, params: dict[str, str], text: str) -> bytes:
-    """What a template-based SMS channel carries: the id, its parameters, and the text it
-    reads as (for logs of length and for channels without templates)."""
-    return json.dumps(
-        {"template": template, "params": params, "text": text}, ensure_ascii=False
-    ).encode()
 
 
 class AliyunSmsChannel:

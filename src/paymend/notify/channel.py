@@ -10,6 +10,7 @@ it, drops repeats: delivery is at least once, never knowingly twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -45,3 +46,11 @@ class Channel(Protocol):
     async def close(self) -> None:
         """Release connections; the channel may be used again afterwards."""
         ...
+
+
+def sms_body(template: str, params: dict[str, str], text: str) -> bytes:
+    """What a template-based SMS channel carries: the id, its parameters, and the text it
+    reads as (for logs of length and for channels without templates)."""
+    return json.dumps(
+        {"template": template, "params": params, "text": text}, ensure_ascii=False
+    ).encode()
