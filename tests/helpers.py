@@ -23,6 +23,10 @@ from paymend.store.database import Store
 from paymend.store.tables import metadata
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# The bound on one HTTP request of a test to a server it started: far above any answer
+# paymend gives, so only a hung server fails, never a CI machine that stalls for a few
+# seconds under load (httpx's default of 5 s did, now and then).
+WAIT_S = 30.0
 
 
 def make_merchant(store: Store, name: str = "shop") -> tuple[MerchantId, str]:

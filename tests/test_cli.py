@@ -23,6 +23,7 @@ from paymend.failures.classify import default_classifier
 from paymend.store import controls, keys, merchants, operators
 from paymend.store.database import Store
 from tests import ports
+from tests.helpers import WAIT_S
 
 
 @pytest.mark.parametrize(
@@ -450,6 +451,7 @@ def test_the_quick_start_demo_merchant_survives_a_lost_key_file(tmp_path: Path) 
             f"http://127.0.0.1:{port}/v1/payments",
             params={"order_id": "o"},
             headers={"Authorization": f"Bearer {key}"},
+            timeout=WAIT_S,
         )
         return response.status_code
 

@@ -11,7 +11,7 @@ from paymend.config import PaymendConfig, Settings
 from paymend.engine.runtime import build_runtime
 from tests.api.conftest import CONFIG, Server, serve
 from tests.api.test_payments_api import BODY
-from tests.helpers import count_rows
+from tests.helpers import WAIT_S, count_rows
 
 
 def without(key: str) -> dict[str, Any]:
@@ -132,10 +132,13 @@ def test_invalid_json_wrong_type_and_oversized_bodies(server: Server, api: httpx
 
 def test_authentication_is_required(server: Server) -> None:
     before = count_rows(server.runtime.store)
-    none = httpx.post(f"{server.url}/v1/payments", json=BODY)
+    none = httpx.post(f"{server.url}/v1/payments", json=BODY, timeout=WAIT_S)
     assert none.status_code == 401 and none.json()["error"]["code"] == "api_key_missing"
     wrong = httpx.post(
-        f"{server.url}/v1/payments", json=BODY, headers={"Authorization": "Bearer sk_nope"}
+        f"{server.url}/v1/payments",
+        json=BODY,
+        headers={"Authorization": "Bearer sk_nope"},
+        timeout=WAIT_S,
     )
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "api_key_invalid"
     assert count_rows(server.runtime.store) == before

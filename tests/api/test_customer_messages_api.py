@@ -23,7 +23,7 @@ from paymend.store.pii import DataKey
 from paymend.store.tables import payments
 from tests.api.conftest import Server, running
 from tests.api.test_payments_api import BODY
-from tests.helpers import ManualClock
+from tests.helpers import WAIT_S, ManualClock
 
 KEY = DataKey.generate().encoded()
 # one channel: what a status query settles is final, without a failover to follow
@@ -201,14 +201,14 @@ def test_a_fraud_block_shows_the_customer_only_the_generic_decline(
     generic = f"{server.url}/help/generic_decline?locale=en"
     assert failure["help_url"] == msg["help_url"] == generic
     assert msg["title"] == "Your bank declined the payment"
-    page = httpx.get(msg["help_url"])
+    page = httpx.get(msg["help_url"], timeout=WAIT_S)
     assert page.status_code == 200 and "declined" in page.text
     for leaked in ("fraud", "stolen", "lost", code):
         assert leaked not in page.text.lower() and leaked not in text_of(msg).lower()
-    direct = httpx.get(f"{server.url}/help/{code}", params={"locale": "zh-CN"})
+    direct = httpx.get(f"{server.url}/help/{code}", params={"locale": "zh-CN"}, timeout=WAIT_S)
     assert direct.status_code == 302
     assert direct.headers["location"] == "/help/generic_decline?locale=zh-CN"
-    followed = httpx.get(f"{server.url}/help/{code}", follow_redirects=True)
+    followed = httpx.get(f"{server.url}/help/{code}", follow_redirects=True, timeout=WAIT_S)
     assert followed.status_code == 200 and code not in followed.text
     assert str(followed.url).startswith(f"{server.url}/help/generic_decline")
 

@@ -6,6 +6,7 @@ import httpx
 
 from tests.api.conftest import Server
 from tests.api.test_payments_api import BODY
+from tests.helpers import WAIT_S
 
 
 def declined(api: httpx.Client, code: str, **headers: str) -> dict:  # type: ignore[type-arg]
@@ -41,18 +42,22 @@ def test_the_same_customer_failing_again_gets_new_advice(server: Server, api: ht
 
 
 def test_the_catalogue_and_help_pages_are_public(server: Server) -> None:
-    catalogue = httpx.get(f"{server.url}/v1/failure-codes", params={"locale": "zh-CN"}).json()
+    catalogue = httpx.get(
+        f"{server.url}/v1/failure-codes", params={"locale": "zh-CN"}, timeout=WAIT_S
+    ).json()
     codes = {c["code"]: c for c in catalogue["data"]}
     assert catalogue["locale"] == "zh-CN" and len(codes) >= 30
     assert codes["provider_timeout"]["kind"] == "technical"
     assert codes["provider_timeout"]["counts_against_health"] is True
     assert codes["insufficient_funds"]["customer_message"]["title"]
-    page = httpx.get(f"{server.url}/help/expired_card", headers={"Accept-Language": "zh-CN"})
+    page = httpx.get(
+        f"{server.url}/help/expired_card", headers={"Accept-Language": "zh-CN"}, timeout=WAIT_S
+    )
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert '<html lang="zh-CN">' in page.text and "过期" in page.text
-    english = httpx.get(f"{server.url}/help/expired_card", params={"locale": "en"})
+    english = httpx.get(f"{server.url}/help/expired_card", params={"locale": "en"}, timeout=WAIT_S)
     assert "expired" in english.text.lower()
-    missing = httpx.get(f"{server.url}/help/no_such_code")
+    missing = httpx.get(f"{server.url}/help/no_such_code", timeout=WAIT_S)
     assert (
         missing.status_code == 404 and missing.json()["error"]["code"] == "failure_code_not_found"
     )
@@ -61,4 +66,4 @@ def test_the_catalogue_and_help_pages_are_public(server: Server) -> None:
 def test_the_help_url_leads_to_the_page(server: Server, api: httpx.Client) -> None:
     failure = declined(api, "do_not_honor")["failure"]
     assert failure["help_url"].startswith(server.url)
-    assert httpx.get(failure["help_url"]).status_code == 200
+    assert httpx.get(failure["help_url"], timeout=WAIT_S).status_code == 200

@@ -14,7 +14,7 @@ from paymend.domain.incident import Incident
 from paymend.store import incidents as repo
 from paymend.store.database import Store
 from tests.api.conftest import Server, running_on
-from tests.helpers import NOW, ManualClock, count_rows, make_operator
+from tests.helpers import NOW, WAIT_S, ManualClock, count_rows, make_operator
 
 REVIEW = {
     "cause": "The acquirer's TLS certificate expired",
@@ -39,7 +39,9 @@ def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
 @pytest.fixture
 def ops(server: Server) -> Iterator[httpx.Client]:
     key = make_operator(server.runtime.store, "ops-lin", "ops")
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as c:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=WAIT_S
+    ) as c:
         yield c
 
 
@@ -156,7 +158,7 @@ def test_the_incidents_api_needs_an_operator_key(
     server: Server, library: Store, api: httpx.Client
 ) -> None:
     before = count_rows(library)
-    anonymous = httpx.get(f"{server.url}/v1/ops/incidents")
+    anonymous = httpx.get(f"{server.url}/v1/ops/incidents", timeout=WAIT_S)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "operator_key_missing"
     merchant = api.post(

@@ -34,7 +34,7 @@ from paymend.store.pii import DataKey
 from tests.api.conftest import CONFIG, Server, running
 from tests.api.test_incidents_api import open_incident
 from tests.api.test_payments_api import BODY
-from tests.helpers import NOW, make_operator
+from tests.helpers import NOW, WAIT_S, make_operator
 
 HOOKS = Path(__file__).parent / "contract" / "hooks.py"
 
@@ -163,7 +163,12 @@ def something_to_look_at(server: Server, admin: str) -> None:
     ops = {"Authorization": f"Bearer {admin}"}
     hold = {"kind": "hold", "scope": "bank", "value": "CMB", "amount_above": 1000}
     hold |= {"currency": "CNY", "reason": "contract test", "ends_at": tomorrow()}
-    assert httpx.post(f"{server.url}/v1/ops/controls", json=hold, headers=ops).status_code == 201
+    assert (
+        httpx.post(
+            f"{server.url}/v1/ops/controls", json=hold, headers=ops, timeout=WAIT_S
+        ).status_code
+        == 201
+    )
     with server.client() as merchant:
         held = merchant.post("/v1/payments", json={**BODY, "amount": 5000, "bank": "CMB"})
         assert held.json()["status"] == "held", held.text
@@ -199,7 +204,7 @@ def test_the_ops_api_answers_as_its_document_says(contract_server: Server, tmp_p
 
 
 def test_the_two_runs_test_every_operation(contract_server: Server) -> None:
-    document = httpx.get(f"{contract_server.url}/openapi.json").json()
+    document = httpx.get(f"{contract_server.url}/openapi.json", timeout=WAIT_S).json()
     for path in document["paths"]:
         runs = [r for r in (MERCHANT_PATHS, OPS_PATHS) if re.match(r, path)]
         assert len(runs) == 1, path

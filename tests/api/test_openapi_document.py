@@ -13,13 +13,14 @@ import pytest
 from paymend.api.openapi import FREE_TEXT, NO_CONTROL
 from paymend.domain.payment import PaymentStatus
 from tests.api.conftest import Server
+from tests.helpers import WAIT_S
 
 Document = dict[str, Any]
 
 
 @pytest.fixture
 def document(server: Server) -> Document:
-    found: Document = httpx.get(f"{server.url}/openapi.json").json()
+    found: Document = httpx.get(f"{server.url}/openapi.json", timeout=WAIT_S).json()
     return found
 
 

@@ -16,7 +16,7 @@ from paymend.domain.roles import ROLE_NAMES
 from paymend.engine.runtime import build_runtime
 from paymend.store import keys
 from tests.api.conftest import CONFIG, Server, running, running_on
-from tests.helpers import NOW, ManualClock, count_rows, make_operator
+from tests.helpers import NOW, WAIT_S, ManualClock, count_rows, make_operator
 
 PAUSE = {"kind": "pause", "scope": "bank", "value": "CMB", "reason": "maintenance"}
 PAUSE["ends_at"] = (NOW + timedelta(days=1)).isoformat()  # the clock starts an hour past NOW
@@ -35,7 +35,9 @@ def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
 
 
 def client(server: Server, key: str) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=WAIT_S
+    )
 
 
 @pytest.fixture
@@ -50,8 +52,14 @@ def admin(server: Server) -> Iterator[httpx.Client]:
 def test_only_a_bearer_operator_key_is_taken(server: Server, api: httpx.Client) -> None:
     key = make_operator(server.runtime.store, "ops-lin", "ops")
     url = f"{server.url}/v1/ops/controls"
-    assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
-    assert httpx.get(url, headers={"Authorization": f"bearer {key}"}).status_code == 200
+    assert (
+        httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=WAIT_S).status_code
+        == 200
+    )
+    assert (
+        httpx.get(url, headers={"Authorization": f"bearer {key}"}, timeout=WAIT_S).status_code
+        == 200
+    )
     for headers in [
         {},
         {"Authorization": key},
@@ -61,16 +69,19 @@ def test_only_a_bearer_operator_key_is_taken(server: Server, api: httpx.Client) 
         {"Authorization": "Bearer"},
         {"X-Api-Key": key},
     ]:
-        response = httpx.get(url, headers=headers)
+        response = httpx.get(url, headers=headers, timeout=WAIT_S)
         assert response.status_code == 401, headers
         error = response.json()["error"]
         assert (error["type"], error["code"]) == ("authentication_error", "operator_key_missing")
     for wrong in (key + "x", server.key):  # an unknown key; a merchant's key
-        response = httpx.get(url, headers={"Authorization": f"Bearer {wrong}"})
+        response = httpx.get(url, headers={"Authorization": f"Bearer {wrong}"}, timeout=WAIT_S)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "operator_key_invalid"
     operator_on_merchant_api = httpx.get(
-        f"{server.url}/v1/payments", params={"order_id": "o"}, headers={"Authorization": key}
+        f"{server.url}/v1/payments",
+        params={"order_id": "o"},
+        headers={"Authorization": key},
+        timeout=WAIT_S,
     )
     assert operator_on_merchant_api.status_code == 401
 
@@ -82,6 +93,7 @@ def test_the_ops_api_no_longer_takes_the_admin_key(db_url: str) -> None:
         response = httpx.get(
             f"{started.url}/v1/ops/controls",
             headers={"Authorization": "Bearer admin-secret-for-tests"},
+            timeout=WAIT_S,
         )
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "operator_key_invalid"
@@ -129,7 +141,7 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, str]] = [
 
 
 def test_the_matrix_covers_every_ops_endpoint(server: Server) -> None:
-    spec = httpx.get(f"{server.url}/openapi.json").json()
+    spec = httpx.get(f"{server.url}/openapi.json", timeout=WAIT_S).json()
     routes = {
         (method.upper(), path)
         for path, item in spec["paths"].items()
@@ -324,6 +336,7 @@ def pays(server: Server, key: str) -> int:
         f"{server.url}/v1/payments",
         params={"order_id": "o"},
         headers={"Authorization": f"Bearer {key}"},
+        timeout=WAIT_S,
     )
     return response.status_code
 

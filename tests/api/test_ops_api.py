@@ -14,7 +14,7 @@ from paymend.config import PaymendConfig, Settings
 from paymend.engine.runtime import build_runtime
 from tests.api.conftest import CONFIG, Server, running, running_on
 from tests.api.test_payments_api import BODY
-from tests.helpers import NOW, ManualClock, count_rows, make_operator
+from tests.helpers import NOW, WAIT_S, ManualClock, count_rows, make_operator
 
 # these servers run on the wall clock: a control ends a day after the tests began
 ENDS_AT = (datetime.now(UTC) + timedelta(days=1)).isoformat()
@@ -23,7 +23,9 @@ ENDS_AT = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 @pytest.fixture
 def ops(server: Server) -> Iterator[httpx.Client]:
     key = make_operator(server.runtime.store, "ops-lin", "ops")
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as c:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=WAIT_S
+    ) as c:
         yield c
 
 
@@ -337,7 +339,9 @@ def listed(db_url: str) -> Iterator[Server]:
 
 def test_control_values_are_checked_against_the_configuration(listed: Server) -> None:
     key = make_operator(listed.runtime.store, "ops-lin", "ops")
-    ops = httpx.Client(base_url=listed.url, headers={"Authorization": f"Bearer {key}"})
+    ops = httpx.Client(
+        base_url=listed.url, headers={"Authorization": f"Bearer {key}"}, timeout=WAIT_S
+    )
     before = count_rows(listed.runtime.store)
     region = {**PAUSE_CMB, "scope": "region"}
     refused = [

@@ -11,7 +11,7 @@ import httpx
 
 from paymend.observability import configure_logging
 from tests.api.conftest import Server
-from tests.helpers import count_rows
+from tests.helpers import WAIT_S, count_rows
 
 BODY: dict[str, Any] = {
     "amount": 1999,
@@ -144,11 +144,14 @@ def test_keys_are_scoped_per_merchant(server: Server, api: httpx.Client) -> None
 
 def test_docs_health_and_metrics(server: Server, api: httpx.Client) -> None:
     api.post("/v1/payments", json=BODY)
-    assert httpx.get(f"{server.url}/docs").status_code == 200
-    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert httpx.get(f"{server.url}/docs", timeout=WAIT_S).status_code == 200
+    spec = httpx.get(f"{server.url}/openapi.json", timeout=WAIT_S).json()
     assert "/v1/payments" in spec["paths"]
-    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "database": "ok"}
-    metrics = httpx.get(f"{server.url}/metrics").text
+    assert httpx.get(f"{server.url}/healthz", timeout=WAIT_S).json() == {
+        "status": "ok",
+        "database": "ok",
+    }
+    metrics = httpx.get(f"{server.url}/metrics", timeout=WAIT_S).text
     assert 'paymend_payments_total{provider="sim_a",status="succeeded"}' in metrics
     assert "paymend_attempt_latency_seconds_bucket" in metrics
     assert (

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from paymend.store.tables import audit_log
 from tests.api.conftest import Server, running_on
-from tests.helpers import NOW, ManualClock, count_rows, make_operator
+from tests.helpers import NOW, WAIT_S, ManualClock, count_rows, make_operator
 
 
 @pytest.fixture
@@ -28,7 +28,9 @@ def server(db_url: str, clock: ManualClock) -> Iterator[Server]:
 
 def client(server: Server, name: str, role: str) -> httpx.Client:
     key = make_operator(server.runtime.store, name, role)
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=WAIT_S
+    )
 
 
 def test_a_silence_is_set_listed_ended_and_audit_logged(server: Server, clock: ManualClock) -> None:

@@ -9,6 +9,7 @@ from starlette.types import Receive, Scope, Send
 
 from paymend.config import Settings
 from tests.api.conftest import serve_asgi
+from tests.helpers import WAIT_S
 
 
 async def two_part_answer(scope: Scope, receive: Receive, send: Send) -> None:
@@ -26,7 +27,7 @@ def test_connections_are_accepted_without_nagles_delay() -> None:
     the client's delayed ACK (schemathesis' requests took 45 ms instead of 3)."""
     uv, thread, url = serve_asgi(two_part_answer, Settings(), lifespan="off")
     try:
-        with httpx.Client(base_url=url) as client:
+        with httpx.Client(base_url=url, timeout=WAIT_S) as client:
             assert client.get("/").text == "ok"
             (connection,) = uv.server_state.connections
             sock = connection.transport.get_extra_info("socket")

@@ -28,7 +28,7 @@ from tests.api.conftest import running
 from tests.api.test_payments_api import BODY
 from tests.conftest import fresh_postgres_database
 from tests.console.conftest import CONSOLE_CONFIG, PASSWORD, Console
-from tests.helpers import NOW, ManualClock
+from tests.helpers import NOW, WAIT_S, ManualClock
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = os.environ.get("PAYMEND_CONSOLE_SCREENSHOTS")
@@ -199,7 +199,7 @@ def test_an_ended_session_sends_the_live_panel_to_the_log_in_page(
 def test_the_server_is_reachable_only_on_loopback(live: tuple[Console, dict[str, Any]]) -> None:
     console, _ = live
     assert console.url.startswith("http://127.0.0.1:")
-    assert httpx.get(f"{console.url}/healthz").status_code == 200
+    assert httpx.get(f"{console.url}/healthz", timeout=WAIT_S).status_code == 200
 
 
 def test_refund_part_of_a_payment_from_its_page(

@@ -43,7 +43,7 @@ from paymend.providers.base import Provider
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.store.database import Store
 from tests.api.conftest import Server, bound_socket, serve_asgi
-from tests.helpers import make_merchant, service
+from tests.helpers import WAIT_S, make_merchant, service
 
 # (the face's URL, paymend's notification URL) -> the channel's entry in paymend.yaml
 Options = Callable[[str, str], dict[str, Any]]
@@ -102,7 +102,10 @@ class Connected:
 
     def post_notification(self, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
         return httpx.post(
-            self.server.url + self.notify_path, content=content, headers=dict(headers)
+            self.server.url + self.notify_path,
+            content=content,
+            headers=dict(headers),
+            timeout=WAIT_S,
         )
 
     def reconcile(self, tmp_path: Path) -> tuple[int, dict[str, Any]]:

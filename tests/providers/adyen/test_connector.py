@@ -20,6 +20,7 @@ from paymend.providers.base import (
     RefundRequest,
 )
 from paymend.sim.adyen_checkout import FaceKeys
+from tests.helpers import WAIT_S
 from tests.providers.adyen.face import BASE, connector, face, spec
 
 AMOUNT = Money(1999, "EUR")
@@ -71,7 +72,9 @@ def test_a_refusal_keeps_its_reason_and_code() -> None:
 def test_3d_secure_answers_adyens_action_and_completes_through_details() -> None:
     checkout = face()
     adyen = connector(checkout)
-    browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=checkout), base_url=BASE)
+    browser = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=checkout), base_url=BASE, timeout=WAIT_S
+    )
 
     async def go() -> None:
         held = await adyen.authorize(charge("att_1", "sim_3ds"))
@@ -99,7 +102,9 @@ def test_3d_secure_in_the_page_is_an_sdk_action_completed_by_its_result() -> Non
     checkout = face()
     checkout.payments.native_3ds = True
     adyen = connector(checkout)
-    browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=checkout), base_url=BASE)
+    browser = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=checkout), base_url=BASE, timeout=WAIT_S
+    )
 
     async def go() -> None:
         held = await adyen.authorize(charge("att_1", "sim_3ds"))

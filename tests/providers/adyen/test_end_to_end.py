@@ -18,7 +18,7 @@ import pytest
 from paymend.api.views import payment_json
 from paymend.domain.money import Money
 from paymend.sim.adyen_checkout import REPORT_PATH, AdyenCheckout, FaceKeys
-from tests.helpers import count_rows
+from tests.helpers import WAIT_S, count_rows
 from tests.providers.adyen.face import face, keys
 from tests.providers.harness import Connected, connected
 
@@ -169,7 +169,9 @@ def test_3d_secure_completes_through_confirm_with_the_redirect_result(
         assert (action["type"], action["provider"]) == ("redirect", "adyen_eu")
         assert action["url"] == f"{s.face_url}/sim/3ds/{reference(attempt['id'])}"
 
-        back = httpx.get(action["url"])  # the shopper's browser, sent back to the shop
+        back = httpx.get(
+            action["url"], timeout=WAIT_S
+        )  # the shopper's browser, sent back to the shop
         assert back.status_code == 302
         location = httpx.URL(back.headers["location"])
         assert str(location).startswith(RETURN_URL + "?redirectResult=")
@@ -219,7 +221,7 @@ def test_3d_secure_in_the_page_is_an_sdk_action_for_drop_in(
         assert ops is not None and ops["type"] == "sdk" and ops.get("parameters") is None
 
         key = reference(payment["attempts"][0]["id"])
-        result = httpx.post(f"{s.face_url}/sim/3ds2/{key}").json()["threeDSResult"]
+        result = httpx.post(f"{s.face_url}/sim/3ds2/{key}", timeout=WAIT_S).json()["threeDSResult"]
         confirmed = s.act(payment["id"], "confirm", {"details": {"threeDSResult": result}})
         assert confirmed.json()["status"] == "succeeded"
         assert len(s.checkout.channel.ledger.charged(key)) == 1
@@ -237,7 +239,7 @@ def test_cancel_closes_the_payment_waiting_for_the_shopper(
         assert "/v71/cancels" in s.checkout.calls
         key = reference(payment["attempts"][0]["id"])
         # the shopper comes back too late: Adyen will not take the payment any more
-        assert httpx.get(payment["next_action"]["url"]).status_code == 404
+        assert httpx.get(payment["next_action"]["url"], timeout=WAIT_S).status_code == 404
         assert not s.checkout.channel.ledger.charged(key)
 
 

@@ -26,7 +26,7 @@ from paymend.providers.base import (
 )
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.sim.alipay_gateway import AlipayGateway, GatewayKeys
-from tests.helpers import ManualClock
+from tests.helpers import WAIT_S, ManualClock
 from tests.providers.alipay.face import connector, face, keys, spec
 
 AMOUNT = Money(1999, "CNY")
@@ -192,7 +192,7 @@ def clocked(**options: Any) -> tuple[ManualClock, AlipayGateway, AlipayProvider,
     gateway = AlipayGateway(keys(), SimulatedProvider("alipay_face", SimulatorSettings(), clock))
     transport = httpx.ASGITransport(app=gateway, raise_app_exceptions=False)
     alipay = build(spec(transport=transport, **options), clock)
-    return clock, gateway, alipay, httpx.AsyncClient(transport=transport)
+    return clock, gateway, alipay, httpx.AsyncClient(transport=transport, timeout=WAIT_S)
 
 
 def test_a_cashier_page_expires_with_the_payment_so_an_old_url_charges_nothing() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from paymend.providers.alipay import mapping
 from paymend.sim.alipay_gateway import AlipayGateway, GatewayKeys
-from tests.helpers import count_rows
+from tests.helpers import WAIT_S, count_rows
 from tests.providers.alipay.face import face, keys
 from tests.providers.harness import Connected, connected
 
@@ -176,7 +176,9 @@ def test_a_notification_with_a_bad_signature_is_refused_and_changes_nothing(
         assert count_rows(s.server.runtime.store) == before
         assert s.payment(payment["id"])["status"] == "processing"
 
-        elsewhere = httpx.post(s.server.url + "/v1/providers/nope/notifications", content=b"x")
+        elsewhere = httpx.post(
+            s.server.url + "/v1/providers/nope/notifications", content=b"x", timeout=WAIT_S
+        )
         assert elsewhere.status_code == 404
         assert elsewhere.json()["error"]["code"] == "channel_not_found"
 
@@ -219,7 +221,9 @@ def test_a_qr_code_payment_waits_for_the_buyer_and_settles_by_notification(
         assert action["url"].startswith("https://qr.alipay.com/")
         assert s.payment(payment["id"])["next_action"] == action
 
-        paid = httpx.post(f"{s.face_url}/sim/pay/{trade(attempt['id'])}")  # the buyer scans
+        paid = httpx.post(
+            f"{s.face_url}/sim/pay/{trade(attempt['id'])}", timeout=WAIT_S
+        )  # the buyer scans
         assert paid.status_code == 200
         settled = s.payment(payment["id"])
         assert settled["status"] == "succeeded"
@@ -245,10 +249,12 @@ def test_a_redirect_payment_sends_the_customer_to_alipays_page(
         created = datetime.fromisoformat(payment["created_at"])
         assert biz["time_expire"] == mapping.beijing_time(created + timedelta(seconds=120))
 
-        page = httpx.get(action["url"])  # the customer's browser on Alipay's cashier page
+        page = httpx.get(
+            action["url"], timeout=WAIT_S
+        )  # the customer's browser on Alipay's cashier page
         assert page.status_code == 200 and "/sim/pay/" in page.text
         key = trade(payment["attempts"][0]["id"])
-        assert httpx.post(f"{s.face_url}/sim/pay/{key}").status_code == 200
+        assert httpx.post(f"{s.face_url}/sim/pay/{key}", timeout=WAIT_S).status_code == 200
         assert s.payment(payment["id"])["status"] == "succeeded"
 
 
@@ -319,7 +325,7 @@ def test_cancel_closes_the_qr_code_nobody_paid(
         assert attempt["status"] == "failed" and "TRADE_CLOSED" in attempt["reason"]
         assert s.gateway.calls[-1] == "alipay.trade.close"
         # the buyer scans the old code: Alipay will not take the money any more
-        assert httpx.post(f"{s.face_url}/sim/pay/{key}").status_code == 404
+        assert httpx.post(f"{s.face_url}/sim/pay/{key}", timeout=WAIT_S).status_code == 404
         assert not s.gateway.channel.ledger.charged(key)
 
 
@@ -329,7 +335,9 @@ def test_cancel_of_a_qr_code_paid_meanwhile_ends_succeeded(
     with alipay_setup(db_url, monkeypatch) as s:
         payment = s.pay(None, "order-qr-paid")
         key = trade(payment["attempts"][0]["id"])
-        assert httpx.post(f"{s.face_url}/sim/pay/{key}").status_code == 200  # paid, untold
+        assert (
+            httpx.post(f"{s.face_url}/sim/pay/{key}", timeout=WAIT_S).status_code == 200
+        )  # paid, untold
         refused = s.act(payment["id"], "cancel")
         assert refused.status_code == 409, refused.text
         assert refused.json()["error"]["code"] == "payment_not_cancelable"

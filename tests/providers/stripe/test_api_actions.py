@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from paymend.providers.stripe import StripeProvider
+from tests.helpers import WAIT_S
 from tests.providers.harness import Connected, connected
 from tests.providers.stripe.support import API_KEY, WEBHOOK_SECRET
 from tests.providers.stripe.test_localstripe import authenticate, card
@@ -61,7 +62,9 @@ def s(db_url: str, monkeypatch: pytest.MonkeyPatch, localstripe: str) -> Iterato
 
 
 def intent(localstripe: str, intent_id: str) -> dict[str, Any]:
-    answer = httpx.get(f"{localstripe}/v1/payment_intents/{intent_id}", auth=(API_KEY, ""))
+    answer = httpx.get(
+        f"{localstripe}/v1/payment_intents/{intent_id}", auth=(API_KEY, ""), timeout=WAIT_S
+    )
     found: dict[str, Any] = answer.json()
     return found
 

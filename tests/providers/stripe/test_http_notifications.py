@@ -22,7 +22,7 @@ from paymend.api.app import create_app
 from paymend.config import PaymendConfig, Settings, secret_env_name
 from paymend.engine.runtime import build_runtime
 from tests.api.conftest import Server, serve_asgi
-from tests.helpers import count_rows, make_merchant
+from tests.helpers import WAIT_S, count_rows, make_merchant
 from tests.providers.stripe.shaped_server import DROP, Answer, ShapedStripe, error, intent
 from tests.providers.stripe.support import API_KEY, WEBHOOK_SECRET
 
@@ -43,6 +43,7 @@ class Setup:
             self.server.url + NOTIFY,
             content=body,
             headers={"content-type": "application/json", "Stripe-Signature": f"t={t},v1={v1}"},
+            timeout=WAIT_S,
         )
 
 

@@ -26,6 +26,7 @@ from paymend.providers.base import (
     optional_capabilities,
 )
 from paymend.providers.stripe import StripeProvider
+from tests.helpers import WAIT_S
 from tests.providers.stripe.support import API_KEY, channel, charge
 
 T = TypeVar("T")
@@ -56,6 +57,7 @@ def card(localstripe: str, number: str) -> str:
             "card[exp_year]": "2030",
             "card[cvc]": "123",
         },
+        timeout=WAIT_S,
     )
     assert answer.status_code == 200, answer.text
     return str(answer.json()["id"])
@@ -63,7 +65,9 @@ def card(localstripe: str, number: str) -> str:
 
 def authenticate(localstripe: str, intent_id: str, *, success: bool = True) -> None:
     """The customer's 3-D Secure, as localstripe's stand-in for the issuer's page does."""
-    intent = httpx.get(f"{localstripe}/v1/payment_intents/{intent_id}", auth=(API_KEY, ""))
+    intent = httpx.get(
+        f"{localstripe}/v1/payment_intents/{intent_id}", auth=(API_KEY, ""), timeout=WAIT_S
+    )
     answer = httpx.post(
         f"{localstripe}/v1/payment_intents/{intent_id}/_authenticate",
         data={
@@ -71,6 +75,7 @@ def authenticate(localstripe: str, intent_id: str, *, success: bool = True) -> N
             "client_secret": intent.json()["client_secret"],
             "success": "true" if success else "false",
         },
+        timeout=WAIT_S,
     )
     assert answer.status_code == 200, answer.text
 

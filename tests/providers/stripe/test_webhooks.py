@@ -23,6 +23,7 @@ import pytest
 from paymend.providers.base import ProviderNotification, ProviderOutcome
 from paymend.providers.stripe import BadSignature, UnsupportedEvent
 from paymend.providers.stripe.webhooks import parse
+from tests.helpers import WAIT_S
 from tests.providers.stripe.shaped_server import intent
 from tests.providers.stripe.support import WEBHOOK_SECRET, SetClock, channel, charge
 
@@ -193,6 +194,7 @@ def test_a_webhook_localstripe_signed_verifies(localstripe: str) -> None:
                 "secret": WEBHOOK_SECRET,
                 "events[]": "payment_intent.succeeded",
             },
+            timeout=WAIT_S,
         )
         assert configured.status_code == 200, configured.text
 
@@ -217,6 +219,7 @@ def test_a_webhook_localstripe_signed_verifies(localstripe: str) -> None:
         httpx.post(
             f"{localstripe}/_config/webhooks/paymend_test",
             data={"url": "http://127.0.0.1:9/", "secret": WEBHOOK_SECRET, "events[]": "none"},
+            timeout=WAIT_S,
         )
         receiver.httpd.shutdown()
         receiver.httpd.server_close()

@@ -17,7 +17,7 @@ import pytest
 
 from paymend.providers.wechatpay import signing
 from paymend.sim.wechatpay_api import MerchantKeys, WechatpayApi
-from tests.helpers import count_rows
+from tests.helpers import WAIT_S, count_rows
 from tests.providers.harness import Connected, connected
 from tests.providers.wechatpay.face import face, keys
 
@@ -230,7 +230,9 @@ def test_a_native_payment_waits_for_the_buyer_and_settles_by_notification(
         assert (action["type"], action["provider"]) == ("scan_qr_code", "wechatpay_cn")
         assert action["url"].startswith("weixin://wxpay/bizpayurl?pr=")
 
-        paid = httpx.post(f"{s.face_url}/sim/pay/{attempt['id']}")  # the buyer scans
+        paid = httpx.post(
+            f"{s.face_url}/sim/pay/{attempt['id']}", timeout=WAIT_S
+        )  # the buyer scans
         assert paid.status_code == 200
         assert s.payment(payment["id"])["status"] == "succeeded"
         assert len(s.api.channel.ledger.charged(attempt["id"])) == 1
@@ -298,7 +300,7 @@ def test_cancel_closes_the_native_order_nobody_paid(
         assert canceled.json()["attempts"][0]["status"] == "failed"
         assert s.api.calls[-1] == f"POST /v3/pay/transactions/out-trade-no/{number}/close"
         # the buyer scans the old code: WeChat Pay will not take the money any more
-        assert httpx.post(f"{s.face_url}/sim/pay/{number}").status_code == 404
+        assert httpx.post(f"{s.face_url}/sim/pay/{number}", timeout=WAIT_S).status_code == 404
         assert not s.api.channel.ledger.charged(number)
 
 
@@ -308,7 +310,9 @@ def test_cancel_of_an_order_paid_meanwhile_ends_succeeded(
     with wechatpay_setup(db_url, monkeypatch) as s:
         payment = s.pay(None, "order-native-paid")
         number = payment["attempts"][0]["id"]
-        assert httpx.post(f"{s.face_url}/sim/pay/{number}").status_code == 200  # untold
+        assert (
+            httpx.post(f"{s.face_url}/sim/pay/{number}", timeout=WAIT_S).status_code == 200
+        )  # untold
         refused = s.act(payment["id"], "cancel")
         assert refused.status_code == 409, refused.text
         assert refused.json()["error"]["code"] == "payment_not_cancelable"
@@ -344,7 +348,9 @@ def test_a_jsapi_payment_gives_the_checkout_weixinjsbridges_signed_parameters(
         assert s.payment(payment["id"])["next_action"] == action
 
         number = payment["attempts"][0]["id"]
-        assert httpx.post(f"{s.face_url}/sim/pay/{number}").status_code == 200  # in WeChat
+        assert (
+            httpx.post(f"{s.face_url}/sim/pay/{number}", timeout=WAIT_S).status_code == 200
+        )  # in WeChat
         assert s.payment(payment["id"])["status"] == "succeeded"
 
 
