@@ -8,7 +8,9 @@ CI must exercise both databases.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,30 +52,67 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    """A fresh database on the PostgreSQL server, migrated, dropped at the end."""
-    with fresh_postgres_database(f"paymend_test_{os.getpid()}") as url:
+    """A fresh database on the PostgreSQL server, migrated, for this test process."""
+    with fresh_postgres_database("paymend_test") as url:
         yield url
 
 
-@contextlib.contextmanager
-def fresh_postgres_database(name: str) -> Iterator[str]:
-    """The database `name` made anew on the PostgreSQL server, migrated, dropped at the
-    end (a module's own, when its fixture outlives one test)."""
-    admin_url = make_url(PG_URL)
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+_STALE = re.compile(r"^paymend_[a-z]+_(\d+)_\d+$")
+_swept: list[bool] = []
+_made = itertools.count()
+
+
+def empty_postgres_database(prefix: str) -> str:
+    """The URL of a new, empty database `<prefix>_<pid>_<n>` on the PostgreSQL server.
+
+    Test databases are not dropped when their tests end: DROP DATABASE makes PostgreSQL
+    write every dirty page to disk at once (an immediate checkpoint), which took up to
+    30 s in the middle of the suite. Instead, the first database a test process makes
+    drops those of test processes that have ended, while the server is quiet."""
+    admin = sa.create_engine(make_url(PG_URL), isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{os.getpid()}_{next(_made)}"
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            if not _swept:
+                _drop_stale(conn)
+                _swept.append(True)
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            # a test's database lives for one run: commits need not wait for the disk
+            # (what each transaction sees is unchanged; only a crash of PostgreSQL itself
+            # could lose the last commits, and no test crashes PostgreSQL)
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     except sa.exc.OperationalError as error:
-        admin.dispose()
         _unavailable("PostgreSQL", error)
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_stale(conn: sa.Connection) -> None:
+    names = conn.exec_driver_sql("SELECT datname FROM pg_database").scalars().all()
+    for name in names:
+        found = _STALE.match(name)
+        if found and not _alive(int(found.group(1))):
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new database on the PostgreSQL server, migrated (a module's own, when its
+    fixture outlives one test); see `empty_postgres_database`."""
+    url = empty_postgres_database(prefix)
     upgrade(url)
     yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
 
 
 @pytest.fixture

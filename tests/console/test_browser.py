@@ -54,7 +54,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
         upgrade(f"sqlite:///{path}")
         yield f"sqlite:///{path}"
     else:
-        with fresh_postgres_database(f"paymend_console_{os.getpid()}") as url:
+        with fresh_postgres_database("paymend_console") as url:
             yield url
 
 

@@ -4,14 +4,12 @@ resolved, old holds keep holding, and the database then refuses new duplicates."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
@@ -19,7 +17,7 @@ from paymend.engine.controls import route_controls
 from paymend.store import controls, keys, merchants
 from paymend.store.database import Store
 from paymend.store.migrate import downgrade, upgrade
-from tests.conftest import PG_URL
+from tests.conftest import empty_postgres_database
 from tests.helpers import NOW
 
 
@@ -30,15 +28,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
     request.getfixturevalue("postgres_database")  # skips (or fails in CI) without a server
-    admin = sa.create_engine(make_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"paymend_migration_{os.getpid()}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    yield empty_postgres_database("paymend_migration")
 
 
 def test_0009_upgrades_a_database_with_data(empty_url: str) -> None:

@@ -4,7 +4,6 @@ PostgreSQL, and the migration that brings the rule keeps the history it finds.""
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc
-from sqlalchemy.engine import make_url
 
 from paymend.domain.errors import PaymendError
 from paymend.domain.ids import MerchantId, PaymentId
@@ -24,7 +22,7 @@ from paymend.engine.clock import LoopClock
 from paymend.store import payments as repo
 from paymend.store.database import Store
 from paymend.store.migrate import upgrade
-from tests.conftest import PG_URL
+from tests.conftest import empty_postgres_database
 from tests.engine.test_pay import pay_cmd
 from tests.helpers import NOW, count_rows, make_merchant, service, simulator
 
@@ -121,21 +119,8 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/old.db"
         return
-    admin = sa.create_engine(make_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"paymend_migrate_{os.getpid()}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as error:
-        admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but PostgreSQL not reachable: {error}")
-        pytest.skip("PostgreSQL not reachable")
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    request.getfixturevalue("postgres_database")  # skips (or fails in CI) without a server
+    yield empty_postgres_database("paymend_migrate")
 
 
 def test_the_migration_keeps_orders_paid_twice_before_it(unmigrated_url: str) -> None:
