@@ -3,12 +3,14 @@ good customers, through the shipped risk rules, meet the targets of docs/risk.md
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from paymend.datafiles import DataFileError
+from paymend.lab.fraud import NEW_DAYS, OLD_DAYS
 from paymend.lab.metrics import summarize
 from paymend.lab.runner import Run, run
 from paymend.lab.scenario import load_scenario
@@ -76,6 +78,29 @@ def test_good_customers_are_not_blocked(done: tuple[Run, dict[str, Any]]) -> Non
     # the attacks are not the good customers' payments: their figures stay their own
     assert figures["succeeded"] + figures["failed"] == figures["payments"]
     assert figures["lost_payments"] == figures["duplicate_charges"] == 0
+
+
+def test_good_customers_opened_their_accounts_before_the_run(
+    done: tuple[Run, dict[str, Any]],
+) -> None:
+    """Most months or years before it, about `new_customers` (0.1) of them in its last
+    month; a taken-over account is the victim's, opened when they opened it."""
+    finished, _ = done
+    fraud = finished.fraud
+    assert fraud is not None and fraud.start is not None
+    ages: dict[str, float] = {}
+    for a in finished.arrivals:
+        since = datetime.fromisoformat(fraud.signals(a)["customer_since"])
+        ages[str(fraud.customer_id(a))] = (fraud.start - since).total_seconds() / 86400
+    assert len(ages) == 60  # every customer paid
+    new = [d for d in ages.values() if d <= NEW_DAYS]
+    assert all(OLD_DAYS[0] <= d <= OLD_DAYS[1] for d in ages.values() if d > NEW_DAYS)
+    assert 1 <= len(new) <= 15
+    for a in fraud.arrivals:
+        customer = fraud.customer_id(a)
+        if customer is not None:  # an account takeover
+            k = int(customer.removeprefix("cust-"))
+            assert fraud.signals(a)["customer_since"] == fraud.customer_since(k)
 
 
 def test_attacks_need_a_card_channel(tmp_path: Path) -> None:

@@ -71,7 +71,8 @@ async def release(service: PaymentService, payment_id: str, actor: str, reason: 
 
 
 async def reject(service: PaymentService, payment_id: str, actor: str, reason: str) -> PaymentView:
-    """Fail the held payment without calling anyone."""
+    """Fail the held payment without calling anyone. It counts as the customer's
+    failure in risk control's velocity, as a decline would."""
     payment: Payment = (await _held(service, payment_id)).payment
     now = service.clock.now()
     payment.failure_code = REJECTED_CODE
@@ -85,4 +86,6 @@ async def reject(service: PaymentService, payment_id: str, actor: str, reason: s
         return Audited(None, "payment.reject", f"payment:{payment.id}", details)
 
     await audited(service.store, now, actor, reason, write)
+    if service.risk is not None:  # Redis's counters learn it as the database's rows do
+        await service.risk.failed(payment)
     return await service.get(payment.id)

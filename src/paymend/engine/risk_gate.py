@@ -29,7 +29,6 @@ from paymend.engine.creation import Stop
 from paymend.observability import get_logger
 from paymend.risk.assess import Listed, complete, evaluate, history_features
 from paymend.risk.features import (
-    FRAUD_LIKE_CODES,
     SUBJECTS,
     Subjects,
     base_features,
@@ -39,12 +38,18 @@ from paymend.risk.model import Decision, ListAction, ListKind, Verdict
 from paymend.risk.redis_velocity import RedisVelocity
 from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
 from paymend.risk.score import History
-from paymend.risk.velocity import LONGEST_S, Seen, VelocityBook, aggregate
+from paymend.risk.velocity import (
+    BLOCKED_CODE,
+    LONGEST_S,
+    Seen,
+    VelocityBook,
+    aggregate,
+    counted_failure,
+)
 from paymend.store import risk as repo
 from paymend.store.database import Connection, Store
 
 log = get_logger("paymend.risk")
-BLOCKED_CODE = "risk_declined"  # failures/catalogue.yaml: shown as payment_method_unusable
 DECISIONS = Counter(
     "paymend_risk_decisions_total", "Risk decisions enforced, by verdict", ["verdict"]
 )
@@ -157,6 +162,7 @@ class RiskGate:
             return None
         why = f"risk: {decision.deciding_rule or decision.verdict.value}"
         if decision.verdict is Verdict.BLOCK:
+            # failures/catalogue.yaml shows it as payment_method_unusable
             return Stop(PaymentStatus.FAILED, why, BLOCKED_CODE)
         if decision.verdict is Verdict.REVIEW:
             return Stop(PaymentStatus.HELD, why)
@@ -164,7 +170,8 @@ class RiskGate:
 
     async def decided(self, p: Pending, assessed: Assessed, payment: Payment) -> None:
         """After the payment's first transaction committed: count it (Redis), in the
-        metrics and, when not a plain allow, in the log; a block is a failure too."""
+        metrics and, when not a plain allow, in the log. One refused there (a block, a
+        paused bank) is a failure too, if it is the customer's (`counted_failure`)."""
         decision = assessed.decision
         if self.book is not None:
             amount = p.base["amount_major"]
@@ -183,20 +190,22 @@ class RiskGate:
                 rules=[f.rule for f in decision.fired],
                 score=decision.score,
             )
-        if decision.verdict is Verdict.BLOCK:
-            await self.settled(payment, p.who)
+        await self.settled(payment, p.who)
 
     async def settled(self, payment: Payment, who: Subjects) -> None:
-        """Tell the Redis book of a failed payment (the database's rows read the
-        payments' own status, so they count it already)."""
-        if self.book is not None and payment.status is PaymentStatus.FAILED:
-            fraud = payment.failure_code in FRAUD_LIKE_CODES or payment.failure_code == BLOCKED_CODE
-            if not self.book.settled(payment.id, who, fraud, self.clock.now()):
-                log.warning("risk_count_lost", payment_id=payment.id)
+        """Tell the Redis book of a failed payment that counts against its subjects (the
+        database's rows read the payments' own status and code, so they count it
+        already, by the same `counted_failure`)."""
+        if self.book is None or payment.status is not PaymentStatus.FAILED:
+            return
+        counts, fraud = counted_failure(payment.failure_code)
+        if counts and not self.book.settled(payment.id, who, fraud, self.clock.now()):
+            log.warning("risk_count_lost", payment_id=payment.id)
 
     async def failed(self, payment: Payment) -> None:
-        """A payment that ended failed after a provider call, in the checkout or later in
-        the worker: counted by the subjects its stored decision was made on."""
+        """A payment that ended failed after it was decided on: after a provider call, in
+        the checkout or later in the worker, or rejected from review by an operator
+        (engine/review.py). Counted by the subjects its stored decision was made on."""
         if self.book is None:
             return
         row = await self.store.run(lambda conn: repo.decision(conn, payment.id))
@@ -235,8 +244,9 @@ def _db_history(conn: Connection, who: Subjects, now: datetime) -> Mapping[str, 
     rows = repo.recent(conn, pairs, repo.window_start(now, LONGEST_S))
     out: dict[str, list[Seen]] = {s: [] for s, _ in pairs}
     for r in rows:
-        failed = r["status"] == PaymentStatus.FAILED.value
-        code = r["failure_code"]
+        failed = fraud = False
+        if r["status"] == PaymentStatus.FAILED.value:
+            failed, fraud = counted_failure(r["failure_code"])
         seen = Seen(
             r["payment_id"],
             r["created_at"].timestamp(),
@@ -244,7 +254,7 @@ def _db_history(conn: Connection, who: Subjects, now: datetime) -> Mapping[str, 
             r["currency"],
             r["k_card"],
             failed,
-            failed and (code in FRAUD_LIKE_CODES or code == BLOCKED_CODE),
+            fraud,
         )
         for subject, value in pairs:
             if r[f"k_{subject}"] == value:

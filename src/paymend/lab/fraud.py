@@ -4,8 +4,10 @@ A scenario with a `fraud:` section (lab/fraud_spec.py) runs the real risk gate
 (engine/risk_gate.py, the shipped rules unless the section names a file). Each good
 payment carries its customer's id, phone (device), IP, card fingerprint and countries in
 its metadata, as a checkout passes them; a customer is a pure function of the seed and
-the payment's number, so the good payments themselves (their times, amounts, truths)
-are the scenario's as without fraud. The attacks are payments of their own, numbered
+the payment's number, and so is when their account was opened (`customer_since`: most
+months or years before the run, `new_customers` of them within its last month), so the
+good payments themselves (their times, amounts, truths) are the scenario's as without
+fraud. The attacks are payments of their own, numbered
 from FRAUD_BASE so their draws never meet a good payment's, kept out of the run's
 arrivals: every figure the oracle and the naive checkout compare is the good customers'.
 `figures` tells what became of both: fraud blocked, stopped before any provider call,
@@ -19,6 +21,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from paymend.domain.clock import Clock
@@ -38,6 +41,8 @@ CARD_TESTING = "card_testing"
 ACCOUNT_TAKEOVER = "account_takeover"
 FIRST_MINUTE_S = 60.0  # the targets count card testing after its first minute
 TRIP = "JP"  # where a good customer abroad pays from
+NEW_DAYS = 30.0  # a new customer opened their account this many days before the run, at most
+OLD_DAYS = (60.0, 1095.0)  # and the others between two months and three years before it
 STOLEN_CARD_TRUTHS = ("incorrect_details", "expired_card", "fraud")
 FRAUD_FIGURES = (
     "fraud_attempts",
@@ -71,6 +76,7 @@ class Fraud:
     scenario: Scenario
     arrivals: list[Arrival] = field(default_factory=list)  # the attacks', as paid
     verdicts: dict[str, str] = field(default_factory=dict)  # payment id -> risk verdict
+    start: datetime | None = None  # the run's start on its clock (lab/runner.py sets it)
     _who: dict[int, _Who] = field(default_factory=dict)
 
     @property
@@ -117,7 +123,7 @@ class Fraud:
         if a.n in self._who:
             return self._who[a.n].metadata
         k, roll = self._customer_of(a.n)
-        signals = _home(k, spec.home)
+        signals = self._home(k)
         if roll < spec.abroad:  # the customer's own phone and card, on a trip
             signals.update(ip=f"192.0.2.{k % 250}", ip_country=TRIP)
         return signals
@@ -137,6 +143,35 @@ class Fraud:
         digest = hashlib.blake2b(f"{self.scenario.seed}:{n}".encode(), digest_size=16).digest()
         k = int.from_bytes(digest[:8], "big") % self.scenario.fraud.customers
         return k, int.from_bytes(digest[8:], "big") / 2**64
+
+    def customer_since(self, k: int) -> str:
+        """When customer `k` opened their account (ISO 8601), as the shop's checkout
+        passes it: `new_customers` of them within NEW_DAYS before the run, the others
+        between OLD_DAYS; a pure function of the seed and `k`."""
+        spec = self.scenario.fraud
+        assert spec is not None and self.start is not None, "the run sets its start"
+        digest = hashlib.blake2b(f"{self.scenario.seed}:since:{k}".encode(), digest_size=16)
+        raw = digest.digest()
+        new = int.from_bytes(raw[:8], "big") / 2**64 < spec.new_customers
+        u = int.from_bytes(raw[8:], "big") / 2**64
+        low, high = (0.0, NEW_DAYS) if new else OLD_DAYS
+        opened = self.start - timedelta(days=low + u * (high - low))
+        return opened.isoformat(timespec="seconds")
+
+    def _home(self, k: int) -> dict[str, str]:
+        """A good customer's own signals: their phone, home IP, card, country and
+        account's age."""
+        assert self.scenario.fraud is not None
+        country = self.scenario.fraud.home
+        return {
+            "device_id": f"phone-{k}",
+            "ip": f"10.{k // 250 % 250}.{k % 250}.7",
+            "card_fingerprint": f"card-{k}",
+            "country": country,
+            "ip_country": country,
+            "bin_country": country,
+            "customer_since": self.customer_since(k),
+        }
 
     def _times(self, kind: str, w: int, wave: Wave) -> tuple[random.Random, list[float]]:
         rng = random.Random(f"{self.scenario.seed}:{kind}:{w}")  # noqa: S311 - a simulation
@@ -175,14 +210,13 @@ class Fraud:
 
     def _account_takeover(self, w: int, wave: AccountTakeover) -> list[Arrival]:
         assert self.scenario.fraud is not None
-        home = self.scenario.fraud.home
         rng, times = self._times(ACCOUNT_TAKEOVER, w, wave)
         out = []
         for j, t in enumerate(times):
             victim = rng.randrange(self.scenario.fraud.customers)
             a = self._arrival(t, rng.randint(wave.amount.min, wave.amount.max), "ok", rng)
             metadata = {
-                **_home(victim, home),
+                **self._home(victim),  # their account, opened when they opened it
                 "device_id": f"new-{w}-{j}",
                 "ip": f"198.51.{w % 250}.{j % 250}",
                 "ip_country": wave.country,
@@ -263,15 +297,3 @@ def _good(fraud: Fraud, good: list[Arrival], succeeded: Callable[[Arrival], bool
         if succeeded(a):
             paid.add(customer)
     return tally
-
-
-def _home(k: int, country: str) -> dict[str, str]:
-    """A good customer's own signals: their phone, home IP, card and country."""
-    return {
-        "device_id": f"phone-{k}",
-        "ip": f"10.{k // 250 % 250}.{k % 250}.7",
-        "card_fingerprint": f"card-{k}",
-        "country": country,
-        "ip_country": country,
-        "bin_country": country,
-    }

@@ -61,11 +61,14 @@ class AccountTakeover(Wave):
 class Fraud(_Strict):
     """With this section the run decides risk with `rules` (the shipped file when not
     given) and every good payment carries its customer's id, device, IP, card
-    fingerprint and countries, as a checkout passes them."""
+    fingerprint, countries and when their account was opened, as a checkout passes them."""
 
     customers: int = Field(300, ge=1)  # the good customers, each paying now and then
     home: str = Field("CN", pattern=r"^[A-Z]{2}$")  # their country, card's and IP's
     abroad: Share = 0.0  # good payments made from another country's IP (a trip)
+    # customers whose account was opened in the month before the run; the others opened
+    # theirs two months to three years before it (lab/fraud.py `customer_since`)
+    new_customers: Share = 0.1
     rules: str | None = None
     card_testing: list[CardTesting] = Field(default_factory=list)
     account_takeover: list[AccountTakeover] = Field(default_factory=list)

@@ -162,6 +162,7 @@ async def _run(
         )
         result.transitions = service.health.transitions
         result.epoch_s = clock.now().timestamp() - clock.monotonic()
+        fraud.start = clock.now()  # the good customers' accounts were opened before it
         store.run_sync(lambda conn: merchants.create(conn, MERCHANT, "lab", clock.now()))
         stop = asyncio.Event()
         worker_task = None

@@ -37,14 +37,12 @@ def history_features(
     card: History,
     device_new: bool,
 ) -> dict[str, Any]:
-    """The behaviour features: scores, the dynamic limits and where the payment stands."""
-    if customer.age_days < 0 and base.get("customer_age_days", -1) >= 0:
-        customer = History(
-            customer.successes,
-            customer.refunds,
-            customer.chargebacks,
-            float(base["customer_age_days"]),
-        )
+    """The behaviour features: scores, the dynamic limits and where the payment stands.
+    The customer's age is the older of their account's (`customer_since`) and their
+    first payment's: an account opened years ago is not new on its first payment here."""
+    opened = float(base.get("customer_age_days", -1))
+    if opened > customer.age_days:
+        customer = History(customer.successes, customer.refunds, customer.chargebacks, opened)
     customer_score = score(customer) if base.get("customer_id") else 50
     card_score = score(card) if base.get("card_fingerprint") else 50
     base_limit = rules.base_limit(str(base.get("currency", "")))
@@ -52,6 +50,7 @@ def history_features(
     card_limit = limit(base_limit, card_score)
     amount = float(base.get("amount_major", 0.0))
     return {
+        "customer_age_days": customer.age_days,
         "customer_successes": customer.successes,
         "customer_refunds": customer.refunds,
         "customer_chargebacks": customer.chargebacks,

@@ -3,9 +3,9 @@
 A book keeps one `Seen` per payment and subject (when, how much, which card) and, once
 the payment failed, whether it failed and with a fraud-like code. `aggregate` turns the
 last 24 hours of them into the `<subject>_<metric>_<window>` features of
-risk/features.py. Two books share it: the database's (store/risk_velocity.py, reading
+risk/features.py. Two books share it: the database's (store/risk.py `recent`, reading
 the payments' own outcomes) and Redis's (risk/redis_velocity.py, sorted sets), so every
-process counts the same payments.
+process counts the same payments. Both ask `counted_failure` what a failure is.
 """
 
 from __future__ import annotations
@@ -15,9 +15,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from paymend.risk.features import CARD_HOLDERS, METRICS, WINDOWS, Subjects
+from paymend.risk.features import CARD_HOLDERS, FRAUD_LIKE_CODES, METRICS, WINDOWS, Subjects
 
 LONGEST_S = max(WINDOWS.values())
+BLOCKED_CODE = "risk_declined"  # risk control's own block: fraud-like by definition
+# failures that tell nothing of the customer: their bank could not be reached, in
+# maintenance at the issuer or paused by ops (a paused bank's or region's payments are
+# refused with this code before any call, engine/payments.py)
+NOT_THE_CUSTOMERS = frozenset({"issuer_unavailable"})
+
+
+def counted_failure(code: str | None) -> tuple[bool, bool]:
+    """Whether a payment that ended failed with `code` counts against its subjects as
+    a failure, and as a fraud-like one. Every book asks this, so a payment is counted
+    alike in Redis and in the database, in every process."""
+    if code in NOT_THE_CUSTOMERS:
+        return False, False
+    return True, code in FRAUD_LIKE_CODES or code == BLOCKED_CODE
 
 
 @dataclass(frozen=True, slots=True)
