@@ -101,9 +101,11 @@ def test_a_channel_outage_opens_an_incident_and_recovers_by_itself(store: Store)
         assert REGISTRY.get_sample_value(*alerts) == before + 1  # what pages ops
 
         a.settings = dataclasses.replace(a.settings, outage=False)
-        for _ in range(20):  # a few minutes: probes pass, the circuit closes, all clear
-            await pay_many(svc, clock, mid, 100, 700 + _ * 100)
+        for n in range(20):  # up to a few minutes: probes pass, the circuit closes, all clear
+            await pay_many(svc, clock, mid, 100, 700 + n * 100)
             await runner.tick()
+            if store.run_sync(lambda c: incidents.get(c, opened.id)).status == "resolved":
+                break
         whole = store.run_sync(lambda c: incidents.get(c, opened.id))
         assert whole.status == "resolved"
         kinds = [e.kind for e in whole.events or []]
