@@ -55,14 +55,15 @@ def rules_of(extra: list[tuple[str, str, str]]) -> RuleSet:
 BENCH = rules_of(bench_rules())
 
 
-def outcome(test: Callable[[dict[str, Any]], bool], features: dict[str, Any]) -> tuple[str, Any]:
+def outcome(test: Callable[[dict[str, Any]], bool], features: dict[str, Any]) -> tuple[Any, ...]:
     try:
-        return ("answer", test(features))
+        answer = test(features)
+        return ("answer", type(answer).__name__, answer)
     except Exception as exc:  # noqa: BLE001 - compared: the same type and message
         return (type(exc).__name__, str(exc))
 
 
-def reference(rules: RuleSet, features: dict[str, Any]) -> tuple[str, Any]:
+def reference(rules: RuleSet, features: dict[str, Any]) -> tuple[Any, ...]:
     """What `fire` answered before the rules were compiled: rule-engine for each rule."""
 
     def names(f: dict[str, Any]) -> list[str]:
@@ -79,7 +80,7 @@ def reference(rules: RuleSet, features: dict[str, Any]) -> tuple[str, Any]:
     return outcome(names, features)  # type: ignore[arg-type]
 
 
-def fired(rules: RuleSet, features: dict[str, Any]) -> tuple[str, Any]:
+def fired(rules: RuleSet, features: dict[str, Any]) -> tuple[Any, ...]:
     return outcome(lambda f: [r.rule for r in rules.fire(f)], features)  # type: ignore[arg-type,return-value]
 
 

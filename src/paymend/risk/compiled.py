@@ -118,8 +118,11 @@ class Compiler:
         if rule.context is not self.context:
             raise Unsupported("another context")
         self.found = set()
-        fn = self.node(rule.statement.expression).fn
+        top = self.node(rule.statement.expression)
         self.used |= self.found
+        if top.kind == BOOL:  # every BOOL node returns a bool already
+            return top.fn
+        fn = top.fn
 
         def test(features: Features) -> bool:
             return bool(fn(features))
