@@ -1,7 +1,8 @@
 """Risk rules as plain Python closures: what rule-engine answers, without its interpreter.
 
 rule-engine walks a rule's syntax tree on every evaluation, checking each value's type
-on the way (about 40 µs a rule); a payment asks 10 to 30 rules. Here each rule's
+on the way (6 µs a rule on a quiet machine, 40 µs on a loaded one), and a payment asks
+every rule. Here each rule's
 already type-checked tree (`rule.statement.expression`) is turned once, on load, into
 nested closures that do only the arithmetic and comparisons. No Python source is
 generated or evaluated. A node kind not handled here exactly raises `Unsupported` and
@@ -219,7 +220,7 @@ class Compiler:
         member = self.node(node.member)
         mf = member.fn
         container = node.container
-        if isinstance(container, ast.ArrayExpression):
+        if type(container) is ast.ArrayExpression:
             values = [self.node(v) for v in container.value]
             if any(v.const is None for v in values):
                 raise Unsupported("array of non-literals")
