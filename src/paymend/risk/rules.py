@@ -149,6 +149,8 @@ def _say(exc: Exception) -> str:
         return f"not a valid expression: {message}"
     if isinstance(exc, rule_engine.errors.EvaluationError):
         return f"{message} (a feature compared with a value of another type?)"
+    if isinstance(exc, decimal.DecimalException):  # rule-engine lets these through
+        return f"arithmetic that cannot be done ({type(exc).__name__}, e.g. inf - inf)"
     return message
 
 
@@ -168,7 +170,7 @@ def parse(data: Any, node: Any, path: str) -> RuleSet:
         try:
             rule = _compile(r.when)
             rule.matches(defaults())  # a rule that cannot run on a plain payment is refused
-        except (rule_engine.errors.EngineError, ValueError) as exc:
+        except (rule_engine.errors.EngineError, ValueError, ArithmeticError) as exc:
             line = line_of(node, ["rules", i, "when"])
             raise DataFileError(path, line, f"rules.{i}.when ({r.name}): {_say(exc)}") from None
         compiled.append(
