@@ -12,7 +12,9 @@ Reported: p50/p99 of pay() in each engine, their difference, and p50/p99 of the 
 decision itself (features, counters, history, lists and rules: `RiskGate.prepare` before
 the payment's first transaction and `RiskGate.decide` inside it, timed together; the
 decision's insert, in that transaction too, is not in it). The target is a p99 below 1 ms
-added to pay().
+added to pay(). Then the rules alone: `RuleSet.fire` timed again on each payment's
+features as the decision saw them (µs), and how many payments the compiled rules
+answered (risk/compiled.py; the others went through rule-engine's interpreter).
 
     python bench/risk.py [--n 3000] [--json]
 """
@@ -33,6 +35,7 @@ from typing import Any
 from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer
+from paymend.engine import risk_gate
 from paymend.engine.clock import SystemClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.ids import IdFactory
@@ -42,7 +45,8 @@ from paymend.engine.runtime import build_payment_service
 from paymend.engine.settings import EngineSettings
 from paymend.observability import configure_logging
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
-from paymend.risk.rules import SHIPPED_RULES, load
+from paymend.risk.model import Decision
+from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
 from paymend.store import merchants
 from paymend.store.database import Connection, Store
 from paymend.store.migrate import upgrade
@@ -178,8 +182,16 @@ async def run(n: int, folder: Path) -> dict[str, Any]:
         finally:
             assess_ms.append((began + time.perf_counter() - started) * 1000)
 
+    seen: list[dict[str, Any]] = []
+    evaluate = risk_gate.evaluate  # type: ignore[attr-defined]
+
+    def keep_features(features: dict[str, Any], live: RuleSet, *args: Any) -> Decision:
+        seen.append(features)
+        return evaluate(features, live, *args)
+
     gate.prepare = timed_prepare  # type: ignore[method-assign]
     gate.decide = timed_decide  # type: ignore[method-assign]
+    risk_gate.evaluate = keep_features  # type: ignore[attr-defined,assignment]
     cmds = [commands(m, n + 200, seed=5) for m in merchants_of]
     pay_ms: list[list[float]] = [[], []]
     for i in range(n + 200):  # the first 200 of each warm up
@@ -188,7 +200,14 @@ async def run(n: int, folder: Path) -> dict[str, Any]:
             await services[k].pay(cmds[k][i])
             if i >= 200:
                 pay_ms[k].append((time.perf_counter() - started) * 1000)
+    risk_gate.evaluate = evaluate  # type: ignore[attr-defined]
     del assess_ms[:200]
+    del seen[:200]
+    rules_us = []
+    for features in seen:
+        started = time.perf_counter()
+        gate.live.fire(features)
+        rules_us.append((time.perf_counter() - started) * 1e6)
     verdicts = services[1].store.run_sync(
         lambda conn: conn.exec_driver_sql(
             "SELECT verdict, count(*) FROM risk_decisions GROUP BY verdict"
@@ -211,8 +230,16 @@ async def run(n: int, folder: Path) -> dict[str, Any]:
             "mean": round(statistics.fmean(pay_ms[1]) - statistics.fmean(pay_ms[0]), 3),
         },
         "assess_ms": {"p50": round(pct(assess_ms, 0.5), 3), "p99": round(pct(assess_ms, 0.99), 3)},
+        "rules_us": {"p50": round(pct(rules_us, 0.5), 1), "p99": round(pct(rules_us, 0.99), 1)},
+        "compiled": sum(_compiled(gate.live, f) for f in seen),
         "verdicts": {v: c for v, c in verdicts},
     }
+
+
+def _compiled(rules: RuleSet, features: dict[str, Any]) -> bool:
+    """Whether the compiled closures answered this payment (risk/compiled.py)."""
+    guard = getattr(rules, "guard", None)  # absent before the rules were compiled
+    return guard is not None and guard.accepts(features)
 
 
 def main() -> None:

@@ -46,6 +46,8 @@ def test_the_shipped_rules_load_and_allow_a_plain_payment() -> None:
         ('amount_major > "lots"', "another type"),
         ("amount_major + 1", "yes/no question"),
         ("currency + 1 > 2", "another type"),
+        ("amount > inf - inf", "arithmetic that cannot be done"),
+        ("amount + 9e999999 + 9e999999 > 0", "arithmetic that cannot be done"),
     ],
 )
 def test_a_bad_expression_is_refused_with_its_line(when: str, says: str, tmp_path: Path) -> None:
