@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import fastapi.dependencies.models as fastapi_models
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -33,6 +34,21 @@ def _unavailable(what: str, error: Exception) -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _forget_finished_apps() -> Iterator[None]:
+    """FastAPI remembers the endpoints it has classified in module-level LRU caches
+    (4,096 entries each, fastapi/dependencies/models.py), and with each endpoint the app
+    a test built, its runtime and its database engine: some 9,000 objects a test, well
+    over a million by the end of a test process, which made each of Python's full
+    garbage collections take seconds. A process serving one app never notices; tests
+    clear the caches after each test, keeping a worker's heap flat."""
+    yield
+    for cached in vars(fastapi_models).values():
+        clear = getattr(cached, "cache_clear", None)
+        if callable(clear):
+            clear()
 
 
 @pytest.fixture(scope="session")
