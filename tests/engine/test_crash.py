@@ -1,6 +1,7 @@
 """Crash safety: kill paymend with SIGKILL mid-run, restart it, and compare with the provider.
 
-`crash_driver` is a real paymend process (system clock, threaded store, worker task)
+`crash_driver` is a real paymend process (system clock, threaded store, worker task;
+forked from `crash_forks`, which imported it once, so each of the dozen runs starts at once)
 paying 60 orders against two simulated card channels that sometimes hang (and half of
 those charge anyway), sometimes lose the response after charging, and decline some. The
 channels' ledger is a SQLite file, so the provider's truth survives every kill.
@@ -31,7 +32,6 @@ import queue
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -46,6 +46,7 @@ from paymend.providers.simulator import ChargeState
 from paymend.providers.simulator_ledger import SqliteLedger
 from paymend.store.tables import attempts, payments
 from tests.engine.crash_driver import MERCHANT
+from tests.engine.forked import Forks
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("PAYMEND_CRASH_SEED", "4"))
@@ -62,17 +63,19 @@ FINAL_STATUSES = {
 LINE_WAIT_S = 30.0  # bound on waiting for the driver's next line (startup included)
 
 
+@dataclass
+class Runs:
+    """Where drivers come from (forked, already imported) and where their logs go."""
+
+    forks: Forks
+    log: TextIO
+
+
 class Driver:
     """One `crash_driver` process, its stdout read line by line on a thread."""
 
-    def __init__(self, args: list[str], log: TextIO) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.engine.crash_driver", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
+    def __init__(self, args: list[str], runs: Runs) -> None:
+        self.proc = runs.forks.start(args, runs.log)
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -141,9 +144,9 @@ def _args(db_url: str, ledger: Path, seed: int, *, finish: bool = False) -> list
     return [*args, "--seed", str(seed), *(["--finish"] if finish else [])]
 
 
-def _kill_checkouts(db_url: str, ledger: Path, seed: int, rng: random.Random, log: TextIO) -> Kill:
+def _kill_checkouts(db_url: str, ledger: Path, seed: int, rng: random.Random, runs: Runs) -> Kill:
     """Kill after a random number of checkouts started, plus a random delay."""
-    driver = Driver(_args(db_url, ledger, seed), log)
+    driver = Driver(_args(db_url, ledger, seed), runs)
     try:
         ready = driver.until(lambda line: line.startswith("ready"))
         assert ready is not None, f"the driver ended before it was ready: {driver.lines}"
@@ -166,9 +169,9 @@ def _kill_checkouts(db_url: str, ledger: Path, seed: int, rng: random.Random, lo
     return Kill("checkout", delay, driver.killed, sorted(begun - answered))
 
 
-def _kill_recovery(db_url: str, ledger: Path, seed: int, rng: random.Random, log: TextIO) -> Kill:
+def _kill_recovery(db_url: str, ledger: Path, seed: int, rng: random.Random, runs: Runs) -> Kill:
     """Kill a worker finishing what the last crash left, in one of its first jobs."""
-    driver = Driver(_args(db_url, ledger, seed, finish=True), log)
+    driver = Driver(_args(db_url, ledger, seed, finish=True), runs)
     try:
         assert driver.until(lambda line: line == "ready finish") is not None, driver.lines
         target, begun = rng.randint(1, 4), 0
@@ -188,13 +191,13 @@ def _kill_recovery(db_url: str, ledger: Path, seed: int, rng: random.Random, log
     return Kill("recovery", delay, driver.killed, in_flight=[j for j in jobs if j not in ended])
 
 
-def _run_to_end(args: list[str], log: TextIO) -> list[str]:
-    driver = Driver(args, log)
+def _run_to_end(args: list[str], runs: Runs) -> list[str]:
+    driver = Driver(args, runs)
     try:
         code = driver.finish()
     finally:
         driver.stop()
-    assert code == 0, f"the driver exited with {code}; see {log.name}: {driver.lines[-5:]}"
+    assert code == 0, f"the driver exited with {code}; see {runs.log.name}: {driver.lines[-5:]}"
     return driver.lines
 
 
@@ -213,14 +216,15 @@ def test_killed_mid_run_and_restarted_nobody_is_charged_twice(db_url: str, tmp_p
     rng = random.Random(SEED)
     ledger_path = tmp_path / "ledger.sqlite"
     kills: list[Kill] = []
-    runs = iter(range(SEED * 1000, SEED * 1000 + 100))  # each process draws other faults
-    with (tmp_path / "driver.log").open("a") as log:
+    runs_seeds = iter(range(SEED * 1000, SEED * 1000 + 100))  # each process draws other faults
+    with (tmp_path / "driver.log").open("a") as log, Forks() as forks:
+        runs = Runs(forks, log)
         for _ in range(CYCLES):
-            kills.append(_kill_checkouts(db_url, ledger_path, next(runs), rng, log))
-            kills.append(_kill_recovery(db_url, ledger_path, next(runs), rng, log))
-        paid = _run_to_end(_args(db_url, ledger_path, next(runs)), log)
+            kills.append(_kill_checkouts(db_url, ledger_path, next(runs_seeds), rng, runs))
+            kills.append(_kill_recovery(db_url, ledger_path, next(runs_seeds), rng, runs))
+        paid = _run_to_end(_args(db_url, ledger_path, next(runs_seeds)), runs)
         assert paid[-1] == "paid", paid[-5:]
-        out = _run_to_end(_args(db_url, ledger_path, next(runs), finish=True), log)
+        out = _run_to_end(_args(db_url, ledger_path, next(runs_seeds), finish=True), runs)
     summary = json.loads(out[-1])
     print(f"kills: {kills}; finish: {summary}")  # shown with -s, and on failure
     where = f"seed {SEED}, kills {kills}, logs {tmp_path / 'driver.log'}"
