@@ -101,3 +101,18 @@ def test_advice_travels_with_the_response_code() -> None:
     assert failure.code == "insufficient_funds"
     assert failure.visa_category == 2
     assert failure.retry_after_s == 24 * 3600
+
+
+def test_every_answer_of_the_simulator_is_in_its_map_and_an_approval_is_asked_about() -> None:
+    from paymend.providers import simulator
+
+    codes = [
+        simulator.APPROVED,
+        *simulator.DECLINE_CODES,
+        simulator.AUTHENTICATION_REQUIRED,
+        *simulator.ERROR_CODES,
+    ]
+    unmapped = [c for c in codes if not CLASSIFIER.classify("simulator", RawAnswer(c)).mapped]
+    assert unmapped == []
+    approved = CLASSIFIER.classify("simulator", RawAnswer(simulator.APPROVED))
+    assert (approved.code, approved.action) == ("already_paid", Action.QUERY_STATUS)
