@@ -22,7 +22,7 @@ from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.payments import PaymentService
 from paymend.engine.virtual_time import run_virtual
-from paymend.engine.worker import Worker
+from paymend.engine.worker import Worker, WorkerSettings
 from paymend.health.keys import channel_key
 from paymend.providers.simulator import SimulatedProvider
 from paymend.store import jobs, outbox
@@ -262,5 +262,36 @@ def test_an_open_circuit_never_makes_a_payment_wait(store: Store) -> None:
         await worker.drain()
         back = await svc.pay(wallet(mid, 100))
         assert back.payment.status is PaymentStatus.SUCCEEDED
+
+    run_virtual(scenario())
+
+
+def test_a_pauses_end_starts_its_waiting_payments_oldest_first_in_their_own_lane(
+    store: Store,
+) -> None:
+    """Every payment that waited is due at once when the pause ends, each with less time
+    left the longer it waited: the oldest go first, in slots of their own beside the
+    worker's other work."""
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock, sim, svc = one_channel(store)
+        control = await pause(svc, "channel", "sim_a", OPERATOR, 3600)
+        worker = Worker(svc, WorkerSettings(concurrency=1, starting=2))
+        waiting = []
+        for i in range(5):  # the longer one waits, the later its next look
+            waiting.append((await svc.pay(wallet(mid, i))).payment.id)
+            await clock.sleep(10)
+            await worker.drain()
+        await svc.controls.end(control, "back", OPERATOR)
+        due = store.run_sync(lambda c: jobs.pending(c))
+        assert [j["subject_id"] for j in due] == waiting  # by age, not by their next look
+        assert len({j["run_at"] for j in due}) == 5 and due[-1]["run_at"] <= svc.clock.now()
+        await worker.sweep()  # two in their lane, one in the worker's only other slot
+        after = [await status(svc, pid) for pid in waiting]
+        assert after == [PaymentStatus.SUCCEEDED] * 3 + [PaymentStatus.PROCESSING] * 2
+        await worker.sweep()
+        assert {await status(svc, pid) for pid in waiting} == {PaymentStatus.SUCCEEDED}
+        assert sim.calls == 5
 
     run_virtual(scenario())

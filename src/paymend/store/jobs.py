@@ -188,7 +188,8 @@ def bury(conn: Connection, job_id: str, error: str, now: datetime) -> None:
 
 def wake(conn: Connection, kind: JobKind, now: datetime) -> int:
     """Make every pending job of `kind` not leased due now (a pause ended: the payments
-    waiting for it look again at once instead of at their next scheduled look)."""
+    waiting for it look again at once instead of at their next scheduled look), the
+    oldest first: due since it was made, the one with the least time left leads."""
     result = conn.execute(
         jobs.update()
         .where(
@@ -197,7 +198,7 @@ def wake(conn: Connection, kind: JobKind, now: datetime) -> int:
             jobs.c.run_at > now,
             jobs.c.lease_until.is_(None),
         )
-        .values(run_at=now, updated_at=now)
+        .values(run_at=jobs.c.created_at, updated_at=now)
     )
     return int(result.rowcount)
 
