@@ -62,7 +62,7 @@ def test_pausing_a_channel_reroutes_and_resuming_restores(
     assert audit[1]["reason"] == "acquirer incident"
 
 
-def test_a_paused_bank_fails_fast_with_a_message_to_use_another_method(
+def test_a_paused_bank_holds_its_payments_processing_and_calls_nobody(
     server: Server, api: httpx.Client, ops: httpx.Client
 ) -> None:
     ops.post(
@@ -76,12 +76,14 @@ def test_a_paused_bank_fails_fast_with_a_message_to_use_another_method(
             "reason": "bank maintenance",
         },
     )
-    refused = api.post("/v1/payments", json=BODY, headers={"Accept-Language": "en"}).json()
-    assert refused["status"] == "failed" and refused["attempts"] == []
-    assert refused["failure"]["code"] == "issuer_unavailable"
-    assert any("method" in s.lower() for s in refused["failure"]["suggestions"])
-    assert server.runtime.simulators["sim_a"].calls == 0
-    other_bank = api.post("/v1/payments", json={**BODY, "bank": "CMB"}).json()
+    waiting = api.post("/v1/payments", json=BODY, headers={"Accept-Language": "en"}).json()
+    assert waiting["status"] == "processing" and waiting["attempts"] == []
+    assert waiting["failure"] is None
+    assert "do not pay again" in waiting["customer_message"]["message"].lower()
+    assert server.runtime.simulators["sim_a"].calls == 0  # it waits for the pause to end
+    other_bank = api.post(
+        "/v1/payments", json={**BODY, "bank": "CMB", "order_id": "order-1003"}
+    ).json()
     assert other_bank["status"] == "succeeded"
     wallet = api.post(
         "/v1/payments", json={**BODY, "method": "alipay", "order_id": "order-1002"}

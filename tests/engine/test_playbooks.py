@@ -20,6 +20,7 @@ from paymend.engine.commands import PayCommand
 from paymend.engine.payments import PaymentService
 from paymend.engine.playbooks import PlaybookRunner, quiet_spans
 from paymend.engine.virtual_time import run_virtual
+from paymend.engine.worker import Worker
 from paymend.health.keys import scoped_key
 from paymend.health.outcomes import Outcome
 from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
@@ -150,16 +151,20 @@ def test_a_bank_down_everywhere_is_paused_for_customers_and_resumed(store: Store
         probe = await svc.pay(command(mid, 9998, bank=bank))  # one a second may pass
         assert probe.payment.status.value == "succeeded"
         assert "a probe through the pause" in (probe.attempts[0].reason or "")
-        view = await svc.pay(command(mid, 9999, bank=bank))
-        assert view.payment.failure_code == "issuer_unavailable"
+        view = await svc.pay(command(mid, 9999, bank=bank))  # waits out the pause
+        assert view.payment.status.value == "processing" and view.attempts == []
         assert a.calls + b.calls == 401  # nobody was called for it
         await clock.sleep(1)
         again = await svc.pay(command(mid, 10000, bank=bank))
         assert again.payment.status.value == "succeeded"  # the next second's probe
+        worker = Worker(svc)
         for _ in range(30):
             await clock.sleep(10)
             await runner.tick()
+            await worker.drain()
         assert await svc.controls.active() == []
+        waited = await svc.get(view.payment.id)  # let through within its deadline
+        assert waited.payment.status.value == "succeeded" and len(waited.attempts) == 1
 
     run_virtual(scenario())
     with store.engine.connect() as conn:

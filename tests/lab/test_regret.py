@@ -23,6 +23,9 @@ FAILED = PaymentRecord("failed", "provider_error")
 def test_what_never_reached_a_provider() -> None:
     assert cause_of(LATER, PaymentRecord("held", None), [], LIMITS) == "held"
     assert cause_of(LATER, PaymentRecord("failed", "issuer_unavailable"), [], LIMITS) == "paused"
+    shut = PaymentRecord("failed", "provider_unavailable")  # its channels paused to the end
+    assert cause_of(LATER, shut, [], LIMITS) == "paused"
+    assert cause_of(LATER, PaymentRecord("processing", None), [], LIMITS) == "unfinished"
     assert cause_of(LATER, None, [], LIMITS) == "unfinished"
     assert cause_of(LATER, PaymentRecord("processing", None), tried("sim_b"), LIMITS) == (
         "unfinished"

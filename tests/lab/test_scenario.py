@@ -63,3 +63,44 @@ def test_lab_run_refuses_a_broken_scenario_naming_the_line(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["lab", "run", str(path)])
     assert result.exit_code == 1
     assert f"{path}:{line_of(BASE, 'kind: outage}')}:" in result.output
+
+
+CONNECTORS = Path(__file__).parents[2].joinpath("scenarios", "primary-outage-connectors.yaml")
+
+
+@pytest.mark.parametrize(
+    ("fault", "hit"),
+    [
+        ("{at: 1m, for: 1m, channel: alipay_cn, kind: credentials_expired}", "alipay_cn"),
+        ("{at: 1m, for: 1m, method: wechat_pay, kind: credentials_expired}", "wechatpay_cn"),
+    ],
+)
+def test_an_expired_credential_on_a_connector_channel_is_refused(
+    tmp_path: Path, fault: str, hit: str
+) -> None:
+    # a real connector's keys do not expire and have no refresh: it could never recover
+    text = CONNECTORS.read_text().replace("faults:\n", f"faults:\n  - {fault}\n", 1)
+    path = tmp_path / "expiring.yaml"
+    path.write_text(text)
+    with pytest.raises(DataFileError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line_of(text, fault)}: ")
+    assert "credentials_expired applies to simulator channels" in message
+    assert hit in message and "no refresh" in message
+
+
+def test_an_expired_credential_on_a_simulator_channel_beside_connectors_loads(
+    tmp_path: Path,
+) -> None:
+    text = (
+        CONNECTORS.read_text()
+        .replace("  alipay_cn:", "  sim_a: {methods: [alipay]}\n  alipay_cn:", 1)
+        .replace(
+            "faults:\n",
+            "faults:\n  - {at: 1m, for: 1m, channel: sim_a, kind: credentials_expired}\n",
+        )
+    )
+    path = tmp_path / "expiring.yaml"
+    path.write_text(text)
+    assert load_scenario(path).faults[0].channel == "sim_a"

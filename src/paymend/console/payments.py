@@ -150,6 +150,8 @@ def timeline(story: Story, t: Translate) -> list[Entry]:
             ("webhook", f"{d['status']} ×{d['tries']} ({d['last_status_code'] or '-'}) {d['url']}")
             for d in delivered.get(e.id, [])
         ]
+        if e.payload.get("reason"):  # why it waits (engine/waiting.py) or is held
+            facts.insert(0, (t("payment.reason"), str(e.payload["reason"])))
         entries.append(Entry(e.created_at, "event", t("tl.event", type=e.type), facts))
     for r in story.view.refunds:
         facts = [(t("payment.reason"), r.reason or ""), (t("tl.raw"), r.raw_code or "")]

@@ -25,7 +25,9 @@ from paymend.engine.audit import Audited, audited
 from paymend.engine.ids import IdFactory
 from paymend.observability import get_logger
 from paymend.store import controls as repo
+from paymend.store import jobs
 from paymend.store.database import Connection, Store
+from paymend.store.jobs import JobKind
 
 __all__ = [
     "LONGEST",
@@ -103,7 +105,7 @@ class ControlService:
             at = self.clock.now()
             loaded = await self.store.run(repo.active)
             if any(not c.lasts_at(at) for c in loaded):
-                await self.store.run(lambda conn: repo.lift(conn, at))
+                await self.store.run(lambda conn: _lift(conn, at))
                 for c in loaded:
                     if not c.lasts_at(at):
                         log.info("control_expired", id=c.id, kind=c.kind.value, value=c.value)
@@ -228,11 +230,19 @@ class ControlService:
 
         def write(conn: Connection) -> Audited[Control]:
             c = repo.end(conn, control_id, actor, now)
+            jobs.wake(conn, JobKind.START_PAYMENT, now)  # engine/waiting.py: look now
             return Audited(c, f"control.{c.kind}.end", f"{c.scope}:{c.value}", {"id": control_id})
 
         ended = await audited(self.store, now, actor, reason, write)
         self.forget()
         return ended
+
+
+def _lift(conn: Connection, now: datetime) -> None:
+    """Lift the controls whose end time has come; the payments waiting out a pause
+    (engine/waiting.py) look again at once."""
+    repo.lift(conn, now)
+    jobs.wake(conn, JobKind.START_PAYMENT, now)
 
 
 def _check(

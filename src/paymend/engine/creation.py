@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from paymend.domain.errors import Conflict, OrderAlreadyPaid, OrderPaymentInProgress
 from paymend.domain.events import EventType
@@ -23,10 +23,11 @@ from paymend.engine.events import emit, event_row
 from paymend.engine.ids import IdFactory
 from paymend.engine.liveness import Owner
 from paymend.observability import PAYMENTS, get_logger
-from paymend.store import idempotency, outbox
+from paymend.store import idempotency, jobs, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
 from paymend.store.idempotency import Claim, NewKey
+from paymend.store.jobs import JobKind
 from paymend.store.pii import Vault
 
 log = get_logger("paymend.engine")
@@ -34,13 +35,16 @@ log = get_logger("paymend.engine")
 
 @dataclass(frozen=True, slots=True)
 class Stop:
-    """A payment settled before any provider call: refused with `code` (FAILED; risk
-    control's block, a paused bank), held for review (HELD) or sent to 3-D Secure first
-    (REQUIRES_ACTION; engine/risk_challenge.py continues it). `why` is for ops."""
+    """A payment stopped before any provider call: refused with `code` (FAILED; risk
+    control's block, a paused bank under the naive policy), held for review (HELD), sent
+    to 3-D Secure first (REQUIRES_ACTION; engine/risk_challenge.py continues it), or left
+    `processing` to wait out a pause (PROCESSING; a `start_payment` job looks again after
+    `look_after_s`: engine/waiting.py). `why` is for ops, and on the event."""
 
     status: PaymentStatus
     why: str
     code: str | None = None
+    look_after_s: float = 0.0
 
 
 # what the first transaction decides once the order is the payment's: None, call the
@@ -52,6 +56,7 @@ _STOP_EVENTS = {
     PaymentStatus.FAILED: EventType.PAYMENT_FAILED,
     PaymentStatus.HELD: EventType.PAYMENT_HELD,
     PaymentStatus.REQUIRES_ACTION: EventType.PAYMENT_REQUIRES_ACTION,
+    PaymentStatus.PROCESSING: EventType.PAYMENT_PROCESSING,  # waits (not a webhook event)
 }
 
 
@@ -101,21 +106,29 @@ class Creation:
             PAYMENTS.labels(payment.status.value, "none").inc()
             if stopped.status is PaymentStatus.HELD:
                 log.warning("payment_held", payment_id=payment.id, why=stopped.why)
+            elif stopped.status is PaymentStatus.PROCESSING:
+                log.info("payment_waits", payment_id=payment.id, why=stopped.why)
             elif stopped.status is PaymentStatus.REQUIRES_ACTION:
                 log.info("payment_challenged", payment_id=payment.id, why=stopped.why)
         return stopped
 
     def _stopped(self, conn: Connection, payment: Payment, stop: Stop, now: datetime) -> None:
-        """Insert a payment settled before any provider call, with its events."""
+        """Insert a payment stopped before any provider call, with its events (and, for
+        one that waits, its `start_payment` job)."""
         extra: dict[str, str] | None = None
-        if stop.status is PaymentStatus.FAILED:
+        if stop.status is PaymentStatus.PROCESSING:  # it is already; its reason: waiting
+            extra = {"reason": f"waiting before any call: {stop.why}"}
+            run_at = now + timedelta(seconds=stop.look_after_s)
+            jobs.enqueue(conn, self.ids.new("job"), JobKind.START_PAYMENT, payment.id, run_at, now)
+        elif stop.status is PaymentStatus.FAILED:
             payment.failure_code = stop.code
             payment.failure_message = stop.why
         elif stop.status is PaymentStatus.HELD:
             extra = {"reason": stop.why}
         else:
             extra = {"reason": "authentication"}
-        payment.transition(stop.status)
+        if payment.status is not stop.status:
+            payment.transition(stop.status)
         repo.insert_payment(conn, payment, now, self.pii)
         created = event_row(self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
         decided = event_row(

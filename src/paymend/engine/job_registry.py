@@ -79,6 +79,9 @@ def paymend_jobs(
     async def run_attempt(job: Job) -> float | None:
         return await service.run_attempt(job.subject_id)
 
+    async def start_payment(job: Job) -> float | None:
+        return await service.settlement.waiting.start(job.subject_id, job.tries)
+
     resend = Retry(5.0, 3600.0, 60)
 
     async def resend_refund(job: Job) -> float | None:
@@ -90,7 +93,11 @@ def paymend_jobs(
 
     jobs.register(JobKind.SETTLE_ATTEMPT, settle_attempt, settle)
     # its waits while ops pause its bank or region count too
-    jobs.register(JobKind.RUN_ATTEMPT, run_attempt, Retry(5.0, 60.0, 10))
+    # (one look every 10 s until `settle_within_s`: engine/settlement.py)
+    jobs.register(JobKind.RUN_ATTEMPT, run_attempt, Retry(5.0, 60.0, 40))
+    # a payment waiting out a pause looks a few times a minute until its deadline
+    # (engine/waiting.py): its own waits, and enough tries to reach that deadline
+    jobs.register(JobKind.START_PAYMENT, start_payment, Retry(2.0, 15.0, 400))
     jobs.register(JobKind.RESEND_REFUND, resend_refund, resend)
     # the delivery's own schedule stops after three days (notify/webhooks.py)
     jobs.register(JobKind.DELIVER_WEBHOOK, deliver_webhook, Retry(10.0, 43200.0, 1000))

@@ -26,7 +26,6 @@ from paymend.domain.errors import (
     InvalidInput,
     PaymendError,
     PaymentInFlight,
-    Unavailable,
 )
 from paymend.domain.events import EventType
 from paymend.domain.ids import PaymentId
@@ -165,13 +164,10 @@ class PaymentService:
             cmd.method, cmd.amount.currency, cmd.region, cmd.bank, cmd.amount.minor
         )
         routed = self.route(ctx, controls)
-        channels, reason = routed.channels, routed.reason
-        if not channels and controls.paused_channels:
-            raise Unavailable(
-                "payment_method_paused",
-                f"every channel for {cmd.method} is paused by ops; nothing was charged",
-            )
-        if not channels:
+        channels = routed.channels
+        # a pause in the way: it waits (engine/waiting.py); Unavailable under the naive policy
+        pauses = self.settlement.waiting.gate(cmd.method, routed, controls)
+        if not channels and pauses.shut is None:
             raise InvalidInput(
                 "payment_method_unavailable",
                 f"no configured channel accepts {cmd.method} in {cmd.amount.currency}"
@@ -194,32 +190,25 @@ class PaymentService:
             split=cmd.split,
         )
         payment.transition(PaymentStatus.PROCESSING)
-        attempt = self.attempts.new_attempt(payment, 1, channels[0], f"route: {reason}")
+        # no channel (all paused): the payment waits, and this attempt is never written
+        first = channels[0] if channels else ""
+        attempt = self.attempts.new_attempt(payment, 1, first, f"route: {routed.reason}")
         attempt.created_at = now
         assessed: Assessed | None = None
-        probe: bool | None = None  # taken once, however often the transaction runs
 
         def decide(conn: Connection) -> Stop | None:
             """In the payment's first transaction: risk control first (its reads and
-            decision), then the ops controls: a pause lets a probe through, a hold holds."""
-            nonlocal assessed, probe
+            decision), then the ops controls: a pause makes it wait or lets a probe
+            through, a hold holds (engine/waiting.py)."""
+            nonlocal assessed
             if gate is not None and pending is not None:
                 assessed = gate.decide(conn, pending)
                 stop = gate.stop_of(assessed)
                 if stop is not None:
                     return stop
-            attempt.reason = f"route: {reason}"
-            if controls.paused_because is not None:
-                if probe is None:
-                    probe = self.controls.take_probe(controls.probe)
-                if not probe:
-                    return Stop(PaymentStatus.FAILED, controls.paused_because, "issuer_unavailable")
-                attempt.reason = (
-                    f"route: {reason}; a probe through the pause ({controls.paused_because})"
-                )
-            if controls.held_because is not None:
-                return Stop(PaymentStatus.HELD, controls.held_because)
-            return None
+            stop = pauses.stop()
+            attempt.reason = f"route: {pauses.reason}"
+            return stop
 
         def also(conn: Connection) -> None:  # the decision, with the payment
             if assessed is not None:

@@ -21,13 +21,14 @@ from paymend.engine.controls import ControlService, RouteControls
 from paymend.engine.late_success import LateSuccess
 from paymend.engine.recording import Recorder
 from paymend.engine.settings import EngineSettings
+from paymend.engine.waiting import Waiting
 from paymend.observability import get_logger
 from paymend.routing.failover import Router
 from paymend.store import payments as repo
 from paymend.store.database import Store
 
 log = get_logger("paymend.engine")
-PAUSE_WAIT_S = 10.0  # a scheduled retry for a paused bank or region waits at least this
+PAUSE_WAIT_S = 10.0  # a scheduled retry for a paused bank or region looks again this often
 INTERRUPTED = "INTERRUPTED"  # transport code of a call whose answer a crash lost
 
 
@@ -55,6 +56,7 @@ class Settlement:
         self.attempts = attempts
         self.recorder = recorder
         self.late = late
+        self.waiting = Waiting(settings, store, controls, router, attempts, recorder)
 
     async def _controls(self, payment: Payment) -> RouteControls:
         """The ops controls in force for a stored payment's scope."""
@@ -93,7 +95,8 @@ class Settlement:
         else seconds until it runs again. Ops may have paused a scope meanwhile: on a
         paused channel the attempt is settled by a status query instead (never a charge;
         as an attempt a crash left pending is) and the payment fails over around it; with
-        its bank or region paused it waits until the pause ends or its time is up."""
+        its bank or region paused it looks again every PAUSE_WAIT_S until the pause ends
+        or lets it through as a probe (a playbook's), or its time is up."""
         loaded = await self.store.run(lambda conn: repo.attempt_with_payment(conn, attempt_id))
         if loaded is None:
             return None
@@ -108,11 +111,11 @@ class Settlement:
             log.info("attempt_not_sent", attempt_id=attempt.id, why="channel paused by ops")
             await self.settle_attempt(attempt.id)
             return None
-        if controls.paused_because is not None:  # every channel: wait for ops, or time
-            left = self.attempts.time_left(payment)
-            if left > 0:
-                log.info("attempt_waits_for_ops", attempt_id=attempt.id, left_s=round(left))
-                return max(PAUSE_WAIT_S, left)
+        if controls.paused_because is not None and not self.controls.take_probe(controls.probe):
+            left = self.attempts.time_left(payment)  # every channel: wait for the pause
+            if left > 0:  # to end (or, a playbook's, to take it as a probe), or for time
+                log.info("attempt_waits_for_pause", attempt_id=attempt.id, left_s=round(left))
+                return min(PAUSE_WAIT_S, left)
             await self.settle_attempt(attempt.id)  # no time left: nothing more is called
             return None
         try:

@@ -13,7 +13,9 @@ Jobs and orphaned attempts run concurrently, at most `concurrency` at once, each
 own task: a provider that hangs until its timeout holds one slot, not the whole queue.
 Messages to people (customer notices, ops pages) have `telling` slots of their own
 besides, claimed first: in an outage every other slot may wait on a provider for
-seconds, and a notice due after its hold must not wait behind them.
+seconds, and a notice due after its hold must not wait behind them. Payments that
+waited out a pause (engine/waiting.py) have `starting` slots too: a pause's end makes
+all of them due at once, each a checkout's call, and each with little time left.
 A sweep claims no more than the free slots, so nothing claimed waits on a slot while its
 lease runs; when a sweep filled every slot the next one starts as soon as one frees. On
 SQLite the database work still goes through the one writer thread; only the waits on
@@ -48,6 +50,8 @@ from paymend.store.jobs import Job
 log = get_logger("paymend.worker")
 TELLING = "telling"  # the lane of messages to people, and its jobs' task keys
 TELLING_KINDS = (jobs.JobKind.SEND_NOTICE, jobs.JobKind.SEND_OPS_ALERT)
+STARTING = "starting"  # the lane of payments that waited out a pause
+STARTING_KINDS = (jobs.JobKind.START_PAYMENT,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,8 @@ class WorkerSettings:
     # beside those: slots only messages to people take (a customer's notice, an ops page),
     # so an outage's status queries, each holding a slot for seconds, do not hold them up
     telling: int = 4
+    # and slots of waiting payments, let through together when their pause ends
+    starting: int = 48
     dead_after_s: float = 5.0  # an owner silent this long is dead (engine/liveness.py)
     stop_grace_s: float = 1.0  # on stop, what runs gets this long, then is cancelled
 
@@ -105,7 +111,7 @@ class Worker:
         self._reconciled_at: float | None = None
         self._statistics_at: float | None = None
         self.statistics = statistics.PlannerStatistics()
-        # "attempt:<id>", "job:<id>", "telling:<id>" (a job of the telling lane)
+        # "attempt:<id>", "job:<id>", "telling:<id>", "starting:<id>" (a lane's job)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._saturated = False  # the last sweep filled every slot: more may be due
         self._freed = asyncio.Event()  # a task ended while saturated: sweep again now
@@ -152,6 +158,7 @@ class Worker:
         report.started += len(orphans)
         for lane, kinds, limit in (
             (TELLING, TELLING_KINDS, min(s.batch, self._free(TELLING))),
+            (STARTING, STARTING_KINDS, min(s.batch, self._free(STARTING))),
             ("job", None, min(s.batch, self._free())),
         ):
             claimed = await self._claim(limit, kinds, dead_after) if limit > 0 else []
@@ -184,10 +191,11 @@ class Worker:
         return await self.service.store.run(claim)
 
     def _free(self, lane: str | None = None) -> int:
-        """Free slots of the telling lane, or (None) of everything else."""
-        if lane == TELLING:
-            return self.settings.telling - sum(k.startswith(TELLING) for k in self._running)
-        taken = sum(not k.startswith(TELLING) for k in self._running)
+        """Free slots of the telling or starting lane, or (None) of everything else."""
+        if lane is not None:
+            size = self.settings.telling if lane == TELLING else self.settings.starting
+            return size - sum(k.startswith(f"{lane}:") for k in self._running)
+        taken = sum(not k.startswith((f"{TELLING}:", f"{STARTING}:")) for k in self._running)
         return self.settings.concurrency - taken
 
     def _start(self, key: str, work: Coroutine[Any, Any, None]) -> None:

@@ -5,7 +5,8 @@ attempts, their decisions and reasons), first match wins:
 
 - `held`: a playbook held the payment for review (large payments of a failing scope);
   nobody releases it in the lab;
-- `paused`: the bank or region was paused, so no provider was called;
+- `paused`: its bank or region, or every channel of its method, was paused until its
+  deadline (it waited: engine/waiting.py), so no provider was called;
 - `unfinished`: still processing or awaiting 3-D Secure when the run ended, or never
   recorded at all (also counted in `lost_payments`);
 - `retry_budget`: a retry was refused because the channel's retry budget was spent;
@@ -52,7 +53,7 @@ def cause_of(
         return "unfinished"
     if record.status == "held":
         return "held"
-    if not attempts and record.failure_code == "issuer_unavailable":
+    if not attempts and record.failure_code in ("issuer_unavailable", "provider_unavailable"):
         return "paused"
     if record.status in ("processing", "requires_action"):
         return "unfinished"

@@ -195,10 +195,32 @@ class Scenario(_Strict):
                     raise At(("faults", i, key), f"unknown {key} '{value}'")
             if fault.at >= self.duration:
                 raise At(("faults", i, "at"), "the fault starts after the scenario ends")
+            if fault.kind == "credentials_expired":
+                self._no_connector_in(i, fault)
         attacked = self.fraud and (self.fraud.card_testing or self.fraud.account_takeover)
         if attacked and "card" not in offered:
             raise At(("fraud",), "the attacks pay by card: a channel must take card")
         return self
+
+    def _no_connector_in(self, i: int, fault: Fault) -> None:
+        """An expired credential is the simulator's fault, which paymend refreshes
+        (`TOKEN_EXPIRED`): a real connector's keys do not expire and it has no refresh,
+        so on a connector channel the fault could never recover."""
+        hit = [
+            f"{name} (type {c.type})"
+            for name, c in self.channels.items()
+            if c.type != "simulator"
+            and fault.channel in (None, name)
+            and fault.method in (None, *c.methods)
+        ]
+        if hit:
+            where = "channel" if fault.channel else "kind"
+            raise At(
+                ("faults", i, where),
+                "credentials_expired applies to simulator channels; it would hit the "
+                f"connector channel {', '.join(hit)}, whose keys do not expire and have no "
+                "refresh, so it could never recover (name a simulator channel)",
+            )
 
 
 def load_scenario(path: str | Path) -> Scenario:

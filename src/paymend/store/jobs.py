@@ -33,6 +33,7 @@ class JobKind(StrEnum):
     DELIVER_WEBHOOK = "deliver_webhook"  # an event to the merchant's endpoint
     SEND_NOTICE = "send_notice"  # a customer notice (store/notices.py), after its hold
     SEND_OPS_ALERT = "send_ops_alert"  # one page to one on-call route (store/ops_alerts.py)
+    START_PAYMENT = "start_payment"  # a payment waiting out a pause (engine/waiting.py)
 
 
 class JobStatus(StrEnum):
@@ -183,6 +184,23 @@ def bury(conn: Connection, job_id: str, error: str, now: datetime) -> None:
             updated_at=now,
         )
     )
+
+
+def wake(conn: Connection, kind: JobKind, now: datetime) -> int:
+    """Make every pending job of `kind` not leased due now (a pause ended: the payments
+    waiting for it look again at once instead of at their next scheduled look), the
+    oldest first: due since it was made, the one with the least time left leads."""
+    result = conn.execute(
+        jobs.update()
+        .where(
+            jobs.c.kind == kind.value,
+            jobs.c.status == JobStatus.PENDING.value,
+            jobs.c.run_at > now,
+            jobs.c.lease_until.is_(None),
+        )
+        .values(run_at=jobs.c.created_at, updated_at=now)
+    )
+    return int(result.rowcount)
 
 
 def release(conn: Connection, owner: str, now: datetime) -> int:
