@@ -13,8 +13,8 @@ from paymend.cli import main
 from paymend.config import channel_credentials, load_config
 from paymend.config.channels import AlipayChannel
 from paymend.datafiles import DataFileError
+from paymend.engine.channels import build_channels
 from paymend.engine.clock import SystemClock
-from paymend.engine.runtime import build_channels
 from paymend.providers.simulator import SimulatedProvider
 
 CONFIG = """\

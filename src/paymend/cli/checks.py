@@ -247,8 +247,8 @@ def channels_check(as_json: bool) -> None:
     import json
 
     from paymend.engine.channel_checks import check_channels
+    from paymend.engine.channels import build_channels
     from paymend.engine.clock import SystemClock
-    from paymend.engine.runtime import build_channels
 
     target = env_settings().config_path()
     configure_logging("WARNING", stream=sys.stderr)
