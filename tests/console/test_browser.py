@@ -265,8 +265,9 @@ def test_pause_a_bank_see_it_on_the_health_page_and_resume_it(
     expect(row).to_contain_text("ICBC maintenance window")
     expect(row).to_contain_text("operator:ops-lin")
     with console.server.client() as api:
-        refused = api.post("/v1/payments", json={**BODY, "order_id": "during-pause"}).json()
-    assert refused["status"] == "failed", refused  # no channel may take an ICBC card now
+        waiting = api.post("/v1/payments", json={**BODY, "order_id": "during-pause"}).json()
+    # no channel may take an ICBC card now: the payment waits for the pause, uncalled
+    assert (waiting["status"], waiting["attempts"]) == ("processing", []), waiting
     row.get_by_placeholder("Reason").fill("window over")
     row.get_by_role("button", name="Resume").click()
     expect(page.locator('tr[data-control="pause bank:ICBC"]')).to_have_count(0)

@@ -19,12 +19,14 @@ from paymend.engine.commands import PayCommand
 from paymend.engine.payments import PaymentService
 from paymend.engine.risk_gate import RiskGate
 from paymend.engine.virtual_time import run_virtual
+from paymend.engine.worker import Worker
 from paymend.failures.catalogue import load_catalogue
 from paymend.risk.features import FRAUD_LIKE_CODES
 from paymend.risk.redis_velocity import RedisVelocity
 from paymend.risk.rules import SHIPPED_RULES, load
 from paymend.risk.velocity import BLOCKED_CODE, NOT_THE_CUSTOMERS, counted_failure
 from paymend.store.database import Store
+from tests.engine.test_waiting import until_settled
 from tests.helpers import make_merchant, service, simulator
 
 
@@ -101,9 +103,12 @@ def test_a_rejection_counts_a_paused_bank_does_not_in_every_book(
         rejected = await review.reject(svc, held.payment.id, "ops:li", "no answer")
         assert rejected.payment.status is PaymentStatus.FAILED
         await clock.sleep(5)
-        paused = await svc.pay(cmd(mid, "o-paused", 100, "ICBC"))
+        waiting = await svc.pay(cmd(mid, "o-paused", 100, "ICBC"))
+        assert waiting.payment.status is PaymentStatus.PROCESSING  # waits for the bank
+        await until_settled(clock, svc, Worker(svc), waiting.payment.id)  # its deadline
+        paused = await svc.get(waiting.payment.id)
         assert paused.payment.failure_code == "issuer_unavailable"
-        assert not paused.attempts  # refused before any call: ops' doing, not theirs
+        assert not paused.attempts  # failed before any call: ops' doing, not theirs
         await clock.sleep(5)
         fraud = await svc.pay(cmd(mid, "o-fraud", 100, "ABC", "sim_decline_suspected_fraud"))
         assert fraud.payment.failure_code == "suspected_fraud"
