@@ -21,9 +21,12 @@ SUCCEEDED = ("succeeded", "partially_refunded", "refunded")
 REFUNDED = ("partially_refunded", "refunded")
 
 
+_RECORD = risk_decisions.insert()  # built once: every payment stores its decision
+
+
 def record(conn: Connection, row: dict[str, Any]) -> None:
     """Store one payment's decision (the row's keys are risk_decisions' columns)."""
-    conn.execute(risk_decisions.insert(), row)
+    conn.execute(_RECORD, row)
 
 
 def decision(conn: Connection, payment_id: str) -> dict[str, Any] | None:
