@@ -103,7 +103,9 @@ def test_same_key_same_body_replays_and_other_body_conflicts(
     first = api.post("/v1/payments", json=BODY, headers={"Idempotency-Key": "same"})
     second = api.post("/v1/payments", json=BODY, headers={"Idempotency-Key": "same"})
     assert second.status_code == 201
-    assert second.json() == first.json()
+    assert second.json() == first.json()  # the stored answer: the first response's text
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert first.headers["content-type"] == second.headers["content-type"] == "application/json"
     before = count_rows(server.runtime.store)
     other = api.post(
         "/v1/payments", json={**BODY, "amount": 2000}, headers={"Idempotency-Key": "same"}

@@ -4,8 +4,11 @@ raising a customer's limit, fraud reports feeding the lists and the score."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,11 +21,12 @@ from paymend.engine.payments import PaymentService
 from paymend.engine.risk_gate import RiskGate
 from paymend.engine.virtual_time import run_virtual
 from paymend.providers.simulator import SimulatedProvider
+from paymend.risk.features import Subjects, subjects
 from paymend.risk.model import ListAction, ListKind
 from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
 from paymend.store import payments as repo
 from paymend.store import risk as risk_repo
-from paymend.store.database import Store
+from paymend.store.database import Connection, Store
 from tests.helpers import make_merchant, service, simulator
 
 
@@ -283,3 +287,48 @@ def test_account_takeover_from_a_new_device_is_challenged(store: Store) -> None:
         assert small.payment.status is PaymentStatus.SUCCEEDED  # small amounts pass
 
     run_virtual(scenario())
+
+
+def test_the_one_read_answers_what_its_two_statements_answer(store: Store) -> None:
+    """store/risk.py `assessment` reads the velocity rows and the history in one
+    statement: the same rows and history as `recent` and `histories` apart, also for a
+    customer with no rows at all (the history alone)."""
+    mid, _ = make_merchant(store)
+    since = datetime(2000, 1, 1, tzinfo=UTC)  # every decision of the test
+
+    def asked(who: Subjects, customer_id: str) -> risk_repo.HistoryKeys:
+        listed = [("card", who.card), ("email", who.email), ("device", who.device)]
+        return risk_repo.HistoryKeys(mid, customer_id, who.customer, who.device, who.card, listed)
+
+    def both(who: Subjects, customer_id: str) -> tuple[Any, Any]:
+        keys = asked(who, customer_id)
+
+        def read(conn: Connection) -> tuple[Any, Any]:
+            pairs = who.items()
+            together = risk_repo.assessment(conn, pairs, since, keys)
+            apart = (risk_repo.recent(conn, pairs, since), risk_repo.histories(conn, keys))
+            return together, apart
+
+        return store.run_sync(read)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, _ = with_risk(store, clock, load(SHIPPED_RULES))
+        for i in range(3):
+            await svc.pay(pay(mid, f"o{i}", device="dev-1", card="card-1", customer="c1"))
+            await clock.sleep(60)
+        await risk_ops.add_entry(svc, ListKind.CARD, "card-1", ListAction.ALLOW, "vip", "ops:li")
+
+    run_virtual(scenario())
+    seen = subjects(
+        mid, "c1", "c1@example.com", {"device_id": "dev-1", "card_fingerprint": "card-1"}
+    )
+    (rows, history), (rows_apart, history_apart) = both(seen, "c1")
+    by_id = operator.itemgetter("payment_id")
+    assert sorted(rows, key=by_id) == sorted(rows_apart, key=by_id) and len(rows) == 3
+    assert history == history_apart
+    assert history["successes"] == 3 and history["list_card"] == "allow"
+    new = subjects(mid, "c9", "c9@example.com", {"device_id": "dev-9"})
+    (rows, history), (rows_apart, history_apart) = both(new, "c9")
+    assert rows == rows_apart == [] and history == history_apart
+    assert history["decided"] == 0 and history["first"] is None

@@ -20,7 +20,7 @@ from paymend.engine.runtime import Runtime
 from paymend.observability import get_logger
 from paymend.store import idempotency
 from paymend.store.database import Connection
-from paymend.store.idempotency import Claim, KeyTaken, NewKey, Replay, Resource
+from paymend.store.idempotency import Claim, Encoded, KeyTaken, NewKey, Replay, Resource
 
 log = get_logger("paymend.api")
 REPLAYED = {"Idempotent-Replayed": "true"}
@@ -80,7 +80,17 @@ async def run_creating(
         await runtime.store.run(
             lambda conn: idempotency.complete(conn, new.claim, code, payload, done)
         )
-    return JSONResponse(payload, status_code=code)
+    return Answer(payload, status_code=code)
+
+
+class Answer(JSONResponse):
+    """A JSON response whose `Encoded` body is sent as the text the key stored, not
+    encoded a second time."""
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, Encoded):
+            return content.text.encode()
+        return super().render(content)
 
 
 def _check(key: str) -> None:

@@ -24,7 +24,7 @@ from paymend.engine import compensations
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.payments import PaymentView
 from paymend.observability import current_trace_id
-from paymend.store.idempotency import Claim, NewKey, Resource
+from paymend.store.idempotency import Claim, Encoded, NewKey, Resource
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 IdemKey = Annotated[
@@ -99,7 +99,8 @@ async def create_payment(
         stored: list[dict[str, object]] = []
 
         def answer(view: PaymentView) -> tuple[int, dict[str, object]]:
-            stored.append(_stored(render_payment(request, merchant, view)))
+            # encoded once: the stored answer and the response are the same text
+            stored.append(Encoded(_stored(render_payment(request, merchant, view))))
             return 201, stored[-1]
 
         view = await runtime.service.pay(replace(command, claim=key, answer=answer))

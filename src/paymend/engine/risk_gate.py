@@ -144,11 +144,24 @@ class RiskGate:
         return Pending(cmd, payment_id, now, who, base, from_redis)
 
     def decide(self, conn: Connection, p: Pending) -> Assessed:
-        """The decision, from reads in the caller's transaction (the payment's first)."""
+        """The decision, from reads in the caller's transaction (the payment's first):
+        one statement, velocity rows (without Redis) and history together."""
         who, now = p.who, p.now
-        rows = p.from_redis if p.from_redis is not None else _db_history(conn, who, now)
+        keys = _list_keys(who)
+        asked = _history_keys(p.cmd.merchant_id, who, keys)
+        if p.from_redis is not None:
+            rows: Mapping[str, Iterable[Seen]] = p.from_redis
+            h = repo.histories(conn, asked) if asked is not None else None
+        else:
+            pairs = who.items()
+            since = repo.window_start(now, LONGEST_S)
+            if asked is not None:
+                raw, h = repo.assessment(conn, pairs, since, asked)
+            else:
+                raw, h = repo.recent(conn, pairs, since), None
+            rows = _seen_of(raw, pairs)
         velocity = aggregate(rows, now, p.cmd.amount.currency, exclude=p.payment_id)
-        customer, card, device_new, listed = _histories(conn, p.cmd.merchant_id, who, now)
+        customer, card, device_new, listed = _histories(h, who, now, keys)
         extra = history_features(p.base, velocity, self.live, customer, card, device_new)
         features = complete(p.base, velocity, extra)
         decision = evaluate(features, self.live, self.shadow, listed)
@@ -239,9 +252,10 @@ def _list_keys(who: Subjects) -> list[tuple[str, str]]:
     return [(k, getattr(who, k)) for k in LIST_KINDS if getattr(who, k)]
 
 
-def _db_history(conn: Connection, who: Subjects, now: datetime) -> Mapping[str, Iterable[Seen]]:
-    pairs = who.items()
-    rows = repo.recent(conn, pairs, repo.window_start(now, LONGEST_S))
+def _seen_of(
+    rows: Iterable[Mapping[str, Any]], pairs: Sequence[tuple[str, str]]
+) -> Mapping[str, Iterable[Seen]]:
+    """Each subject's earlier payments, from the velocity rows (store/risk.py `recent`)."""
     out: dict[str, list[Seen]] = {s: [] for s, _ in pairs}
     for r in rows:
         failed = fraud = False
@@ -262,16 +276,23 @@ def _db_history(conn: Connection, who: Subjects, now: datetime) -> Mapping[str, 
     return out
 
 
+def _history_keys(
+    merchant_id: str, who: Subjects, keys: list[tuple[str, str]]
+) -> repo.HistoryKeys | None:
+    """Whom the history is asked of; None: the payment names nobody it could know."""
+    if not (who.customer or who.card or keys):
+        return None
+    customer_id = who.customer.partition("/")[2]
+    return repo.HistoryKeys(merchant_id, customer_id, who.customer, who.device, who.card, keys)
+
+
 def _histories(
-    conn: Connection, merchant_id: str, who: Subjects, now: datetime
+    h: Mapping[str, Any] | None, who: Subjects, now: datetime, keys: list[tuple[str, str]]
 ) -> tuple[History, History, bool, list[Listed]]:
     """The customer's and the card's history, whether the device is new to the customer,
-    and the list entries the payment is on: one statement (store/risk.py)."""
-    keys = _list_keys(who)
-    if not (who.customer or who.card or keys):
+    and the list entries the payment is on, from the history row (None: none asked)."""
+    if h is None:
         return History(), History(), False, []
-    customer_id = who.customer.partition("/")[2]
-    h = repo.histories(conn, merchant_id, customer_id, who.customer, who.device, who.card, keys)
     customer, card = History(), History()
     if who.customer:
         first = h["first"]

@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import Conflict
@@ -118,6 +119,25 @@ _COMPLETE = (
         updated_at=sa.bindparam("now"),
     )
 )
+
+
+# The same, for an answer already encoded (`Encoded`): its text is stored as it is, cast
+# to JSONB on PostgreSQL; SQLite keeps JSON as text anyway
+_COMPLETE_TEXT = _COMPLETE.values(response_body=sa.bindparam("body", type_=sa.Text()))
+_COMPLETE_PG_TEXT = _COMPLETE.values(
+    response_body=sa.cast(sa.bindparam("body", type_=sa.Text()), JSONB())
+)
+
+
+class Encoded(dict[str, Any]):
+    """A response body with its JSON text, encoded once: the key's stored answer and the
+    response's bytes are that one text (the same encoding as a JSONResponse's)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _mine(claim: Claim) -> dict[str, Any]:
@@ -275,6 +295,10 @@ def complete(
     now: datetime,
 ) -> None:
     """Store the answer (None: answer with the linked resource as it is on each replay)."""
+    if isinstance(body, Encoded):
+        text = _COMPLETE_PG_TEXT if conn.dialect.name == "postgresql" else _COMPLETE_TEXT
+        conn.execute(text, {**_mine(claim), "code": status, "body": body.text, "now": now})
+        return
     conn.execute(_COMPLETE, {**_mine(claim), "code": status, "body": body, "now": now})
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,12 @@ SUCCEEDED = ("succeeded", "partially_refunded", "refunded")
 REFUNDED = ("partially_refunded", "refunded")
 
 
+_RECORD = risk_decisions.insert()  # built once: every payment stores its decision
+
+
 def record(conn: Connection, row: dict[str, Any]) -> None:
     """Store one payment's decision (the row's keys are risk_decisions' columns)."""
-    conn.execute(risk_decisions.insert(), row)
+    conn.execute(_RECORD, row)
 
 
 def decision(conn: Connection, payment_id: str) -> dict[str, Any] | None:
@@ -42,10 +46,11 @@ def decisions_of(conn: Connection, payment_ids: Sequence[str]) -> list[dict[str,
     return [dict(r._mapping) for r in rows]
 
 
-# The three reads of every payment's assessment are written as SQL text, built once per
-# shape: a Core statement this size costs more to build and key for its cache than to
-# run (bench/risk.py). Standard SQL, the same on SQLite and PostgreSQL; column names come
-# from SUBJECT_NAMES only, values are bound.
+# The reads of every payment's assessment are written as SQL text, built once per shape:
+# a Core statement this size costs more to build and key for its cache than to run
+# (bench/risk.py). Standard SQL, the same on SQLite and PostgreSQL; column names come
+# from SUBJECT_NAMES only, values are bound. Without Redis a payment needs both the
+# velocity rows and the history: `assessment` reads them in one statement.
 SUBJECT_NAMES = {
     "card": "card",
     "customer": "customer_id",
@@ -55,22 +60,31 @@ SUBJECT_NAMES = {
 }
 _STATUSES = ", ".join(f"'{v}'" for v in SUCCEEDED)
 _REFUNDS = ", ".join(f"'{v}'" for v in REFUNDED)
+_RECENT_KEYS = ", ".join(f"rd.{SUBJECT_NAMES[s]} AS k_{s}" for s in SUBJECT_NAMES)
+
+
+def _recent_select(subjects: tuple[str, ...]) -> str:
+    """The velocity rows' SELECT; a subject's value is bound as `v_<subject>`."""
+    match = " OR ".join(f"rd.{SUBJECT_NAMES[s]} = :v_{s}" for s in subjects)
+    return (
+        f"SELECT rd.payment_id, rd.created_at, rd.amount_major, rd.currency, {_RECENT_KEYS}, "  # noqa: S608 - names from SUBJECT_NAMES
+        "p.status, p.failure_code FROM risk_decisions rd "
+        "JOIN payments p ON p.id = rd.payment_id "
+        f"WHERE rd.created_at >= :since AND ({match})"
+    )
 
 
 @functools.cache
 def _recent_sql(subjects: tuple[str, ...]) -> sa.TextualSelect:
-    keys = ", ".join(f"rd.{SUBJECT_NAMES[s]} AS k_{s}" for s in SUBJECT_NAMES)
-    match = " OR ".join(f"rd.{SUBJECT_NAMES[s]} = :{s}" for s in subjects)
     return (
-        sa.text(
-            f"SELECT rd.payment_id, rd.created_at, rd.amount_major, rd.currency, {keys}, "  # noqa: S608 - names from SUBJECT_NAMES
-            "p.status, p.failure_code FROM risk_decisions rd "
-            "JOIN payments p ON p.id = rd.payment_id "
-            f"WHERE rd.created_at >= :since AND ({match})"
-        )
+        sa.text(_recent_select(subjects))
         .bindparams(sa.bindparam("since", type_=UTCDateTime()))
         .columns(created_at=UTCDateTime())
     )
+
+
+def _recent_params(subjects: Sequence[tuple[str, str]], since: datetime) -> dict[str, Any]:
+    return {"since": since, **{f"v_{s}": v for s, v in subjects}}
 
 
 def recent(
@@ -81,7 +95,7 @@ def recent(
     if not subjects:
         return []
     query = _recent_sql(tuple(s for s, _ in subjects))
-    rows = conn.execute(query, {"since": since, **dict(subjects)})
+    rows = conn.execute(query, _recent_params(subjects, since))
     return [dict(r._mapping) for r in rows]
 
 
@@ -105,28 +119,74 @@ _HISTORIES = (
     f" WHERE rd.card = :card AND p.status IN ({_STATUSES})) AS card_successes, "
     "(SELECT count(*) FROM risk_reports WHERE card = :card) AS card_chargebacks"
 )
+HISTORY_COLUMNS = (
+    "successes",
+    "refunds",
+    "first",
+    "chargebacks",
+    "decided",
+    "on_device",
+    "card_successes",
+    "card_chargebacks",
+)
 
 
-@functools.cache
-def _histories_sql(kinds: tuple[str, ...]) -> sa.TextualSelect:
-    """The history statement with a list lookup for each of `kinds` (the kinds the
-    payment has a value for), built once per shape."""
+def _histories_select(kinds: tuple[str, ...]) -> str:
+    """The history SELECT with a list lookup for each of `kinds` (the kinds the payment
+    has a value for)."""
     listed = "".join(
         f", (SELECT action FROM risk_lists WHERE kind = '{k}' AND value = :l_{k}) AS list_{k}"  # noqa: S608 - kinds
         for k in kinds
     )
-    return sa.text(_HISTORIES + listed).columns(first=UTCDateTime())
+    return _HISTORIES + listed
 
 
-def histories(
-    conn: Connection,
-    merchant_id: str,
-    customer_id: str,
-    customer_key: str,
-    device: str,
-    card: str,
-    listed: Sequence[tuple[str, str]] = (),
-) -> dict[str, Any]:
+@functools.cache
+def _histories_sql(kinds: tuple[str, ...]) -> sa.TextualSelect:
+    return sa.text(_histories_select(kinds)).columns(first=UTCDateTime())
+
+
+@functools.cache
+def _assessment_sql(subjects: tuple[str, ...], kinds: tuple[str, ...]) -> sa.TextualSelect:
+    """History and velocity rows in one statement: the history's one row joined to each
+    velocity row, or alone (velocity's columns NULL) when there is none."""
+    return (
+        sa.text(
+            f"SELECT h.*, v.* FROM ({_histories_select(kinds)}) h "  # noqa: S608 - see above
+            f"LEFT JOIN ({_recent_select(subjects)}) v ON 1 = 1"
+        )
+        .bindparams(sa.bindparam("since", type_=UTCDateTime()))
+        .columns(first=UTCDateTime(), created_at=UTCDateTime())
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryKeys:
+    """Whom a payment's history is asked of (see `histories`)."""
+
+    merchant_id: str
+    customer_id: str
+    customer_key: str
+    device: str
+    card: str
+    listed: Sequence[tuple[str, str]] = ()
+
+    def params(self) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The list kinds asked and the statement's parameters. An empty key is bound as
+        NULL, which equals no row."""
+        wanted = {k: v for k, v in self.listed if v and k in LIST_KINDS}
+        params = {
+            "merchant": self.merchant_id,
+            "customer": self.customer_id or None,
+            "key": self.customer_key or None,
+            "device": self.device or None,
+            "card": self.card or None,
+            **{f"l_{k}": v for k, v in wanted.items()},
+        }
+        return tuple(k for k in LIST_KINDS if k in wanted), params
+
+
+def histories(conn: Connection, keys: HistoryKeys) -> dict[str, Any]:
     """What the store knows of the customer (the merchant's `customer_id`, counted in
     the risk tables under `customer_key`), their device and the card, in one statement:
     the customer's successes, refunds, chargebacks and first payment; whether they have
@@ -134,17 +194,28 @@ def histories(
     and for each (kind, value) of `listed` the action of its list entry, if any, as
     `list_<kind>`. An empty key counts nothing: it is bound as NULL, which equals no
     row, so a payment without a card does not count every decision without one."""
-    wanted = {k: v for k, v in listed if v and k in LIST_KINDS}
-    params = {
-        "merchant": merchant_id,
-        "customer": customer_id or None,
-        "key": customer_key or None,
-        "device": device or None,
-        "card": card or None,
-        **{f"l_{k}": v for k, v in wanted.items()},
-    }
-    query = _histories_sql(tuple(k for k in LIST_KINDS if k in wanted))
-    return dict(conn.execute(query, params).one()._mapping)
+    kinds, params = keys.params()
+    return dict(conn.execute(_histories_sql(kinds), params).one()._mapping)
+
+
+def assessment(
+    conn: Connection, subjects: Sequence[tuple[str, str]], since: datetime, keys: HistoryKeys
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """`recent` and `histories` in one statement: the velocity rows and the history."""
+    if not subjects:
+        return [], histories(conn, keys)
+    kinds, params = keys.params()
+    query = _assessment_sql(tuple(s for s, _ in subjects), kinds)
+    rows = [
+        dict(r._mapping) for r in conn.execute(query, {**params, **_recent_params(subjects, since)})
+    ]
+    history = {k: v for k, v in rows[0].items() if k in HISTORY_COLUMNS or k.startswith("list_")}
+    recent_rows = [
+        {k: v for k, v in r.items() if k not in history}
+        for r in rows
+        if r["payment_id"] is not None
+    ]
+    return recent_rows, history
 
 
 # -- lists ------------------------------------------------------------------------------
