@@ -314,10 +314,11 @@ class Worker:
                     continue  # the outbox grows faster than one sweep relays: no pause
                 # sweeps start every interval, however long one took (not interval after it)
                 pause = self.settings.interval_s - (self.service.clock.monotonic() - started)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        _first(stop.wait(), self._freed.wait()), timeout=max(0.0, pause)
-                    )
+                if pause > 0:  # (a wait of 0 would make coroutines it never runs)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            _first(stop.wait(), self._freed.wait()), timeout=pause
+                        )
         finally:
             await self._cancel(list(self._running.values()))
             await self._release()
