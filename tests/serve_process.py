@@ -12,10 +12,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import yaml
 
 from paymend.store.database import Store
@@ -40,6 +42,25 @@ def merchant_key(db_url: str) -> str:
         return make_merchant(store)[1]
     finally:
         store.close()
+
+
+def rows(db_url: str, query: Any) -> list[Any]:
+    """What `query` finds in a real process's database, read on a connection of our own."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(query).all())
+    finally:
+        engine.dispose()
+
+
+def until(what: str, check: Callable[[], Any], wait_s: float) -> Any:
+    """Poll real processes' effects until `check` holds, for at most `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not within {wait_s}s: {what}"
+        time.sleep(0.05)
+    return found
 
 
 class Paymend:

@@ -20,7 +20,8 @@ import httpx
 import sqlalchemy as sa
 
 from paymend.store.tables import idempotency_keys, instances, jobs, payments
-from tests.serve_process import Paymend, free_port, merchant_key, write_config
+from tests.serve_process import Paymend, free_port, merchant_key, rows, write_config
+from tests.serve_process import until as poll
 
 DEADLINE_S = 2.0
 MARGIN_S = 3.0  # "a few seconds" after the deadline
@@ -44,22 +45,8 @@ def config(tmp_path: Path) -> Path:
     )
 
 
-def rows(db_url: str, query: Any) -> list[Any]:
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(query).all())
-    finally:
-        engine.dispose()
-
-
 def until(what: str, check: Callable[[], Any]) -> Any:
-    """Poll a real process's database until `check` holds (bounded)."""
-    deadline = time.monotonic() + WAIT_S
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within {WAIT_S}s: {what}"
-        time.sleep(0.05)
-    return found
+    return poll(what, check, WAIT_S)
 
 
 def instance_of(db_url: str, pid: int) -> Any:

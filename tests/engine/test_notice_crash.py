@@ -59,7 +59,8 @@ from paymend.store.pii import DataKey, Vault
 from paymend.store.tables import jobs, notice_intents
 from tests.helpers import make_merchant, simulator
 from tests.notify.aliyun_server import AliyunSms, serving
-from tests.serve_process import Paymend, write_config
+from tests.serve_process import Paymend, rows, write_config
+from tests.serve_process import until as poll
 
 BURST = 24  # payments, one failure notice each
 KILL_AT = 12  # the worker dies when the endpoint has accepted this many messages
@@ -175,22 +176,8 @@ def command(mid: MerchantId, i: int) -> PayCommand:
     )
 
 
-def rows(db_url: str, query: Any) -> list[Any]:
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(query).all())
-    finally:
-        engine.dispose()
-
-
 def until(what: str, check: Callable[[], Any]) -> Any:
-    """Poll the real processes' effects until `check` holds (bounded)."""
-    deadline = time.monotonic() + WAIT_S
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within {WAIT_S}s: {what}"
-        time.sleep(0.05)
-    return found
+    return poll(what, check, WAIT_S)
 
 
 def test_a_worker_killed_mid_burst_leaves_every_notice_sent_repeating_only_those_in_flight(
