@@ -7,7 +7,6 @@ CI must exercise both databases.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import re
@@ -67,10 +66,9 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
+def postgres_database() -> str:
     """A fresh database on the PostgreSQL server, migrated, for this test process."""
-    with fresh_postgres_database("paymend_test") as url:
-        yield url
+    return fresh_postgres_database("paymend_test")
 
 
 _STALE = re.compile(r"^paymend_[a-z]+_(\d+)_\d+$")
@@ -118,17 +116,16 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # alive, another user's
     return True
 
 
-@contextlib.contextmanager
-def fresh_postgres_database(prefix: str) -> Iterator[str]:
-    """A new database on the PostgreSQL server, migrated (a module's own, when its
-    fixture outlives one test); see `empty_postgres_database`."""
+def fresh_postgres_database(prefix: str) -> str:
+    """The URL of a new database on the PostgreSQL server, migrated (a module's own,
+    when its fixture outlives one test); see `empty_postgres_database`."""
     url = empty_postgres_database(prefix)
     upgrade(url)
-    yield url
+    return url
 
 
 @pytest.fixture

@@ -54,8 +54,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
         upgrade(f"sqlite:///{path}")
         yield f"sqlite:///{path}"
     else:
-        with fresh_postgres_database("paymend_console") as url:
-            yield url
+        yield fresh_postgres_database("paymend_console")
 
 
 @pytest.fixture(scope="module")

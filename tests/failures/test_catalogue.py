@@ -8,6 +8,7 @@ from paymend.domain.failure import Action, Kind
 from paymend.failures.classify import UNMAPPED, RawAnswer, default_classifier
 from paymend.failures.explain import explain
 from paymend.failures.policy import DecisionContext, PriorAttempt, decide
+from paymend.providers import simulator
 
 CLASSIFIER = default_classifier()
 ENTRIES = [
@@ -104,8 +105,6 @@ def test_advice_travels_with_the_response_code() -> None:
 
 
 def test_every_answer_of_the_simulator_is_in_its_map_and_an_approval_is_asked_about() -> None:
-    from paymend.providers import simulator
-
     codes = [
         simulator.APPROVED,
         *simulator.DECLINE_CODES,
