@@ -23,6 +23,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from paymend.domain.errors import Unavailable
+from paymend.store import json_text
 
 __all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url"]
 
@@ -58,6 +59,7 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
             pool_timeout=30,
             connect_args={"check_same_thread": False, "timeout": 30},
             hide_parameters=True,
+            json_serializer=json_text.dumps,
         )
 
         @event.listens_for(engine, "connect")
@@ -101,6 +103,7 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
         pool_pre_ping=True,
         connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {},
         hide_parameters=True,
+        json_serializer=json_text.dumps,
     )
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import Conflict
+from paymend.store import json_text
 from paymend.store.prepared import Prepared
 from paymend.store.tables import idempotency_keys
 
@@ -133,13 +134,13 @@ _LINK_RUN = Prepared(_LINK)
 
 class Encoded(dict[str, Any]):
     """A response body with its JSON text, encoded once: the key's stored answer and the
-    response's bytes are that one text (the same encoding as a JSONResponse's)."""
+    response's bytes are that one text (compact JSON, as a JSONResponse's)."""
 
     __slots__ = ("text",)
 
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body)
-        self.text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        self.text = json_text.dumps(body)
 
 
 def _mine(claim: Claim) -> dict[str, Any]:
