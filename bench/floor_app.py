@@ -317,8 +317,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--config", required=True)
+    parser.add_argument("--risk", action="store_true", help="decide each payment's risk too")
     args = parser.parse_args()
-    app = create_app(args.database_url, args.config)
+    app = create_app(args.database_url, args.config, risk=args.risk)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
 
 
