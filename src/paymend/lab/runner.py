@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ DRAIN_S = 900.0  # after the last arrival, let the worker finish for at most thi
 DRAIN_CHECK_S = 10.0  # ...looking this often whether anything is left to finish
 CHECKOUT_DEADLINE_S = 3.0
 POLICIES = ("default", "naive")
+GC_THRESHOLD = (50_000, 20, 100)  # the collector's thresholds while a run runs
 
 __all__ = ["CHECKOUT_DEADLINE_S", "Arrival", "Progress", "Run", "run"]
 
@@ -120,7 +122,10 @@ def run(
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
     result = Run(scenario, policy, fraud=Fraud(scenario), journeys=Journeys(scenario))
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder,
+        _collector_spared(),
+    ):
         db_path = Path(folder) / "schema.db"
         run_virtual(_run(scenario, policy, db_path, result, progress))
     result.wall_s = time.perf_counter() - started
@@ -190,14 +195,15 @@ async def _run(
             worker = Worker(service, WorkerSettings(interval_s=1.0), webhooks, runner, registry)
             worker_task = asyncio.create_task(worker.run(stop))
         desk = asyncio.create_task(_three_d_secure(service, clock, stop, fraud))
-        checkouts: list[asyncio.Task[None]] = []
+        gc.collect()  # what set-up built lives for the run: out of the collector's sight
+        gc.freeze()
+        checkouts = _Checkouts()
         for arrival in fraud.merged(arrivals(scenario)):
             await clock.sleep(arrival.t - clock.monotonic())
             (fraud.arrivals if fraud.is_attack(arrival) else result.arrivals).append(arrival)
             buyers[arrival.n] = arrival
-            pay = _pay(service, scenario, clock, arrival, tally, fraud, journey)
-            checkouts.append(asyncio.create_task(pay))
-        await asyncio.gather(*checkouts)
+            checkouts.start(_pay(service, scenario, clock, arrival, tally, fraud, journey))
+        await checkouts.join()
         if worker is not None:
             worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
         await journeys.settle()  # customers told at the checkout come back to pay
@@ -222,6 +228,20 @@ async def _run(
         store.close()
 
 
+@contextlib.contextmanager
+def _collector_spared() -> Iterator[None]:
+    """The run's objects out of the cyclic collector's way: young collections rarer
+    (`GC_THRESHOLD`), what set-up built frozen (as `paymend serve` freezes after
+    start-up), and both undone when the run ends, however it ends."""
+    before = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 async def _drain(service: PaymentService, clock: LoopClock, worker: Worker | None) -> None:
     """Let the worker finish what the arrivals left (status queries, retries, 3-D Secure
     confirmations) for up to `DRAIN_S`, and end sooner once nothing is owed: no job left,
@@ -242,6 +262,34 @@ async def _drain(service: PaymentService, clock: LoopClock, worker: Worker | Non
             if await service.store.run(run_records.unsettled):
                 continue
         return
+
+
+class _Checkouts:
+    """The checkouts in flight. A finished one is let go at once: a run of 48,000
+    payments kept every task (and what it held) alive until the end, for the collector
+    to walk at every full collection."""
+
+    def __init__(self) -> None:
+        self._flying: set[asyncio.Task[None]] = set()
+        self._failed: list[BaseException] = []
+
+    def start(self, pay: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(pay)
+        self._flying.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._flying.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self._failed.append(error)
+
+    async def join(self) -> None:
+        """Wait for every checkout; raise the first one's error, as `gather` did."""
+        while self._flying:
+            await asyncio.wait(list(self._flying))
+        if self._failed:
+            raise self._failed[0]
 
 
 @dataclass(frozen=True, slots=True)
