@@ -142,6 +142,10 @@ class _Search:
                     self._counted[((d, v),)] = (failed + o.failed, calls + 1)
         self.failed_now = sum(o.failed for o in now)
         self.expected_now = len(now) * self.overall
+        # the anomaly window's calls of each scope asked for, by sorted scope: a narrower
+        # scope is filtered from its wider one, not from the whole window again
+        self._scoped: dict[tuple[tuple[str, str], ...], list[Observation]] = {(): now}
+        self._kept: dict[tuple[object, ...], list[Observation]] = {}  # `_within`'s
         self.own_excess = self.failed_now - self.expected_now
         # explanatory power is a share of the whole spike, also when searching one code
         self.excess = self.own_excess if excess is None else excess
@@ -216,16 +220,33 @@ class _Search:
         ordered = {d: scope[d] for d in places if d in scope}
         if ordered == dict(s.scope):
             return s
-        return self.suspect(ordered, [o for o in self.now if _in(o, ordered)])
+        return self.suspect(ordered, self.calls(ordered))
+
+    def calls(self, scope: Mapping[str, str]) -> list[Observation]:
+        """The anomaly window's calls in `scope`, in their order."""
+        return self._calls(tuple(sorted(scope.items())))
+
+    def _calls(self, key: tuple[tuple[str, str], ...]) -> list[Observation]:
+        found = self._scoped.get(key)
+        if found is None:
+            d, v = key[-1]
+            found = [o for o in self._calls(key[:-1]) if o.dims.get(d) == v]
+            self._scoped[key] = found
+        return found
 
     def _within(
         self, scope: Mapping[str, str], apart: Sequence[Mapping[str, str]]
     ) -> list[Observation]:
-        """The scope's calls from its first failure on, those of `apart` left out."""
-        calls = [o for o in self.now if _in(o, scope)]
-        if apart:
-            calls = [o for o in calls if not any(_in(o, other) for other in apart)]
-        return _since_onset(calls)
+        """The scope's calls from its first failure on, those of `apart` left out (asked
+        again and again as a refinement widens and narrows: kept)."""
+        key = (tuple(sorted(scope.items())), *(tuple(sorted(a.items())) for a in apart))
+        found = self._kept.get(key)
+        if found is None:
+            calls = self.calls(scope)
+            if apart:
+                calls = [o for o in calls if not any(_in(o, other) for other in apart)]
+            found = self._kept[key] = _since_onset(calls)
+        return found
 
     def _narrow(
         self, scope: dict[str, str], places: Sequence[str], apart: Sequence[Mapping[str, str]]
@@ -233,12 +254,13 @@ class _Search:
         """The scope and the value of another dimension whose calls hold the scope's
         failures, the most decisively, or None."""
         calls = self._within(scope, apart)
+        k_all = sum(o.failed for o in calls)
         best: tuple[float, str, str] | None = None
         for dim in places:
             if dim in scope:
                 continue
-            for value, part in _by_value(calls, dim).items():
-                g = _holds(calls, part)
+            for value, (k, n) in _counts_by_value(calls, dim).items():
+                g = _split(k, n, k_all - k, len(calls) - n)
                 if g is not None and (best is None or g > best[0]):
                     best = (g, dim, value)
         return None if best is None else {**scope, best[1]: best[2]}
@@ -253,20 +275,38 @@ class _Search:
         for dim in scope:
             parent = {d: v for d, v in scope.items() if d != dim}
             calls = self._within(parent, apart)
-            part = [o for o in calls if o.dims.get(dim) == scope[dim]]
-            if _holds(calls, part) is None:
+            k = n = 0
+            for o in calls:
+                if o.dims.get(dim) == scope[dim]:
+                    k += o.failed
+                    n += 1
+            if _split(k, n, sum(o.failed for o in calls) - k, len(calls) - n) is None:
                 return parent
         return None
 
 
-def _holds(calls: list[Observation], part: list[Observation]) -> float | None:
-    """Whether `part` of a scope's `calls` is a place of its own: it fails significantly
-    more than the rest (one-sided Fisher exact test) and at least twice as often. A region
-    that fails 73% where the others fail 57% is chance among many comparisons, or one
-    fault across the scope, not the place. Returns the G statistic of the split (how
-    decisive; it does not underflow as p-values do), or None."""
-    k_part, n_part = sum(o.failed for o in part), len(part)
-    k_rest, n_rest = sum(o.failed for o in calls) - k_part, len(calls) - n_part
+def _counts_by_value(calls: list[Observation], dim: str) -> dict[str, tuple[int, int]]:
+    """(failed, calls) per value of `dim` (calls without one left out), in the order the
+    values first appear."""
+    counts: dict[str, list[int]] = {}
+    for o in calls:
+        value = o.dims.get(dim)
+        if value is not None:
+            found = counts.get(value)
+            if found is None:
+                found = counts[value] = [0, 0]
+            found[0] += o.failed
+            found[1] += 1
+    return {value: (k, n) for value, (k, n) in counts.items()}
+
+
+def _split(k_part: int, n_part: int, k_rest: int, n_rest: int) -> float | None:
+    """Whether a part of a scope (k_part failures in n_part calls) is a place of its own
+    beside the rest of it: it fails significantly more than the rest (one-sided Fisher
+    exact test) and at least twice as often. A region that fails 73% where the others
+    fail 57% is chance among many comparisons, or one fault across the scope, not the
+    place. Returns the G statistic of the split (how decisive; it does not underflow as
+    p-values do), or None."""
     if n_rest == 0 or k_part * n_rest < FOCUS * k_rest * n_part:
         return None
     if fisher_upper_tail(k_part, n_part, k_rest, n_rest) > SIGNIFICANT:
@@ -335,7 +375,7 @@ def diagnose(
 
     if own and around:
         scope = {d: around[d] for d in places if d in around}
-        mine = search.suspect(scope, [o for o in now if _in(o, scope)])
+        mine = search.suspect(scope, search.calls(scope))
         if mine.failures > mine.expected:
             others = [s.scope for s in best.values() if elsewhere(s)]
             keep(search.refine(mine, places, apart=others))
@@ -349,7 +389,7 @@ def rose(
 ) -> bool:
     """Whether the scope's failures rose significantly above its baseline rate."""
     search = _Search(list(baseline), list(anomaly))
-    s = search.suspect(scope, [o for o in search.now if _in(o, scope)])
+    s = search.suspect(scope, search.calls(scope))
     return s.failures > s.expected and s.p_value <= SIGNIFICANT
 
 
