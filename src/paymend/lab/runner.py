@@ -57,7 +57,7 @@ from paymend.providers.base import Provider
 from paymend.providers.simulator import Ledger
 from paymend.store import merchants, outbox, run_records
 from paymend.store.pii import DataKey, Vault
-from paymend.store.throwaway import ThrowawayStore
+from paymend.store.throwaway import MEMDB_MAX_BYTES, ThrowawayStore
 
 MERCHANT = MerchantId("mer_lab")
 AUTHENTICATION_DELAY_S = 20.0  # the simulated customer completes 3-D Secure
@@ -67,6 +67,7 @@ DRAIN_CHECK_S = 10.0  # ...looking this often whether anything is left to finish
 CHECKOUT_DEADLINE_S = 3.0
 POLICIES = ("default", "naive")
 GC_THRESHOLD = (50_000, 20, 100)  # the collector's thresholds while a run runs
+BYTES_PER_PAYMENT = 5_000  # of the run's database, with its attempts, events and jobs
 
 __all__ = ["CHECKOUT_DEADLINE_S", "Arrival", "Progress", "Run", "run"]
 
@@ -136,7 +137,7 @@ async def _run(
     scenario: Scenario, policy: str, db_path: Path, result: Run, progress: Progress | None
 ) -> None:
     clock = LoopClock()
-    store = ThrowawayStore(db_path)
+    store = ThrowawayStore(db_path, on_file=_outgrows_memory(scenario))
     fraud = result.fraud or Fraud(scenario)
     journeys = result.journeys or Journeys(scenario)
     try:
@@ -226,6 +227,12 @@ async def _run(
         for connector in result.connectors.values():
             connector.face.release()
         store.close()
+
+
+def _outgrows_memory(scenario: Scenario) -> bool:
+    """Would the run's database come near memdb's ceiling (store/throwaway.py)? The
+    primary outage's 47,711 payments take about 200 MB."""
+    return scenario.rate * scenario.duration * BYTES_PER_PAYMENT > MEMDB_MAX_BYTES / 2
 
 
 @contextlib.contextmanager
