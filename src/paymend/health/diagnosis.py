@@ -128,18 +128,22 @@ class _Search:
     """The two windows, and the figures of any scope within them."""
 
     def __init__(
-        self, base: list[Observation], now: list[Observation], excess: float | None = None
+        self,
+        base: list[Observation],
+        now: list[Observation],
+        excess: float | None = None,
+        like: _Search | None = None,
     ) -> None:
+        """`like`: a search over the same calls with other failures counted (one failure
+        code's): its calls per value are these windows' too."""
         self.base, self.now = base, now
         self.overall = sum(o.failed for o in base) / max(1, len(base))
-        # each scope's baseline (failed, calls), counted once: every value of every
-        # dimension is asked for, and a refinement asks again for its narrower scopes
+        # each value's baseline (failed, calls), a dimension at a time when first asked
+        # (candidates ask for every value of it), and each wider scope's once: a
+        # refinement asks again for its narrower scopes
+        self._values: dict[str, dict[str, tuple[int, int]]] = {}
         self._counted: dict[tuple[tuple[str, str], ...], tuple[int, int]] = {}
-        for o in base:
-            for d, v in o.dims.items():
-                if v is not None:
-                    failed, calls = self._counted.get(((d, v),), (0, 0))
-                    self._counted[((d, v),)] = (failed + o.failed, calls + 1)
+        self._like = like
         self.failed_now = sum(o.failed for o in now)
         self.expected_now = len(now) * self.overall
         # the anomaly window's calls of each scope asked for, by sorted scope: a narrower
@@ -154,15 +158,43 @@ class _Search:
         """The scope's baseline failure rate, shrunk toward the overall one: a channel
         that had two calls before routing moved traffic to it has no rate of its own."""
         key = tuple(sorted(scope.items()))
-        counted = self._counted.get(key)
-        if counted is None and len(key) == 1:
-            counted = (0, 0)  # every single value the baseline holds is counted already
-        elif counted is None:
-            calls = [o for o in self.base if _in(o, scope)]
-            counted = self._counted[key] = (sum(o.failed for o in calls), len(calls))
+        if len(key) == 1:
+            counted = self._of(key[0][0]).get(key[0][1], (0, 0))
+        else:
+            found = self._counted.get(key)
+            if found is None:
+                calls = [o for o in self.base if _in(o, scope)]
+                found = self._counted[key] = (sum(o.failed for o in calls), len(calls))
+            counted = found
         failed, n = counted
         rate = (failed + PRIOR_CALLS * self.overall) / (n + PRIOR_CALLS)
         return min(max(rate, 1e-6), 1 - 1e-6)
+
+    def _of(self, dim: str) -> dict[str, tuple[int, int]]:
+        """(failed, calls) in the baseline for each value of `dim` it holds."""
+        found = self._values.get(dim)
+        if found is None:
+            if self._like is not None:  # the same calls: count only the failures
+                failed: dict[str, int] = {}
+                for o in self.base:
+                    value = o.dims.get(dim)
+                    if o.failed and value is not None:
+                        failed[value] = failed.get(value, 0) + 1
+                calls = self._like._of(dim)
+                found = {v: (failed.get(v, 0), n) for v, (_, n) in calls.items()}
+            else:
+                counts: dict[str, list[int]] = {}
+                for o in self.base:
+                    value = o.dims.get(dim)
+                    if value is not None:
+                        pair = counts.get(value)
+                        if pair is None:
+                            pair = counts[value] = [0, 0]
+                        pair[0] += o.failed
+                        pair[1] += 1
+                found = {v: (k, n) for v, (k, n) in counts.items()}
+            self._values[dim] = found
+        return found
 
     def suspect(self, scope: Mapping[str, str], calls: list[Observation]) -> Suspect:
         """The figures of `scope`, whose anomaly-window calls are `calls`."""
@@ -189,7 +221,7 @@ class _Search:
         failures are unlikely at their own baseline rate."""
         found = []
         for dim in dimensions:
-            seen = {o.dims.get(dim) for o in self.base + self.now} - {None}
+            seen = ({o.dims.get(dim) for o in self.now} | set(self._of(dim))) - {None}
             if len(seen) < 2:
                 continue  # one value always: it explains everything and tells nothing
             for value, calls in _by_value(self.now, dim).items():
@@ -363,7 +395,7 @@ def diagnose(
         code = symptom.scope.get("code")
         if code is None:
             continue
-        only = _Search(_only(base, code), _only(now, code), search.excess)
+        only = _Search(_only(base, code), _only(now, code), search.excess, like=search)
         if only.own_excess > 0:
             for s in only.candidates(places):
                 keep(replace(only.refine(s, places), symptom=code))
