@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from paymend.lab import runner
+from paymend.lab import memory
 from paymend.lab.metrics import summarize, verdicts
 from paymend.lab.naive import NaiveCheckout
 from paymend.lab.progress import ProgressBar
@@ -172,7 +172,7 @@ def test_a_run_too_big_for_memory_runs_on_a_file_with_the_same_figures(
 ) -> None:
     """Past memdb's ceiling the run's database is its temporary folder's file instead:
     the same payments, attempts, playbooks and incidents, and nothing left behind."""
-    monkeypatch.setattr(runner, "BYTES_PER_PAYMENT", 1 << 30)  # every run is too big now
+    monkeypatch.setattr(memory, "BYTES_PER_PAYMENT", 1 << 30)  # every run is too big now
     sizes: list[int] = []
 
     def watch(done: int, succeeded: int, simulated_s: float) -> None:

@@ -3,11 +3,11 @@
 Arrivals follow the scenario's Poisson rate whatever the in-flight payments are doing;
 each payment is its own task, so a provider that takes three seconds to time out holds
 its payment for three simulated seconds while others arrive. The store is a real SQLite
-database with paymend's migrated schema, held in memory (store/throwaway.py; inline on the
-loop, so virtual time stays honest), the worker runs its real jobs beside the payments,
-and only the providers and the clock are simulated. What the figures need is read into
-memory at the end; the temporary folder the schema is migrated in is removed whatever
-happens.
+database with paymend's migrated schema, held in memory unless the run could outgrow it
+(store/throwaway.py; inline on the loop, so virtual time stays honest), the worker runs
+its real jobs beside the payments, and only the providers and the clock are simulated.
+What the figures need is read into memory at the end; the temporary folder the schema is
+migrated in is removed whatever happens.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from paymend.lab.faces import ConnectorChannel, connector_channel, gather, payme
 from paymend.lab.fate import Fates
 from paymend.lab.fraud import Fraud
 from paymend.lab.journeys import Context, Journeys
+from paymend.lab.memory import Checkouts, collector_spared, frozen_set_up, outgrows_memory
 from paymend.lab.notices import LabInbox, lab_notices, notice_figures, phone_of
 from paymend.lab.oracle import Limits, Verdict
 from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
@@ -57,7 +57,7 @@ from paymend.providers.base import Provider
 from paymend.providers.simulator import Ledger
 from paymend.store import merchants, outbox, run_records
 from paymend.store.pii import DataKey, Vault
-from paymend.store.throwaway import MEMDB_MAX_BYTES, ThrowawayStore
+from paymend.store.throwaway import ThrowawayStore
 
 MERCHANT = MerchantId("mer_lab")
 AUTHENTICATION_DELAY_S = 20.0  # the simulated customer completes 3-D Secure
@@ -66,8 +66,6 @@ DRAIN_S = 900.0  # after the last arrival, let the worker finish for at most thi
 DRAIN_CHECK_S = 10.0  # ...looking this often whether anything is left to finish
 CHECKOUT_DEADLINE_S = 3.0
 POLICIES = ("default", "naive")
-GC_THRESHOLD = (50_000, 20, 100)  # the collector's thresholds while a run runs
-BYTES_PER_PAYMENT = 5_000  # of the run's database, with its attempts, events and jobs
 
 __all__ = ["CHECKOUT_DEADLINE_S", "Arrival", "Progress", "Run", "run"]
 
@@ -125,7 +123,7 @@ def run(
     started = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder,
-        _collector_spared(),
+        collector_spared(),
     ):
         db_path = Path(folder) / "schema.db"
         run_virtual(_run(scenario, policy, db_path, result, progress))
@@ -137,7 +135,7 @@ async def _run(
     scenario: Scenario, policy: str, db_path: Path, result: Run, progress: Progress | None
 ) -> None:
     clock = LoopClock()
-    store = ThrowawayStore(db_path, on_file=_outgrows_memory(scenario))
+    store = ThrowawayStore(db_path, on_file=outgrows_memory(scenario))
     fraud = result.fraud or Fraud(scenario)
     journeys = result.journeys or Journeys(scenario)
     try:
@@ -196,9 +194,8 @@ async def _run(
             worker = Worker(service, WorkerSettings(interval_s=1.0), webhooks, runner, registry)
             worker_task = asyncio.create_task(worker.run(stop))
         desk = asyncio.create_task(_three_d_secure(service, clock, stop, fraud))
-        gc.collect()  # what set-up built lives for the run: out of the collector's sight
-        gc.freeze()
-        checkouts = _Checkouts()
+        frozen_set_up()
+        checkouts = Checkouts()
         for arrival in fraud.merged(arrivals(scenario)):
             await clock.sleep(arrival.t - clock.monotonic())
             (fraud.arrivals if fraud.is_attack(arrival) else result.arrivals).append(arrival)
@@ -229,26 +226,6 @@ async def _run(
         store.close()
 
 
-def _outgrows_memory(scenario: Scenario) -> bool:
-    """Would the run's database come near memdb's ceiling (store/throwaway.py)? The
-    primary outage's 47,711 payments take about 200 MB."""
-    return scenario.rate * scenario.duration * BYTES_PER_PAYMENT > MEMDB_MAX_BYTES / 2
-
-
-@contextlib.contextmanager
-def _collector_spared() -> Iterator[None]:
-    """The run's objects out of the cyclic collector's way: young collections rarer
-    (`GC_THRESHOLD`), what set-up built frozen (as `paymend serve` freezes after
-    start-up), and both undone when the run ends, however it ends."""
-    before = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLD)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
-
-
 async def _drain(service: PaymentService, clock: LoopClock, worker: Worker | None) -> None:
     """Let the worker finish what the arrivals left (status queries, retries, 3-D Secure
     confirmations) for up to `DRAIN_S`, and end sooner once nothing is owed: no job left,
@@ -269,34 +246,6 @@ async def _drain(service: PaymentService, clock: LoopClock, worker: Worker | Non
             if await service.store.run(run_records.unsettled):
                 continue
         return
-
-
-class _Checkouts:
-    """The checkouts in flight. A finished one is let go at once: a run of 48,000
-    payments kept every task (and what it held) alive until the end, for the collector
-    to walk at every full collection."""
-
-    def __init__(self) -> None:
-        self._flying: set[asyncio.Task[None]] = set()
-        self._failed: list[BaseException] = []
-
-    def start(self, pay: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(pay)
-        self._flying.add(task)
-        task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        self._flying.discard(task)
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            self._failed.append(error)
-
-    async def join(self) -> None:
-        """Wait for every checkout; raise the first one's error, as `gather` did."""
-        while self._flying:
-            await asyncio.wait(list(self._flying))
-        if self._failed:
-            raise self._failed[0]
 
 
 @dataclass(frozen=True, slots=True)
