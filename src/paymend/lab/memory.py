@@ -18,8 +18,8 @@ BYTES_PER_PAYMENT = 5_000  # of the run's database, with its attempts, events an
 
 
 def outgrows_memory(scenario: Scenario) -> bool:
-    """Would the run's database come near memdb's ceiling (store/throwaway.py)? The
-    primary outage's 47,711 payments take about 200 MB."""
+    """Would the run's database come near memdb's ceiling (store/throwaway.py)? A
+    payment takes about 4 kB of it (the primary outage's 47,711, some 200 MB)."""
     return scenario.rate * scenario.duration * BYTES_PER_PAYMENT > MEMDB_MAX_BYTES / 2
 
 
