@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
+from paymend.store import json_text
 from paymend.store.database import Store
 from paymend.store.migrate import upgrade
 
@@ -68,7 +69,11 @@ class ThrowawayStore(Store):
             return db
 
         self.engine = sa.create_engine(
-            "sqlite://", creator=connect, poolclass=StaticPool, hide_parameters=True
+            "sqlite://",
+            creator=connect,
+            poolclass=StaticPool,
+            hide_parameters=True,
+            json_serializer=json_text.dumps,  # as the server's engine writes JSON
         )
         self._conn: Connection | None = None
 
