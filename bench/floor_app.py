@@ -18,10 +18,12 @@ that keeps paymend's promises must do for `POST /v1/payments`, and nothing more:
    decision before any provider call: the customer's count and sum of decisions over
    a day read, one threshold applied, the decision stored with its features.
 
-Statements are built once, ids are random like paymend's, rows are paymend's own
-tables (the database is made by `paymend db upgrade`). On SQLite the store work runs
-inline on the event loop (one connection, WAL, as `create_db_engine` tunes it); on
-PostgreSQL on a pool of threads, since a blocking round trip would stall the loop.
+Statements are built once and written the way paymend's store writes them (compiled
+once per dialect, handed to the driver's cursor: store/prepared.py), ids are random
+like paymend's, rows are paymend's own tables (the database is made by `paymend db
+upgrade`). On SQLite the store work runs inline on the event loop on one connection held
+from transaction to transaction (WAL, as `create_db_engine` tunes it); on PostgreSQL on
+a pool of threads, since a blocking round trip would stall the loop.
 It is served like `paymend serve`: `uvicorn.run`, one worker, no access log.
 
     python bench/floor_app.py --port P --database-url URL --config bench.yaml
@@ -52,6 +54,7 @@ from paymend.engine.clock import SystemClock
 from paymend.providers.base import ChargeRequest, ProviderOutcome
 from paymend.store import idempotency, keys, merchants
 from paymend.store.database import create_db_engine, is_sqlite
+from paymend.store.prepared import Prepared
 from paymend.store.tables import (
     ORDER_HOLDING,
     attempts,
@@ -65,12 +68,14 @@ T = TypeVar("T")
 PATH = "/v1/payments"
 
 LOCK_ORDER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("lock")))
-ORDER_TAKEN = sa.select(payments.c.id).where(
-    payments.c.merchant_id == sa.bindparam("mid"),
-    payments.c.order_id == sa.bindparam("order"),
-    payments.c.status.in_(ORDER_HOLDING),
+ORDER_TAKEN = Prepared(
+    sa.select(payments.c.id).where(
+        payments.c.merchant_id == sa.bindparam("mid"),
+        payments.c.order_id == sa.bindparam("order"),
+        payments.c.status.in_([sa.literal(s) for s in ORDER_HOLDING]),
+    )
 )
-FINISH_ATTEMPT = (
+FINISH_ATTEMPT = Prepared(
     attempts.update()
     .where(attempts.c.id == sa.bindparam("aid"))
     .values(
@@ -82,12 +87,12 @@ FINISH_ATTEMPT = (
         finished_at=sa.bindparam("now"),
     )
 )
-FINISH_PAYMENT = (
+FINISH_PAYMENT = Prepared(
     payments.update()
     .where(payments.c.id == sa.bindparam("pid"), payments.c.version == 0)
     .values(status=sa.bindparam("status"), version=1, updated_at=sa.bindparam("now"))
 )
-ANSWER_KEY = (
+ANSWER_KEY = Prepared(
     idempotency_keys.update()
     .where(
         idempotency_keys.c.merchant_id == sa.bindparam("mid"),
@@ -104,15 +109,18 @@ ANSWER_KEY = (
     )
 )
 # with `risk`: the customer's last day of decisions, and this payment's decision
-RISK_VELOCITY = sa.select(
-    sa.func.count(), sa.func.coalesce(sa.func.sum(risk_decisions.c.amount_major), 0)
-).where(
-    risk_decisions.c.customer_id == sa.bindparam("customer"),
-    risk_decisions.c.created_at >= sa.bindparam("since"),
+RISK_VELOCITY = Prepared(
+    sa.select(
+        sa.func.count(), sa.func.coalesce(sa.func.sum(risk_decisions.c.amount_major), 0)
+    ).where(
+        risk_decisions.c.customer_id == sa.bindparam("customer"),
+        risk_decisions.c.created_at
+        >= sa.bindparam("since", type_=risk_decisions.c.created_at.type),
+    )
 )
-INSERT_DECISION = risk_decisions.insert()
-INSERT_KEY, INSERT_PAYMENT = idempotency_keys.insert(), payments.insert()
-INSERT_ATTEMPT, INSERT_EVENT = attempts.insert(), events.insert()
+INSERT_DECISION = Prepared(risk_decisions.insert())
+INSERT_KEY, INSERT_PAYMENT = Prepared(idempotency_keys.insert()), Prepared(payments.insert())
+INSERT_ATTEMPT, INSERT_EVENT = Prepared(attempts.insert()), Prepared(events.insert())
 
 
 def _id(prefix: str) -> str:
@@ -128,8 +136,15 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
     channel, provider = next(iter(build_providers(config, SystemClock()).items()))
     known: dict[str, str] = {}  # key hash -> merchant id
 
+    held: list[Connection] = []  # SQLite: one connection from transaction to transaction
+
     async def run(fn: Callable[[Connection], T]) -> T:
         def tx() -> T:
+            if sqlite:
+                if not held:
+                    held.append(engine.connect())
+                with held[0].begin():
+                    return fn(held[0])
             with engine.begin() as conn:
                 return fn(conn)
 
@@ -169,8 +184,8 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
         created: dict[str, Any] = {"id": pid, "order_id": body.order_id, "status": "processing"}
 
         def first(conn: Connection) -> None:
-            conn.execute(
-                INSERT_KEY,
+            INSERT_KEY.run(
+                conn,
                 {
                     "merchant_id": mid,
                     "key": idempotency_key,
@@ -189,10 +204,10 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                 conn.execute(
                     LOCK_ORDER, {"lock": int.from_bytes(lock.digest(), "big", signed=True)}
                 )
-            if conn.execute(ORDER_TAKEN, {"mid": mid, "order": body.order_id}).first():
+            if ORDER_TAKEN.first(conn, {"mid": mid, "order": body.order_id}):
                 raise HTTPException(409, "order_payment_in_progress")
-            conn.execute(
-                INSERT_PAYMENT,
+            INSERT_PAYMENT.run(
+                conn,
                 {
                     "id": pid,
                     "merchant_id": mid,
@@ -214,8 +229,8 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                     "updated_at": now,
                 },
             )
-            conn.execute(
-                INSERT_ATTEMPT,
+            INSERT_ATTEMPT.run(
+                conn,
                 {
                     "id": aid,
                     "payment_id": pid,
@@ -228,7 +243,7 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                     "created_at": now,
                 },
             )
-            conn.execute(INSERT_EVENT, _event(mid, "payment.created", pid, created, now))
+            INSERT_EVENT.run(conn, _event(mid, "payment.created", pid, created, now))
             if risk:
                 _decide(conn, mid, pid, customer.get("id") or "", amount.minor, now)
 
@@ -241,8 +256,8 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
         done = datetime.now(UTC)
 
         def second(conn: Connection) -> None:
-            conn.execute(
-                FINISH_ATTEMPT,
+            FINISH_ATTEMPT.run(
+                conn,
                 {
                     "aid": aid,
                     "status": status,
@@ -253,15 +268,12 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                     "now": done,
                 },
             )
-            conn.execute(INSERT_EVENT, _event(mid, "attempt.finished", pid, answer, done))
-            if (
-                conn.execute(FINISH_PAYMENT, {"pid": pid, "status": status, "now": done}).rowcount
-                != 1
-            ):
+            INSERT_EVENT.run(conn, _event(mid, "attempt.finished", pid, answer, done))
+            if FINISH_PAYMENT.run(conn, {"pid": pid, "status": status, "now": done}) != 1:
                 raise HTTPException(409, "concurrent_update")
-            conn.execute(INSERT_EVENT, _event(mid, f"payment.{status}", pid, answer, done))
-            conn.execute(
-                ANSWER_KEY,
+            INSERT_EVENT.run(conn, _event(mid, f"payment.{status}", pid, answer, done))
+            ANSWER_KEY.run(
+                conn,
                 {"mid": mid, "k": idempotency_key, "token": token, "body": answer, "now": done},
             )
 
@@ -273,12 +285,11 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
 
 def _decide(conn: Connection, mid: str, pid: str, customer: str, minor: int, now: datetime) -> None:
     key = f"{mid}/{customer}" if customer else ""
-    count, total = conn.execute(
-        RISK_VELOCITY, {"customer": key, "since": now - timedelta(days=1)}
-    ).one()
+    seen = RISK_VELOCITY.first(conn, {"customer": key, "since": now - timedelta(days=1)})
+    count, total = seen or (0, 0)
     verdict = "review" if count >= 50 or total > 1_000_000 else "allow"
-    conn.execute(
-        INSERT_DECISION,
+    INSERT_DECISION.run(
+        conn,
         {
             "payment_id": pid,
             "merchant_id": mid,
