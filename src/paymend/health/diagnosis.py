@@ -183,16 +183,7 @@ class _Search:
                 calls = self._like._of(dim)
                 found = {v: (failed.get(v, 0), n) for v, (_, n) in calls.items()}
             else:
-                counts: dict[str, list[int]] = {}
-                for o in self.base:
-                    value = o.dims.get(dim)
-                    if value is not None:
-                        pair = counts.get(value)
-                        if pair is None:
-                            pair = counts[value] = [0, 0]
-                        pair[0] += o.failed
-                        pair[1] += 1
-                found = {v: (k, n) for v, (k, n) in counts.items()}
+                found = _counts_by_value(self.base, dim)
             self._values[dim] = found
         return found
 
