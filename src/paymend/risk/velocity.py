@@ -11,9 +11,8 @@ process counts the same payments. Both ask `counted_failure` what a failure is.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from paymend.risk.features import (
     CARD_HOLDERS,
@@ -41,9 +40,9 @@ def counted_failure(code: str | None) -> tuple[bool, bool]:
     return True, code in FRAUD_LIKE_CODES or code == BLOCKED_CODE
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """One earlier payment of one subject."""
+class Seen(NamedTuple):
+    """One earlier payment of one subject. (A named tuple: a payment reads back a dozen
+    or more, and one is made three times faster than a frozen dataclass.)"""
 
     payment_id: str
     at: float  # epoch seconds
