@@ -37,6 +37,8 @@ class _Insert:
         return {n: row[n] if p is None else p(row[n]) for n, p in self.slots}
 
 
+# per dialect: every engine paymend makes for one converts alike (none sets its own JSON
+# serializer)
 _INSERTS: dict[tuple[str, str], _Insert] = {}
 
 
