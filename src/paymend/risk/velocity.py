@@ -3,7 +3,7 @@
 A book keeps one `Seen` per payment and subject (when, how much, which card) and, once
 the payment failed, whether it failed and with a fraud-like code. `aggregate` turns the
 last 24 hours of them into the `<subject>_<metric>_<window>` features of
-risk/features.py. Two books share it: the database's (store/risk.py `recent`, reading
+risk/features.py. Two books share it: the database's (store/risk.py `read`, reading
 the payments' own outcomes) and Redis's (risk/redis_velocity.py, sorted sets), so every
 process counts the same payments. Both ask `counted_failure` what a failure is.
 """
