@@ -37,8 +37,7 @@ class _Insert:
         return {n: row[n] if p is None else p(row[n]) for n, p in self.slots}
 
 
-# per dialect: every engine paymend makes for one converts alike (none sets its own JSON
-# serializer)
+# per dialect: every engine paymend makes (store/database.py) converts alike
 _INSERTS: dict[tuple[str, str], _Insert] = {}
 
 
