@@ -12,7 +12,11 @@ that keeps paymend's promises must do for `POST /v1/payments`, and nothing more:
 5. call the simulator, built from the same configuration as paymend's (same ledger);
 6. transaction 2: the attempt's outcome, `attempt.finished`, the payment's status
    (version checked), `payment.succeeded`, and the key's stored answer;
-7. answer 201 with the payment as JSON.
+7. answer 201 with the payment as JSON;
+8. with `risk` (`create_app(..., risk=True)`, bench/payment_cpu.py's `floor-risk`):
+   in transaction 1 also the least risk control needs since every payment gets a
+   decision before any provider call: the customer's count and sum of decisions over
+   a day read, one threshold applied, the decision stored with its features.
 
 Statements are built once, ids are random like paymend's, rows are paymend's own
 tables (the database is made by `paymend db upgrade`). On SQLite the store work runs
@@ -31,7 +35,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
@@ -48,7 +52,14 @@ from paymend.engine.clock import SystemClock
 from paymend.providers.base import ChargeRequest, ProviderOutcome
 from paymend.store import idempotency, keys, merchants
 from paymend.store.database import create_db_engine, is_sqlite
-from paymend.store.tables import ORDER_HOLDING, attempts, events, idempotency_keys, payments
+from paymend.store.tables import (
+    ORDER_HOLDING,
+    attempts,
+    events,
+    idempotency_keys,
+    payments,
+    risk_decisions,
+)
 
 T = TypeVar("T")
 PATH = "/v1/payments"
@@ -92,6 +103,14 @@ ANSWER_KEY = (
         updated_at=sa.bindparam("now"),
     )
 )
+# with `risk`: the customer's last day of decisions, and this payment's decision
+RISK_VELOCITY = sa.select(
+    sa.func.count(), sa.func.coalesce(sa.func.sum(risk_decisions.c.amount_major), 0)
+).where(
+    risk_decisions.c.customer_id == sa.bindparam("customer"),
+    risk_decisions.c.created_at >= sa.bindparam("since"),
+)
+INSERT_DECISION = risk_decisions.insert()
 INSERT_KEY, INSERT_PAYMENT = idempotency_keys.insert(), payments.insert()
 INSERT_ATTEMPT, INSERT_EVENT = attempts.insert(), events.insert()
 
@@ -100,7 +119,8 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
-def create_app(url: str, config_path: str) -> FastAPI:
+def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
+    """The floor's app; with `risk`, also a risk decision before the call (8. above)."""
     sqlite = is_sqlite(url)
     engine = create_db_engine(url)
     pool = None if sqlite else ThreadPoolExecutor(8, "floor-store")
@@ -209,6 +229,8 @@ def create_app(url: str, config_path: str) -> FastAPI:
                 },
             )
             conn.execute(INSERT_EVENT, _event(mid, "payment.created", pid, created, now))
+            if risk:
+                _decide(conn, mid, pid, customer.get("id") or "", amount.minor, now)
 
         await run(first)
         result = await provider.authorize(
@@ -249,6 +271,34 @@ def create_app(url: str, config_path: str) -> FastAPI:
     return app
 
 
+def _decide(conn: Connection, mid: str, pid: str, customer: str, minor: int, now: datetime) -> None:
+    key = f"{mid}/{customer}" if customer else ""
+    count, total = conn.execute(
+        RISK_VELOCITY, {"customer": key, "since": now - timedelta(days=1)}
+    ).one()
+    verdict = "review" if count >= 50 or total > 1_000_000 else "allow"
+    conn.execute(
+        INSERT_DECISION,
+        {
+            "payment_id": pid,
+            "merchant_id": mid,
+            "verdict": verdict,
+            "rules_version": "floor",
+            "score": 0,
+            "fired": [],
+            "features": {"customer_count_24h": count, "customer_amount_24h": total},
+            "card": "",
+            "customer_id": key,
+            "device": "",
+            "ip": "",
+            "email": "",
+            "amount_major": minor / 100,
+            "currency": "CNY",
+            "created_at": now,
+        },
+    )
+
+
 def _event(mid: str, kind: str, pid: str, doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {
         "id": _id("evt"),
@@ -267,8 +317,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--config", required=True)
+    parser.add_argument("--risk", action="store_true", help="decide each payment's risk too")
     args = parser.parse_args()
-    app = create_app(args.database_url, args.config)
+    app = create_app(args.database_url, args.config, risk=args.risk)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
 
 

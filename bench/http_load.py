@@ -2,7 +2,7 @@
 
 What is measured
 ----------------
-Three servers (bench/servers.py) run as subprocesses on free ports of 127.0.0.1, each
+Four servers (bench/servers.py) run as subprocesses on free ports of 127.0.0.1, each
 on a fresh database, first SQLite, then PostgreSQL when it is reachable:
 
 * paymend, started as `paymend serve` (API and worker in one process) after
@@ -15,6 +15,8 @@ on a fresh database, first SQLite, then PostgreSQL when it is reachable:
   payment needs - validate, authenticate, claim the key, payment + pending attempt +
   event before the call, the simulator's call, then outcome, events and the key's answer
   in a second transaction. paymend's figure against it is the cost of everything else.
+  It runs twice: as `floor`, and as `floor-risk` with the least a risk decision before
+  the call needs (the customer's day of decisions read, the decision stored).
 * the bare insert, bench/baseline_app.py: validate and insert one row. Nothing that
   takes payments can be cheaper.
 
@@ -219,6 +221,7 @@ class DbRun:
             "database": self.database,
             "loads": {k: asdict(v) for k, v in self.loads.items()},
             "cpu_ratio_fair_floor": self.cpu_ratio("floor"),
+            "cpu_ratio_fair_floor_with_risk": self.cpu_ratio("floor-risk"),
             "cpu_ratio_bare_insert": self.cpu_ratio("baseline"),
             "paymend_p99_ms": ours.p99_ms,
             "paymend_ok": ours.non_201 == 0 and ours.not_succeeded == 0,
@@ -237,16 +240,19 @@ async def _drive(servers: list[Server], requests: int, concurrency: int, warmup:
 def run_database(
     database: str, urls: list[str], workdir: Path, requests: int, concurrency: int, warmup: int
 ) -> DbRun:
-    """Each server on its own fresh database (`urls`: paymend's, the floor's, the bare
-    insert's), measured one after the other while the others idle."""
+    """Each server on its own fresh database (`urls`: paymend's, the floor's, the floor's
+    with a risk decision, the bare insert's), measured one after the other while the
+    others idle."""
     servers: list[Server] = []
     try:
-        dirs = [workdir / f"{database}-{n}" for n in ("paymend", "floor", "baseline")]
+        names = ("paymend", "floor", "floor-risk", "baseline")
+        dirs = [workdir / f"{database}-{n}" for n in names]
         for d in dirs:
             d.mkdir()
         servers.append(Paymend.prepare(dirs[0], urls[0]).start())
         servers.append(Paymend.prepare(dirs[1], urls[1]).start_floor())
-        servers.append(start_baseline(dirs[2], urls[2]))
+        servers.append(Paymend.prepare(dirs[2], urls[2]).start_floor(risk=True))
+        servers.append(start_baseline(dirs[3], urls[3]))
         for server in servers:
             wait_healthy(server)
         loads = {}
@@ -290,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="paymend-http-bench-") as tmp:
         workdir = Path(tmp)
         try:
-            urls = [f"sqlite:///{workdir / f'{n}.db'}" for n in ("paymend", "floor", "base")]
+            names = ("paymend", "floor", "floor-risk", "base")
+            urls = [f"sqlite:///{workdir / f'{n}.db'}" for n in names]
             runs.append(
                 run_database("sqlite", urls, workdir, args.requests, args.concurrency, warmup)
             )
@@ -299,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             reason = reason or pg.reachable()
             if reason is None:
                 try:
-                    urls = [pg.fresh() for _ in range(3)]
+                    urls = [pg.fresh() for _ in range(4)]
                     runs.append(
                         run_database(
                             "postgresql", urls, workdir, args.requests, args.concurrency, warmup
@@ -338,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         ours = run.loads["paymend"]
         print(
             f"  paymend CPU/request vs fair floor {run.cpu_ratio('floor')}"
-            f" (target >= 0.8), vs bare insert {run.cpu_ratio('baseline')} (target >= 0.3);"
+            f" (target >= 0.8; with a risk decision {run.cpu_ratio('floor-risk')}),"
+            f" vs bare insert {run.cpu_ratio('baseline')} (target >= 0.3);"
             f" p99 {ours.p99_ms:.1f} ms (target < 50)"
         )
     for name, why in skipped.items():

@@ -2,7 +2,8 @@
 
 bench/http_load.py is the benchmark of record: real servers, real sockets. This is the
 tool for finding where paymend's cost is and for weighing one change: both ASGI apps
-(`paymend serve`'s, worker included, and bench/floor_app.py's) are built here on fresh
+(`paymend serve`'s, worker included, and bench/floor_app.py's, with and without its
+risk decision: `floor` and `floor-risk`) are built here on fresh
 databases made by `paymend db upgrade`, and `POST /v1/payments` requests are handed to
 them as ASGI calls, 16 in flight, so neither the server's socket work nor a client's is
 counted. The figure is this process's CPU time per request (all threads), each app
@@ -165,7 +166,7 @@ def main() -> int:
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL, not SQLite")
     parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
     parser.add_argument("--profile", help="write paymend's cProfile here")
-    parser.add_argument("--only", choices=("paymend", "floor"))
+    parser.add_argument("--only", choices=("paymend", "floor", "floor-risk"))
     parser.add_argument(
         "--no-worker",
         action="store_true",
@@ -183,17 +184,20 @@ def main() -> int:
         work = Path(tmp)
         pg = Postgres(args.postgres_url, "cpu") if args.postgres else None
         try:
-            urls = [pg.fresh() for _ in range(2)] if pg else []
+            names = ("paymend", "floor", "floor-risk")
+            urls = [pg.fresh() for _ in names] if pg else []
             if not urls:
-                urls = [f"sqlite:///{work / n}.db" for n in ("paymend", "floor")]
-            dirs = [work / "paymend", work / "floor"]
+                urls = [f"sqlite:///{work / n}.db" for n in names]
+            dirs = [work / n for n in names]
             for d in dirs:
                 d.mkdir()
-            ours, floor = (Paymend.prepare(d, u) for d, u in zip(dirs, urls, strict=True))
+            ours, floor, floor_risk = (
+                Paymend.prepare(d, u) for d, u in zip(dirs, urls, strict=True)
+            )
             results: dict[str, float] = {}
             with open(os.devnull, "w") as devnull:
                 configure_logging("INFO", devnull)
-                if args.only != "floor":
+                if args.only in (None, "paymend"):
                     os.environ.update(ours.env)
                     runtime = build_runtime(Settings(), role="serve")
                     try:
@@ -213,18 +217,21 @@ def main() -> int:
                         )
                     finally:
                         runtime.close()
-                if args.only != "paymend":
-                    floor_app = create_floor(floor.url, floor.env["PAYMEND_CONFIG"])
-                    results["floor"] = asyncio.run(
-                        measure(floor_app, floor.key, "floor", args.requests, warmup, None, 0.0)
+                for name, base, risk in (("floor", floor, False), ("floor-risk", floor_risk, True)):
+                    if args.only not in (None, name):
+                        continue
+                    floor_app = create_floor(base.url, base.env["PAYMEND_CONFIG"], risk=risk)
+                    results[name] = asyncio.run(
+                        measure(floor_app, base.key, name, args.requests, warmup, None, 0.0)
                     )
         finally:
             if pg is not None:
                 pg.drop_all()
     for name, per in results.items():
-        print(f"{name:<8} {per * 1000:6.3f} ms CPU/request")
-    if len(results) == 2:
-        print(f"floor/paymend {results['floor'] / results['paymend']:.3f}")
+        print(f"{name:<10} {per * 1000:6.3f} ms CPU/request")
+    for name in ("floor", "floor-risk"):
+        if name in results and "paymend" in results:
+            print(f"{name}/paymend {results[name] / results['paymend']:.3f}")
     return 0
 
 

@@ -171,8 +171,9 @@ class Paymend:
         server.headers = {"Authorization": f"Bearer {self.key}"}
         return server
 
-    def start_floor(self) -> Server:
-        """The fair floor (bench/floor_app.py) on this same kind of database."""
+    def start_floor(self, risk: bool = False) -> Server:
+        """The fair floor (bench/floor_app.py) on this same kind of database; with `risk`
+        its risk decision too, named `floor-risk`."""
         port = free_port()
         argv = [
             sys.executable,
@@ -183,8 +184,9 @@ class Paymend:
             self.url,
             "--config",
             self.env["PAYMEND_CONFIG"],
+            *(["--risk"] if risk else []),
         ]
-        server = start("floor", argv, self.env, self.workdir, port)
+        server = start("floor-risk" if risk else "floor", argv, self.env, self.workdir, port)
         server.headers = {"Authorization": f"Bearer {self.key}"}
         return server
 

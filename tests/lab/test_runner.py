@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from paymend.lab import memory
 from paymend.lab.metrics import summarize, verdicts
 from paymend.lab.naive import NaiveCheckout
 from paymend.lab.progress import ProgressBar
@@ -163,6 +164,27 @@ def test_each_run_removes_its_database_even_when_it_fails(
 
     with pytest.raises(KeyboardInterrupt):
         run(scenario, "default", tmp_path, progress=interrupted)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_too_big_for_memory_runs_on_a_file_with_the_same_figures(
+    scenario_file: Path, tmp_path: Path, runs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past memdb's ceiling the run's database is its temporary folder's file instead:
+    the same payments, attempts, playbooks and incidents, and nothing left behind."""
+    monkeypatch.setattr(memory, "BYTES_PER_PAYMENT", 1 << 30)  # every run is too big now
+    sizes: list[int] = []
+
+    def watch(done: int, succeeded: int, simulated_s: float) -> None:
+        if done % 200 == 0:  # the database file grows as the payments are written
+            sizes.extend(f.stat().st_size for f in tmp_path.glob("paymend-lab-*/schema.db"))
+
+    on_file = run(load_scenario(scenario_file), "default", tmp_path, progress=watch)
+    assert len(sizes) >= 3 and sizes[-1] > sizes[0]
+    assert on_file.records == runs["default"].records
+    assert [(a.payment_id, a.status, a.latency_s) for a in on_file.arrivals] == [
+        (a.payment_id, a.status, a.latency_s) for a in runs["default"].arrivals
+    ]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -42,11 +42,14 @@ def render_payment(request: Request, merchant: Merchant, view: PaymentView) -> s
         classifier.messages, request.headers.get("accept-language"), view.payment.customer.locale
     )
     contact = merchant.settings.get("support_contact")
-    # only a failure's help link needs the server's own URL
-    failed = view.payment.status is PaymentStatus.FAILED
-    server_url = str(request.base_url).rstrip("/")
-    base_url = server_url if failed else ""
     runtime = runtime_of(request)
+    link_key = pages_of(request).link_key
+    # the server's own URL (parsed from the request's headers) only where a link needs
+    # it: a failure's help link, a status link without a configured public URL
+    failed = view.payment.status is PaymentStatus.FAILED
+    wanted = failed or (link_key is not None and not runtime.config.customers.public_url)
+    server_url = str(request.base_url).rstrip("/") if wanted else ""
+    base_url = server_url if failed else ""
     return payment_json(
         view,
         failure_json(view, classifier, locale=locale, support_contact=contact, base_url=base_url),
@@ -58,7 +61,7 @@ def render_payment(request: Request, merchant: Merchant, view: PaymentView) -> s
             runtime,
             server_url,
             view.payment.id,
-            pages_of(request).link_key,
+            link_key,
             view.payment.customer.locale,
         ),
     )

@@ -66,7 +66,10 @@ class PlaybookRunner:
         self.evaluator = Evaluator(playbooks)
         self.runs: dict[tuple[str, str], _Run] = {}
         self._consumer = f"{socket.gethostname()}-{os.getpid()}"  # as a Redis stream reader
-        self._catalogue = default_classifier().catalogue
+        catalogue = default_classifier().catalogue
+        self._technical = frozenset(
+            code for code in catalogue.codes() if catalogue[code].kind is Kind.TECHNICAL
+        )
 
     async def tick(self) -> None:
         now = self.service._health_now()
@@ -267,16 +270,16 @@ class PlaybookRunner:
 
         base_rows, rows = await self.service.store.run(read)
         read_at = self.service.clock.now()  # one clock read for every call's time
-        base = [self._observe(r, run, read_at) for r in base_rows]
-        anomaly = [self._observe(r, run, read_at) for r in rows]
+        base = self._observe(base_rows, run, read_at)
+        anomaly = self._observe(rows, run, read_at)
         channel, dims = parse_key(key)
         around = dict(dims) if channel == "*" else {"channel": channel, **dims}
         if run.slow_ms is None and not rose(base, anomaly, around):
             # its own calls show no rise as their outcomes settled: they hung and were
             # charged after all (a channel slowed past the checkout's deadline), so read
             # them as the breakers judged them when they were made
-            base = [self._observe(r, run, read_at, hung=True) for r in base_rows]
-            anomaly = [self._observe(r, run, read_at, hung=True) for r in rows]
+            base = self._observe(base_rows, run, read_at, hung=True)
+            anomaly = self._observe(rows, run, read_at, hung=True)
         suspects = diagnose(base, anomaly, around=around)
         affected = len(
             {
@@ -294,28 +297,37 @@ class PlaybookRunner:
 
         await self.service.store.run(write)
 
-    def _observe(self, r: Any, run: _Run, now: datetime, *, hung: bool = False) -> Observation:
-        """The call as the diagnosis weighs it; `hung`: a call that failed technically
-        when it was made counts as failed though a status query found it charged."""
-        dims = {
-            "channel": r.provider,
-            "method": r.method,
-            "bank": r.bank,
-            "region": r.region,
-            "code": r.unified_code,
-        }
-        at = self._epoch(r.created_at, now)
-        if run.slow_ms is not None:
-            return Observation(dims, r.latency_ms is not None and r.latency_ms > run.slow_ms, at)
-        code = r.unified_code
-        # a timeout whose charge a later status query found is a success, as health
-        # counts it (engine/call_health.py); one still unknown is a failure
-        technical = r.status == AttemptStatus.UNKNOWN or (
-            (hung or r.status != AttemptStatus.SUCCEEDED)
-            and code in self._catalogue
-            and self._catalogue[code].kind is Kind.TECHNICAL
-        )
-        return Observation(dims, technical, at)
+    def _observe(
+        self, rows: list[Any], run: _Run, now: datetime, *, hung: bool = False
+    ) -> list[Observation]:
+        """The calls as the diagnosis weighs them; `hung`: a call that failed technically
+        when it was made counts as failed though a status query found it charged. (A
+        refresh weighs every call of minutes at full traffic: what is the same for each
+        is worked out once.)"""
+        now_s = now.timestamp()  # `_epoch`, with the clock read once for every call
+        slow = run.slow_ms
+        technical_codes = self._technical
+        unknown, succeeded = AttemptStatus.UNKNOWN, AttemptStatus.SUCCEEDED
+        found = []
+        for r in rows:
+            dims = {
+                "channel": r.provider,
+                "method": r.method,
+                "bank": r.bank,
+                "region": r.region,
+                "code": r.unified_code,
+            }
+            at = now_s + (r.created_at - now).total_seconds()
+            if slow is not None:
+                failed = r.latency_ms is not None and r.latency_ms > slow
+            else:
+                # a timeout whose charge a later status query found is a success, as
+                # health counts it (engine/call_health.py); one still unknown is a failure
+                failed = r.status == unknown or (
+                    (hung or r.status != succeeded) and r.unified_code in technical_codes
+                )
+            found.append(Observation(dims, failed, at))
+        return found
 
     def _at(self, epoch_s: float) -> datetime:
         """Health time (epoch seconds on the service's clock) as the store's datetime."""

@@ -128,20 +128,28 @@ class _Search:
     """The two windows, and the figures of any scope within them."""
 
     def __init__(
-        self, base: list[Observation], now: list[Observation], excess: float | None = None
+        self,
+        base: list[Observation],
+        now: list[Observation],
+        excess: float | None = None,
+        like: _Search | None = None,
     ) -> None:
+        """`like`: a search over the same calls with other failures counted (one failure
+        code's): its calls per value are these windows' too."""
         self.base, self.now = base, now
         self.overall = sum(o.failed for o in base) / max(1, len(base))
-        # each scope's baseline (failed, calls), counted once: every value of every
-        # dimension is asked for, and a refinement asks again for its narrower scopes
+        # each value's baseline (failed, calls), a dimension at a time when first asked
+        # (candidates ask for every value of it), and each wider scope's once: a
+        # refinement asks again for its narrower scopes
+        self._values: dict[str, dict[str, tuple[int, int]]] = {}
         self._counted: dict[tuple[tuple[str, str], ...], tuple[int, int]] = {}
-        for o in base:
-            for d, v in o.dims.items():
-                if v is not None:
-                    failed, calls = self._counted.get(((d, v),), (0, 0))
-                    self._counted[((d, v),)] = (failed + o.failed, calls + 1)
+        self._like = like
         self.failed_now = sum(o.failed for o in now)
         self.expected_now = len(now) * self.overall
+        # the anomaly window's calls of each scope asked for, by sorted scope: a narrower
+        # scope is filtered from its wider one, not from the whole window again
+        self._scoped: dict[tuple[tuple[str, str], ...], list[Observation]] = {(): now}
+        self._kept: dict[tuple[object, ...], list[Observation]] = {}  # `_within`'s
         self.own_excess = self.failed_now - self.expected_now
         # explanatory power is a share of the whole spike, also when searching one code
         self.excess = self.own_excess if excess is None else excess
@@ -150,15 +158,43 @@ class _Search:
         """The scope's baseline failure rate, shrunk toward the overall one: a channel
         that had two calls before routing moved traffic to it has no rate of its own."""
         key = tuple(sorted(scope.items()))
-        counted = self._counted.get(key)
-        if counted is None and len(key) == 1:
-            counted = (0, 0)  # every single value the baseline holds is counted already
-        elif counted is None:
-            calls = [o for o in self.base if _in(o, scope)]
-            counted = self._counted[key] = (sum(o.failed for o in calls), len(calls))
+        if len(key) == 1:
+            counted = self._of(key[0][0]).get(key[0][1], (0, 0))
+        else:
+            found = self._counted.get(key)
+            if found is None:
+                calls = [o for o in self.base if _in(o, scope)]
+                found = self._counted[key] = (sum(o.failed for o in calls), len(calls))
+            counted = found
         failed, n = counted
         rate = (failed + PRIOR_CALLS * self.overall) / (n + PRIOR_CALLS)
         return min(max(rate, 1e-6), 1 - 1e-6)
+
+    def _of(self, dim: str) -> dict[str, tuple[int, int]]:
+        """(failed, calls) in the baseline for each value of `dim` it holds."""
+        found = self._values.get(dim)
+        if found is None:
+            if self._like is not None:  # the same calls: count only the failures
+                failed: dict[str, int] = {}
+                for o in self.base:
+                    value = o.dims.get(dim)
+                    if o.failed and value is not None:
+                        failed[value] = failed.get(value, 0) + 1
+                calls = self._like._of(dim)
+                found = {v: (failed.get(v, 0), n) for v, (_, n) in calls.items()}
+            else:
+                counts: dict[str, list[int]] = {}
+                for o in self.base:
+                    value = o.dims.get(dim)
+                    if value is not None:
+                        pair = counts.get(value)
+                        if pair is None:
+                            pair = counts[value] = [0, 0]
+                        pair[0] += o.failed
+                        pair[1] += 1
+                found = {v: (k, n) for v, (k, n) in counts.items()}
+            self._values[dim] = found
+        return found
 
     def suspect(self, scope: Mapping[str, str], calls: list[Observation]) -> Suspect:
         """The figures of `scope`, whose anomaly-window calls are `calls`."""
@@ -185,7 +221,7 @@ class _Search:
         failures are unlikely at their own baseline rate."""
         found = []
         for dim in dimensions:
-            seen = {o.dims.get(dim) for o in self.base + self.now} - {None}
+            seen = ({o.dims.get(dim) for o in self.now} | set(self._of(dim))) - {None}
             if len(seen) < 2:
                 continue  # one value always: it explains everything and tells nothing
             for value, calls in _by_value(self.now, dim).items():
@@ -216,16 +252,33 @@ class _Search:
         ordered = {d: scope[d] for d in places if d in scope}
         if ordered == dict(s.scope):
             return s
-        return self.suspect(ordered, [o for o in self.now if _in(o, ordered)])
+        return self.suspect(ordered, self.calls(ordered))
+
+    def calls(self, scope: Mapping[str, str]) -> list[Observation]:
+        """The anomaly window's calls in `scope`, in their order."""
+        return self._calls(tuple(sorted(scope.items())))
+
+    def _calls(self, key: tuple[tuple[str, str], ...]) -> list[Observation]:
+        found = self._scoped.get(key)
+        if found is None:
+            d, v = key[-1]
+            found = [o for o in self._calls(key[:-1]) if o.dims.get(d) == v]
+            self._scoped[key] = found
+        return found
 
     def _within(
         self, scope: Mapping[str, str], apart: Sequence[Mapping[str, str]]
     ) -> list[Observation]:
-        """The scope's calls from its first failure on, those of `apart` left out."""
-        calls = [o for o in self.now if _in(o, scope)]
-        if apart:
-            calls = [o for o in calls if not any(_in(o, other) for other in apart)]
-        return _since_onset(calls)
+        """The scope's calls from its first failure on, those of `apart` left out (asked
+        again and again as a refinement widens and narrows: kept)."""
+        key = (tuple(sorted(scope.items())), *(tuple(sorted(a.items())) for a in apart))
+        found = self._kept.get(key)
+        if found is None:
+            calls = self.calls(scope)
+            if apart:
+                calls = [o for o in calls if not any(_in(o, other) for other in apart)]
+            found = self._kept[key] = _since_onset(calls)
+        return found
 
     def _narrow(
         self, scope: dict[str, str], places: Sequence[str], apart: Sequence[Mapping[str, str]]
@@ -233,12 +286,13 @@ class _Search:
         """The scope and the value of another dimension whose calls hold the scope's
         failures, the most decisively, or None."""
         calls = self._within(scope, apart)
+        k_all = sum(o.failed for o in calls)
         best: tuple[float, str, str] | None = None
         for dim in places:
             if dim in scope:
                 continue
-            for value, part in _by_value(calls, dim).items():
-                g = _holds(calls, part)
+            for value, (k, n) in _counts_by_value(calls, dim).items():
+                g = _split(k, n, k_all - k, len(calls) - n)
                 if g is not None and (best is None or g > best[0]):
                     best = (g, dim, value)
         return None if best is None else {**scope, best[1]: best[2]}
@@ -253,20 +307,38 @@ class _Search:
         for dim in scope:
             parent = {d: v for d, v in scope.items() if d != dim}
             calls = self._within(parent, apart)
-            part = [o for o in calls if o.dims.get(dim) == scope[dim]]
-            if _holds(calls, part) is None:
+            k = n = 0
+            for o in calls:
+                if o.dims.get(dim) == scope[dim]:
+                    k += o.failed
+                    n += 1
+            if _split(k, n, sum(o.failed for o in calls) - k, len(calls) - n) is None:
                 return parent
         return None
 
 
-def _holds(calls: list[Observation], part: list[Observation]) -> float | None:
-    """Whether `part` of a scope's `calls` is a place of its own: it fails significantly
-    more than the rest (one-sided Fisher exact test) and at least twice as often. A region
-    that fails 73% where the others fail 57% is chance among many comparisons, or one
-    fault across the scope, not the place. Returns the G statistic of the split (how
-    decisive; it does not underflow as p-values do), or None."""
-    k_part, n_part = sum(o.failed for o in part), len(part)
-    k_rest, n_rest = sum(o.failed for o in calls) - k_part, len(calls) - n_part
+def _counts_by_value(calls: list[Observation], dim: str) -> dict[str, tuple[int, int]]:
+    """(failed, calls) per value of `dim` (calls without one left out), in the order the
+    values first appear."""
+    counts: dict[str, list[int]] = {}
+    for o in calls:
+        value = o.dims.get(dim)
+        if value is not None:
+            found = counts.get(value)
+            if found is None:
+                found = counts[value] = [0, 0]
+            found[0] += o.failed
+            found[1] += 1
+    return {value: (k, n) for value, (k, n) in counts.items()}
+
+
+def _split(k_part: int, n_part: int, k_rest: int, n_rest: int) -> float | None:
+    """Whether a part of a scope (k_part failures in n_part calls) is a place of its own
+    beside the rest of it: it fails significantly more than the rest (one-sided Fisher
+    exact test) and at least twice as often. A region that fails 73% where the others
+    fail 57% is chance among many comparisons, or one fault across the scope, not the
+    place. Returns the G statistic of the split (how decisive; it does not underflow as
+    p-values do), or None."""
     if n_rest == 0 or k_part * n_rest < FOCUS * k_rest * n_part:
         return None
     if fisher_upper_tail(k_part, n_part, k_rest, n_rest) > SIGNIFICANT:
@@ -323,7 +395,7 @@ def diagnose(
         code = symptom.scope.get("code")
         if code is None:
             continue
-        only = _Search(_only(base, code), _only(now, code), search.excess)
+        only = _Search(_only(base, code), _only(now, code), search.excess, like=search)
         if only.own_excess > 0:
             for s in only.candidates(places):
                 keep(replace(only.refine(s, places), symptom=code))
@@ -335,7 +407,7 @@ def diagnose(
 
     if own and around:
         scope = {d: around[d] for d in places if d in around}
-        mine = search.suspect(scope, [o for o in now if _in(o, scope)])
+        mine = search.suspect(scope, search.calls(scope))
         if mine.failures > mine.expected:
             others = [s.scope for s in best.values() if elsewhere(s)]
             keep(search.refine(mine, places, apart=others))
@@ -349,7 +421,7 @@ def rose(
 ) -> bool:
     """Whether the scope's failures rose significantly above its baseline rate."""
     search = _Search(list(baseline), list(anomaly))
-    s = search.suspect(scope, [o for o in search.now if _in(o, scope)])
+    s = search.suspect(scope, search.calls(scope))
     return s.failures > s.expected and s.p_value <= SIGNIFICANT
 
 

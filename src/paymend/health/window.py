@@ -8,7 +8,7 @@ a bucket: good to a bucket's width, which is all a latency-spike detector needs.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,6 +19,7 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
 )  # fmt: skip
 """Upper bounds of the latency buckets; one more bucket holds everything above."""
 _OUTCOMES = tuple(Outcome)
+_INDEX = {outcome: i for i, outcome in enumerate(_OUTCOMES)}
 _WIDTH = len(_OUTCOMES) + len(LATENCY_BOUNDS_MS) + 1
 
 
@@ -91,26 +92,40 @@ class WindowStats:
 
 class SlidingWindow:
     """Buckets of `bucket_s` seconds over `span_s`, with running totals so the whole
-    span reads in constant time (routing reads it for every payment)."""
+    span reads in constant time (routing reads it for every payment), and running sums
+    so any stretch of it reads with one subtraction (the playbooks read a stretch of
+    every key every second, and a breaker at every failure)."""
 
     def __init__(self, span_s: float = 60.0, bucket_s: float = 1.0) -> None:
         self.span_s = span_s
         self.bucket_s = bucket_s
         self._buckets: deque[tuple[float, list[int]]] = deque()
         self._total = [0] * _WIDTH
+        # _sums[k]: everything counted up to and including _buckets[k] since the window
+        # began; _gone: what the buckets trimmed so far held
+        self._sums: deque[list[int]] = deque()
+        self._gone = [0] * _WIDTH
+        # buckets in time order; a call counted at an earlier second than the newest
+        # bucket's would end it, and stretches would then be added up bucket by bucket
+        self._ordered = True
 
     def add(self, now: float, outcome: Outcome, latency_ms: float | None = None) -> None:
         second = now - now % self.bucket_s
         if not self._buckets or self._buckets[-1][0] != second:
+            if self._buckets and second < self._buckets[-1][0]:
+                self._ordered = False
             self._buckets.append((second, [0] * _WIDTH))
-        bucket = self._buckets[-1][1]
-        i = _OUTCOMES.index(outcome)
+            self._sums.append(list(self._sums[-1] if self._sums else self._gone))
+        bucket, sums, total = self._buckets[-1][1], self._sums[-1], self._total
+        i = _INDEX[outcome]
         bucket[i] += 1
-        self._total[i] += 1
+        sums[i] += 1
+        total[i] += 1
         if latency_ms is not None:
             j = len(_OUTCOMES) + latency_bucket(latency_ms)
             bucket[j] += 1
-            self._total[j] += 1
+            sums[j] += 1
+            total[j] += 1
         self._trim(now)
 
     def settle(self, at: float, outcome: Outcome) -> bool:
@@ -118,8 +133,9 @@ class SlidingWindow:
         in the window. False when there is nothing to move (the bucket is gone, or holds
         no unknown), so a correction can never count a call twice."""
         second = at - at % self.bucket_s
-        unknown, j = _OUTCOMES.index(Outcome.UNKNOWN), _OUTCOMES.index(outcome)
-        for start, bucket in reversed(self._buckets):  # newest first: corrections are recent
+        unknown, j = _INDEX[Outcome.UNKNOWN], _INDEX[outcome]
+        for k in range(len(self._buckets) - 1, -1, -1):  # newest first: corrections are recent
+            start, bucket = self._buckets[k]
             if start < second:
                 return False
             if start == second:
@@ -129,6 +145,10 @@ class SlidingWindow:
                 bucket[j] += 1
                 self._total[unknown] -= 1
                 self._total[j] += 1
+                for q in range(k, len(self._sums)):  # the running sums from it on
+                    sums = self._sums[q]
+                    sums[unknown] -= 1
+                    sums[j] += 1
                 return True
         return False
 
@@ -140,6 +160,19 @@ class SlidingWindow:
             return WindowStats.from_row(self._total)
         since = now - (last_s if last_s is not None else self.span_s)
         until = now - upto_s
+        if not self._ordered:
+            return self._added_up(since, until)
+        buckets = self._buckets
+        first = bisect_left(buckets, since, key=_start)  # the oldest bucket from `since`
+        end = bisect_right(buckets, until, lo=first, key=_start)  # ...and to `until`
+        if end <= first:
+            return WindowStats()
+        upto = self._sums[end - 1]
+        before = self._sums[first - 1] if first > 0 else self._gone
+        return WindowStats.from_row([a - b for a, b in zip(upto, before, strict=True)])
+
+    def _added_up(self, since: float, until: float) -> WindowStats:
+        """`stats` bucket by bucket, for buckets out of time order."""
         inside = []
         for start, bucket in reversed(self._buckets):  # newest first: stop at `since`
             if start < since:
@@ -153,5 +186,10 @@ class SlidingWindow:
     def _trim(self, now: float) -> None:
         while self._buckets and self._buckets[0][0] < now - self.span_s:  # started before
             _, old = self._buckets.popleft()
+            self._gone = self._sums.popleft()
             for i, n in enumerate(old):
                 self._total[i] -= n
+
+
+def _start(bucket: tuple[float, list[int]]) -> float:
+    return bucket[0]

@@ -3,11 +3,11 @@
 Arrivals follow the scenario's Poisson rate whatever the in-flight payments are doing;
 each payment is its own task, so a provider that takes three seconds to time out holds
 its payment for three simulated seconds while others arrive. The store is a real SQLite
-database with paymend's migrated schema, held in memory (store/throwaway.py; inline on the
-loop, so virtual time stays honest), the worker runs its real jobs beside the payments,
-and only the providers and the clock are simulated. What the figures need is read into
-memory at the end; the temporary folder the schema is migrated in is removed whatever
-happens.
+database with paymend's migrated schema, held in memory unless the run could outgrow it
+(store/throwaway.py; inline on the loop, so virtual time stays honest), the worker runs
+its real jobs beside the payments, and only the providers and the clock are simulated.
+What the figures need is read into memory at the end; the temporary folder the schema is
+migrated in is removed whatever happens.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from paymend.lab.faces import ConnectorChannel, connector_channel, gather, payme
 from paymend.lab.fate import Fates
 from paymend.lab.fraud import Fraud
 from paymend.lab.journeys import Context, Journeys
+from paymend.lab.memory import Checkouts, collector_spared, frozen_set_up, outgrows_memory
 from paymend.lab.notices import LabInbox, lab_notices, notice_figures, phone_of
 from paymend.lab.oracle import Limits, Verdict
 from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
@@ -120,7 +121,10 @@ def run(
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
     result = Run(scenario, policy, fraud=Fraud(scenario), journeys=Journeys(scenario))
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder,
+        collector_spared(),
+    ):
         db_path = Path(folder) / "schema.db"
         run_virtual(_run(scenario, policy, db_path, result, progress))
     result.wall_s = time.perf_counter() - started
@@ -131,7 +135,7 @@ async def _run(
     scenario: Scenario, policy: str, db_path: Path, result: Run, progress: Progress | None
 ) -> None:
     clock = LoopClock()
-    store = ThrowawayStore(db_path)
+    store = ThrowawayStore(db_path, on_file=outgrows_memory(scenario))
     fraud = result.fraud or Fraud(scenario)
     journeys = result.journeys or Journeys(scenario)
     try:
@@ -190,14 +194,14 @@ async def _run(
             worker = Worker(service, WorkerSettings(interval_s=1.0), webhooks, runner, registry)
             worker_task = asyncio.create_task(worker.run(stop))
         desk = asyncio.create_task(_three_d_secure(service, clock, stop, fraud))
-        checkouts: list[asyncio.Task[None]] = []
+        frozen_set_up()
+        checkouts = Checkouts()
         for arrival in fraud.merged(arrivals(scenario)):
             await clock.sleep(arrival.t - clock.monotonic())
             (fraud.arrivals if fraud.is_attack(arrival) else result.arrivals).append(arrival)
             buyers[arrival.n] = arrival
-            pay = _pay(service, scenario, clock, arrival, tally, fraud, journey)
-            checkouts.append(asyncio.create_task(pay))
-        await asyncio.gather(*checkouts)
+            checkouts.start(_pay(service, scenario, clock, arrival, tally, fraud, journey))
+        await checkouts.join()
         if worker is not None:
             worker.playbooks = None  # arrivals are over: that traffic drop is the scenario's end
         await journeys.settle()  # customers told at the checkout come back to pay

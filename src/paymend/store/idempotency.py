@@ -33,6 +33,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import Conflict
+from paymend.store import json_text
+from paymend.store.prepared import Prepared
 from paymend.store.tables import idempotency_keys
 
 IN_PROGRESS = "in_progress"
@@ -101,7 +103,7 @@ _K = idempotency_keys.c
 _THIS = (_K.merchant_id == sa.bindparam("b_merchant"), _K.key == sa.bindparam("b_key"))
 _MINE = (*_THIS, _K.claim_token == sa.bindparam("b_token"))
 _SELECT = sa.select(idempotency_keys).where(*_THIS)
-_INSERT = idempotency_keys.insert()
+_INSERT = Prepared(idempotency_keys.insert())  # the payment path's: store/prepared.py
 _LINK = (
     idempotency_keys.update()
     .where(*_MINE, _K.status == IN_PROGRESS, _K.resource_id.is_(None))
@@ -123,21 +125,22 @@ _COMPLETE = (
 
 # The same, for an answer already encoded (`Encoded`): its text is stored as it is, cast
 # to JSONB on PostgreSQL; SQLite keeps JSON as text anyway
-_COMPLETE_TEXT = _COMPLETE.values(response_body=sa.bindparam("body", type_=sa.Text()))
-_COMPLETE_PG_TEXT = _COMPLETE.values(
-    response_body=sa.cast(sa.bindparam("body", type_=sa.Text()), JSONB())
+_COMPLETE_TEXT = Prepared(_COMPLETE.values(response_body=sa.bindparam("body", type_=sa.Text())))
+_COMPLETE_PG_TEXT = Prepared(
+    _COMPLETE.values(response_body=sa.cast(sa.bindparam("body", type_=sa.Text()), JSONB()))
 )
+_LINK_RUN = Prepared(_LINK)
 
 
 class Encoded(dict[str, Any]):
     """A response body with its JSON text, encoded once: the key's stored answer and the
-    response's bytes are that one text (the same encoding as a JSONResponse's)."""
+    response's bytes are that one text (compact JSON, as a JSONResponse's)."""
 
     __slots__ = ("text",)
 
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body)
-        self.text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        self.text = json_text.dumps(body)
 
 
 def _mine(claim: Claim) -> dict[str, Any]:
@@ -174,7 +177,7 @@ def claim(
     if row is None:
         try:
             with conn.begin_nested():
-                conn.execute(_INSERT, _row(merchant_id, key, path, digest, owner, token, now))
+                _INSERT.run(conn, _row(merchant_id, key, path, digest, owner, token, now))
         except exc.IntegrityError:
             raise _in_flight(key) from None
         return Claim(merchant_id, key, token)
@@ -251,7 +254,7 @@ def take(conn: Connection, new: NewKey, kind: str, resource_id: str) -> Claim:
     row = _row(new.merchant_id, new.key, new.path, new.digest, new.owner, new.token, new.now)
     row.update(resource_kind=kind, resource_id=resource_id)
     try:
-        conn.execute(_INSERT, row)
+        _INSERT.run(conn, row)
     except exc.IntegrityError as error:
         raise KeyTaken(new.key) from error
     return new.claim
@@ -271,8 +274,7 @@ def link(conn: Connection, claim: Claim | NewKey | None, kind: str, resource_id:
     if isinstance(claim, NewKey):
         take(conn, claim, kind, resource_id)
         return
-    linked = conn.execute(_LINK, {**_mine(claim), "kind": kind, "rid": resource_id})
-    if linked.rowcount != 1:
+    if _LINK_RUN.run(conn, {**_mine(claim), "kind": kind, "rid": resource_id}) != 1:
         raise _in_flight(claim.key)
 
 
@@ -297,7 +299,7 @@ def complete(
     """Store the answer (None: answer with the linked resource as it is on each replay)."""
     if isinstance(body, Encoded):
         text = _COMPLETE_PG_TEXT if conn.dialect.name == "postgresql" else _COMPLETE_TEXT
-        conn.execute(text, {**_mine(claim), "code": status, "body": body.text, "now": now})
+        text.run(conn, {**_mine(claim), "code": status, "body": body.text, "now": now})
         return
     conn.execute(_COMPLETE, {**_mine(claim), "code": status, "body": body, "now": now})
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paymend.domain.events import EventType
+from paymend.store.prepared import Prepared
 from paymend.store.tables import events
 
 
@@ -28,7 +29,7 @@ class Event:
     published_at: datetime | None
 
 
-_INSERT = events.insert()
+_INSERT = Prepared(events.insert())  # every state change writes events: store/prepared.py
 
 
 def add(
@@ -66,7 +67,10 @@ def add_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Events (`row`) in one statement, in list order (their `seq`): the events of one
     state change cost one round trip, not one each."""
     if rows:
-        conn.execute(_INSERT, rows if len(rows) > 1 else rows[0])
+        if len(rows) > 1:
+            _INSERT.run_many(conn, rows)
+        else:
+            _INSERT.run(conn, rows[0])
 
 
 def for_subject(conn: Connection, subject_id: str) -> list[Event]:

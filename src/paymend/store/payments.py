@@ -31,6 +31,7 @@ from paymend.store.payment_rows import (
     payment_row,
 )
 from paymend.store.pii import Vault, customer_columns
+from paymend.store.prepared import Prepared
 from paymend.store.tables import ORDER_HOLDING, attempts, jobs, payments
 
 ORDER_INDEX = "uq_payments_one_per_order"
@@ -40,12 +41,15 @@ T = TypeVar("T")
 # Statements are built once and executed with parameter dicts: SQLAlchemy caches their
 # compiled form, where `.values(**row)` would rebuild the statement on every call. An
 # update sets only the columns that can change after insert (store/payment_rows.py).
-_INSERT_PAYMENT = payments.insert()
-_UPDATE_PAYMENT = payments.update().where(
-    payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_version")
+# The payment path's writes go straight to the driver's cursor (store/prepared.py).
+_INSERT_PAYMENT = Prepared(payments.insert())
+_UPDATE_PAYMENT = Prepared(
+    payments.update().where(
+        payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_version")
+    )
 )
-_INSERT_ATTEMPT = attempts.insert()
-_UPDATE_ATTEMPT = attempts.update().where(attempts.c.id == sa.bindparam("b_id"))
+_INSERT_ATTEMPT = Prepared(attempts.insert())
+_UPDATE_ATTEMPT = Prepared(attempts.update().where(attempts.c.id == sa.bindparam("b_id")))
 _LOCK_ORDER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("b_lock")))
 # the statuses that hold an order, one bound value each: a plain list would be an
 # "expanding" parameter, rendered anew on every execution
@@ -61,7 +65,7 @@ _HOLDING = sa.select(payments).where(
 _HOLDING_SPLIT = _HOLDING.where(payments.c.split.is_(False))
 # the common case, no holder, asked with one column: a wide row's result set up costs
 # more than the query
-_ANY_HOLDING = (
+_ANY_HOLDER = (
     sa.select(payments.c.id)
     .where(
         payments.c.merchant_id == sa.bindparam("b_merchant"),
@@ -70,7 +74,8 @@ _ANY_HOLDING = (
     )
     .limit(1)
 )
-_ANY_HOLDING_SPLIT = _ANY_HOLDING.where(payments.c.split.is_(False))
+_ANY_HOLDING = Prepared(_ANY_HOLDER)
+_ANY_HOLDING_SPLIT = Prepared(_ANY_HOLDER.where(payments.c.split.is_(False)))
 
 
 def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | None = None) -> None:
@@ -80,7 +85,7 @@ def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | N
     values = payment_row(p)
     values.update(customer_columns(vault, p.id, p.customer))
     values["created_at"] = now
-    conn.execute(_INSERT_PAYMENT, values)
+    _INSERT_PAYMENT.run(conn, values)
 
 
 def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
@@ -89,8 +94,7 @@ def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
     back holds no clear contact details to write)."""
     values = payment_changes(p)
     values.update(version=p.version + 1, updated_at=now, b_id=p.id, b_version=p.version)
-    result = conn.execute(_UPDATE_PAYMENT, values)
-    if result.rowcount != 1:
+    if _UPDATE_PAYMENT.run(conn, values) != 1:
         raise StaleWrite(p.id)
     p.version += 1
     p.updated_at = now
@@ -113,7 +117,7 @@ def holding_order(
     holding the order for an exclusive payment, an exclusive one for a split payment.
     A paid one comes before one in flight."""
     params = {"b_merchant": merchant_id, "b_order": order_id}
-    if conn.execute(_ANY_HOLDING_SPLIT if split else _ANY_HOLDING, params).first() is None:
+    if (_ANY_HOLDING_SPLIT if split else _ANY_HOLDING).first(conn, params) is None:
         return None
     rows = conn.execute(_HOLDING_SPLIT if split else _HOLDING, params)
     found = [payment_from_row(r) for r in sorted(rows, key=lambda r: r.created_at)]
@@ -244,7 +248,7 @@ def insert_attempt(conn: Connection, a: Attempt, owner: str | None = None) -> No
     """Insert a pending attempt; `owner` is the instance about to call the provider."""
     values = attempt_row(a)
     values["owner"] = owner
-    conn.execute(_INSERT_ATTEMPT, values)
+    _INSERT_ATTEMPT.run(conn, values)
 
 
 def update_attempt(conn: Connection, a: Attempt) -> None:
@@ -252,7 +256,7 @@ def update_attempt(conn: Connection, a: Attempt) -> None:
     channel, key, request and creation time are fixed at insert, and indexed."""
     values = attempt_changes(a)
     values["b_id"] = a.id
-    conn.execute(_UPDATE_ATTEMPT, values)
+    _UPDATE_ATTEMPT.run(conn, values)
 
 
 def get_attempt(conn: Connection, attempt_id: str) -> Attempt | None:

@@ -5,7 +5,7 @@ the risk room); engine/risk_gate.py turns them into risk's types."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,55 +15,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import NotFound
+from paymend.store.prepared import Prepared
 from paymend.store.tables import UTCDateTime, payments, risk_decisions, risk_lists, risk_reports
 
 SUCCEEDED = ("succeeded", "partially_refunded", "refunded")
 REFUNDED = ("partially_refunded", "refunded")
 
 
-@dataclass(frozen=True, slots=True)
-class _Insert:
-    """risk_decisions' insert as one dialect's driver takes it: its SQL, and its
-    parameters' names (in order when the driver takes them by position), each with its
-    column's converter (the JSON encoder, the UTC timestamp's format)."""
-
-    sql: str
-    slots: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-    positional: bool
-
-    def args(self, row: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
-        if self.positional:
-            return tuple(row[n] if p is None else p(row[n]) for n, p in self.slots)
-        return {n: row[n] if p is None else p(row[n]) for n, p in self.slots}
-
-
-# per dialect: every engine paymend makes (store/database.py) converts alike
-_INSERTS: dict[tuple[str, str], _Insert] = {}
-
-
-def _insert(conn: Connection) -> _Insert:
-    dialect = conn.dialect
-    key = (dialect.name, dialect.paramstyle)
-    found = _INSERTS.get(key)
-    if found is None:
-        compiled = risk_decisions.insert().compile(dialect=dialect)
-        names = compiled.positiontup or list(compiled.binds)
-        slots = tuple(
-            (n, compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names
-        )
-        found = _INSERTS[key] = _Insert(compiled.string, slots, compiled.positiontup is not None)
-    return found
+# every payment stores its decision: compiled once per dialect and run on the driver's
+# cursor with the columns' own bind processors (store/prepared.py)
+_RECORD = Prepared(risk_decisions.insert())
 
 
 def record(conn: Connection, row: dict[str, Any]) -> None:
-    """Store one payment's decision (the row's keys are risk_decisions' columns).
-
-    Every payment does, so the insert is compiled once per dialect and handed to the
-    driver as it is (`exec_driver_sql`, which keeps SQLAlchemy's error handling), each
-    value converted by its column's own bind processor, as Core would: executed as Core,
-    the statement cache and parameter handling took a fifth of its cost."""
-    statement = _insert(conn)
-    conn.exec_driver_sql(statement.sql, statement.args(row))
+    """Store one payment's decision (the row's keys are risk_decisions' columns)."""
+    _RECORD.run(conn, row)
 
 
 def decision(conn: Connection, payment_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,201 @@
+"""A prepared write stores what `Connection.execute` stores, and fails as it fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from paymend.store.database import Store
+from paymend.store.prepared import Prepared
+from paymend.store.tables import attempts, events, idempotency_keys, merchants, payments
+
+_NOW = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def _payment(pid: str, **changes: Any) -> dict[str, Any]:
+    row = {
+        "id": pid,
+        "merchant_id": "mer_1",
+        "order_id": f"order-{pid}",
+        "amount": 12345,
+        "currency": "CNY",
+        "method": "card",
+        "status": "processing",
+        "amount_refunded": 0,
+        "amount_refund_pending": 0,
+        "bank": "ICBC",
+        "region": "CN-East",
+        "metadata": {"cart": ["a", "b"], "note": "第一"},
+        "customer": {"id": "c1", "locale": "zh-CN"},
+        "payment_token": "tok_1",
+        "failure_code": None,
+        "failure_message": None,
+        "trace_id": None,
+        "version": 1,
+        "created_at": _NOW,
+        "updated_at": _NOW,
+        "split": False,
+    }
+    row.update(changes)
+    return row
+
+
+def _stored(conn: sa.Connection, table: sa.Table, pid: str) -> dict[str, Any]:
+    row = conn.execute(sa.select(table).where(table.c.id == pid)).one()
+    return {k: v for k, v in row._mapping.items() if k not in ("id", "order_id")}
+
+
+def _merchant(conn: sa.Connection) -> None:
+    conn.execute(
+        merchants.insert(), {"id": "mer_1", "name": "Shop", "settings": {}, "created_at": _NOW}
+    )
+
+
+def test_insert_and_update_store_what_execute_stores(db_url: str) -> None:
+    store = Store(db_url, inline=True)
+    insert = Prepared(payments.insert())
+    update = Prepared(
+        payments.update().where(
+            payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_version")
+        )
+    )
+    later = _NOW.astimezone(timezone(timedelta(hours=8))) + timedelta(seconds=3)
+    with store.engine.begin() as conn:
+        _merchant(conn)
+        conn.execute(payments.insert(), _payment("pay_a"))
+        insert.run(conn, _payment("pay_b"))
+        assert _stored(conn, payments, "pay_a") == _stored(conn, payments, "pay_b")
+        changes = {"status": "succeeded", "updated_at": later, "version": 2, "b_version": 1}
+        conn.execute(update.statement, {**changes, "b_id": "pay_a"})
+        assert update.run(conn, {**changes, "b_id": "pay_b"}) == 1
+        assert _stored(conn, payments, "pay_a") == _stored(conn, payments, "pay_b")
+        assert _stored(conn, payments, "pay_b")["updated_at"] == later
+        # the version check matches nothing now: no row written, and it says so
+        assert update.run(conn, {**changes, "b_id": "pay_b"}) == 0
+    store.close()
+
+
+def test_many_rows_keep_their_order(db_url: str) -> None:
+    store = Store(db_url, inline=True)
+    insert = Prepared(events.insert())
+    rows = [
+        {
+            "id": f"evt_{i}",
+            "merchant_id": "mer_1",
+            "type": "payment.created",
+            "subject_id": "pay_a",
+            "payload": {"n": i},
+            "created_at": _NOW,
+        }
+        for i in range(5)
+    ]
+    with store.engine.begin() as conn:
+        _merchant(conn)
+        assert insert.run_many(conn, rows[:4]) == 4
+        insert.run(conn, rows[4])
+        stored = conn.execute(sa.select(events.c.id, events.c.payload).order_by(events.c.seq))
+        assert [(r.id, r.payload) for r in stored] == [(r["id"], r["payload"]) for r in rows]
+    store.close()
+
+
+def test_a_refused_write_raises_sqlalchemys_error_without_its_values(db_url: str) -> None:
+    store = Store(db_url, inline=True)
+    insert = Prepared(idempotency_keys.insert())
+    row = {
+        "merchant_id": "mer_1",
+        "key": "k-1",
+        "request_hash": "secret-hash-value",
+        "request_path": "/v1/payments",
+        "status": "in_progress",
+        "created_at": _NOW,
+        "updated_at": _NOW,
+    }
+    with store.engine.begin() as conn:
+        _merchant(conn)
+    with pytest.raises(exc.IntegrityError) as raised, store.engine.begin() as conn:
+        insert.run(conn, row)
+        insert.run(conn, row)
+    assert "secret-hash-value" not in str(raised.value)
+    with store.engine.begin() as conn:  # the failed transaction left nothing
+        assert conn.execute(sa.select(sa.func.count()).select_from(idempotency_keys)).scalar() == 0
+    store.close()
+
+
+def test_values_fixed_in_the_statement_are_bound(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 't.db'}", inline=True)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (a TEXT, b TEXT)"))
+        t = sa.table("t", sa.column("a"), sa.column("b"))
+        set_b = Prepared(t.update().where(t.c.a == "x").values(b=sa.bindparam("b")))
+        conn.execute(sa.text("INSERT INTO t VALUES ('x', NULL), ('y', NULL)"))
+        assert set_b.run(conn, {"b": "done"}) == 1
+        assert conn.execute(sa.text("SELECT a, b FROM t ORDER BY a")).all() == [
+            ("x", "done"),
+            ("y", None),
+        ]
+    store.close()
+
+
+def test_a_statement_it_cannot_run_is_refused_when_first_run(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 't.db'}", inline=True)
+    meta = sa.MetaData()
+    t = sa.Table("t", meta, sa.Column("a", sa.Text), sa.Column("b", sa.Text, default="x"))
+    with store.engine.begin() as conn:
+        meta.create_all(conn)
+        with pytest.raises(TypeError, match="Python-side column defaults"):
+            Prepared(t.insert()).run(conn, {"a": "1"})
+        with pytest.raises(TypeError, match="not given"):
+            Prepared(t.update().values(b=sa.bindparam("nb"))).run(conn, {})
+        with pytest.raises(TypeError, match="expanding"):
+            Prepared(t.delete().where(t.c.a.in_(sa.bindparam("xs", expanding=True)))).run(
+                conn, {"xs": ["1"]}
+            )
+    store.close()
+
+
+def test_attempt_rows_match(db_url: str) -> None:
+    store = Store(db_url, inline=True)
+    with store.engine.begin() as conn:
+        _merchant(conn)
+        conn.execute(payments.insert(), _payment("pay_a"))
+        base = {
+            "payment_id": "pay_a",
+            "provider": "sim_a",
+            "status": "pending",
+            "request": {"amount": 12345, "masked": "4111********1111"},
+            "created_at": _NOW,
+            "owner": None,
+        }
+        conn.execute(attempts.insert(), {**base, "id": "att_a", "seq": 1, "idempotency_key": "a"})
+        Prepared(attempts.insert()).run(
+            conn, {**base, "id": "att_b", "seq": 2, "idempotency_key": "b"}
+        )
+        a, b = _stored(conn, attempts, "att_a"), _stored(conn, attempts, "att_b")
+        assert {k: v for k, v in a.items() if k not in ("seq", "idempotency_key")} == {
+            k: v for k, v in b.items() if k not in ("seq", "idempotency_key")
+        }
+    store.close()
+
+
+def test_first_reads_a_row_as_the_driver_returns_it(db_url: str) -> None:
+    store = Store(db_url, inline=True)
+    holder = Prepared(
+        sa.select(payments.c.id, payments.c.amount)
+        .where(
+            payments.c.merchant_id == sa.bindparam("m"),
+            payments.c.status.in_([sa.literal("processing")]),
+        )
+        .limit(1)
+    )
+    with store.engine.begin() as conn:
+        _merchant(conn)
+        assert holder.first(conn, {"m": "mer_1"}) is None
+        conn.execute(payments.insert(), _payment("pay_a"))
+        assert holder.first(conn, {"m": "mer_1"}) == ("pay_a", 12345)
+        assert holder.first(conn, {"m": "mer_2"}) is None
+    store.close()
