@@ -151,14 +151,11 @@ class RiskGate:
         asked = _history_keys(p.cmd.merchant_id, who, keys)
         if p.from_redis is not None:
             rows: Mapping[str, Iterable[Seen]] = p.from_redis
-            h = repo.histories(conn, asked) if asked is not None else None
+            h = repo.read(conn, (), None, asked)[1]
         else:
             pairs = who.items()
             since = repo.window_start(now, LONGEST_S)
-            if asked is not None:
-                raw, h = repo.assessment(conn, pairs, since, asked)
-            else:
-                raw, h = repo.recent(conn, pairs, since), None
+            raw, h = repo.read(conn, pairs, since, asked)
             rows = _seen_of(raw, pairs)
         velocity = aggregate(rows, now, p.cmd.amount.currency, exclude=p.payment_id)
         customer, card, device_new, listed = _histories(h, who, now, keys)
@@ -253,26 +250,21 @@ def _list_keys(who: Subjects) -> list[tuple[str, str]]:
 
 
 def _seen_of(
-    rows: Iterable[Mapping[str, Any]], pairs: Sequence[tuple[str, str]]
+    rows: Iterable[Sequence[Any]], pairs: Sequence[tuple[str, str]]
 ) -> Mapping[str, Iterable[Seen]]:
-    """Each subject's earlier payments, from the velocity rows (store/risk.py `recent`)."""
+    """Each subject's earlier payments, from the velocity rows (store/risk.py `read`,
+    asked for `pairs`: bit i of a row's `shared` is the i-th subject)."""
     out: dict[str, list[Seen]] = {s: [] for s, _ in pairs}
-    for r in rows:
+    wanted = [(1 << i, out[s]) for i, (s, _) in enumerate(pairs)]
+    failed_status = PaymentStatus.FAILED.value
+    for payment_id, at, amount, currency, card, shared, status, code in rows:
         failed = fraud = False
-        if r["status"] == PaymentStatus.FAILED.value:
-            failed, fraud = counted_failure(r["failure_code"])
-        seen = Seen(
-            r["payment_id"],
-            r["created_at"].timestamp(),
-            float(r["amount_major"]),
-            r["currency"],
-            r["k_card"],
-            failed,
-            fraud,
-        )
-        for subject, value in pairs:
-            if r[f"k_{subject}"] == value:
-                out[subject].append(seen)
+        if status == failed_status:
+            failed, fraud = counted_failure(code)
+        seen = Seen(payment_id, at.timestamp(), float(amount), currency, card, failed, fraud)
+        for bit, into in wanted:
+            if shared & bit:
+                into.append(seen)
     return out
 
 

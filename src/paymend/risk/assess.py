@@ -97,10 +97,15 @@ def evaluate(
 
 
 def complete(*parts: dict[str, Any]) -> dict[str, Any]:
-    """Every feature, those not given at their defaults."""
+    """Every feature, those not given at their defaults (what is not a feature is left
+    out; a part that holds features only, as the engine's do, is taken whole)."""
     out = defaults()
+    names = FEATURES.keys()
     for part in parts:
-        out.update({k: v for k, v in part.items() if k in FEATURES})
+        if part.keys() <= names:
+            out.update(part)
+        else:
+            out.update({k: v for k, v in part.items() if k in names})
     return out
 
 

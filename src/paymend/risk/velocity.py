@@ -3,7 +3,7 @@
 A book keeps one `Seen` per payment and subject (when, how much, which card) and, once
 the payment failed, whether it failed and with a fraud-like code. `aggregate` turns the
 last 24 hours of them into the `<subject>_<metric>_<window>` features of
-risk/features.py. Two books share it: the database's (store/risk.py `recent`, reading
+risk/features.py. Two books share it: the database's (store/risk.py `read`, reading
 the payments' own outcomes) and Redis's (risk/redis_velocity.py, sorted sets), so every
 process counts the same payments. Both ask `counted_failure` what a failure is.
 """
@@ -11,11 +11,17 @@ process counts the same payments. Both ask `counted_failure` what a failure is.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from paymend.risk.features import CARD_HOLDERS, FRAUD_LIKE_CODES, METRICS, WINDOWS, Subjects
+from paymend.risk.features import (
+    CARD_HOLDERS,
+    FRAUD_LIKE_CODES,
+    METRICS,
+    SUBJECTS,
+    WINDOWS,
+    Subjects,
+)
 
 LONGEST_S = max(WINDOWS.values())
 BLOCKED_CODE = "risk_declined"  # risk control's own block: fraud-like by definition
@@ -34,9 +40,9 @@ def counted_failure(code: str | None) -> tuple[bool, bool]:
     return True, code in FRAUD_LIKE_CODES or code == BLOCKED_CODE
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """One earlier payment of one subject."""
+class Seen(NamedTuple):
+    """One earlier payment of one subject. (A named tuple: a payment reads back a dozen
+    or more, and one is made three times faster than a frozen dataclass.)"""
 
     payment_id: str
     at: float  # epoch seconds
@@ -64,25 +70,52 @@ class VelocityBook(Protocol):
     def settled(self, payment_id: str, who: Subjects, fraud: bool, now: datetime) -> bool: ...
 
 
+# per subject, per window from the widest: its seconds and its features' names (METRICS,
+# then the distinct cards, "" for the card itself), built once
+_NAMES: dict[str, tuple[tuple[int, str, str, str, str, str], ...]] = {
+    subject: tuple(
+        (
+            seconds,
+            f"{subject}_count_{window}",
+            f"{subject}_amount_{window}",
+            f"{subject}_failed_{window}",
+            f"{subject}_fraud_{window}",
+            f"{subject}_cards_{window}" if subject in CARD_HOLDERS else "",
+        )
+        for window, seconds in sorted(WINDOWS.items(), key=lambda w: -w[1])
+    )
+    for subject in SUBJECTS
+}
+assert METRICS == ("count", "amount", "failed", "fraud"), "aggregate's figures, in order"
+
+
 def aggregate(
     history: Mapping[str, Iterable[Seen]], now: datetime, currency: str, exclude: str = ""
 ) -> dict[str, float]:
     """The velocity features from each subject's payments (`exclude`: the payment being
-    assessed, if the book has it already). Amounts are summed in the payment's currency."""
+    assessed, if the book has it already). Amounts are summed in the payment's currency,
+    in the book's order.
+
+    The windows are nested, so each is read from the next wider one, and a window that
+    holds the same payments as the wider one takes its figures: a burst inside the last
+    ten minutes is counted once, not three times."""
     t = now.timestamp()
     out: dict[str, float] = {}
     for subject, rows in history.items():
-        kept = [r for r in rows if r.payment_id != exclude and t - r.at <= LONGEST_S]
-        for window, seconds in WINDOWS.items():
-            inside = [r for r in kept if t - r.at <= seconds]
-            values = {
-                "count": float(len(inside)),
-                "amount": sum(r.amount_major for r in inside if r.currency == currency),
-                "failed": float(sum(r.failed for r in inside)),
-                "fraud": float(sum(r.fraud for r in inside)),
-            }
-            for metric in METRICS:
-                out[f"{subject}_{metric}_{window}"] = values[metric]
-            if subject in CARD_HOLDERS:
-                out[f"{subject}_cards_{window}"] = float(len({r.card for r in inside if r.card}))
+        inside = [(t - r.at, r) for r in rows if r.payment_id != exclude]
+        figures: tuple[float, float, float, float, float] | None = None
+        for seconds, count, amount, failed, fraud, cards in _NAMES[subject]:
+            narrower = [e for e in inside if e[0] <= seconds]
+            if figures is None or len(narrower) != len(inside):
+                inside = narrower
+                figures = (
+                    float(len(inside)),
+                    sum([r.amount_major for _, r in inside if r.currency == currency]),
+                    float(len([r for _, r in inside if r.failed])),
+                    float(len([r for _, r in inside if r.fraud])),
+                    float(len({r.card for _, r in inside if r.card})),
+                )
+            out[count], out[amount], out[failed], out[fraud], distinct = figures
+            if cards:
+                out[cards] = distinct
     return out

@@ -29,6 +29,7 @@ risk_decisions = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index(None, "card", "created_at"),
     sa.Index(None, "customer_id", "created_at"),
+    sa.Index(None, "customer_id", "device"),  # has the customer been seen on this device
     sa.Index(None, "device", "created_at"),
     sa.Index(None, "ip", "created_at"),
     sa.Index(None, "email", "created_at"),
