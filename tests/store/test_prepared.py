@@ -175,6 +175,15 @@ def test_attempt_rows_match(db_url: str) -> None:
         Prepared(attempts.insert()).run(
             conn, {**base, "id": "att_b", "seq": 2, "idempotency_key": "b"}
         )
+        # a JSON column's None is stored as `execute` stores it (JSON null, not SQL NULL)
+        conn.execute(attempts.update().values(next_action=None))
+        Prepared(attempts.update().where(attempts.c.id == sa.bindparam("b_id"))).run(
+            conn, {"next_action": None, "b_id": "att_b"}
+        )
+        nulls = conn.execute(
+            sa.select(attempts.c.id, attempts.c.next_action.is_(None)).order_by(attempts.c.id)
+        ).all()
+        assert nulls[0][1] == nulls[1][1]
         a, b = _stored(conn, attempts, "att_a"), _stored(conn, attempts, "att_b")
         assert {k: v for k, v in a.items() if k not in ("seq", "idempotency_key")} == {
             k: v for k, v in b.items() if k not in ("seq", "idempotency_key")

@@ -50,9 +50,8 @@ class _Form:
         if self.processors:
             params = dict(params)
             for name, process in self.processors:
-                value = params.get(name)
-                if value is not None:
-                    params[name] = process(value)
+                # None too, as `execute` does: a JSON column's None is the JSON null
+                params[name] = process(params.get(name))
         if self.names is None:
             return params if isinstance(params, dict) else dict(params)
         return [params[n] for n in self.names]
