@@ -208,3 +208,30 @@ def test_first_reads_a_row_as_the_driver_returns_it(db_url: str) -> None:
         assert holder.first(conn, {"m": "mer_1"}) == ("pay_a", 12345)
         assert holder.first(conn, {"m": "mer_2"}) is None
     store.close()
+
+
+def test_all_converts_each_column_as_a_result_would(db_url: str) -> None:
+    store = Store(db_url, inline=True)
+    text = (
+        sa.text(
+            "SELECT id, created_at, amount, EXISTS (SELECT 1 FROM payments WHERE amount > :a)"
+            " AS big FROM payments WHERE merchant_id = :m ORDER BY id"
+        )
+        .bindparams(sa.bindparam("a", type_=sa.Integer()))
+        .columns(
+            sa.column("id"),
+            sa.column("created_at", payments.c.created_at.type),
+            sa.column("amount"),
+            sa.column("big", sa.Boolean()),
+        )
+    )
+    with store.engine.begin() as conn:
+        _merchant(conn)
+        conn.execute(payments.insert(), _payment("pay_a"))
+        conn.execute(payments.insert(), _payment("pay_b", amount=7))
+        params = {"m": "mer_1", "a": 100}
+        expected = [tuple(r) for r in conn.execute(text, params)]
+        assert Prepared(text).all(conn, params) == expected
+        assert expected[0][1] == _NOW and expected[0][3] is True  # converted, not raw
+        assert Prepared(text).all(conn, {"m": "mer_2", "a": 1}) == []
+    store.close()

@@ -10,10 +10,12 @@ processors `execute` would apply: UTC datetimes, JSON) and hands the values to t
 DB-API cursor of the connection's transaction, so the row written is the row `execute`
 would have written, in the same transaction.
 
-Writes belong here, and reads whose answer needs no conversion (`first`: ids, strings,
-integers as the driver returns them); a read of datetimes or JSON is SQLAlchemy's to
-process. A statement whose columns have Python-side defaults is
-refused when first run (nothing here would compute them); paymend's tables have none.
+Writes belong here, and reads of the payment path (`first`, `all`): each value of a row
+goes through its column's result processor, as a SQLAlchemy result would convert it (a
+SELECT's own columns, or those a text statement declares with `.columns()`; a column
+of no declared type comes as the driver returns it). Rows are plain tuples. A statement
+whose columns have Python-side defaults is refused when first run (nothing here would
+compute them); paymend's tables have none.
 Errors come out as SQLAlchemy's (`exc.IntegrityError`, `exc.OperationalError`, ...),
 parameters hidden, as `Connection.execute` raises them.
 """
@@ -42,6 +44,16 @@ class _Form:
     names: tuple[str, ...] | None  # positional order (qmark, numeric); None: named style
     processors: tuple[tuple[str, _Processor], ...]  # the names that need converting
     fixed: tuple[tuple[str, Any], ...]  # values bound in the statement itself
+    results: tuple[tuple[int, _Processor], ...]  # a read's columns that need converting
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        """A read's row, converted."""
+        if not self.results:
+            return tuple(raw)
+        values = list(raw)
+        for i, process in self.results:
+            values[i] = process(values[i])
+        return tuple(values)
 
     def values(self, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """The driver's parameters for one row."""
@@ -58,8 +70,8 @@ class _Form:
 
 
 class Prepared:
-    """An INSERT, UPDATE or DELETE (or a plain SELECT, see `first`) run with parameter
-    dicts like `conn.execute(statement, params)`, for a fraction of its cost. Built once at import,
+    """An INSERT, UPDATE or DELETE (or a SELECT: `first`, `all`) run with parameter
+    dicts like `conn.execute(statement, params)`, for a fraction of its cost. Built once,
     as a module-level constant beside the statement it runs."""
 
     __slots__ = ("_forms", "statement")
@@ -92,14 +104,23 @@ class Prepared:
         return self._call(conn, form, many)
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        """A SELECT's first row as the driver returns it (no result type processing), or
-        None."""
+        """A SELECT's first row, converted (see the module), or None."""
         form = self._form(conn, params)
 
         def fetch(cursor: Any) -> tuple[Any, ...] | None:
             cursor.execute(form.sql, form.values(params))
             row = cursor.fetchone()
-            return None if row is None else tuple(row)
+            return None if row is None else form.row(row)
+
+        return self._call(conn, form, fetch)
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """A SELECT's rows, converted (see the module)."""
+        form = self._form(conn, params)
+
+        def fetch(cursor: Any) -> list[tuple[Any, ...]]:
+            cursor.execute(form.sql, form.values(params))
+            return [form.row(r) for r in cursor.fetchall()]
 
         return self._call(conn, form, fetch)
 
@@ -150,4 +171,9 @@ def _compile(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> _For
     names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
     if compiled.positional and names is None:
         names = ()
-    return _Form(sql, names, tuple(processors), tuple(fixed))
+    results: list[tuple[int, _Processor]] = []
+    for i, column in enumerate(getattr(statement, "selected_columns", ())):
+        process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if process is not None:
+            results.append((i, process))
+    return _Form(sql, names, tuple(processors), tuple(fixed), tuple(results))

@@ -195,6 +195,12 @@ class HistoryKeys:
         return tuple(k for k in LIST_KINDS if k in wanted), params
 
 
+@functools.cache
+def _read_prepared(subjects: tuple[str, ...], kinds: tuple[str, ...] | None) -> Prepared:
+    """`_read_sql` on the driver's cursor: every payment runs it (store/prepared.py)."""
+    return Prepared(_read_sql(subjects, kinds))
+
+
 def read(
     conn: Connection,
     subjects: Sequence[tuple[str, str]],
@@ -221,7 +227,7 @@ def read(
     if names:
         params["since"] = since
         params.update({f"v_{s}": v for s, v in subjects})
-    rows = conn.execute(_read_sql(names, kinds), params).all()
+    rows = _read_prepared(names, kinds).all(conn, params)
     if kinds is None:
         return [tuple(r) for r in rows], None
     width = len(HISTORY_COLUMNS) + len(kinds)
