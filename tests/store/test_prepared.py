@@ -235,3 +235,19 @@ def test_all_converts_each_column_as_a_result_would(db_url: str) -> None:
         assert expected[0][1] == _NOW and expected[0][3] is True  # converted, not raw
         assert Prepared(text).all(conn, {"m": "mer_2", "a": 1}) == []
     store.close()
+
+
+def test_a_numeric_column_is_converted_by_the_type_the_driver_names(db_url: str) -> None:
+    # PostgreSQL's numeric result processors need the driver's type of the column
+    store = Store(db_url, inline=True)
+    total = sa.select(
+        sa.func.sum(sa.cast(payments.c.amount, sa.Numeric(14, 2))),
+        sa.func.count(),
+    ).where(payments.c.merchant_id == sa.bindparam("m"))
+    with store.engine.begin() as conn:
+        _merchant(conn)
+        conn.execute(payments.insert(), _payment("pay_a"))
+        expected = tuple(conn.execute(total, {"m": "mer_1"}).one())
+        assert Prepared(total).first(conn, {"m": "mer_1"}) == expected
+        assert Prepared(total).all(conn, {"m": "mer_1"}) == [expected]
+    store.close()

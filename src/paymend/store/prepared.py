@@ -36,7 +36,7 @@ _Processor = Callable[[Any], Any]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Form:
     """A statement compiled for one dialect and one set of parameter names."""
 
@@ -44,10 +44,25 @@ class _Form:
     names: tuple[str, ...] | None  # positional order (qmark, numeric); None: named style
     processors: tuple[tuple[str, _Processor], ...]  # the names that need converting
     fixed: tuple[tuple[str, Any], ...]  # values bound in the statement itself
-    results: tuple[tuple[int, _Processor], ...]  # a read's columns that need converting
+    types: tuple[Any, ...]  # a read's declared column types, in order
+    dialect: sa.Dialect
+    # a read's columns that need converting, worked out at its first answer: a result
+    # processor may ask for the driver's type of the column (PostgreSQL's numerics)
+    results: tuple[tuple[int, _Processor], ...] | None = None
+
+    def converter(self, description: Sequence[Any] | None) -> _Form:
+        if self.results is None:
+            found = []
+            for i, type_ in enumerate(self.types):
+                coltype = description[i][1] if description and i < len(description) else None
+                process = type_.dialect_impl(self.dialect).result_processor(self.dialect, coltype)
+                if process is not None:
+                    found.append((i, process))
+            self.results = tuple(found)
+        return self
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        """A read's row, converted."""
+        """A read's row, converted (after `converter`)."""
         if not self.results:
             return tuple(raw)
         values = list(raw)
@@ -110,7 +125,7 @@ class Prepared:
         def fetch(cursor: Any) -> tuple[Any, ...] | None:
             cursor.execute(form.sql, form.values(params))
             row = cursor.fetchone()
-            return None if row is None else form.row(row)
+            return None if row is None else form.converter(cursor.description).row(row)
 
         return self._call(conn, form, fetch)
 
@@ -120,7 +135,9 @@ class Prepared:
 
         def fetch(cursor: Any) -> list[tuple[Any, ...]]:
             cursor.execute(form.sql, form.values(params))
-            return [form.row(r) for r in cursor.fetchall()]
+            rows = cursor.fetchall()
+            convert = form.converter(cursor.description)
+            return [convert.row(r) for r in rows]
 
         return self._call(conn, form, fetch)
 
@@ -171,9 +188,5 @@ def _compile(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> _For
     names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
     if compiled.positional and names is None:
         names = ()
-    results: list[tuple[int, _Processor]] = []
-    for i, column in enumerate(getattr(statement, "selected_columns", ())):
-        process = column.type.dialect_impl(dialect).result_processor(dialect, None)
-        if process is not None:
-            results.append((i, process))
-    return _Form(sql, names, tuple(processors), tuple(fixed), tuple(results))
+    types = tuple(c.type for c in getattr(statement, "selected_columns", ()))
+    return _Form(sql, names, tuple(processors), tuple(fixed), types, dialect)
