@@ -16,19 +16,15 @@ migrated file itself instead, without waiting for the disk.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
 from paymend.store import json_text
 from paymend.store.database import Store
 from paymend.store.migrate import upgrade
 
-T = TypeVar("T")
 # SQLite's memdb VFS: the database file is a buffer in this connection's memory. Not
 # ":memory:", whose pages all live in the page cache, which every commit walks: a run's
 # commits grew with its database (0.46 ms each on average over the primary outage's
@@ -75,16 +71,4 @@ class ThrowawayStore(Store):
             hide_parameters=True,
             json_serializer=json_text.dumps,  # as the server's engine writes JSON
         )
-        self._conn: Connection | None = None
-
-    def run_sync(self, fn: Callable[[Connection], T]) -> T:
-        if self._conn is None:
-            self._conn = self.engine.connect()
-        with self._conn.begin():
-            return fn(self._conn)
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        super().close()
+        # its one connection is held from transaction to transaction by `Store.run_sync`
