@@ -185,8 +185,6 @@ def _compile(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> _For
                 raise TypeError(f"parameter {name!r} of {statement!r} not given")
             fixed.append((name, bind.value))
     sql = compiled.string
-    names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-    if compiled.positional and names is None:
-        names = ()
+    names = tuple(compiled.positiontup or ()) if compiled.positional else None
     types = tuple(c.type for c in getattr(statement, "selected_columns", ()))
     return _Form(sql, names, tuple(processors), tuple(fixed), types, dialect)
