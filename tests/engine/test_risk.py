@@ -290,9 +290,13 @@ def test_account_takeover_from_a_new_device_is_challenged(store: Store) -> None:
 
 
 def test_the_one_read_answers_what_its_two_statements_answer(store: Store) -> None:
-    """store/risk.py `assessment` reads the velocity rows and the history in one
-    statement: the same rows and history as `recent` and `histories` apart, also for a
-    customer with no rows at all (the history alone)."""
+    """store/risk.py `read` reads the velocity rows and the history in one statement:
+    the same rows and history as asked apart, also for a customer with no rows at all
+    (the history alone)."""
+
+    def as_dicts(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        return [dict(zip(risk_repo.VELOCITY_COLUMNS, r, strict=True)) for r in rows]
+
     mid, _ = make_merchant(store)
     since = datetime(2000, 1, 1, tzinfo=UTC)  # every decision of the test
 
@@ -305,8 +309,12 @@ def test_the_one_read_answers_what_its_two_statements_answer(store: Store) -> No
 
         def read(conn: Connection) -> tuple[Any, Any]:
             pairs = who.items()
-            together = risk_repo.assessment(conn, pairs, since, keys)
-            apart = (risk_repo.recent(conn, pairs, since), risk_repo.histories(conn, keys))
+            rows, history = risk_repo.read(conn, pairs, since, keys)
+            together = (as_dicts(rows), history)
+            apart = (
+                as_dicts(risk_repo.read(conn, pairs, since, None)[0]),
+                risk_repo.read(conn, (), None, keys)[1],
+            )
             return together, apart
 
         return store.run_sync(read)

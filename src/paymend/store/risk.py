@@ -52,9 +52,9 @@ def decisions_of(conn: Connection, payment_ids: Sequence[str]) -> list[dict[str,
 # The reads of every payment's assessment are SQL text, one statement per shape (which
 # subjects, which list kinds): standard SQL, the same on SQLite and PostgreSQL; column
 # names come from SUBJECT_NAMES only, values are bound. Its columns are declared in
-# order, so SQLAlchemy keeps what it learnt of the result with the compiled statement
-# instead of working it out from the cursor on every run. Without Redis a payment needs
-# both the velocity rows and the history: `read` asks for them in one statement.
+# order with their types, which convert each row's values (store/prepared.py). Without
+# Redis a payment needs both the velocity rows and the history: `read` asks for them in
+# one statement.
 SUBJECT_NAMES = {
     "card": "card",
     "customer": "customer_id",
@@ -146,11 +146,12 @@ def _histories_select(kinds: tuple[str, ...]) -> str:
 
 
 @functools.cache
-def _read_sql(subjects: tuple[str, ...], kinds: tuple[str, ...] | None) -> sa.TextualSelect:
-    """The statement `read` runs: the history (None: not asked) and the velocity rows of
-    `subjects` (none: not asked) in one result, the history's row with NULL in the
-    velocity columns, each velocity row with NULL in the history's. (The history's row
-    joined to every velocity row, as before, cost SQLite about 15 % more.)"""
+def _read_prepared(subjects: tuple[str, ...], kinds: tuple[str, ...] | None) -> Prepared:
+    """The statement `read` runs, on the driver's cursor (store/prepared.py): the history
+    (None: not asked) and the velocity rows of `subjects` (none: not asked) in one
+    result, the history's row with NULL in the velocity columns, each velocity row with
+    NULL in the history's. (The history's row joined to every velocity row, as before,
+    cost SQLite about 15 % more.)"""
     history = () if kinds is None else HISTORY_COLUMNS + tuple(f"list_{k}" for k in kinds)
     velocity = VELOCITY_COLUMNS if subjects else ()
     if not velocity:
@@ -166,7 +167,7 @@ def _read_sql(subjects: tuple[str, ...], kinds: tuple[str, ...] | None) -> sa.Te
     query = sa.text(text)
     if velocity:
         query = query.bindparams(sa.bindparam("since", type_=UTCDateTime()))
-    return query.columns(*(sa.column(c, _TYPES.get(c)) for c in (*history, *velocity)))
+    return Prepared(query.columns(*(sa.column(c, _TYPES.get(c)) for c in (*history, *velocity))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +194,6 @@ class HistoryKeys:
             **{f"l_{k}": v for k, v in wanted.items()},
         }
         return tuple(k for k in LIST_KINDS if k in wanted), params
-
-
-@functools.cache
-def _read_prepared(subjects: tuple[str, ...], kinds: tuple[str, ...] | None) -> Prepared:
-    """`_read_sql` on the driver's cursor: every payment runs it (store/prepared.py)."""
-    return Prepared(_read_sql(subjects, kinds))
 
 
 def read(
@@ -229,54 +224,18 @@ def read(
         params.update({f"v_{s}": v for s, v in subjects})
     rows = _read_prepared(names, kinds).all(conn, params)
     if kinds is None:
-        return [tuple(r) for r in rows], None
+        return rows, None
     width = len(HISTORY_COLUMNS) + len(kinds)
     velocity, history = [], {}
     for r in rows:
         if names and r[width] is not None:
-            velocity.append(tuple(r[width:]))
+            velocity.append(r[width:])
         else:
             history = dict(zip((*HISTORY_COLUMNS, *(f"list_{k}" for k in kinds)), r, strict=False))
     return velocity, history
 
 
-def recent(
-    conn: Connection, subjects: Sequence[tuple[str, str]], since: datetime
-) -> list[dict[str, Any]]:
-    """`read`'s velocity rows alone, as dicts of VELOCITY_COLUMNS."""
-    rows = read(conn, subjects, since, None)[0]
-    return [dict(zip(VELOCITY_COLUMNS, r, strict=True)) for r in rows]
-
-
-def histories(conn: Connection, keys: HistoryKeys) -> dict[str, Any]:
-    """`read`'s history alone."""
-    return read(conn, (), None, keys)[1] or {}
-
-
-def assessment(
-    conn: Connection, subjects: Sequence[tuple[str, str]], since: datetime, keys: HistoryKeys
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """`read`, its velocity rows as dicts (as `recent` gives them)."""
-    rows, history = read(conn, subjects, since, keys)
-    return [dict(zip(VELOCITY_COLUMNS, r, strict=True)) for r in rows], history or {}
-
-
 # -- lists ------------------------------------------------------------------------------
-
-
-@functools.cache
-def _listed_sql(kinds: tuple[str, ...]) -> sa.TextClause:
-    match = " OR ".join(f"(kind = '{k}' AND value = :{k})" for k in kinds)
-    return sa.text(f"SELECT kind, action FROM risk_lists WHERE {match}")  # noqa: S608 - kinds
-
-
-def listed(conn: Connection, entries: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(kind, action) of every list entry among `entries` ((kind, value) pairs)."""
-    wanted = {k: v for k, v in entries if v and k in LIST_KINDS}
-    if not wanted:
-        return []
-    rows = conn.execute(_listed_sql(tuple(sorted(wanted))), wanted)
-    return [(r.kind, r.action) for r in rows]
 
 
 def add_entry(conn: Connection, entry: dict[str, Any]) -> dict[str, Any]:
