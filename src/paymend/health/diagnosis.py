@@ -132,10 +132,7 @@ class _Search:
         base: list[Observation],
         now: list[Observation],
         excess: float | None = None,
-        like: _Search | None = None,
     ) -> None:
-        """`like`: a search over the same calls with other failures counted (one failure
-        code's): its calls per value are these windows' too."""
         self.base, self.now = base, now
         self.overall = sum(o.failed for o in base) / max(1, len(base))
         # each value's baseline (failed, calls), a dimension at a time when first asked
@@ -143,7 +140,6 @@ class _Search:
         # refinement asks again for its narrower scopes
         self._values: dict[str, dict[str, tuple[int, int]]] = {}
         self._counted: dict[tuple[tuple[str, str], ...], tuple[int, int]] = {}
-        self._like = like
         self.failed_now = sum(o.failed for o in now)
         self.expected_now = len(now) * self.overall
         # the anomaly window's calls of each scope asked for, by sorted scope: a narrower
@@ -174,17 +170,7 @@ class _Search:
         """(failed, calls) in the baseline for each value of `dim` it holds."""
         found = self._values.get(dim)
         if found is None:
-            if self._like is not None:  # the same calls: count only the failures
-                failed: dict[str, int] = {}
-                for o in self.base:
-                    value = o.dims.get(dim)
-                    if o.failed and value is not None:
-                        failed[value] = failed.get(value, 0) + 1
-                calls = self._like._of(dim)
-                found = {v: (failed.get(v, 0), n) for v, (_, n) in calls.items()}
-            else:
-                found = _counts_by_value(self.base, dim)
-            self._values[dim] = found
+            found = self._values[dim] = _counts_by_value(self.base, dim)
         return found
 
     def suspect(self, scope: Mapping[str, str], calls: list[Observation]) -> Suspect:
@@ -386,7 +372,7 @@ def diagnose(
         code = symptom.scope.get("code")
         if code is None:
             continue
-        only = _Search(_only(base, code), _only(now, code), search.excess, like=search)
+        only = _Search(_only(base, code), _only(now, code), search.excess)
         if only.own_excess > 0:
             for s in only.candidates(places):
                 keep(replace(only.refine(s, places), symptom=code))
