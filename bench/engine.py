@@ -259,7 +259,7 @@ class FloorRows:
         }
 
         # built once: the statements carry no per-payment logic
-        self.finish_attempt = (
+        self.finish_attempt = Prepared(
             attempts.update()
             .where(attempts.c.id == sa.bindparam("aid"))
             .values(
@@ -287,7 +287,6 @@ class FloorRows:
         self.insert_payment = Prepared(payments.insert())
         self.insert_attempt = Prepared(attempts.insert())
         self.insert_event = Prepared(events.insert())
-        self.finish = Prepared(self.finish_attempt)
 
     def payload(self, pid: str, order: str, status: str, aid: str | None) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -393,7 +392,7 @@ class FloorRows:
         ref = f"ch_{CHANNEL}_{serial:08d}"
         now = datetime.now(UTC)
         with _transaction(engine, held) as conn:  # tx2
-            self._run(self.finish, conn, {"aid": aid, "ref": ref, "now": now})
+            self._run(self.finish_attempt, conn, {"aid": aid, "ref": ref, "now": now})
             finished = self.payload(pid, order, "processing", aid)
             self._run(
                 self.insert_event,
