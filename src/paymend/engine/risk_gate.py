@@ -255,14 +255,17 @@ def _seen_of(
     """Each subject's earlier payments, from the velocity rows (store/risk.py `read`,
     asked for `pairs`: bit i of a row's `shared` is the i-th subject)."""
     out: dict[str, list[Seen]] = {s: [] for s, _ in pairs}
-    wanted = [(1 << i, out[s]) for i, (s, _) in enumerate(pairs)]
+    wanted = {1 << i: out[s] for i, (s, _) in enumerate(pairs)}
     failed_status = PaymentStatus.FAILED.value
     for payment_id, at, amount, currency, card, shared, status, code in rows:
         failed = fraud = False
         if status == failed_status:
             failed, fraud = counted_failure(code)
-        seen = Seen(payment_id, at.timestamp(), float(amount), currency, card, failed, fraud)
-        for bit, into in wanted:
+        seen = Seen(payment_id, at, float(amount), currency, card, failed, fraud)
+        if shared in wanted:  # one subject's only: no loop over the others
+            wanted[shared].append(seen)
+            continue
+        for bit, into in wanted.items():
             if shared & bit:
                 into.append(seen)
     return out

@@ -97,17 +97,19 @@ def aggregate(
     in the book's order.
 
     The windows are nested, so each is read from the next wider one, and a window that
-    holds the same payments as the wider one takes its figures: a burst inside the last
-    ten minutes is counted once, not three times."""
+    holds the same payments as the wider one (none of them older than it) takes its
+    figures: a burst inside the last ten minutes is counted once, not three times."""
     t = now.timestamp()
     out: dict[str, float] = {}
     for subject, rows in history.items():
         inside = [(t - r.at, r) for r in rows if r.payment_id != exclude]
+        oldest = max([e[0] for e in inside]) if inside else 0.0
         figures: tuple[float, float, float, float, float] | None = None
         for seconds, count, amount, failed, fraud, cards in _NAMES[subject]:
-            narrower = [e for e in inside if e[0] <= seconds]
-            if figures is None or len(narrower) != len(inside):
-                inside = narrower
+            if figures is None or oldest > seconds:
+                if oldest > seconds:
+                    inside = [e for e in inside if e[0] <= seconds]
+                    oldest = max([e[0] for e in inside]) if inside else 0.0
                 figures = (
                     float(len(inside)),
                     sum([r.amount_major for _, r in inside if r.currency == currency]),

@@ -11,7 +11,7 @@ DB-API cursor of the connection's transaction, so the row written is the row `ex
 would have written, in the same transaction.
 
 Writes belong here, and reads of the payment path (`first`, `all`): each value of a row
-goes through its column's result processor, as a SQLAlchemy result would convert it (a
+but NULL goes through its column's result processor, as a SQLAlchemy result would convert it (a
 SELECT's own columns, or those a text statement declares with `.columns()`; a column
 of no declared type comes as the driver returns it). Rows are plain tuples. A statement
 whose columns have Python-side defaults is refused when first run (nothing here would
@@ -67,7 +67,9 @@ class _Form:
             return tuple(raw)
         values = list(raw)
         for i, process in self.results:
-            values[i] = process(values[i])
+            value = values[i]
+            if value is not None:  # NULL is None through every processor paymend reads
+                values[i] = process(value)
         return tuple(values)
 
     def values(self, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
