@@ -45,6 +45,7 @@ from paymend.risk.velocity import (
     VelocityBook,
     aggregate,
     counted_failure,
+    tally,
 )
 from paymend.store import risk as repo
 from paymend.store.database import Connection, Store
@@ -149,15 +150,15 @@ class RiskGate:
         who, now = p.who, p.now
         keys = _list_keys(who)
         asked = _history_keys(p.cmd.merchant_id, who, keys)
+        currency = p.cmd.amount.currency
         if p.from_redis is not None:
-            rows: Mapping[str, Iterable[Seen]] = p.from_redis
             h = repo.read(conn, (), None, asked)[1]
+            velocity = aggregate(p.from_redis, now, currency, exclude=p.payment_id)
         else:
             pairs = who.items()
             since = repo.window_start(now, LONGEST_S)
             raw, h = repo.read(conn, pairs, since, asked)
-            rows = _seen_of(raw, pairs)
-        velocity = aggregate(rows, now, p.cmd.amount.currency, exclude=p.payment_id)
+            velocity = tally(_aged_of(raw, pairs, now.timestamp(), p.payment_id), currency)
         customer, card, device_new, listed = _histories(h, who, now, keys)
         extra = history_features(p.base, velocity, self.live, customer, card, device_new)
         features = complete(p.base, velocity, extra)
@@ -249,25 +250,27 @@ def _list_keys(who: Subjects) -> list[tuple[str, str]]:
     return [(k, getattr(who, k)) for k in LIST_KINDS if getattr(who, k)]
 
 
-def _seen_of(
-    rows: Iterable[Sequence[Any]], pairs: Sequence[tuple[str, str]]
-) -> Mapping[str, Iterable[Seen]]:
-    """Each subject's earlier payments, from the velocity rows (store/risk.py `read`,
-    asked for `pairs`: bit i of a row's `shared` is the i-th subject)."""
-    out: dict[str, list[Seen]] = {s: [] for s, _ in pairs}
-    wanted = {1 << i: out[s] for i, (s, _) in enumerate(pairs)}
-    failed_status = PaymentStatus.FAILED.value
-    for payment_id, at, amount, currency, card, shared, status, code in rows:
-        failed = fraud = False
-        if status == failed_status:
-            failed, fraud = counted_failure(code)
-        seen = Seen(payment_id, at, float(amount), currency, card, failed, fraud)
-        if shared in wanted:  # one subject's only: no loop over the others
-            wanted[shared].append(seen)
+def _aged_of(
+    rows: Iterable[Sequence[Any]], pairs: Sequence[tuple[str, str]], t: float, exclude: str
+) -> dict[str, list[tuple[float, Seen]]]:
+    """Each subject's earlier payments with their age at `t` (epoch seconds), from the
+    velocity rows (store/risk.py `read`, asked for `pairs`: bit i of a row's `shared` is
+    the i-th subject), `exclude` left out: what risk/velocity.py `tally` counts."""
+    out: dict[str, list[tuple[float, Seen]]] = {s: [] for s, _ in pairs}
+    bits = [(1 << i, out[s]) for i, (s, _) in enumerate(pairs)]
+    into_of: dict[int, list[list[tuple[float, Seen]]]] = {}  # by `shared`: its lists
+    for payment_id, at, amount, currency, card, shared, ended_failed, code in rows:
+        if payment_id == exclude:
             continue
-        for bit, into in wanted.items():
-            if shared & bit:
-                into.append(seen)
+        failed = fraud = False
+        if ended_failed:
+            failed, fraud = counted_failure(code)
+        aged = (t - at, Seen(payment_id, at, float(amount), currency, card, failed, fraud))
+        into = into_of.get(shared)
+        if into is None:
+            into = into_of[shared] = [lst for bit, lst in bits if shared & bit]
+        for lst in into:
+            lst.append(aged)
     return out
 
 

@@ -94,15 +94,24 @@ def aggregate(
 ) -> dict[str, float]:
     """The velocity features from each subject's payments (`exclude`: the payment being
     assessed, if the book has it already). Amounts are summed in the payment's currency,
-    in the book's order.
+    in the book's order."""
+    t = now.timestamp()
+    aged = {
+        s: [(t - r.at, r) for r in rows if r.payment_id != exclude] for s, rows in history.items()
+    }
+    return tally(aged, currency)
+
+
+def tally(aged: Mapping[str, list[tuple[float, Seen]]], currency: str) -> dict[str, float]:
+    """`aggregate`'s figures from each subject's payments paired with their age in
+    seconds, in the book's order (a book whose rows serve several subjects works each
+    age out once, engine/risk_gate.py).
 
     The windows are nested, so each is read from the next wider one, and a window that
     holds the same payments as the wider one (none of them older than it) takes its
     figures: a burst inside the last ten minutes is counted once, not three times."""
-    t = now.timestamp()
     out: dict[str, float] = {}
-    for subject, rows in history.items():
-        inside = [(t - r.at, r) for r in rows if r.payment_id != exclude]
+    for subject, inside in aged.items():
         oldest = max([e[0] for e in inside]) if inside else 0.0
         figures: tuple[float, float, float, float, float] | None = None
         for seconds, count, amount, failed, fraud, cards in _NAMES[subject]:

@@ -65,6 +65,16 @@ payments = sa.Table(
     sa.Index(None, "merchant_id", "customer_email_index", "created_at"),
     sa.Index(None, "merchant_id", "customer_phone_index", "created_at"),
     sa.Index(None, "payment_token"),
+    # the failed payments alone, with their codes: risk velocity's question of each
+    # earlier payment (store/risk.py) is answered from an index a few per cent the size
+    # of the payments', not from their rows
+    sa.Index(
+        "ix_payments_failed",
+        "id",
+        "failure_code",
+        sqlite_where=sa.text("status = 'failed'"),
+        postgresql_where=sa.text("status = 'failed'"),
+    ),
     sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
     sa.CheckConstraint(
         "amount_refunded >= 0 AND amount_refund_pending >= 0"
