@@ -16,7 +16,7 @@ from paymend.domain.money import Money
 from paymend.domain.payment import Customer, PaymentStatus
 from paymend.engine import review, risk_ops
 from paymend.engine.clock import LoopClock
-from paymend.engine.commands import PayCommand
+from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.payments import PaymentService
 from paymend.engine.risk_gate import RiskGate
 from paymend.engine.virtual_time import run_virtual
@@ -340,3 +340,41 @@ def test_the_one_read_answers_what_its_two_statements_answer(store: Store) -> No
     (rows, history), (rows_apart, history_apart) = both(new, "c9")
     assert rows == rows_apart == [] and history == history_apart
     assert history["decided"] == 0 and history["first"] is None
+
+
+def test_history_counts_paid_refunded_and_failed_payments(store: Store) -> None:
+    """The history's counts and the velocity rows' outcomes: a paid payment counts as
+    a success of its customer and card, refunded ones (in full or in part) as refunds
+    too, a declined one as neither, and its velocity row (its outcome read through the
+    failed payments' partial index, migration 0025) says it failed, with its code."""
+    mid, _ = make_merchant(store)
+    ids: dict[str, str] = {}
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, _ = with_risk(store, clock, load(SHIPPED_RULES))
+        for order, token in [
+            ("a", "sim_approve"),
+            ("b", "sim_approve"),
+            ("c", "sim_approve"),
+            ("d", "sim_decline_insufficient_funds"),
+        ]:
+            paid = await svc.pay(
+                pay(mid, order, amount=5_000, card="card-5", customer="c5", token=token)
+            )
+            ids[order] = paid.payment.id
+            await clock.sleep(60)
+        await svc.refund(RefundCommand(mid, ids["a"]))
+        await svc.refund(RefundCommand(mid, ids["b"], 1_000))
+
+    run_virtual(scenario())
+    who = subjects(mid, "c5", "c5@example.com", {"card_fingerprint": "card-5"})
+    keys = risk_repo.HistoryKeys(mid, "c5", who.customer, "", who.card)
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    rows, history = store.run_sync(lambda conn: risk_repo.read(conn, who.items(), since, keys))
+    assert history is not None
+    assert (history["successes"], history["refunds"], history["card_successes"]) == (3, 2, 3)
+    named = [dict(zip(risk_repo.VELOCITY_COLUMNS, r, strict=True)) for r in rows]
+    outcome = {r["payment_id"]: (bool(r["failed"]), r["failure_code"]) for r in named}
+    assert outcome[ids["d"]] == (True, "insufficient_funds")
+    assert all(outcome[ids[o]] == (False, None) for o in "abc")
