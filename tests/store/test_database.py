@@ -9,7 +9,7 @@ import sqlite3
 
 import sqlalchemy as sa
 
-from paymend.store.database import Connection, Store
+from paymend.store.database import MMAP_BYTES, Connection, Store
 
 
 def count(conn: Connection) -> int:
@@ -57,4 +57,15 @@ def test_another_process_holding_the_lock_never_stalls_the_loop(sqlite_url: str)
         asyncio.run(scenario())
     finally:
         other.close()
+        store.close()
+
+
+def test_every_sqlite_connection_reads_the_file_through_a_memory_map(sqlite_url: str) -> None:
+    """The store's SQLite connections map the database file (MMAP_BYTES): a page not in
+    the connection's cache is read from the OS page cache without a system call."""
+    store = Store(sqlite_url, inline=True)
+    try:
+        mapped = store.run_sync(lambda conn: conn.exec_driver_sql("PRAGMA mmap_size").scalar())
+        assert mapped == MMAP_BYTES
+    finally:
         store.close()
