@@ -30,9 +30,10 @@ value in both windows tells nothing and is skipped; one value now but several be
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from paymend.health.detectors import binomial_upper_tail, fisher_upper_tail
 
@@ -44,9 +45,9 @@ SIGNIFICANT = 1e-3  # a rise, or a part failing more than the rest, must be this
 FOCUS = 2.0  # a part is a place of its own when it fails this many times as often
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One provider call: its dimensions, and whether it failed technically."""
+class Observation(NamedTuple):
+    """One provider call: its dimensions, and whether it failed technically. (A tuple: a
+    refresh makes one for each call of minutes at full traffic, and reads them often.)"""
 
     dims: Mapping[str, str | None]
     failed: bool
@@ -296,17 +297,13 @@ class _Search:
 
 def _counts_by_value(calls: list[Observation], dim: str) -> dict[str, tuple[int, int]]:
     """(failed, calls) per value of `dim` (calls without one left out), in the order the
-    values first appear."""
-    counts: dict[str, list[int]] = {}
-    for o in calls:
-        value = o.dims.get(dim)
+    values first appear (a value first appears with the first of its pairs counted)."""
+    counts: dict[str, tuple[int, int]] = {}
+    for (value, failed), n in Counter([(o.dims.get(dim), o.failed) for o in calls]).items():
         if value is not None:
-            found = counts.get(value)
-            if found is None:
-                found = counts[value] = [0, 0]
-            found[0] += o.failed
-            found[1] += 1
-    return {value: (k, n) for value, (k, n) in counts.items()}
+            k, total = counts.get(value, (0, 0))
+            counts[value] = (k + n if failed else k, total + n)
+    return counts
 
 
 def _split(k_part: int, n_part: int, k_rest: int, n_rest: int) -> float | None:
