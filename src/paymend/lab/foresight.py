@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -34,6 +35,8 @@ class Foresight:
         if "fork" not in multiprocessing.get_all_start_methods():
             return
         context = multiprocessing.get_context("fork")
+        for stream in (sys.stdout, sys.stderr):  # the child flushes its copy when it ends
+            stream.flush()
         receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_work, args=(scenario, limits, deadline_s, send), daemon=True
