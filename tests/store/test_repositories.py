@@ -139,8 +139,11 @@ def test_a_state_change_and_its_event_commit_together(store: Store) -> None:
     store.run_sync(create)
     events = store.run_sync(lambda c: outbox.unpublished(c))
     assert [e.type for e in events] == ["payment.created"]
+    heads = store.run_sync(lambda c: outbox.unpublished_heads(c))
+    assert heads == [outbox.Head("evt_1", mid, "payment.created")]
     store.run_sync(lambda c: outbox.mark_published(c, ["evt_1"], NOW))
     assert store.run_sync(lambda c: outbox.unpublished(c)) == []
+    assert store.run_sync(lambda c: outbox.unpublished_heads(c)) == []
 
 
 def test_idempotency_key_claim_replay_and_conflict(store: Store) -> None:

@@ -34,6 +34,7 @@ from paymend.store import controls as audit_repo
 from paymend.store import incidents as incident_repo
 from paymend.store import payments as payment_repo
 from paymend.store.database import Connection
+from paymend.store.payments import Call
 
 log = get_logger("paymend.playbooks")
 BASELINE_S = 120.0  # diagnosis compares two minutes of calls before the signal...
@@ -257,7 +258,7 @@ class PlaybookRunner:
         split = start - LEAD_S
         until = self._at(min(now, start + DIAGNOSE_FOR_S) + 0.001)
 
-        def read(conn: Connection) -> tuple[list[Any], list[Any]]:
+        def read(conn: Connection) -> tuple[list[Call], list[Call]]:
             opened = incident_repo.open_during(conn, self._at(split - LOOKBACK_S), self._at(split))
             busy = [
                 (self._epoch(a), self._epoch(b) + SETTLE_S if b else math.inf) for a, b in opened
@@ -298,7 +299,7 @@ class PlaybookRunner:
         await self.service.store.run(write)
 
     def _observe(
-        self, rows: list[Any], run: _Run, now: datetime, *, hung: bool = False
+        self, rows: list[Call], run: _Run, now: datetime, *, hung: bool = False
     ) -> list[Observation]:
         """The calls as the diagnosis weighs them; `hung`: a call that failed technically
         when it was made counts as failed though a status query found it charged. (A
@@ -308,25 +309,26 @@ class PlaybookRunner:
         slow = run.slow_ms
         technical_codes = self._technical
         unknown, succeeded = AttemptStatus.UNKNOWN, AttemptStatus.SUCCEEDED
-        found = []
-        for r in rows:
+        found: list[Observation] = []
+        append = found.append
+        for _, provider, status, code, latency_ms, created_at, method, bank, region in rows:
             dims = {
-                "channel": r.provider,
-                "method": r.method,
-                "bank": r.bank,
-                "region": r.region,
-                "code": r.unified_code,
+                "channel": provider,
+                "method": method,
+                "bank": bank,
+                "region": region,
+                "code": code,
             }
-            at = now_s + (r.created_at - now).total_seconds()
+            at = now_s + (created_at - now).total_seconds()
             if slow is not None:
-                failed = r.latency_ms is not None and r.latency_ms > slow
+                failed = latency_ms is not None and latency_ms > slow
             else:
                 # a timeout whose charge a later status query found is a success, as
                 # health counts it (engine/call_health.py); one still unknown is a failure
-                failed = r.status == unknown or (
-                    (hung or r.status != succeeded) and r.unified_code in technical_codes
+                failed = status == unknown or (
+                    (hung or status != succeeded) and code in technical_codes
                 )
-            found.append(Observation(dims, failed, at))
+            append(Observation(dims, failed, at))
         return found
 
     def _at(self, epoch_s: float) -> datetime:

@@ -30,9 +30,11 @@ value in both windows tells nothing and is skipped; one value now but several be
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import compress
+from typing import NamedTuple
 
 from paymend.health.detectors import binomial_upper_tail, fisher_upper_tail
 
@@ -44,9 +46,9 @@ SIGNIFICANT = 1e-3  # a rise, or a part failing more than the rest, must be this
 FOCUS = 2.0  # a part is a place of its own when it fails this many times as often
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One provider call: its dimensions, and whether it failed technically."""
+class Observation(NamedTuple):
+    """One provider call: its dimensions, and whether it failed technically. (A tuple: a
+    refresh makes one for each call of minutes at full traffic, and reads them often.)"""
 
     dims: Mapping[str, str | None]
     failed: bool
@@ -296,17 +298,11 @@ class _Search:
 
 def _counts_by_value(calls: list[Observation], dim: str) -> dict[str, tuple[int, int]]:
     """(failed, calls) per value of `dim` (calls without one left out), in the order the
-    values first appear."""
-    counts: dict[str, list[int]] = {}
-    for o in calls:
-        value = o.dims.get(dim)
-        if value is not None:
-            found = counts.get(value)
-            if found is None:
-                found = counts[value] = [0, 0]
-            found[0] += o.failed
-            found[1] += 1
-    return {value: (k, n) for value, (k, n) in counts.items()}
+    values first appear. (Values counted by Counter, failures apart: a refresh counts
+    minutes of calls for every dimension.)"""
+    values = [o.dims.get(dim) for o in calls]
+    failed = Counter(compress(values, [o.failed for o in calls]))
+    return {v: (failed[v], n) for v, n in Counter(values).items() if v is not None}
 
 
 def _split(k_part: int, n_part: int, k_rest: int, n_rest: int) -> float | None:

@@ -15,6 +15,8 @@ first one and dimensions are fixed words.
 
 from __future__ import annotations
 
+import functools
+
 from paymend.domain.currencies import EXPONENTS
 
 DIMENSIONS: tuple[str, ...] = ("method", "bank", "region", "amount")
@@ -68,6 +70,7 @@ def amount_band(minor: int, currency: str) -> str:
     return AMOUNT_BANDS[-1]
 
 
+@functools.lru_cache(maxsize=4096)  # asked for each channel a payment ranks, and each call
 def context_keys(
     channel: str,
     method: str | None,

@@ -17,7 +17,7 @@ from typing import Any
 from paymend.domain.failure import Kind
 from paymend.failures.classify import default_classifier
 from paymend.lab.arrivals import Arrival
-from paymend.lab.naive import NaiveCheckout
+from paymend.lab.naive import NaiveCheckout, NaiveResult
 from paymend.lab.oracle import Oracle, Verdict
 from paymend.lab.regret import SUCCESS, cause_of, fault_hits
 from paymend.lab.runner import CHECKOUT_DEADLINE_S, Run, limits_for
@@ -52,11 +52,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def verdicts(run: Run) -> list[Verdict]:
-    """The oracle's verdict for every arrival, in order (replayed once per run)."""
+    """The oracle's verdict for every arrival, in order (replayed once per run, beside
+    it where it could: lab/foresight.py)."""
     if run.verdicts is None:
         oracle = Oracle(run.scenario, limits_for(run.scenario))
         run.verdicts = [oracle.verdict(a) for a in run.arrivals]
     return run.verdicts
+
+
+def naive_outcomes(run: Run) -> list[NaiveResult]:
+    """The naive checkout's outcome for every arrival, in order (likewise)."""
+    if run.naive is None:
+        naive = NaiveCheckout(run.scenario, CHECKOUT_DEADLINE_S)
+        run.naive = [naive.outcome(a) for a in run.arrivals]
+    return run.naive
 
 
 def succeeded(run: Run, a: Arrival) -> bool:
@@ -76,8 +85,7 @@ def summarize(run: Run) -> dict[str, Any]:
     wins = sum(status[s] for s in SUCCESS)
     judged = verdicts(run)
     oracle = sum(v.possible for v in judged)
-    naive = NaiveCheckout(scenario, CHECKOUT_DEADLINE_S)
-    naive_outcomes = [naive.outcome(a) for a in run.arrivals]
+    naive = naive_outcomes(run)
     ledger = run.ledger
     charged: dict[str, list[Any]] = defaultdict(list)  # one pass, not one scan per payment
     for c in ledger.all_charges():
@@ -161,7 +169,7 @@ def summarize(run: Run) -> dict[str, Any]:
     false = _false_actions(run, done)
     success_rate = wins / n if n else 0.0
     oracle_rate = oracle / n if n else 0.0
-    naive_rate = sum(o.succeeded for o in naive_outcomes) / n if n else 0.0
+    naive_rate = sum(o.succeeded for o in naive) / n if n else 0.0
     return {
         "scenario": scenario.name,
         "policy": run.policy,
@@ -176,7 +184,7 @@ def summarize(run: Run) -> dict[str, Any]:
         "success_rate": round(success_rate, 4),
         "oracle_success_rate": round(oracle_rate, 4),
         "naive_success_rate": round(naive_rate, 4),
-        "naive_charged_but_failed": sum(o.charged_but_failed for o in naive_outcomes),
+        "naive_charged_but_failed": sum(o.charged_but_failed for o in naive),
         "recovery_ratio": round(success_rate / oracle_rate, 4) if oracle_rate else None,
         "regret": len(regret),
         "regret_by_cause": _ordered(Counter(c for _, c in regret)),

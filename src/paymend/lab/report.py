@@ -22,8 +22,7 @@ from matplotlib.axes import Axes
 
 from paymend.lab.fraud import FRAUD_FIGURES
 from paymend.lab.journeys import JOURNEY_FIGURES
-from paymend.lab.metrics import HEADLINE, percentile, succeeded, verdicts
-from paymend.lab.naive import NaiveCheckout
+from paymend.lab.metrics import HEADLINE, naive_outcomes, percentile, succeeded, verdicts
 from paymend.lab.notices import NOTICE_FIGURES
 from paymend.lab.oracle import Verdict
 from paymend.lab.runner import CHECKOUT_DEADLINE_S, Run
@@ -40,17 +39,16 @@ def _success_series(
     run: Run, judged: list[Verdict], size: float
 ) -> tuple[list[float], list[float], list[float], list[float]]:
     """Per bucket of arrivals: the share paymend, the oracle and the naive checkout saved."""
-    naive = NaiveCheckout(run.scenario, CHECKOUT_DEADLINE_S)
     total: dict[int, int] = defaultdict(int)
     ok: dict[int, int] = defaultdict(int)
     oracle: dict[int, int] = defaultdict(int)
     plain: dict[int, int] = defaultdict(int)
-    for a, v in zip(run.arrivals, judged, strict=True):
+    for a, v, n in zip(run.arrivals, judged, naive_outcomes(run), strict=True):
         b = int(a.t // size)
         total[b] += 1
         ok[b] += succeeded(run, a)
         oracle[b] += v.possible
-        plain[b] += naive.outcome(a).succeeded
+        plain[b] += n.succeeded
     keys = sorted(total)
     return (
         [(k + 0.5) * size / 60 for k in keys],

@@ -43,9 +43,11 @@ from paymend.health.breaker import Transition
 from paymend.lab.arrivals import Arrival, arrivals
 from paymend.lab.faces import ConnectorChannel, connector_channel, gather, payment_code
 from paymend.lab.fate import Fates
+from paymend.lab.foresight import Foresight
 from paymend.lab.fraud import Fraud
 from paymend.lab.journeys import Context, Journeys
 from paymend.lab.memory import Checkouts, collector_spared, frozen_set_up, outgrows_memory
+from paymend.lab.naive import NaiveResult
 from paymend.lab.notices import LabInbox, lab_notices, notice_figures, phone_of
 from paymend.lab.oracle import Limits, Verdict
 from paymend.lab.provider import ARRIVAL_KEY, TRUTH_KEY, LabProvider
@@ -102,6 +104,7 @@ class Run:
     transitions: list[Transition] = field(default_factory=list)  # breakers, in order
     epoch_s: float = 0.0  # the simulated clock's start, to turn breaker times into offsets
     verdicts: list[Verdict] | None = None  # the oracle's, once asked (lab/metrics.py)
+    naive: list[NaiveResult] | None = None  # the naive checkout's, likewise
     connectors: dict[str, ConnectorChannel] = field(default_factory=dict)  # lab/faces.py
     notices: dict[str, Any] = field(default_factory=dict)  # lab/notices.py, when asked
     fraud: Fraud | None = None  # lab/fraud.py: the attacks and the risk verdicts
@@ -121,12 +124,20 @@ def run(
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
     result = Run(scenario, policy, fraud=Fraud(scenario), journeys=Journeys(scenario))
     started = time.perf_counter()
-    with (
-        tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder,
-        collector_spared(),
-    ):
-        db_path = Path(folder) / "schema.db"
-        run_virtual(_run(scenario, policy, db_path, result, progress))
+    # the oracle and the naive checkout, beside the run (lab/foresight.py)
+    foresight = Foresight(scenario, limits_for(scenario), CHECKOUT_DEADLINE_S)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="paymend-lab-", dir=tmp_root) as folder,
+            collector_spared(),
+        ):
+            db_path = Path(folder) / "schema.db"
+            run_virtual(_run(scenario, policy, db_path, result, progress))
+        answers = foresight.answers(result.arrivals)
+        if answers is not None:
+            result.verdicts, result.naive = answers
+    finally:
+        foresight.close()
     result.wall_s = time.perf_counter() - started
     return result
 

@@ -83,6 +83,8 @@ class Evaluator:
     covered: set[str] = field(default_factory=set)  # scopes their channel's fault covers
     # each playbook's detector settings, worked out once (asked for every key, every tick)
     tuned: dict[int, tuple[Playbook, DetectorSettings]] = field(default_factory=dict)
+    # whether a playbook watches a key, likewise (a key's scope never changes)
+    watching: dict[tuple[int, str], tuple[Playbook, bool]] = field(default_factory=dict)
 
     def active(self) -> list[tuple[str, str]]:
         return [k for k, w in self.watches.items() if w.active_since is not None]
@@ -92,7 +94,7 @@ class Evaluator:
         changes: list[Started | Recovered] = []
         for p in self.playbooks:
             for key in keys:
-                if not any(in_scope(key, scope) for scope in p.when.scopes):
+                if not self._watches(p, key):
                     continue
                 signal = self.signal(p, health, key, now)
                 watch = self.watches.setdefault((p.name, key), _Watch())
@@ -190,6 +192,13 @@ class Evaluator:
             return True
         self.covered.discard(key)
         return False
+
+    def _watches(self, p: Playbook, key: str) -> bool:
+        found = self.watching.get((id(p), key))
+        if found is None or found[0] is not p:
+            watched = any(in_scope(key, scope) for scope in p.when.scopes)
+            found = self.watching[(id(p), key)] = (p, watched)
+        return found[1]
 
     def _settings(self, p: Playbook) -> DetectorSettings:
         """The detector defaults, with the trigger's own volume and threshold."""

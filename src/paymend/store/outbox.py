@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -96,6 +96,28 @@ _MARK_PUBLISHED = (
 
 def unpublished(conn: Connection, limit: int = 100) -> list[Event]:
     return [_event(r) for r in conn.execute(_UNPUBLISHED, {"b_limit": limit})]
+
+
+class Head(NamedTuple):
+    """What routing an event to its webhooks needs of it: no payload to decode."""
+
+    id: str
+    merchant_id: str
+    type: str
+
+
+_UNPUBLISHED_HEADS = Prepared(
+    sa.select(events.c.id, events.c.merchant_id, events.c.type)
+    .where(events.c.published_at.is_(None))
+    .order_by(events.c.seq)
+    .limit(sa.bindparam("b_limit", type_=sa.Integer))
+)
+
+
+def unpublished_heads(conn: Connection, limit: int = 100) -> list[Head]:
+    """The events `unpublished` gives, without their payloads (a relay with no other
+    reader of the outbox decodes none)."""
+    return [Head._make(r) for r in _UNPUBLISHED_HEADS.all(conn, {"b_limit": limit})]
 
 
 def of_type_since(conn: Connection, type: EventType, seq: int) -> list[tuple[int, str]]:

@@ -40,12 +40,10 @@ def by_idempotency_key(conn: Connection, keys: Collection[str]) -> dict[str, Rec
         )
         .join(payments, payments.c.id == attempts.c.payment_id)
         .where(attempts.c.idempotency_key.in_(list(keys)))
-    )
+    ).all()  # every charge of a settlement report: the rows at once, unpacked
     return {
-        r.idempotency_key: Recorded(
-            r.id, r.payment_id, AttemptStatus(r.status), r.provider_reference, r.amount
-        )
-        for r in rows
+        key: Recorded(attempt_id, payment_id, AttemptStatus(status), reference, amount)
+        for key, attempt_id, payment_id, status, reference, amount in rows
     }
 
 
@@ -64,10 +62,10 @@ def succeeded(
     if between is not None:
         start, end = between
         query = query.where(attempts.c.created_at >= start, attempts.c.created_at < end)
-    rows = conn.execute(query)
+    succeeded = AttemptStatus.SUCCEEDED
     return [
-        Recorded(r.id, r.payment_id, AttemptStatus.SUCCEEDED, r.provider_reference, r.amount)
-        for r in rows
+        Recorded(attempt_id, payment_id, succeeded, reference, amount)
+        for attempt_id, payment_id, reference, amount in conn.execute(query).all()
     ]
 
 

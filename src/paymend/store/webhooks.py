@@ -7,7 +7,7 @@ until it is delivered or given up (failed).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paymend.store import outbox
-from paymend.store.outbox import Event
+from paymend.store.outbox import Event, Head
 from paymend.store.tables import events, merchants, webhook_attempts, webhook_deliveries
 
 
@@ -67,7 +67,9 @@ def create(conn: Connection, delivery_id: str, event: Event, url: str, now: date
     create_many(conn, [(delivery_id, event, url)], now)
 
 
-def create_many(conn: Connection, deliveries: list[tuple[str, Event, str]], now: datetime) -> None:
+def create_many(
+    conn: Connection, deliveries: Sequence[tuple[str, Event | Head, str]], now: datetime
+) -> None:
     """Pending deliveries (id, event, url), in one round trip (executemany)."""
     if not deliveries:
         return
