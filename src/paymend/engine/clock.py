@@ -30,6 +30,9 @@ class LoopClock:
     def __init__(self, epoch: datetime | None = None) -> None:
         self._epoch = epoch or datetime(2026, 1, 1, tzinfo=UTC)
         self._origin: float | None = None
+        # the last reading and its datetime: a virtual loop's time stands still between
+        # jumps while a whole payment asks it, so most readings build no datetime
+        self._then = (float("nan"), self._epoch)
 
     def _loop_time(self) -> float:
         t = asyncio.get_running_loop().time()
@@ -38,7 +41,12 @@ class LoopClock:
         return t - self._origin
 
     def now(self) -> datetime:
-        return self._epoch + timedelta(seconds=self._loop_time())
+        t = self._loop_time()
+        at, then = self._then
+        if t != at:
+            then = self._epoch + timedelta(seconds=t)
+            self._then = (t, then)
+        return then
 
     def monotonic(self) -> float:
         return asyncio.get_running_loop().time()
