@@ -15,7 +15,7 @@ from paymend.console.health import Figures
 from paymend.domain.payment import AttemptStatus
 from paymend.engine.runtime import Runtime
 from paymend.failures.catalogue import Catalogue
-from paymend.store import payments as repo
+from paymend.store import calls as repo
 
 HOURS: tuple[tuple[str, float], ...] = (("1h", 1.0), ("6h", 6.0), ("24h", 24.0))
 
@@ -27,7 +27,7 @@ def _quantile(ordered: list[int], q: float) -> float | None:
 
 
 def figures(rows: list[Any], catalogue: Catalogue) -> Figures:
-    """The figures of some calls (rows of store.payments.calls_between)."""
+    """The figures of some calls (rows of store.calls.calls_between)."""
     success = failures = 0
     latencies = []
     for r in rows:

@@ -20,7 +20,7 @@ from paymend.domain.roles import Role
 from paymend.engine.playbooks import LEAD_S
 from paymend.engine.runtime import Runtime
 from paymend.health.keys import parse_key
-from paymend.store import payments
+from paymend.store import calls
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 LIBRARY = 100
@@ -75,7 +75,7 @@ async def affected(runtime: Runtime, incident: Incident) -> list[Any]:
     since = incident.opened_at - timedelta(seconds=LEAD_S)
     until = incident.resolved_at
     rows = await runtime.store.run(
-        lambda c: payments.failed_calls_in(c, channel, scope, since, until, AFFECTED * 2)
+        lambda c: calls.failed_calls_in(c, channel, scope, since, until, AFFECTED * 2)
     )
     catalogue = runtime.service.classifier.catalogue
     found: dict[str, Any] = {}

@@ -30,11 +30,11 @@ from paymend.health.keys import parse_key
 from paymend.observability import OPS_ALERTS, get_logger
 from paymend.playbooks.evaluate import Evaluator, Recovered, Started, scope_of
 from paymend.playbooks.model import Hold, HoldAction, Pause, PauseAction, Playbook
+from paymend.store import calls as call_repo
 from paymend.store import controls as audit_repo
 from paymend.store import incidents as incident_repo
-from paymend.store import payments as payment_repo
+from paymend.store.calls import Call
 from paymend.store.database import Connection
-from paymend.store.payments import Call
 
 log = get_logger("paymend.playbooks")
 BASELINE_S = 120.0  # diagnosis compares two minutes of calls before the signal...
@@ -266,8 +266,8 @@ class PlaybookRunner:
             spans = quiet_spans(split, busy, BASELINE_S, LOOKBACK_S)
             if sum(b - a for a, b in spans) < MIN_QUIET_S:
                 spans = [(split - BASELINE_S, split)]
-            base = [r for a, b in spans for r in payment_repo.calls_between(conn, *self._dt(a, b))]
-            return base, payment_repo.calls_between(conn, self._at(split), until)
+            base = [r for a, b in spans for r in call_repo.calls_between(conn, *self._dt(a, b))]
+            return base, call_repo.calls_between(conn, self._at(split), until)
 
         base_rows, rows = await self.service.store.run(read)
         read_at = self.service.clock.now()  # one clock read for every call's time
