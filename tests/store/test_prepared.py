@@ -8,15 +8,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sqlalchemy import exc
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from paymend.store.database import Store
 from paymend.store.prepared import Prepared
 from paymend.store.tables import attempts, events, idempotency_keys, merchants, payments
-from paymend.store.tables.columns import UTCDateTime, sqlite_utc_text
 
 _NOW = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -255,24 +251,3 @@ def test_a_numeric_column_is_converted_by_the_type_the_driver_names(db_url: str)
         assert Prepared(total).first(conn, {"m": "mer_1"}) == expected
         assert Prepared(total).all(conn, {"m": "mer_1"}) == [expected]
     store.close()
-
-
-_ZONES = st.sampled_from(
-    [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-3, minutes=-30))]
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), _ZONES)
-def test_sqlite_times_are_bound_as_sqlalchemy_writes_them(naive: datetime, zone: Any) -> None:
-    """Prepared binds UTCDateTime on SQLite with its own function (columns.py
-    `sqlite_utc_text`): the text SQLAlchemy's own processors write, for any aware time;
-    a naive one is refused as before."""
-    dialect = sqlite_dialect.dialect()
-    theirs = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    assert theirs is not None
-    value = naive.replace(tzinfo=zone)
-    assert sqlite_utc_text(value) == theirs(value)
-    assert sqlite_utc_text(None) is None
-    with pytest.raises(ValueError, match="naive"):
-        sqlite_utc_text(naive)

@@ -6,10 +6,9 @@ statements costs SQLAlchemy's whole execution context, tens of microseconds of P
 that only repeats what it did for the last payment: look the compiled form up in the
 cache, run the execution events, build a result object for a statement that returns no
 rows. `Prepared` keeps SQLAlchemy's compiled SQL and its type processing (the same bind
-processors `execute` would apply: UTC datetimes, JSON; for a UTC datetime on SQLite,
-a function that writes the same text in one call, tables/columns.py) and hands the
-values to the DB-API cursor of the connection's transaction, so the row written is the
-row `execute` would have written, in the same transaction.
+processors `execute` would apply: UTC datetimes, JSON) and hands the values to the
+DB-API cursor of the connection's transaction, so the row written is the row `execute`
+would have written, in the same transaction.
 
 Writes belong here, and reads of the payment path (`first`, `all`): each value of a row
 but NULL goes through its column's result processor, as a SQLAlchemy result would
@@ -30,8 +29,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
-
-from paymend.store.tables.columns import UTCDateTime, sqlite_utc_text
 
 __all__ = ["Prepared"]
 
@@ -182,10 +179,7 @@ def _compile(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> _For
     processors: list[tuple[str, _Processor]] = []
     fixed: list[tuple[str, Any]] = []
     for bind, name in compiled.bind_names.items():
-        if isinstance(bind.type, UTCDateTime) and dialect.name == "sqlite":
-            process: _Processor | None = sqlite_utc_text  # the same text, faster
-        else:
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((name, process))
         if name not in keys:
