@@ -20,7 +20,7 @@ from paymend.domain.money import Money
 from paymend.sim.adyen_checkout import REPORT_PATH, AdyenCheckout, FaceKeys
 from tests.helpers import WAIT_S, count_rows
 from tests.providers.adyen.face import face, keys
-from tests.providers.harness import Connected, connected
+from tests.providers.harness import PATIENT, Connected, connected
 
 BODY: dict[str, Any] = {
     "amount": 1999,
@@ -63,6 +63,7 @@ def adyen_setup(
     fallback: bool = False,
     wrong_key: bool = False,
     failing_repeats: bool = False,
+    engine: dict[str, Any] | None = None,
     **faults: Any,
 ) -> Iterator[Setup]:
     checkout = face(**faults)
@@ -91,6 +92,7 @@ def adyen_setup(
         body=BODY,
         face=checkout,
         fallback="card" if fallback else None,
+        engine=engine,
     ) as c:
         yield Setup(**vars(c))
 
@@ -230,7 +232,7 @@ def test_3d_secure_in_the_page_is_an_sdk_action_for_drop_in(
 def test_cancel_closes_the_payment_waiting_for_the_shopper(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with adyen_setup(db_url, monkeypatch) as s:
+    with adyen_setup(db_url, monkeypatch, engine=PATIENT) as s:
         s.checkout.auto_notify = True
         payment = s.pay("sim_3ds", "order-3ds-cancel")
         canceled = s.act(payment["id"], "cancel")

@@ -21,7 +21,7 @@ from paymend.providers.alipay import mapping
 from paymend.sim.alipay_gateway import AlipayGateway, GatewayKeys
 from tests.helpers import WAIT_S, count_rows
 from tests.providers.alipay.face import face, keys
-from tests.providers.harness import Connected, connected
+from tests.providers.harness import PATIENT, Connected, connected
 
 BODY: dict[str, Any] = {
     "amount": 1999,
@@ -314,7 +314,7 @@ def test_reconciliation_finds_a_mismatch_in_the_alipay_bill(
 def test_cancel_closes_the_qr_code_nobody_paid(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with alipay_setup(db_url, monkeypatch) as s:
+    with alipay_setup(db_url, monkeypatch, engine=PATIENT) as s:
         payment = s.pay(None, "order-qr-cancel")
         assert payment["status"] == "requires_action"
         key = trade(payment["attempts"][0]["id"])
@@ -332,7 +332,7 @@ def test_cancel_closes_the_qr_code_nobody_paid(
 def test_cancel_of_a_qr_code_paid_meanwhile_ends_succeeded(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with alipay_setup(db_url, monkeypatch) as s:
+    with alipay_setup(db_url, monkeypatch, engine=PATIENT) as s:
         payment = s.pay(None, "order-qr-paid")
         key = trade(payment["attempts"][0]["id"])
         assert (
@@ -352,7 +352,7 @@ def test_cancel_of_a_qr_code_paid_meanwhile_ends_succeeded(
 def test_cancel_before_the_cashier_page_was_opened(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with alipay_setup(db_url, monkeypatch) as s:
+    with alipay_setup(db_url, monkeypatch, engine=PATIENT) as s:
         payment = s.pay(None, "order-page-cancel", metadata={"alipay_flow": "page"})
         canceled = s.act(payment["id"], "cancel")
         assert canceled.json()["status"] == "canceled"
@@ -364,7 +364,7 @@ def test_cancel_before_the_cashier_page_was_opened(
 def test_cancel_closes_a_payment_code_the_buyer_is_still_confirming(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with alipay_setup(db_url, monkeypatch) as s:
+    with alipay_setup(db_url, monkeypatch, engine=PATIENT) as s:
         payment = s.pay("sim_3ds", "order-code-cancel")  # 10003: confirming on the phone
         assert payment["status"] == "processing"
         (attempt,) = payment["attempts"]

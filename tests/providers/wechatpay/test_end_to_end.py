@@ -18,7 +18,7 @@ import pytest
 from paymend.providers.wechatpay import signing
 from paymend.sim.wechatpay_api import MerchantKeys, WechatpayApi
 from tests.helpers import WAIT_S, count_rows
-from tests.providers.harness import Connected, connected
+from tests.providers.harness import PATIENT, Connected, connected
 from tests.providers.wechatpay.face import face, keys
 
 BODY: dict[str, Any] = {
@@ -53,6 +53,7 @@ def wechatpay_setup(
     *,
     fallback: bool = False,
     wrong_key: bool = False,
+    engine: dict[str, Any] | None = None,
     **faults: Any,
 ) -> Iterator[Setup]:
     api = face(**faults)
@@ -79,6 +80,7 @@ def wechatpay_setup(
         body=BODY,
         face=api,
         fallback="wechat_pay" if fallback else None,
+        engine=engine,
     ) as c:
         yield Setup(**vars(c))
 
@@ -290,7 +292,7 @@ def test_reconciliation_finds_a_mismatch_in_the_trade_bill(
 def test_cancel_closes_the_native_order_nobody_paid(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with wechatpay_setup(db_url, monkeypatch) as s:
+    with wechatpay_setup(db_url, monkeypatch, engine=PATIENT) as s:
         payment = s.pay(None, "order-native-cancel")
         assert payment["next_action"]["type"] == "scan_qr_code"
         number = payment["attempts"][0]["id"]
@@ -307,7 +309,7 @@ def test_cancel_closes_the_native_order_nobody_paid(
 def test_cancel_of_an_order_paid_meanwhile_ends_succeeded(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with wechatpay_setup(db_url, monkeypatch) as s:
+    with wechatpay_setup(db_url, monkeypatch, engine=PATIENT) as s:
         payment = s.pay(None, "order-native-paid")
         number = payment["attempts"][0]["id"]
         assert (
@@ -357,7 +359,7 @@ def test_a_jsapi_payment_gives_the_checkout_weixinjsbridges_signed_parameters(
 def test_cancel_leaves_a_payment_code_still_being_confirmed_unknown(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with wechatpay_setup(db_url, monkeypatch) as s:
+    with wechatpay_setup(db_url, monkeypatch, engine=PATIENT) as s:
         payment = s.pay("sim_3ds", "order-code-cancel")  # USERPAYING: on the buyer's phone
         (attempt,) = payment["attempts"]
         assert attempt["status"] == "unknown"
