@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paymend.domain.card_data import (
     FieldKind,
@@ -267,3 +269,67 @@ def test_card_print_layouts() -> None:
     assert printed_like_a_card(("6205", "5000", "0000", "0000", "004"))
     assert not printed_like_a_card(("20260301", "4242424242424242"))
     assert not printed_like_a_card(("4242", "4242", "4242"))
+
+
+def _walked(value: object, path: str = "", kind: FieldKind = FieldKind.TEXT) -> str | None:
+    """The rule find_card_data keeps, as a plain recursion over the value: the parameter
+    to name ("" for the top), or None when nothing is card data."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if has_card_number(key):
+                return path
+            sub = f"{path}.{key}" if path else key
+            if is_forbidden_name(key):
+                return sub
+            found = _walked(item, sub, field_kind(key))
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _walked(item, f"{path}[{i}]", kind)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return path if holds_card_number(str(value), kind) else None
+    return None
+
+
+_KEYS = st.sampled_from(
+    ["order_id", "note", "phone", "cvv", "card_number", "items", "", "x", "4242424242424242"]
+)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from([*PUBLISHED, "4242 4242 4242 4242", "+49 30 1234567", "12345678901234"]),
+    st.text(alphabet="0123456789 -abc", max_size=24),
+)
+_BODIES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_BODIES)
+@settings(max_examples=400, deadline=None)
+def test_the_walk_names_what_a_plain_recursion_finds(body: object) -> None:
+    # one card number found at most: a body with two reports either, depending on order
+    found = find_card_data(body)
+    expected = _walked(body)
+    assert (found is None) == (expected is None)
+    if found is not None and _count(body) == 1:
+        assert found.param == (expected or None)
+
+
+def _count(value: object) -> int:
+    """How many places of `value` the plain recursion would refuse."""
+    if isinstance(value, dict):
+        return sum(
+            1 if has_card_number(k) or is_forbidden_name(k) else _count(v) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return sum(_count(v) for v in value)
+    return 1 if _walked(value) is not None else 0

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from paymend.domain.card_text import (
+    MIN_PAN_DIGITS,
     has_card_number,
     has_unmistakable_card_number,
     is_phone_number,
@@ -187,29 +188,71 @@ class Finding:
     param: str | None
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+# a value's place in the body: (its parent's place, its key or list index); the
+# parameter's name is written only for a finding, not for every value walked
+_Place = tuple["_Place | None", "str | int"] | None
+# what a key that holds no card number calls for: (names card data, its value's kind).
+# Requests use a handful of keys, so the walk looks each up once; bounded, as keys come
+# from the request, and never holding a key with a card number (that key is refused)
+_KEYS: dict[str, tuple[bool, FieldKind]] = {}
+_KEYS_MAX = 4096
+
+
+def _key_rule(key: str) -> tuple[bool, FieldKind] | None:
+    """(forbidden name, kind) of `key`; None when the key itself holds a card number."""
+    rule = _KEYS.get(key)
+    if rule is not None:
+        return rule
+    if has_card_number(key):
+        return None
+    rule = (is_forbidden_name(key), field_kind(key))
+    if len(_KEYS) < _KEYS_MAX:
+        _KEYS[key] = rule
+    return rule
+
+
+def _param(place: _Place) -> str | None:
+    """The parameter's name as errors give it (`customer.id`, `items[2].note`)."""
+    steps: list[str | int] = []
+    while place is not None:
+        place, step = place
+        steps.append(step)
+    name = ""
+    for step in reversed(steps):
+        name = _step(name, step)
+    return name or None
+
+
+def _step(name: str, step: str | int) -> str:
+    if isinstance(step, int):
+        return f"{name}[{step}]"
+    return f"{name}.{step}" if name else step
 
 
 def find_card_data(value: object) -> Finding | None:
     """The first card number or card-data field in a JSON value, by the rules of each
     field (`field_kind`); keys are scanned as free text at any depth."""
-    stack: list[tuple[str, FieldKind, object]] = [("", FieldKind.TEXT, value)]
+    stack: list[tuple[_Place, FieldKind, object]] = [(None, FieldKind.TEXT, value)]
     while stack:
-        path, kind, item = stack.pop()
-        if isinstance(item, Mapping):
+        place, kind, item = stack.pop()
+        if type(item) is str:
+            # shorter than any card number: no rule can find one (nor ask libphonenumber)
+            if len(item) >= MIN_PAN_DIGITS and holds_card_number(item, kind):
+                return Finding(_param(place))
+        elif isinstance(item, Mapping):
             for k, v in item.items():
-                key = str(k)
-                if has_card_number(key):
-                    return Finding(path or None)
-                sub = _join(path, key)
-                if is_forbidden_name(key):
-                    return Finding(sub)
-                stack.append((sub, field_kind(key), v))
+                key = k if type(k) is str else str(k)
+                rule = _key_rule(key)
+                if rule is None:
+                    return Finding(_param(place))
+                forbidden, key_kind = rule
+                if forbidden:
+                    return Finding(_param((place, key)))
+                stack.append(((place, key), key_kind, v))
         elif isinstance(item, list):
-            stack.extend((f"{path}[{i}]", kind, v) for i, v in enumerate(item))
+            stack.extend(((place, i), kind, v) for i, v in enumerate(item))
         elif _scalar(item) and holds_card_number(str(item), kind):
-            return Finding(path or None)
+            return Finding(_param(place))
     return None
 
 
