@@ -7,10 +7,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from paymend.domain.card_text import mask_card_numbers
 from paymend.observability import CardFreeIds, get_logger
 from tests.logs import captured
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+
 
 SECRET = "tok_live_secret_5e5e and 4242 4242 4242 4242"
 
@@ -105,3 +113,23 @@ def test_trace_and_span_ids_never_read_as_card_numbers() -> None:
         span_id = format(ids.generate_span_id(), "016x")
         assert mask_card_numbers(trace_id) == trace_id
         assert mask_card_numbers(span_id) == span_id
+
+
+def test_a_line_keeps_any_value_and_a_logger_follows_a_new_configuration() -> None:
+    log = get_logger("paymend.api")  # bound before the capture configures logging again
+    log.info("before_capture")
+    when = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    with captured() as logs:
+        log.info(
+            "odd_values",
+            message="支付已取消",
+            wide=2**70,
+            when=when,
+            failure=Failure("insufficient_funds"),
+        )
+    (line,) = logs.lines()  # the line reached the new stream, nothing else did
+    assert line["message"] == "支付已取消" and "支付已取消" in logs.text  # UTF-8, not \\u escapes
+    assert line["wide"] == 2**70  # wider than 64 bits: the standard library wrote it
+    assert line["when"] == repr(when)
+    assert line["failure"] == "Failure(code='insufficient_funds')"
+    assert list(line) == sorted(line)
