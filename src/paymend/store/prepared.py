@@ -49,6 +49,13 @@ class _Form:
     # a read's columns that need converting, worked out at its first answer: a result
     # processor may ask for the driver's type of the column (PostgreSQL's numerics)
     results: tuple[tuple[int, _Processor], ...] | None = None
+    # positional: each parameter in order with its processor (None: bound as given)
+    plan: tuple[tuple[str, _Processor | None], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.names is not None:
+            convert = dict(self.processors)
+            self.plan = tuple((name, convert.get(name)) for name in self.names)
 
     def converter(self, description: Sequence[Any] | None) -> _Form:
         if self.results is None:
@@ -74,6 +81,11 @@ class _Form:
 
     def values(self, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """The driver's parameters for one row."""
+        if self.plan is not None and not self.fixed:  # positional: one pass, no copy
+            return [
+                params[name] if process is None else process(params.get(name))
+                for name, process in self.plan
+            ]
         if self.fixed:
             params = {**dict(self.fixed), **params}
         if self.processors:
