@@ -9,7 +9,6 @@ delivery schedules the next try, for up to three days. Every try is logged in
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -72,7 +71,7 @@ class WebhookSender:
             self.behind = published == limit
             if not self.behind:
                 break
-            await asyncio.sleep(0)  # the requests' turn: a batch on SQLite held the loop
+            await self.clock.sleep(0)  # the requests' turn: a batch on SQLite held the loop
         return created
 
     def _relay(self, conn: Connection, limit: int) -> tuple[int, int]:
