@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from paymend.domain.card_text import mask_card_numbers
-from paymend.observability import CardFreeIds, get_logger
+from paymend.observability import get_logger
+from paymend.observability.tracing import CardFreeIds
 from tests.logs import captured
 
 

@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from paymend.api.guard import RequestGuard
 from paymend.config import Settings
-from paymend.observability import configure_tracing
+from paymend.observability.tracing import configure_tracing
 from tests.api.conftest import serve_asgi
 from tests.logs import captured
 

@@ -32,7 +32,8 @@ from paymend.customers.router import router as customers_router
 from paymend.customers.web import load_pages
 from paymend.domain.errors import Unavailable
 from paymend.engine.runtime import Runtime
-from paymend.observability import configure_tracing, get_logger
+from paymend.observability import get_logger
+from paymend.observability.tracing import configure_tracing
 from paymend.store.database import ping
 
 log = get_logger("paymend.api")

@@ -15,7 +15,8 @@ from typing_extensions import TypedDict
 
 from paymend.api.routes import allowed_methods
 from paymend.domain.errors import PaymendError
-from paymend.observability import current_trace_id, get_logger
+from paymend.observability import get_logger
+from paymend.observability.tracing import current_trace_id
 
 log = get_logger("paymend.api")
 ErrorType = Literal[
@@ -141,7 +142,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        # its type and where it was raised, never its message (observability.py)
+        # its type and where it was raised, never its message (paymend.observability)
         log.error("unhandled_error", trace_id=current_trace_id(), exc_info=exc)
         return error_response(
             500,

@@ -25,9 +25,8 @@ from paymend.observability import (
     REQUESTS,
     SLOW_CLIENTS,
     get_logger,
-    id_holds_card_number,
-    server_span,
 )
+from paymend.observability.tracing import id_holds_card_number, server_span
 
 log = get_logger("paymend.api")
 MAX_BODY_BYTES = 64 * 1024

@@ -23,7 +23,7 @@ from paymend.domain.payment import Customer
 from paymend.engine import compensations
 from paymend.engine.commands import PayCommand, RefundCommand
 from paymend.engine.payments import PaymentView
-from paymend.observability import current_trace_id
+from paymend.observability.tracing import current_trace_id
 from paymend.store.idempotency import Claim, Encoded, NewKey, Resource
 
 router = APIRouter(prefix="/v1", tags=["payments"])

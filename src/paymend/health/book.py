@@ -23,7 +23,7 @@ from paymend.health.breaker import Breaker, BreakerSettings, BreakerState, Trans
 from paymend.health.outcomes import Outcome
 from paymend.health.window import SlidingWindow, WindowStats
 
-# a logger, not logging's set-up: lines go wherever observability.py sends them
+# a logger, not logging's set-up: lines go wherever paymend.observability sends them
 log = structlog.get_logger("paymend.health")
 SHORT_S = 60.0
 HISTORY_S = 1800.0

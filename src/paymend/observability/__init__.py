@@ -1,33 +1,27 @@
-"""Logging, metrics and tracing set-up.
+"""Logging and metrics set-up.
 
 Logs are JSON lines (structlog) with PII masked by a processor that runs on every event,
 so no code path can log a phone number, an email, a token or a card number in clear. The
 standard library's loggers (uvicorn, SQLAlchemy, asyncio) go through the same pipeline.
 An exception is logged as its type and where it was raised, never its message: messages
 carry data (SQL parameters, request values, a provider's answer).
-Metrics are Prometheus, prefixed `paymend_`. Trace ids follow W3C Trace Context through
-OpenTelemetry, so a shop's own tracing joins paymend's.
+Metrics are Prometheus, prefixed `paymend_`. Trace ids and spans are
+observability/tracing.py.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Mapping, MutableMapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import orjson
 import structlog
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from prometheus_client import Counter, Histogram
 
 from paymend.domain.card_data import is_forbidden_name
@@ -331,73 +325,3 @@ class _Logger:
 
 def get_logger(name: str) -> Any:
     return _Logger(name)
-
-
-class CardFreeIds(RandomIdGenerator):
-    """Random trace and span ids without a run of digits that reads as a card number
-    (about 1 in 1,700 random trace ids has one): the log masking, which spares no
-    string, never hides an id a log line is searched by."""
-
-    def generate_trace_id(self) -> int:
-        while True:
-            value = super().generate_trace_id()
-            if not id_holds_card_number(format(value, "032x")):
-                return value
-
-    def generate_span_id(self) -> int:
-        while True:
-            value = super().generate_span_id()
-            if not id_holds_card_number(format(value, "016x")):
-                return value
-
-
-def id_holds_card_number(hex_id: str) -> bool:
-    """The log masking would hide part of this hex id."""
-    return mask_card_numbers(hex_id) != hex_id
-
-
-def configure_tracing() -> None:
-    """Install an SDK tracer provider (card-free ids) when spans are to be exported:
-    `OTEL_TRACES_EXPORTER` names an exporter, whose set-up adds it to the provider.
-    Without one, no provider is installed, so neither paymend nor FastAPI's own
-    telemetry builds spans nobody reads; requests still carry valid trace ids
-    (`server_span`)."""
-    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
-    if exporter in ("", "none"):
-        return
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider(id_generator=CardFreeIds()))
-
-
-def tracer() -> trace.Tracer:
-    return trace.get_tracer("paymend")
-
-
-_IDS = CardFreeIds()
-
-
-def exporting() -> bool:
-    """Does a span go anywhere? Only when a span processor (an exporter) was added to
-    the SDK provider; without one the SDK would build, time and drop every span."""
-    provider = trace.get_tracer_provider()
-    active = getattr(provider, "_active_span_processor", None)
-    return bool(getattr(active, "_span_processors", ()))
-
-
-def server_span(name: str, parent: Context) -> AbstractContextManager[Any]:
-    """The span of one request: a recorded one when spans are exported; else only its
-    ids (the caller's trace or a new one, a new span id), current for the request, so
-    trace ids in logs, attempts and the `X-Trace-Id` header stay valid at no SDK cost."""
-    if exporting():
-        return tracer().start_as_current_span(name, context=parent, kind=trace.SpanKind.SERVER)
-    caller = trace.get_current_span(parent).get_span_context()
-    trace_id = caller.trace_id if caller.is_valid else _IDS.generate_trace_id()
-    ids = trace.SpanContext(
-        trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=caller.trace_flags
-    )
-    return trace.use_span(trace.NonRecordingSpan(ids), end_on_exit=False)
-
-
-def current_trace_id() -> str | None:
-    ctx = trace.get_current_span().get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else None
