@@ -112,13 +112,13 @@ def tally(aged: Mapping[str, list[tuple[float, Seen]]], currency: str) -> dict[s
     figures: a burst inside the last ten minutes is counted once, not three times."""
     out: dict[str, float] = {}
     for subject, inside in aged.items():
-        oldest = max([e[0] for e in inside]) if inside else 0.0
+        oldest = _oldest(inside)
         figures: tuple[float, float, float, float, float] | None = None
         for seconds, count, amount, failed, fraud, cards in _NAMES[subject]:
-            if figures is None or oldest > seconds:
-                if oldest > seconds:
-                    inside = [e for e in inside if e[0] <= seconds]
-                    oldest = max([e[0] for e in inside]) if inside else 0.0
+            if oldest > seconds:  # some fall out of this window: the wider one's figures
+                inside = [e for e in inside if e[0] <= seconds]  # are not its own
+                oldest, figures = _oldest(inside), None
+            if figures is None:
                 figures = (
                     float(len(inside)),
                     sum([r.amount_major for _, r in inside if r.currency == currency]),
@@ -130,3 +130,7 @@ def tally(aged: Mapping[str, list[tuple[float, Seen]]], currency: str) -> dict[s
             if cards:
                 out[cards] = distinct
     return out
+
+
+def _oldest(aged: list[tuple[float, Seen]]) -> float:
+    return max([age for age, _ in aged]) if aged else 0.0
