@@ -67,7 +67,7 @@ from paymend.store.tables import (
 T = TypeVar("T")
 PATH = "/v1/payments"
 
-LOCK_ORDER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("lock")))
+LOCK_ORDER = Prepared(sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("lock"))))
 ORDER_TAKEN = Prepared(
     sa.select(payments.c.id).where(
         payments.c.merchant_id == sa.bindparam("mid"),
@@ -201,9 +201,7 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
             )
             if not sqlite:
                 lock = hashlib.blake2b(f"{mid}\0{body.order_id}".encode(), digest_size=8)
-                conn.execute(
-                    LOCK_ORDER, {"lock": int.from_bytes(lock.digest(), "big", signed=True)}
-                )
+                LOCK_ORDER.first(conn, {"lock": int.from_bytes(lock.digest(), "big", signed=True)})
             if ORDER_TAKEN.first(conn, {"mid": mid, "order": body.order_id}):
                 raise HTTPException(409, "order_payment_in_progress")
             INSERT_PAYMENT.run(

@@ -50,7 +50,7 @@ _UPDATE_PAYMENT = Prepared(
 )
 _INSERT_ATTEMPT = Prepared(attempts.insert())
 _UPDATE_ATTEMPT = Prepared(attempts.update().where(attempts.c.id == sa.bindparam("b_id")))
-_LOCK_ORDER = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("b_lock")))
+_LOCK_ORDER = Prepared(sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("b_lock"))))
 # the statuses that hold an order, one bound value each: a plain list would be an
 # "expanding" parameter, rendered anew on every execution
 _HOLDS = payments.c.status.in_([sa.literal(s) for s in ORDER_HOLDING])
@@ -107,7 +107,7 @@ def lock_order(conn: Connection, merchant_id: str, order_id: str) -> None:
     if conn.dialect.name != "postgresql":
         return
     digest = hashlib.blake2b(f"order\0{merchant_id}\0{order_id}".encode(), digest_size=8)
-    conn.execute(_LOCK_ORDER, {"b_lock": int.from_bytes(digest.digest(), "big", signed=True)})
+    _LOCK_ORDER.first(conn, {"b_lock": int.from_bytes(digest.digest(), "big", signed=True)})
 
 
 def holding_order(
