@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from paymend import __version__
 from paymend.api import errors, openapi
+from paymend.api.checked import check_every_route
 from paymend.api.failures import router as failures_router
 from paymend.api.feedback import router as feedback_router
 from paymend.api.guard import RequestGuard
@@ -79,10 +80,10 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        dependencies=[Depends(safe_parameters)],  # no card data or control characters
         generate_unique_id_function=openapi.operation_id,
         swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
     )
+    check_every_route(app)  # the docs pages, /healthz, /metrics: api/checked.py
     app.state.runtime = runtime
     if runtime.settings.admin_key:
         log.warning(
@@ -97,14 +98,16 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(payments_router)
     app.include_router(listing_router)
     app.include_router(notice_prefs_router)
-    app.include_router(customers_router)  # /pay and /help before /help/{code}
+    # the console's and the customers' routers sit below the API: checked as a dependency
+    checked = [Depends(safe_parameters)]
+    app.include_router(customers_router, dependencies=checked)  # /pay, /help before /help/{x}
     app.include_router(failures_router)
     app.include_router(ops_router)
     app.include_router(incidents_router)
     app.include_router(silences_router)
     app.include_router(operators_router)
     app.include_router(providers_router)
-    app.include_router(console_router)  # the web console at /console (docs/console.md)
+    app.include_router(console_router, dependencies=checked)  # /console (docs/console.md)
     app.include_router(risk_router)
     app.include_router(feedback_router)
 

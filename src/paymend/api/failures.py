@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from paymend.api import shapes
+from paymend.api.checked import checked_router
 from paymend.api.responses import errors
 from paymend.customers.help_centre import article
 from paymend.domain.errors import NotFound
@@ -22,7 +23,7 @@ from paymend.engine.payments import PaymentView
 from paymend.failures.classify import Classifier, default_classifier
 from paymend.failures.messages import CustomerMessage
 
-router = APIRouter(tags=["failures"])
+router = checked_router(tags=["failures"])
 
 
 def failure_json(

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from typing_extensions import TypedDict
 
+from paymend.api.checked import checked_router
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, runtime_of
 from paymend.api.responses import errors
 from paymend.api.shapes import Timestamp, doc
 from paymend.engine import feedback
 
-router = APIRouter(prefix="/v1", tags=["feedback"])
+router = checked_router(prefix="/v1", tags=["feedback"])
 Reason = Literal[feedback.REASONS]  # type: ignore[valid-type]
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Ops, Viewer
+from paymend.api.checked import checked_router
 from paymend.api.ops import Text, needs, one_line, text_pattern
 from paymend.api.ops_views import incident_json, incident_summary
 from paymend.api.responses import errors
@@ -19,7 +20,7 @@ from paymend.domain.printable import unprintable
 from paymend.engine.incidents import FOLLOW_UP_MAX, MAX_FOLLOW_UPS, REVIEW_TEXT_MAX
 from paymend.engine.runtime import Runtime
 
-router = APIRouter(prefix="/v1/ops/incidents", tags=["ops"])
+router = checked_router(prefix="/v1/ops/incidents", tags=["ops"])
 NOT_FOUND = (404, ["incident_not_found"])
 
 

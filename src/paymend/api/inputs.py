@@ -2,10 +2,10 @@
 stores or logs them: nesting depth, card data, control characters.
 
 Bodies are checked by the guard (`api/guard.py`) before the app sees them; path, query
-and the one stored header (`Idempotency-Key`) by `safe_parameters`, a dependency of every
-route, which knows the parameters' names. A string that breaks a rule is a 400 naming the
-parameter, never a database error: PostgreSQL refuses NUL characters, and an unpaired
-surrogate cannot be encoded as UTF-8 at all.
+and the one stored header (`Idempotency-Key`) by `check_parameters`, which runs before
+every route once routing has named the path's parameters (`api/checked.py`). A string
+that breaks a rule is a 400 naming the parameter, never a database error: PostgreSQL
+refuses NUL characters, and an unpaired surrogate cannot be encoded as UTF-8 at all.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
+from starlette.datastructures import QueryParams
+from starlette.types import Scope
 
 from paymend.api.errors import error_body
 from paymend.domain.card_data import FieldKind, field_kind, find_card_data, holds_card_number
@@ -146,21 +148,29 @@ def _check_parameter(name: str, value: str, kind: FieldKind) -> None:
         raise InvalidInput("parameter_invalid", f"'{name}' holds {_describe(ch)}", param=name)
 
 
-async def safe_parameters(request: Request) -> None:
-    """A dependency of every route: path and query parameters and the Idempotency-Key
-    header hold no card number (by the rules of their names, `field_kind`) and no
-    control character."""
-    for name, value in request.path_params.items():
+def check_parameters(scope: Scope) -> None:
+    """Path and query parameters and the Idempotency-Key header hold no card number (by
+    the rules of their names, `field_kind`) and no control character."""
+    for name, value in scope.get("path_params", {}).items():
         _check_parameter(name, str(value), field_kind(name))
-    for name, value in request.query_params.multi_items():
-        if has_card_number(name):
-            raise InvalidInput("card_data_not_allowed", CARD_DATA_MESSAGE)
-        ch = bad_character(name, FieldKind.IDENTIFIER)
-        if ch is not None:
-            raise InvalidInput(
-                "parameter_invalid", f"a query parameter's name holds {_describe(ch)}"
-            )
-        _check_parameter(name, value, field_kind(name))
-    key = request.headers.get("idempotency-key")
-    if key is not None:
-        _check_parameter("Idempotency-Key", key, FieldKind.IDENTIFIER)
+    if scope.get("query_string"):
+        for name, value in QueryParams(scope["query_string"]).multi_items():
+            if has_card_number(name):
+                raise InvalidInput("card_data_not_allowed", CARD_DATA_MESSAGE)
+            ch = bad_character(name, FieldKind.IDENTIFIER)
+            if ch is not None:
+                raise InvalidInput(
+                    "parameter_invalid", f"a query parameter's name holds {_describe(ch)}"
+                )
+            _check_parameter(name, value, field_kind(name))
+    for header, value in scope["headers"]:
+        if header == b"idempotency-key":  # the first, as Request.headers.get reads it
+            _check_parameter("Idempotency-Key", value.decode("latin-1"), FieldKind.IDENTIFIER)
+            break
+
+
+async def safe_parameters(request: Request) -> None:
+    """`check_parameters` as a dependency: for the routers of the console and the
+    customers' pages, which api/app.py includes with it (their rooms sit below the API's,
+    and their requests are not a hot path)."""
+    check_parameters(request.scope)

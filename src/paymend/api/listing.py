@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
 from paymend.api import shapes
+from paymend.api.checked import checked_router
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, render_payment, runtime_of
 from paymend.api.responses import errors
 from paymend.api.schemas import Instant
@@ -22,7 +23,7 @@ from paymend.engine.runtime import Runtime
 from paymend.store.listing import PaymentQuery
 from paymend.store.pii import Field
 
-router = APIRouter(prefix="/v1", tags=["payments"])
+router = checked_router(prefix="/v1", tags=["payments"])
 Limit = Annotated[int, Query(ge=1, le=100, description="items per page (1-100)")]
 StartingAfter = Annotated[
     str | None,

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from typing_extensions import TypedDict
 
+from paymend.api.checked import checked_router
 from paymend.api.rendering import Authed, runtime_of
 from paymend.api.shapes import doc
 from paymend.engine import notice_prefs
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = checked_router(prefix="/v1/customers", tags=["customers"])
 NoticeChannel = Literal["sms", "wechat", "email"]
 CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
 

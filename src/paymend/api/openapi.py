@@ -127,7 +127,7 @@ def implied_errors(route: Route, method: str) -> dict[int, set[str]]:
     found[431].add("request_header_too_large")
     found[500].add("internal_error")
     found[503].add("server_busy")
-    # inputs.safe_parameters, a dependency of every route: any path or query parameter
+    # inputs.check_parameters, run before every route: any path or query parameter
     found[400] |= {"card_data_not_allowed", "parameter_invalid"}
     dependant = route.dependant
     params = [*_all(dependant, "path_params"), *_all(dependant, "query_params")]
@@ -268,7 +268,7 @@ def refuse_control_characters(document: dict[str, Any]) -> None:
     for item in document["paths"].values():
         for operation in item.values():
             for parameter in operation.get("parameters", []):
-                # inputs.safe_parameters reads path and query parameters and the one
+                # inputs.check_parameters reads path and query parameters and the one
                 # header paymend keeps; Accept-Language it only reads, never refuses
                 if parameter["in"] != "header" or parameter["name"] == "Idempotency-Key":
                     _constrain(parameter["schema"], NO_CONTROL)

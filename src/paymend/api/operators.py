@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Admin, Viewer
+from paymend.api.checked import checked_router
 from paymend.api.ops import Text, needs
 from paymend.api.ops_views import key_json, new_key_json, operator_json
 from paymend.api.responses import errors
@@ -20,7 +21,7 @@ from paymend.engine.access import DEFAULT_OVERLAP_S, MAX_LIFETIME_S, MAX_OVERLAP
 from paymend.engine.runtime import Runtime
 from paymend.store.keys import ApiKey
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"])
+router = checked_router(prefix="/v1/ops", tags=["ops"])
 OPERATOR_NOT_FOUND = (404, ["operator_not_found"])
 MERCHANT_NOT_FOUND = (404, ["merchant_not_found"])
 REVOKE_ERRORS = (409, ["key_already_revoked"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import (
     AfterValidator,
@@ -20,6 +20,7 @@ from pydantic import (
 
 from paymend.api import ops_shapes as shapes
 from paymend.api.auth import Ops, Support, Viewer
+from paymend.api.checked import checked_router
 from paymend.api.errors import error_body
 from paymend.api.failures import failure_json
 from paymend.api.ops_views import control_json
@@ -38,7 +39,7 @@ from paymend.store import payments as payment_repo
 
 # authentication (401), roles (403) and what the guard refuses are documented for every
 # route by api/openapi.py; each route names the errors of its own work
-router = APIRouter(prefix="/v1/ops", tags=["ops"])
+router = checked_router(prefix="/v1/ops", tags=["ops"])
 PAYMENT_NOT_FOUND = (404, ["payment_not_found"])
 
 

@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Header, Request
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
 from paymend.api import shapes
+from paymend.api.checked import checked_router
 from paymend.api.idempotent import Render, run_creating, run_once
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, render_payment, runtime_of
 from paymend.api.responses import errors
@@ -26,7 +27,7 @@ from paymend.engine.payments import PaymentView
 from paymend.observability.tracing import current_trace_id
 from paymend.store.idempotency import Claim, Encoded, NewKey, Resource
 
-router = APIRouter(prefix="/v1", tags=["payments"])
+router = checked_router(prefix="/v1", tags=["payments"])
 IdemKey = Annotated[
     str | None,
     Header(

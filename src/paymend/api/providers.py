@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from fastapi.responses import Response
 
+from paymend.api.checked import checked_router
 from paymend.api.responses import errors
 from paymend.engine.runtime import Runtime
 
-router = APIRouter(tags=["providers"])
+router = checked_router(tags=["providers"])
 CHANNEL = r"^[a-z][a-z0-9_]{0,39}$"  # config.ChannelName
 
 

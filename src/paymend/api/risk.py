@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from paymend.api import risk_shapes as shapes
 from paymend.api.auth import Ops, Support, Viewer
+from paymend.api.checked import checked_router
 from paymend.api.ops import EndIn, Text, needs
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, runtime_of
 from paymend.api.responses import errors
 from paymend.api.schemas import Instant
 from paymend.engine import risk_ops
 
-router = APIRouter(prefix="/v1", tags=["risk"])
+router = checked_router(prefix="/v1", tags=["risk"])
 DECISION_NOT_FOUND = (404, ["payment_not_found", "risk_decision_not_found"])
 
 

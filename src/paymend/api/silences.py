@@ -7,18 +7,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from typing_extensions import TypedDict
 
 from paymend.api.auth import Ops, Viewer
+from paymend.api.checked import checked_router
 from paymend.api.ops import EndIn, Text, needs
 from paymend.api.responses import errors
 from paymend.api.shapes import Timestamp, doc
 from paymend.engine.runtime import Runtime
 
-router = APIRouter(prefix="/v1/ops/silences", tags=["ops"])
+router = checked_router(prefix="/v1/ops/silences", tags=["ops"])
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
