@@ -1,13 +1,16 @@
-"""The store's gateway on SQLite: transactions run on the event loop, and one that
-would have to wait for another process's write lock goes to the store's thread, so
-the loop never waits for it."""
+"""The store's gateway on SQLite: transactions run on the event loop, those that reach
+it in one turn of the loop under one commit, and one that would have to wait for
+another process's write lock goes to the store's thread, so the loop never waits for
+it."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from paymend.store.database import MMAP_BYTES, Connection, Store
 
@@ -16,13 +19,18 @@ def count(conn: Connection) -> int:
     return int(conn.execute(sa.text("SELECT count(*) FROM merchants")).scalar_one())
 
 
-def add(conn: Connection) -> None:
+def add(conn: Connection, name: str = "x") -> None:
     conn.execute(
         sa.text(
             "INSERT INTO merchants (id, name, created_at, settings)"
-            " VALUES ('mer_x', 'x', '2026-01-01 00:00:00.000000', '{}')"
-        )
+            " VALUES (:id, :name, '2026-01-01 00:00:00.000000', '{}')"
+        ),
+        {"id": f"mer_{name}", "name": name},
     )
+
+
+def names(conn: Connection) -> list[str]:
+    return list(conn.execute(sa.text("SELECT name FROM merchants ORDER BY name")).scalars())
 
 
 def test_a_transaction_runs_on_the_loop_while_nobody_else_writes(sqlite_url: str) -> None:
@@ -67,5 +75,59 @@ def test_every_sqlite_connection_reads_the_file_through_a_memory_map(sqlite_url:
     try:
         mapped = store.run_sync(lambda conn: conn.exec_driver_sql("PRAGMA mmap_size").scalar())
         assert mapped == MMAP_BYTES
+    finally:
+        store.close()
+
+
+class Refused(Exception):
+    pass
+
+
+def test_transactions_of_one_turn_share_a_commit_and_fail_alone(sqlite_url: str) -> None:
+    """Three transactions that reach the store in one turn of the loop commit once; the
+    one that raises is rolled back alone and its caller gets its error."""
+    store = Store(sqlite_url)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+
+    def add_then_refuse(conn: Connection) -> None:
+        add(conn, "b")
+        raise Refused
+
+    try:
+
+        async def scenario() -> None:
+            outcomes = await asyncio.gather(
+                store.run(lambda conn: add(conn, "a")),
+                store.run(add_then_refuse),
+                store.run(lambda conn: add(conn, "c")),
+                return_exceptions=True,
+            )
+            assert outcomes[0] is None and outcomes[2] is None
+            assert isinstance(outcomes[1], Refused)
+            assert len(commits) == 1
+            assert await store.run(names) == ["a", "c"]
+            assert len(commits) == 2
+
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+def test_a_transaction_whose_caller_is_gone_is_not_run(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    try:
+
+        async def scenario() -> None:
+            kept = asyncio.create_task(store.run(lambda conn: add(conn, "kept")))
+            gone = asyncio.create_task(store.run(lambda conn: add(conn, "gone")))
+            await asyncio.sleep(0)  # both wait for the turn's commit
+            gone.cancel()
+            await kept
+            with pytest.raises(asyncio.CancelledError):
+                await gone
+            assert await store.run(names) == ["kept"]
+
+        asyncio.run(scenario())
     finally:
         store.close()

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -81,6 +81,8 @@ def create_db_engine(url: str, *, pool_size: int = 8, ping_idle_s: float = PING_
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # savepoints (`_together`) keep their undo pages in memory, not a temporary file
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.close()
@@ -167,11 +169,16 @@ class Store:
     """The database gateway. Every read and write in paymend goes through `run`.
 
     On SQLite, where a transaction is a few hundred microseconds of work with the write
-    lock this process holds alone, `run` runs it on the event loop, one at a time: a
-    hand-off to a thread and back would cost more than the work. Only when another
-    process holds the write lock (a CLI command, a migration) would it wait, and the
-    loop must never wait: then the transaction goes to the store's thread, which waits
-    up to the busy timeout. On PostgreSQL every transaction goes to the pool's threads.
+    lock this process holds alone, `run` runs it on the event loop: a hand-off to a
+    thread and back would cost more than the work. The transactions that reach the store
+    in one turn of the loop run one after the other under one commit, each in a
+    savepoint of its own (one that raises is rolled back alone), and each caller hears
+    back once that commit is done: a commit, which writes the log's frames, was most of
+    a small transaction's cost, and the same index pages are written once for all.
+    Only when another process holds the write lock (a CLI command, a migration) would it
+    wait, and the loop must never wait: then the transactions go to the store's thread,
+    which waits up to the busy timeout. On PostgreSQL every transaction goes to the
+    pool's threads.
     """
 
     def __init__(
@@ -190,6 +197,9 @@ class Store:
         self._executor = None if inline else ThreadPoolExecutor(workers, "paymend-store")
         self._on_loop = sqlite and not inline
         self._turn: asyncio.Lock | None = None  # SQLite: one transaction at a time
+        # SQLite: the transactions waiting for this turn of the loop's commit (`run`)
+        self._waiting: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()  # held: the loop keeps weak ones
         # SQLite: one connection held from transaction to transaction. Checking it out of
         # the pool and back for each one cost more than a transaction's BEGIN (a tenth of
         # a payment's CPU); the lock keeps two threads of an inline store off it at once
@@ -208,17 +218,58 @@ class Store:
         loop = asyncio.get_running_loop()
         if not self._on_loop:
             return await loop.run_in_executor(self._executor, self.run_sync, fn)
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((fn, waiter))
+        if len(self._waiting) == 1:  # the first of this turn of the loop: one commit for all
+            flush = loop.create_task(self._flush(loop))
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        return cast(T, await waiter)
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the transactions that reached the store in one turn of the event loop (a
+        task's first step runs in the next turn, when they all have) in one SQLite
+        transaction, each in a savepoint of its own (`_together`), and answer each when
+        the one commit is done."""
         if self._turn is None:
             self._turn = asyncio.Lock()
         async with self._turn:  # the one connection is never wanted by both paths
-            _no_wait.active = True
+            batch, self._waiting = self._waiting, []
+            batch = [(fn, w) for fn, w in batch if not w.cancelled()]  # its caller is gone
             try:
-                return self.run_sync(fn)
-            except _Busy:
-                pass
-            finally:
-                _no_wait.active = False
-            return await loop.run_in_executor(self._executor, self.run_sync, fn)
+                await self._run_batch(loop, batch)
+            except BaseException as error:
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(error)
+                raise
+
+    async def _run_batch(
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Callable[[Connection], Any], Any]]
+    ) -> None:
+        if not batch:
+            return
+        _no_wait.active = True
+        try:
+            outcomes = self.run_sync(lambda conn: _together(conn, [fn for fn, _ in batch]))
+        except _Busy:
+            outcomes = None
+        except Exception as error:  # noqa: BLE001 - the commit failed: nothing was kept
+            outcomes = [(False, error)] * len(batch)
+        finally:
+            _no_wait.active = False
+        if outcomes is None:  # another process writes: each goes the thread's way
+            for fn, waiter in batch:
+                try:
+                    result = await loop.run_in_executor(self._executor, self.run_sync, fn)
+                except Exception as error:  # noqa: BLE001 - handed to its caller
+                    outcomes = [(False, error)]
+                else:
+                    outcomes = [(True, result)]
+                _answer(waiter, outcomes[0])
+            return
+        for (_, waiter), outcome in zip(batch, outcomes, strict=True):
+            _answer(waiter, outcome)
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         try:
@@ -233,17 +284,11 @@ class Store:
                         return fn(conn)
             with self.engine.begin() as conn:
                 return fn(conn)
-        except (exc.OperationalError, exc.InterfaceError) as error:
-            if _is_unreachable(error):
-                raise Unavailable(
-                    "database_unavailable",
-                    "the database cannot be reached; nothing was changed, try again",
-                ) from error
-            raise
-        except exc.TimeoutError as error:
-            raise Unavailable(
-                "database_busy", "the database is busy; nothing was changed, try again"
-            ) from error
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+            mapped = _unavailable(error)
+            if mapped is None:
+                raise
+            raise mapped from error
 
     def close(self) -> None:
         if self._executor is not None:
@@ -252,6 +297,54 @@ class Store:
             self._held.close()
             self._held = None
         self.engine.dispose()
+
+
+def _unavailable(error: BaseException) -> Unavailable | None:
+    """The database error as the API tells it (nothing was changed), or None."""
+    if isinstance(error, exc.TimeoutError):
+        found = Unavailable("database_busy", "the database is busy; nothing was changed, try again")
+    elif isinstance(error, exc.OperationalError | exc.InterfaceError) and _is_unreachable(error):
+        found = Unavailable(
+            "database_unavailable",
+            "the database cannot be reached; nothing was changed, try again",
+        )
+    else:
+        return None
+    found.__cause__ = error
+    return found
+
+
+def _answer(waiter: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if waiter.done():  # its caller was cancelled meanwhile
+        return
+    ok, value = outcome
+    if ok:
+        waiter.set_result(value)
+    else:
+        waiter.set_exception(_unavailable(value) or value)
+
+
+def _together(conn: Connection, fns: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+    """Each of `fns` in a savepoint of its own, in order, in the caller's transaction:
+    (True, its result) or (False, what it raised, its writes rolled back). One commit
+    for a turn's transactions instead of one each: a commit writes the write-ahead log's
+    frames and its header, most of a small transaction's cost. Each caller is answered
+    only after that commit, so a write still lands before anything that follows it."""
+    if len(fns) == 1:  # alone: its own transaction, as ever
+        return [(True, fns[0](conn))]
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    outcomes: list[tuple[bool, Any]] = []
+    for fn in fns:
+        raw.execute("SAVEPOINT paymend_one")
+        try:
+            outcome: tuple[bool, Any] = (True, fn(conn))
+        except Exception as error:  # noqa: BLE001 - handed to its own caller; the others go on
+            raw.execute("ROLLBACK TO paymend_one")
+            outcome = (False, error)
+        raw.execute("RELEASE paymend_one")
+        outcomes.append(outcome)
+    return outcomes
 
 
 def ping(conn: Connection) -> None:
