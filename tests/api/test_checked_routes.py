@@ -15,7 +15,7 @@ from fastapi.dependencies.models import Dependant
 from paymend.api.app import create_app
 from paymend.api.checked import CheckedRoute
 from paymend.api.inputs import safe_parameters
-from paymend.api.routes import routes_of
+from paymend.api.routes import dependants, routes_of
 from paymend.config import PaymendConfig, Settings
 from paymend.engine.runtime import build_runtime
 from tests.api.conftest import CONFIG
@@ -30,10 +30,8 @@ def app(sqlite_url: str) -> Iterator[FastAPI]:
         runtime.close()
 
 
-def _calls(dependant: Dependant) -> Iterator[object]:
-    for d in dependant.dependencies:
-        yield d.call
-        yield from _calls(d)
+def _calls(dependant: Dependant) -> set[object]:
+    return {d.call for d in dependants(dependant)}
 
 
 def test_every_route_checks_its_parameters(app: FastAPI) -> None:
@@ -42,7 +40,7 @@ def test_every_route_checks_its_parameters(app: FastAPI) -> None:
         f"{sorted(r.methods)} {r.path_format}"
         for r in routes
         if not isinstance(getattr(r, "original_route", r), CheckedRoute)
-        and safe_parameters not in set(_calls(r.dependant))
+        and safe_parameters not in _calls(r.dependant)
     ]
     assert len(routes) > 50  # the whole app was read
     assert unchecked == []
@@ -54,4 +52,4 @@ def test_the_payment_routes_check_by_their_class_not_a_dependency(app: FastAPI) 
     assert payments
     for r in payments:
         assert isinstance(getattr(r, "original_route", r), CheckedRoute), r.path_format
-        assert safe_parameters not in set(_calls(r.dependant)), r.path_format
+        assert safe_parameters not in _calls(r.dependant), r.path_format

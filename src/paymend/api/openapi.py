@@ -39,7 +39,7 @@ from paymend.api.errors import ErrorBody
 from paymend.api.guard import WITH_BODY, provider_signed
 from paymend.api.openapi_links import add_links
 from paymend.api.responses import CODES_KEY, describe
-from paymend.api.routes import Route, routes_of
+from paymend.api.routes import Route, dependants, routes_of
 from paymend.domain.card_data import FieldKind, field_kind
 from paymend.domain.control import SCOPES
 from paymend.domain.roles import Role
@@ -147,7 +147,7 @@ def implied_errors(route: Route, method: str) -> dict[int, set[str]]:
     if any(h.alias == "Idempotency-Key" for h in headers):  # api/idempotent.py
         found[400].add("idempotency_key_invalid")
         found[409] |= {"idempotency_key_reused", "idempotency_request_in_progress"}
-    calls = {d.call for d in _dependants(dependant)}
+    calls = {d.call for d in dependants(dependant)}
     if auth.merchant in calls:
         found[401] |= {"api_key_missing", "api_key_invalid"}
     needed = required_role(route)
@@ -161,28 +161,22 @@ def implied_errors(route: Route, method: str) -> dict[int, set[str]]:
 
 
 def security_of(route: Route) -> str | None:
-    calls = {d.call for d in _dependants(route.dependant)}
+    calls = {d.call for d in dependants(route.dependant)}
     if auth.merchant in calls:
         return MERCHANT_KEY
     return OPERATOR_KEY if required_role(route) is not None else None
 
 
 def required_role(route: Route) -> Role | None:
-    for d in _dependants(route.dependant):
+    for d in dependants(route.dependant):
         if isinstance(d.call, auth.RoleCheck):
             return d.call.needed
     return None
 
 
-def _dependants(dependant: Dependant) -> Iterator[Dependant]:
-    for sub in dependant.dependencies:
-        yield sub
-        yield from _dependants(sub)
-
-
 def _all(dependant: Dependant, kind: str) -> Iterator[Any]:
     yield from getattr(dependant, kind)
-    for sub in _dependants(dependant):
+    for sub in dependants(dependant):
         yield from getattr(sub, kind)
 
 

@@ -3,6 +3,7 @@ the OpenAPI document (api/openapi.py) and by a 405's `Allow` header (api/errors.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol, cast
 
 from fastapi import FastAPI
@@ -33,3 +34,10 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     Starlette names only those of the first route it tried)."""
     methods = {m for r in routes_of(app) if r.path_regex.match(path) for m in r.methods}
     return sorted(methods)
+
+
+def dependants(dependant: Dependant) -> Iterator[Dependant]:
+    """Every dependency a route's dependant solves, sub-dependencies included."""
+    for sub in dependant.dependencies:
+        yield sub
+        yield from dependants(sub)

@@ -263,10 +263,9 @@ class Store:
                 try:
                     result = await loop.run_in_executor(self._executor, self.run_sync, fn)
                 except Exception as error:  # noqa: BLE001 - handed to its caller
-                    outcomes = [(False, error)]
+                    _answer(waiter, (False, error))
                 else:
-                    outcomes = [(True, result)]
-                _answer(waiter, outcomes[0])
+                    _answer(waiter, (True, result))
             return
         for (_, waiter), outcome in zip(batch, outcomes, strict=True):
             _answer(waiter, outcome)
