@@ -131,3 +131,34 @@ def test_a_transaction_whose_caller_is_gone_is_not_run(sqlite_url: str) -> None:
         asyncio.run(scenario())
     finally:
         store.close()
+
+
+def test_a_failed_savepoint_statement_is_raised_as_sqlalchemys(
+    sqlite_url: str,
+) -> None:
+    """A transaction that ends the shared transaction itself (here with its own COMMIT,
+    which keeps what the turn wrote so far) leaves its savepoint gone: the store's
+    RELEASE fails in the driver. Every caller of the turn gets SQLAlchemy's error, as
+    from any other statement, not the driver's."""
+    store = Store(sqlite_url)
+
+    def end_it(conn: Connection) -> None:
+        add(conn, "b")
+        conn.exec_driver_sql("COMMIT")  # the turn's transaction, savepoints and all
+
+    try:
+
+        async def scenario() -> None:
+            outcomes = await asyncio.gather(
+                store.run(lambda conn: add(conn, "a")),
+                store.run(end_it),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                assert isinstance(outcome, sa.exc.OperationalError), outcome
+                assert "paymend_one" in str(outcome)
+            assert await store.run(names) == ["a", "b"]  # the COMMIT's doing
+
+        asyncio.run(scenario())
+    finally:
+        store.close()

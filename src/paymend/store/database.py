@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from paymend.domain.errors import Unavailable
 from paymend.store import json_text
+from paymend.store.prepared import driver_error
 
 __all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url"]
 
@@ -335,15 +336,24 @@ def _together(conn: Connection, fns: list[Callable[[Connection], Any]]) -> list[
     assert raw is not None
     outcomes: list[tuple[bool, Any]] = []
     for fn in fns:
-        raw.execute("SAVEPOINT paymend_one")
+        _savepoint(conn, raw, "SAVEPOINT paymend_one")
         try:
             outcome: tuple[bool, Any] = (True, fn(conn))
         except Exception as error:  # noqa: BLE001 - handed to its own caller; the others go on
-            raw.execute("ROLLBACK TO paymend_one")
+            _savepoint(conn, raw, "ROLLBACK TO paymend_one")
             outcome = (False, error)
-        raw.execute("RELEASE paymend_one")
+        _savepoint(conn, raw, "RELEASE paymend_one")
         outcomes.append(outcome)
     return outcomes
+
+
+def _savepoint(conn: Connection, raw: Any, sql: str) -> None:
+    """One of `_together`'s statements on the driver's connection; its error raised as
+    SQLAlchemy's, as every other statement's, so that `run_sync` can tell it."""
+    try:
+        raw.execute(sql)
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise driver_error(conn, sql, error) from error
 
 
 def ping(conn: Connection) -> None:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-__all__ = ["Prepared"]
+__all__ = ["Prepared", "driver_error"]
 
 _Processor = Callable[[Any], Any]
 T = TypeVar("T")
@@ -162,14 +162,7 @@ class Prepared:
         try:
             return call(cursor)
         except conn.dialect.loaded_dbapi.Error as error:
-            raise exc.DBAPIError.instance(
-                form.sql,
-                None,
-                error,
-                conn.dialect.loaded_dbapi.Error,
-                hide_parameters=True,
-                dialect=conn.dialect,
-            ) from error
+            raise driver_error(conn, form.sql, error) from error
         finally:
             cursor.close()
 
@@ -180,6 +173,20 @@ class Prepared:
         if form is None:
             form = self._forms[key] = _compile(self.statement, dialect, key[1])
         return form
+
+
+def driver_error(conn: Connection, sql: str, error: Exception) -> exc.StatementError:
+    """A driver's error from a statement run on its own connection, as SQLAlchemy's
+    `Connection.execute` raises it (parameters hidden): what callers catch and what the
+    store tells as `database_unavailable`."""
+    return exc.DBAPIError.instance(
+        sql,
+        None,
+        error,
+        conn.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        dialect=conn.dialect,
+    )
 
 
 def _compile(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Form:
