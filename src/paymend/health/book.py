@@ -21,7 +21,7 @@ import structlog
 
 from paymend.health.breaker import Breaker, BreakerSettings, BreakerState, Transition
 from paymend.health.outcomes import Outcome
-from paymend.health.window import SlidingWindow, WindowStats
+from paymend.health.window import SlidingWindow, WindowStats, columns
 
 # a logger, not logging's set-up: lines go wherever paymend.observability sends them
 log = structlog.get_logger("paymend.health")
@@ -103,10 +103,13 @@ class HealthBook:
     def record(
         self, keys: Sequence[str], now: float, outcome: Outcome, latency_ms: float | None = None
     ) -> None:
+        i, j = columns(outcome, latency_ms)
+        succeeded = outcome is Outcome.SUCCESS
         for key in keys:
-            self._window(key).add(now, outcome, latency_ms)
-            self.histories[key].add(now, outcome, latency_ms)
-            if outcome is Outcome.SUCCESS:
+            window = self.windows.get(key) or self._window(key)
+            window.count(now, i, j)
+            self.histories[key].count(now, i, j)
+            if succeeded:
                 self._succeeded_at[key] = now
             if has_breaker(key):
                 self._note(self.breaker(key).judge(now, outcome, latency_ms))

@@ -27,6 +27,13 @@ def latency_bucket(latency_ms: float) -> int:
     return bisect_left(LATENCY_BOUNDS_MS, latency_ms)
 
 
+def columns(outcome: Outcome, latency_ms: float | None) -> tuple[int, int | None]:
+    """Where a call is counted in a bucket: its outcome's column and its latency's."""
+    if latency_ms is None:
+        return _INDEX[outcome], None
+    return _INDEX[outcome], len(_OUTCOMES) + bisect_left(LATENCY_BOUNDS_MS, latency_ms)
+
+
 @dataclass(frozen=True, slots=True)
 class WindowStats:
     """What one key saw over a stretch of time."""
@@ -110,23 +117,27 @@ class SlidingWindow:
         self._ordered = True
 
     def add(self, now: float, outcome: Outcome, latency_ms: float | None = None) -> None:
+        self.count(now, *columns(outcome, latency_ms))
+
+    def count(self, now: float, i: int, j: int | None) -> None:
+        """`add` by `columns`: a call counted under several keys works them out once."""
+        buckets = self._buckets
         second = now - now % self.bucket_s
-        if not self._buckets or self._buckets[-1][0] != second:
-            if self._buckets and second < self._buckets[-1][0]:
+        if not buckets or buckets[-1][0] != second:
+            if buckets and second < buckets[-1][0]:
                 self._ordered = False
-            self._buckets.append((second, [0] * _WIDTH))
+            buckets.append((second, [0] * _WIDTH))
             self._sums.append(list(self._sums[-1] if self._sums else self._gone))
-        bucket, sums, total = self._buckets[-1][1], self._sums[-1], self._total
-        i = _INDEX[outcome]
+        bucket, sums, total = buckets[-1][1], self._sums[-1], self._total
         bucket[i] += 1
         sums[i] += 1
         total[i] += 1
-        if latency_ms is not None:
-            j = len(_OUTCOMES) + latency_bucket(latency_ms)
+        if j is not None:
             bucket[j] += 1
             sums[j] += 1
             total[j] += 1
-        self._trim(now)
+        if buckets[0][0] < now - self.span_s:
+            self._trim(now)
 
     def settle(self, at: float, outcome: Outcome) -> bool:
         """An unknown counted at `at` turned out `outcome`: move it, if its bucket is still
