@@ -8,7 +8,7 @@ databases made by `paymend db upgrade`, and `POST /v1/payments` requests are han
 them as ASGI calls, 16 in flight, so neither the server's socket work nor a client's is
 counted. The figure is this process's CPU time per request (all threads), each app
 measured after a warm-up; `--profile FILE` writes paymend's cProfile (CPU time of the
-event loop's thread) for `python -m pstats FILE`.
+event loop's thread; with `--only`, that app's) for `python -m pstats FILE`.
 
 CPU time on a shared machine moves by 10% from run to run. For a count that does not,
 run one app under callgrind, which counts instructions only while the measured
@@ -165,7 +165,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL, not SQLite")
     parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
-    parser.add_argument("--profile", help="write paymend's cProfile here")
+    parser.add_argument("--profile", help="write paymend's cProfile here (with --only, that app's)")
     parser.add_argument("--only", choices=("paymend", "floor", "floor-risk"))
     parser.add_argument(
         "--no-worker",
@@ -222,7 +222,15 @@ def main() -> int:
                         continue
                     floor_app = create_floor(base.url, base.env["PAYMEND_CONFIG"], risk=risk)
                     results[name] = asyncio.run(
-                        measure(floor_app, base.key, name, args.requests, warmup, None, 0.0)
+                        measure(
+                            floor_app,
+                            base.key,
+                            name,
+                            args.requests,
+                            warmup,
+                            args.profile if args.only == name else None,
+                            0.0,
+                        )
                     )
         finally:
             if pg is not None:
