@@ -11,8 +11,8 @@ structured log line and metrics, and its two transactions through `Store.run`:
     tx1  check the order holds no other payment (PostgreSQL: under an advisory lock on
          the order), insert payment, insert attempt (pending), insert event
          payment.created
-    tx2  update attempt, insert event attempt.finished,
-         update payment (optimistic version check), insert event payment.succeeded
+    tx2  update attempt, update payment (optimistic version check), insert events
+         attempt.finished and payment.succeeded (one statement, a VALUES list)
 
 Each database is measured in the store's server mode, "threaded", as `paymend serve`
 runs it (SQLite: on the event loop, the writer thread taking a transaction only when
@@ -394,19 +394,17 @@ class FloorRows:
         with _transaction(engine, held) as conn:  # tx2
             self._run(self.finish_attempt, conn, {"aid": aid, "ref": ref, "now": now})
             finished = self.payload(pid, order, "processing", aid)
-            self._run(
-                self.insert_event,
-                conn,
-                self.event(e2, EventType.ATTEMPT_FINISHED, pid, finished, now),
-            )
             if self._run(self.finish_payment, conn, {"pid": pid, "now": now}) != 1:
                 raise RuntimeError(f"floor: payment {pid} not updated")
             succeeded = self.payload(pid, order, "succeeded", aid)
-            self._run(
-                self.insert_event,
-                conn,
+            both = [
+                self.event(e2, EventType.ATTEMPT_FINISHED, pid, finished, now),
                 self.event(e3, EventType.PAYMENT_SUCCEEDED, pid, succeeded, now),
-            )
+            ]
+            if self.driver:  # one statement for both, as pay() writes them
+                self.insert_event.run_rows(conn, both)
+            else:
+                conn.execute(self.insert_event.statement.values(both))
 
     def _run(self, stmt: Prepared, conn: Connection, params: dict[str, Any]) -> int:
         if self.driver:

@@ -10,8 +10,9 @@ that keeps paymend's promises must do for `POST /v1/payments`, and nothing more:
    the payment), on PostgreSQL lock the order, check no other payment holds the order,
    insert the payment, its pending attempt and the `payment.created` event;
 5. call the simulator, built from the same configuration as paymend's (same ledger);
-6. transaction 2: the attempt's outcome, `attempt.finished`, the payment's status
-   (version checked), `payment.succeeded`, and the key's stored answer;
+6. transaction 2: the attempt's outcome, the payment's status (version checked),
+   `attempt.finished` and `payment.succeeded` in one statement, and the key's stored
+   answer;
 7. answer 201 with the payment as JSON;
 8. with `risk` (`create_app(..., risk=True)`, bench/payment_cpu.py's `floor-risk`):
    in transaction 1 also the least risk control needs since every payment gets a
@@ -266,10 +267,15 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                     "now": done,
                 },
             )
-            INSERT_EVENT.run(conn, _event(mid, "attempt.finished", pid, answer, done))
             if FINISH_PAYMENT.run(conn, {"pid": pid, "status": status, "now": done}) != 1:
                 raise HTTPException(409, "concurrent_update")
-            INSERT_EVENT.run(conn, _event(mid, f"payment.{status}", pid, answer, done))
+            INSERT_EVENT.run_rows(  # both events in one statement, as paymend writes them
+                conn,
+                [
+                    _event(mid, "attempt.finished", pid, answer, done),
+                    _event(mid, f"payment.{status}", pid, answer, done),
+                ],
+            )
             ANSWER_KEY.run(
                 conn,
                 {"mid": mid, "k": idempotency_key, "token": token, "body": answer, "now": done},

@@ -103,6 +103,40 @@ def test_many_rows_keep_their_order(db_url: str) -> None:
     store.close()
 
 
+def test_rows_in_one_statement_store_what_execute_stores_in_order(db_url: str) -> None:
+    store = Store(db_url, inline=True)
+    insert = Prepared(events.insert())
+    rows = [
+        {
+            "id": f"evt_{i}",
+            "merchant_id": "mer_1",
+            "type": "payment.created",
+            "subject_id": "pay_a",
+            "payload": {"n": i, "note": "第一" if i % 2 else None},
+            "created_at": _NOW + timedelta(microseconds=i),
+        }
+        for i in range(6)
+    ]
+    with store.engine.begin() as conn:
+        _merchant(conn)
+        conn.execute(events.insert(), rows[0])
+        assert insert.run_rows(conn, rows[1:4]) == 3
+        assert insert.run_rows(conn, rows[4:5]) == 1  # one row: the plain statement
+        assert insert.run_rows(conn, []) == 0
+        assert insert.run_rows(conn, rows[5:]) == 1
+        stored = conn.execute(sa.select(events).order_by(events.c.seq)).all()
+        assert [{k: v for k, v in r._mapping.items() if k != "seq"} for r in stored] == [
+            {**r, "published_at": None} for r in rows
+        ]
+    with pytest.raises(exc.IntegrityError), store.engine.begin() as conn:
+        insert.run_rows(conn, [{**rows[0], "id": "evt_new"}, rows[0]])  # evt_0 is taken
+    with store.engine.begin() as conn:  # neither row of the refused statement is kept
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 6
+    with pytest.raises(TypeError, match="not an INSERT"), store.engine.begin() as conn:
+        Prepared(events.update()).run_rows(conn, rows[:2])
+    store.close()
+
+
 def test_a_refused_write_raises_sqlalchemys_error_without_its_values(db_url: str) -> None:
     store = Store(db_url, inline=True)
     insert = Prepared(idempotency_keys.insert())

@@ -65,12 +65,8 @@ def row(
 
 def add_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Events (`row`) in one statement, in list order (their `seq`): the events of one
-    state change cost one round trip, not one each."""
-    if rows:
-        if len(rows) > 1:
-            _INSERT.run_many(conn, rows)
-        else:
-            _INSERT.run(conn, rows[0])
+    state change cost one statement, not one each."""
+    _INSERT.run_rows(conn, rows)
 
 
 def for_subject(conn: Connection, subject_id: str) -> list[Event]:

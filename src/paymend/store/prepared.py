@@ -107,7 +107,8 @@ class Prepared:
 
     def __init__(self, statement: sa.Executable) -> None:
         self.statement = statement
-        self._forms: dict[tuple[str, tuple[str, ...]], _Form] = {}
+        # (dialect, parameter names) and, for `run_rows`, the number of rows
+        self._forms: dict[tuple[Any, ...], _Form] = {}
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run for one row; the number of rows it matched."""
@@ -131,6 +132,26 @@ class Prepared:
             return int(cursor.rowcount)
 
         return self._call(conn, form, many)
+
+    def run_rows(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """An INSERT of `rows` (all with the same keys) as one statement with a VALUES
+        list, rows in order. Where `run_many` hands the rows to the driver's loop (on
+        psycopg, a pipeline of one statement per row, about 50 microseconds more for
+        two rows than one statement), this is one statement for a few rows."""
+        if len(rows) < 2:
+            return self.run(conn, rows[0]) if rows else 0
+        keys = tuple(rows[0])
+        shape = (conn.dialect.name, keys, len(rows))
+        form = self._forms.get(shape)
+        if form is None:
+            form = self._forms[shape] = _compile_rows(self.statement, conn.dialect, keys, len(rows))
+        params = {f"{k}_r{i}": row[k] for i, row in enumerate(rows) for k in keys}
+
+        def one(cursor: Any) -> int:
+            cursor.execute(form.sql, form.values(params))
+            return int(cursor.rowcount)
+
+        return self._call(conn, form, one)
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """A SELECT's first row, converted (see the module), or None."""
@@ -187,6 +208,20 @@ def driver_error(conn: Connection, sql: str, error: Exception) -> exc.StatementE
         hide_parameters=True,
         dialect=conn.dialect,
     )
+
+
+def _compile_rows(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...], n: int) -> _Form:
+    """`statement`, an INSERT, with a VALUES list of `n` rows: row i's `k` is `k_ri`."""
+    if not isinstance(statement, sa.Insert):
+        raise TypeError(f"{statement!r} is not an INSERT: several rows need run_many()")
+    columns = statement.table.c
+    many = statement.values(
+        [
+            {k: sa.bindparam(f"{k}_r{i}", type_=columns[k].type, required=True) for k in keys}
+            for i in range(n)
+        ]
+    )
+    return _compile(many, dialect, tuple(f"{k}_r{i}" for i in range(n) for k in keys))
 
 
 def _compile(statement: Any, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Form:
