@@ -24,6 +24,19 @@ def test_the_child_answers_as_the_run_would() -> None:
     assert answers == answer(scenario, LIMITS, CHECKOUT_DEADLINE_S, good)
 
 
+def test_the_child_draws_account_takeovers_as_the_run_does(tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIOS / "account-takeover.yaml")  # takeovers from 4 min
+    short = scenario.model_copy(update={"duration": 300.0, "rate": 1.0})
+    result = run(short, tmp_root=tmp_path)
+    assert result.fraud is not None and result.fraud.arrivals  # the takeovers came
+    assert [(a.n, a.t) for a in good_arrivals(short)] == [(a.n, a.t) for a in result.arrivals]
+    # the child worked them out beside the run: the run took its answers
+    foresight = Foresight(short, limits_for(short), CHECKOUT_DEADLINE_S)
+    assert foresight.answers(result.arrivals) == answer(
+        short, limits_for(short), CHECKOUT_DEADLINE_S, result.arrivals
+    )
+
+
 def test_answers_for_other_arrivals_are_not_taken() -> None:
     scenario = load_scenario(SCENARIOS / "primary-outage.yaml")
     shorter = scenario.model_copy(update={"duration": 30.0, "rate": 2.0})
