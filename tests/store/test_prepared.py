@@ -80,33 +80,8 @@ def test_insert_and_update_store_what_execute_stores(db_url: str) -> None:
     store.close()
 
 
-def test_many_rows_keep_their_order(db_url: str) -> None:
-    store = Store(db_url, inline=True)
-    insert = Prepared(events.insert())
-    rows = [
-        {
-            "id": f"evt_{i}",
-            "merchant_id": "mer_1",
-            "type": "payment.created",
-            "subject_id": "pay_a",
-            "payload": {"n": i},
-            "created_at": _NOW,
-        }
-        for i in range(5)
-    ]
-    with store.engine.begin() as conn:
-        _merchant(conn)
-        assert insert.run_many(conn, rows[:4]) == 4
-        insert.run(conn, rows[4])
-        stored = conn.execute(sa.select(events.c.id, events.c.payload).order_by(events.c.seq))
-        assert [(r.id, r.payload) for r in stored] == [(r["id"], r["payload"]) for r in rows]
-    store.close()
-
-
-def test_rows_in_one_statement_store_what_execute_stores_in_order(db_url: str) -> None:
-    store = Store(db_url, inline=True)
-    insert = Prepared(events.insert())
-    rows = [
+def _events(n: int) -> list[dict[str, Any]]:
+    return [
         {
             "id": f"evt_{i}",
             "merchant_id": "mer_1",
@@ -115,15 +90,22 @@ def test_rows_in_one_statement_store_what_execute_stores_in_order(db_url: str) -
             "payload": {"n": i, "note": "第一" if i % 2 else None},
             "created_at": _NOW + timedelta(microseconds=i),
         }
-        for i in range(6)
+        for i in range(n)
     ]
+
+
+def test_rows_written_together_store_what_execute_stores_in_order(db_url: str) -> None:
+    store = Store(db_url, inline=True)
+    insert = Prepared(events.insert())
+    rows = _events(9)
     with store.engine.begin() as conn:
         _merchant(conn)
         conn.execute(events.insert(), rows[0])
-        assert insert.run_rows(conn, rows[1:4]) == 3
-        assert insert.run_rows(conn, rows[4:5]) == 1  # one row: the plain statement
+        assert insert.run_many(conn, rows[1:4]) == 3  # the driver's loop
+        assert insert.run_rows(conn, rows[4:7]) == 3  # one statement, a VALUES list
+        assert insert.run_rows(conn, rows[7:8]) == 1  # one row: the plain statement
         assert insert.run_rows(conn, []) == 0
-        assert insert.run_rows(conn, rows[5:]) == 1
+        insert.run(conn, rows[8])
         stored = conn.execute(sa.select(events).order_by(events.c.seq)).all()
         assert [{k: v for k, v in r._mapping.items() if k != "seq"} for r in stored] == [
             {**r, "published_at": None} for r in rows
@@ -131,7 +113,7 @@ def test_rows_in_one_statement_store_what_execute_stores_in_order(db_url: str) -
     with pytest.raises(exc.IntegrityError), store.engine.begin() as conn:
         insert.run_rows(conn, [{**rows[0], "id": "evt_new"}, rows[0]])  # evt_0 is taken
     with store.engine.begin() as conn:  # neither row of the refused statement is kept
-        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 6
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 9
     with pytest.raises(TypeError, match="not an INSERT"), store.engine.begin() as conn:
         Prepared(events.update()).run_rows(conn, rows[:2])
     store.close()
