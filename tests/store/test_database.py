@@ -133,6 +133,39 @@ def test_a_transaction_whose_caller_is_gone_is_not_run(sqlite_url: str) -> None:
         store.close()
 
 
+def test_a_transaction_sqlite_rolled_back_whole_tells_every_caller_its_reason(
+    sqlite_url: str,
+) -> None:
+    """SQLite may end the whole transaction on an error of its own (a full disk, an I/O
+    error), savepoints and all. Every caller of the turn hears of that error, not of the
+    savepoint it took along, and nothing of the turn is kept."""
+    store = Store(sqlite_url)
+
+    class DiskFull(Exception):
+        pass
+
+    def fails_whole(conn: Connection) -> None:
+        add(conn, "b")
+        conn.exec_driver_sql("ROLLBACK")  # as SQLite does itself on SQLITE_FULL
+        raise DiskFull("database or disk is full")
+
+    try:
+
+        async def scenario() -> None:
+            outcomes = await asyncio.gather(
+                store.run(lambda conn: add(conn, "a")),
+                store.run(fails_whole),
+                store.run(lambda conn: add(conn, "c")),
+                return_exceptions=True,
+            )
+            assert [type(o) for o in outcomes] == [DiskFull] * 3, outcomes
+            assert await store.run(names) == []
+
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
 def test_a_failed_savepoint_statement_is_raised_as_sqlalchemys(
     sqlite_url: str,
 ) -> None:

@@ -340,7 +340,15 @@ def _together(conn: Connection, fns: list[Callable[[Connection], Any]]) -> list[
         try:
             outcome: tuple[bool, Any] = (True, fn(conn))
         except Exception as error:  # noqa: BLE001 - handed to its own caller; the others go on
-            _savepoint(conn, raw, "ROLLBACK TO paymend_one")
+            try:
+                _savepoint(conn, raw, "ROLLBACK TO paymend_one")
+            except exc.StatementError:
+                if raw.in_transaction:
+                    raise
+                # SQLite ended the whole transaction on its own (a full disk, an I/O
+                # error): nothing of the turn is kept, and the reason is this error,
+                # not the savepoint that went with the transaction
+                raise error from None
             outcome = (False, error)
         _savepoint(conn, raw, "RELEASE paymend_one")
         outcomes.append(outcome)
