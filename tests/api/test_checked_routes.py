@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 
 from paymend.api.app import create_app
-from paymend.api.checked import CheckedRoute
+from paymend.api.checked import CheckedRoute, check_every_route
 from paymend.api.inputs import safe_parameters
 from paymend.api.routes import dependants, routes_of
 from paymend.config import PaymendConfig, Settings
@@ -53,3 +53,26 @@ def test_the_payment_routes_check_by_their_class_not_a_dependency(app: FastAPI) 
     for r in payments:
         assert isinstance(getattr(r, "original_route", r), CheckedRoute), r.path_format
         assert safe_parameters not in _calls(r.dependant), r.path_format
+
+
+def test_a_route_declared_before_is_made_checked_as_it_was() -> None:
+    early = FastAPI()
+
+    @early.get("/page")
+    async def page() -> dict[str, int]:
+        return {}
+
+    check_every_route(early)
+    rebuilt = [r for r in early.router.routes if getattr(r, "path", "") == "/page"]
+    assert [type(r) for r in rebuilt] == [CheckedRoute]
+
+
+def test_a_route_the_rebuild_would_change_stops_the_app_at_start() -> None:
+    early = FastAPI()
+
+    @early.get("/page", status_code=202, tags=["pages"])
+    async def page() -> dict[str, int]:
+        return {}
+
+    with pytest.raises(TypeError, match="/page would lose its status_code, tags"):
+        check_every_route(early)

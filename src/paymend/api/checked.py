@@ -48,7 +48,7 @@ def check_every_route(app: FastAPI) -> None:
     routes = app.router.routes
     for i, r in enumerate(routes):
         if isinstance(r, APIRoute) and not isinstance(r, CheckedRoute):
-            routes[i] = CheckedRoute(
+            checked = CheckedRoute(
                 r.path,
                 r.endpoint,
                 methods=r.methods,
@@ -56,3 +56,24 @@ def check_every_route(app: FastAPI) -> None:
                 include_in_schema=r.include_in_schema,
                 response_class=r.response_class,
             )
+            # None and empty alike: nothing declared ([] and None callbacks, say)
+            lost = [
+                a for a in _COMPARED if (getattr(checked, a) or None) != (getattr(r, a) or None)
+            ]
+            if lost:  # the rebuild would change the route: say so at start-up
+                raise TypeError(f"route {r.path} would lose its {', '.join(lost)}")
+            routes[i] = checked
+
+
+# what a pre-declared route rebuilt from its path, endpoint, methods, name, schema
+# visibility and response class must keep
+_COMPARED = (
+    "dependencies",
+    "status_code",
+    "response_model",
+    "responses",
+    "callbacks",
+    "openapi_extra",
+    "tags",
+    "deprecated",
+)
