@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -83,6 +84,17 @@ class Refused(Exception):
     pass
 
 
+async def _in_one_turn(store: Store, middle: Callable[[Connection], None]) -> list[object]:
+    """Adds "a", `middle`, adds "c": three transactions in one turn of the loop; what
+    each caller got (its result or its error)."""
+    return await asyncio.gather(
+        store.run(lambda conn: add(conn, "a")),
+        store.run(middle),
+        store.run(lambda conn: add(conn, "c")),
+        return_exceptions=True,
+    )
+
+
 def test_transactions_of_one_turn_share_a_commit_and_fail_alone(sqlite_url: str) -> None:
     """Three transactions that reach the store in one turn of the loop commit once; the
     one that raises is rolled back alone and its caller gets its error."""
@@ -97,12 +109,7 @@ def test_transactions_of_one_turn_share_a_commit_and_fail_alone(sqlite_url: str)
     try:
 
         async def scenario() -> None:
-            outcomes = await asyncio.gather(
-                store.run(lambda conn: add(conn, "a")),
-                store.run(add_then_refuse),
-                store.run(lambda conn: add(conn, "c")),
-                return_exceptions=True,
-            )
+            outcomes = await _in_one_turn(store, add_then_refuse)
             assert outcomes[0] is None and outcomes[2] is None
             assert isinstance(outcomes[1], Refused)
             assert len(commits) == 1
@@ -152,12 +159,7 @@ def test_a_transaction_sqlite_rolled_back_whole_tells_every_caller_its_reason(
     try:
 
         async def scenario() -> None:
-            outcomes = await asyncio.gather(
-                store.run(lambda conn: add(conn, "a")),
-                store.run(fails_whole),
-                store.run(lambda conn: add(conn, "c")),
-                return_exceptions=True,
-            )
+            outcomes = await _in_one_turn(store, fails_whole)
             assert [type(o) for o in outcomes] == [DiskFull] * 3, outcomes
             assert await store.run(names) == []
 
