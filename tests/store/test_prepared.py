@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from paymend.store.database import Store
-from paymend.store.prepared import Prepared
+from paymend.store.prepared import ROWS_AT_ONCE, Prepared
 from paymend.store.tables import attempts, events, idempotency_keys, merchants, payments
 
 _NOW = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
@@ -80,7 +80,7 @@ def test_insert_and_update_store_what_execute_stores(db_url: str) -> None:
     store.close()
 
 
-def _events(n: int) -> list[dict[str, Any]]:
+def _events(n: int, first: int = 0) -> list[dict[str, Any]]:
     return [
         {
             "id": f"evt_{i}",
@@ -90,7 +90,7 @@ def _events(n: int) -> list[dict[str, Any]]:
             "payload": {"n": i, "note": "第一" if i % 2 else None},
             "created_at": _NOW + timedelta(microseconds=i),
         }
-        for i in range(n)
+        for i in range(first, first + n)
     ]
 
 
@@ -106,6 +106,9 @@ def test_rows_written_together_store_what_execute_stores_in_order(db_url: str) -
         assert insert.run_rows(conn, rows[7:8]) == 1  # one row: the plain statement
         assert insert.run_rows(conn, []) == 0
         insert.run(conn, rows[8])
+        many = _events(ROWS_AT_ONCE + 1, first=9)  # past the bound: the driver's loop
+        assert insert.run_rows(conn, many) == len(many)
+        rows += many
         stored = conn.execute(sa.select(events).order_by(events.c.seq)).all()
         assert [{k: v for k, v in r._mapping.items() if k != "seq"} for r in stored] == [
             {**r, "published_at": None} for r in rows
@@ -113,7 +116,7 @@ def test_rows_written_together_store_what_execute_stores_in_order(db_url: str) -
     with pytest.raises(exc.IntegrityError), store.engine.begin() as conn:
         insert.run_rows(conn, [{**rows[0], "id": "evt_new"}, rows[0]])  # evt_0 is taken
     with store.engine.begin() as conn:  # neither row of the refused statement is kept
-        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 9
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == len(rows)
     with pytest.raises(TypeError, match="not an INSERT"), store.engine.begin() as conn:
         Prepared(events.update()).run_rows(conn, rows[:2])
     store.close()

@@ -30,9 +30,10 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
-__all__ = ["Prepared", "driver_error"]
+__all__ = ["ROWS_AT_ONCE", "Prepared", "driver_error"]
 
 _Processor = Callable[[Any], Any]
+ROWS_AT_ONCE = 16  # `run_rows` for a few rows; more go through the driver's loop
 T = TypeVar("T")
 
 
@@ -137,9 +138,13 @@ class Prepared:
         """An INSERT of `rows` (all with the same keys) as one statement with a VALUES
         list, rows in order. Where `run_many` hands the rows to the driver's loop (on
         psycopg, a pipeline of one statement per row, about 50 microseconds more for
-        two rows than one statement), this is one statement for a few rows."""
+        two rows than one statement), this is one statement for a few rows; past
+        ROWS_AT_ONCE it is `run_many`, so that a statement is not compiled for every
+        length a caller may come with."""
         if len(rows) < 2:
             return self.run(conn, rows[0]) if rows else 0
+        if len(rows) > ROWS_AT_ONCE:
+            return self.run_many(conn, rows)
         keys = tuple(rows[0])
         shape = (conn.dialect.name, keys, len(rows))
         form = self._forms.get(shape)
