@@ -150,6 +150,34 @@ def test_a_request_head_over_the_size_limit_is_a_431(server: Server) -> None:
     assert status == 431 and body["error"]["code"] == "request_header_too_large"
 
 
+def test_a_head_growing_past_the_size_limit_is_a_431_before_it_ends(server: Server) -> None:
+    """A head sent in pieces is refused once it outgrows the limit: it never ends, and
+    the timeout would have answered 408."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: paymend\r\n")
+        for _ in range(6):  # 6 x 500 bytes of one header that has not ended
+            readable, _, _ = select.select([sock], [], [], 0.01)  # waits on the socket
+            if readable:
+                break  # answered already
+            sock.sendall(b"X-Big-" + b"a" * 494)
+        raw = read_to_close(sock)
+    status, body = parse(raw)
+    assert status == 431 and body["error"]["code"] == "request_header_too_large"
+
+
+def test_requests_sent_together_on_one_connection_are_each_answered(server: Server) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: paymend\r\n\r\n" * 2)
+        answers = b""  # both answers may come in one read
+        while answers.count(b"HTTP/1.1 200 ") < 2 or not answers.endswith(b"}"):
+            chunk = sock.recv(4096)
+            assert chunk, f"the server closed the connection after {answers!r}"
+            answers += chunk
+        assert answers.count(b"HTTP/1.1 ") == 2
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: paymend\r\n\r\n")  # and once more
+        assert read_response(sock)[0] == 200
+
+
 def test_past_the_connection_limit_a_request_is_a_503(sqlite_url: str) -> None:
     with start(sqlite_url, http_max_connections=3) as server:
         held = [connect(server) for _ in range(3)]
