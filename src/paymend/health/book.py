@@ -106,8 +106,7 @@ class HealthBook:
         i, j = columns(outcome, latency_ms)
         succeeded = outcome is Outcome.SUCCESS
         for key in keys:
-            window = self.windows.get(key) or self._window(key)
-            window.count(now, i, j)
+            self._window(key).count(now, i, j)
             self.histories[key].count(now, i, j)
             if succeeded:
                 self._succeeded_at[key] = now

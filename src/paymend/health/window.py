@@ -31,7 +31,7 @@ def columns(outcome: Outcome, latency_ms: float | None) -> tuple[int, int | None
     """Where a call is counted in a bucket: its outcome's column and its latency's."""
     if latency_ms is None:
         return _INDEX[outcome], None
-    return _INDEX[outcome], len(_OUTCOMES) + bisect_left(LATENCY_BOUNDS_MS, latency_ms)
+    return _INDEX[outcome], len(_OUTCOMES) + latency_bucket(latency_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +136,7 @@ class SlidingWindow:
             bucket[j] += 1
             sums[j] += 1
             total[j] += 1
-        if buckets[0][0] < now - self.span_s:
-            self._trim(now)
+        self._trim(now)
 
     def settle(self, at: float, outcome: Outcome) -> bool:
         """An unknown counted at `at` turned out `outcome`: move it, if its bucket is still
