@@ -113,13 +113,7 @@ class Prepared:
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run for one row; the number of rows it matched."""
-        form = self._form(conn, params)
-
-        def one(cursor: Any) -> int:
-            cursor.execute(form.sql, form.values(params))
-            return int(cursor.rowcount)
-
-        return self._call(conn, form, one)
+        return self._execute(conn, self._form(conn, params), params)
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run for each of `rows` (all with the same keys) in one driver call."""
@@ -151,12 +145,7 @@ class Prepared:
         if form is None:
             form = self._forms[shape] = _compile_rows(self.statement, conn.dialect, keys, len(rows))
         params = {f"{k}_r{i}": row[k] for i, row in enumerate(rows) for k in keys}
-
-        def one(cursor: Any) -> int:
-            cursor.execute(form.sql, form.values(params))
-            return int(cursor.rowcount)
-
-        return self._call(conn, form, one)
+        return self._execute(conn, form, params)
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """A SELECT's first row, converted (see the module), or None."""
@@ -180,6 +169,15 @@ class Prepared:
             return [convert.row(r) for r in rows]
 
         return self._call(conn, form, fetch)
+
+    def _execute(self, conn: Connection, form: _Form, params: Mapping[str, Any]) -> int:
+        """`form` run once with `params`; the number of rows it matched."""
+
+        def one(cursor: Any) -> int:
+            cursor.execute(form.sql, form.values(params))
+            return int(cursor.rowcount)
+
+        return self._call(conn, form, one)
 
     def _call(self, conn: Connection, form: _Form, call: Callable[[Any], T]) -> T:
         raw = conn.connection.driver_connection
