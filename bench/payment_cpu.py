@@ -14,7 +14,9 @@ CPU time on a shared machine moves by 10% from run to run. For a count that does
 run one app under callgrind, which counts instructions only while the measured
 requests run (about a minute for 100 requests; `--no-worker` leaves paymend's worker
 out, whose sweeps follow the wall clock; what start-up made is frozen, `gc.freeze()`, as in
-`paymend serve`, so that a full collection in the window does not swing the count):
+`paymend serve`, so that a full collection in the window does not swing the count;
+paymend's clock moves 1 ms per request, `PacedClock`, so that what expires by time,
+such as the ops-controls cache, expires as often however slowly valgrind runs):
 
     python bench/payment_cpu.py [--requests 2000] [--postgres] [--profile paymend.prof]
     PAYMEND_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,29 @@ from http_load import payment_body
 from servers import DEFAULT_PG_URL, Paymend, Postgres
 
 App = Callable[..., Any]
+PACE_S = 0.001  # PacedClock: the time one request takes, as paymend's clock sees it
+
+
+class PacedClock:
+    """paymend's clock under callgrind: time moves PACE_S per request sent, not with the
+    wall clock, so an instruction count does not grow with valgrind's slowness through
+    caches that expire by time (ops controls, API keys). Waits are real."""
+
+    def __init__(self) -> None:
+        self._epoch = datetime.now(UTC)
+        self._t = 0.0
+
+    def tick(self) -> None:
+        self._t += PACE_S
+
+    def now(self) -> datetime:
+        return self._epoch + timedelta(seconds=self._t)
+
+    def monotonic(self) -> float:
+        return self._t
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
 
 async def _call(app: App, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
@@ -82,7 +108,13 @@ async def _call(app: App, headers: list[tuple[bytes, bytes]], body: bytes) -> in
 
 
 async def drive(
-    app: App, key: str, tag: str, requests: int, concurrency: int, settle_s: float = 0.0
+    app: App,
+    key: str,
+    tag: str,
+    requests: int,
+    concurrency: int,
+    settle_s: float = 0.0,
+    clock: PacedClock | None = None,
 ) -> float:
     """CPU seconds per request of `requests` payments, `concurrency` in flight."""
     numbers = iter(range(requests))
@@ -97,6 +129,8 @@ async def drive(
                 (b"idempotency-key", f"cpu-{tag}-{i:07d}".encode()),
             ]
             body = json.dumps(payment_body(tag, i)).encode()
+            if clock is not None:
+                clock.tick()
             status = await _call(app, headers, body)
             statuses[status] = statuses.get(status, 0) + 1
             # a server waits on its sockets between requests: there the worker runs and
@@ -120,6 +154,7 @@ async def measure(
     warmup: int,
     profile: str | None,
     settle_s: float = 1.5,
+    clock: PacedClock | None = None,
 ) -> float:
     """Run the app's lifespan (paymend's worker with it), warm up, then measure."""
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -136,12 +171,12 @@ async def measure(
     life = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
     await started.wait()
     try:
-        await drive(app, key, f"{name}-warm", warmup, 16, settle_s=1.5)
+        await drive(app, key, f"{name}-warm", warmup, 16, settle_s=1.5, clock=clock)
         prof = cProfile.Profile(time.thread_time) if profile else None
         if prof is not None:
             prof.enable()
         _callgrind("on")
-        per_request = await drive(app, key, name, requests, 16, settle_s=settle_s)
+        per_request = await drive(app, key, name, requests, 16, settle_s=settle_s, clock=clock)
         _callgrind("off")
         if prof is not None and profile is not None:
             prof.disable()
@@ -199,7 +234,8 @@ def main() -> int:
                 configure_logging("INFO", devnull)
                 if args.only in (None, "paymend"):
                     os.environ.update(ours.env)
-                    runtime = build_runtime(Settings(), role="serve")
+                    paced = PacedClock() if os.environ.get("PAYMEND_CALLGRIND") else None
+                    runtime = build_runtime(Settings(), clock=paced, role="serve")
                     try:
                         app = create_app(runtime, run_worker=not args.no_worker)
                         gc.collect()  # as `paymend serve` does once started
@@ -213,6 +249,7 @@ def main() -> int:
                                 warmup,
                                 args.profile,
                                 0.0 if args.no_worker else 1.5,
+                                paced,
                             )
                         )
                     finally:
