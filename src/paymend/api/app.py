@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -38,6 +39,16 @@ from paymend.observability.tracing import configure_tracing
 from paymend.store.database import ping
 
 log = get_logger("paymend.api")
+# FastAPI's own OpenTelemetry is off: paymend's guard makes each request's one server
+# span (card-free ids, `observability/tracing.py`), its metrics are Prometheus's, and its
+# logs are masked; FastAPI's logs would carry exception messages unmasked. Off, it also
+# costs nothing per request (it asks the global providers on every call otherwise).
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 DESCRIPTION = """
 paymend sits between your checkout and your payment providers. Create a payment with
 `POST /v1/payments`; the answer tells you its status and, when it failed, why.
@@ -82,6 +93,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
         swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     check_every_route(app)  # the docs pages, /healthz, /metrics: api/checked.py
     app.state.runtime = runtime
