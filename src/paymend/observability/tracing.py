@@ -6,11 +6,12 @@ a card number, so the log masking never hides an id a line is searched by."""
 from __future__ import annotations
 
 import os
+import re
 from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry.context import Context, attach, detach
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
@@ -35,9 +36,13 @@ class CardFreeIds(RandomIdGenerator):
                 return value
 
 
+# a hex id has no separators: only twelve digits in a row can begin a card number
+_TWELVE_DIGITS = re.compile("[0-9]{12}")
+
+
 def id_holds_card_number(hex_id: str) -> bool:
     """The log masking would hide part of this hex id."""
-    return mask_card_numbers(hex_id) != hex_id
+    return _TWELVE_DIGITS.search(hex_id) is not None and mask_card_numbers(hex_id) != hex_id
 
 
 def configure_tracing() -> None:
@@ -79,7 +84,25 @@ def server_span(name: str, parent: Context) -> AbstractContextManager[Any]:
     ids = trace.SpanContext(
         trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=caller.trace_flags
     )
-    return trace.use_span(trace.NonRecordingSpan(ids), end_on_exit=False)
+    return _Current(trace.NonRecordingSpan(ids))
+
+
+class _Current:
+    """A span that records nothing, current while the request runs: what
+    `trace.use_span` does, without its generator and its exception hooks, which only a
+    recording span uses."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> trace.Span:
+        self._token = attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, *_exc: object) -> None:
+        detach(self._token)
 
 
 def current_trace_id() -> str | None:
