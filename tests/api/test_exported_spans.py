@@ -1,14 +1,26 @@
 """With an exporter, a request is one recorded server span, paymend's: FastAPI's own
 telemetry stays off (api/app.py), so no second server span and no FastAPI log record
-carrying an exception's message. Run in a child process: OpenTelemetry takes a global
-tracer provider once per process, and this one records every span it is given."""
+carrying an exception's message. `OTEL_TRACES_EXPORTER=otlp` sends the spans by OTLP
+over HTTP to a real receiver on 127.0.0.1. Each runs in a child process: OpenTelemetry
+takes a global tracer provider once per process."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from paymend.observability.tracing import TracingSettingInvalid, configure_tracing
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import json, sys
@@ -48,12 +60,11 @@ print(json.dumps({"status": created.status_code, "trace_id": created.headers["x-
 
 
 def test_an_exported_request_is_one_server_span_of_paymends(sqlite_url: str) -> None:
-    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", CHILD, sqlite_url],
         capture_output=True,
         text=True,
-        cwd=root,
+        cwd=ROOT,
         timeout=120,
         check=False,
     )
@@ -65,3 +76,98 @@ def test_an_exported_request_is_one_server_span_of_paymends(sqlite_url: str) -> 
     # the recorded span is the request's: its trace id is the one the shop was given
     assert servers[0]["trace_id"] == seen["trace_id"] == seen["attempt_trace"]
     assert not [s for s in seen["spans"] if s["scope"].startswith("fastapi")]
+
+
+OTLP_CHILD = r"""
+import json, sys
+
+from opentelemetry import trace
+
+from tests.api.conftest import running_on
+
+with running_on(sys.argv[1]) as server, server.client() as api:
+    created = api.post(
+        "/v1/payments",
+        json={"amount": 1999, "currency": "CNY", "method": "card", "order_id": "o-otlp-1"},
+        headers={"Idempotency-Key": "k-otlp-1"},
+    )
+trace.get_tracer_provider().force_flush()
+print(json.dumps({"status": created.status_code, "trace_id": created.headers["x-trace-id"]}))
+"""
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """An OTLP/HTTP receiver on 127.0.0.1: every POST's path and body, answered 200."""
+    got: list[tuple[str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            """Quiet: the test reads what arrived."""
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_address[1]}", got
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
+def test_otel_traces_exporter_otlp_sends_the_span_to_the_collector(
+    sqlite_url: str, receiver: tuple[str, list[tuple[str, bytes]]]
+) -> None:
+    url, got = receiver
+    env = {
+        **os.environ,
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", OTLP_CHILD, sqlite_url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 201
+    assert got and {path for path, _ in got} == {"/v1/traces"}
+    spans = []
+    for _, body in got:
+        sent = ExportTraceServiceRequest()
+        sent.ParseFromString(body)
+        spans += [
+            (span.name, span.trace_id.hex(), scope.scope.name)
+            for resource in sent.resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+        ]
+    assert ("POST /v1/payments", answer["trace_id"], "paymend") in spans
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "zipkin"),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "grpc"),
+    ],
+)
+def test_an_exporter_paymend_cannot_follow_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(TracingSettingInvalid, match=named):
+        configure_tracing()

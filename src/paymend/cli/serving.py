@@ -25,6 +25,7 @@ from paymend.engine.access import AccessService
 from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
 from paymend.observability import configure_logging
+from paymend.observability.tracing import TracingSettingInvalid
 from paymend.store import merchants
 from paymend.store.database import Store, redacted_url
 from paymend.store.migrate import upgrade
@@ -51,6 +52,9 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
     except DataFileError as exc:  # the customers' FAQ or help texts (docs/customers.md)
         runtime.close()
         raise click.ClickException(f"invalid config: {exc}") from None
+    except TracingSettingInvalid as exc:  # OTEL_TRACES_EXPORTER (README: Configuration)
+        runtime.close()
+        raise click.ClickException(str(exc)) from None
     config = uvicorn.Config(
         app,
         host=host,

@@ -1,5 +1,6 @@
 """Trace ids: W3C Trace Context through OpenTelemetry, so a shop's own tracing joins
-paymend's. Spans are recorded only when an exporter is configured; without one each
+paymend's. Spans are recorded only when they are exported (`OTEL_TRACES_EXPORTER=otlp`,
+or a provider with an exporter installed before paymend starts); without one each
 request still carries a trace and a span id (`server_span`), and none of them reads as
 a card number, so the log masking never hides an id a line is searched by."""
 
@@ -45,17 +46,50 @@ def id_holds_card_number(hex_id: str) -> bool:
     return _TWELVE_DIGITS.search(hex_id) is not None and mask_card_numbers(hex_id) != hex_id
 
 
+EXPORTERS = ("otlp", "none")  # the values of OTEL_TRACES_EXPORTER paymend understands
+
+
+class TracingSettingInvalid(ValueError):
+    """An OpenTelemetry environment variable paymend cannot follow: the server does not
+    start rather than run without the traces it was asked for."""
+
+
 def configure_tracing() -> None:
-    """Install an SDK tracer provider (card-free ids) when spans are to be exported:
-    `OTEL_TRACES_EXPORTER` names an exporter, whose set-up adds it to the provider.
-    Without one, no provider is installed, so neither paymend nor FastAPI's own
-    telemetry builds spans nobody reads; requests still carry valid trace ids
-    (`server_span`)."""
-    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
-    if exporter in ("", "none"):
+    """Export spans when `OTEL_TRACES_EXPORTER=otlp`: an SDK tracer provider (card-free
+    ids) with OTLP over HTTP/protobuf, to `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+    `OTEL_EXPORTER_OTLP_ENDPOINT` (OpenTelemetry's own variables, read by its exporter;
+    default http://localhost:4318/v1/traces), spans sent in batches off the request path.
+    Unset or `none`: no provider, so neither paymend nor FastAPI builds spans nobody
+    reads; requests still carry valid trace ids (`server_span`). A provider someone
+    else installed first (`opentelemetry-instrument`) is left as it is."""
+    wanted = [
+        name.strip().lower()
+        for name in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",")
+        if name.strip()
+    ]
+    unknown = [name for name in wanted if name not in EXPORTERS]
+    if unknown:
+        raise TracingSettingInvalid(
+            f"OTEL_TRACES_EXPORTER={os.environ['OTEL_TRACES_EXPORTER']!r}: paymend exports "
+            f"spans by 'otlp' (HTTP/protobuf) or not at all ('none'), not {', '.join(unknown)}"
+        )
+    if "otlp" not in wanted:
         return
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider(id_generator=CardFreeIds()))
+    protocol = os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    ).strip()
+    if protocol not in ("", "http/protobuf"):
+        raise TracingSettingInvalid(
+            f"OTLP protocol {protocol!r}: paymend sends spans over 'http/protobuf' only"
+        )
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(id_generator=CardFreeIds())
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
 
 
 def tracer() -> trace.Tracer:
