@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -59,17 +60,25 @@ print(json.dumps({"status": created.status_code, "trace_id": created.headers["x-
 """
 
 
-def test_an_exported_request_is_one_server_span_of_paymends(sqlite_url: str) -> None:
+def run_child(script: str, db_url: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `script` in a fresh interpreter from the project's root; the JSON object it
+    prints last."""
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, sqlite_url],
+        [sys.executable, "-c", script, db_url],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_an_exported_request_is_one_server_span_of_paymends(sqlite_url: str) -> None:
+    seen = run_child(CHILD, sqlite_url)
     assert seen["status"] == 201
     servers = [s for s in seen["spans"] if s["kind"] == "SERVER"]
     assert [(s["name"], s["scope"]) for s in servers] == [("POST /v1/payments", "paymend")]
@@ -126,22 +135,8 @@ def test_otel_traces_exporter_otlp_sends_the_span_to_the_collector(
     sqlite_url: str, receiver: tuple[str, list[tuple[str, bytes]]]
 ) -> None:
     url, got = receiver
-    env = {
-        **os.environ,
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": url,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", OTLP_CHILD, sqlite_url],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": url}
+    answer = run_child(OTLP_CHILD, sqlite_url, env)
     assert answer["status"] == 201
     assert got and {path for path, _ in got} == {"/v1/traces"}
     spans = []
