@@ -28,6 +28,7 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints
 
+from paymend.api.collector import spare_collector
 from paymend.store.database import create_db_engine
 
 metadata = sa.MetaData()
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     args = parser.parse_args()
     app = create_app(args.database_url)
+    spare_collector()  # as `paymend serve` does before serving
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
 
 

@@ -46,6 +46,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
+from paymend.api.collector import spare_collector
 from paymend.api.schemas import PaymentIn
 from paymend.config import load_config
 from paymend.domain.masking import mask_token
@@ -335,6 +336,7 @@ def main() -> None:
     parser.add_argument("--risk", action="store_true", help="decide each payment's risk too")
     args = parser.parse_args()
     app = create_app(args.database_url, args.config, risk=args.risk)
+    spare_collector()  # as `paymend serve` does before serving
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
 
 

@@ -13,8 +13,8 @@ event loop's thread; with `--only`, that app's) for `python -m pstats FILE`.
 CPU time on a shared machine moves by 10% from run to run. For a count that does not,
 run one app under callgrind, which counts instructions only while the measured
 requests run (about a minute for 100 requests; `--no-worker` leaves paymend's worker
-out, whose sweeps follow the wall clock; what start-up made is frozen, `gc.freeze()`, as in
-`paymend serve`, so that a full collection in the window does not swing the count;
+out, whose sweeps follow the wall clock; each app's collector is set as `paymend serve`
+sets it, `spare_collector()`: start-up frozen, young collections rare;
 paymend's clock moves 1 ms per request, `PacedClock`, so that what expires by time,
 such as the ops-controls cache, expires as often however slowly valgrind runs):
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import json
 import os
 import subprocess
@@ -211,6 +210,7 @@ def main() -> int:
     warmup = max(64, args.requests // 10)
 
     from paymend.api.app import create_app
+    from paymend.api.collector import spare_collector
     from paymend.config import Settings
     from paymend.engine.runtime import build_runtime
     from paymend.observability import configure_logging
@@ -238,8 +238,7 @@ def main() -> int:
                     runtime = build_runtime(Settings(), clock=paced, role="serve")
                     try:
                         app = create_app(runtime, run_worker=not args.no_worker)
-                        gc.collect()  # as `paymend serve` does once started
-                        gc.freeze()
+                        spare_collector()  # as `paymend serve` does once started
                         results["paymend"] = asyncio.run(
                             measure(
                                 app,
@@ -258,6 +257,7 @@ def main() -> int:
                     if args.only not in (None, name):
                         continue
                     floor_app = create_floor(base.url, base.env["PAYMEND_CONFIG"], risk=risk)
+                    spare_collector()  # served as paymend is (floor_app.py's `main`)
                     results[name] = asyncio.run(
                         measure(
                             floor_app,

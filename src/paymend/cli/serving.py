@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import socket
@@ -12,6 +11,7 @@ from pathlib import Path
 import click
 
 from paymend import __version__
+from paymend.api.collector import spare_collector
 from paymend.cli.base import (
     SHUTDOWN_MARGIN_S,
     cli_actor,
@@ -71,11 +71,7 @@ def _serve(host: str, port: int, *, run_worker: bool, demo_key_file: Path | None
             await super().shutdown(sockets)
 
     click.echo(f"paymend {__version__} on http://{host}:{port}  (API docs: /docs)", err=True)
-    # what start-up built (modules, config, the app, compiled statements) lives as long
-    # as the process: out of the collector's sight, a full collection under load no
-    # longer walks it
-    gc.collect()
-    gc.freeze()
+    spare_collector()  # what start-up built frozen, young collections rarer
     try:
         Server(config).run()
     finally:
