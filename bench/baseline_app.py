@@ -28,7 +28,7 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints
 
-from paymend.api.collector import spare_collector
+from paymend.engine.collector import spare_collector
 from paymend.store.database import create_db_engine
 
 metadata = sa.MetaData()

@@ -46,13 +46,13 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
-from paymend.api.collector import spare_collector
 from paymend.api.schemas import PaymentIn
 from paymend.config import load_config
 from paymend.domain.masking import mask_token
 from paymend.domain.money import payment_amount
 from paymend.engine.channels import build_providers
 from paymend.engine.clock import SystemClock
+from paymend.engine.collector import spare_collector
 from paymend.providers.base import ChargeRequest, ProviderOutcome
 from paymend.store import idempotency, keys, merchants
 from paymend.store.database import create_db_engine, is_sqlite

@@ -210,8 +210,8 @@ def main() -> int:
     warmup = max(64, args.requests // 10)
 
     from paymend.api.app import create_app
-    from paymend.api.collector import spare_collector
     from paymend.config import Settings
+    from paymend.engine.collector import spare_collector
     from paymend.engine.runtime import build_runtime
     from paymend.observability import configure_logging
 

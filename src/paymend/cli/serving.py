@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from paymend import __version__
-from paymend.api.collector import spare_collector
 from paymend.cli.base import (
     SHUTDOWN_MARGIN_S,
     cli_actor,
@@ -23,6 +22,7 @@ from paymend.cli.base import (
 from paymend.datafiles import DataFileError
 from paymend.engine.access import AccessService
 from paymend.engine.clock import SystemClock
+from paymend.engine.collector import spare_collector
 from paymend.engine.ids import IdFactory
 from paymend.observability import configure_logging
 from paymend.observability.tracing import TracingSettingInvalid

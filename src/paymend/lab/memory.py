@@ -10,10 +10,10 @@ import gc
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
+from paymend.engine.collector import GC_THRESHOLD
 from paymend.lab.scenario import Scenario
 from paymend.store.throwaway import MEMDB_MAX_BYTES
 
-GC_THRESHOLD = (50_000, 20, 100)  # the collector's thresholds while a run runs
 BYTES_PER_PAYMENT = 5_000  # of the run's database, with its attempts, events and jobs
 
 
@@ -35,13 +35,6 @@ def collector_spared() -> Iterator[None]:
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
-
-
-def frozen_set_up() -> None:
-    """What set-up built lives for the run: out of the collector's sight until it ends
-    (`collector_spared` unfreezes it)."""
-    gc.collect()
-    gc.freeze()
 
 
 class Checkouts:

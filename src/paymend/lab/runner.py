@@ -28,6 +28,7 @@ from paymend.domain.ids import MerchantId
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer, PaymentStatus
 from paymend.engine.clock import LoopClock
+from paymend.engine.collector import freeze_start_up
 from paymend.engine.commands import PayCommand
 from paymend.engine.ids import IdFactory
 from paymend.engine.job_registry import paymend_jobs
@@ -46,7 +47,7 @@ from paymend.lab.fate import Fates
 from paymend.lab.foresight import Foresight
 from paymend.lab.fraud import Fraud
 from paymend.lab.journeys import Context, Journeys
-from paymend.lab.memory import Checkouts, collector_spared, frozen_set_up, outgrows_memory
+from paymend.lab.memory import Checkouts, collector_spared, outgrows_memory
 from paymend.lab.naive import NaiveResult
 from paymend.lab.notices import LabInbox, lab_notices, notice_figures, phone_of
 from paymend.lab.oracle import Limits, Verdict
@@ -205,7 +206,7 @@ async def _run(
             worker = Worker(service, WorkerSettings(interval_s=1.0), webhooks, runner, registry)
             worker_task = asyncio.create_task(worker.run(stop))
         desk = asyncio.create_task(_three_d_secure(service, clock, stop, fraud))
-        frozen_set_up()
+        freeze_start_up()  # what set-up built lives for the run (`collector_spared` unfreezes)
         checkouts = Checkouts()
         for arrival in fraud.merged(arrivals(scenario)):
             await clock.sleep(arrival.t - clock.monotonic())

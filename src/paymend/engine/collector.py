@@ -1,4 +1,5 @@
-"""The cyclic garbage collector in a serving process (`paymend serve` and `paymend api`).
+"""The cyclic garbage collector of a long-lived process: `paymend serve` and `paymend api`
+(`spare_collector`), and a lab run (`lab/memory.py`, which undoes it when the run ends).
 
 What start-up built (modules, configuration, the app, compiled statements) lives as long
 as the process: collected once and frozen out of the collector's sight, so that a full
@@ -7,7 +8,7 @@ objects, most freed by their reference counts; with Python's default young-gener
 threshold (700) a young collection ran every four payments or so, about 4 % of a
 payment's CPU, and promoted the objects of the requests in flight to older generations.
 At 50,000 it runs every few hundred payments and holds at most a few MB of cyclic
-garbage between runs (the lab runs with the same thresholds, `lab/memory.py`)."""
+garbage between runs."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ import gc
 GC_THRESHOLD = (50_000, 20, 100)
 
 
-def spare_collector() -> None:
-    """Call once start-up is done, before serving."""
+def freeze_start_up() -> None:
+    """What was built so far lives as long as the process: out of the collector's sight."""
     gc.collect()
     gc.freeze()
+
+
+def spare_collector() -> None:
+    """Call once start-up is done, before serving."""
+    freeze_start_up()
     gc.set_threshold(*GC_THRESHOLD)
