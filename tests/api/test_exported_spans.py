@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
 
 from paymend.observability.tracing import TracingSettingInvalid, configure_tracing
+from paymend.store.database import Store
+from tests.helpers import count_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,3 +170,29 @@ def test_an_exporter_paymend_cannot_follow_is_refused_by_name(
         monkeypatch.setenv(name, value)
     with pytest.raises(TracingSettingInvalid, match=named):
         configure_tracing()
+    assert not isinstance(trace.get_tracer_provider(), TracerProvider)  # none installed
+
+
+def test_serve_with_an_exporter_it_cannot_follow_stops_naming_it(sqlite_url: str) -> None:
+    store = Store(sqlite_url, inline=True)
+    try:
+        before = count_rows(store)
+        done = subprocess.run(
+            [sys.executable, "-m", "paymend.cli", "serve", "--port", "0"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "PAYMEND_DATABASE_URL": sqlite_url,
+                "OTEL_TRACES_EXPORTER": "zipkin",
+            },
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert "Error: OTEL_TRACES_EXPORTER='zipkin'" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert count_rows(store) == before  # no instance registered, nothing written
+    finally:
+        store.close()
