@@ -29,6 +29,7 @@ from paymend.store.database import Connection, Store
 from paymend.store.idempotency import Claim, NewKey
 from paymend.store.jobs import JobKind
 from paymend.store.pii import Vault
+from paymend.store.prepared import deferring
 
 log = get_logger("paymend.engine")
 
@@ -91,15 +92,19 @@ class Creation:
             payment.status = status
             payment.failure_code = payment.failure_message = None
             self._take_order(conn, payment, claim)
-            stopped = decide(conn) if decide is not None else None
-            if stopped is None:
-                repo.insert_payment(conn, payment, now, self.pii)
-                repo.insert_attempt(conn, attempt, self.owner.id)
-                emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
-            else:
+            # the new rows, after the reads: on PostgreSQL one statement (store/prepared.py)
+            with deferring(conn):
+                stopped = decide(conn) if decide is not None else None
+                if stopped is None:
+                    repo.insert_payment(conn, payment, now, self.pii)
+                    repo.insert_attempt(conn, attempt, self.owner.id)
+                    emit(conn, self.ids.new("evt"), payment, EventType.PAYMENT_CREATED, now)
+                    if also is not None:
+                        also(conn)
+            if stopped is not None:
                 self._stopped(conn, payment, stopped, now)
-            if also is not None:
-                also(conn)
+                if also is not None:
+                    also(conn)
 
         await self._create(payment, create)
         if stopped is not None:

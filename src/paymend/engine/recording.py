@@ -29,6 +29,7 @@ from paymend.observability import PAYMENTS, get_logger
 from paymend.store import jobs, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
+from paymend.store.prepared import deferring
 
 log = get_logger("paymend.engine")
 SETTLE_FIRST_AFTER = timedelta(seconds=2)  # first worker query of an unknown outcome
@@ -121,14 +122,6 @@ class Recorder:
                 current = repo.get_payment(conn, payment.id)
                 if current.status is not payment.status:
                     raise Conflict("payment_changed", f"payment {payment.id} is {current.status}")
-            repo.update_attempt(conn, attempt)
-            # the call's event and the payment's, as each stands when it happens, in one
-            # insert at the end
-            events = [
-                event_row(
-                    self.ids.new("evt"), payment, EventType.ATTEMPT_FINISHED, now, attempt=attempt
-                )
-            ]
             self._settle_later(conn, attempt, now)
             if following is not None:
                 repo.insert_attempt(conn, following, self.owner.id)
@@ -141,17 +134,36 @@ class Recorder:
                         now + timedelta(seconds=after_s),
                         now,
                     )
-            if target is not None:
-                payment.transition(target)
-                repo.update_payment(conn, payment, now)
-                events.append(
+            # the outcome's rows, none reading another's: on PostgreSQL one statement
+            # (store/prepared.py), whose version check raises StaleWrite as it ends
+            with deferring(conn):
+                repo.update_attempt(conn, attempt)
+                # the call's event and the payment's, as each stands when it happens, in
+                # one insert at the end
+                events = [
                     event_row(
-                        self.ids.new("evt"), payment, STATUS_EVENTS[target], now, attempt=attempt
+                        self.ids.new("evt"),
+                        payment,
+                        EventType.ATTEMPT_FINISHED,
+                        now,
+                        attempt=attempt,
                     )
-                )
-            outbox.add_rows(conn, events)
-            if then is not None:
-                then(conn)
+                ]
+                if target is not None:
+                    payment.transition(target)
+                    repo.update_payment(conn, payment, now)
+                    events.append(
+                        event_row(
+                            self.ids.new("evt"),
+                            payment,
+                            STATUS_EVENTS[target],
+                            now,
+                            attempt=attempt,
+                        )
+                    )
+                outbox.add_rows(conn, events)
+                if then is not None:
+                    then(conn)
 
         try:
             await self.store.run(write)

@@ -299,7 +299,7 @@ def complete(
     """Store the answer (None: answer with the linked resource as it is on each replay)."""
     if isinstance(body, Encoded):
         text = _COMPLETE_PG_TEXT if conn.dialect.name == "postgresql" else _COMPLETE_TEXT
-        text.run(conn, {**_mine(claim), "code": status, "body": body.text, "now": now})
+        text.write(conn, {**_mine(claim), "code": status, "body": body.text, "now": now})
         return
     conn.execute(_COMPLETE, {**_mine(claim), "code": status, "body": body, "now": now})
 

@@ -65,8 +65,8 @@ def row(
 
 def add_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Events (`row`) in one statement, in list order (their `seq`): the events of one
-    state change cost one statement, not one each."""
-    _INSERT.run_rows(conn, rows)
+    state change cost one statement, not one each (a deferred write: store/prepared.py)."""
+    _INSERT.write_rows(conn, rows)
 
 
 def for_subject(conn: Connection, subject_id: str) -> list[Event]:

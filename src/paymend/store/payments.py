@@ -85,19 +85,28 @@ def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | N
     values = payment_row(p)
     values.update(customer_columns(vault, p.id, p.customer))
     values["created_at"] = now
-    _INSERT_PAYMENT.run(conn, values)
+    _INSERT_PAYMENT.write(conn, values)
 
 
 def update_payment(conn: Connection, p: Payment, now: datetime) -> None:
     """Write `p` if nobody else did since it was read; bump its version. The customer
     columns are written once, at insert: an update never touches them (a payment read
-    back holds no clear contact details to write)."""
+    back holds no clear contact details to write).
+
+    A deferred write (store/prepared.py `deferring`): `p` carries its new version at
+    once, and gets the old one back with StaleWrite if the check fails when it runs."""
     values = payment_changes(p)
     values.update(version=p.version + 1, updated_at=now, b_id=p.id, b_version=p.version)
-    if _UPDATE_PAYMENT.run(conn, values) != 1:
-        raise StaleWrite(p.id)
+    version, updated_at = p.version, p.updated_at
+
+    def checked(count: int) -> None:
+        if count != 1:
+            p.version, p.updated_at = version, updated_at
+            raise StaleWrite(p.id)
+
     p.version += 1
     p.updated_at = now
+    _UPDATE_PAYMENT.write(conn, values, checked)
 
 
 def lock_order(conn: Connection, merchant_id: str, order_id: str) -> None:
@@ -248,7 +257,7 @@ def insert_attempt(conn: Connection, a: Attempt, owner: str | None = None) -> No
     """Insert a pending attempt; `owner` is the instance about to call the provider."""
     values = attempt_row(a)
     values["owner"] = owner
-    _INSERT_ATTEMPT.run(conn, values)
+    _INSERT_ATTEMPT.write(conn, values)
 
 
 def update_attempt(conn: Connection, a: Attempt) -> None:
@@ -256,7 +265,7 @@ def update_attempt(conn: Connection, a: Attempt) -> None:
     channel, key, request and creation time are fixed at insert, and indexed."""
     values = attempt_changes(a)
     values["b_id"] = a.id
-    _UPDATE_ATTEMPT.run(conn, values)
+    _UPDATE_ATTEMPT.write(conn, values)
 
 
 def get_attempt(conn: Connection, attempt_id: str) -> Attempt | None:

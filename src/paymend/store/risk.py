@@ -28,8 +28,9 @@ _RECORD = Prepared(risk_decisions.insert())
 
 
 def record(conn: Connection, row: dict[str, Any]) -> None:
-    """Store one payment's decision (the row's keys are risk_decisions' columns)."""
-    _RECORD.run(conn, row)
+    """Store one payment's decision (the row's keys are risk_decisions' columns; a
+    deferred write: store/prepared.py)."""
+    _RECORD.write(conn, row)
 
 
 def decision(conn: Connection, payment_id: str) -> dict[str, Any] | None:
