@@ -14,6 +14,9 @@ structured log line and metrics, and its two transactions through `Store.run`:
     tx2  update attempt, update payment (optimistic version check), insert events
          attempt.finished and payment.succeeded (one statement, a VALUES list)
 
+On PostgreSQL each transaction's writes after its reads go to the server as one
+statement (store/prepared.py `deferring`): tx1's three inserts, tx2's three writes.
+
 Each database is measured in the store's server mode, "threaded", as `paymend serve`
 runs it (SQLite: on the event loop, the writer thread taking a transaction only when
 another process holds the write lock; PostgreSQL: a pool of 8 connections and as many
@@ -25,8 +28,8 @@ The floor, and why it is fair
 The floor writes the same rows in the same shape of transactions - the same tables and
 column types (`paymend.store.tables`), the same JSON documents, the same statements per
 transaction and one commit per transaction - the way the store writes them: compiled
-once and handed to the driver's cursor (store/prepared.py; the advisory lock through
-SQLAlchemy, as the store takes it), on an engine built by the same `create_db_engine`
+once and handed to the driver's cursor, on PostgreSQL the writes held back and sent as
+one statement (store/prepared.py), on an engine built by the same `create_db_engine`
 (SQLite: WAL, synchronous=NORMAL, BEGIN IMMEDIATE, one connection held from transaction
 to transaction when sequential; PostgreSQL: the same pool). Were the floor to write
 through `conn.execute`, it would pay SQLAlchemy's execution context per statement that
@@ -65,7 +68,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,7 +94,7 @@ from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.store import merchants
 from paymend.store.database import Store, create_db_engine, is_sqlite
 from paymend.store.migrate import upgrade
-from paymend.store.prepared import Prepared
+from paymend.store.prepared import Prepared, deferring
 from paymend.store.tables import ORDER_HOLDING, attempts, events, payments
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -271,7 +274,7 @@ class FloorRows:
                 finished_at=sa.bindparam("now"),
             )
         )
-        self.lock_order = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("key")))
+        self.lock_order = Prepared(sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("key"))))
         self.order_taken = Prepared(
             sa.select(payments.c.id).where(
                 payments.c.merchant_id == sa.bindparam("mid"),
@@ -329,10 +332,21 @@ class FloorRows:
         now = datetime.now(UTC)
         with _transaction(engine, held) as conn:  # tx1
             if engine.dialect.name == "postgresql":
-                conn.execute(self.lock_order, {"key": serial})
+                self._first(conn, self.lock_order, {"key": serial})
             if self._first(conn, self.order_taken, {"mid": self.merchant_id, "order": order}):
                 raise RuntimeError(f"floor: order {order} already taken")
-            self._run(
+            self._created(conn, pid, aid, order, e1, now)
+        ref = f"ch_{CHANNEL}_{serial:08d}"
+        now = datetime.now(UTC)
+        with _transaction(engine, held) as conn:  # tx2
+            self._finished(conn, pid, aid, order, ref, (e2, e3), now)
+
+    def _created(
+        self, conn: Connection, pid: str, aid: str, order: str, e1: str, now: datetime
+    ) -> None:
+        """tx1's rows, after its reads: one statement on PostgreSQL, as pay() writes them."""
+        with self._together(conn):
+            self._write(
                 self.insert_payment,
                 conn,
                 {
@@ -359,7 +373,7 @@ class FloorRows:
                     "updated_at": now,
                 },
             )
-            self._run(
+            self._write(
                 self.insert_attempt,
                 conn,
                 {
@@ -384,32 +398,58 @@ class FloorRows:
                 },
             )
             created = self.payload(pid, order, "processing", None)
-            self._run(
+            self._write(
                 self.insert_event,
                 conn,
                 self.event(e1, EventType.PAYMENT_CREATED, pid, created, now),
             )
-        ref = f"ch_{CHANNEL}_{serial:08d}"
-        now = datetime.now(UTC)
-        with _transaction(engine, held) as conn:  # tx2
-            self._run(self.finish_attempt, conn, {"aid": aid, "ref": ref, "now": now})
-            finished = self.payload(pid, order, "processing", aid)
-            if self._run(self.finish_payment, conn, {"pid": pid, "now": now}) != 1:
+
+    def _finished(
+        self,
+        conn: Connection,
+        pid: str,
+        aid: str,
+        order: str,
+        ref: str,
+        ids: tuple[str, str],
+        now: datetime,
+    ) -> None:
+        """tx2's rows: one statement on PostgreSQL, as pay() writes them."""
+
+        def updated(count: int) -> None:
+            if count != 1:
                 raise RuntimeError(f"floor: payment {pid} not updated")
+
+        with self._together(conn):
+            self._write(self.finish_attempt, conn, {"aid": aid, "ref": ref, "now": now})
+            finished = self.payload(pid, order, "processing", aid)
+            self._write(self.finish_payment, conn, {"pid": pid, "now": now}, updated)
             succeeded = self.payload(pid, order, "succeeded", aid)
             both = [
-                self.event(e2, EventType.ATTEMPT_FINISHED, pid, finished, now),
-                self.event(e3, EventType.PAYMENT_SUCCEEDED, pid, succeeded, now),
+                self.event(ids[0], EventType.ATTEMPT_FINISHED, pid, finished, now),
+                self.event(ids[1], EventType.PAYMENT_SUCCEEDED, pid, succeeded, now),
             ]
             if self.driver:  # one statement for both, as pay() writes them
-                self.insert_event.run_rows(conn, both)
+                self.insert_event.write_rows(conn, both)
             else:
                 conn.execute(self.insert_event.statement.values(both))
 
-    def _run(self, stmt: Prepared, conn: Connection, params: dict[str, Any]) -> int:
+    def _together(self, conn: Connection) -> AbstractContextManager[None]:
+        return deferring(conn) if self.driver else nullcontext()
+
+    def _write(
+        self,
+        stmt: Prepared,
+        conn: Connection,
+        params: dict[str, Any],
+        then: Callable[[int], None] | None = None,
+    ) -> None:
         if self.driver:
-            return stmt.run(conn, params)
-        return int(conn.execute(stmt.statement, params).rowcount)
+            stmt.write(conn, params, then)
+            return
+        count = int(conn.execute(stmt.statement, params).rowcount)
+        if then is not None:
+            then(count)
 
     def _first(self, conn: Connection, stmt: Prepared, params: dict[str, Any]) -> Any:
         if self.driver:

@@ -20,7 +20,8 @@ that keeps paymend's promises must do for `POST /v1/payments`, and nothing more:
    a day read, one threshold applied, the decision stored with its features.
 
 Statements are built once and written the way paymend's store writes them (compiled
-once per dialect, handed to the driver's cursor: store/prepared.py), ids are random
+once per dialect, handed to the driver's cursor: store/prepared.py; on PostgreSQL the
+writes of each transaction after its reads go as one statement, `deferring`), ids are random
 like paymend's, rows are paymend's own tables (the database is made by `paymend db
 upgrade`). On SQLite the store work runs inline on the event loop on one connection held
 from transaction to transaction (WAL, as `create_db_engine` tunes it); on PostgreSQL on
@@ -56,7 +57,7 @@ from paymend.engine.collector import spare_collector
 from paymend.providers.base import ChargeRequest, ProviderOutcome
 from paymend.store import idempotency, keys, merchants
 from paymend.store.database import create_db_engine, is_sqlite
-from paymend.store.prepared import Prepared
+from paymend.store.prepared import Prepared, deferring
 from paymend.store.tables import (
     ORDER_HOLDING,
     attempts,
@@ -206,7 +207,14 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                 LOCK_ORDER.first(conn, {"lock": int.from_bytes(lock.digest(), "big", signed=True)})
             if ORDER_TAKEN.first(conn, {"mid": mid, "order": body.order_id}):
                 raise HTTPException(409, "order_payment_in_progress")
-            INSERT_PAYMENT.run(
+            decision = None
+            if risk:  # read before the new rows are written, as paymend reads
+                decision = _decide(conn, mid, pid, customer.get("id") or "", amount.minor, now)
+            with deferring(conn):  # the new rows in one statement on PostgreSQL, as paymend's
+                _insert_new(conn, decision)
+
+        def _insert_new(conn: Connection, decision: dict[str, Any] | None) -> None:
+            INSERT_PAYMENT.write(
                 conn,
                 {
                     "id": pid,
@@ -229,7 +237,7 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                     "updated_at": now,
                 },
             )
-            INSERT_ATTEMPT.run(
+            INSERT_ATTEMPT.write(
                 conn,
                 {
                     "id": aid,
@@ -243,9 +251,9 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                     "created_at": now,
                 },
             )
-            INSERT_EVENT.run(conn, _event(mid, "payment.created", pid, created, now))
-            if risk:
-                _decide(conn, mid, pid, customer.get("id") or "", amount.minor, now)
+            INSERT_EVENT.write(conn, _event(mid, "payment.created", pid, created, now))
+            if decision is not None:
+                INSERT_DECISION.write(conn, decision)
 
         await run(first)
         result = await provider.authorize(
@@ -255,8 +263,16 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
         answer = {**created, "status": status, "amount": amount.minor, "attempts": [aid]}
         done = datetime.now(UTC)
 
+        def changed(count: int) -> None:
+            if count != 1:
+                raise HTTPException(409, "concurrent_update")
+
         def second(conn: Connection) -> None:
-            FINISH_ATTEMPT.run(
+            with deferring(conn):  # one statement on PostgreSQL, as paymend writes them
+                _finish(conn)
+
+        def _finish(conn: Connection) -> None:
+            FINISH_ATTEMPT.write(
                 conn,
                 {
                     "aid": aid,
@@ -268,16 +284,15 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
                     "now": done,
                 },
             )
-            if FINISH_PAYMENT.run(conn, {"pid": pid, "status": status, "now": done}) != 1:
-                raise HTTPException(409, "concurrent_update")
-            INSERT_EVENT.run_rows(  # both events in one statement, as paymend writes them
+            FINISH_PAYMENT.write(conn, {"pid": pid, "status": status, "now": done}, changed)
+            INSERT_EVENT.write_rows(  # both events in one statement, as paymend writes them
                 conn,
                 [
                     _event(mid, "attempt.finished", pid, answer, done),
                     _event(mid, f"payment.{status}", pid, answer, done),
                 ],
             )
-            ANSWER_KEY.run(
+            ANSWER_KEY.write(
                 conn,
                 {"mid": mid, "k": idempotency_key, "token": token, "body": answer, "now": done},
             )
@@ -288,31 +303,31 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
     return app
 
 
-def _decide(conn: Connection, mid: str, pid: str, customer: str, minor: int, now: datetime) -> None:
+def _decide(
+    conn: Connection, mid: str, pid: str, customer: str, minor: int, now: datetime
+) -> dict[str, Any]:
+    """The decision's row, from the customer's last day (stored with the payment)."""
     key = f"{mid}/{customer}" if customer else ""
     seen = RISK_VELOCITY.first(conn, {"customer": key, "since": now - timedelta(days=1)})
     count, total = seen or (0, 0)
     verdict = "review" if count >= 50 or total > 1_000_000 else "allow"
-    INSERT_DECISION.run(
-        conn,
-        {
-            "payment_id": pid,
-            "merchant_id": mid,
-            "verdict": verdict,
-            "rules_version": "floor",
-            "score": 0,
-            "fired": [],
-            "features": {"customer_count_24h": count, "customer_amount_24h": total},
-            "card": "",
-            "customer_id": key,
-            "device": "",
-            "ip": "",
-            "email": "",
-            "amount_major": minor / 100,
-            "currency": "CNY",
-            "created_at": now,
-        },
-    )
+    return {
+        "payment_id": pid,
+        "merchant_id": mid,
+        "verdict": verdict,
+        "rules_version": "floor",
+        "score": 0,
+        "fired": [],
+        "features": {"customer_count_24h": count, "customer_amount_24h": total},
+        "card": "",
+        "customer_id": key,
+        "device": "",
+        "ip": "",
+        "email": "",
+        "amount_major": minor / 100,
+        "currency": "CNY",
+        "created_at": now,
+    }
 
 
 def _event(mid: str, kind: str, pid: str, doc: dict[str, Any], now: datetime) -> dict[str, Any]:
