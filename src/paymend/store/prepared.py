@@ -34,8 +34,7 @@ there is no round trip to save, a write runs when written, as `run` does.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,7 +48,10 @@ _Processor = Callable[[Any], Any]
 ROWS_AT_ONCE = 16  # `run_rows` for a few rows; more go through the driver's loop
 T = TypeVar("T")
 Written = Callable[[int], None]  # told a deferred write's row count once it ran
-_DEFERRED = "paymend.deferred"  # the connection's `info` key of the writes waiting
+# the attribute of a Connection in `deferring` that holds its writes waiting (an
+# attribute, not `Connection.info`: every statement looks, and `info` is three
+# properties deep)
+_DEFERRED = "_paymend_deferred"
 
 
 @dataclass(slots=True)
@@ -164,7 +166,7 @@ class Prepared:
         answer: inside `deferring` on PostgreSQL it waits to go with the others (see
         the module); `then`, if given, is told its row count once it ran (it may raise:
         a version check)."""
-        waiting: list[_Waiting] | None = conn.info.get(_DEFERRED)
+        waiting: list[_Waiting] | None = getattr(conn, _DEFERRED, None)
         form = self._form(conn, params)
         if waiting is None:
             count = self._execute(conn, form, params)
@@ -175,7 +177,7 @@ class Prepared:
 
     def write_rows(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """`run_rows`, waiting as `write` does."""
-        waiting: list[_Waiting] | None = conn.info.get(_DEFERRED)
+        waiting: list[_Waiting] | None = getattr(conn, _DEFERRED, None)
         if waiting is None or not 0 < len(rows) <= ROWS_AT_ONCE:
             self.run_rows(conn, rows)
         elif len(rows) == 1:
@@ -227,7 +229,7 @@ class Prepared:
         return self._call(conn, form, one)
 
     def _call(self, conn: Connection, form: _Form, call: Callable[[Any], T]) -> T:
-        waiting = conn.info.get(_DEFERRED)
+        waiting = getattr(conn, _DEFERRED, None)
         if waiting:  # this one answers at once: the writes before it go first
             _flush(conn, waiting)
         raw = conn.connection.driver_connection
@@ -258,23 +260,34 @@ class _Waiting:
     then: Written | None
 
 
-@contextmanager
-def deferring(conn: Connection) -> Iterator[None]:
+class deferring:  # noqa: N801 - used as a function: `with deferring(conn):`
     """Hold this transaction's `write`s back and send them as one statement (see the
     module) when the block ends, or before a statement that answers at once. On SQLite,
     or inside another such block, nothing changes. A block that raises drops what it
-    held: its transaction is rolled back."""
-    if conn.dialect.name != "postgresql" or _DEFERRED in conn.info:
-        yield
-        return
-    waiting: list[_Waiting] = []
-    conn.info[_DEFERRED] = waiting
-    try:
-        yield
-        if waiting:
-            _flush(conn, waiting)
-    finally:
-        del conn.info[_DEFERRED]
+    held: its transaction is rolled back. (A class, not a generator: on SQLite it is a
+    few attribute lookups a transaction.)"""
+
+    __slots__ = ("_conn", "_waiting")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._waiting: list[_Waiting] | None = None
+
+    def __enter__(self) -> None:
+        conn = self._conn
+        if conn.dialect.name == "postgresql" and getattr(conn, _DEFERRED, None) is None:
+            self._waiting = []
+            setattr(conn, _DEFERRED, self._waiting)
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        waiting = self._waiting
+        if waiting is None:
+            return
+        try:
+            if kind is None and waiting:
+                _flush(self._conn, waiting)
+        finally:
+            delattr(self._conn, _DEFERRED)
 
 
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
