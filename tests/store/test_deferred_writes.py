@@ -111,9 +111,7 @@ def test_held_writes_land_as_run_writes_them_and_each_learns_its_count(db_url: s
         _INSERT.run(conn, _payment("pay_d"))
         _EVENT.run_rows(conn, [_event(3, "pay_c"), _event(4, "pay_d")])
         held, ran = _rows(conn, payments)[:2], _rows(conn, payments)[2:]
-        assert [_but(r, "id", "order_id") for r in held] == [
-            _but(r, "id", "order_id") for r in ran
-        ]
+        assert [_but(r, "id", "order_id") for r in held] == [_but(r, "id", "order_id") for r in ran]
         stored = _rows(conn, events)
         assert [_but(r, "id", "subject_id", "payload", "created_at") for r in stored[:2]] == [
             _but(r, "id", "subject_id", "payload", "created_at") for r in stored[2:]
@@ -144,11 +142,14 @@ def test_a_statement_that_answers_sends_the_held_writes_first(db_url: str) -> No
 
 def test_a_refused_held_write_fails_the_block_and_keeps_nothing(db_url: str) -> None:
     store = _store(db_url)
-    with pytest.raises(exc.IntegrityError) as raised, store.engine.begin() as conn:
-        with deferring(conn):
-            _INSERT.write(conn, _payment("pay_a"))
-            _EVENT.write(conn, _event(1, "pay_a"))
-            _EVENT.write(conn, {**_event(1, "pay_a"), "payload": {"secret": "value-xyz"}})
+    with (
+        pytest.raises(exc.IntegrityError) as raised,
+        store.engine.begin() as conn,
+        deferring(conn),
+    ):
+        _INSERT.write(conn, _payment("pay_a"))
+        _EVENT.write(conn, _event(1, "pay_a"))
+        _EVENT.write(conn, {**_event(1, "pay_a"), "payload": {"secret": "value-xyz"}})
     assert "value-xyz" not in str(raised.value)  # SQLAlchemy's error, its values hidden
     with store.engine.begin() as conn:
         assert _seen(conn) == 0
@@ -161,10 +162,13 @@ def test_a_block_that_raises_drops_its_writes_and_the_connection_writes_again(
 ) -> None:
     store = _store(db_url)
     store.engine.pool.dispose()
-    with pytest.raises(RuntimeError, match="changed my mind"), store.engine.begin() as conn:
-        with deferring(conn):
-            _INSERT.write(conn, _payment("pay_a"))
-            raise RuntimeError("changed my mind")
+    with (
+        pytest.raises(RuntimeError, match="changed my mind"),
+        store.engine.begin() as conn,
+        deferring(conn),
+    ):
+        _INSERT.write(conn, _payment("pay_a"))
+        raise RuntimeError("changed my mind")
     with store.engine.begin() as conn:  # the same pooled connection: nothing held over
         _INSERT.write(conn, _payment("pay_b"))
         assert _seen(conn) == 1
