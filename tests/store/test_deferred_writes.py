@@ -3,7 +3,7 @@ or before a statement that must answer, and fail as they would have failed."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,8 +17,8 @@ from paymend.store import payments as repo
 from paymend.store.database import Store
 from paymend.store.prepared import Prepared, deferring
 from paymend.store.tables import events, merchants, payments
+from tests.store.rows import NOW, payment_row
 
-_NOW = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 _INSERT = Prepared(payments.insert())
 _EVENT = Prepared(events.insert())
 _COUNT = Prepared(sa.select(sa.func.count()).select_from(payments))
@@ -30,29 +30,7 @@ _UPDATE = Prepared(
 
 
 def _payment(pid: str) -> dict[str, Any]:
-    return {
-        "id": pid,
-        "merchant_id": "mer_1",
-        "order_id": f"order-{pid}",
-        "amount": 12345,
-        "currency": "CNY",
-        "method": "card",
-        "status": "processing",
-        "amount_refunded": 0,
-        "amount_refund_pending": 0,
-        "bank": "ICBC",
-        "region": "CN-East",
-        "metadata": {"cart": ["a", "b"], "note": "第一"},
-        "customer": {"id": "c1", "locale": "zh-CN"},
-        "payment_token": "tok_1",
-        "failure_code": None,
-        "failure_message": None,
-        "trace_id": None,
-        "version": 0,
-        "created_at": _NOW,
-        "updated_at": _NOW,
-        "split": False,
-    }
+    return payment_row(pid, version=0)
 
 
 def _event(i: int, pid: str) -> dict[str, Any]:
@@ -62,7 +40,7 @@ def _event(i: int, pid: str) -> dict[str, Any]:
         "type": "payment.created",
         "subject_id": pid,
         "payload": {"n": i},
-        "created_at": _NOW + timedelta(microseconds=i),
+        "created_at": NOW + timedelta(microseconds=i),
     }
 
 
@@ -70,7 +48,7 @@ def _store(url: str) -> Store:
     store = Store(url, inline=True)
     with store.engine.begin() as conn:
         conn.execute(
-            merchants.insert(), {"id": "mer_1", "name": "Shop", "settings": {}, "created_at": _NOW}
+            merchants.insert(), {"id": "mer_1", "name": "Shop", "settings": {}, "created_at": NOW}
         )
     return store
 
@@ -192,7 +170,7 @@ def test_a_stale_payment_update_raises_when_it_runs_and_keeps_the_version(db_url
         status=PaymentStatus.PROCESSING,
         version=0,
     )
-    later = _NOW + timedelta(seconds=5)
+    later = NOW + timedelta(seconds=5)
     with store.engine.begin() as conn:  # someone else wrote it meanwhile
         conn.execute(payments.update().values(version=1).where(payments.c.id == "pay_a"))
     payment.status = PaymentStatus.SUCCEEDED

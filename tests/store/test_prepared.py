@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +13,7 @@ from sqlalchemy import exc
 from paymend.store.database import Store
 from paymend.store.prepared import ROWS_AT_ONCE, Prepared
 from paymend.store.tables import attempts, events, idempotency_keys, merchants, payments
-
-_NOW = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
-
-
-def _payment(pid: str, **changes: Any) -> dict[str, Any]:
-    row = {
-        "id": pid,
-        "merchant_id": "mer_1",
-        "order_id": f"order-{pid}",
-        "amount": 12345,
-        "currency": "CNY",
-        "method": "card",
-        "status": "processing",
-        "amount_refunded": 0,
-        "amount_refund_pending": 0,
-        "bank": "ICBC",
-        "region": "CN-East",
-        "metadata": {"cart": ["a", "b"], "note": "第一"},
-        "customer": {"id": "c1", "locale": "zh-CN"},
-        "payment_token": "tok_1",
-        "failure_code": None,
-        "failure_message": None,
-        "trace_id": None,
-        "version": 1,
-        "created_at": _NOW,
-        "updated_at": _NOW,
-        "split": False,
-    }
-    row.update(changes)
-    return row
+from tests.store.rows import NOW, payment_row
 
 
 def _stored(conn: sa.Connection, table: sa.Table, pid: str) -> dict[str, Any]:
@@ -52,7 +23,7 @@ def _stored(conn: sa.Connection, table: sa.Table, pid: str) -> dict[str, Any]:
 
 def _merchant(conn: sa.Connection) -> None:
     conn.execute(
-        merchants.insert(), {"id": "mer_1", "name": "Shop", "settings": {}, "created_at": _NOW}
+        merchants.insert(), {"id": "mer_1", "name": "Shop", "settings": {}, "created_at": NOW}
     )
 
 
@@ -64,11 +35,11 @@ def test_insert_and_update_store_what_execute_stores(db_url: str) -> None:
             payments.c.id == sa.bindparam("b_id"), payments.c.version == sa.bindparam("b_version")
         )
     )
-    later = _NOW.astimezone(timezone(timedelta(hours=8))) + timedelta(seconds=3)
+    later = NOW.astimezone(timezone(timedelta(hours=8))) + timedelta(seconds=3)
     with store.engine.begin() as conn:
         _merchant(conn)
-        conn.execute(payments.insert(), _payment("pay_a"))
-        insert.run(conn, _payment("pay_b"))
+        conn.execute(payments.insert(), payment_row("pay_a"))
+        insert.run(conn, payment_row("pay_b"))
         assert _stored(conn, payments, "pay_a") == _stored(conn, payments, "pay_b")
         changes = {"status": "succeeded", "updated_at": later, "version": 2, "b_version": 1}
         conn.execute(update.statement, {**changes, "b_id": "pay_a"})
@@ -88,7 +59,7 @@ def _events(n: int, first: int = 0) -> list[dict[str, Any]]:
             "type": "payment.created",
             "subject_id": "pay_a",
             "payload": {"n": i, "note": "第一" if i % 2 else None},
-            "created_at": _NOW + timedelta(microseconds=i),
+            "created_at": NOW + timedelta(microseconds=i),
         }
         for i in range(first, first + n)
     ]
@@ -131,8 +102,8 @@ def test_a_refused_write_raises_sqlalchemys_error_without_its_values(db_url: str
         "request_hash": "secret-hash-value",
         "request_path": "/v1/payments",
         "status": "in_progress",
-        "created_at": _NOW,
-        "updated_at": _NOW,
+        "created_at": NOW,
+        "updated_at": NOW,
     }
     with store.engine.begin() as conn:
         _merchant(conn)
@@ -181,13 +152,13 @@ def test_attempt_rows_match(db_url: str) -> None:
     store = Store(db_url, inline=True)
     with store.engine.begin() as conn:
         _merchant(conn)
-        conn.execute(payments.insert(), _payment("pay_a"))
+        conn.execute(payments.insert(), payment_row("pay_a"))
         base = {
             "payment_id": "pay_a",
             "provider": "sim_a",
             "status": "pending",
             "request": {"amount": 12345, "masked": "4111********1111"},
-            "created_at": _NOW,
+            "created_at": NOW,
             "owner": None,
         }
         conn.execute(attempts.insert(), {**base, "id": "att_a", "seq": 1, "idempotency_key": "a"})
@@ -223,7 +194,7 @@ def test_first_reads_a_row_as_the_driver_returns_it(db_url: str) -> None:
     with store.engine.begin() as conn:
         _merchant(conn)
         assert holder.first(conn, {"m": "mer_1"}) is None
-        conn.execute(payments.insert(), _payment("pay_a"))
+        conn.execute(payments.insert(), payment_row("pay_a"))
         assert holder.first(conn, {"m": "mer_1"}) == ("pay_a", 12345)
         assert holder.first(conn, {"m": "mer_2"}) is None
     store.close()
@@ -246,12 +217,12 @@ def test_all_converts_each_column_as_a_result_would(db_url: str) -> None:
     )
     with store.engine.begin() as conn:
         _merchant(conn)
-        conn.execute(payments.insert(), _payment("pay_a"))
-        conn.execute(payments.insert(), _payment("pay_b", amount=7))
+        conn.execute(payments.insert(), payment_row("pay_a"))
+        conn.execute(payments.insert(), payment_row("pay_b", amount=7))
         params = {"m": "mer_1", "a": 100}
         expected = [tuple(r) for r in conn.execute(text, params)]
         assert Prepared(text).all(conn, params) == expected
-        assert expected[0][1] == _NOW and expected[0][3] is True  # converted, not raw
+        assert expected[0][1] == NOW and expected[0][3] is True  # converted, not raw
         assert Prepared(text).all(conn, {"m": "mer_2", "a": 1}) == []
     store.close()
 
@@ -265,7 +236,7 @@ def test_a_numeric_column_is_converted_by_the_type_the_driver_names(db_url: str)
     ).where(payments.c.merchant_id == sa.bindparam("m"))
     with store.engine.begin() as conn:
         _merchant(conn)
-        conn.execute(payments.insert(), _payment("pay_a"))
+        conn.execute(payments.insert(), payment_row("pay_a"))
         expected = tuple(conn.execute(total, {"m": "mer_1"}).one())
         assert Prepared(total).first(conn, {"m": "mer_1"}) == expected
         assert Prepared(total).all(conn, {"m": "mer_1"}) == [expected]
