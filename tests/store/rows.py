@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 NOW = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+# the merchant every payment_row belongs to
+MERCHANT = {"id": "mer_1", "name": "Shop", "settings": {}, "created_at": NOW}
 
 
 def payment_row(pid: str, **changes: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from paymend.store import payments as repo
 from paymend.store.database import Store
 from paymend.store.prepared import Prepared, deferring
 from paymend.store.tables import events, merchants, payments
-from tests.store.rows import NOW, payment_row
+from tests.store.rows import MERCHANT, NOW, payment_row
 
 _INSERT = Prepared(payments.insert())
 _EVENT = Prepared(events.insert())
@@ -47,9 +47,7 @@ def _event(i: int, pid: str) -> dict[str, Any]:
 def _store(url: str) -> Store:
     store = Store(url, inline=True)
     with store.engine.begin() as conn:
-        conn.execute(
-            merchants.insert(), {"id": "mer_1", "name": "Shop", "settings": {}, "created_at": NOW}
-        )
+        conn.execute(merchants.insert(), MERCHANT)
     return store
 
 

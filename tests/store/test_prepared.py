@@ -13,7 +13,7 @@ from sqlalchemy import exc
 from paymend.store.database import Store
 from paymend.store.prepared import ROWS_AT_ONCE, Prepared
 from paymend.store.tables import attempts, events, idempotency_keys, merchants, payments
-from tests.store.rows import NOW, payment_row
+from tests.store.rows import MERCHANT, NOW, payment_row
 
 
 def _stored(conn: sa.Connection, table: sa.Table, pid: str) -> dict[str, Any]:
@@ -22,9 +22,7 @@ def _stored(conn: sa.Connection, table: sa.Table, pid: str) -> dict[str, Any]:
 
 
 def _merchant(conn: sa.Connection) -> None:
-    conn.execute(
-        merchants.insert(), {"id": "mer_1", "name": "Shop", "settings": {}, "created_at": NOW}
-    )
+    conn.execute(merchants.insert(), MERCHANT)
 
 
 def test_insert_and_update_store_what_execute_stores(db_url: str) -> None:
