@@ -93,8 +93,9 @@ from paymend.observability import configure_logging
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.store import merchants
 from paymend.store.database import Store, create_db_engine, is_sqlite
+from paymend.store.deferred import deferring
 from paymend.store.migrate import upgrade
-from paymend.store.prepared import Prepared, deferring
+from paymend.store.prepared import Prepared
 from paymend.store.tables import ORDER_HOLDING, attempts, events, payments
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -15,7 +15,8 @@ from paymend.domain.money import Money
 from paymend.domain.payment import Customer, Payment, PaymentStatus
 from paymend.store import payments as repo
 from paymend.store.database import Store
-from paymend.store.prepared import Prepared, deferring
+from paymend.store.deferred import deferring
+from paymend.store.prepared import Prepared
 from paymend.store.tables import events, merchants, payments
 from tests.store.rows import MERCHANT, NOW, payment_row
 

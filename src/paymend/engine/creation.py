@@ -26,10 +26,10 @@ from paymend.observability import PAYMENTS, get_logger
 from paymend.store import idempotency, jobs, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
+from paymend.store.deferred import deferring
 from paymend.store.idempotency import Claim, NewKey
 from paymend.store.jobs import JobKind
 from paymend.store.pii import Vault
-from paymend.store.prepared import deferring
 
 log = get_logger("paymend.engine")
 

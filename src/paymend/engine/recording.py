@@ -29,7 +29,7 @@ from paymend.observability import PAYMENTS, get_logger
 from paymend.store import jobs, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
-from paymend.store.prepared import deferring
+from paymend.store.deferred import deferring
 
 log = get_logger("paymend.engine")
 SETTLE_FIRST_AFTER = timedelta(seconds=2)  # first worker query of an unknown outcome

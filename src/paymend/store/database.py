@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from paymend.domain.errors import Unavailable
 from paymend.store import json_text
-from paymend.store.prepared import driver_error
+from paymend.store.driver import driver_error
 
 __all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url"]
 
