@@ -12,6 +12,7 @@ and setting a password are audit-logged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -38,8 +39,14 @@ LIMIT_PER_IP = 20
 LOGIN_ACTOR = "console"  # who failed a log-in is not known: the audit names the name typed
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is an attack
 _HASHER = PasswordHasher()
-# verified when the name is unknown, so a wrong name costs the same time as a wrong password
-_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy() -> str:
+    """The hash verified when the name is unknown, so a wrong name costs the same time
+    as a wrong password. Made when `Accounts` is built, not on import: a hash is a tenth
+    of a second, which every CLI command would pay."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -56,7 +63,7 @@ def verify_password(stored: str | None, password: str) -> bool:
     """Whether `password` is the one `stored` hashes (always the same work: an operator
     without a password costs as much as a wrong one)."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -96,6 +103,7 @@ class Accounts:
         self.clock = clock
         self.idle = timedelta(seconds=idle_s)
         self.max = timedelta(seconds=max_s)
+        _dummy()  # ready before the first log-in, which must not take longer for it
 
     async def set_password(self, name: str, password: str | None, actor: str) -> Operator:
         """Set (None: remove) an operator's console password; their sessions end."""
