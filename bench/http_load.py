@@ -25,9 +25,14 @@ server process, all threads, from /proc): on a machine shared with other work,
 throughput and latency move with the neighbours, CPU per request hardly does. Ratios
 are floor/paymend, so 1.0 means as cheap as the floor. Throughput and p50/p99 at the
 given concurrency are reported too, and for paymend the responses that were not 201
-`succeeded`. The servers are measured one after the other, in one run, after a warm-up.
+`succeeded`. The servers are measured in one run, after a warm-up, in turn: in each of
+`--rounds` rounds every server takes its share of the requests while the others idle,
+so that a machine whose speed drifts during the run (a neighbour's load) slows them
+alike. (Measured one after the other, the same code gave SQLite ratios of 0.47, 0.65
+and 0.62 in three runs on one busy machine.)
 
-    python bench/http_load.py [--requests 2000] [--concurrency 16] [--sqlite-only] [--json]
+    python bench/http_load.py [--requests 2000] [--rounds 5] [--concurrency 16]
+        [--sqlite-only] [--json]
 """
 
 from __future__ import annotations
@@ -93,10 +98,53 @@ class Load:
     server_cpu_ms_per_request: float | None
 
 
+@dataclass
+class Sample:
+    """What one stretch of load on one server saw; a `Load` adds up its rounds."""
+
+    latencies: list[float]
+    statuses: Counter[str]
+    not_succeeded: int
+    seconds: float
+    client_cpu: float
+    server_cpu: float | None
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     rank = max(1, -(-len(sorted_values) * q // 100))
     return sorted_values[int(rank) - 1]
+
+
+def combined(server: str, concurrency: int, samples: list[Sample]) -> Load:
+    """One server's rounds as one load: requests, seconds and CPU summed, latencies
+    pooled."""
+    latencies = sorted(t for s in samples for t in s.latencies)
+    statuses: Counter[str] = Counter()
+    for s in samples:
+        statuses.update(s.statuses)
+    requests = len(latencies)
+    elapsed = sum(s.seconds for s in samples)
+    cpus = [s.server_cpu for s in samples]
+    server_cpu = None if None in cpus else sum(c for c in cpus if c is not None)
+    return Load(
+        server=server,
+        requests=requests,
+        concurrency=concurrency,
+        seconds=round(elapsed, 3),
+        req_per_s=round(requests / elapsed, 1),
+        p50_ms=round(percentile(latencies, 50) * 1000, 2),
+        p99_ms=round(percentile(latencies, 99) * 1000, 2),
+        max_ms=round(latencies[-1] * 1000, 2),
+        statuses=dict(statuses),
+        non_201=requests - statuses.get("201", 0),
+        not_succeeded=sum(s.not_succeeded for s in samples),
+        client_cpu_pct=round(100 * sum(s.client_cpu for s in samples) / elapsed, 1),
+        server_cpu_pct=None if server_cpu is None else round(100 * server_cpu / elapsed, 1),
+        server_cpu_ms_per_request=(
+            None if server_cpu is None else round(1000 * server_cpu / requests, 3)
+        ),
+    )
 
 
 class LoadGenerator:
@@ -134,7 +182,11 @@ class LoadGenerator:
         return None if None in used else sum(u for u in used if u is not None)
 
     async def drive(self, tag: str, requests: int) -> Load:
-        concurrency = len(self.clients)
+        """`requests` payments, all lanes busy, as one load."""
+        return combined(self.name, len(self.clients), [await self.sample(tag, requests)])
+
+    async def sample(self, tag: str, requests: int) -> Sample:
+        """`requests` payments (each tag a fresh set of keys and orders), all lanes busy."""
         latencies: list[float] = []
         statuses: Counter[str] = Counter()
         not_succeeded = 0
@@ -164,27 +216,10 @@ class LoadGenerator:
         elapsed = time.perf_counter() - start
         client_cpu = time.process_time() - cpu0
         server_cpu1 = self._cpu()
-        latencies.sort()
-        server_cpu_pct = server_cpu_ms = None
+        server_cpu = None
         if server_cpu0 is not None and server_cpu1 is not None:
-            server_cpu_pct = round(100 * (server_cpu1 - server_cpu0) / elapsed, 1)
-            server_cpu_ms = round(1000 * (server_cpu1 - server_cpu0) / requests, 3)
-        return Load(
-            server=self.name,
-            requests=requests,
-            concurrency=concurrency,
-            seconds=round(elapsed, 3),
-            req_per_s=round(requests / elapsed, 1),
-            p50_ms=round(percentile(latencies, 50) * 1000, 2),
-            p99_ms=round(percentile(latencies, 99) * 1000, 2),
-            max_ms=round(latencies[-1] * 1000, 2),
-            statuses=dict(statuses),
-            non_201=requests - statuses.get("201", 0),
-            not_succeeded=not_succeeded,
-            client_cpu_pct=round(100 * client_cpu / elapsed, 1),
-            server_cpu_pct=server_cpu_pct,
-            server_cpu_ms_per_request=server_cpu_ms,
-        )
+            server_cpu = server_cpu1 - server_cpu0
+        return Sample(latencies, statuses, not_succeeded, elapsed, client_cpu, server_cpu)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -238,21 +273,44 @@ class DbRun:
         }
 
 
-async def _drive(servers: list[Server], requests: int, concurrency: int, warmup: int) -> Load:
-    gen = LoadGenerator(servers, concurrency)
+async def _interleaved(
+    servers: list[Server], requests: int, concurrency: int, warmup: int, rounds: int
+) -> dict[str, Load]:
+    """Each server warmed up, then `rounds` rounds in which each server in turn takes its
+    share of `requests` while the others idle, the first server moving one place each
+    round. A machine whose speed drifts (a neighbour's load, a slower core) then slows
+    every server alike, where one server after another would give one the fast minutes
+    and the next the slow ones."""
+    gens = [LoadGenerator([server], concurrency) for server in servers]
+    samples: dict[str, list[Sample]] = {server.name: [] for server in servers}
     try:
-        await gen.drive("warm", warmup)
-        return await gen.drive("run", requests)
+        for gen in gens:
+            await gen.sample("warm", warmup)
+        for r in range(rounds):
+            share = requests // rounds + (1 if r < requests % rounds else 0)
+            for k in range(len(gens)):
+                gen = gens[(r + k) % len(gens)]
+                samples[gen.name].append(await gen.sample(f"run{r}", share))
     finally:
-        await gen.aclose()
+        for gen in gens:
+            await gen.aclose()
+    return {
+        server.name: combined(server.name, concurrency, samples[server.name]) for server in servers
+    }
 
 
 def run_database(
-    database: str, urls: list[str], workdir: Path, requests: int, concurrency: int, warmup: int
+    database: str,
+    urls: list[str],
+    workdir: Path,
+    requests: int,
+    concurrency: int,
+    warmup: int,
+    rounds: int,
 ) -> DbRun:
     """Each server on its own fresh database (`urls`: paymend's, the floor's, the floor's
-    with a risk decision, the bare insert's), measured one after the other while the
-    others idle."""
+    with a risk decision, the bare insert's), measured in turn, in `rounds` rounds,
+    while the others idle."""
     servers: list[Server] = []
     try:
         names = ("paymend", "floor", "floor-risk", "baseline")
@@ -265,10 +323,9 @@ def run_database(
         servers.append(start_baseline(dirs[3], urls[3]))
         for server in servers:
             wait_healthy(server)
-        loads = {}
-        for server in servers:
-            loads[server.name] = asyncio.run(_drive([server], requests, concurrency, warmup))
-        return DbRun(database, loads)
+        return DbRun(
+            database, asyncio.run(_interleaved(servers, requests, concurrency, warmup, rounds))
+        )
     except Exception:
         for server in servers:
             print(f"--- {server.name} log ---\n{server.tail()}", file=sys.stderr)
@@ -283,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds in which each server takes its share of the requests in turn",
+    )
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -290,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests must be 1..200000")
     if not 1 <= args.concurrency <= 256:
         parser.error("--concurrency must be 1..256")
+    if not 1 <= args.rounds <= args.requests:
+        parser.error("--rounds must be 1..--requests")
     warmup = max(args.concurrency * 4, min(300, args.requests // 10))
 
     def say(message: str) -> None:
@@ -298,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     # a SIGTERM unwinds like Ctrl-C, so the servers are stopped on the way out
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     say(
-        f"paymend HTTP benchmark: {args.requests} requests per server, concurrency"
-        f" {args.concurrency}, {warmup} warm-up, {os.cpu_count()} CPUs, loopback"
+        f"paymend HTTP benchmark: {args.requests} requests per server in {args.rounds}"
+        f" rounds, concurrency {args.concurrency}, {warmup} warm-up, {os.cpu_count()} CPUs,"
+        " loopback"
     )
     runs: list[DbRun] = []
     skipped: dict[str, str] = {}
@@ -309,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
             names = ("paymend", "floor", "floor-risk", "base")
             urls = [f"sqlite:///{workdir / f'{n}.db'}" for n in names]
             runs.append(
-                run_database("sqlite", urls, workdir, args.requests, args.concurrency, warmup)
+                run_database(
+                    "sqlite", urls, workdir, args.requests, args.concurrency, warmup, args.rounds
+                )
             )
             pg = Postgres(args.postgres_url, "http")
             reason = None if not args.sqlite_only else "--sqlite-only"
@@ -319,7 +387,13 @@ def main(argv: list[str] | None = None) -> int:
                     urls = [pg.fresh() for _ in range(4)]
                     runs.append(
                         run_database(
-                            "postgresql", urls, workdir, args.requests, args.concurrency, warmup
+                            "postgresql",
+                            urls,
+                            workdir,
+                            args.requests,
+                            args.concurrency,
+                            warmup,
+                            args.rounds,
                         )
                     )
                 finally:
