@@ -44,8 +44,11 @@ engine/floor says how much of the achievable write throughput paymend keeps. The
 headline ratio is the strict one: the engine as `paymend serve` runs it (threaded store,
 16 in flight) over the floor's best mode. The project's target is >= 0.8.
 
-Every database (engine threaded, engine inline, floor) is fresh and sees the same
-sequence - warm-up, sequential N, concurrent N - so table sizes match at every step.
+Every database (engine threaded, engine inline, floor, the conn.execute floor) is fresh
+and all are open at once. Each is warmed up; then, in each of `--rounds` rounds, each in
+turn pays its share of N sequentially and its share with 16 in flight while the others
+idle (the first moving one place a round), so a machine whose speed drifts during the
+run slows them alike, and table sizes match at the end of every round.
 Afterwards the row counts and statuses are checked, and one payment's rows as the engine
 wrote them are compared with the floor's (ids and times aside): if pay() changes what it
 writes, the run says the floor no longer matches instead of quietly comparing unlike
@@ -53,7 +56,7 @@ work. Logs go through paymend's real
 logging set-up (JSON, masking) into /dev/null, so their cost is counted but no terminal
 I/O is.
 
-    python bench/engine.py [--n 2000] [--postgres-url URL] [--json]
+    python bench/engine.py [--n 2000] [--rounds 5] [--postgres-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -218,27 +221,32 @@ async def pay_all(service: PaymentService, cmds: list[PayCommand], concurrency: 
     return elapsed
 
 
-def run_engine(url: str, *, inline: bool, n: int, warmup: int) -> tuple[list[Phase], Shape]:
-    store = Store(url, inline=inline, pool_size=PG_POOL)
-    try:
-        service = make_service(store)
-        merchant_id = create_merchant(store)
-        mode = "inline" if inline else "threaded"
+class EngineRun:
+    """paymend's engine on one database, kept open from round to round: its store, its
+    service and one event loop for all its phases."""
 
-        async def main() -> list[Phase]:
-            await pay_all(service, commands(merchant_id, "warm", warmup), CONCURRENCY)
-            seq = await pay_all(service, commands(merchant_id, "seq", n), 1)
-            conc = await pay_all(service, commands(merchant_id, "conc", n), CONCURRENCY)
-            return [
-                Phase(f"{mode} sequential", n, seq),
-                Phase(f"{mode} concurrent{CONCURRENCY}", n, conc),
-            ]
+    def __init__(self, url: str, *, inline: bool) -> None:
+        self.mode = "inline" if inline else "threaded"
+        self.store = Store(url, inline=inline, pool_size=PG_POOL)
+        self.loop = asyncio.new_event_loop()
+        self.service = make_service(self.store)
+        self.merchant_id = create_merchant(self.store)
 
-        phases = asyncio.run(main())
-        check_rows(store.engine, warmup + 2 * n)
-        return phases, row_shape(store.engine)
-    finally:
-        store.close()
+    def pay(self, tag: str, n: int, concurrency: int) -> float:
+        """n payments, at most `concurrency` in flight; the seconds they took."""
+        cmds = commands(self.merchant_id, tag, n)
+        return self.loop.run_until_complete(pay_all(self.service, cmds, concurrency))
+
+    def phase(self, concurrent: bool) -> str:
+        return f"{self.mode} concurrent{CONCURRENCY}" if concurrent else f"{self.mode} sequential"
+
+    def finish(self, expected: int) -> Shape:
+        check_rows(self.store.engine, expected)
+        return row_shape(self.store.engine)
+
+    def close(self) -> None:
+        self.loop.close()
+        self.store.close()
 
 
 # -- floor --------------------------------------------------------------------------------
@@ -493,24 +501,31 @@ def floor_all(rows: FloorRows, engine: Engine, n: int, threads: int) -> float:
         return time.perf_counter() - start
 
 
-def run_floor(url: str, *, n: int, warmup: int, driver: bool) -> tuple[list[Phase], Shape]:
-    engine = create_db_engine(url, pool_size=PG_POOL)
-    threads = 1 if is_sqlite(url) else PG_POOL
-    try:
-        with engine.begin() as conn:
+class FloorRun:
+    """The floor on one database, kept open from round to round."""
+
+    def __init__(self, url: str, *, driver: bool) -> None:
+        self.engine = create_db_engine(url, pool_size=PG_POOL)
+        self.threads = 1 if is_sqlite(url) else PG_POOL
+        with self.engine.begin() as conn:
             merchant_id = _floor_merchant(conn)
-        rows = FloorRows(merchant_id, driver)
-        floor_all(rows, engine, warmup, threads)
-        seq = floor_all(rows, engine, n, 1)
-        conc = floor_all(rows, engine, n, threads)
-        check_rows(engine, warmup + 2 * n)
-        phases = [
-            Phase("sequential", n, seq),
-            Phase(f"{threads} thread{'s' if threads > 1 else ''}", n, conc),
-        ]
-        return phases, row_shape(engine)
-    finally:
-        engine.dispose()
+        self.rows = FloorRows(merchant_id, driver)
+
+    def pay(self, tag: str, n: int, concurrency: int) -> float:
+        """n payments, sequentially or from the store's number of threads; seconds."""
+        return floor_all(self.rows, self.engine, n, 1 if concurrency == 1 else self.threads)
+
+    def phase(self, concurrent: bool) -> str:
+        if not concurrent:
+            return "sequential"
+        return f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+
+    def finish(self, expected: int) -> Shape:
+        check_rows(self.engine, expected)
+        return row_shape(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def _floor_merchant(conn: Connection) -> str:
@@ -585,7 +600,8 @@ def sqlite_dbs(tmp: Path) -> Iterator[str]:
 
 
 class PostgresDbs:
-    """Creates the database `paymend_bench` afresh for each use; drops it at the end."""
+    """Creates databases `paymend_bench_<n>` afresh, as many as the run holds at once;
+    drops them at the end."""
 
     def __init__(self, url: str) -> None:
         self.admin = sa.create_engine(
@@ -594,7 +610,8 @@ class PostgresDbs:
             poolclass=NullPool,
             connect_args={"connect_timeout": 5},
         )
-        self.url = make_url(url).set(database=BENCH_DB).render_as_string(hide_password=False)
+        self.base = make_url(url)
+        self.made: list[str] = []
 
     def reachable(self) -> str | None:
         try:
@@ -606,32 +623,63 @@ class PostgresDbs:
 
     def drop(self) -> None:
         with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+            for name in self.made:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.made.clear()
 
     def fresh(self) -> str:
-        self.drop()
+        name = f"{BENCH_DB}_{len(self.made)}"
         with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{BENCH_DB}"'))
-        upgrade(self.url)
-        return self.url
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.made.append(name)
+        url = self.base.set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        return url
 
 
 # -- the run ------------------------------------------------------------------------------
 
 
-def measure(label: str, fresh: Callable[[], str], *, n: int, warmup: int, inline: bool) -> DbResult:
+def measure(
+    label: str, fresh: Callable[[], str], *, n: int, warmup: int, inline: bool, rounds: int
+) -> DbResult:
+    """Every contender on a database of its own, all open at once: each warmed up, then
+    `rounds` rounds in which each in turn pays its share of n sequentially and its share
+    with 16 in flight while the others idle, the first moving one place a round. A
+    machine whose speed drifts then slows them alike, where one after the other would
+    give one the fast minutes and the next the slow ones."""
     result = DbResult(label)
     start = time.perf_counter()
-    phases, engine_shape = run_engine(fresh(), inline=False, n=n, warmup=warmup)
-    if inline:
-        phases += run_engine(fresh(), inline=True, n=n, warmup=warmup)[0]
-    for phase in phases:
-        result.add("engine", phase)
-    phases, floor_shape = run_floor(fresh(), n=n, warmup=warmup, driver=True)
-    for phase in phases:
-        result.add("floor", phase)
-    for phase in run_floor(fresh(), n=n, warmup=warmup, driver=False)[0]:
-        result.add("core", phase)
+    runs: list[tuple[str, EngineRun | FloorRun]] = []
+    try:
+        runs.append(("engine", EngineRun(fresh(), inline=False)))
+        if inline:
+            runs.append(("engine", EngineRun(fresh(), inline=True)))
+        runs.append(("floor", FloorRun(fresh(), driver=True)))
+        runs.append(("core", FloorRun(fresh(), driver=False)))
+        seconds: dict[tuple[int, bool], float] = {}
+        for _, run in runs:
+            run.pay("warm", warmup, CONCURRENCY)
+        for r in range(rounds):
+            share = n // rounds + (1 if r < n % rounds else 0)
+            for k in range(len(runs)):
+                i = (r + k) % len(runs)
+                run = runs[i][1]
+                for concurrent in (False, True):
+                    took = run.pay(
+                        f"{r}{'c' if concurrent else 's'}", share, CONCURRENCY if concurrent else 1
+                    )
+                    seconds[i, concurrent] = seconds.get((i, concurrent), 0.0) + took
+        for i, (kind, run) in enumerate(runs):
+            for concurrent in (False, True):
+                result.add(kind, Phase(run.phase(concurrent), n, seconds[i, concurrent]))
+        # every database's rows checked; the threaded engine's and the floor's compared
+        shapes = [run.finish(warmup + 2 * n) for _, run in runs]
+        engine_shape, floor_shape = shapes[0], shapes[[kind for kind, _ in runs].index("floor")]
+    finally:
+        for _, run in runs:
+            run.close()
     result.floor_matches = engine_shape == floor_shape
     if not result.floor_matches:
         print(
@@ -672,11 +720,19 @@ def report(result: DbResult) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="payments per measured phase")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds in which each contender pays its share of --n in turn",
+    )
     parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be positive")
+    if not 1 <= args.rounds <= args.n:
+        parser.error("--rounds must be 1..--n")
     warmup = max(50, min(200, args.n // 10))
 
     devnull = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
@@ -685,7 +741,8 @@ def main(argv: list[str] | None = None) -> int:
         (lambda m: print(m, file=sys.stderr)) if args.json else (lambda m: print(m))
     )
     say(
-        f"paymend engine benchmark: {args.n} payments per phase, {warmup} warm-up,"
+        f"paymend engine benchmark: {args.n} payments per phase in {args.rounds} rounds,"
+        f" {warmup} warm-up,"
         f" concurrency {CONCURRENCY}, {os.cpu_count()} CPUs"
     )
     results: list[DbResult] = []
@@ -693,7 +750,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="paymend-bench-") as tmp:
         dbs = sqlite_dbs(Path(tmp))
-        sqlite = measure("sqlite", lambda: next(dbs), n=args.n, warmup=warmup, inline=True)
+        sqlite = measure(
+            "sqlite", lambda: next(dbs), n=args.n, warmup=warmup, inline=True, rounds=args.rounds
+        )
         results.append(sqlite)
         if not args.json:
             report(sqlite)
@@ -704,7 +763,14 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\npostgresql skipped: {skipped['postgresql']}")
     else:
         try:
-            postgres = measure("postgresql", pg.fresh, n=args.n, warmup=warmup, inline=False)
+            postgres = measure(
+                "postgresql",
+                pg.fresh,
+                n=args.n,
+                warmup=warmup,
+                inline=False,
+                rounds=args.rounds,
+            )
         finally:
             pg.drop()
             pg.admin.dispose()
