@@ -6,7 +6,7 @@ from __future__ import annotations
 import getpass
 import os
 import signal
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -14,9 +14,11 @@ from pydantic import ValidationError
 from paymend import __version__
 from paymend.config import Settings
 from paymend.datafiles import DataFileError
-from paymend.engine.runtime import Runtime, build_runtime
 from paymend.observability import get_logger
 from paymend.store.pii import DataKeyError, Vault
+
+if TYPE_CHECKING:
+    from paymend.engine.runtime import Runtime
 
 log = get_logger("paymend.cli")
 
@@ -39,6 +41,8 @@ SHUTDOWN_MARGIN_S = 2.0  # beyond the checkout deadline, for requests to finish 
 
 
 def open_runtime(settings: Settings, role: str = "serve") -> Runtime:
+    from paymend.engine.runtime import build_runtime  # the engine: only commands that run it
+
     try:
         runtime = build_runtime(settings, role=role)
     except DataFileError as exc:
