@@ -100,6 +100,7 @@ from paymend.store.deferred import deferring
 from paymend.store.migrate import upgrade
 from paymend.store.prepared import Prepared
 from paymend.store.tables import ORDER_HOLDING, attempts, events, payments
+from turns import in_turns, share_out
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "paymend_bench"
@@ -489,7 +490,7 @@ def floor_all(rows: FloorRows, engine: Engine, n: int, threads: int) -> float:
         for _ in range(n):
             rows.pay(engine)
         return time.perf_counter() - start
-    shares = [n // threads + (1 if t < n % threads else 0) for t in range(threads)]
+    shares = share_out(n, threads)
 
     def lane(count: int) -> None:
         for _ in range(count):
@@ -646,9 +647,7 @@ def measure(
 ) -> DbResult:
     """Every contender on a database of its own, all open at once: each warmed up, then
     `rounds` rounds in which each in turn pays its share of n sequentially and its share
-    with 16 in flight while the others idle, the first moving one place a round. A
-    machine whose speed drifts then slows them alike, where one after the other would
-    give one the fast minutes and the next the slow ones."""
+    with 16 in flight while the others idle (bench/turns.py)."""
     result = DbResult(label)
     start = time.perf_counter()
     runs: list[tuple[str, EngineRun | FloorRun]] = []
@@ -661,16 +660,12 @@ def measure(
         seconds: dict[tuple[int, bool], float] = {}
         for _, run in runs:
             run.pay("warm", warmup, CONCURRENCY)
-        for r in range(rounds):
-            share = n // rounds + (1 if r < n % rounds else 0)
-            for k in range(len(runs)):
-                i = (r + k) % len(runs)
-                run = runs[i][1]
-                for concurrent in (False, True):
-                    took = run.pay(
-                        f"{r}{'c' if concurrent else 's'}", share, CONCURRENCY if concurrent else 1
-                    )
-                    seconds[i, concurrent] = seconds.get((i, concurrent), 0.0) + took
+        for r, i, share in in_turns(len(runs), n, rounds):
+            for concurrent in (False, True):
+                took = runs[i][1].pay(
+                    f"{r}{'c' if concurrent else 's'}", share, CONCURRENCY if concurrent else 1
+                )
+                seconds[i, concurrent] = seconds.get((i, concurrent), 0.0) + took
         for i, (kind, run) in enumerate(runs):
             for concurrent in (False, True):
                 result.add(kind, Phase(run.phase(concurrent), n, seconds[i, concurrent]))

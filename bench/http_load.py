@@ -55,6 +55,7 @@ from typing import Any
 import httpx
 
 from servers import DEFAULT_PG_URL, Paymend, Postgres, Server, start_baseline, wait_healthy
+from turns import in_turns
 
 REQUEST_TIMEOUT_S = 30.0
 PHASE_DEADLINE_S = 300.0  # no phase may run longer than this, whatever --requests says
@@ -277,20 +278,14 @@ async def _interleaved(
     servers: list[Server], requests: int, concurrency: int, warmup: int, rounds: int
 ) -> dict[str, Load]:
     """Each server warmed up, then `rounds` rounds in which each server in turn takes its
-    share of `requests` while the others idle, the first server moving one place each
-    round. A machine whose speed drifts (a neighbour's load, a slower core) then slows
-    every server alike, where one server after another would give one the fast minutes
-    and the next the slow ones."""
+    share of `requests` while the others idle (bench/turns.py)."""
     gens = [LoadGenerator([server], concurrency) for server in servers]
     samples: dict[str, list[Sample]] = {server.name: [] for server in servers}
     try:
         for gen in gens:
             await gen.sample("warm", warmup)
-        for r in range(rounds):
-            share = requests // rounds + (1 if r < requests % rounds else 0)
-            for k in range(len(gens)):
-                gen = gens[(r + k) % len(gens)]
-                samples[gen.name].append(await gen.sample(f"run{r}", share))
+        for r, i, share in in_turns(len(gens), requests, rounds):
+            samples[gens[i].name].append(await gens[i].sample(f"run{r}", share))
     finally:
         for gen in gens:
             await gen.aclose()

@@ -152,7 +152,7 @@ class Prepared:
     ) -> None:
         """`run`, for a write whose row count nobody needs before the transaction's next
         answer: inside `deferring` on PostgreSQL it waits to go with the others (see
-        the module); `then`, if given, is told its row count once it ran (it may raise:
+        store/deferred.py); `then`, if given, is told its row count once it ran (it may raise:
         a version check)."""
         waiting: list[Waiting] | None = getattr(conn, QUEUE, None)
         form = self._form(conn, params)
