@@ -19,6 +19,7 @@ paymend's clock moves 1 ms per request, `PacedClock`, so that what expires by ti
 such as the ops-controls cache, expires as often however slowly valgrind runs):
 
     python bench/payment_cpu.py [--requests 2000] [--postgres] [--profile paymend.prof]
+        [--only paymend] [--no-worker] [--commits]
     PAYMEND_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \
         python bench/payment_cpu.py --requests 100 --only paymend --no-worker
 """
@@ -194,6 +195,33 @@ def _callgrind(switch: str) -> None:
         subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], check=True)
 
 
+def _time_commits() -> list[float]:
+    """Every commit's duration from here on, warm-up included: on SQLite a commit runs on
+    the event loop, and one that also checkpoints the log stops every request in flight."""
+    from sqlalchemy.engine.default import DefaultDialect
+
+    durations: list[float] = []
+    commit = DefaultDialect.do_commit
+
+    def timed(self: DefaultDialect, dbapi_connection: Any) -> None:
+        start = time.perf_counter()
+        commit(self, dbapi_connection)
+        durations.append(time.perf_counter() - start)
+
+    DefaultDialect.do_commit = timed  # type: ignore[method-assign]
+    return durations
+
+
+def _print_commits(durations: list[float]) -> None:
+    ms = sorted(d * 1000 for d in durations)
+    slow = [d for d in ms if d > 2]
+    quantiles = "  ".join(
+        f"p{q:g} {ms[min(len(ms) - 1, int(q / 100 * len(ms)))]:.2f}" for q in (50, 90, 99)
+    )
+    print(f"commits    {len(ms)}, {sum(ms):.0f} ms in all; ms: {quantiles}  max {ms[-1]:.2f}")
+    print(f"           over 2 ms: {len(slow)}, {sum(slow):.0f} ms in all")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -206,8 +234,14 @@ def main() -> int:
         action="store_true",
         help="paymend without its worker: the request path alone, for exact comparisons",
     )
+    parser.add_argument(
+        "--commits",
+        action="store_true",
+        help="time every commit (SQLAlchemy's do_commit) and print how long they took",
+    )
     args = parser.parse_args()
     warmup = max(64, args.requests // 10)
+    commits = _time_commits() if args.commits else None
 
     from paymend.api.app import create_app
     from paymend.config import Settings
@@ -274,6 +308,8 @@ def main() -> int:
                 pg.drop_all()
     for name, per in results.items():
         print(f"{name:<10} {per * 1000:6.3f} ms CPU/request")
+    if commits:
+        _print_commits(commits)
     for name in ("floor", "floor-risk"):
         if name in results and "paymend" in results:
             print(f"{name}/paymend {results[name] / results['paymend']:.3f}")
