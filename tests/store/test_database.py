@@ -6,14 +6,16 @@ it."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from paymend.store.database import MMAP_BYTES, Connection, Store
+from paymend.store.database import CHECKPOINT_EVERY_S, MMAP_BYTES, Connection, Store
 
 
 def count(conn: Connection) -> int:
@@ -66,6 +68,52 @@ def test_another_process_holding_the_lock_never_stalls_the_loop(sqlite_url: str)
         asyncio.run(scenario())
     finally:
         other.close()
+        store.close()
+
+
+def _in_the_file_alone(db: Path, tmp: Path) -> list[str]:
+    """The merchants the database file holds without its write-ahead log: what the
+    checkpoints have copied back."""
+    alone = tmp / "alone.db"
+    shutil.copyfile(db, alone)
+    with sqlite3.connect(alone) as conn:
+        return [n for (n,) in conn.execute("SELECT name FROM merchants ORDER BY name")]
+
+
+def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    now = [100.0]
+    store = Store(sqlite_url, monotonic=lambda: now[0])
+
+    def big(name: str) -> Callable[[Connection], None]:
+        def write(conn: Connection) -> None:  # 6 MB: past SQLite's own 1,000-page mark
+            add(conn, name)
+            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS blobs (b BLOB)"))
+            conn.execute(sa.text("INSERT INTO blobs VALUES (randomblob(6000000))"))
+
+        return write
+
+    try:
+
+        async def scenario() -> None:
+            await store.run(lambda conn: add(conn, "a"))  # the first commit: copied back
+            await store.checkpointed()
+            assert _in_the_file_alone(db, tmp_path) == ["a"]
+            # within CHECKPOINT_EVERY_S of that copy: the commits copy nothing back, and
+            # the loop's connection does not either, however much they wrote
+            await store.run(big("b"))
+            await store.run(big("c"))
+            await store.checkpointed()
+            assert _in_the_file_alone(db, tmp_path) == ["a"]
+            now[0] += CHECKPOINT_EVERY_S
+            await store.run(lambda conn: add(conn, "d"))  # the time has come: copied back
+            await store.checkpointed()
+            assert _in_the_file_alone(db, tmp_path) == ["a", "b", "c", "d"]
+
+        asyncio.run(scenario())
+    finally:
         store.close()
 
 
