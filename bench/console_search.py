@@ -61,7 +61,7 @@ def fill(url: str, n: int) -> str:
     """`n` payments of the bench merchant, each with its attempt; its id."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        merchant_id = conn.execute(sa.select(merchants.c.id)).scalar_one()
+        merchant_id: str = conn.execute(sa.select(merchants.c.id)).scalar_one()
     step = timedelta(days=7) / n
     batch_p: list[dict[str, object]] = []
     batch_a: list[dict[str, object]] = []

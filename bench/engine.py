@@ -442,7 +442,7 @@ class FloorRows:
             if self.driver:  # one statement for both, as pay() writes them
                 self.insert_event.write_rows(conn, both)
             else:
-                conn.execute(self.insert_event.statement.values(both))
+                conn.execute(events.insert().values(both))
 
     def _together(self, conn: Connection) -> AbstractContextManager[None]:
         return deferring(conn) if self.driver else nullcontext()

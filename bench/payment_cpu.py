@@ -201,7 +201,7 @@ def _time_commits() -> list[float]:
     from sqlalchemy.engine.default import DefaultDialect
 
     durations: list[float] = []
-    commit = DefaultDialect.do_commit
+    commit: Callable[[DefaultDialect, Any], None] = DefaultDialect.do_commit
 
     def timed(self: DefaultDialect, dbapi_connection: Any) -> None:
         start = time.perf_counter()

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from paymend.domain.ids import MerchantId
+from paymend.domain.merchant import Merchant
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer, Payment
 from paymend.engine import risk_gate
@@ -68,7 +69,7 @@ from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.risk.model import Decision
 from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
 from paymend.store import merchants
-from paymend.store.database import Store
+from paymend.store.database import Connection, Store
 from paymend.store.migrate import upgrade
 
 EXTRA = [
@@ -171,19 +172,20 @@ def pct(values: list[float], q: float) -> float:
 async def run(n: int, folder: Path) -> dict[str, Any]:
     rules = rules_file(folder)
     services, merchants_of = [], []
-    for name, risk in (("plain", False), ("risk", True)):
+    for name, with_risk in (("plain", False), ("risk", True)):
         url = f"sqlite:///{folder / name}.db"
         upgrade(url)
         store = Store(url, inline=True)
-        merchant, _ = store.run_sync(
-            lambda conn, name=name: merchants.create(
-                conn, MerchantId(f"mer_{name}"), name, datetime.now(UTC)
-            )
-        )
-        services.append(make_service(store, risk, rules))
+
+        def create(conn: Connection, name: str = name) -> tuple[Merchant, str]:
+            return merchants.create(conn, MerchantId(f"mer_{name}"), name, datetime.now(UTC))
+
+        merchant, _ = store.run_sync(create)
+        services.append(make_service(store, with_risk, rules))
         merchants_of.append(merchant.id)
     gate = services[1].risk
-    assert gate is not None and len(gate.live.rules) == 30, len(gate.live.rules)
+    assert gate is not None
+    assert len(gate.live.rules) == 30, len(gate.live.rules)
     spent = [0.0, 0.0, 0.0, 0.0]  # this payment's: wall, CPU, prepare + decide, insert
     added: list[tuple[float, float, float, float]] = []
     prepare, decide, stop_of, decided = gate.prepare, gate.decide, gate.stop_of, gate.decided
@@ -205,7 +207,8 @@ async def run(n: int, folder: Path) -> dict[str, Any]:
 
     def first_of_payment(cmd: PayCommand, payment_id: str) -> Pending:
         spent[:] = [0.0, 0.0, 0.0, 0.0]
-        return timed_prepare(cmd, payment_id)
+        pending: Pending = timed_prepare(cmd, payment_id)
+        return pending
 
     async def last_of_payment(p: Pending, assessed: Assessed, payment: Payment) -> None:
         wall, cpu = time.perf_counter(), time.thread_time()
