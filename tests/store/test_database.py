@@ -117,6 +117,34 @@ def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop
         store.close()
 
 
+def test_a_checkpoint_that_fails_is_logged_and_the_next_one_starts_afresh(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    now = [100.0]
+    store = Store(sqlite_url, monotonic=lambda: now[0])
+    try:
+
+        async def scenario() -> None:
+            await store.run(lambda conn: add(conn, "a"))
+            await store.checkpointed()
+            store._checkpointer.driver_connection.close()  # its connection went bad
+            now[0] += CHECKPOINT_EVERY_S
+            await store.run(lambda conn: add(conn, "b"))
+            with pytest.raises(sqlite3.ProgrammingError):
+                await store.checkpointed()
+            assert "sqlite_checkpoint_failed: ProgrammingError" in caplog.text
+            assert _in_the_file_alone(db, tmp_path) == ["a"]
+            now[0] += CHECKPOINT_EVERY_S
+            await store.run(lambda conn: add(conn, "c"))  # a new connection copies it all
+            await store.checkpointed()
+            assert _in_the_file_alone(db, tmp_path) == ["a", "b", "c"]
+
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
 def test_every_sqlite_connection_reads_the_file_through_a_memory_map(sqlite_url: str) -> None:
     """The store's SQLite connections map the database file (MMAP_BYTES): a page not in
     the connection's cache is read from the OS page cache without a system call."""
