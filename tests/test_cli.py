@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import importlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from paymend.cli import main
+from paymend.cli.base import COMMANDS
 from paymend.engine.clock import SystemClock
 from paymend.failures.classify import default_classifier
 from paymend.store import controls, keys, merchants, operators
@@ -64,6 +66,37 @@ def test_every_command_has_help(args: list[str]) -> None:
     assert result.exit_code == 0
     assert "Usage: " in result.output
     assert len(result.output.splitlines()) > 3
+
+
+def test_the_listing_says_what_each_command_says_of_itself() -> None:
+    """`paymend --help` lists the commands without importing them (COMMANDS): each entry
+    names the module that registers the command and repeats its help's first line."""
+    for name, (module, first_line) in COMMANDS.items():
+        importlib.import_module(module)
+        command = main.commands[name]
+        assert command.callback is not None
+        assert command.callback.__module__.startswith(module), name
+        assert command.get_short_help_str(10_000) == first_line, name
+    assert set(main.commands) == set(COMMANDS)  # every module imported: none left out
+
+
+def test_help_and_version_load_neither_the_engine_nor_the_database() -> None:
+    script = (
+        "import sys\n"
+        "from paymend.cli import main\n"
+        "for args in (['--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as done:\n"
+        "        assert done.code == 0, done.code\n"
+        "heavy = {'sqlalchemy', 'pydantic', 'fastapi', 'paymend.engine', 'paymend.store'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "Commands:" in done.stdout and "merchants" in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1] == "[]"
 
 
 def test_db_upgrade_then_merchant_create_prints_a_working_key(tmp_path: Path) -> None:
