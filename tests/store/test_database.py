@@ -145,6 +145,26 @@ def test_a_checkpoint_that_fails_is_logged_and_the_next_one_starts_afresh(
         store.close()
 
 
+def test_a_commit_after_the_store_closed_its_thread_asks_for_no_checkpoint(
+    sqlite_url: str,
+) -> None:
+    now = [100.0]
+    store = Store(sqlite_url, monotonic=lambda: now[0])
+    try:
+
+        async def scenario() -> None:
+            await store.run(lambda conn: add(conn, "a"))
+            await store.checkpointed()
+            assert store._executor is not None
+            store._executor.shutdown(wait=True)  # as `close` begins
+            now[0] += CHECKPOINT_EVERY_S
+            store._checkpoint_soon()  # what a commit on the loop does next: no error
+
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
 def test_every_sqlite_connection_reads_the_file_through_a_memory_map(sqlite_url: str) -> None:
     """The store's SQLite connections map the database file (MMAP_BYTES): a page not in
     the connection's cache is read from the OS page cache without a system call."""

@@ -307,7 +307,10 @@ class Store:
             return
         self._checkpointed_at = now
         assert self._executor is not None  # the loop's store has its thread
-        self._checkpoint = self._executor.submit(self._copy_back)
+        try:
+            self._checkpoint = self._executor.submit(self._copy_back)
+        except RuntimeError:  # the store is closing: SQLite checkpoints as it closes
+            return
         self._checkpoint.add_done_callback(_checkpoint_failed)
 
     async def checkpointed(self) -> None:
