@@ -80,12 +80,23 @@ def _in_the_file_alone(db: Path, tmp: Path) -> list[str]:
         return [n for (n,) in conn.execute("SELECT name FROM merchants ORDER BY name")]
 
 
+def _paced(sqlite_url: str) -> tuple[Store, list[float]]:
+    """A store whose checkpoints read the time from `now[0]`, which the test moves."""
+    now = [100.0]
+    return Store(sqlite_url, monotonic=lambda: now[0]), now
+
+
+async def _first_copied_back(store: Store) -> None:
+    """The first commit, merchant "a", and its checkpoint, done."""
+    await store.run(lambda conn: add(conn, "a"))
+    await store.checkpointed()
+
+
 def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     db = Path(sqlite_url.removeprefix("sqlite:///"))
-    now = [100.0]
-    store = Store(sqlite_url, monotonic=lambda: now[0])
+    store, now = _paced(sqlite_url)
 
     def big(name: str) -> Callable[[Connection], None]:
         def write(conn: Connection) -> None:  # 6 MB: past SQLite's own 1,000-page mark
@@ -98,8 +109,7 @@ def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop
     try:
 
         async def scenario() -> None:
-            await store.run(lambda conn: add(conn, "a"))  # the first commit: copied back
-            await store.checkpointed()
+            await _first_copied_back(store)
             assert _in_the_file_alone(db, tmp_path) == ["a"]
             # within CHECKPOINT_EVERY_S of that copy: the commits copy nothing back, and
             # the loop's connection does not either, however much they wrote
@@ -121,13 +131,11 @@ def test_a_checkpoint_that_fails_is_logged_and_the_next_one_starts_afresh(
     sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = Path(sqlite_url.removeprefix("sqlite:///"))
-    now = [100.0]
-    store = Store(sqlite_url, monotonic=lambda: now[0])
+    store, now = _paced(sqlite_url)
     try:
 
         async def scenario() -> None:
-            await store.run(lambda conn: add(conn, "a"))
-            await store.checkpointed()
+            await _first_copied_back(store)
             store._checkpointer.driver_connection.close()  # its connection went bad
             now[0] += CHECKPOINT_EVERY_S
             await store.run(lambda conn: add(conn, "b"))
@@ -148,13 +156,11 @@ def test_a_checkpoint_that_fails_is_logged_and_the_next_one_starts_afresh(
 def test_a_commit_after_the_store_closed_its_thread_asks_for_no_checkpoint(
     sqlite_url: str,
 ) -> None:
-    now = [100.0]
-    store = Store(sqlite_url, monotonic=lambda: now[0])
+    store, now = _paced(sqlite_url)
     try:
 
         async def scenario() -> None:
-            await store.run(lambda conn: add(conn, "a"))
-            await store.checkpointed()
+            await _first_copied_back(store)
             assert store._executor is not None
             store._executor.shutdown(wait=True)  # as `close` begins
             now[0] += CHECKPOINT_EVERY_S
