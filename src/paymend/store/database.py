@@ -314,7 +314,8 @@ class Store:
         self._checkpoint.add_done_callback(_checkpoint_failed)
 
     async def checkpointed(self) -> None:
-        """Wait for the log's copy that is under way, if any (tests and shutdown)."""
+        """Wait for the log's copy that is under way, if any (for tests: the copy itself
+        is never waited for)."""
         if self._checkpoint is not None:
             await asyncio.wrap_future(self._checkpoint)
 
