@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from floor_app import create_app as create_floor
-from http_load import payment_body
+from http_load import payment_body, percentile
 from servers import DEFAULT_PG_URL, Paymend, Postgres
 
 App = Callable[..., Any]
@@ -215,9 +215,7 @@ def _time_commits() -> list[float]:
 def _print_commits(durations: list[float]) -> None:
     ms = sorted(d * 1000 for d in durations)
     slow = [d for d in ms if d > 2]
-    quantiles = "  ".join(
-        f"p{q:g} {ms[min(len(ms) - 1, int(q / 100 * len(ms)))]:.2f}" for q in (50, 90, 99)
-    )
+    quantiles = "  ".join(f"p{q} {percentile(ms, q):.2f}" for q in (50, 90, 99))
     print(f"commits    {len(ms)}, {sum(ms):.0f} ms in all; ms: {quantiles}  max {ms[-1]:.2f}")
     print(f"           over 2 ms: {len(slow)}, {sum(slow):.0f} ms in all")
 
