@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from paymend.store.database import CHECKPOINT_EVERY_S, MMAP_BYTES, Connection, Store
+from paymend.store.checkpoints import CHECKPOINT_EVERY_S, Checkpoints
+from paymend.store.database import MMAP_BYTES, Connection, Store
 
 
 def count(conn: Connection) -> int:
@@ -86,10 +87,15 @@ def _paced(sqlite_url: str) -> tuple[Store, list[float]]:
     return Store(sqlite_url, monotonic=lambda: now[0]), now
 
 
+def _checkpoints(store: Store) -> Checkpoints:
+    assert store.checkpoints is not None  # a store on the loop copies its log back
+    return store.checkpoints
+
+
 async def _first_copied_back(store: Store) -> None:
     """The first commit, merchant "a", and its checkpoint, done."""
     await store.run(lambda conn: add(conn, "a"))
-    await store.checkpointed()
+    await _checkpoints(store).done()
 
 
 def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop(
@@ -115,11 +121,11 @@ def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop
             # the loop's connection does not either, however much they wrote
             await store.run(big("b"))
             await store.run(big("c"))
-            await store.checkpointed()
+            await _checkpoints(store).done()
             assert _in_the_file_alone(db, tmp_path) == ["a"]
             now[0] += CHECKPOINT_EVERY_S
             await store.run(lambda conn: add(conn, "d"))  # the time has come: copied back
-            await store.checkpointed()
+            await _checkpoints(store).done()
             assert _in_the_file_alone(db, tmp_path) == ["a", "b", "c", "d"]
 
         asyncio.run(scenario())
@@ -136,16 +142,16 @@ def test_a_checkpoint_that_fails_is_logged_and_the_next_one_starts_afresh(
 
         async def scenario() -> None:
             await _first_copied_back(store)
-            store._checkpointer.driver_connection.close()  # its connection went bad
+            _checkpoints(store)._conn.driver_connection.close()  # its connection went bad
             now[0] += CHECKPOINT_EVERY_S
             await store.run(lambda conn: add(conn, "b"))
             with pytest.raises(sqlite3.ProgrammingError):
-                await store.checkpointed()
+                await _checkpoints(store).done()
             assert "sqlite_checkpoint_failed: ProgrammingError" in caplog.text
             assert _in_the_file_alone(db, tmp_path) == ["a"]
             now[0] += CHECKPOINT_EVERY_S
             await store.run(lambda conn: add(conn, "c"))  # a new connection copies it all
-            await store.checkpointed()
+            await _checkpoints(store).done()
             assert _in_the_file_alone(db, tmp_path) == ["a", "b", "c"]
 
         asyncio.run(scenario())
@@ -164,7 +170,7 @@ def test_a_commit_after_the_store_closed_its_thread_asks_for_no_checkpoint(
             assert store._executor is not None
             store._executor.shutdown(wait=True)  # as `close` begins
             now[0] += CHECKPOINT_EVERY_S
-            store._checkpoint_soon()  # what a commit on the loop does next: no error
+            _checkpoints(store).soon()  # what a commit on the loop does next: no error
 
         asyncio.run(scenario())
     finally:

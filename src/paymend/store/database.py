@@ -12,13 +12,11 @@ event loop, which keeps virtual time honest.
 from __future__ import annotations
 
 import asyncio
-import logging
-import math
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -27,12 +25,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from paymend.domain.errors import Unavailable
 from paymend.store import json_text
+from paymend.store.checkpoints import Checkpoints
 from paymend.store.driver import driver_error
 
 __all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url"]
 
 T = TypeVar("T")
-_log = logging.getLogger("paymend.store")  # the store imports no observability set-up
 BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another process's lock
 # SQLite reads the database file's pages through a memory map of up to this much, not a
 # pread() and a copy each (https://www.sqlite.org/mmap.html): the pages a payment reads
@@ -41,19 +39,6 @@ BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another process's
 # system call. Pages still in the write-ahead log are read as before.
 MMAP_BYTES = 256 * 1024 * 1024
 _BUSY_KEY = "paymend_busy_timeout_ms"  # the connection's busy timeout now, in its info
-# SQLite copies the write-ahead log back into the database file (a checkpoint) in the
-# commit that takes the log past 1,000 pages: 5 to 14 ms with the disk's syncs, on the
-# event loop, for every request in flight, about one commit in eight at full load. The
-# serving store's thread does the copying instead, at most every CHECKPOINT_EVERY_S after
-# a commit on the loop (`Store._copy_back`, a PASSIVE checkpoint: it never waits for the
-# writer nor stops it). Under steady load commits land while it syncs, so the log is
-# never copied to its very end and SQLite cannot start it over; the loop's connection
-# does that when the log passes BACKSTOP_PAGES, with little left to copy but the same two
-# syncs: about one commit in 75 at full load. (A larger backstop makes those rarer and
-# the log longer, which every read searches.)
-# https://www.sqlite.org/wal.html#automatic_checkpoint
-CHECKPOINT_EVERY_S = 0.25
-BACKSTOP_PAGES = 10_000
 # PostgreSQL: a pooled connection idle for longer than this is pinged before it is lent
 # (one round trip); one back from a transaction within it is lent as it is. See
 # `_ping_when_idle`.
@@ -80,7 +65,7 @@ def create_db_engine(url: str, *, pool_size: int = 8, ping_idle_s: float = PING_
     (tokens, metadata, customer data), so no log line or error message can leak them."""
     if is_sqlite(url):
         # the store holds one connection for its transactions (`Store._held`); the pool
-        # lends one to its checkpoints (`Store._copy_back`) and up to two more to code that
+        # lends one to its checkpoints (store/checkpoints.py) and up to two more to code that
         # opens its own (a CLI command, a test's check)
         engine = sa.create_engine(
             url,
@@ -196,7 +181,7 @@ class Store:
     Only when another process holds the write lock (a CLI command, a migration) would it
     wait, and the loop must never wait: then the transactions go to the store's thread,
     which waits up to the busy timeout. The store's thread also copies the write-ahead
-    log back into the database file (`_copy_back`), which SQLite would otherwise do in
+    log back into the database file (`checkpoints`), which SQLite would otherwise do in
     a commit on the loop, waiting for the disk. On PostgreSQL every transaction goes to
     the pool's threads.
     """
@@ -226,11 +211,12 @@ class Store:
         # a payment's CPU); the lock keeps two threads of an inline store off it at once
         self._held: Connection | None = None
         self._held_lock = threading.Lock() if sqlite else None
-        # SQLite on the loop: the checkpoints, on the store's thread (`_copy_back`)
-        self._monotonic = monotonic
-        self._checkpoint: Future[None] | None = None
-        self._checkpointed_at = -math.inf
-        self._checkpointer: Any = None  # its own pooled DB-API connection
+        # SQLite on the loop: the log copied back on the store's thread
+        self.checkpoints = (
+            Checkpoints(self.engine, self._executor, monotonic)
+            if self._on_loop and self._executor is not None
+            else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -295,42 +281,8 @@ class Store:
             return
         for (_, waiter), outcome in zip(batch, outcomes, strict=True):
             _answer(waiter, outcome)
-        self._checkpoint_soon()
-
-    def _checkpoint_soon(self) -> None:
-        """After a commit on the loop: the log copied back on the store's thread, unless
-        a copy runs or one started less than CHECKPOINT_EVERY_S ago."""
-        if self._checkpoint is not None and not self._checkpoint.done():
-            return
-        now = self._monotonic()
-        if now - self._checkpointed_at < CHECKPOINT_EVERY_S:
-            return
-        self._checkpointed_at = now
-        assert self._executor is not None  # the loop's store has its thread
-        try:
-            self._checkpoint = self._executor.submit(self._copy_back)
-        except RuntimeError:  # the store is closing: SQLite checkpoints as it closes
-            return
-        self._checkpoint.add_done_callback(_checkpoint_failed)
-
-    async def checkpointed(self) -> None:
-        """Wait for the log's copy that is under way, if any (for tests: the copy itself
-        is never waited for)."""
-        if self._checkpoint is not None:
-            await asyncio.wrap_future(self._checkpoint)
-
-    def _copy_back(self) -> None:
-        """A PASSIVE checkpoint on a connection of its own, which is never in a
-        transaction: it copies what the readers allow and waits for nobody."""
-        conn = self._checkpointer
-        if conn is None:
-            conn = self._checkpointer = self.engine.raw_connection()
-        try:
-            conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-        except Exception:
-            self._checkpointer = None
-            conn.invalidate()  # a connection gone bad is not reused
-            raise
+        if self.checkpoints is not None:
+            self.checkpoints.soon()
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         try:
@@ -341,10 +293,8 @@ class Store:
                         if conn is not None:
                             conn.close()  # its DB-API connection went bad: back to the pool
                         conn = self._held = self.engine.connect()
-                        if self._on_loop:  # its checkpoints are `_copy_back`'s
-                            raw = conn.connection.dbapi_connection
-                            assert raw is not None
-                            raw.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+                        if self.checkpoints is not None:
+                            self.checkpoints.hand_over(conn.connection.dbapi_connection)
                     with conn.begin():
                         return fn(conn)
             with self.engine.begin() as conn:
@@ -358,9 +308,8 @@ class Store:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-            self._checkpointer = None
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         if self._held is not None:
             self._held.close()
             self._held = None
@@ -380,15 +329,6 @@ def _unavailable(error: BaseException) -> Unavailable | None:
         return None
     found.__cause__ = error
     return found
-
-
-def _checkpoint_failed(done: Future[None]) -> None:
-    """A checkpoint that failed is logged and tried again after a later commit; the
-    loop's connection keeps the log under BACKSTOP_PAGES whatever happens here."""
-    if done.cancelled() or done.exception() is None:
-        return
-    error = done.exception()
-    _log.warning("sqlite_checkpoint_failed: %s", type(error).__name__)
 
 
 def _answer(waiter: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
