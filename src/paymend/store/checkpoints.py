@@ -60,7 +60,6 @@ class Checkpoints:
             self._running = self._thread.submit(self._copy_back)
         except RuntimeError:  # the store is closing: SQLite checkpoints as it closes
             return
-        self._running.add_done_callback(_failed)
 
     async def done(self) -> None:
         """Wait for the copy under way, if any (for tests: nothing else waits for it)."""
@@ -69,13 +68,17 @@ class Checkpoints:
 
     def _copy_back(self) -> None:
         """A PASSIVE checkpoint on a connection of its own, which is never in a
-        transaction: it copies what the readers allow and waits for nobody."""
+        transaction: it copies what the readers allow and waits for nobody. One that
+        fails is logged (before its future ends) and tried again after a later commit,
+        on a fresh connection; the loop's connection keeps the log under BACKSTOP_PAGES
+        whatever happens here."""
         conn = self._conn
         if conn is None:
             conn = self._conn = self._engine.raw_connection()
         try:
             conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-        except Exception:
+        except Exception as error:
+            _log.warning("sqlite_checkpoint_failed: %s", type(error).__name__)
             self._conn = None
             conn.invalidate()  # a connection gone bad is not reused
             raise
@@ -85,11 +88,3 @@ class Checkpoints:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _failed(done: Future[None]) -> None:
-    """A checkpoint that failed is logged and tried again after a later commit; the
-    loop's connection keeps the log under BACKSTOP_PAGES whatever happens here."""
-    if done.cancelled() or done.exception() is None:
-        return
-    _log.warning("sqlite_checkpoint_failed: %s", type(done.exception()).__name__)
