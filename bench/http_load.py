@@ -29,7 +29,9 @@ given concurrency are reported too, and for paymend the responses that were not 
 `--rounds` rounds every server takes its share of the requests while the others idle,
 so that a machine whose speed drifts during the run (a neighbour's load) slows them
 alike. (Measured one after the other, the same code gave SQLite ratios of 0.47, 0.65
-and 0.62 in three runs on one busy machine.)
+and 0.62 in three runs on one busy machine.) On PostgreSQL every database is analyzed
+once all are warmed up, as autovacuum analyzes one that has served a while
+(bench/servers.py `Postgres.analyze`).
 
     python bench/http_load.py [--requests 2000] [--rounds 5] [--concurrency 16]
         [--sqlite-only] [--json]
@@ -47,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -275,15 +277,22 @@ class DbRun:
 
 
 async def _interleaved(
-    servers: list[Server], requests: int, concurrency: int, warmup: int, rounds: int
+    servers: list[Server],
+    requests: int,
+    concurrency: int,
+    warmup: int,
+    rounds: int,
+    warmed: Callable[[], None] | None = None,
 ) -> dict[str, Load]:
-    """Each server warmed up, then `rounds` rounds in which each server in turn takes its
-    share of `requests` while the others idle (bench/turns.py)."""
+    """Each server warmed up (then `warmed` called), then `rounds` rounds in which each
+    server in turn takes its share of `requests` while the others idle (bench/turns.py)."""
     gens = [LoadGenerator([server], concurrency) for server in servers]
     samples: dict[str, list[Sample]] = {server.name: [] for server in servers}
     try:
         for gen in gens:
             await gen.sample("warm", warmup)
+        if warmed is not None:
+            warmed()
         for r, i, share in in_turns(len(gens), requests, rounds):
             samples[gens[i].name].append(await gens[i].sample(f"run{r}", share))
     finally:
@@ -302,10 +311,11 @@ def run_database(
     concurrency: int,
     warmup: int,
     rounds: int,
+    warmed: Callable[[], None] | None = None,
 ) -> DbRun:
     """Each server on its own fresh database (`urls`: paymend's, the floor's, the floor's
     with a risk decision, the bare insert's), measured in turn, in `rounds` rounds,
-    while the others idle."""
+    while the others idle; `warmed` is called once all are warmed up."""
     servers: list[Server] = []
     try:
         names = ("paymend", "floor", "floor-risk", "baseline")
@@ -319,7 +329,8 @@ def run_database(
         for server in servers:
             wait_healthy(server)
         return DbRun(
-            database, asyncio.run(_interleaved(servers, requests, concurrency, warmup, rounds))
+            database,
+            asyncio.run(_interleaved(servers, requests, concurrency, warmup, rounds, warmed)),
         )
     except Exception:
         for server in servers:
@@ -389,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                             args.concurrency,
                             warmup,
                             args.rounds,
+                            pg.analyze,
                         )
                     )
                 finally:

@@ -155,8 +155,10 @@ async def measure(
     profile: str | None,
     settle_s: float = 1.5,
     clock: PacedClock | None = None,
+    warmed: Callable[[], None] | None = None,
 ) -> float:
-    """Run the app's lifespan (paymend's worker with it), warm up, then measure."""
+    """Run the app's lifespan (paymend's worker with it), warm up (then call `warmed`),
+    then measure."""
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await events.put({"type": "lifespan.startup"})
     started = asyncio.Event()
@@ -172,6 +174,8 @@ async def measure(
     await started.wait()
     try:
         await drive(app, key, f"{name}-warm", warmup, 16, settle_s=1.5, clock=clock)
+        if warmed is not None:
+            warmed()
         prof = cProfile.Profile(time.thread_time) if profile else None
         if prof is not None:
             prof.enable()
@@ -262,6 +266,7 @@ def main() -> int:
                 Paymend.prepare(d, u) for d, u in zip(dirs, urls, strict=True)
             )
             results: dict[str, float] = {}
+            warmed = pg.analyze if pg is not None else None  # see Postgres.analyze
             with open(os.devnull, "w") as devnull:
                 configure_logging("INFO", devnull)
                 if args.only in (None, "paymend"):
@@ -281,6 +286,7 @@ def main() -> int:
                                 args.profile,
                                 0.0 if args.no_worker else 1.5,
                                 paced,
+                                warmed,
                             )
                         )
                     finally:
@@ -299,6 +305,7 @@ def main() -> int:
                             warmup,
                             args.profile if args.only == name else None,
                             0.0,
+                            warmed=warmed,
                         )
                     )
         finally:

@@ -34,6 +34,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,10 +61,19 @@ def _cpu(servers: list[Server]) -> float:
     return sum(s.cpu() or 0.0 for s in servers)
 
 
-async def phase(servers: list[Server], tag: str, requests: int, concurrency: int) -> Phase:
+async def phase(
+    servers: list[Server],
+    tag: str,
+    requests: int,
+    concurrency: int,
+    warmed: Callable[[], None] | None = None,
+) -> Phase:
+    """One measured load after a warm-up (then `warmed` is called)."""
     gen = LoadGenerator(servers, concurrency)
     try:
         await gen.drive(f"{tag}-warm", max(concurrency * 8, requests // 10))
+        if warmed is not None:
+            warmed()
         before = _cpu(servers)
         await asyncio.sleep(IDLE_S)
         idle = (_cpu(servers) - before) / IDLE_S
@@ -99,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             serve = paymend.start("serve", "serve")
             servers.append(serve)
             wait_healthy(serve)
-            one = asyncio.run(phase([serve], "one", args.requests, args.concurrency))
+            # planner statistics once the first warm-up wrote rows: every phase is
+            # measured on the database as it stands after serving (Postgres.analyze)
+            one = asyncio.run(phase([serve], "one", args.requests, args.concurrency, pg.analyze))
             half = args.concurrency // 2
             one_half = asyncio.run(phase([serve], "half", args.requests, half))
             api = paymend.start("api", "api")
