@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer, PaymentStatus
@@ -26,7 +27,8 @@ from paymend.risk.model import ListAction, ListKind
 from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
 from paymend.store import payments as repo
 from paymend.store import risk as risk_repo
-from paymend.store.database import Connection, Store
+from paymend.store.database import Connection, Store, create_db_engine
+from paymend.store.tables import risk_decisions
 from tests.helpers import make_merchant, service, simulator
 
 
@@ -340,6 +342,90 @@ def test_the_one_read_answers_what_its_two_statements_answer(store: Store) -> No
     (rows, history), (rows_apart, history_apart) = both(new, "c9")
     assert rows == rows_apart == [] and history == history_apart
     assert history["decided"] == 0 and history["first"] is None
+
+
+def test_a_key_the_payment_lacks_counts_nothing(store: Store) -> None:
+    """A payment without a card, device or customer gets zero, false and no first
+    payment for what those keys would count, however many earlier payments lacked them
+    too: the customer's three card-less payments are three successes of the customer,
+    not of a card."""
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, _ = with_risk(store, clock, load(SHIPPED_RULES))
+        for i in range(3):
+            await svc.pay(pay(mid, f"o{i}", customer="c1"))
+            await clock.sleep(60)
+
+    run_virtual(scenario())
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+
+    def history(customer_id: str, device: str) -> dict[str, Any]:
+        who = subjects(mid, customer_id, None, {"device_id": device} if device else {})
+        keys = risk_repo.HistoryKeys(mid, customer_id, who.customer, who.device, who.card)
+        found = store.run_sync(lambda conn: risk_repo.read(conn, who.items(), since, keys)[1])
+        assert found is not None
+        return found
+
+    known = history("c1", "")
+    assert (known["successes"], known["decided"], known["first"] is not None) == (3, 1, True)
+    assert (known["card_successes"], known["card_chargebacks"], known["on_device"]) == (0, 0, 0)
+    nobody = history("", "dev-1")
+    assert (nobody["successes"], nobody["refunds"], nobody["chargebacks"]) == (0, 0, 0)
+    assert (nobody["decided"], nobody["on_device"], nobody["first"]) == (0, 0, None)
+
+
+@pytest.mark.postgres
+def test_postgresql_plans_the_read_of_a_payment_without_a_card_once(postgres_url: str) -> None:
+    """PostgreSQL plans a prepared statement anew at each run until its one plan for any
+    value is as cheap (https://www.postgresql.org/docs/current/sql-prepare.html). The
+    read once named the card of a payment without one, bound as NULL: its one plan
+    scanned the decisions for that NULL, so each payment's read was planned afresh,
+    most of its cost. Without the card in the statement, the plan is kept."""
+    store = Store(postgres_url, inline=True)
+    try:
+        mid, _ = make_merchant(store)
+
+        async def scenario() -> None:
+            clock = LoopClock()
+            svc, _ = with_risk(store, clock, load(SHIPPED_RULES))
+            for i in range(30):
+                await svc.pay(pay(mid, f"o{i}", customer=f"c{i % 3}"))
+                await clock.sleep(60)
+
+        run_virtual(scenario())
+        with store.engine.begin() as conn:  # a shop's history, none of it with a card
+            row = dict(conn.execute(sa.select(risk_decisions).limit(1)).one()._mapping)
+            assert row["card"] == ""
+            conn.execute(
+                risk_decisions.insert(),
+                [
+                    {**row, "payment_id": f"pay_{i}", "customer_id": f"{mid}/{i}", "email": f"{i}"}
+                    for i in range(3000)
+                ],
+            )
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+        who = subjects(mid, "c1", "c1@example.com", {})
+        keys = risk_repo.HistoryKeys(mid, "c1", who.customer, who.device, who.card)
+        since = datetime(2000, 1, 1, tzinfo=UTC)
+
+        fresh = create_db_engine(postgres_url)  # a connection of its own, nothing prepared
+        try:
+            with fresh.begin() as conn:
+                for _ in range(20):
+                    risk_repo.read(conn, who.items(), since, keys)
+                generic, custom = conn.exec_driver_sql(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                    " WHERE statement LIKE '%%AS card_successes%%'"
+                ).one()
+        finally:
+            fresh.dispose()
+    finally:
+        store.close()
+    assert custom <= 5 and generic >= 10, (generic, custom)
 
 
 def test_history_counts_paid_refunded_and_failed_payments(store: Store) -> None:
