@@ -22,16 +22,19 @@ on a fresh database, first SQLite, then PostgreSQL when it is reachable:
 
 The figure that matters is the server's **CPU time per request** (user + system of the
 server process, all threads, from /proc): on a machine shared with other work,
-throughput and latency move with the neighbours, CPU per request hardly does. Ratios
-are floor/paymend, so 1.0 means as cheap as the floor. Throughput and p50/p99 at the
-given concurrency are reported too, and for paymend the responses that were not 201
-`succeeded`. The servers are measured in one run, after a warm-up, in turn: in each of
-`--rounds` rounds every server takes its share of the requests while the others idle,
-so that a machine whose speed drifts during the run (a neighbour's load) slows them
-alike. (Measured one after the other, the same code gave SQLite ratios of 0.47, 0.65
-and 0.62 in three runs on one busy machine.) On PostgreSQL every database is analyzed
-once all are warmed up, as autovacuum analyzes one that has served a while
-(bench/servers.py `Postgres.analyze`).
+throughput and latency move with the neighbours, CPU per request hardly does. Ratios are
+floor/paymend, so 1.0 means as cheap as the floor. Throughput and p50/p99 at the given
+concurrency are reported too, and for paymend the responses that were not 201
+`succeeded`. On PostgreSQL running on this machine, the CPU its backends spent for each
+server's requests is reported too (bench/servers.py `BackendCpu`): the database is the
+one resource all of a deployment's processes share, so what a payment costs it is the
+figure that decides how far a deployment scales out. The servers are measured in one
+run, after a warm-up, in turn: in each of `--rounds` rounds every server takes its share
+of the requests while the others idle, so that a machine whose speed drifts during the
+run (a neighbour's load) slows them alike. (Measured one after the other, the same code
+gave SQLite ratios of 0.47, 0.65 and 0.62 in three runs on one busy machine.) On
+PostgreSQL every database is analyzed once all are warmed up, as autovacuum analyzes one
+that has served a while (bench/servers.py `Postgres.analyze`).
 
     python bench/http_load.py [--requests 2000] [--rounds 5] [--concurrency 16]
         [--sqlite-only] [--json]
@@ -56,7 +59,15 @@ from typing import Any
 
 import httpx
 
-from servers import DEFAULT_PG_URL, Paymend, Postgres, Server, start_baseline, wait_healthy
+from servers import (
+    DEFAULT_PG_URL,
+    BackendCpu,
+    Paymend,
+    Postgres,
+    Server,
+    start_baseline,
+    wait_healthy,
+)
 from turns import in_turns
 
 REQUEST_TIMEOUT_S = 30.0
@@ -99,6 +110,7 @@ class Load:
     client_cpu_pct: float
     server_cpu_pct: float | None
     server_cpu_ms_per_request: float | None
+    db_cpu_ms_per_request: float | None = None  # PostgreSQL's backends (BackendCpu)
 
 
 @dataclass
@@ -111,6 +123,7 @@ class Sample:
     seconds: float
     client_cpu: float
     server_cpu: float | None
+    db_cpu: float | None = None
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -130,6 +143,8 @@ def combined(server: str, concurrency: int, samples: list[Sample]) -> Load:
     elapsed = sum(s.seconds for s in samples)
     cpus = [s.server_cpu for s in samples]
     server_cpu = None if None in cpus else sum(c for c in cpus if c is not None)
+    dbs = [s.db_cpu for s in samples]
+    db_cpu = None if None in dbs else sum(c for c in dbs if c is not None)
     return Load(
         server=server,
         requests=requests,
@@ -147,6 +162,7 @@ def combined(server: str, concurrency: int, samples: list[Sample]) -> Load:
         server_cpu_ms_per_request=(
             None if server_cpu is None else round(1000 * server_cpu / requests, 3)
         ),
+        db_cpu_ms_per_request=None if db_cpu is None else round(1000 * db_cpu / requests, 3),
     )
 
 
@@ -184,6 +200,11 @@ class LoadGenerator:
         used = [s.cpu() for s in self.cpu_of]
         return None if None in used else sum(u for u in used if u is not None)
 
+    def _db_cpu(self) -> float | None:
+        """The CPU of the database the servers share (PostgreSQL on this machine only)."""
+        reading = self.servers[0].database_cpu
+        return None if reading is None else reading()
+
     async def drive(self, tag: str, requests: int) -> Load:
         """`requests` payments, all lanes busy, as one load."""
         return combined(self.name, len(self.clients), [await self.sample(tag, requests)])
@@ -213,16 +234,18 @@ class LoadGenerator:
                 if resp.status_code != 201 or resp.json().get("status") != "succeeded":
                     not_succeeded += 1
 
-        server_cpu0 = self._cpu()
+        db_cpu0, server_cpu0 = self._db_cpu(), self._cpu()
         cpu0, start = time.process_time(), time.perf_counter()
         await asyncio.wait_for(asyncio.gather(*(lane(c) for c in self.clients)), PHASE_DEADLINE_S)
         elapsed = time.perf_counter() - start
         client_cpu = time.process_time() - cpu0
-        server_cpu1 = self._cpu()
-        server_cpu = None
+        server_cpu1, db_cpu1 = self._cpu(), self._db_cpu()
+        server_cpu = db_cpu = None
         if server_cpu0 is not None and server_cpu1 is not None:
             server_cpu = server_cpu1 - server_cpu0
-        return Sample(latencies, statuses, not_succeeded, elapsed, client_cpu, server_cpu)
+        if db_cpu0 is not None and db_cpu1 is not None:
+            db_cpu = db_cpu1 - db_cpu0
+        return Sample(latencies, statuses, not_succeeded, elapsed, client_cpu, server_cpu, db_cpu)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -232,6 +255,8 @@ def report(load: Load) -> None:
     cpu = "n/a"
     if load.server_cpu_pct is not None:
         cpu = f"{load.server_cpu_pct:.0f}% ({load.server_cpu_ms_per_request:.2f} ms/req)"
+    if load.db_cpu_ms_per_request is not None:
+        cpu += f", database {load.db_cpu_ms_per_request:.2f} ms/req"
     print(
         f"  {load.server:<9}{load.req_per_s:>8.1f} req/s  p50 {load.p50_ms:>6.2f} ms"
         f"  p99 {load.p99_ms:>6.2f} ms  cpu: server {cpu}, client {load.client_cpu_pct:.0f}%"
@@ -253,6 +278,13 @@ class DbRun:
             return None
         return round(base.server_cpu_ms_per_request / ours.server_cpu_ms_per_request, 3)
 
+    def db_cpu_ratio(self, floor: str) -> float | None:
+        """floor's database CPU per request over paymend's (PostgreSQL on this machine)."""
+        ours, base = self.loads["paymend"], self.loads[floor]
+        if not (ours.db_cpu_ms_per_request and base.db_cpu_ms_per_request):
+            return None
+        return round(base.db_cpu_ms_per_request / ours.db_cpu_ms_per_request, 3)
+
     def p99_ratio(self, floor: str) -> float | None:
         """floor's p99 over paymend's, measured in this run: the tail paymend adds, on
         this machine. (A p99 in milliseconds says as much of the machine as of paymend:
@@ -269,6 +301,8 @@ class DbRun:
             "cpu_ratio_fair_floor": self.cpu_ratio("floor"),
             "cpu_ratio_fair_floor_with_risk": self.cpu_ratio("floor-risk"),
             "cpu_ratio_bare_insert": self.cpu_ratio("baseline"),
+            "db_cpu_ratio_fair_floor": self.db_cpu_ratio("floor"),
+            "db_cpu_ratio_fair_floor_with_risk": self.db_cpu_ratio("floor-risk"),
             "paymend_p99_ms": ours.p99_ms,
             "p99_ratio_fair_floor": self.p99_ratio("floor"),
             "p99_ratio_fair_floor_with_risk": self.p99_ratio("floor-risk"),
@@ -326,8 +360,10 @@ def run_database(
         servers.append(Paymend.prepare(dirs[1], urls[1]).start_floor())
         servers.append(Paymend.prepare(dirs[2], urls[2]).start_floor(risk=True))
         servers.append(start_baseline(dirs[3], urls[3]))
-        for server in servers:
+        for server, url in zip(servers, urls, strict=True):
             wait_healthy(server)
+            if url.startswith("postgresql"):
+                server.database_cpu = BackendCpu(url)
         return DbRun(
             database,
             asyncio.run(_interleaved(servers, requests, concurrency, warmup, rounds, warmed)),
@@ -441,6 +477,11 @@ def main(argv: list[str] | None = None) -> int:
             f" p99 {ours.p99_ms:.1f} ms (target < 50), fair floor's p99 over paymend's"
             f" {run.p99_ratio('floor')} (with a risk decision {run.p99_ratio('floor-risk')})"
         )
+        if run.db_cpu_ratio("floor") is not None:
+            print(
+                f"  the database's CPU/request, fair floor / paymend {run.db_cpu_ratio('floor')}"
+                f" (with a risk decision {run.db_cpu_ratio('floor-risk')})"
+            )
     for name, why in skipped.items():
         print(f"\n{name} skipped: {why}")
     return 0 if ok else 1

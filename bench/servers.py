@@ -65,6 +65,32 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends connected to one database, when the server
+    runs on this machine (their /proc entries; else None): what a request costs the
+    database server, the resource every process of a deployment shares.
+
+    Read as a sum over the backends connected at each reading, so the difference of
+    two readings counts a backend that connected in between whole and one that left in
+    between not at all; the servers measured keep their pooled connections open."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, poolclass=NullPool)
+        self.name = make_url(url).database
+
+    def __call__(self) -> float | None:
+        with self.engine.connect() as conn:
+            pids = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": self.name},
+            ).scalars()
+            used = [cpu_seconds(pid) for pid in pids]
+        return None if not used or None in used else sum(u for u in used if u is not None)
+
+
 @dataclass
 class Server:
     name: str
@@ -72,6 +98,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     log: Path
     headers: dict[str, str] = field(default_factory=dict)
+    database_cpu: BackendCpu | None = None  # PostgreSQL: its database's backends
 
     @property
     def url(self) -> str:

@@ -8,13 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from turns import in_turns, share_out  # noqa: E402 - bench/ is a folder of scripts
+from servers import BackendCpu  # noqa: E402 - bench/ is a folder of scripts
+from turns import in_turns, share_out  # noqa: E402
 
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if "argparse" in p.read_text())
 REFUSED = {  # an argument each refuses, and what its message must name
@@ -79,3 +82,21 @@ def test_every_contender_takes_the_whole_load_and_each_goes_first_in_turn(
         assert sum(share for _, c, share in turns if c == k) == total
     firsts = [c for i, (_, c, _) in enumerate(turns) if i % contenders == 0]
     assert firsts == [r % contenders for r in range(rounds)]
+
+
+@pytest.mark.postgres
+def test_the_database_cpu_reading_counts_its_backends_work(postgres_url: str) -> None:
+    """bench/http_load.py's database CPU: the CPU of the backends connected to the
+    database grows by the work a query makes one of them do."""
+    reading = BackendCpu(postgres_url)
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            before = reading()
+            conn.execute(sa.text("SELECT count(*) FROM generate_series(1, 3000000)")).one()
+            after = reading()
+    finally:
+        engine.dispose()
+        reading.engine.dispose()
+    assert before is not None and after is not None
+    assert after - before >= 0.05, (before, after)
