@@ -2,13 +2,14 @@
 
 bench/http_load.py is the benchmark of record: real servers, real sockets. This is the
 tool for finding where paymend's cost is and for weighing one change: both ASGI apps
-(`paymend serve`'s, worker included, and bench/floor_app.py's, with and without its
-risk decision: `floor` and `floor-risk`) are built here on fresh
-databases made by `paymend db upgrade`, and `POST /v1/payments` requests are handed to
-them as ASGI calls, 16 in flight, so neither the server's socket work nor a client's is
-counted. The figure is this process's CPU time per request (all threads), each app
-measured after a warm-up; `--profile FILE` writes paymend's cProfile (CPU time of the
-event loop's thread; with `--only`, that app's) for `python -m pstats FILE`.
+(`paymend serve`'s, worker included, and bench/floor_app.py's, with and without its risk
+decision: `floor` and `floor-risk`) are built here on fresh databases made by `paymend
+db upgrade`, and `POST /v1/payments` requests are handed to them as ASGI calls, 16 in
+flight, so neither the server's socket work nor a client's is counted. The figure is
+this process's CPU time per request (all threads), each app measured after a warm-up
+(with `--postgres` on this machine, also the CPU of the database's backends,
+bench/servers.py `BackendCpu`); `--profile FILE` writes paymend's cProfile (CPU time of
+the event loop's thread; with `--only`, that app's) for `python -m pstats FILE`.
 
 CPU time on a shared machine moves by 10% from run to run. For a count that does not,
 run one app under callgrind, which counts instructions only while the measured
@@ -36,13 +37,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from floor_app import create_app as create_floor
 from http_load import payment_body, percentile
-from servers import DEFAULT_PG_URL, Paymend, Postgres
+from servers import DEFAULT_PG_URL, BackendCpu, Paymend, Postgres
 
 App = Callable[..., Any]
 PACE_S = 0.001  # PacedClock: the time one request takes, as paymend's clock sees it
@@ -146,6 +148,15 @@ async def drive(
     return used / requests
 
 
+@dataclass(frozen=True)
+class Measured:
+    """CPU seconds per request: this process's, and PostgreSQL's backends' (None: not
+    read, or not on this machine)."""
+
+    cpu: float
+    database: float | None = None
+
+
 async def measure(
     app: App,
     key: str,
@@ -156,9 +167,10 @@ async def measure(
     settle_s: float = 1.5,
     clock: PacedClock | None = None,
     warmed: Callable[[], None] | None = None,
-) -> float:
+    database: BackendCpu | None = None,
+) -> Measured:
     """Run the app's lifespan (paymend's worker with it), warm up (then call `warmed`),
-    then measure."""
+    then measure (with `database`, PostgreSQL's CPU too)."""
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await events.put({"type": "lifespan.startup"})
     started = asyncio.Event()
@@ -179,13 +191,16 @@ async def measure(
         prof = cProfile.Profile(time.thread_time) if profile else None
         if prof is not None:
             prof.enable()
+        db0 = database() if database is not None else None
         _callgrind("on")
         per_request = await drive(app, key, name, requests, 16, settle_s=settle_s, clock=clock)
         _callgrind("off")
+        db1 = database() if database is not None else None
         if prof is not None and profile is not None:
             prof.disable()
             prof.dump_stats(profile)
-        return per_request
+        db = None if db0 is None or db1 is None else (db1 - db0) / requests
+        return Measured(per_request, db)
     finally:
         await events.put({"type": "lifespan.shutdown"})
         await life
@@ -265,7 +280,7 @@ def main() -> int:
             ours, floor, floor_risk = (
                 Paymend.prepare(d, u) for d, u in zip(dirs, urls, strict=True)
             )
-            results: dict[str, float] = {}
+            results: dict[str, Measured] = {}
             warmed = pg.analyze if pg is not None else None  # see Postgres.analyze
             with open(os.devnull, "w") as devnull:
                 configure_logging("INFO", devnull)
@@ -287,6 +302,7 @@ def main() -> int:
                                 0.0 if args.no_worker else 1.5,
                                 paced,
                                 warmed,
+                                BackendCpu(urls[0]) if pg is not None else None,
                             )
                         )
                     finally:
@@ -306,18 +322,20 @@ def main() -> int:
                             args.profile if args.only == name else None,
                             0.0,
                             warmed=warmed,
+                            database=BackendCpu(base.url) if pg is not None else None,
                         )
                     )
         finally:
             if pg is not None:
                 pg.drop_all()
-    for name, per in results.items():
-        print(f"{name:<10} {per * 1000:6.3f} ms CPU/request")
+    for name, got in results.items():
+        db = "" if got.database is None else f", the database {got.database * 1000:6.3f} ms"
+        print(f"{name:<10} {got.cpu * 1000:6.3f} ms CPU/request{db}")
     if commits:
         _print_commits(commits)
     for name in ("floor", "floor-risk"):
         if name in results and "paymend" in results:
-            print(f"{name}/paymend {results[name] / results['paymend']:.3f}")
+            print(f"{name}/paymend {results[name].cpu / results['paymend'].cpu:.3f}")
     return 0
 
 
