@@ -63,8 +63,12 @@ class _Form:
             convert = dict(self.processors)
             self.plan = tuple((name, convert.get(name)) for name in self.names)
 
-    def converter(self, description: Sequence[Any] | None) -> _Form:
+    def converter(self, cursor: Any) -> _Form:
+        """This form, its result processors worked out at its first answer from the
+        cursor's description (read only then: psycopg builds a Column object for each
+        column at every read of `description`)."""
         if self.results is None:
+            description = cursor.description
             found = []
             for i, type_ in enumerate(self.types):
                 coltype = description[i][1] if description and i < len(description) else None
@@ -191,7 +195,7 @@ class Prepared:
         def fetch(cursor: Any) -> tuple[Any, ...] | None:
             cursor.execute(form.sql, form.values(params))
             row = cursor.fetchone()
-            return None if row is None else form.converter(cursor.description).row(row)
+            return None if row is None else form.converter(cursor).row(row)
 
         return self._call(conn, form, fetch)
 
@@ -202,7 +206,7 @@ class Prepared:
         def fetch(cursor: Any) -> list[tuple[Any, ...]]:
             cursor.execute(form.sql, form.values(params))
             rows = cursor.fetchall()
-            convert = form.converter(cursor.description)
+            convert = form.converter(cursor)
             return [convert.row(r) for r in rows]
 
         return self._call(conn, form, fetch)
