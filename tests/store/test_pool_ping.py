@@ -66,3 +66,34 @@ def test_a_connection_closed_within_the_allowance_fails_one_transaction(
         asyncio.run(scenario())
     finally:
         store.close()
+
+
+def test_each_store_thread_keeps_its_connection_and_close_ends_them(postgres_url: str) -> None:
+    """On PostgreSQL each of the store's threads holds one connection from transaction
+    to transaction (checked out of the pool once, not at every transaction), and
+    closing the store ends every one of them on the server."""
+    store = Store(postgres_url, pool_size=2)
+    checkouts: list[int] = []
+    sa.event.listen(store.engine, "checkout", lambda *_: checkouts.append(1))
+
+    async def scenario() -> set[int]:
+        seen: set[int] = set()
+        for _ in range(5):
+            seen.update(await asyncio.gather(*(store.run(backend) for _ in range(8))))
+        return seen
+
+    try:
+        pids = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert 1 <= len(pids) <= 2 and 1 <= len(checkouts) <= 2  # two threads, 40 transactions
+    admin = sa.create_engine(postgres_url)
+    try:
+        with admin.connect() as conn:
+            left = conn.execute(
+                sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                {"pids": sorted(pids)},
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    assert left == 0
