@@ -5,7 +5,8 @@ back when it raises, so a state change and its outbox events land together or no
 all. Outside store/ a Connection is only handed on to repositories; its type is named
 here so that the engine never imports SQLAlchemy. On SQLite the process keeps one
 writer connection (WAL, `BEGIN IMMEDIATE`) and runs store work on one thread; on
-PostgreSQL a small pool and as many threads. In the lab the work runs inline on the
+PostgreSQL a small pool and as many threads, each holding a connection of its own
+(store/pg_connections.py). In the lab the work runs inline on the
 event loop, which keeps virtual time honest.
 """
 
@@ -27,6 +28,7 @@ from paymend.domain.errors import Unavailable
 from paymend.store import json_text
 from paymend.store.checkpoints import Checkpoints
 from paymend.store.driver import driver_error
+from paymend.store.pg_connections import PING_IDLE_S, ThreadConnections, ping_when_idle
 
 __all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url"]
 
@@ -39,11 +41,6 @@ BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another process's
 # system call. Pages still in the write-ahead log are read as before.
 MMAP_BYTES = 256 * 1024 * 1024
 _BUSY_KEY = "paymend_busy_timeout_ms"  # the connection's busy timeout now, in its info
-# PostgreSQL: a pooled connection idle for longer than this is pinged before it is lent
-# (one round trip); one back from a transaction within it is lent as it is. See
-# `_ping_when_idle`.
-PING_IDLE_S = 1.0
-_IDLE_KEY = "paymend_idle_since"  # when the connection went back to the pool
 
 
 def redacted_url(url: str) -> str:
@@ -122,39 +119,8 @@ def create_db_engine(url: str, *, pool_size: int = 8, ping_idle_s: float = PING_
         hide_parameters=True,
         json_serializer=json_text.dumps,
     )
-    _ping_when_idle(engine, ping_idle_s)
+    ping_when_idle(engine, ping_idle_s)
     return engine
-
-
-def _ping_when_idle(engine: Engine, idle_s: float) -> None:
-    """Ping a pooled connection before lending it only when it sat idle for `idle_s`.
-
-    SQLAlchemy's `pool_pre_ping` pings at every checkout: one more round trip per
-    transaction, about a tenth of a payment's time on PostgreSQL. A connection that came
-    back from a transaction a moment ago was alive then; one that sat idle may have been
-    closed by a server restart, a failover or an idle timeout, and is pinged. A failed
-    ping discards it and the pool lends a fresh one (`DisconnectionError`,
-    https://docs.sqlalchemy.org/en/20/core/pooling.html#disconnect-handling-pessimistic).
-    A server that goes away within `idle_s` of a connection's last use fails that
-    connection's next transaction, as it fails one in flight: SQLAlchemy then discards
-    every connection of the pool older than the failure, and the caller is told
-    `database_unavailable` with nothing changed."""
-
-    @event.listens_for(engine, "checkin")
-    def _on_checkin(dbapi_conn: Any, record: Any) -> None:
-        record.info[_IDLE_KEY] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        since = record.info.get(_IDLE_KEY)
-        if since is None or time.monotonic() - since < idle_s:
-            return  # new, or back from a transaction a moment ago
-        try:
-            alive = engine.dialect.do_ping(dbapi_conn)
-        except Exception as error:  # any failure means: not this one
-            raise exc.DisconnectionError("a pooled connection did not answer") from error
-        if not alive:
-            raise exc.DisconnectionError("a pooled connection did not answer")
 
 
 class _NoWait(threading.local):
@@ -162,13 +128,6 @@ class _NoWait(threading.local):
 
 
 _no_wait = _NoWait()
-
-
-class _Own(threading.local):
-    """A thread's own PostgreSQL connection and when its last transaction ended."""
-
-    conn: Connection | None = None
-    used = 0.0
 
 
 class _Busy(Exception):
@@ -220,11 +179,7 @@ class Store:
         self._held: Connection | None = None
         self._held_lock = threading.Lock() if sqlite else None
         # PostgreSQL: each thread's own connection, held as SQLite's one is
-        # (`_own_connection`); all of them, to close with the store
-        self._own = None if sqlite else _Own()
-        self._owned: list[Connection] = []
-        self._owned_lock = threading.Lock()
-        self._ping_idle_s = ping_idle_s
+        self._own = None if sqlite else ThreadConnections(self.engine, ping_idle_s)
         # SQLite on the loop: the log copied back on the store's thread
         self.checkpoints = (
             Checkpoints(self.engine, self._executor, monotonic)
@@ -313,10 +268,10 @@ class Store:
                         return fn(conn)
             own = self._own
             assert own is not None
-            conn = self._own_connection(own)
+            conn = own.get()
             with conn.begin():
                 result = fn(conn)
-            own.used = time.monotonic()
+            own.done()
             return result
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
             mapped = _unavailable(error)
@@ -324,41 +279,11 @@ class Store:
                 raise
             raise mapped from error
 
-    def _own_connection(self, own: _Own) -> Connection:
-        """PostgreSQL: this thread's own connection, held from transaction to
-        transaction: checking one out of the pool and back cost 45-60 µs of CPU a
-        transaction, about 5 % of a payment's instructions. As the pool does
-        (`_ping_when_idle`), one idle for the allowance is pinged first; one that went
-        bad, or did not answer, goes back to the pool (which drops it) for a fresh one."""
-        conn = own.conn
-        if conn is not None and not (conn.closed or conn.invalidated):
-            if time.monotonic() - own.used < self._ping_idle_s or self._answers(conn):
-                return conn
-            conn.invalidate()
-        if conn is not None:
-            conn.close()
-            with self._owned_lock:
-                self._owned.remove(conn)
-        conn = own.conn = self.engine.connect()
-        with self._owned_lock:
-            self._owned.append(conn)
-        return conn
-
-    def _answers(self, conn: Connection) -> bool:
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        try:
-            return bool(self.engine.dialect.do_ping(raw))
-        except Exception:  # noqa: BLE001 - any failure means: not this one
-            return False
-
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
-        with self._owned_lock:
-            for conn in self._owned:
-                conn.close()
-            self._owned.clear()
+        if self._own is not None:
+            self._own.close()
         if self.checkpoints is not None:
             self.checkpoints.close()
         if self._held is not None:
