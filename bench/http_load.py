@@ -66,11 +66,13 @@ from servers import (
     Postgres,
     Server,
     start_baseline,
+    total,
     wait_healthy,
 )
 from turns import in_turns
 
 REQUEST_TIMEOUT_S = 30.0
+DB_CPU = "db_cpu_ms_per_request"  # `DbRun.cpu_ratio` of the database's CPU
 PHASE_DEADLINE_S = 300.0  # no phase may run longer than this, whatever --requests says
 
 
@@ -141,10 +143,8 @@ def combined(server: str, concurrency: int, samples: list[Sample]) -> Load:
         statuses.update(s.statuses)
     requests = len(latencies)
     elapsed = sum(s.seconds for s in samples)
-    cpus = [s.server_cpu for s in samples]
-    server_cpu = None if None in cpus else sum(c for c in cpus if c is not None)
-    dbs = [s.db_cpu for s in samples]
-    db_cpu = None if None in dbs else sum(c for c in dbs if c is not None)
+    server_cpu = total([s.server_cpu for s in samples])
+    db_cpu = total([s.db_cpu for s in samples])
     return Load(
         server=server,
         requests=requests,
@@ -197,8 +197,7 @@ class LoadGenerator:
             await client.aclose()
 
     def _cpu(self) -> float | None:
-        used = [s.cpu() for s in self.cpu_of]
-        return None if None in used else sum(u for u in used if u is not None)
+        return total([s.cpu() for s in self.cpu_of])
 
     def _db_cpu(self) -> float | None:
         """The CPU of the database the servers share (PostgreSQL on this machine only)."""
@@ -271,19 +270,12 @@ class DbRun:
     database: str
     loads: dict[str, Load]
 
-    def cpu_ratio(self, floor: str) -> float | None:
-        """floor's CPU per request over paymend's: 1.0 is as cheap as the floor."""
-        ours, base = self.loads["paymend"], self.loads[floor]
-        if not (ours.server_cpu_ms_per_request and base.server_cpu_ms_per_request):
-            return None
-        return round(base.server_cpu_ms_per_request / ours.server_cpu_ms_per_request, 3)
-
-    def db_cpu_ratio(self, floor: str) -> float | None:
-        """floor's database CPU per request over paymend's (PostgreSQL on this machine)."""
-        ours, base = self.loads["paymend"], self.loads[floor]
-        if not (ours.db_cpu_ms_per_request and base.db_cpu_ms_per_request):
-            return None
-        return round(base.db_cpu_ms_per_request / ours.db_cpu_ms_per_request, 3)
+    def cpu_ratio(self, floor: str, of: str = "server_cpu_ms_per_request") -> float | None:
+        """floor's CPU per request over paymend's: 1.0 is as cheap as the floor. `of`:
+        the server's, or `db_cpu_ms_per_request`, the database's (PostgreSQL on this
+        machine)."""
+        ours, base = getattr(self.loads["paymend"], of), getattr(self.loads[floor], of)
+        return round(base / ours, 3) if ours and base else None
 
     def p99_ratio(self, floor: str) -> float | None:
         """floor's p99 over paymend's, measured in this run: the tail paymend adds, on
@@ -301,8 +293,8 @@ class DbRun:
             "cpu_ratio_fair_floor": self.cpu_ratio("floor"),
             "cpu_ratio_fair_floor_with_risk": self.cpu_ratio("floor-risk"),
             "cpu_ratio_bare_insert": self.cpu_ratio("baseline"),
-            "db_cpu_ratio_fair_floor": self.db_cpu_ratio("floor"),
-            "db_cpu_ratio_fair_floor_with_risk": self.db_cpu_ratio("floor-risk"),
+            "db_cpu_ratio_fair_floor": self.cpu_ratio("floor", DB_CPU),
+            "db_cpu_ratio_fair_floor_with_risk": self.cpu_ratio("floor-risk", DB_CPU),
             "paymend_p99_ms": ours.p99_ms,
             "p99_ratio_fair_floor": self.p99_ratio("floor"),
             "p99_ratio_fair_floor_with_risk": self.p99_ratio("floor-risk"),
@@ -477,10 +469,11 @@ def main(argv: list[str] | None = None) -> int:
             f" p99 {ours.p99_ms:.1f} ms (target < 50), fair floor's p99 over paymend's"
             f" {run.p99_ratio('floor')} (with a risk decision {run.p99_ratio('floor-risk')})"
         )
-        if run.db_cpu_ratio("floor") is not None:
+        database = run.cpu_ratio("floor", DB_CPU)
+        if database is not None:
             print(
-                f"  the database's CPU/request, fair floor / paymend {run.db_cpu_ratio('floor')}"
-                f" (with a risk decision {run.db_cpu_ratio('floor-risk')})"
+                f"  the database's CPU/request, fair floor / paymend {database}"
+                f" (with a risk decision {run.cpu_ratio('floor-risk', DB_CPU)})"
             )
     for name, why in skipped.items():
         print(f"\n{name} skipped: {why}")

@@ -65,6 +65,12 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def total(seconds: list[float | None]) -> float | None:
+    """The sum of CPU readings, or None if any is unknown (a process not on this
+    machine)."""
+    return None if None in seconds else sum(s for s in seconds if s is not None)
+
+
 class BackendCpu:
     """CPU seconds of the PostgreSQL backends connected to one database, when the server
     runs on this machine (their /proc entries; else None): what a request costs the
@@ -88,7 +94,7 @@ class BackendCpu:
                 {"name": self.name},
             ).scalars()
             used = [cpu_seconds(pid) for pid in pids]
-        return None if not used or None in used else sum(u for u in used if u is not None)
+        return total(used) if used else None
 
 
 @dataclass
