@@ -241,12 +241,11 @@ class HistoryKeys:
             "device": self.device,
             "card": self.card,
         }
-        params: dict[str, Any] = {k: v for k, v in given.items() if v}
+        present = {k: v for k, v in given.items() if v}
+        params: dict[str, Any] = {**present, **{f"l_{k}": v for k, v in wanted.items()}}
         if self.customer_id:
             params["merchant"] = self.merchant_id
-        params.update({f"l_{k}": v for k, v in wanted.items()})
-        keys = frozenset(k for k, v in given.items() if v)
-        return tuple(k for k in LIST_KINDS if k in wanted), keys, params
+        return tuple(k for k in LIST_KINDS if k in wanted), frozenset(present), params
 
 
 def read(
