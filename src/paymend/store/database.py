@@ -5,8 +5,8 @@ back when it raises, so a state change and its outbox events land together or no
 all. Outside store/ a Connection is only handed on to repositories; its type is named
 here so that the engine never imports SQLAlchemy. On SQLite the process keeps one
 writer connection (WAL, `BEGIN IMMEDIATE`) and runs store work on one thread; on
-PostgreSQL a small pool and as many threads, each holding a connection of its own
-(store/pg_connections.py). In the lab the work runs inline on the
+PostgreSQL a small pool and as many threads (store/handoff.py), each holding a
+connection of its own (store/pg_connections.py). In the lab the work runs inline on the
 event loop, which keeps virtual time honest.
 """
 
@@ -28,6 +28,7 @@ from paymend.domain.errors import Unavailable
 from paymend.store import json_text
 from paymend.store.checkpoints import Checkpoints
 from paymend.store.driver import driver_error
+from paymend.store.handoff import Handoff
 from paymend.store.pg_connections import PING_IDLE_S, ThreadConnections, ping_when_idle
 
 __all__ = ["Connection", "Store", "create_db_engine", "is_sqlite", "redacted_url"]
@@ -166,8 +167,10 @@ class Store:
         self.engine = create_db_engine(url, pool_size=pool_size, ping_idle_s=ping_idle_s)
         self.inline = inline
         sqlite = is_sqlite(url)
-        workers = 1 if sqlite else pool_size
-        self._executor = None if inline else ThreadPoolExecutor(workers, "paymend-store")
+        # SQLite: one thread, for the transactions the loop must not wait for and the
+        # checkpoints; PostgreSQL: every transaction, on as many threads as connections
+        self._executor = None if inline or not sqlite else ThreadPoolExecutor(1, "paymend-store")
+        self._handoff = None if inline or sqlite else Handoff(pool_size, "paymend-store")
         self._on_loop = sqlite and not inline
         self._turn: asyncio.Lock | None = None  # SQLite: one transaction at a time
         # SQLite: the transactions waiting for this turn of the loop's commit (`run`)
@@ -194,11 +197,11 @@ class Store:
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn(conn)` in one transaction: inline in the lab, on the event loop or the
         store's thread on SQLite (see the class), on a pool thread on PostgreSQL."""
+        if self._handoff is not None:
+            return await self._handoff.run(self.run_sync, fn)
         if self._executor is None:
             return self.run_sync(fn)
         loop = asyncio.get_running_loop()
-        if not self._on_loop:
-            return await loop.run_in_executor(self._executor, self.run_sync, fn)
         waiter: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((fn, waiter))
         if len(self._waiting) == 1:  # the first of this turn of the loop: one commit for all
@@ -282,6 +285,8 @@ class Store:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self._handoff is not None:
+            self._handoff.shutdown()
         if self._own is not None:
             self._own.close()
         if self.checkpoints is not None:
