@@ -37,7 +37,7 @@ PostgreSQL every database is analyzed once all are warmed up, as autovacuum anal
 that has served a while (bench/servers.py `Postgres.analyze`).
 
     python bench/http_load.py [--requests 2000] [--rounds 5] [--concurrency 16]
-        [--sqlite-only] [--json]
+        [--sqlite-only | --postgres-only] [--json]
 """
 
 from __future__ import annotations
@@ -380,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="rounds in which each server takes its share of the requests in turn",
     )
-    parser.add_argument("--sqlite-only", action="store_true")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--sqlite-only", action="store_true")
+    only.add_argument("--postgres-only", action="store_true")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 200_000:
@@ -408,11 +410,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             names = ("paymend", "floor", "floor-risk", "base")
             urls = [f"sqlite:///{workdir / f'{n}.db'}" for n in names]
-            runs.append(
-                run_database(
-                    "sqlite", urls, workdir, args.requests, args.concurrency, warmup, args.rounds
+            if not args.postgres_only:
+                runs.append(
+                    run_database(
+                        "sqlite",
+                        urls,
+                        workdir,
+                        args.requests,
+                        args.concurrency,
+                        warmup,
+                        args.rounds,
+                    )
                 )
-            )
             pg = Postgres(args.postgres_url, "http")
             reason = None if not args.sqlite_only else "--sqlite-only"
             reason = reason or pg.reachable()
