@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from paymend.domain.payment import Customer
 from paymend.engine.clock import LoopClock
 from paymend.engine.commands import PayCommand
 from paymend.engine.payments import PaymentService
-from paymend.engine.playbooks import PlaybookRunner, quiet_spans
+from paymend.engine.playbooks import LEAD_S, PlaybookRunner, quiet_spans
 from paymend.engine.virtual_time import run_virtual
 from paymend.engine.worker import Worker
 from paymend.health.keys import scoped_key
@@ -27,7 +28,7 @@ from paymend.playbooks.model import DEFAULT_PATH, load_playbooks
 from paymend.providers.simulator import SimulatedProvider
 from paymend.store import incidents
 from paymend.store.database import Store
-from paymend.store.tables import audit_log
+from paymend.store.tables import attempts, audit_log
 from tests.helpers import make_merchant, service, simulator
 
 BANKS = ("ICBC", "CCB", "CMB", "BOC")
@@ -311,3 +312,42 @@ def test_the_diagnosis_baseline_skips_time_when_incidents_were_open() -> None:
     assert quiet_spans(1000.0, busy, 120.0, 1800.0) == [(580.0, 700.0)]
     # never further back than the lookback, even when that gives less than asked
     assert quiet_spans(1000.0, [(950.0, math.inf)], 120.0, 100.0) == [(900.0, 950.0)]
+
+
+def test_an_incidents_baseline_is_read_once_and_kept_while_it_is_refined(store: Store) -> None:
+    """The calls before the signal are read at the incident's first diagnosis and kept
+    for its refinements: that window is in the past, and reading minutes of calls again
+    every REFRESH_S for each open incident was nearly half the worker's time in an
+    outage. History rewritten after the first diagnosis does not reach the second."""
+    mid, _ = make_merchant(store)
+
+    async def scenario() -> None:
+        clock, a, _, svc, runner = two_channels(store)
+        await pay_many(svc, clock, mid, 600, 0)
+        a.settings = dataclasses.replace(a.settings, outage=True)
+        await pay_many(svc, clock, mid, 100, 600)
+        await runner.tick()  # the incident opens with its first diagnosis
+        (opened,) = store.run_sync(lambda c: incidents.search(c, None, "open", 10))
+        first = opened.diagnosis[0]
+        before = opened.opened_at - timedelta(seconds=LEAD_S + 1)
+        rewritten = store.run_sync(
+            lambda c: (
+                c.execute(
+                    sa.update(attempts)
+                    .where(attempts.c.created_at < before)
+                    .values(status="failed", unified_code="provider_unavailable")
+                ).rowcount
+            )
+        )
+        assert rewritten > 100  # the baseline's calls, now every one failed
+        await pay_many(svc, clock, mid, 110, 700)  # 11 s: the next refresh is due
+        await runner.tick()
+        diagnosis = store.run_sync(lambda c: incidents.get(c, opened.id)).diagnosis
+        assert diagnosis, "the baseline was read again: every call before failed, no excess"
+        again = diagnosis[0]
+        assert again["scope"] == first["scope"] == {"channel": "sim_a"}
+        rate = again["expected"] / again["calls"]  # the baseline rate the diagnosis used
+        assert rate == pytest.approx(first["expected"] / first["calls"])
+        assert rate < 0.5
+
+    run_virtual(scenario())

@@ -59,6 +59,10 @@ class _Run:
     incident_id: str | None = None
     control_ids: list[str] = field(default_factory=list)
     refreshed_at: float = 0.0
+    # the calls before the signal, read at the first refresh and kept while it is young
+    # (`_refresh`), and how the diagnosis weighs them (by `hung`)
+    base: list[Call] | None = None
+    weighed: dict[bool, list[Observation]] = field(default_factory=dict)
 
 
 class PlaybookRunner:
@@ -84,6 +88,8 @@ class PlaybookRunner:
             young = now - run.started_at <= DIAGNOSE_FOR_S + REFRESH_S
             if run.incident_id is not None and young and now - run.refreshed_at >= REFRESH_S:
                 await self._refresh(name, key, run, now)
+            elif not young and run.base is not None:
+                run.base, run.weighed = None, {}  # refreshed no more until it recovers
 
     async def _audit_breakers(self) -> None:
         """Breakers move in the payment path, where nothing may wait on the database;
@@ -259,19 +265,14 @@ class PlaybookRunner:
         until = self._at(min(now, start + DIAGNOSE_FOR_S) + 0.001)
 
         def read(conn: Connection) -> tuple[list[Call], list[Call]]:
-            opened = incident_repo.open_during(conn, self._at(split - LOOKBACK_S), self._at(split))
-            busy = [
-                (self._epoch(a), self._epoch(b) + SETTLE_S if b else math.inf) for a, b in opened
-            ]
-            spans = quiet_spans(split, busy, BASELINE_S, LOOKBACK_S)
-            if sum(b - a for a, b in spans) < MIN_QUIET_S:
-                spans = [(split - BASELINE_S, split)]
-            base = [r for a, b in spans for r in call_repo.calls_between(conn, *self._dt(a, b))]
+            base = run.base if run.base is not None else self._baseline(conn, split)
             return base, call_repo.calls_between(conn, self._at(split), until)
 
         base_rows, rows = await self.service.store.run(read)
+        if run.base is not base_rows:
+            run.base, run.weighed = base_rows, {}
         read_at = self.service.clock.now()  # one clock read for every call's time
-        base = self._observe(base_rows, run, read_at)
+        base = self._weigh_base(run, read_at, hung=False)
         anomaly = self._observe(rows, run, read_at)
         channel, dims = parse_key(key)
         around = dict(dims) if channel == "*" else {"channel": channel, **dims}
@@ -279,7 +280,7 @@ class PlaybookRunner:
             # its own calls show no rise as their outcomes settled: they hung and were
             # charged after all (a channel slowed past the checkout's deadline), so read
             # them as the breakers judged them when they were made
-            base = self._observe(base_rows, run, read_at, hung=True)
+            base = self._weigh_base(run, read_at, hung=True)
             anomaly = self._observe(rows, run, read_at, hung=True)
         suspects = diagnose(base, anomaly, around=around)
         affected = len(
@@ -297,6 +298,27 @@ class PlaybookRunner:
             incident_repo.update(conn, incident_id, affected_payments=affected, diagnosis=diagnosis)
 
         await self.service.store.run(write)
+
+    def _baseline(self, conn: Connection, split: float) -> list[Call]:
+        """The calls of up to BASELINE_S before `split` while no incident was open.
+
+        Read once for a run, at its first refresh, and kept while it is young: its
+        window is in the past, and re-reading minutes of calls every REFRESH_S for each
+        open incident was nearly half of the worker's time in an outage. (A call of that window
+        whose outcome a status query settles later keeps the status it had then.)"""
+        opened = incident_repo.open_during(conn, self._at(split - LOOKBACK_S), self._at(split))
+        busy = [(self._epoch(a), self._epoch(b) + SETTLE_S if b else math.inf) for a, b in opened]
+        spans = quiet_spans(split, busy, BASELINE_S, LOOKBACK_S)
+        if sum(b - a for a, b in spans) < MIN_QUIET_S:
+            spans = [(split - BASELINE_S, split)]
+        return [r for a, b in spans for r in call_repo.calls_between(conn, *self._dt(a, b))]
+
+    def _weigh_base(self, run: _Run, now: datetime, *, hung: bool) -> list[Observation]:
+        weighed = run.weighed.get(hung)
+        if weighed is None:
+            assert run.base is not None
+            weighed = run.weighed[hung] = self._observe(run.base, run, now, hung=hung)
+        return weighed
 
     def _observe(
         self, rows: list[Call], run: _Run, now: datetime, *, hung: bool = False
