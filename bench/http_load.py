@@ -407,39 +407,23 @@ def main(argv: list[str] | None = None) -> int:
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="paymend-http-bench-") as tmp:
         workdir = Path(tmp)
+
+        def measure(
+            database: str, urls: list[str], warmed: Callable[[], None] | None = None
+        ) -> None:
+            load = (args.requests, args.concurrency, warmup, args.rounds)
+            runs.append(run_database(database, urls, workdir, *load, warmed))
+
         try:
             names = ("paymend", "floor", "floor-risk", "base")
-            urls = [f"sqlite:///{workdir / f'{n}.db'}" for n in names]
             if not args.postgres_only:
-                runs.append(
-                    run_database(
-                        "sqlite",
-                        urls,
-                        workdir,
-                        args.requests,
-                        args.concurrency,
-                        warmup,
-                        args.rounds,
-                    )
-                )
+                measure("sqlite", [f"sqlite:///{workdir / f'{n}.db'}" for n in names])
             pg = Postgres(args.postgres_url, "http")
             reason = None if not args.sqlite_only else "--sqlite-only"
             reason = reason or pg.reachable()
             if reason is None:
                 try:
-                    urls = [pg.fresh() for _ in range(4)]
-                    runs.append(
-                        run_database(
-                            "postgresql",
-                            urls,
-                            workdir,
-                            args.requests,
-                            args.concurrency,
-                            warmup,
-                            args.rounds,
-                            pg.analyze,
-                        )
-                    )
+                    measure("postgresql", [pg.fresh() for _ in names], pg.analyze)
                 finally:
                     pg.drop_all()
             else:
