@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from paymend.domain.ids import AttemptId, MerchantId, PaymentId
 from paymend.domain.money import Money
 from paymend.domain.payment import Attempt, AttemptStatus, Customer, Payment, PaymentStatus
+
+# a row read by column name: SQLAlchemy's Row, or a named tuple of the table's columns
+# (the reads run on the driver's cursor, store/payments.py)
+Columns = Any
 
 
 def payment_row(p: Payment) -> dict[str, Any]:
@@ -47,7 +49,7 @@ def payment_changes(p: Payment) -> dict[str, Any]:
     }
 
 
-def payment_from_row(row: sa.Row[Any]) -> Payment:
+def payment_from_row(row: Columns) -> Payment:
     return Payment(
         id=PaymentId(row.id),
         merchant_id=MerchantId(row.merchant_id),
@@ -109,7 +111,7 @@ def attempt_changes(a: Attempt) -> dict[str, Any]:
     }
 
 
-def attempt_from_row(row: sa.Row[Any]) -> Attempt:
+def attempt_from_row(row: Columns) -> Attempt:
     return Attempt(
         id=AttemptId(row.id),
         payment_id=PaymentId(row.payment_id),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections import namedtuple
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -76,6 +77,20 @@ _ANY_HOLDER = (
 )
 _ANY_HOLDING = Prepared(_ANY_HOLDER)
 _ANY_HOLDING_SPLIT = Prepared(_ANY_HOLDER.where(payments.c.split.is_(False)))
+# a payment and its attempts by id: what a merchant polling a payment, a confirmation
+# and the worker settling an attempt read, on the driver's cursor too
+_PAYMENT = sa.select(payments).where(payments.c.id == sa.bindparam("b_id"))
+_GET_PAYMENT = Prepared(_PAYMENT)
+_GET_MERCHANTS_PAYMENT = Prepared(_PAYMENT.where(payments.c.merchant_id == sa.bindparam("b_mid")))
+_GET_ATTEMPT = Prepared(sa.select(attempts).where(attempts.c.id == sa.bindparam("b_id")))
+_LIST_ATTEMPTS = Prepared(
+    sa.select(attempts)
+    .where(attempts.c.payment_id == sa.bindparam("b_id"))
+    .order_by(attempts.c.seq)
+)
+# their rows as `payment_from_row` and `attempt_from_row` read them: by column name
+_PaymentRow = namedtuple("_PaymentRow", payments.c.keys())  # type: ignore[misc]
+_AttemptRow = namedtuple("_AttemptRow", attempts.c.keys())  # type: ignore[misc]
 
 
 def insert_payment(conn: Connection, p: Payment, now: datetime, vault: Vault | None = None) -> None:
@@ -161,13 +176,13 @@ def guarding_order(write: Callable[[Connection], T]) -> Callable[[Connection], T
 
 
 def get_payment(conn: Connection, payment_id: str, merchant_id: str | None = None) -> Payment:
-    query = sa.select(payments).where(payments.c.id == payment_id)
-    if merchant_id is not None:
-        query = query.where(payments.c.merchant_id == merchant_id)
-    row = conn.execute(query).first()
+    if merchant_id is None:
+        row = _GET_PAYMENT.first(conn, {"b_id": payment_id})
+    else:
+        row = _GET_MERCHANTS_PAYMENT.first(conn, {"b_id": payment_id, "b_mid": merchant_id})
     if row is None:
         raise NotFound("payment_not_found", f"no payment '{payment_id}'", param="id")
-    return payment_from_row(row)
+    return payment_from_row(_PaymentRow._make(row))
 
 
 def find_by_order(
@@ -269,8 +284,8 @@ def update_attempt(conn: Connection, a: Attempt) -> None:
 
 
 def get_attempt(conn: Connection, attempt_id: str) -> Attempt | None:
-    row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).first()
-    return attempt_from_row(row) if row else None
+    row = _GET_ATTEMPT.first(conn, {"b_id": attempt_id})
+    return attempt_from_row(_AttemptRow._make(row)) if row else None
 
 
 def attempt_with_payment(
@@ -330,10 +345,8 @@ def _orphaned(owners: bool, skipping: bool) -> sa.Select[Any]:
 
 
 def list_attempts(conn: Connection, payment_id: str) -> list[Attempt]:
-    rows = conn.execute(
-        sa.select(attempts).where(attempts.c.payment_id == payment_id).order_by(attempts.c.seq)
-    )
-    return [attempt_from_row(r) for r in rows]
+    make = _AttemptRow._make
+    return [attempt_from_row(make(r)) for r in _LIST_ATTEMPTS.all(conn, {"b_id": payment_id})]
 
 
 def held(conn: Connection, limit: int = 100) -> list[Payment]:
