@@ -304,8 +304,9 @@ class PlaybookRunner:
 
         Read once for a run, at its first refresh, and kept while it is young: its
         window is in the past, and re-reading minutes of calls every REFRESH_S for each
-        open incident was nearly half of the worker's time in an outage. (A call of that window
-        whose outcome a status query settles later keeps the status it had then.)"""
+        open incident was nearly half of the worker's CPU in the lab's primary outage.
+        (A call of that window whose outcome a status query settles later keeps the
+        status it had then.)"""
         opened = incident_repo.open_during(conn, self._at(split - LOOKBACK_S), self._at(split))
         busy = [(self._epoch(a), self._epoch(b) + SETTLE_S if b else math.inf) for a, b in opened]
         spans = quiet_spans(split, busy, BASELINE_S, LOOKBACK_S)
