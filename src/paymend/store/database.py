@@ -171,7 +171,6 @@ class Store:
         # checkpoints; PostgreSQL: every transaction, on as many threads as connections
         self._executor = None if inline or not sqlite else ThreadPoolExecutor(1, "paymend-store")
         self._handoff = None if inline or sqlite else Handoff(pool_size, "paymend-store")
-        self._on_loop = sqlite and not inline
         self._turn: asyncio.Lock | None = None  # SQLite: one transaction at a time
         # SQLite: the transactions waiting for this turn of the loop's commit (`run`)
         self._waiting: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
@@ -186,7 +185,7 @@ class Store:
         # SQLite on the loop: the log copied back on the store's thread
         self.checkpoints = (
             Checkpoints(self.engine, self._executor, monotonic)
-            if self._on_loop and self._executor is not None
+            if self._executor is not None
             else None
         )
 
@@ -196,7 +195,7 @@ class Store:
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn(conn)` in one transaction: inline in the lab, on the event loop or the
-        store's thread on SQLite (see the class), on a pool thread on PostgreSQL."""
+        store's thread on SQLite (see the class), on a store thread on PostgreSQL."""
         if self._handoff is not None:
             return await self._handoff.run(self.run_sync, fn)
         if self._executor is None:
