@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from paymend.store.handoff import Handoff
 from servers import DEFAULT_PG_URL
-from turns import in_turns
+from turns import in_turns, share_out
 
 Run = Callable[[Callable[[None], Any]], Awaitable[Any]]
 
@@ -63,9 +63,8 @@ async def _drive(run: Run, query: _Query, calls: int, concurrency: int) -> float
         for _ in range(n):
             await run(query)
 
-    shares = [calls // concurrency + (i < calls % concurrency) for i in range(concurrency)]
     before = time.process_time()
-    await asyncio.gather(*(lane(n) for n in shares))
+    await asyncio.gather(*(lane(n) for n in share_out(calls, concurrency)))
     return time.process_time() - before
 
 
