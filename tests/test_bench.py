@@ -23,6 +23,7 @@ SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if "argparse" in p.read_text
 REFUSED = {  # an argument each refuses, and what its message must name
     "engine.py": (["--rounds", "0"], "--rounds"),
     "http_load.py": (["--requests", "0"], "--requests"),
+    "handoff.py": (["--rounds", "0"], "--rounds"),
 }
 
 # one process runs every script as `python bench/X.py ARGS` would, and reports each
