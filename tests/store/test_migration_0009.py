@@ -4,9 +4,7 @@ resolved, old holds keep holding, and the database then refuses new duplicates."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,18 +15,7 @@ from paymend.engine.controls import route_controls
 from paymend.store import controls, keys, merchants
 from paymend.store.database import Store
 from paymend.store.migrate import downgrade, upgrade
-from tests.conftest import empty_postgres_database
 from tests.helpers import NOW
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own, with no schema yet."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    request.getfixturevalue("postgres_database")  # skips (or fails in CI) without a server
-    yield empty_postgres_database("paymend_migration")
 
 
 def test_0009_upgrades_a_database_with_data(empty_url: str) -> None:

@@ -12,6 +12,16 @@ from paymend.store.tables.columns import JSON, Id, UTCDateTime, metadata
 ORDER_HOLDING = tuple(sorted(s.value for s in ORDER_IN_FLIGHT | ORDER_PAID))
 _HOLDING_SQL = ", ".join(f"'{s}'" for s in ORDER_HOLDING)
 
+
+def _sparse_index(*columns: str) -> sa.Index:
+    """An index of the rows whose one nullable column among `columns` is set: the
+    searches it serves always name a value, and the rows without one (most of them)
+    cost no index entry to write."""
+    (sparse,) = (c for c in columns if c not in ("merchant_id", "created_at", "id"))
+    present = sa.text(f"{sparse} IS NOT NULL")
+    return sa.Index(None, *columns, sqlite_where=present, postgresql_where=present)
+
+
 payments = sa.Table(
     "payments",
     metadata,
@@ -58,13 +68,15 @@ payments = sa.Table(
         postgresql_where=sa.text(f"NOT split AND status IN ({_HOLDING_SQL})"),
     ),
     sa.Index(None, "status", "updated_at"),
-    sa.Index(None, "merchant_id", "customer_id", "created_at"),
     sa.Index(None, "merchant_id", "created_at", "id"),  # listing, newest first, by pages
-    # the failure-code search (console, merchant API), newest first: its own rows only
-    sa.Index(None, "merchant_id", "failure_code", "created_at", "id"),
-    sa.Index(None, "merchant_id", "customer_email_index", "created_at"),
-    sa.Index(None, "merchant_id", "customer_phone_index", "created_at"),
-    sa.Index(None, "payment_token"),
+    # the searches by customer, failure code (console, merchant API; newest first), email
+    # and phone, and a card's tries: each index holds only the payments that have the
+    # value, since a search always names one (migration 0026)
+    _sparse_index("merchant_id", "customer_id", "created_at"),
+    _sparse_index("merchant_id", "failure_code", "created_at", "id"),
+    _sparse_index("merchant_id", "customer_email_index", "created_at"),
+    _sparse_index("merchant_id", "customer_phone_index", "created_at"),
+    _sparse_index("payment_token"),
     # the failed payments alone, with their codes: risk velocity's question of each
     # earlier payment (store/risk.py) is answered from an index a few per cent the size
     # of the payments', not from their rows
