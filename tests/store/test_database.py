@@ -98,20 +98,20 @@ async def _first_copied_back(store: Store) -> None:
     await _checkpoints(store).done()
 
 
+def _big(name: str) -> Callable[[Connection], None]:
+    def write(conn: Connection) -> None:  # 6 MB: about 1,500 pages of log
+        add(conn, name)
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS blobs (b BLOB)"))
+        conn.execute(sa.text("INSERT INTO blobs VALUES (randomblob(6000000))"))
+
+    return write
+
+
 def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     db = Path(sqlite_url.removeprefix("sqlite:///"))
     store, now = _paced(sqlite_url)
-
-    def big(name: str) -> Callable[[Connection], None]:
-        def write(conn: Connection) -> None:  # 6 MB: past SQLite's own 1,000-page mark
-            add(conn, name)
-            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS blobs (b BLOB)"))
-            conn.execute(sa.text("INSERT INTO blobs VALUES (randomblob(6000000))"))
-
-        return write
-
     try:
 
         async def scenario() -> None:
@@ -119,8 +119,8 @@ def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop
             assert _in_the_file_alone(db, tmp_path) == ["a"]
             # within CHECKPOINT_EVERY_S of that copy: the commits copy nothing back, and
             # the loop's connection does not either, however much they wrote
-            await store.run(big("b"))
-            await store.run(big("c"))
+            await store.run(_big("b"))  # each past SQLite's own 1,000-page mark
+            await store.run(_big("c"))
             await _checkpoints(store).done()
             assert _in_the_file_alone(db, tmp_path) == ["a"]
             now[0] += CHECKPOINT_EVERY_S
@@ -130,6 +130,86 @@ def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop
 
         asyncio.run(scenario())
     finally:
+        store.close()
+
+
+def test_a_long_log_is_copied_to_its_end_between_two_transactions_and_starts_over(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    store, now = _paced(sqlite_url)
+    checkpoints = _checkpoints(store)
+    checkpoints._restart_at = checkpoints._restart_pages = 1_000
+    try:
+
+        async def scenario() -> None:
+            await _first_copied_back(store)
+            now[0] += CHECKPOINT_EVERY_S
+            await store.run(_big("b"))  # copied back on the thread
+            await checkpoints.done()
+            assert checkpoints.pages > 1_000
+            # within CHECKPOINT_EVERY_S: the thread copies nothing, but the log is long,
+            # so the store copies it to its end before its next transaction
+            await store.run(lambda conn: add(conn, "c"))
+            restarting = store._restarting
+            assert restarting is not None
+            await restarting
+            assert _in_the_file_alone(db, tmp_path) == ["a", "b", "c"]
+            # and the next commit starts the log over: the next copy finds it short
+            await store.run(lambda conn: add(conn, "d"))
+            now[0] += CHECKPOINT_EVERY_S
+            await store.run(lambda conn: add(conn, "e"))
+            await checkpoints.done()
+            assert checkpoints.pages < 100
+            assert _in_the_file_alone(db, tmp_path) == ["a", "b", "c", "d", "e"]
+
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+def test_a_log_that_cannot_start_over_is_not_copied_at_every_commit(sqlite_url: str) -> None:
+    """A reader in another connection still on the log's oldest pages: the copy cannot
+    reach the end, and the store tries again only once the log has grown again."""
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    store, now = _paced(sqlite_url)
+    checkpoints = _checkpoints(store)
+    checkpoints._restart_at = checkpoints._restart_pages = 1_000
+    reader = sqlite3.connect(db, isolation_level=None)
+    try:
+
+        async def scenario() -> None:
+            await _first_copied_back(store)
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM merchants").fetchone()  # holds its snapshot
+            now[0] += CHECKPOINT_EVERY_S
+            await store.run(_big("b"))
+            await checkpoints.done()
+            await store.run(lambda conn: add(conn, "c"))
+            restarting = store._restarting
+            assert restarting is not None
+            await restarting
+            stuck = checkpoints.pages
+            assert stuck > 1_000  # the reader kept the log from starting over
+            await store.run(lambda conn: add(conn, "d"))
+            assert store._restarting is None  # not tried again at once
+            now[0] += CHECKPOINT_EVERY_S
+            reader.execute("COMMIT")
+            await store.run(_big("e"))  # grown by another 1,000 pages: tried again
+            await checkpoints.done()
+            await store.run(lambda conn: add(conn, "f"))
+            restarting = store._restarting
+            assert restarting is not None
+            await restarting
+            await store.run(lambda conn: add(conn, "g"))  # starts the log over
+            now[0] += CHECKPOINT_EVERY_S
+            await store.run(lambda conn: add(conn, "h"))
+            await checkpoints.done()
+            assert checkpoints.pages < 100
+
+        asyncio.run(scenario())
+    finally:
+        reader.close()
         store.close()
 
 

@@ -1,15 +1,27 @@
-"""SQLite's write-ahead log copied back into the database file off the event loop.
+"""SQLite's write-ahead log copied back into the database file, and started over, off
+the event loop.
 
 SQLite copies the log back (a checkpoint) in the commit that takes it past 1,000 pages:
 5 to 14 ms with the disk's syncs, on the event loop, for every request in flight, about
 one commit in eight at full load. The serving store's thread does the copying instead,
 at most every CHECKPOINT_EVERY_S after a commit on the loop (`Checkpoints.soon`, a
-PASSIVE checkpoint: it never waits for the writer nor stops it). Under steady load
-commits land while it syncs, so the log is never copied to its very end and SQLite
-cannot start it over; the loop's connection does that when the log passes
-BACKSTOP_PAGES, with little left to copy but the same two syncs: about one commit in 75
-at full load. (A larger backstop makes those rarer and the log longer, which every read
-searches.) https://www.sqlite.org/wal.html#automatic_checkpoint
+PASSIVE checkpoint: it never waits for the writer nor stops it).
+
+Under steady load commits land while it syncs, so the log is never copied to its very
+end and SQLite cannot start it over: it would grow without end. SQLite's own answer, a
+checkpoint in the commit that takes the log past BACKSTOP_PAGES, copies what the
+thread has not yet (up to CHECKPOINT_EVERY_S of commits) and syncs the disk twice, on
+the loop: 25-50 ms in which no request moves, every 10,000 pages (about every 0.7 s at
+500 payments a second: about 3 % of the requests waited for it, the whole p99). So once
+the log passes RESTART_PAGES the store starts it over itself (`Store`): a copy on the
+thread while commits go on, then one on the loop's own connection between two of its
+transactions, which copies the little that came in meanwhile and, with no commit
+while it runs, reaches the log's end; SQLite starts the log over at the next commit.
+The loop waits for that second copy alone, its two syncs (2-10 ms here), not for the
+whole log's. BACKSTOP_PAGES stays as SQLite's own limit, for a log that cannot start
+over (a reader in another process still on it).
+https://www.sqlite.org/wal.html#automatic_checkpoint,
+https://www.sqlite.org/wal.html#avoiding_excessively_large_wal_files
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from sqlalchemy.engine import Engine
 _log = logging.getLogger("paymend.store")  # the store imports no observability set-up
 CHECKPOINT_EVERY_S = 0.25
 BACKSTOP_PAGES = 10_000
+RESTART_PAGES = 5_000
 
 
 class Checkpoints:
@@ -33,7 +46,11 @@ class Checkpoints:
     the store's thread on a pooled connection of their own."""
 
     def __init__(
-        self, engine: Engine, thread: ThreadPoolExecutor, monotonic: Callable[[], float]
+        self,
+        engine: Engine,
+        thread: ThreadPoolExecutor,
+        monotonic: Callable[[], float],
+        restart_pages: int = RESTART_PAGES,
     ) -> None:
         self._engine = engine
         self._thread = thread
@@ -41,6 +58,11 @@ class Checkpoints:
         self._running: Future[None] | None = None
         self._started_at = -math.inf
         self._conn: Any = None  # the pool's DB-API connection, once one is wanted
+        self.pages = 0  # the log's length at the last copy, in pages
+        # the log is started over once it reaches this length; moved on if an attempt
+        # left it as long (it could not start over), back when it did start over
+        self._restart_at = restart_pages
+        self._restart_pages = restart_pages
 
     @staticmethod
     def hand_over(loop_connection: Any) -> None:
@@ -61,6 +83,38 @@ class Checkpoints:
         except RuntimeError:  # the store is closing: SQLite checkpoints as it closes
             return
 
+    def wants_restart(self) -> bool:
+        """Whether the log, as long as the last copy found it, should start over."""
+        return self.pages >= self._restart_at
+
+    async def copy_now(self) -> None:
+        """A copy on the store's thread, after the one under way, awaited."""
+        if self._running is not None and not self._running.done():
+            await asyncio.wrap_future(self._running)
+        self._started_at = self._monotonic()
+        try:
+            self._running = self._thread.submit(self._copy_back)
+        except RuntimeError:  # the store is closing
+            return
+        await asyncio.wrap_future(self._running)
+
+    def copy_rest(self, loop_connection: Any) -> None:
+        """The copy that starts the log over, on the loop's own DB-API connection between
+        two of its transactions (`Store`): after `copy_now` there is little left, and
+        with no commit while it runs it reaches the log's end, so that SQLite starts the
+        log over at the next commit. If it cannot (a reader in another process is still
+        on the log), the next try waits until the log has grown by another
+        RESTART_PAGES, not for every copy."""
+        try:
+            cursor = loop_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            _, pages, _ = cursor.fetchone()
+            cursor.close()
+        except Exception as error:  # noqa: BLE001 - SQLite's own checkpoint remains
+            _log.warning("sqlite_checkpoint_failed: %s", type(error).__name__)
+            return
+        self.pages = pages
+        self._restart_at = pages + self._restart_pages
+
     async def done(self) -> None:
         """Wait for the copy under way, if any (for tests: nothing else waits for it)."""
         if self._running is not None:
@@ -76,12 +130,17 @@ class Checkpoints:
         if conn is None:
             conn = self._conn = self._engine.raw_connection()
         try:
-            conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            cursor = conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            _, pages, _ = cursor.fetchone()  # (busy, the log's pages, those copied)
+            cursor.close()
         except Exception as error:
             _log.warning("sqlite_checkpoint_failed: %s", type(error).__name__)
             self._conn = None
             conn.invalidate()  # a connection gone bad is not reused
             raise
+        if pages < self.pages:  # it started over
+            self._restart_at = self._restart_pages
+        self.pages = pages
 
     def close(self) -> None:
         """After the store's thread has stopped: the connection back to the pool."""
