@@ -21,11 +21,11 @@ that keeps paymend's promises must do for `POST /v1/payments`, and nothing more:
 
 Statements are built once and written the way paymend's store writes them (compiled
 once per dialect, handed to the driver's cursor: store/prepared.py; on PostgreSQL the
-writes of each transaction after its reads go as one statement, `deferring`), ids are random
-like paymend's, rows are paymend's own tables (the database is made by `paymend db
-upgrade`). On SQLite the store work runs inline on the event loop on one connection held
-from transaction to transaction (WAL, as `create_db_engine` tunes it); on PostgreSQL on
-a pool of threads, since a blocking round trip would stall the loop.
+writes of each transaction after its reads go as one statement, `deferring`), ids are
+made like paymend's (engine/ids.py), rows are paymend's own tables (the database is made
+by `paymend db upgrade`). On SQLite the store work runs inline on the event loop on one
+connection held from transaction to transaction (WAL, as `create_db_engine` tunes it);
+on PostgreSQL on a pool of threads, since a blocking round trip would stall the loop.
 It is served like `paymend serve`: `uvicorn.run`, one worker, no access log.
 
     python bench/floor_app.py --port P --database-url URL --config bench.yaml
@@ -54,6 +54,7 @@ from paymend.domain.money import payment_amount
 from paymend.engine.channels import build_providers
 from paymend.engine.clock import SystemClock
 from paymend.engine.collector import spare_collector
+from paymend.engine.ids import IdFactory
 from paymend.providers.base import ChargeRequest, ProviderOutcome
 from paymend.store import idempotency, keys, merchants
 from paymend.store.database import create_db_engine, is_sqlite
@@ -127,8 +128,11 @@ INSERT_KEY, INSERT_PAYMENT = Prepared(idempotency_keys.insert()), Prepared(payme
 INSERT_ATTEMPT, INSERT_EVENT = Prepared(attempts.insert()), Prepared(events.insert())
 
 
+_IDS = IdFactory()  # made as paymend makes them: ordered by time, so indexes stay local
+
+
 def _id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
+    return _IDS.new(prefix)
 
 
 def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:

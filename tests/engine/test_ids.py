@@ -1,14 +1,19 @@
-"""Ids are `prefix_` and 24 base32 characters of 120 random bits; a seed repeats them."""
+"""Ids are `prefix_` and 24 base32 characters: without a seed, the creation time's
+milliseconds then random bits, so that they sort by creation time; with a seed, 120
+bits of a generator that repeats them."""
 
 from __future__ import annotations
 
 import base64
 import random
+from itertools import pairwise
 
-from paymend.engine.ids import IdFactory
+from paymend.engine.ids import RANDOM_BITS, IdFactory
+
+BASE32 = set("abcdefghijklmnopqrstuvwxyz234567")
 
 
-def test_an_id_is_the_lower_case_base32_of_its_random_bits() -> None:
+def test_a_seeded_id_is_the_lower_case_base32_of_its_random_bits() -> None:
     draws, ids = random.Random(7), IdFactory(seed=7)
     for _ in range(2_000):
         expected = base64.b32encode(draws.randbytes(15)).decode().lower()
@@ -19,3 +24,31 @@ def test_a_seed_repeats_its_ids_and_no_seed_does_not() -> None:
     assert [IdFactory(3).new("evt") for _ in range(3)] == [IdFactory(3).new("evt")] * 3
     fresh = IdFactory()
     assert len({fresh.new("att") for _ in range(1_000)}) == 1_000
+
+
+def test_ids_sort_by_the_millisecond_they_were_made_in() -> None:
+    now = [1_796_000_000_000]
+    ids = IdFactory(time_ms=lambda: now[0])
+    made = []
+    for step in (0, 1, 1, 31, 32, 1_000, 1 << 20, 86_400_000):
+        now[0] += step
+        made.append([ids.new("pay") for _ in range(50)])
+    # every id of a later millisecond sorts after every id of an earlier one
+    for earlier, later in pairwise(made):
+        assert max(earlier) < min(later)
+    every = [i for batch in made for i in batch]
+    assert len(set(every)) == len(every)  # random within one millisecond
+    assert all(len(i) == 28 and set(i[4:]) <= BASE32 for i in every)  # the same characters
+
+
+def test_an_unseeded_id_holds_its_millisecond_and_72_random_bits() -> None:
+    alphabet = "".join(sorted(BASE32))
+    at = 1_796_000_123_456
+    ids = IdFactory(time_ms=lambda: at)
+    for i in (ids.new("pay") for _ in range(200)):
+        n = 0
+        for c in i[4:]:
+            n = n * 32 + alphabet.index(c)
+        assert n >> RANDOM_BITS == at
+    tails = {ids.new("pay")[-14:] for _ in range(200)}
+    assert len(tails) == 200

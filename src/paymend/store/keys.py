@@ -73,7 +73,8 @@ def new_secret(prefix: str) -> str:
 
 
 def new_key_id() -> str:
-    """`key_` and 120 random bits, as engine ids look (the store has no id factory)."""
+    """`key_` and 120 random bits, 24 base32 characters like engine ids (the store has no
+    id factory; keys are issued rarely, so their index needs no time order)."""
     return "key_" + base64.b32encode(secrets.token_bytes(15)).decode().lower()
 
 
