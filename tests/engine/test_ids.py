@@ -9,6 +9,7 @@ import random
 from itertools import pairwise
 
 from paymend.engine.ids import RANDOM_BITS, IdFactory
+from tests.helpers import ManualClock
 
 BASE32 = set("abcdefghijklmnopqrstuvwxyz234567")
 
@@ -27,11 +28,11 @@ def test_a_seed_repeats_its_ids_and_no_seed_does_not() -> None:
 
 
 def test_ids_sort_by_the_millisecond_they_were_made_in() -> None:
-    now = [1_796_000_000_000]
-    ids = IdFactory(time_ms=lambda: now[0])
+    clock = ManualClock()
+    ids = IdFactory(clock=clock)
     made = []
-    for step in (0, 1, 1, 31, 32, 1_000, 1 << 20, 86_400_000):
-        now[0] += step
+    for step_ms in (0, 1, 1, 31, 32, 1_000, 1 << 20, 86_400_000):
+        clock.advance(step_ms / 1000)
         made.append([ids.new("pay") for _ in range(50)])
     # every id of a later millisecond sorts after every id of an earlier one
     for earlier, later in pairwise(made):
@@ -43,8 +44,9 @@ def test_ids_sort_by_the_millisecond_they_were_made_in() -> None:
 
 def test_an_unseeded_id_holds_its_millisecond_and_72_random_bits() -> None:
     alphabet = "".join(sorted(BASE32))
-    at = 1_796_000_123_456
-    ids = IdFactory(time_ms=lambda: at)
+    clock = ManualClock()
+    ids = IdFactory(clock=clock)
+    at = int(clock.now().timestamp() * 1000)
     for i in (ids.new("pay") for _ in range(200)):
         n = 0
         for c in i[4:]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 import secrets
-import time
-from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from paymend.engine.clock import SystemClock
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lower case
 # the same characters in the order strings sort them (digits first): a number written
@@ -19,34 +21,34 @@ RANDOM_BITS = 72  # after the 48 bits of milliseconds
 _TIME_MASK = (1 << 48) - 1
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
 
 
 class IdFactory:
     """Makes `prefix_xxxxxxxxxxxxxxxxxxxxxxxx` ids, 120 bits as 24 base32 characters.
 
-    Without a seed: the creation time in milliseconds (48 bits) then 72 random bits,
-    written so that ids sort by creation time. A table's id index then takes each new
-    row at its end, as an autoincrement key does, instead of anywhere in it: a commit
-    writes one leaf page for a batch of new rows, not one each (a random key sends
-    every insert to a different page of an index that outgrows the cache). 72 random
-    bits a millisecond still cannot be guessed.
+    Without a seed: the creation time in milliseconds (48 bits, `clock`'s: the wall
+    clock's by default) then 72 random bits, written so that ids sort by creation time.
+    A table's id index then takes each new row at its end, as an autoincrement key does,
+    instead of anywhere in it: a commit writes one leaf page for a batch of new rows,
+    not one each (a random key sends every insert to a different page of an index that
+    outgrows the cache). 72 random bits a millisecond still cannot be guessed.
 
     With a seed: 120 bits of a seeded generator, a sequence that repeats run after run
     (the lab, tests), as it always has."""
 
-    def __init__(self, seed: int | None = None, *, time_ms: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, seed: int | None = None, *, clock: _Clock | None = None) -> None:
         # a seeded generator gives the lab reproducible ids; they are not secrets
         self._rng = random.Random(seed) if seed is not None else None  # noqa: S311
-        self._time_ms = time_ms
+        self._clock = clock or SystemClock()
 
     def new(self, prefix: str) -> str:
         """One id (one system call for the random bits, no modulo bias)."""
         if self._rng is not None:
             n, pairs = int.from_bytes(self._rng.randbytes(15), "big"), _PAIRS
         else:
-            at = self._time_ms() & _TIME_MASK
+            at = int(self._clock.now().timestamp() * 1000) & _TIME_MASK
             n = (at << RANDOM_BITS) | int.from_bytes(secrets.token_bytes(9), "big")
             pairs = _SORTED_PAIRS
         # base32 by table: base64.b32encode is pure Python

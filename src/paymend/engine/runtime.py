@@ -151,7 +151,7 @@ def build_payment_service(
     """The payment engine with its parts, each built once and handed to those that use
     it. One random generator serves routing's exploration and the backoff jitter, in
     that order of draws, so one seed gives one run (the lab's figures)."""
-    ids = ids or IdFactory()
+    ids = ids or IdFactory(clock=clock)
     classifier = classifier or default_classifier()
     health = health or HealthBook()
     pii = pii or Vault(None)
