@@ -7,15 +7,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from paymend.domain.ids import MerchantId, PaymentId
-from paymend.domain.money import Money
-from paymend.domain.payment import Customer, Payment, PaymentStatus
-from paymend.store import merchants
-from paymend.store import payments as repo
+from paymend.domain.ids import MerchantId
 from paymend.store.listing import PaymentQuery, payments_page
 from paymend.store.migrate import downgrade, upgrade
-from paymend.store.tables import metadata
-from tests.helpers import NOW
+from paymend.store.tables import merchants, metadata, payments
+from tests.store.rows import MERCHANT, NOW, payment_row
 
 SPARSE = {
     "ix_payments_merchant_id_customer_id_created_at": "customer_id IS NOT NULL",
@@ -60,32 +56,20 @@ def test_every_partial_index_of_the_tables_is_partial_as_migrated(db_url: str) -
         engine.dispose()
 
 
-def _payment(mid: MerchantId, pid: str, customer: str | None, token: str | None) -> Payment:
-    p = Payment(
-        PaymentId(pid),
-        mid,
-        f"order-{pid}",
-        Money(1999, "CNY"),
-        "card",
-        customer=Customer(customer, "zh-CN"),
-        token=token,
-    )
-    p.transition(PaymentStatus.PROCESSING)
-    return p
-
-
 def test_0026_keeps_every_search_answering_the_same(empty_url: str) -> None:
     upgrade(empty_url, "0025")
     engine = sa.create_engine(empty_url)
-    mid = MerchantId("mer_1")
+    mid = MerchantId("mer_1")  # MERCHANT, whose payments payment_row writes
     with engine.begin() as conn:
-        merchants.create(conn, mid, "shop", NOW)
-        declined = _payment(mid, "pay_1", "c-1", "tok_1")
-        declined.transition(PaymentStatus.FAILED)
-        declined.failure_code = "insufficient_funds"
-        repo.insert_payment(conn, declined, NOW)
-        repo.insert_payment(conn, _payment(mid, "pay_2", None, None), NOW + timedelta(seconds=1))
-        repo.insert_payment(conn, _payment(mid, "pay_3", "c-1", None), NOW + timedelta(seconds=2))
+        conn.execute(merchants.insert(), MERCHANT)
+        declined = {"status": "failed", "failure_code": "insufficient_funds", "customer_id": "c-1"}
+        conn.execute(payments.insert(), payment_row("pay_1", **declined))
+        later = NOW + timedelta(seconds=1)
+        guest = payment_row("pay_2", payment_token=None, created_at=later, updated_at=later)
+        conn.execute(payments.insert(), guest)
+        latest = NOW + timedelta(seconds=2)
+        again = {"customer_id": "c-1", "payment_token": None}
+        conn.execute(payments.insert(), payment_row("pay_3", created_at=latest, **again))
 
     def found() -> dict[str, list[str]]:
         with engine.connect() as conn:

@@ -22,7 +22,6 @@ from paymend.engine.clock import LoopClock
 from paymend.store import payments as repo
 from paymend.store.database import Store
 from paymend.store.migrate import upgrade
-from tests.conftest import empty_postgres_database
 from tests.engine.test_pay import pay_cmd
 from tests.helpers import NOW, count_rows, make_merchant, service, simulator
 
@@ -114,20 +113,11 @@ def _waits_on_a_lock(engine: sa.Engine) -> bool:
     return bool(waiting)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def unmigrated_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/old.db"
-        return
-    request.getfixturevalue("postgres_database")  # skips (or fails in CI) without a server
-    yield empty_postgres_database("paymend_migrate")
-
-
-def test_the_migration_keeps_orders_paid_twice_before_it(unmigrated_url: str) -> None:
+def test_the_migration_keeps_orders_paid_twice_before_it(empty_url: str) -> None:
     """Until 0010 an order could be paid twice: the earliest payment keeps the order, the
     later ones become split payments; nothing else changes."""
-    upgrade(unmigrated_url, "0006")
-    engine = sa.create_engine(unmigrated_url)
+    upgrade(empty_url, "0006")
+    engine = sa.create_engine(empty_url)
     columns = (
         "id, merchant_id, order_id, amount, currency, method, status, amount_refunded, "
         "amount_refund_pending, customer, metadata, version, created_at, updated_at"
@@ -157,7 +147,7 @@ def test_the_migration_keeps_orders_paid_twice_before_it(unmigrated_url: str) ->
                     ),
                     {"id": f"pay_{i}", "order": order, "status": status, "at": NOW + timedelta(i)},
                 )
-        upgrade(unmigrated_url)
+        upgrade(empty_url)
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT id, split FROM payments ORDER BY id")).all()
         assert [(r.id, bool(r.split)) for r in rows] == [
@@ -167,7 +157,7 @@ def test_the_migration_keeps_orders_paid_twice_before_it(unmigrated_url: str) ->
             ("pay_3", False),
             ("pay_4", False),
         ]
-        store = Store(unmigrated_url, inline=True)
+        store = Store(empty_url, inline=True)
         try:
             again = holding(MerchantId("mer_1"), "pay_new", PaymentStatus.PROCESSING)
             with pytest.raises(exc.IntegrityError):
