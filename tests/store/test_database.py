@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from paymend.store import checkpoints as checkpoints_module
 from paymend.store.checkpoints import CHECKPOINT_EVERY_S, Checkpoints
 from paymend.store.database import MMAP_BYTES, Connection, Store
 
@@ -134,12 +135,12 @@ def test_the_log_is_copied_back_on_the_stores_thread_not_in_a_commit_on_the_loop
 
 
 def test_a_long_log_is_copied_to_its_end_between_two_transactions_and_starts_over(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(checkpoints_module, "RESTART_PAGES", 1_000)
     db = Path(sqlite_url.removeprefix("sqlite:///"))
     store, now = _paced(sqlite_url)
     checkpoints = _checkpoints(store)
-    checkpoints._restart_at = checkpoints._restart_pages = 1_000
     try:
 
         async def scenario() -> None:
@@ -168,13 +169,15 @@ def test_a_long_log_is_copied_to_its_end_between_two_transactions_and_starts_ove
         store.close()
 
 
-def test_a_log_that_cannot_start_over_is_not_copied_at_every_commit(sqlite_url: str) -> None:
+def test_a_log_that_cannot_start_over_is_not_copied_at_every_commit(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A reader in another connection still on the log's oldest pages: the copy cannot
     reach the end, and the store tries again only once the log has grown again."""
+    monkeypatch.setattr(checkpoints_module, "RESTART_PAGES", 1_000)
     db = Path(sqlite_url.removeprefix("sqlite:///"))
     store, now = _paced(sqlite_url)
     checkpoints = _checkpoints(store)
-    checkpoints._restart_at = checkpoints._restart_pages = 1_000
     reader = sqlite3.connect(db, isolation_level=None)
     try:
 
@@ -192,7 +195,7 @@ def test_a_log_that_cannot_start_over_is_not_copied_at_every_commit(sqlite_url: 
             stuck = checkpoints.pages
             assert stuck > 1_000  # the reader kept the log from starting over
             await store.run(lambda conn: add(conn, "d"))
-            assert store._restarting is None  # not tried again at once
+            assert store._restarting is restarting  # not tried again at once
             now[0] += CHECKPOINT_EVERY_S
             reader.execute("COMMIT")
             await store.run(_big("e"))  # grown by another 1,000 pages: tried again

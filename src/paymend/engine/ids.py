@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import random
 import secrets
-from datetime import datetime
-from typing import Protocol
 
+from paymend.domain.clock import Clock
 from paymend.engine.clock import SystemClock
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lower case
@@ -19,10 +18,6 @@ _SORTED_PAIRS = tuple(a + b for a in _SORTED_ALPHABET for b in _SORTED_ALPHABET)
 _SHIFTS = tuple(range(110, -1, -10))
 RANDOM_BITS = 72  # after the 48 bits of milliseconds
 _TIME_MASK = (1 << 48) - 1
-
-
-class _Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 class IdFactory:
@@ -38,7 +33,7 @@ class IdFactory:
     With a seed: 120 bits of a seeded generator, a sequence that repeats run after run
     (the lab, tests), as it always has."""
 
-    def __init__(self, seed: int | None = None, *, clock: _Clock | None = None) -> None:
+    def __init__(self, seed: int | None = None, *, clock: Clock | None = None) -> None:
         # a seeded generator gives the lab reproducible ids; they are not secrets
         self._rng = random.Random(seed) if seed is not None else None  # noqa: S311
         self._clock = clock or SystemClock()

@@ -27,6 +27,7 @@ https://www.sqlite.org/wal.html#avoiding_excessively_large_wal_files
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -46,11 +47,7 @@ class Checkpoints:
     the store's thread on a pooled connection of their own."""
 
     def __init__(
-        self,
-        engine: Engine,
-        thread: ThreadPoolExecutor,
-        monotonic: Callable[[], float],
-        restart_pages: int = RESTART_PAGES,
+        self, engine: Engine, thread: ThreadPoolExecutor, monotonic: Callable[[], float]
     ) -> None:
         self._engine = engine
         self._thread = thread
@@ -61,8 +58,7 @@ class Checkpoints:
         self.pages = 0  # the log's length at the last copy, in pages
         # the log is started over once it reaches this length; moved on if an attempt
         # left it as long (it could not start over), back when it did start over
-        self._restart_at = restart_pages
-        self._restart_pages = restart_pages
+        self._restart_at = RESTART_PAGES
 
     @staticmethod
     def hand_over(loop_connection: Any) -> None:
@@ -77,48 +73,58 @@ class Checkpoints:
         now = self._monotonic()
         if now - self._started_at < CHECKPOINT_EVERY_S:
             return
-        self._started_at = now
-        try:
-            self._running = self._thread.submit(self._copy_back)
-        except RuntimeError:  # the store is closing: SQLite checkpoints as it closes
-            return
+        self._start()
 
     def wants_restart(self) -> bool:
         """Whether the log, as long as the last copy found it, should start over."""
         return self.pages >= self._restart_at
 
-    async def copy_now(self) -> None:
-        """A copy on the store's thread, after the one under way, awaited."""
-        if self._running is not None and not self._running.done():
-            await asyncio.wrap_future(self._running)
-        self._started_at = self._monotonic()
-        try:
-            self._running = self._thread.submit(self._copy_back)
-        except RuntimeError:  # the store is closing
-            return
-        await asyncio.wrap_future(self._running)
-
-    def copy_rest(self, loop_connection: Any) -> None:
-        """The copy that starts the log over, on the loop's own DB-API connection between
-        two of its transactions (`Store`): after `copy_now` there is little left, and
-        with no commit while it runs it reaches the log's end, so that SQLite starts the
-        log over at the next commit. If it cannot (a reader in another process is still
-        on the log), the next try waits until the log has grown by another
-        RESTART_PAGES, not for every copy."""
-        try:
-            cursor = loop_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            _, pages, _ = cursor.fetchone()
-            cursor.close()
-        except Exception as error:  # noqa: BLE001 - SQLite's own checkpoint remains
-            _log.warning("sqlite_checkpoint_failed: %s", type(error).__name__)
-            return
-        self.pages = pages
-        self._restart_at = pages + self._restart_pages
+    async def start_over(
+        self, turn: asyncio.Lock, on_loop: Callable[[Callable[[Any], None]], None]
+    ) -> None:
+        """The log started over without SQLite's checkpoint in a commit (see the module):
+        copied back on the thread while commits go on, after the copy under way; then,
+        holding the store's `turn`, the little that came in meanwhile on the loop's own
+        connection (`on_loop` hands it to `_copy_rest`), so that nothing is added to the
+        log while it is copied to its end and the next commit starts it over. A copy
+        that fails is logged; SQLite's own checkpoint past BACKSTOP_PAGES remains."""
+        with contextlib.suppress(Exception):
+            if self._running is not None and not self._running.done():
+                await asyncio.wrap_future(self._running)
+            started = self._start()
+            if started is not None:
+                await asyncio.wrap_future(started)
+            async with turn:
+                on_loop(self._copy_rest)
 
     async def done(self) -> None:
         """Wait for the copy under way, if any (for tests: nothing else waits for it)."""
         if self._running is not None:
             await asyncio.wrap_future(self._running)
+
+    def _start(self) -> Future[None] | None:
+        """A copy submitted to the store's thread; None when the store is closing
+        (SQLite checkpoints as it closes)."""
+        self._started_at = self._monotonic()
+        try:
+            self._running = self._thread.submit(self._copy_back)
+        except RuntimeError:
+            return None
+        return self._running
+
+    def _copy_rest(self, loop_connection: Any) -> None:
+        """The copy that starts the log over, on the loop's own DB-API connection between
+        two of its transactions: after the thread's there is little left, and with no
+        commit while it runs it reaches the log's end. If it cannot (a reader in another
+        process is still on the log), the next try waits until the log has grown by
+        another RESTART_PAGES, not for every copy."""
+        try:
+            pages = _passive(loop_connection)
+        except Exception as error:  # noqa: BLE001 - SQLite's own checkpoint remains
+            _log.warning("sqlite_checkpoint_failed: %s", type(error).__name__)
+            return
+        self.pages = pages
+        self._restart_at = pages + RESTART_PAGES
 
     def _copy_back(self) -> None:
         """A PASSIVE checkpoint on a connection of its own, which is never in a
@@ -130,16 +136,14 @@ class Checkpoints:
         if conn is None:
             conn = self._conn = self._engine.raw_connection()
         try:
-            cursor = conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            _, pages, _ = cursor.fetchone()  # (busy, the log's pages, those copied)
-            cursor.close()
+            pages = _passive(conn.driver_connection)
         except Exception as error:
             _log.warning("sqlite_checkpoint_failed: %s", type(error).__name__)
             self._conn = None
             conn.invalidate()  # a connection gone bad is not reused
             raise
         if pages < self.pages:  # it started over
-            self._restart_at = self._restart_pages
+            self._restart_at = RESTART_PAGES
         self.pages = pages
 
     def close(self) -> None:
@@ -147,3 +151,13 @@ class Checkpoints:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _passive(connection: Any) -> int:
+    """A PASSIVE checkpoint on a DB-API connection; the log's length after it, in pages."""
+    cursor = connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    try:
+        _, pages, _ = cursor.fetchone()  # (busy, the log's pages, those copied)
+    finally:
+        cursor.close()
+    return int(pages)

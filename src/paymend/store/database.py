@@ -175,7 +175,8 @@ class Store:
         # SQLite: the transactions waiting for this turn of the loop's commit (`run`)
         self._waiting: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._flushes: set[asyncio.Task[None]] = set()  # held: the loop keeps weak ones
-        self._restarting: asyncio.Task[None] | None = None  # SQLite: the log starting over
+        # SQLite: the write-ahead log started over between two transactions, the last try
+        self._restarting: asyncio.Task[None] | None = None
         # SQLite: one connection held from transaction to transaction. Checking it out of
         # the pool and back for each one cost more than a transaction's BEGIN (a tenth of
         # a payment's CPU); the lock keeps two threads of an inline store off it at once
@@ -253,30 +254,23 @@ class Store:
             return
         for (_, waiter), outcome in zip(batch, outcomes, strict=True):
             _answer(waiter, outcome)
-        if self.checkpoints is not None:
-            self.checkpoints.soon()
-            if self.checkpoints.wants_restart() and self._restarting is None:
-                self._restarting = loop.create_task(self._start_log_over(self.checkpoints))
+        checkpoints = self.checkpoints
+        if checkpoints is not None:
+            checkpoints.soon()
+            restarting = self._restarting
+            if checkpoints.wants_restart() and (restarting is None or restarting.done()):
+                assert self._turn is not None  # this flush holds it
+                self._restarting = loop.create_task(
+                    checkpoints.start_over(self._turn, self._on_held)
+                )
 
-    async def _start_log_over(self, checkpoints: Checkpoints) -> None:
-        """The write-ahead log started over without SQLite's checkpoint in a commit
-        (store/checkpoints.py): copied back on the thread while commits go on, then the
-        little that came in meanwhile on the loop's own connection between two of its
-        transactions, so that nothing is added to the log while it is copied to its end
-        and the next commit starts it over."""
-        try:
-            await checkpoints.copy_now()
-            assert self._turn is not None  # made by the flush that asked for this
-            async with self._turn:
-                assert self._held_lock is not None
-                with self._held_lock:
-                    conn = self._held
-                    if conn is not None and not conn.closed and not conn.invalidated:
-                        checkpoints.copy_rest(conn.connection.dbapi_connection)
-        except Exception:  # noqa: BLE001 - logged by the copy; SQLite's backstop remains
-            return
-        finally:
-            self._restarting = None
+    def _on_held(self, fn: Callable[[Any], None]) -> None:
+        """`fn` on the held connection's DB-API connection, if it is still good."""
+        assert self._held_lock is not None
+        with self._held_lock:
+            conn = self._held
+            if conn is not None and not conn.closed and not conn.invalidated:
+                fn(conn.connection.dbapi_connection)
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         try:
