@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from sqlalchemy import exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
+from paymend.domain.entropy import random_hex
 from paymend.domain.errors import Conflict
 from paymend.store import json_text
 from paymend.store.prepared import Prepared
@@ -79,7 +79,7 @@ class NewKey:
     digest: str
     owner: str | None
     now: datetime
-    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    token: str = field(default_factory=lambda: random_hex(16))
 
     @property
     def claim(self) -> Claim:
@@ -173,7 +173,7 @@ def claim(
     still running: its owner alive and the claim younger than `expires_after`.
     """
     row = conn.execute(_SELECT, {"b_merchant": merchant_id, "b_key": key}).first()
-    token = secrets.token_hex(16)
+    token = random_hex(16)
     if row is None:
         try:
             with conn.begin_nested():
