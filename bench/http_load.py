@@ -36,8 +36,17 @@ gave SQLite ratios of 0.47, 0.65 and 0.62 in three runs on one busy machine.) On
 PostgreSQL every database is analyzed once all are warmed up, as autovacuum analyzes one
 that has served a while (bench/servers.py `Postgres.analyze`).
 
+With `--rate R` the load is open, as a shop's traffic is: payments arrive at R a second
+per server (Poisson, the same arrivals for every server), whether or not the earlier ones
+are answered, over the same `--concurrency` connections, and each latency counts from
+the moment its payment arrived, waiting for a free connection included. A closed load of
+16 lanes keeps the server busy whatever its speed, so its p50 and p99 are mostly the
+queue that 16 / throughput predicts (Little's law); an open load below capacity shows
+the tail a payment meets at that rate, stalls included (no coordinated omission: a stall
+delays every payment that arrives during it, and each is counted from its arrival).
+
     python bench/http_load.py [--requests 2000] [--rounds 5] [--concurrency 16]
-        [--sqlite-only | --postgres-only] [--json]
+        [--rate R] [--sqlite-only | --postgres-only] [--json]
 """
 
 from __future__ import annotations
@@ -46,13 +55,14 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +111,7 @@ class Load:
     server: str
     requests: int
     concurrency: int
+    rate: float | None  # offered payments a second (open load), None: closed
     seconds: float
     req_per_s: float
     p50_ms: float
@@ -113,6 +124,7 @@ class Load:
     server_cpu_pct: float | None
     server_cpu_ms_per_request: float | None
     db_cpu_ms_per_request: float | None = None  # PostgreSQL's backends (BackendCpu)
+    client_late_ms: float = 0.0  # open load: the client's worst lag behind the arrivals
 
 
 @dataclass
@@ -126,6 +138,18 @@ class Sample:
     client_cpu: float
     server_cpu: float | None
     db_cpu: float | None = None
+    late_s: float = 0.0  # open load: how far behind its arrivals the client ever fell
+
+
+def arrival_offsets(rate: float, requests: int, seed: str) -> list[float]:
+    """Seconds from the load's start at which each of `requests` payments arrives: a
+    Poisson process of `rate` a second, the same for the same seed."""
+    rng = random.Random(seed)
+    offsets, t = [], 0.0
+    for _ in range(requests):
+        t += rng.expovariate(rate)
+        offsets.append(t)
+    return offsets
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -134,7 +158,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
-def combined(server: str, concurrency: int, samples: list[Sample]) -> Load:
+def combined(
+    server: str, concurrency: int, samples: list[Sample], rate: float | None = None
+) -> Load:
     """One server's rounds as one load: requests, seconds and CPU summed, latencies
     pooled."""
     latencies = sorted(t for s in samples for t in s.latencies)
@@ -149,6 +175,7 @@ def combined(server: str, concurrency: int, samples: list[Sample]) -> Load:
         server=server,
         requests=requests,
         concurrency=concurrency,
+        rate=rate,
         seconds=round(elapsed, 3),
         req_per_s=round(requests / elapsed, 1),
         p50_ms=round(percentile(latencies, 50) * 1000, 2),
@@ -163,6 +190,7 @@ def combined(server: str, concurrency: int, samples: list[Sample]) -> Load:
             None if server_cpu is None else round(1000 * server_cpu / requests, 3)
         ),
         db_cpu_ms_per_request=None if db_cpu is None else round(1000 * db_cpu / requests, 3),
+        client_late_ms=round(1000 * max(s.late_s for s in samples), 2),
     )
 
 
@@ -208,19 +236,37 @@ class LoadGenerator:
         """`requests` payments, all lanes busy, as one load."""
         return combined(self.name, len(self.clients), [await self.sample(tag, requests)])
 
-    async def sample(self, tag: str, requests: int) -> Sample:
-        """`requests` payments (each tag a fresh set of keys and orders), all lanes busy."""
+    async def sample(self, tag: str, requests: int, rate: float | None = None) -> Sample:
+        """`requests` payments (each tag a fresh set of keys and orders): with `rate`, an
+        open load of `rate` arrivals a second, each timed from its arrival; without, all
+        lanes busy, each timed from its send."""
         latencies: list[float] = []
         statuses: Counter[str] = Counter()
         not_succeeded = 0
-        numbers: Iterator[int] = iter(range(requests))
+        late = 0.0
+        # (payment number, when it arrived); None: no more
+        arrived: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+
+        async def arrive(offsets: list[float], start: float) -> None:
+            nonlocal late
+            for i, offset in enumerate(offsets):
+                at = start + offset
+                wait = at - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                late = max(late, time.perf_counter() - at)
+                arrived.put_nowait((i, at))
+            for _ in self.clients:
+                arrived.put_nowait(None)
 
         async def lane(client: httpx.AsyncClient) -> None:
             nonlocal not_succeeded
-            for i in numbers:
+            while (item := await arrived.get()) is not None:
+                i, t0 = item
                 headers = {"Idempotency-Key": f"bench-{tag}-{i:07d}"}
                 body = json.dumps(payment_body(tag, i)).encode()
-                t0 = time.perf_counter()
+                if rate is None:
+                    t0 = time.perf_counter()
                 try:
                     resp = await client.post("/v1/payments", content=body, headers=headers)
                 except httpx.HTTPError as exc:
@@ -235,7 +281,13 @@ class LoadGenerator:
 
         db_cpu0, server_cpu0 = self._db_cpu(), self._cpu()
         cpu0, start = time.process_time(), time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(lane(c) for c in self.clients)), PHASE_DEADLINE_S)
+        if rate is None:  # every payment there at the start, for the next free lane
+            await arrive([0.0] * requests, start)
+            tasks = [lane(c) for c in self.clients]
+        else:
+            offsets = arrival_offsets(rate, requests, tag)
+            tasks = [arrive(offsets, start), *(lane(c) for c in self.clients)]
+        await asyncio.wait_for(asyncio.gather(*tasks), PHASE_DEADLINE_S)
         elapsed = time.perf_counter() - start
         client_cpu = time.process_time() - cpu0
         server_cpu1, db_cpu1 = self._cpu(), self._db_cpu()
@@ -244,7 +296,16 @@ class LoadGenerator:
             server_cpu = server_cpu1 - server_cpu0
         if db_cpu0 is not None and db_cpu1 is not None:
             db_cpu = db_cpu1 - db_cpu0
-        return Sample(latencies, statuses, not_succeeded, elapsed, client_cpu, server_cpu, db_cpu)
+        return Sample(
+            latencies,
+            statuses,
+            not_succeeded,
+            elapsed,
+            client_cpu,
+            server_cpu,
+            db_cpu,
+            late_s=0.0 if rate is None else late,
+        )
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -256,10 +317,11 @@ def report(load: Load) -> None:
         cpu = f"{load.server_cpu_pct:.0f}% ({load.server_cpu_ms_per_request:.2f} ms/req)"
     if load.db_cpu_ms_per_request is not None:
         cpu += f", database {load.db_cpu_ms_per_request:.2f} ms/req"
+    behind = "" if load.rate is None else f" (at most {load.client_late_ms:.1f} ms behind)"
     print(
         f"  {load.server:<9}{load.req_per_s:>8.1f} req/s  p50 {load.p50_ms:>6.2f} ms"
         f"  p99 {load.p99_ms:>6.2f} ms  cpu: server {cpu}, client {load.client_cpu_pct:.0f}%"
-        f"  statuses {load.statuses}"
+        f"{behind}  statuses {load.statuses}"
     )
 
 
@@ -309,9 +371,11 @@ async def _interleaved(
     warmup: int,
     rounds: int,
     warmed: Callable[[], None] | None = None,
+    rate: float | None = None,
 ) -> dict[str, Load]:
     """Each server warmed up (then `warmed` called), then `rounds` rounds in which each
-    server in turn takes its share of `requests` while the others idle (bench/turns.py)."""
+    server in turn takes its share of `requests` while the others idle (bench/turns.py),
+    at `rate` arrivals a second (open load) or with every lane busy (None)."""
     gens = [LoadGenerator([server], concurrency) for server in servers]
     samples: dict[str, list[Sample]] = {server.name: [] for server in servers}
     try:
@@ -320,12 +384,13 @@ async def _interleaved(
         if warmed is not None:
             warmed()
         for r, i, share in in_turns(len(gens), requests, rounds):
-            samples[gens[i].name].append(await gens[i].sample(f"run{r}", share))
+            samples[gens[i].name].append(await gens[i].sample(f"run{r}", share, rate))
     finally:
         for gen in gens:
             await gen.aclose()
     return {
-        server.name: combined(server.name, concurrency, samples[server.name]) for server in servers
+        server.name: combined(server.name, concurrency, samples[server.name], rate)
+        for server in servers
     }
 
 
@@ -338,6 +403,7 @@ def run_database(
     warmup: int,
     rounds: int,
     warmed: Callable[[], None] | None = None,
+    rate: float | None = None,
 ) -> DbRun:
     """Each server on its own fresh database (`urls`: paymend's, the floor's, the floor's
     with a risk decision, the bare insert's), measured in turn, in `rounds` rounds,
@@ -358,7 +424,7 @@ def run_database(
                 server.database_cpu = BackendCpu(url)
         return DbRun(
             database,
-            asyncio.run(_interleaved(servers, requests, concurrency, warmup, rounds, warmed)),
+            asyncio.run(_interleaved(servers, requests, concurrency, warmup, rounds, warmed, rate)),
         )
     except Exception:
         for server in servers:
@@ -383,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--sqlite-only", action="store_true")
     only.add_argument("--postgres-only", action="store_true")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="an open load: payments arriving at this many a second per server (Poisson),"
+        " each timed from its arrival; without it, every lane is kept busy",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 200_000:
@@ -391,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--concurrency must be 1..256")
     if not 1 <= args.rounds <= args.requests:
         parser.error("--rounds must be 1..--requests")
+    if args.rate is not None and not 1 <= args.rate <= 10_000:
+        parser.error("--rate must be 1..10000 payments a second")
     warmup = max(args.concurrency * 4, min(300, args.requests // 10))
 
     def say(message: str) -> None:
@@ -398,10 +472,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # a SIGTERM unwinds like Ctrl-C, so the servers are stopped on the way out
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
+    offered = "" if args.rate is None else f", open load of {args.rate:g} payments/s"
     say(
         f"paymend HTTP benchmark: {args.requests} requests per server in {args.rounds}"
-        f" rounds, concurrency {args.concurrency}, {warmup} warm-up, {os.cpu_count()} CPUs,"
-        " loopback"
+        f" rounds, concurrency {args.concurrency}{offered}, {warmup} warm-up,"
+        f" {os.cpu_count()} CPUs, loopback"
     )
     runs: list[DbRun] = []
     skipped: dict[str, str] = {}
@@ -412,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             database: str, urls: list[str], warmed: Callable[[], None] | None = None
         ) -> None:
             load = (args.requests, args.concurrency, warmup, args.rounds)
-            runs.append(run_database(database, urls, workdir, *load, warmed))
+            runs.append(run_database(database, urls, workdir, *load, warmed, args.rate))
 
         try:
             names = ("paymend", "floor", "floor-risk", "base")
@@ -441,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "requests": args.requests,
                     "concurrency": args.concurrency,
+                    "rate": args.rate,
                     "warmup": warmup,
                     "runs": [r.summary() for r in runs],
                     "skipped": skipped,
@@ -455,11 +531,12 @@ def main(argv: list[str] | None = None) -> int:
         for load in run.loads.values():
             report(load)
         ours = run.loads["paymend"]
+        at = "" if args.rate is None else f" at {args.rate:g} payments/s offered"
         print(
             f"  paymend CPU/request vs fair floor {run.cpu_ratio('floor')}"
             f" (target >= 0.8; with a risk decision {run.cpu_ratio('floor-risk')}),"
             f" vs bare insert {run.cpu_ratio('baseline')} (target >= 0.3);"
-            f" p99 {ours.p99_ms:.1f} ms (target < 50), fair floor's p99 over paymend's"
+            f" p99 {ours.p99_ms:.1f} ms{at} (target < 50), fair floor's p99 over paymend's"
             f" {run.p99_ratio('floor')} (with a risk decision {run.p99_ratio('floor-risk')})"
         )
         database = run.cpu_ratio("floor", DB_CPU)

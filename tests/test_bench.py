@@ -3,6 +3,7 @@ with a message, and the order of turns they share gives every contender its shar
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from servers import BackendCpu  # noqa: E402 - bench/ is a folder of scripts
+from http_load import arrival_offsets  # noqa: E402 - bench/ is a folder of scripts
+from servers import BackendCpu  # noqa: E402
 from turns import in_turns, share_out  # noqa: E402
 
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if "argparse" in p.read_text())
@@ -83,6 +85,16 @@ def test_every_contender_takes_the_whole_load_and_each_goes_first_in_turn(
         assert sum(share for _, c, share in turns if c == k) == total
     firsts = [c for i, (_, c, _) in enumerate(turns) if i % contenders == 0]
     assert firsts == [r % contenders for r in range(rounds)]
+
+
+@given(st.floats(1, 5_000), st.text(max_size=8))
+def test_an_open_load_arrives_at_its_rate_the_same_for_every_server(rate: float, seed: str) -> None:
+    """bench/http_load.py --rate: every server is offered the same Poisson arrivals."""
+    offsets = arrival_offsets(rate, 2_000, seed)
+    assert offsets == arrival_offsets(rate, 2_000, seed)
+    assert all(0 < a < b for a, b in itertools.pairwise(offsets))
+    # the mean of 2,000 exponential gaps: 1 / rate, give or take 2.2 % (one standard error)
+    assert abs(offsets[-1] / 2_000 * rate - 1) < 0.12
 
 
 @pytest.mark.postgres
