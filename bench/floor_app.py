@@ -21,11 +21,12 @@ that keeps paymend's promises must do for `POST /v1/payments`, and nothing more:
 
 Statements are built once and written the way paymend's store writes them (compiled
 once per dialect, handed to the driver's cursor: store/prepared.py; on PostgreSQL the
-writes of each transaction after its reads go as one statement, `deferring`), ids are
-made like paymend's (engine/ids.py), rows are paymend's own tables (the database is made
-by `paymend db upgrade`). On SQLite the store work runs inline on the event loop on one
-connection held from transaction to transaction (WAL, as `create_db_engine` tunes it);
-on PostgreSQL on a pool of threads, since a blocking round trip would stall the loop.
+writes of each transaction after its reads go as one statement, `deferring`), ids and
+claim tokens are made like paymend's (engine/ids.py, domain/entropy.py), rows are
+paymend's own tables (the database is made by `paymend db upgrade`). On SQLite the store
+work runs inline on the event loop on one connection held from transaction to
+transaction (WAL, as `create_db_engine` tunes it); on PostgreSQL on a pool of threads,
+since a blocking round trip would stall the loop.
 It is served like `paymend serve`: `uvicorn.run`, one worker, no access log.
 
     python bench/floor_app.py --port P --database-url URL --config bench.yaml
@@ -36,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection
 
 from paymend.api.schemas import PaymentIn
 from paymend.config import load_config
+from paymend.domain.entropy import random_hex
 from paymend.domain.masking import mask_token
 from paymend.domain.money import payment_amount
 from paymend.engine.channels import build_providers
@@ -186,7 +187,7 @@ def create_app(url: str, config_path: str, *, risk: bool = False) -> FastAPI:
         mid = await merchant_of(request)
         amount = payment_amount(body.amount, body.currency)
         digest = idempotency.request_hash(PATH, body.model_dump(mode="json"))
-        pid, aid, token = _id("pay"), _id("att"), secrets.token_hex(16)
+        pid, aid, token = _id("pay"), _id("att"), random_hex(16)
         customer = body.customer.model_dump() if body.customer else {}
         now = datetime.now(UTC)
         created: dict[str, Any] = {"id": pid, "order_id": body.order_id, "status": "processing"}
