@@ -13,10 +13,11 @@ checkpoint in the commit that takes the log past BACKSTOP_PAGES, copies what the
 thread has not yet (up to CHECKPOINT_EVERY_S of commits) and syncs the disk twice, on
 the loop: 25-50 ms in which no request moves, every 10,000 pages (about every 0.7 s at
 500 payments a second: about 3 % of the requests waited for it, the whole p99). So once
-the log passes RESTART_PAGES the store starts it over itself (`Store`): a copy on the
-thread while commits go on, then one on the loop's own connection between two of its
-transactions, which copies the little that came in meanwhile and, with no commit
-while it runs, reaches the log's end; SQLite starts the log over at the next commit.
+the log passes RESTART_PAGES the store starts it over itself (`start_over`, which
+`Store` calls after a commit on the loop): a copy on the thread while commits go on,
+then one on the loop's own connection between two of its transactions, which copies
+the little that came in meanwhile and, with no commit while it runs, reaches the log's
+end; SQLite starts the log over at the next commit.
 The loop waits for that second copy alone, its two syncs (2-10 ms here), not for the
 whole log's. BACKSTOP_PAGES stays as SQLite's own limit, for a log that cannot start
 over (a reader in another process still on it).

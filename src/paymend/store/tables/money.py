@@ -156,6 +156,8 @@ refunds = sa.Table(
     sa.CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),
 )
 
+_UNPUBLISHED = sa.text("published_at IS NULL")
+
 events = sa.Table(
     "events",
     metadata,
@@ -178,8 +180,8 @@ events = sa.Table(
     sa.Index(
         "ix_events_unpublished",
         "seq",
-        sqlite_where=sa.text("published_at IS NULL"),
-        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=_UNPUBLISHED,
+        postgresql_where=_UNPUBLISHED,
     ),
     sa.Index(None, "subject_id"),
     sa.Index(None, "merchant_id", "seq"),  # a merchant's events, newest first
