@@ -22,11 +22,12 @@ from servers import BackendCpu  # noqa: E402
 from turns import in_turns, share_out  # noqa: E402
 
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if "argparse" in p.read_text())
-REFUSED = {  # an argument each refuses, and what its message must name
-    "engine.py": (["--rounds", "0"], "--rounds"),
-    "http_load.py": (["--requests", "0"], "--requests"),
-    "handoff.py": (["--rounds", "0"], "--rounds"),
-}
+REFUSED = [  # a script, arguments it refuses, and what its message must name
+    ("engine.py", ["--rounds", "0"], "--rounds"),
+    ("http_load.py", ["--requests", "0"], "--requests"),
+    ("http_load.py", ["--rate", "0"], "--rate"),
+    ("handoff.py", ["--rounds", "0"], "--rounds"),
+]
 
 # one process runs every script as `python bench/X.py ARGS` would, and reports each
 _RUN_ALL = """
@@ -48,7 +49,7 @@ print(json.dumps(out))
 
 
 def test_every_benchmark_answers_help_and_refuses_a_bad_argument() -> None:
-    runs = [(s, ["--help"]) for s in SCRIPTS] + [(s, a) for s, (a, _) in REFUSED.items()]
+    runs = [(s, ["--help"]) for s in SCRIPTS] + [(s, a) for s, a, _ in REFUSED]
     done = subprocess.run(
         [sys.executable, "-c", _RUN_ALL, str(BENCH), json.dumps(runs)],
         capture_output=True,
@@ -62,7 +63,7 @@ def test_every_benchmark_answers_help_and_refuses_a_bad_argument() -> None:
         code, text, _ = results[f"{script} --help"]
         assert code == 0, script
         assert text.startswith("usage: "), script
-    for script, (args, named) in REFUSED.items():
+    for script, args, named in REFUSED:
         code, _, err = results[f"{script} {' '.join(args)}"]
         assert code == 2, script
         assert named in err and "error" in err, err
