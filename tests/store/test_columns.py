@@ -33,3 +33,25 @@ def test_sqlite_times_are_bound_as_sqlalchemy_writes_them(naive: datetime, zone:
     assert sqlite_utc_text(None) is None
     with pytest.raises(ValueError, match="naive"):
         sqlite_utc_text(naive)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=_ZONES),
+        min_size=1,
+        max_size=8,
+    ),
+    st.randoms(),
+)
+def test_a_time_bound_again_is_written_as_the_first_time(times: list[datetime], rng: Any) -> None:
+    """The text of the time bound last is kept for the next bind of the same object (a
+    payment binds the same `now` to several columns): any order of binds, repeats and
+    equal times in other zones included, gives each its own text."""
+    dialect = sqlite.dialect()
+    column = UTCDateTime()
+    theirs = sqlite.DATETIME().bind_processor(dialect)
+    binds = [rng.choice(times) for _ in range(3 * len(times))]
+    for value in binds:
+        assert sqlite_utc_text(value) == theirs(column.process_bind_param(value, dialect))
+        assert sqlite_utc_text(value) == sqlite_utc_text(value)

@@ -52,12 +52,23 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
     """What UTCDateTime binds on SQLite: the UTC time as 'YYYY-MM-DD HH:MM:SS.ffffff',
     SQLite DATETIME's own storage format, written by one isoformat call instead of
     process_bind_param and the dialect's %-formatting of seven fields (about fourteen
-    times a payment)."""
+    times a payment). A payment binds one `now` to several columns in a row, so the text
+    of the last time written is kept with the time itself (held, so its identity cannot
+    be reused): the same object again is answered without formatting it again."""
+    global _LAST_TEXT
+    last = _LAST_TEXT
+    if value is last[0]:
+        return last[1]
     if value is None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the store")
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    _LAST_TEXT = (value, text)
+    return text
+
+
+_LAST_TEXT: tuple[object, str | None] = (None, None)
 
 
 JSON: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
