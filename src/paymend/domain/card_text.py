@@ -130,8 +130,15 @@ def _ascii_joiners() -> str:
 
 # In ASCII text, 12 digits with nothing but separators and invisible characters between
 # them (any number: a loose bound on `runs`' rule). Text without such a stretch has no
-# run long enough to be a card number, and one C-level search says so.
-_ASCII_CANDIDATE = re.compile(f"[0-9](?:[{re.escape(_ascii_joiners())}]*[0-9]){{11}}")
+# run long enough to be a card number, and one C-level search says so. The joiners are
+# never digits, so a possessive `*+` gives up a failed start at once instead of trying
+# every split of a stretch of joiners.
+_JOINERS = re.escape(_ascii_joiners())
+_ASCII_CANDIDATE = re.compile(f"[0-9](?:[{_JOINERS}]*+[0-9]){{11}}")
+# Every such stretch begins with a digit and 11 more digits or joiners. This flat search
+# rules most texts out (ids, trace ids, times: digits among letters) in a third of the
+# time the nested one takes to fail on them.
+_ASCII_WINDOW = re.compile(f"[0-9][0-9{_JOINERS}]{{11}}")
 
 
 def _few_digits(text: str) -> bool:
@@ -140,7 +147,7 @@ def _few_digits(text: str) -> bool:
     if len(text) < MIN_PAN_DIGITS:
         return True
     if text.isascii():
-        return _ASCII_CANDIDATE.search(text) is None
+        return _ASCII_WINDOW.search(text) is None or _ASCII_CANDIDATE.search(text) is None
     return len(_DIGIT_RE.findall(text)) < MIN_PAN_DIGITS
 
 
