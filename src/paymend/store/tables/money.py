@@ -11,6 +11,10 @@ from paymend.store.tables.columns import JSON, Id, UTCDateTime, metadata
 # a payment in one of these statuses holds its order (domain/payment.py)
 ORDER_HOLDING = tuple(sorted(s.value for s in ORDER_IN_FLIGHT | ORDER_PAID))
 _HOLDING_SQL = ", ".join(f"'{s}'" for s in ORDER_HOLDING)
+# SQLite evaluates an IN list of constants by building a temporary b-tree of it, for
+# each row an insert or update writes: there the guard's predicate is comparisons
+# (migration 0028)
+_HOLDING_COMPARED = " OR ".join(f"status = '{s}'" for s in ORDER_HOLDING)
 
 
 def _sparse_index(*columns: str) -> sa.Index:
@@ -64,7 +68,7 @@ payments = sa.Table(
         "merchant_id",
         "order_id",
         unique=True,
-        sqlite_where=sa.text(f"NOT split AND status IN ({_HOLDING_SQL})"),
+        sqlite_where=sa.text(f"NOT split AND ({_HOLDING_COMPARED})"),
         postgresql_where=sa.text(f"NOT split AND status IN ({_HOLDING_SQL})"),
     ),
     sa.Index(None, "status", "updated_at"),
