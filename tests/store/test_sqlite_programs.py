@@ -1,0 +1,70 @@
+"""What every payment runs on SQLite builds no temporary b-tree: writing its row (the
+order guard's predicate, migration 0028) and reading its customer's and card's history
+(store/risk.py). SQLite builds one for an IN list of more than two constants in each
+run of a statement, about as dear as the row's own write."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from paymend.store import risk
+from paymend.store.migrate import upgrade
+from paymend.store.tables import payments
+from tests.store.rows import payment_row
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("programs") / "paymend.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _temporary_btrees(path: Path, sql: str) -> int:
+    """The OpenEphemeral instructions of `sql`'s program, its parameters all NULL."""
+    db = sqlite3.connect(path)
+    db.text_factory = bytes  # a program's operands may be binary
+    try:
+        program = db.execute(f"EXPLAIN {sql}", defaultdict(lambda: None))
+        return sum(1 for op in program if op[1] == b"OpenEphemeral")
+    finally:
+        db.close()
+
+
+def _sql(statement: sa.Executable) -> str:
+    return str(statement.compile(dialect=sqlite_dialect.dialect(paramstyle="named")))
+
+
+def test_writing_a_payment_builds_no_temporary_btree(database: Path) -> None:
+    row = payment_row("pay_1")
+    insert = _sql(payments.insert().values({k: sa.bindparam(k) for k in row}))
+    update = _sql(
+        payments.update()
+        .where(payments.c.id == sa.bindparam("b_id"))
+        .values(status=sa.bindparam("status"), updated_at=sa.bindparam("updated_at"))
+    )
+    assert _temporary_btrees(database, insert) == 0
+    assert _temporary_btrees(database, update) == 0
+    # the measure sees one where there is one
+    assert _temporary_btrees(database, "SELECT 1 WHERE :s IN ('a', 'b', 'c')") == 1
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        frozenset(keys)
+        for n in range(5)
+        for keys in itertools.combinations(("customer", "key", "device", "card"), n)
+    ],
+)
+def test_reading_a_payments_history_builds_no_temporary_btree(
+    database: Path, keys: frozenset[str]
+) -> None:
+    assert _temporary_btrees(database, risk._histories_select(risk.LIST_KINDS, keys)) == 0
