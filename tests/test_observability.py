@@ -8,10 +8,13 @@ import asyncio
 import gc
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paymend.domain.card_text import mask_card_numbers
-from paymend.observability import get_logger
+from paymend.observability import UtcStamp, get_logger
 from paymend.observability.tracing import CardFreeIds
 from tests.logs import captured
 
@@ -137,3 +140,40 @@ def test_a_line_keeps_any_value_and_a_logger_follows_a_new_configuration() -> No
     assert line["when"] == repr(when)
     assert line["failure"] == "Failure(code='insufficient_funds')"
     assert list(line) == sorted(line)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 4_102_444_800 * 10**9),  # 1970 to 2100, in nanoseconds
+    st.lists(st.integers(0, 3 * 10**9), min_size=1, max_size=6),
+)
+def test_a_lines_time_stamp_is_its_utc_time_to_the_microsecond(
+    start: int, steps: list[int]
+) -> None:
+    """UtcStamp writes the time as isoformat would, with microseconds always, for any
+    sequence of readings, within a second and across seconds (its text of the second is
+    made once a second)."""
+    readings = [start]
+    for step in steps:
+        readings.append(readings[-1] + step)
+    clock = iter(readings)
+    stamp = UtcStamp(lambda: next(clock))
+    for ns in readings:
+        at = _EPOCH + timedelta(microseconds=ns // 1000)
+        expected = at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        assert stamp(None, "info", {})["timestamp"] == expected
+
+
+def test_every_line_carries_the_time_it_was_written() -> None:
+    log = get_logger("paymend.api")
+    with captured() as logs:
+        before = datetime.now(UTC)
+        log.info("stamped")
+        logging.getLogger("uvicorn.error").warning("stamped too")
+        after = datetime.now(UTC)
+    stamps = [datetime.fromisoformat(line["timestamp"]) for line in logs.lines()]
+    assert len(stamps) == 2
+    assert all(before - timedelta(microseconds=1) <= s <= after for s in stamps)
