@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import random
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+from paymend.engine.clock import SystemClock
 from paymend.engine.ids import RANDOM_BITS, IdFactory
 from tests.helpers import ManualClock
 
@@ -54,3 +56,19 @@ def test_an_unseeded_id_holds_its_millisecond_and_72_random_bits() -> None:
         assert n >> RANDOM_BITS == at
     tails = {ids.new("pay")[-14:] for _ in range(200)}
     assert len(tails) == 200
+
+
+def test_on_the_wall_clock_an_id_holds_the_millisecond_it_was_made_in() -> None:
+    """The system clock's milliseconds are read without a datetime; an id made between
+    two readings of the wall clock holds a millisecond between them."""
+    alphabet = "".join(sorted(BASE32))
+    ids = IdFactory(clock=SystemClock())
+    for _ in range(200):
+        before = datetime.now(UTC)
+        made = ids.new("pay")
+        after = datetime.now(UTC)
+        n = 0
+        for c in made[4:]:
+            n = n * 32 + alphabet.index(c)
+        at = datetime.fromtimestamp((n >> RANDOM_BITS) / 1000, UTC)
+        assert before - timedelta(milliseconds=1) <= at <= after

@@ -37,13 +37,18 @@ class IdFactory:
         # a seeded generator gives the lab reproducible ids; they are not secrets
         self._rng = random.Random(seed) if seed is not None else None  # noqa: S311
         self._clock = clock or SystemClock()
+        # the wall clock's milliseconds read directly; any other clock's from its `now`
+        self._ms = self._clock.epoch_ms if isinstance(self._clock, SystemClock) else self._clock_ms
+
+    def _clock_ms(self) -> int:
+        return int(self._clock.now().timestamp() * 1000)
 
     def new(self, prefix: str) -> str:
         """One id (random bits cut from domain/entropy.py's page, no modulo bias)."""
         if self._rng is not None:
             n, pairs = int.from_bytes(self._rng.randbytes(15), "big"), _PAIRS
         else:
-            at = int(self._clock.now().timestamp() * 1000) & _TIME_MASK
+            at = self._ms() & _TIME_MASK
             n = (at << RANDOM_BITS) | random_int(9)
             pairs = _SORTED_PAIRS
         # base32 by table: base64.b32encode is pure Python
