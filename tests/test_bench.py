@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
 from http_load import arrival_offsets  # noqa: E402 - bench/ is a folder of scripts
+from instructions import totals  # noqa: E402
 from servers import BackendCpu  # noqa: E402
 from turns import in_turns, share_out  # noqa: E402
 
@@ -27,6 +28,7 @@ REFUSED = [  # a script, arguments it refuses, and what its message must name
     ("http_load.py", ["--requests", "0"], "--requests"),
     ("http_load.py", ["--rate", "0"], "--rate"),
     ("handoff.py", ["--rounds", "0"], "--rounds"),
+    ("instructions.py", ["--requests", "0"], "--requests"),
 ]
 
 # one process runs every script as `python bench/X.py ARGS` would, and reports each
@@ -114,3 +116,10 @@ def test_the_database_cpu_reading_counts_its_backends_work(postgres_url: str) ->
         reading.engine.dispose()
     assert before is not None and after is not None
     assert after - before >= 0.05, (before, after)
+
+
+def test_the_instruction_count_is_read_from_callgrinds_totals_line() -> None:
+    profile = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 0\n\nfn=(1) main\n"
+    assert totals(profile + "totals: 482817469\n") == 482_817_469
+    with pytest.raises(ValueError, match="totals"):
+        totals(profile)
