@@ -16,7 +16,14 @@ from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import NotFound
 from paymend.store.prepared import Prepared
-from paymend.store.tables import UTCDateTime, payments, risk_decisions, risk_lists, risk_reports
+from paymend.store.tables import (
+    UTCDateTime,
+    one_of,
+    payments,
+    risk_decisions,
+    risk_lists,
+    risk_reports,
+)
 
 SUCCEEDED = ("succeeded", "partially_refunded", "refunded")
 REFUNDED = ("partially_refunded", "refunded")
@@ -63,13 +70,6 @@ SUBJECT_NAMES = {
     "ip": "ip",
     "email": "email",
 }
-
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    """`column` is one of `values`, compared one by one rather than as `IN (...)`:
-    SQLite answers an IN list of more than two constants by building a temporary
-    b-tree of the list in each run of the statement (migration 0028 says more)."""
-    return " OR ".join(f"{column} = '{v}'" for v in values)
 
 
 # a velocity row: the decision (`at`: when, in epoch seconds), its card, which of the
@@ -133,14 +133,14 @@ _ON_DEVICE = (
 )
 _CARD = (
     "(SELECT count(*) FROM risk_decisions rd JOIN payments p ON p.id = rd.payment_id"  # noqa: S608 - constants only
-    f" WHERE rd.card = :card AND ({_one_of('p.status', SUCCEEDED)})) AS card_successes, "
+    f" WHERE rd.card = :card AND ({one_of('p.status', SUCCEEDED)})) AS card_successes, "
     "(SELECT count(*) FROM risk_reports WHERE card = :card) AS card_chargebacks"
 )
 _NO_CARD = "0 AS card_successes, 0 AS card_chargebacks"
 _CUSTOMER_FROM = (
     " FROM (SELECT"  # noqa: S608 - constants only
-    f" count(CASE WHEN {_one_of('status', SUCCEEDED)} THEN 1 END) AS successes,"
-    f" count(CASE WHEN {_one_of('status', REFUNDED)} THEN 1 END) AS refunds,"
+    f" count(CASE WHEN {one_of('status', SUCCEEDED)} THEN 1 END) AS successes,"
+    f" count(CASE WHEN {one_of('status', REFUNDED)} THEN 1 END) AS refunds,"
     " min(created_at) AS first"
     " FROM payments WHERE merchant_id = :merchant AND customer_id = :customer) c"
 )

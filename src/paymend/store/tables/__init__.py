@@ -10,7 +10,7 @@ from paymend.store.tables.access import (
     operator_sessions,
     operators,
 )
-from paymend.store.tables.columns import JSON, Id, UTCDateTime, metadata
+from paymend.store.tables.columns import JSON, Id, UTCDateTime, metadata, one_of
 from paymend.store.tables.feedback import feedback
 from paymend.store.tables.money import (
     ORDER_HOLDING,
@@ -56,6 +56,7 @@ __all__ = [
     "metadata",
     "notice_attempts",
     "notice_intents",
+    "one_of",
     "operator_keys",
     "operator_sessions",
     "operators",

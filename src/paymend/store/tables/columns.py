@@ -1,5 +1,5 @@
 """What every table shares: the metadata (and its naming convention), ids, UTC
-timestamps, JSON."""
+timestamps, JSON, and how SQL text says a column is one of a few constants."""
 
 from __future__ import annotations
 
@@ -69,6 +69,14 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
 
 
 _LAST_TEXT: tuple[object, str | None] = (None, None)
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """SQL text: `column` equals one of `values` (constants, never data), as equalities
+    joined by OR rather than `IN (...)`. SQLite evaluates an IN list of more than two
+    constants by building a temporary b-tree of the list, in each run of a statement
+    and for each row a partial index's predicate is checked against (migration 0028)."""
+    return " OR ".join(f"{column} = '{v}'" for v in values)
 
 
 JSON: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")

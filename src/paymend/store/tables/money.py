@@ -6,15 +6,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from paymend.domain.payment import ORDER_IN_FLIGHT, ORDER_PAID
-from paymend.store.tables.columns import JSON, Id, UTCDateTime, metadata
+from paymend.store.tables.columns import JSON, Id, UTCDateTime, metadata, one_of
 
 # a payment in one of these statuses holds its order (domain/payment.py)
 ORDER_HOLDING = tuple(sorted(s.value for s in ORDER_IN_FLIGHT | ORDER_PAID))
 _HOLDING_SQL = ", ".join(f"'{s}'" for s in ORDER_HOLDING)
-# SQLite evaluates an IN list of constants by building a temporary b-tree of it, for
-# each row an insert or update writes: there the guard's predicate is comparisons
-# (migration 0028)
-_HOLDING_COMPARED = " OR ".join(f"status = '{s}'" for s in ORDER_HOLDING)
 
 
 def _sparse_index(*columns: str) -> sa.Index:
@@ -68,7 +64,8 @@ payments = sa.Table(
         "merchant_id",
         "order_id",
         unique=True,
-        sqlite_where=sa.text(f"NOT split AND ({_HOLDING_COMPARED})"),
+        # SQLite: comparisons, checked for every row written (`one_of`, migration 0028)
+        sqlite_where=sa.text(f"NOT split AND ({one_of('status', ORDER_HOLDING)})"),
         postgresql_where=sa.text(f"NOT split AND status IN ({_HOLDING_SQL})"),
     ),
     sa.Index(None, "status", "updated_at"),
