@@ -23,6 +23,8 @@ such as the ops-controls cache, expires as often however slowly valgrind runs):
         [--only paymend] [--no-worker] [--commits]
     PAYMEND_CALLGRIND=1 valgrind --tool=callgrind --instr-atstart=no \
         python bench/payment_cpu.py --requests 100 --only paymend --no-worker
+
+(bench/instructions.py runs that for paymend and both floors and prints the ratios.)
 """
 
 from __future__ import annotations
