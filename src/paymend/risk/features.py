@@ -12,7 +12,6 @@ an unknown text is "", an unknown number -1 (ages) or 0 (counts).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -205,11 +204,13 @@ def base_features(
 _ZERO = {Kind.NUMBER: 0, Kind.TEXT: "", Kind.FLAG: False}
 # built once: every payment's features start from it (a copy), and what is stored of
 # them is what differs from it
-DEFAULTS: Mapping[str, Any] = MappingProxyType(
+DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
     {name: _ZERO[kind] for name, kind in FEATURES.items()}
 )
 
 
 def defaults() -> dict[str, Any]:
-    """A value of the right type for every feature: what a feature nobody filled is."""
-    return dict(DEFAULTS)
+    """A value of the right type for every feature: what a feature nobody filled is.
+    (The proxy's `copy` is its dict's: a tenth of what `dict(DEFAULTS)` costs, which
+    reads the proxy key by key.)"""
+    return DEFAULTS.copy()
