@@ -10,19 +10,20 @@ from paymend.api import shapes
 from paymend.domain.compensation import Compensation
 from paymend.domain.masking import mask_token
 from paymend.domain.payment import Attempt, PaymentStatus, Refund
+from paymend.domain.utc_text import api_text
 from paymend.engine.payments import PaymentView
 from paymend.engine.risk_gate import RiskNote
 
 
 def _ts(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return api_text(value) if value else None
 
 
 def _at(value: datetime | None) -> str:
     """A timestamp the store always sets (its column is NOT NULL)."""
     if value is None:
         raise ValueError("a stored record without its timestamp")
-    return value.isoformat().replace("+00:00", "Z")
+    return api_text(value)
 
 
 def attempt_json(a: Attempt) -> shapes.Attempt:

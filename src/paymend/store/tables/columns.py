@@ -12,6 +12,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from paymend.domain.utc_text import sqlite_text
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -50,11 +52,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def sqlite_utc_text(value: datetime | None) -> str | None:
     """What UTCDateTime binds on SQLite: the UTC time as 'YYYY-MM-DD HH:MM:SS.ffffff',
-    SQLite DATETIME's own storage format, written by one isoformat call instead of
-    process_bind_param and the dialect's %-formatting of seven fields (about fourteen
-    times a payment). A payment binds one `now` to several columns in a row, so the text
-    of the last time written is kept with the time itself (held, so its identity cannot
-    be reused): the same object again is answered without formatting it again."""
+    SQLite DATETIME's own storage format, written in one call (domain/utc_text.py)
+    instead of process_bind_param and the dialect's %-formatting of seven fields (about
+    fourteen times a payment). A payment binds one `now` to several columns in a row, so
+    the text of the last time written is kept with the time itself (held, so its
+    identity cannot be reused): the same object again is answered without formatting
+    it again."""
     global _LAST_TEXT
     last = _LAST_TEXT
     if value is last[0]:
@@ -63,7 +66,7 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the store")
-    text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    text = sqlite_text(value)
     _LAST_TEXT = (value, text)
     return text
 
