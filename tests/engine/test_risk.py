@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
 from paymend.store import payments as repo
 from paymend.store import risk as risk_repo
 from paymend.store.database import Connection, Store, create_db_engine
-from paymend.store.tables import risk_decisions
+from paymend.store.tables import payments, risk_decisions
 from tests.helpers import make_merchant, service, simulator
 
 
@@ -464,3 +464,44 @@ def test_history_counts_paid_refunded_and_failed_payments(store: Store) -> None:
     outcome = {r["payment_id"]: (bool(r["failed"]), r["failure_code"]) for r in named}
     assert outcome[ids["d"]] == (True, "insufficient_funds")
     assert all(outcome[ids[o]] == (False, None) for o in "abc")
+
+
+def test_history_counts_the_last_payments_and_the_first_of_all(store: Store) -> None:
+    """A customer's and a card's successes and refunds are counted over their last
+    HISTORY_DEPTH payments, however long the history (counting all of it made every
+    payment of a long-standing customer slower with each one before it); their first
+    payment is still the first of all. The oldest five payments here were refunded:
+    beyond the depth, they count neither as successes nor as refunds."""
+    mid, _ = make_merchant(store)
+    depth = risk_repo.HISTORY_DEPTH
+
+    async def scenario() -> None:
+        clock = LoopClock()
+        svc, _ = with_risk(store, clock, load(SHIPPED_RULES))
+        await svc.pay(pay(mid, "now", card="card-8", customer="c8"))
+
+    run_virtual(scenario())
+    with store.engine.begin() as conn:
+        paid = dict(conn.execute(sa.select(payments)).one()._mapping)
+        decided = dict(conn.execute(sa.select(risk_decisions)).one()._mapping)
+        for k in range(depth + 5):  # one a day before it, the oldest five refunded
+            at = paid["created_at"] - timedelta(days=k + 1)
+            pid = f"pay_hist{k:04d}"
+            status = "refunded" if k >= depth else "succeeded"
+            conn.execute(
+                payments.insert(),
+                {**paid, "id": pid, "order_id": f"hist-{k}", "status": status}
+                | {"created_at": at, "updated_at": at},
+            )
+            conn.execute(risk_decisions.insert(), {**decided, "payment_id": pid, "created_at": at})
+    who = subjects(mid, "c8", "c8@example.com", {"card_fingerprint": "card-8"})
+    keys = risk_repo.HistoryKeys(mid, "c8", who.customer, "", who.card)
+    history = store.run_sync(lambda conn: risk_repo.read(conn, (), None, keys)[1])
+    assert history is not None
+    assert (history["successes"], history["refunds"], history["card_successes"]) == (
+        depth,
+        0,
+        depth,
+    )
+    oldest = paid["created_at"] - timedelta(days=depth + 5)
+    assert history["first"] == oldest
