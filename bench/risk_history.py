@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,17 +74,21 @@ def _first_payment(store: Store, folder: Path) -> MerchantId:
 
     mid = store.run_sync(create)
     service = make_service(store, True, rules_file(folder))
-    command = PayCommand(
+    asyncio.run(service.pay(_command(mid, "o-now", "c-long", SIGNALS)))
+    return mid
+
+
+def _command(mid: MerchantId, order: str, customer: str, signals: dict[str, str]) -> PayCommand:
+    """A 19.99 CNY card payment of `customer` with the checkout's risk `signals`."""
+    return PayCommand(
         merchant_id=mid,
-        order_id="o-now",
+        order_id=order,
         amount=Money(1999, "CNY"),
         method="card",
         token="sim_approve",
-        customer=Customer("c-long", "en", email="c-long@example.com"),
-        metadata=SIGNALS,
+        customer=Customer(customer, "en", email=f"{customer}@example.com"),
+        metadata=signals,
     )
-    asyncio.run(service.pay(command))
-    return mid
 
 
 def _add_history(store: Store, ids: range, others: bool = False) -> None:
@@ -91,27 +96,64 @@ def _add_history(store: Store, ids: range, others: bool = False) -> None:
     every eight hours before the last day, numbered by `ids` (or, `others`, of 2,000
     other customers, each with a card, device, IP and email of their own: the shop
     around them, for PostgreSQL's statistics)."""
+    now = datetime.now(UTC)
+    _add_copies(
+        store,
+        (
+            (
+                f"pay_{'other' if others else 'old'}{k:06d}",
+                now - timedelta(days=2, hours=8 * (k % 10_000)),
+                f"other-{k % 2_000}" if others else None,
+                f"10.{k % 250}.{k % 7}.1" if others else None,
+            )
+            for k in ids
+        ),
+    )
+
+
+def _add_shared(store: Store, ids: range) -> None:
+    """Paid payments of other customers on SHARED_IP in the last day (each with a card,
+    device and email of its own), numbered by `ids`, spread over the 24 hours."""
+    now = datetime.now(UTC)
+    _add_copies(
+        store,
+        (
+            (
+                f"pay_nat{k:06d}",
+                now - timedelta(seconds=60 + (k * 7_919) % 86_000),
+                f"nat-{k}",
+                SHARED_IP,
+            )
+            for k in ids
+        ),
+    )
+
+
+def _add_copies(
+    store: Store, copies: Iterable[tuple[str, datetime, str | None, str | None]]
+) -> None:
+    """Paid copies of the first payment and its decision, one for each (id, time,
+    customer, IP): a customer other than None with a card, device and email of their
+    own (None: the measured customer's), an IP other than None in place of the first's."""
     with store.engine.begin() as conn:
         first = sa.select(payments).where(payments.c.order_id == "o-now")
         paid = dict(conn.execute(first).one()._mapping)
         of_it = sa.select(risk_decisions).where(risk_decisions.c.payment_id == paid["id"])
         decided = dict(conn.execute(of_it).one()._mapping)
         rows, decisions = [], []
-        for k in ids:
-            at = paid["created_at"] - timedelta(days=2, hours=8 * (k % 10_000))
-            pid = f"pay_{'other' if others else 'old'}{k:06d}"
+        for pid, at, who, ip in copies:
             row = {**paid, "id": pid, "order_id": pid, "created_at": at, "updated_at": at}
             decision = {**decided, "payment_id": pid, "created_at": at}
-            if others:
-                who = f"other-{k % 2_000}"
+            if who is not None:
                 row["customer_id"] = who
                 decision.update(
                     customer_id=f"{paid['merchant_id']}/{who}",
                     card=f"fp-{who}",
                     device=f"dev-{who}",
-                    ip=f"10.{k % 250}.{k % 7}.1",
                     email=f"e-{who}",
                 )
+            if ip is not None:
+                decision["ip"] = ip
             rows.append(row)
             decisions.append(decision)
         conn.execute(payments.insert(), rows)
@@ -140,51 +182,11 @@ def _read_us(store: Store, mid: MerchantId, reads: int) -> float:
     return store.run_sync(measure)
 
 
-def _add_shared(store: Store, ids: range) -> None:
-    """Paid payments of other customers on SHARED_IP in the last day (each with a card,
-    device and email of its own), numbered by `ids`, spread over the 24 hours."""
-    with store.engine.begin() as conn:
-        first = sa.select(payments).where(payments.c.order_id == "o-now")
-        paid = dict(conn.execute(first).one()._mapping)
-        of_it = sa.select(risk_decisions).where(risk_decisions.c.payment_id == paid["id"])
-        decided = dict(conn.execute(of_it).one()._mapping)
-        now = datetime.now(UTC)
-        rows, decisions = [], []
-        for k in ids:
-            at = now - timedelta(seconds=60 + (k * 7_919) % 86_000)
-            pid = f"pay_nat{k:06d}"
-            who = f"nat-{k}"
-            row = {**paid, "id": pid, "order_id": pid, "created_at": at, "updated_at": at}
-            row["customer_id"] = who
-            decision = {**decided, "payment_id": pid, "created_at": at, "ip": SHARED_IP}
-            decision.update(
-                customer_id=f"{paid['merchant_id']}/{who}",
-                card=f"fp-{who}",
-                device=f"dev-{who}",
-                email=f"e-{who}",
-            )
-            rows.append(row)
-            decisions.append(decision)
-        conn.execute(payments.insert(), rows)
-        conn.execute(risk_decisions.insert(), decisions)
-    if store.engine.dialect.name == "postgresql":
-        with store.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
-            conn.commit()
-
-
 def _decide_us(store: Store, gate: RiskGate, mid: MerchantId, reads: int) -> float:
     """The median time of deciding a new customer's payment on SHARED_IP, in µs: its
     velocity read and count, history and rules (the decision is not stored)."""
-    command = PayCommand(
-        merchant_id=mid,
-        order_id="o-nat",
-        amount=Money(1999, "CNY"),
-        method="card",
-        token="sim_approve",
-        customer=Customer("c-nat", "en", email="c-nat@example.com"),
-        metadata={"device_id": "dev-nat", "ip": SHARED_IP, "card_fingerprint": "fp-nat"},
-    )
+    signals = {"device_id": "dev-nat", "ip": SHARED_IP, "card_fingerprint": "fp-nat"}
+    command = _command(mid, "o-nat", "c-nat", signals)
 
     def measure(conn: Connection) -> float:
         took = []
