@@ -47,10 +47,11 @@ from paymend.domain.money import Money
 from paymend.domain.payment import Customer
 from paymend.engine.clock import SystemClock
 from paymend.engine.commands import PayCommand
-from paymend.engine.risk_gate import RiskGate
+from paymend.engine.risk_gate import COUNTING, RiskGate
 from paymend.observability import configure_logging
 from paymend.risk.features import subjects
 from paymend.risk.rules import load
+from paymend.risk.velocity import REACHES
 from paymend.store import merchants
 from paymend.store import risk as repo
 from paymend.store.database import Connection, Store
@@ -169,13 +170,15 @@ def _read_us(store: Store, mid: MerchantId, reads: int) -> float:
     who = subjects(mid, "c-long", "c-long@example.com", SIGNALS)
     listed = [("card", who.card), ("email", who.email), ("device", who.device), ("ip", who.ip)]
     keys = repo.HistoryKeys(mid, "c-long", who.customer, who.device, who.card, listed)
-    since = datetime.now(UTC) - timedelta(days=1)
+    now = datetime.now(UTC)
+    starts = tuple(now - reach for reach in REACHES)
+    ask = repo.VelocityAsk(starts, "CNY", "", COUNTING)
 
     def measure(conn: Connection) -> float:
         took = []
         for _ in range(reads):
             t = time.perf_counter()
-            repo.read(conn, who.items(), since, keys)
+            repo.read(conn, who.items(), ask, keys)
             took.append(time.perf_counter() - t)
         return statistics.median(took) * 1e6
 

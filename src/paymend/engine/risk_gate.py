@@ -40,12 +40,14 @@ from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
 from paymend.risk.score import History
 from paymend.risk.velocity import (
     BLOCKED_CODE,
-    LONGEST_S,
+    FRAUD_LIKE,
+    REACHES,
+    UNCOUNTED,
     Seen,
     VelocityBook,
     aggregate,
+    count_bands,
     counted_failure,
-    tally,
 )
 from paymend.store import risk as repo
 from paymend.store.database import Connection, Store
@@ -110,6 +112,10 @@ class Pending:
     from_redis: Mapping[str, Iterable[Seen]] | None
 
 
+# how the database's velocity rows are counted: as risk/velocity.py `counted_failure` does
+COUNTING = repo.Counting(len(REACHES), UNCOUNTED, FRAUD_LIKE)
+
+
 class RiskGate:
     def __init__(
         self,
@@ -156,9 +162,10 @@ class RiskGate:
             velocity = aggregate(p.from_redis, now, currency, exclude=p.payment_id)
         else:
             pairs = who.items()
-            since = repo.window_start(now, LONGEST_S)
-            raw, h = repo.read(conn, pairs, since, asked)
-            velocity = tally(_aged_of(raw, pairs, now.timestamp(), p.payment_id), currency)
+            starts = tuple([now - reach for reach in REACHES])
+            ask = repo.VelocityAsk(starts, currency, p.payment_id, COUNTING)
+            raw, h = repo.read(conn, pairs, ask, asked)
+            velocity = count_bands(raw, [s for s, _ in pairs])
         customer, card, device_new, listed = _histories(h, who, now, keys)
         extra = history_features(p.base, velocity, self.live, customer, card, device_new)
         features = complete(p.base, velocity, extra)
@@ -248,30 +255,6 @@ def notes_of(conn: Connection, payment_ids: Sequence[str]) -> dict[str, RiskNote
 
 def _list_keys(who: Subjects) -> list[tuple[str, str]]:
     return [(k, getattr(who, k)) for k in LIST_KINDS if getattr(who, k)]
-
-
-def _aged_of(
-    rows: Iterable[Sequence[Any]], pairs: Sequence[tuple[str, str]], t: float, exclude: str
-) -> dict[str, list[tuple[float, Seen]]]:
-    """Each subject's earlier payments with their age at `t` (epoch seconds), from the
-    velocity rows (store/risk.py `read`, asked for `pairs`: bit i of a row's `shared` is
-    the i-th subject), `exclude` left out: what risk/velocity.py `tally` counts."""
-    out: dict[str, list[tuple[float, Seen]]] = {s: [] for s, _ in pairs}
-    bits = [(1 << i, out[s]) for i, (s, _) in enumerate(pairs)]
-    into_of: dict[int, list[list[tuple[float, Seen]]]] = {}  # by `shared`: its lists
-    for payment_id, at, amount, currency, card, shared, ended_failed, code in rows:
-        if payment_id == exclude:
-            continue
-        failed = fraud = False
-        if ended_failed:
-            failed, fraud = counted_failure(code)
-        aged = (t - at, Seen(payment_id, at, float(amount), currency, card, failed, fraud))
-        into = into_of.get(shared)
-        if into is None:
-            into = into_of[shared] = [lst for bit, lst in bits if shared & bit]
-        for lst in into:
-            lst.append(aged)
-    return out
 
 
 def _history_keys(

@@ -8,13 +8,14 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from paymend.domain.errors import NotFound
+from paymend.domain.utc_text import sqlite_texter
 from paymend.store.prepared import Prepared
 from paymend.store.tables import (
     UTCDateTime,
@@ -72,41 +73,78 @@ SUBJECT_NAMES = {
 }
 
 
-# a velocity row: the decision (`at`: when, in epoch seconds), its card, which of the
-# subjects asked it shares (bit i: the i-th), whether its payment failed (1/true, else
-# 0/false) and then with which code
-VELOCITY_COLUMNS = (
-    "payment_id",
-    "at",
-    "amount_major",
-    "currency",
-    "card",
-    "shared",
-    "failed",
-    "failure_code",
-)
+# a velocity row: the narrowest window it is inside (0: the first of VelocityAsk's
+# starts, and so on; the widest is how far back rows are read), its amount if it is in
+# the payment's currency (else NULL), its card, which of the subjects asked it shares
+# (bit i: the i-th), and what its payment's failure counts as: 0 nothing (it did not
+# fail, or with a code that tells nothing of the customer), 1 a failure, 2 a fraud-like
+# one
+VELOCITY_COLUMNS = ("band", "amount", "card", "shared", "failure")
 
 
-def _recent_select(subjects: tuple[str, ...], sqlite: bool) -> str:
+class Counting(NamedTuple):
+    """How velocity rows are counted: the number of windows, the failure codes that
+    count as none, those that count as fraud-like."""
+
+    windows: int
+    uncounted: tuple[str, ...]
+    fraud_like: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VelocityAsk:
+    """What a payment's velocity rows are read for: the windows' starts, narrowest first
+    (the last, the widest, is how far back they are read; as many as `counting.windows`),
+    the payment's currency, the payment itself (left out, should its decision be stored
+    already), and how they are counted."""
+
+    starts: tuple[datetime, ...]
+    currency: str
+    exclude: str
+    counting: Counting
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = dict(zip(_start_names(len(self.starts)), self.starts, strict=True))
+        params["currency"], params["exclude"] = self.currency, self.exclude
+        return params
+
+
+@functools.cache
+def _start_names(windows: int) -> tuple[str, ...]:
+    """The starts' parameters, narrowest first: `w_<rank>`, and `since` the widest's."""
+    return (*(f"w_{i}" for i in range(windows - 1)), "since")
+
+
+def _recent_select(subjects: tuple[str, ...], sqlite: bool, ask: Counting) -> str:
     """The velocity rows' SELECT; a subject's value is bound as `v_<subject>`.
 
-    Whether a row's payment failed is asked of the failed payments' partial index
-    (migration 0025), a few per cent of the payments, not of the payments' id index and
-    rows. SQLite's planner would take the unique id index for the join, so the query
-    names the index (INDEXED BY: were it ever dropped, the query fails rather than
-    silently reading the rows again); PostgreSQL's planner weighs both itself."""
+    Each row's window, amount and failure are worked out here, by comparing times and
+    codes, so that Python only adds them up: a busy subject (an IP a carrier's NAT
+    shares) has thousands of rows a day, and each row's datetime and code made into
+    Python objects cost more than the comparisons. Whether a row's payment failed is
+    asked of the failed payments' partial index (migration 0025), a few per cent of the
+    payments, not of the payments' id index and rows. SQLite's planner would take the
+    unique id index for the join, so the query names the index (INDEXED BY: were it
+    ever dropped, the query fails rather than silently reading the rows again);
+    PostgreSQL's planner weighs both itself."""
     names = [(SUBJECT_NAMES[s], f":v_{s}") for s in subjects]
     shared = " + ".join(
         f"CASE WHEN rd.{c} = {v} THEN {1 << i} ELSE 0 END" for i, (c, v) in enumerate(names)
     )
     match = " OR ".join(f"rd.{c} = {v}" for c, v in names)
+    bands = " ".join(f"WHEN rd.created_at >= :w_{i} THEN {i}" for i in range(ask.windows - 1))
+    failure = "WHEN p.id IS NULL THEN 0 "
+    if ask.uncounted:
+        failure += f"WHEN {one_of('p.failure_code', ask.uncounted)} THEN 0 "
+    if ask.fraud_like:
+        failure += f"WHEN {one_of('p.failure_code', ask.fraud_like)} THEN 2 "
     return (
-        "SELECT rd.payment_id, rd.created_at AS at, rd.amount_major, rd.currency, "  # noqa: S608 - names from SUBJECT_NAMES
-        f"rd.card, {shared}, "
-        "p.id IS NOT NULL, p.failure_code FROM risk_decisions rd "
+        f"SELECT {f'CASE {bands} ELSE {ask.windows - 1} END' if bands else '0'}, "  # noqa: S608 - names from SUBJECT_NAMES, codes from the risk room
+        "CASE WHEN rd.currency = :currency THEN rd.amount_major END, "
+        f"rd.card, {shared}, CASE {failure}ELSE 1 END FROM risk_decisions rd "
         f"LEFT JOIN payments p {'INDEXED BY ix_payments_failed ' if sqlite else ''}"
         "ON p.id = rd.payment_id AND p.status = 'failed' "
-        f"WHERE rd.created_at >= :since AND ({match})"
+        f"WHERE rd.created_at >= :since AND rd.payment_id <> :exclude AND ({match})"
     )
 
 
@@ -168,23 +206,23 @@ HISTORY_COLUMNS = (
 )
 
 
-class _EpochSeconds(sa.types.UserDefinedType[float]):
-    """A UTC timestamp column read as epoch seconds: what velocity counts with, and a
-    dozen rows a payment are each spared a datetime (SQLite's text is parsed once, by
-    `datetime.fromisoformat`, not by SQLAlchemy's pattern)."""
+class _Start(sa.types.TypeDecorator[datetime]):
+    """A window's start, bound as UTCDateTime binds, but on SQLite each parameter with a
+    formatter of its own (domain/utc_text.py `sqlite_texter`): a payment binds three,
+    ten minutes, an hour and a day before its time, and the shared formatter keeps the
+    text of one second only, which the payment's own times then take back."""
 
+    impl = UTCDateTime
     cache_ok = True
 
-    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
-        if dialect.name == "sqlite":  # naive UTC text, as UTCDateTime stores it
-            return lambda text: (datetime.fromisoformat(text) - _EPOCH).total_seconds()
-        return datetime.timestamp  # PostgreSQL's timestamptz: an aware datetime
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return sqlite_texter()
+        return UTCDateTime().bind_processor(dialect)
 
 
-_EPOCH = datetime(1970, 1, 1)
 _TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "first": UTCDateTime(),
-    "at": _EpochSeconds(),
     "decided": sa.Boolean(),
     "on_device": sa.Boolean(),
 }
@@ -214,6 +252,7 @@ def _read_prepared(
     kinds: tuple[str, ...] | None,
     keys: frozenset[str],
     sqlite: bool,
+    ask: Counting | None,
 ) -> Prepared:
     """The statement `read` runs, on the driver's cursor (store/prepared.py): the history
     (None: not asked) and the velocity rows of `subjects` (none: not asked) in one
@@ -221,21 +260,22 @@ def _read_prepared(
     NULL in the history's. (The history's row joined to every velocity row, as before,
     cost SQLite about 15 % more.)"""
     history = () if kinds is None else HISTORY_COLUMNS + tuple(f"list_{k}" for k in kinds)
-    velocity = VELOCITY_COLUMNS if subjects else ()
-    if not velocity:
+    velocity = VELOCITY_COLUMNS if subjects and ask is not None else ()
+    if not velocity or ask is None:
         text = _histories_select(kinds or (), keys)
     elif not history:
-        text = _recent_select(subjects, sqlite)
+        text = _recent_select(subjects, sqlite, ask)
     else:
         text = (
             f"SELECT h.*, {', '.join(['NULL'] * len(velocity))} "  # noqa: S608 - see above
             f"FROM ({_histories_select(kinds or (), keys)}) h UNION ALL "
             f"SELECT {', '.join(['NULL'] * len(history))}, v.* "
-            f"FROM ({_recent_select(subjects, sqlite)}) v"
+            f"FROM ({_recent_select(subjects, sqlite, ask)}) v"
         )
     query = sa.text(text)
-    if velocity:
-        query = query.bindparams(sa.bindparam("since", type_=UTCDateTime()))
+    if velocity and ask is not None:
+        starts = _start_names(ask.windows)
+        query = query.bindparams(*(sa.bindparam(b, type_=_Start()) for b in starts))
     return Prepared(query.columns(*(sa.column(c, _TYPES.get(c)) for c in (*history, *velocity))))
 
 
@@ -270,13 +310,13 @@ class HistoryKeys:
 def read(
     conn: Connection,
     subjects: Sequence[tuple[str, str]],
-    since: datetime | None,
+    ask: VelocityAsk | None,
     keys: HistoryKeys | None,
 ) -> tuple[list[tuple[Any, ...]], dict[str, Any] | None]:
     """One payment's assessment, in one statement: the velocity rows and the history.
 
-    Velocity rows are the decisions since `since` that share a subject ((subject,
-    value) pairs) with this payment, each with whether its payment failed and its code,
+    Velocity rows (none: `ask` is None) are the other decisions inside the widest of
+    `ask`'s windows that share a subject ((subject, value) pairs) with this payment,
     as tuples of VELOCITY_COLUMNS (`shared`: bit i set if it shares the i-th subject).
     The history (None: `keys` is None) is what the store knows of the customer (the
     merchant's `customer_id`, counted in the risk tables under `customer_key`), their
@@ -286,14 +326,16 @@ def read(
     its list entry, if any, as `list_<kind>`. An empty key counts nothing: its figures
     are zero (false, no first payment), so a payment without a card does not count
     every decision without one."""
-    names = tuple(s for s, _ in subjects)
+    names = tuple(s for s, _ in subjects) if ask is not None else ()
     kinds, given, params = keys.params() if keys is not None else (None, frozenset(), {})
     if kinds is None and not names:
         return [], None
-    if names:
-        params["since"] = since
+    shape = None
+    if names and ask is not None:
+        shape = ask.counting
+        params.update(ask.params())
         params.update({f"v_{s}": v for s, v in subjects})
-    statement = _read_prepared(names, kinds, given, conn.dialect.name == "sqlite")
+    statement = _read_prepared(names, kinds, given, conn.dialect.name == "sqlite", shape)
     rows = statement.all(conn, params)
     if kinds is None:
         return rows, None
