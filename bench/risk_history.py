@@ -1,8 +1,9 @@
 """Risk history benchmark: what a long history costs the risk read of each payment.
 
-Every payment's risk decision reads, in one statement (store/risk.py `read`), what the
-store knows of its customer and its card: their successes and refunds, their first
-payment, chargebacks, list entries, and the last day's payments of each subject. This
+Every payment's risk decision reads, in one statement (store/risk_assessment.py
+`read`), what the store knows of its customer and its card: their successes and
+refunds, their first payment, chargebacks, list entries, and the last day's payments of
+each subject. This
 measures that read for one customer and one card as their history grows: one payment,
 then 1,000 and 10,000 earlier ones (one every eight hours, older than the velocity
 windows, all paid), among 20,000 payments of 2,000 other customers (PostgreSQL plans
@@ -11,7 +12,7 @@ reachable, a fresh PostgreSQL one. Each figure is the median of `--reads` reads 
 connection, and is reported against the read of the same customer with no history,
 measured in the same run: `growth`, the time at 10,000 over the time at 1,000, shows
 whether the read still grows with the history (1.0: it does not). Successes and
-refunds are counted over the last `HISTORY_DEPTH` payments (store/risk.py); before,
+refunds are counted over the last `HISTORY_DEPTH` payments (store/risk_assessment.py); before,
 every one was read, and a customer with 10,000 earlier payments cost each new payment
 about 11 ms on SQLite and 17 ms on PostgreSQL.
 
@@ -53,7 +54,7 @@ from paymend.risk.features import subjects
 from paymend.risk.rules import load
 from paymend.risk.velocity import REACHES
 from paymend.store import merchants
-from paymend.store import risk as repo
+from paymend.store import risk_assessment as assessment
 from paymend.store.database import Connection, Store
 from paymend.store.migrate import upgrade
 from paymend.store.tables import payments, risk_decisions
@@ -169,16 +170,16 @@ def _read_us(store: Store, mid: MerchantId, reads: int) -> float:
     """The median time of the risk read of the customer's next payment, in µs."""
     who = subjects(mid, "c-long", "c-long@example.com", SIGNALS)
     listed = [("card", who.card), ("email", who.email), ("device", who.device), ("ip", who.ip)]
-    keys = repo.HistoryKeys(mid, "c-long", who.customer, who.device, who.card, listed)
+    keys = assessment.HistoryKeys(mid, "c-long", who.customer, who.device, who.card, listed)
     now = datetime.now(UTC)
     starts = tuple(now - reach for reach in REACHES)
-    ask = repo.VelocityAsk(starts, "CNY", "", COUNTING)
+    ask = assessment.VelocityAsk(starts, "CNY", "", COUNTING)
 
     def measure(conn: Connection) -> float:
         took = []
         for _ in range(reads):
             t = time.perf_counter()
-            repo.read(conn, who.items(), ask, keys)
+            assessment.read(conn, who.items(), ask, keys)
             took.append(time.perf_counter() - t)
         return statistics.median(took) * 1e6
 

@@ -27,6 +27,7 @@ from paymend.risk.rules import SHIPPED_RULES, RuleSet, load
 from paymend.risk.velocity import REACHES
 from paymend.store import payments as repo
 from paymend.store import risk as risk_repo
+from paymend.store import risk_assessment as assessment
 from paymend.store.database import Connection, Store, create_db_engine
 from paymend.store.tables import payments, risk_decisions
 from tests.helpers import make_merchant, service, simulator
@@ -291,37 +292,37 @@ def test_account_takeover_from_a_new_device_is_challenged(store: Store) -> None:
     run_virtual(scenario())
 
 
-def _every_decision() -> risk_repo.VelocityAsk:
+def _every_decision() -> assessment.VelocityAsk:
     """Velocity rows of every decision of a test, all inside the narrowest window."""
     start = datetime(2000, 1, 1, tzinfo=UTC)
-    return risk_repo.VelocityAsk((start,) * len(REACHES), "CNY", "", COUNTING)
+    return assessment.VelocityAsk((start,) * len(REACHES), "CNY", "", COUNTING)
 
 
 def test_the_one_read_answers_what_its_two_statements_answer(store: Store) -> None:
-    """store/risk.py `read` reads the velocity rows and the history in one statement:
+    """store/risk_assessment.py `read` reads the velocity rows and the history in one statement:
     the same rows and history as asked apart, also for a customer with no rows at all
     (the history alone)."""
 
     def as_dicts(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-        return [dict(zip(risk_repo.VELOCITY_COLUMNS, r, strict=True)) for r in rows]
+        return [dict(zip(assessment.VELOCITY_COLUMNS, r, strict=True)) for r in rows]
 
     mid, _ = make_merchant(store)
     since = _every_decision()
 
-    def asked(who: Subjects, customer_id: str) -> risk_repo.HistoryKeys:
+    def asked(who: Subjects, customer_id: str) -> assessment.HistoryKeys:
         listed = [("card", who.card), ("email", who.email), ("device", who.device)]
-        return risk_repo.HistoryKeys(mid, customer_id, who.customer, who.device, who.card, listed)
+        return assessment.HistoryKeys(mid, customer_id, who.customer, who.device, who.card, listed)
 
     def both(who: Subjects, customer_id: str) -> tuple[Any, Any]:
         keys = asked(who, customer_id)
 
         def read(conn: Connection) -> tuple[Any, Any]:
             pairs = who.items()
-            rows, history = risk_repo.read(conn, pairs, since, keys)
+            rows, history = assessment.read(conn, pairs, since, keys)
             together = (as_dicts(rows), history)
             apart = (
-                as_dicts(risk_repo.read(conn, pairs, since, None)[0]),
-                risk_repo.read(conn, (), None, keys)[1],
+                as_dicts(assessment.read(conn, pairs, since, None)[0]),
+                assessment.read(conn, (), None, keys)[1],
             )
             return together, apart
 
@@ -368,8 +369,8 @@ def test_a_key_the_payment_lacks_counts_nothing(store: Store) -> None:
 
     def history(customer_id: str, device: str) -> dict[str, Any]:
         who = subjects(mid, customer_id, None, {"device_id": device} if device else {})
-        keys = risk_repo.HistoryKeys(mid, customer_id, who.customer, who.device, who.card)
-        found = store.run_sync(lambda conn: risk_repo.read(conn, who.items(), since, keys)[1])
+        keys = assessment.HistoryKeys(mid, customer_id, who.customer, who.device, who.card)
+        found = store.run_sync(lambda conn: assessment.read(conn, who.items(), since, keys)[1])
         assert found is not None
         return found
 
@@ -414,14 +415,14 @@ def test_postgresql_plans_the_read_of_a_payment_without_a_card_once(postgres_url
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
         who = subjects(mid, "c1", "c1@example.com", {})
-        keys = risk_repo.HistoryKeys(mid, "c1", who.customer, who.device, who.card)
+        keys = assessment.HistoryKeys(mid, "c1", who.customer, who.device, who.card)
         since = _every_decision()
 
         fresh = create_db_engine(postgres_url)  # a connection of its own, nothing prepared
         try:
             with fresh.begin() as conn:
                 for _ in range(20):
-                    risk_repo.read(conn, who.items(), since, keys)
+                    assessment.read(conn, who.items(), since, keys)
                 generic, custom = conn.exec_driver_sql(
                     "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
                     " WHERE statement LIKE '%%AS card_successes%%'"
@@ -460,12 +461,12 @@ def test_history_counts_paid_refunded_and_failed_payments(store: Store) -> None:
 
     run_virtual(scenario())
     who = subjects(mid, "c5", "c5@example.com", {"card_fingerprint": "card-5"})
-    keys = risk_repo.HistoryKeys(mid, "c5", who.customer, "", who.card)
+    keys = assessment.HistoryKeys(mid, "c5", who.customer, "", who.card)
     since = _every_decision()
-    rows, history = store.run_sync(lambda conn: risk_repo.read(conn, who.items(), since, keys))
+    rows, history = store.run_sync(lambda conn: assessment.read(conn, who.items(), since, keys))
     assert history is not None
     assert (history["successes"], history["refunds"], history["card_successes"]) == (3, 2, 3)
-    named = [dict(zip(risk_repo.VELOCITY_COLUMNS, r, strict=True)) for r in rows]
+    named = [dict(zip(assessment.VELOCITY_COLUMNS, r, strict=True)) for r in rows]
     # four payments of the card, the customer and the email (bits 0-2), in every
     # window; the declined one a failure (insufficient funds: not fraud-like)
     assert sorted(r["failure"] for r in named) == [0, 0, 0, 1]
@@ -481,7 +482,7 @@ def test_history_counts_the_last_payments_and_the_first_of_all(store: Store) -> 
     payment is still the first of all. The oldest five payments here were refunded:
     beyond the depth, they count neither as successes nor as refunds."""
     mid, _ = make_merchant(store)
-    depth = risk_repo.HISTORY_DEPTH
+    depth = assessment.HISTORY_DEPTH
 
     async def scenario() -> None:
         clock = LoopClock()
@@ -503,8 +504,8 @@ def test_history_counts_the_last_payments_and_the_first_of_all(store: Store) -> 
             )
             conn.execute(risk_decisions.insert(), {**decided, "payment_id": pid, "created_at": at})
     who = subjects(mid, "c8", "c8@example.com", {"card_fingerprint": "card-8"})
-    keys = risk_repo.HistoryKeys(mid, "c8", who.customer, "", who.card)
-    history = store.run_sync(lambda conn: risk_repo.read(conn, (), None, keys)[1])
+    keys = assessment.HistoryKeys(mid, "c8", who.customer, "", who.card)
+    history = store.run_sync(lambda conn: assessment.read(conn, (), None, keys)[1])
     assert history is not None
     assert (history["successes"], history["refunds"], history["card_successes"]) == (
         depth,

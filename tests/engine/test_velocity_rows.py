@@ -1,6 +1,6 @@
 """The database's velocity rows count what velocity's definition counts.
 
-store/risk.py `read` places each earlier decision in its narrowest window, works out
+store/risk_assessment.py `read` places each earlier decision in its narrowest window, works out
 its amount in the payment's currency and what its failure counts as, and
 risk/velocity.py `count_bands` adds the rows up. For any decisions and outcomes, the
 figures are the ones `aggregate` (the Redis book's, whose definition
@@ -27,7 +27,7 @@ from paymend.risk.velocity import (
     count_bands,
     counted_failure,
 )
-from paymend.store import risk as repo
+from paymend.store import risk_assessment as assessment
 from paymend.store.database import Connection, Store
 from paymend.store.tables import payments, risk_decisions
 from tests.helpers import make_merchant
@@ -110,8 +110,8 @@ def test_the_rows_count_as_velocity_is_defined(
         if decisions:
             conn.execute(risk_decisions.insert(), decisions)
         starts = tuple(NOW - reach for reach in REACHES)
-        ask = repo.VelocityAsk(starts, "CNY", exclude, COUNTING)
-        found, _ = repo.read(conn, pairs, ask, None)
+        ask = assessment.VelocityAsk(starts, "CNY", exclude, COUNTING)
+        found, _ = assessment.read(conn, pairs, ask, None)
         return count_bands(found, [s for s, _ in pairs])
 
     got = store.run_sync(read)

@@ -1,6 +1,6 @@
 """What every payment runs on SQLite builds no temporary b-tree: writing its row (the
 order guard's predicate, migration 0028) and reading its customer's and card's history
-(store/risk.py). SQLite builds one for an IN list of more than two constants in each
+(store/risk_assessment.py). SQLite builds one for an IN list of more than two constants in each
 run of a statement, about as dear as the row's own write."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from paymend.store import risk
+from paymend.store import risk_assessment
 from paymend.store.migrate import upgrade
 from paymend.store.tables import payments
 from tests.store.rows import payment_row
@@ -67,4 +67,9 @@ def test_writing_a_payment_builds_no_temporary_btree(database: Path) -> None:
 def test_reading_a_payments_history_builds_no_temporary_btree(
     database: Path, keys: frozenset[str]
 ) -> None:
-    assert _temporary_btrees(database, risk._histories_select(risk.LIST_KINDS, keys)) == 0
+    assert (
+        _temporary_btrees(
+            database, risk_assessment._histories_select(risk_assessment.LIST_KINDS, keys)
+        )
+        == 0
+    )

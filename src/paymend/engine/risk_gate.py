@@ -50,6 +50,7 @@ from paymend.risk.velocity import (
     counted_failure,
 )
 from paymend.store import risk as repo
+from paymend.store import risk_assessment as assessment
 from paymend.store.database import Connection, Store
 
 log = get_logger("paymend.risk")
@@ -113,7 +114,7 @@ class Pending:
 
 
 # how the database's velocity rows are counted: as risk/velocity.py `counted_failure` does
-COUNTING = repo.Counting(len(REACHES), UNCOUNTED, FRAUD_LIKE)
+COUNTING = assessment.Counting(len(REACHES), UNCOUNTED, FRAUD_LIKE)
 
 
 class RiskGate:
@@ -158,13 +159,13 @@ class RiskGate:
         asked = _history_keys(p.cmd.merchant_id, who, keys)
         currency = p.cmd.amount.currency
         if p.from_redis is not None:
-            h = repo.read(conn, (), None, asked)[1]
+            h = assessment.read(conn, (), None, asked)[1]
             velocity = aggregate(p.from_redis, now, currency, exclude=p.payment_id)
         else:
             pairs = who.items()
             starts = tuple([now - reach for reach in REACHES])
-            ask = repo.VelocityAsk(starts, currency, p.payment_id, COUNTING)
-            raw, h = repo.read(conn, pairs, ask, asked)
+            ask = assessment.VelocityAsk(starts, currency, p.payment_id, COUNTING)
+            raw, h = assessment.read(conn, pairs, ask, asked)
             velocity = count_bands(raw, [s for s, _ in pairs])
         customer, card, device_new, listed = _histories(h, who, now, keys)
         extra = history_features(p.base, velocity, self.live, customer, card, device_new)
@@ -259,12 +260,14 @@ def _list_keys(who: Subjects) -> list[tuple[str, str]]:
 
 def _history_keys(
     merchant_id: str, who: Subjects, keys: list[tuple[str, str]]
-) -> repo.HistoryKeys | None:
+) -> assessment.HistoryKeys | None:
     """Whom the history is asked of; None: the payment names nobody it could know."""
     if not (who.customer or who.card or keys):
         return None
     customer_id = who.customer.partition("/")[2]
-    return repo.HistoryKeys(merchant_id, customer_id, who.customer, who.device, who.card, keys)
+    return assessment.HistoryKeys(
+        merchant_id, customer_id, who.customer, who.device, who.card, keys
+    )
 
 
 def _histories(
