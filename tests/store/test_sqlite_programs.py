@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from paymend.engine.risk_gate import COUNTING
 from paymend.store import risk_assessment
 from paymend.store.migrate import upgrade
 from paymend.store.tables import payments
@@ -73,3 +74,17 @@ def test_reading_a_payments_history_builds_no_temporary_btree(
         )
         == 0
     )
+
+
+def test_reading_velocity_rows_builds_no_temporary_btree(database: Path) -> None:
+    """The velocity rows' window, amount and failure are CASEs of equalities, not IN
+    lists of the failure codes."""
+    every = tuple(risk_assessment.SUBJECT_NAMES)
+    select = risk_assessment._recent_select(every, True, COUNTING)
+    assert _temporary_btrees(database, select) == 0
+
+
+def test_a_failure_code_that_is_not_one_is_refused() -> None:
+    odd = COUNTING._replace(fraud_like=("x' OR '1' = '1",))
+    with pytest.raises(ValueError, match="not failure codes"):
+        risk_assessment._recent_select(("ip",), True, odd)

@@ -6,6 +6,7 @@ into risk's types); store/risk.py writes the decisions they are read from."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +49,8 @@ VELOCITY_COLUMNS = ("band", "amount", "card", "shared", "failure")
 
 class Counting(NamedTuple):
     """How velocity rows are counted: the number of windows, the failure codes that
-    count as none, those that count as fraud-like."""
+    count as none, those that count as fraud-like (written into the statement's text:
+    codes of the catalogue, never data, and refused unless they look like one)."""
 
     windows: int
     uncounted: tuple[str, ...]
@@ -73,6 +75,9 @@ class VelocityAsk:
         return params
 
 
+_CODE = re.compile(r"[a-z0-9_]+")
+
+
 @functools.cache
 def _start_names(windows: int) -> tuple[str, ...]:
     """The starts' parameters, narrowest first: `w_<rank>`, and `since` the widest's."""
@@ -91,6 +96,9 @@ def _recent_select(subjects: tuple[str, ...], sqlite: bool, ask: Counting) -> st
     unique id index for the join, so the query names the index (INDEXED BY: were it
     ever dropped, the query fails rather than silently reading the rows again);
     PostgreSQL's planner weighs both itself."""
+    odd = [c for c in (*ask.uncounted, *ask.fraud_like) if not _CODE.fullmatch(c)]
+    if odd:
+        raise ValueError(f"not failure codes: {odd}")
     names = [(SUBJECT_NAMES[s], f":v_{s}") for s in subjects]
     shared = " + ".join(
         f"CASE WHEN rd.{c} = {v} THEN {1 << i} ELSE 0 END" for i, (c, v) in enumerate(names)
