@@ -12,9 +12,9 @@ reachable, a fresh PostgreSQL one. Each figure is the median of `--reads` reads 
 connection, and is reported against the read of the same customer with no history,
 measured in the same run: `growth`, the time at 10,000 over the time at 1,000, shows
 whether the read still grows with the history (1.0: it does not). Successes and
-refunds are counted over the last `HISTORY_DEPTH` payments (store/risk_assessment.py); before,
-every one was read, and a customer with 10,000 earlier payments cost each new payment
-about 11 ms on SQLite and 17 ms on PostgreSQL.
+refunds are counted over the last `HISTORY_DEPTH` payments
+(store/risk_assessment.py); before, every one was read, and a customer with 10,000
+earlier payments cost each new payment about 11 ms on SQLite and 17 ms on PostgreSQL.
 
 It then measures what does still grow: the velocity counters, the last day's payments
 of each subject, read back and counted for every payment. A new customer's payment is
@@ -48,11 +48,10 @@ from paymend.domain.money import Money
 from paymend.domain.payment import Customer
 from paymend.engine.clock import SystemClock
 from paymend.engine.commands import PayCommand
-from paymend.engine.risk_gate import COUNTING, RiskGate
+from paymend.engine.risk_gate import RiskGate, velocity_ask
 from paymend.observability import configure_logging
 from paymend.risk.features import subjects
 from paymend.risk.rules import load
-from paymend.risk.velocity import REACHES
 from paymend.store import merchants
 from paymend.store import risk_assessment as assessment
 from paymend.store.database import Connection, Store
@@ -171,9 +170,7 @@ def _read_us(store: Store, mid: MerchantId, reads: int) -> float:
     who = subjects(mid, "c-long", "c-long@example.com", SIGNALS)
     listed = [("card", who.card), ("email", who.email), ("device", who.device), ("ip", who.ip)]
     keys = assessment.HistoryKeys(mid, "c-long", who.customer, who.device, who.card, listed)
-    now = datetime.now(UTC)
-    starts = tuple(now - reach for reach in REACHES)
-    ask = assessment.VelocityAsk(starts, "CNY", "", COUNTING)
+    ask = velocity_ask(datetime.now(UTC), "CNY", "")
 
     def measure(conn: Connection) -> float:
         took = []

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paymend.domain.utc_text import api_text, sqlite_text
+from paymend.domain.utc_text import api_text, sqlite_text, sqlite_texter
 
 _ZONES: list[tzinfo | None] = [
     UTC,
@@ -58,3 +58,16 @@ def test_a_whole_second_leaves_the_microseconds_out_only_for_the_api() -> None:
     east = t.replace(tzinfo=timezone(timedelta(hours=8)))
     assert sqlite_text(east) == "2026-12-04 10:00:01.000000"
     assert api_text(east) == "2026-12-04T18:00:01+08:00"
+
+
+@settings(max_examples=200, deadline=None)
+@given(_runs(_ZONES), _runs(_ZONES))
+def test_a_formatter_of_its_own_writes_the_stores_text_beside_the_shared_one(
+    own_times: list[datetime], shared_times: list[datetime]
+) -> None:
+    """`sqlite_texter` keeps its own last second: turns of it and of the shared formatter,
+    each at times of its own, both write what `isoformat` writes."""
+    own = sqlite_texter()
+    for a, b in zip(own_times, shared_times, strict=False):
+        assert own(a) == a.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+        assert sqlite_text(b) == b.astimezone(UTC).isoformat(" ", "microseconds")[:26]

@@ -299,9 +299,9 @@ def _every_decision() -> assessment.VelocityAsk:
 
 
 def test_the_one_read_answers_what_its_two_statements_answer(store: Store) -> None:
-    """store/risk_assessment.py `read` reads the velocity rows and the history in one statement:
-    the same rows and history as asked apart, also for a customer with no rows at all
-    (the history alone)."""
+    """store/risk_assessment.py `read` reads the velocity rows and the history in one
+    statement: the same rows and history as asked apart, also for a customer with no
+    rows at all (the history alone)."""
 
     def as_dicts(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
         return [dict(zip(assessment.VELOCITY_COLUMNS, r, strict=True)) for r in rows]

@@ -1,7 +1,7 @@
 """The database's velocity rows count what velocity's definition counts.
 
-store/risk_assessment.py `read` places each earlier decision in its narrowest window, works out
-its amount in the payment's currency and what its failure counts as, and
+store/risk_assessment.py `read` places each earlier decision in its narrowest window,
+works out its amount in the payment's currency and what its failure counts as, and
 risk/velocity.py `count_bands` adds the rows up. For any decisions and outcomes, the
 figures are the ones `aggregate` (the Redis book's, whose definition
 tests/risk/test_velocity_aggregate.py holds) gives for the same payments, on SQLite and
@@ -18,10 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paymend.engine.risk_gate import COUNTING
+from paymend.engine.risk_gate import velocity_ask
 from paymend.risk.features import SUBJECTS, WINDOWS
 from paymend.risk.velocity import (
-    REACHES,
     Seen,
     aggregate,
     count_bands,
@@ -109,8 +108,7 @@ def test_the_rows_count_as_velocity_is_defined(
             conn.execute(payments.insert(), failed)
         if decisions:
             conn.execute(risk_decisions.insert(), decisions)
-        starts = tuple(NOW - reach for reach in REACHES)
-        ask = assessment.VelocityAsk(starts, "CNY", exclude, COUNTING)
+        ask = velocity_ask(NOW, "CNY", exclude)
         found, _ = assessment.read(conn, pairs, ask, None)
         return count_bands(found, [s for s, _ in pairs])
 

@@ -1,13 +1,15 @@
 """What every payment runs on SQLite builds no temporary b-tree: writing its row (the
 order guard's predicate, migration 0028) and reading its customer's and card's history
-(store/risk_assessment.py). SQLite builds one for an IN list of more than two constants in each
-run of a statement, about as dear as the row's own write."""
+and its subjects' velocity rows (store/risk_assessment.py). SQLite builds one for an IN
+list of more than two constants in each run of a statement, about as dear as the row's
+own write."""
 
 from __future__ import annotations
 
 import itertools
 import sqlite3
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -80,11 +82,22 @@ def test_reading_velocity_rows_builds_no_temporary_btree(database: Path) -> None
     """The velocity rows' window, amount and failure are CASEs of equalities, not IN
     lists of the failure codes."""
     every = tuple(risk_assessment.SUBJECT_NAMES)
-    select = risk_assessment._recent_select(every, True, COUNTING)
+    select = risk_assessment._recent_select(every, True, 3, COUNTING)
     assert _temporary_btrees(database, select) == 0
 
 
 def test_a_failure_code_that_is_not_one_is_refused() -> None:
     odd = COUNTING._replace(fraud_like=("x' OR '1' = '1",))
     with pytest.raises(ValueError, match="not failure codes"):
-        risk_assessment._recent_select(("ip",), True, odd)
+        risk_assessment._recent_select(("ip",), True, 3, odd)
+
+
+def test_a_window_start_without_a_zone_is_refused(database: Path) -> None:
+    """A window's start binds as UTCDateTime does: a naive time is refused, not read as
+    some zone's (store/risk_assessment.py `_Start`)."""
+    bind = risk_assessment._Start().bind_processor(sqlite_dialect.dialect())
+    with pytest.raises(ValueError, match="naive datetime"):
+        bind(datetime(2026, 12, 1, 12, 0))
+    assert bind(datetime(2026, 12, 1, 20, 0, tzinfo=timezone(timedelta(hours=8)))) == (
+        "2026-12-01 12:00:00.000000"
+    )

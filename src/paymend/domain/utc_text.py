@@ -35,16 +35,19 @@ class _SecondText:
             known = self._known = (second, text)
         return known[1]
 
+    def sqlite(self, value: datetime) -> str:
+        """`value` (timezone-aware) in UTC as 'YYYY-MM-DD HH:MM:SS.ffffff', the text
+        SQLite's DATETIME holds:
+        `value.astimezone(UTC).isoformat(" ", "microseconds")[:26]`."""
+        utc = value.astimezone(UTC)  # the same object when it is in UTC already
+        return f"{self(utc)}.{utc.microsecond:06d}"
+
 
 _SQLITE = _SecondText(" ")
 _API = _SecondText("T")
 
-
-def sqlite_text(value: datetime) -> str:
-    """`value` (timezone-aware) in UTC as 'YYYY-MM-DD HH:MM:SS.ffffff', the text SQLite's
-    DATETIME holds: `value.astimezone(UTC).isoformat(" ", "microseconds")[:26]`."""
-    utc = value.astimezone(UTC)  # the same object when it is in UTC already
-    return f"{_SQLITE(utc)}.{utc.microsecond:06d}"
+# `_SecondText.sqlite` with the store's formatter: the text of every time it binds
+sqlite_text = _SQLITE.sqlite
 
 
 def sqlite_texter() -> Callable[[datetime], str]:
@@ -52,15 +55,7 @@ def sqlite_texter() -> Callable[[datetime], str]:
     apart from the rest (a window's start, a day or an hour before each payment's time),
     which would otherwise take the shared formatter's second from the payment's own
     times, and they its."""
-    own = _SecondText(" ")
-
-    def text(value: datetime) -> str:
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        utc = value.astimezone(UTC)
-        return f"{own(utc)}.{utc.microsecond:06d}"
-
-    return text
+    return _SecondText(" ").sqlite
 
 
 def api_text(value: datetime) -> str:

@@ -113,8 +113,16 @@ class Pending:
     from_redis: Mapping[str, Iterable[Seen]] | None
 
 
-# how the database's velocity rows are counted: as risk/velocity.py `counted_failure` does
-COUNTING = assessment.Counting(len(REACHES), UNCOUNTED, FRAUD_LIKE)
+# how the database's velocity rows' failures are counted: as risk/velocity.py
+# `counted_failure` counts them
+COUNTING = assessment.Counting(UNCOUNTED, FRAUD_LIKE)
+
+
+def velocity_ask(now: datetime, currency: str, exclude: str) -> assessment.VelocityAsk:
+    """What the velocity rows of a payment in `currency` at `now` are read for: each of
+    risk/velocity.py's windows back from `now`, `exclude` (the payment) left out."""
+    starts = tuple([now - reach for reach in REACHES])
+    return assessment.VelocityAsk(starts, currency, exclude, COUNTING)
 
 
 class RiskGate:
@@ -163,8 +171,7 @@ class RiskGate:
             velocity = aggregate(p.from_redis, now, currency, exclude=p.payment_id)
         else:
             pairs = who.items()
-            starts = tuple([now - reach for reach in REACHES])
-            ask = assessment.VelocityAsk(starts, currency, p.payment_id, COUNTING)
+            ask = velocity_ask(now, currency, p.payment_id)
             raw, h = assessment.read(conn, pairs, ask, asked)
             velocity = count_bands(raw, [s for s, _ in pairs])
         customer, card, device_new, listed = _histories(h, who, now, keys)

@@ -3,11 +3,11 @@
 A book keeps one `Seen` per payment and subject (when, how much, which card) and, once
 the payment failed, whether it failed and with a fraud-like code. `aggregate` turns the
 last 24 hours of them into the `<subject>_<metric>_<window>` features of
-risk/features.py. Two books share it: the database's (store/risk_assessment.py `read`, reading
-the payments' own outcomes) and Redis's (risk/redis_velocity.py, sorted sets), so every
-process counts the same payments. Both ask `counted_failure` what a failure is: Redis's
-as each payment ends, the database's by its codes (UNCOUNTED, FRAUD_LIKE), placing each
-row in its window itself for `count_bands` to add up.
+risk/features.py. Two books share it: the database's (store/risk_assessment.py
+`read`, reading the payments' own outcomes) and Redis's (risk/redis_velocity.py, sorted
+sets), so every process counts the same payments. Both ask `counted_failure` what a
+failure is: Redis's as each payment ends, the database's by its codes (UNCOUNTED,
+FRAUD_LIKE), placing each row in its window itself for `count_bands` to add up.
 """
 
 from __future__ import annotations
@@ -146,12 +146,12 @@ FRAUD_LIKE = tuple(sorted((FRAUD_LIKE_CODES | {BLOCKED_CODE}) - NOT_THE_CUSTOMER
 
 def count_bands(rows: Iterable[Sequence[Any]], subjects: Sequence[str]) -> dict[str, float]:
     """`tally`'s figures from the database's velocity rows, each already placed by the
-    database (store/risk_assessment.py `read`): (band, amount, card, shared, failure), where band
-    is the narrowest window of ASCENDING the payment is inside, amount its amount if in
-    the payment's currency (else None), shared bit i set if it is the i-th subject's,
-    and failure 0 (none that counts), 1 (a failure) or 2 (a fraud-like one). One pass,
-    in the rows' order, so every sum is added up in the order `tally` adds it: a busy
-    subject (an IP a carrier's NAT shares) has thousands of rows a day."""
+    database (store/risk_assessment.py `read`): (band, amount, card, shared, failure),
+    where band is the narrowest window of ASCENDING the payment is inside, amount its
+    amount if in the payment's currency (else None), shared bit i set if it is the i-th
+    subject's, and failure 0 (none that counts), 1 (a failure) or 2 (a fraud-like one).
+    One pass, in the rows' order, so every sum is added up in the order `tally` adds
+    it: a busy subject (an IP a carrier's NAT shares) has thousands of rows a day."""
     # per subject seen, per window narrowest first: count, amount, failed, fraud, cards
     figures: dict[str, list[list[Any]]] = {}
     into_of: dict[int, list[list[list[Any]]]] = {}  # by `shared`: its subjects' figures

@@ -48,11 +48,10 @@ VELOCITY_COLUMNS = ("band", "amount", "card", "shared", "failure")
 
 
 class Counting(NamedTuple):
-    """How velocity rows are counted: the number of windows, the failure codes that
-    count as none, those that count as fraud-like (written into the statement's text:
-    codes of the catalogue, never data, and refused unless they look like one)."""
+    """How velocity rows' failures are counted: the codes that count as none, those that
+    count as fraud-like (written into the statement's text: codes of the catalogue,
+    never data, and refused unless they look like one)."""
 
-    windows: int
     uncounted: tuple[str, ...]
     fraud_like: tuple[str, ...]
 
@@ -60,9 +59,9 @@ class Counting(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class VelocityAsk:
     """What a payment's velocity rows are read for: the windows' starts, narrowest first
-    (the last, the widest, is how far back they are read; as many as `counting.windows`),
-    the payment's currency, the payment itself (left out, should its decision be stored
-    already), and how they are counted."""
+    (the last, the widest, is how far back they are read), the payment's currency, the
+    payment itself (left out, should its decision be stored already), and how their
+    failures are counted."""
 
     starts: tuple[datetime, ...]
     currency: str
@@ -84,8 +83,11 @@ def _start_names(windows: int) -> tuple[str, ...]:
     return (*(f"w_{i}" for i in range(windows - 1)), "since")
 
 
-def _recent_select(subjects: tuple[str, ...], sqlite: bool, ask: Counting) -> str:
-    """The velocity rows' SELECT; a subject's value is bound as `v_<subject>`.
+def _recent_select(
+    subjects: tuple[str, ...], sqlite: bool, windows: int, counting: Counting
+) -> str:
+    """The velocity rows' SELECT over `windows` windows; a subject's value is bound as
+    `v_<subject>`, each window's start as `_start_names` says.
 
     Each row's window, amount and failure are worked out here, by comparing times and
     codes, so that Python only adds them up: a busy subject (an IP a carrier's NAT
@@ -96,7 +98,7 @@ def _recent_select(subjects: tuple[str, ...], sqlite: bool, ask: Counting) -> st
     unique id index for the join, so the query names the index (INDEXED BY: were it
     ever dropped, the query fails rather than silently reading the rows again);
     PostgreSQL's planner weighs both itself."""
-    odd = [c for c in (*ask.uncounted, *ask.fraud_like) if not _CODE.fullmatch(c)]
+    odd = [c for c in (*counting.uncounted, *counting.fraud_like) if not _CODE.fullmatch(c)]
     if odd:
         raise ValueError(f"not failure codes: {odd}")
     names = [(SUBJECT_NAMES[s], f":v_{s}") for s in subjects]
@@ -104,14 +106,14 @@ def _recent_select(subjects: tuple[str, ...], sqlite: bool, ask: Counting) -> st
         f"CASE WHEN rd.{c} = {v} THEN {1 << i} ELSE 0 END" for i, (c, v) in enumerate(names)
     )
     match = " OR ".join(f"rd.{c} = {v}" for c, v in names)
-    bands = " ".join(f"WHEN rd.created_at >= :w_{i} THEN {i}" for i in range(ask.windows - 1))
+    bands = " ".join(f"WHEN rd.created_at >= :w_{i} THEN {i}" for i in range(windows - 1))
     failure = "WHEN p.id IS NULL THEN 0 "
-    if ask.uncounted:
-        failure += f"WHEN {one_of('p.failure_code', ask.uncounted)} THEN 0 "
-    if ask.fraud_like:
-        failure += f"WHEN {one_of('p.failure_code', ask.fraud_like)} THEN 2 "
+    if counting.uncounted:
+        failure += f"WHEN {one_of('p.failure_code', counting.uncounted)} THEN 0 "
+    if counting.fraud_like:
+        failure += f"WHEN {one_of('p.failure_code', counting.fraud_like)} THEN 2 "
     return (
-        f"SELECT {f'CASE {bands} ELSE {ask.windows - 1} END' if bands else '0'}, "  # noqa: S608 - names from SUBJECT_NAMES, codes from the risk room
+        f"SELECT {f'CASE {bands} ELSE {windows - 1} END' if bands else '0'}, "  # noqa: S608 - names from SUBJECT_NAMES, codes from the risk room
         "CASE WHEN rd.currency = :currency THEN rd.amount_major END, "
         f"rd.card, {shared}, CASE {failure}ELSE 1 END FROM risk_decisions rd "
         f"LEFT JOIN payments p {'INDEXED BY ix_payments_failed ' if sqlite else ''}"
@@ -178,19 +180,25 @@ HISTORY_COLUMNS = (
 )
 
 
-class _Start(sa.types.TypeDecorator[datetime]):
+class _Start(UTCDateTime):
     """A window's start, bound as UTCDateTime binds, but on SQLite each parameter with a
     formatter of its own (domain/utc_text.py `sqlite_texter`): a payment binds three,
     ten minutes, an hour and a day before its time, and the shared formatter keeps the
     text of one second only, which the payment's own times then take back."""
 
-    impl = UTCDateTime
     cache_ok = True
 
     def bind_processor(self, dialect: sa.Dialect) -> Any:
-        if dialect.name == "sqlite":
-            return sqlite_texter()
-        return UTCDateTime().bind_processor(dialect)
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        text = sqlite_texter()
+
+        def start(value: datetime) -> str:
+            if value.tzinfo is None:  # as UTCDateTime refuses it
+                raise ValueError("naive datetime given to the store")
+            return text(value)
+
+        return start
 
 
 _TYPES: dict[str, sa.types.TypeEngine[Any]] = {
@@ -224,29 +232,30 @@ def _read_prepared(
     kinds: tuple[str, ...] | None,
     keys: frozenset[str],
     sqlite: bool,
-    ask: Counting | None,
+    velocity_shape: tuple[int, Counting] | None,
 ) -> Prepared:
     """The statement `read` runs, on the driver's cursor (store/prepared.py): the history
     (None: not asked) and the velocity rows of `subjects` (none: not asked) in one
     result, the history's row with NULL in the velocity columns, each velocity row with
-    NULL in the history's. (The history's row joined to every velocity row, as before,
-    cost SQLite about 15 % more.)"""
+    NULL in the history's (the history's row joined to every velocity row, as before,
+    cost SQLite about 15 % more). `velocity_shape`: the number of windows and how
+    failures are counted (None: no velocity rows)."""
     history = () if kinds is None else HISTORY_COLUMNS + tuple(f"list_{k}" for k in kinds)
-    velocity = VELOCITY_COLUMNS if subjects and ask is not None else ()
-    if not velocity or ask is None:
+    velocity = VELOCITY_COLUMNS if velocity_shape is not None else ()
+    if velocity_shape is None:
         text = _histories_select(kinds or (), keys)
     elif not history:
-        text = _recent_select(subjects, sqlite, ask)
+        text = _recent_select(subjects, sqlite, *velocity_shape)
     else:
         text = (
             f"SELECT h.*, {', '.join(['NULL'] * len(velocity))} "  # noqa: S608 - see above
             f"FROM ({_histories_select(kinds or (), keys)}) h UNION ALL "
             f"SELECT {', '.join(['NULL'] * len(history))}, v.* "
-            f"FROM ({_recent_select(subjects, sqlite, ask)}) v"
+            f"FROM ({_recent_select(subjects, sqlite, *velocity_shape)}) v"
         )
     query = sa.text(text)
-    if velocity and ask is not None:
-        starts = _start_names(ask.windows)
+    if velocity_shape is not None:
+        starts = _start_names(velocity_shape[0])
         query = query.bindparams(*(sa.bindparam(b, type_=_Start()) for b in starts))
     return Prepared(query.columns(*(sa.column(c, _TYPES.get(c)) for c in (*history, *velocity))))
 
@@ -304,7 +313,7 @@ def read(
         return [], None
     shape = None
     if names and ask is not None:
-        shape = ask.counting
+        shape = (len(ask.starts), ask.counting)
         params.update(ask.params())
         params.update({f"v_{s}": v for s, v in subjects})
     statement = _read_prepared(names, kinds, given, conn.dialect.name == "sqlite", shape)

@@ -79,8 +79,8 @@ payments = sa.Table(
     _sparse_index("merchant_id", "customer_phone_index", "created_at"),
     _sparse_index("payment_token"),
     # the failed payments alone, with their codes: risk velocity's question of each
-    # earlier payment (store/risk_assessment.py) is answered from an index a few per cent the size
-    # of the payments', not from their rows
+    # earlier payment (store/risk_assessment.py) is answered from an index a few per
+    # cent the size of the payments', not from their rows
     sa.Index(
         "ix_payments_failed",
         "id",
