@@ -102,6 +102,36 @@ def test_a_route_documents_the_errors_of_its_own_work(document: Document) -> Non
     assert "404" not in operations(document)["list_payments"][2]["responses"]
 
 
+def test_every_post_that_takes_an_idempotency_key_says_so_and_its_errors(
+    document: Document,
+) -> None:
+    taking = {
+        name
+        for name, (_, _, op) in operations(document).items()
+        if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
+    }
+    assert taking == {
+        "create_payment",
+        "create_refund",
+        "confirm_payment",
+        "cancel_payment",
+        "create_compensation",
+    }
+    for name in taking:
+        (key,) = [
+            p for p in operations(document)[name][2]["parameters"] if p["name"] == "Idempotency-Key"
+        ]
+        assert (key["in"], key["required"]) == ("header", False)
+        assert key["schema"]["type"] == "string"  # a header is text or absent, never null
+        assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+        assert key["schema"]["pattern"] == NO_CONTROL
+        assert "idempotency_key_invalid" in codes(document, name, 400)
+        assert {"idempotency_key_reused", "idempotency_request_in_progress"} <= set(
+            codes(document, name, 409)
+        )
+    assert "idempotency_key_invalid" not in codes(document, "add_control", 400)
+
+
 def test_answers_are_their_shapes_with_the_right_status(document: Document) -> None:
     ops = operations(document)
 

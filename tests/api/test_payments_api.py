@@ -116,6 +116,28 @@ def test_same_key_same_body_replays_and_other_body_conflicts(
     assert server.runtime.simulators["sim_a"].calls == 1
 
 
+def test_a_key_outside_1_to_255_characters_is_refused_and_changes_nothing(
+    server: Server, api: httpx.Client
+) -> None:
+    pid = api.post("/v1/payments", json=BODY).json()["id"]
+    before = count_rows(server.runtime.store)
+    for key in ("", "k" * 256):
+        for path, body in (
+            ("/v1/payments", {**BODY, "order_id": "order-1002"}),
+            (f"/v1/payments/{pid}/refunds", {"amount": 100}),
+            (f"/v1/payments/{pid}/cancel", None),
+        ):
+            refused = api.post(path, json=body, headers={"Idempotency-Key": key})
+            assert refused.status_code == 400, (path, len(key))
+            error = refused.json()["error"]
+            assert (error["code"], error["param"]) == ("idempotency_key_invalid", "Idempotency-Key")
+    assert count_rows(server.runtime.store) == before
+    at_most = api.post(
+        f"/v1/payments/{pid}/refunds", json={"amount": 100}, headers={"Idempotency-Key": "k" * 255}
+    )
+    assert at_most.status_code == 201, at_most.text
+
+
 def test_concurrent_requests_with_one_key_create_one_payment(server: Server) -> None:
     def post(_: int) -> httpx.Response:
         with server.client() as c:

@@ -37,6 +37,7 @@ from pydantic import TypeAdapter
 from paymend.api import auth
 from paymend.api.errors import ErrorBody
 from paymend.api.guard import WITH_BODY, provider_signed
+from paymend.api.idempotent import KEY_HEADER
 from paymend.api.openapi_links import add_links
 from paymend.api.responses import CODES_KEY, describe
 from paymend.api.routes import Route, dependants, routes_of
@@ -144,7 +145,8 @@ def implied_errors(route: Route, method: str) -> dict[int, set[str]]:
         found[408].add("request_timeout")
         found[413].add("body_too_large")
         found[415].add("unsupported_media_type")
-    if any(h.alias == "Idempotency-Key" for h in headers):  # api/idempotent.py
+    extra = getattr(route, "openapi_extra", None) or {}
+    if any(p["name"] == KEY_HEADER for p in extra.get("parameters", [])):  # idempotent()
         found[400].add("idempotency_key_invalid")
         found[409] |= {"idempotency_key_reused", "idempotency_request_in_progress"}
     calls = {d.call for d in dependants(dependant)}

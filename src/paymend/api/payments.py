@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Annotated, cast
+from typing import cast
 
-from fastapi import Header, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from paymend.api import shapes
 from paymend.api.checked import checked_router
-from paymend.api.idempotent import Render, run_creating, run_once
+from paymend.api.idempotent import Render, idempotent, key_of, run_creating, run_once
 from paymend.api.rendering import PAYMENT_NOT_FOUND, Authed, render_payment, runtime_of
 from paymend.api.responses import errors
 from paymend.api.schemas import CompensationIn, ConfirmIn, PaymentIn, RefundIn
@@ -28,20 +28,11 @@ from paymend.observability.tracing import current_trace_id
 from paymend.store.idempotency import Claim, Encoded, NewKey, Resource
 
 router = checked_router(prefix="/v1", tags=["payments"])
-IdemKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="1 to 255 characters; the same key with the same body replays the first "
-        "response",
-        # checked by api/idempotent.py (idempotency_key_invalid), said here for the document
-        json_schema_extra={"minLength": 1, "maxLength": 255},
-    ),
-]
 
 
 @router.post(
     "/payments",
+    openapi_extra=idempotent(),
     status_code=201,
     summary="Create and authorize a payment",
     response_model=shapes.Payment,
@@ -61,9 +52,7 @@ IdemKey = Annotated[
         (503, ["payment_method_paused", "payment_in_flight"]),
     ),
 )
-async def create_payment(
-    body: PaymentIn, request: Request, merchant: Authed, idempotency_key: IdemKey = None
-) -> JSONResponse:
+async def create_payment(body: PaymentIn, request: Request, merchant: Authed) -> JSONResponse:
     """Validates, routes and authorizes the payment, and answers with its status:
     `succeeded`, `failed` (with the reason), `requires_action`, or `processing` when the
     outcome is not yet known (the worker finishes it)."""
@@ -119,7 +108,7 @@ async def create_payment(
     return await run_creating(
         runtime,
         merchant.id,
-        idempotency_key,
+        key_of(request),
         "/v1/payments",
         idempotency_body(body),
         creating,
@@ -172,6 +161,7 @@ def _stored(body: Mapping[str, object]) -> dict[str, object]:
 
 @router.post(
     "/payments/{payment_id}/refunds",
+    openapi_extra=idempotent(),
     status_code=201,
     summary="Refund all or part of a payment",
     response_model=shapes.Refund,
@@ -186,7 +176,6 @@ async def create_refund(
     body: RefundIn,
     request: Request,
     merchant: Authed,
-    idempotency_key: IdemKey = None,
 ) -> JSONResponse:
     runtime = runtime_of(request)
     command = RefundCommand(
@@ -205,7 +194,7 @@ async def create_refund(
     return await run_once(
         runtime,
         merchant.id,
-        idempotency_key,
+        key_of(request),
         f"/v1/payments/{payment_id}/refunds",
         body.model_dump(mode="json"),
         handler,
@@ -219,7 +208,6 @@ async def _act(
     merchant: Merchant,
     payment_id: str,
     action: str,
-    idempotency_key: str | None,
     run: Callable[[Claim | None], Awaitable[PaymentView]],
     body: Mapping[str, object] | None = None,
 ) -> JSONResponse:
@@ -230,7 +218,7 @@ async def _act(
     return await run_once(
         runtime_of(request),
         merchant.id,
-        idempotency_key,
+        key_of(request),
         path,
         dict(body or {}),
         handler,
@@ -241,6 +229,7 @@ async def _act(
 
 @router.post(
     "/payments/{payment_id}/confirm",
+    openapi_extra=idempotent(),
     summary="Continue after 3-D Secure",
     response_model=shapes.Payment,
     responses=errors(
@@ -251,7 +240,6 @@ async def confirm_payment(
     payment_id: str,
     request: Request,
     merchant: Authed,
-    idempotency_key: IdemKey = None,
     body: ConfirmIn | None = None,
 ) -> JSONResponse:
     """Call this when the customer came back from the bank's authentication page. With
@@ -264,7 +252,6 @@ async def confirm_payment(
         merchant,
         payment_id,
         "confirm",
-        idempotency_key,
         lambda claim: service.confirm(merchant.id, payment_id, claim, given),
         {"details": given} if given else None,
     )
@@ -272,13 +259,12 @@ async def confirm_payment(
 
 @router.post(
     "/payments/{payment_id}/cancel",
+    openapi_extra=idempotent(),
     summary="Cancel a payment that is not final",
     response_model=shapes.Payment,
     responses=errors(PAYMENT_NOT_FOUND, (409, ["payment_not_cancelable", "concurrent_update"])),
 )
-async def cancel_payment(
-    payment_id: str, request: Request, merchant: Authed, idempotency_key: IdemKey = None
-) -> JSONResponse:
+async def cancel_payment(payment_id: str, request: Request, merchant: Authed) -> JSONResponse:
     """A charge that still lands after the cancel is refunded automatically."""
     service = runtime_of(request).service
     return await _act(
@@ -286,13 +272,13 @@ async def cancel_payment(
         merchant,
         payment_id,
         "cancel",
-        idempotency_key,
         lambda claim: service.cancel(merchant.id, payment_id, claim),
     )
 
 
 @router.post(
     "/payments/{payment_id}/compensations",
+    openapi_extra=idempotent(),
     status_code=201,
     summary="Grant a coupon or credit for a failed or delayed payment",
     response_model=shapes.Compensation,
@@ -315,7 +301,6 @@ async def create_compensation(
     body: CompensationIn,
     request: Request,
     merchant: Authed,
-    idempotency_key: IdemKey = None,
 ) -> JSONResponse:
     runtime = runtime_of(request)
 
@@ -335,7 +320,7 @@ async def create_compensation(
     return await run_once(
         runtime,
         merchant.id,
-        idempotency_key,
+        key_of(request),
         f"/v1/payments/{payment_id}/compensations",
         body.model_dump(mode="json"),
         handler,
