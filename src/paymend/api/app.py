@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from paymend import __version__
 from paymend.api import errors, openapi
+from paymend.api.app_state import AppState
 from paymend.api.checked import check_every_route
 from paymend.api.failures import router as failures_router
 from paymend.api.feedback import router as feedback_router
@@ -96,16 +97,14 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         telemetry=NO_FASTAPI_TELEMETRY,
     )
     check_every_route(app)  # the docs pages, /healthz, /metrics: api/checked.py
-    app.state.runtime = runtime
     if runtime.settings.admin_key:
         log.warning(
             "admin_key_ignored",
             why="PAYMEND_ADMIN_KEY is no longer used: give each operator a key with "
             "`paymend operators create NAME --role admin|ops|support|viewer`",
         )
-    app.state.stopping = stopping
-    app.state.key_cache = {}  # api/auth.py: API key hash -> merchant, briefly
-    app.state.customer_pages = load_pages(runtime)  # a broken FAQ or help file: no start
+    # a broken FAQ or help file: no start
+    app.state = AppState(runtime, stopping, load_pages(runtime))
     errors.install(app)
     app.include_router(payments_router)
     app.include_router(listing_router)
