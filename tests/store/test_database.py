@@ -17,7 +17,7 @@ from sqlalchemy import event
 
 from paymend.store import checkpoints as checkpoints_module
 from paymend.store.checkpoints import CHECKPOINT_EVERY_S, Checkpoints
-from paymend.store.database import MMAP_BYTES, Connection, Store
+from paymend.store.database import MMAP_BYTES, Connection, Store, create_db_engine
 
 
 def count(conn: Connection) -> int:
@@ -388,3 +388,27 @@ def test_a_failed_savepoint_statement_is_raised_as_sqlalchemys(
         asyncio.run(scenario())
     finally:
         store.close()
+
+
+def test_none_and_booleans_bind_as_sqlite_binds_them_unadapted(tmp_path: Path) -> None:
+    plain = sqlite3.connect(":memory:")  # before any adapter of the store's
+    asked = "SELECT ?, typeof(?), ?, typeof(?), ?, typeof(?)"
+    values = (None, None, True, True, False, False)
+    expected = plain.execute(asked, values).fetchone()
+    assert expected == (None, "null", 1, "integer", 0, "integer")
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'bind.db'}")
+    try:
+        with engine.connect() as conn:
+            got = conn.exec_driver_sql(asked, values).fetchone()
+            assert tuple(got) == expected
+            insert = "INSERT INTO t VALUES (?, ?)"
+            conn.exec_driver_sql("CREATE TABLE t (a, b)")
+            conn.exec_driver_sql(insert, (None, True))
+            rows = conn.exec_driver_sql("SELECT a IS NULL, b FROM t").fetchall()
+            assert [tuple(r) for r in rows] == [(1, 1)]
+        # the adapters are in place for every connection of the process
+        assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+        assert sqlite3.adapters[(bool, sqlite3.PrepareProtocol)](True) == 1
+    finally:
+        engine.dispose()
+        plain.close()
