@@ -49,7 +49,7 @@ def idempotent() -> dict[str, Any]:
 
 
 def key_of(request: Request) -> str | None:
-    """The request's Idempotency-Key (the first, if sent twice), as FastAPI read it."""
+    """The request's Idempotency-Key, None without one (the first, if it came twice)."""
     return request.headers.get(KEY_HEADER)
 
 
