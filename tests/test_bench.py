@@ -30,6 +30,7 @@ REFUSED = [  # a script, arguments it refuses, and what its message must name
     ("handoff.py", ["--rounds", "0"], "--rounds"),
     ("instructions.py", ["--requests", "0"], "--requests"),
     ("risk_history.py", ["--reads", "0"], "--reads"),
+    ("redis_velocity.py", ["--reads", "0"], "--reads"),
 ]
 
 # one process runs every script as `python bench/X.py ARGS` would, and reports each

@@ -24,13 +24,18 @@ class RedisVelocity:
     @classmethod
     def from_url(cls, url: str) -> RedisVelocity:
         # a payment falls back to the database's counters when Redis cannot answer, so
-        # it must not wait long for it: redis-py's default retries back off for seconds
+        # it must not wait long for it: redis-py's default retries back off for seconds.
+        # RESP3 asked for by name: a score arrives as a float. Left to its default,
+        # redis-py 8 speaks RESP3 but answers in RESP2's shapes, writing every score back
+        # to text and reading it again, a quarter of the read of a busy subject's set
+        # (bench/redis_velocity.py)
         return cls(
             redis.Redis.from_url(
                 url,
                 socket_connect_timeout=0.5,
                 socket_timeout=0.5,
                 retry=Retry(NoBackoff(), 1),
+                protocol=3,
             )
         )
 
