@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints
 
 from paymend.engine.collector import spare_collector
-from paymend.store.database import create_db_engine
+from paymend.store.engines import create_db_engine
 
 metadata = sa.MetaData()
 payments = sa.Table(

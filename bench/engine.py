@@ -95,8 +95,9 @@ from paymend.engine.settings import EngineSettings
 from paymend.observability import configure_logging
 from paymend.providers.simulator import SimulatedProvider, SimulatorSettings
 from paymend.store import merchants
-from paymend.store.database import Store, create_db_engine, is_sqlite
+from paymend.store.database import Store
 from paymend.store.deferred import deferring
+from paymend.store.engines import create_db_engine, is_sqlite
 from paymend.store.migrate import upgrade
 from paymend.store.prepared import Prepared
 from paymend.store.tables import ORDER_HOLDING, attempts, events, payments

@@ -58,8 +58,8 @@ from paymend.engine.collector import spare_collector
 from paymend.engine.ids import IdFactory
 from paymend.providers.base import ChargeRequest, ProviderOutcome
 from paymend.store import idempotency, keys, merchants
-from paymend.store.database import create_db_engine, is_sqlite
 from paymend.store.deferred import deferring
+from paymend.store.engines import create_db_engine, is_sqlite
 from paymend.store.prepared import Prepared
 from paymend.store.tables import (
     ORDER_HOLDING,

@@ -28,7 +28,8 @@ from paymend.risk.velocity import REACHES
 from paymend.store import payments as repo
 from paymend.store import risk as risk_repo
 from paymend.store import risk_assessment as assessment
-from paymend.store.database import Connection, Store, create_db_engine
+from paymend.store.database import Connection, Store
+from paymend.store.engines import create_db_engine
 from paymend.store.tables import payments, risk_decisions
 from tests.helpers import make_merchant, service, simulator
 

@@ -17,7 +17,8 @@ from sqlalchemy import event
 
 from paymend.store import checkpoints as checkpoints_module
 from paymend.store.checkpoints import CHECKPOINT_EVERY_S, Checkpoints
-from paymend.store.database import MMAP_BYTES, Connection, Store, create_db_engine
+from paymend.store.database import Connection, Store
+from paymend.store.engines import MMAP_BYTES, create_db_engine
 
 
 def count(conn: Connection) -> int:

@@ -27,7 +27,8 @@ from paymend.engine.ids import IdFactory
 from paymend.observability import configure_logging
 from paymend.observability.tracing import TracingSettingInvalid
 from paymend.store import merchants
-from paymend.store.database import Store, redacted_url
+from paymend.store.database import Store
+from paymend.store.engines import redacted_url
 from paymend.store.migrate import upgrade
 
 
