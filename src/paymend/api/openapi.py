@@ -145,7 +145,7 @@ def implied_errors(route: Route, method: str) -> dict[int, set[str]]:
         found[408].add("request_timeout")
         found[413].add("body_too_large")
         found[415].add("unsupported_media_type")
-    extra = getattr(route, "openapi_extra", None) or {}
+    extra = route.openapi_extra or {}
     if any(p["name"] == KEY_HEADER for p in extra.get("parameters", [])):  # idempotent()
         found[400].add("idempotency_key_invalid")
         found[409] |= {"idempotency_key_reused", "idempotency_request_in_progress"}

@@ -21,6 +21,7 @@ class Route(Protocol):
     include_in_schema: bool
     dependant: Dependant
     body_field: object | None
+    openapi_extra: dict[str, Any] | None
 
 
 def routes_of(app: FastAPI) -> list[Route]:
