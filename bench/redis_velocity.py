@@ -39,18 +39,17 @@ DAY_S = 86_400
 
 def _fill(book: RedisVelocity, size: int, now: datetime) -> None:
     """`size` payments of other customers on the shared IP, spread over the last day,
-    each with one of 500 cards; one in ten failed, one in fifty fraud-like."""
-    client = book.client
-    pay, fail = book._key("pay", "ip", SHARED_IP), book._key("fail", "ip", SHARED_IP)
-    client.delete(pay, fail)
-    pipe = client.pipeline(transaction=False)
+    each with one of 500 cards; one in ten failed, one in fifty fraud-like. Written as
+    payments write them (`seen`, `settled`), oldest last."""
+    for key in book.client.scan_iter(f"{book.prefix}:*"):
+        book.client.delete(key)
     for i in range(size):
-        at = (now - timedelta(seconds=(i + 1) * (DAY_S - 60) / size)).timestamp()
+        at = now - timedelta(seconds=(i + 1) * (DAY_S - 60) / size)
+        who = Subjects(card=f"fp_{i % 500:06d}", customer="", device="", ip=SHARED_IP, email="")
         payment = f"pay_{i:012d}"
-        pipe.zadd(pay, {f"{payment}|19.99|CNY|fp_{i % 500:06d}": at})
+        book.seen(payment, who, 19.99, "CNY", at)
         if i % 10 == 0:
-            pipe.zadd(fail, {f"{payment}|{int(i % 50 == 0)}": at})
-    pipe.execute()
+            book.settled(payment, who, i % 50 == 0, at)
 
 
 def _read_us(book: RedisVelocity, now: datetime, reads: int) -> tuple[float, dict[str, float]]:
