@@ -4,6 +4,7 @@ them, and how long they live."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +20,7 @@ WHO = Subjects(card="fp_1", customer="c-1", device="", ip="100.64.0.1", email="a
 
 
 @pytest.fixture
-def book(redis_url: str) -> RedisVelocity:
+def book(redis_url: str) -> Iterator[RedisVelocity]:
     found = RedisVelocity.from_url(redis_url)
     found.prefix = f"paymend-test:{uuid.uuid4().hex}"
     yield found
