@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from paymend.domain.card_text import mask_card_numbers
-from paymend.observability import UtcStamp, get_logger
+from paymend.observability import UtcStamp, children, get_logger
 from paymend.observability.tracing import CardFreeIds
 from tests.logs import captured
 
@@ -177,3 +178,27 @@ def test_every_line_carries_the_time_it_was_written() -> None:
     stamps = [datetime.fromisoformat(line["timestamp"]) for line in logs.lines()]
     assert len(stamps) == 2
     assert all(before - timedelta(microseconds=1) <= s <= after for s in stamps)
+
+
+def test_a_kept_child_counts_under_its_own_labels_in_the_registry() -> None:
+    registry = CollectorRegistry()
+    calls = Counter("calls_total", "calls", ["provider", "outcome"], registry=registry)
+    latency = Histogram("latency_seconds", "latency", ["provider"], registry=registry)
+    calls_by, latency_by = children(calls), children(latency)
+
+    for provider, outcome in [("sim_a", "succeeded"), ("sim_b", "failed"), ("sim_a", "succeeded")]:
+        calls_by(provider, outcome).inc()
+    latency_by("sim_a").observe(0.2)
+    latency_by("sim_a").observe(0.4)
+
+    assert calls_by("sim_a", "succeeded") is calls.labels("sim_a", "succeeded")
+    assert (
+        registry.get_sample_value("calls_total", {"provider": "sim_a", "outcome": "succeeded"}) == 2
+    )
+    assert registry.get_sample_value("calls_total", {"provider": "sim_b", "outcome": "failed"}) == 1
+    assert (
+        registry.get_sample_value("calls_total", {"provider": "sim_b", "outcome": "succeeded"})
+        is None
+    )
+    assert registry.get_sample_value("latency_seconds_count", {"provider": "sim_a"}) == 2
+    assert registry.get_sample_value("latency_seconds_sum", {"provider": "sim_a"}) == 0.2 + 0.4

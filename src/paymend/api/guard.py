@@ -24,11 +24,13 @@ from paymend.observability import (
     REQUEST_LATENCY,
     REQUESTS,
     SLOW_CLIENTS,
+    children,
     get_logger,
 )
 from paymend.observability.tracing import id_holds_card_number, server_span
 
 log = get_logger("paymend.api")
+_REQUESTS, _REQUEST_LATENCY = children(REQUESTS), children(REQUEST_LATENCY)  # every request
 MAX_BODY_BYTES = 64 * 1024
 BODY_TIMEOUT_S = 10.0
 WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -67,8 +69,8 @@ class RequestGuard:
             state["logged"] = 1
             route = _route_template(scope)
             elapsed = time.perf_counter() - start
-            REQUESTS.labels(method, route, str(state["status"])).inc()
-            REQUEST_LATENCY.labels(method, route).observe(elapsed)
+            _REQUESTS(method, route, str(state["status"])).inc()
+            _REQUEST_LATENCY(method, route).observe(elapsed)
             if path != "/metrics":
                 log.info(
                     "http_request",

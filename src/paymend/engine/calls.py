@@ -11,7 +11,7 @@ from datetime import datetime
 
 from paymend.domain.clock import Clock
 from paymend.domain.payment import Attempt, AttemptStatus, Payment
-from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, get_logger
+from paymend.observability import ATTEMPT_LATENCY, ATTEMPTS, children, get_logger
 from paymend.providers.base import (
     ChargeRequest,
     ClosesUnpaid,
@@ -26,6 +26,7 @@ from paymend.providers.base import (
 )
 
 log = get_logger("paymend.engine")
+_ATTEMPTS, _ATTEMPT_LATENCY = children(ATTEMPTS), children(ATTEMPT_LATENCY)  # every call
 NO_STATUS_QUERY = "NO_STATUS_QUERY"  # the provider offers no status query: still unknown
 
 _STATUS = {
@@ -273,8 +274,8 @@ class Caller:
         return channel if provider is None else provider.code_map
 
     def _observe(self, attempt: Attempt, outcome: CallOutcome, operation: str) -> None:
-        ATTEMPTS.labels(attempt.provider, outcome.status.value, outcome.raw_code or "").inc()
-        ATTEMPT_LATENCY.labels(attempt.provider).observe(outcome.latency_ms / 1000)
+        _ATTEMPTS(attempt.provider, outcome.status.value, outcome.raw_code or "").inc()
+        _ATTEMPT_LATENCY(attempt.provider).observe(outcome.latency_ms / 1000)
         log.info(
             "provider_call",
             operation=operation,

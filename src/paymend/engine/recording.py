@@ -25,13 +25,14 @@ from paymend.engine.late_success import LateSuccess
 from paymend.engine.liveness import Owner
 from paymend.health.book import Health
 from paymend.health.keys import channel_key
-from paymend.observability import PAYMENTS, get_logger
+from paymend.observability import PAYMENTS, children, get_logger
 from paymend.store import jobs, outbox
 from paymend.store import payments as repo
 from paymend.store.database import Connection, Store
 from paymend.store.deferred import deferring
 
 log = get_logger("paymend.engine")
+_PAYMENTS = children(PAYMENTS)  # every payment that reaches a status
 SETTLE_FIRST_AFTER = timedelta(seconds=2)  # first worker query of an unknown outcome
 
 
@@ -175,7 +176,7 @@ class Recorder:
                 await self._record_only(attempt)
             raise
         if target is not None:
-            PAYMENTS.labels(payment.status.value, attempt.provider).inc()
+            _PAYMENTS(payment.status.value, attempt.provider).inc()
         if target is PaymentStatus.FAILED and self.on_failed is not None:
             await self.on_failed(payment)
 

@@ -26,7 +26,7 @@ from paymend.domain.clock import Clock
 from paymend.domain.payment import Payment, PaymentStatus
 from paymend.engine.commands import PayCommand
 from paymend.engine.creation import Stop
-from paymend.observability import get_logger
+from paymend.observability import children, get_logger
 from paymend.risk.assess import Listed, complete, evaluate, history_features
 from paymend.risk.features import (
     SUBJECTS,
@@ -62,6 +62,7 @@ SHADOW = Counter(
     "What the shadow rules would have decided, by verdict and whether it differs",
     ["verdict", "differs"],
 )
+_DECISIONS, _SHADOW = children(DECISIONS), children(SHADOW)  # every payment counts in them
 LIST_KINDS: dict[str, ListKind] = {
     "card": ListKind.CARD,
     "email": ListKind.EMAIL,
@@ -204,10 +205,10 @@ class RiskGate:
             counted = self.book.seen(p.payment_id, p.who, amount, p.cmd.amount.currency, p.now)
             if p.from_redis is None or not counted:
                 log.warning("risk_velocity_unavailable", payment_id=p.payment_id)
-        DECISIONS.labels(decision.verdict.value).inc()
+        _DECISIONS(decision.verdict.value).inc()
         if decision.shadow_verdict is not None:
             differs = decision.shadow_verdict is not decision.verdict
-            SHADOW.labels(decision.shadow_verdict.value, str(differs).lower()).inc()
+            _SHADOW(decision.shadow_verdict.value, str(differs).lower()).inc()
         if decision.verdict is not Verdict.ALLOW or decision.fired:
             log.info(
                 "risk_decision",
