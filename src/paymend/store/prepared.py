@@ -224,7 +224,10 @@ class Prepared:
         waiting = getattr(conn, QUEUE, None)
         if waiting:  # this one answers at once: the writes before it go first
             flush(conn, waiting)
-        raw = conn.connection.driver_connection
+        # the driver's connection: sqlite3's and psycopg's are DB-API connections
+        # themselves, and `dbapi_connection` is an attribute where `driver_connection`
+        # is two properties deep to the same object (a statement's every run reads it)
+        raw = conn.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
