@@ -116,19 +116,21 @@ class RequestGuard:
             finally:
                 log_request()
 
+    def _too_large(self) -> Refusal:
+        return Refusal(
+            413,
+            error_body("body_too_large", f"the request body must be at most {self.max_body} bytes"),
+        )
+
     async def _read_checked(
         self, headers: dict[str, str], receive: Receive, *, raw: bool = False
     ) -> tuple[bytes | None, Refusal | None]:
         """The body, or why it is refused; (None, None) when the client went away. A
         `raw` body (a provider's signed notification) is bounded in size and time only:
         its own format, verified by its connector over the exact bytes."""
-        too_large = Refusal(
-            413,
-            error_body("body_too_large", f"the request body must be at most {self.max_body} bytes"),
-        )
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body:
-            return b"", too_large
+            return b"", self._too_large()
         chunks: list[bytes] = []
         size = 0
         try:
@@ -141,7 +143,7 @@ class RequestGuard:
                     chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > self.max_body:
-                        return b"", too_large
+                        return b"", self._too_large()
                     chunks.append(chunk)
                     more = message.get("more_body", False)
         except TimeoutError:
