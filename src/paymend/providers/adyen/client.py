@@ -26,7 +26,7 @@ import httpx
 
 from paymend.providers.answers import Answer, AnswerNotTrusted
 from paymend.providers.base import ProviderConnectionError
-from paymend.providers.http_pool import LoopClients
+from paymend.providers.http_pool import LoopClients, transport_failures
 
 API_VERSION = "v71"
 
@@ -66,22 +66,10 @@ class AdyenClient:
         headers = {"X-API-Key": self._api_key, "Content-Type": "application/json"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        try:
+        with transport_failures("adyen"):
             response = await self._client().post(
                 self.url(path), content=json.dumps(body).encode(), headers=headers
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise ProviderConnectionError(
-                "CONNECTION_REFUSED", f"adyen: {type(exc).__name__}", sent=False
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise ProviderConnectionError(
-                "READ_TIMEOUT", f"adyen: {type(exc).__name__}", sent=True
-            ) from None
-        except httpx.TransportError as exc:  # reset, closed mid-answer, protocol error
-            raise ProviderConnectionError(
-                "CONNECTION_RESET", f"adyen: {type(exc).__name__}", sent=True
-            ) from None
         if response.status_code == 503 and not _is_json(response):
             # refused in front of the API (a load balancer): nothing was processed. A
             # 502 or 504 may come after the request went through: read as unknown.

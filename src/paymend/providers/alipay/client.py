@@ -34,7 +34,7 @@ from paymend.providers import answers
 from paymend.providers.alipay import signing
 from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import ProviderConnectionError
-from paymend.providers.http_pool import LoopClients
+from paymend.providers.http_pool import LoopClients, transport_failures
 
 BEIJING = timezone(timedelta(hours=8))
 SUCCESS = "10000"
@@ -165,24 +165,12 @@ class AlipayClient:
         return Answer(200, node)
 
     async def _post(self, params: dict[str, str]) -> str:
-        try:
+        with transport_failures("alipay gateway"):
             response = await self._client().post(
                 self.gateway,
                 content=urlencode(params).encode(),
                 headers={"content-type": "application/x-www-form-urlencoded;charset=utf-8"},
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise ProviderConnectionError(
-                "CONNECTION_REFUSED", f"alipay gateway: {type(exc).__name__}", sent=False
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise ProviderConnectionError(
-                "READ_TIMEOUT", f"alipay gateway: {type(exc).__name__}", sent=True
-            ) from None
-        except httpx.TransportError as exc:  # reset, closed mid-answer, protocol error
-            raise ProviderConnectionError(
-                "CONNECTION_RESET", f"alipay gateway: {type(exc).__name__}", sent=True
-            ) from None
         if response.status_code == 503:  # refused in front of the gateway: not processed
             raise ProviderConnectionError(
                 "CONNECTION_REFUSED", "alipay gateway: HTTP 503, service unavailable", sent=False

@@ -32,7 +32,7 @@ from paymend.domain.clock import Clock
 from paymend.providers import answers
 from paymend.providers.answers import AnswerNotTrusted
 from paymend.providers.base import ProviderConnectionError
-from paymend.providers.http_pool import LoopClients
+from paymend.providers.http_pool import LoopClients, transport_failures
 from paymend.providers.wechatpay import signing
 
 
@@ -159,22 +159,10 @@ class WechatpayClient:
     async def _send(self, method: str, path: str, body: str) -> httpx.Response:
         url = self.base_url + path
         headers = self.headers(method, urlsplit(url).path + _query(url), body)
-        try:
+        with transport_failures("wechatpay"):
             return await self._client().request(
                 method, url, content=body.encode() if body else None, headers=headers
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise ProviderConnectionError(
-                "CONNECTION_REFUSED", f"wechatpay: {type(exc).__name__}", sent=False
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise ProviderConnectionError(
-                "READ_TIMEOUT", f"wechatpay: {type(exc).__name__}", sent=True
-            ) from None
-        except httpx.TransportError as exc:  # reset, closed mid-answer, protocol error
-            raise ProviderConnectionError(
-                "CONNECTION_RESET", f"wechatpay: {type(exc).__name__}", sent=True
-            ) from None
 
     async def download(self, url: str) -> bytes:
         """A bill file from the `download_url` the bill query answered: a signed GET
