@@ -19,9 +19,12 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+# the signature itself, SHA256withRSA (RSA2), for the connector and the simulator
+from paymend.providers.rsa_signature import sign as sign
+from paymend.providers.rsa_signature import verify as verify
 
 SIGN_TYPE = "RSA2"
 
@@ -71,20 +74,6 @@ def load_public_key(text: str) -> rsa.RSAPublicKey:
     if not isinstance(key, rsa.RSAPublicKey):
         raise ValueError("the public key is not an RSA key")
     return key
-
-
-def sign(key: rsa.RSAPrivateKey, content: str) -> str:
-    signature = key.sign(content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    return base64.b64encode(signature).decode("ascii")
-
-
-def verify(key: rsa.RSAPublicKey, content: str, signature: str) -> bool:
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        key.verify(raw, content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, binascii.Error, ValueError):
-        return False
-    return True
 
 
 def response_node(body: str, node: str) -> str | None:

@@ -31,10 +31,14 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+# the signature itself, SHA256withRSA, for the connector and the simulator
+from paymend.providers.rsa_signature import sign as sign
+from paymend.providers.rsa_signature import verify as verify
 
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 PUBLIC_KEY_PREFIX = "PUB_KEY_ID_"
@@ -54,20 +58,6 @@ def answer_message(timestamp: str, nonce: str, body: str) -> str:
 
 def nonce() -> str:
     return secrets.token_hex(16).upper()
-
-
-def sign(key: rsa.RSAPrivateKey, message: str) -> str:
-    signature = key.sign(message.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    return base64.b64encode(signature).decode("ascii")
-
-
-def verify(key: rsa.RSAPublicKey, message: str, signature: str) -> bool:
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        key.verify(raw, message.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, binascii.Error, ValueError):
-        return False
-    return True
 
 
 def authorization(
