@@ -31,7 +31,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -53,6 +53,7 @@ from paymend.providers.base import (
 from paymend.providers.registry import ChannelSpec, build
 from paymend.providers.simulator import APPROVED, ChargeState, Ledger, SimulatorSettings
 from paymend.sim.alipay_gateway import AlipayGateway, GatewayKeys
+from paymend.sim.face import Scope
 from paymend.sim.wechatpay_api import MerchantKeys, WechatpayApi
 
 BUYER_CONFIRMS_S = 20.0  # a buyer asked for the wallet's password confirms this much later
@@ -60,9 +61,6 @@ TOKEN_PREFIX = "lab"  # noqa: S105 - not a secret: the payment code `lab<n>` nam
 PENDING_PAYMENT = "lab-arrival-"  # a charge's payment id until the run names it
 URLS = {"alipay": "http://alipay.lab/gateway.do", "wechatpay": "http://wechatpay.lab"}
 _WECHAT_QUERY = re.compile(r"^/v3/pay/transactions/out-trade-no/([^/]+)$")
-
-Scope = dict[str, Any]
-_ASGIApp = Any  # httpx's ASGI callable type, which LabWire is
 
 
 def payment_code(n: int) -> str:
@@ -247,7 +245,7 @@ def connector_channel(
         options=options,
         credentials=credentials,
         timeout_s=timeout_s,
-        transport=httpx.ASGITransport(app=cast(_ASGIApp, wire)),
+        transport=httpx.ASGITransport(app=wire),
     )
     return ConnectorChannel(build(channel_spec, clock), lab, face, wire)
 

@@ -10,7 +10,7 @@ it forever: `release()` ends every one of them, from any thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, MutableMapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ import httpx
 from paymend.domain.clock import Clock
 from paymend.providers.base import ProviderConnectionError
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]  # an ASGI scope, as servers and httpx type it
 T = TypeVar("T")
 
 
