@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from paymend.domain.clock import Clock
 from paymend.domain.ids import MerchantId
 from paymend.domain.roles import Role
 from paymend.engine.budget import RetryBudget
@@ -67,8 +69,8 @@ def simulator(
 
 def service(
     store: Store,
-    providers: dict[str, Provider],
-    clock: LoopClock,
+    providers: Mapping[str, Provider],
+    clock: Clock,
     *,
     timeout_s: float = 5.0,
     deadline_s: float = 10.0,

@@ -11,7 +11,9 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,10 +116,14 @@ def test_db_upgrade_then_merchant_create_prints_a_working_key(tmp_path: Path) ->
         found = store.run_sync(lambda c: merchants.by_api_key(c, key, SystemClock().now()))
         assert found is not None and found.name == "Acme Shop"
         for table in ("merchants", "merchant_keys", "audit_log"):
-            rows = store.run_sync(lambda c, t=table: c.execute(sa.text(f"SELECT * FROM {t}")).all())
+            rows = store.run_sync(partial(_all_rows, table=table))
             assert rows and key not in str(rows)
     finally:
         store.close()
+
+
+def _all_rows(conn: sa.Connection, table: str) -> list[Any]:
+    return list(conn.execute(sa.text(f"SELECT * FROM {table}")).all())
 
 
 def test_operators_are_created_rotated_revoked_and_audited(tmp_path: Path) -> None:

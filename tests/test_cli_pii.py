@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -100,11 +101,17 @@ def test_reseal_moves_rows_to_the_new_key_and_is_audited(db_url: str) -> None:
         mid, _ = make_merchant(store)
         for i in range(3):
             p = a_payment(MerchantId(mid), f"pay_{i}")
-            store.run_sync(lambda c, p=p: repo.insert_payment(c, p, NOW, Vault(old)))
+            store.run_sync(partial(repo.insert_payment, p=p, now=NOW, vault=Vault(old)))
         for customer, openid in (("c-1", OPENID), ("c-2", None), ("c-3", OPENID[::-1])):
             store.run_sync(
-                lambda c, who=customer, oid=openid: notice_prefs.save(
-                    c, Vault(old), mid, who, NOW, opt_out=["sms"], wechat_openid=oid
+                partial(
+                    notice_prefs.save,
+                    vault=Vault(old),
+                    merchant_id=mid,
+                    customer_id=customer,
+                    now=NOW,
+                    opt_out=["sms"],
+                    wechat_openid=openid,
                 )
             )
         env = {
@@ -119,12 +126,12 @@ def test_reseal_moves_rows_to_the_new_key_and_is_audited(db_url: str) -> None:
         )
         for i in range(3):
             assert Vault(new).key_id(raw_row(store, f"pay_{i}").customer_email_sealed) == new.id
-            contact = store.run_sync(lambda c, i=i: pii.contact(c, Vault(new), f"pay_{i}"))
+            contact = store.run_sync(partial(pii.contact, vault=Vault(new), payment_id=f"pay_{i}"))
             assert contact == pii.Contact(EMAIL, PHONE)
         # the old key is gone: the openids open under the new one alone, each on its row
         for customer, openid in (("c-1", OPENID), ("c-2", None), ("c-3", OPENID[::-1])):
             prefs = store.run_sync(
-                lambda c, who=customer: notice_prefs.load(c, Vault(new), mid, who)
+                partial(notice_prefs.load, vault=Vault(new), merchant_id=mid, customer_id=customer)
             )
             assert (prefs.wechat_openid, prefs.opt_out) == (openid, frozenset({"sms"}))
         audited = store.run_sync(

@@ -86,9 +86,9 @@ def test_banks_and_regions_ops_may_name_are_listed_or_any(tmp_path: Path) -> Non
     listed = GOOD + "banks: [CMB, ICBC, 招商银行]\nregions: [CN-East]\n"
     config = load_config(write(tmp_path, listed))
     assert config.banks == ["CMB", "ICBC", "招商银行"]
-    assert config.known_regions() == {"CN-East"}
+    assert config.known_regions() == frozenset({"CN-East"})
     by_channel = GOOD.replace("methods: [card]", "methods: [card]\n    regions: [CN-North]")
-    assert load_config(write(tmp_path, by_channel)).known_regions() == {"CN-North"}
+    assert load_config(write(tmp_path, by_channel)).known_regions() == frozenset({"CN-North"})
     with pytest.raises(DataFileError) as caught:
         load_config(write(tmp_path, GOOD + "banks:\n  - CMB\n  - 'IC\\tBC'\n"))
     assert caught.value.line == 9 and "banks.1" in str(caught.value)

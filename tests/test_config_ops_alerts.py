@@ -105,12 +105,15 @@ def test_wechat_needs_its_secret_and_then_is_a_channel(
     clock = LoopClock()
     svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
     monkeypatch.delenv("PAYMEND_WECHAT_APP_SECRET", raising=False)
-    link = {"link_key": b"k", "public_url": "https://pay.shop.cn"}  # the shipped policy's link
+    path = tmp_path / "paymend.yaml"
+    link_key, public_url = b"k", "https://pay.shop.cn"  # the shipped policy's link
     with pytest.raises(DataFileError, match="PAYMEND_WECHAT_APP_SECRET is not set"):
-        build_customer_notices(config.notifications, tmp_path / "paymend.yaml", svc, clock, **link)
+        build_customer_notices(
+            config.notifications, path, svc, clock, link_key=link_key, public_url=public_url
+        )
     monkeypatch.setenv("PAYMEND_WECHAT_APP_SECRET", "s3cret")
     notices = build_customer_notices(
-        config.notifications, tmp_path / "paymend.yaml", svc, clock, **link
+        config.notifications, path, svc, clock, link_key=link_key, public_url=public_url
     )
     assert notices is not None
     assert isinstance(notices.channels[ChannelName.WECHAT], WechatSubscribeChannel)

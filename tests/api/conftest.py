@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import pytest
@@ -26,7 +26,7 @@ from tests.helpers import make_merchant
 
 T = TypeVar("T")
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "seed": 3,
     "providers": {
         "sim_a": {"type": "simulator", "methods": ["card", "alipay"]},
@@ -76,7 +76,11 @@ def bound_socket() -> socket.socket:
 
 
 def serve_asgi(
-    app: ASGIApp, settings: Settings, *, lifespan: str = "on", sock: socket.socket | None = None
+    app: ASGIApp,
+    settings: Settings,
+    *,
+    lifespan: Literal["auto", "on", "off"] = "on",
+    sock: socket.socket | None = None,
 ) -> tuple[uvicorn.Server, threading.Thread, str]:
     """`app` behind uvicorn with the options `paymend serve` uses (the HTTP bounds of
     `settings`), on a free port of 127.0.0.1 (or on `sock`), in a thread."""

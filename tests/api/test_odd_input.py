@@ -23,7 +23,7 @@ SECRET_BODY: dict[str, Any] = {**BODY, "payment_token": TOKEN, "metadata": {"car
 
 
 def with_(path: str, value: Any) -> dict[str, Any]:
-    body = json.loads(json.dumps(SECRET_BODY))
+    body: dict[str, Any] = json.loads(json.dumps(SECRET_BODY))
     node = body
     *parents, last = path.split(".")
     for name in parents:

@@ -78,7 +78,8 @@ def test_support_queries_notes_links_and_resends_from_the_payment_page(
     assert client.post(f"{url}/resend", data=resend).status_code == 409  # still going out
     store.run_sync(lambda c: notices.update(c, intent.id, console.clock.now(), status="failed"))
     assert client.post(f"{url}/resend", data=resend).status_code == 303
-    assert store.run_sync(lambda c: notices.get(c, intent.id)).status == "pending"
+    resent = store.run_sync(lambda c: notices.get(c, intent.id))
+    assert resent is not None and resent.status == "pending"
 
     page = client.get(url)
     entries = page.text.split('data-kind="audit"')[1:]

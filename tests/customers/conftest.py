@@ -31,7 +31,7 @@ T = TypeVar("T")
 LINK_KEY = "a-link-key-for-tests-only-0123456789"
 CHECKOUT = "https://shop.example/checkout?order={order_id}"
 SUPPORT = "mailto:help@shop.example"
-SHOP_CONFIG = {**CONFIG, "customers": {"checkout_url": CHECKOUT, "link_ttl": "1d"}}
+SHOP_CONFIG: dict[str, Any] = {**CONFIG, "customers": {"checkout_url": CHECKOUT, "link_ttl": "1d"}}
 
 
 @dataclass

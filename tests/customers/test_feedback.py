@@ -48,7 +48,7 @@ def test_the_checkout_sends_feedback_stored_masked_with_the_payments_context(
 def test_bad_feedback_gets_a_machine_code_and_changes_nothing(shop: Shop) -> None:
     paid = shop.pay("sim_approve", "o-api-bad")
     before = count_rows(shop.server.runtime.store)
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"rating": 6}, 400, "rating"),
         ({"reasons": ["boring"]}, 400, "reasons.0"),
         ({"text": "x" * 1001}, 400, "text"),

@@ -65,7 +65,8 @@ def forms(pan: str) -> dict[str, str]:
     }
 
 
-Place = Callable[[str], tuple[Any, str | None]]
+# a value (text, or a JSON number) put in one place of a request body: (body, parameter)
+Place = Callable[[str | int], tuple[Any, str | None]]
 
 STRICT_PLACES: dict[str, Place] = {
     "metadata value": lambda v: ({"metadata": {"note": v}}, "metadata.note"),

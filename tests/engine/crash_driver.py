@@ -24,9 +24,9 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -45,6 +45,7 @@ from paymend.store.tables import attempts, jobs, payments, refunds
 from paymend.store.tables import merchants as merchant_rows
 
 T = TypeVar("T")
+P = ParamSpec("P")
 MERCHANT = MerchantId("mer_crash")
 CONCURRENCY = 8
 HANG_S = 1.0  # a hung call answers (too late) after this
@@ -99,12 +100,16 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def traced(kind: str, job: Callable[[str], Awaitable[T]]) -> Callable[[str], Awaitable[T]]:
-    """`job`, announcing on stdout when it starts and ends: the parent kills mid-job."""
+def traced(
+    kind: str, job: Callable[P, Coroutine[Any, Any, T]]
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """`job` (called with its subject's id), announcing on stdout when it starts and ends:
+    the parent kills mid-job."""
 
-    async def run(subject: str) -> T:
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        subject = [*args, *kwargs.values()][0]
         say(f"work {kind} {subject}")
-        result = await job(subject)
+        result = await job(*args, **kwargs)
         say(f"worked {kind} {subject}")
         return result
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +265,12 @@ def test_two_workers_and_a_replayed_plan_send_each_message_once(
         # planning again finds every message's key taken
         for incident_id in incidents:
             store.run_sync(
-                lambda c, i=incident_id: repo.update_page(c, i, room.clock.now(), opened_sent=False)
+                partial(
+                    repo.update_page,
+                    incident_id=incident_id,
+                    now=room.clock.now(),
+                    opened_sent=False,
+                )
             )
         await second.sweep()
         await first.sweep()

@@ -5,6 +5,7 @@ pages at once (virtual clock, real database and JSON endpoint)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -90,8 +91,13 @@ def test_a_page_does_not_wait_behind_jobs_that_hold_every_slot(
         earlier = room.clock.now() - timedelta(seconds=5)  # due before the page: first in line
         for i in range(4):
             room.store.run_sync(
-                lambda c, i=i: jobs.enqueue(
-                    c, f"job_q{telling}{i}", jobs.JobKind.SETTLE_ATTEMPT, f"a{i}", earlier, earlier
+                partial(
+                    jobs.enqueue,
+                    job_id=f"job_q{telling}{i}",
+                    kind=jobs.JobKind.SETTLE_ATTEMPT,
+                    subject_id=f"a{i}",
+                    run_at=earlier,
+                    now=earlier,
                 )
             )
         incident_id = room.open(channel=f"sim_{telling}")

@@ -3,7 +3,7 @@ can see the scope answer again; an operator's pause lets nothing through."""
 
 from __future__ import annotations
 
-from paymend.domain.control import Control
+from paymend.domain.control import Control, ControlKind, ControlScope
 from paymend.engine.clock import LoopClock
 from paymend.engine.controls import ControlService, route_controls
 from paymend.engine.ids import IdFactory
@@ -13,7 +13,7 @@ from tests.helpers import NOW
 
 
 def pause(id_: str, scope: str, value: str, by: str) -> Control:
-    return Control(id_, "pause", scope, value, None, "r", by, NOW)
+    return Control(id_, ControlKind.PAUSE, ControlScope(scope), value, None, "r", by, NOW)
 
 
 def test_only_a_pause_every_part_of_which_a_playbook_set_is_probed() -> None:

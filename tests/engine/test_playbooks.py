@@ -346,8 +346,11 @@ def test_an_incidents_baseline_is_read_once_and_kept_while_it_is_refined(store: 
         assert diagnosis, "the baseline was read again: every call before failed, no excess"
         again = diagnosis[0]
         assert again["scope"] == first["scope"] == {"channel": "sim_a"}
-        rate = again["expected"] / again["calls"]  # the baseline rate the diagnosis used
-        assert rate == pytest.approx(first["expected"] / first["calls"])
+        expected, calls = again["expected"], again["calls"]
+        expected_first, calls_first = first["expected"], first["calls"]
+        assert expected is not None and calls and expected_first is not None and calls_first
+        rate = expected / calls  # the baseline rate the diagnosis used
+        assert rate == pytest.approx(expected_first / calls_first)
         assert rate < 0.5
 
     run_virtual(scenario())

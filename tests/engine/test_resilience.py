@@ -8,10 +8,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
 from paymend.domain.events import EventType
+from paymend.domain.ids import AttemptId, PaymentId
 from paymend.domain.payment import AttemptStatus, PaymentStatus, RefundKind, RefundStatus
 from paymend.engine.clock import LoopClock
 from paymend.engine.virtual_time import run_virtual
@@ -150,8 +152,13 @@ def test_workers_claim_disjoint_jobs_with_skip_locked(postgres_url: str) -> None
     try:
         for i in range(40):
             store.run_sync(
-                lambda c, i=i: jobs.enqueue(
-                    c, f"job_{i:02d}", jobs.JobKind.RUN_ATTEMPT, f"att_{i}", NOW, NOW
+                partial(
+                    jobs.enqueue,
+                    job_id=f"job_{i:02d}",
+                    kind=jobs.JobKind.RUN_ATTEMPT,
+                    subject_id=f"att_{i}",
+                    run_at=NOW,
+                    now=NOW,
                 )
             )
         barrier = threading.Barrier(4)
@@ -261,9 +268,13 @@ def test_a_call_a_crash_left_pending_is_a_technical_failure(store: Store) -> Non
         view = await svc.pay(pay_cmd(mid))  # a normal payment, to copy rows from
         payment = view.payment
         # what a crash leaves: a processing payment with a pending attempt, never sent
-        orphan_payment = replace(payment, id="pay_orphan", order_id="o-orphan", version=0)
+        orphan_payment = replace(
+            payment, id=PaymentId("pay_orphan"), order_id="o-orphan", version=0
+        )
         orphan_payment.status = PaymentStatus.PROCESSING
-        attempt = Attempt("att_orphan", orphan_payment.id, 1, "sim_a", created_at=clock.now())  # type: ignore[arg-type]
+        attempt = Attempt(
+            AttemptId("att_orphan"), orphan_payment.id, 1, "sim_a", created_at=clock.now()
+        )
 
         def write(conn):  # type: ignore[no-untyped-def]
             repo.insert_payment(conn, orphan_payment, clock.now())

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from paymend.domain.control import Control
+from paymend.domain.control import Control, ControlKind, ControlScope
 from paymend.domain.errors import InvalidInput
 from paymend.domain.money import Money
 from paymend.domain.payment import Customer, PaymentStatus
@@ -103,7 +103,18 @@ def test_a_hold_needs_an_amount_and_only_a_hold_takes_one(store: Store) -> None:
 def test_a_hold_is_per_currency_and_one_from_before_currencies_holds_every_one() -> None:
     def hold(currency: str | None) -> Control:
         return Control(
-            "ctl_1", "hold", "bank", "CMB", None, "r", "ops", NOW, None, None, 500_000, currency
+            "ctl_1",
+            ControlKind.HOLD,
+            ControlScope.BANK,
+            "CMB",
+            None,
+            "r",
+            "ops",
+            NOW,
+            None,
+            None,
+            500_000,
+            currency,
         )
 
     def held(c: Control, minor: int, currency: str) -> bool:

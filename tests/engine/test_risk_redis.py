@@ -99,12 +99,16 @@ def test_two_processes_count_one_device_together(
         assert statuses[3:] == ["risk_declined"] * 9
         book = RedisVelocity(redis.Redis.from_url(redis_url), prefix)
         who = subjects("m", None, None, {"device_id": "dev-x"})
-        counted = aggregate(book.history(who, clock.now()), clock.now(), "CNY")
+        seen = book.history(who, clock.now())
+        assert seen is not None  # Redis answered
+        counted = aggregate(seen, clock.now(), "CNY")
         assert counted["device_count_1h"] == 12 and counted["device_cards_1h"] == 12
         assert counted["device_fraud_1h"] == 12 and counted["device_amount_1h"] == 12.0
         assert counted["device_count_10m"] == 12
         await clock.sleep(3600)
-        later = aggregate(book.history(who, clock.now()), clock.now(), "CNY")
+        seen = book.history(who, clock.now())
+        assert seen is not None
+        later = aggregate(seen, clock.now(), "CNY")
         assert later["device_count_1h"] == 0 and later["device_count_24h"] == 12
 
     try:

@@ -223,7 +223,7 @@ def test_two_workers_starting_one_waiting_payment_charge_it_once(store: Store) -
         assert gone.payment.status is PaymentStatus.CANCELED and gone.attempts == []
         for view in views:
             pid = view.payment.id
-            stale = [store.run_sync(lambda c, p=pid: repo.get_payment(c, p)) for _ in range(2)]
+            stale = [store.run_sync(partial(repo.get_payment, payment_id=pid)) for _ in range(2)]
             assert stale[0].version == stale[1].version
             assert await first.settlement.waiting.look(stale[0], 1) is None
             assert await second.settlement.waiting.look(stale[1], 1) is None

@@ -92,7 +92,7 @@ def test_webhooks_arrive_signed_after_the_endpoint_comes_back(
 
     async def scenario() -> None:
         clock = ManualClock()
-        svc = service(store, {"sim_a": simulator(clock=None)}, clock)  # type: ignore[arg-type]
+        svc = service(store, {"sim_a": simulator(clock=None)}, clock)
         ok = await svc.pay(pay_cmd(mid, order="o-1"))
         bad = await svc.pay(pay_cmd(mid, "sim_decline_insufficient_funds", order="o-2"))
         worker = Worker(svc)

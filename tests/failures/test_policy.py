@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from paymend.domain.failure import Action
@@ -17,10 +19,24 @@ from paymend.failures.policy import (
 C = default_classifier()
 
 
-def ctx(code: str, *, left: tuple[str, ...] = ("c2",), **kw: object) -> DecisionContext:
+def ctx(
+    code: str,
+    *,
+    left: tuple[str, ...] = ("c2",),
+    card_reattempts_30d: int = 0,
+    remaining_s: float = math.inf,
+    credentials_refreshed: bool = False,
+    status_known: bool = False,
+) -> DecisionContext:
     return DecisionContext(
-        channel="c1", attempts=[PriorAttempt("c1", code)], channels_left=left, **kw
-    )  # type: ignore[arg-type]
+        channel="c1",
+        attempts=[PriorAttempt("c1", code)],
+        channels_left=left,
+        card_reattempts_30d=card_reattempts_30d,
+        remaining_s=remaining_s,
+        credentials_refreshed=credentials_refreshed,
+        status_known=status_known,
+    )
 
 
 def test_visa_category_1_is_never_reattempted() -> None:
@@ -119,14 +135,13 @@ def test_rate_limiting_prefers_failover_then_backs_off() -> None:
 def test_full_jitter_draws_below_the_cap() -> None:
     failure = C.classify("stripe", RawAnswer("rate_limit"))
     caps: list[float] = []
+
+    def jitter(cap: float) -> float:
+        caps.append(cap)
+        return cap / 2
+
     decision = decide(
-        failure,
-        DecisionContext(
-            "c1",
-            [PriorAttempt("c1", failure.code)],
-            (),
-            jitter=lambda cap: caps.append(cap) or cap / 2,
-        ),
+        failure, DecisionContext("c1", [PriorAttempt("c1", failure.code)], (), jitter=jitter)
     )
     assert caps == [failure.retry_base_s]
     assert decision.after_s == failure.retry_base_s / 2

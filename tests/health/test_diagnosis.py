@@ -22,9 +22,9 @@ def traffic(
     n: int, seed: int, broken: dict[str, str] | None = None, rate: float = 0.8
 ) -> list[Observation]:
     rng = random.Random(seed)
-    out = []
+    out: list[Observation] = []
     for _ in range(n):
-        dims = {
+        dims: dict[str, str | None] = {
             "channel": rng.choice(CHANNELS),
             "bank": rng.choice(BANKS),
             "region": rng.choice(REGIONS),

@@ -61,16 +61,19 @@ def runs(scenario_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 @pytest.fixture(scope="module")
-def figures(runs: dict[str, Any]) -> dict:  # type: ignore[type-arg]
+def figures(runs: dict[str, Any]) -> dict[str, Any]:
     return summarize(runs["default"])
 
 
 def test_the_same_seed_gives_the_same_figures(
-    scenario_file: Path, tmp_path: Path, figures: dict
-) -> None:  # type: ignore[type-arg]
+    scenario_file: Path, tmp_path: Path, figures: dict[str, Any]
+) -> None:
     scenario = load_scenario(scenario_file)
     again = summarize(run(scenario, "default", tmp_path))
-    strip = lambda d: {k: v for k, v in d.items() if k != "wall_s"}  # noqa: E731
+
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if k != "wall_s"}
+
     assert strip(again) == strip(figures)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
@@ -32,7 +33,8 @@ def book(redis_url: str) -> Iterator[RedisVelocity]:
 
 def members(book: RedisVelocity, kind: str, subject: str, value: str) -> list[str]:
     key = book._key(kind, subject, value)
-    return [m.decode() for m in book.client.zrange(key, 0, -1)]
+    # redis-py types a reply loosely; ZRANGE without scores answers a list of bytes
+    return [m.decode() for m in cast(list[bytes], book.client.zrange(key, 0, -1))]
 
 
 def test_a_payment_is_added_to_each_of_its_subjects_and_nothing_else(book: RedisVelocity) -> None:

@@ -70,7 +70,8 @@ ALL_HEALTHY = {"sim_a": healthy(), "sim_b": healthy(), "sim_c": healthy()}
 
 
 def test_a_channel_without_data_is_estimated_at_the_prior() -> None:
-    e = estimate("sim_a", context_keys("sim_a", "card", "CMB", None, "<10"), {}.get)
+    no_data: dict[str, WindowStats] = {}
+    e = estimate("sim_a", context_keys("sim_a", "card", "CMB", None, "<10"), no_data.get)
     assert e.success == pytest.approx(PRIOR)
     assert (e.calls, e.worst_key) == (0, None)
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
 from paymend.store.tables.columns import UTCDateTime, sqlite_utc_text
+
+
+def _sqlite_datetime_processor(dialect: sa.Dialect) -> Callable[[Any], Any]:
+    """What SQLAlchemy's own DateTime writes on SQLite (its sqlite.DATETIME)."""
+    impl = sa.DateTime().dialect_impl(dialect)
+    assert isinstance(impl, sqlite.DATETIME)
+    process = impl.bind_processor(dialect)
+    assert process is not None
+    return process
+
 
 _ZONES = st.sampled_from(
     [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-3, minutes=-30))]
@@ -27,7 +39,7 @@ def test_sqlite_times_are_bound_as_sqlalchemy_writes_them(naive: datetime, zone:
     dialect = sqlite.dialect()
     column = UTCDateTime()
     assert column.dialect_impl(dialect).bind_processor(dialect) is sqlite_utc_text
-    theirs = sqlite.DATETIME().bind_processor(dialect)
+    theirs = _sqlite_datetime_processor(dialect)
     value = naive.replace(tzinfo=zone)
     assert sqlite_utc_text(value) == theirs(column.process_bind_param(value, dialect))
     assert sqlite_utc_text(None) is None
@@ -50,7 +62,7 @@ def test_a_time_bound_again_is_written_as_the_first_time(times: list[datetime], 
     equal times in other zones included, gives each its own text."""
     dialect = sqlite.dialect()
     column = UTCDateTime()
-    theirs = sqlite.DATETIME().bind_processor(dialect)
+    theirs = _sqlite_datetime_processor(dialect)
     binds = [rng.choice(times) for _ in range(3 * len(times))]
     for value in binds:
         assert sqlite_utc_text(value) == theirs(column.process_bind_param(value, dialect))

@@ -276,7 +276,9 @@ class Refused(Exception):
     pass
 
 
-async def _in_one_turn(store: Store, middle: Callable[[Connection], None]) -> list[object]:
+async def _in_one_turn(
+    store: Store, middle: Callable[[Connection], None]
+) -> tuple[object, object, object]:
     """Adds "a", `middle`, adds "c": three transactions in one turn of the loop; what
     each caller got (its result or its error)."""
     return await asyncio.gather(
@@ -401,7 +403,7 @@ def test_none_and_booleans_bind_as_sqlite_binds_them_unadapted(tmp_path: Path) -
     try:
         with engine.connect() as conn:
             got = conn.exec_driver_sql(asked, values).fetchone()
-            assert tuple(got) == expected
+            assert got is not None and tuple(got) == expected
             insert = "INSERT INTO t VALUES (?, ?)"
             conn.exec_driver_sql("CREATE TABLE t (a, b)")
             conn.exec_driver_sql(insert, (None, True))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import pytest
 
@@ -95,14 +96,22 @@ async def _one(handoff: Handoff) -> tuple[int, str]:
     return await handoff.run(_double, 4)
 
 
+Ts = TypeVarTuple("Ts")
+
+
 class _CountingLoop(asyncio.SelectorEventLoop):
     """An event loop that counts how often another thread woke it."""
 
     wakeups = 0
 
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[*Ts], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
         self.wakeups += 1
-        return super().call_soon_threadsafe(callback, *args, **kw)
+        return super().call_soon_threadsafe(callback, *args, context=context)
 
 
 def test_answers_that_arrive_while_the_loop_is_busy_wake_it_once() -> None:

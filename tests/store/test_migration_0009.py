@@ -5,6 +5,7 @@ resolved, old holds keep holding, and the database then refuses new duplicates."
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -69,9 +70,11 @@ def test_0009_upgrades_a_database_with_data(empty_url: str) -> None:
     store = Store(empty_url, inline=True)
     try:
         for mid in ("mer_1", "mer_2", "mer_3", "mer_4"):  # every key still works
-            found = store.run_sync(lambda c, m=mid: merchants.by_api_key(c, f"sk_secret_{m}", NOW))
+            found = store.run_sync(
+                partial(merchants.by_api_key, api_key=f"sk_secret_{mid}", now=NOW)
+            )
             assert found is not None and found.id == mid
-        names = store.run_sync(
+        names: dict[str, str] = store.run_sync(
             lambda c: dict(c.execute(sa.text("SELECT id, name FROM merchants")).all())
         )
         assert names == {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -192,7 +193,7 @@ def test_reseal_moves_every_row_to_the_current_key(store: Store) -> None:
     old, new = DataKey.generate(), DataKey.generate()
     for i in range(3):
         p = a_payment(mid, f"pay_{i}")
-        store.run_sync(lambda c, p=p: repo.insert_payment(c, p, NOW, Vault(old)))
+        store.run_sync(partial(repo.insert_payment, p=p, now=NOW, vault=Vault(old)))
     no_contact = replace(a_payment(mid, "pay_x"), customer=Customer("c9"))
     store.run_sync(lambda c: repo.insert_payment(c, no_contact, NOW, Vault(old)))
     rotated = Vault(new, [old])
@@ -204,7 +205,7 @@ def test_reseal_moves_every_row_to_the_current_key(store: Store) -> None:
         row = raw_row(store, f"pay_{i}")
         assert only_new.key_id(row.customer_phone_sealed) == new.id
         assert row.customer_email_index == only_new.blind_index("email", EMAIL)
-        got = store.run_sync(lambda c, i=i: pii.contact(c, only_new, f"pay_{i}"))
+        got = store.run_sync(partial(pii.contact, vault=only_new, payment_id=f"pay_{i}"))
         assert got == pii.Contact(EMAIL, PHONE)
 
 

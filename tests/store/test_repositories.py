@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -100,7 +101,7 @@ def test_the_database_allows_one_succeeded_attempt_per_payment(store: Store) -> 
     store.run_sync(lambda c: repo.insert_payment(c, a_payment(mid), NOW))
     for seq in (1, 2):
         a = Attempt(AttemptId(f"att_{seq}"), PaymentId("pay_1"), seq, "sim_a", created_at=NOW)
-        store.run_sync(lambda c, a=a: repo.insert_attempt(c, a))
+        store.run_sync(partial(repo.insert_attempt, a=a))
     a1, a2 = store.run_sync(lambda c: repo.list_attempts(c, "pay_1"))
     a1.transition(AttemptStatus.SUCCEEDED)
     store.run_sync(lambda c: repo.update_attempt(c, a1))

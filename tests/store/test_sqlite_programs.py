@@ -41,7 +41,7 @@ def _temporary_btrees(path: Path, sql: str) -> int:
         db.close()
 
 
-def _sql(statement: sa.Executable) -> str:
+def _sql(statement: sa.ClauseElement) -> str:
     return str(statement.compile(dialect=sqlite_dialect.dialect(paramstyle="named")))
 
 

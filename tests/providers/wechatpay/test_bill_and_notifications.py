@@ -4,12 +4,13 @@ a refund's, another merchant's, a resource that does not open."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 
 from paymend.domain.money import Money
 from paymend.engine.clock import SystemClock
-from paymend.providers.base import ProviderOutcome
+from paymend.providers.base import ProviderNotification, ProviderOutcome
 from paymend.providers.wechatpay import bill, notifications, signing
 from tests.providers.wechatpay.face import keys
 
@@ -48,7 +49,7 @@ def test_the_trade_bill_gives_each_paid_order_and_what_was_refunded_of_it() -> N
     assert bill.sha1_matches(b"abc", "A9993E364706816ABA3E25717850C26C9CD0D89D")
 
 
-def notification(event: str, content: dict[str, object]) -> tuple[dict[str, str], bytes]:
+def notification(event: str, content: Mapping[str, object]) -> tuple[dict[str, str], bytes]:
     k = keys()
     plain = json.dumps(content).encode()
     resource = {
@@ -72,7 +73,7 @@ def test_a_payment_notification_names_the_attempt_and_its_amount() -> None:
         "trade_state": "SUCCESS",
         "amount": {"total": 1999, "currency": "CNY"},
     }
-    told = notifications.read(*notification("TRANSACTION.SUCCESS", paid), **_creds())
+    told = read(*notification("TRANSACTION.SUCCESS", paid))
     assert told.idempotency_key == "paymend-att_aaaaaaaaaaaaaaaaaaaaaaaa"
     assert (told.result.outcome, told.amount) == (ProviderOutcome.SUCCEEDED, Money(1999, "CNY"))
     assert told.reply.status == 200 and json.loads(told.reply.body)["code"] == "SUCCESS"
@@ -80,7 +81,7 @@ def test_a_payment_notification_names_the_attempt_and_its_amount() -> None:
 
 def test_a_refund_notification_is_acknowledged_and_names_no_attempt() -> None:
     refund = {"mchid": keys().mchid, "refund_id": "503", "refund_status": "SUCCESS"}
-    told = notifications.read(*notification("REFUND.SUCCESS", refund), **_creds())
+    told = read(*notification("REFUND.SUCCESS", refund))
     assert told.idempotency_key is None and told.reference == "503"
     assert told.result.outcome is ProviderOutcome.PENDING
 
@@ -88,18 +89,24 @@ def test_a_refund_notification_is_acknowledged_and_names_no_attempt() -> None:
 def test_another_merchants_or_an_unopenable_notification_is_refused() -> None:
     other = {"mchid": "1900000999", "out_trade_no": "att_1", "trade_state": "SUCCESS"}
     with pytest.raises(ValueError, match="another merchant"):
-        notifications.read(*notification("TRANSACTION.SUCCESS", other), **_creds())
+        read(*notification("TRANSACTION.SUCCESS", other))
     headers, body = notification("TRANSACTION.SUCCESS", {"trade_state": "SUCCESS"})
     with pytest.raises(ValueError, match="does not decrypt"):
-        notifications.read(headers, body, **{**_creds(), "api_v3_key": "x" * 32})
+        read(headers, body, api_v3_key="x" * 32)
 
 
-def _creds() -> dict[str, object]:
+def read(
+    headers: Mapping[str, str], body: bytes, api_v3_key: str | None = None
+) -> ProviderNotification:
+    """The notification as the merchant of the face's keys reads it now (`api_v3_key`:
+    another key than theirs)."""
     k = keys()
-    return {
-        "mchid": k.mchid,
-        "api_v3_key": k.api_v3_key,
-        "public_key": k.wechatpay_private.public_key(),
-        "public_key_id": k.public_key_id,
-        "now": SystemClock().now().timestamp(),
-    }
+    return notifications.read(
+        headers,
+        body,
+        mchid=k.mchid,
+        api_v3_key=k.api_v3_key if api_v3_key is None else api_v3_key,
+        public_key=k.wechatpay_private.public_key(),
+        public_key_id=k.public_key_id,
+        now=SystemClock().now().timestamp(),
+    )
