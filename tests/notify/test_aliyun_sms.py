@@ -6,8 +6,10 @@ import asyncio
 import json
 
 import apprise
+import pytest
+from apprise.utils.parse import parse_url
 
-from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings
+from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings, endpoint_of, phone_of
 from paymend.notify.channel import Channel, Message, sms_body
 from tests.notify.aliyun_server import ILLEGAL, AliyunSms, serving
 
@@ -70,3 +72,22 @@ def test_the_apprise_plugin_sends_through_the_same_sdk(monkeypatch) -> None:  # 
         assert ap.notify(body=json.dumps(PARAMS, ensure_ascii=False), title="")
     (got,) = sms.delivered
     assert got["TemplateCode"] == "SMS_9" and got["params"] == PARAMS
+    assert (got["PhoneNumbers"], got["SignName"]) == ("+8613812345678", "paymend")
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint"),
+    [
+        # Aliyun's own endpoints name no port; Singapore's serves outside mainland China
+        (
+            "aliyunsms://Shop@dysmsapi.ap-southeast-1.aliyuncs.com/+6591234567?template=SMS_9",
+            "dysmsapi.ap-southeast-1.aliyuncs.com",
+        ),
+        ("aliyunsms://Shop@127.0.0.1:8080/+6591234567?template=SMS_9", "127.0.0.1:8080"),
+    ],
+)
+def test_the_apprise_url_names_the_endpoint_and_the_phone(url: str, endpoint: str) -> None:
+    """As apprise parses the URL for the plugin (a custom plugin's arguments)."""
+    meta = parse_url(url, verify_host=False, simple=True)  # type: ignore[no-untyped-call]
+    assert meta is not None
+    assert (endpoint_of(meta), phone_of(meta)) == (endpoint, "+6591234567")

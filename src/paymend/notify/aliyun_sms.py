@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +43,15 @@ FINAL = frozenset(
 THROTTLED = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "isv.DAY_LIMIT_CONTROL", "Throttling.User"})
 
 
+ENDPOINT = "dysmsapi.aliyuncs.com"  # SendSms in mainland China
+
+
 @dataclass(frozen=True, slots=True)
 class AliyunSmsSettings:
     access_key_id: str
     access_key_secret: str
     sign_name: str
-    endpoint: str = "dysmsapi.aliyuncs.com"
+    endpoint: str = ENDPOINT
     protocol: str = "https"
     timeout_ms: int = 10_000
 
@@ -58,7 +62,7 @@ class AliyunSmsSettings:
             os.environ["PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID"],
             os.environ["PAYMEND_ALIYUN_SMS_ACCESS_KEY_SECRET"],
             sign_name,
-            endpoint or os.environ.get("PAYMEND_ALIYUN_SMS_ENDPOINT", "dysmsapi.aliyuncs.com"),
+            endpoint or ENDPOINT,
         )
 
 
@@ -116,6 +120,23 @@ def answer(status: int | None, body: dict[str, Any]) -> Sent:
     return Sent(False, status, error, retryable=code not in FINAL)
 
 
+def endpoint_of(meta: Mapping[str, Any]) -> str | None:
+    """The endpoint an `aliyunsms://` URL names (apprise's parse of it, `meta`): its
+    host, with its port if it has one. Aliyun's own endpoints have none, and differ by
+    region: `dysmsapi.aliyuncs.com` in mainland China, `dysmsapi.ap-southeast-1.aliyuncs.com`
+    in Singapore (https://help.aliyun.com/zh/sms/developer-reference/api-dysmsapi-2018-05-01-endpoint)."""
+    host = meta.get("host")
+    if not host:
+        return None
+    return f"{host}:{meta['port']}" if meta.get("port") else str(host)
+
+
+def phone_of(meta: Mapping[str, Any]) -> str:
+    """The phone number an `aliyunsms://` URL names: its whole path. (apprise's `path`
+    is the path's folder, `/`; the number is in `fullpath`.)"""
+    return str(meta.get("fullpath") or meta.get("path") or "").strip("/")
+
+
 @notify(on="aliyunsms", name="Aliyun SMS")  # type: ignore[untyped-decorator,no-untyped-call]
 def apprise_aliyun_sms(
     body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
@@ -124,9 +145,7 @@ def apprise_aliyun_sms(
     speak apprise URLs. The body is the JSON parameters of the template; keys from the
     environment."""
     query = meta.get("qsd") or {}
-    settings = AliyunSmsSettings.from_env(
-        str(meta.get("user") or ""), f"{meta['host']}:{meta['port']}" if meta.get("port") else None
-    )
+    settings = AliyunSmsSettings.from_env(str(meta.get("user") or ""), endpoint_of(meta))
     settings = AliyunSmsSettings(
         settings.access_key_id,
         settings.access_key_secret,
@@ -134,7 +153,7 @@ def apprise_aliyun_sms(
         settings.endpoint,
         str(query.get("protocol", "https")),
     )
-    phone = str(meta.get("path", "")).strip("/")
+    phone = phone_of(meta)
     message = Message(
         str(query.get("id", "apprise")),
         phone,
