@@ -45,6 +45,7 @@ def test_a_sent_sms_carries_the_template_and_positional_parameters(
     sent = asyncio.run(ch.send(message("+8613812345678")))
     assert sent.delivered
     (got,) = sms.delivered
+    assert got["PhoneNumberSet"] == ["+8613812345678"] and got["SmsSdkAppId"] == "1400000000"
     assert got["TemplateId"] == "1234567" and got["SignName"] == "paymend"
     assert got["TemplateParamSet"] == ["o-1", "¥50.00", "请更换其他银行卡", "https://x/p/1"]
     assert got["SessionContext"] == "ntc_1" and "Credential=sid/" in got["authorization"]
