@@ -118,3 +118,32 @@ def test_wechat_needs_its_secret_and_then_is_a_channel(
     assert notices is not None
     assert isinstance(notices.channels[ChannelName.WECHAT], WechatSubscribeChannel)
     store.close()
+
+
+def test_an_sms_route_needs_the_aliyun_keys_in_the_environment(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`aliyunsms://` pages by SMS; without the RAM user's keys it could never send, so
+    it refuses to start like a route whose `${SECRET}` is not set."""
+    monkeypatch.setenv("PAYMEND_TEST_WECOM_KEY", "k" * 20)
+    sms = ROUTES.replace(
+        '  leads: "slack://T1/B2/${PAYMEND_TEST_SLACK_TOKEN}/#payments"',
+        '  leads: "aliyunsms://Shop@dysmsapi.aliyuncs.com/+8613812345678?template=SMS_OPS"',
+    )
+    assert sms != ROUTES
+    monkeypatch.delenv("PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.setenv("PAYMEND_ALIYUN_SMS_ACCESS_KEY_SECRET", "sk")
+    path = write(tmp_path, sms)
+    with pytest.raises(DataFileError) as refused:
+        build_runtime(Settings(database_url=sqlite_url), load_config(path), config_path=path)
+    assert refused.value.line == 3
+    assert "PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID is not set" in str(refused.value)
+    monkeypatch.setenv("PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID", "ak")
+    runtime = build_runtime(
+        Settings(database_url=sqlite_url, config=str(path)), load_config(path), config_path=path
+    )
+    try:
+        pager = runtime.worker.ops_alerts
+        assert pager is not None and pager.routes.urls["leads"].startswith("aliyunsms://Shop@")
+    finally:
+        runtime.close()

@@ -9,7 +9,14 @@ import apprise
 import pytest
 from apprise.utils.parse import parse_url
 
-from paymend.notify.aliyun_sms import AliyunSmsChannel, AliyunSmsSettings, endpoint_of, phone_of
+from paymend.notify.aliyun_sms import (
+    VARIABLE_MAX,
+    AliyunSmsChannel,
+    AliyunSmsSettings,
+    endpoint_of,
+    phone_of,
+)
+from paymend.notify.apprise_channel import AppriseChannel
 from paymend.notify.channel import Channel, Message, sms_body
 from tests.notify.aliyun_server import ILLEGAL, AliyunSms, serving
 
@@ -91,3 +98,30 @@ def test_the_apprise_url_names_the_endpoint_and_the_phone(url: str, endpoint: st
     meta = parse_url(url, verify_host=False, simple=True)  # type: ignore[no-untyped-call]
     assert meta is not None
     assert (endpoint_of(meta), phone_of(meta)) == (endpoint, "+6591234567")
+
+
+def test_an_ops_page_goes_out_as_an_sms_with_its_title_and_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the pager sends it (engine/ops_alerts.py): through AppriseChannel, the page's
+    subject and text, each within Aliyun's default length of a template variable."""
+    monkeypatch.setenv("PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID", "ak")
+    monkeypatch.setenv("PAYMEND_ALIYUN_SMS_ACCESS_KEY_SECRET", "sk")
+    sms = AliyunSms()
+    title = "[CRITICAL] incident opened: Channel sim_a is down (channel=sim_a)"
+    text = "Diagnosis: failures concentrate in channel=sim_a\nPayments affected: 40"
+    page = json.dumps({"subject": title, "text": text}).encode()
+    with serving(sms) as endpoint:
+        url = f"aliyunsms://支付告警@{endpoint}/+8613812345678?template=SMS_OPS&protocol=http"
+        sent = asyncio.run(AppriseChannel("oncall-sms", url).send(Message("inc_1", "", page)))
+    assert sent.delivered
+    (got,) = sms.delivered
+    assert (got["PhoneNumbers"], got["TemplateCode"]) == ("+8613812345678", "SMS_OPS")
+    assert got["SignName"] == "支付告警"
+    assert got["params"] == {
+        "title": title[:VARIABLE_MAX],
+        "text": "Diagnosis: failures concentrate in channel=sim_a Payments affected: 40"[
+            :VARIABLE_MAX
+        ],
+    }
+    assert len(got["params"]["title"]) == VARIABLE_MAX == 35

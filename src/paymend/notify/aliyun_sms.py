@@ -44,6 +44,8 @@ THROTTLED = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "isv.DAY_LIMIT_CONTROL", "T
 
 
 ENDPOINT = "dysmsapi.aliyuncs.com"  # SendSms in mainland China
+# the RAM user's keys, from the environment: secrets stay out of files
+ACCESS_KEYS = ("PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID", "PAYMEND_ALIYUN_SMS_ACCESS_KEY_SECRET")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +61,8 @@ class AliyunSmsSettings:
     def from_env(cls, sign_name: str, endpoint: str | None = None) -> AliyunSmsSettings:
         """Keys from PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID / _SECRET: secrets stay out of files."""
         return cls(
-            os.environ["PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID"],
-            os.environ["PAYMEND_ALIYUN_SMS_ACCESS_KEY_SECRET"],
+            os.environ[ACCESS_KEYS[0]],
+            os.environ[ACCESS_KEYS[1]],
             sign_name,
             endpoint or ENDPOINT,
         )
@@ -137,13 +139,32 @@ def phone_of(meta: Mapping[str, Any]) -> str:
     return str(meta.get("fullpath") or meta.get("path") or "").strip("/")
 
 
+# how long one template variable may be, unless Aliyun lifted the limit for the account
+# (https://help.aliyun.com/zh/document_detail/3041859.html)
+VARIABLE_MAX = 35
+
+
+def template_params(title: str, body: str) -> dict[str, str]:
+    """The template's parameters for an apprise message: the body itself when it is a
+    JSON object (a sender that fills the template's own variables), else an ops page's
+    `title` and `text` (its body on one line), each cut to VARIABLE_MAX characters. A
+    page's template names either or both: `【支付告警】${title}`."""
+    try:
+        given = json.loads(body)
+    except ValueError:
+        given = None
+    if isinstance(given, dict):
+        return {str(k): str(v) for k, v in given.items()}
+    return {"title": title[:VARIABLE_MAX], "text": " ".join(body.split())[:VARIABLE_MAX]}
+
+
 @notify(on="aliyunsms", name="Aliyun SMS")  # type: ignore[untyped-decorator,no-untyped-call]
 def apprise_aliyun_sms(
     body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
 ) -> bool:
-    """`aliyunsms://<sign name>@<endpoint>/<phone>?template=<id>`: for ops routes that
-    speak apprise URLs. The body is the JSON parameters of the template; keys from the
-    environment."""
+    """`aliyunsms://<sign name>@<endpoint>/<phone>?template=<id>`: SMS for ops routes
+    (notify/ops_routes.py), which speak apprise URLs. The template's parameters are
+    `template_params`; the keys come from the environment (ACCESS_KEYS)."""
     query = meta.get("qsd") or {}
     settings = AliyunSmsSettings.from_env(str(meta.get("user") or ""), endpoint_of(meta))
     settings = AliyunSmsSettings(
@@ -157,7 +178,7 @@ def apprise_aliyun_sms(
     message = Message(
         str(query.get("id", "apprise")),
         phone,
-        sms_body(str(query.get("template", "")), json.loads(body or "{}"), body),
+        sms_body(str(query.get("template", "")), template_params(title, body), body),
     )
     sent = asyncio.run(AliyunSmsChannel(settings).send(message))
     return sent.delivered

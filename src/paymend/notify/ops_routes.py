@@ -1,7 +1,8 @@
 """Where ops are paged, as data: the on-call routes and the levels they escalate through.
 
 The file (`ops_alerts.routes` in paymend.yaml names it) lists routes, each an apprise URL
-(WeCom, DingTalk or Feishu group bots, Slack, email over SMTP, a generic JSON endpoint),
+(WeCom, DingTalk or Feishu group bots, Slack, email over SMTP, a generic JSON endpoint,
+SMS through Aliyun: paymend's own `aliyunsms://` plugin, notify/aliyun_sms.py),
 and levels: who is paged first, how often they are reminded while nobody acknowledges
 the incident, and after how long the next level is paged too. Secrets stay out of the
 file: a URL names them as `${ENV_NAME}` and they are read from the environment when
@@ -28,7 +29,17 @@ from paymend.domain.incident import IncidentSeverity
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 RouteName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 _SECRET = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
-_SCHEMES = ("wecombot", "dingtalk", "feishu", "slack", "mailto", "mailtos", "json", "jsons")
+_SCHEMES = (
+    "wecombot",
+    "dingtalk",
+    "feishu",
+    "slack",
+    "mailto",
+    "mailtos",
+    "json",
+    "jsons",
+    "aliyunsms",
+)
 
 
 class Level(BaseModel):
@@ -98,6 +109,10 @@ def load_routes(path: str | Path, environ: Mapping[str, str] | None = None) -> R
     urls: dict[str, str] = {}
     for name, url in spec.routes.items():
         missing = [m for m in _SECRET.findall(url) if not env.get(m)]
+        if url.startswith("aliyunsms://"):
+            from paymend.notify import aliyun_sms  # registers the scheme with apprise
+
+            missing += [key for key in aliyun_sms.ACCESS_KEYS if not env.get(key)]
         if missing:
             line = line_of(node, ["routes", name])
             raise DataFileError(str(path), line, f"routes.{name}: {missing[0]} is not set")
