@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from paymend.notify.channel import Channel, Message
 from paymend.notify.email_channel import EmailChannel
@@ -71,3 +71,47 @@ def test_a_server_that_is_down_is_a_retryable_failure() -> None:
     url = f"mailto://shop@127.0.0.1:{free_port()}?mode=insecure&from=shop@example.com"
     sent = asyncio.run(EmailChannel(url).send(Message("ntc_1", "li@example.com", body())))
     assert not sent.delivered and sent.retryable
+
+
+class Logins:
+    """An SMTP login check: the accepted user and password, and every login tried."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.accepted = LoginPassword(user.encode(), password.encode())
+        self.tried: list[LoginPassword] = []
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: object
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        self.tried.append(data)
+        return AuthResult(success=data == self.accepted)
+
+
+# (ASCII: smtplib sends a login as ASCII, as SMTP AUTH PLAIN and LOGIN are in practice)
+# a login in clear is what a test server on 127.0.0.1 may take
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("password", ["s3cret", "p@ss:w/rd?#%&+ =;"])
+def test_the_password_from_the_environment_logs_in_whatever_it_holds(
+    password: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL carries the user, never the password (PAYMEND_SMTP_PASSWORD): it is put
+    into the URL quoted, and the server must see it as it was set."""
+    monkeypatch.setenv("PAYMEND_SMTP_PASSWORD", password)
+    inbox, logins, port = Inbox(), Logins("shop", password), free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=logins,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        url = f"mailto://shop@127.0.0.1:{port}?mode=insecure&from=shop@example.com"
+        sent = asyncio.run(EmailChannel(url).send(Message("ntc_1", "li@example.com", body())))
+    finally:
+        controller.stop()
+    assert logins.tried and logins.tried[-1] == logins.accepted
+    assert sent.delivered and len(inbox.mails) == 1
