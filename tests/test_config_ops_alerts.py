@@ -15,6 +15,7 @@ from paymend.datafiles import DataFileError
 from paymend.engine.clock import LoopClock
 from paymend.engine.notice_setup import build_customer_notices
 from paymend.engine.runtime import build_runtime
+from paymend.notify.ops_routes import fill_secrets
 from paymend.notify.policy import ChannelName
 from paymend.notify.wechat_subscribe import WechatSubscribeChannel
 from paymend.store.jobs import JobKind
@@ -147,3 +148,12 @@ def test_an_sms_route_needs_the_aliyun_keys_in_the_environment(
         assert pager is not None and pager.routes.urls["leads"].startswith("aliyunsms://Shop@")
     finally:
         runtime.close()
+
+
+def test_a_secret_is_encoded_in_a_login_and_kept_as_it_is_elsewhere() -> None:
+    env = {"PASSWORD": "p@ss:w/rd", "TOKENS": "T1/B2/xyz", "KEY": "k1"}
+    assert fill_secrets("mailtos://alerts:${PASSWORD}@smtp.example.com?to=a@b.c", env) == (
+        "mailtos://alerts:p%40ss%3Aw%2Frd@smtp.example.com?to=a@b.c"
+    )
+    assert fill_secrets("slack://${TOKENS}/#payments", env) == "slack://T1/B2/xyz/#payments"
+    assert fill_secrets("dingtalk://${KEY}@${TOKENS}/", env) == "dingtalk://k1@T1/B2/xyz/"

@@ -7,13 +7,16 @@ import json
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from paymend.notify.apprise_channel import AppriseChannel
 from paymend.notify.channel import Channel, Message
 from paymend.notify.email_channel import EmailChannel
+from paymend.notify.ops_routes import load_routes
 from tests.local_server import free_port
 
 
@@ -115,3 +118,38 @@ def test_the_password_from_the_environment_logs_in_whatever_it_holds(
         controller.stop()
     assert logins.tried and logins.tried[-1] == logins.accepted
     assert sent.delivered and len(inbox.mails) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_an_ops_route_logs_in_with_a_password_that_holds_url_characters(tmp_path: Path) -> None:
+    """An ops route names its SMTP password as `${NAME}` in the URL's login: the value is
+    filled in so that the server sees it as it was set, and the page arrives."""
+    password = "p@ss:w/rd?#%&+ =;"
+    inbox, logins, port = Inbox(), Logins("alerts", password), free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=logins,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    (tmp_path / "ops-routes.yaml").write_text(
+        "routes:\n"
+        f'  oncall-mail: "mailto://alerts:${{OPS_SMTP_PASSWORD}}@127.0.0.1:{port}'
+        '?mode=insecure&from=alerts@example.com&to=oncall@example.com"\n'
+        "levels:\n  - routes: [oncall-mail]\n"
+    )
+    routes = load_routes(tmp_path / "ops-routes.yaml", {"OPS_SMTP_PASSWORD": password})
+    page = json.dumps({"subject": "[CRITICAL] incident opened", "text": "sim_a is down"})
+    controller.start()
+    try:
+        channel = AppriseChannel("oncall-mail", routes.urls["oncall-mail"])
+        sent = asyncio.run(channel.send(Message("inc_1", "", page.encode())))
+    finally:
+        controller.stop()
+    assert logins.tried and logins.tried[-1] == logins.accepted
+    assert sent.delivered
+    ((envelope, mail),) = inbox.mails
+    assert envelope.rcpt_tos == ["oncall@example.com"]
+    assert mail["Subject"] == "[CRITICAL] incident opened"

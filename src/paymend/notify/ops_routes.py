@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -116,8 +117,24 @@ def load_routes(path: str | Path, environ: Mapping[str, str] | None = None) -> R
         if missing:
             line = line_of(node, ["routes", name])
             raise DataFileError(str(path), line, f"routes.{name}: {missing[0]} is not set")
-        urls[name] = _SECRET.sub(lambda m: env[m.group(1)], url)
+        urls[name] = fill_secrets(url, env)
     return Routes(spec, urls)
+
+
+def fill_secrets(url: str, env: Mapping[str, str]) -> str:
+    """`url` with each `${NAME}` replaced by its value. In the URL's login (before the
+    `@` of its host: `mailtos://alerts:${SMTP_PASSWORD}@smtp.example.com`) a value is
+    percent-encoded, so that a password holding `@`, `:` or `/` stays a password;
+    elsewhere it goes in as it is (a Slack route's tokens are `T…/B…/…`, slashes meant)."""
+    scheme, sep, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    login_end = len(scheme) + len(sep) + authority.rfind("@") if "@" in authority else -1
+
+    def value(m: re.Match[str]) -> str:
+        raw = env[m.group(1)]
+        return quote(raw, safe="") if m.start() < login_end else raw
+
+    return _SECRET.sub(value, url)
 
 
 def masked_url(url: str) -> str:
