@@ -15,8 +15,10 @@ from paymend.datafiles import DataFileError
 from paymend.engine.clock import LoopClock
 from paymend.engine.notice_setup import build_customer_notices
 from paymend.engine.runtime import build_runtime
+from paymend.notify.aliyun_sms import AliyunSmsChannel
 from paymend.notify.ops_routes import fill_secrets
 from paymend.notify.policy import ChannelName
+from paymend.notify.tencent_sms import TencentSmsChannel
 from paymend.notify.wechat_subscribe import WechatSubscribeChannel
 from paymend.store.jobs import JobKind
 from tests.helpers import service, simulator
@@ -157,3 +159,60 @@ def test_a_secret_is_encoded_in_a_login_and_kept_as_it_is_elsewhere() -> None:
     )
     assert fill_secrets("slack://${TOKENS}/#payments", env) == "slack://T1/B2/xyz/#payments"
     assert fill_secrets("dingtalk://${KEY}@${TOKENS}/", env) == "dingtalk://k1@T1/B2/xyz/"
+
+
+@pytest.mark.parametrize(
+    ("channel", "keys", "built"),
+    [
+        (
+            "aliyun_sms: {}",
+            ("PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID", "PAYMEND_ALIYUN_SMS_ACCESS_KEY_SECRET"),
+            AliyunSmsChannel,
+        ),
+        (
+            'tencent_sms: {sdk_app_id: "1400000000"}',
+            ("PAYMEND_TENCENT_SMS_SECRET_ID", "PAYMEND_TENCENT_SMS_SECRET_KEY"),
+            TencentSmsChannel,
+        ),
+    ],
+)
+def test_an_sms_provider_needs_its_keys_and_config_check_names_the_one_not_set(
+    channel: str,
+    keys: tuple[str, str],
+    built: type,
+    tmp_path: Path,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Configured without its keys an SMS provider could never send: the server refuses
+    to start and `config check` fails, each naming the variable, not a KeyError."""
+    from paymend.store.database import Store
+
+    path = tmp_path / "paymend.yaml"
+    path.write_text(
+        CONFIG.replace("ops_alerts:\n  routes: ops-routes.yaml\n", f"notifications:\n  {channel}\n")
+    )
+    monkeypatch.setenv("PAYMEND_LINK_KEY", "k" * 32)
+    monkeypatch.setenv(keys[0], "id")
+    monkeypatch.delenv(keys[1], raising=False)
+    config = load_config(path)
+    store = Store(sqlite_url, inline=True)
+    clock = LoopClock()
+    svc = service(store, {"sim_a": simulator(clock=clock)}, clock)
+    link_key, public_url = b"k", "https://pay.shop.cn"
+    try:
+        with pytest.raises(DataFileError, match=f"{keys[1]} is not set"):
+            build_customer_notices(
+                config.notifications, path, svc, clock, link_key=link_key, public_url=public_url
+            )
+        checked = CliRunner().invoke(main, ["config", "check", str(path)])
+        assert checked.exit_code != 0 and f"{keys[1]} is not set" in checked.output
+        assert "secrets missing" in checked.output
+        monkeypatch.setenv(keys[1], "secret")
+        notices = build_customer_notices(
+            config.notifications, path, svc, clock, link_key=link_key, public_url=public_url
+        )
+        assert notices is not None and isinstance(notices.channels[ChannelName.SMS], built)
+        assert CliRunner().invoke(main, ["config", "check", str(path)]).exit_code == 0
+    finally:
+        store.close()

@@ -207,8 +207,12 @@ def config_check(path: Path | None) -> None:
         help_centre = build_help(default_classifier(), extra_file)
     except DataFileError as exc:
         raise click.ClickException(str(exc)) from None
+    from paymend.engine.notice_setup import missing_secrets
+
+    unset = missing_secrets(config.notifications)
     missing = [(name, c) for name, creds in credentials.items() for c in creds if c.value is None]
-    click.echo(f"{target}: {'ok' if not missing else 'credentials missing'}")
+    problem = "credentials missing" if missing else "secrets missing" if unset else "ok"
+    click.echo(f"{target}: {problem}")
     for name, ch in config.providers.items():
         where = f", {ch.url()}" if isinstance(ch, ConnectorChannel) else ""
         click.echo(f"  {name}: {ch.type}, methods {', '.join(ch.methods)}{where}")
@@ -225,6 +229,8 @@ def config_check(path: Path | None) -> None:
     if routes is not None:
         levels = " -> ".join("+".join(lv.routes) for lv in routes.spec.levels)
         click.echo(f"  ops routes ({routes_file}): {levels}")
+    if unset:
+        raise click.ClickException(f"{target}: {unset[0]}")
     if missing:
         name, c = missing[0]
         raise click.ClickException(

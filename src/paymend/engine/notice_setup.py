@@ -4,6 +4,7 @@ configured way of reaching customers (secrets from the environment)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from paymend.config import NotificationsConfig
@@ -14,6 +15,29 @@ from paymend.engine.payments import PaymentService
 from paymend.notify.channel import Channel
 from paymend.notify.policy import ChannelName, load_policy
 from paymend.notify.templates import Templates
+
+
+def missing_secrets(
+    config: NotificationsConfig, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """What each configured channel needs from the environment and is not set there, as
+    `notifications.<channel>: <VARIABLE> is not set`: such a channel could never send,
+    so paymend refuses to start with it and `paymend config check` names it."""
+    env = os.environ if environ is None else environ
+    needed: list[tuple[str, str]] = []
+    if config.aliyun_sms is not None:
+        from paymend.notify.aliyun_sms import ACCESS_KEYS
+
+        needed += [("aliyun_sms", key) for key in ACCESS_KEYS]
+    if config.tencent_sms is not None:
+        from paymend.notify.tencent_sms import SECRET_KEYS
+
+        needed += [("tencent_sms", key) for key in SECRET_KEYS]
+    if config.wechat is not None:
+        from paymend.notify.wechat_subscribe import SECRET_ENV
+
+        needed.append(("wechat", SECRET_ENV))
+    return [f"notifications.{where}: {key} is not set" for where, key in needed if not env.get(key)]
 
 
 def build_customer_notices(
@@ -49,6 +73,9 @@ def build_customer_notices(
             "needs PAYMEND_LINK_KEY and customers.public_url (or the notification policy's "
             "own status_url)",
         )
+    unset = missing_secrets(config)
+    if unset:
+        raise DataFileError(str(config_path), None, unset[0])
     templates = Templates()
     channels: dict[ChannelName, Channel] = {}
     if config.aliyun_sms is not None:
@@ -80,17 +107,17 @@ def build_customer_notices(
         )
     if config.wechat is not None:
         from paymend.notify.wechat_subscribe import (
-            SECRET_ENV,
             WechatSettings,
             WechatSubscribeChannel,
         )
 
         w = config.wechat
-        problem = None if os.environ.get(SECRET_ENV) else f"{SECRET_ENV} is not set"
         if policy.wechat is None:
-            problem = "the notification policy has no wechat templates"
-        if problem:
-            raise DataFileError(str(config_path), None, f"notifications.wechat: {problem}")
+            raise DataFileError(
+                str(config_path),
+                None,
+                "notifications.wechat: the notification policy has no wechat templates",
+            )
         settings = WechatSettings.from_env(w.app_id, str(w.base_url), w.account)
         channels[ChannelName.WECHAT] = WechatSubscribeChannel(settings, clock)
     if config.email is not None:

@@ -39,6 +39,10 @@ FINAL_PREFIXES = (
 )
 
 
+# the CAM key, from the environment: secrets stay out of files
+SECRET_KEYS = ("PAYMEND_TENCENT_SMS_SECRET_ID", "PAYMEND_TENCENT_SMS_SECRET_KEY")
+
+
 @dataclass(frozen=True, slots=True)
 class TencentSmsSettings:
     secret_id: str
@@ -53,8 +57,8 @@ class TencentSmsSettings:
     def from_env(cls, sdk_app_id: str, sign_name: str, **kwargs: str) -> TencentSmsSettings:
         """Keys from PAYMEND_TENCENT_SMS_SECRET_ID / _SECRET_KEY."""
         return cls(
-            os.environ["PAYMEND_TENCENT_SMS_SECRET_ID"],
-            os.environ["PAYMEND_TENCENT_SMS_SECRET_KEY"],
+            os.environ[SECRET_KEYS[0]],
+            os.environ[SECRET_KEYS[1]],
             sdk_app_id,
             sign_name,
             **kwargs,
