@@ -521,3 +521,45 @@ def test_a_bad_http_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) 
     assert result.exit_code == 1
     assert "PAYMEND_HTTP_BODY_TIMEOUT" in result.output and "not a duration" in result.output
     assert "PAYMEND_HTTP_MAX_CONNECTIONS" in result.output
+
+
+def test_a_redis_url_or_link_key_that_cannot_work_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAYMEND_REDIS_URL", "127.0.0.1:6379")  # no scheme
+    monkeypatch.setenv("PAYMEND_LINK_KEY", "short")  # anyone could guess it
+    result = CliRunner().invoke(main, ["api"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "PAYMEND_REDIS_URL: a redis://, rediss:// or unix:// URL" in result.output
+    assert "PAYMEND_LINK_KEY: at least 32 characters" in result.output
+
+
+def test_a_database_not_migrated_to_this_version_says_what_to_run(tmp_path: Path) -> None:
+    """Every command on the store stops before touching it, with what to do, when the
+    database was never migrated (the file is not even made) or is a migration behind."""
+    from alembic.script import ScriptDirectory
+
+    from paymend.store.migrate import alembic_config, upgrade
+
+    db = tmp_path / "paymend.db"
+    env = {"PAYMEND_DATABASE_URL": f"sqlite:///{db}"}
+    commands = (["merchants", "create", "shop"], ["silences", "list"], ["feedback", "report"])
+    for args in commands:
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 1, args
+        assert "no paymend schema: run `paymend db upgrade`" in result.output, args
+    assert not db.exists()
+    script = ScriptDirectory.from_config(alembic_config(env["PAYMEND_DATABASE_URL"]))
+    head = script.get_current_head()
+    assert head is not None
+    before = script.get_revision(head).down_revision
+    assert isinstance(before, str)
+    upgrade(env["PAYMEND_DATABASE_URL"], before)
+    result = CliRunner().invoke(main, ["merchants", "create", "shop"], env=env)
+    assert result.exit_code == 1
+    assert f"at revision {before}, this paymend needs {head}: run `paymend db upgrade`" in (
+        result.output
+    )
+    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    created = CliRunner().invoke(main, ["merchants", "create", "shop"], env=env)
+    assert created.exit_code == 0, created.output

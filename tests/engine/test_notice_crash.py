@@ -187,7 +187,7 @@ def test_a_worker_killed_mid_burst_leaves_every_notice_sent_repeating_only_those
     data_key = DataKey.generate()
     for name, value in {
         "PAYMEND_DATA_KEY": data_key.encoded(),
-        "PAYMEND_LINK_KEY": "notice-crash-link-key",
+        "PAYMEND_LINK_KEY": "notice-crash-link-key-of-32-characters",
         "PAYMEND_ALIYUN_SMS_ACCESS_KEY_ID": "ak",
         "PAYMEND_ALIYUN_SMS_ACCESS_KEY_SECRET": "sk",
     }.items():

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from paymend.cli.base import cli_actor, env_settings, main
+from paymend.cli.base import cli_actor, main, migrated_database
 from paymend.domain.errors import PaymendError
 from paymend.domain.roles import ROLE_NAMES, Role
 from paymend.engine.access import AccessService, Issued
@@ -268,7 +268,7 @@ def operators_password(name: str, from_stdin: bool, remove: bool) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     elif not remove:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    store = Store(env_settings().database_url, inline=True)
+    store = Store(migrated_database(), inline=True)
     try:
         op = asyncio.run(
             Accounts(store, SystemClock(), 0, 0).set_password(name, password, cli_actor())
@@ -286,7 +286,7 @@ T = TypeVar("T")
 
 def _access(use: Callable[[AccessService], Coroutine[Any, Any, T]]) -> T:
     """Run one use case of engine/access.py on the configured database."""
-    store = Store(env_settings().database_url, inline=True)
+    store = Store(migrated_database(), inline=True)
     try:
         return asyncio.run(use(AccessService(store, SystemClock(), IdFactory())))
     except PaymendError as exc:

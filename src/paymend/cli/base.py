@@ -35,13 +35,28 @@ def env_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"PAYMEND_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"PAYMEND_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
         raise click.ClickException(f"invalid environment: {problems}") from None
 
 
 SHUTDOWN_MARGIN_S = 2.0  # beyond the checkout deadline, for requests to finish on SIGTERM
+
+
+def migrated_database(settings: Settings | None = None) -> str:
+    """The configured database's URL, once its schema is this paymend's: a command on a
+    database never migrated, or migrated by another version, stops here with what to do
+    (`paymend db upgrade`) instead of failing on a missing table."""
+    from paymend.store.engines import redacted_url
+    from paymend.store.migrate import schema_problem
+
+    url = (settings or env_settings()).database_url
+    problem = schema_problem(url)
+    if problem is not None:
+        raise click.ClickException(f"{redacted_url(url)}: {problem}")
+    return url
 
 
 def open_runtime(settings: Settings, role: str = "serve") -> Runtime:
@@ -55,6 +70,11 @@ def open_runtime(settings: Settings, role: str = "serve") -> Runtime:
         raise click.ClickException(f"invalid config: {exc}") from None
     except DataKeyError as exc:
         raise click.ClickException(str(exc)) from None
+    try:  # the configuration's mistakes first, then the database's
+        migrated_database(settings)
+    except click.ClickException:
+        runtime.close()
+        raise
     _announce_pii(runtime.service.pii)
     return runtime
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from paymend.cli.base import env_settings, main, open_runtime
+from paymend.cli.base import env_settings, main, migrated_database, open_runtime
 from paymend.config import channel_credentials, load_config, mask
 from paymend.config.channels import ConnectorChannel
 from paymend.customers.articles import build_help
@@ -109,7 +109,7 @@ def _print_unmapped(as_json: bool) -> None:
 
     from paymend.store import unmapped
 
-    store = Store(env_settings().database_url)
+    store = Store(migrated_database())
     try:
         rows = store.run_sync(unmapped.codes)
     except PaymendError as exc:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import click
 
-from paymend.cli.base import env_settings, main
+from paymend.cli.base import main, migrated_database
 from paymend.observability import configure_logging
 
 
@@ -43,7 +43,7 @@ def report(days: int, as_json: bool) -> None:
     from paymend.store.database import Store
 
     configure_logging("WARNING")
-    store = Store(env_settings().database_url)
+    store = Store(migrated_database())
     try:
         found = asyncio.run(build(store, datetime.now(UTC), days))
     finally:

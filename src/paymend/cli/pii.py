@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from paymend.cli.base import env_settings, main
+from paymend.cli.base import env_settings, main, migrated_database
 from paymend.engine.clock import SystemClock
 from paymend.observability import configure_logging
 from paymend.store.database import Store
@@ -51,7 +51,7 @@ def pii_reseal(batch: int) -> None:
         raise click.ClickException("PAYMEND_DATA_KEY is not set: nothing to reseal under")
     key_id = vault.current.id
     actor = f"cli:{os.environ.get('USER') or 'unknown'}"
-    store = Store(settings.database_url)
+    store = Store(migrated_database(settings))
     totals = {"payments": 0, "notice_prefs": 0}
     movers = {"payments": reseal, "notice_prefs": notice_prefs.reseal}
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paymend.cli.base import env_settings, main
+from paymend.cli.base import main, migrated_database
 from paymend.datafiles import DataFileError
 from paymend.observability import configure_logging
 
@@ -75,7 +75,7 @@ def backtest(rules: Path, since: str | None, as_json: bool) -> None:
 
     configure_logging("WARNING")
     candidate = _load(rules)
-    store = Store(env_settings().database_url)
+    store = Store(migrated_database())
     try:
         report = asyncio.run(run_backtest(store, candidate, _since(since)))
     finally:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from paymend.cli.base import cli_actor, env_settings, main
+from paymend.cli.base import cli_actor, env_settings, main, migrated_database
 from paymend.domain.errors import PaymendError
 from paymend.engine.clock import SystemClock
 from paymend.engine.ids import IdFactory
@@ -94,7 +94,7 @@ def _until(length: str | None, until_text: str | None) -> datetime:
 def _silences(use: Callable[[SilenceService], Coroutine[Any, Any, T]]) -> T:
     settings = env_settings()
     configure_logging(settings.log_level, sys.stderr)  # stdout is the silences' JSON
-    store = Store(settings.database_url, inline=True)
+    store = Store(migrated_database(settings), inline=True)
     try:
         return asyncio.run(use(SilenceService(store, SystemClock(), IdFactory())))
     except PaymendError as exc:

@@ -42,6 +42,9 @@ ScopeName = Annotated[str, StringConstraints(pattern=r"^\w(?:[\w .,&'()/+-]{0,62
 PACKAGED_CONFIG = Path(__file__).parent.parent / "paymend.yaml"
 
 
+LINK_KEY_MIN = 32  # characters of PAYMEND_LINK_KEY
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYMEND_", extra="ignore")
 
@@ -70,6 +73,24 @@ class Settings(BaseSettings):
     http_keep_alive: Seconds = 75.0  # an idle connection between requests
     http_max_connections: int = Field(1000, ge=1)  # open connections; past it: 503
     http_max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)  # past it: 431
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("a redis://, rediss:// or unix:// URL")
+        return url
+
+    @field_validator("link_key")
+    @classmethod
+    def _link_key(cls, key: SecretStr | None) -> SecretStr | None:
+        # whoever can guess the key can sign a link to any payment's status page
+        if key is not None and len(key.get_secret_value()) < LINK_KEY_MIN:
+            raise ValueError(
+                f"at least {LINK_KEY_MIN} characters (make one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return key
 
     def config_path(self) -> Path:
         if self.config:
