@@ -563,3 +563,15 @@ def test_a_database_not_migrated_to_this_version_says_what_to_run(tmp_path: Path
     assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
     created = CliRunner().invoke(main, ["merchants", "create", "shop"], env=env)
     assert created.exit_code == 0, created.output
+
+
+def test_a_database_url_that_cannot_work_says_why_without_its_password() -> None:
+    garbage = CliRunner().invoke(main, ["worker"], env={"PAYMEND_DATABASE_URL": "paymend.db"})
+    assert garbage.exit_code == 1 and "Traceback" not in garbage.output
+    assert "PAYMEND_DATABASE_URL: not a database URL" in garbage.output
+    nobody = "postgresql+psycopg://paymend:s3cret@127.0.0.1:1/paymend"  # nothing listens
+    absent = CliRunner().invoke(
+        main, ["merchants", "create", "shop"], env={"PAYMEND_DATABASE_URL": nobody}
+    )
+    assert absent.exit_code == 1 and "cannot open the database" in absent.output
+    assert "Connection refused" in absent.output and "s3cret" not in absent.output

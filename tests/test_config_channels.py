@@ -16,6 +16,7 @@ from paymend.datafiles import DataFileError
 from paymend.engine.channels import build_channels
 from paymend.engine.clock import SystemClock
 from paymend.providers.simulator import SimulatedProvider
+from tests.providers.alipay.face import keys as alipay_keys
 
 CONFIG = """\
 seed: 1
@@ -96,10 +97,22 @@ def test_config_check_masks_credentials_and_names_a_missing_one(tmp_path: Path) 
     assert "alipay_public_key: set (14 chars) from the secrets file" in result.output
     assert "the-public-key" not in result.output
 
-    env = {"PAYMEND_SECRET_ALIPAY_CN_APP_PRIVATE_KEY": PRIVATE}
+    # every credential set, and each a key that parses: the check passes, values masked
+    real = alipay_keys().credentials()
+    public = "".join(
+        line for line in real["alipay_public_key"].splitlines() if not line.startswith("-----")
+    )  # bare base64, as Alipay's console gives it
+    path = write(tmp_path, CONFIG, f"alipay_cn:\n  alipay_public_key: {public}\n")
+    env = {"PAYMEND_SECRET_ALIPAY_CN_APP_PRIVATE_KEY": real["app_private_key"]}
     result = CliRunner().invoke(main, ["config", "check", str(path)], env=env)
     assert result.exit_code == 0, result.output
     assert "app_private_key: set" in result.output and "MIIE" not in result.output
+    assert public[20:60] not in result.output
+    # a placeholder where a key should be: named, not shown
+    env = {"PAYMEND_SECRET_ALIPAY_CN_APP_PRIVATE_KEY": PRIVATE}
+    result = CliRunner().invoke(main, ["config", "check", str(path)], env=env)
+    assert result.exit_code == 1 and "providers.alipay_cn:" in result.output
+    assert "MIIE" not in result.output
 
 
 def test_the_runtime_refuses_a_channel_without_its_credentials(tmp_path: Path) -> None:

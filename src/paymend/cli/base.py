@@ -53,7 +53,14 @@ def migrated_database(settings: Settings | None = None) -> str:
     from paymend.store.migrate import schema_problem
 
     url = (settings or env_settings()).database_url
-    problem = schema_problem(url)
+    try:
+        problem = schema_problem(url)
+    except Exception as exc:  # noqa: BLE001 - a URL that does not parse, a server not there
+        cause = getattr(exc, "orig", None) or exc  # the driver's own words, if it spoke
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(exc).__name__
+        raise click.ClickException(
+            f"cannot open the database {redacted_url(url)} (PAYMEND_DATABASE_URL): {first}"
+        ) from None
     if problem is not None:
         raise click.ClickException(f"{redacted_url(url)}: {problem}")
     return url

@@ -237,6 +237,13 @@ def config_check(path: Path | None) -> None:
             f"{target}: providers.{name}: credential '{c.name}' is missing "
             f"(set {c.env} or add it to the secrets file)"
         )
+    from paymend.engine.channels import build_channels  # builds; calls no provider
+    from paymend.engine.clock import SystemClock
+
+    try:  # every credential set: each must also be usable (a key that parses)
+        build_channels(config, target, SystemClock())
+    except DataFileError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group("channels")

@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(1000, ge=1)  # open connections; past it: 503
     http_max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)  # past it: 431
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url  # not for `--help`: only what reads settings
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL (sqlite:///paymend.db, or postgresql+psycopg://user@host/db)"
+            ) from None
+        return url
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, url: str | None) -> str | None:

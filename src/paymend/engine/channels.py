@@ -105,10 +105,13 @@ def build_channels(
     """Every configured channel, in the file's order: simulated ones and real
     connectors (built by the registry from their `type`)."""
     sims = build_providers(config, clock)
-    built = {
-        spec.name: build_connector(spec, clock)
-        for spec in channel_specs(config, config_path, environ, transports)
-    }
+    built: dict[str, Provider] = {}
+    for spec in channel_specs(config, config_path, environ, transports):
+        try:
+            built[spec.name] = build_connector(spec, clock)
+        except ValueError as exc:  # a credential that does not parse: a key neither PEM nor
+            # base64, an API key of the wrong shape (the message names no secret)
+            raise DataFileError(str(config_path), None, f"providers.{spec.name}: {exc}") from None
     providers: dict[str, Provider] = {}
     for name in config.providers:
         providers[name] = sims[name] if name in sims else built[name]

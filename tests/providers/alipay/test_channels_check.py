@@ -58,3 +58,20 @@ def test_a_wrong_key_or_an_unreachable_gateway_fails(tmp_path: Path, gateway_url
     )
     assert down.exit_code == 1 and "CONNECTION_REFUSED" in down.output
     assert "PRIVATE KEY" not in wrong.output + down.output
+
+
+def test_a_key_that_does_not_parse_is_named_by_config_check_and_at_start(tmp_path: Path) -> None:
+    """A private key that is neither PEM nor base64 (a value pasted wrong) fails `config
+    check` and the server's start, naming the channel, never showing the value."""
+    env = config(tmp_path, "http://127.0.0.1:9/gateway.do")
+    assert CliRunner().invoke(main, ["config", "check"], env=env).exit_code == 0
+    env[secret_env_name("alipay_cn", "app_private_key")] = "pasted-the-wrong-thing"
+    checked = CliRunner().invoke(main, ["config", "check"], env=env)
+    assert checked.exit_code == 1 and "Traceback" not in checked.output
+    assert "providers.alipay_cn: the private key is neither PEM nor base64" in checked.output
+    assert "pasted-the-wrong-thing" not in checked.output
+    started = CliRunner().invoke(
+        main, ["worker"], env={**env, "PAYMEND_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    )
+    assert started.exit_code == 1
+    assert "providers.alipay_cn: the private key is neither PEM nor base64" in started.output
