@@ -91,6 +91,19 @@ class Logins:
         return AuthResult(success=data == self.accepted)
 
 
+def login_required(inbox: Inbox, logins: Logins, port: int) -> Controller:
+    """An SMTP server on 127.0.0.1 that takes mail only after a login `logins` accepts
+    (in clear: a test server)."""
+    return Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=logins,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+
+
 # (ASCII: smtplib sends a login as ASCII, as SMTP AUTH PLAIN and LOGIN are in practice)
 # a login in clear is what a test server on 127.0.0.1 may take
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -102,14 +115,7 @@ def test_the_password_from_the_environment_logs_in_whatever_it_holds(
     into the URL quoted, and the server must see it as it was set."""
     monkeypatch.setenv("PAYMEND_SMTP_PASSWORD", password)
     inbox, logins, port = Inbox(), Logins("shop", password), free_port()
-    controller = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=logins,
-        auth_required=True,
-        auth_require_tls=False,
-    )
+    controller = login_required(inbox, logins, port)
     controller.start()
     try:
         url = f"mailto://shop@127.0.0.1:{port}?mode=insecure&from=shop@example.com"
@@ -126,14 +132,7 @@ def test_an_ops_route_logs_in_with_a_password_that_holds_url_characters(tmp_path
     filled in so that the server sees it as it was set, and the page arrives."""
     password = "p@ss:w/rd?#%&+ =;"
     inbox, logins, port = Inbox(), Logins("alerts", password), free_port()
-    controller = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=logins,
-        auth_required=True,
-        auth_require_tls=False,
-    )
+    controller = login_required(inbox, logins, port)
     (tmp_path / "ops-routes.yaml").write_text(
         "routes:\n"
         f'  oncall-mail: "mailto://alerts:${{OPS_SMTP_PASSWORD}}@127.0.0.1:{port}'
