@@ -57,7 +57,8 @@ def migrated_database(settings: Settings | None = None) -> str:
         problem = schema_problem(url)
     except Exception as exc:  # noqa: BLE001 - a URL that does not parse, a server not there
         cause = getattr(exc, "orig", None) or exc  # the driver's own words, if it spoke
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(exc).__name__
+        said = str(cause).strip()
+        first = said.splitlines()[0] if said else type(exc).__name__
         raise click.ClickException(
             f"cannot open the database {redacted_url(url)} (PAYMEND_DATABASE_URL): {first}"
         ) from None

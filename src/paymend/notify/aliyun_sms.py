@@ -15,7 +15,7 @@ import asyncio
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from alibabacloud_dysmsapi20170525.client import Client
@@ -166,13 +166,9 @@ def apprise_aliyun_sms(
     (notify/ops_routes.py), which speak apprise URLs. The template's parameters are
     `template_params`; the keys come from the environment (ACCESS_KEYS)."""
     query = meta.get("qsd") or {}
-    settings = AliyunSmsSettings.from_env(str(meta.get("user") or ""), endpoint_of(meta))
-    settings = AliyunSmsSettings(
-        settings.access_key_id,
-        settings.access_key_secret,
-        settings.sign_name,
-        settings.endpoint,
-        str(query.get("protocol", "https")),
+    settings = replace(
+        AliyunSmsSettings.from_env(str(meta.get("user") or ""), endpoint_of(meta)),
+        protocol=str(query.get("protocol", "https")),
     )
     phone = phone_of(meta)
     message = Message(

@@ -42,6 +42,9 @@ def analyze(url: str) -> None:
         engine.dispose()
 
 
+NO_SCHEMA = "the database has no paymend schema: run `paymend db upgrade`"
+
+
 def schema_problem(url: str) -> str | None:
     """Why this code cannot run on the database at `url` as it stands, or None: a
     database never migrated (a new one: `paymend db upgrade` was not run), one behind
@@ -51,7 +54,7 @@ def schema_problem(url: str) -> str | None:
     file = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if file and file != ":memory:" and not file.startswith("file:") and not Path(file).exists():
         # not opened: SQLite would create the file, and a mistyped path would be left behind
-        return "the database has no paymend schema: run `paymend db upgrade`"
+        return NO_SCHEMA
     script = ScriptDirectory.from_config(alembic_config(url))
     heads = set(script.get_heads())
     engine = sa.create_engine(url)
@@ -63,7 +66,7 @@ def schema_problem(url: str) -> str | None:
     if current == heads:
         return None
     if not current:
-        return "the database has no paymend schema: run `paymend db upgrade`"
+        return NO_SCHEMA
     known = {rev.revision for rev in script.walk_revisions()}
     if current - known:
         return (
